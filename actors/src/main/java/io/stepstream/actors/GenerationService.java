@@ -1,0 +1,25 @@
+package io.stepstream.actors;
+
+import io.stepstream.scheduler.TokenEvent;
+import java.util.List;
+import org.apache.pekko.NotUsed;
+import org.apache.pekko.stream.javadsl.Source;
+
+/**
+ * The engine as a service: what the gRPC layer and embedding applications call.
+ */
+public interface GenerationService {
+    /**
+     * Starts a request. Bad input is rejected here, synchronously, with {@link InvalidRequestException} or
+     * {@link ModelNotFoundException}. The request runs when the returned source is materialized; it streams
+     * {@link TokenEvent.Token}s and ends with one {@link TokenEvent.Finished}, with backpressure: a slow
+     * consumer holds back its own events only. Cancelling the stream cancels the request. The stream fails
+     * with {@link QueueFullException} when the model's queue is full.
+     */
+    Source<TokenEvent, NotUsed> generate(GenerateRequest request);
+
+    List<ModelInfo> models();
+
+    /** The model used when a request names none. */
+    String defaultModel();
+}
