@@ -1,0 +1,67 @@
+package io.stepstream.loadtest;
+
+/**
+ * What one load run does. Exactly one of {@code concurrency} (closed loop: that many streams kept in flight)
+ * and {@code ratePerSecond} (open loop: gamma arrivals at that mean rate, {@code burstiness} 1 = Poisson;
+ * infinity sends everything at once) is set.
+ *
+ * @param server           gRPC target, host:port
+ * @param model            model name; empty selects the server's default
+ * @param seed             seeds the arrival process and, as seed + request index, each request; null = random
+ * @param warmupRequests   requests sent (and discarded) before the measured ones
+ * @param requestTimeoutMs per-request gRPC deadline
+ */
+public record LoadTestConfig(
+        String server,
+        String model,
+        Integer concurrency,
+        Double ratePerSecond,
+        double burstiness,
+        int requests,
+        int maxTokens,
+        float temperature,
+        Long seed,
+        int warmupRequests,
+        long requestTimeoutMs,
+        SloTargets slo) {
+
+    public LoadTestConfig {
+        if (server == null || server.isBlank()) {
+            throw new IllegalArgumentException("--server must name the gRPC server as HOST:PORT");
+        }
+        model = model == null ? "" : model;
+        if ((concurrency == null) == (ratePerSecond == null)) {
+            throw new IllegalArgumentException("give exactly one of --concurrency and --rate");
+        }
+        if (concurrency != null && concurrency < 1) {
+            throw new IllegalArgumentException("--concurrency must be >= 1, got " + concurrency);
+        }
+        if (ratePerSecond != null && !(ratePerSecond > 0)) {
+            throw new IllegalArgumentException("--rate must be > 0 requests/s (or inf), got " + ratePerSecond);
+        }
+        if (!(burstiness > 0) || Double.isInfinite(burstiness)) {
+            throw new IllegalArgumentException("--burstiness must be a finite number > 0, got " + burstiness);
+        }
+        if (requests < 1) {
+            throw new IllegalArgumentException("--requests must be >= 1, got " + requests);
+        }
+        if (maxTokens < 1) {
+            throw new IllegalArgumentException("--max-tokens must be >= 1, got " + maxTokens);
+        }
+        if (!(temperature >= 0) || Float.isInfinite(temperature)) {
+            throw new IllegalArgumentException("--temperature must be a finite number >= 0, got " + temperature);
+        }
+        if (warmupRequests < 0) {
+            throw new IllegalArgumentException("--warmup must be >= 0, got " + warmupRequests);
+        }
+        if (requestTimeoutMs < 1) {
+            throw new IllegalArgumentException("--request-timeout-s must be > 0, got " + requestTimeoutMs + " ms");
+        }
+        slo = slo == null ? SloTargets.NONE : slo;
+    }
+
+    /** "concurrency" or "rate". */
+    public String mode() {
+        return concurrency != null ? "concurrency" : "rate";
+    }
+}
