@@ -360,7 +360,8 @@ public final class Llama2Model implements Model {
             throw new KvCacheExhaustedException("KV block pool of model " + name + " exhausted: the batch needs "
                     + missingBlocks + " more block(s), " + free + " of " + pool.maxBlocks() + " free");
         }
-        for (ForwardBatch.Entry en : entries) {
+        for (int i = 0; i < e; i++) {
+            ForwardBatch.Entry en = entries.get(i);
             PagedKvCache cache = (PagedKvCache) en.cache();
             cache.reserve(cache.length() + en.length());
         }
