@@ -1,0 +1,82 @@
+package io.stepstream.engine;
+
+import io.stepstream.engine.kv.KvBlockPool;
+import io.stepstream.engine.llama2.Llama2Model;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class KvCacheTest {
+    @Test
+    void blocksAreTakenAtBoundariesAndReturnedOnClose() {
+        try (Model model = Models.load(Models.DEFAULT_MODEL)) {
+            KvBlockPool pool = ((Llama2Model) model).kvBlockPool();
+            ModelConfig c = model.config();
+            long blockBytes = (long) KvBlockPool.BLOCK_POSITIONS * c.nLayers() * 2 * c.kvDim() * Float.BYTES;
+            assertEquals(blockBytes, pool.blockBytes());
+            assertEquals(256 * ((c.contextLength() + 15) / 16), pool.maxBlocks(), "default: 256 full sequences");
+            KvCache cache = model.newKvCache();
+            assertEquals(0, cache.bytes());
+            assertEquals(c.contextLength(), cache.capacity());
+            int[] expectedBlocks = new int[40];
+            int[] heldBlocks = new int[40];
+            for (int i = 0; i < 40; i++) {
+                TestSupport.step(model, cache, new int[]{5 + i}, 0, 1);
+                expectedBlocks[i] = (i + 1 + 15) / 16;
+                heldBlocks[i] = (int) (cache.bytes() / blockBytes);
+            }
+            assertArrayEquals(expectedBlocks, heldBlocks);
+            assertEquals(40, cache.length());
+            assertEquals(3, pool.usedBlocks());
+            cache.close();
+            assertEquals(0, pool.usedBlocks());
+            assertEquals(0, cache.bytes());
+            assertThrows(IllegalArgumentException.class, () -> TestSupport.step(model, cache, new int[]{5}, 0, 1));
+        }
+    }
+
+    @Test
+    void exhaustedPoolThrowsWithoutTakingBlocksAndRecoversAfterClose() {
+        try (Model model = Models.load(Models.DEFAULT_MODEL, ModelOptions.defaults().withKvBlocks(3))) {
+            KvCache a = model.newKvCache();
+            TestSupport.step(model, a, new int[33], 0, 33); // 3 blocks
+            KvCache b = model.newKvCache();
+            KvCacheExhaustedException e = assertThrows(KvCacheExhaustedException.class,
+                    () -> TestSupport.step(model, b, new int[]{1}, 0, 1));
+            assertTrue(e.getMessage().contains("exhausted"), e.getMessage());
+            assertEquals(0, b.length());
+            assertEquals(0, b.bytes());
+            a.close();
+            TestSupport.step(model, b, new int[]{1}, 0, 1);
+            assertEquals(1, b.length());
+            b.close();
+        }
+    }
+
+    @Test
+    void forwardRejectsBadEntries() {
+        try (Model model = Models.load(Models.DEFAULT_MODEL); Model other = Models.load(Models.DEFAULT_MODEL)) {
+            KvCache cache = model.newKvCache();
+            int ctx = model.config().contextLength();
+            assertThrows(IllegalArgumentException.class,
+                    () -> TestSupport.step(model, other.newKvCache(), new int[]{1}, 0, 1), "foreign cache");
+            assertThrows(IllegalArgumentException.class,
+                    () -> TestSupport.step(model, cache, new int[]{512}, 0, 1), "token out of range");
+            assertThrows(IllegalArgumentException.class,
+                    () -> TestSupport.step(model, cache, new int[ctx + 1], 0, ctx + 1), "past context");
+            List<ForwardBatch.Entry> twice = new ArrayList<>();
+            twice.add(new ForwardBatch.Entry(cache, new int[]{1}, 0, 1));
+            twice.add(new ForwardBatch.Entry(cache, new int[]{1}, 0, 1));
+            assertThrows(IllegalArgumentException.class,
+                    () -> model.forward(new ForwardBatch(twice), new float[2][512]), "same cache twice");
+            assertEquals(0, cache.length());
+            cache.close();
+        }
+    }
+}
