@@ -165,7 +165,13 @@ public final class Scheduler {
             try {
                 cache = model.newKvCache();
             } catch (RuntimeException cacheMemoryFull) {
-                break; // stays first in line; retried next step when finished sequences gave memory back
+                if (!running.isEmpty()) {
+                    break; // stays first in line; retried once running sequences give memory back
+                }
+                // Nothing running will ever give memory back: waiting longer cannot help this request.
+                waiting.removeFirst();
+                pending.add(finish(seq, FinishReason.ERROR, ""));
+                continue;
             }
             waiting.removeFirst();
             admit(seq, cache, now);

@@ -374,4 +374,32 @@ abstract class SchedulerBehaviourTest {
         ids.add(b.stepId());
         assertTrue(ids.add(l.scheduler.plan().stepId()), "step ids are unique");
     }
+
+    @Test
+    void kvMemoryExhaustedDelaysAdmissionUntilMemoryIsFreed() {
+        TrackingModel model = new TrackingModel(newModel());
+        model.maxOpenCaches = 2;
+        StepLoop l = loop(model, new SchedulerConfig(4, 64, 8));
+        int vocab = model.config().vocabSize();
+        Random random = new Random(8);
+        List<SequenceRequest> requests = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            requests.add(greedy("m" + i, randomPrompt(random, 3 + i, vocab), 4 + i));
+            l.scheduler.add(requests.getLast());
+        }
+        while (l.scheduler.hasWork()) {
+            l.step();
+            assertTrue(l.scheduler.snapshot().running().size() <= 2);
+        }
+        for (SequenceRequest r : requests) {
+            l.outcome(r.requestId()).assertSameAs(alone(r), r.requestId());
+        }
+        // With no memory at all and nothing running to free any, the request fails instead of waiting forever.
+        TrackingModel none = new TrackingModel(newModel());
+        none.maxOpenCaches = 0;
+        StepLoop n = loop(none, SchedulerConfig.defaults());
+        n.scheduler.add(greedy("n", new int[] {newModelBos()}, 3));
+        n.runToEnd();
+        assertEquals(FinishReason.ERROR, n.outcome("n").reason());
+    }
 }

@@ -20,6 +20,8 @@ final class TrackingModel implements Model {
     final Set<TrackedCache> openCaches = ConcurrentHashMap.newKeySet();
     final List<ForwardBatch> forwards = Collections.synchronizedList(new ArrayList<>());
     volatile RuntimeException failNextForward;
+    /** KV caches that may be open at once, like a bounded block pool. */
+    volatile int maxOpenCaches = Integer.MAX_VALUE;
 
     TrackingModel(Model inner) {
         this.inner = inner;
@@ -42,6 +44,9 @@ final class TrackingModel implements Model {
 
     @Override
     public KvCache newKvCache() {
+        if (openCaches.size() >= maxOpenCaches) {
+            throw new IllegalStateException("KV cache memory exhausted");
+        }
         TrackedCache c = new TrackedCache(inner.newKvCache());
         openCaches.add(c);
         return c;
