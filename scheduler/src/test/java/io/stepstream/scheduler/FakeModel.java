@@ -18,13 +18,14 @@ import java.util.function.ToIntFunction;
  * next token of a history. Its tokenizer has letters, space-letters and '.', with llama2.c's rule that the
  * leading space of a piece right after BOS is dropped.
  */
-final class FakeModel implements Model {
+public final class FakeModel implements Model {
     static final int UNK = 0;
-    static final int BOS = 1;
-    static final int EOS = 2;
+    public static final int BOS = 1;
+    public static final int EOS = 2;
     static final int VOCAB = 3 + 26 + 26 + 1;
 
     private final ModelConfig config;
+    private String name = "fake";
     private final FakeTokenizer tokenizer = new FakeTokenizer();
     /** Given the history so far (cache contents), the forced next token or -1 to use the hash logits. */
     private final ToIntFunction<int[]> script;
@@ -38,12 +39,12 @@ final class FakeModel implements Model {
     }
 
     /** Hash-driven, EOS/BOS rare. */
-    static FakeModel hashed(int contextLength) {
+    public static FakeModel hashed(int contextLength) {
         return new FakeModel(contextLength, h -> -1, -3f);
     }
 
     /** Emits {@code text} (letters, spaces, '.') token by token after any prompt, then EOS. */
-    static FakeModel scripted(int contextLength, String text) {
+    public static FakeModel scripted(int contextLength, String text) {
         int[] script = new FakeTokenizer().encode(text, false, false);
         return new FakeModel(contextLength, history -> {
             int generated = generatedSoFar(history);
@@ -63,7 +64,13 @@ final class FakeModel implements Model {
 
     @Override
     public String name() {
-        return "fake";
+        return name;
+    }
+
+    /** Renames this model (several fakes served side by side need their own names). */
+    public FakeModel named(String newName) {
+        this.name = newName;
+        return this;
     }
 
     @Override

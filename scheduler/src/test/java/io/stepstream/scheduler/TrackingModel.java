@@ -15,15 +15,15 @@ import java.util.concurrent.ConcurrentHashMap;
  * Wraps any model to watch what the scheduler does with it: which KV caches are open, every forward batch, and
  * an injectable failure of the next forward pass.
  */
-final class TrackingModel implements Model {
+public final class TrackingModel implements Model {
     private final Model inner;
-    final Set<TrackedCache> openCaches = ConcurrentHashMap.newKeySet();
-    final List<ForwardBatch> forwards = Collections.synchronizedList(new ArrayList<>());
-    volatile RuntimeException failNextForward;
+    public final Set<TrackedCache> openCaches = ConcurrentHashMap.newKeySet();
+    public final List<ForwardBatch> forwards = Collections.synchronizedList(new ArrayList<>());
+    public volatile RuntimeException failNextForward;
     /** KV caches that may be open at once, like a bounded block pool. */
     volatile int maxOpenCaches = Integer.MAX_VALUE;
 
-    TrackingModel(Model inner) {
+    public TrackingModel(Model inner) {
         this.inner = inner;
     }
 
@@ -76,7 +76,7 @@ final class TrackingModel implements Model {
         inner.close();
     }
 
-    final class TrackedCache implements KvCache {
+    public final class TrackedCache implements KvCache {
         final KvCache inner;
 
         TrackedCache(KvCache inner) {
