@@ -2,6 +2,7 @@ package io.stepstream.scheduler;
 
 import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
+import io.stepstream.engine.KvCacheExhaustedException;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.Sampler;
 import java.util.ArrayDeque;
@@ -164,7 +165,7 @@ public final class Scheduler {
             KvCache cache;
             try {
                 cache = model.newKvCache();
-            } catch (RuntimeException cacheMemoryFull) {
+            } catch (KvCacheExhaustedException cacheMemoryFull) {
                 if (!running.isEmpty()) {
                     break; // stays first in line; retried once running sequences give memory back
                 }
@@ -194,7 +195,7 @@ public final class Scheduler {
 
     private void admit(Sequence seq, KvCache cache, long now) {
         seq.cache = cache;
-        seq.sampler = new Sampler(seq.request.sampling(), vocabSize);
+        seq.sampler = new Sampler(seq.request.sampling());
         // Text of the first generated token follows the last prompt token, as llama2.c's run loop decodes it
         // (after BOS the leading space of the first piece is dropped).
         seq.decoder = model.tokenizer().streamingDecoder().after(seq.tokens[seq.promptLength - 1]);
@@ -377,6 +378,7 @@ public final class Scheduler {
         return false;
     }
 
+    /** The state now; a sequence cancelled during the step in flight is no longer listed (its memory still is). */
     public SchedulerSnapshot snapshot() {
         List<String> waitingIds = new ArrayList<>();
         List<SchedulerSnapshot.SequenceStats> stats = new ArrayList<>();
@@ -387,8 +389,10 @@ public final class Scheduler {
         List<String> runningIds = new ArrayList<>();
         long kvBytes = 0;
         for (Sequence seq : running.values()) {
-            runningIds.add(seq.id);
-            stats.add(stats(seq));
+            if (!seq.cancelRequested) {
+                runningIds.add(seq.id);
+                stats.add(stats(seq));
+            }
             if (seq.cache != null) {
                 kvBytes += seq.cache.bytes();
             }

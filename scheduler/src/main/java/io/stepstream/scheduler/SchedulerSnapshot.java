@@ -6,10 +6,10 @@ import java.util.List;
  * The scheduler's state at one moment, for tests and metrics.
  *
  * @param waiting   ids waiting for admission, oldest first
- * @param running   ids admitted (prefilling or decoding), in admission order
+ * @param running   ids admitted (prefilling or decoding) and not cancelled, in admission order
  * @param stepsRun  steps completed or failed so far
  * @param kvBytes   bytes held by the KV caches of running sequences
- * @param sequences timings and progress of every live (waiting or running) sequence
+ * @param sequences timings and progress of the waiting and running sequences
  */
 public record SchedulerSnapshot(List<String> waiting, List<String> running, long stepsRun, long kvBytes,
                                 List<SequenceStats> sequences) {

@@ -2,6 +2,7 @@ package io.stepstream.scheduler;
 
 import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
+import io.stepstream.engine.KvCacheExhaustedException;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.Tokenizer;
@@ -45,7 +46,7 @@ public final class TrackingModel implements Model {
     @Override
     public KvCache newKvCache() {
         if (openCaches.size() >= maxOpenCaches) {
-            throw new IllegalStateException("KV cache memory exhausted");
+            throw new KvCacheExhaustedException("KV cache memory exhausted");
         }
         TrackedCache c = new TrackedCache(inner.newKvCache());
         openCaches.add(c);
