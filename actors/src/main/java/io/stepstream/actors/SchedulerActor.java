@@ -1,6 +1,7 @@
 package io.stepstream.actors;
 
 import io.stepstream.scheduler.Scheduler;
+import io.stepstream.scheduler.SchedulerSnapshot;
 import io.stepstream.scheduler.SequenceOutput;
 import io.stepstream.scheduler.SequenceRequest;
 import io.stepstream.scheduler.StepBatch;
@@ -46,6 +47,10 @@ final class SchedulerActor {
     record ObserveSteps(Consumer<StepBatch> listener, ActorRef<Done> registered) implements Command {
     }
 
+    /** Reply with the scheduler's state now. */
+    record GetSnapshot(ActorRef<SchedulerSnapshot> replyTo) implements Command {
+    }
+
     /** End all requests (ERROR), then stop; {@code stopped} completes after the actor stopped. */
     record Shutdown(CompletableFuture<Void> stopped) implements Command {
     }
@@ -87,6 +92,7 @@ final class SchedulerActor {
                     return nextStepOrIdle();
                 })
                 .onMessage(ObserveSteps.class, this::observe)
+                .onMessage(GetSnapshot.class, this::snapshot)
                 .onMessage(Shutdown.class, m -> {
                     stopWaiters.add(m.stopped());
                     return shutDownNow();
@@ -106,6 +112,7 @@ final class SchedulerActor {
                     return Behaviors.same();
                 })
                 .onMessage(ObserveSteps.class, this::observe)
+                .onMessage(GetSnapshot.class, this::snapshot)
                 .onMessage(StepDone.class, m -> {
                     fanOut(scheduler.complete(m.result()));
                     return nextStepOrIdle();
@@ -134,6 +141,7 @@ final class SchedulerActor {
                 })
                 .onMessage(Cancel.class, m -> Behaviors.same())
                 .onMessage(ObserveSteps.class, this::observe)
+                .onMessage(GetSnapshot.class, this::snapshot)
                 .onMessage(StepDone.class, m -> {
                     fanOut(scheduler.complete(m.result()));
                     return shutDownNow();
@@ -157,6 +165,11 @@ final class SchedulerActor {
 
     private Behavior<Command> stopped() {
         stopWaiters.forEach(f -> f.complete(null));
+        return Behaviors.same();
+    }
+
+    private Behavior<Command> snapshot(GetSnapshot m) {
+        m.replyTo().tell(scheduler.snapshot());
         return Behaviors.same();
     }
 

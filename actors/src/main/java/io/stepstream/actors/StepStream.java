@@ -1,9 +1,11 @@
 package io.stepstream.actors;
 
 import io.stepstream.engine.Model;
+import io.stepstream.engine.Models;
 import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.scheduler.Scheduler;
+import io.stepstream.scheduler.SchedulerSnapshot;
 import io.stepstream.scheduler.SequenceRequest;
 import io.stepstream.scheduler.StepBatch;
 import io.stepstream.scheduler.TokenEvent;
@@ -62,6 +64,22 @@ public final class StepStream implements GenerationService, AutoCloseable {
         return new StepStream(system, false, c);
     }
 
+    /**
+     * Loads and serves a model by embedded name ("stories260K") or llama2.c checkpoint path, through
+     * {@link Models#load(String)}; closed by {@link #close}. The first model loaded is the default.
+     *
+     * @throws io.stepstream.engine.ModelLoadException naming the file and the problem
+     */
+    public ModelInfo load(String nameOrPath) {
+        Model model = Models.load(nameOrPath);
+        try {
+            return register(model, true);
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
     /** Serves {@code model} (the caller keeps owning it: close does not close it). The first one is the default. */
     public ModelInfo load(Model model) {
         return register(model, false);
@@ -115,15 +133,26 @@ public final class StepStream implements GenerationService, AutoCloseable {
      */
     public void observeSteps(String model, Consumer<StepBatch> listener) {
         ModelRegistry.Entry entry = registry.find(model).orElseThrow(() -> new ModelNotFoundException(model));
-        CompletionStage<Done> registered = AskPattern.ask(entry.scheduler(),
-                replyTo -> new SchedulerActor.ObserveSteps(listener, replyTo), ASK_TIMEOUT, system.scheduler());
+        askNow(entry, (ActorRef<Done> replyTo) -> new SchedulerActor.ObserveSteps(listener, replyTo),
+                "register a step listener for model " + model);
+    }
+
+    /** The model's scheduler state (waiting and running ids, steps run, KV bytes, per-request timings). */
+    public SchedulerSnapshot snapshot(String model) {
+        ModelRegistry.Entry entry = registry.find(model).orElseThrow(() -> new ModelNotFoundException(model));
+        return askNow(entry, SchedulerActor.GetSnapshot::new, "read the scheduler state of model " + model);
+    }
+
+    private <T> T askNow(ModelRegistry.Entry entry,
+                         java.util.function.Function<ActorRef<T>, SchedulerActor.Command> message, String what) {
+        CompletionStage<T> reply = AskPattern.ask(entry.scheduler(), message::apply, ASK_TIMEOUT, system.scheduler());
         try {
-            registered.toCompletableFuture().get(ASK_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
+            return reply.toCompletableFuture().get(ASK_TIMEOUT.toMillis(), TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while registering a step listener", e);
+            throw new IllegalStateException("interrupted: could not " + what, e);
         } catch (Exception e) {
-            throw new IllegalStateException("could not register a step listener for model " + model, e);
+            throw new IllegalStateException("could not " + what, e);
         }
     }
 

@@ -12,6 +12,9 @@ import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
+import io.stepstream.engine.ModelLoadException;
+import io.stepstream.engine.ModelOptions;
+import io.stepstream.engine.Models;
 import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.scheduler.FakeModel;
@@ -70,7 +73,10 @@ class StepStreamTest {
 
     /** The reference: the same request on a fresh fake model, through the scheduler alone. */
     private static GenerationResult direct(GenerateRequest r) {
-        Model reference = FakeModel.hashed(CONTEXT);
+        return direct(FakeModel.hashed(CONTEXT), r);
+    }
+
+    private static GenerationResult direct(Model reference, GenerateRequest r) {
         int[] prompt = StepStream.validate(r, reference);
         return TestModels.direct(reference, new SequenceRequest("ref", prompt, r.maxTokens(), r.sampling(),
                 r.stopStrings()));
@@ -105,6 +111,39 @@ class StepStreamTest {
             GenerateRequest fromBos = request("", 10, List.of());
             assertEquals(1, await(ss.generateAll(fromBos)).promptTokens());
             assertSame(direct(fromBos), await(ss.generateAll(fromBos)), "from BOS");
+        }
+    }
+
+    private static Model stories260K() {
+        return Models.load(Models.DEFAULT_MODEL, ModelOptions.defaults().withComputeThreads(1));
+    }
+
+    @Test
+    void stories260KStreamsWhatTheSchedulerGivesDirectly() throws Exception {
+        try (StepStream ss = attach(new StepStreamConfig(8, 16, 64))) {
+            ModelInfo info = ss.load(Models.DEFAULT_MODEL);
+            assertEquals(new ModelInfo("stories260K", "autoregressive", 512, 512, "cpu", "cpu"), info);
+            List<GenerateRequest> requests = List.of(
+                    request("Once upon a time", 60, List.of()),
+                    request("", 200, List.of()),
+                    request("The cat", 40, List.of(" the")),
+                    new GenerateRequest("", "Tom had a ball", null, 50, new SamplingParams(0.8f, 20, 0.9f, 7L, 3),
+                            List.of()),
+                    new GenerateRequest("stories260K", "", new int[] {1, 403, 407}, 30,
+                            new SamplingParams(1f, 0, 1f, 99L, 0), List.of()));
+            List<CompletableFuture<GenerationResult>> running = new ArrayList<>();
+            for (GenerateRequest r : requests) {
+                running.add(ss.generateAll(r).toCompletableFuture());
+            }
+            Set<FinishReason> reasons = EnumSet.noneOf(FinishReason.class);
+            for (int i = 0; i < requests.size(); i++) {
+                GenerationResult got = running.get(i).get(60, TimeUnit.SECONDS);
+                assertSame(direct(stories260K(), requests.get(i)), got, "request " + i);
+                assertTrue(got.tokenIds().length > 0, "request " + i);
+                reasons.add(got.finishReason());
+            }
+            assertEquals(EnumSet.of(FinishReason.STOP, FinishReason.LENGTH), reasons);
+            assertThrows(ModelLoadException.class, () -> ss.load("/no/such/model.bin"));
         }
     }
 
@@ -237,17 +276,19 @@ class StepStreamTest {
                 assertEquals(victimWant[i], ((TokenEvent.Token) got.get(i)).tokenId());
             }
             assertTrue(victimWant.length > stepsWithVictim + 10, "the victim would have run on");
-            // The stream ended: at most the step already planned may still hold it, then it is gone for good.
-            int laterStepsWithVictim = 0;
+            // The stream ended; once the scheduler has taken the cancel (the planned step is held on its permit, so
+            // no plan happens meanwhile), the very next planned step leaves the victim out, and so do all later.
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (ss.snapshot("").running().contains(victimId)) {
+                assertTrue(System.nanoTime() < deadline, "the cancel never reached the scheduler");
+                Thread.onSpinWait();
+            }
             for (int i = 0; i < 12; i++) {
                 model.permits.release();
                 StepBatch b = nextStep(steps);
-                if (ids(b).contains(victimId)) {
-                    laterStepsWithVictim++;
-                    assertEquals(i, laterStepsWithVictim - 1, "the victim came back after leaving");
-                }
+                assertFalse(ids(b).contains(victimId), "victim planned " + (i + 1) + " steps after its cancel");
+                assertTrue(ids(b).contains(keeperId));
             }
-            assertTrue(laterStepsWithVictim <= 1, "victim still planned in " + laterStepsWithVictim + " steps");
             assertEquals(1, model.inner.openCaches.size(), "the victim's KV cache is freed");
             model.permits.release(10_000);
             assertSame(keeperWant, keeper.get(60, TimeUnit.SECONDS), "keeper");
