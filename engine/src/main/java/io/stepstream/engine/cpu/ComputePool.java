@@ -67,12 +67,17 @@ public final class ComputePool implements AutoCloseable {
         if (closed) {
             throw new IllegalStateException("compute pool is closed");
         }
+        // Seal the previous job's counter before touching the job fields: a worker that read the old,
+        // exhausted counter could otherwise see the new (larger) chunk count, win its CAS on the old
+        // generation and run a chunk of the new task twice.
+        long previous = claim.get() >>> 32;
+        claim.set((previous << 32) | Integer.MAX_VALUE);
         this.task = task;
         this.size = size;
         this.grain = g;
         this.chunks = n;
         chunksLeft.set(n);
-        long generation = (claim.get() >>> 32) + 1;
+        long generation = previous + 1;
         claim.set(generation << 32); // publishes the job fields above (volatile write)
         for (Thread w : workers) {
             LockSupport.unpark(w);
