@@ -33,7 +33,14 @@ public final class StepStreamCli implements Runnable {
         this.err = err;
     }
 
+    /** gRPC logs through java.util.logging; only its severe messages reach the user's terminal. */
+    private static final java.util.logging.Logger GRPC_LOG = java.util.logging.Logger.getLogger("io.grpc");
+
     public static void main(String[] args) {
+        if (System.getProperty("logback.configurationFile") == null) {
+            System.setProperty("logback.configurationFile", "stepstream-cli-logback.xml");
+        }
+        GRPC_LOG.setLevel(java.util.logging.Level.SEVERE);
         System.exit(execute(EmbeddedEngine::start, System.out, System.err, args));
     }
 

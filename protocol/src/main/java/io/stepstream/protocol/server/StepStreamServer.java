@@ -14,6 +14,7 @@ import java.security.SecureRandom;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.LongSupplier;
 import org.apache.pekko.actor.ClassicActorSystemProvider;
 import org.apache.pekko.stream.Materializer;
@@ -31,6 +32,7 @@ public final class StepStreamServer implements AutoCloseable {
     private final Server server;
     private final HealthStatusManager health;
     private final Duration grace;
+    private final AtomicBoolean closed = new AtomicBoolean();
 
     private StepStreamServer(Server server, HealthStatusManager health, Duration grace) {
         this.server = server;
@@ -62,6 +64,9 @@ public final class StepStreamServer implements AutoCloseable {
      */
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
         health.enterTerminalState();
         try {
             server.shutdown();
