@@ -13,6 +13,10 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.reflection.v1.ServerReflectionGrpc;
+import io.grpc.reflection.v1.ServerReflectionRequest;
+import io.grpc.reflection.v1.ServerReflectionResponse;
+import io.grpc.reflection.v1.ServiceResponse;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.stepstream.protocol.client.StepStreamClient;
@@ -99,7 +103,7 @@ class ScriptedServerTest {
     }
 
     @Test
-    void healthIsServing() {
+    void healthIsServingAndReflectionListsTheService() throws Exception {
         ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
         try {
             var health = HealthGrpc.newBlockingStub(channel);
@@ -108,6 +112,28 @@ class ScriptedServerTest {
             assertEquals(HealthCheckResponse.ServingStatus.SERVING,
                     health.check(HealthCheckRequest.newBuilder().setService(StepStreamGrpc.SERVICE_NAME).build())
                             .getStatus());
+            // Reflection lists the service, so grpcurl and friends can call it without the .proto file.
+            var listed = new CompletableFuture<List<String>>();
+            var reflection = ServerReflectionGrpc.newStub(channel).serverReflectionInfo(
+                    new io.grpc.stub.StreamObserver<ServerReflectionResponse>() {
+                        @Override
+                        public void onNext(ServerReflectionResponse response) {
+                            listed.complete(response.getListServicesResponse().getServiceList().stream()
+                                    .map(ServiceResponse::getName).toList());
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            listed.completeExceptionally(t);
+                        }
+
+                        @Override
+                        public void onCompleted() {
+                        }
+                    });
+            reflection.onNext(ServerReflectionRequest.newBuilder().setListServices("").build());
+            assertTrue(listed.get(30, TimeUnit.SECONDS).contains(StepStreamGrpc.SERVICE_NAME));
+            reflection.onCompleted();
         } finally {
             channel.shutdownNow();
         }

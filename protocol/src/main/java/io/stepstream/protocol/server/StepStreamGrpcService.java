@@ -43,7 +43,13 @@ public final class StepStreamGrpcService extends StepStreamGrpc.StepStreamImplBa
             out.onError(ErrorMapping.toStatus(e).asRuntimeException());
             return;
         }
-        GenerateStream.start(source, out, request.getLogprobs() > 0, materializer);
+        try {
+            GenerateStream.start(source, out, request.getLogprobs() > 0, materializer);
+        } catch (RuntimeException e) {
+            // The stream could not even be materialized (an actor system shutting down, say).
+            log.error("Generate failed to materialize", e);
+            out.onError(ErrorMapping.toStatus(e).asRuntimeException());
+        }
     }
 
     @Override
