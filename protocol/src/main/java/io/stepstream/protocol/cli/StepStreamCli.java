@@ -41,7 +41,12 @@ public final class StepStreamCli implements Runnable {
             System.setProperty("logback.configurationFile", "stepstream-cli-logback.xml");
         }
         GRPC_LOG.setLevel(java.util.logging.Level.SEVERE);
-        System.exit(execute(EmbeddedEngine::start, System.out, System.err, args));
+        System.exit(execute(embeddedEngine(), System.out, System.err, args));
+    }
+
+    /** The engine {@link #main} runs in process: StepStream on an actor system of its own. */
+    public static LocalEngine.Factory embeddedEngine() {
+        return EmbeddedEngine::start;
     }
 
     /** Runs one command line and returns its exit code (what tests and other mains call). */
