@@ -24,7 +24,9 @@ final class Models {
             throw CliFailure.badInput("model: no model named '" + nameOrPath + "' is known");
         } catch (RuntimeException e) {
             String problem = e.getMessage() == null ? e.getClass().getSimpleName() : CliFailure.oneLine(e.getMessage());
-            throw CliFailure.badInput("cannot load model '" + nameOrPath + "': " + problem);
+            // Loader messages usually start with the file; name it once either way.
+            throw CliFailure.badInput("cannot load model: "
+                    + (problem.contains(nameOrPath) ? problem : nameOrPath + ": " + problem));
         }
     }
 
