@@ -1,12 +1,75 @@
 package io.stepstream.protocol.cli;
 
-/** The real in-process engine: StepStream on an actor system this class owns. */
-final class EmbeddedEngine {
-    private EmbeddedEngine() {
+import io.stepstream.actors.GenerationService;
+import io.stepstream.actors.ModelInfo;
+import io.stepstream.actors.StepStream;
+import io.stepstream.actors.StepStreamConfig;
+import java.time.Duration;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.ClassicActorSystemProvider;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+
+/**
+ * The real in-process engine: StepStream attached to an actor system this class owns, so that the gRPC
+ * server and the command line materialize event streams on the same system the engine's actors run in.
+ */
+final class EmbeddedEngine implements LocalEngine {
+    private static final Duration TERMINATION = Duration.ofSeconds(10);
+
+    private final ActorSystem<Void> system;
+    private final StepStream stepStream;
+    private boolean closed;
+
+    private EmbeddedEngine(ActorSystem<Void> system, StepStream stepStream) {
+        this.system = system;
+        this.stepStream = stepStream;
     }
 
     static LocalEngine start() {
-        // Replaced by the StepStream facade once the actors module provides it.
-        throw new CliFailure(CliFailure.FAILED, "the in-process engine is not available in this build; use --server");
+        ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "stepstream");
+        try {
+            return new EmbeddedEngine(system, StepStream.attach(system, StepStreamConfig.defaults()));
+        } catch (RuntimeException e) {
+            system.terminate();
+            throw e;
+        }
+    }
+
+    @Override
+    public ModelInfo load(String nameOrPath) {
+        return stepStream.load(nameOrPath);
+    }
+
+    @Override
+    public GenerationService service() {
+        return stepStream;
+    }
+
+    @Override
+    public ClassicActorSystemProvider system() {
+        return system;
+    }
+
+    /** Stops the engine, then the actor system under it; waits a bounded time for both. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            stepStream.close();
+        } finally {
+            system.terminate();
+            try {
+                system.getWhenTerminated().toCompletableFuture().get(TERMINATION.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (Exception e) {
+                // Best effort: a JVM on its way out does not wait longer for the dispatcher.
+                if (e instanceof InterruptedException) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        }
     }
 }
