@@ -1,5 +1,7 @@
 package io.stepstream.protocol.cli;
 
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
 import io.stepstream.actors.GenerationService;
 import io.stepstream.actors.ModelInfo;
 import io.stepstream.actors.StepStream;
@@ -27,7 +29,11 @@ final class EmbeddedEngine implements LocalEngine {
     }
 
     static LocalEngine start() {
-        ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "stepstream");
+        // serve's own JVM hook stops the server, then the engine, then this system, in that order; Pekko's
+        // hook would race it (and warns when first touched during shutdown).
+        Config config = ConfigFactory.parseString("pekko.coordinated-shutdown.run-by-jvm-shutdown-hook = off")
+                .withFallback(ConfigFactory.load());
+        ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "stepstream", config);
         try {
             return new EmbeddedEngine(system, StepStream.attach(system, StepStreamConfig.defaults()));
         } catch (RuntimeException e) {

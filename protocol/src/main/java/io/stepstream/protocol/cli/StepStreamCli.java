@@ -40,6 +40,8 @@ public final class StepStreamCli implements Runnable {
         if (System.getProperty("logback.configurationFile") == null) {
             System.setProperty("logback.configurationFile", "stepstream-cli-logback.xml");
         }
+        // Initialize logging on this thread before actor and Netty threads race to do it (SLF4J warns then).
+        org.slf4j.LoggerFactory.getILoggerFactory();
         GRPC_LOG.setLevel(java.util.logging.Level.SEVERE);
         System.exit(execute(embeddedEngine(), System.out, System.err, args));
     }
