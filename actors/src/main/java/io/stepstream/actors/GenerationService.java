@@ -2,6 +2,7 @@ package io.stepstream.actors;
 
 import io.stepstream.scheduler.TokenEvent;
 import java.util.List;
+import java.util.OptionalInt;
 import org.apache.pekko.NotUsed;
 import org.apache.pekko.stream.javadsl.Source;
 
@@ -22,4 +23,16 @@ public interface GenerationService {
 
     /** The model used when a request names none. */
     String defaultModel();
+
+    /**
+     * How many tokens the model will see as the prompt of {@code request} (BOS included for a text prompt),
+     * so that a front end can size a default max_tokens to the context before submitting. Empty when this
+     * service cannot tell without a tokenizer; the default knows only token-id prompts, a service that holds
+     * the tokenizers should override it.
+     */
+    default OptionalInt promptTokenCount(GenerateRequest request) {
+        return request.promptTokenIds() != null
+                ? OptionalInt.of(request.promptTokenIds().length)
+                : OptionalInt.empty();
+    }
 }

@@ -12,6 +12,7 @@ import io.stepstream.scheduler.TokenEvent;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.OptionalInt;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import java.util.concurrent.ExecutorService;
@@ -206,6 +207,22 @@ public final class StepStream implements GenerationService, AutoCloseable {
         throw new IllegalStateException("stream ended without a Finished event");
     }
 
+    /** The prompt as the model sees it; a front end sizes its default max_tokens with this (the gRPC server does). */
+    @Override
+    public OptionalInt promptTokenCount(GenerateRequest request) {
+        return registry.find(request.model())
+                .map(e -> OptionalInt.of(promptTokens(request, e.model().tokenizer()).length))
+                .orElse(OptionalInt.empty());
+    }
+
+    /** The prompt's token ids, unchecked: empty text or ids mean BOS alone (as llama2.c does), text gets BOS. */
+    private static int[] promptTokens(GenerateRequest r, Tokenizer tokenizer) {
+        if (r.promptTokenIds() != null) {
+            return r.promptTokenIds().length == 0 ? new int[] {tokenizer.bosId()} : r.promptTokenIds().clone();
+        }
+        return r.prompt().isEmpty() ? new int[] {tokenizer.bosId()} : tokenizer.encode(r.prompt(), true, false);
+    }
+
     /** Checks every field (synchronously, before any actor sees it) and returns the prompt's token ids. */
     static int[] validate(GenerateRequest r, Model model) {
         SamplingParams s = r.sampling();
@@ -236,7 +253,7 @@ public final class StepStream implements GenerationService, AutoCloseable {
         String promptField;
         if (r.promptTokenIds() != null) {
             promptField = "prompt_token_ids";
-            prompt = r.promptTokenIds().length == 0 ? new int[] {tokenizer.bosId()} : r.promptTokenIds().clone();
+            prompt = promptTokens(r, tokenizer);
             for (int i = 0; i < prompt.length; i++) {
                 if (prompt[i] < 0 || prompt[i] >= vocab) {
                     throw new InvalidRequestException(promptField,
@@ -245,8 +262,7 @@ public final class StepStream implements GenerationService, AutoCloseable {
             }
         } else {
             promptField = "prompt";
-            // Empty text generates from BOS alone, as llama2.c does.
-            prompt = r.prompt().isEmpty() ? new int[] {tokenizer.bosId()} : tokenizer.encode(r.prompt(), true, false);
+            prompt = promptTokens(r, tokenizer);
         }
         if (prompt.length >= context) {
             throw new InvalidRequestException(promptField, prompt.length + " prompt tokens leave no room to generate"

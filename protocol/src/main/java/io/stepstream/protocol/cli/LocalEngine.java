@@ -1,0 +1,33 @@
+package io.stepstream.protocol.cli;
+
+import io.stepstream.actors.GenerationService;
+import io.stepstream.actors.ModelInfo;
+import org.apache.pekko.actor.ClassicActorSystemProvider;
+
+/**
+ * The in-process engine the command line runs on: a generation service with its models, and the actor
+ * system whose materializer runs its event streams. Closing it stops both.
+ */
+public interface LocalEngine extends AutoCloseable {
+    /** The model loaded when the command line names none. */
+    String DEFAULT_MODEL = "stories260K";
+
+    /**
+     * Loads a model by name (an embedded one) or by path. A path that does not exist or does not hold a model
+     * fails with an exception whose message names the file.
+     */
+    ModelInfo load(String nameOrPath);
+
+    GenerationService service();
+
+    ClassicActorSystemProvider system();
+
+    @Override
+    void close();
+
+    /** Starts an engine with no models loaded. */
+    @FunctionalInterface
+    interface Factory {
+        LocalEngine start();
+    }
+}

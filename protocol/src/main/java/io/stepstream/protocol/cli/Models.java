@@ -1,0 +1,58 @@
+package io.stepstream.protocol.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import io.stepstream.actors.ModelInfo;
+import io.stepstream.actors.ModelNotFoundException;
+import io.stepstream.protocol.v1.ModelCard;
+import java.io.PrintStream;
+import java.util.List;
+
+/** Loading models into the local engine, and printing model lists. */
+final class Models {
+    private Models() {
+    }
+
+    /**
+     * Loads a model, turning any failure into one line that names what was asked for (the file, for a path)
+     * and the problem. A model that cannot be loaded is bad input: the user named it.
+     */
+    static ModelInfo load(LocalEngine engine, String nameOrPath) {
+        try {
+            return engine.load(nameOrPath);
+        } catch (ModelNotFoundException e) {
+            throw CliFailure.badInput("model: no model named '" + nameOrPath + "' is known");
+        } catch (RuntimeException e) {
+            String problem = e.getMessage() == null ? e.getClass().getSimpleName() : CliFailure.oneLine(e.getMessage());
+            // Loader messages usually start with the file; name it once either way.
+            throw CliFailure.badInput("cannot load model: "
+                    + (problem.contains(nameOrPath) ? problem : nameOrPath + ": " + problem));
+        }
+    }
+
+    static void print(List<ModelCard> models, boolean json, PrintStream out) {
+        if (json) {
+            var mapper = new ObjectMapper();
+            ArrayNode array = mapper.createArrayNode();
+            for (ModelCard m : models) {
+                array.addObject()
+                        .put("name", m.getName())
+                        .put("kind", m.getKind())
+                        .put("context_length", m.getContextLength())
+                        .put("vocab_size", m.getVocabSize())
+                        .put("backend", m.getBackend())
+                        .put("device", m.getDevice())
+                        .put("is_default", m.getIsDefault());
+            }
+            out.println(array.toString());
+            return;
+        }
+        String format = "%-24s %-15s %8s %8s %-10s %s%n";
+        out.printf(format, "NAME", "KIND", "CONTEXT", "VOCAB", "BACKEND", "DEVICE");
+        for (ModelCard m : models) {
+            out.printf(format, m.getName() + (m.getIsDefault() ? " *" : ""), m.getKind(), m.getContextLength(),
+                    m.getVocabSize(), m.getBackend(), m.getDevice());
+        }
+        out.flush();
+    }
+}

@@ -1,0 +1,81 @@
+package io.stepstream.protocol.cli;
+
+import io.stepstream.actors.ModelInfo;
+import io.stepstream.protocol.server.StepStreamServer;
+import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.function.Consumer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+/** {@code stepstream serve}: the engine in this process behind the gRPC server, until SIGTERM or SIGINT. */
+@Command(name = "serve", mixinStandardHelpOptions = true, description = "Serve models over gRPC.")
+final class ServeCommand implements Callable<Integer> {
+    @ParentCommand
+    StepStreamCli cli;
+
+    @Option(names = "--host", description = "Address to bind (default: ${DEFAULT-VALUE}).", defaultValue = "0.0.0.0")
+    String host;
+
+    @Option(names = "--port", description = "Port to bind; 0 picks a free one (default: ${DEFAULT-VALUE}).",
+            defaultValue = "50051")
+    int port;
+
+    @Option(names = "--model", paramLabel = "NAME|PATH",
+            description = "Model to load (repeatable; default: stories260K). The first is the default model.")
+    List<String> models = new ArrayList<>();
+
+    /** Called with the running server once it listens (tests stop it from here); the JVM hook otherwise. */
+    Consumer<StepStreamServer> onStarted = server -> {
+    };
+
+    @Override
+    public Integer call() throws InterruptedException {
+        if (port < 0 || port > 65535) {
+            throw CliFailure.badInput("port: must be in 0..65535, got " + port);
+        }
+        LocalEngine engine = cli.startEngine();
+        StepStreamServer server;
+        List<String> names = new ArrayList<>();
+        try {
+            for (String model : models.isEmpty() ? List.of(LocalEngine.DEFAULT_MODEL) : models) {
+                ModelInfo loaded = Models.load(engine, model);
+                names.add(loaded.name());
+            }
+            server = StepStreamServer.builder(engine.service(), engine.system()).host(host).port(port).start();
+        } catch (UncheckedIOException e) {
+            engine.close();
+            throw new CliFailure(CliFailure.FAILED, CliFailure.oneLine(e.getMessage()));
+        } catch (RuntimeException e) {
+            engine.close();
+            throw e;
+        }
+        // Server first, so running calls end (cancelled in the engine) before the engine stops under them.
+        Thread hook = new Thread(() -> {
+            server.close();
+            engine.close();
+        }, "stepstream-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        var address = server.address();
+        cli.out().println("stepstream: serving " + String.join(", ", names) + " on "
+                + address.getHostString() + ":" + address.getPort());
+        cli.out().flush();
+        onStarted.accept(server);
+        server.awaitTermination();
+        // Stopped from inside the process (not by a signal): the hook has not run, so clean up here.
+        boolean inShutdown;
+        try {
+            inShutdown = !Runtime.getRuntime().removeShutdownHook(hook);
+        } catch (IllegalStateException e) {
+            inShutdown = true;
+        }
+        if (!inShutdown) {
+            server.close();
+            engine.close();
+        }
+        return 0;
+    }
+}
