@@ -1,0 +1,102 @@
+package io.stepstream.loadtest;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import io.stepstream.actors.StepStream;
+import io.stepstream.actors.StepStreamConfig;
+import io.stepstream.protocol.server.StepStreamServer;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The harness against the real gRPC server and engine (embedded stories260K), short runs. */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class RealServerLoadTest {
+    private static ActorSystem<Void> system;
+    private static StepStream engine;
+    private static StepStreamServer server;
+    private static ManagedChannel channel;
+
+    @BeforeAll
+    static void start() {
+        system = ActorSystem.create(Behaviors.empty(), "real-server-load-test");
+        engine = StepStream.attach(system, StepStreamConfig.defaults());
+        engine.load("stories260K");
+        server = StepStreamServer.builder(engine, system).host("127.0.0.1").port(0)
+                .grace(Duration.ofSeconds(2)).start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+    }
+
+    @AfterAll
+    static void stop() throws InterruptedException {
+        if (channel != null) {
+            channel.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+        }
+        if (server != null) {
+            server.close();
+        }
+        if (engine != null) {
+            engine.close();
+        }
+        if (system != null) {
+            system.terminate();
+        }
+    }
+
+    private static LoadReport run(Integer concurrency, Double rate, int requests, int maxTokens)
+            throws InterruptedException {
+        LoadTestConfig config = new LoadTestConfig("127.0.0.1:" + server.port(), "", concurrency, rate, 1.0,
+                requests, maxTokens, 0f, 11L, 2, 60_000, new SloTargets(60_000.0, 60_000.0, null));
+        return new LoadRunner(channel, config, Prompts.builtIn(), System::nanoTime, new SplittableRandom(5)).run();
+    }
+
+    private static void assertCompleteReport(LoadReport report, int requests) {
+        assertEquals(requests, report.requested());
+        assertEquals(requests, report.completed(), () -> "failures: " + report.failures());
+        assertEquals(0, report.failed());
+        long finished = report.finishReasons().values().stream().mapToLong(Long::longValue).sum();
+        assertEquals(requests, finished);
+        assertTrue(report.totalOutputTokens() >= requests, "every request generated tokens");
+        assertTrue(report.outputTokenThroughput() > 0);
+        for (String metric : List.of(LoadReport.TTFT, LoadReport.ITL, LoadReport.TPOT, LoadReport.E2E)) {
+            LatencySummary s = report.latenciesMs().get(metric);
+            assertNotNull(s, metric + " has samples");
+            assertTrue(s.count() > 0 && s.p50() > 0, metric + " percentiles are not empty");
+            assertTrue(s.p50() <= s.p90() && s.p90() <= s.p99() && s.p99() <= s.max(), metric + " ordered");
+        }
+        LatencySummary ttft = report.latenciesMs().get(LoadReport.TTFT);
+        LatencySummary e2e = report.latenciesMs().get(LoadReport.E2E);
+        assertTrue(ttft.max() <= e2e.max(), "no first token after the end of its stream");
+    }
+
+    @Test
+    void fixedConcurrencyAgainstTheRealServer() throws Exception {
+        LoadReport report = run(4, null, 12, 24);
+        assertCompleteReport(report, 12);
+        Map<String, Long> reasons = report.finishReasons();
+        assertTrue(reasons.keySet().stream().allMatch(r -> r.equals("length") || r.equals("stop")), reasons::toString);
+        long cappedRequests = reasons.getOrDefault("length", 0L);
+        assertTrue(report.totalOutputTokens() >= cappedRequests * report.config().maxTokens(),
+                "a request that ended on length produced max_tokens tokens");
+        assertTrue(report.totalOutputTokens() <= 12L * 24, "never more than max_tokens per request");
+    }
+
+    @Test
+    void poissonArrivalsAgainstTheRealServer() throws Exception {
+        LoadReport report = run(null, 50.0, 10, 16);
+        assertCompleteReport(report, 10);
+        assertTrue(report.totalOutputTokens() <= 10L * 16);
+    }
+}
