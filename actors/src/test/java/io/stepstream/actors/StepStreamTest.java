@@ -17,6 +17,7 @@ import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.Tokenizer;
+import io.stepstream.scheduler.ForwardingModel;
 import io.stepstream.scheduler.FakeModel;
 import io.stepstream.scheduler.FinishReason;
 import io.stepstream.scheduler.SequenceRequest;
@@ -189,29 +190,22 @@ class StepStreamTest {
     }
 
     /** Each forward pass takes a permit, so the test decides when each step may run. */
-    private static final class SteppedModel implements Model {
-        final TrackingModel inner = new TrackingModel(FakeModel.hashed(CONTEXT));
+    private static final class SteppedModel extends ForwardingModel {
         final Semaphore permits = new Semaphore(0);
+        final TrackingModel tracking;
 
-        @Override
-        public String name() {
-            return inner.name();
+        SteppedModel() {
+            this(new TrackingModel(FakeModel.hashed(CONTEXT)));
         }
 
-        @Override
-        public ModelConfig config() {
-            return inner.config();
+        private SteppedModel(TrackingModel tracking) {
+            super(tracking);
+            this.tracking = tracking;
         }
 
-        @Override
-        public Tokenizer tokenizer() {
-            return inner.tokenizer();
-        }
 
-        @Override
-        public KvCache newKvCache() {
-            return inner.newKvCache();
-        }
+
+
 
         @Override
         public void forward(ForwardBatch batch, float[][] logits) {
@@ -289,7 +283,7 @@ class StepStreamTest {
                 assertFalse(ids(b).contains(victimId), "victim planned " + (i + 1) + " steps after its cancel");
                 assertTrue(ids(b).contains(keeperId));
             }
-            assertEquals(1, model.inner.openCaches.size(), "the victim's KV cache is freed");
+            assertEquals(1, model.tracking.openCaches.size(), "the victim's KV cache is freed");
             model.permits.release(10_000);
             assertSame(keeperWant, keeper.get(60, TimeUnit.SECONDS), "keeper");
         }

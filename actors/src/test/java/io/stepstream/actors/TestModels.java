@@ -5,6 +5,7 @@ import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.Tokenizer;
+import io.stepstream.scheduler.ForwardingModel;
 import io.stepstream.scheduler.Scheduler;
 import io.stepstream.scheduler.SchedulerConfig;
 import io.stepstream.scheduler.SequenceOutput;
@@ -51,14 +52,13 @@ final class TestModels {
      * Wraps a model so a test can hold its forward passes: {@link #hold} makes the next forward wait (signalling
      * {@link #entered}) until {@link #release}; and {@link #failNext} makes the next forward throw.
      */
-    static final class GatedModel implements Model {
-        private final Model inner;
+    static final class GatedModel extends ForwardingModel {
         private volatile CountDownLatch gate = new CountDownLatch(0);
         volatile CountDownLatch entered = new CountDownLatch(1);
         volatile RuntimeException failNext;
 
         GatedModel(Model inner) {
-            this.inner = inner;
+            super(inner);
         }
 
         void hold() {
@@ -74,25 +74,9 @@ final class TestModels {
             return entered.await(30, TimeUnit.SECONDS);
         }
 
-        @Override
-        public String name() {
-            return inner.name();
-        }
 
-        @Override
-        public ModelConfig config() {
-            return inner.config();
-        }
 
-        @Override
-        public Tokenizer tokenizer() {
-            return inner.tokenizer();
-        }
 
-        @Override
-        public KvCache newKvCache() {
-            return inner.newKvCache();
-        }
 
         @Override
         public void forward(ForwardBatch batch, float[][] logits) {

@@ -16,8 +16,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * Wraps any model to watch what the scheduler does with it: which KV caches are open, every forward batch, and
  * an injectable failure of the next forward pass.
  */
-public final class TrackingModel implements Model {
-    private final Model inner;
+public final class TrackingModel extends ForwardingModel {
     public final Set<TrackedCache> openCaches = ConcurrentHashMap.newKeySet();
     public final List<ForwardBatch> forwards = Collections.synchronizedList(new ArrayList<>());
     public volatile RuntimeException failNextForward;
@@ -25,23 +24,11 @@ public final class TrackingModel implements Model {
     volatile int maxOpenCaches = Integer.MAX_VALUE;
 
     public TrackingModel(Model inner) {
-        this.inner = inner;
+        super(inner);
     }
 
-    @Override
-    public String name() {
-        return inner.name();
-    }
 
-    @Override
-    public ModelConfig config() {
-        return inner.config();
-    }
 
-    @Override
-    public Tokenizer tokenizer() {
-        return inner.tokenizer();
-    }
 
     @Override
     public KvCache newKvCache() {
@@ -72,10 +59,6 @@ public final class TrackingModel implements Model {
         inner.forward(new ForwardBatch(unwrapped), logits);
     }
 
-    @Override
-    public void close() {
-        inner.close();
-    }
 
     public final class TrackedCache implements KvCache {
         final KvCache inner;
