@@ -172,13 +172,20 @@ public final class SafetensorsFile implements AutoCloseable {
             tensors.put(tensorName, new SafetensorsTensor(file, tensorName, dtype, shape,
                     bytes.asSlice(dataStart + begin, end - begin)));
         }
+        // Sorted by start, a non-empty range overlaps an earlier one exactly when it starts before the furthest
+        // end seen so far (empty tensors own no bytes and are skipped).
         ranges.sort(Comparator.<long[]>comparingLong(r -> r[0]).thenComparingLong(r -> r[1]));
-        for (int i = 1; i < ranges.size(); i++) {
-            long[] prev = ranges.get(i - 1);
-            long[] cur = ranges.get(i);
-            if (cur[0] < prev[1] && cur[1] > cur[0]) {
-                throw new ModelLoadException(file + ": tensors " + names.get((int) prev[2]) + " and "
+        long[] furthest = null;
+        for (long[] cur : ranges) {
+            if (cur[1] == cur[0]) {
+                continue;
+            }
+            if (furthest != null && cur[0] < furthest[1]) {
+                throw new ModelLoadException(file + ": tensors " + names.get((int) furthest[2]) + " and "
                         + names.get((int) cur[2]) + " overlap in the data section");
+            }
+            if (furthest == null || cur[1] > furthest[1]) {
+                furthest = cur;
             }
         }
         return tensors;

@@ -166,6 +166,12 @@ class SafetensorsFileTest {
         ObjectNode h = w.header();
         ((ObjectNode) h.get("b")).putArray("data_offsets").add(8).add(24);
         fails(SafetensorsWriter.assemble(h.toString(), w.data()), "tensors a and b overlap");
+        // An overlap hidden behind an empty tensor: a spans everything, e is empty inside it, c inside a too.
+        w = new SafetensorsWriter().f32("a", new float[8], 8).f32("e", new float[0], 0).f32("c", new float[2], 2);
+        h = w.header();
+        ((ObjectNode) h.get("e")).putArray("data_offsets").add(8).add(8);
+        ((ObjectNode) h.get("c")).putArray("data_offsets").add(16).add(24);
+        fails(SafetensorsWriter.assemble(h.toString(), w.data()), "tensors a and c overlap");
     }
 
     @Test
