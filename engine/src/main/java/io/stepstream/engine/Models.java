@@ -1,5 +1,9 @@
 package io.stepstream.engine;
 
+import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.format.safetensors.HfConfig;
+import io.stepstream.engine.format.safetensors.SafetensorsCheckpoint;
+import io.stepstream.engine.format.safetensors.SafetensorsFile;
 import io.stepstream.engine.llama2.Llama2Checkpoint;
 import io.stepstream.engine.llama2.Llama2Model;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
@@ -13,7 +17,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Loads models: the ones embedded in the engine jar by name, or llama2.c checkpoints by path. */
+/**
+ * Loads models: the ones embedded in the engine jar by name, or llama2.c checkpoints by path; diffusion models
+ * ({@link #loadDiffusion}) by embedded name or from a Hugging Face style folder.
+ */
 public final class Models {
     public static final String DEFAULT_MODEL = "stories260K";
 
@@ -24,7 +31,75 @@ public final class Models {
     private static final List<Embedded> EMBEDDED = List.of(
             new Embedded("stories260K", "models/stories260K/stories260K.bin", "models/stories260K/tok512.bin"));
 
+    /** Embedded diffusion models, each a folder under models/ with config.json, model.safetensors, tokenizer.bin. */
+    private static final List<String> EMBEDDED_DIFFUSION = List.of("tinystories-dlm");
+
     private Models() {
+    }
+
+    public static List<String> embeddedDiffusion() {
+        return EMBEDDED_DIFFUSION;
+    }
+
+    public static DiffusionModel loadDiffusion(String nameOrPath) {
+        return loadDiffusion(nameOrPath, ModelOptions.defaults());
+    }
+
+    /**
+     * An embedded diffusion model by name, or a folder holding config.json, model.safetensors (or a sharded
+     * model.safetensors.index.json) and a llama2.c tokenizer.bin whose ids are all below the config's mask_token_id.
+     */
+    public static DiffusionModel loadDiffusion(String nameOrPath, ModelOptions options) {
+        if (nameOrPath == null || nameOrPath.isBlank()) {
+            throw new ModelLoadException("diffusion model name or path is empty (embedded: " + EMBEDDED_DIFFUSION
+                    + ")");
+        }
+        if (EMBEDDED_DIFFUSION.contains(nameOrPath)) {
+            return loadEmbeddedDiffusion(nameOrPath, options);
+        }
+        Path dir = Path.of(nameOrPath);
+        if (!Files.isDirectory(dir)) {
+            throw new ModelLoadException(nameOrPath + ": no such diffusion model: not an embedded one "
+                    + EMBEDDED_DIFFUSION + " and not a folder");
+        }
+        Path configFile = dir.resolve("config.json");
+        Path tokenizerFile = dir.resolve("tokenizer.bin");
+        if (!Files.isRegularFile(configFile)) {
+            throw new ModelLoadException(dir + ": config.json not found");
+        }
+        if (!Files.isRegularFile(tokenizerFile)) {
+            throw new ModelLoadException(dir + ": tokenizer.bin not found");
+        }
+        HfConfig config = HfConfig.read(configFile);
+        Llama2Tokenizer tok = Llama2Tokenizer.read(tokenizerFile, textVocabSize(configFile.toString(), config));
+        // The weights are copied to the heap by the model; the mapping is released right after.
+        try (SafetensorsCheckpoint weights = SafetensorsCheckpoint.open(dir)) {
+            return new DiffusionModel(dir.toAbsolutePath().normalize().getFileName().toString(), config, weights, tok,
+                    options);
+        }
+    }
+
+    /** Tokens in the tokenizer: tokenizer_vocab_size when given, else every id below the mask id. */
+    private static int textVocabSize(String file, HfConfig config) {
+        if (config.tokenizerVocabSize() != null) {
+            return config.tokenizerVocabSize();
+        }
+        if (config.maskTokenId() == null) {
+            throw new ModelLoadException(file + ": missing key mask_token_id (a diffusion model needs its [MASK] id)");
+        }
+        return config.maskTokenId();
+    }
+
+    private static DiffusionModel loadEmbeddedDiffusion(String name, ModelOptions options) {
+        String dir = "models/" + name + "/";
+        HfConfig config = HfConfig.parse(name + ":" + dir + "config.json", resource(name, dir + "config.json"));
+        Llama2Tokenizer tok = Llama2Tokenizer.read(name + ":" + dir + "tokenizer.bin",
+                resource(name, dir + "tokenizer.bin"), textVocabSize(name + ":" + dir + "config.json", config));
+        SafetensorsFile file = SafetensorsFile.of(name + ":" + dir + "model.safetensors",
+                resource(name, dir + "model.safetensors"));
+        try (SafetensorsCheckpoint weights = SafetensorsCheckpoint.single(file)) {
+            return new DiffusionModel(name, config, weights, tok, options);
+        }
     }
 
     public static List<String> embedded() {
@@ -108,13 +183,17 @@ public final class Models {
     }
 
     private static byte[] resource(Embedded m, String path) {
+        return resource(m.name(), path);
+    }
+
+    private static byte[] resource(String model, String path) {
         try (InputStream in = Models.class.getResourceAsStream(path)) {
             if (in == null) {
-                throw new ModelLoadException(m.name() + ": embedded resource " + path + " is missing from the jar");
+                throw new ModelLoadException(model + ": embedded resource " + path + " is missing from the jar");
             }
             return in.readAllBytes();
         } catch (IOException e) {
-            throw new ModelLoadException(m.name() + ": cannot read embedded resource " + path + ": " + e, e);
+            throw new ModelLoadException(model + ": cannot read embedded resource " + path + ": " + e, e);
         }
     }
 }

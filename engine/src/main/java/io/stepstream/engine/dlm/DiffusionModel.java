@@ -1,0 +1,421 @@
+package io.stepstream.engine.dlm;
+
+import io.stepstream.engine.ModelConfig;
+import io.stepstream.engine.ModelLoadException;
+import io.stepstream.engine.ModelOptions;
+import io.stepstream.engine.Tokenizer;
+import io.stepstream.engine.cpu.ComputePool;
+import io.stepstream.engine.cpu.Kernels;
+import io.stepstream.engine.format.safetensors.HfConfig;
+import io.stepstream.engine.format.safetensors.SafetensorsCheckpoint;
+
+import java.util.List;
+
+/**
+ * A masked diffusion language model (LLaDA style) on the CPU in float32: a Llama whose attention has no mask
+ * at all, so every position sees the whole canvas. There is no KV cache: each denoising step runs the whole
+ * canvas again, since any position may have changed.
+ *
+ * <p>One {@link #forward} serves many requests: every canvas's tokens become rows of one activation matrix, so
+ * each weight matrix is streamed once per step for the whole batch, and only the rows whose logits a request
+ * asked for go through the final norm and the classifier (the positions outside LLaDA's current block cannot
+ * change its decisions, so skipping them is exact). Every output element is summed in one fixed order
+ * whatever the batch, so a canvas's logits are bitwise identical alone or batched. Scratch is reused and only
+ * grows. Not thread-safe: one step at a time.
+ */
+public final class DiffusionModel implements AutoCloseable {
+    private final String name;
+    private final HfConfig hfConfig;
+    private final ModelConfig config;
+    private final DiffusionWeights w;
+    private final Tokenizer tokenizer;
+    private final int maskId;
+    private final ComputePool compute;
+    private final long parallelThreshold;
+    private final float[] ropeCos;
+    private final float[] ropeSin;
+    private final float attentionScale;
+
+    // Scratch, grown on demand: rows = all canvas tokens of a step, outputs = rows whose logits are wanted.
+    private int rowCapacity;
+    private float[] x;
+    private float[] xb;
+    private float[] xb2;
+    private float[] q;
+    private float[] k;
+    private float[] v;
+    private float[] hb;
+    private float[] hb2;
+    private int[] rowPos;
+    /** First row of the canvas each row belongs to, and that canvas's length: the keys a row attends to. */
+    private int[] rowCanvasStart;
+    private int[] rowCanvasLength;
+    private int outputCapacity;
+    private float[] outputRows;
+    private float[] outputLogits;
+    private final float[][] attScores;
+
+    private final MatmulTask matmul = new MatmulTask();
+    private final AttentionTask attention = new AttentionTask();
+
+    /**
+     * @param hfConfig  the checkpoint's config.json; must describe a bidirectional model with interleaved RoPE and
+     *                  a mask_token_id
+     * @param tokenizer ids below the mask id (the mask has no text)
+     */
+    public DiffusionModel(String name, HfConfig hfConfig, SafetensorsCheckpoint weights, Tokenizer tokenizer,
+                          ModelOptions options) {
+        this.name = name;
+        this.hfConfig = hfConfig;
+        this.config = modelConfig(name, hfConfig);
+        this.maskId = hfConfig.maskTokenId();
+        if (tokenizer.vocabSize() > maskId) {
+            throw new ModelLoadException(name + ": the tokenizer has " + tokenizer.vocabSize() + " tokens, so it would"
+                    + " give the mask id " + maskId + " a text; it must have at most " + maskId);
+        }
+        if (hfConfig.bosTokenId() != null && hfConfig.bosTokenId() != tokenizer.bosId()) {
+            throw new ModelLoadException(name + ": config bos_token_id " + hfConfig.bosTokenId()
+                    + " differs from the tokenizer's BOS " + tokenizer.bosId());
+        }
+        this.tokenizer = tokenizer;
+        this.w = DiffusionWeights.read(weights, config);
+        this.parallelThreshold = options.parallelThreshold();
+        int hs = config.headSize();
+        int pairs = hs / 2;
+        int ctx = config.contextLength();
+        this.ropeCos = new float[ctx * pairs];
+        this.ropeSin = new float[ctx * pairs];
+        for (int pos = 0; pos < ctx; pos++) {
+            for (int p = 0; p < pairs; p++) {
+                // The same float32 formula as llama2.c (and Llama2Model), which this model was trained to match.
+                float freq = 1.0f / (float) Math.pow(config.ropeTheta(), (2 * p) / (float) hs);
+                float angle = pos * freq;
+                ropeCos[pos * pairs + p] = (float) Math.cos(angle);
+                ropeSin[pos * pairs + p] = (float) Math.sin(angle);
+            }
+        }
+        this.attentionScale = (float) Math.sqrt(hs);
+        this.compute = new ComputePool(options.computeThreads(), "stepstream-" + name);
+        this.attScores = new float[compute.threads()][ctx];
+    }
+
+    /** Checks that the config describes what this class computes, and converts it to the engine's shape. */
+    private static ModelConfig modelConfig(String name, HfConfig c) {
+        if (Boolean.TRUE.equals(c.causal())) {
+            throw new ModelLoadException(name + ": config says causal: true; a diffusion model attends both ways");
+        }
+        if (c.maskTokenId() == null) {
+            throw new ModelLoadException(name + ": config: missing key mask_token_id (a diffusion model needs its"
+                    + " [MASK] id)");
+        }
+        if (c.maskTokenId() >= c.vocabSize()) {
+            throw new ModelLoadException(name + ": config mask_token_id " + c.maskTokenId() + " is outside vocab_size "
+                    + c.vocabSize());
+        }
+        if (!c.ropeInterleaved()) {
+            throw new ModelLoadException(name + ": config rope_interleaved is not true; only the interleaved-pair"
+                    + " (llama2.c) RoPE layout is implemented");
+        }
+        if (!c.hiddenAct().equals("silu")) {
+            throw new ModelLoadException(name + ": config hidden_act " + c.hiddenAct() + " is not supported (silu)");
+        }
+        if (c.attentionBias() || c.mlpBias()) {
+            throw new ModelLoadException(name + ": config asks for attention or MLP biases, which are not supported");
+        }
+        if ((long) c.headDim() * c.numAttentionHeads() != c.hiddenSize() || c.headDim() % 2 != 0) {
+            throw new ModelLoadException(name + ": config head_dim " + c.headDim() + " x num_attention_heads "
+                    + c.numAttentionHeads() + " must equal hidden_size " + c.hiddenSize() + " (and head_dim be even)");
+        }
+        if (c.numAttentionHeads() % c.numKeyValueHeads() != 0) {
+            throw new ModelLoadException(name + ": config num_attention_heads " + c.numAttentionHeads()
+                    + " is not a multiple of num_key_value_heads " + c.numKeyValueHeads());
+        }
+        return new ModelConfig(c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(), c.numAttentionHeads(),
+                c.numKeyValueHeads(), c.vocabSize(), c.maxPositionEmbeddings(), (float) c.rmsNormEps(),
+                (float) c.ropeTheta(), c.tieWordEmbeddings());
+    }
+
+    public String name() {
+        return name;
+    }
+
+    /** The model's shape; vocabSize counts the mask id (it is a row of the classifier). */
+    public ModelConfig config() {
+        return config;
+    }
+
+    /** config.json as read. */
+    public HfConfig hfConfig() {
+        return hfConfig;
+    }
+
+    /** The text tokenizer: every id it knows is below {@link #maskId()}, which must never be decoded. */
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    public int maskId() {
+        return maskId;
+    }
+
+    public int vocabSize() {
+        return config.vocabSize();
+    }
+
+    public int contextLength() {
+        return config.contextLength();
+    }
+
+    /**
+     * Runs every canvas of the batch through the model at once. {@code logits[i]} receives, for each position
+     * of input i's logits range in order, vocabSize floats (so {@code logitsLength * vocabSize} in all).
+     */
+    public void forward(List<DenoiseInput> batch, float[][] logits) {
+        int n = batch.size();
+        if (n == 0) {
+            return;
+        }
+        int rows = check(batch, logits);
+        int outputs = 0;
+        for (DenoiseInput in : batch) {
+            outputs += in.logitsLength();
+        }
+        grow(rows, outputs);
+        int dim = config.dim();
+        int row = 0;
+        for (DenoiseInput in : batch) {
+            int start = row;
+            int[] tokens = in.tokens();
+            for (int p = 0; p < tokens.length; p++, row++) {
+                rowPos[row] = p;
+                rowCanvasStart[row] = start;
+                rowCanvasLength[row] = tokens.length;
+                System.arraycopy(w.embedding(), tokens[p] * dim, x, row * dim, dim);
+            }
+        }
+        for (int l = 0; l < config.nLayers(); l++) {
+            layer(l, rows);
+        }
+        int out = 0;
+        row = 0;
+        for (DenoiseInput in : batch) {
+            for (int p = 0; p < in.logitsLength(); p++, out++) {
+                Kernels.rmsnorm(outputRows, out * dim, x, (row + in.logitsStart() + p) * dim, w.finalNorm(), dim,
+                        config.rmsNormEps());
+            }
+            row += in.length();
+        }
+        int vocab = config.vocabSize();
+        matmul(w.lmHead(), vocab, dim, outputRows, outputs, outputLogits);
+        out = 0;
+        for (int i = 0; i < n; i++) {
+            int count = batch.get(i).logitsLength() * vocab;
+            System.arraycopy(outputLogits, out, logits[i], 0, count);
+            out += count;
+        }
+    }
+
+    private void layer(int l, int rows) {
+        int dim = config.dim();
+        int kvDim = config.kvDim();
+        int hidden = config.hiddenDim();
+        float eps = config.rmsNormEps();
+        for (int t = 0; t < rows; t++) {
+            Kernels.rmsnorm(xb, t * dim, x, t * dim, w.attentionNorm()[l], dim, eps);
+        }
+        matmul(w.wq()[l], dim, dim, xb, rows, q);
+        matmul(w.wk()[l], kvDim, dim, xb, rows, k);
+        matmul(w.wv()[l], kvDim, dim, xb, rows, v);
+        for (int t = 0; t < rows; t++) {
+            rope(t);
+        }
+        attend(rows); // q, k, v -> xb
+        matmul(w.wo()[l], dim, dim, xb, rows, xb2);
+        for (int i = 0, end = rows * dim; i < end; i++) {
+            x[i] += xb2[i];
+        }
+        for (int t = 0; t < rows; t++) {
+            Kernels.rmsnorm(xb, t * dim, x, t * dim, w.ffnNorm()[l], dim, eps);
+        }
+        matmul(w.gate()[l], hidden, dim, xb, rows, hb);
+        matmul(w.up()[l], hidden, dim, xb, rows, hb2);
+        Kernels.swiglu(hb, hb2, 0, rows * hidden);
+        matmul(w.down()[l], dim, hidden, hb, rows, xb2);
+        for (int i = 0, end = rows * dim; i < end; i++) {
+            x[i] += xb2[i];
+        }
+    }
+
+    /** Rotates the interleaved pairs (2i, 2i+1) of every q and k head of row t by its position's angles. */
+    private void rope(int t) {
+        int hs = config.headSize();
+        int pairs = hs / 2;
+        int base = rowPos[t] * pairs;
+        rotate(q, t * config.dim(), config.nHeads(), hs, base);
+        rotate(k, t * config.kvDim(), config.nKvHeads(), hs, base);
+    }
+
+    private void rotate(float[] a, int offset, int heads, int hs, int base) {
+        for (int h = 0; h < heads; h++) {
+            int o = offset + h * hs;
+            for (int i = 0; i < hs; i += 2) {
+                float cos = ropeCos[base + i / 2];
+                float sin = ropeSin[base + i / 2];
+                float a0 = a[o + i];
+                float a1 = a[o + i + 1];
+                a[o + i] = a0 * cos - a1 * sin;
+                a[o + i + 1] = a0 * sin + a1 * cos;
+            }
+        }
+    }
+
+    private void attend(int rows) {
+        long work = 0;
+        for (int t = 0; t < rows; t++) {
+            work += (long) rowCanvasLength[t] * 2 * config.dim();
+        }
+        int units = rows * config.nHeads();
+        compute.run(attention, units, grain(units), work >= parallelThreshold);
+    }
+
+    /** Attention of one (row, head) over every position of the row's own canvas: no mask. */
+    private void attendUnit(int t, int h, float[] att) {
+        int dim = config.dim();
+        int hs = config.headSize();
+        int kvDim = config.kvDim();
+        int kvHead = h / (config.nHeads() / config.nKvHeads());
+        int first = rowCanvasStart[t];
+        int len = rowCanvasLength[t];
+        int qo = t * dim + h * hs;
+        for (int j = 0; j < len; j++) {
+            int ko = (first + j) * kvDim + kvHead * hs;
+            float score = 0f;
+            for (int i = 0; i < hs; i++) {
+                score += q[qo + i] * k[ko + i];
+            }
+            att[j] = score / attentionScale;
+        }
+        Kernels.softmax(att, 0, len);
+        int out = t * dim + h * hs;
+        for (int i = 0; i < hs; i++) {
+            xb[out + i] = 0f;
+        }
+        for (int j = 0; j < len; j++) {
+            int vo = (first + j) * kvDim + kvHead * hs;
+            float a = att[j];
+            for (int i = 0; i < hs; i++) {
+                xb[out + i] += a * v[vo + i];
+            }
+        }
+    }
+
+    private void matmul(float[] weight, int rows, int cols, float[] in, int tokens, float[] out) {
+        matmul.set(weight, rows, cols, in, tokens, out);
+        long work = (long) tokens * rows * cols;
+        compute.run(matmul, rows, grain(rows), work >= parallelThreshold);
+        matmul.set(null, 0, 0, null, 0, null);
+    }
+
+    /** About four chunks per thread, so uneven chunks still balance. */
+    private int grain(int size) {
+        return Math.max(1, size / (compute.threads() * 4));
+    }
+
+    private final class MatmulTask implements ComputePool.RangeTask {
+        float[] weight;
+        int rows;
+        int cols;
+        float[] in;
+        int tokens;
+        float[] out;
+
+        void set(float[] weight, int rows, int cols, float[] in, int tokens, float[] out) {
+            this.weight = weight;
+            this.rows = rows;
+            this.cols = cols;
+            this.in = in;
+            this.tokens = tokens;
+            this.out = out;
+        }
+
+        @Override
+        public void run(int from, int to, int worker) {
+            Kernels.matmulRows(weight, rows, cols, in, 0, tokens, out, from, to);
+        }
+    }
+
+    private final class AttentionTask implements ComputePool.RangeTask {
+        @Override
+        public void run(int from, int to, int worker) {
+            int heads = config.nHeads();
+            float[] att = attScores[worker];
+            for (int u = from; u < to; u++) {
+                attendUnit(u / heads, u % heads, att);
+            }
+        }
+    }
+
+    /** Validates the whole batch before touching any scratch; returns the number of rows. */
+    private int check(List<DenoiseInput> batch, float[][] logits) {
+        int n = batch.size();
+        if (logits == null || logits.length < n) {
+            throw new IllegalArgumentException("logits must have a row per input: " + n + " inputs, "
+                    + (logits == null ? "null" : logits.length + " rows"));
+        }
+        int vocab = config.vocabSize();
+        long rows = 0;
+        for (int i = 0; i < n; i++) {
+            DenoiseInput in = batch.get(i);
+            if (in.length() > config.contextLength()) {
+                throw new IllegalArgumentException("input " + i + ": canvas of " + in.length()
+                        + " tokens exceeds the context length " + config.contextLength());
+            }
+            long need = (long) in.logitsLength() * vocab;
+            if (logits[i] == null || logits[i].length < need) {
+                throw new IllegalArgumentException("logits[" + i + "] must hold " + need + " floats ("
+                        + in.logitsLength() + " positions x " + vocab + ")");
+            }
+            for (int tok : in.tokens()) {
+                if (tok < 0 || tok >= vocab) {
+                    throw new IllegalArgumentException("input " + i + ": token id " + tok + " is outside [0, "
+                            + vocab + ")");
+                }
+            }
+            rows += in.length();
+        }
+        if (rows * Math.max(config.hiddenDim(), config.vocabSize()) > Integer.MAX_VALUE - 16) {
+            throw new IllegalArgumentException("batch of " + rows + " canvas tokens is too large for one step");
+        }
+        return (int) rows;
+    }
+
+    private void grow(int rows, int outputs) {
+        if (rows > rowCapacity) {
+            int dim = config.dim();
+            int kvDim = config.kvDim();
+            int hidden = config.hiddenDim();
+            x = new float[rows * dim];
+            xb = new float[rows * dim];
+            xb2 = new float[rows * dim];
+            q = new float[rows * dim];
+            k = new float[rows * kvDim];
+            v = new float[rows * kvDim];
+            hb = new float[rows * hidden];
+            hb2 = new float[rows * hidden];
+            rowPos = new int[rows];
+            rowCanvasStart = new int[rows];
+            rowCanvasLength = new int[rows];
+            rowCapacity = rows;
+        }
+        if (outputs > outputCapacity) {
+            outputRows = new float[outputs * config.dim()];
+            outputLogits = new float[outputs * config.vocabSize()];
+            outputCapacity = outputs;
+        }
+    }
+
+    @Override
+    public void close() {
+        compute.close();
+    }
+}

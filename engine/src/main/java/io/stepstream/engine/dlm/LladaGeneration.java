@@ -1,0 +1,344 @@
+package io.stepstream.engine.dlm;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * One request's LLaDA generation as a state machine that a scheduler drives, one forward pass per step:
+ * ask {@link #nextInput()} for the canvas and the logits range, batch it with other requests through
+ * {@link DiffusionModel#forward}, hand the logits to {@link #apply(float[])}, until {@link #done()}.
+ *
+ * <p>The algorithm is LLaDA's {@code generate}. The canvas is the prompt (BOS included) followed by
+ * gen_length mask ids, filled in blocks of block_length from left to right. With no threshold, each block gets
+ * exactly steps / blocks forward passes, and step s of a block commits {@link #transferSchedule}{@code [s]}
+ * positions: the block's mask count divided by its steps, the remainder spread one each over the first steps.
+ * Each step, for every position of the current block:
+ * <ul>
+ *   <li>x0 = argmax over every id, the mask id included, ties to the lowest id: of the raw logits at
+ *       temperature 0, else of the Gumbel-noised {@code exp(logit) / (-ln u)^temperature} in float64;</li>
+ *   <li>confidence = the float64 softmax probability of x0 under the raw logits (LOW_CONFIDENCE), or a fresh
+ *       uniform draw (RANDOM); positions that are no longer masked get -infinity;</li>
+ * </ul>
+ * then the most confident masked positions are committed to their x0, ties to the lower position. With a
+ * threshold (Fast-dLLM), a step commits every masked position of the block whose confidence is at least the
+ * threshold, and always the single most confident one; the block ends when it has no mask left (so the number of
+ * forward passes varies), or, should the model keep choosing the mask id itself, after block_length passes.
+ *
+ * <p>Random draws come from the request's own {@link SplittableRandom} seeded with the params' seed, in this
+ * order per step: with temperature above 0, one draw per (block position, vocabulary id), positions ascending
+ * and ids ascending within a position, masked or not (like LLaDA's noise over the whole logits tensor); then,
+ * with RANDOM remasking, one draw per block position, ascending. So the same seed and settings give the same
+ * tokens whatever else shares the batch.
+ *
+ * <p>Logits outside the current block never change a decision (their confidence is -infinity), which is why
+ * only the block's logits are asked for. Not thread-safe; one instance per request.
+ */
+public final class LladaGeneration {
+    private final DiffusionParams params;
+    private final int maskId;
+    private final int vocabSize;
+    private final int prefixLength;
+    private final int[] canvas;
+    private final SplittableRandom random;
+
+    private int block;
+    private int blockStart;
+    private DenoiseInput input;
+    private int[] schedule;
+    private int stepInBlock;
+    private int forwards;
+    private boolean done;
+
+    // Per-step scratch over the block's positions.
+    private final int[] x0;
+    private final double[] confidence;
+    private final boolean[] chosen;
+
+    /**
+     * @param prefix        the prompt as the model sees it, BOS first (e.g. {@code tokenizer.encode(text, true,
+     *                      false)}); must not contain the mask id
+     * @param maskId        the model's [MASK] id
+     * @param vocabSize     logits per position
+     * @param contextLength the model's longest canvas
+     */
+    public LladaGeneration(int[] prefix, DiffusionParams params, int maskId, int vocabSize, int contextLength) {
+        if (params == null) {
+            throw new IllegalArgumentException("params must not be null");
+        }
+        if (prefix == null || prefix.length == 0) {
+            throw new IllegalArgumentException("prompt must hold at least one token (BOS)");
+        }
+        for (int i = 0; i < prefix.length; i++) {
+            int t = prefix[i];
+            if (t < 0 || t >= vocabSize) {
+                throw new IllegalArgumentException("prompt token " + i + " is " + t + ", outside [0, " + vocabSize
+                        + ")");
+            }
+            if (t == maskId) {
+                throw new IllegalArgumentException("prompt token " + i + " is the mask id " + maskId
+                        + "; prompts must not contain masks");
+            }
+        }
+        if ((long) prefix.length + params.genLength() > contextLength) {
+            throw new IllegalArgumentException("gen_length " + params.genLength() + " + prompt " + prefix.length
+                    + " tokens exceed the model's context length " + contextLength);
+        }
+        this.params = params;
+        this.maskId = maskId;
+        this.vocabSize = vocabSize;
+        this.prefixLength = prefix.length;
+        this.canvas = Arrays.copyOf(prefix, prefix.length + params.genLength());
+        Arrays.fill(canvas, prefix.length, canvas.length, maskId);
+        this.random = new SplittableRandom(params.seed());
+        int b = params.blockLength();
+        this.x0 = new int[b];
+        this.confidence = new double[b];
+        this.chosen = new boolean[b];
+        startBlock(0);
+    }
+
+    /** A generation for {@code model}'s mask id, vocabulary and context. */
+    public static LladaGeneration start(DiffusionModel model, int[] prefix, DiffusionParams params) {
+        return new LladaGeneration(prefix, params, model.maskId(), model.vocabSize(), model.contextLength());
+    }
+
+    /** Encodes {@code prompt} with the model's tokenizer, BOS first, and starts a generation. */
+    public static LladaGeneration start(DiffusionModel model, String prompt, DiffusionParams params) {
+        return start(model, model.tokenizer().encode(prompt, true, false), params);
+    }
+
+    /**
+     * LLaDA's transfer counts for one block: {@code masked / steps} per step, plus one for each of the first
+     * {@code masked % steps} steps.
+     */
+    public static int[] transferSchedule(int masked, int steps) {
+        if (masked < 0 || steps < 1) {
+            throw new IllegalArgumentException("need masked >= 0 and steps >= 1, got " + masked + ", " + steps);
+        }
+        int[] counts = new int[steps];
+        Arrays.fill(counts, masked / steps);
+        for (int s = 0; s < masked % steps; s++) {
+            counts[s]++;
+        }
+        return counts;
+    }
+
+    private void startBlock(int b) {
+        block = b;
+        blockStart = prefixLength + b * params.blockLength();
+        input = new DenoiseInput(canvas, blockStart, params.blockLength());
+        int masked = 0;
+        for (int p = blockStart; p < blockStart + params.blockLength(); p++) {
+            if (canvas[p] == maskId) {
+                masked++;
+            }
+        }
+        schedule = transferSchedule(masked, params.stepsPerBlock());
+        stepInBlock = 0;
+    }
+
+    /**
+     * What the next forward needs: the whole canvas and the current block as the logits range. The canvas array is
+     * the generation's own (not a copy): leave it alone, and do not call {@link #apply} during the forward.
+     */
+    public DenoiseInput nextInput() {
+        requireRunning();
+        return input;
+    }
+
+    /** Floats {@link #apply} reads: block_length positions x vocabulary. */
+    public int logitsLength() {
+        return params.blockLength() * vocabSize;
+    }
+
+    /**
+     * Takes the logits of the current block (position-major, {@link #logitsLength()} floats, as
+     * {@link DiffusionModel#forward} writes them), commits this step's positions and moves on.
+     */
+    public DenoiseOutcome apply(float[] logits) {
+        requireRunning();
+        int b = params.blockLength();
+        if (logits == null || logits.length < logitsLength()) {
+            throw new IllegalArgumentException("logits must hold " + logitsLength() + " floats (" + b
+                    + " positions x " + vocabSize + ")");
+        }
+        predict(logits);
+        int masked = 0;
+        for (int j = 0; j < b; j++) {
+            chosen[j] = false;
+            if (canvas[blockStart + j] != maskId) {
+                confidence[j] = Double.NEGATIVE_INFINITY;
+            } else {
+                masked++;
+            }
+        }
+        int commits;
+        if (params.threshold() == null) {
+            commits = Math.min(schedule[stepInBlock], masked);
+            for (int c = 0; c < commits; c++) {
+                chosen[mostConfidentUnchosen()] = true;
+            }
+        } else {
+            commits = 0;
+            if (masked > 0) {
+                chosen[mostConfidentUnchosen()] = true;
+                commits = 1;
+                double threshold = params.threshold();
+                for (int j = 0; j < b; j++) {
+                    if (!chosen[j] && canvas[blockStart + j] == maskId && confidence[j] >= threshold) {
+                        chosen[j] = true;
+                        commits++;
+                    }
+                }
+            }
+        }
+        int[] positions = new int[commits];
+        int[] tokens = new int[commits];
+        int c = 0;
+        for (int j = 0; j < b; j++) {
+            if (chosen[j]) {
+                canvas[blockStart + j] = x0[j];
+                positions[c] = blockStart + j;
+                tokens[c++] = x0[j];
+            }
+        }
+        int step = forwards++;
+        stepInBlock++;
+        int completed = -1;
+        int completedStart = -1;
+        int[] blockTokens = new int[0];
+        if (blockFinished()) {
+            completed = block;
+            completedStart = blockStart;
+            blockTokens = Arrays.copyOfRange(canvas, blockStart, blockStart + b);
+            if (block + 1 == params.numBlocks()) {
+                done = true;
+                input = null;
+            } else {
+                startBlock(block + 1);
+            }
+        }
+        return new DenoiseOutcome(step, positions, tokens, completed, completedStart, blockTokens, done);
+    }
+
+    private boolean blockFinished() {
+        if (params.threshold() == null) {
+            return stepInBlock == params.stepsPerBlock();
+        }
+        if (stepInBlock >= params.blockLength()) {
+            return true; // only reachable when the model keeps committing the mask id itself
+        }
+        for (int p = blockStart; p < blockStart + params.blockLength(); p++) {
+            if (canvas[p] == maskId) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Fills x0 and confidence for every block position, drawing random numbers in the documented order. */
+    private void predict(float[] logits) {
+        int b = params.blockLength();
+        double temperature = params.temperature();
+        for (int j = 0; j < b; j++) {
+            int row = j * vocabSize;
+            int best = 0;
+            if (temperature == 0) {
+                float max = logits[row];
+                for (int id = 1; id < vocabSize; id++) {
+                    if (logits[row + id] > max) {
+                        max = logits[row + id];
+                        best = id;
+                    }
+                }
+            } else {
+                double max = Double.NEGATIVE_INFINITY;
+                for (int id = 0; id < vocabSize; id++) {
+                    double noise = Math.pow(-Math.log(random.nextDouble()), temperature);
+                    double score = Math.exp(logits[row + id]) / noise;
+                    if (score > max || id == 0) {
+                        max = score;
+                        best = id;
+                    }
+                }
+            }
+            x0[j] = best;
+            // Unmasked positions get -infinity in apply(), so their probability is never needed.
+            if (params.remasking() == Remasking.LOW_CONFIDENCE && canvas[blockStart + j] == maskId) {
+                confidence[j] = probability(logits, row, best);
+            }
+        }
+        if (params.remasking() == Remasking.RANDOM) {
+            for (int j = 0; j < b; j++) {
+                confidence[j] = random.nextDouble();
+            }
+        }
+    }
+
+    /** softmax(logits[row ..])[id] in float64. */
+    private double probability(float[] logits, int row, int id) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int v = 0; v < vocabSize; v++) {
+            max = Math.max(max, logits[row + v]);
+        }
+        double sum = 0;
+        for (int v = 0; v < vocabSize; v++) {
+            sum += Math.exp(logits[row + v] - max);
+        }
+        return Math.exp(logits[row + id] - max) / sum;
+    }
+
+    /** The highest confidence not yet chosen, lowest position on ties; -infinity ones are never returned. */
+    private int mostConfidentUnchosen() {
+        int best = -1;
+        for (int j = 0; j < params.blockLength(); j++) {
+            if (!chosen[j] && confidence[j] != Double.NEGATIVE_INFINITY
+                    && (best < 0 || confidence[j] > confidence[best])) {
+                best = j;
+            }
+        }
+        return best;
+    }
+
+    private void requireRunning() {
+        if (done) {
+            throw new IllegalStateException("generation is done");
+        }
+    }
+
+    public boolean done() {
+        return done;
+    }
+
+    public DiffusionParams params() {
+        return params;
+    }
+
+    /** Forward passes applied so far. */
+    public int forwards() {
+        return forwards;
+    }
+
+    /** The block the next step works on (numBlocks once done). */
+    public int currentBlock() {
+        return done ? params.numBlocks() : block;
+    }
+
+    public int prefixLength() {
+        return prefixLength;
+    }
+
+    public int maskId() {
+        return maskId;
+    }
+
+    /** A copy of the whole canvas: prompt, committed tokens, masks still open. */
+    public int[] canvas() {
+        return canvas.clone();
+    }
+
+    /** A copy of the generated part of the canvas (after the prompt). */
+    public int[] generated() {
+        return Arrays.copyOfRange(canvas, prefixLength, canvas.length);
+    }
+}
