@@ -316,7 +316,7 @@ public sealed interface GgufValue permits GgufValue.Int, GgufValue.Float32, Gguf
             boolean unsigned = elementType.isUnsigned();
             long[] out;
             switch (elements) {
-                case byte[] a when elementType.isInteger() -> {
+                case byte[] a -> {
                     out = new long[a.length];
                     for (int i = 0; i < a.length; i++) {
                         out[i] = unsigned ? Byte.toUnsignedLong(a[i]) : a[i];

@@ -293,6 +293,40 @@ class GgufRoundTripTest {
     }
 
     @Test
+    void filesBeyond2GiBMapWhole() throws IOException {
+        long offset = 5L << 30; // tensor data 5 GiB into the data section: past any int index
+        RawGguf raw = RawGguf.header(3, 2, 1)
+                .key("general.architecture", GgufValueType.STRING).str("llama")
+                .tensorInfo("near", 0, 0, 8)
+                .tensorInfo("far", 0, offset, 8)
+                .padTo(32);
+        long dataStart = raw.size();
+        Path file = dir.resolve("sparse.gguf");
+        try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(file.toFile(), "rw")) {
+            f.write(raw.toBytes());
+            f.setLength(dataStart + offset + 32); // sparse: the gap takes no disk
+            f.seek(dataStart + offset);
+            f.write(Quants.quantize(TensorType.F32, new float[] {1, 2, 3, 4, 5, 6, 7, -8}));
+        }
+        try (GgufFile g = GgufFile.open(file)) {
+            assertEquals(dataStart + offset + 32, g.size());
+            assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6, 7, -8}, Quants.dequantize(TensorType.F32, g.tensorData("far")));
+            assertArrayEquals(new float[8], Quants.dequantize(TensorType.F32, g.tensorData("near")));
+        }
+    }
+
+    @Test
+    void tensorDataIsUnusableAfterClose() throws IOException {
+        Path file = dir.resolve("closed.gguf");
+        new GgufWriter().addTensor("t", TensorType.F32, new long[] {1}, new byte[4]).write(file);
+        GgufFile g = GgufFile.open(file);
+        MemorySegment data = g.tensorData("t");
+        g.close();
+        g.close(); // idempotent
+        assertThrows(IllegalStateException.class, () -> data.get(ValueLayout.JAVA_BYTE, 0));
+    }
+
+    @Test
     void writerRefusesWhatItCannotWriteCorrectly() {
         GgufWriter w = new GgufWriter().addTensor("a", TensorType.F32, new long[] {2}, new byte[8]);
         assertThrows(IllegalArgumentException.class,
