@@ -87,6 +87,8 @@ final class DeviceLlama2 implements AutoCloseable {
         k.passLayer = stepLayers.clone();
         stepScheduleOnDevice = true;
 
+        k.patIndptr = new int[1];
+        k.patIndices = new int[1];
         growArrays(1, 1);
         launcher = new KernelLauncher(k, device);
         // Explicit mode: nothing reaches the device unless put; the weights go now and never again.
@@ -96,7 +98,26 @@ final class DeviceLlama2 implements AutoCloseable {
         }
         launcher.put(k.passOp);
         launcher.put(k.passLayer);
+        launcher.put(k.patIndptr);
+        launcher.put(k.patIndices);
         putActivations();
+    }
+
+    /**
+     * Sends this step's block-sparse patterns, all sparse entries' rows and indices concatenated; entries point
+     * into them through {@code k.entryIndptr} / {@code k.entryIndices} (-1: dense), which the caller fills.
+     */
+    void putPatterns(int[] indptr, int indptrLength, int[] indices, int indicesLength) {
+        if (indptrLength > k.patIndptr.length) {
+            k.patIndptr = new int[Math.max(indptrLength, 2 * k.patIndptr.length)];
+        }
+        if (indicesLength > k.patIndices.length) {
+            k.patIndices = new int[Math.max(indicesLength, 2 * k.patIndices.length)];
+        }
+        System.arraycopy(indptr, 0, k.patIndptr, 0, indptrLength);
+        System.arraycopy(indices, 0, k.patIndices, 0, indicesLength);
+        launcher.put(k.patIndptr);
+        launcher.put(k.patIndices);
     }
 
     static int blocksPerSequence(ModelConfig c) {
@@ -165,6 +186,8 @@ final class DeviceLlama2 implements AutoCloseable {
         launcher.put(k.tokenSeq);
         launcher.put(k.blockTable);
         launcher.put(k.lastRow);
+        launcher.put(k.entryIndptr);
+        launcher.put(k.entryIndices);
     }
 
     private void run(int passes, int tokens, int entries, int maxLen) {
@@ -203,6 +226,9 @@ final class DeviceLlama2 implements AutoCloseable {
         k.att = new float[(int) attFloats];
         k.blockTable = new int[entries * k.maxBlocksPerSeq];
         k.lastRow = new int[entries];
+        k.entryIndptr = new int[entries];
+        k.entryIndices = new int[entries];
+        java.util.Arrays.fill(k.entryIndptr, -1);
         k.logits = new float[entries * c.vocabSize()];
         tokenCapacity = tokens;
         entryCapacity = entries;

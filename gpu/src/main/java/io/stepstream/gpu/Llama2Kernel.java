@@ -36,6 +36,8 @@ public final class Llama2Kernel extends Kernel {
     static final int[] LAYER_OPS = {OP_RMSNORM_ATT, OP_QKV_ROPE, OP_SCORES, OP_SOFTMAX, OP_ATTN_OUT,
             OP_WO_RESIDUAL, OP_RMSNORM_FFN, OP_FFN_SWIGLU, OP_W2_RESIDUAL};
     static final int BLOCK = 16;
+    /** Score of a key outside a sequence's block-sparse pattern: exp() of it underflows to 0. */
+    static final float MASKED = -1.0e30f;
 
     // Shape (set once).
     int dim;
@@ -86,6 +88,12 @@ public final class Llama2Kernel extends Kernel {
     int[] tokenSeq;
     int[] blockTable;
     int[] lastRow;
+    // Block-sparse attention (see BlockSparsePattern): per entry, the offset of its indptr rows in patIndptr
+    // (-1: dense) and of its indices in patIndices.
+    int[] entryIndptr;
+    int[] entryIndices;
+    int[] patIndptr;
+    int[] patIndices;
 
     // Activations, resident scratch.
     float[] x;
@@ -230,7 +238,10 @@ public final class Llama2Kernel extends Kernel {
         }
     }
 
-    /** att[t][h][j] = q[t,h] . k[j, kv head of h] / sqrt(headSize) for every cached position j <= pos(t). */
+    /**
+     * att[t][h][j] = q[t,h] . k[j, kv head of h] / sqrt(headSize) for every cached position j <= pos(t); under
+     * a block-sparse pattern, keys outside the listed blocks get {@link #MASKED} and cost no dot product.
+     */
     void scores(int l, int gid, int gsize) {
         int n = tokens * nHeads * maxLen;
         for (int i = gid; i < n; i += gsize) {
@@ -238,15 +249,32 @@ public final class Llama2Kernel extends Kernel {
             int j = i - th * maxLen;
             int t = th / nHeads;
             int h = th - t * nHeads;
-            if (j <= tokenPos[t]) {
-                int block = blockTable[tokenSeq[t] * maxBlocksPerSeq + j / BLOCK];
-                int ko = block * blockFloats + ((l * 2) * BLOCK + j % BLOCK) * kvDim + (h / kvGroup) * headSize;
-                int qo = t * dim + h * headSize;
-                float s = 0f;
-                for (int d = 0; d < headSize; d++) {
-                    s += q[qo + d] * kv[ko + d];
+            int pos = tokenPos[t];
+            if (j <= pos) {
+                int e = tokenSeq[t];
+                int allowed = 1;
+                if (entryIndptr[e] >= 0) {
+                    int row = entryIndptr[e] + (l * nHeads + h) * maxBlocksPerSeq + pos / BLOCK;
+                    int ib = entryIndices[e];
+                    allowed = 0;
+                    for (int m = patIndptr[row]; m < patIndptr[row + 1]; m++) {
+                        if (patIndices[ib + m] == j / BLOCK) {
+                            allowed = 1;
+                        }
+                    }
                 }
-                att[th * ctx + j] = s / attScale;
+                if (allowed == 1) {
+                    int block = blockTable[e * maxBlocksPerSeq + j / BLOCK];
+                    int ko = block * blockFloats + ((l * 2) * BLOCK + j % BLOCK) * kvDim + (h / kvGroup) * headSize;
+                    int qo = t * dim + h * headSize;
+                    float s = 0f;
+                    for (int d = 0; d < headSize; d++) {
+                        s += q[qo + d] * kv[ko + d];
+                    }
+                    att[th * ctx + j] = s / attScale;
+                } else {
+                    att[th * ctx + j] = MASKED;
+                }
             }
         }
     }
@@ -273,7 +301,10 @@ public final class Llama2Kernel extends Kernel {
         }
     }
 
-    /** xb[t][h*hs + d] = sum over j <= pos(t) of att[t][h][j] * v[j][kv head of h][d]. */
+    /**
+     * xb[t][h*hs + d] = sum over j <= pos(t) of att[t][h][j] * v[j][kv head of h][d]; under a block-sparse
+     * pattern only the listed key blocks are read, in the pattern's order.
+     */
     void attentionOut(int l, int gid, int gsize) {
         int n = tokens * dim;
         for (int i = gid; i < n; i += gsize) {
@@ -281,13 +312,27 @@ public final class Llama2Kernel extends Kernel {
             int hd = i - t * dim;
             int h = hd / headSize;
             int vOffset = ((l * 2 + 1) * BLOCK) * kvDim + (h / kvGroup) * headSize + (hd - h * headSize);
-            int seqBase = tokenSeq[t] * maxBlocksPerSeq;
+            int e = tokenSeq[t];
+            int seqBase = e * maxBlocksPerSeq;
             int ao = (t * nHeads + h) * ctx;
             int pos = tokenPos[t];
             float acc = 0f;
-            for (int j = 0; j <= pos; j++) {
-                int block = blockTable[seqBase + j / BLOCK];
-                acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % BLOCK) * kvDim];
+            if (entryIndptr[e] < 0) {
+                for (int j = 0; j <= pos; j++) {
+                    int block = blockTable[seqBase + j / BLOCK];
+                    acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % BLOCK) * kvDim];
+                }
+            } else {
+                int row = entryIndptr[e] + (l * nHeads + h) * maxBlocksPerSeq + pos / BLOCK;
+                int ib = entryIndices[e];
+                for (int m = patIndptr[row]; m < patIndptr[row + 1]; m++) {
+                    int kb = patIndices[ib + m];
+                    int block = blockTable[seqBase + kb];
+                    int last = min(kb * BLOCK + BLOCK - 1, pos);
+                    for (int j = kb * BLOCK; j <= last; j++) {
+                        acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % BLOCK) * kvDim];
+                    }
+                }
             }
             xb[i] = acc;
         }

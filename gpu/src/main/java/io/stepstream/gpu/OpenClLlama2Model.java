@@ -19,6 +19,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
 
 /**
  * A llama2.c model whose whole forward step runs on one OpenCL device through Aparapi: weights uploaded
@@ -42,6 +44,10 @@ public final class OpenClLlama2Model implements Model {
     private final DeviceLlama2 device;
     private long stepCounter;
     private long lastStepLaunches;
+    /** Block-sparse attention patterns of the sequences that have one; others attend densely. */
+    private final Map<KvCache, BlockSparsePattern> patterns = new WeakHashMap<>();
+    private int[] patIndptr = new int[0];
+    private int[] patIndices = new int[0];
 
     /**
      * @param kvBlocks KV blocks to reserve on the device; 0 means {@link #DEFAULT_DEVICE_SEQUENCES} sequences
@@ -146,6 +152,29 @@ public final class OpenClLlama2Model implements Model {
         return device.passesPerStep();
     }
 
+    /**
+     * Makes the sequence of {@code cache} attend block-sparsely from its next step on, or densely again when
+     * {@code pattern} is null. The pattern must have this model's layers and heads and a query block row for
+     * every block of the context.
+     */
+    public void attentionPattern(KvCache cache, BlockSparsePattern pattern) {
+        if (!(cache instanceof PagedKvCache paged) || paged.pool() != pool) {
+            throw new IllegalArgumentException("KV cache was not created by model " + name);
+        }
+        if (pattern == null) {
+            patterns.remove(cache);
+            return;
+        }
+        int queryBlocks = DeviceLlama2.blocksPerSequence(config);
+        if (pattern.nLayers() != config.nLayers() || pattern.nHeads() != config.nHeads()
+                || pattern.queryBlocks() != queryBlocks) {
+            throw new IllegalArgumentException("pattern shape " + pattern.nLayers() + " layers x " + pattern.nHeads()
+                    + " heads x " + pattern.queryBlocks() + " query blocks does not match model " + name + " ("
+                    + config.nLayers() + " x " + config.nHeads() + " x " + queryBlocks + ")");
+        }
+        patterns.put(cache, pattern);
+    }
+
     @Override
     public void forward(ForwardBatch batch, float[][] logits) {
         List<ForwardBatch.Entry> entries = batch.entries();
@@ -173,6 +202,7 @@ public final class OpenClLlama2Model implements Model {
             maxLen = Math.max(maxLen, start + en.length());
             System.arraycopy(cache.blockTable(), 0, k.blockTable, i * perSeq, cache.blockCount());
         }
+        preparePatterns(caches, e);
         long before = device.launches();
         device.launchStep(tokens, e, maxLen);
         lastStepLaunches = device.launches() - before;
@@ -181,6 +211,38 @@ public final class OpenClLlama2Model implements Model {
             System.arraycopy(k.logits, i * vocab, logits[i], 0, vocab);
             caches[i].advance(caches[i].length() + entries.get(i).length());
         }
+    }
+
+    /** Concatenates the patterns of this step's sparse entries and points each entry at its own. */
+    private void preparePatterns(PagedKvCache[] caches, int e) {
+        Llama2Kernel k = device.k;
+        int indptrLength = 0;
+        int indicesLength = 0;
+        for (int i = 0; i < e; i++) {
+            BlockSparsePattern p = patterns.isEmpty() ? null : patterns.get(caches[i]);
+            k.entryIndptr[i] = p == null ? -1 : indptrLength;
+            k.entryIndices[i] = p == null ? 0 : indicesLength;
+            if (p != null) {
+                indptrLength += p.indptrLength();
+                indicesLength += p.indicesLength();
+            }
+        }
+        if (indptrLength == 0) {
+            return;
+        }
+        if (patIndptr.length < indptrLength) {
+            patIndptr = new int[indptrLength];
+        }
+        if (patIndices.length < indicesLength) {
+            patIndices = new int[indicesLength];
+        }
+        for (int i = 0; i < e; i++) {
+            BlockSparsePattern p = k.entryIndptr[i] < 0 ? null : patterns.get(caches[i]);
+            if (p != null) {
+                p.copyInto(patIndptr, k.entryIndptr[i], patIndices, k.entryIndices[i]);
+            }
+        }
+        device.putPatterns(patIndptr, indptrLength, patIndices, indicesLength);
     }
 
     /** Validates the whole batch, then takes every KV block it needs (all or nothing). */

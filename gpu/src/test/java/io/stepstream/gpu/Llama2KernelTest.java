@@ -321,4 +321,79 @@ class Llama2KernelTest {
         }
         assertClose("logits", k.logits, expected);
     }
+
+    @Test
+    void blockSparseAttentionReadsOnlyTheListedKeyBlocks() {
+        int hs = C.headSize();
+        int dim = C.dim();
+        int qBlocks = k.maxBlocksPerSeq;
+        // Entry 0 attends through a random pattern (own block always, each earlier block by coin flip, in a
+        // shuffled order); entry 1 stays dense in the same launch.
+        int rows = C.nLayers() * C.nHeads() * qBlocks;
+        int[] indptr = new int[rows + 1];
+        int[] indices = new int[rows * qBlocks];
+        for (int r = 0; r < rows; r++) {
+            int qb = r % qBlocks;
+            java.util.List<Integer> blocks = new java.util.ArrayList<>(java.util.List.of(qb));
+            for (int kb = 0; kb < qb; kb++) {
+                if (RANDOM.nextBoolean()) {
+                    blocks.add(kb);
+                }
+            }
+            java.util.Collections.shuffle(blocks, RANDOM);
+            indptr[r + 1] = indptr[r] + blocks.size();
+            for (int m = 0; m < blocks.size(); m++) {
+                indices[indptr[r] + m] = blocks.get(m);
+            }
+        }
+        BlockSparsePattern pattern = new BlockSparsePattern(C.nLayers(), C.nHeads(), qBlocks, indptr,
+                Arrays.copyOf(indices, indptr[rows]));
+        try {
+            k.entryIndptr[0] = 0;
+            k.entryIndices[0] = 0;
+            device.putPatterns(pattern.indptr(), indptr.length, pattern.indices(), indptr[rows]);
+            device.putStepInputs();
+            fill(k.q);
+            fill(k.kv);
+            device.launchPasses(new int[]{OP_SCORES, OP_SOFTMAX, OP_ATTN_OUT}, new int[]{LAYER, LAYER, LAYER}, T, E,
+                    MAX_LEN);
+            device.launcher().get(k.xb);
+        } finally {
+            k.entryIndptr[0] = -1;
+            device.putStepInputs();
+        }
+        double[] expected = new double[T * dim];
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < C.nHeads(); h++) {
+                int kvHead = h / (C.nHeads() / C.nKvHeads());
+                boolean[] allowed = new boolean[POS[t] + 1];
+                if (SEQ[t] == 0) {
+                    for (int kb : pattern.keyBlocks(LAYER, h, POS[t] / BLOCK)) {
+                        for (int j = kb * BLOCK; j < Math.min((kb + 1) * BLOCK, POS[t] + 1); j++) {
+                            allowed[j] = true;
+                        }
+                    }
+                } else {
+                    Arrays.fill(allowed, true);
+                }
+                double[] p = new double[POS[t] + 1];
+                double sum = 0;
+                for (int j = 0; j <= POS[t]; j++) {
+                    if (allowed[j]) {
+                        p[j] = Math.exp(dot(k.q, t * dim + h * hs, k.kv, kvIndex(SEQ[t], j, false, kvHead * hs), hs)
+                                / Math.sqrt(hs));
+                        sum += p[j];
+                    }
+                }
+                for (int d = 0; d < hs; d++) {
+                    double s = 0;
+                    for (int j = 0; j <= POS[t]; j++) {
+                        s += p[j] / sum * k.kv[kvIndex(SEQ[t], j, true, kvHead * hs + d)];
+                    }
+                    expected[t * dim + h * hs + d] = s;
+                }
+            }
+        }
+        assertClose("block-sparse attention", k.xb, expected);
+    }
 }

@@ -181,4 +181,37 @@ class OpenClLlama2ModelTest {
             caches.forEach(KvCache::close);
         }
     }
+
+    @Test
+    void aDensePatternChangesNothingAndASparseOneReachesTheDevice() {
+        int layers = gpu.config().nLayers();
+        int heads = gpu.config().nHeads();
+        int queryBlocks = (gpu.config().contextLength() + 15) / 16;
+        Random random = new Random(11);
+        int[] prompt = new int[50];
+        prompt[0] = 1;
+        for (int i = 1; i < prompt.length; i++) {
+            prompt[i] = 3 + random.nextInt(gpu.config().vocabSize() - 3);
+        }
+        // Local attention: each query block sees only itself.
+        int rows = layers * heads * queryBlocks;
+        int[] indptr = new int[rows + 1];
+        int[] indices = new int[rows];
+        for (int r = 0; r < rows; r++) {
+            indptr[r + 1] = r + 1;
+            indices[r] = r % queryBlocks;
+        }
+        BlockSparsePattern local = new BlockSparsePattern(layers, heads, queryBlocks, indptr, indices);
+        try (KvCache plain = gpu.newKvCache(); KvCache dense = gpu.newKvCache(); KvCache sparse = gpu.newKvCache()) {
+            gpu.attentionPattern(dense, BlockSparsePattern.dense(layers, heads, queryBlocks));
+            gpu.attentionPattern(sparse, local);
+            float[][] logits = new float[3][gpu.config().vocabSize()];
+            gpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(plain, prompt, 0, prompt.length),
+                    new ForwardBatch.Entry(dense, prompt, 0, prompt.length),
+                    new ForwardBatch.Entry(sparse, prompt, 0, prompt.length))), logits);
+            assertTrue(relativeError(logits[1], logits[0]) <= 1e-5, "dense pattern vs none");
+            // Position 49 sits in query block 3; without blocks 0..2 its attention, and so its logits, change.
+            assertTrue(relativeError(logits[2], logits[0]) > 1e-3, "local pattern had no effect");
+        }
+    }
 }
