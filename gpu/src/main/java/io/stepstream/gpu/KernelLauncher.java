@@ -1,0 +1,91 @@
+package io.stepstream.gpu;
+
+import com.aparapi.Kernel;
+import com.aparapi.Range;
+import com.aparapi.device.OpenCLDevice;
+import com.aparapi.internal.kernel.KernelManager;
+import com.aparapi.internal.kernel.KernelProfile;
+
+import java.util.LinkedHashSet;
+import java.util.List;
+
+/**
+ * Runs one Aparapi kernel instance on one OpenCL device and nowhere else. Aparapi, when a kernel fails to
+ * translate, compile or launch, quietly tries other devices and finally Java threads; here any of that is an
+ * {@link OpenClException}: the kernel is pinned to the device, every range is created by that device, and
+ * after each launch Aparapi's own profile must show that the device ran it. Buffers are explicit: an array
+ * goes to the device on the first launch that sees it and afterwards only on {@code put}.
+ * Counts launches (one {@code execute}, however many passes, is one launch).
+ */
+public final class KernelLauncher {
+    private final Kernel kernel;
+    private final OpenCLDevice device;
+    private long launches;
+
+    public KernelLauncher(Kernel kernel, OpenCLDevice device) {
+        this.kernel = kernel;
+        this.device = device;
+        kernel.setExplicit(true);
+        KernelManager.instance().setPreferredDevices(kernel, new LinkedHashSet<>(List.of(device)));
+    }
+
+    public OpenCLDevice device() {
+        return device;
+    }
+
+    /** A 1D range of {@code globalSize} work items in groups of {@code localSize}, bound to this device. */
+    public Range range(int globalSize, int localSize) {
+        return device.createRange(globalSize, localSize);
+    }
+
+    /** Runs {@code passes} passes of the kernel in one execute; pass p sees getPassId() == p. */
+    public void launch(Range range, int passes) {
+        if (range.getDevice() != device) {
+            throw new IllegalArgumentException("range is bound to " + range.getDevice() + ", not to " + device.getName());
+        }
+        try {
+            kernel.execute(range, passes);
+        } catch (Throwable e) { // Aparapi reports a failed device fallback as an AssertionError
+            throw new OpenClException(kernel.getClass().getSimpleName() + " failed on OpenCL device "
+                    + device.getName().strip() + ": " + e, e);
+        }
+        launches++;
+        checkRanOnDevice();
+    }
+
+    /** Fails unless Aparapi's profile says the last execution of this kernel class was on our device. */
+    void checkRanOnDevice() {
+        KernelProfile profile = KernelManager.instance().getProfile(kernel.getClass());
+        var failed = KernelManager.instance().getPreferences(kernel).getFailedDevices();
+        if (profile.getLastDeviceProfile() != profile.getDeviceProfile(device) || !failed.isEmpty()
+                || !(kernel.getTargetDevice() instanceof OpenCLDevice)) {
+            throw new OpenClException(kernel.getClass().getSimpleName() + " did not run on OpenCL device "
+                    + device.getName().strip() + " (Aparapi fell back; devices used: " + profile.getDevices()
+                    + ", failed: " + failed + ")");
+        }
+    }
+
+    public long launches() {
+        return launches;
+    }
+
+    public Kernel kernel() {
+        return kernel;
+    }
+
+    public void put(float[] a) {
+        kernel.put(a);
+    }
+
+    public void put(int[] a) {
+        kernel.put(a);
+    }
+
+    public void get(float[] a) {
+        kernel.get(a);
+    }
+
+    public void dispose() {
+        kernel.dispose();
+    }
+}

@@ -1,0 +1,309 @@
+package io.stepstream.gpu;
+
+import com.aparapi.device.OpenCLDevice;
+import io.stepstream.engine.ForwardBatch;
+import io.stepstream.engine.KvCache;
+import io.stepstream.engine.KvCacheExhaustedException;
+import io.stepstream.engine.Model;
+import io.stepstream.engine.ModelConfig;
+import io.stepstream.engine.ModelLoadException;
+import io.stepstream.engine.Models;
+import io.stepstream.engine.Tokenizer;
+import io.stepstream.engine.kv.KvBlockPool;
+import io.stepstream.engine.kv.PagedKvCache;
+import io.stepstream.engine.llama2.Llama2Checkpoint;
+import io.stepstream.engine.llama2.Llama2Tokenizer;
+import io.stepstream.engine.llama2.Llama2Weights;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.WeakHashMap;
+
+/**
+ * A llama2.c model whose whole forward step runs on one OpenCL device through Aparapi: weights uploaded
+ * once, activations and the paged KV cache resident, and per step only token ids, positions, entry indices,
+ * block tables and last-row indices go in and the last token's logits of each entry come back. A step is
+ * exactly one kernel launch ({@link #lastStepLaunches()}) of {@link #passesPerStep()} passes.
+ *
+ * <p>KV blocks are accounted by an engine {@link KvBlockPool} (the same block ids and block size the CPU
+ * model uses); their contents live only on the device. Not thread-safe: one step at a time, on one thread.
+ */
+public final class OpenClLlama2Model implements Model {
+    /** KV blocks reserved on the device when none are asked for: this many sequences of full context. */
+    public static final int DEFAULT_DEVICE_SEQUENCES = 16;
+    private static final String STORIES260K_CHECKPOINT = "models/stories260K/stories260K.bin";
+    private static final String STORIES260K_TOKENIZER = "models/stories260K/tok512.bin";
+
+    private final String name;
+    private final ModelConfig config;
+    private final Llama2Tokenizer tokenizer;
+    private final KvBlockPool pool;
+    private final DeviceLlama2 device;
+    private long stepCounter;
+    private long lastStepLaunches;
+    /** Block-sparse attention patterns of the sequences that have one; others attend densely. */
+    private final Map<KvCache, BlockSparsePattern> patterns = new WeakHashMap<>();
+    private int[] patIndptr = new int[0];
+    private int[] patIndices = new int[0];
+
+    /**
+     * @param kvBlocks KV blocks to reserve on the device; 0 means {@link #DEFAULT_DEVICE_SEQUENCES} sequences
+     *                 of full context, fewer if the 2 GiB buffer limit says so
+     */
+    public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
+                             int kvBlocks) {
+        this.name = name;
+        this.config = weights.config();
+        if (tokenizer.vocabSize() != config.vocabSize()) {
+            throw new IllegalArgumentException("tokenizer has " + tokenizer.vocabSize() + " tokens, model "
+                    + config.vocabSize());
+        }
+        if (kvBlocks < 0) {
+            throw new IllegalArgumentException("kvBlocks must be >= 0 (0 = default), got " + kvBlocks);
+        }
+        this.tokenizer = tokenizer;
+        int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config);
+        this.pool = new KvBlockPool(config.nLayers(), config.kvDim(), blocks);
+        this.device = new DeviceLlama2(weights, device, blocks);
+    }
+
+    /** An embedded model of the engine jar by name (today: stories260K) on the given device. */
+    public static OpenClLlama2Model loadEmbedded(String name, OpenCLDevice device, int kvBlocks) {
+        if (!Models.DEFAULT_MODEL.equals(name) || !Models.embedded().contains(name)) {
+            throw new ModelLoadException(name + ": not an embedded llama2.c model the OpenCL backend can load"
+                    + " (embedded: " + Models.embedded() + ")");
+        }
+        Llama2Weights w = Llama2Checkpoint.read(name + ":" + STORIES260K_CHECKPOINT, resource(STORIES260K_CHECKPOINT));
+        Llama2Tokenizer tok = Llama2Tokenizer.read(name + ":" + STORIES260K_TOKENIZER,
+                resource(STORIES260K_TOKENIZER), w.config().vocabSize());
+        return new OpenClLlama2Model(name, w, tok, device, kvBlocks);
+    }
+
+    /** A llama2.c checkpoint and its tokenizer from files, on the given device. */
+    public static OpenClLlama2Model load(Path checkpoint, Path tokenizerFile, OpenCLDevice device, int kvBlocks) {
+        Llama2Weights w = Llama2Checkpoint.read(checkpoint);
+        Llama2Tokenizer tok = Llama2Tokenizer.read(tokenizerFile, w.config().vocabSize());
+        String file = checkpoint.getFileName().toString();
+        return new OpenClLlama2Model(file.endsWith(".bin") ? file.substring(0, file.length() - 4) : file, w, tok,
+                device, kvBlocks);
+    }
+
+    private static byte[] resource(String path) {
+        try (InputStream in = Models.class.getResourceAsStream(path)) {
+            if (in == null) {
+                throw new ModelLoadException("embedded resource " + path + " is missing from the engine jar");
+            }
+            return in.readAllBytes();
+        } catch (IOException e) {
+            throw new ModelLoadException("cannot read embedded resource " + path + ": " + e, e);
+        }
+    }
+
+    private static int defaultBlocks(ModelConfig c) {
+        long blockBytes = (long) c.nLayers() * 2 * KvBlockPool.BLOCK_POSITIONS * c.kvDim() * Float.BYTES;
+        long wanted = (long) DEFAULT_DEVICE_SEQUENCES * DeviceLlama2.blocksPerSequence(c);
+        return (int) Math.max(1, Math.min(wanted, DeviceLlama2.MAX_BUFFER_BYTES / blockBytes));
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public ModelConfig config() {
+        return config;
+    }
+
+    @Override
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    @Override
+    public KvCache newKvCache() {
+        return new PagedKvCache(pool, config.contextLength());
+    }
+
+    public KvBlockPool kvBlockPool() {
+        return pool;
+    }
+
+    /** The OpenCL device every step runs on. */
+    public OpenCLDevice device() {
+        return device.device();
+    }
+
+    /** Kernel launches (Aparapi execute calls) since load. */
+    public long launches() {
+        return device.launches();
+    }
+
+    /** Kernel launches of the last forward step: 1. */
+    public long lastStepLaunches() {
+        return lastStepLaunches;
+    }
+
+    /** Passes (OpenCL kernel enqueues inside the one launch) of every step: 3 + 9 * layers. */
+    public int passesPerStep() {
+        return device.passesPerStep();
+    }
+
+    /**
+     * Makes the sequence of {@code cache} attend block-sparsely from its next step on, or densely again when
+     * {@code pattern} is null. The pattern must have this model's layers and heads and a query block row for
+     * every block of the context.
+     */
+    public void attentionPattern(KvCache cache, BlockSparsePattern pattern) {
+        if (!(cache instanceof PagedKvCache paged) || paged.pool() != pool) {
+            throw new IllegalArgumentException("KV cache was not created by model " + name);
+        }
+        if (pattern == null) {
+            patterns.remove(cache);
+            return;
+        }
+        int queryBlocks = DeviceLlama2.blocksPerSequence(config);
+        if (pattern.nLayers() != config.nLayers() || pattern.nHeads() != config.nHeads()
+                || pattern.queryBlocks() != queryBlocks) {
+            throw new IllegalArgumentException("pattern shape " + pattern.nLayers() + " layers x " + pattern.nHeads()
+                    + " heads x " + pattern.queryBlocks() + " query blocks does not match model " + name + " ("
+                    + config.nLayers() + " x " + config.nHeads() + " x " + queryBlocks + ")");
+        }
+        patterns.put(cache, pattern);
+    }
+
+    @Override
+    public void forward(ForwardBatch batch, float[][] logits) {
+        List<ForwardBatch.Entry> entries = batch.entries();
+        int e = entries.size();
+        if (e == 0) {
+            return;
+        }
+        PagedKvCache[] caches = checkAndReserve(entries, logits);
+        int tokens = batch.totalTokens();
+        device.ensureCapacity(tokens, e);
+        Llama2Kernel k = device.k;
+        int perSeq = k.maxBlocksPerSeq;
+        int row = 0;
+        int maxLen = 0;
+        for (int i = 0; i < e; i++) {
+            ForwardBatch.Entry en = entries.get(i);
+            PagedKvCache cache = caches[i];
+            int start = cache.length();
+            for (int j = 0; j < en.length(); j++, row++) {
+                k.tokenIds[row] = en.tokens()[en.offset() + j];
+                k.tokenPos[row] = start + j;
+                k.tokenSeq[row] = i;
+            }
+            k.lastRow[i] = row - 1;
+            maxLen = Math.max(maxLen, start + en.length());
+            System.arraycopy(cache.blockTable(), 0, k.blockTable, i * perSeq, cache.blockCount());
+        }
+        preparePatterns(caches, e);
+        long before = device.launches();
+        device.launchStep(tokens, e, maxLen);
+        lastStepLaunches = device.launches() - before;
+        int vocab = config.vocabSize();
+        for (int i = 0; i < e; i++) {
+            System.arraycopy(k.logits, i * vocab, logits[i], 0, vocab);
+            caches[i].advance(caches[i].length() + entries.get(i).length());
+        }
+    }
+
+    /** Concatenates the patterns of this step's sparse entries and points each entry at its own. */
+    private void preparePatterns(PagedKvCache[] caches, int e) {
+        Llama2Kernel k = device.k;
+        int indptrLength = 0;
+        int indicesLength = 0;
+        for (int i = 0; i < e; i++) {
+            BlockSparsePattern p = patterns.isEmpty() ? null : patterns.get(caches[i]);
+            k.entryIndptr[i] = p == null ? -1 : indptrLength;
+            k.entryIndices[i] = p == null ? 0 : indicesLength;
+            if (p != null) {
+                indptrLength += p.indptrLength();
+                indicesLength += p.indicesLength();
+            }
+        }
+        if (indptrLength == 0) {
+            return;
+        }
+        if (patIndptr.length < indptrLength) {
+            patIndptr = new int[indptrLength];
+        }
+        if (patIndices.length < indicesLength) {
+            patIndices = new int[indicesLength];
+        }
+        for (int i = 0; i < e; i++) {
+            BlockSparsePattern p = k.entryIndptr[i] < 0 ? null : patterns.get(caches[i]);
+            if (p != null) {
+                p.copyInto(patIndptr, k.entryIndptr[i], patIndices, k.entryIndices[i]);
+            }
+        }
+        device.putPatterns(patIndptr, indptrLength, patIndices, indicesLength);
+    }
+
+    /** Validates the whole batch, then takes every KV block it needs (all or nothing). */
+    private PagedKvCache[] checkAndReserve(List<ForwardBatch.Entry> entries, float[][] logits) {
+        int e = entries.size();
+        if (logits == null || logits.length < e) {
+            throw new IllegalArgumentException("logits must have a row per entry: " + e + " entries, "
+                    + (logits == null ? "null" : logits.length + " rows"));
+        }
+        long stamp = ++stepCounter;
+        PagedKvCache[] caches = new PagedKvCache[e];
+        long tokens = 0;
+        int missingBlocks = 0;
+        int vocab = config.vocabSize();
+        for (int i = 0; i < e; i++) {
+            ForwardBatch.Entry en = entries.get(i);
+            if (!(en.cache() instanceof PagedKvCache cache) || cache.pool() != pool) {
+                throw new IllegalArgumentException("entry " + i + ": KV cache was not created by model " + name);
+            }
+            if (cache.isClosed()) {
+                throw new IllegalArgumentException("entry " + i + ": KV cache is closed");
+            }
+            if (cache.stepStamp() == stamp) {
+                throw new IllegalArgumentException("entry " + i + ": the same KV cache appears twice in one batch");
+            }
+            cache.stepStamp(stamp);
+            if (logits[i] == null || logits[i].length < vocab) {
+                throw new IllegalArgumentException("logits[" + i + "] must hold " + vocab + " floats");
+            }
+            long end = (long) cache.length() + en.length();
+            if (end > config.contextLength()) {
+                throw new IllegalArgumentException("entry " + i + ": " + cache.length() + " cached + " + en.length()
+                        + " new tokens exceed the context length " + config.contextLength());
+            }
+            for (int j = 0; j < en.length(); j++) {
+                int tok = en.tokens()[en.offset() + j];
+                if (tok < 0 || tok >= vocab) {
+                    throw new IllegalArgumentException("entry " + i + ": token id " + tok + " is outside [0, "
+                            + vocab + ")");
+                }
+            }
+            caches[i] = cache;
+            tokens += en.length();
+            missingBlocks += cache.blocksMissingFor((int) end);
+        }
+        if (tokens > Integer.MAX_VALUE / Math.max(config.hiddenDim(), config.dim())) {
+            throw new IllegalArgumentException("batch of " + tokens + " tokens is too large for one step");
+        }
+        int free = pool.freeBlocks();
+        if (missingBlocks > free) {
+            throw new KvCacheExhaustedException("KV block pool of model " + name + " exhausted: the batch needs "
+                    + missingBlocks + " more block(s), " + free + " of " + pool.maxBlocks() + " free");
+        }
+        for (int i = 0; i < e; i++) {
+            caches[i].reserve(caches[i].length() + entries.get(i).length());
+        }
+        return caches;
+    }
+
+    @Override
+    public void close() {
+        device.close();
+    }
+}

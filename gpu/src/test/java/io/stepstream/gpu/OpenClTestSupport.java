@@ -1,0 +1,57 @@
+package io.stepstream.gpu;
+
+import com.aparapi.device.OpenCLDevice;
+
+/** The device every OpenCL test runs on, chosen once per JVM; no device is a test failure, never a skip. */
+final class OpenClTestSupport {
+    /** Selector for the tests' device: -Dstepstream.test.device=..., default the first GPU else any device. */
+    static final String SELECTOR = System.getProperty("stepstream.test.device", "auto");
+    private static OpenCLDevice device;
+
+    private OpenClTestSupport() {
+    }
+
+    static synchronized OpenCLDevice device() {
+        if (device == null) {
+            try {
+                device = OpenClDevices.select(SELECTOR);
+            } catch (OpenClException e) {
+                throw new AssertionError("the OpenCL tests need a real OpenCL device (CI installs PoCL through"
+                        + " .ci/run): " + e.getMessage(), e);
+            }
+        }
+        return device;
+    }
+
+    /** max |a-b| / max |b| over the first n elements. */
+    static double relativeError(float[] actual, double[] reference, int n) {
+        double maxDiff = 0;
+        double maxRef = 0;
+        for (int i = 0; i < n; i++) {
+            maxDiff = Math.max(maxDiff, Math.abs(actual[i] - reference[i]));
+            maxRef = Math.max(maxRef, Math.abs(reference[i]));
+        }
+        if (maxRef == 0) {
+            throw new AssertionError("reference is all zeros: the comparison would prove nothing");
+        }
+        return maxDiff / maxRef;
+    }
+
+    static double relativeError(float[] actual, float[] reference) {
+        double[] ref = new double[reference.length];
+        for (int i = 0; i < ref.length; i++) {
+            ref[i] = reference[i];
+        }
+        return relativeError(actual, ref, ref.length);
+    }
+
+    static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+}
