@@ -1,5 +1,6 @@
 package io.stepstream.engine.tokenizer;
 
+import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llamacpp.MiniGgufWriter;
 
@@ -16,12 +17,12 @@ import java.util.List;
  * Real vocabularies for the tokenizer tests, as TokenizerSpecs and as vocab-only GGUF files llama.cpp loads:
  * stories260K's tok512 in SentencePiece form, and a byte-level BPE trained here on an embedded corpus.
  */
-final class TestVocabularies {
+public final class TestVocabularies {
     private TestVocabularies() {
     }
 
     /** /work/shared/models (or wherever shared/models sits above the working directory). */
-    static Path sharedModels() {
+    public static Path sharedModels() {
         for (Path d = Path.of(System.getProperty("user.dir")).toAbsolutePath(); d != null; d = d.getParent()) {
             Path candidate = d.resolve("shared").resolve("models");
             if (Files.isDirectory(candidate)) {
@@ -35,7 +36,7 @@ final class TestVocabularies {
      * tok512 as a SentencePiece vocabulary: pieces with spaces back to U+2581, {@code <0xHH>} pieces typed BYTE,
      * {@code <unk>} UNKNOWN, {@code <s>} and {@code </s>} CONTROL (llama2.c stored them as "\n<s>\n" and "\n</s>\n").
      */
-    static TokenizerSpec tok512(Boolean addBos, Boolean addEos, Boolean addSpacePrefix) throws IOException {
+    public static TokenizerSpec tok512(Boolean addBos, Boolean addEos, Boolean addSpacePrefix) throws IOException {
         Llama2Tokenizer llama2 = Llama2Tokenizer.read(sharedModels().resolve("stories260K/tok512.bin"), 512);
         List<String> tokens = new ArrayList<>();
         float[] scores = new float[512];
@@ -113,17 +114,25 @@ final class TestVocabularies {
 
     /** Writes a spec as a vocab-only GGUF with general.architecture "llama" and small llama hyper-parameters. */
     static Path writeGguf(TokenizerSpec spec, Path file) throws IOException {
+        ModelConfig small = new ModelConfig(64, 172, 1, 8, 4, spec.tokens().size(), 512, 1e-5f, 10000f, true);
+        gguf(spec, small).write(file);
+        return file;
+    }
+
+    /** A GGUF writer holding a llama model's hyper-parameters and the vocabulary; tensors may be added. */
+    public static MiniGgufWriter gguf(TokenizerSpec spec, ModelConfig c) {
         MiniGgufWriter w = new MiniGgufWriter()
                 .string("general.architecture", "llama")
-                .string("general.name", "stepstream-test-vocab")
-                .u32("llama.context_length", 512)
-                .u32("llama.embedding_length", 64)
-                .u32("llama.block_count", 1)
-                .u32("llama.feed_forward_length", 172)
-                .u32("llama.attention.head_count", 8)
-                .u32("llama.attention.head_count_kv", 4)
-                .u32("llama.rope.dimension_count", 8)
-                .f32("llama.attention.layer_norm_rms_epsilon", 1e-5f)
+                .string("general.name", "stepstream-test")
+                .u32("llama.context_length", c.contextLength())
+                .u32("llama.embedding_length", c.dim())
+                .u32("llama.block_count", c.nLayers())
+                .u32("llama.feed_forward_length", c.hiddenDim())
+                .u32("llama.attention.head_count", c.nHeads())
+                .u32("llama.attention.head_count_kv", c.nKvHeads())
+                .u32("llama.rope.dimension_count", c.headSize())
+                .f32("llama.rope.freq_base", c.ropeTheta())
+                .f32("llama.attention.layer_norm_rms_epsilon", c.rmsNormEps())
                 .string("tokenizer.ggml.model", spec.model());
         if (spec.pre() != null) {
             w.string("tokenizer.ggml.pre", spec.pre());
@@ -156,7 +165,6 @@ final class TestVocabularies {
         if (spec.addSpacePrefix() != null) {
             w.bool("tokenizer.ggml.add_space_prefix", spec.addSpacePrefix());
         }
-        w.write(file);
-        return file;
+        return w;
     }
 }

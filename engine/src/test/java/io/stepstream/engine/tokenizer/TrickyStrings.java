@@ -28,6 +28,7 @@ final class TrickyStrings {
             "{\"json\": [1, 2, 3]}", "ALLCAPS and MiXeD", "    indented", "def f(x):\n    return x**2  # c\n",
             "a.b,c;d:e", " . , ? !", "hello , world . how ' s it ?",
             "<s>", "</s>", "<unk>", "<s>hello</s>", "text <s> more", "<s><s>", "  <s>  ", "<0x41>", "<0x0A>",
+            "lll", "llll", "ppp", "ooooo", "balll", "hoooop", "pppp llll",
             "<|begin_of_text|>Hello", "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi<|im_end|>",
             "<|im_start|>user", "x <|eot_id|> y", "special<|im_end|><|im_end|>", "<|im_start|>systemx",
             "<|end_of_text|>", "<|begin_of_text|><|begin_of_text|>", "<tool_call>{\"a\":1}</tool_call>",
@@ -39,7 +40,7 @@ final class TrickyStrings {
                 "x", "Q", "0", "7", "42", "123", "9999", ".", ",", "!", "?", "'", "'s", "'ll", "-", "_", "(", ")",
                 "\"", "é", "ü", "ß", "ñ", "œ", "日", "本", "中", "文", "한", "م", "ر", "ש", "П", "ж", "λ", "न",
                 "😀", "🎉", "👍🏽", "🇺🇸", "\u200B", "\u00A0", "\u3000", "½", "€", "∑", "\u0301", "<s>", "</s>",
-                "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<tool_call>", "<", ">", "|", "zyxw", "qqqq"};
+                "<|im_start|>", "<|im_end|>", "<|eot_id|>", "<tool_call>", "<", ">", "|", "zyxw", "qqqq", "l", "ll", "o", "p"};
         Random r = new Random(seed);
         List<String> out = new ArrayList<>(count);
         for (int i = 0; i < count; i++) {
