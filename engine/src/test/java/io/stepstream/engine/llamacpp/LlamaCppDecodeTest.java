@@ -7,7 +7,9 @@ import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.StreamingDecoder;
 import io.stepstream.engine.Tokenizer;
+import io.stepstream.engine.format.gguf.GgufWriter;
 import io.stepstream.engine.llama2.Llama2Checkpoint;
+import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.tokenizer.TestVocabularies;
 import io.stepstream.engine.tokenizer.TokenizerSpec;
@@ -69,29 +71,34 @@ class LlamaCppDecodeTest {
         Llama2Weights w = Llama2Checkpoint.read(checkpoint);
         ModelConfig c = w.config();
         TokenizerSpec vocab = TestVocabularies.tok512(null, null, null);
-        MiniGgufWriter g = TestVocabularies.gguf(vocab, c);
+        GgufWriter g = TestVocabularies.gguf(vocab, c);
         int dim = c.dim();
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();
-        g.tensor("token_embd.weight", w.tokenEmbedding(), dim, c.vocabSize());
-        g.tensor("output_norm.weight", w.rmsFinal(), dim);
+        f32(g, "token_embd.weight", w.tokenEmbedding(), dim, c.vocabSize());
+        f32(g, "output_norm.weight", w.rmsFinal(), dim);
         if (!c.sharedClassifier()) {
-            g.tensor("output.weight", w.classifier(), dim, c.vocabSize());
+            f32(g, "output.weight", w.classifier(), dim, c.vocabSize());
         }
         for (int l = 0; l < c.nLayers(); l++) {
             String p = "blk." + l + ".";
-            g.tensor(p + "attn_norm.weight", w.rmsAtt()[l], dim);
-            g.tensor(p + "attn_q.weight", w.wq()[l], dim, dim);
-            g.tensor(p + "attn_k.weight", w.wk()[l], dim, kvDim);
-            g.tensor(p + "attn_v.weight", w.wv()[l], dim, kvDim);
-            g.tensor(p + "attn_output.weight", w.wo()[l], dim, dim);
-            g.tensor(p + "ffn_norm.weight", w.rmsFfn()[l], dim);
-            g.tensor(p + "ffn_gate.weight", w.w1()[l], dim, hidden);
-            g.tensor(p + "ffn_down.weight", w.w2()[l], hidden, dim);
-            g.tensor(p + "ffn_up.weight", w.w3()[l], dim, hidden);
+            f32(g, p + "attn_norm.weight", w.rmsAtt()[l], dim);
+            f32(g, p + "attn_q.weight", w.wq()[l], dim, dim);
+            f32(g, p + "attn_k.weight", w.wk()[l], dim, kvDim);
+            f32(g, p + "attn_v.weight", w.wv()[l], dim, kvDim);
+            f32(g, p + "attn_output.weight", w.wo()[l], dim, dim);
+            f32(g, p + "ffn_norm.weight", w.rmsFfn()[l], dim);
+            f32(g, p + "ffn_gate.weight", w.w1()[l], dim, hidden);
+            f32(g, p + "ffn_down.weight", w.w2()[l], hidden, dim);
+            f32(g, p + "ffn_up.weight", w.w3()[l], dim, hidden);
         }
         g.write(file);
         return file;
+    }
+
+    /** An F32 tensor; dims in GGUF order (the row length first). */
+    private static void f32(GgufWriter g, String name, float[] data, long... dims) {
+        g.addTensor(name, TensorType.F32, dims, java.lang.foreign.MemorySegment.ofArray(data));
     }
 
     static int argmax(float[] v) {

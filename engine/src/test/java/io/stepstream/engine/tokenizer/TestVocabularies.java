@@ -2,7 +2,8 @@ package io.stepstream.engine.tokenizer;
 
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
-import io.stepstream.engine.llamacpp.MiniGgufWriter;
+import io.stepstream.engine.format.gguf.GgufValue;
+import io.stepstream.engine.format.gguf.GgufWriter;
 
 import java.io.IOException;
 import java.nio.charset.CharacterCodingException;
@@ -120,50 +121,50 @@ public final class TestVocabularies {
     }
 
     /** A GGUF writer holding a llama model's hyper-parameters and the vocabulary; tensors may be added. */
-    public static MiniGgufWriter gguf(TokenizerSpec spec, ModelConfig c) {
-        MiniGgufWriter w = new MiniGgufWriter()
-                .string("general.architecture", "llama")
-                .string("general.name", "stepstream-test")
-                .u32("llama.context_length", c.contextLength())
-                .u32("llama.embedding_length", c.dim())
-                .u32("llama.block_count", c.nLayers())
-                .u32("llama.feed_forward_length", c.hiddenDim())
-                .u32("llama.attention.head_count", c.nHeads())
-                .u32("llama.attention.head_count_kv", c.nKvHeads())
-                .u32("llama.rope.dimension_count", c.headSize())
-                .f32("llama.rope.freq_base", c.ropeTheta())
-                .f32("llama.attention.layer_norm_rms_epsilon", c.rmsNormEps())
-                .string("tokenizer.ggml.model", spec.model());
+    public static GgufWriter gguf(TokenizerSpec spec, ModelConfig c) {
+        GgufWriter w = new GgufWriter()
+                .putString("general.architecture", "llama")
+                .putString("general.name", "stepstream-test")
+                .putUInt32("llama.context_length", c.contextLength())
+                .putUInt32("llama.embedding_length", c.dim())
+                .putUInt32("llama.block_count", c.nLayers())
+                .putUInt32("llama.feed_forward_length", c.hiddenDim())
+                .putUInt32("llama.attention.head_count", c.nHeads())
+                .putUInt32("llama.attention.head_count_kv", c.nKvHeads())
+                .putUInt32("llama.rope.dimension_count", c.headSize())
+                .putFloat32("llama.rope.freq_base", c.ropeTheta())
+                .putFloat32("llama.attention.layer_norm_rms_epsilon", c.rmsNormEps())
+                .putString("tokenizer.ggml.model", spec.model());
         if (spec.pre() != null) {
-            w.string("tokenizer.ggml.pre", spec.pre());
+            w.putString("tokenizer.ggml.pre", spec.pre());
         }
-        w.strings("tokenizer.ggml.tokens", spec.tokens());
+        w.putArray("tokenizer.ggml.tokens", GgufValue.Array.strings(spec.tokens()));
         if (spec.scores() != null) {
-            w.floats("tokenizer.ggml.scores", spec.scores());
+            w.putArray("tokenizer.ggml.scores", GgufValue.Array.float32s(spec.scores()));
         }
         if (spec.tokenTypes() != null) {
-            w.ints("tokenizer.ggml.token_type", spec.tokenTypes());
+            w.putArray("tokenizer.ggml.token_type", GgufValue.Array.int32s(spec.tokenTypes()));
         }
         if (spec.merges() != null) {
-            w.strings("tokenizer.ggml.merges", spec.merges());
+            w.putArray("tokenizer.ggml.merges", GgufValue.Array.strings(spec.merges()));
         }
         if (spec.bosId() != null) {
-            w.u32("tokenizer.ggml.bos_token_id", spec.bosId());
+            w.putUInt32("tokenizer.ggml.bos_token_id", spec.bosId());
         }
         if (spec.eosId() != null) {
-            w.u32("tokenizer.ggml.eos_token_id", spec.eosId());
+            w.putUInt32("tokenizer.ggml.eos_token_id", spec.eosId());
         }
         if (spec.unknownId() != null) {
-            w.u32("tokenizer.ggml.unknown_token_id", spec.unknownId());
+            w.putUInt32("tokenizer.ggml.unknown_token_id", spec.unknownId());
         }
         if (spec.addBos() != null) {
-            w.bool("tokenizer.ggml.add_bos_token", spec.addBos());
+            w.putBool("tokenizer.ggml.add_bos_token", spec.addBos());
         }
         if (spec.addEos() != null) {
-            w.bool("tokenizer.ggml.add_eos_token", spec.addEos());
+            w.putBool("tokenizer.ggml.add_eos_token", spec.addEos());
         }
         if (spec.addSpacePrefix() != null) {
-            w.bool("tokenizer.ggml.add_space_prefix", spec.addSpacePrefix());
+            w.putBool("tokenizer.ggml.add_space_prefix", spec.addSpacePrefix());
         }
         return w;
     }
