@@ -1,6 +1,9 @@
 package io.stepstream.engine.tokenizer;
 
+import io.stepstream.engine.ModelLoadException;
 import io.stepstream.engine.Tokenizer;
+import io.stepstream.engine.format.gguf.GgufFile;
+import io.stepstream.engine.format.gguf.GgufValue;
 
 import java.util.List;
 
@@ -64,6 +67,52 @@ public record TokenizerSpec(
     @Override
     public int[] tokenTypes() {
         return tokenTypes == null ? null : tokenTypes.clone();
+    }
+
+    /**
+     * The tokenizer.ggml.* keys of a GGUF file. Scores may be FLOAT32 or INT32 (as llama.cpp accepts); a key of the
+     * wrong type or a bad value fails with the file and key named.
+     */
+    public static TokenizerSpec fromGguf(GgufFile f) {
+        String p = "tokenizer.ggml.";
+        try {
+            float[] scores = null;
+            if (f.containsKey(p + "scores")) {
+                GgufValue.Array a = f.getArray(p + "scores");
+                if (a.elementType() == io.stepstream.engine.format.gguf.GgufValueType.FLOAT32) {
+                    scores = a.floats();
+                } else {
+                    int[] ints = f.getInts(p + "scores");
+                    scores = new float[ints.length];
+                    for (int i = 0; i < ints.length; i++) {
+                        scores[i] = ints[i];
+                    }
+                }
+            }
+            return new TokenizerSpec(
+                    f.getString(p + "model"),
+                    f.getString(p + "pre", null),
+                    stringList(f, p + "tokens"),
+                    scores,
+                    f.containsKey(p + "token_type") ? f.getInts(p + "token_type") : null,
+                    f.containsKey(p + "merges") ? stringList(f, p + "merges") : null,
+                    f.containsKey(p + "bos_token_id") ? f.getInt(p + "bos_token_id") : null,
+                    f.containsKey(p + "eos_token_id") ? f.getInt(p + "eos_token_id") : null,
+                    f.containsKey(p + "unknown_token_id") ? f.getInt(p + "unknown_token_id") : null,
+                    f.containsKey(p + "add_bos_token") ? f.getBool(p + "add_bos_token") : null,
+                    f.containsKey(p + "add_eos_token") ? f.getBool(p + "add_eos_token") : null,
+                    f.containsKey(p + "add_space_prefix") ? f.getBool(p + "add_space_prefix") : null);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new ModelLoadException(f.name() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private static List<String> stringList(GgufFile f, String key) {
+        try {
+            return f.getArray(key).strings();
+        } catch (IllegalStateException e) {
+            throw new ModelLoadException(f.name() + ": metadata '" + key + "': " + e.getMessage(), e);
+        }
     }
 
     /** The tokenizer this data describes. */

@@ -57,6 +57,17 @@ class ByteLevelBpeTokenizerTest {
     }
 
     @Test
+    void theGgufKeysReadBackGiveTheSameTokenizer() {
+        for (String name : new String[]{"llama3.gguf", "qwen2.gguf"}) {
+            try (var file = io.stepstream.engine.format.gguf.GgufFile.open(dir.resolve(name))) {
+                var fromFile = (ByteLevelBpeTokenizer) TokenizerSpec.fromGguf(file).create();
+                LlamaCppComparison.sameIds(fromFile, name.equals("llama3.gguf") ? llama3Ref : qwen2Ref,
+                        TrickyStrings.FIXED);
+            }
+        }
+    }
+
+    @Test
     void specialIdsAndFlagsMatch() {
         for (var pair : List.of(new Object[]{llama3, llama3Ref}, new Object[]{qwen2, qwen2Ref})) {
             ByteLevelBpeTokenizer ours = (ByteLevelBpeTokenizer) pair[0];

@@ -47,6 +47,16 @@ class SentencePieceBpeTokenizerTest {
     }
 
     @Test
+    void theGgufKeysReadBackGiveTheSameTokenizer() {
+        for (String name : new String[]{"tok512.gguf", "tok512-flags.gguf"}) {
+            try (var file = io.stepstream.engine.format.gguf.GgufFile.open(dir.resolve(name))) {
+                var fromFile = (SentencePieceBpeTokenizer) TokenizerSpec.fromGguf(file).create();
+                LlamaCppComparison.sameIds(fromFile, name.equals("tok512.gguf") ? ref : refFlags, TrickyStrings.FIXED);
+            }
+        }
+    }
+
+    @Test
     void specialIdsAndFlagsMatch() {
         assertEquals(ref.vocabSize(), ours.vocabSize());
         assertEquals(ref.bos(), ours.bosId());

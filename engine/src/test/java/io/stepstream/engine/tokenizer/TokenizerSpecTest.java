@@ -77,6 +77,21 @@ class TokenizerSpecTest {
     }
 
     @Test
+    void ggufWithAWrongKeyTypeNamesFileAndKey(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws java.io.IOException {
+        java.nio.file.Path file = dir.resolve("bad.gguf");
+        new io.stepstream.engine.format.gguf.GgufWriter()
+                .putString("tokenizer.ggml.model", "gpt2")
+                .putString("tokenizer.ggml.tokens", "not an array")
+                .write(file);
+        try (var f = io.stepstream.engine.format.gguf.GgufFile.open(file)) {
+            var e = assertThrows(io.stepstream.engine.ModelLoadException.class, () -> TokenizerSpec.fromGguf(f));
+            assertTrue(e.getMessage().contains("bad.gguf") && e.getMessage().contains("tokenizer.ggml.tokens"),
+                    e.getMessage());
+        }
+    }
+
+    @Test
     void missingByteFallbackIsAClearError() {
         var spm = new TokenizerSpec("llama", null, List.of("<unk>", "<s>", "</s>", "\u2581"), null,
                 new int[]{2, 3, 3, 1}, null, null, null, null, null, null, null).create();
