@@ -50,8 +50,12 @@ class LlamaCppDecodeTest {
             StringBuilder text = new StringBuilder();
             int token = tok.bosId();
             double worst = 0;
+            float[] first = null;
             for (int step = 0; step < 80; step++) {
                 float[] expected = ctx.decode(new int[]{token});
+                org.junit.jupiter.api.Assertions.assertArrayEquals(expected, ctx.lastLogits(),
+                        "llama_get_logits and llama_get_logits_ith(-1) agree");
+                first = first == null ? expected : first;
                 float[][] logits = new float[1][ours.config().vocabSize()];
                 ours.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cache, new int[]{token}, 0, 1))), logits);
                 worst = Math.max(worst, relativeError(logits[0], expected));
@@ -62,6 +66,21 @@ class LlamaCppDecodeTest {
                 token = next;
             }
             assertTrue(text.toString().startsWith(STORY_START), "llama.cpp's greedy story: " + text);
+
+            // after llama_kv_self_clear the sequence starts over: BOS gives the first step's logits again
+            ctx.clear();
+            org.junit.jupiter.api.Assertions.assertArrayEquals(first, ctx.decode(new int[]{tok.bosId()}));
+            // a prompt of several tokens in one batch ends on the same logits as feeding them one by one
+            int[] prompt = ((io.stepstream.engine.tokenizer.VocabTokenizer) TestVocabularies.tok512(null, null, null)
+                    .create()).tokenize("Once upon a time", true, false);
+            ctx.clear();
+            float[] batched = ctx.decode(prompt);
+            ctx.clear();
+            float[] single = null;
+            for (int t : prompt) {
+                single = ctx.decode(new int[]{t});
+            }
+            assertTrue(relativeError(batched, single) < 1e-5, "batched prompt vs one by one");
             assertEquals(2, ref.eos());
         }
     }
