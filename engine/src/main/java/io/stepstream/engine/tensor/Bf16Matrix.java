@@ -14,84 +14,79 @@ import static io.stepstream.engine.tensor.Lanes.LE;
 
 /** bfloat16 weights: each is the upper 16 bits of a float32. */
 final class Bf16Matrix extends WeightMatrix {
-    /** Columns covered by whole vectors; the rest is a scalar tail. */
+    /** Columns covered by pairs of vectors (even chunk, odd chunk); the rest is a scalar tail. */
+    private final int pairCols;
+    /** Columns covered by whole vectors (for decoding rows). */
     private final int vectorCols;
 
     Bf16Matrix(MemorySegment data, int rows, int cols) {
         super(TensorType.BF16, data, rows, cols);
+        this.pairCols = cols - cols % (2 * L);
         this.vectorCols = cols - cols % L;
-    }
-
-    private FloatVector chunk(long base, int c) {
-        return Lanes.bf16ToFloats(ShortVector.fromMemorySegment(SHORTS, data, base + 2L * c, LE));
-    }
-
-    private float element(long base, int c) {
-        return Float.intBitsToFloat(data.get(I16_LE, base + 2L * c) << 16);
-    }
-
-    /** The lane sum plus the scalar tail columns, in column order. */
-    private float finish(FloatVector acc, long base, float[] x, int xAt) {
-        float s = VectorKernels.sum(acc);
-        for (int c = vectorCols; c < cols; c++) {
-            s = Math.fma(element(base, c), x[xAt + c], s);
-        }
-        return s;
     }
 
     @Override
     void rowTimes4Tokens(int r, float[] x, int x0, int x1, int x2, int x3,
-                         float[] out, int o0, int o1, int o2, int o3) {
+                         float[] out, int o0, int o1, int o2, int o3, float[] lanes) {
         long base = rowBase(r);
-        FloatVector a0 = FloatVector.zero(FLOATS);
-        FloatVector a1 = a0;
-        FloatVector a2 = a0;
-        FloatVector a3 = a0;
-        for (int c = 0; c < vectorCols; c += L) {
-            FloatVector w = chunk(base, c);
-            a0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + c), a0);
-            a1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + c), a1);
-            a2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + c), a2);
-            a3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + c), a3);
+        FloatVector e0 = FloatVector.zero(FLOATS);
+        FloatVector e1 = e0, e2 = e0, e3 = e0, d0 = e0, d1 = e0, d2 = e0, d3 = e0;
+        int c = 0;
+        for (; c < pairCols; c += 2 * L) {
+            FloatVector w = Lanes.bf16ToFloats(ShortVector.fromMemorySegment(SHORTS, data, base + 2L * c, LE));
+            e0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + c), e0);
+            e1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + c), e1);
+            e2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + c), e2);
+            e3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + c), e3);
+            int c2 = c + L;
+            w = Lanes.bf16ToFloats(ShortVector.fromMemorySegment(SHORTS, data, base + 2L * c2, LE));
+            d0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + c2), d0);
+            d1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + c2), d1);
+            d2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + c2), d2);
+            d3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + c2), d3);
         }
-        out[o0] = finish(a0, base, x, x0);
-        out[o1] = finish(a1, base, x, x1);
-        out[o2] = finish(a2, base, x, x2);
-        out[o3] = finish(a3, base, x, x3);
+        e0.add(d0).intoArray(lanes, 0);
+        e1.add(d1).intoArray(lanes, L);
+        e2.add(d2).intoArray(lanes, 2 * L);
+        e3.add(d3).intoArray(lanes, 3 * L);
+        out[o0] = tail(base, x, x0, VectorKernels.sumLanes(lanes, 0));
+        out[o1] = tail(base, x, x1, VectorKernels.sumLanes(lanes, L));
+        out[o2] = tail(base, x, x2, VectorKernels.sumLanes(lanes, 2 * L));
+        out[o3] = tail(base, x, x3, VectorKernels.sumLanes(lanes, 3 * L));
     }
 
     @Override
-    void rows4TimesToken(int ra, int rb, int rc, int rd, float[] x, int xAt,
-                         float[] out, int o0, int o1, int o2, int o3) {
-        long b0 = rowBase(ra);
-        long b1 = rowBase(rb);
-        long b2 = rowBase(rc);
-        long b3 = rowBase(rd);
-        FloatVector a0 = FloatVector.zero(FLOATS);
-        FloatVector a1 = a0;
-        FloatVector a2 = a0;
-        FloatVector a3 = a0;
-        for (int c = 0; c < vectorCols; c += L) {
-            FloatVector xv = FloatVector.fromArray(FLOATS, x, xAt + c);
-            a0 = chunk(b0, c).fma(xv, a0);
-            a1 = chunk(b1, c).fma(xv, a1);
-            a2 = chunk(b2, c).fma(xv, a2);
-            a3 = chunk(b3, c).fma(xv, a3);
+    void rowTimesToken(int r, float[] x, int xAt, float[] out, int o, float[] lanes) {
+        long base = rowBase(r);
+        FloatVector even = FloatVector.zero(FLOATS);
+        FloatVector odd = even;
+        int c = 0;
+        for (; c < pairCols; c += 2 * L) {
+            even = Lanes.bf16ToFloats(ShortVector.fromMemorySegment(SHORTS, data, base + 2L * c, LE))
+                    .fma(FloatVector.fromArray(FLOATS, x, xAt + c), even);
+            odd = Lanes.bf16ToFloats(ShortVector.fromMemorySegment(SHORTS, data, base + 2L * (c + L), LE))
+                    .fma(FloatVector.fromArray(FLOATS, x, xAt + c + L), odd);
         }
-        out[o0] = finish(a0, b0, x, xAt);
-        out[o1] = finish(a1, b1, x, xAt);
-        out[o2] = finish(a2, b2, x, xAt);
-        out[o3] = finish(a3, b3, x, xAt);
+        even.add(odd).intoArray(lanes, 0);
+        out[o] = tail(base, x, xAt, VectorKernels.sumLanes(lanes, 0));
+    }
+
+    /** Adds the columns past the last whole pair of vectors, in column order. */
+    private float tail(long base, float[] x, int xAt, float s) {
+        for (int c = pairCols; c < cols; c++) {
+            s = Math.fma(Float.intBitsToFloat(data.get(I16_LE, base + 2L * c) << 16), x[xAt + c], s);
+        }
+        return s;
     }
 
     @Override
     void decodeRowUnchecked(int r, float[] dst, int dstOffset) {
         long base = rowBase(r);
         for (int c = 0; c < vectorCols; c += L) {
-            chunk(base, c).intoArray(dst, dstOffset + c);
+            Lanes.bf16ToFloats(ShortVector.fromMemorySegment(SHORTS, data, base + 2L * c, LE)).intoArray(dst, dstOffset + c);
         }
         for (int c = vectorCols; c < cols; c++) {
-            dst[dstOffset + c] = element(base, c);
+            dst[dstOffset + c] = Float.intBitsToFloat(data.get(I16_LE, base + 2L * c) << 16);
         }
     }
 }

@@ -49,21 +49,38 @@ final class Lanes {
     /**
      * float16 bits (one per short lane) to floats, exactly as {@link Float#float16ToFloat}. Subnormals go through
      * an int-to-float conversion and a multiply by 2^-24 rather than through float32 subnormal arithmetic, which
-     * is slow on x86 and would be hit often: small weights are common.
+     * is slow on x86 and would be hit often: small weights are common. Split into pieces small enough that the
+     * JIT always inlines them (a vector passed to a call that is not inlined is boxed).
      */
     static FloatVector f16ToFloats(ShortVector halves) {
         IntVector h = (IntVector) halves.castShape(INTS, 0);
-        IntVector magnitude = h.and(0x7FFF);
-        IntVector sign = h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
-        // normal: re-bias the exponent; inf/NaN (exponent 31): re-bias twice so the exponent becomes 255
-        IntVector bits = magnitude.lanewise(VectorOperators.LSHL, 13).add(F32_EXPONENT_BIAS_GAP);
-        bits = bits.add(F32_EXPONENT_BIAS_GAP, magnitude.compare(VectorOperators.GE, 0x7C00));
-        // NaNs come out quiet, as Float.float16ToFloat makes them
-        bits = bits.lanewise(VectorOperators.OR, 0x0040_0000, magnitude.compare(VectorOperators.GT, 0x7C00));
-        VectorMask<Integer> subnormal = magnitude.compare(VectorOperators.LT, 0x400);
-        FloatVector small = ((FloatVector) magnitude.castShape(FLOATS, 0)).mul(0x1p-24f);
-        bits = bits.blend(small.reinterpretAsInts(), subnormal);
-        return bits.or(sign).reinterpretAsFloats();
+        return f16Magnitude(h.and(0x7FFF)).or(f16Sign(h)).reinterpretAsFloats();
+    }
+
+    private static IntVector f16Sign(IntVector h) {
+        return h.and(0x8000).lanewise(VectorOperators.LSHL, 16);
+    }
+
+    /** float32 bits of a float16 magnitude (sign cleared). */
+    private static IntVector f16Magnitude(IntVector m) {
+        return f16NormalOrSpecial(m).blend(f16Subnormal(m), m.compare(VectorOperators.LT, 0x400));
+    }
+
+    /** Normal: re-bias the exponent; inf/NaN (exponent 31): re-bias twice so it becomes 255, NaNs made quiet. */
+    private static IntVector f16NormalOrSpecial(IntVector m) {
+        return f16Special(f16Rebiased(m).add(F32_EXPONENT_BIAS_GAP, m.compare(VectorOperators.GE, 0x7C00)), m);
+    }
+
+    private static IntVector f16Rebiased(IntVector m) {
+        return m.lanewise(VectorOperators.LSHL, 13).add(F32_EXPONENT_BIAS_GAP);
+    }
+
+    private static IntVector f16Special(IntVector bits, IntVector m) {
+        return bits.lanewise(VectorOperators.OR, 0x0040_0000, m.compare(VectorOperators.GT, 0x7C00));
+    }
+
+    private static IntVector f16Subnormal(IntVector m) {
+        return ((FloatVector) m.castShape(FLOATS, 0)).mul(0x1p-24f).reinterpretAsInts();
     }
 
     /** bfloat16 bits to floats: they are the upper half of a float32. */

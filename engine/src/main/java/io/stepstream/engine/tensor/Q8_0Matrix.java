@@ -13,7 +13,8 @@ import static io.stepstream.engine.tensor.Lanes.LE;
 
 /**
  * ggml Q8_0: blocks of 32 weights, each block a float16 scale d followed by 32 signed bytes q; weight = q * d.
- * q * d is exact in float32 (8 + 11 significant bits), so decoding adds no rounding.
+ * q * d is exact in float32 (8 + 11 significant bits), so decoding adds no rounding. Chunk j of a block goes
+ * to the even accumulator when j / L is even, else to the odd one.
  */
 final class Q8_0Matrix extends WeightMatrix {
     private static final int BLOCK = 32;
@@ -24,66 +25,59 @@ final class Q8_0Matrix extends WeightMatrix {
         super(TensorType.Q8_0, data, rows, cols);
     }
 
-    /** Weights [j, j + L) of the block at byte offset {@code block}, whose scale is d. */
-    private FloatVector chunk(long block, int j, float d) {
-        ByteVector q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j), LE);
-        return Lanes.bytesToFloats(q, j).mul(d);
-    }
-
     @Override
     void rowTimes4Tokens(int r, float[] x, int x0, int x1, int x2, int x3,
-                         float[] out, int o0, int o1, int o2, int o3) {
+                         float[] out, int o0, int o1, int o2, int o3, float[] lanes) {
         long block = rowBase(r);
-        FloatVector a0 = FloatVector.zero(FLOATS);
-        FloatVector a1 = a0;
-        FloatVector a2 = a0;
-        FloatVector a3 = a0;
+        FloatVector e0 = FloatVector.zero(FLOATS);
+        FloatVector e1 = e0, e2 = e0, e3 = e0, d0 = e0, d1 = e0, d2 = e0, d3 = e0;
         for (int c = 0; c < cols; c += BLOCK, block += BLOCK_BYTES) {
             float d = Lanes.f16(data, block);
-            for (int j = 0; j < BLOCK; j += L) {
-                FloatVector w = chunk(block, j, d);
+            for (int j = 0; j < BLOCK; j += 2 * L) {
+                ByteVector q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j), LE);
+                FloatVector w = Lanes.bytesToFloats(q, j).mul(d);
                 int at = c + j;
-                a0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + at), a0);
-                a1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + at), a1);
-                a2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + at), a2);
-                a3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + at), a3);
+                e0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + at), e0);
+                e1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + at), e1);
+                e2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + at), e2);
+                e3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + at), e3);
+                int j2 = j + L;
+                q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j2), LE);
+                w = Lanes.bytesToFloats(q, j2).mul(d);
+                at = c + j2;
+                d0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + at), d0);
+                d1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + at), d1);
+                d2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + at), d2);
+                d3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + at), d3);
             }
         }
-        out[o0] = VectorKernels.sum(a0);
-        out[o1] = VectorKernels.sum(a1);
-        out[o2] = VectorKernels.sum(a2);
-        out[o3] = VectorKernels.sum(a3);
+        e0.add(d0).intoArray(lanes, 0);
+        e1.add(d1).intoArray(lanes, L);
+        e2.add(d2).intoArray(lanes, 2 * L);
+        e3.add(d3).intoArray(lanes, 3 * L);
+        out[o0] = VectorKernels.sumLanes(lanes, 0);
+        out[o1] = VectorKernels.sumLanes(lanes, L);
+        out[o2] = VectorKernels.sumLanes(lanes, 2 * L);
+        out[o3] = VectorKernels.sumLanes(lanes, 3 * L);
     }
 
     @Override
-    void rows4TimesToken(int ra, int rb, int rc, int rd, float[] x, int xAt,
-                         float[] out, int o0, int o1, int o2, int o3) {
-        long b0 = rowBase(ra);
-        long b1 = rowBase(rb);
-        long b2 = rowBase(rc);
-        long b3 = rowBase(rd);
-        FloatVector a0 = FloatVector.zero(FLOATS);
-        FloatVector a1 = a0;
-        FloatVector a2 = a0;
-        FloatVector a3 = a0;
-        for (int c = 0; c < cols; c += BLOCK, b0 += BLOCK_BYTES, b1 += BLOCK_BYTES, b2 += BLOCK_BYTES,
-                b3 += BLOCK_BYTES) {
-            float d0 = Lanes.f16(data, b0);
-            float d1 = Lanes.f16(data, b1);
-            float d2 = Lanes.f16(data, b2);
-            float d3 = Lanes.f16(data, b3);
-            for (int j = 0; j < BLOCK; j += L) {
-                FloatVector xv = FloatVector.fromArray(FLOATS, x, xAt + c + j);
-                a0 = chunk(b0, j, d0).fma(xv, a0);
-                a1 = chunk(b1, j, d1).fma(xv, a1);
-                a2 = chunk(b2, j, d2).fma(xv, a2);
-                a3 = chunk(b3, j, d3).fma(xv, a3);
+    void rowTimesToken(int r, float[] x, int xAt, float[] out, int o, float[] lanes) {
+        long block = rowBase(r);
+        FloatVector even = FloatVector.zero(FLOATS);
+        FloatVector odd = even;
+        for (int c = 0; c < cols; c += BLOCK, block += BLOCK_BYTES) {
+            float d = Lanes.f16(data, block);
+            for (int j = 0; j < BLOCK; j += 2 * L) {
+                ByteVector q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j), LE);
+                even = Lanes.bytesToFloats(q, j).mul(d).fma(FloatVector.fromArray(FLOATS, x, xAt + c + j), even);
+                int j2 = j + L;
+                q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j2), LE);
+                odd = Lanes.bytesToFloats(q, j2).mul(d).fma(FloatVector.fromArray(FLOATS, x, xAt + c + j2), odd);
             }
         }
-        out[o0] = VectorKernels.sum(a0);
-        out[o1] = VectorKernels.sum(a1);
-        out[o2] = VectorKernels.sum(a2);
-        out[o3] = VectorKernels.sum(a3);
+        even.add(odd).intoArray(lanes, 0);
+        out[o] = VectorKernels.sumLanes(lanes, 0);
     }
 
     @Override
@@ -92,7 +86,8 @@ final class Q8_0Matrix extends WeightMatrix {
         for (int c = 0; c < cols; c += BLOCK, block += BLOCK_BYTES) {
             float d = Lanes.f16(data, block);
             for (int j = 0; j < BLOCK; j += L) {
-                chunk(block, j, d).intoArray(dst, dstOffset + c + j);
+                ByteVector q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j), LE);
+                Lanes.bytesToFloats(q, j).mul(d).intoArray(dst, dstOffset + c + j);
             }
         }
     }

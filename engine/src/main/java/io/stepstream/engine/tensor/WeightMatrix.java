@@ -1,6 +1,7 @@
 package io.stepstream.engine.tensor;
 
 import io.stepstream.engine.cpu.ComputePool;
+import io.stepstream.engine.cpu.VectorKernels;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Objects;
@@ -11,24 +12,29 @@ import java.util.Objects;
  * quantized types). Quantized weights stay quantized: the matmul decodes each block into float vector lanes
  * as it goes, and never builds a dequantized copy.
  *
- * <p>Batch invariance: every output element is one fixed chain of fused multiply-adds over the vector chunks
- * of its row, in column order, one accumulator per (row, token), then a fixed-order lane sum and a scalar
- * tail. How many tokens share the call, how rows are grouped into tiles and how tiles are split over threads
- * change which results are computed together, never how one result is computed; so a token's output is
- * bitwise the same alone or in any batch.
+ * <p>Batch invariance: every output element is computed by the same fixed sequence of operations: fused
+ * multiply-adds over the vector chunks of its row in column order into two accumulators (even and odd
+ * chunks), their sum, a fixed-order lane sum ({@code reduceLanes} is avoided: its order differs between the
+ * interpreter and compiled code), then a scalar tail (plain float types whose rows are not a whole number of
+ * vector pairs). How many tokens share the call and how rows are split
+ * over threads change which results are computed together, never how one result is computed; so a token's
+ * output is bitwise the same alone or in any batch.
  *
- * <p>To add an encoding: a subclass that decodes one vector chunk of a row (see the existing ones) and
- * implements the two tile shapes, plus a case in {@link #of}.
+ * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the two tile shapes and the row decoder with
+ * its own chunk decode written out in the loops, plus a case in {@link #of}. Decoders that take or return
+ * vectors must stay tiny (under the JIT's 35-byte always-inline size) or be written inline: a vector
+ * crossing a call the JIT did not inline is boxed on the heap, which costs more than the kernel.
  */
 public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matrix, Q8_0Matrix, Q4_0Matrix {
     /** Multiply-adds below which a matmul stays on the caller's thread (as the model's default threshold). */
     static final long PARALLEL_MIN_MACS = 1L << 18;
-    /** Rows per tile; pool chunks are a multiple of it so only the matrix's last tile can be partial. */
-    static final int ROW_TILE = 4;
     /** Tokens per tile. */
     static final int TOKEN_TILE = 4;
 
     private static final ThreadLocal<RowsTask> TASKS = ThreadLocal.withInitial(RowsTask::new);
+    /** Per thread: where tiles store their accumulators for the scalar lane sums. */
+    private static final ThreadLocal<float[]> LANE_SCRATCH =
+            ThreadLocal.withInitial(() -> new float[TOKEN_TILE * Lanes.L]);
 
     final TensorType type;
     final MemorySegment data;
@@ -128,8 +134,8 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
             tiles(x, xOffset, tokens, out, outOffset, 0, rows);
             return;
         }
-        // about four chunks per thread so uneven chunks still balance, each a whole number of row tiles
-        int grain = Math.max(1, rows / (pool.threads() * 4 * ROW_TILE)) * ROW_TILE;
+        // about four chunks per thread, so uneven chunks still balance
+        int grain = Math.max(1, rows / (pool.threads() * 4));
         RowsTask task = TASKS.get();
         task.set(this, x, xOffset, tokens, out, outOffset);
         try {
@@ -158,42 +164,40 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
     abstract void decodeRowUnchecked(int r, float[] dst, int dstOffset);
 
     /**
-     * Rows r and tokens 4 at a time: each row is streamed from memory once, then re-read from cache for every
-     * further group of four tokens; tokens left over are done four rows at a time (rows repeated to fill the
-     * last tile; they recompute the same values).
+     * Row by row; within a row, tokens four at a time, then one at a time: the row is streamed from memory
+     * once and re-read from cache for each further group of tokens.
      */
     private void tiles(float[] x, int xOffset, int tokens, float[] out, int outOffset, int r0, int r1) {
         int tokenQuads = tokens - tokens % TOKEN_TILE;
         int xStep = cols;
         int oStep = rows;
-        for (int r = r0; r < r1; r += ROW_TILE) {
-            int last = Math.min(r + ROW_TILE, r1) - 1;
-            for (int row = r; row <= last; row++) {
-                for (int t = 0; t < tokenQuads; t += TOKEN_TILE) {
-                    int xa = xOffset + t * xStep;
-                    int oa = outOffset + t * oStep + row;
-                    rowTimes4Tokens(row, x, xa, xa + xStep, xa + 2 * xStep, xa + 3 * xStep,
-                            out, oa, oa + oStep, oa + 2 * oStep, oa + 3 * oStep);
-                }
+        float[] lanes = LANE_SCRATCH.get();
+        for (int r = r0; r < r1; r++) {
+            int t = 0;
+            for (; t < tokenQuads; t += TOKEN_TILE) {
+                int xa = xOffset + t * xStep;
+                int oa = outOffset + t * oStep + r;
+                rowTimes4Tokens(r, x, xa, xa + xStep, xa + 2 * xStep, xa + 3 * xStep,
+                        out, oa, oa + oStep, oa + 2 * oStep, oa + 3 * oStep, lanes);
             }
-            int ra = r;
-            int rb = Math.min(r + 1, last);
-            int rc = Math.min(r + 2, last);
-            int rd = Math.min(r + 3, last);
-            for (int t = tokenQuads; t < tokens; t++) {
-                int o = outOffset + t * oStep;
-                rows4TimesToken(ra, rb, rc, rd, x, xOffset + t * xStep, out, o + ra, o + rb, o + rc, o + rd);
+            for (; t < tokens; t++) {
+                rowTimesToken(r, x, xOffset + t * xStep, out, outOffset + t * oStep + r, lanes);
             }
         }
     }
 
-    /** One row times four tokens (inputs at x0..x3), results to out[o0..o3]. */
+    /**
+     * One row times four tokens (inputs at x0..x3), results to out[o0..o3]. Per token the same arithmetic as
+     * {@link #rowTimesToken}: two accumulators (even and odd vector chunks, for instruction-level parallelism
+     * when a token is alone), added, stored to {@code lanes} and summed there by
+     * {@link VectorKernels#sumLanes} (scalar code: inlining vector reductions too would push the compiled
+     * tile over the JIT's node budget, and then vectors get boxed).
+     */
     abstract void rowTimes4Tokens(int r, float[] x, int x0, int x1, int x2, int x3,
-                                  float[] out, int o0, int o1, int o2, int o3);
+                                  float[] out, int o0, int o1, int o2, int o3, float[] lanes);
 
-    /** Four rows times one token (input at xAt), results to out[o0..o3]. */
-    abstract void rows4TimesToken(int ra, int rb, int rc, int rd, float[] x, int xAt,
-                                  float[] out, int o0, int o1, int o2, int o3);
+    /** One row times one token (input at xAt), result to out[o]. */
+    abstract void rowTimesToken(int r, float[] x, int xAt, float[] out, int o, float[] lanes);
 
     final long rowBase(int r) {
         return r * rowBytes;
