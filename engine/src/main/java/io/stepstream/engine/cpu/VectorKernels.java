@@ -5,7 +5,9 @@ import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Vector API versions of the small kernels around the matmuls. Reductions never use
+ * Vector API versions of the small kernels around the matmuls (the plain ones in {@link Kernels} stay as
+ * references). Softmax and SwiGLU are not here: they are bound by exp, and the Vector API's EXP is computed
+ * by a different routine in compiled code than in the interpreter, so results would depend on JIT timing. Reductions never use
  * {@code reduceLanes}: its summation order is unspecified and differs between the interpreter and compiled
  * code, which would make a token's result depend on when the JIT kicked in. {@link #sum} adds lanes in one
  * fixed tree order instead.
@@ -54,5 +56,59 @@ public final class VectorKernels {
 
     private static FloatVector fold(FloatVector v, VectorShuffle<Float> rotation) {
         return rotation == null ? v : v.add(v.rearrange(rotation));
+    }
+
+    /**
+     * sum_i a[aOffset + i] * b[bOffset + i] for i below n: lane-wise fused multiply-adds over whole vectors,
+     * the fixed-order lane sum, then the remaining elements in order (for attention scores).
+     */
+    public static float dot(float[] a, int aOffset, float[] b, int bOffset, int n) {
+        FloatVector acc = FloatVector.zero(FLOATS);
+        int i = 0;
+        for (int bound = n - n % L; i < bound; i += L) {
+            acc = FloatVector.fromArray(FLOATS, a, aOffset + i).fma(FloatVector.fromArray(FLOATS, b, bOffset + i), acc);
+        }
+        float s = sum(acc);
+        for (; i < n; i++) {
+            s = Math.fma(a[aOffset + i], b[bOffset + i], s);
+        }
+        return s;
+    }
+
+    /**
+     * y[yOffset + i] = fma(alpha, x[xOffset + i], y[yOffset + i]) for i below n (attention's weighted sum of
+     * values). Element-wise, so every element is rounded once and the result does not depend on the lanes.
+     */
+    public static void axpy(float alpha, float[] x, int xOffset, float[] y, int yOffset, int n) {
+        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
+        int i = 0;
+        for (int bound = n - n % L; i < bound; i += L) {
+            a.fma(FloatVector.fromArray(FLOATS, x, xOffset + i), FloatVector.fromArray(FLOATS, y, yOffset + i))
+                    .intoArray(y, yOffset + i);
+        }
+        for (; i < n; i++) {
+            y[yOffset + i] = Math.fma(alpha, x[xOffset + i], y[yOffset + i]);
+        }
+    }
+
+    /**
+     * RMSNorm of one row, o = weight * (x / sqrt(mean(x^2) + eps)), with the element formula of
+     * {@link Kernels#rmsnorm}; only the sum of squares is ordered differently (vector lanes, fixed order).
+     */
+    public static void rmsnorm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, int size,
+                               float eps) {
+        float ss = dot(x, xOffset, x, xOffset, size);
+        ss /= size;
+        ss += eps;
+        float scale = 1f / (float) Math.sqrt(ss);
+        int i = 0;
+        for (int bound = size - size % L; i < bound; i += L) {
+            FloatVector.fromArray(FLOATS, weight, i)
+                    .mul(FloatVector.fromArray(FLOATS, x, xOffset + i).mul(scale))
+                    .intoArray(out, outOffset + i);
+        }
+        for (; i < size; i++) {
+            out[outOffset + i] = weight[i] * (scale * x[xOffset + i]);
+        }
     }
 }

@@ -16,14 +16,15 @@ import java.util.Objects;
  * multiply-adds over the vector chunks of its row in column order into two accumulators (even and odd
  * chunks), their sum, a fixed-order lane sum ({@code reduceLanes} is avoided: its order differs between the
  * interpreter and compiled code), then a scalar tail (plain float types whose rows are not a whole number of
- * vector pairs). How many tokens share the call and how rows are split
- * over threads change which results are computed together, never how one result is computed; so a token's
- * output is bitwise the same alone or in any batch.
+ * vector pairs). How many tokens share the call and how rows are split over threads change which results
+ * are computed together, never how one result is computed; so a token's output is bitwise the same alone or
+ * in any batch.
  *
  * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the two tile shapes and the row decoder with
- * its own chunk decode written out in the loops, plus a case in {@link #of}. Decoders that take or return
- * vectors must stay tiny (under the JIT's 35-byte always-inline size) or be written inline: a vector
- * crossing a call the JIT did not inline is boxed on the heap, which costs more than the kernel.
+ * its own chunk decode written out in the loops, plus a case in {@link #of}. Keep the compiled tiles lean:
+ * C2 stops inlining once a method passes its node budget, and a vector that crosses a call the JIT did not
+ * inline is boxed on the heap, which costs more than the kernel (check the tier-4 lines of
+ * {@code -XX:+PrintInlining} and the allocation rate; helpers under 35 bytecodes also inline at tier 3).
  */
 public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matrix, Q8_0Matrix, Q4_0Matrix {
     /** Multiply-adds below which a matmul stays on the caller's thread (as the model's default threshold). */
