@@ -58,20 +58,6 @@ public class SmallKernelsBenchmark {
     }
 
     @Benchmark
-    public float[] axpyPlain() {
-        for (int i = 0; i < size; i++) {
-            out[i] += 0.5f * a[i];
-        }
-        return out;
-    }
-
-    @Benchmark
-    public float[] axpyVector() {
-        VectorKernels.axpy(0.5f, a, 0, out, 0, size);
-        return out;
-    }
-
-    @Benchmark
     public float[] rmsnormPlain() {
         Kernels.rmsnorm(out, 0, a, 0, w, size, 1e-5f);
         return out;

@@ -6,10 +6,11 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Vector API versions of the small kernels around the matmuls (the plain ones in {@link Kernels} stay as
- * references). Softmax and SwiGLU are not here: they are bound by exp, and the Vector API's EXP is computed
- * by a different routine in compiled code than in the interpreter, so results would depend on JIT timing. Reductions never use
- * {@code reduceLanes}: its summation order is unspecified and differs between the interpreter and compiled
- * code, which would make a token's result depend on when the JIT kicked in. {@link #sum} adds lanes in one
+ * references); only those that clearly beat the plain loop in SmallKernelsBenchmark (axpy did not: C2
+ * auto-vectorizes the plain loop). Softmax and SwiGLU are not here either: they are bound by exp, and the
+ * Vector API's EXP is computed by a different routine in compiled code than in the interpreter, so results
+ * would depend on JIT timing. Reductions never use {@code reduceLanes} for the same reason: its summation
+ * order is unspecified and differs between the interpreter and compiled code. {@link #sum} adds lanes in one
  * fixed tree order instead.
  */
 public final class VectorKernels {
@@ -73,22 +74,6 @@ public final class VectorKernels {
             s = Math.fma(a[aOffset + i], b[bOffset + i], s);
         }
         return s;
-    }
-
-    /**
-     * y[yOffset + i] = fma(alpha, x[xOffset + i], y[yOffset + i]) for i below n (attention's weighted sum of
-     * values). Element-wise, so every element is rounded once and the result does not depend on the lanes.
-     */
-    public static void axpy(float alpha, float[] x, int xOffset, float[] y, int yOffset, int n) {
-        FloatVector a = FloatVector.broadcast(FLOATS, alpha);
-        int i = 0;
-        for (int bound = n - n % L; i < bound; i += L) {
-            a.fma(FloatVector.fromArray(FLOATS, x, xOffset + i), FloatVector.fromArray(FLOATS, y, yOffset + i))
-                    .intoArray(y, yOffset + i);
-        }
-        for (; i < n; i++) {
-            y[yOffset + i] = Math.fma(alpha, x[xOffset + i], y[yOffset + i]);
-        }
     }
 
     /**

@@ -54,25 +54,6 @@ class VectorKernelsTest {
     }
 
     @Test
-    void axpyIsOneFmaPerElement() {
-        Random rnd = new Random(13);
-        for (int trial = 0; trial < 200; trial++) {
-            int n = 1 + rnd.nextInt(300);
-            float alpha = (float) rnd.nextGaussian();
-            float[] x = gaussian(n + 3, rnd);
-            float[] y = gaussian(n + 7, rnd);
-            float[] expected = y.clone();
-            for (int i = 0; i < n; i++) {
-                expected[4 + i] = Math.fma(alpha, x[3 + i], expected[4 + i]);
-            }
-            VectorKernels.axpy(alpha, x, 3, y, 4, n);
-            for (int i = 0; i < y.length; i++) {
-                assertEquals(Float.floatToRawIntBits(expected[i]), Float.floatToRawIntBits(y[i]), "n=" + n + " i=" + i);
-            }
-        }
-    }
-
-    @Test
     void rmsnormMatchesDoubleReferenceAndThePlainKernel() {
         Random rnd = new Random(14);
         for (int trial = 0; trial < 100; trial++) {
