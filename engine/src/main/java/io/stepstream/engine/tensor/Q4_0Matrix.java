@@ -1,0 +1,97 @@
+package io.stepstream.engine.tensor;
+
+import io.stepstream.engine.cpu.VectorKernels;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+import java.lang.foreign.MemorySegment;
+
+import static io.stepstream.engine.tensor.Lanes.BYTES;
+import static io.stepstream.engine.tensor.Lanes.FLOATS;
+import static io.stepstream.engine.tensor.Lanes.L;
+import static io.stepstream.engine.tensor.Lanes.LE;
+
+/**
+ * ggml Q4_0: blocks of 32 weights, each block a float16 scale d followed by 16 bytes; byte j holds weight j in
+ * its low nibble and weight j + 16 in its high nibble; weight = (nibble - 8) * d, exact in float32. One byte
+ * load gives a chunk of low-nibble weights (to the even accumulator) and the matching chunk 16 further on (to
+ * the odd one).
+ */
+final class Q4_0Matrix extends WeightMatrix {
+    private static final int BLOCK = 32;
+    private static final int HALF = 16;
+    private static final int BLOCK_BYTES = 18;
+    private static final int QS = 2;
+
+    Q4_0Matrix(MemorySegment data, int rows, int cols) {
+        super(TensorType.Q4_0, data, rows, cols);
+    }
+
+    @Override
+    void rowTimes4Tokens(int r, float[] x, int x0, int x1, int x2, int x3,
+                         float[] out, int o0, int o1, int o2, int o3, float[] lanes) {
+        long block = rowBase(r);
+        FloatVector e0 = FloatVector.zero(FLOATS);
+        FloatVector e1 = e0, e2 = e0, e3 = e0, d0 = e0, d1 = e0, d2 = e0, d3 = e0;
+        for (int c = 0; c < cols; c += BLOCK, block += BLOCK_BYTES) {
+            float d = Lanes.f16(data, block);
+            for (int j = 0; j < HALF; j += L) {
+                ByteVector p = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j), LE);
+                FloatVector w = Lanes.bytesToFloats(p.and((byte) 0x0F).sub((byte) 8), j).mul(d);
+                int at = c + j;
+                e0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + at), e0);
+                e1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + at), e1);
+                e2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + at), e2);
+                e3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + at), e3);
+                w = Lanes.bytesToFloats(p.lanewise(VectorOperators.LSHR, 4).sub((byte) 8), j).mul(d);
+                at += HALF;
+                d0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + at), d0);
+                d1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + at), d1);
+                d2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + at), d2);
+                d3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + at), d3);
+            }
+        }
+        e0.add(d0).intoArray(lanes, 0);
+        e1.add(d1).intoArray(lanes, L);
+        e2.add(d2).intoArray(lanes, 2 * L);
+        e3.add(d3).intoArray(lanes, 3 * L);
+        out[o0] = VectorKernels.sumLanes(lanes, 0);
+        out[o1] = VectorKernels.sumLanes(lanes, L);
+        out[o2] = VectorKernels.sumLanes(lanes, 2 * L);
+        out[o3] = VectorKernels.sumLanes(lanes, 3 * L);
+    }
+
+    @Override
+    void rowTimesToken(int r, float[] x, int xAt, float[] out, int o, float[] lanes) {
+        long block = rowBase(r);
+        FloatVector even = FloatVector.zero(FLOATS);
+        FloatVector odd = even;
+        for (int c = 0; c < cols; c += BLOCK, block += BLOCK_BYTES) {
+            float d = Lanes.f16(data, block);
+            for (int j = 0; j < HALF; j += L) {
+                ByteVector p = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j), LE);
+                even = Lanes.bytesToFloats(p.and((byte) 0x0F).sub((byte) 8), j).mul(d)
+                        .fma(FloatVector.fromArray(FLOATS, x, xAt + c + j), even);
+                odd = Lanes.bytesToFloats(p.lanewise(VectorOperators.LSHR, 4).sub((byte) 8), j).mul(d)
+                        .fma(FloatVector.fromArray(FLOATS, x, xAt + c + HALF + j), odd);
+            }
+        }
+        even.add(odd).intoArray(lanes, 0);
+        out[o] = VectorKernels.sumLanes(lanes, 0);
+    }
+
+    @Override
+    void decodeRowUnchecked(int r, float[] dst, int dstOffset) {
+        long block = rowBase(r);
+        for (int c = 0; c < cols; c += BLOCK, block += BLOCK_BYTES) {
+            float d = Lanes.f16(data, block);
+            for (int j = 0; j < HALF; j += L) {
+                ByteVector p = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j), LE);
+                Lanes.bytesToFloats(p.and((byte) 0x0F).sub((byte) 8), j).mul(d).intoArray(dst, dstOffset + c + j);
+                Lanes.bytesToFloats(p.lanewise(VectorOperators.LSHR, 4).sub((byte) 8), j).mul(d)
+                        .intoArray(dst, dstOffset + c + HALF + j);
+            }
+        }
+    }
+}

@@ -1,0 +1,253 @@
+package io.stepstream.engine.tensor;
+
+import io.stepstream.engine.cpu.ComputePool;
+import io.stepstream.engine.cpu.VectorKernels;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Objects;
+
+/**
+ * A [rows x cols] weight matrix kept in its file encoding (one {@link TensorType}) in a memory segment: heap
+ * or mapped, rows contiguous and row-major, each row {@code cols} elements (a whole number of blocks for the
+ * quantized types). Quantized weights stay quantized: the matmul decodes each block into float vector lanes
+ * as it goes, and never builds a dequantized copy.
+ *
+ * <p>Batch invariance: every output element is computed by the same fixed sequence of operations: fused
+ * multiply-adds over the vector chunks of its row in column order into two accumulators (even and odd
+ * chunks), their sum, a fixed-order lane sum ({@code reduceLanes} is avoided: its order differs between the
+ * interpreter and compiled code), then a scalar tail (plain float types whose rows are not a whole number of
+ * vector pairs). How many tokens share the call and how rows are split over threads change which results
+ * are computed together, never how one result is computed; so a token's output is bitwise the same alone or
+ * in any batch.
+ *
+ * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the two tile shapes and the row decoder with
+ * its own chunk decode written out in the loops, plus a case in {@link #of}. Keep the compiled tiles lean:
+ * C2 stops inlining once a method passes its node budget, and a vector that crosses a call the JIT did not
+ * inline is boxed on the heap, which costs more than the kernel (check the tier-4 lines of
+ * {@code -XX:+PrintInlining} and the allocation rate; helpers under 35 bytecodes also inline at tier 3).
+ */
+public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matrix, Q8_0Matrix, Q4_0Matrix {
+    /** Multiply-adds below which a matmul stays on the caller's thread (as the model's default threshold). */
+    static final long PARALLEL_MIN_MACS = 1L << 18;
+    /** Tokens per tile. */
+    static final int TOKEN_TILE = 4;
+
+    private static final ThreadLocal<RowsTask> TASKS = ThreadLocal.withInitial(RowsTask::new);
+    /** Per thread: where tiles store their accumulators for the scalar lane sums. */
+    private static final ThreadLocal<float[]> LANE_SCRATCH =
+            ThreadLocal.withInitial(() -> new float[TOKEN_TILE * Lanes.L]);
+
+    final TensorType type;
+    final MemorySegment data;
+    final int rows;
+    final int cols;
+    final long rowBytes;
+
+    WeightMatrix(TensorType type, MemorySegment data, int rows, int cols) {
+        this.type = type;
+        this.data = data;
+        this.rows = rows;
+        this.cols = cols;
+        this.rowBytes = type.bytesFor(cols);
+    }
+
+    /**
+     * A matrix over {@code data}, which must hold exactly {@code rows} rows of {@code cols} elements of
+     * {@code type} (little-endian, as GGUF stores them). With a compute pool, the segment must be readable
+     * from the pool's threads (heap, global, auto or shared arena; not confined).
+     */
+    public static WeightMatrix of(TensorType type, MemorySegment data, int rows, int cols) {
+        Objects.requireNonNull(type, "type");
+        Objects.requireNonNull(data, "data");
+        if (rows < 1) {
+            throw new IllegalArgumentException("rows must be >= 1, got " + rows);
+        }
+        if (cols < 1) {
+            throw new IllegalArgumentException("cols must be >= 1, got " + cols);
+        }
+        if (cols % type.blockSize() != 0) {
+            throw new IllegalArgumentException("cols (" + cols + ") of a " + type + " matrix must be a multiple of its "
+                    + type.blockSize() + "-element block");
+        }
+        long expected = Math.multiplyExact(type.bytesFor(cols), (long) rows);
+        if (data.byteSize() != expected) {
+            throw new IllegalArgumentException("data holds " + data.byteSize() + " bytes but a " + rows + " x " + cols
+                    + " " + type + " matrix takes " + expected + " bytes");
+        }
+        return switch (type) {
+            case F32 -> new F32Matrix(data, rows, cols);
+            case F16 -> new F16Matrix(data, rows, cols);
+            case BF16 -> new Bf16Matrix(data, rows, cols);
+            case Q8_0 -> new Q8_0Matrix(data, rows, cols);
+            case Q4_0 -> new Q4_0Matrix(data, rows, cols);
+            case Q4_K, Q6_K -> throw new UnsupportedOperationException("weight matrices in " + type
+                    + " are not supported yet (supported: F32, F16, BF16, Q8_0, Q4_0)");
+        };
+    }
+
+    /** A float32 matrix over {@code data} (row-major, used in place: later writes to the array show through). */
+    public static WeightMatrix f32(float[] data, int rows, int cols) {
+        Objects.requireNonNull(data, "data");
+        if (rows < 1 || cols < 1) {
+            throw new IllegalArgumentException("rows and cols must be >= 1, got " + rows + " x " + cols);
+        }
+        if (data.length != (long) rows * cols) {
+            throw new IllegalArgumentException("data has " + data.length + " floats but a " + rows + " x " + cols
+                    + " matrix needs " + (long) rows * cols);
+        }
+        return of(TensorType.F32, MemorySegment.ofArray(data), rows, cols);
+    }
+
+    public final TensorType type() {
+        return type;
+    }
+
+    public final int rows() {
+        return rows;
+    }
+
+    public final int cols() {
+        return cols;
+    }
+
+    /** The encoded weights (rows x bytes per row). */
+    public final MemorySegment data() {
+        return data;
+    }
+
+    /** Bytes of one encoded row. */
+    public final long rowBytes() {
+        return rowBytes;
+    }
+
+    /**
+     * {@code out[outOffset + t*rows + r] = sum_c W[r][c] * x[xOffset + t*cols + c]} for every token
+     * {@code t < tokens}: one pass over the weights for the whole batch, output rows split over {@code pool}
+     * (null: all on the caller's thread). Allocates nothing.
+     */
+    public final void matmul(float[] x, int xOffset, int tokens, float[] out, int outOffset, ComputePool pool) {
+        checkBatch(x, xOffset, tokens, out, outOffset);
+        if (tokens == 0) {
+            return;
+        }
+        long macs = (long) rows * cols * tokens;
+        if (pool == null || pool.threads() == 1 || macs < PARALLEL_MIN_MACS) {
+            tiles(x, xOffset, tokens, out, outOffset, 0, rows);
+            return;
+        }
+        // about four chunks per thread, so uneven chunks still balance
+        int grain = Math.max(1, rows / (pool.threads() * 4));
+        RowsTask task = TASKS.get();
+        task.set(this, x, xOffset, tokens, out, outOffset);
+        try {
+            pool.run(task, rows, grain, true);
+        } finally {
+            task.set(null, null, 0, 0, null, 0);
+        }
+    }
+
+    /** The rows [r0, r1) of {@link #matmul}, on the caller's thread (for callers that split work themselves). */
+    public final void matmulRows(float[] x, int xOffset, int tokens, float[] out, int outOffset, int r0, int r1) {
+        checkBatch(x, xOffset, tokens, out, outOffset);
+        if (r0 < 0 || r1 > rows || r0 > r1) {
+            throw new IndexOutOfBoundsException("row range [" + r0 + ", " + r1 + ") is not within [0, " + rows + ")");
+        }
+        tiles(x, xOffset, tokens, out, outOffset, r0, r1);
+    }
+
+    /** Row {@code r} decoded to floats into {@code dst[dstOffset ..+ cols)} (for embedding lookups). */
+    public final void decodeRow(int r, float[] dst, int dstOffset) {
+        Objects.checkIndex(r, rows);
+        Objects.checkFromIndexSize(dstOffset, cols, dst.length);
+        decodeRowUnchecked(r, dst, dstOffset);
+    }
+
+    abstract void decodeRowUnchecked(int r, float[] dst, int dstOffset);
+
+    /**
+     * Row by row; within a row, tokens four at a time, then one at a time: the row is streamed from memory
+     * once and re-read from cache for each further group of tokens.
+     */
+    private void tiles(float[] x, int xOffset, int tokens, float[] out, int outOffset, int r0, int r1) {
+        int tokenQuads = tokens - tokens % TOKEN_TILE;
+        int xStep = cols;
+        int oStep = rows;
+        float[] lanes = LANE_SCRATCH.get();
+        for (int r = r0; r < r1; r++) {
+            int t = 0;
+            for (; t < tokenQuads; t += TOKEN_TILE) {
+                int xa = xOffset + t * xStep;
+                int oa = outOffset + t * oStep + r;
+                rowTimes4Tokens(r, x, xa, xa + xStep, xa + 2 * xStep, xa + 3 * xStep,
+                        out, oa, oa + oStep, oa + 2 * oStep, oa + 3 * oStep, lanes);
+            }
+            for (; t < tokens; t++) {
+                rowTimesToken(r, x, xOffset + t * xStep, out, outOffset + t * oStep + r, lanes);
+            }
+        }
+    }
+
+    /**
+     * One row times four tokens (inputs at x0..x3), results to out[o0..o3]. Per token the same arithmetic as
+     * {@link #rowTimesToken}: two accumulators (even and odd vector chunks, for instruction-level parallelism
+     * when a token is alone), added, stored to {@code lanes} and summed there by
+     * {@link VectorKernels#sumLanes} (scalar code: inlining vector reductions too would push the compiled
+     * tile over the JIT's node budget, and then vectors get boxed).
+     */
+    abstract void rowTimes4Tokens(int r, float[] x, int x0, int x1, int x2, int x3,
+                                  float[] out, int o0, int o1, int o2, int o3, float[] lanes);
+
+    /** One row times one token (input at xAt), result to out[o]. */
+    abstract void rowTimesToken(int r, float[] x, int xAt, float[] out, int o, float[] lanes);
+
+    final long rowBase(int r) {
+        return r * rowBytes;
+    }
+
+    private void checkBatch(float[] x, int xOffset, int tokens, float[] out, int outOffset) {
+        Objects.requireNonNull(x, "x");
+        Objects.requireNonNull(out, "out");
+        if (tokens < 0) {
+            throw new IllegalArgumentException("tokens must be >= 0, got " + tokens);
+        }
+        long xNeed = (long) tokens * cols;
+        if (xOffset < 0 || xOffset + xNeed > x.length) {
+            throw new IndexOutOfBoundsException("x: " + tokens + " token(s) of " + cols + " floats from offset "
+                    + xOffset + " do not fit in an array of " + x.length);
+        }
+        long outNeed = (long) tokens * rows;
+        if (outOffset < 0 || outOffset + outNeed > out.length) {
+            throw new IndexOutOfBoundsException("out: " + tokens + " token(s) of " + rows + " floats from offset "
+                    + outOffset + " do not fit in an array of " + out.length);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return type + "[" + rows + " x " + cols + "]";
+    }
+
+    /** The pool task of one matmul; one per calling thread, reused, so a call allocates nothing. */
+    private static final class RowsTask implements ComputePool.RangeTask {
+        private WeightMatrix w;
+        private float[] x;
+        private int xOffset;
+        private int tokens;
+        private float[] out;
+        private int outOffset;
+
+        void set(WeightMatrix w, float[] x, int xOffset, int tokens, float[] out, int outOffset) {
+            this.w = w;
+            this.x = x;
+            this.xOffset = xOffset;
+            this.tokens = tokens;
+            this.out = out;
+            this.outOffset = outOffset;
+        }
+
+        @Override
+        public void run(int from, int to, int worker) {
+            w.tiles(x, xOffset, tokens, out, outOffset, from, to);
+        }
+    }
+}
