@@ -150,6 +150,11 @@ public final class Models {
         return LlamaLoader.llama2c(name, weights, tok, options);
     }
 
+    /** tokenizer.bin beside a llama2.c checkpoint, else the single tok*.bin there (for tools). */
+    public static Path findTokenizerBeside(Path checkpoint) {
+        return findTokenizer(checkpoint);
+    }
+
     /** tokenizer.bin beside the checkpoint, else the single tok*.bin there. */
     static Path findTokenizer(Path checkpoint) {
         Path dir = checkpoint.toAbsolutePath().getParent();

@@ -46,13 +46,29 @@ public final class SynthModel {
             for (int i = 0; i < v.length; i++) {
                 v[i] = (float) (0.1 * rnd.nextGaussian());
             }
+        } else if (n.equals("output.weight")) {
+            // row v is the embedding of the token that leads to v, plus noise: each token strongly predicts
+            // a successor (a fixed permutation), so greedy decoding walks a long cycle with wide logit margins
+            float[] embedding = values(new LlamaTensors.Entry("token_embd.weight", c.vocabSize(), c.dim(), false), c,
+                    seed);
+            int dim = c.dim();
+            double scale = LOGIT_SCALE / Math.sqrt(dim);
+            int[] predecessors = predecessors(c.vocabSize());
+            for (int row = 0; row < c.vocabSize(); row++) {
+                int from = predecessors[row];
+                for (int i = 0; i < dim; i++) {
+                    v[row * dim + i] = (float) (scale * (embedding[from * dim + i] + 0.5 * rnd.nextGaussian()));
+                }
+            }
         } else {
             double std;
             if (n.equals("token_embd.weight")) {
                 // tied: the embedding is also the classifier, so it carries the logit scale; norms undo it on input
                 std = c.sharedClassifier() ? LOGIT_SCALE / Math.sqrt(c.dim()) : 1.0;
-            } else if (n.equals("output.weight")) {
-                std = LOGIT_SCALE / Math.sqrt(c.dim());
+            } else if (n.endsWith("attn_output.weight") || n.endsWith("ffn_down.weight")) {
+                // what each block writes into the residual stream shrinks with depth (GPT-2 style), so the
+                // token's own embedding still shows through at the top
+                std = 0.5 / Math.sqrt(t.cols() * 2.0 * c.nLayers());
             } else {
                 std = 1.0 / Math.sqrt(t.cols());
             }
@@ -61,6 +77,23 @@ public final class SynthModel {
             }
         }
         return v;
+    }
+
+    /**
+     * For each token, the token whose successor it is: successors are t -> (5t + 7) mod vocab, a permutation when
+     * 5 does not divide vocab (otherwise every token is its own successor: still wide margins, shorter walks).
+     */
+    static int[] predecessors(int vocab) {
+        int[] pred = new int[vocab];
+        for (int t = 0; t < vocab; t++) {
+            pred[t] = t;
+        }
+        if (vocab % 5 != 0) {
+            for (int t = 0; t < vocab; t++) {
+                pred[(int) ((5L * t + 7) % vocab)] = t;
+            }
+        }
+        return pred;
     }
 
     public static void writeGguf(Path out, SynthShape shape, TensorType type, int vocab, long seed) throws IOException {
