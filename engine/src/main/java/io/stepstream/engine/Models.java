@@ -5,7 +5,7 @@ import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.engine.format.safetensors.SafetensorsCheckpoint;
 import io.stepstream.engine.format.safetensors.SafetensorsFile;
 import io.stepstream.engine.llama2.Llama2Checkpoint;
-import io.stepstream.engine.llama2.Llama2Model;
+import io.stepstream.engine.llama.LlamaLoader;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 
@@ -18,8 +18,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Loads models: the ones embedded in the engine jar by name, or llama2.c checkpoints by path; diffusion models
- * ({@link #loadDiffusion}) by embedded name or from a Hugging Face style folder.
+ * Loads models: the ones embedded in the engine jar by name, or a file whose kind is read from the file itself
+ * (GGUF, Hugging Face safetensors + config.json, llama2.c checkpoint); diffusion models ({@link #loadDiffusion}) by
+ * embedded name or from a Hugging Face style folder.
  */
 public final class Models {
     public static final String DEFAULT_MODEL = "stories260K";
@@ -110,7 +111,10 @@ public final class Models {
         return load(nameOrPath, ModelOptions.defaults());
     }
 
-    /** An embedded model name, or a path to a llama2.c .bin with its tokenizer in the same folder. */
+    /**
+     * An embedded model name, or a path: a GGUF file (by its magic), a Hugging Face folder with config.json (or its
+     * .safetensors / .index.json file), else a llama2.c checkpoint with its tokenizer in the same folder.
+     */
     public static Model load(String nameOrPath, ModelOptions options) {
         if (nameOrPath == null || nameOrPath.isBlank()) {
             throw new ModelLoadException("model name or path is empty (embedded models: " + embedded() + ")");
@@ -120,12 +124,12 @@ public final class Models {
                 return loadEmbedded(m, options);
             }
         }
-        Path checkpoint = Path.of(nameOrPath);
-        if (!Files.isRegularFile(checkpoint)) {
-            throw new ModelLoadException(nameOrPath + ": no such model: not an embedded model " + embedded()
-                    + " and not a readable file");
-        }
-        return load(checkpoint, findTokenizer(checkpoint), options);
+        Path path = Path.of(nameOrPath);
+        return switch (ModelFileKind.of(path)) {
+            case GGUF -> LlamaLoader.gguf(path, options);
+            case SAFETENSORS -> LlamaLoader.safetensors(path, options);
+            case LLAMA2C -> load(path, findTokenizer(path), options);
+        };
     }
 
     public static Model load(Path checkpoint, Path tokenizer) {
@@ -143,7 +147,12 @@ public final class Models {
         Llama2Tokenizer tok = Llama2Tokenizer.read(tokenizer, weights.config().vocabSize());
         String file = checkpoint.getFileName().toString();
         String name = file.endsWith(".bin") ? file.substring(0, file.length() - 4) : file;
-        return new Llama2Model(name, weights, tok, options);
+        return LlamaLoader.llama2c(name, weights, tok, options);
+    }
+
+    /** tokenizer.bin beside a llama2.c checkpoint, else the single tok*.bin there (for tools). */
+    public static Path findTokenizerBeside(Path checkpoint) {
+        return findTokenizer(checkpoint);
     }
 
     /** tokenizer.bin beside the checkpoint, else the single tok*.bin there. */
@@ -179,7 +188,7 @@ public final class Models {
         Llama2Weights weights = Llama2Checkpoint.read(m.name() + ":" + m.checkpoint(), resource(m, m.checkpoint()));
         Llama2Tokenizer tok = Llama2Tokenizer.read(m.name() + ":" + m.tokenizer(), resource(m, m.tokenizer()),
                 weights.config().vocabSize());
-        return new Llama2Model(m.name(), weights, tok, options);
+        return LlamaLoader.llama2c(m.name(), weights, tok, options);
     }
 
     private static byte[] resource(Embedded m, String path) {

@@ -1,7 +1,7 @@
 package io.stepstream.engine;
 
 import io.stepstream.engine.kv.KvBlockPool;
-import io.stepstream.engine.llama2.Llama2Model;
+import io.stepstream.engine.llama.LlamaModel;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
@@ -16,7 +16,7 @@ class KvCacheTest {
     @Test
     void blocksAreTakenAtBoundariesAndReturnedOnClose() {
         try (Model model = Models.load(Models.DEFAULT_MODEL)) {
-            KvBlockPool pool = ((Llama2Model) model).kvBlockPool();
+            KvBlockPool pool = ((LlamaModel) model).kvBlockPool();
             ModelConfig c = model.config();
             long blockBytes = (long) KvBlockPool.BLOCK_POSITIONS * c.nLayers() * 2 * c.kvDim() * Float.BYTES;
             assertEquals(blockBytes, pool.blockBytes());

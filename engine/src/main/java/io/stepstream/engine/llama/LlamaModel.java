@@ -1,4 +1,4 @@
-package io.stepstream.engine.llama2;
+package io.stepstream.engine.llama;
 
 import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
@@ -11,29 +11,33 @@ import io.stepstream.engine.cpu.ComputePool;
 import io.stepstream.engine.cpu.Kernels;
 import io.stepstream.engine.kv.KvBlockPool;
 import io.stepstream.engine.kv.PagedKvCache;
+import io.stepstream.engine.tensor.WeightMatrix;
 
 import java.util.List;
 
 /**
- * A llama2.c model on the CPU in float32. One forward step stacks every token of the batch into the rows
- * of one activation matrix [T, dim], so each weight matrix is streamed once per step for all sequences;
- * output rows of each matmul are split over the model's compute pool. Attention reads each token's own
- * sequence from its paged KV cache, causally. Scratch buffers are reused across steps and only grow when a
- * batch is larger than any before. Not thread-safe: one step at a time.
+ * Llama 2, Llama 3 and Qwen2 on the CPU: one batched forward over {@link WeightMatrix} weights kept in their
+ * file encoding. A step stacks every token of the batch into the rows of one activation matrix [T, dim], so
+ * each weight matrix is streamed once per step for all sequences, its output rows split over the model's
+ * compute pool. Grouped-query attention reads each token's own sequence from its paged KV cache, causally.
+ * RoPE pairs elements as the file's layout says ({@link RopeLayout}), with Llama 3's per-frequency scaling when
+ * the file has it; Qwen2 adds its q/k/v biases. Scratch buffers are reused across steps and only grow when a
+ * batch is larger than any before. Every output element is computed in one fixed order whatever the batch or
+ * thread split, so a sequence's logits are bitwise the same alone or batched. Not thread-safe: one step at a time.
  */
-public final class Llama2Model implements Model {
+public final class LlamaModel implements Model {
     private static final int BLOCK = KvBlockPool.BLOCK_POSITIONS;
 
     private final String name;
     private final ModelConfig config;
-    private final Llama2Weights w;
-    private final Llama2Tokenizer tokenizer;
+    private final LlamaWeights w;
+    private final Tokenizer tokenizer;
+    private final AutoCloseable backing;
     private final KvBlockPool pool;
     private final ComputePool compute;
     private final long parallelThreshold;
-    /** RoPE cos/sin per [position][pair within head], computed as run.c does per token. */
-    private final float[] ropeCos;
-    private final float[] ropeSin;
+    /** Frequency of each rotation pair: theta^(-2p/headSize), divided by the pair's scaling factor. */
+    private final float[] ropeFreq;
     private final float attentionScale;
 
     // Per-step scratch, grown on demand.
@@ -46,6 +50,8 @@ public final class Llama2Model implements Model {
     private float[] v;
     private float[] hb;
     private float[] hb2;
+    private float[] ropeCos;
+    private float[] ropeSin;
     private int[] rowEntry;
     private int[] rowPos;
     private int entryCapacity;
@@ -59,15 +65,20 @@ public final class Llama2Model implements Model {
     private final MatmulTask matmul = new MatmulTask();
     private final AttentionTask attention = new AttentionTask();
 
-    public Llama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, ModelOptions options) {
+    /**
+     * @param backing closed with the model (the file mapping the weights point into), or null
+     */
+    public LlamaModel(String name, LlamaWeights weights, Tokenizer tokenizer, ModelOptions options,
+                      AutoCloseable backing) {
         this.name = name;
         this.config = weights.config();
         this.w = weights;
-        if (tokenizer.vocabSize() != config.vocabSize()) {
-            throw new IllegalArgumentException("tokenizer has " + tokenizer.vocabSize() + " tokens, model "
+        if (tokenizer.vocabSize() > config.vocabSize()) {
+            throw new IllegalArgumentException("tokenizer has " + tokenizer.vocabSize() + " tokens, model only "
                     + config.vocabSize());
         }
         this.tokenizer = tokenizer;
+        this.backing = backing;
         int blocksPerSequence = (config.contextLength() + BLOCK - 1) / BLOCK;
         int blocks = options.kvBlocks() > 0 ? options.kvBlocks()
                 : (int) Math.min(Integer.MAX_VALUE - 16, (long) ModelOptions.DEFAULT_FULL_SEQUENCES * blocksPerSequence);
@@ -75,15 +86,12 @@ public final class Llama2Model implements Model {
         this.parallelThreshold = options.parallelThreshold();
         int hs = config.headSize();
         int pairs = hs / 2;
-        this.ropeCos = new float[config.contextLength() * pairs];
-        this.ropeSin = new float[config.contextLength() * pairs];
-        for (int pos = 0; pos < config.contextLength(); pos++) {
-            for (int p = 0; p < pairs; p++) {
-                float freq = 1.0f / (float) Math.pow(config.ropeTheta(), (2 * p) / (float) hs);
-                float angle = pos * freq;
-                ropeCos[pos * pairs + p] = (float) Math.cos(angle);
-                ropeSin[pos * pairs + p] = (float) Math.sin(angle);
-            }
+        this.ropeFreq = new float[pairs];
+        float[] factors = weights.ropeFreqFactors();
+        for (int p = 0; p < pairs; p++) {
+            // the same float expression as llama2.c's run.c, so llama2.c checkpoints reproduce its tokens
+            float freq = 1.0f / (float) Math.pow(config.ropeTheta(), (2 * p) / (float) hs);
+            ropeFreq[p] = factors == null ? freq : freq / factors[p];
         }
         this.attentionScale = (float) Math.sqrt(hs);
         this.compute = new ComputePool(options.computeThreads(), "stepstream-" + name);
@@ -103,6 +111,10 @@ public final class Llama2Model implements Model {
     @Override
     public Tokenizer tokenizer() {
         return tokenizer;
+    }
+
+    public LlamaWeights weights() {
+        return w;
     }
 
     public KvBlockPool kvBlockPool() {
@@ -133,18 +145,19 @@ public final class Llama2Model implements Model {
             for (int j = 0; j < en.length(); j++, row++) {
                 rowEntry[row] = i;
                 rowPos[row] = start + j;
-                System.arraycopy(w.tokenEmbedding(), en.tokens()[en.offset() + j] * dim, x, row * dim, dim);
+                w.tokenEmbedding().decodeRow(en.tokens()[en.offset() + j], x, row * dim);
             }
             entryLastRow[i] = row - 1;
         }
+        ropeAngles(tokens);
         for (int l = 0; l < config.nLayers(); l++) {
-            layer(l, tokens);
+            layer(w.layers().get(l), l, tokens);
         }
         for (int i = 0; i < e; i++) {
-            Kernels.rmsnorm(lastRows, i * dim, x, entryLastRow[i] * dim, w.rmsFinal(), dim, config.rmsNormEps());
+            Kernels.rmsnorm(lastRows, i * dim, x, entryLastRow[i] * dim, w.outputNorm(), dim, config.rmsNormEps());
         }
         int vocab = config.vocabSize();
-        matmul(w.classifier(), vocab, dim, lastRows, e, lastLogits);
+        matmul(w.output(), lastRows, e, lastLogits);
         for (int i = 0; i < e; i++) {
             System.arraycopy(lastLogits, i * vocab, logits[i], 0, vocab);
             ForwardBatch.Entry en = entries.get(i);
@@ -153,60 +166,84 @@ public final class Llama2Model implements Model {
         }
     }
 
-    private void layer(int l, int tokens) {
+    private void layer(LlamaWeights.Layer y, int l, int tokens) {
         int dim = config.dim();
         int kvDim = config.kvDim();
         int hidden = config.hiddenDim();
         float eps = config.rmsNormEps();
         for (int t = 0; t < tokens; t++) {
-            Kernels.rmsnorm(xb, t * dim, x, t * dim, w.rmsAtt()[l], dim, eps);
+            Kernels.rmsnorm(xb, t * dim, x, t * dim, y.attnNorm(), dim, eps);
         }
-        matmul(w.wq()[l], dim, dim, xb, tokens, q);
-        matmul(w.wk()[l], kvDim, dim, xb, tokens, k);
-        matmul(w.wv()[l], kvDim, dim, xb, tokens, v);
+        matmul(y.wq(), xb, tokens, q);
+        matmul(y.wk(), xb, tokens, k);
+        matmul(y.wv(), xb, tokens, v);
+        if (y.bq() != null) {
+            addBias(q, y.bq(), tokens);
+            addBias(k, y.bk(), tokens);
+            addBias(v, y.bv(), tokens);
+        }
         for (int t = 0; t < tokens; t++) {
-            rope(t);
+            rope(q, t * dim, config.nHeads(), t);
+            rope(k, t * kvDim, config.nKvHeads(), t);
             storeKv(l, t);
         }
         attend(l, tokens); // writes xb
-        matmul(w.wo()[l], dim, dim, xb, tokens, xb2);
+        matmul(y.wo(), xb, tokens, xb2);
         for (int i = 0, n = tokens * dim; i < n; i++) {
             x[i] += xb2[i];
         }
         for (int t = 0; t < tokens; t++) {
-            Kernels.rmsnorm(xb, t * dim, x, t * dim, w.rmsFfn()[l], dim, eps);
+            Kernels.rmsnorm(xb, t * dim, x, t * dim, y.ffnNorm(), dim, eps);
         }
-        matmul(w.w1()[l], hidden, dim, xb, tokens, hb);
-        matmul(w.w3()[l], hidden, dim, xb, tokens, hb2);
+        matmul(y.gate(), xb, tokens, hb);
+        matmul(y.up(), xb, tokens, hb2);
         Kernels.swiglu(hb, hb2, 0, tokens * hidden);
-        matmul(w.w2()[l], dim, hidden, hb, tokens, xb2);
+        matmul(y.down(), hb, tokens, xb2);
         for (int i = 0, n = tokens * dim; i < n; i++) {
             x[i] += xb2[i];
         }
     }
 
-    /** run.c's RoPE: interleaved pairs across the whole q row; k only for i < kvDim. */
-    private void rope(int t) {
-        int dim = config.dim();
-        int kvDim = config.kvDim();
+    private static void addBias(float[] out, float[] bias, int tokens) {
+        int n = bias.length;
+        for (int t = 0; t < tokens; t++) {
+            int o = t * n;
+            for (int i = 0; i < n; i++) {
+                out[o + i] += bias[i];
+            }
+        }
+    }
+
+    /** cos and sin of every rotation pair at each token's position, once per step for all layers. */
+    private void ropeAngles(int tokens) {
+        int pairs = ropeFreq.length;
+        for (int t = 0; t < tokens; t++) {
+            int pos = rowPos[t];
+            for (int p = 0; p < pairs; p++) {
+                float angle = pos * ropeFreq[p];
+                ropeCos[t * pairs + p] = (float) Math.cos(angle);
+                ropeSin[t * pairs + p] = (float) Math.sin(angle);
+            }
+        }
+    }
+
+    /** Rotates {@code heads} heads of token t's row at {@code base} in place. */
+    private void rope(float[] row, int base, int heads, int t) {
         int hs = config.headSize();
         int pairs = hs / 2;
-        int base = rowPos[t] * pairs;
-        int qo = t * dim;
-        int ko = t * kvDim;
-        for (int i = 0; i < dim; i += 2) {
-            int p = (i % hs) / 2;
-            float fcr = ropeCos[base + p];
-            float fci = ropeSin[base + p];
-            float q0 = q[qo + i];
-            float q1 = q[qo + i + 1];
-            q[qo + i] = q0 * fcr - q1 * fci;
-            q[qo + i + 1] = q0 * fci + q1 * fcr;
-            if (i < kvDim) {
-                float k0 = k[ko + i];
-                float k1 = k[ko + i + 1];
-                k[ko + i] = k0 * fcr - k1 * fci;
-                k[ko + i + 1] = k0 * fci + k1 * fcr;
+        int angles = t * pairs;
+        boolean interleaved = w.rope() == RopeLayout.INTERLEAVED;
+        for (int h = 0; h < heads; h++) {
+            int o = base + h * hs;
+            for (int p = 0; p < pairs; p++) {
+                float c = ropeCos[angles + p];
+                float s = ropeSin[angles + p];
+                int i0 = interleaved ? o + 2 * p : o + p;
+                int i1 = interleaved ? i0 + 1 : i0 + pairs;
+                float a = row[i0];
+                float b = row[i1];
+                row[i0] = a * c - b * s;
+                row[i1] = a * s + b * c;
             }
         }
     }
@@ -233,7 +270,6 @@ public final class Llama2Model implements Model {
     private void attendUnit(int l, int t, int h, float[] att) {
         int dim = config.dim();
         int hs = config.headSize();
-        int kvDim = config.kvDim();
         int kvHead = h / (config.nHeads() / config.nKvHeads());
         int pos = rowPos[t];
         int[] table = entryCache[rowEntry[t]].blockTable();
@@ -263,11 +299,12 @@ public final class Llama2Model implements Model {
         }
     }
 
-    private void matmul(float[] weight, int rows, int cols, float[] in, int tokens, float[] out) {
-        matmul.set(weight, rows, cols, in, tokens, out);
-        long work = (long) tokens * rows * cols;
-        compute.run(matmul, rows, grain(rows), work >= parallelThreshold);
-        matmul.set(null, 0, 0, null, 0, null);
+    /** out[t, :] = W x[t, :] for all tokens: one pass over W, its rows split over the pool. */
+    private void matmul(WeightMatrix weight, float[] in, int tokens, float[] out) {
+        matmul.set(weight, in, tokens, out);
+        long work = (long) tokens * weight.rows() * weight.cols();
+        compute.run(matmul, weight.rows(), grain(weight.rows()), work >= parallelThreshold);
+        matmul.set(null, null, 0, null);
     }
 
     /** About four chunks per thread, so uneven chunks still balance. */
@@ -275,18 +312,14 @@ public final class Llama2Model implements Model {
         return Math.max(1, size / (compute.threads() * 4));
     }
 
-    private final class MatmulTask implements ComputePool.RangeTask {
-        float[] weight;
-        int rows;
-        int cols;
+    private static final class MatmulTask implements ComputePool.RangeTask {
+        WeightMatrix weight;
         float[] in;
         int tokens;
         float[] out;
 
-        void set(float[] weight, int rows, int cols, float[] in, int tokens, float[] out) {
+        void set(WeightMatrix weight, float[] in, int tokens, float[] out) {
             this.weight = weight;
-            this.rows = rows;
-            this.cols = cols;
             this.in = in;
             this.tokens = tokens;
             this.out = out;
@@ -294,7 +327,7 @@ public final class Llama2Model implements Model {
 
         @Override
         public void run(int from, int to, int worker) {
-            Kernels.matmulRows(weight, rows, cols, in, 0, tokens, out, from, to);
+            weight.matmulRows(in, 0, tokens, out, 0, from, to);
         }
     }
 
@@ -381,6 +414,8 @@ public final class Llama2Model implements Model {
             v = new float[tokens * kvDim];
             hb = new float[tokens * hidden];
             hb2 = new float[tokens * hidden];
+            ropeCos = new float[tokens * ropeFreq.length];
+            ropeSin = new float[tokens * ropeFreq.length];
             rowEntry = new int[tokens];
             rowPos = new int[tokens];
             tokenCapacity = tokens;
@@ -397,5 +432,12 @@ public final class Llama2Model implements Model {
     @Override
     public void close() {
         compute.close();
+        if (backing != null) {
+            try {
+                backing.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("model " + name + ": closing its file failed: " + e, e);
+            }
+        }
     }
 }

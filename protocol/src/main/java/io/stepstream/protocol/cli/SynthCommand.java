@@ -1,0 +1,54 @@
+package io.stepstream.protocol.cli;
+
+import io.stepstream.engine.tools.SynthModel;
+import io.stepstream.engine.tools.SynthShape;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+
+/** {@code stepstream synth}: a random-weight model with a real shape, as GGUF llama.cpp loads. */
+@Command(name = "synth", mixinStandardHelpOptions = true,
+        description = "Write a random-weight GGUF model with a real shape (deterministic per seed).")
+final class SynthCommand implements Callable<Integer> {
+    @ParentCommand
+    StepStreamCli cli;
+
+    @Option(names = "--shape", required = true, paramLabel = "llama2-15m|llama2-110m|llama-1.1b|qwen2-0.5b",
+            description = "Model shape.")
+    String shape;
+
+    @Option(names = "--type", paramLabel = "f32|f16|q8_0|q4_0", defaultValue = "f32", description = "Weight encoding.")
+    String type;
+
+    @Option(names = "--vocab", paramLabel = "N", defaultValue = "512", description = "Vocabulary size (default 512).")
+    int vocab;
+
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "1", description = "Random seed (default 1).")
+    long seed;
+
+    @Parameters(index = "0", paramLabel = "OUT.gguf", description = "Output file.")
+    Path out;
+
+    @Override
+    public Integer call() {
+        SynthShape s;
+        try {
+            s = SynthShape.byId(shape);
+        } catch (IllegalArgumentException e) {
+            throw CliFailure.badInput("--shape: " + e.getMessage());
+        }
+        try {
+            SynthModel.writeGguf(out, s, ConvertCommand.parseType(type), vocab, seed);
+        } catch (IllegalArgumentException e) {
+            throw CliFailure.badInput(CliFailure.oneLine(e.getMessage()));
+        } catch (IOException e) {
+            throw new CliFailure(CliFailure.FAILED, "cannot write " + out + ": " + e.getMessage());
+        }
+        cli.out().println("wrote " + out);
+        return 0;
+    }
+}
