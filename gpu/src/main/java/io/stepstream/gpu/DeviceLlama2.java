@@ -19,6 +19,8 @@ final class DeviceLlama2 implements AutoCloseable {
     static final long MAX_BUFFER_BYTES = Integer.MAX_VALUE;
     /** Work-groups of the shared range at most; passes with more units loop over them. */
     private static final int MAX_GROUPS = 1 << 14;
+    /** Work-group size on CPU devices (measured on PoCL, see localSizeFor). */
+    private static final int CPU_LOCAL = 32;
 
     final Llama2Kernel k = new Llama2Kernel();
     private final KernelLauncher launcher;
@@ -199,9 +201,19 @@ final class DeviceLlama2 implements AutoCloseable {
         }
     }
 
-    /** The largest power of two up to MAX_LOCAL that the device takes as a work-group size. */
+    /**
+     * The work-group size: the largest power of two up to MAX_LOCAL (GPUs) or CPU_LOCAL (CPU devices such as
+     * PoCL, where a work-group is a loop on one core and barriers cost more than they save) that the device
+     * takes; -Dstepstream.opencl.localSize=N (a power of two) overrides it.
+     */
     private static int localSizeFor(OpenCLDevice device) {
-        int max = Math.min(Llama2Kernel.MAX_LOCAL, device.getMaxWorkGroupSize());
+        int wanted = Integer.getInteger("stepstream.opencl.localSize",
+                device.getType() == Device.TYPE.GPU ? Llama2Kernel.MAX_LOCAL : CPU_LOCAL);
+        if (wanted < 1 || Integer.bitCount(wanted) != 1 || wanted > Llama2Kernel.MAX_LOCAL) {
+            throw new IllegalArgumentException("stepstream.opencl.localSize must be a power of two up to "
+                    + Llama2Kernel.MAX_LOCAL + ", got " + wanted);
+        }
+        int max = Math.min(wanted, device.getMaxWorkGroupSize());
         int size = 1;
         while (size * 2 <= max) {
             size *= 2;
