@@ -20,7 +20,7 @@ final class DeviceLlama2 implements AutoCloseable {
     /** Work-groups of the shared range at most; passes with more units loop over them. */
     private static final int MAX_GROUPS = 1 << 14;
     /** Work-group size on CPU devices (measured on PoCL, see localSizeFor). */
-    private static final int CPU_LOCAL = 32;
+    private static final int CPU_LOCAL = 8;
 
     final Llama2Kernel k = new Llama2Kernel();
     private final KernelLauncher launcher;
