@@ -4,6 +4,8 @@ import io.stepstream.engine.Model;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.Tokenizer;
+import io.stepstream.engine.spi.BackendOptions;
+import io.stepstream.engine.spi.Backends;
 import io.stepstream.scheduler.Scheduler;
 import io.stepstream.scheduler.SchedulerSnapshot;
 import io.stepstream.scheduler.SequenceRequest;
@@ -81,6 +83,20 @@ public final class StepStream implements GenerationService, AutoCloseable {
         }
     }
 
+    /**
+     * Loads a llama2.c model (embedded name or checkpoint path) onto a backend found through the engine's
+     * BackendProvider SPI ("cpu", or "opencl" when stepstream-gpu is on the class path) and serves it.
+     */
+    public ModelInfo load(String nameOrPath, String backend, BackendOptions options) {
+        Model model = Backends.load(backend, nameOrPath, options);
+        try {
+            return register(model, true);
+        } catch (RuntimeException e) {
+            model.close();
+            throw e;
+        }
+    }
+
     /** Serves {@code model} (the caller keeps owning it: close does not close it). The first one is the default. */
     public ModelInfo load(Model model) {
         return register(model, false);
@@ -91,7 +107,7 @@ public final class StepStream implements GenerationService, AutoCloseable {
             throw new IllegalStateException("StepStream is closed");
         }
         ModelInfo info = new ModelInfo(model.name(), "autoregressive", model.config().contextLength(),
-                model.config().vocabSize(), "cpu", "cpu");
+                model.config().vocabSize(), Backends.backendOf(model), Backends.deviceOf(model));
         if (registry.models().containsKey(info.name())) {
             throw new IllegalArgumentException("model: '" + info.name() + "' is already loaded");
         }

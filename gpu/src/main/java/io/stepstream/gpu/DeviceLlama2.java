@@ -1,10 +1,12 @@
 package io.stepstream.gpu;
 
 import com.aparapi.Range;
+import com.aparapi.device.Device;
 import com.aparapi.device.OpenCLDevice;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.kv.KvBlockPool;
 import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.tensor.TensorType;
 
 /**
  * The device side of a llama2.c model: one {@link Llama2Kernel} with every weight, the KV block pool and the
@@ -15,9 +17,10 @@ import io.stepstream.engine.llama2.Llama2Weights;
 final class DeviceLlama2 implements AutoCloseable {
     /** Largest Java array Aparapi can hand to OpenCL as one buffer: 2 GiB. */
     static final long MAX_BUFFER_BYTES = Integer.MAX_VALUE;
-    private static final int LOCAL_SIZE = 64;
-    /** Work items of the shared range at most; passes with more work loop over it. */
-    private static final int MAX_GLOBAL = 1 << 20;
+    /** Work-groups of the shared range at most; passes with more units loop over them. */
+    private static final int MAX_GROUPS = 1 << 14;
+    /** Work-group size on CPU devices (measured on PoCL, see localSizeFor). */
+    private static final int CPU_LOCAL = 8;
 
     final Llama2Kernel k = new Llama2Kernel();
     private final KernelLauncher launcher;
@@ -25,16 +28,31 @@ final class DeviceLlama2 implements AutoCloseable {
     private final int maxBlocks;
     private final int[] stepOps;
     private final int[] stepLayers;
+    private final TensorType weightType;
+    private final long matrixBytes;
+    private final int localSize;
+    private final int maxGroups;
+    private long putNanos;
+    private long executeNanos;
+    private long getNanos;
     private boolean stepScheduleOnDevice;
     private int tokenCapacity;
     private int entryCapacity;
 
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks) {
+        this(w, device, maxBlocks, TensorType.F32);
+    }
+
+    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType) {
         this.config = w.config();
         this.maxBlocks = maxBlocks;
+        this.weightType = weightType;
         ModelConfig c = config;
         if (c.headSize() % 2 != 0) {
             throw new IllegalArgumentException("head size must be even for RoPE, got " + c.headSize());
+        }
+        if (c.dim() % 2 != 0 || c.kvDim() % 2 != 0) {
+            throw new IllegalArgumentException("dim and kvDim must be even, got " + c.dim() + " and " + c.kvDim());
         }
         k.dim = c.dim();
         k.kvDim = c.kvDim();
@@ -48,20 +66,40 @@ final class DeviceLlama2 implements AutoCloseable {
         k.blockFloats = c.nLayers() * 2 * KvBlockPool.BLOCK_POSITIONS * c.kvDim();
         k.eps = c.rmsNormEps();
         k.attScale = (float) Math.sqrt(c.headSize());
-        k.sharedClassifier = w.classifier() == w.tokenEmbedding() ? 1 : 0;
+        k.wtype = switch (weightType) {
+            case F32 -> Llama2Kernel.WT_F32;
+            case F16 -> Llama2Kernel.WT_F16;
+            case Q8_0 -> Llama2Kernel.WT_Q8_0;
+            default -> throw new IllegalArgumentException("weight type " + weightType
+                    + " is not supported on the device (F32, F16, Q8_0)");
+        };
 
         k.emb = checked("token_embedding", w.tokenEmbedding());
         k.rmsAtt = concat("rms_att", w.rmsAtt());
-        k.wq = concat("wq", w.wq());
-        k.wk = concat("wk", w.wk());
-        k.wv = concat("wv", w.wv());
-        k.wo = concat("wo", w.wo());
         k.rmsFfn = concat("rms_ffn", w.rmsFfn());
-        k.w1 = concat("w1", w.w1());
-        k.w2 = concat("w2", w.w2());
-        k.w3 = concat("w3", w.w3());
         k.rmsFinal = checked("rms_final", w.rmsFinal());
-        k.cls = k.sharedClassifier == 1 ? new float[1] : checked("classifier", w.classifier());
+        k.f16Scale = new float[32];
+        k.f16Scale[0] = 0x1p-24f;
+        for (int e = 1; e < 32; e++) {
+            k.f16Scale[e] = (float) Math.scalb(1.0, e - 25);
+        }
+        // A shared classifier is copied: one Java array behind two kernel fields would be two device buffers.
+        float[] classifier = w.classifier() == w.tokenEmbedding() ? w.classifier().clone() : w.classifier();
+        DeviceWeights[] kinds = new DeviceWeights[Llama2Kernel.KINDS];
+        kinds[Llama2Kernel.K_WQ] = DeviceWeights.encode("wq", weightType, w.wq());
+        kinds[Llama2Kernel.K_WK] = DeviceWeights.encode("wk", weightType, w.wk());
+        kinds[Llama2Kernel.K_WV] = DeviceWeights.encode("wv", weightType, w.wv());
+        kinds[Llama2Kernel.K_WO] = DeviceWeights.encode("wo", weightType, w.wo());
+        kinds[Llama2Kernel.K_W1] = DeviceWeights.encode("w1", weightType, w.w1());
+        kinds[Llama2Kernel.K_W2] = DeviceWeights.encode("w2", weightType, w.w2());
+        kinds[Llama2Kernel.K_W3] = DeviceWeights.encode("w3", weightType, w.w3());
+        kinds[Llama2Kernel.K_CLS] = DeviceWeights.encode("classifier", weightType, classifier);
+        long bytes = 0;
+        for (DeviceWeights d : kinds) {
+            bytes += d.deviceBytes();
+        }
+        matrixBytes = bytes;
+        setWeights(kinds);
         ropeTables(c);
         long kvFloats = (long) maxBlocks * k.blockFloats;
         if (maxBlocks <= 0 || kvFloats * Float.BYTES > MAX_BUFFER_BYTES) {
@@ -91,16 +129,96 @@ final class DeviceLlama2 implements AutoCloseable {
         k.patIndices = new int[1];
         growArrays(1, 1);
         launcher = new KernelLauncher(k, device);
+        localSize = localSizeFor(device);
+        maxGroups = (int) Math.max(1, Math.min(MAX_GROUPS,
+                (long) device.getMaxComputeUnits() * (device.getType() == Device.TYPE.GPU ? 16 : 4)));
         // Explicit mode: nothing reaches the device unless put; the weights go now and never again.
-        for (float[] a : new float[][]{k.emb, k.rmsAtt, k.wq, k.wk, k.wv, k.wo, k.rmsFfn, k.w1, k.w2, k.w3,
-                k.rmsFinal, k.cls, k.ropeCos, k.ropeSin, k.kv}) {
+        for (float[] a : new float[][]{k.emb, k.rmsAtt, k.rmsFfn, k.rmsFinal, k.ropeCos, k.ropeSin, k.f16Scale,
+                k.kv}) {
             launcher.put(a);
         }
+        putWeights();
         launcher.put(k.passOp);
         launcher.put(k.passLayer);
         launcher.put(k.patIndptr);
         launcher.put(k.patIndices);
         putActivations();
+    }
+
+    private void setWeights(DeviceWeights[] d) {
+        k.wq = d[Llama2Kernel.K_WQ].f32();
+        k.wk = d[Llama2Kernel.K_WK].f32();
+        k.wv = d[Llama2Kernel.K_WV].f32();
+        k.wo = d[Llama2Kernel.K_WO].f32();
+        k.w1 = d[Llama2Kernel.K_W1].f32();
+        k.w2 = d[Llama2Kernel.K_W2].f32();
+        k.w3 = d[Llama2Kernel.K_W3].f32();
+        k.cls = d[Llama2Kernel.K_CLS].f32();
+        k.wqH = d[Llama2Kernel.K_WQ].f16();
+        k.wkH = d[Llama2Kernel.K_WK].f16();
+        k.wvH = d[Llama2Kernel.K_WV].f16();
+        k.woH = d[Llama2Kernel.K_WO].f16();
+        k.w1H = d[Llama2Kernel.K_W1].f16();
+        k.w2H = d[Llama2Kernel.K_W2].f16();
+        k.w3H = d[Llama2Kernel.K_W3].f16();
+        k.clsH = d[Llama2Kernel.K_CLS].f16();
+        k.wqQ = d[Llama2Kernel.K_WQ].q8();
+        k.wkQ = d[Llama2Kernel.K_WK].q8();
+        k.wvQ = d[Llama2Kernel.K_WV].q8();
+        k.woQ = d[Llama2Kernel.K_WO].q8();
+        k.w1Q = d[Llama2Kernel.K_W1].q8();
+        k.w2Q = d[Llama2Kernel.K_W2].q8();
+        k.w3Q = d[Llama2Kernel.K_W3].q8();
+        k.clsQ = d[Llama2Kernel.K_CLS].q8();
+        k.wqS = d[Llama2Kernel.K_WQ].q8Scales();
+        k.wkS = d[Llama2Kernel.K_WK].q8Scales();
+        k.wvS = d[Llama2Kernel.K_WV].q8Scales();
+        k.woS = d[Llama2Kernel.K_WO].q8Scales();
+        k.w1S = d[Llama2Kernel.K_W1].q8Scales();
+        k.w2S = d[Llama2Kernel.K_W2].q8Scales();
+        k.w3S = d[Llama2Kernel.K_W3].q8Scales();
+        k.clsS = d[Llama2Kernel.K_CLS].q8Scales();
+    }
+
+    /** Every weight array goes up once; the one-element placeholders of unused encodings are shared. */
+    private void putWeights() {
+        java.util.Set<Object> sent = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (float[] a : new float[][]{k.wq, k.wk, k.wv, k.wo, k.w1, k.w2, k.w3, k.cls, k.wqS, k.wkS, k.wvS, k.woS,
+                k.w1S, k.w2S, k.w3S, k.clsS}) {
+            if (sent.add(a)) {
+                launcher.put(a);
+            }
+        }
+        for (char[] a : new char[][]{k.wqH, k.wkH, k.wvH, k.woH, k.w1H, k.w2H, k.w3H, k.clsH}) {
+            if (sent.add(a)) {
+                launcher.put(a);
+            }
+        }
+        for (byte[] a : new byte[][]{k.wqQ, k.wkQ, k.wvQ, k.woQ, k.w1Q, k.w2Q, k.w3Q, k.clsQ}) {
+            if (sent.add(a)) {
+                launcher.put(a);
+            }
+        }
+    }
+
+    /**
+     * The work-group size: the largest power of two up to MAX_LOCAL (GPUs) or CPU_LOCAL (CPU devices such as
+     * PoCL, where a work-group is a loop on one core and barriers cost more than they save) that the device
+     * takes; -Dstepstream.opencl.localSize=N (a power of two) overrides it.
+     */
+    private static int localSizeFor(OpenCLDevice device) {
+        int wanted = Integer.getInteger("stepstream.opencl.localSize",
+                device.getType() == Device.TYPE.GPU ? Llama2Kernel.MAX_LOCAL : CPU_LOCAL);
+        if (wanted < 1 || Integer.bitCount(wanted) != 1 || wanted > Llama2Kernel.MAX_LOCAL) {
+            throw new IllegalArgumentException("stepstream.opencl.localSize must be a power of two up to "
+                    + Llama2Kernel.MAX_LOCAL + ", got " + wanted);
+        }
+        int max = Math.min(wanted, device.getMaxWorkGroupSize());
+        int size = 1;
+        while (size * 2 <= max) {
+            size *= 2;
+        }
+        return size;
     }
 
     /**
@@ -161,9 +279,49 @@ final class DeviceLlama2 implements AutoCloseable {
             launcher.put(k.passLayer);
             stepScheduleOnDevice = true;
         }
+        long t0 = System.nanoTime();
         putStepInputs();
+        long t1 = System.nanoTime();
         run(stepOps.length, tokens, entries, maxLen);
+        long t2 = System.nanoTime();
         launcher.get(k.logits);
+        long t3 = System.nanoTime();
+        putNanos += t1 - t0;
+        executeNanos += t2 - t1;
+        getNanos += t3 - t2;
+    }
+
+    /**
+     * One launch of a step's number of passes that do nothing, on the step's range: what a step pays for
+     * launching and enqueueing its passes, apart from their work. Returns its nanoseconds.
+     */
+    long launchNoopStep(int tokens, int entries, int maxLen) {
+        int[] noops = new int[stepOps.length];
+        java.util.Arrays.fill(noops, Llama2Kernel.OP_NOOP);
+        System.arraycopy(noops, 0, k.passOp, 0, noops.length);
+        launcher.put(k.passOp);
+        stepScheduleOnDevice = false;
+        long t0 = System.nanoTime();
+        run(stepOps.length, tokens, entries, maxLen);
+        return System.nanoTime() - t0;
+    }
+
+    /** Nanoseconds spent since load in step puts, step executes (kernels + launch) and logits gets. */
+    long[] stepNanos() {
+        return new long[]{putNanos, executeNanos, getNanos};
+    }
+
+    /** Bytes of weight matrices (incl. the classifier, excl. the embedding and norms) a step streams. */
+    long matrixBytes() {
+        return matrixBytes;
+    }
+
+    TensorType weightType() {
+        return weightType;
+    }
+
+    int localSize() {
+        return localSize;
     }
 
     /** Runs an arbitrary schedule of passes (at most a step's length) in one launch; for kernel tests. */
@@ -199,11 +357,15 @@ final class DeviceLlama2 implements AutoCloseable {
         k.tokens = tokens;
         k.entries = entries;
         k.maxLen = maxLen;
-        long work = Math.max((long) tokens * config.nHeads() * maxLen,
-                Math.max((long) tokens * Math.max(config.hiddenDim(), config.dim()),
-                        (long) entries * config.vocabSize()));
-        int global = (int) Math.min(MAX_GLOBAL, (work + LOCAL_SIZE - 1) / LOCAL_SIZE * LOCAL_SIZE);
-        Range range = launcher.range(global, LOCAL_SIZE);
+        // Groups: enough for the largest pass (matmul units or grid-stride elements), at most maxGroups.
+        ModelConfig c = config;
+        long chunks = (tokens + Llama2Kernel.TOKENS_PER_UNIT - 1) / Llama2Kernel.TOKENS_PER_UNIT;
+        long units = Math.max(chunks * Math.max(c.hiddenDim(), (c.dim() + 2L * c.kvDim()) / 2),
+                (entries + Llama2Kernel.TOKENS_PER_UNIT - 1) / Llama2Kernel.TOKENS_PER_UNIT * ((c.vocabSize() + 1L) / 2));
+        long elements = Math.max((long) tokens * c.nHeads() * maxLen, (long) tokens * c.dim());
+        units = Math.max(units, (elements + localSize - 1) / localSize);
+        int groups = (int) Math.min(maxGroups, units);
+        Range range = launcher.range(groups * localSize, localSize);
         launcher.launch(range, passes);
     }
 

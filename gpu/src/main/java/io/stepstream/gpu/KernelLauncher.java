@@ -74,15 +74,35 @@ public final class KernelLauncher {
     }
 
     public void put(float[] a) {
-        kernel.put(a);
+        guard(() -> kernel.put(a), "put");
     }
 
     public void put(int[] a) {
-        kernel.put(a);
+        guard(() -> kernel.put(a), "put");
+    }
+
+    public void put(char[] a) {
+        guard(() -> kernel.put(a), "put");
+    }
+
+    public void put(byte[] a) {
+        guard(() -> kernel.put(a), "put");
     }
 
     public void get(float[] a) {
-        kernel.get(a);
+        guard(() -> kernel.get(a), "get");
+    }
+
+    /** A transfer that fails is a device failure too: the same exception as a failed launch. */
+    private void guard(Runnable transfer, String what) {
+        try {
+            transfer.run();
+        } catch (OpenClException e) {
+            throw e;
+        } catch (RuntimeException | AssertionError e) {
+            throw new OpenClException(kernel.getClass().getSimpleName() + ": " + what + " failed on OpenCL device "
+                    + device.getName().strip() + ": " + e, e);
+        }
     }
 
     public void dispose() {

@@ -8,17 +8,24 @@ import com.aparapi.Kernel;
  * of {@code 3 + 9 * nLayers} passes. One kernel instance means one OpenCL context, so weights, activations
  * and the paged KV cache are all buffers of this object and never leave the device between passes.
  *
- * <p>Every pass runs on the same 1D range and walks its own index space with a grid-stride loop, so a pass
- * with more work than work items still covers it. Each output element is one work item's left-to-right sum,
- * the same order as the CPU kernels, which keeps results within float rounding of the CPU forward.
+ * <p>Work layout. Every pass runs on the same 1D range of {@code groups x lsize} work items. Matmul passes
+ * give each work-group a unit of two weight rows against up to four token rows: the group's work items walk
+ * the row's columns together (coalesced reads along the row), each keeps 8 (2 for a single token) partial
+ * sums, and a tree reduction in local memory adds them up; units are spread over the groups with a
+ * group-stride loop. A pair of rows is exactly what RoPE rotates (q/k) and what SwiGLU combines (w1/w3), so
+ * those run in the same unit's epilogue. RMSNorm and softmax also take a work-group per row with local
+ * reductions; the rest walks its elements with a grid-stride loop.
  *
- * <p>Layouts: activations are row-major per token; weights of all layers of one kind are concatenated
- * (layer l of a [rows][cols] matrix starts at l*rows*cols); the KV pool is the engine's block layout
- * ({@code [block][layer][k|v][position in block][kvDim]}, 16 positions a block), addressed through each
- * sequence's block table. Aparapi translates {@link #run()} and the methods it calls to OpenCL C: only
- * primitive fields and arrays, no objects, no array parameters.
+ * <p>Weights: matrices are F32, F16 (IEEE half bits in a char[], decoded with integer and float arithmetic:
+ * Aparapi has no half type) or Q8_0 (int8 quants, one scale per 32 consecutive elements of the concatenated
+ * array); the embedding, norms and RoPE tables stay F32. Layouts: activations are row-major per token; weights
+ * of all layers of one kind are concatenated (layer l of a [rows][cols] matrix starts at l*rows*cols); the KV
+ * pool is the engine's block layout ({@code [block][layer][k|v][position in block][kvDim]}, 16 positions a
+ * block), addressed through each sequence's block table. Aparapi translates {@link #run()} and the methods it
+ * calls to OpenCL C: only primitive fields and arrays, no objects, no array parameters.
  */
 public final class Llama2Kernel extends Kernel {
+    static final int OP_NOOP = -1;
     static final int OP_EMBED = 0;
     static final int OP_RMSNORM_ATT = 1;
     static final int OP_QKV_ROPE = 2;
@@ -38,6 +45,24 @@ public final class Llama2Kernel extends Kernel {
     static final int BLOCK = 16;
     /** Score of a key outside a sequence's block-sparse pattern: exp() of it underflows to 0. */
     static final float MASKED = -1.0e30f;
+    /** Work items per group at most (the local reduction buffer is sized for it); a power of two. */
+    static final int MAX_LOCAL = 128;
+    /** Token rows one matmul unit multiplies at once (per weight row). */
+    static final int TOKENS_PER_UNIT = 4;
+
+    static final int WT_F32 = 0;
+    static final int WT_F16 = 1;
+    static final int WT_Q8_0 = 2;
+
+    static final int K_WQ = 0;
+    static final int K_WK = 1;
+    static final int K_WV = 2;
+    static final int K_WO = 3;
+    static final int K_W1 = 4;
+    static final int K_W2 = 5;
+    static final int K_W3 = 6;
+    static final int K_CLS = 7;
+    static final int KINDS = 8;
 
     // Shape (set once).
     int dim;
@@ -50,7 +75,7 @@ public final class Llama2Kernel extends Kernel {
     int ctx;
     int maxBlocksPerSeq;
     int blockFloats;
-    int sharedClassifier;
+    int wtype;
     float eps;
     float attScale;
 
@@ -63,22 +88,49 @@ public final class Llama2Kernel extends Kernel {
     int[] passOp;
     int[] passLayer;
 
-    // Weights, resident.
+    // Weights, resident. Matrices in the encoding wtype names; arrays of the other encodings hold one element.
     float[] emb;
     float[] rmsAtt;
+    float[] rmsFfn;
+    float[] rmsFinal;
+    float[] ropeCos;
+    float[] ropeSin;
+    /** 2^(e-25) for each f16 exponent e (e = 0: 2^-24, the subnormal step). */
+    float[] f16Scale;
     float[] wq;
     float[] wk;
     float[] wv;
     float[] wo;
-    float[] rmsFfn;
     float[] w1;
     float[] w2;
     float[] w3;
-    float[] rmsFinal;
     float[] cls;
-    float[] ropeCos;
-    float[] ropeSin;
-
+    // F16: the IEEE half bits of each element.
+    char[] wqH;
+    char[] wkH;
+    char[] wvH;
+    char[] woH;
+    char[] w1H;
+    char[] w2H;
+    char[] w3H;
+    char[] clsH;
+    // Q8_0: int8 quants of each element and one float scale per 32 elements (ggml's block, scale widened).
+    byte[] wqQ;
+    byte[] wkQ;
+    byte[] wvQ;
+    byte[] woQ;
+    byte[] w1Q;
+    byte[] w2Q;
+    byte[] w3Q;
+    byte[] clsQ;
+    float[] wqS;
+    float[] wkS;
+    float[] wvS;
+    float[] woS;
+    float[] w1S;
+    float[] w2S;
+    float[] w3S;
+    float[] clsS;
     // KV block pool, resident.
     float[] kv;
 
@@ -103,6 +155,10 @@ public final class Llama2Kernel extends Kernel {
     float[] att;
     float[] logits;
 
+    /** Per work-group partial sums: 8 slots of MAX_LOCAL. */
+    @Local
+    float[] red = new float[8 * MAX_LOCAL];
+
     @Override
     public void run() {
         int pass = getPassId();
@@ -110,26 +166,49 @@ public final class Llama2Kernel extends Kernel {
         int l = passLayer[pass];
         int gid = getGlobalId(0);
         int gsize = getGlobalSize(0);
+        int lid = getLocalId(0);
+        int lsize = getLocalSize(0);
+        int group = getGroupId(0);
+        int groups = getNumGroups(0);
+        // Plain flags, not one long || chain: Aparapi's bytecode folding breaks on those.
+        int norm = 0;
+        if (op == OP_RMSNORM_ATT) {
+            norm = 1;
+        }
+        if (op == OP_RMSNORM_FFN) {
+            norm = 1;
+        }
+        if (op == OP_FINAL_NORM) {
+            norm = 1;
+        }
+        int mm = 0;
+        if (op == OP_QKV_ROPE) {
+            mm = 1;
+        }
+        if (op == OP_WO_RESIDUAL) {
+            mm = 1;
+        }
+        if (op == OP_FFN_SWIGLU) {
+            mm = 1;
+        }
+        if (op == OP_W2_RESIDUAL) {
+            mm = 1;
+        }
+        if (op == OP_LOGITS) {
+            mm = 1;
+        }
         if (op == OP_EMBED) {
             embed(gid, gsize);
-        } else if (op == OP_RMSNORM_ATT || op == OP_RMSNORM_FFN || op == OP_FINAL_NORM) {
-            rmsnorm(op, l, gid, gsize);
-        } else if (op == OP_QKV_ROPE) {
-            qkvRope(l, gid, gsize);
+        } else if (norm == 1) {
+            rmsnorm(op, l, lid, lsize, group, groups);
+        } else if (mm == 1) {
+            matmul(op, l, lid, lsize, group, groups);
         } else if (op == OP_SCORES) {
             scores(l, gid, gsize);
         } else if (op == OP_SOFTMAX) {
-            softmax(gid, gsize);
+            softmax(lid, lsize, group, groups);
         } else if (op == OP_ATTN_OUT) {
             attentionOut(l, gid, gsize);
-        } else if (op == OP_WO_RESIDUAL) {
-            woResidual(l, gid, gsize);
-        } else if (op == OP_FFN_SWIGLU) {
-            ffnSwiglu(l, gid, gsize);
-        } else if (op == OP_W2_RESIDUAL) {
-            w2Residual(l, gid, gsize);
-        } else if (op == OP_LOGITS) {
-            classify(gid, gsize);
         }
     }
 
@@ -142,99 +221,383 @@ public final class Llama2Kernel extends Kernel {
         }
     }
 
+    /** Adds up slots first, first+step, ... below 8 of red over the group's work items; ends with a barrier. */
+    void reduceSum(int lid, int lsize, int first, int step) {
+        localBarrier();
+        for (int s = lsize / 2; s > 0; s = s / 2) {
+            if (lid < s) {
+                for (int k = first; k < 8; k += step) {
+                    red[k * lsize + lid] += red[k * lsize + lid + s];
+                }
+            }
+            localBarrier();
+        }
+    }
+
+    /** The largest of red[0 .. lsize) into red[0]; ends with a barrier. */
+    void reduceMax(int lid, int lsize) {
+        localBarrier();
+        for (int s = lsize / 2; s > 0; s = s / 2) {
+            if (lid < s) {
+                red[lid] = max(red[lid], red[lid + s]);
+            }
+            localBarrier();
+        }
+    }
+
     /** xb[row] = rmsnorm(x[source row]) with the op's weight; the final norm reads each entry's last row. */
-    void rmsnorm(int op, int l, int gid, int gsize) {
+    void rmsnorm(int op, int l, int lid, int lsize, int group, int groups) {
         int rows = tokens;
         if (op == OP_FINAL_NORM) {
             rows = entries;
         }
-        for (int r = gid; r < rows; r += gsize) {
+        for (int r = group; r < rows; r += groups) {
             int src = r * dim;
             if (op == OP_FINAL_NORM) {
                 src = lastRow[r] * dim;
             }
             float ss = 0f;
-            for (int j = 0; j < dim; j++) {
+            for (int j = lid; j < dim; j += lsize) {
                 float v = x[src + j];
                 ss += v * v;
             }
-            ss /= dim;
-            ss += eps;
-            ss = 1f / sqrt(ss);
-            for (int j = 0; j < dim; j++) {
+            red[lid] = ss;
+            reduceSum(lid, lsize, 0, 8);
+            float scale = 1f / sqrt(red[0] / dim + eps);
+            localBarrier(); // everyone has read red[0] before the next row overwrites it
+            for (int j = lid; j < dim; j += lsize) {
                 float weight = rmsFinal[j];
                 if (op == OP_RMSNORM_ATT) {
                     weight = rmsAtt[l * dim + j];
                 } else if (op == OP_RMSNORM_FFN) {
                     weight = rmsFfn[l * dim + j];
                 }
-                xb[r * dim + j] = weight * (ss * x[src + j]);
+                xb[r * dim + j] = weight * (scale * x[src + j]);
             }
         }
     }
 
     /**
-     * One work item per pair of output rows of q, k or v: two dot products, then RoPE on the pair for q and
-     * k (llama2.c's interleaved rotation), then k and v go straight into the sequence's KV block.
+     * Element i of the weight matrices of {@code kind} (all layers concatenated), decoded to float. Written as
+     * flat ifs: Aparapi cannot fold long else-if chains nested in branches.
      */
-    void qkvRope(int l, int gid, int gsize) {
-        int qPairs = dim / 2;
-        int kvPairs = kvDim / 2;
-        int pairsPerToken = qPairs + 2 * kvPairs;
-        int n = tokens * pairsPerToken;
-        int halfHead = headSize / 2;
-        for (int i = gid; i < n; i += gsize) {
-            int t = i / pairsPerToken;
-            int p = i - t * pairsPerToken;
-            int xo = t * dim;
-            int pos = tokenPos[t];
-            float a = 0f;
-            float b = 0f;
-            if (p < qPairs) {
-                int r = 2 * p;
-                int w0 = (l * dim + r) * dim;
-                for (int c = 0; c < dim; c++) {
-                    a += wq[w0 + c] * xb[xo + c];
-                }
-                for (int c = 0; c < dim; c++) {
-                    b += wq[w0 + dim + c] * xb[xo + c];
-                }
-                int rope = pos * halfHead + (r % headSize) / 2;
-                float fcr = ropeCos[rope];
-                float fci = ropeSin[rope];
-                q[xo + r] = a * fcr - b * fci;
-                q[xo + r + 1] = a * fci + b * fcr;
-            } else {
-                int block = blockTable[tokenSeq[t] * maxBlocksPerSeq + pos / BLOCK];
-                if (p < qPairs + kvPairs) {
-                    int r = 2 * (p - qPairs);
-                    int w0 = (l * kvDim + r) * dim;
-                    for (int c = 0; c < dim; c++) {
-                        a += wk[w0 + c] * xb[xo + c];
-                    }
-                    for (int c = 0; c < dim; c++) {
-                        b += wk[w0 + dim + c] * xb[xo + c];
-                    }
-                    int rope = pos * halfHead + (r % headSize) / 2;
-                    float fcr = ropeCos[rope];
-                    float fci = ropeSin[rope];
-                    int ko = block * blockFloats + ((l * 2) * BLOCK + pos % BLOCK) * kvDim + r;
-                    kv[ko] = a * fcr - b * fci;
-                    kv[ko + 1] = a * fci + b * fcr;
+    float weight(int kind, int i) {
+        float v = 0f;
+        if (wtype == WT_F32) {
+            v = weightF32(kind, i);
+        }
+        if (wtype == WT_F16) {
+            v = f16(weightF16Bits(kind, i));
+        }
+        if (wtype == WT_Q8_0) {
+            v = weightQ8(kind, i);
+        }
+        return v;
+    }
+
+    float weightF32(int kind, int i) {
+        float v = 0f;
+        if (kind == K_WQ) {
+            v = wq[i];
+        }
+        if (kind == K_WK) {
+            v = wk[i];
+        }
+        if (kind == K_WV) {
+            v = wv[i];
+        }
+        if (kind == K_WO) {
+            v = wo[i];
+        }
+        if (kind == K_W1) {
+            v = w1[i];
+        }
+        if (kind == K_W2) {
+            v = w2[i];
+        }
+        if (kind == K_W3) {
+            v = w3[i];
+        }
+        if (kind == K_CLS) {
+            v = cls[i];
+        }
+        return v;
+    }
+
+    int weightF16Bits(int kind, int i) {
+        int h = 0;
+        if (kind == K_WQ) {
+            h = wqH[i];
+        }
+        if (kind == K_WK) {
+            h = wkH[i];
+        }
+        if (kind == K_WV) {
+            h = wvH[i];
+        }
+        if (kind == K_WO) {
+            h = woH[i];
+        }
+        if (kind == K_W1) {
+            h = w1H[i];
+        }
+        if (kind == K_W2) {
+            h = w2H[i];
+        }
+        if (kind == K_W3) {
+            h = w3H[i];
+        }
+        if (kind == K_CLS) {
+            h = clsH[i];
+        }
+        return h;
+    }
+
+    float weightQ8(int kind, int i) {
+        int b = i >> 5;
+        float v = 0f;
+        if (kind == K_WQ) {
+            v = wqQ[i] * wqS[b];
+        }
+        if (kind == K_WK) {
+            v = wkQ[i] * wkS[b];
+        }
+        if (kind == K_WV) {
+            v = wvQ[i] * wvS[b];
+        }
+        if (kind == K_WO) {
+            v = woQ[i] * woS[b];
+        }
+        if (kind == K_W1) {
+            v = w1Q[i] * w1S[b];
+        }
+        if (kind == K_W2) {
+            v = w2Q[i] * w2S[b];
+        }
+        if (kind == K_W3) {
+            v = w3Q[i] * w3S[b];
+        }
+        if (kind == K_CLS) {
+            v = clsQ[i] * clsS[b];
+        }
+        return v;
+    }
+
+    /** The float value of IEEE half bits h (0..65535); finite values only (checked at upload). */
+    float f16(int h) {
+        int e = (h >> 10) & 31;
+        int m = h & 1023;
+        float v = m * f16Scale[0];
+        if (e != 0) {
+            v = (m + 1024) * f16Scale[e];
+        }
+        if (h >= 32768) {
+            v = -v;
+        }
+        return v;
+    }
+
+    /** Element i of the matmul input: xb (src 0) or hb (src 1). */
+    float act(int src, int i) {
+        float v = 0f;
+        if (src == 0) {
+            v = xb[i];
+        } else {
+            v = hb[i];
+        }
+        return v;
+    }
+
+    /**
+     * A matmul pass. A unit is two weight rows (A and B) against TOKENS_PER_UNIT consecutive token rows,
+     * one work-group per unit; rows: q|k|v pairs (then RoPE and the KV store), wo pairs (+ residual), w1 row h
+     * with w3 row h (SwiGLU), w2 pairs (+ residual), classifier pairs (logits of each entry's last row).
+     */
+    void matmul(int op, int l, int lid, int lsize, int group, int groups) {
+        int cols = dim;
+        int n = tokens;
+        int pairs = 0;
+        int src = 0;
+        if (op == OP_QKV_ROPE) {
+            pairs = (dim + 2 * kvDim) / 2;
+        } else if (op == OP_WO_RESIDUAL) {
+            pairs = (dim + 1) / 2;
+        } else if (op == OP_FFN_SWIGLU) {
+            pairs = hidden;
+        } else if (op == OP_W2_RESIDUAL) {
+            pairs = (dim + 1) / 2;
+            cols = hidden;
+            src = 1;
+        } else {
+            pairs = (vocab + 1) / 2;
+            n = entries;
+        }
+        int chunks = (n + TOKENS_PER_UNIT - 1) / TOKENS_PER_UNIT;
+        int units = pairs * chunks;
+        for (int u = group; u < units; u += groups) {
+            int p = u / chunks;
+            int t0 = (u - p * chunks) * TOKENS_PER_UNIT;
+            int r = 2 * p;
+            int kindA = K_WO;
+            int kindB = K_WO;
+            int baseA = (l * dim + r) * dim;
+            int hasB = 1;
+            if (op == OP_QKV_ROPE) {
+                if (r < dim) {
+                    kindA = K_WQ;
+                    baseA = (l * dim + r) * dim;
+                } else if (r < dim + kvDim) {
+                    kindA = K_WK;
+                    baseA = (l * kvDim + r - dim) * dim;
                 } else {
-                    int r = 2 * (p - qPairs - kvPairs);
-                    int w0 = (l * kvDim + r) * dim;
-                    for (int c = 0; c < dim; c++) {
-                        a += wv[w0 + c] * xb[xo + c];
-                    }
-                    for (int c = 0; c < dim; c++) {
-                        b += wv[w0 + dim + c] * xb[xo + c];
-                    }
-                    int vo = block * blockFloats + ((l * 2 + 1) * BLOCK + pos % BLOCK) * kvDim + r;
-                    kv[vo] = a;
-                    kv[vo + 1] = b;
+                    kindA = K_WV;
+                    baseA = (l * kvDim + r - dim - kvDim) * dim;
+                }
+                kindB = kindA;
+            } else if (op == OP_WO_RESIDUAL) {
+                if (r + 1 >= dim) {
+                    hasB = 0;
+                }
+            } else if (op == OP_FFN_SWIGLU) {
+                kindA = K_W1;
+                kindB = K_W3;
+                baseA = (l * hidden + p) * dim;
+            } else if (op == OP_W2_RESIDUAL) {
+                kindA = K_W2;
+                kindB = K_W2;
+                baseA = (l * dim + r) * hidden;
+                if (r + 1 >= dim) {
+                    hasB = 0;
+                }
+            } else {
+                kindA = K_CLS;
+                kindB = K_CLS;
+                baseA = r * dim;
+                if (r + 1 >= vocab) {
+                    hasB = 0;
                 }
             }
+            int baseB = baseA + cols;
+            if (op == OP_FFN_SWIGLU) {
+                baseB = baseA;
+            }
+            if (hasB == 0) {
+                baseB = baseA;
+            }
+            if (n == 1) {
+                float a0 = 0f;
+                float b0 = 0f;
+                for (int c = lid; c < cols; c += lsize) {
+                    float xv = act(src, c);
+                    a0 += weight(kindA, baseA + c) * xv;
+                    b0 += weight(kindB, baseB + c) * xv;
+                }
+                red[lid] = a0;
+                red[4 * lsize + lid] = b0;
+                reduceSum(lid, lsize, 0, 4);
+            } else {
+                int x0 = t0 * cols;
+                int x1 = min(t0 + 1, n - 1) * cols;
+                int x2 = min(t0 + 2, n - 1) * cols;
+                int x3 = min(t0 + 3, n - 1) * cols;
+                float a0 = 0f;
+                float a1 = 0f;
+                float a2 = 0f;
+                float a3 = 0f;
+                float b0 = 0f;
+                float b1 = 0f;
+                float b2 = 0f;
+                float b3 = 0f;
+                for (int c = lid; c < cols; c += lsize) {
+                    float wa = weight(kindA, baseA + c);
+                    float wb = weight(kindB, baseB + c);
+                    float v0 = act(src, x0 + c);
+                    float v1 = act(src, x1 + c);
+                    float v2 = act(src, x2 + c);
+                    float v3 = act(src, x3 + c);
+                    a0 += wa * v0;
+                    a1 += wa * v1;
+                    a2 += wa * v2;
+                    a3 += wa * v3;
+                    b0 += wb * v0;
+                    b1 += wb * v1;
+                    b2 += wb * v2;
+                    b3 += wb * v3;
+                }
+                red[lid] = a0;
+                red[lsize + lid] = a1;
+                red[2 * lsize + lid] = a2;
+                red[3 * lsize + lid] = a3;
+                red[4 * lsize + lid] = b0;
+                red[5 * lsize + lid] = b1;
+                red[6 * lsize + lid] = b2;
+                red[7 * lsize + lid] = b3;
+                reduceSum(lid, lsize, 0, 1);
+            }
+            if (lid < TOKENS_PER_UNIT && t0 + lid < n) {
+                matmulEpilogue(op, l, p, t0 + lid, red[lid * lsize], red[(4 + lid) * lsize], hasB);
+            }
+            localBarrier(); // the sums are read before the next unit overwrites them
+        }
+    }
+
+    /** Writes one token's results of a unit: a = row A . input, b = row B . input. */
+    void matmulEpilogue(int op, int l, int p, int t, float a, float b, int hasB) {
+        int r = 2 * p;
+        if (op == OP_QKV_ROPE) {
+            qkvEpilogue(l, r, t, a, b);
+        }
+        if (op == OP_FFN_SWIGLU) {
+            hb[t * hidden + p] = a * (1f / (1f + exp(-a))) * b;
+        }
+        if (op == OP_LOGITS) {
+            logits[t * vocab + r] = a;
+            if (hasB == 1) {
+                logits[t * vocab + r + 1] = b;
+            }
+        }
+        if (op == OP_WO_RESIDUAL) {
+            residual(r, t, a, b, hasB);
+        }
+        if (op == OP_W2_RESIDUAL) {
+            residual(r, t, a, b, hasB);
+        }
+    }
+
+    void residual(int r, int t, float a, float b, int hasB) {
+        x[t * dim + r] += a;
+        if (hasB == 1) {
+            x[t * dim + r + 1] += b;
+        }
+    }
+
+    /** Rows r, r+1 of q|k|v for token t: RoPE on q and k; k and v go into the token's KV block. */
+    void qkvEpilogue(int l, int r, int t, float a, float b) {
+        int pos = tokenPos[t];
+        int halfHead = headSize / 2;
+        int rr = r;
+        if (r >= dim) {
+            rr = r - dim;
+        }
+        int rope = pos * halfHead + (rr % headSize) / 2;
+        float fcr = ropeCos[rope];
+        float fci = ropeSin[rope];
+        float a2 = a * fcr - b * fci;
+        float b2 = a * fci + b * fcr;
+        int block = blockTable[tokenSeq[t] * maxBlocksPerSeq + pos / BLOCK];
+        if (r < dim) {
+            q[t * dim + r] = a2;
+            q[t * dim + r + 1] = b2;
+        }
+        if (r >= dim && r < dim + kvDim) {
+            int ko = block * blockFloats + ((l * 2) * BLOCK + pos % BLOCK) * kvDim + rr;
+            kv[ko] = a2;
+            kv[ko + 1] = b2;
+        }
+        if (r >= dim + kvDim) {
+            int vo = block * blockFloats + ((l * 2 + 1) * BLOCK + pos % BLOCK) * kvDim + r - dim - kvDim;
+            kv[vo] = a;
+            kv[vo + 1] = b;
         }
     }
 
@@ -279,23 +642,31 @@ public final class Llama2Kernel extends Kernel {
         }
     }
 
-    /** In-place softmax of each (token, head) row of att over positions 0..pos(t). */
-    void softmax(int gid, int gsize) {
+    /** In-place softmax of each (token, head) row of att over positions 0..pos(t), a work-group per row. */
+    void softmax(int lid, int lsize, int group, int groups) {
         int n = tokens * nHeads;
-        for (int th = gid; th < n; th += gsize) {
+        for (int th = group; th < n; th += groups) {
             int len = tokenPos[th / nHeads] + 1;
             int o = th * ctx;
             float m = att[o];
-            for (int j = 1; j < len; j++) {
+            for (int j = lid; j < len; j += lsize) {
                 m = max(m, att[o + j]);
             }
+            red[lid] = m;
+            reduceMax(lid, lsize);
+            m = red[0];
+            localBarrier();
             float sum = 0f;
-            for (int j = 0; j < len; j++) {
+            for (int j = lid; j < len; j += lsize) {
                 float e = exp(att[o + j] - m);
                 att[o + j] = e;
                 sum += e;
             }
-            for (int j = 0; j < len; j++) {
+            red[lid] = sum;
+            reduceSum(lid, lsize, 0, 8);
+            sum = red[0];
+            localBarrier();
+            for (int j = lid; j < len; j += lsize) {
                 att[o + j] = att[o + j] / sum;
             }
         }
@@ -335,77 +706,6 @@ public final class Llama2Kernel extends Kernel {
                 }
             }
             xb[i] = acc;
-        }
-    }
-
-    /** x[t][r] += wo[r] . xb[t]: the attention output projection and its residual. */
-    void woResidual(int l, int gid, int gsize) {
-        int n = tokens * dim;
-        for (int i = gid; i < n; i += gsize) {
-            int t = i / dim;
-            int w0 = (l * dim + (i - t * dim)) * dim;
-            int xo = t * dim;
-            float s = 0f;
-            for (int c = 0; c < dim; c++) {
-                s += wo[w0 + c] * xb[xo + c];
-            }
-            x[i] += s;
-        }
-    }
-
-    /** hb[t][h] = silu(w1[h] . xb[t]) * (w3[h] . xb[t]). */
-    void ffnSwiglu(int l, int gid, int gsize) {
-        int n = tokens * hidden;
-        for (int i = gid; i < n; i += gsize) {
-            int t = i / hidden;
-            int w0 = (l * hidden + (i - t * hidden)) * dim;
-            int xo = t * dim;
-            float a = 0f;
-            for (int c = 0; c < dim; c++) {
-                a += w1[w0 + c] * xb[xo + c];
-            }
-            float b = 0f;
-            for (int c = 0; c < dim; c++) {
-                b += w3[w0 + c] * xb[xo + c];
-            }
-            float v = a * (1f / (1f + exp(-a)));
-            hb[i] = v * b;
-        }
-    }
-
-    /** x[t][r] += w2[r] . hb[t]: the FFN down projection and its residual. */
-    void w2Residual(int l, int gid, int gsize) {
-        int n = tokens * dim;
-        for (int i = gid; i < n; i += gsize) {
-            int t = i / dim;
-            int w0 = (l * dim + (i - t * dim)) * hidden;
-            int ho = t * hidden;
-            float s = 0f;
-            for (int c = 0; c < hidden; c++) {
-                s += w2[w0 + c] * hb[ho + c];
-            }
-            x[i] += s;
-        }
-    }
-
-    /** logits[e][v] = classifier[v] . xb[e] (xb holds each entry's final-normed last row). */
-    void classify(int gid, int gsize) {
-        int n = entries * vocab;
-        for (int i = gid; i < n; i += gsize) {
-            int e = i / vocab;
-            int w0 = (i - e * vocab) * dim;
-            int xo = e * dim;
-            float s = 0f;
-            if (sharedClassifier == 1) {
-                for (int c = 0; c < dim; c++) {
-                    s += emb[w0 + c] * xb[xo + c];
-                }
-            } else {
-                for (int c = 0; c < dim; c++) {
-                    s += cls[w0 + c] * xb[xo + c];
-                }
-            }
-            logits[i] = s;
         }
     }
 }

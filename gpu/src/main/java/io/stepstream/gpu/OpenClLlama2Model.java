@@ -4,7 +4,6 @@ import com.aparapi.device.OpenCLDevice;
 import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
 import io.stepstream.engine.KvCacheExhaustedException;
-import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelLoadException;
 import io.stepstream.engine.Models;
@@ -14,6 +13,8 @@ import io.stepstream.engine.kv.PagedKvCache;
 import io.stepstream.engine.llama2.Llama2Checkpoint;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.spi.BackendModel;
+import io.stepstream.engine.tensor.TensorType;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -31,7 +32,7 @@ import java.util.WeakHashMap;
  * <p>KV blocks are accounted by an engine {@link KvBlockPool} (the same block ids and block size the CPU
  * model uses); their contents live only on the device. Not thread-safe: one step at a time, on one thread.
  */
-public final class OpenClLlama2Model implements Model {
+public final class OpenClLlama2Model implements BackendModel {
     /** KV blocks reserved on the device when none are asked for: this many sequences of full context. */
     public static final int DEFAULT_DEVICE_SEQUENCES = 16;
     private static final String STORIES260K_CHECKPOINT = "models/stories260K/stories260K.bin";
@@ -42,6 +43,7 @@ public final class OpenClLlama2Model implements Model {
     private final Llama2Tokenizer tokenizer;
     private final KvBlockPool pool;
     private final DeviceLlama2 device;
+    private final String deviceDescription;
     private long stepCounter;
     private long lastStepLaunches;
     /** Block-sparse attention patterns of the sequences that have one; others attend densely. */
@@ -55,6 +57,15 @@ public final class OpenClLlama2Model implements Model {
      */
     public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
                              int kvBlocks) {
+        this(name, weights, tokenizer, device, kvBlocks, TensorType.F32);
+    }
+
+    /**
+     * @param weightType how the matrices are stored and read on the device: F32, F16 or Q8_0 (decoded inside
+     *                   the kernel); the embedding and norms stay F32
+     */
+    public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
+                             int kvBlocks, TensorType weightType) {
         this.name = name;
         this.config = weights.config();
         if (tokenizer.vocabSize() != config.vocabSize()) {
@@ -67,7 +78,8 @@ public final class OpenClLlama2Model implements Model {
         this.tokenizer = tokenizer;
         int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config);
         this.pool = new KvBlockPool(config.nLayers(), config.kvDim(), blocks);
-        this.device = new DeviceLlama2(weights, device, blocks);
+        this.device = new DeviceLlama2(weights, device, blocks, weightType);
+        this.deviceDescription = OpenClDevices.describe(device);
     }
 
     /** An embedded model of the engine jar by name (today: stories260K) on the given device. */
@@ -135,6 +147,56 @@ public final class OpenClLlama2Model implements Model {
     /** The OpenCL device every step runs on. */
     public OpenCLDevice device() {
         return device.device();
+    }
+
+    @Override
+    public String backendName() {
+        return OpenClBackendProvider.NAME;
+    }
+
+    @Override
+    public String deviceName() {
+        return deviceDescription;
+    }
+
+    /** How the matrices are stored on the device. */
+    public TensorType weightType() {
+        return device.weightType();
+    }
+
+    /** Bytes of weight matrices one forward step streams from device memory (the classifier included). */
+    public long matrixBytesPerStep() {
+        return device.matrixBytes();
+    }
+
+    /** Work items per work-group the kernel runs with on this device. */
+    public int localSize() {
+        return device.localSize();
+    }
+
+    /**
+     * Nanoseconds since load spent in the forward steps' small puts, their one execute each (kernels plus
+     * launch overhead), and the logits gets; measured with System.nanoTime around each call.
+     */
+    public StepTimes stepTimes() {
+        long[] n = device.stepNanos();
+        return new StepTimes(n[0], n[1], n[2]);
+    }
+
+    /** Where a step's time went: puts of its inputs, the execute, the get of the logits. */
+    public record StepTimes(long putNanos, long executeNanos, long getNanos) {
+        public StepTimes minus(StepTimes o) {
+            return new StepTimes(putNanos - o.putNanos, executeNanos - o.executeNanos, getNanos - o.getNanos);
+        }
+    }
+
+    /**
+     * Nanoseconds of one execute of a step's count of passes that do no work, on the range a step of this
+     * size uses: the launch overhead part of a step's execute time.
+     */
+    public long measureLaunchOverhead(int tokens, int entries, int maxLen) {
+        device.ensureCapacity(tokens, entries);
+        return device.launchNoopStep(tokens, entries, maxLen);
     }
 
     /** Kernel launches (Aparapi execute calls) since load. */

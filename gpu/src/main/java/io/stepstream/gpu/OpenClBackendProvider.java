@@ -1,0 +1,44 @@
+package io.stepstream.gpu;
+
+import io.stepstream.engine.Model;
+import io.stepstream.engine.llama2.Llama2Tokenizer;
+import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.spi.BackendModel;
+import io.stepstream.engine.spi.BackendOptions;
+import io.stepstream.engine.spi.BackendProvider;
+import io.stepstream.engine.spi.CpuBackendProvider;
+
+/**
+ * "opencl": the model's forward on one OpenCL device through Aparapi ({@link OpenClLlama2Model}), wrapped in a
+ * {@link FailoverModel} that continues on the CPU backend if a kernel fails at run time. The device is chosen
+ * by {@link OpenClDevices#select} from {@code options.device()}.
+ */
+public final class OpenClBackendProvider implements BackendProvider {
+    public static final String NAME = "opencl";
+
+    @Override
+    public String name() {
+        return NAME;
+    }
+
+    @Override
+    public boolean available() {
+        try {
+            return !OpenClDevices.list().isEmpty();
+        } catch (RuntimeException | LinkageError e) {
+            return false;
+        }
+    }
+
+    @Override
+    public BackendModel load(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, BackendOptions options) {
+        OpenClLlama2Model device = new OpenClLlama2Model(name, weights, tokenizer,
+                OpenClDevices.select(options.device()), options.model().kvBlocks(), options.weightType());
+        // The CPU model reads the F32 weights in place; it is built only if the device fails.
+        BackendOptions cpu = options.withDevice("").withWeightType(io.stepstream.engine.tensor.TensorType.F32);
+        return new FailoverModel(device, () -> {
+            Model m = new CpuBackendProvider().load(name, weights, tokenizer, cpu);
+            return m;
+        });
+    }
+}

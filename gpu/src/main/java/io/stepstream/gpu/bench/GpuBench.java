@@ -1,0 +1,454 @@
+package io.stepstream.gpu.bench;
+
+import io.stepstream.engine.ForwardBatch;
+import io.stepstream.engine.KvCache;
+import io.stepstream.engine.Model;
+import io.stepstream.engine.ModelConfig;
+import io.stepstream.engine.ModelOptions;
+import io.stepstream.engine.format.gguf.Quants;
+import io.stepstream.engine.llama2.Llama2Model;
+import io.stepstream.engine.llama2.Llama2Tokenizer;
+import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.spi.BackendOptions;
+import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.KernelLauncher;
+import io.stepstream.gpu.OpenClDevices;
+import io.stepstream.gpu.OpenClLlama2Model;
+
+import com.aparapi.device.Device;
+import com.aparapi.device.OpenCLDevice;
+
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * Decode throughput of a synthetic llama2-family model (random weights, built in memory) on the OpenCL or the
+ * CPU backend: for each batch size, a prefill of a short random prompt per sequence, warm-up steps, then timed
+ * greedy decode steps. Reports tokens/s, ms/step, the weight bytes a step streams per second as a fraction of
+ * the device's copy bandwidth (measured in the same run with a copy kernel), and where a step's time goes:
+ * puts of the step inputs, the execute (kernels + launch overhead, the overhead measured with a step of empty
+ * passes) and the get of the logits. Also checks the device's prefill logits against the CPU forward on the
+ * weights as the device stores them (F16/Q8_0 decoded by the engine's dequantizer).
+ *
+ * <pre>
+ * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
+ *          [--dtype f32[,f16,q8_0]] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
+ *          [--seed 1] [--copy-mib N] [--check true|false] [--out gpu-bench.json] [--csv FILE]
+ * </pre>
+ */
+public final class GpuBench {
+    /** Parsed arguments. */
+    record Options(String shape, String backend, String device, List<TensorType> dtypes, int[] batches, int steps,
+                   int prompt, int warmup, long seed, int copyMiB, boolean check, Path out, Path csv) {
+        static Options parse(String[] args) {
+            String shape = "stories260k";
+            String backend = "opencl";
+            String device = "auto";
+            List<TensorType> dtypes = List.of(TensorType.F32);
+            int[] batches = {1, 8, 32, 64};
+            int steps = 128;
+            int prompt = 16;
+            int warmup = 3;
+            long seed = 1;
+            int copyMiB = -1;
+            boolean check = true;
+            Path out = Path.of("gpu-bench.json");
+            Path csv = null;
+            for (int i = 0; i < args.length; i++) {
+                String a = args[i];
+                if (i + 1 >= args.length) {
+                    throw new IllegalArgumentException(a + ": missing value");
+                }
+                String v = args[++i];
+                switch (a) {
+                    case "--shape" -> shape = v;
+                    case "--backend" -> backend = v.toLowerCase(Locale.ROOT);
+                    case "--device" -> device = v;
+                    case "--dtype" -> dtypes = Arrays.stream(v.split(",")).map(BackendOptions::parseWeightType).toList();
+                    case "--batches" -> batches = positiveInts("--batches", v);
+                    case "--steps" -> steps = positive("--steps", v);
+                    case "--prompt" -> prompt = positive("--prompt", v);
+                    case "--warmup" -> warmup = nonNegative("--warmup", v);
+                    case "--seed" -> seed = Long.parseLong(v);
+                    case "--copy-mib" -> copyMiB = positive("--copy-mib", v);
+                    case "--check" -> check = Boolean.parseBoolean(v);
+                    case "--out" -> out = Path.of(v);
+                    case "--csv" -> csv = Path.of(v);
+                    default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
+                }
+            }
+            if (!backend.equals("opencl") && !backend.equals("cpu")) {
+                throw new IllegalArgumentException("--backend must be opencl or cpu, got '" + backend + "'");
+            }
+            if (backend.equals("cpu") && dtypes.stream().anyMatch(t -> t != TensorType.F32)) {
+                throw new IllegalArgumentException("--dtype: the cpu backend runs f32 only");
+            }
+            SyntheticLlama.shape(shape); // validates the name
+            return new Options(shape, backend, device, dtypes, batches, steps, prompt, warmup, seed, copyMiB, check,
+                    out, csv);
+        }
+
+        private static int positive(String name, String v) {
+            int n = Integer.parseInt(v);
+            if (n < 1) {
+                throw new IllegalArgumentException(name + " must be >= 1, got " + v);
+            }
+            return n;
+        }
+
+        private static int nonNegative(String name, String v) {
+            int n = Integer.parseInt(v);
+            if (n < 0) {
+                throw new IllegalArgumentException(name + " must be >= 0, got " + v);
+            }
+            return n;
+        }
+
+        private static int[] positiveInts(String name, String v) {
+            return Arrays.stream(v.split(",")).mapToInt(s -> positive(name, s.strip())).toArray();
+        }
+    }
+
+    /** One measured batch size of one weight type. */
+    record Row(String backend, String device, String shape, String dtype, int batch, int promptTokens,
+               double prefillMs, int steps, double msPerStep, double tokensPerSecond, long weightBytesPerStep,
+               double weightGBps, double fractionOfCopy, double putMsPerStep, double executeMsPerStep,
+               double launchMsPerStep, double getMsPerStep, int passesPerStep) {
+        double kernelMsPerStep() {
+            return Math.max(0, executeMsPerStep - launchMsPerStep);
+        }
+    }
+
+    /** The device's prefill logits against the CPU forward on the same decoded weights. */
+    record Check(String dtype, double relativeError, boolean sameArgmax) {
+    }
+
+    private GpuBench() {
+    }
+
+    public static void main(String[] args) throws IOException {
+        Options o;
+        try {
+            o = Options.parse(args);
+        } catch (IllegalArgumentException e) {
+            System.err.println("GpuBench: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        run(o);
+    }
+
+    /** Runs the benchmark, prints the table and writes the files; returns the rows. */
+    static List<Row> run(Options o) throws IOException {
+        ModelConfig c = SyntheticLlama.shape(o.shape());
+        long t0 = System.nanoTime();
+        Llama2Weights w = SyntheticLlama.weights(c, o.seed());
+        Llama2Tokenizer tok = SyntheticLlama.tokenizer(c.vocabSize());
+        System.out.printf(Locale.ROOT, "built %s (dim %d, hidden %d, %d layers, %d/%d heads, vocab %d) in %.1f s%n",
+                o.shape(), c.dim(), c.hiddenDim(), c.nLayers(), c.nHeads(), c.nKvHeads(), c.vocabSize(),
+                (System.nanoTime() - t0) / 1e9);
+        int maxBatch = Arrays.stream(o.batches()).max().orElse(1);
+        int positions = o.prompt() + o.warmup() + o.steps();
+        if (positions > c.contextLength()) {
+            throw new IllegalArgumentException("--prompt + --warmup + --steps = " + positions + " exceed the context "
+                    + c.contextLength() + " of " + o.shape());
+        }
+        int kvBlocks = maxBatch * ((positions + 15) / 16);
+        OpenCLDevice device = o.backend().equals("opencl") ? OpenClDevices.select(o.device()) : null;
+        String deviceName = device == null ? "cpu (" + ModelOptions.defaults().computeThreads() + " threads)"
+                : OpenClDevices.describe(device);
+        System.out.println("device: " + deviceName);
+        double copyGBps = device == null ? hostCopyGBps(o.copyMiB() > 0 ? o.copyMiB() : 512)
+                : deviceCopyGBps(device, o.copyMiB() > 0 ? o.copyMiB()
+                : device.getType() == Device.TYPE.GPU ? 1024 : 64);
+        System.out.printf(Locale.ROOT, "copy bandwidth: %.1f GB/s%n", copyGBps);
+
+        List<Row> rows = new ArrayList<>();
+        List<Check> checks = new ArrayList<>();
+        for (TensorType dtype : o.dtypes()) {
+            Model model = device == null
+                    ? new Llama2Model(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
+                    : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype);
+            try {
+                if (o.check() && model instanceof OpenClLlama2Model gpu) {
+                    Check check = check(gpu, w, tok, dtype, o);
+                    checks.add(check);
+                    System.out.printf(Locale.ROOT, "check %s: prefill logits vs cpu relative error %.2e, same argmax"
+                            + " %s%n", check.dtype(), check.relativeError(), check.sameArgmax());
+                }
+                for (int b : o.batches()) {
+                    Row r = measure(model, o, dtype, b, copyGBps, deviceName);
+                    rows.add(r);
+                    System.out.printf(Locale.ROOT, "%s %s batch %d: %.2f ms/step, %.0f tok/s%n", o.backend(),
+                            r.dtype(), b, r.msPerStep(), r.tokensPerSecond());
+                }
+            } finally {
+                model.close();
+            }
+        }
+        String table = table(rows, copyGBps);
+        System.out.print(table);
+        write(o, rows, checks, copyGBps, deviceName);
+        return rows;
+    }
+
+    private static Row measure(Model model, Options o, TensorType dtype, int batch, double copyGBps,
+                               String deviceName) {
+        ModelConfig c = model.config();
+        SplittableRandom random = new SplittableRandom(o.seed() + batch);
+        List<KvCache> caches = new ArrayList<>();
+        try {
+            int[][] prompts = new int[batch][o.prompt()];
+            List<ForwardBatch.Entry> prefill = new ArrayList<>();
+            for (int i = 0; i < batch; i++) {
+                KvCache cache = model.newKvCache();
+                caches.add(cache);
+                prompts[i][0] = 1;
+                for (int j = 1; j < o.prompt(); j++) {
+                    prompts[i][j] = 3 + random.nextInt(c.vocabSize() - 3);
+                }
+                prefill.add(new ForwardBatch.Entry(cache, prompts[i], 0, o.prompt()));
+            }
+            float[][] logits = new float[batch][c.vocabSize()];
+            long p0 = System.nanoTime();
+            model.forward(new ForwardBatch(prefill), logits);
+            double prefillMs = (System.nanoTime() - p0) / 1e6;
+            int[] next = new int[batch];
+            for (int s = 0; s < o.warmup(); s++) {
+                decodeStep(model, caches, logits, next);
+            }
+            OpenClLlama2Model gpu = model instanceof OpenClLlama2Model g ? g : null;
+            OpenClLlama2Model.StepTimes before = gpu == null ? null : gpu.stepTimes();
+            long d0 = System.nanoTime();
+            for (int s = 0; s < o.steps(); s++) {
+                decodeStep(model, caches, logits, next);
+            }
+            long decodeNanos = System.nanoTime() - d0;
+            double msPerStep = decodeNanos / 1e6 / o.steps();
+            double put = 0;
+            double exec = msPerStep;
+            double get = 0;
+            double launch = 0;
+            long weightBytes;
+            int passes = 0;
+            if (gpu != null) {
+                OpenClLlama2Model.StepTimes t = gpu.stepTimes().minus(before);
+                put = t.putNanos() / 1e6 / o.steps();
+                exec = t.executeNanos() / 1e6 / o.steps();
+                get = t.getNanos() / 1e6 / o.steps();
+                int maxLen = caches.getFirst().length() + 1;
+                long overhead = Long.MAX_VALUE;
+                for (int i = 0; i < 5; i++) {
+                    overhead = Math.min(overhead, gpu.measureLaunchOverhead(batch, batch, maxLen));
+                }
+                launch = overhead / 1e6;
+                weightBytes = gpu.matrixBytesPerStep();
+                passes = gpu.passesPerStep();
+            } else {
+                weightBytes = f32MatrixBytes(c);
+            }
+            double gbps = weightBytes / (msPerStep / 1e3) / 1e9;
+            return new Row(o.backend(), deviceName, o.shape(), dtype.name().toLowerCase(Locale.ROOT), batch,
+                    o.prompt(), prefillMs, o.steps(), msPerStep, batch * 1000.0 / msPerStep, weightBytes, gbps,
+                    gbps / copyGBps, put, exec, launch, get, passes);
+        } finally {
+            caches.forEach(KvCache::close);
+        }
+    }
+
+    /** One greedy decode step of every sequence: the argmax of its last logits goes in. */
+    private static void decodeStep(Model model, List<KvCache> caches, float[][] logits, int[] next) {
+        List<ForwardBatch.Entry> entries = new ArrayList<>(caches.size());
+        for (int i = 0; i < caches.size(); i++) {
+            next[i] = argmax(logits[i]);
+            entries.add(new ForwardBatch.Entry(caches.get(i), next, i, 1));
+        }
+        model.forward(new ForwardBatch(entries), logits);
+    }
+
+    static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    private static long f32MatrixBytes(ModelConfig c) {
+        long perLayer = 2L * c.dim() * c.dim() + 2L * c.kvDim() * c.dim() + 3L * c.hiddenDim() * c.dim();
+        return (perLayer * c.nLayers() + (long) c.vocabSize() * c.dim()) * Float.BYTES;
+    }
+
+    /** Prefill of one prompt on the device and on the CPU model over the weights as the device decodes them. */
+    private static Check check(OpenClLlama2Model gpu, Llama2Weights w, Llama2Tokenizer tok, TensorType dtype,
+                               Options o) {
+        Llama2Weights decoded = decodedAs(w, dtype);
+        SplittableRandom random = new SplittableRandom(o.seed() ^ 0x5EED);
+        int[] prompt = new int[o.prompt()];
+        prompt[0] = 1;
+        for (int j = 1; j < prompt.length; j++) {
+            prompt[j] = 3 + random.nextInt(w.config().vocabSize() - 3);
+        }
+        float[][] g = new float[1][w.config().vocabSize()];
+        float[][] ref = new float[1][w.config().vocabSize()];
+        try (Llama2Model cpu = new Llama2Model("check", decoded, tok, ModelOptions.defaults().withKvBlocks(
+                (prompt.length + 15) / 16)); KvCache gc = gpu.newKvCache(); KvCache cc = cpu.newKvCache()) {
+            gpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(gc, prompt, 0, prompt.length))), g);
+            cpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cc, prompt, 0, prompt.length))), ref);
+        }
+        double maxDiff = 0;
+        double maxRef = 0;
+        for (int i = 0; i < ref[0].length; i++) {
+            maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
+            maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
+        }
+        return new Check(dtype.name().toLowerCase(Locale.ROOT), maxDiff / maxRef, argmax(g[0]) == argmax(ref[0]));
+    }
+
+    /**
+     * The weights with every matrix replaced by what {@code type} stores (F16 rounding, Q8_0 quantization in
+     * 32-element blocks of each layer's matrix, as the device does when layer sizes are multiples of 32),
+     * decoded by the engine's dequantizer.
+     */
+    public static Llama2Weights decodedAs(Llama2Weights w, TensorType type) {
+        if (type == TensorType.F32) {
+            return w;
+        }
+        return new Llama2Weights(w.config(), w.tokenEmbedding(), w.rmsAtt(), decoded(w.wq(), type),
+                decoded(w.wk(), type), decoded(w.wv(), type), decoded(w.wo(), type), w.rmsFfn(), decoded(w.w1(), type),
+                decoded(w.w2(), type), decoded(w.w3(), type), w.rmsFinal(), decoded(w.classifier(), type));
+    }
+
+    private static float[][] decoded(float[][] perLayer, TensorType type) {
+        float[][] out = new float[perLayer.length][];
+        java.util.stream.IntStream.range(0, perLayer.length).parallel().forEach(l ->
+                out[l] = decoded(perLayer[l], type));
+        return out;
+    }
+
+    private static float[] decoded(float[] a, TensorType type) {
+        if (a.length % type.blockSize() != 0) {
+            throw new IllegalArgumentException(a.length + " elements are not whole " + type + " blocks");
+        }
+        byte[] encoded = Quants.quantize(type, a);
+        return Quants.dequantize(type, MemorySegment.ofArray(encoded));
+    }
+
+    /** Device-side copy of a large buffer: 2 x bytes / time of the best of five runs after a warm-up. */
+    static double deviceCopyGBps(OpenCLDevice device, int mib) {
+        CopyKernel k = new CopyKernel();
+        int n = (int) Math.min((long) mib << 18, Integer.MAX_VALUE / 8 * 2);
+        n = n / 256 * 256;
+        k.src = new float[n];
+        k.dst = new float[n];
+        KernelLauncher launcher = new KernelLauncher(k, device);
+        try {
+            launcher.put(k.src);
+            launcher.put(k.dst);
+            var range = launcher.range(n, 256);
+            launcher.launch(range, 1);
+            long best = Long.MAX_VALUE;
+            for (int i = 0; i < 5; i++) {
+                long t0 = System.nanoTime();
+                launcher.launch(range, 1);
+                best = Math.min(best, System.nanoTime() - t0);
+            }
+            return 2.0 * n * Float.BYTES / best;
+        } finally {
+            launcher.dispose();
+        }
+    }
+
+    /** The CPU backend's ceiling: a large System.arraycopy on the host. */
+    static double hostCopyGBps(int mib) {
+        int n = (int) Math.min((long) mib << 18, Integer.MAX_VALUE / 8 * 2);
+        float[] src = new float[n];
+        float[] dst = new float[n];
+        Arrays.fill(src, 1f);
+        long best = Long.MAX_VALUE;
+        for (int i = 0; i < 5; i++) {
+            long t0 = System.nanoTime();
+            System.arraycopy(src, 0, dst, 0, n);
+            best = Math.min(best, System.nanoTime() - t0);
+        }
+        return 2.0 * n * Float.BYTES / best;
+    }
+
+    static String table(List<Row> rows, double copyGBps) {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT, "%n%-7s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s%n", "backend",
+                "dtype", "batch", "tok/s", "ms/step", "GB/s", "ofCopy", "kernel", "launch", "put", "get"));
+        for (Row r : rows) {
+            sb.append(String.format(Locale.ROOT, "%-7s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8.3f %8.3f %8.3f%n",
+                    r.backend(), r.dtype(), r.batch(), r.tokensPerSecond(), r.msPerStep(), r.weightGBps(),
+                    100 * r.fractionOfCopy(), r.kernelMsPerStep(), r.launchMsPerStep(), r.putMsPerStep(),
+                    r.getMsPerStep()));
+        }
+        sb.append(String.format(Locale.ROOT, "(copy bandwidth %.1f GB/s; kernel/launch/put/get in ms per step)%n",
+                copyGBps));
+        return sb.toString();
+    }
+
+    private static void write(Options o, List<Row> rows, List<Check> checks, double copyGBps, String device)
+            throws IOException {
+        StringBuilder j = new StringBuilder();
+        j.append("{\n  \"shape\": ").append(q(o.shape())).append(",\n  \"backend\": ").append(q(o.backend()))
+                .append(",\n  \"device\": ").append(q(device))
+                .append(",\n  \"copyGBps\": ").append(num(copyGBps)).append(",\n  \"checks\": [");
+        for (int i = 0; i < checks.size(); i++) {
+            Check c = checks.get(i);
+            j.append(i == 0 ? "\n" : ",\n").append("    {\"dtype\": ").append(q(c.dtype()))
+                    .append(", \"relativeError\": ").append(num(c.relativeError()))
+                    .append(", \"sameArgmax\": ").append(c.sameArgmax()).append('}');
+        }
+        j.append("\n  ],\n  \"rows\": [");
+        for (int i = 0; i < rows.size(); i++) {
+            Row r = rows.get(i);
+            j.append(i == 0 ? "\n" : ",\n").append("    {\"dtype\": ").append(q(r.dtype()))
+                    .append(", \"batch\": ").append(r.batch())
+                    .append(", \"promptTokens\": ").append(r.promptTokens())
+                    .append(", \"prefillMs\": ").append(num(r.prefillMs()))
+                    .append(", \"steps\": ").append(r.steps())
+                    .append(", \"msPerStep\": ").append(num(r.msPerStep()))
+                    .append(", \"tokensPerSecond\": ").append(num(r.tokensPerSecond()))
+                    .append(", \"weightBytesPerStep\": ").append(r.weightBytesPerStep())
+                    .append(", \"weightGBps\": ").append(num(r.weightGBps()))
+                    .append(", \"fractionOfCopy\": ").append(num(r.fractionOfCopy()))
+                    .append(", \"kernelMsPerStep\": ").append(num(r.kernelMsPerStep()))
+                    .append(", \"launchMsPerStep\": ").append(num(r.launchMsPerStep()))
+                    .append(", \"putMsPerStep\": ").append(num(r.putMsPerStep()))
+                    .append(", \"getMsPerStep\": ").append(num(r.getMsPerStep()))
+                    .append(", \"passesPerStep\": ").append(r.passesPerStep()).append('}');
+        }
+        j.append("\n  ]\n}\n");
+        Files.writeString(o.out(), j);
+        if (o.csv() != null) {
+            StringBuilder c = new StringBuilder("backend,dtype,batch,tokens_per_s,ms_per_step,weight_gbps,"
+                    + "fraction_of_copy,kernel_ms,launch_ms,put_ms,get_ms,prefill_ms\n");
+            for (Row r : rows) {
+                c.append(String.join(",", r.backend(), r.dtype(), Integer.toString(r.batch()),
+                        num(r.tokensPerSecond()), num(r.msPerStep()), num(r.weightGBps()), num(r.fractionOfCopy()),
+                        num(r.kernelMsPerStep()), num(r.launchMsPerStep()), num(r.putMsPerStep()),
+                        num(r.getMsPerStep()), num(r.prefillMs()))).append('\n');
+            }
+            Files.writeString(o.csv(), c);
+        }
+    }
+
+    private static String q(String s) {
+        return '"' + s.replace("\\", "\\\\").replace("\"", "\\\"") + '"';
+    }
+
+    private static String num(double v) {
+        return Double.isFinite(v) ? String.format(Locale.ROOT, "%.6g", v) : "null";
+    }
+}

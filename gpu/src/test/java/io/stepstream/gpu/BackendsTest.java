@@ -1,0 +1,61 @@
+package io.stepstream.gpu;
+
+import io.stepstream.engine.ForwardBatch;
+import io.stepstream.engine.KvCache;
+import io.stepstream.engine.Models;
+import io.stepstream.engine.spi.BackendModel;
+import io.stepstream.engine.spi.BackendOptions;
+import io.stepstream.engine.spi.BackendProvider;
+import io.stepstream.engine.spi.Backends;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+
+import static io.stepstream.gpu.OpenClTestSupport.argmax;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The backend SPI: both providers are found by ServiceLoader, and both run stories260K to the same tokens. */
+class BackendsTest {
+    @Test
+    void serviceLoaderFindsCpuAndOpencl() {
+        List<String> names = Backends.providers().stream().map(BackendProvider::name).toList();
+        assertTrue(names.contains("cpu") && names.contains("opencl"), names.toString());
+        assertTrue(Backends.provider("OpenCL").available());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Backends.provider("cuda"));
+        assertTrue(e.getMessage().contains("--backend 'cuda'") && e.getMessage().contains("opencl"), e.getMessage());
+    }
+
+    @Test
+    void openclAndCpuBackendsReportWhereTheyRunAndAgreeOnGreedyTokens() {
+        BackendOptions options = BackendOptions.defaults().withDevice(OpenClTestSupport.SELECTOR)
+                .withModel(io.stepstream.engine.ModelOptions.defaults().withKvBlocks(32));
+        try (BackendModel gpu = Backends.load("opencl", Models.DEFAULT_MODEL, options);
+             BackendModel cpu = Backends.load("cpu", Models.DEFAULT_MODEL, BackendOptions.defaults())) {
+            assertInstanceOf(FailoverModel.class, gpu);
+            assertEquals("opencl", Backends.backendOf(gpu));
+            assertTrue(Backends.deviceOf(gpu).startsWith(OpenClTestSupport.device().getName().strip()),
+                    Backends.deviceOf(gpu));
+            assertEquals("cpu", Backends.backendOf(cpu));
+            assertEquals(greedy(cpu, 20), greedy(gpu, 20));
+        }
+        assertThrows(IllegalArgumentException.class, () -> Backends.load("cpu", Models.DEFAULT_MODEL,
+                BackendOptions.defaults().withWeightType(io.stepstream.engine.tensor.TensorType.F16)));
+    }
+
+    private static List<Integer> greedy(BackendModel model, int steps) {
+        List<Integer> out = new java.util.ArrayList<>();
+        try (KvCache c = model.newKvCache()) {
+            float[][] logits = new float[1][model.config().vocabSize()];
+            int[] token = {1};
+            for (int s = 0; s < steps; s++) {
+                model.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(c, token, 0, 1))), logits);
+                token[0] = argmax(logits[0]);
+                out.add(token[0]);
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,54 @@
+package io.stepstream.gpu.bench;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The benchmark runs end to end on the test device with stories260k for a few steps; no timing is asserted. */
+class GpuBenchTest {
+    private static final String SELECTOR = System.getProperty("stepstream.test.device", "auto");
+
+    @Test
+    void opencl260kWritesRowsAndChecksPerWeightType(@TempDir Path dir) throws Exception {
+        Path json = dir.resolve("bench.json");
+        Path csv = dir.resolve("bench.csv");
+        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--backend", "opencl", "--device", SELECTOR, "--dtype", "f32,q8_0", "--batches", "1,3", "--steps", "3",
+                "--prompt", "5", "--warmup", "1", "--copy-mib", "8", "--out", json.toString(), "--csv",
+                csv.toString()}));
+        assertEquals(4, rows.size());
+        for (GpuBench.Row r : rows) {
+            assertTrue(r.tokensPerSecond() > 0 && r.msPerStep() > 0 && r.fractionOfCopy() > 0, r.toString());
+            assertEquals(3 + 9 * 5, r.passesPerStep());
+            assertTrue(r.executeMsPerStep() <= r.msPerStep(), r.toString());
+        }
+        assertTrue(rows.get(2).weightBytesPerStep() < rows.get(0).weightBytesPerStep() / 3, "q8_0 is ~1.1 bytes/weight");
+        String text = Files.readString(json);
+        assertTrue(text.contains("\"dtype\": \"q8_0\", \"relativeError\""), text);
+        // Both checks within float tolerance and the same greedy token.
+        assertEquals(2, text.split("\"sameArgmax\": true").length - 1, text);
+        assertEquals(5, Files.readAllLines(csv).size());
+    }
+
+    @Test
+    void cpuBackendAndBadOptions(@TempDir Path dir) throws Exception {
+        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--backend", "cpu", "--batches", "2", "--steps", "2", "--prompt", "3", "--copy-mib", "8", "--out",
+                dir.resolve("cpu.json").toString()}));
+        assertEquals(1, rows.size());
+        assertEquals("cpu", rows.getFirst().backend());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> GpuBench.Options.parse(new String[]{"--shape", "llama-7b"}));
+        assertTrue(e.getMessage().contains("--shape"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> GpuBench.Options.parse(new String[]{"--backend", "cpu", "--dtype", "f16"}));
+        assertTrue(e.getMessage().contains("--dtype"), e.getMessage());
+    }
+}
