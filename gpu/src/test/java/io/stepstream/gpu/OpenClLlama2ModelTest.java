@@ -21,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** stories260K on the OpenCL device against the engine's CPU forward (Llama2Model). */
+/** stories260K on the OpenCL device against the engine's CPU forward (LlamaModel). */
 class OpenClLlama2ModelTest {
     /** The greedy story llama2.c publishes for stories260K from BOS. */
     static final String STORY = "Once upon a time, there was a little girl named Lily. She loved to play outside in"

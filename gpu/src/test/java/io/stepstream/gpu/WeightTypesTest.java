@@ -5,7 +5,7 @@ import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelOptions;
-import io.stepstream.engine.llama2.Llama2Model;
+import io.stepstream.engine.llama.LlamaLoader;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.tensor.TensorType;
@@ -43,8 +43,8 @@ class WeightTypesTest {
             prompt[i] = random.nextInt(C.vocabSize());
         }
         try (OpenClLlama2Model gpu = new OpenClLlama2Model("t", w, tok, OpenClTestSupport.device(), 16, type);
-             Llama2Model reference = new Llama2Model("ref", decoded, tok, ModelOptions.defaults().withKvBlocks(16));
-             Llama2Model f32 = new Llama2Model("f32", w, tok, ModelOptions.defaults().withKvBlocks(16));
+             Model reference = LlamaLoader.llama2c("ref", decoded, tok, ModelOptions.defaults().withKvBlocks(16));
+             Model f32 = LlamaLoader.llama2c("f32", w, tok, ModelOptions.defaults().withKvBlocks(16));
              KvCache g = gpu.newKvCache(); KvCache r = reference.newKvCache(); KvCache f = f32.newKvCache()) {
             assertEquals(type, gpu.weightType());
             float[] gl = step(gpu, g, prompt, 0, prompt.length);

@@ -87,7 +87,7 @@ public final class DiffusionModel implements AutoCloseable {
         this.ropeSin = new float[ctx * pairs];
         for (int pos = 0; pos < ctx; pos++) {
             for (int p = 0; p < pairs; p++) {
-                // The same float32 formula as llama2.c (and Llama2Model), which this model was trained to match.
+                // The same float32 formula as llama2.c (and LlamaModel), which this model was trained to match.
                 float freq = 1.0f / (float) Math.pow(config.ropeTheta(), (2 * p) / (float) hs);
                 float angle = pos * freq;
                 ropeCos[pos * pairs + p] = (float) Math.cos(angle);

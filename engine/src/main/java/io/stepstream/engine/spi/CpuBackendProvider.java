@@ -5,7 +5,7 @@ import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.Tokenizer;
-import io.stepstream.engine.llama2.Llama2Model;
+import io.stepstream.engine.llama.LlamaLoader;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.tensor.TensorType;
@@ -34,7 +34,7 @@ public final class CpuBackendProvider implements BackendProvider {
             throw new IllegalArgumentException("--device '" + options.device() + "': the cpu backend has one device,"
                     + " 'cpu'");
         }
-        return new CpuModel(new Llama2Model(name, weights, tokenizer, options.model()), describeCpu(options));
+        return new CpuModel(LlamaLoader.llama2c(name, weights, tokenizer, options.model()), describeCpu(options));
     }
 
     private static String describeCpu(BackendOptions options) {

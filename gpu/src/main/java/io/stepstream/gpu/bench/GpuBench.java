@@ -6,7 +6,7 @@ import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.format.gguf.Quants;
-import io.stepstream.engine.llama2.Llama2Model;
+import io.stepstream.engine.llama.LlamaLoader;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.spi.BackendOptions;
@@ -174,7 +174,7 @@ public final class GpuBench {
         List<Check> checks = new ArrayList<>();
         for (TensorType dtype : o.dtypes()) {
             Model model = device == null
-                    ? new Llama2Model(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
+                    ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
                     : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype);
             try {
                 if (o.check() && model instanceof OpenClLlama2Model gpu) {
@@ -300,7 +300,7 @@ public final class GpuBench {
         }
         float[][] g = new float[1][w.config().vocabSize()];
         float[][] ref = new float[1][w.config().vocabSize()];
-        try (Llama2Model cpu = new Llama2Model("check", decoded, tok, ModelOptions.defaults().withKvBlocks(
+        try (Model cpu = LlamaLoader.llama2c("check", decoded, tok, ModelOptions.defaults().withKvBlocks(
                 (prompt.length + 15) / 16)); KvCache gc = gpu.newKvCache(); KvCache cc = cpu.newKvCache()) {
             gpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(gc, prompt, 0, prompt.length))), g);
             cpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cc, prompt, 0, prompt.length))), ref);
