@@ -71,6 +71,7 @@ public final class DiffusionModel implements AutoCloseable {
     private SparsePattern[] canvasPattern = new SparsePattern[0];
     private SparseDBuilder[] canvasBuilder = new SparseDBuilder[0];
     private int[] rowCanvas;
+    private int batchSize;
     private int currentLayer;
 
     private final MatmulTask matmul = new MatmulTask();
@@ -279,6 +280,7 @@ public final class DiffusionModel implements AutoCloseable {
     /** Decides per input: dense, sparse through its cached pattern, or dense while building its pattern. */
     private void resolvePatterns(List<DenoiseInput> batch) {
         int n = batch.size();
+        batchSize = n;
         if (canvasPattern.length < n) {
             canvasPattern = new SparsePattern[n];
             canvasBuilder = new SparseDBuilder[n];
@@ -374,7 +376,7 @@ public final class DiffusionModel implements AutoCloseable {
 
     /** Feeds layer l's queries and keys of every canvas that builds its pattern this step to its builder. */
     private void buildPatterns(int l) {
-        for (int c = 0; c < canvasBuilder.length; c++) {
+        for (int c = 0; c < batchSize; c++) {
             SparseDBuilder builder = canvasBuilder[c];
             if (builder == null) {
                 continue;
