@@ -8,6 +8,12 @@ import io.stepstream.engine.cpu.ComputePool;
 import io.stepstream.engine.cpu.Kernels;
 import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.engine.format.safetensors.SafetensorsCheckpoint;
+import io.stepstream.engine.sparse.BlockSparseAttention;
+import io.stepstream.engine.sparse.PatternCache;
+import io.stepstream.engine.sparse.PatternHandle;
+import io.stepstream.engine.sparse.SparseDBuilder;
+import io.stepstream.engine.sparse.SparsePattern;
+import io.stepstream.engine.sparse.SparseStep;
 
 import java.util.List;
 
@@ -22,6 +28,12 @@ import java.util.List;
  * change its decisions, so skipping them is exact). Every output element is summed in one fixed order
  * whatever the batch, so a canvas's logits are bitwise identical alone or batched. Scratch is reused and only
  * grows. Not thread-safe: one step at a time.
+ *
+ * <p>Sparse attention (SparseD): an input that carries a {@link SparseStep} at or past its policy's switch step
+ * attends through its request's {@link SparsePattern} from the model's {@link PatternCache}: each query row scores
+ * only the key blocks its query block keeps. On a miss (the switch step itself, or after an eviction) that step
+ * runs dense and a {@link SparseDBuilder} builds the pattern from the same queries and keys, then stores it. Dense
+ * rows and a pattern keeping every block run the same float operations, so they agree bitwise.
  */
 public final class DiffusionModel implements AutoCloseable {
     private final String name;
@@ -35,6 +47,7 @@ public final class DiffusionModel implements AutoCloseable {
     private final float[] ropeCos;
     private final float[] ropeSin;
     private final float attentionScale;
+    private final PatternCache patternCache;
 
     // Scratch, grown on demand: rows = all canvas tokens of a step, outputs = rows whose logits are wanted.
     private int rowCapacity;
@@ -54,9 +67,16 @@ public final class DiffusionModel implements AutoCloseable {
     private float[] outputRows;
     private float[] outputLogits;
     private final float[][] attScores;
+    /** Per batch input of the current step: the pattern it attends through, or the builder it feeds (else null). */
+    private SparsePattern[] canvasPattern = new SparsePattern[0];
+    private SparseDBuilder[] canvasBuilder = new SparseDBuilder[0];
+    private int[] rowCanvas;
+    private int batchSize;
+    private int currentLayer;
 
     private final MatmulTask matmul = new MatmulTask();
     private final AttentionTask attention = new AttentionTask();
+    private final BuildTask build = new BuildTask();
 
     /**
      * @param hfConfig  the checkpoint's config.json; must describe a bidirectional model with interleaved RoPE and
@@ -65,9 +85,29 @@ public final class DiffusionModel implements AutoCloseable {
      */
     public DiffusionModel(String name, HfConfig hfConfig, SafetensorsCheckpoint weights, Tokenizer tokenizer,
                           ModelOptions options) {
+        this(name, hfConfig, weights, tokenizer, options, PatternCache.withDefaultCap());
+    }
+
+    /** As above, with the cache that holds the sparse patterns of this model's requests. */
+    public DiffusionModel(String name, HfConfig hfConfig, SafetensorsCheckpoint weights, Tokenizer tokenizer,
+                          ModelOptions options, PatternCache patternCache) {
+        this(name, hfConfig, DiffusionWeights.read(weights, modelConfig(name, hfConfig)), tokenizer, options,
+                patternCache);
+    }
+
+    /** From weights already in memory (the benchmarks build random ones); the weights must match the config. */
+    DiffusionModel(String name, HfConfig hfConfig, DiffusionWeights weights, Tokenizer tokenizer,
+                   ModelOptions options, PatternCache patternCache) {
+        if (patternCache == null) {
+            throw new IllegalArgumentException("patternCache must not be null");
+        }
         this.name = name;
         this.hfConfig = hfConfig;
         this.config = modelConfig(name, hfConfig);
+        if (!weights.config().equals(config)) {
+            throw new ModelLoadException(name + ": weights shaped for " + weights.config() + ", config says " + config);
+        }
+        this.patternCache = patternCache;
         this.maskId = hfConfig.maskTokenId();
         if (tokenizer.vocabSize() > maskId) {
             throw new ModelLoadException(name + ": the tokenizer has " + tokenizer.vocabSize() + " tokens, so it would"
@@ -78,7 +118,7 @@ public final class DiffusionModel implements AutoCloseable {
                     + " differs from the tokenizer's BOS " + tokenizer.bosId());
         }
         this.tokenizer = tokenizer;
-        this.w = DiffusionWeights.read(weights, config);
+        this.w = weights;
         this.parallelThreshold = options.parallelThreshold();
         int hs = config.headSize();
         int pairs = hs / 2;
@@ -100,7 +140,7 @@ public final class DiffusionModel implements AutoCloseable {
     }
 
     /** Checks that the config describes what this class computes, and converts it to the engine's shape. */
-    private static ModelConfig modelConfig(String name, HfConfig c) {
+    static ModelConfig modelConfig(String name, HfConfig c) {
         if (Boolean.TRUE.equals(c.causal())) {
             throw new ModelLoadException(name + ": config says causal: true; a diffusion model attends both ways");
         }
@@ -166,9 +206,21 @@ public final class DiffusionModel implements AutoCloseable {
         return config.contextLength();
     }
 
+    /** The sparse patterns of this model's requests; the scheduler releases a request's handle when it ends. */
+    public PatternCache patternCache() {
+        return patternCache;
+    }
+
+    /** Frees a request's pattern, if any ({@code null} is allowed: a dense request has no handle). */
+    public void releasePattern(PatternHandle handle) {
+        patternCache.release(handle);
+    }
+
     /**
      * Runs every canvas of the batch through the model at once. {@code logits[i]} receives, for each position
      * of input i's logits range in order, vocabSize floats (so {@code logitsLength * vocabSize} in all).
+     * Inputs with a {@link SparseStep} past their switch step look their pattern up in {@link #patternCache()}
+     * (a hit attends sparsely; a miss runs dense and stores a freshly built pattern).
      */
     public void forward(List<DenoiseInput> batch, float[][] logits) {
         int n = batch.size();
@@ -181,13 +233,16 @@ public final class DiffusionModel implements AutoCloseable {
             outputs += in.logitsLength();
         }
         grow(rows, outputs);
+        resolvePatterns(batch);
         int dim = config.dim();
         int row = 0;
-        for (DenoiseInput in : batch) {
+        for (int c = 0; c < n; c++) {
+            DenoiseInput in = batch.get(c);
             int start = row;
             int[] tokens = in.tokens();
             for (int p = 0; p < tokens.length; p++, row++) {
                 rowPos[row] = p;
+                rowCanvas[row] = c;
                 rowCanvasStart[row] = start;
                 rowCanvasLength[row] = tokens.length;
                 System.arraycopy(w.embedding(), tokens[p] * dim, x, row * dim, dim);
@@ -195,6 +250,13 @@ public final class DiffusionModel implements AutoCloseable {
         }
         for (int l = 0; l < config.nLayers(); l++) {
             layer(l, rows);
+        }
+        for (int c = 0; c < n; c++) {
+            if (canvasBuilder[c] != null) {
+                patternCache.store(batch.get(c).sparse().handle(), canvasBuilder[c].finish());
+                canvasBuilder[c] = null;
+            }
+            canvasPattern[c] = null;
         }
         int out = 0;
         row = 0;
@@ -215,7 +277,40 @@ public final class DiffusionModel implements AutoCloseable {
         }
     }
 
+    /** Decides per input: dense, sparse through its cached pattern, or dense while building its pattern. */
+    private void resolvePatterns(List<DenoiseInput> batch) {
+        int n = batch.size();
+        batchSize = n;
+        if (canvasPattern.length < n) {
+            canvasPattern = new SparsePattern[n];
+            canvasBuilder = new SparseDBuilder[n];
+        }
+        for (int c = 0; c < n; c++) {
+            canvasPattern[c] = null;
+            canvasBuilder[c] = null;
+            DenoiseInput in = batch.get(c);
+            SparseStep sparse = in.sparse();
+            if (sparse == null || !sparse.usesPattern()) {
+                continue;
+            }
+            SparsePattern p = patternCache.lookup(sparse.handle());
+            if (p != null) {
+                if (p.tokens() != in.length() || p.layers() != config.nLayers() || p.heads() != config.nHeads()
+                        || p.blockSize() != sparse.policy().blockSize()) {
+                    throw new IllegalArgumentException("input " + c + ": " + sparse.handle() + " holds " + p
+                            + ", which does not fit a canvas of " + in.length() + " tokens, " + config.nLayers()
+                            + " layers, " + config.nHeads() + " heads, block size " + sparse.policy().blockSize());
+                }
+                canvasPattern[c] = p;
+            } else if (!patternCache.isRefused(sparse.handle())) {
+                canvasBuilder[c] = new SparseDBuilder(sparse.policy(), config.nLayers(), config.nHeads(), in.length(),
+                        sparse.promptLength());
+            }
+        }
+    }
+
     private void layer(int l, int rows) {
+        currentLayer = l;
         int dim = config.dim();
         int kvDim = config.kvDim();
         int hidden = config.hiddenDim();
@@ -229,6 +324,7 @@ public final class DiffusionModel implements AutoCloseable {
         for (int t = 0; t < rows; t++) {
             rope(t);
         }
+        buildPatterns(l);
         attend(rows); // q, k, v -> xb
         matmul(w.wo()[l], dim, dim, xb, rows, xb2);
         for (int i = 0, end = rows * dim; i < end; i++) {
@@ -278,7 +374,25 @@ public final class DiffusionModel implements AutoCloseable {
         compute.run(attention, units, grain(units), work >= parallelThreshold);
     }
 
-    /** Attention of one (row, head) over every position of the row's own canvas: no mask. */
+    /** Feeds layer l's queries and keys of every canvas that builds its pattern this step to its builder. */
+    private void buildPatterns(int l) {
+        for (int c = 0; c < batchSize; c++) {
+            SparseDBuilder builder = canvasBuilder[c];
+            if (builder == null) {
+                continue;
+            }
+            int start = 0;
+            while (rowCanvas[start] != c) {
+                start++; // rows of a canvas are contiguous; builds are rare, so a scan is fine
+            }
+            int units = config.nHeads() * builder.blocks();
+            build.set(builder, l, start);
+            compute.run(build, units, grain(units), true);
+            build.set(null, 0, 0);
+        }
+    }
+
+    /** Attention of one (row, head) over its own canvas: every position, or the key blocks of its pattern. */
     private void attendUnit(int t, int h, float[] att) {
         int dim = config.dim();
         int hs = config.headSize();
@@ -287,6 +401,12 @@ public final class DiffusionModel implements AutoCloseable {
         int first = rowCanvasStart[t];
         int len = rowCanvasLength[t];
         int qo = t * dim + h * hs;
+        SparsePattern pattern = canvasPattern[rowCanvas[t]];
+        if (pattern != null) {
+            BlockSparseAttention.attendRow(pattern, currentLayer, h, rowPos[t], q, qo, k, v,
+                    first * kvDim + kvHead * hs, kvDim, hs, attentionScale, att, xb, qo);
+            return;
+        }
         for (int j = 0; j < len; j++) {
             int ko = (first + j) * kvDim + kvHead * hs;
             float score = 0f;
@@ -341,6 +461,41 @@ public final class DiffusionModel implements AutoCloseable {
         @Override
         public void run(int from, int to, int worker) {
             Kernels.matmulRows(weight, rows, cols, in, 0, tokens, out, from, to);
+        }
+    }
+
+    /** Units (head, query block) of one canvas's pattern build; each worker keeps its own scratch per build. */
+    private final class BuildTask implements ComputePool.RangeTask {
+        SparseDBuilder builder;
+        int layer;
+        int firstRow;
+        SparseDBuilder.Scratch[] scratch;
+
+        void set(SparseDBuilder builder, int layer, int firstRow) {
+            if (builder != this.builder) {
+                scratch = builder == null ? null : new SparseDBuilder.Scratch[compute.threads()];
+            }
+            this.builder = builder;
+            this.layer = layer;
+            this.firstRow = firstRow;
+        }
+
+        @Override
+        public void run(int from, int to, int worker) {
+            int dim = config.dim();
+            int hs = config.headSize();
+            int kvDim = config.kvDim();
+            int group = config.nHeads() / config.nKvHeads();
+            int blocks = builder.blocks();
+            if (scratch[worker] == null) {
+                scratch[worker] = builder.newScratch();
+            }
+            for (int u = from; u < to; u++) {
+                int h = u / blocks;
+                int qb = u % blocks;
+                builder.selectQueryBlock(layer, h, qb, q, firstRow * dim + h * hs, dim, k,
+                        firstRow * kvDim + (h / group) * hs, kvDim, hs, scratch[worker]);
+            }
         }
     }
 
@@ -405,6 +560,7 @@ public final class DiffusionModel implements AutoCloseable {
             rowPos = new int[rows];
             rowCanvasStart = new int[rows];
             rowCanvasLength = new int[rows];
+            rowCanvas = new int[rows];
             rowCapacity = rows;
         }
         if (outputs > outputCapacity) {

@@ -1,5 +1,7 @@
 package io.stepstream.engine.dlm;
 
+import io.stepstream.engine.sparse.SparseDPolicy;
+
 /**
  * Settings of one LLaDA generation. Errors name the field as the wire protocol spells it.
  *
@@ -13,9 +15,11 @@ package io.stepstream.engine.dlm;
  * @param threshold   threshold: null for LLaDA's fixed schedule; else Fast-dLLM decoding, committing every masked
  *                    position of the block whose confidence is at least this (and always the most confident one)
  * @param seed        seed of the request's own random stream (Gumbel noise, random remasking)
+ * @param sparseD     null (the default) for dense attention at every step; else SparseD's settings: dense early
+ *                    steps, then a per-head block pattern built once and reused (see {@link SparseDPolicy})
  */
 public record DiffusionParams(int genLength, int blockLength, int steps, double temperature, Remasking remasking,
-                              Double threshold, long seed) {
+                              Double threshold, long seed, SparseDPolicy sparseD) {
     public DiffusionParams {
         if (genLength < 1) {
             throw new IllegalArgumentException("gen_length must be >= 1, got " + genLength);
@@ -51,6 +55,12 @@ public record DiffusionParams(int genLength, int blockLength, int steps, double 
         }
     }
 
+    /** Dense attention (no SparseD). */
+    public DiffusionParams(int genLength, int blockLength, int steps, double temperature, Remasking remasking,
+                           Double threshold, long seed) {
+        this(genLength, blockLength, steps, temperature, remasking, threshold, seed, null);
+    }
+
     /** LLaDA's defaults: 128 tokens in one block, 128 steps, greedy, low-confidence remasking, no threshold. */
     public static DiffusionParams defaults() {
         return new DiffusionParams(128, 128, 128, 0.0, Remasking.LOW_CONFIDENCE, null, 0L);
@@ -65,18 +75,23 @@ public record DiffusionParams(int genLength, int blockLength, int steps, double 
     }
 
     public DiffusionParams withGenLength(int genLength, int blockLength, int steps) {
-        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed);
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
     }
 
     public DiffusionParams withTemperature(double temperature, long seed) {
-        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed);
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
     }
 
     public DiffusionParams withRemasking(Remasking remasking) {
-        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed);
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
+    }
+
+    /** The same settings with SparseD attention ({@code null}: dense). */
+    public DiffusionParams withSparseD(SparseDPolicy sparseD) {
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
     }
 
     public DiffusionParams withThreshold(Double threshold) {
-        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed);
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
     }
 }

@@ -1,5 +1,8 @@
 package io.stepstream.engine.dlm;
 
+import io.stepstream.engine.sparse.PatternHandle;
+import io.stepstream.engine.sparse.SparseStep;
+
 import java.util.Arrays;
 import java.util.SplittableRandom;
 
@@ -31,7 +34,13 @@ import java.util.SplittableRandom;
  * tokens whatever else shares the batch.
  *
  * <p>Logits outside the current block never change a decision (their confidence is -infinity), which is why
- * only the block's logits are asked for. Not thread-safe; one instance per request.
+ * only the block's logits are asked for.
+ *
+ * <p>With SparseD settings in the params, each input also carries the request's {@link PatternHandle} and the
+ * index of the forward pass, so the model can switch to the request's cached block pattern at the policy's switch
+ * step (SparseD counts LLaDA's planned {@code steps} as the request's total). The scheduler must release the
+ * handle ({@code model.patternCache().release(generation.patternHandle())}) when the request ends, done or not.
+ * Not thread-safe; one instance per request.
  */
 public final class LladaGeneration {
     private final DiffusionParams params;
@@ -40,6 +49,8 @@ public final class LladaGeneration {
     private final int prefixLength;
     private final int[] canvas;
     private final SplittableRandom random;
+    /** Null for dense attention. */
+    private final PatternHandle patternHandle;
 
     private int block;
     private int blockStart;
@@ -90,6 +101,7 @@ public final class LladaGeneration {
         this.canvas = Arrays.copyOf(prefix, prefix.length + params.genLength());
         Arrays.fill(canvas, prefix.length, canvas.length, maskId);
         this.random = new SplittableRandom(params.seed());
+        this.patternHandle = params.sparseD() == null ? null : new PatternHandle();
         int b = params.blockLength();
         this.x0 = new int[b];
         this.confidence = new double[b];
@@ -143,7 +155,16 @@ public final class LladaGeneration {
      */
     public DenoiseInput nextInput() {
         requireRunning();
-        return input;
+        if (patternHandle == null) {
+            return input;
+        }
+        return new DenoiseInput(canvas, input.logitsStart(), input.logitsLength(),
+                new SparseStep(patternHandle, params.sparseD(), forwards, params.steps(), prefixLength));
+    }
+
+    /** The request's sparse pattern handle, or null when it attends densely; release it when the request ends. */
+    public PatternHandle patternHandle() {
+        return patternHandle;
     }
 
     /** Floats {@link #apply} reads: block_length positions x vocabulary. */

@@ -74,8 +74,18 @@ final class ReferenceDlm {
         return v;
     }
 
+    /** Which keys a query may see, per layer and head (block-sparse attention tests). */
+    interface KeyMask {
+        boolean keep(int layer, int head, int query, int key);
+    }
+
     /** Logits of canvas positions [from, to) after a full bidirectional pass over the canvas; [to-from][vocab]. */
     double[][] logits(int[] canvas, int from, int to) {
+        return logits(canvas, from, to, (layer, head, query, key) -> true);
+    }
+
+    /** As {@link #logits(int[], int, int)}, with the keys {@code mask} refuses left out of each softmax. */
+    double[][] logits(int[] canvas, int from, int to, KeyMask mask) {
         int n = canvas.length;
         double[][] h = new double[n][dim];
         double[] emb = weight("model.embed_tokens.weight");
@@ -103,7 +113,11 @@ final class ReferenceDlm {
                     int kv = head / (heads / kvHeads);
                     double[] score = new double[n];
                     double max = Double.NEGATIVE_INFINITY;
-                    for (int j = 0; j < n; j++) { // no mask: every position sees all others
+                    for (int j = 0; j < n; j++) { // no causal mask; only the test's key mask, if any
+                        if (!mask.keep(l, head, p, j)) {
+                            score[j] = Double.NEGATIVE_INFINITY;
+                            continue;
+                        }
                         double s = 0;
                         for (int d = 0; d < headDim; d++) {
                             s += q[p][head * headDim + d] * k[j][kv * headDim + d];

@@ -1,0 +1,222 @@
+package io.stepstream.engine.sparse;
+
+import java.util.Arrays;
+
+/**
+ * Builds one canvas's {@link SparsePattern} the SparseD way, from the queries and keys of the dense switch step,
+ * one (layer, head, query block) at a time so the forward can spread the work over threads.
+ *
+ * <p>For a query block, each of its rows gets the attention probabilities of its head in float64: scores
+ * {@code q.k / sqrt(head_dim)} and a softmax. They are pooled per key block (summed over the block's query rows and
+ * key columns; SparseD averages, which ranks blocks the same). The keys are split into two regions at the
+ * <em>generated start block</em>: the first block that starts at or after the prompt's end (the last block if
+ * none does); the block that straddles the prompt's end counts as prompt. Then, as in SparseD:
+ * <ul>
+ *   <li>prompt region: the top {@code keep(n)} of all n blocks by the pooled full-row softmax, of which only those
+ *       before the generated start are kept;</li>
+ *   <li>generated region: a second softmax over the generated keys only, pooled the same way, and the top
+ *       {@code keep(g)} of its g blocks;</li>
+ * </ul>
+ * with {@code keep(n) = min(n, int(n * select) + 1)} and ties to the lower block index. The union, ascending, is
+ * the query block's row. With select = 1 every block is kept.
+ *
+ * <p>Two deliberate differences from SparseD's published code: scores are scaled by 1/sqrt(head_dim) (the code
+ * divides by sqrt(num_heads), which changes the softmax temperature), and the region split uses the prompt length
+ * rather than the step count (the code passes the number of steps where it means the generation length; the two are
+ * equal in its examples).
+ *
+ * <p>Distinct (layer, head, query block) units write disjoint state, so they may run on different threads; each
+ * thread needs its own {@link Scratch}. {@link #finish()} after all units.
+ */
+public final class SparseDBuilder {
+    private final SparseDPolicy policy;
+    private final int layers;
+    private final int heads;
+    private final int tokens;
+    private final int blockSize;
+    private final int blocks;
+    private final int generatedStart;
+    private final int keepAll;
+    private final int keepGenerated;
+    /** Per ((layer * heads + head) * blocks + queryBlock): the kept key blocks, ascending; null until selected. */
+    private final int[][] rows;
+
+    /**
+     * @param tokens       canvas length
+     * @param promptLength positions before the generated region, in [1, tokens]
+     */
+    public SparseDBuilder(SparseDPolicy policy, int layers, int heads, int tokens, int promptLength) {
+        if (policy == null) {
+            throw new IllegalArgumentException("policy must not be null");
+        }
+        if (layers < 1 || heads < 1 || tokens < 1) {
+            throw new IllegalArgumentException("layers, heads and tokens must be >= 1, got " + layers + ", " + heads
+                    + ", " + tokens);
+        }
+        if (promptLength < 1 || promptLength > tokens) {
+            throw new IllegalArgumentException("promptLength must be in [1, " + tokens + "], got " + promptLength);
+        }
+        this.policy = policy;
+        this.layers = layers;
+        this.heads = heads;
+        this.tokens = tokens;
+        this.blockSize = policy.blockSize();
+        this.blocks = SparsePattern.blocksFor(tokens, blockSize);
+        this.generatedStart = generatedStartBlock(tokens, promptLength, blockSize);
+        this.keepAll = policy.keep(blocks);
+        this.keepGenerated = policy.keep(blocks - generatedStart);
+        this.rows = new int[layers * heads * blocks][];
+    }
+
+    /** The first block starting at or after the prompt's end, or the last block when no block does. */
+    public static int generatedStartBlock(int tokens, int promptLength, int blockSize) {
+        int blocks = SparsePattern.blocksFor(tokens, blockSize);
+        return Math.min(SparsePattern.blocksFor(promptLength, blockSize), blocks - 1);
+    }
+
+    public int blocks() {
+        return blocks;
+    }
+
+    public int generatedStart() {
+        return generatedStart;
+    }
+
+    /** Per-thread work arrays. */
+    public Scratch newScratch() {
+        return new Scratch(tokens, blocks);
+    }
+
+    /** Work arrays of one thread: scores and exponentials per key, pooled mass per key block. */
+    public static final class Scratch {
+        final double[] scores;
+        final double[] exps;
+        final double[] massAll;
+        final double[] massGenerated;
+        final Integer[] order;
+        final boolean[] keep;
+
+        Scratch(int tokens, int blocks) {
+            scores = new double[tokens];
+            exps = new double[tokens];
+            massAll = new double[blocks];
+            massGenerated = new double[blocks];
+            order = new Integer[blocks];
+            keep = new boolean[blocks];
+        }
+    }
+
+    /**
+     * Selects the key blocks of query block {@code qb} for (layer, head). Canvas position i's query of this head is
+     * {@code q[qOffset + i * qStride + d]}, its key {@code k[kOffset + i * kStride + d]}, d in [0, headSize).
+     */
+    public void selectQueryBlock(int layer, int head, int qb, float[] q, int qOffset, int qStride, float[] k,
+                                 int kOffset, int kStride, int headSize, Scratch s) {
+        if (layer < 0 || layer >= layers || head < 0 || head >= heads || qb < 0 || qb >= blocks) {
+            throw new IndexOutOfBoundsException("(layer " + layer + ", head " + head + ", query block " + qb
+                    + ") outside " + layers + " x " + heads + " x " + blocks);
+        }
+        Arrays.fill(s.massAll, 0);
+        Arrays.fill(s.massGenerated, 0);
+        double scale = Math.sqrt(headSize);
+        int generatedFrom = generatedStart * blockSize;
+        int rowEnd = Math.min(tokens, (qb + 1) * blockSize);
+        for (int i = qb * blockSize; i < rowEnd; i++) {
+            int qo = qOffset + i * qStride;
+            double max = Double.NEGATIVE_INFINITY;
+            double maxGenerated = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < tokens; j++) {
+                int ko = kOffset + j * kStride;
+                double dot = 0;
+                for (int d = 0; d < headSize; d++) {
+                    dot += (double) q[qo + d] * k[ko + d];
+                }
+                double score = dot / scale;
+                s.scores[j] = score;
+                max = Math.max(max, score);
+                if (j >= generatedFrom) {
+                    maxGenerated = Math.max(maxGenerated, score);
+                }
+            }
+            double sum = 0;
+            for (int j = 0; j < tokens; j++) {
+                double e = Math.exp(s.scores[j] - max);
+                s.exps[j] = e;
+                sum += e;
+            }
+            for (int j = 0; j < tokens; j++) {
+                s.massAll[j / blockSize] += s.exps[j] / sum;
+            }
+            double sumGenerated = 0;
+            for (int j = generatedFrom; j < tokens; j++) {
+                double e = Math.exp(s.scores[j] - maxGenerated);
+                s.exps[j] = e;
+                sumGenerated += e;
+            }
+            for (int j = generatedFrom; j < tokens; j++) {
+                s.massGenerated[j / blockSize] += s.exps[j] / sumGenerated;
+            }
+        }
+        Arrays.fill(s.keep, false);
+        markTop(s.massAll, 0, blocks, keepAll, s);
+        for (int kb = generatedStart; kb < blocks; kb++) {
+            s.keep[kb] = false; // the full-row selection only decides the prompt region
+        }
+        markTop(s.massGenerated, generatedStart, blocks, keepGenerated, s);
+        int n = 0;
+        for (boolean kept : s.keep) {
+            if (kept) {
+                n++;
+            }
+        }
+        int[] row = new int[n];
+        n = 0;
+        for (int kb = 0; kb < blocks; kb++) {
+            if (s.keep[kb]) {
+                row[n++] = kb;
+            }
+        }
+        rows[(layer * heads + head) * blocks + qb] = row;
+    }
+
+    /** Marks the {@code count} largest of mass[from, to), ties to the lower index (a stable sort, descending). */
+    private static void markTop(double[] mass, int from, int to, int count, Scratch s) {
+        int n = to - from;
+        for (int i = 0; i < n; i++) {
+            s.order[i] = from + i;
+        }
+        Arrays.sort(s.order, 0, n, (a, b) -> Double.compare(mass[b], mass[a]));
+        for (int i = 0; i < count; i++) {
+            s.keep[s.order[i]] = true;
+        }
+    }
+
+    /** The pattern, once every (layer, head, query block) has been selected. */
+    public SparsePattern finish() {
+        int[][] indptr = new int[layers * heads][];
+        int[][] indices = new int[layers * heads][];
+        for (int u = 0; u < layers * heads; u++) {
+            int[] ptr = new int[blocks + 1];
+            for (int qb = 0; qb < blocks; qb++) {
+                int[] row = rows[u * blocks + qb];
+                if (row == null) {
+                    throw new IllegalStateException("layer " + u / heads + " head " + u % heads + " query block " + qb
+                            + " was never selected");
+                }
+                ptr[qb + 1] = ptr[qb] + row.length;
+            }
+            int[] idx = new int[ptr[blocks]];
+            for (int qb = 0; qb < blocks; qb++) {
+                int[] row = rows[u * blocks + qb];
+                System.arraycopy(row, 0, idx, ptr[qb], row.length);
+            }
+            indptr[u] = ptr;
+            indices[u] = idx;
+        }
+        return new SparsePattern(layers, heads, tokens, blockSize, indptr, indices);
+    }
+
+    public SparseDPolicy policy() {
+        return policy;
+    }
+}
