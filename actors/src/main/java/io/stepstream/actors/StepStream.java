@@ -7,6 +7,7 @@ import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.Remasking;
+import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.scheduler.DiffusionScheduler;
 import io.stepstream.scheduler.Scheduler;
 import io.stepstream.scheduler.SchedulerSnapshot;
@@ -79,8 +80,8 @@ public final class StepStream implements GenerationService, AutoCloseable {
 
     /**
      * Loads and serves a model: an embedded autoregressive one ("stories260K") or llama2.c checkpoint path through
-     * {@link Models#load(String)}, or a diffusion LM ("tinystories-dlm", or a folder with config.json and
-     * model.safetensors) through {@link Models#loadDiffusion(String)}; closed by {@link #close}. The first model
+     * {@link Models#load(String)}, or a diffusion LM ("tinystories-dlm", or a folder whose config.json has a
+     * mask_token_id) through {@link Models#loadDiffusion(String)}; closed by {@link #close}. The first model
      * loaded is the default.
      *
      * @throws io.stepstream.engine.ModelLoadException naming the file and the problem
@@ -97,23 +98,35 @@ public final class StepStream implements GenerationService, AutoCloseable {
         }
     }
 
-    /** An embedded diffusion model's name, or a folder that holds a Hugging Face style checkpoint. */
+    /**
+     * An embedded diffusion model's name, or a folder whose config.json names a mask token (mask_token_id): a
+     * Hugging Face style diffusion checkpoint. Any other folder (an autoregressive safetensors model, say) is left
+     * to {@link Models#load(String)}, as is a config.json that cannot be read (the loader names the problem).
+     */
     static boolean isDiffusion(String nameOrPath) {
-        if (nameOrPath == null || Models.embeddedDiffusion().contains(nameOrPath)) {
-            return nameOrPath != null;
+        if (nameOrPath == null) {
+            return false;
+        }
+        if (Models.embeddedDiffusion().contains(nameOrPath)) {
+            return true;
         }
         if (Models.embedded().contains(nameOrPath)) {
             return false;
         }
-        Path dir;
+        Path config;
         try {
-            dir = Path.of(nameOrPath);
+            config = Path.of(nameOrPath).resolve("config.json");
         } catch (InvalidPathException e) {
-            return false; // Models.load names the bad path
+            return false;
         }
-        return Files.isDirectory(dir) && Files.isRegularFile(dir.resolve("config.json"))
-                && (Files.isRegularFile(dir.resolve("model.safetensors"))
-                || Files.isRegularFile(dir.resolve("model.safetensors.index.json")));
+        if (!Files.isRegularFile(config)) {
+            return false;
+        }
+        try {
+            return HfConfig.read(config).maskTokenId() != null;
+        } catch (RuntimeException unreadable) {
+            return false;
+        }
     }
 
     /** Serves {@code model} (the caller keeps owning it: close does not close it). The first one is the default. */

@@ -2,6 +2,7 @@ package io.stepstream.actors;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -15,6 +16,8 @@ import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.scheduler.FakeModel;
 import io.stepstream.scheduler.FinishReason;
 import io.stepstream.scheduler.TokenEvent;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -25,6 +28,7 @@ import org.apache.pekko.stream.javadsl.Sink;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Diffusion LMs through the embedded API, on the real tinystories-dlm beside an autoregressive model. */
 class DiffusionStepStreamTest {
@@ -167,9 +171,26 @@ class DiffusionStepStreamTest {
     }
 
     @Test
-    void loadTellsTheKindsApart() {
+    void loadTellsTheKindsApart(@TempDir Path dir) throws Exception {
         assertTrue(StepStream.isDiffusion("tinystories-dlm"));
-        assertTrue(!StepStream.isDiffusion("stories260K"));
-        assertTrue(!StepStream.isDiffusion("/no/such/dir"));
+        assertFalse(StepStream.isDiffusion("stories260K"));
+        assertFalse(StepStream.isDiffusion("/no/such/dir"));
+        String config;
+        try (var in = Models.class.getResourceAsStream("models/tinystories-dlm/config.json")) {
+            config = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+        Path dlmDir = Files.createDirectories(dir.resolve("dlm"));
+        Files.writeString(dlmDir.resolve("config.json"), config);
+        assertTrue(StepStream.isDiffusion(dlmDir.toString()));
+        Path arDir = Files.createDirectories(dir.resolve("llama"));
+        String withoutMask = config.replaceAll("\"mask_token_id\": 512,", "");
+        assertTrue(!withoutMask.contains("mask_token_id"));
+        Files.writeString(arDir.resolve("config.json"), withoutMask);
+        assertFalse(StepStream.isDiffusion(arDir.toString()), "no mask token: an autoregressive checkpoint");
+        // Loading the diffusion folder goes to the diffusion loader, which names what is missing.
+        try (StepStream ss = StepStream.attach(testKit.system(), StepStreamConfig.defaults())) {
+            var e = assertThrows(io.stepstream.engine.ModelLoadException.class, () -> ss.load(dlmDir.toString()));
+            assertTrue(e.getMessage().contains("tokenizer.bin") || e.getMessage().contains("config"), e.getMessage());
+        }
     }
 }
