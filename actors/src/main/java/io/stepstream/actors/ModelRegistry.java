@@ -1,6 +1,5 @@
 package io.stepstream.actors;
 
-import io.stepstream.engine.Model;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -14,7 +13,7 @@ import org.apache.pekko.actor.typed.ActorRef;
 record ModelRegistry(Map<String, Entry> models, String defaultModel) {
 
     /** One served model: its info, the model, its SchedulerActor and the compute thread its steps run on. */
-    record Entry(ModelInfo info, Model model, boolean owned, ActorRef<SchedulerActor.Command> scheduler,
+    record Entry(ModelInfo info, LoadedModel model, boolean owned, ActorRef<SchedulerActor.Command> scheduler,
                  ExecutorService computeThread) {
     }
 

@@ -1,11 +1,11 @@
 package io.stepstream.actors;
 
-import io.stepstream.scheduler.Scheduler;
 import io.stepstream.scheduler.SchedulerSnapshot;
 import io.stepstream.scheduler.SequenceOutput;
 import io.stepstream.scheduler.SequenceRequest;
 import io.stepstream.scheduler.StepBatch;
 import io.stepstream.scheduler.StepResult;
+import io.stepstream.scheduler.StepScheduler;
 import io.stepstream.scheduler.TokenEvent;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -23,9 +23,9 @@ import org.apache.pekko.actor.typed.javadsl.ActorContext;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 
 /**
- * Drives one model's {@link Scheduler}: admits and cancels requests, and runs the step loop. Planning and
- * completing happen on the actor; the forward pass and sampling ({@link Scheduler#execute}) run on the model's
- * dedicated compute thread, and come back through pipeToSelf. After a step completes its events are fanned out to
+ * Drives one model's {@link StepScheduler} (autoregressive or diffusion): admits and cancels requests, and runs
+ * the step loop. Planning and completing happen on the actor; the forward pass and sampling or remasking
+ * ({@link StepScheduler#execute}) run on the model's dedicated compute thread, and come back through pipeToSelf. After a step completes its events are fanned out to
  * the RequestActors and the next step starts at once while there is work.
  *
  * <p>States: {@link #idle} (no step in flight), {@link #stepping} (one step in flight), {@link #stopping} (a step
@@ -62,14 +62,14 @@ final class SchedulerActor {
     }
 
     private final ActorContext<Command> context;
-    private final Scheduler scheduler;
+    private final StepScheduler scheduler;
     private final String modelName;
     private final Executor computeThread;
     private final Map<String, ActorRef<RequestActor.Command>> requests = new HashMap<>();
     private final List<Consumer<StepBatch>> stepListeners = new ArrayList<>();
     private final List<CompletableFuture<Void>> stopWaiters = new ArrayList<>();
 
-    private SchedulerActor(ActorContext<Command> context, Scheduler scheduler, String modelName,
+    private SchedulerActor(ActorContext<Command> context, StepScheduler scheduler, String modelName,
                            Executor computeThread) {
         this.context = context;
         this.scheduler = scheduler;
@@ -77,7 +77,7 @@ final class SchedulerActor {
         this.computeThread = computeThread;
     }
 
-    static Behavior<Command> create(Scheduler scheduler, String modelName, Executor computeThread) {
+    static Behavior<Command> create(StepScheduler scheduler, String modelName, Executor computeThread) {
         return Behaviors.setup(ctx -> new SchedulerActor(ctx, scheduler, modelName, computeThread).idle());
     }
 
@@ -181,7 +181,15 @@ final class SchedulerActor {
 
     private void admit(Admit m) {
         String id = m.request().requestId();
-        if (scheduler.add(m.request())) {
+        boolean queued;
+        try {
+            queued = scheduler.add(m.request());
+        } catch (IllegalArgumentException e) {
+            // The service validates before admission; this is the scheduler's last word, never a crashed actor.
+            m.replyTo().tell(new RequestActor.Rejected(new InvalidRequestException("request", e.getMessage())));
+            return;
+        }
+        if (queued) {
             requests.put(id, m.replyTo());
         } else {
             m.replyTo().tell(new RequestActor.Rejected(

@@ -6,11 +6,20 @@ import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.spi.Backends;
+import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.dlm.DiffusionParams;
+import io.stepstream.engine.dlm.Remasking;
+import io.stepstream.engine.format.safetensors.HfConfig;
+import io.stepstream.scheduler.DiffusionScheduler;
 import io.stepstream.scheduler.Scheduler;
 import io.stepstream.scheduler.SchedulerSnapshot;
 import io.stepstream.scheduler.SequenceRequest;
 import io.stepstream.scheduler.StepBatch;
+import io.stepstream.scheduler.StepScheduler;
 import io.stepstream.scheduler.TokenEvent;
+import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -36,8 +45,9 @@ import org.apache.pekko.stream.typed.javadsl.ActorSource;
 
 /**
  * The embedded API: load models, then stream generations as Pekko Streams sources. One SchedulerActor per model
- * drives that model's step loop on its own compute thread; one RequestActor per running request feeds its
- * stream with backpressure. Works in its own ActorSystem ({@link #start}) or in the caller's ({@link #attach}).
+ * drives that model's step loop on its own compute thread (a {@link Scheduler} for an autoregressive model, a
+ * {@link DiffusionScheduler} for a diffusion LM); one RequestActor per running request feeds its stream with
+ * backpressure. Works in its own ActorSystem ({@link #start}) or in the caller's ({@link #attach}).
  */
 public final class StepStream implements GenerationService, AutoCloseable {
     private static final Duration SHUTDOWN_WAIT = Duration.ofSeconds(30);
@@ -67,14 +77,21 @@ public final class StepStream implements GenerationService, AutoCloseable {
         return new StepStream(system, false, c);
     }
 
+    /** gen_length of a diffusion request that names none, before capping by the context (LLaDA's default). */
+    public static final int DEFAULT_GEN_LENGTH = 128;
+
     /**
-     * Loads and serves a model by embedded name ("stories260K") or llama2.c checkpoint path, through
-     * {@link Models#load(String)}; closed by {@link #close}. The first model loaded is the default.
+     * Loads and serves a model: an embedded autoregressive one ("stories260K") or llama2.c checkpoint path through
+     * {@link Models#load(String)}, or a diffusion LM ("tinystories-dlm", or a folder whose config.json has a
+     * mask_token_id) through {@link Models#loadDiffusion(String)}; closed by {@link #close}. The first model
+     * loaded is the default.
      *
      * @throws io.stepstream.engine.ModelLoadException naming the file and the problem
      */
     public ModelInfo load(String nameOrPath) {
-        Model model = Models.load(nameOrPath);
+        LoadedModel model = isDiffusion(nameOrPath)
+                ? new LoadedModel.Diffusion(Models.loadDiffusion(nameOrPath))
+                : new LoadedModel.Autoregressive(Models.load(nameOrPath));
         try {
             return register(model, true);
         } catch (RuntimeException e) {
@@ -90,24 +107,60 @@ public final class StepStream implements GenerationService, AutoCloseable {
     public ModelInfo load(String nameOrPath, String backend, BackendOptions options) {
         Model model = Backends.load(backend, nameOrPath, options);
         try {
-            return register(model, true);
+            return register(new LoadedModel.Autoregressive(model), true);
         } catch (RuntimeException e) {
             model.close();
             throw e;
         }
     }
 
-    /** Serves {@code model} (the caller keeps owning it: close does not close it). The first one is the default. */
-    public ModelInfo load(Model model) {
-        return register(model, false);
+    /**
+     * An embedded diffusion model's name, or a folder whose config.json names a mask token (mask_token_id): a
+     * Hugging Face style diffusion checkpoint. Any other folder (an autoregressive safetensors model, say) is left
+     * to {@link Models#load(String)}, as is a config.json that cannot be read (the loader names the problem).
+     */
+    static boolean isDiffusion(String nameOrPath) {
+        if (nameOrPath == null) {
+            return false;
+        }
+        if (Models.embeddedDiffusion().contains(nameOrPath)) {
+            return true;
+        }
+        if (Models.embedded().contains(nameOrPath)) {
+            return false;
+        }
+        Path config;
+        try {
+            config = Path.of(nameOrPath).resolve("config.json");
+        } catch (InvalidPathException e) {
+            return false;
+        }
+        if (!Files.isRegularFile(config)) {
+            return false;
+        }
+        try {
+            return HfConfig.read(config).maskTokenId() != null;
+        } catch (RuntimeException unreadable) {
+            return false;
+        }
     }
 
-    private synchronized ModelInfo register(Model model, boolean owned) {
+    /** Serves {@code model} (the caller keeps owning it: close does not close it). The first one is the default. */
+    public ModelInfo load(Model model) {
+        return register(new LoadedModel.Autoregressive(model), false);
+    }
+
+    /** Serves a diffusion LM the caller keeps owning. The first model loaded is the default. */
+    public ModelInfo load(DiffusionModel model) {
+        return register(new LoadedModel.Diffusion(model), false);
+    }
+
+    private synchronized ModelInfo register(LoadedModel model, boolean owned) {
         if (closed) {
             throw new IllegalStateException("StepStream is closed");
         }
-        ModelInfo info = new ModelInfo(model.name(), "autoregressive", model.config().contextLength(),
-                model.config().vocabSize(), Backends.backendOf(model), Backends.deviceOf(model));
+        ModelInfo info = new ModelInfo(model.name(), model.kind(), model.contextLength(), model.vocabSize(),
+                model.backend(), model.device());
         if (registry.models().containsKey(info.name())) {
             throw new IllegalArgumentException("model: '" + info.name() + "' is already loaded");
         }
@@ -116,7 +169,11 @@ public final class StepStream implements GenerationService, AutoCloseable {
             t.setDaemon(true);
             return t;
         });
-        Scheduler scheduler = new Scheduler(model, config.schedulerConfig(), System::nanoTime);
+        StepScheduler scheduler = switch (model) {
+            case LoadedModel.Autoregressive a -> new Scheduler(a.model(), config.schedulerConfig(), System::nanoTime);
+            case LoadedModel.Diffusion d ->
+                    new DiffusionScheduler(d.model(), config.schedulerConfig(), System::nanoTime);
+        };
         ActorRef<SchedulerActor.Command> actor = system.systemActorOf(
                 SchedulerActor.create(scheduler, info.name(), computeThread),
                 "stepstream-scheduler-" + actorName(info.name()) + "-" + actorCounter.incrementAndGet(),
@@ -173,6 +230,13 @@ public final class StepStream implements GenerationService, AutoCloseable {
         }
     }
 
+    /**
+     * Starts a request (see {@link GenerationService#generate}). For a diffusion model, unset settings take
+     * LLaDA-like defaults: gen_length min(128, context - prompt tokens), rounded down to a multiple of block_length
+     * when only that is given; block_length = gen_length (one block); steps = gen_length (one token per step);
+     * remasking low_confidence; no threshold. Temperature and seed come from the sampling params (the gRPC layer
+     * makes an unset temperature 0 for a diffusion model).
+     */
     @Override
     public Source<TokenEvent, NotUsed> generate(GenerateRequest request) {
         if (closed) {
@@ -180,13 +244,16 @@ public final class StepStream implements GenerationService, AutoCloseable {
         }
         ModelRegistry.Entry entry = registry.find(request.model())
                 .orElseThrow(() -> new ModelNotFoundException(request.model()));
-        int[] prompt = validate(request, entry.model());
+        Validated valid = validate(request, entry.model(), config.maxNumBatchedTokens());
         ActorRef<SchedulerActor.Command> scheduler = entry.scheduler();
         // Each materialization is its own request, with its own RequestActor.
         return Source.fromMaterializer((materializer, attributes) -> {
             String id = "req-" + requestCounter.incrementAndGet();
-            SequenceRequest sequence = new SequenceRequest(id, prompt, request.maxTokens(), request.sampling(),
-                    request.stopStrings());
+            SequenceRequest sequence = valid.diffusion() == null
+                    ? new SequenceRequest(id, valid.prompt(), request.maxTokens(), request.sampling(),
+                            request.stopStrings())
+                    : SequenceRequest.diffusion(id, valid.prompt(), valid.diffusion(), request.stopStrings(),
+                            valid.progress());
             ActorRef<RequestActor.Command> requestActor = system.systemActorOf(
                     RequestActor.create(sequence, scheduler), "stepstream-" + id, Props.empty());
             return ActorSource.<RequestActor.Emit, RequestActor.Command>actorRefWithBackpressure(
@@ -212,6 +279,8 @@ public final class StepStream implements GenerationService, AutoCloseable {
                 case TokenEvent.Token t -> {
                     text.append(t.text());
                     ids.add(t.tokenId());
+                }
+                case TokenEvent.DenoiseProgress p -> {
                 }
                 case TokenEvent.Finished f -> {
                     text.append(f.text());
@@ -239,11 +308,37 @@ public final class StepStream implements GenerationService, AutoCloseable {
         return r.prompt().isEmpty() ? new int[] {tokenizer.bosId()} : tokenizer.encode(r.prompt(), true, false);
     }
 
-    /** Checks every field (synchronously, before any actor sees it) and returns the prompt's token ids. */
+    /** A request that passed validation: its prompt ids, and for a diffusion model its resolved settings. */
+    record Validated(int[] prompt, DiffusionParams diffusion, boolean progress) {
+    }
+
+    /** Checks every field of a request for an autoregressive model and returns the prompt's token ids. */
     static int[] validate(GenerateRequest r, Model model) {
+        return validate(r, new LoadedModel.Autoregressive(model), Integer.MAX_VALUE).prompt();
+    }
+
+    /** Checks every field (synchronously, before any actor sees it) against the model's kind and limits. */
+    static Validated validate(GenerateRequest r, LoadedModel model, int maxNumBatchedTokens) {
         SamplingParams s = r.sampling();
         if (!Float.isFinite(s.temperature()) || s.temperature() < 0f) {
             throw new InvalidRequestException("temperature", "must be a finite number >= 0, got " + s.temperature());
+        }
+        for (String stop : r.stopStrings()) {
+            if (stop == null || stop.isEmpty()) {
+                throw new InvalidRequestException("stop", "stop strings must not be empty");
+            }
+        }
+        return switch (model) {
+            case LoadedModel.Autoregressive ar -> validateAutoregressive(r, ar);
+            case LoadedModel.Diffusion dlm -> validateDiffusion(r, dlm, maxNumBatchedTokens);
+        };
+    }
+
+    private static Validated validateAutoregressive(GenerateRequest r, LoadedModel.Autoregressive model) {
+        SamplingParams s = r.sampling();
+        if (r.diffusion() != null) {
+            throw new InvalidRequestException("diffusion", "model " + model.name() + " is autoregressive; diffusion"
+                    + " settings are only for diffusion models");
         }
         if (!(s.topP() > 0f && s.topP() <= 1f)) {
             throw new InvalidRequestException("top_p", "must be in (0, 1], got " + s.topP());
@@ -254,41 +349,133 @@ public final class StepStream implements GenerationService, AutoCloseable {
         if (s.logprobs() < 0 || s.logprobs() > 20) {
             throw new InvalidRequestException("logprobs", "must be in 0..20, got " + s.logprobs());
         }
-        for (String stop : r.stopStrings()) {
-            if (stop == null || stop.isEmpty()) {
-                throw new InvalidRequestException("stop", "stop strings must not be empty");
-            }
-        }
         if (r.maxTokens() < 1) {
             throw new InvalidRequestException("max_tokens", "must be >= 1, got " + r.maxTokens());
         }
-        Tokenizer tokenizer = model.tokenizer();
-        int context = model.config().contextLength();
-        int vocab = model.config().vocabSize();
-        int[] prompt;
-        String promptField;
-        if (r.promptTokenIds() != null) {
-            promptField = "prompt_token_ids";
-            prompt = promptTokens(r, tokenizer);
-            for (int i = 0; i < prompt.length; i++) {
-                if (prompt[i] < 0 || prompt[i] >= vocab) {
-                    throw new InvalidRequestException(promptField,
-                            "token id " + prompt[i] + " at index " + i + " is outside [0, " + vocab + ")");
-                }
+        int context = model.contextLength();
+        Prompt prompt = prompt(r, model.tokenizer(), model.vocabSize());
+        if (prompt.ids().length >= context) {
+            throw new InvalidRequestException(prompt.field(), prompt.ids().length + " prompt tokens leave no room to"
+                    + " generate in the context of " + context + " tokens");
+        }
+        if ((long) prompt.ids().length + r.maxTokens() > context) {
+            throw new InvalidRequestException("max_tokens", prompt.ids().length + " prompt tokens + " + r.maxTokens()
+                    + " exceed the context of " + context + " tokens (at most " + (context - prompt.ids().length)
+                    + ")");
+        }
+        return new Validated(prompt.ids(), null, false);
+    }
+
+    private static Validated validateDiffusion(GenerateRequest r, LoadedModel.Diffusion model,
+                                               int maxNumBatchedTokens) {
+        SamplingParams s = r.sampling();
+        String unsupported = "is not supported by diffusion model " + model.name();
+        if (s.topK() != 0) {
+            throw new InvalidRequestException("top_k", unsupported + " (LLaDA decoding takes temperature,"
+                    + " remasking and threshold); leave it 0");
+        }
+        if (s.topP() != 1f) {
+            throw new InvalidRequestException("top_p", unsupported + " (LLaDA decoding takes temperature,"
+                    + " remasking and threshold); leave it unset");
+        }
+        if (s.logprobs() != 0) {
+            throw new InvalidRequestException("logprobs", unsupported + "; leave it 0");
+        }
+        if (r.maxTokens() != 0) {
+            throw new InvalidRequestException("max_tokens", unsupported + "; set diffusion.gen_length instead");
+        }
+        DiffusionOptions o = r.diffusion() == null ? DiffusionOptions.DEFAULTS : r.diffusion();
+        // Ids the tokenizer knows: the mask id (the first id past them) is never a prompt token.
+        Prompt prompt = prompt(r, model.tokenizer(), model.tokenizer().vocabSize());
+        int context = model.contextLength();
+        int room = context - prompt.ids().length;
+        if (room < 1) {
+            throw new InvalidRequestException(prompt.field(), prompt.ids().length + " prompt tokens leave no room to"
+                    + " generate in the context of " + context + " tokens");
+        }
+        Remasking remasking = remasking(o.remasking());
+        if (o.threshold() != null && !(o.threshold() > 0 && o.threshold() <= 1)) {
+            throw new InvalidRequestException("diffusion.threshold", "must be in (0, 1], got " + o.threshold());
+        }
+        if (o.blockLength() != null && o.blockLength() < 1) {
+            throw new InvalidRequestException("diffusion.block_length", "must be >= 1, got " + o.blockLength());
+        }
+        int gen;
+        if (o.genLength() != null) {
+            gen = o.genLength();
+            if (gen < 1) {
+                throw new InvalidRequestException("diffusion.gen_length", "must be >= 1, got " + gen);
+            }
+            if (gen > room) {
+                throw new InvalidRequestException("diffusion.gen_length", prompt.ids().length + " prompt tokens + "
+                        + gen + " exceed the context of " + context + " tokens (at most " + room + ")");
             }
         } else {
-            promptField = "prompt";
-            prompt = promptTokens(r, tokenizer);
+            gen = Math.min(DEFAULT_GEN_LENGTH, room);
+            if (o.blockLength() != null) {
+                gen -= gen % o.blockLength();
+                if (gen == 0) {
+                    throw new InvalidRequestException("diffusion.block_length", o.blockLength() + " is longer than"
+                            + " the " + Math.min(DEFAULT_GEN_LENGTH, room) + " tokens the default gen_length allows");
+                }
+            }
         }
-        if (prompt.length >= context) {
-            throw new InvalidRequestException(promptField, prompt.length + " prompt tokens leave no room to generate"
-                    + " in the context of " + context + " tokens");
+        int block = o.blockLength() != null ? o.blockLength() : gen;
+        if (gen % block != 0) {
+            throw new InvalidRequestException("diffusion.gen_length", gen + " is not a multiple of block_length "
+                    + block);
         }
-        if ((long) prompt.length + r.maxTokens() > context) {
-            throw new InvalidRequestException("max_tokens", prompt.length + " prompt tokens + " + r.maxTokens()
-                    + " exceed the context of " + context + " tokens (at most " + (context - prompt.length) + ")");
+        int blocks = gen / block;
+        int steps = o.steps() != null ? o.steps() : gen;
+        if (steps < 1) {
+            throw new InvalidRequestException("diffusion.steps", "must be >= 1, got " + steps);
         }
-        return prompt;
+        if (steps % blocks != 0) {
+            throw new InvalidRequestException("diffusion.steps", steps + " is not divisible by the number of blocks "
+                    + blocks + " (gen_length " + gen + " / block_length " + block + ")");
+        }
+        if (steps > gen) {
+            throw new InvalidRequestException("diffusion.steps", steps + " is more than gen_length " + gen
+                    + " (every step commits at least one token)");
+        }
+        int canvas = prompt.ids().length + gen;
+        if (canvas > maxNumBatchedTokens) {
+            throw new InvalidRequestException("diffusion.gen_length", "the canvas of " + canvas + " tokens (prompt + "
+                    + "gen_length) is larger than the server's step budget of " + maxNumBatchedTokens + " tokens");
+        }
+        DiffusionParams params = new DiffusionParams(gen, block, steps, s.temperature(), remasking, o.threshold(),
+                s.seed());
+        return new Validated(prompt.ids(), params, o.progress());
+    }
+
+    private static Remasking remasking(String name) {
+        if (name == null || name.isEmpty()) {
+            return Remasking.LOW_CONFIDENCE;
+        }
+        return switch (name) {
+            case "low_confidence" -> Remasking.LOW_CONFIDENCE;
+            case "random" -> Remasking.RANDOM;
+            default -> throw new InvalidRequestException("diffusion.remasking", "unknown '" + name
+                    + "'; expected low_confidence or random");
+        };
+    }
+
+    /** The prompt's ids and the field they came from, each id checked against {@code [0, vocab)}. */
+    private record Prompt(int[] ids, String field) {
+    }
+
+    private static Prompt prompt(GenerateRequest r, Tokenizer tokenizer, int vocab) {
+        int[] ids = promptTokens(r, tokenizer);
+        if (r.promptTokenIds() == null) {
+            return new Prompt(ids, "prompt");
+        }
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || ids[i] >= vocab) {
+                throw new InvalidRequestException("prompt_token_ids",
+                        "token id " + ids[i] + " at index " + i + " is outside [0, " + vocab + ")");
+            }
+        }
+        return new Prompt(ids, "prompt_token_ids");
     }
 
     /**

@@ -3,6 +3,7 @@ package io.stepstream.loadtest;
 import io.grpc.Channel;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
+import io.stepstream.protocol.v1.DiffusionOptions;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.GenerateRequest;
 import io.stepstream.protocol.v1.StepStreamGrpc;
@@ -93,13 +94,37 @@ public final class LoadRunner {
         }
     }
 
-    /** Builds request {@code index}: prompts are used in turn, the seed (if any) is offset by the index. */
+    /**
+     * Builds request {@code index}: prompts are used in turn, the seed (if any) is offset by the index. With
+     * diffusion settings the request carries them instead of max_tokens.
+     */
     GenerateRequest request(int index) {
         GenerateRequest.Builder request = GenerateRequest.newBuilder()
                 .setModel(config.model())
                 .setPrompt(prompts.get(Math.floorMod(index, prompts.size())))
-                .setMaxTokens(config.maxTokens())
                 .setTemperature(config.temperature());
+        LoadTestConfig.Diffusion d = config.diffusion();
+        if (d == null) {
+            request.setMaxTokens(config.maxTokens());
+        } else {
+            DiffusionOptions.Builder options = DiffusionOptions.newBuilder();
+            if (d.genLength() != null) {
+                options.setGenLength(d.genLength());
+            }
+            if (d.blockLength() != null) {
+                options.setBlockLength(d.blockLength());
+            }
+            if (d.steps() != null) {
+                options.setSteps(d.steps());
+            }
+            if (d.threshold() != null) {
+                options.setThreshold(d.threshold());
+            }
+            if (d.remasking() != null) {
+                options.setRemasking(d.remasking());
+            }
+            request.setDiffusion(options);
+        }
         if (config.seed() != null) {
             request.setSeed(config.seed() + index);
         }
@@ -165,7 +190,7 @@ public final class LoadRunner {
                     timeline.onFinal(now, last.getFinishReason(), last.getUsage().getPromptTokens(),
                             last.getUsage().getCompletionTokens(), last.getText());
                 }
-                case EVENT_NOT_SET -> { } // an event kind newer than this client: nothing to time
+                case PROGRESS, EVENT_NOT_SET -> { } // not a token (the harness never asks for progress)
             }
         }
 

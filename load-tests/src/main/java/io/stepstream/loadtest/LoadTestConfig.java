@@ -10,6 +10,8 @@ package io.stepstream.loadtest;
  * @param seed             seeds the arrival process and, as seed + request index, each request; null = random
  * @param warmupRequests   requests sent (and discarded) before the measured ones
  * @param requestTimeoutMs per-request gRPC deadline
+ * @param diffusion        diffusion-LM settings sent with every request (then max_tokens is not sent: a diffusion
+ *                         model refuses it); null for an autoregressive model
  */
 public record LoadTestConfig(
         String server,
@@ -23,7 +25,43 @@ public record LoadTestConfig(
         Long seed,
         int warmupRequests,
         long requestTimeoutMs,
-        SloTargets slo) {
+        SloTargets slo,
+        Diffusion diffusion) {
+
+    /**
+     * The diffusion options of the requests; a null field is left to the server's default.
+     *
+     * @param genLength   --gen-length
+     * @param blockLength --block-length
+     * @param steps       --steps
+     * @param threshold   --threshold, in (0, 1]
+     * @param remasking   --remasking, "low_confidence" or "random"
+     */
+    public record Diffusion(Integer genLength, Integer blockLength, Integer steps, Double threshold,
+                            String remasking) {
+        public Diffusion {
+            requirePositive("--gen-length", genLength);
+            requirePositive("--block-length", blockLength);
+            requirePositive("--steps", steps);
+            if (threshold != null && !(threshold > 0 && threshold <= 1)) {
+                throw new IllegalArgumentException("--threshold must be in (0, 1], got " + threshold);
+            }
+        }
+
+        private static void requirePositive(String flag, Integer value) {
+            if (value != null && value < 1) {
+                throw new IllegalArgumentException(flag + " must be >= 1, got " + value);
+            }
+        }
+    }
+
+    /** A run of autoregressive requests. */
+    public LoadTestConfig(String server, String model, Integer concurrency, Double ratePerSecond, double burstiness,
+                          int requests, int maxTokens, float temperature, Long seed, int warmupRequests,
+                          long requestTimeoutMs, SloTargets slo) {
+        this(server, model, concurrency, ratePerSecond, burstiness, requests, maxTokens, temperature, seed,
+                warmupRequests, requestTimeoutMs, slo, null);
+    }
 
     public LoadTestConfig {
         if (server == null || server.isBlank()) {

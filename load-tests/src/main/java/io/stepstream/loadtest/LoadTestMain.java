@@ -60,6 +60,22 @@ public final class LoadTestMain implements Callable<Integer> {
     @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "Sampling temperature (default ${DEFAULT-VALUE}, greedy).")
     float temperature;
 
+    @Option(names = "--gen-length", paramLabel = "N",
+            description = "Diffusion model: gen_length of each request. Any diffusion option sends them all, and no max_tokens.")
+    Integer genLength;
+
+    @Option(names = "--block-length", paramLabel = "N", description = "Diffusion model: block_length (default: the server's).")
+    Integer blockLength;
+
+    @Option(names = "--steps", paramLabel = "N", description = "Diffusion model: denoising steps (default: the server's).")
+    Integer steps;
+
+    @Option(names = "--threshold", paramLabel = "T", description = "Diffusion model: Fast-dLLM confidence threshold in (0, 1].")
+    Double threshold;
+
+    @Option(names = "--remasking", paramLabel = "R", description = "Diffusion model: low_confidence or random.")
+    String remasking;
+
     @Option(names = "--seed", paramLabel = "S",
             description = "Seeds the arrival process; request i gets seed S + i. Default: random arrivals, unseeded requests.")
     Long seed;
@@ -110,9 +126,12 @@ public final class LoadTestMain implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        boolean diffusion = genLength != null || blockLength != null || steps != null || threshold != null
+                || remasking != null;
         LoadTestConfig config = new LoadTestConfig(server, model, load.concurrency, load.rate, burstiness, requests,
                 maxTokens, temperature, seed, warmup, Math.round(requestTimeoutSeconds * 1e3),
-                new SloTargets(sloTtftMs, sloTpotMs, sloE2eMs));
+                new SloTargets(sloTtftMs, sloTpotMs, sloE2eMs),
+                diffusion ? new LoadTestConfig.Diffusion(genLength, blockLength, steps, threshold, remasking) : null);
         List<String> prompts = promptsFile != null ? Prompts.fromFile(promptsFile) : Prompts.builtIn();
         SplittableRandom arrivalRandom = seed != null ? new SplittableRandom(seed) : new SplittableRandom();
 

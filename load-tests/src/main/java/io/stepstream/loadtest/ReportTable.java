@@ -12,14 +12,23 @@ public final class ReportTable {
     private ReportTable() {
     }
 
+    private static String orDefault(Integer value) {
+        return value == null ? "default" : value.toString();
+    }
+
     public static String render(LoadReport report) {
         StringBuilder out = new StringBuilder();
         LoadTestConfig config = report.config();
         String mode = config.concurrency() != null
                 ? "concurrency " + config.concurrency()
                 : "rate " + rate(config.ratePerSecond()) + " req/s, burstiness " + number(config.burstiness());
-        line(out, "=== stepstream load test: %s, %s, max_tokens %d ===",
-                config.server(), mode, config.maxTokens());
+        LoadTestConfig.Diffusion d = config.diffusion();
+        String length = d == null ? "max_tokens " + config.maxTokens()
+                : "diffusion gen_length " + orDefault(d.genLength()) + ", block_length " + orDefault(d.blockLength())
+                        + ", steps " + orDefault(d.steps())
+                        + (d.threshold() == null ? "" : ", threshold " + number(d.threshold()))
+                        + (d.remasking() == null ? "" : ", " + d.remasking());
+        line(out, "=== stepstream load test: %s, %s, %s ===", config.server(), mode, length);
         line(out, "%-10s %10s %10s %10s %10s %10s %8s", "ms", "mean", "p50", "p90", "p99", "max", "n");
         for (String[] row : ROWS) {
             LatencySummary s = report.latenciesMs().get(row[0]);

@@ -116,6 +116,14 @@ class LoadTestMainTest {
         assertEquals(2, slo.exitCode());
         assertTrue(slo.err().contains("--slo-tpot-ms"), slo.err());
 
+        Result genLength = execute("--server", "h:1", "--concurrency", "1", "--gen-length", "0");
+        assertEquals(2, genLength.exitCode());
+        assertTrue(genLength.err().contains("--gen-length must be >= 1"), genLength.err());
+
+        Result threshold = execute("--server", "h:1", "--concurrency", "1", "--threshold", "1.5");
+        assertEquals(2, threshold.exitCode());
+        assertTrue(threshold.err().contains("--threshold must be in (0, 1]"), threshold.err());
+
         Path missing = dir.resolve("nope.txt");
         Result prompts = execute("--server", "h:1", "--concurrency", "1", "--prompts", missing.toString());
         assertEquals(2, prompts.exitCode());

@@ -21,8 +21,8 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** The harness against the real gRPC server and engine (embedded stories260K), short runs. */
-@Timeout(value = 120, unit = TimeUnit.SECONDS)
+/** The harness against the real gRPC server and engine (embedded stories260K and tinystories-dlm), short runs. */
+@Timeout(value = 240, unit = TimeUnit.SECONDS)
 class RealServerLoadTest {
     private static ActorSystem<Void> system;
     private static StepStream engine;
@@ -34,6 +34,7 @@ class RealServerLoadTest {
         system = ActorSystem.create(Behaviors.empty(), "real-server-load-test");
         engine = StepStream.attach(system, StepStreamConfig.defaults());
         engine.load("stories260K");
+        engine.load("tinystories-dlm");
         server = StepStreamServer.builder(engine, system).host("127.0.0.1").port(0)
                 .grace(Duration.ofSeconds(2)).start();
         channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
@@ -60,6 +61,24 @@ class RealServerLoadTest {
         LoadTestConfig config = new LoadTestConfig("127.0.0.1:" + server.port(), "", concurrency, rate, 1.0,
                 requests, maxTokens, 0f, 11L, 2, 60_000, new SloTargets(60_000.0, 60_000.0, null));
         return new LoadRunner(channel, config, Prompts.builtIn(), System::nanoTime, new SplittableRandom(5)).run();
+    }
+
+    @Test
+    void diffusionRequestsAgainstTheRealServer() throws Exception {
+        var diffusion = new LoadTestConfig.Diffusion(16, 8, 8, null, null);
+        LoadTestConfig config = new LoadTestConfig("127.0.0.1:" + server.port(), "tinystories-dlm", 3, null, 1.0, 6,
+                64, 0f, 11L, 1, 120_000, new SloTargets(120_000.0, null, null), diffusion);
+        LoadRunner runner = new LoadRunner(channel, config, Prompts.builtIn(), System::nanoTime,
+                new SplittableRandom(5));
+        assertEquals(16, runner.request(0).getDiffusion().getGenLength());
+        assertTrue(!runner.request(0).hasMaxTokens(), "a diffusion model refuses max_tokens");
+        LoadReport report = runner.run();
+        assertCompleteReport(report, 6);
+        // The stories of this model do not end within 16 tokens: every request fills its whole canvas.
+        assertEquals(Map.of("length", 6L), report.finishReasons());
+        assertEquals(6L * 16, report.totalOutputTokens());
+        assertEquals(diffusion, ReportJson.fromJson(ReportJson.toJson(report)).config().diffusion());
+        assertTrue(ReportTable.render(report).contains("diffusion gen_length 16, block_length 8, steps 8"));
     }
 
     private static void assertCompleteReport(LoadReport report, int requests) {

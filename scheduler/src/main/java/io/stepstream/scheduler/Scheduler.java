@@ -33,7 +33,7 @@ import java.util.function.LongSupplier;
  * next {@code complete} (or {@code fail}); {@link #hasWork} stays true until then, so a caller whose loop runs
  * while there is work gets it from an empty step.
  */
-public final class Scheduler {
+public final class Scheduler implements StepScheduler {
     private final Model model;
     private final SchedulerConfig config;
     private final LongSupplier nanoClock;
@@ -77,6 +77,7 @@ public final class Scheduler {
         return model;
     }
 
+    @Override
     public SchedulerConfig config() {
         return config;
     }
@@ -84,10 +85,15 @@ public final class Scheduler {
     /**
      * Queues a sequence. Returns false, and queues nothing, when {@code maxWaiting} requests are already waiting.
      *
-     * @throws IllegalArgumentException when the id is already live, the prompt does not fit the context or holds a
+     * @throws IllegalArgumentException when the request carries diffusion settings, the id is already live, the prompt does not fit the context or holds a
      *                                  token outside the vocabulary
      */
+    @Override
     public boolean add(SequenceRequest r) {
+        if (r.isDiffusion()) {
+            throw new IllegalArgumentException("diffusion: model " + model.name() + " is autoregressive; diffusion"
+                    + " settings are for diffusion models");
+        }
         if (live.containsKey(r.requestId())) {
             throw new IllegalArgumentException("requestId: '" + r.requestId() + "' is already queued or running");
         }
@@ -111,6 +117,7 @@ public final class Scheduler {
     }
 
     /** Takes the sequence out of the next plan; unknown or finished ids are ignored. See the class comment. */
+    @Override
     public void cancel(String requestId) {
         Sequence seq = live.get(requestId);
         if (seq == null || seq.cancelRequested) {
@@ -125,16 +132,19 @@ public final class Scheduler {
     }
 
     /** True while a step would do something: sequences wait or run, or events are still to be handed out. */
+    @Override
     public boolean hasWork() {
         return !waiting.isEmpty() || !running.isEmpty() || !pending.isEmpty();
     }
 
     /** True between {@link #plan} and {@link #complete} / {@link #fail}. */
+    @Override
     public boolean stepInFlight() {
         return inFlight != null;
     }
 
     /** The next step: decodes of running sequences, continued prefills, then new admissions; may be empty. */
+    @Override
     public StepBatch plan() {
         if (inFlight != null) {
             throw new IllegalStateException("step " + inFlight.batch().stepId() + " is still in flight");
@@ -216,6 +226,7 @@ public final class Scheduler {
      * decoded or finished its prompt. May run on another thread than the other methods; touches only the model
      * and the step's sequences.
      */
+    @Override
     public StepResult execute(StepBatch b) {
         PlannedStep step = inFlight;
         if (step == null || step.batch().stepId() != b.stepId()) {
@@ -258,6 +269,7 @@ public final class Scheduler {
      * Applies a step's result: advances prefills, appends sampled tokens, applies the stop conditions, frees the
      * sequences that ended. Returns the events to stream, per request in order, including cancellations.
      */
+    @Override
     public List<SequenceOutput> complete(StepResult r) {
         PlannedStep step = takeInFlight(r.stepId());
         Map<String, StepResult.SampledToken> sampled = new HashMap<>();
@@ -291,6 +303,7 @@ public final class Scheduler {
      * The engine failed to run step {@code b}: every sequence in it finishes with ERROR and is freed; the others
      * go on. Returns their events (and any pending cancellations).
      */
+    @Override
     public List<SequenceOutput> fail(StepBatch b, Throwable cause) {
         PlannedStep step = takeInFlight(b.stepId());
         List<SequenceOutput> out = new ArrayList<>();
@@ -306,6 +319,7 @@ public final class Scheduler {
     /**
      * Ends every live sequence with ERROR (the model is going away) and frees them. Only between steps.
      */
+    @Override
     public List<SequenceOutput> failAll() {
         if (inFlight != null) {
             throw new IllegalStateException("step " + inFlight.batch().stepId() + " is still in flight");
@@ -379,6 +393,7 @@ public final class Scheduler {
     }
 
     /** The state now; a sequence cancelled during the step in flight is no longer listed (its memory still is). */
+    @Override
     public SchedulerSnapshot snapshot() {
         List<String> waitingIds = new ArrayList<>();
         List<SchedulerSnapshot.SequenceStats> stats = new ArrayList<>();

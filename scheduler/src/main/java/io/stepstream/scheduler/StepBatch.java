@@ -25,7 +25,13 @@ public record StepBatch(long stepId, List<PrefillChunk> prefills, List<Decode> d
     public record Decode(String requestId, int position) {
     }
 
-    /** One denoising step of a diffusion-LM request (planned by the diffusion issue; never produced yet). */
-    public record DenoiseStep(String requestId, int step, int block) {
+    /**
+     * One denoising step of a diffusion-LM request: a forward pass over its whole canvas.
+     *
+     * @param step         the request's denoising step (forward pass), counting from 0
+     * @param block        the block this step works on, counting from 0
+     * @param canvasLength tokens in the canvas (prompt + gen_length): what the step costs in the token budget
+     */
+    public record DenoiseStep(String requestId, int step, int block, int canvasLength) {
     }
 }

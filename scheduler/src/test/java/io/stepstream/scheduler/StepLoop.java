@@ -14,12 +14,12 @@ import java.util.Set;
 
 /** Drives a scheduler on the test thread (plan, execute, complete) and collects every request's events. */
 final class StepLoop {
-    final Scheduler scheduler;
+    final StepScheduler scheduler;
     final SchedulerConfig config;
     final List<StepBatch> plans = new ArrayList<>();
     final Map<String, List<TokenEvent>> events = new LinkedHashMap<>();
 
-    StepLoop(Scheduler scheduler, SchedulerConfig config) {
+    StepLoop(StepScheduler scheduler, SchedulerConfig config) {
         this.scheduler = scheduler;
         this.config = config;
     }
@@ -64,6 +64,10 @@ final class StepLoop {
             assertTrue(seqs.add(d.requestId()), "sequence twice in one step: " + d.requestId());
             tokens++;
         }
+        for (StepBatch.DenoiseStep d : b.denoises()) {
+            assertTrue(seqs.add(d.requestId()), "sequence twice in one step: " + d.requestId());
+            tokens += d.canvasLength();
+        }
         assertTrue(seqs.size() <= config.maxNumSeqs(), "step " + b.stepId() + " has " + seqs.size() + " sequences");
         assertTrue(tokens <= config.maxNumBatchedTokens(), "step " + b.stepId() + " has " + tokens + " tokens");
         assertTrue(scheduler.snapshot().running().size() <= config.maxNumSeqs());
@@ -75,6 +79,9 @@ final class StepLoop {
         List<Integer> ids = new ArrayList<>();
         StringBuilder text = new StringBuilder();
         for (int i = 0; i < list.size() - 1; i++) {
+            if (list.get(i) instanceof TokenEvent.DenoiseProgress) {
+                continue;
+            }
             if (!(list.get(i) instanceof TokenEvent.Token t)) {
                 throw new AssertionError("Finished before the end for " + id);
             }
@@ -107,6 +114,7 @@ final class StepLoop {
         Set<String> ids = new HashSet<>();
         b.prefills().forEach(p -> ids.add(p.requestId()));
         b.decodes().forEach(d -> ids.add(d.requestId()));
+        b.denoises().forEach(d -> ids.add(d.requestId()));
         return ids;
     }
 

@@ -5,6 +5,7 @@ import io.stepstream.actors.ModelInfo;
 import io.stepstream.protocol.client.StepStreamClient;
 import io.stepstream.protocol.server.EventMapper;
 import io.stepstream.protocol.server.RequestMapper;
+import io.stepstream.protocol.v1.DiffusionOptions;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.GenerateRequest;
 import io.stepstream.protocol.v1.TokenIds;
@@ -22,7 +23,12 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
 
-/** {@code stepstream generate}: one completion, in this process or on a server, streamed to stdout. */
+/**
+ * {@code stepstream generate}: one completion, in this process or on a server, streamed to stdout. A diffusion
+ * model ({@code --model tinystories-dlm}) takes the {@code --gen-length}, {@code --block-length}, {@code --steps},
+ * {@code --remasking}, {@code --threshold} and {@code --progress} options and streams a block at a time; the
+ * engine names a bad one (e.g. "diffusion.steps: ...").
+ */
 @Command(name = "generate", mixinStandardHelpOptions = true,
         description = "Generate text from a prompt, streaming it as it comes.")
 final class GenerateCommand implements Callable<Integer> {
@@ -38,9 +44,8 @@ final class GenerateCommand implements Callable<Integer> {
                     + "Default: stories260K in this process, the server's default model on a server.")
     String model;
 
-    @Option(names = "--temperature", description = "0 is greedy (default: ${DEFAULT-VALUE}).",
-            defaultValue = "1.0")
-    float temperature;
+    @Option(names = "--temperature", description = "0 is greedy (default: 1.0; 0 for a diffusion model).")
+    Float temperature;
 
     @Option(names = "--top-k", paramLabel = "K", description = "Keep the K most likely tokens; 0 disables.",
             defaultValue = "0")
@@ -67,6 +72,30 @@ final class GenerateCommand implements Callable<Integer> {
             description = "The prompt as token ids (used as given, no BOS added); replaces PROMPT.")
     int[] promptTokenIds;
 
+    @Option(names = "--gen-length", paramLabel = "N",
+            description = "Diffusion models: tokens to generate (default min(128, what the context leaves)).")
+    Integer genLength;
+
+    @Option(names = "--block-length", paramLabel = "N",
+            description = "Diffusion models: fill and stream the canvas in blocks of N (default: one block).")
+    Integer blockLength;
+
+    @Option(names = "--steps", paramLabel = "N",
+            description = "Diffusion models: forward passes in all, split over the blocks (default: gen length).")
+    Integer steps;
+
+    @Option(names = "--remasking", paramLabel = "low_confidence|random",
+            description = "Diffusion models: which masked positions each step commits (default low_confidence).")
+    String remasking;
+
+    @Option(names = "--threshold", paramLabel = "T",
+            description = "Diffusion models: Fast-dLLM decoding, commit every position with confidence >= T in (0, 1].")
+    Double threshold;
+
+    @Option(names = "--progress", description = "Diffusion models: report each denoising step (stderr; a JSON line"
+            + " with --json).")
+    boolean progress;
+
     @Option(names = "--json", description = "One JSON object per event per line.")
     boolean json;
 
@@ -76,7 +105,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        var printer = EventPrinter.of(cli.out(), json, logprobs > 0);
+        var printer = EventPrinter.of(cli.out(), cli.err(), json, logprobs > 0);
         var finishReason = new AtomicReference<String>();
         Consumer<GenerateEvent> sink = event -> {
             printer.print(event);
@@ -101,7 +130,6 @@ final class GenerateCommand implements Callable<Integer> {
     GenerateRequest wireRequest(String modelName) {
         var request = GenerateRequest.newBuilder()
                 .setModel(modelName == null ? "" : modelName)
-                .setTemperature(temperature)
                 .setTopK(topK)
                 .setLogprobs(logprobs)
                 .addAllStop(stop);
@@ -114,8 +142,31 @@ final class GenerateCommand implements Callable<Integer> {
         } else {
             request.setPrompt(prompt);
         }
+        if (temperature != null) {
+            request.setTemperature(temperature);
+        }
         if (topP != null) {
             request.setTopP(topP);
+        }
+        if (genLength != null || blockLength != null || steps != null || remasking != null || threshold != null
+                || progress) {
+            var diffusion = DiffusionOptions.newBuilder().setProgress(progress);
+            if (genLength != null) {
+                diffusion.setGenLength(genLength);
+            }
+            if (blockLength != null) {
+                diffusion.setBlockLength(blockLength);
+            }
+            if (steps != null) {
+                diffusion.setSteps(steps);
+            }
+            if (remasking != null) {
+                diffusion.setRemasking(remasking);
+            }
+            if (threshold != null) {
+                diffusion.setThreshold(threshold);
+            }
+            request.setDiffusion(diffusion);
         }
         if (seed != null) {
             request.setSeed(seed);

@@ -25,8 +25,12 @@ final class ServeCommand implements Callable<Integer> {
     int port;
 
     @Option(names = "--model", paramLabel = "NAME|PATH",
-            description = "Model to load (repeatable; default: stories260K). The first is the default model.")
+            description = "Model to load (repeatable; default: stories260K and the diffusion LM tinystories-dlm)."
+                    + " The first is the default model.")
     List<String> models = new ArrayList<>();
+
+    /** Both embedded models, the autoregressive one first so that it stays the default. */
+    static final List<String> DEFAULT_MODELS = List.of(LocalEngine.DEFAULT_MODEL, "tinystories-dlm");
 
     /** Called with the running server once it listens (tests stop it from here); the JVM hook otherwise. */
     Consumer<StepStreamServer> onStarted = server -> {
@@ -41,7 +45,7 @@ final class ServeCommand implements Callable<Integer> {
         StepStreamServer server;
         List<String> names = new ArrayList<>();
         try {
-            for (String model : models.isEmpty() ? List.of(LocalEngine.DEFAULT_MODEL) : models) {
+            for (String model : models.isEmpty() ? DEFAULT_MODELS : models) {
                 ModelInfo loaded = Models.load(engine, model);
                 names.add(loaded.name());
             }

@@ -3,6 +3,7 @@ package io.stepstream.protocol.server;
 import io.stepstream.actors.GenerationService;
 import io.stepstream.actors.ModelInfo;
 import io.stepstream.engine.TokenLogprob;
+import io.stepstream.protocol.v1.DenoiseProgressEvent;
 import io.stepstream.protocol.v1.FinalEvent;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.ListModelsResponse;
@@ -35,6 +36,12 @@ public final class EventMapper {
                 }
                 yield GenerateEvent.newBuilder().setToken(token).build();
             }
+            case TokenEvent.DenoiseProgress p -> GenerateEvent.newBuilder()
+                    .setProgress(DenoiseProgressEvent.newBuilder()
+                            .setStep(p.step())
+                            .setCommitted(p.committed())
+                            .setBlock(p.block()))
+                    .build();
             case TokenEvent.Finished f -> GenerateEvent.newBuilder()
                     .setFinal(FinalEvent.newBuilder()
                             .setFinishReason(f.reason().wireName())

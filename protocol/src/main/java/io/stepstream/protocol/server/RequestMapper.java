@@ -1,5 +1,6 @@
 package io.stepstream.protocol.server;
 
+import io.stepstream.actors.DiffusionOptions;
 import io.stepstream.actors.GenerationService;
 import io.stepstream.actors.ModelInfo;
 import io.stepstream.engine.SamplingParams;
@@ -9,12 +10,15 @@ import java.util.function.LongSupplier;
 
 /**
  * Maps a wire request to the service's request, filling the wire defaults: temperature and top_p 1.0, a
- * fresh random seed, and max_tokens min(256, context - prompt tokens). Validation is the service's: this
- * class passes values through unchanged (a negative max_tokens stays negative and is rejected there).
+ * fresh random seed, and max_tokens min(256, context - prompt tokens). For a diffusion model (ListModels kind
+ * "diffusion") an unset temperature is 0 (LLaDA's greedy default), max_tokens stays unset (0) and the diffusion
+ * options pass through; the service fills their defaults. Validation is the service's: this class passes values
+ * through unchanged (a negative max_tokens stays negative and is rejected there).
  */
 public final class RequestMapper {
     /** max_tokens when the request leaves it unset or 0, before capping by the context. */
     public static final int DEFAULT_MAX_TOKENS = 256;
+    private static final String DIFFUSION = "diffusion";
 
     private final GenerationService service;
     private final LongSupplier seeds;
@@ -29,18 +33,45 @@ public final class RequestMapper {
                 ? wire.getPromptTokenIds().getIdsList().stream().mapToInt(Integer::intValue).toArray()
                 : null;
         String prompt = wire.getPrompt(); // "" when unset or when token ids are given: generation from BOS
+        boolean diffusionModel = DIFFUSION.equals(kind(wire.getModel()));
         SamplingParams sampling = new SamplingParams(
-                wire.hasTemperature() ? wire.getTemperature() : 1.0f,
+                wire.hasTemperature() ? wire.getTemperature() : diffusionModel ? 0f : 1.0f,
                 wire.getTopK(),
                 wire.hasTopP() ? wire.getTopP() : 1.0f,
                 wire.hasSeed() ? wire.getSeed() : seeds.getAsLong(),
                 wire.getLogprobs());
+        DiffusionOptions diffusion = wire.hasDiffusion() ? diffusionOptions(wire.getDiffusion()) : null;
+        if (diffusionModel) {
+            int maxTokens = wire.hasMaxTokens() ? wire.getMaxTokens() : 0; // any value is refused by the service
+            return new io.stepstream.actors.GenerateRequest(wire.getModel(), prompt, tokenIds, maxTokens, sampling,
+                    wire.getStopList(), diffusion == null ? DiffusionOptions.DEFAULTS : diffusion);
+        }
         var withoutLimit = new io.stepstream.actors.GenerateRequest(
-                wire.getModel(), prompt, tokenIds, DEFAULT_MAX_TOKENS, sampling, wire.getStopList());
+                wire.getModel(), prompt, tokenIds, DEFAULT_MAX_TOKENS, sampling, wire.getStopList(), diffusion);
         if (wire.hasMaxTokens() && wire.getMaxTokens() != 0) {
             return withMaxTokens(withoutLimit, wire.getMaxTokens());
         }
         return withMaxTokens(withoutLimit, defaultMaxTokens(withoutLimit));
+    }
+
+    private static DiffusionOptions diffusionOptions(io.stepstream.protocol.v1.DiffusionOptions d) {
+        return new DiffusionOptions(
+                d.hasGenLength() ? d.getGenLength() : null,
+                d.hasBlockLength() ? d.getBlockLength() : null,
+                d.hasSteps() ? d.getSteps() : null,
+                d.getRemasking().isEmpty() ? null : d.getRemasking(),
+                d.hasThreshold() ? d.getThreshold() : null,
+                d.getProgress());
+    }
+
+    /** The kind of the model a request names (the default one for ""), or null when no such model is loaded. */
+    private String kind(String requested) {
+        String model = requested.isEmpty() ? service.defaultModel() : requested;
+        return service.models().stream()
+                .filter(m -> m.name().equals(model))
+                .map(ModelInfo::kind)
+                .findFirst()
+                .orElse(null);
     }
 
     /**
@@ -64,7 +95,6 @@ public final class RequestMapper {
 
     private static io.stepstream.actors.GenerateRequest withMaxTokens(io.stepstream.actors.GenerateRequest r,
                                                                     int maxTokens) {
-        return new io.stepstream.actors.GenerateRequest(r.model(), r.prompt(), r.promptTokenIds(), maxTokens,
-                r.sampling(), r.stopStrings());
+        return r.withMaxTokens(maxTokens);
     }
 }

@@ -1,0 +1,347 @@
+package io.stepstream.scheduler;
+
+import io.stepstream.engine.dlm.DenoiseInput;
+import io.stepstream.engine.dlm.DenoiseOutcome;
+import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.dlm.LladaGeneration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.LongSupplier;
+
+/**
+ * Step batching for one diffusion LM: every step is one forward pass over the canvases of all running requests,
+ * each at its own denoising step, with its own prompt length and LLaDA settings.
+ *
+ * <p>{@link #plan}: every running request takes its next denoising step; then waiting requests are admitted first
+ * come first served while fewer than {@code maxNumSeqs} run and their canvas fits what is left of
+ * {@code maxNumBatchedTokens} (a denoising step costs its whole canvas, prompt + gen_length, since a bidirectional
+ * model reads all of it every step; a canvas cannot be split over steps, so {@link #add} refuses one larger than
+ * the budget). The head of the queue waits for room rather than being overtaken, so admission order is arrival
+ * order. A running request's cost never changes, so running requests always fit their next step.
+ *
+ * <p>{@link #execute}: one {@link DiffusionModel#forward} (through {@link DenoisingModel}) for the step, then
+ * each request's {@link LladaGeneration#apply} (remasking) on the same thread. Since the model's logits of a canvas are the same
+ * alone or batched, so is every request's canvas.
+ *
+ * <p>{@link #complete} streams a block when it is committed: its tokens in position order as
+ * {@link TokenEvent.Token}s (no log-probabilities), their text decoded after the prompt's last token. The model
+ * pads a finished story with EOS: the first EOS ends the request with STOP (not streamed, but counted in the
+ * completion tokens) and frees it without computing the remaining blocks. Stop strings cut the text as for
+ * autoregressive requests. All blocks done without either: LENGTH. A position where the model kept the mask id
+ * itself (LLaDA allows it) has no token and is skipped. With {@code progress}, each step also sends a
+ * {@link TokenEvent.DenoiseProgress}, before the tokens of a block that step completed.
+ *
+ * <p>Threading and cancellation are as in {@link StepScheduler}; exactly one step may be in flight.
+ */
+public final class DiffusionScheduler implements StepScheduler {
+    private final DenoisingModel model;
+    private final SchedulerConfig config;
+    private final LongSupplier nanoClock;
+    private final int maskId;
+    private final int eosId;
+
+    private final ArrayDeque<DenoiseSequence> waiting = new ArrayDeque<>();
+    /** Admitted sequences in admission order. */
+    private final LinkedHashMap<String, DenoiseSequence> running = new LinkedHashMap<>();
+    private final Map<String, DenoiseSequence> live = new HashMap<>();
+    /** Events produced outside a step (cancellations), handed out by the next complete or fail. */
+    private final List<SequenceOutput> pending = new ArrayList<>();
+
+    /** The planned step not yet completed; read by execute on the compute thread. */
+    private volatile PlannedStep inFlight;
+    private long lastStepId;
+    private long stepsRun;
+
+    private record PlannedStep(StepBatch batch, List<DenoiseSequence> work) {
+    }
+
+    public DiffusionScheduler(DiffusionModel model, SchedulerConfig config, LongSupplier nanoClock) {
+        this(DenoisingModel.of(model), config, nanoClock);
+    }
+
+    public DiffusionScheduler(DenoisingModel model, SchedulerConfig config, LongSupplier nanoClock) {
+        this.model = model;
+        this.config = config;
+        this.nanoClock = nanoClock;
+        this.maskId = model.maskId();
+        this.eosId = model.tokenizer().eosId();
+    }
+
+    @Override
+    public SchedulerConfig config() {
+        return config;
+    }
+
+    /**
+     * @throws IllegalArgumentException when the request has no diffusion settings, the id is already live, the
+     *                                  prompt holds a token outside the text vocabulary or the mask id, the canvas
+     *                                  does not fit the context, or it is larger than the step's token budget
+     */
+    @Override
+    public boolean add(SequenceRequest r) {
+        if (!r.isDiffusion()) {
+            throw new IllegalArgumentException("diffusion: model " + model.name() + " is a diffusion model; the"
+                    + " request needs diffusion settings");
+        }
+        if (live.containsKey(r.requestId())) {
+            throw new IllegalArgumentException("requestId: '" + r.requestId() + "' is already queued or running");
+        }
+        // Checks the prompt's ids, the mask id and the context, naming what is wrong.
+        LladaGeneration generation = new LladaGeneration(r.promptTokens(), r.diffusion(), model.maskId(),
+                model.vocabSize(), model.contextLength());
+        DenoiseSequence seq = new DenoiseSequence(r, generation, nanoClock.getAsLong());
+        if (seq.canvasLength > config.maxNumBatchedTokens()) {
+            throw new IllegalArgumentException("diffusion.gen_length: the canvas of " + seq.canvasLength
+                    + " tokens (prompt " + seq.promptLength + " + gen_length " + r.diffusion().genLength()
+                    + ") is larger than a step's token budget of " + config.maxNumBatchedTokens()
+                    + " (a canvas cannot be split over steps)");
+        }
+        if (waiting.size() >= config.maxWaiting()) {
+            return false;
+        }
+        waiting.addLast(seq);
+        live.put(seq.id, seq);
+        return true;
+    }
+
+    @Override
+    public void cancel(String requestId) {
+        DenoiseSequence seq = live.get(requestId);
+        if (seq == null || seq.cancelRequested) {
+            return;
+        }
+        if (inFlightContains(seq)) {
+            seq.cancelRequested = true; // its canvas is in the forward pass; freed when the step completes
+            return;
+        }
+        waiting.remove(seq);
+        pending.add(finish(seq, FinishReason.CANCELLED, ""));
+    }
+
+    @Override
+    public boolean hasWork() {
+        return !waiting.isEmpty() || !running.isEmpty() || !pending.isEmpty();
+    }
+
+    @Override
+    public boolean stepInFlight() {
+        return inFlight != null;
+    }
+
+    /** The next step: a denoising step of every running request, then new admissions; may be empty. */
+    @Override
+    public StepBatch plan() {
+        if (inFlight != null) {
+            throw new IllegalStateException("step " + inFlight.batch().stepId() + " is still in flight");
+        }
+        int budget = config.maxNumBatchedTokens();
+        List<DenoiseSequence> work = new ArrayList<>(running.values());
+        for (DenoiseSequence seq : work) {
+            budget -= seq.canvasLength;
+        }
+        long now = nanoClock.getAsLong();
+        while (!waiting.isEmpty() && running.size() < config.maxNumSeqs()
+                && waiting.peekFirst().canvasLength <= budget) {
+            DenoiseSequence seq = waiting.removeFirst();
+            admit(seq, now);
+            work.add(seq);
+            budget -= seq.canvasLength;
+        }
+        List<StepBatch.DenoiseStep> denoises = new ArrayList<>(work.size());
+        for (DenoiseSequence seq : work) {
+            denoises.add(new StepBatch.DenoiseStep(seq.id, seq.generation.forwards(),
+                    seq.generation.currentBlock(), seq.canvasLength));
+        }
+        StepBatch batch = new StepBatch(++lastStepId, List.of(), List.of(), denoises);
+        inFlight = new PlannedStep(batch, List.copyOf(work));
+        return batch;
+    }
+
+    private void admit(DenoiseSequence seq, long now) {
+        seq.logits = new float[seq.generation.logitsLength()];
+        // Text of the first generated token follows the last prompt token (after BOS its leading space goes).
+        seq.decoder = model.tokenizer().streamingDecoder().after(seq.request.promptTokens()[seq.promptLength - 1]);
+        seq.stopFilter = new StopStringFilter(seq.request.stopStrings());
+        seq.admittedAtNanos = now;
+        running.put(seq.id, seq);
+    }
+
+    /**
+     * One forward pass over every canvas of the step, then each request's remasking. May run on another thread
+     * than the other methods; touches only the model and the step's sequences.
+     */
+    @Override
+    public StepResult execute(StepBatch b) {
+        PlannedStep step = inFlight;
+        if (step == null || step.batch().stepId() != b.stepId()) {
+            throw new IllegalStateException("step " + b.stepId() + " is not the planned step");
+        }
+        List<DenoiseSequence> work = step.work();
+        if (work.isEmpty()) {
+            return new StepResult(b.stepId(), List.of(), List.of());
+        }
+        List<DenoiseInput> inputs = new ArrayList<>(work.size());
+        float[][] logits = new float[work.size()][];
+        for (int i = 0; i < work.size(); i++) {
+            inputs.add(work.get(i).generation.nextInput());
+            logits[i] = work.get(i).logits;
+        }
+        model.forward(inputs, logits);
+        List<StepResult.Denoised> denoised = new ArrayList<>(work.size());
+        for (int i = 0; i < work.size(); i++) {
+            DenoiseSequence seq = work.get(i);
+            denoised.add(new StepResult.Denoised(seq.id, seq.generation.apply(logits[i])));
+        }
+        return new StepResult(b.stepId(), List.of(), denoised);
+    }
+
+    /**
+     * Applies a step's result: streams the blocks committed this step, applies the stop conditions, frees the
+     * requests that ended. Returns the events to stream, per request in order, including cancellations.
+     */
+    @Override
+    public List<SequenceOutput> complete(StepResult r) {
+        PlannedStep step = takeInFlight(r.stepId());
+        Map<String, DenoiseOutcome> outcomes = new HashMap<>();
+        for (StepResult.Denoised d : r.denoised()) {
+            outcomes.put(d.requestId(), d.outcome());
+        }
+        List<SequenceOutput> out = new ArrayList<>();
+        for (int i = 0; i < step.work().size(); i++) {
+            DenoiseSequence seq = step.work().get(i);
+            if (seq.cancelRequested) {
+                out.add(finish(seq, FinishReason.CANCELLED, ""));
+                continue;
+            }
+            DenoiseOutcome outcome = outcomes.get(seq.id);
+            if (outcome == null) {
+                throw new IllegalArgumentException("step " + r.stepId() + " has no denoising outcome for " + seq.id);
+            }
+            accept(seq, outcome, step.batch().denoises().get(i).block(), out);
+        }
+        out.addAll(pending);
+        pending.clear();
+        return out;
+    }
+
+    private void accept(DenoiseSequence seq, DenoiseOutcome o, int block, List<SequenceOutput> out) {
+        for (int token : o.committedTokens()) {
+            if (token != maskId) {
+                seq.committed++;
+            }
+        }
+        if (seq.request.progress()) {
+            out.add(new SequenceOutput(seq.id, new TokenEvent.DenoiseProgress(o.step(), seq.committed, block)));
+        }
+        if (o.blockCompleted()) {
+            if (seq.firstTokenAtNanos < 0) {
+                seq.firstTokenAtNanos = nanoClock.getAsLong();
+            }
+            for (int token : o.textTokens(maskId)) {
+                if (token == eosId) {
+                    seq.stoppedAtEos = true;
+                    out.add(finishWithText(seq, FinishReason.STOP));
+                    return;
+                }
+                seq.streamed++;
+                StopStringFilter.Release release = seq.stopFilter.push(seq.decoder.push(token));
+                out.add(new SequenceOutput(seq.id, new TokenEvent.Token(token, release.text(), Float.NaN, List.of())));
+                if (release.stopped()) {
+                    out.add(finish(seq, FinishReason.STOP, ""));
+                    return;
+                }
+            }
+        }
+        if (o.done()) {
+            out.add(finishWithText(seq, FinishReason.LENGTH));
+        }
+    }
+
+    @Override
+    public List<SequenceOutput> fail(StepBatch b, Throwable cause) {
+        PlannedStep step = takeInFlight(b.stepId());
+        List<SequenceOutput> out = new ArrayList<>();
+        for (DenoiseSequence seq : step.work()) {
+            out.add(finish(seq, seq.cancelRequested ? FinishReason.CANCELLED : FinishReason.ERROR, ""));
+        }
+        out.addAll(pending);
+        pending.clear();
+        return out;
+    }
+
+    @Override
+    public List<SequenceOutput> failAll() {
+        if (inFlight != null) {
+            throw new IllegalStateException("step " + inFlight.batch().stepId() + " is still in flight");
+        }
+        List<SequenceOutput> out = new ArrayList<>(pending);
+        pending.clear();
+        for (DenoiseSequence seq : List.copyOf(live.values())) {
+            waiting.remove(seq);
+            out.add(finish(seq, FinishReason.ERROR, ""));
+        }
+        return out;
+    }
+
+    private PlannedStep takeInFlight(long stepId) {
+        PlannedStep step = inFlight;
+        if (step == null || step.batch().stepId() != stepId) {
+            throw new IllegalStateException("step " + stepId + " is not the step in flight");
+        }
+        inFlight = null;
+        stepsRun++;
+        return step;
+    }
+
+    /** Finishes with whatever text was still held back (incomplete characters and stop-string prefixes). */
+    private SequenceOutput finishWithText(DenoiseSequence seq, FinishReason reason) {
+        StopStringFilter.Release rest = seq.stopFilter.finish(seq.decoder.flush());
+        return finish(seq, rest.stopped() ? FinishReason.STOP : reason, rest.text());
+    }
+
+    private SequenceOutput finish(DenoiseSequence seq, FinishReason reason, String text) {
+        live.remove(seq.id);
+        running.remove(seq.id);
+        seq.logits = null;
+        return new SequenceOutput(seq.id, new TokenEvent.Finished(reason, seq.promptLength, seq.completionTokens(),
+                text));
+    }
+
+    private boolean inFlightContains(DenoiseSequence seq) {
+        PlannedStep step = inFlight;
+        return step != null && step.work().contains(seq);
+    }
+
+    /**
+     * The state now; a request cancelled during the step in flight is no longer listed. There is no KV cache
+     * (every step reads the whole canvas), so kvBytes is 0; an admitted request counts its whole prompt as
+     * prefilled.
+     */
+    @Override
+    public SchedulerSnapshot snapshot() {
+        List<String> waitingIds = new ArrayList<>();
+        List<SchedulerSnapshot.SequenceStats> stats = new ArrayList<>();
+        for (DenoiseSequence seq : waiting) {
+            waitingIds.add(seq.id);
+            stats.add(stats(seq));
+        }
+        List<String> runningIds = new ArrayList<>();
+        for (DenoiseSequence seq : running.values()) {
+            if (!seq.cancelRequested) {
+                runningIds.add(seq.id);
+                stats.add(stats(seq));
+            }
+        }
+        return new SchedulerSnapshot(waitingIds, runningIds, stepsRun, 0, stats);
+    }
+
+    private static SchedulerSnapshot.SequenceStats stats(DenoiseSequence seq) {
+        return new SchedulerSnapshot.SequenceStats(seq.id, seq.queuedAtNanos, seq.admittedAtNanos,
+                seq.firstTokenAtNanos, seq.promptLength, seq.admitted() ? seq.promptLength : 0,
+                seq.completionTokens());
+    }
+}
