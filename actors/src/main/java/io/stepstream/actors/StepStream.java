@@ -56,8 +56,10 @@ public final class StepStream implements GenerationService, AutoCloseable {
     private final ActorSystem<?> system;
     private final boolean ownsSystem;
     private final StepStreamConfig config;
-    private final AtomicLong requestCounter = new AtomicLong();
-    private final AtomicLong actorCounter = new AtomicLong();
+    // JVM-wide, not per instance: several StepStreams may share the caller's ActorSystem, whose
+    // system-actor names must be unique, and a closed one's actors may still be stopping.
+    private static final AtomicLong requestCounter = new AtomicLong();
+    private static final AtomicLong actorCounter = new AtomicLong();
     private volatile ModelRegistry registry = ModelRegistry.empty();
     private volatile boolean closed;
 

@@ -81,9 +81,15 @@ class DiffusionStepStreamTest {
                 dlmRuns.add(ss.generate(dlmRequest(prompt, options)).runWith(Sink.seq(), testKit.system()));
             }
             var arRun = ss.generateAll(new GenerateRequest("", "abc", null, 20, SamplingParams.GREEDY, List.of()));
+            // Every stream ends before any solo reference runs: the model is not thread-safe, and the server's
+            // compute thread would otherwise still be stepping the later requests on it.
+            List<List<TokenEvent>> finished = new ArrayList<>();
+            for (CompletionStage<List<TokenEvent>> run : dlmRuns) {
+                finished.add(await(run));
+            }
             int i = 0;
             for (String prompt : List.of("Once upon a time", "The sun was", "Tom had a red ball")) {
-                List<TokenEvent> events = await(dlmRuns.get(i++));
+                List<TokenEvent> events = finished.get(i++);
                 List<Integer> ids = new ArrayList<>();
                 int progress = 0;
                 for (TokenEvent e : events) {
