@@ -303,7 +303,7 @@ public final class LlamaModel implements Model {
     private void matmul(WeightMatrix weight, float[] in, int tokens, float[] out) {
         matmul.set(weight, in, tokens, out);
         long work = (long) tokens * weight.rows() * weight.cols();
-        compute.run(matmul, weight.rows(), grain(weight.rows()), work >= parallelThreshold);
+        compute.run(matmul, weight.rows(), WeightMatrix.rowGrain(weight.rows(), compute.threads()), work >= parallelThreshold);
         matmul.set(null, null, 0, null);
     }
 
