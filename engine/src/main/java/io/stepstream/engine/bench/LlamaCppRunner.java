@@ -14,6 +14,12 @@ final class LlamaCppRunner {
 
     static RunResult run(LlamaCpp.Model model, int threads, boolean flashAttention, int[][] prompts, int steps,
                          int warmupSteps) {
+        return run(model, threads, flashAttention, prompts, steps, warmupSteps, null);
+    }
+
+    /** @param generated null, or [batch][steps + 1]: receives every sequence's greedy tokens of the timed run */
+    static RunResult run(LlamaCpp.Model model, int threads, boolean flashAttention, int[][] prompts, int steps,
+                         int warmupSteps, int[][] generated) {
         int batch = prompts.length;
         int promptTokens = prompts[0].length;
         int positions = batch * (promptTokens + Math.max(steps, warmupSteps));
@@ -24,14 +30,15 @@ final class LlamaCppRunner {
         String engine = flashAttention ? "llama.cpp FA" : "llama.cpp";
         try (LlamaCpp.Context ctx = model.newContext(options)) {
             if (warmupSteps > 0) {
-                once(ctx, model.vocabSize(), prompts, warmupSteps, engine);
+                once(ctx, model.vocabSize(), prompts, warmupSteps, engine, null);
                 ctx.clear();
             }
-            return once(ctx, model.vocabSize(), prompts, steps, engine);
+            return once(ctx, model.vocabSize(), prompts, steps, engine, generated);
         }
     }
 
-    private static RunResult once(LlamaCpp.Context ctx, int vocab, int[][] prompts, int steps, String engine) {
+    private static RunResult once(LlamaCpp.Context ctx, int vocab, int[][] prompts, int steps, String engine,
+                                  int[][] generated) {
         int batch = prompts.length;
         int promptTokens = prompts[0].length;
         int n = batch * promptTokens;
@@ -56,6 +63,9 @@ final class LlamaCppRunner {
         for (int i = 0; i < batch; i++) {
             ctx.logits((i + 1) * promptTokens - 1, logits);
             next[i] = Prompts.argmax(logits, vocab);
+            if (generated != null) {
+                generated[i][0] = next[i];
+            }
         }
         int[] stepPos = new int[batch];
         int[] stepSeq = new int[batch];
@@ -71,6 +81,9 @@ final class LlamaCppRunner {
             for (int i = 0; i < batch; i++) {
                 ctx.logits(i, logits);
                 next[i] = Prompts.argmax(logits, vocab);
+                if (generated != null) {
+                    generated[i][s + 1] = next[i];
+                }
             }
         }
         long decode = System.nanoTime() - t1;

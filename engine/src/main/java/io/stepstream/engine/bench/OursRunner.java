@@ -13,6 +13,11 @@ final class OursRunner {
     }
 
     static RunResult run(Model model, int[][] prompts, int steps) {
+        return run(model, prompts, steps, null);
+    }
+
+    /** @param generated null, or [batch][steps + 1]: receives every sequence's greedy tokens */
+    static RunResult run(Model model, int[][] prompts, int steps, int[][] generated) {
         int batch = prompts.length;
         int vocab = model.config().vocabSize();
         float[][] logits = new float[batch][vocab];
@@ -30,6 +35,9 @@ final class OursRunner {
             int[][] next = new int[batch][1];
             for (int i = 0; i < batch; i++) {
                 next[i][0] = Prompts.argmax(logits[i], vocab);
+                if (generated != null) {
+                    generated[i][0] = next[i][0];
+                }
             }
             List<ForwardBatch.Entry> step = new ArrayList<>(batch);
             for (int i = 0; i < batch; i++) {
@@ -41,6 +49,9 @@ final class OursRunner {
                 model.forward(decodeBatch, logits);
                 for (int i = 0; i < batch; i++) {
                     next[i][0] = Prompts.argmax(logits[i], vocab);
+                    if (generated != null) {
+                        generated[i][s + 1] = next[i][0];
+                    }
                 }
             }
             long decode = System.nanoTime() - t1;
