@@ -12,15 +12,17 @@ import java.util.Objects;
  * quantized types). Quantized weights stay quantized: the matmul decodes each block into float vector lanes
  * as it goes, and never builds a dequantized copy.
  *
- * <p>Batch invariance: every output element is computed by the same fixed sequence of operations: fused
- * multiply-adds over the vector chunks of its row in column order into two accumulators (even and odd
- * chunks), their sum, a fixed-order lane sum ({@code reduceLanes} is avoided: its order differs between the
- * interpreter and compiled code), then a scalar tail (plain float types whose rows are not a whole number of
- * vector pairs). How many tokens share the call and how rows are split over threads change which results
- * are computed together, never how one result is computed; so a token's output is bitwise the same alone or
- * in any batch.
+ * <p>Batch invariance: every output element is computed by one fixed sequence of operations per encoding:
+ * fused multiply-adds over the vector chunks of its row in column order (F32, Q8_0: into one accumulator, in
+ * every tile shape; F16, BF16, Q4_0: into two, even and odd chunks, then their sum), a fixed-order lane sum
+ * ({@code reduceLanes} is avoided: its order differs between the interpreter and compiled code), then a scalar
+ * tail (plain float types whose rows are not a whole number of vectors). How many tokens share the call and
+ * how rows are split over threads change which results are computed together (four rows by four tokens, four
+ * rows by one, one row by four, one by one), never how one result is computed; so a token's output is bitwise
+ * the same alone or in any batch.
  *
- * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the two tile shapes and the row decoder with
+ * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the one-row tile shapes (and, for speed, the
+ * four-row ones with {@link #hasRowTiles}) and the row decoder with
  * its own chunk decode written out in the loops, plus a case in {@link #of}. Keep the compiled tiles lean:
  * C2 stops inlining once a method passes its node budget, and a vector that crosses a call the JIT did not
  * inline is boxed on the heap, which costs more than the kernel (check the tier-4 lines of
@@ -236,10 +238,9 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
 
     /**
      * One row times four tokens (inputs at x0..x3), results to out[o0..o3]. Per token the same arithmetic as
-     * {@link #rowTimesToken}: two accumulators (even and odd vector chunks, for instruction-level parallelism
-     * when a token is alone), added, stored to {@code lanes} and summed there by
-     * {@link VectorKernels#sumLanes} (scalar code: inlining vector reductions too would push the compiled
-     * tile over the JIT's node budget, and then vectors get boxed).
+     * {@link #rowTimesToken} (the encoding's accumulators, see the class comment), stored to {@code lanes} and
+     * summed there by {@link VectorKernels#sumLanes} (scalar code: inlining vector reductions too would push the
+     * compiled tile over the JIT's node budget, and then vectors get boxed).
      */
     abstract void rowTimes4Tokens(int r, float[] x, int x0, int x1, int x2, int x3,
                                   float[] out, int o0, int o1, int o2, int o3, float[] lanes);
