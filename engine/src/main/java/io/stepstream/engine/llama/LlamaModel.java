@@ -9,6 +9,7 @@ import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.cpu.ComputePool;
 import io.stepstream.engine.cpu.Kernels;
+import io.stepstream.engine.cpu.VectorKernels;
 import io.stepstream.engine.kv.KvBlockPool;
 import io.stepstream.engine.kv.PagedKvCache;
 import io.stepstream.engine.tensor.WeightMatrix;
@@ -278,11 +279,9 @@ public final class LlamaModel implements Model {
         for (int j = 0; j <= pos; j++) {
             float[] block = pool.block(table[j / BLOCK]);
             int ko = pool.keyOffset(l, j % BLOCK) + headOffset;
-            float score = 0f;
-            for (int i = 0; i < hs; i++) {
-                score += q[qo + i] * block[ko + i];
-            }
-            att[j] = score / attentionScale;
+            // vector lanes: a scalar float sum is one dependent add per element, which at 32 sequences and
+            // a few hundred positions made attention a sizeable part of the step
+            att[j] = VectorKernels.dot(q, qo, block, ko, hs) / attentionScale;
         }
         Kernels.softmax(att, 0, pos + 1);
         int out = t * dim + h * hs;
@@ -303,7 +302,7 @@ public final class LlamaModel implements Model {
     private void matmul(WeightMatrix weight, float[] in, int tokens, float[] out) {
         matmul.set(weight, in, tokens, out);
         long work = (long) tokens * weight.rows() * weight.cols();
-        compute.run(matmul, weight.rows(), grain(weight.rows()), work >= parallelThreshold);
+        compute.run(matmul, weight.rows(), WeightMatrix.rowGrain(weight.rows(), compute.threads()), work >= parallelThreshold);
         matmul.set(null, null, 0, null);
     }
 

@@ -13,8 +13,8 @@ import static io.stepstream.engine.tensor.Lanes.LE;
 
 /**
  * ggml Q8_0: blocks of 32 weights, each block a float16 scale d followed by 32 signed bytes q; weight = q * d.
- * q * d is exact in float32 (8 + 11 significant bits), so decoding adds no rounding. Chunk j of a block goes
- * to the even accumulator when j / L is even, else to the odd one.
+ * q * d is exact in float32 (8 + 11 significant bits), so decoding adds no rounding. Every output element has
+ * one accumulator and a multiply-add per decoded chunk in column order, in every tile shape.
  */
 final class Q8_0Matrix extends WeightMatrix {
     private static final int BLOCK = 32;
@@ -26,35 +26,135 @@ final class Q8_0Matrix extends WeightMatrix {
     }
 
     @Override
+    boolean hasRowTiles() {
+        return true;
+    }
+
+    @Override
+    void rows4Tokens4(int r, float[] x, int x0, int xStep, float[] out, int o0, int oStep, float[] lanes) {
+        long q0 = rowBase(r);
+        long q1 = q0 + rowBytes;
+        long q2 = q1 + rowBytes;
+        long q3 = q2 + rowBytes;
+        int x1 = x0 + xStep;
+        int x2 = x1 + xStep;
+        int x3 = x2 + xStep;
+        FloatVector a00 = FloatVector.zero(FLOATS);
+        FloatVector a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+        FloatVector a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+        for (int c = 0; c < cols; c += BLOCK, q0 += BLOCK_BYTES, q1 += BLOCK_BYTES, q2 += BLOCK_BYTES,
+                q3 += BLOCK_BYTES) {
+            float d0 = Lanes.f16(data, q0);
+            float d1 = Lanes.f16(data, q1);
+            float d2 = Lanes.f16(data, q2);
+            float d3 = Lanes.f16(data, q3);
+            for (int j = 0; j < BLOCK; j += L) {
+                int at = c + j;
+                FloatVector v0 = FloatVector.fromArray(FLOATS, x, x0 + at);
+                FloatVector v1 = FloatVector.fromArray(FLOATS, x, x1 + at);
+                FloatVector v2 = FloatVector.fromArray(FLOATS, x, x2 + at);
+                FloatVector v3 = FloatVector.fromArray(FLOATS, x, x3 + at);
+                long qs = QS + Lanes.byteLoadStart(j);
+                FloatVector w = Lanes.bytesToFloats(ByteVector.fromMemorySegment(BYTES, data, q0 + qs, LE), j).mul(d0);
+                a00 = w.fma(v0, a00);
+                a01 = w.fma(v1, a01);
+                a02 = w.fma(v2, a02);
+                a03 = w.fma(v3, a03);
+                w = Lanes.bytesToFloats(ByteVector.fromMemorySegment(BYTES, data, q1 + qs, LE), j).mul(d1);
+                a10 = w.fma(v0, a10);
+                a11 = w.fma(v1, a11);
+                a12 = w.fma(v2, a12);
+                a13 = w.fma(v3, a13);
+                w = Lanes.bytesToFloats(ByteVector.fromMemorySegment(BYTES, data, q2 + qs, LE), j).mul(d2);
+                a20 = w.fma(v0, a20);
+                a21 = w.fma(v1, a21);
+                a22 = w.fma(v2, a22);
+                a23 = w.fma(v3, a23);
+                w = Lanes.bytesToFloats(ByteVector.fromMemorySegment(BYTES, data, q3 + qs, LE), j).mul(d3);
+                a30 = w.fma(v0, a30);
+                a31 = w.fma(v1, a31);
+                a32 = w.fma(v2, a32);
+                a33 = w.fma(v3, a33);
+            }
+        }
+        // lanes[(4 * row + token) * L ..]
+        a00.intoArray(lanes, 0);
+        a01.intoArray(lanes, L);
+        a02.intoArray(lanes, 2 * L);
+        a03.intoArray(lanes, 3 * L);
+        a10.intoArray(lanes, 4 * L);
+        a11.intoArray(lanes, 5 * L);
+        a12.intoArray(lanes, 6 * L);
+        a13.intoArray(lanes, 7 * L);
+        a20.intoArray(lanes, 8 * L);
+        a21.intoArray(lanes, 9 * L);
+        a22.intoArray(lanes, 10 * L);
+        a23.intoArray(lanes, 11 * L);
+        a30.intoArray(lanes, 12 * L);
+        a31.intoArray(lanes, 13 * L);
+        a32.intoArray(lanes, 14 * L);
+        a33.intoArray(lanes, 15 * L);
+        for (int i = 0; i < ROW_TILE; i++) {
+            for (int k = 0; k < TOKEN_TILE; k++) {
+                out[o0 + k * oStep + i] = VectorKernels.sumLanes(lanes, (ROW_TILE * i + k) * L);
+            }
+        }
+    }
+
+    @Override
+    void rows4Token(int r, float[] x, int xAt, float[] out, int o, float[] lanes) {
+        long q0 = rowBase(r);
+        long q1 = q0 + rowBytes;
+        long q2 = q1 + rowBytes;
+        long q3 = q2 + rowBytes;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < cols; c += BLOCK, q0 += BLOCK_BYTES, q1 += BLOCK_BYTES, q2 += BLOCK_BYTES,
+                q3 += BLOCK_BYTES) {
+            float d0 = Lanes.f16(data, q0);
+            float d1 = Lanes.f16(data, q1);
+            float d2 = Lanes.f16(data, q2);
+            float d3 = Lanes.f16(data, q3);
+            for (int j = 0; j < BLOCK; j += L) {
+                FloatVector v = FloatVector.fromArray(FLOATS, x, xAt + c + j);
+                long qs = QS + Lanes.byteLoadStart(j);
+                a0 = Lanes.bytesToFloats(ByteVector.fromMemorySegment(BYTES, data, q0 + qs, LE), j).mul(d0).fma(v, a0);
+                a1 = Lanes.bytesToFloats(ByteVector.fromMemorySegment(BYTES, data, q1 + qs, LE), j).mul(d1).fma(v, a1);
+                a2 = Lanes.bytesToFloats(ByteVector.fromMemorySegment(BYTES, data, q2 + qs, LE), j).mul(d2).fma(v, a2);
+                a3 = Lanes.bytesToFloats(ByteVector.fromMemorySegment(BYTES, data, q3 + qs, LE), j).mul(d3).fma(v, a3);
+            }
+        }
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, L);
+        a2.intoArray(lanes, 2 * L);
+        a3.intoArray(lanes, 3 * L);
+        for (int i = 0; i < ROW_TILE; i++) {
+            out[o + i] = VectorKernels.sumLanes(lanes, i * L);
+        }
+    }
+
+    @Override
     void rowTimes4Tokens(int r, float[] x, int x0, int x1, int x2, int x3,
                          float[] out, int o0, int o1, int o2, int o3, float[] lanes) {
         long block = rowBase(r);
-        FloatVector e0 = FloatVector.zero(FLOATS);
-        FloatVector e1 = e0, e2 = e0, e3 = e0, d0 = e0, d1 = e0, d2 = e0, d3 = e0;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0, a2 = a0, a3 = a0;
         for (int c = 0; c < cols; c += BLOCK, block += BLOCK_BYTES) {
             float d = Lanes.f16(data, block);
-            for (int j = 0; j < BLOCK; j += 2 * L) {
+            for (int j = 0; j < BLOCK; j += L) {
                 ByteVector q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j), LE);
                 FloatVector w = Lanes.bytesToFloats(q, j).mul(d);
                 int at = c + j;
-                e0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + at), e0);
-                e1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + at), e1);
-                e2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + at), e2);
-                e3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + at), e3);
-                int j2 = j + L;
-                q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j2), LE);
-                w = Lanes.bytesToFloats(q, j2).mul(d);
-                at = c + j2;
-                d0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + at), d0);
-                d1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + at), d1);
-                d2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + at), d2);
-                d3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + at), d3);
+                a0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + at), a0);
+                a1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + at), a1);
+                a2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + at), a2);
+                a3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + at), a3);
             }
         }
-        e0.add(d0).intoArray(lanes, 0);
-        e1.add(d1).intoArray(lanes, L);
-        e2.add(d2).intoArray(lanes, 2 * L);
-        e3.add(d3).intoArray(lanes, 3 * L);
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, L);
+        a2.intoArray(lanes, 2 * L);
+        a3.intoArray(lanes, 3 * L);
         out[o0] = VectorKernels.sumLanes(lanes, 0);
         out[o1] = VectorKernels.sumLanes(lanes, L);
         out[o2] = VectorKernels.sumLanes(lanes, 2 * L);
@@ -64,19 +164,15 @@ final class Q8_0Matrix extends WeightMatrix {
     @Override
     void rowTimesToken(int r, float[] x, int xAt, float[] out, int o, float[] lanes) {
         long block = rowBase(r);
-        FloatVector even = FloatVector.zero(FLOATS);
-        FloatVector odd = even;
+        FloatVector a = FloatVector.zero(FLOATS);
         for (int c = 0; c < cols; c += BLOCK, block += BLOCK_BYTES) {
             float d = Lanes.f16(data, block);
-            for (int j = 0; j < BLOCK; j += 2 * L) {
+            for (int j = 0; j < BLOCK; j += L) {
                 ByteVector q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j), LE);
-                even = Lanes.bytesToFloats(q, j).mul(d).fma(FloatVector.fromArray(FLOATS, x, xAt + c + j), even);
-                int j2 = j + L;
-                q = ByteVector.fromMemorySegment(BYTES, data, block + QS + Lanes.byteLoadStart(j2), LE);
-                odd = Lanes.bytesToFloats(q, j2).mul(d).fma(FloatVector.fromArray(FLOATS, x, xAt + c + j2), odd);
+                a = Lanes.bytesToFloats(q, j).mul(d).fma(FloatVector.fromArray(FLOATS, x, xAt + c + j), a);
             }
         }
-        even.add(odd).intoArray(lanes, 0);
+        a.intoArray(lanes, 0);
         out[o] = VectorKernels.sumLanes(lanes, 0);
     }
 

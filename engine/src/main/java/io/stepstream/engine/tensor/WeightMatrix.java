@@ -12,15 +12,17 @@ import java.util.Objects;
  * quantized types). Quantized weights stay quantized: the matmul decodes each block into float vector lanes
  * as it goes, and never builds a dequantized copy.
  *
- * <p>Batch invariance: every output element is computed by the same fixed sequence of operations: fused
- * multiply-adds over the vector chunks of its row in column order into two accumulators (even and odd
- * chunks), their sum, a fixed-order lane sum ({@code reduceLanes} is avoided: its order differs between the
- * interpreter and compiled code), then a scalar tail (plain float types whose rows are not a whole number of
- * vector pairs). How many tokens share the call and how rows are split over threads change which results
- * are computed together, never how one result is computed; so a token's output is bitwise the same alone or
- * in any batch.
+ * <p>Batch invariance: every output element is computed by one fixed sequence of operations per encoding:
+ * fused multiply-adds over the vector chunks of its row in column order (F32, Q8_0: into one accumulator, in
+ * every tile shape; F16, BF16, Q4_0: into two, even and odd chunks, then their sum), a fixed-order lane sum
+ * ({@code reduceLanes} is avoided: its order differs between the interpreter and compiled code), then a scalar
+ * tail (plain float types whose rows are not a whole number of vectors). How many tokens share the call and
+ * how rows are split over threads change which results are computed together (four rows by four tokens, four
+ * rows by one, one row by four, one by one), never how one result is computed; so a token's output is bitwise
+ * the same alone or in any batch.
  *
- * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the two tile shapes and the row decoder with
+ * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the one-row tile shapes (and, for speed, the
+ * four-row ones with {@link #hasRowTiles}) and the row decoder with
  * its own chunk decode written out in the loops, plus a case in {@link #of}. Keep the compiled tiles lean:
  * C2 stops inlining once a method passes its node budget, and a vector that crosses a call the JIT did not
  * inline is boxed on the heap, which costs more than the kernel (check the tier-4 lines of
@@ -31,11 +33,13 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
     static final long PARALLEL_MIN_MACS = 1L << 18;
     /** Tokens per tile. */
     static final int TOKEN_TILE = 4;
+    /** Rows per tile (encodings with {@link #hasRowTiles}); row splits over threads are rounded to it. */
+    public static final int ROW_TILE = 4;
 
     private static final ThreadLocal<RowsTask> TASKS = ThreadLocal.withInitial(RowsTask::new);
     /** Per thread: where tiles store their accumulators for the scalar lane sums. */
     private static final ThreadLocal<float[]> LANE_SCRATCH =
-            ThreadLocal.withInitial(() -> new float[TOKEN_TILE * Lanes.L]);
+            ThreadLocal.withInitial(() -> new float[ROW_TILE * TOKEN_TILE * Lanes.L]);
 
     final TensorType type;
     final MemorySegment data;
@@ -135,8 +139,7 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
             tiles(x, xOffset, tokens, out, outOffset, 0, rows);
             return;
         }
-        // about four chunks per thread, so uneven chunks still balance
-        int grain = Math.max(1, rows / (pool.threads() * 4));
+        int grain = rowGrain(rows, pool.threads());
         RowsTask task = TASKS.get();
         task.set(this, x, xOffset, tokens, out, outOffset);
         try {
@@ -165,15 +168,40 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
     abstract void decodeRowUnchecked(int r, float[] dst, int dstOffset);
 
     /**
-     * Row by row; within a row, tokens four at a time, then one at a time: the row is streamed from memory
-     * once and re-read from cache for each further group of tokens.
+     * Rows per chunk when {@code rows} are split over {@code threads}: about four chunks per thread, so uneven
+     * chunks still balance, rounded up to whole row tiles so that no chunk falls back to one-row kernels.
+     */
+    public static int rowGrain(int rows, int threads) {
+        int grain = Math.max(1, rows / (threads * 4));
+        return (grain + ROW_TILE - 1) / ROW_TILE * ROW_TILE;
+    }
+
+    /**
+     * Encodings with {@link #rows4Tokens4} and {@link #rows4Token} kernels go four rows at a time: each chunk of
+     * a token's activations is loaded once for four rows and each decoded weight chunk is used for four
+     * tokens, so a tile does 16 multiply-adds per 8 vector loads (one row times four tokens: 4 per 5). Within
+     * a block of four rows, tokens four at a time, then one at a time; rows left over go one at a time. The
+     * block's rows (4 x cols) stay in L1/L2 while every token group passes over them, so weights are streamed
+     * from memory once per call whatever the batch.
      */
     private void tiles(float[] x, int xOffset, int tokens, float[] out, int outOffset, int r0, int r1) {
         int tokenQuads = tokens - tokens % TOKEN_TILE;
         int xStep = cols;
         int oStep = rows;
         float[] lanes = LANE_SCRATCH.get();
-        for (int r = r0; r < r1; r++) {
+        int r = r0;
+        if (hasRowTiles()) {
+            for (; r + ROW_TILE <= r1; r += ROW_TILE) {
+                int t = 0;
+                for (; t < tokenQuads; t += TOKEN_TILE) {
+                    rows4Tokens4(r, x, xOffset + t * xStep, xStep, out, outOffset + t * oStep + r, oStep, lanes);
+                }
+                for (; t < tokens; t++) {
+                    rows4Token(r, x, xOffset + t * xStep, out, outOffset + t * oStep + r, lanes);
+                }
+            }
+        }
+        for (; r < r1; r++) {
             int t = 0;
             for (; t < tokenQuads; t += TOKEN_TILE) {
                 int xa = xOffset + t * xStep;
@@ -188,11 +216,31 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
     }
 
     /**
+     * Whether this encoding has four-row kernels. They must compute every output element with exactly the
+     * arithmetic of its one-row kernels (that is what keeps a token's output independent of the batch).
+     */
+    boolean hasRowTiles() {
+        return false;
+    }
+
+    /**
+     * Rows r..r+3 times four tokens: token k's input at {@code x0 + k*xStep}, output of row r+i for token k to
+     * {@code out[o0 + k*oStep + i]}. {@code lanes} holds at least 16 vectors.
+     */
+    void rows4Tokens4(int r, float[] x, int x0, int xStep, float[] out, int o0, int oStep, float[] lanes) {
+        throw new UnsupportedOperationException(type + " has no four-row kernels");
+    }
+
+    /** Rows r..r+3 times one token (input at xAt), results to out[o .. o+3]. */
+    void rows4Token(int r, float[] x, int xAt, float[] out, int o, float[] lanes) {
+        throw new UnsupportedOperationException(type + " has no four-row kernels");
+    }
+
+    /**
      * One row times four tokens (inputs at x0..x3), results to out[o0..o3]. Per token the same arithmetic as
-     * {@link #rowTimesToken}: two accumulators (even and odd vector chunks, for instruction-level parallelism
-     * when a token is alone), added, stored to {@code lanes} and summed there by
-     * {@link VectorKernels#sumLanes} (scalar code: inlining vector reductions too would push the compiled
-     * tile over the JIT's node budget, and then vectors get boxed).
+     * {@link #rowTimesToken} (the encoding's accumulators, see the class comment), stored to {@code lanes} and
+     * summed there by {@link VectorKernels#sumLanes} (scalar code: inlining vector reductions too would push the
+     * compiled tile over the JIT's node budget, and then vectors get boxed).
      */
     abstract void rowTimes4Tokens(int r, float[] x, int x0, int x1, int x2, int x3,
                                   float[] out, int o0, int o1, int o2, int o3, float[] lanes);

@@ -8,7 +8,7 @@ import io.stepstream.engine.Models;
 import io.stepstream.engine.llama2.Llama2Checkpoint;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
-import io.stepstream.engine.llamacpp.LlamaCpp;
+import io.stepstream.engine.reference.LlamaCpp;
 import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.engine.tools.Llama2cConvert;
 import io.stepstream.engine.tools.SynthModel;

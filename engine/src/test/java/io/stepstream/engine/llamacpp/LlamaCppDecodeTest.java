@@ -1,5 +1,7 @@
 package io.stepstream.engine.llamacpp;
 
+import io.stepstream.engine.reference.LlamaCpp;
+
 import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;

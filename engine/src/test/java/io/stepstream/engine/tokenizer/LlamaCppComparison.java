@@ -1,7 +1,7 @@
 package io.stepstream.engine.tokenizer;
 
 import io.stepstream.engine.StreamingDecoder;
-import io.stepstream.engine.llamacpp.LlamaCpp;
+import io.stepstream.engine.reference.LlamaCpp;
 
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;

@@ -1,6 +1,6 @@
 package io.stepstream.engine.tokenizer;
 
-import io.stepstream.engine.llamacpp.LlamaCpp;
+import io.stepstream.engine.reference.LlamaCpp;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

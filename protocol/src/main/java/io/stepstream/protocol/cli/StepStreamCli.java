@@ -17,7 +17,7 @@ import picocli.CommandLine.Command;
  */
 @Command(name = "stepstream", mixinStandardHelpOptions = true, version = "stepstream 0.1.0",
         description = "A streaming inference engine for the JVM.",
-        subcommands = {ServeCommand.class, GenerateCommand.class, ModelsCommand.class, ConvertCommand.class, SynthCommand.class, TokenizeCommand.class,
+        subcommands = {ServeCommand.class, GenerateCommand.class, ModelsCommand.class, ConvertCommand.class, SynthCommand.class, TokenizeCommand.class, BenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class StepStreamCli implements Runnable {
     private final LocalEngine.Factory engines;

@@ -1,4 +1,4 @@
-package io.stepstream.engine.llamacpp;
+package io.stepstream.engine.reference;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -26,9 +26,11 @@ import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 
 /**
- * llama.cpp's C API over the FFM API, as an independent reference for tests. The native library is the one
- * java-llama.cpp (de.kherud:llama 4.2.0) bundles: llama.cpp b4916 built for linux-x86_64, with the C API exported.
- * Its Java API is not used (it returns text only, and its n_probs option crashes the JVM).
+ * llama.cpp's C API over the FFM API: the independent reference of the tests and the other side of
+ * {@code stepstream bench}. The native library is the one java-llama.cpp (de.kherud:llama 4.2.0) bundles:
+ * llama.cpp b4916 built for linux-x86_64, with the C API exported. Its Java API is not used (it returns text
+ * only, and its n_probs option crashes the JVM), so the jar is only needed at run time, and is optional:
+ * {@link #available()} says whether it is on the class path, {@link #unavailableReason()} why not.
  *
  * <p>Struct layouts are those of b4916's llama.h, checked against the library itself: the machine code of
  * llama_model_default_params, llama_context_default_params and llama_batch_get_one writes exactly these offsets and
@@ -200,9 +202,20 @@ public final class LlamaCpp {
 
     /** Whether this platform can run the bundled library (linux-x86_64 with the jar on the class path). */
     public static boolean available() {
-        return "linux".equalsIgnoreCase(System.getProperty("os.name"))
-                && "amd64".equals(System.getProperty("os.arch"))
-                && LlamaCpp.class.getClassLoader().getResource(RESOURCE) != null;
+        return unavailableReason() == null;
+    }
+
+    /** Why {@link #available()} is false, or null when it is true. */
+    public static String unavailableReason() {
+        if (!"linux".equalsIgnoreCase(System.getProperty("os.name")) || !"amd64".equals(System.getProperty("os.arch"))) {
+            return "the bundled llama.cpp library is built for linux-x86_64 only, this is "
+                    + System.getProperty("os.name") + "/" + System.getProperty("os.arch");
+        }
+        if (LlamaCpp.class.getClassLoader().getResource(RESOURCE) == null) {
+            return "the de.kherud:llama 4.2.0 jar (java-llama.cpp, which bundles llama.cpp b4916) is not on the "
+                    + "class path: no " + RESOURCE;
+        }
+        return null;
     }
 
     /** The process-wide binding; the library is extracted to a temporary folder and loaded once. */
@@ -393,15 +406,27 @@ public final class LlamaCpp {
          * default F16.
          */
         public Context newContext(int nCtx, int nThreads, boolean f32Cache) {
+            return newContext(new ContextOptions(nCtx, 0, 1, nThreads, f32Cache, false));
+        }
+
+        /** A context with every option of {@link ContextOptions}. */
+        public Context newContext(ContextOptions o) {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment p = (MemorySegment) contextDefaultParams.invokeExact((java.lang.foreign.SegmentAllocator) arena);
-                setInt(p, "n_ctx", nCtx);
-                setInt(p, "n_threads", nThreads);
-                setInt(p, "n_threads_batch", nThreads);
-                if (f32Cache) {
+                setInt(p, "n_ctx", o.nCtx());
+                setInt(p, "n_threads", o.threads());
+                setInt(p, "n_threads_batch", o.threads());
+                if (o.nBatch() > 0) {
+                    setInt(p, "n_batch", o.nBatch());
+                    setInt(p, "n_ubatch", o.nBatch());
+                }
+                setInt(p, "n_seq_max", o.nSeqMax());
+                if (o.f32Cache()) {
                     setInt(p, "type_k", GGML_TYPE_F32);
                     setInt(p, "type_v", GGML_TYPE_F32);
                 }
+                p.set(JAVA_BOOLEAN, CONTEXT_PARAMS.byteOffset(MemoryLayout.PathElement.groupElement("flash_attn")),
+                        o.flashAttention());
                 MemorySegment ctx = (MemorySegment) initFromModel.invokeExact(model, p);
                 if (ctx.equals(MemorySegment.NULL)) {
                     throw new IllegalStateException("llama_init_from_model failed: " + recentLog());
@@ -423,6 +448,36 @@ public final class LlamaCpp {
                 }
             }
         }
+    }
+
+    /**
+     * Context parameters.
+     *
+     * @param nCtx           KV cache positions, shared by all sequences
+     * @param nBatch         tokens per llama_decode call (n_batch and n_ubatch); 0 keeps llama.cpp's default
+     * @param nSeqMax        distinct sequence ids a batch may use
+     * @param threads        n_threads and n_threads_batch
+     * @param f32Cache       F32 KV cache (type_k, type_v) instead of llama.cpp's default F16
+     * @param flashAttention flash_attn; b4916's CPU flash attention supports F16 (and quantized) K only, and aborts
+     *                       the whole process (GGML_ASSERT "fattn: unsupported K-type") on an F32 K cache, so the
+     *                       two cannot be combined
+     */
+    public record ContextOptions(int nCtx, int nBatch, int nSeqMax, int threads, boolean f32Cache,
+                                 boolean flashAttention) {
+        public ContextOptions {
+            if (nCtx < 1 || nBatch < 0 || nSeqMax < 1 || threads < 1) {
+                throw new IllegalArgumentException("llama.cpp context options out of range: " + nCtx + " positions, "
+                        + nBatch + " batch, " + nSeqMax + " sequences, " + threads + " threads");
+            }
+            if (f32Cache && flashAttention) {
+                throw new IllegalArgumentException("llama.cpp b4916 aborts the process on flash attention over an F32 "
+                        + "K cache (CPU flash attention supports F16 K only): use an F16 cache with flash attention");
+            }
+        }
+    }
+
+    private static long field(String name) {
+        return BATCH.byteOffset(MemoryLayout.PathElement.groupElement(name));
     }
 
     private static void setInt(MemorySegment params, String field, int value) {
@@ -466,6 +521,59 @@ public final class LlamaCpp {
                     throw new IllegalStateException("llama_get_logits_ith(-1) returned NULL: " + recentLog());
                 }
                 return logits.reinterpret(4L * vocabSize).toArray(JAVA_FLOAT);
+            } catch (Throwable t) {
+                throw wrap(t);
+            }
+        }
+
+        /**
+         * One llama_decode of a batch whose token i belongs to sequence {@code seq[i]} at position {@code pos[i]};
+         * logits are kept for the tokens with {@code wantLogits[i]} (read them with {@link #logits}). This is how
+         * llama.cpp's server decodes its parallel slots: one batch per step, a distinct sequence id per slot.
+         */
+        public void decode(int[] tokens, int[] pos, int[] seq, boolean[] wantLogits) {
+            int n = tokens.length;
+            if (pos.length != n || seq.length != n || wantLogits.length != n || n == 0) {
+                throw new IllegalArgumentException("batch arrays must have the same non-zero length: " + n + " tokens, "
+                        + pos.length + " positions, " + seq.length + " sequence ids, " + wantLogits.length + " flags");
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment ids = arena.allocateFrom(JAVA_INT, tokens);
+                MemorySegment positions = arena.allocateFrom(JAVA_INT, pos);
+                MemorySegment seqIds = arena.allocateFrom(JAVA_INT, seq);
+                MemorySegment nSeqId = arena.allocate(JAVA_INT, n);
+                MemorySegment seqIdPointers = arena.allocate(ADDRESS, n);
+                MemorySegment logitFlags = arena.allocate(n);
+                for (int i = 0; i < n; i++) {
+                    nSeqId.setAtIndex(JAVA_INT, i, 1);
+                    seqIdPointers.setAtIndex(ADDRESS, i, seqIds.asSlice(4L * i, 4));
+                    logitFlags.set(ValueLayout.JAVA_BYTE, i, (byte) (wantLogits[i] ? 1 : 0));
+                }
+                MemorySegment batch = arena.allocate(BATCH);
+                batch.set(JAVA_INT, field("n_tokens"), n);
+                batch.set(ADDRESS, field("token"), ids);
+                batch.set(ADDRESS, field("embd"), MemorySegment.NULL);
+                batch.set(ADDRESS, field("pos"), positions);
+                batch.set(ADDRESS, field("n_seq_id"), nSeqId);
+                batch.set(ADDRESS, field("seq_id"), seqIdPointers);
+                batch.set(ADDRESS, field("logits"), logitFlags);
+                int rc = (int) decode.invokeExact(ctx, batch);
+                if (rc != 0) {
+                    throw new IllegalStateException("llama_decode of " + n + " tokens returned " + rc + ": " + recentLog());
+                }
+            } catch (Throwable t) {
+                throw wrap(t);
+            }
+        }
+
+        /** Logits of token i of the last {@link #decode(int[], int[], int[], boolean[])} (which must have kept them). */
+        public void logits(int i, float[] dst) {
+            try {
+                MemorySegment logits = (MemorySegment) getLogitsIth.invokeExact(ctx, i);
+                if (logits.equals(MemorySegment.NULL)) {
+                    throw new IllegalStateException("llama_get_logits_ith(" + i + ") returned NULL: " + recentLog());
+                }
+                MemorySegment.copy(logits.reinterpret(4L * vocabSize), JAVA_FLOAT, 0, dst, 0, vocabSize);
             } catch (Throwable t) {
                 throw wrap(t);
             }

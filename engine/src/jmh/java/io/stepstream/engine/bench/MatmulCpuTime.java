@@ -1,0 +1,69 @@
+package io.stepstream.engine.bench;
+
+import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.engine.tensor.WeightMatrix;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.util.Arrays;
+import java.util.Random;
+
+/**
+ * One-thread matmul cost in thread CPU time rather than wall time, for machines shared with other work:
+ * time the thread spends descheduled is not counted (cache and memory contention still are). Best of five
+ * rounds after a warm-up. Arguments: ROWS COLS TYPES TOKENS, e.g. {@code 2048 2048 F32,Q8_0 1,4,8,32}:
+ * <pre>
+ * ./mvnw -q -B -pl engine -P jmh test-compile exec:exec -Djmh.main=io.stepstream.engine.bench.MatmulCpuTime \
+ *     -Djmh.args="2048 2048 F32,Q8_0 1,4,8,32"
+ * </pre>
+ */
+public final class MatmulCpuTime {
+    private MatmulCpuTime() {
+    }
+
+    public static void main(String[] args) {
+        if (args.length != 4) {
+            System.err.println("usage: MatmulCpuTime ROWS COLS TYPE[,TYPE...] TOKENS[,TOKENS...]");
+            System.exit(2);
+        }
+        int rows = Integer.parseInt(args[0]);
+        int cols = Integer.parseInt(args[1]);
+        int[] tokenCounts = Arrays.stream(args[3].split(",")).mapToInt(Integer::parseInt).toArray();
+        ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+        Random rnd = new Random(1);
+        float[] w = new float[rows * cols];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = (float) (rnd.nextGaussian() * 0.02);
+        }
+        for (String name : args[2].split(",")) {
+            TensorType type = TensorType.valueOf(name);
+            byte[] bytes = Weights.encode(type, w);
+            MemorySegment data = Arena.global().allocate(bytes.length, 64);
+            data.copyFrom(MemorySegment.ofArray(bytes));
+            WeightMatrix m = WeightMatrix.of(type, data, rows, cols);
+            for (int tokens : tokenCounts) {
+                float[] x = new float[tokens * cols];
+                for (int i = 0; i < x.length; i++) {
+                    x[i] = (float) rnd.nextGaussian();
+                }
+                float[] out = new float[tokens * rows];
+                for (int i = 0; i < 30; i++) {
+                    m.matmul(x, 0, tokens, out, 0, null);
+                }
+                int calls = Math.max(5, 400 / tokens);
+                double best = Double.MAX_VALUE;
+                for (int round = 0; round < 5; round++) {
+                    long t0 = threads.getCurrentThreadCpuTime();
+                    for (int i = 0; i < calls; i++) {
+                        m.matmul(x, 0, tokens, out, 0, null);
+                    }
+                    best = Math.min(best, (threads.getCurrentThreadCpuTime() - t0) / 1e6 / calls);
+                }
+                System.out.printf("%s %dx%d tokens=%d: %.3f ms CPU per call, %.3f ms per token, %.1f GFLOP/s%n",
+                        type, rows, cols, tokens, best, best / tokens, 2.0 * rows * cols * tokens / best / 1e6);
+            }
+        }
+    }
+}

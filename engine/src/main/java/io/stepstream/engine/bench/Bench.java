@@ -1,0 +1,224 @@
+package io.stepstream.engine.bench;
+
+import io.stepstream.engine.Model;
+import io.stepstream.engine.ModelLoadException;
+import io.stepstream.engine.ModelOptions;
+import io.stepstream.engine.Models;
+import io.stepstream.engine.kv.KvBlockPool;
+import io.stepstream.engine.llama.LlamaModel;
+import io.stepstream.engine.reference.LlamaCpp;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * {@code stepstream bench}: tokens per second of our engine on a model file at several batch sizes, each batch
+ * size run back to back with llama.cpp b4916 on the same file with the same thread count (flash attention off
+ * and on), and the fraction of the memory-bandwidth limit: weight bytes read per step over step time, against
+ * a triad measured with the same thread count right before each batch size (the machine's bandwidth drifts).
+ * Each run is preceded by an untimed warm-up run of the same shape.
+ */
+public final class Bench {
+    /** Triad arrays of 32M floats (128 MiB each): far past any last-level cache. */
+    static final int TRIAD_ELEMENTS = 32 << 20;
+    static final int TRIAD_PASSES = 5;
+
+    private Bench() {
+    }
+
+    /**
+     * What to run.
+     *
+     * @param batches       sequence counts, each run as that many sequences decoding together
+     * @param decodeTokens  decode steps per run
+     * @param promptTokens  prompt length of every sequence
+     * @param threads       compute threads for both engines
+     * @param llamaCpp      also run llama.cpp (needs a GGUF file and the de.kherud:llama jar)
+     * @param warmupSteps   decode steps of the untimed warm-up run before each timed run (0: none)
+     * @param triadElements floats per triad array (0: no bandwidth measurement)
+     */
+    public record Options(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
+                          boolean llamaCpp, int warmupSteps, int triadElements, long seed) {
+        public Options {
+            batches = List.copyOf(batches);
+            if (batches.isEmpty()) {
+                throw new IllegalArgumentException("--batch: give at least one batch size");
+            }
+            for (int b : batches) {
+                if (b < 1 || b > 1024) {
+                    throw new IllegalArgumentException("--batch: batch sizes must be in [1, 1024], got " + b);
+                }
+            }
+            if (decodeTokens < 1) {
+                throw new IllegalArgumentException("--tokens must be >= 1, got " + decodeTokens);
+            }
+            if (promptTokens < 1) {
+                throw new IllegalArgumentException("--prompt-tokens must be >= 1, got " + promptTokens);
+            }
+            if (threads < 1) {
+                throw new IllegalArgumentException("--threads must be >= 1, got " + threads);
+            }
+            if (warmupSteps < 0 || triadElements < 0) {
+                throw new IllegalArgumentException("warm-up steps and triad size must be >= 0");
+            }
+        }
+
+        /** Defaults for the other fields: warm-up of up to 8 steps, 128 MiB triad arrays, seed 1. */
+        public static Options of(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
+                                 boolean llamaCpp) {
+            return new Options(model, batches, decodeTokens, promptTokens, threads, llamaCpp,
+                    Math.min(8, decodeTokens), TRIAD_ELEMENTS, 1);
+        }
+    }
+
+    /**
+     * One batch size.
+     *
+     * @param weightBytesPerStep weights read by one decode step ({@link WeightTraffic})
+     * @param bandwidth          triad bytes per second measured before this row (0 when not measured)
+     * @param llamaCpp           llama.cpp with flash attention off, or null
+     * @param llamaCppFlash      llama.cpp with flash attention on (over an F16 KV cache: b4916 takes no other), or null
+     */
+    public record Row(int batch, long weightBytesPerStep, double bandwidth, RunResult ours, RunResult llamaCpp,
+                      RunResult llamaCppFlash) {
+        /** Our fraction of the bandwidth limit, NaN without a bandwidth measurement. */
+        public double oursFraction() {
+            return fraction(ours);
+        }
+
+        public double fraction(RunResult r) {
+            return r == null || bandwidth <= 0 ? Double.NaN
+                    : Bandwidth.fractionOfLimit(weightBytesPerStep, r.msPerStep() / 1e3, bandwidth);
+        }
+
+        /** llama.cpp's faster run (decode tokens/s), or null. */
+        public RunResult bestLlamaCpp() {
+            if (llamaCpp == null) {
+                return llamaCppFlash;
+            }
+            if (llamaCppFlash == null) {
+                return llamaCpp;
+            }
+            return llamaCppFlash.decodeTokensPerSecond() > llamaCpp.decodeTokensPerSecond() ? llamaCppFlash : llamaCpp;
+        }
+
+        /** Our decode tokens/s over llama.cpp's best, NaN without llama.cpp. */
+        public double ratio() {
+            RunResult best = bestLlamaCpp();
+            return best == null ? Double.NaN : ours.decodeTokensPerSecond() / best.decodeTokensPerSecond();
+        }
+    }
+
+    /**
+     * @param weightType  the layer weights' encoding (F32, Q8_0, ...)
+     * @param llamaCppNote why llama.cpp did not run or what failed in it (null when all went well)
+     * @param loadBefore  1-minute load average before the runs (NaN where /proc/loadavg is missing)
+     */
+    public record Report(String model, String weightType, int threads, int promptTokens, int decodeTokens,
+                         List<Row> rows, String llamaCppNote, double loadBefore, double loadAfter) {
+        public Report {
+            rows = List.copyOf(rows);
+        }
+    }
+
+    public static Report run(Options o, Consumer<String> progress) {
+        if (!Files.isRegularFile(o.model())) {
+            throw new ModelLoadException(o.model() + ": model file not found");
+        }
+        int maxBatch = o.batches().stream().mapToInt(Integer::intValue).max().orElseThrow();
+        int positions = o.promptTokens() + Math.max(o.decodeTokens(), o.warmupSteps());
+        int blocksPerSequence = (positions + KvBlockPool.BLOCK_POSITIONS - 1) / KvBlockPool.BLOCK_POSITIONS;
+        ModelOptions options = ModelOptions.defaults().withComputeThreads(o.threads())
+                .withKvBlocks(maxBatch * blocksPerSequence);
+        double loadBefore = loadAverage();
+        try (Model model = Models.load(o.model().toString(), options)) {
+            if (!(model instanceof LlamaModel llama)) {
+                throw new ModelLoadException(o.model() + ": bench runs Llama-family models, this is "
+                        + model.getClass().getSimpleName());
+            }
+            int context = model.config().contextLength();
+            if (positions > context) {
+                throw new IllegalArgumentException("--prompt-tokens + --tokens = " + positions
+                        + " exceed the model's context length " + context);
+            }
+            String type = llama.weights().layers().getFirst().wq().type().toString();
+            String note = null;
+            LlamaCpp.Model reference = null;
+            try {
+                if (o.llamaCpp()) {
+                    String reason = LlamaCpp.unavailableReason();
+                    if (reason != null) {
+                        note = "llama.cpp not run: " + reason;
+                    } else if (!isGguf(o.model())) {
+                        note = "llama.cpp not run: " + o.model() + " is not a GGUF file";
+                    } else {
+                        reference = LlamaCpp.get().load(o.model(), false);
+                        if (reference.vocabSize() != model.config().vocabSize()) {
+                            throw new IllegalStateException("llama.cpp reads " + reference.vocabSize()
+                                    + " tokens from " + o.model() + ", we read " + model.config().vocabSize());
+                        }
+                    }
+                    if (note != null) {
+                        progress.accept(note);
+                    }
+                }
+                List<Row> rows = new ArrayList<>();
+                for (int batch : o.batches()) {
+                    int[][] prompts = Prompts.random(batch, o.promptTokens(), model.config().vocabSize(), o.seed());
+                    double bandwidth = o.triadElements() == 0 ? 0
+                            : Bandwidth.measureTriad(o.threads(), o.triadElements(), TRIAD_PASSES);
+                    progress.accept(String.format("batch %d: triad %.1f GB/s; stepstream ...", batch, bandwidth / 1e9));
+                    if (o.warmupSteps() > 0) {
+                        OursRunner.run(model, prompts, o.warmupSteps());
+                    }
+                    RunResult ours = OursRunner.run(model, prompts, o.decodeTokens());
+                    RunResult plain = null;
+                    RunResult flash = null;
+                    if (reference != null) {
+                        progress.accept("batch " + batch + ": llama.cpp ...");
+                        plain = LlamaCppRunner.run(reference, o.threads(), false, prompts, o.decodeTokens(),
+                                o.warmupSteps());
+                        try {
+                            flash = LlamaCppRunner.run(reference, o.threads(), true, prompts, o.decodeTokens(),
+                                    o.warmupSteps());
+                        } catch (RuntimeException e) {
+                            note = "llama.cpp with flash attention failed: " + e.getMessage();
+                            progress.accept(note);
+                        }
+                    }
+                    rows.add(new Row(batch, WeightTraffic.perStep(llama.weights(), batch).total(), bandwidth,
+                            ours, plain, flash));
+                }
+                return new Report(o.model().getFileName().toString(), type, o.threads(), o.promptTokens(),
+                        o.decodeTokens(), rows, note, loadBefore, loadAverage());
+            } finally {
+                if (reference != null) {
+                    reference.close();
+                }
+            }
+        }
+    }
+
+    private static boolean isGguf(Path file) {
+        try (var in = Files.newInputStream(file)) {
+            byte[] magic = in.readNBytes(4);
+            return magic.length == 4 && magic[0] == 'G' && magic[1] == 'G' && magic[2] == 'U' && magic[3] == 'F';
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /** The 1-minute load average from /proc/loadavg, NaN where it cannot be read. */
+    public static double loadAverage() {
+        try {
+            String s = Files.readString(Path.of("/proc/loadavg")).trim();
+            return Double.parseDouble(s.substring(0, s.indexOf(' ')));
+        } catch (IOException | RuntimeException e) {
+            return Double.NaN;
+        }
+    }
+}
