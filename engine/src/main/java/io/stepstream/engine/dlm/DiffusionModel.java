@@ -6,6 +6,7 @@ import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.cpu.ComputePool;
 import io.stepstream.engine.cpu.Kernels;
+import io.stepstream.engine.tensor.WeightMatrix;
 import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.engine.format.safetensors.SafetensorsCheckpoint;
 import io.stepstream.engine.sparse.BlockSparseAttention;
@@ -74,7 +75,11 @@ public final class DiffusionModel implements AutoCloseable {
     private int batchSize;
     private int currentLayer;
 
-    private final MatmulTask matmul = new MatmulTask();
+    /**
+     * The weights as Vector API matrices (tiled over rows and canvas tokens, bitwise batch-invariant), made
+     * on first use; keyed by identity because the forward is single-threaded and the arrays never change.
+     */
+    private final java.util.IdentityHashMap<float[], WeightMatrix> matrices = new java.util.IdentityHashMap<>();
     private final AttentionTask attention = new AttentionTask();
     private final BuildTask build = new BuildTask();
 
@@ -430,38 +435,13 @@ public final class DiffusionModel implements AutoCloseable {
     }
 
     private void matmul(float[] weight, int rows, int cols, float[] in, int tokens, float[] out) {
-        matmul.set(weight, rows, cols, in, tokens, out);
-        long work = (long) tokens * rows * cols;
-        compute.run(matmul, rows, grain(rows), work >= parallelThreshold);
-        matmul.set(null, 0, 0, null, 0, null);
+        WeightMatrix m = matrices.computeIfAbsent(weight, w -> WeightMatrix.f32(w, rows, cols));
+        m.matmul(in, 0, tokens, out, 0, compute);
     }
 
     /** About four chunks per thread, so uneven chunks still balance. */
     private int grain(int size) {
         return Math.max(1, size / (compute.threads() * 4));
-    }
-
-    private final class MatmulTask implements ComputePool.RangeTask {
-        float[] weight;
-        int rows;
-        int cols;
-        float[] in;
-        int tokens;
-        float[] out;
-
-        void set(float[] weight, int rows, int cols, float[] in, int tokens, float[] out) {
-            this.weight = weight;
-            this.rows = rows;
-            this.cols = cols;
-            this.in = in;
-            this.tokens = tokens;
-            this.out = out;
-        }
-
-        @Override
-        public void run(int from, int to, int worker) {
-            Kernels.matmulRows(weight, rows, cols, in, 0, tokens, out, from, to);
-        }
     }
 
     /** Units (head, query block) of one canvas's pattern build; each worker keeps its own scratch per build. */
