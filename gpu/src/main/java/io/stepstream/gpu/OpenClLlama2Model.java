@@ -3,7 +3,6 @@ package io.stepstream.gpu;
 import com.aparapi.device.OpenCLDevice;
 import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
-import io.stepstream.engine.KvCacheExhaustedException;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelLoadException;
 import io.stepstream.engine.Models;
@@ -44,7 +43,6 @@ public final class OpenClLlama2Model implements BackendModel {
     private final KvBlockPool pool;
     private final DeviceLlama2 device;
     private final String deviceDescription;
-    private long stepCounter;
     private long lastStepLaunches;
     /** Block-sparse attention patterns of the sequences that have one; others attend densely. */
     private final Map<KvCache, BlockSparsePattern> patterns = new WeakHashMap<>();
@@ -244,7 +242,7 @@ public final class OpenClLlama2Model implements BackendModel {
         if (e == 0) {
             return;
         }
-        PagedKvCache[] caches = checkAndReserve(entries, logits);
+        PagedKvCache[] caches = pool.reserveBatch(name, config, entries, logits);
         int tokens = batch.totalTokens();
         device.ensureCapacity(tokens, e);
         Llama2Kernel k = device.k;
@@ -305,63 +303,6 @@ public final class OpenClLlama2Model implements BackendModel {
             }
         }
         device.putPatterns(patIndptr, indptrLength, patIndices, indicesLength);
-    }
-
-    /** Validates the whole batch, then takes every KV block it needs (all or nothing). */
-    private PagedKvCache[] checkAndReserve(List<ForwardBatch.Entry> entries, float[][] logits) {
-        int e = entries.size();
-        if (logits == null || logits.length < e) {
-            throw new IllegalArgumentException("logits must have a row per entry: " + e + " entries, "
-                    + (logits == null ? "null" : logits.length + " rows"));
-        }
-        long stamp = ++stepCounter;
-        PagedKvCache[] caches = new PagedKvCache[e];
-        long tokens = 0;
-        int missingBlocks = 0;
-        int vocab = config.vocabSize();
-        for (int i = 0; i < e; i++) {
-            ForwardBatch.Entry en = entries.get(i);
-            if (!(en.cache() instanceof PagedKvCache cache) || cache.pool() != pool) {
-                throw new IllegalArgumentException("entry " + i + ": KV cache was not created by model " + name);
-            }
-            if (cache.isClosed()) {
-                throw new IllegalArgumentException("entry " + i + ": KV cache is closed");
-            }
-            if (cache.stepStamp() == stamp) {
-                throw new IllegalArgumentException("entry " + i + ": the same KV cache appears twice in one batch");
-            }
-            cache.stepStamp(stamp);
-            if (logits[i] == null || logits[i].length < vocab) {
-                throw new IllegalArgumentException("logits[" + i + "] must hold " + vocab + " floats");
-            }
-            long end = (long) cache.length() + en.length();
-            if (end > config.contextLength()) {
-                throw new IllegalArgumentException("entry " + i + ": " + cache.length() + " cached + " + en.length()
-                        + " new tokens exceed the context length " + config.contextLength());
-            }
-            for (int j = 0; j < en.length(); j++) {
-                int tok = en.tokens()[en.offset() + j];
-                if (tok < 0 || tok >= vocab) {
-                    throw new IllegalArgumentException("entry " + i + ": token id " + tok + " is outside [0, "
-                            + vocab + ")");
-                }
-            }
-            caches[i] = cache;
-            tokens += en.length();
-            missingBlocks += cache.blocksMissingFor((int) end);
-        }
-        if (tokens > Integer.MAX_VALUE / Math.max(config.hiddenDim(), config.dim())) {
-            throw new IllegalArgumentException("batch of " + tokens + " tokens is too large for one step");
-        }
-        int free = pool.freeBlocks();
-        if (missingBlocks > free) {
-            throw new KvCacheExhaustedException("KV block pool of model " + name + " exhausted: the batch needs "
-                    + missingBlocks + " more block(s), " + free + " of " + pool.maxBlocks() + " free");
-        }
-        for (int i = 0; i < e; i++) {
-            caches[i].reserve(caches[i].length() + entries.get(i).length());
-        }
-        return caches;
     }
 
     @Override

@@ -1,6 +1,9 @@
 package io.stepstream.engine.kv;
 
+import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCacheExhaustedException;
+import io.stepstream.engine.ModelConfig;
+import java.util.List;
 
 /**
  * A model's bounded pool of KV blocks. A block holds {@link #BLOCK_POSITIONS} positions of keys and values
@@ -19,6 +22,8 @@ public final class KvBlockPool {
     private final int[] free;
     private int freeCount;
     private int created;
+    /** Marks the caches of the batch being checked, to find a cache that appears twice. */
+    private long stepStamp;
 
     public KvBlockPool(int nLayers, int kvDim, int maxBlocks) {
         long floats = (long) nLayers * 2 * BLOCK_POSITIONS * kvDim;
@@ -93,5 +98,67 @@ public final class KvBlockPool {
 
     public int nLayers() {
         return nLayers;
+    }
+
+    /**
+     * Checks a forward batch of model {@code name} against this pool and the model's shape (caches of this pool,
+     * open, each once; logits rows; context; token ids; batch size), then takes every KV block it needs, all
+     * or nothing. Returns the entries' caches. One step at a time (a model's single step thread).
+     */
+    public PagedKvCache[] reserveBatch(String name, ModelConfig config, List<ForwardBatch.Entry> entries,
+                                       float[][] logits) {
+        int e = entries.size();
+        if (logits == null || logits.length < e) {
+            throw new IllegalArgumentException("logits must have a row per entry: " + e + " entries, "
+                    + (logits == null ? "null" : logits.length + " rows"));
+        }
+        long stamp = ++stepStamp;
+        PagedKvCache[] caches = new PagedKvCache[e];
+        long tokens = 0;
+        int missingBlocks = 0;
+        int vocab = config.vocabSize();
+        for (int i = 0; i < e; i++) {
+            ForwardBatch.Entry en = entries.get(i);
+            if (!(en.cache() instanceof PagedKvCache cache) || cache.pool() != this) {
+                throw new IllegalArgumentException("entry " + i + ": KV cache was not created by model " + name);
+            }
+            if (cache.isClosed()) {
+                throw new IllegalArgumentException("entry " + i + ": KV cache is closed");
+            }
+            if (cache.stepStamp() == stamp) {
+                throw new IllegalArgumentException("entry " + i + ": the same KV cache appears twice in one batch");
+            }
+            cache.stepStamp(stamp);
+            if (logits[i] == null || logits[i].length < vocab) {
+                throw new IllegalArgumentException("logits[" + i + "] must hold " + vocab + " floats");
+            }
+            long end = (long) cache.length() + en.length();
+            if (end > config.contextLength()) {
+                throw new IllegalArgumentException("entry " + i + ": " + cache.length() + " cached + " + en.length()
+                        + " new tokens exceed the context length " + config.contextLength());
+            }
+            for (int j = 0; j < en.length(); j++) {
+                int tok = en.tokens()[en.offset() + j];
+                if (tok < 0 || tok >= vocab) {
+                    throw new IllegalArgumentException("entry " + i + ": token id " + tok + " is outside [0, "
+                            + vocab + ")");
+                }
+            }
+            caches[i] = cache;
+            tokens += en.length();
+            missingBlocks += cache.blocksMissingFor((int) end);
+        }
+        if (tokens > Integer.MAX_VALUE / Math.max(config.hiddenDim(), config.dim())) {
+            throw new IllegalArgumentException("batch of " + tokens + " tokens is too large for one step");
+        }
+        int free = freeBlocks();
+        if (missingBlocks > free) {
+            throw new KvCacheExhaustedException("KV block pool of model " + name + " exhausted: the batch needs "
+                    + missingBlocks + " more block(s), " + free + " of " + maxBlocks + " free");
+        }
+        for (int i = 0; i < e; i++) {
+            caches[i].reserve(caches[i].length() + entries.get(i).length());
+        }
+        return caches;
     }
 }

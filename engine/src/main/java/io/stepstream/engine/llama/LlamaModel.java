@@ -2,7 +2,6 @@ package io.stepstream.engine.llama;
 
 import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
-import io.stepstream.engine.KvCacheExhaustedException;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelOptions;
@@ -61,7 +60,6 @@ public final class LlamaModel implements Model {
     private float[] lastRows;
     private float[] lastLogits;
     private final float[][] attScores;
-    private long stepCounter;
 
     private final MatmulTask matmul = new MatmulTask();
     private final AttentionTask attention = new AttentionTask();
@@ -134,7 +132,8 @@ public final class LlamaModel implements Model {
         if (e == 0) {
             return;
         }
-        int tokens = checkAndReserve(entries, logits);
+        pool.reserveBatch(name, config, entries, logits);
+        int tokens = batch.totalTokens();
         growScratch(tokens, e);
         int dim = config.dim();
         int row = 0;
@@ -341,63 +340,6 @@ public final class LlamaModel implements Model {
                 attendUnit(layer, u / heads, u % heads, att);
             }
         }
-    }
-
-    /** Validates the whole batch, then takes every KV block it needs (all or nothing); returns T. */
-    private int checkAndReserve(List<ForwardBatch.Entry> entries, float[][] logits) {
-        int e = entries.size();
-        if (logits == null || logits.length < e) {
-            throw new IllegalArgumentException("logits must have a row per entry: " + e + " entries, "
-                    + (logits == null ? "null" : logits.length + " rows"));
-        }
-        long stamp = ++stepCounter;
-        long tokens = 0;
-        int missingBlocks = 0;
-        int vocab = config.vocabSize();
-        for (int i = 0; i < e; i++) {
-            ForwardBatch.Entry en = entries.get(i);
-            if (!(en.cache() instanceof PagedKvCache cache) || cache.pool() != pool) {
-                throw new IllegalArgumentException("entry " + i + ": KV cache was not created by model " + name);
-            }
-            if (cache.isClosed()) {
-                throw new IllegalArgumentException("entry " + i + ": KV cache is closed");
-            }
-            if (cache.stepStamp() == stamp) {
-                throw new IllegalArgumentException("entry " + i + ": the same KV cache appears twice in one batch");
-            }
-            cache.stepStamp(stamp);
-            if (logits[i] == null || logits[i].length < vocab) {
-                throw new IllegalArgumentException("logits[" + i + "] must hold " + vocab + " floats");
-            }
-            long end = (long) cache.length() + en.length();
-            if (end > config.contextLength()) {
-                throw new IllegalArgumentException("entry " + i + ": " + cache.length() + " cached + " + en.length()
-                        + " new tokens exceed the context length " + config.contextLength());
-            }
-            for (int j = 0; j < en.length(); j++) {
-                int tok = en.tokens()[en.offset() + j];
-                if (tok < 0 || tok >= vocab) {
-                    throw new IllegalArgumentException("entry " + i + ": token id " + tok + " is outside [0, "
-                            + vocab + ")");
-                }
-            }
-            tokens += en.length();
-            missingBlocks += cache.blocksMissingFor((int) end);
-        }
-        if (tokens > Integer.MAX_VALUE / Math.max(config.hiddenDim(), config.dim())) {
-            throw new IllegalArgumentException("batch of " + tokens + " tokens is too large for one step");
-        }
-        int free = pool.freeBlocks();
-        if (missingBlocks > free) {
-            throw new KvCacheExhaustedException("KV block pool of model " + name + " exhausted: the batch needs "
-                    + missingBlocks + " more block(s), " + free + " of " + pool.maxBlocks() + " free");
-        }
-        for (int i = 0; i < e; i++) {
-            ForwardBatch.Entry en = entries.get(i);
-            PagedKvCache cache = (PagedKvCache) en.cache();
-            cache.reserve(cache.length() + en.length());
-        }
-        return (int) tokens;
     }
 
     private void growScratch(int tokens, int entries) {
