@@ -107,6 +107,10 @@ public final class StepStream implements GenerationService, AutoCloseable {
      * BackendProvider SPI ("cpu", or "opencl" when stepstream-gpu is on the class path) and serves it.
      */
     public ModelInfo load(String nameOrPath, String backend, BackendOptions options) {
+        if (isDiffusion(nameOrPath)) {
+            throw new IllegalArgumentException("backend: " + nameOrPath + " is a diffusion model; diffusion models "
+                    + "run on the engine's CPU forward only (load it without a backend)");
+        }
         Model model = Backends.load(backend, nameOrPath, options);
         try {
             return register(new LoadedModel.Autoregressive(model), true);
@@ -121,7 +125,7 @@ public final class StepStream implements GenerationService, AutoCloseable {
      * Hugging Face style diffusion checkpoint. Any other folder (an autoregressive safetensors model, say) is left
      * to {@link Models#load(String)}, as is a config.json that cannot be read (the loader names the problem).
      */
-    static boolean isDiffusion(String nameOrPath) {
+    public static boolean isDiffusion(String nameOrPath) {
         if (nameOrPath == null) {
             return false;
         }

@@ -24,8 +24,24 @@ final class BenchCommand implements Callable<Integer> {
     @ParentCommand
     StepStreamCli cli;
 
-    @Option(names = "--model", required = true, paramLabel = "FILE", description = "Model file (GGUF for --llama-cpp).")
+    @Option(names = "--model", paramLabel = "FILE", description = "Model file (GGUF for --llama-cpp); the CPU backend only.")
     Path model;
+
+    @Option(names = "--backend", paramLabel = "cpu|opencl", defaultValue = "cpu",
+            description = "cpu (default): the engine on --model beside llama.cpp. opencl: a synthetic llama2-family "
+                    + "model of --shape (random weights, built in memory) on an OpenCL device, with the device's copy "
+                    + "bandwidth and a time split (io.stepstream.gpu.bench.GpuBench).")
+    String backend;
+
+    @Option(names = "--shape", paramLabel = "stories260k|llama2-110m|llama-1.1b",
+            description = "opencl: the synthetic model's shape (default stories260k).")
+    String shape;
+
+    @Option(names = "--device", paramLabel = "SEL", description = "opencl: the device (auto, gpu, cpu, index, name).")
+    String device;
+
+    @Option(names = "--dtype", paramLabel = "f32[,f16,q8_0]", description = "opencl: weight encodings to run (default f32).")
+    String dtype;
 
     @Option(names = "--batch", split = ",", paramLabel = "B[,B...]", defaultValue = "1,8,32",
             description = "Batch sizes: concurrent sequences (default 1,8,32).")
@@ -47,8 +63,24 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the report as JSON.")
     Path json;
 
+    /** The OpenCL bench's main class; the gpu module is on the command line's class path at run time only. */
+    static final String GPU_BENCH = "io.stepstream.gpu.bench.GpuBench";
+
     @Override
     public Integer call() {
+        String b = backend == null ? "cpu" : backend.strip().toLowerCase(java.util.Locale.ROOT);
+        if (b.equals("opencl")) {
+            return gpuBench();
+        }
+        if (!b.equals("cpu")) {
+            throw CliFailure.badInput("--backend: must be cpu or opencl, got '" + backend + "'");
+        }
+        if (model == null) {
+            throw CliFailure.badInput("--model: required with --backend cpu (a GGUF, safetensors or llama2.c file)");
+        }
+        if (shape != null || device != null || dtype != null) {
+            throw CliFailure.badInput("--shape/--device/--dtype: apply to --backend opencl only");
+        }
         int n = threads != null ? threads : Math.clamp(Runtime.getRuntime().availableProcessors(), 1, 8);
         Bench.Options options;
         try {
@@ -71,6 +103,50 @@ final class BenchCommand implements Callable<Integer> {
             } catch (IOException e) {
                 throw new CliFailure(CliFailure.FAILED, "cannot write " + json + ": " + e.getMessage());
             }
+        }
+        return 0;
+    }
+
+    /** Runs GpuBench with this command's flags in its spelling; its table goes to stdout. */
+    private int gpuBench() {
+        if (model != null) {
+            throw CliFailure.badInput("--model: --backend opencl benchmarks a synthetic model built in memory; "
+                    + "give --shape instead");
+        }
+        if (llamaCpp) {
+            throw CliFailure.badInput("--llama-cpp: compares on the CPU backend only");
+        }
+        List<String> args = new java.util.ArrayList<>(List.of("--backend", "opencl",
+                "--shape", shape == null ? "stories260k" : shape,
+                "--batches", String.join(",", batches.stream().map(String::valueOf).toList()),
+                "--steps", String.valueOf(tokens), "--prompt", String.valueOf(promptTokens)));
+        if (device != null) {
+            args.addAll(List.of("--device", device));
+        }
+        if (dtype != null) {
+            args.addAll(List.of("--dtype", dtype));
+        }
+        if (json != null) {
+            args.addAll(List.of("--out", json.toString()));
+        }
+        java.lang.reflect.Method main;
+        try {
+            main = Class.forName(GPU_BENCH).getMethod("main", String[].class);
+        } catch (ReflectiveOperationException | LinkageError e) {
+            throw new CliFailure(CliFailure.FAILED, "--backend opencl: the stepstream-gpu jar is not on the class path ("
+                    + e + ")");
+        }
+        try {
+            main.invoke(null, (Object) args.toArray(String[]::new));
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof IllegalArgumentException) {
+                throw CliFailure.badInput(CliFailure.oneLine(cause.getMessage()));
+            }
+            throw new CliFailure(CliFailure.FAILED, "bench --backend opencl failed: "
+                    + CliFailure.oneLine(String.valueOf(cause)));
+        } catch (IllegalAccessException e) {
+            throw new CliFailure(CliFailure.FAILED, "cannot run " + GPU_BENCH + ": " + e);
         }
         return 0;
     }

@@ -6,6 +6,7 @@ import io.stepstream.actors.GenerationService;
 import io.stepstream.actors.ModelInfo;
 import io.stepstream.actors.StepStream;
 import io.stepstream.actors.StepStreamConfig;
+import io.stepstream.engine.spi.BackendOptions;
 import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.ClassicActorSystemProvider;
@@ -45,6 +46,11 @@ final class EmbeddedEngine implements LocalEngine {
     @Override
     public ModelInfo load(String nameOrPath) {
         return stepStream.load(nameOrPath);
+    }
+
+    @Override
+    public ModelInfo load(String nameOrPath, String backend, BackendOptions options) {
+        return stepStream.load(nameOrPath, backend, options);
     }
 
     @Override

@@ -19,6 +19,7 @@ import java.util.function.Consumer;
 import org.apache.pekko.stream.Materializer;
 import org.apache.pekko.stream.javadsl.Sink;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
@@ -96,6 +97,9 @@ final class GenerateCommand implements Callable<Integer> {
             + " with --json).")
     boolean progress;
 
+    @Mixin
+    BackendMixin placement = new BackendMixin();
+
     @Option(names = "--json", description = "One JSON object per event per line.")
     boolean json;
 
@@ -114,6 +118,10 @@ final class GenerateCommand implements Callable<Integer> {
             }
         };
         if (server != null) {
+            if (!placement.isEngineDefault()) {
+                throw CliFailure.badInput("--backend/--device/--dtype: place models in the local engine; with --server "
+                        + "the server's own placement applies (see `stepstream models --server`)");
+            }
             generateRemote(sink);
         } else {
             generateLocal(sink);
@@ -195,7 +203,7 @@ final class GenerateCommand implements Callable<Integer> {
 
     private void generateLocal(Consumer<GenerateEvent> sink) {
         try (LocalEngine engine = cli.startEngine()) {
-            ModelInfo loaded = Models.load(engine, model == null ? LocalEngine.DEFAULT_MODEL : model);
+            ModelInfo loaded = Models.load(engine, model == null ? LocalEngine.DEFAULT_MODEL : model, placement, null);
             GenerateRequest wire = wireRequest(loaded.name());
             var service = engine.service();
             var request = new RequestMapper(service, new SecureRandom()::nextLong).toServiceRequest(wire);

@@ -2,6 +2,8 @@ package io.stepstream.protocol.cli;
 
 import io.stepstream.actors.GenerationService;
 import io.stepstream.actors.ModelInfo;
+import io.stepstream.actors.StepStream;
+import io.stepstream.engine.spi.BackendOptions;
 import org.apache.pekko.actor.ClassicActorSystemProvider;
 
 /**
@@ -17,6 +19,19 @@ public interface LocalEngine extends AutoCloseable {
      * fails with an exception whose message names the file.
      */
     ModelInfo load(String nameOrPath);
+
+    /**
+     * Loads an autoregressive model onto a backend of the engine's BackendProvider SPI ("cpu", "opencl"). Engines
+     * without backends refuse anything but the CPU default.
+     */
+    default ModelInfo load(String nameOrPath, String backend, BackendOptions options) {
+        throw new UnsupportedOperationException("this engine serves the cpu backend only, not " + backend);
+    }
+
+    /** Whether {@code nameOrPath} names a diffusion model (those run on the CPU backend only). */
+    default boolean isDiffusion(String nameOrPath) {
+        return StepStream.isDiffusion(nameOrPath);
+    }
 
     GenerationService service();
 

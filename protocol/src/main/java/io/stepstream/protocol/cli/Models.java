@@ -7,6 +7,8 @@ import io.stepstream.actors.ModelNotFoundException;
 import io.stepstream.protocol.v1.ModelCard;
 import java.io.PrintStream;
 import java.util.List;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 /** Loading models into the local engine, and printing model lists. */
 final class Models {
@@ -18,8 +20,31 @@ final class Models {
      * and the problem. A model that cannot be loaded is bad input: the user named it.
      */
     static ModelInfo load(LocalEngine engine, String nameOrPath) {
+        return load(engine, nameOrPath, null, null);
+    }
+
+    /**
+     * Loads a model where {@code placement} says (null: the engine's own CPU loader). Diffusion models always run on
+     * the CPU: with another backend they are loaded there and {@code note} hears why (null: that is an error).
+     */
+    static ModelInfo load(LocalEngine engine, String nameOrPath, BackendMixin placement, Consumer<String> note) {
+        if (placement != null && !placement.isEngineDefault()) {
+            var options = placement.options();
+            if (!engine.isDiffusion(nameOrPath)) {
+                return loadWith(nameOrPath, () -> engine.load(nameOrPath, placement.backend(), options));
+            }
+            if (note == null) {
+                throw CliFailure.badInput("--backend " + placement.backend() + ": " + nameOrPath
+                        + " is a diffusion model; diffusion models run on the CPU backend only");
+            }
+            note.accept(nameOrPath + ": a diffusion model, served on the CPU backend");
+        }
+        return loadWith(nameOrPath, () -> engine.load(nameOrPath));
+    }
+
+    private static ModelInfo loadWith(String nameOrPath, Supplier<ModelInfo> loader) {
         try {
-            return engine.load(nameOrPath);
+            return loader.get();
         } catch (ModelNotFoundException e) {
             throw CliFailure.badInput("model: no model named '" + nameOrPath + "' is known");
         } catch (RuntimeException e) {

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.function.Consumer;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
@@ -29,6 +30,9 @@ final class ServeCommand implements Callable<Integer> {
                     + " The first is the default model.")
     List<String> models = new ArrayList<>();
 
+    @Mixin
+    BackendMixin placement = new BackendMixin();
+
     /** Both embedded models, the autoregressive one first so that it stays the default. */
     static final List<String> DEFAULT_MODELS = List.of(LocalEngine.DEFAULT_MODEL, "tinystories-dlm");
 
@@ -46,7 +50,8 @@ final class ServeCommand implements Callable<Integer> {
         List<String> names = new ArrayList<>();
         try {
             for (String model : models.isEmpty() ? DEFAULT_MODELS : models) {
-                ModelInfo loaded = Models.load(engine, model);
+                ModelInfo loaded = Models.load(engine, model, placement,
+                        note -> cli.err().println("stepstream: " + note));
                 names.add(loaded.name());
             }
             server = StepStreamServer.builder(engine.service(), engine.system()).host(host).port(port).start();

@@ -1,0 +1,57 @@
+package io.stepstream.protocol.cli;
+
+import io.stepstream.engine.spi.BackendOptions;
+import io.stepstream.engine.spi.CpuBackendProvider;
+import io.stepstream.engine.tensor.TensorType;
+import java.util.Locale;
+import picocli.CommandLine.Option;
+
+/**
+ * Where a command runs its autoregressive models: {@code --backend}, {@code --device}, {@code --dtype}. The CPU
+ * backend with no device and no dtype is the engine's own loader (every format, the file's own encodings);
+ * anything else goes through the engine's BackendProvider SPI, which today places llama2.c checkpoints.
+ */
+final class BackendMixin {
+    @Option(names = "--backend", paramLabel = "cpu|opencl", defaultValue = "cpu",
+            description = "Compute backend of autoregressive models (default: ${DEFAULT-VALUE}). opencl runs llama2.c "
+                    + "checkpoints (stories260K or a .bin) on an OpenCL device; diffusion models stay on the CPU.")
+    String backend = CpuBackendProvider.NAME;
+
+    @Option(names = "--device", paramLabel = "SEL",
+            description = "OpenCL device: auto (default), gpu, cpu, an index, or part of its name.")
+    String device;
+
+    @Option(names = "--dtype", paramLabel = "f32|f16|q8_0",
+            description = "Weight encoding on the OpenCL device (default f32).")
+    String dtype;
+
+    /** The backend name, lower case. */
+    String backend() {
+        return backend == null ? CpuBackendProvider.NAME : backend.strip().toLowerCase(Locale.ROOT);
+    }
+
+    /** True for the engine's own CPU loader: --backend cpu with neither --device nor --dtype. */
+    boolean isEngineDefault() {
+        return backend().equals(CpuBackendProvider.NAME) && device == null && dtype == null;
+    }
+
+    /** The options for a non-default placement; a named error for combinations that mean nothing. */
+    BackendOptions options() {
+        if (backend().equals(CpuBackendProvider.NAME)) {
+            if (device != null) {
+                throw CliFailure.badInput("--device: applies to --backend opencl only");
+            }
+            if (dtype != null) {
+                throw CliFailure.badInput("--dtype: applies to --backend opencl only (the CPU backend serves the "
+                        + "file's own encoding)");
+            }
+        }
+        TensorType type;
+        try {
+            type = BackendOptions.parseWeightType(dtype);
+        } catch (IllegalArgumentException e) {
+            throw CliFailure.badInput(e.getMessage());
+        }
+        return BackendOptions.defaults().withDevice(device == null ? "" : device).withWeightType(type);
+    }
+}
