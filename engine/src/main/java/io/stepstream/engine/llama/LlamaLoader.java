@@ -8,6 +8,7 @@ import io.stepstream.engine.format.safetensors.SafetensorsCheckpoint;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.tensor.WeightMatrix;
+import io.stepstream.engine.tokenizer.HfTokenizerJson;
 import io.stepstream.engine.tokenizer.TokenizerSpec;
 
 import java.io.IOException;
@@ -36,8 +37,8 @@ public final class LlamaLoader {
     }
 
     /**
-     * A Hugging Face folder (or its model.safetensors / index file): config.json, the weights, and a llama2.c
-     * tokenizer.bin beside them.
+     * A Hugging Face folder (or its model.safetensors / index file): config.json, the weights, and a tokenizer
+     * beside them: tokenizer.json (byte-level BPE, see {@link HfTokenizerJson}) or a llama2.c tokenizer.bin.
      */
     public static LlamaModel safetensors(Path path, ModelOptions options) {
         Path dir = Files.isDirectory(path) ? path : path.toAbsolutePath().getParent();
@@ -65,11 +66,14 @@ public final class LlamaLoader {
     }
 
     private static Tokenizer hfTokenizer(Path dir, int vocab) {
+        if (Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+            return HfTokenizerJson.read(dir, vocab).create();
+        }
         Path bin = dir.resolve("tokenizer.bin");
         if (Files.isRegularFile(bin)) {
             return Llama2Tokenizer.read(bin, vocab);
         }
-        throw new ModelLoadException(dir + ": no tokenizer.bin beside config.json (tokenizer.json is not read yet)");
+        throw new ModelLoadException(dir + ": no tokenizer.json or tokenizer.bin beside config.json");
     }
 
     /** llama2.c weights (float32 arrays, wrapped in place) with their tokenizer. */

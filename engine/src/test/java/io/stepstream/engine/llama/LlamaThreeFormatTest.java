@@ -8,7 +8,14 @@ import io.stepstream.engine.llama2.Llama2Checkpoint;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.engine.ModelConfig;
+import io.stepstream.engine.tokenizer.HfTokenizerJsonTest;
+import io.stepstream.engine.tokenizer.TokenizerSpec;
 import io.stepstream.engine.tools.Llama2cConvert;
+import io.stepstream.engine.tools.LlamaGgufExport;
+import io.stepstream.engine.tools.SafetensorsExport;
+import io.stepstream.engine.tools.SynthModel;
+import io.stepstream.engine.tools.SyntheticVocab;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -81,6 +88,45 @@ class LlamaThreeFormatTest {
                 int[] tokens = greedy(m);
                 assertTrue(java.util.Arrays.stream(tokens).distinct().count() > 10, type + ": " + tokens.length);
             }
+        }
+    }
+
+    @Test
+    void qwen2SafetensorsWithTokenizerJsonMatchesItsGguf() throws IOException {
+        ModelConfig c = new ModelConfig(64, 96, 2, 4, 2, 400, 96, 1e-5f, 1000000f, true);
+        TokenizerSpec vocab = SyntheticVocab.byteLevel(c.vocabSize(), "qwen2");
+        Path gguf = dir.resolve("qwen2.gguf");
+        LlamaGgufExport.write(gguf, "qwen2", c, LlamaFamily.QWEN2, null, SynthModel.weights(c, 5), TensorType.F32,
+                vocab);
+        Path hf = Files.createDirectories(dir.resolve("qwen2-hf"));
+        SafetensorsExport.write(hf.resolve("model.safetensors"), c, LlamaFamily.QWEN2, SynthModel.weights(c, 5), false);
+        HfTokenizerJsonTest.writeHf(vocab, hf, true, false);
+        Files.writeString(hf.resolve("config.json"), """
+                {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 64,
+                 "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                 "vocab_size": 400, "max_position_embeddings": 96, "rms_norm_eps": 1e-5, "rope_theta": 1000000.0,
+                 "tie_word_embeddings": true, "hidden_act": "silu", "bos_token_id": 399, "eos_token_id": 399}
+                """);
+        try (Model a = Models.load(gguf.toString()); Model b = Models.load(hf.toString())) {
+            String prompt = "Once upon a time, 12345 cats sat  on\n the mat!";
+            assertArrayEquals(a.tokenizer().encode(prompt, true, false), b.tokenizer().encode(prompt, true, false));
+            assertEquals(a.tokenizer().bosId(), b.tokenizer().bosId());
+            assertArrayEquals(greedy(a), greedy(b), "safetensors + tokenizer.json tokens");
+            // The same prompt's last logits from both files: equal to float rounding, and not flat.
+            int[] ids = a.tokenizer().encode(prompt, true, false);
+            float[][] la = new float[1][c.vocabSize()];
+            float[][] lb = new float[1][c.vocabSize()];
+            try (KvCache ca = a.newKvCache(); KvCache cb = b.newKvCache()) {
+                a.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(ca, ids, 0, ids.length))), la);
+                b.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cb, ids, 0, ids.length))), lb);
+            }
+            double spread = 0;
+            double diff = 0;
+            for (int v = 0; v < c.vocabSize(); v++) {
+                spread = Math.max(spread, Math.abs(la[0][v] - la[0][0]));
+                diff = Math.max(diff, Math.abs(la[0][v] - lb[0][v]));
+            }
+            assertTrue(spread > 0.01 && diff < 1e-4, "spread " + spread + ", diff " + diff);
         }
     }
 
