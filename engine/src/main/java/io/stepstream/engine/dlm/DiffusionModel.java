@@ -9,7 +9,6 @@ import io.stepstream.engine.cpu.Kernels;
 import io.stepstream.engine.tensor.WeightMatrix;
 import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.engine.format.safetensors.SafetensorsCheckpoint;
-import io.stepstream.engine.sparse.BlockSparseAttention;
 import io.stepstream.engine.sparse.PatternCache;
 import io.stepstream.engine.sparse.PatternHandle;
 import io.stepstream.engine.sparse.SparseDBuilder;
@@ -67,7 +66,12 @@ public final class DiffusionModel implements AutoCloseable {
     private int outputCapacity;
     private float[] outputRows;
     private float[] outputLogits;
-    private final float[][] attScores;
+    private final AttentionScratch[] attScratch;
+    private final CanvasAttention canvasAttention;
+    /** This step's attention tiles: first row and row count of each. */
+    private int[] tileStart = new int[0];
+    private int[] tileRows = new int[0];
+    private int tiles;
     /** Per batch input of the current step: the pattern it attends through, or the builder it feeds (else null). */
     private SparsePattern[] canvasPattern = new SparsePattern[0];
     private SparseDBuilder[] canvasBuilder = new SparseDBuilder[0];
@@ -141,7 +145,11 @@ public final class DiffusionModel implements AutoCloseable {
         }
         this.attentionScale = (float) Math.sqrt(hs);
         this.compute = new ComputePool(options.computeThreads(), "stepstream-" + name);
-        this.attScores = new float[compute.threads()][ctx];
+        this.attScratch = new AttentionScratch[compute.threads()];
+        for (int i = 0; i < attScratch.length; i++) {
+            attScratch[i] = new AttentionScratch(ctx);
+        }
+        this.canvasAttention = new CanvasAttention(hs);
     }
 
     /** Checks that the config describes what this class computes, and converts it to the engine's shape. */
@@ -375,7 +383,21 @@ public final class DiffusionModel implements AutoCloseable {
         for (int t = 0; t < rows; t++) {
             work += (long) rowCanvasLength[t] * 2 * config.dim();
         }
-        int units = rows * config.nHeads();
+        // Tiles: up to TILE consecutive rows of one canvas that see the same keys (one query block of a pattern).
+        tiles = 0;
+        for (int t = 0; t < rows; ) {
+            SparsePattern pattern = canvasPattern[rowCanvas[t]];
+            int end = t + 1;
+            while (end < rows && end - t < CanvasAttention.TILE && rowCanvas[end] == rowCanvas[t]
+                    && (pattern == null || rowPos[end] / pattern.blockSize() == rowPos[t] / pattern.blockSize())) {
+                end++;
+            }
+            tileStart[tiles] = t;
+            tileRows[tiles] = end - t;
+            tiles++;
+            t = end;
+        }
+        int units = tiles * config.nHeads();
         compute.run(attention, units, grain(units), work >= parallelThreshold);
     }
 
@@ -397,41 +419,29 @@ public final class DiffusionModel implements AutoCloseable {
         }
     }
 
-    /** Attention of one (row, head) over its own canvas: every position, or the key blocks of its pattern. */
-    private void attendUnit(int t, int h, float[] att) {
+    /** Attention of one tile of rows and one head over their canvas: every position, or their pattern's blocks. */
+    private void attendTile(int tile, int h, AttentionScratch s) {
         int dim = config.dim();
         int hs = config.headSize();
         int kvDim = config.kvDim();
         int kvHead = h / (config.nHeads() / config.nKvHeads());
-        int first = rowCanvasStart[t];
-        int len = rowCanvasLength[t];
-        int qo = t * dim + h * hs;
-        SparsePattern pattern = canvasPattern[rowCanvas[t]];
-        if (pattern != null) {
-            BlockSparseAttention.attendRow(pattern, currentLayer, h, rowPos[t], q, qo, k, v,
-                    first * kvDim + kvHead * hs, kvDim, hs, attentionScale, att, xb, qo);
-            return;
+        int t0 = tileStart[tile];
+        int rows = tileRows[tile];
+        for (int r = 0; r < rows; r++) {
+            s.qOffset[r] = (t0 + r) * dim + h * hs;
         }
-        for (int j = 0; j < len; j++) {
-            int ko = (first + j) * kvDim + kvHead * hs;
-            float score = 0f;
-            for (int i = 0; i < hs; i++) {
-                score += q[qo + i] * k[ko + i];
-            }
-            att[j] = score / attentionScale;
+        int len = rowCanvasLength[t0];
+        SparsePattern pattern = canvasPattern[rowCanvas[t0]];
+        int ranges;
+        if (pattern == null) {
+            s.keyFrom[0] = 0;
+            s.keyTo[0] = len;
+            ranges = 1;
+        } else {
+            ranges = pattern.keyRanges(currentLayer, h, rowPos[t0] / pattern.blockSize(), s.keyFrom, s.keyTo);
         }
-        Kernels.softmax(att, 0, len);
-        int out = t * dim + h * hs;
-        for (int i = 0; i < hs; i++) {
-            xb[out + i] = 0f;
-        }
-        for (int j = 0; j < len; j++) {
-            int vo = (first + j) * kvDim + kvHead * hs;
-            float a = att[j];
-            for (int i = 0; i < hs; i++) {
-                xb[out + i] += a * v[vo + i];
-            }
-        }
+        canvasAttention.attend(rows, q, s.qOffset, k, v, rowCanvasStart[t0] * kvDim + kvHead * hs, kvDim,
+                attentionScale, s.keyFrom, s.keyTo, ranges, s.att, config.contextLength(), xb, s.qOffset);
     }
 
     private void matmul(float[] weight, int rows, int cols, float[] in, int tokens, float[] out) {
@@ -483,10 +493,18 @@ public final class DiffusionModel implements AutoCloseable {
         @Override
         public void run(int from, int to, int worker) {
             int heads = config.nHeads();
-            float[] att = attScores[worker];
+            AttentionScratch s = attScratch[worker];
             for (int u = from; u < to; u++) {
-                attendUnit(u / heads, u % heads, att);
+                attendTile(u / heads, u % heads, s);
             }
+        }
+    }
+
+    /** One worker's attention scratch: TILE rows of scores over the whole context, key ranges, row offsets. */
+    private record AttentionScratch(float[] att, int[] keyFrom, int[] keyTo, int[] qOffset) {
+        AttentionScratch(int context) {
+            this(new float[CanvasAttention.TILE * context], new int[context], new int[context],
+                    new int[CanvasAttention.TILE]);
         }
     }
 
@@ -541,6 +559,8 @@ public final class DiffusionModel implements AutoCloseable {
             rowCanvasStart = new int[rows];
             rowCanvasLength = new int[rows];
             rowCanvas = new int[rows];
+            tileStart = new int[rows];
+            tileRows = new int[rows];
             rowCapacity = rows;
         }
         if (outputs > outputCapacity) {

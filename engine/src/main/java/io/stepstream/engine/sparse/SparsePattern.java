@@ -148,6 +148,21 @@ public final class SparsePattern {
         return Arrays.copyOfRange(indices[u], indptr[u][qb], indptr[u][qb + 1]);
     }
 
+    /**
+     * The keys query block {@code qb} of (layer, head) attends to as ascending position ranges
+     * [from[i], to[i]), one per kept key block (the last block ends at the canvas); returns their count. No copy:
+     * the attention hot loop calls this per tile.
+     */
+    public int keyRanges(int layer, int head, int qb, int[] from, int[] to) {
+        int u = unit(layer, head);
+        int n = 0;
+        for (int b = indptr[u][qb]; b < indptr[u][qb + 1]; b++, n++) {
+            from[n] = indices[u][b] * blockSize;
+            to[n] = Math.min(tokens, from[n] + blockSize);
+        }
+        return n;
+    }
+
     /** A copy of the row pointers of (layer, head). */
     public int[] indptr(int layer, int head) {
         return indptr[unit(layer, head)].clone();

@@ -1,0 +1,246 @@
+package io.stepstream.engine.dlm;
+
+import io.stepstream.engine.cpu.VectorKernels;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Bidirectional attention of one head for a tile of up to {@link #TILE} query rows of one canvas that see the same
+ * keys: every position (dense), or the key blocks a SparseD pattern keeps for their query block, given as ascending
+ * key ranges. Vector API throughout: a key (and a value) is loaded once for the whole tile, the head dimension is
+ * split into vector chunks, the softmax runs over vectors with the Vector API's exp.
+ *
+ * <p>Exactness contract. Each row's result depends only on its own query and the keys it sees, never on its tile
+ * mates or on how the kept keys are split into ranges: scores are one dot product per key (chunks summed in order,
+ * then the lanes), the softmax runs over the kept scores in ascending key order, and values are accumulated one
+ * key at a time in that order. So a pattern that keeps every block is bitwise dense attention, and the batch (or
+ * tiling) a row happens to share is invisible in its output.
+ */
+final class CanvasAttention {
+    /** Query rows sharing one pass over the keys and values. */
+    static final int TILE = 4;
+
+    private final VectorSpecies<Float> species;
+    private final int headSize;
+    private final int chunks;
+
+    /**
+     * @param headSize the head dimension; the vector code needs it to be a multiple of the CPU kernels' lane count
+     *                 (their fixed-order lane sum is what keeps results independent of JIT tiers), else scalar code
+     */
+    CanvasAttention(int headSize) {
+        this.headSize = headSize;
+        this.species = headSize % VectorKernels.LANES == 0 ? VectorKernels.FLOATS : null;
+        this.chunks = species == null ? 0 : headSize / species.length();
+    }
+
+    /**
+     * @param rows         rows in the tile, 1..TILE
+     * @param qOffset      each row's query (this head) in {@code q}
+     * @param kvBase       where key/value position 0 of this head's KV head starts in {@code k} and {@code v}
+     * @param kvStride     floats between consecutive positions in {@code k} and {@code v}
+     * @param scaleDivisor scores are dot / scaleDivisor
+     * @param keyFrom      ascending, disjoint key ranges [keyFrom[i], keyTo[i]) for i below {@code ranges}
+     * @param att          scratch of TILE * attStride floats; attStride at least the number of kept keys
+     * @param outOffset    where each row's headSize outputs go in {@code out}
+     */
+    void attend(int rows, float[] q, int[] qOffset, float[] k, float[] v, int kvBase, int kvStride,
+                float scaleDivisor, int[] keyFrom, int[] keyTo, int ranges, float[] att, int attStride, float[] out,
+                int[] outOffset) {
+        if (rows < 1 || rows > TILE) {
+            throw new IllegalArgumentException("rows must be in 1.." + TILE + ", got " + rows);
+        }
+        // Missing rows repeat row 0: the same loads, results never written.
+        int q0 = qOffset[0];
+        int q1 = rows > 1 ? qOffset[1] : q0;
+        int q2 = rows > 2 ? qOffset[2] : q0;
+        int q3 = rows > 3 ? qOffset[3] : q0;
+        int n = 0;
+        for (int r = 0; r < ranges; r++) {
+            for (int j = keyFrom[r]; j < keyTo[r]; j++, n++) {
+                int ko = kvBase + j * kvStride;
+                if (species == null) {
+                    att[n] = dotScalar(q, q0, k, ko) / scaleDivisor;
+                    att[attStride + n] = dotScalar(q, q1, k, ko) / scaleDivisor;
+                    att[2 * attStride + n] = dotScalar(q, q2, k, ko) / scaleDivisor;
+                    att[3 * attStride + n] = dotScalar(q, q3, k, ko) / scaleDivisor;
+                    continue;
+                }
+                FloatVector a0 = FloatVector.zero(species);
+                FloatVector a1 = a0;
+                FloatVector a2 = a0;
+                FloatVector a3 = a0;
+                for (int c = 0, i = 0; c < chunks; c++, i += species.length()) {
+                    FloatVector kc = FloatVector.fromArray(species, k, ko + i);
+                    a0 = FloatVector.fromArray(species, q, q0 + i).fma(kc, a0);
+                    a1 = FloatVector.fromArray(species, q, q1 + i).fma(kc, a1);
+                    a2 = FloatVector.fromArray(species, q, q2 + i).fma(kc, a2);
+                    a3 = FloatVector.fromArray(species, q, q3 + i).fma(kc, a3);
+                }
+                att[n] = VectorKernels.sum(a0) / scaleDivisor;
+                att[attStride + n] = VectorKernels.sum(a1) / scaleDivisor;
+                att[2 * attStride + n] = VectorKernels.sum(a2) / scaleDivisor;
+                att[3 * attStride + n] = VectorKernels.sum(a3) / scaleDivisor;
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            softmax(att, r * attStride, n);
+        }
+        if (species == null) {
+            for (int r = 0; r < rows; r++) {
+                weightedSumScalar(att, r * attStride, v, kvBase, kvStride, keyFrom, keyTo, ranges, out, outOffset[r]);
+            }
+            return;
+        }
+        int o0 = outOffset[0];
+        int o1 = rows > 1 ? outOffset[1] : o0;
+        int o2 = rows > 2 ? outOffset[2] : o0;
+        int o3 = rows > 3 ? outOffset[3] : o0;
+        // Chunk-major: a chunk is one cache line of each value row at 16 lanes, so the passes add no traffic.
+        for (int c = 0, i = 0; c < chunks; c++, i += species.length()) {
+            FloatVector s0 = FloatVector.zero(species);
+            FloatVector s1 = s0;
+            FloatVector s2 = s0;
+            FloatVector s3 = s0;
+            int m = 0;
+            for (int r = 0; r < ranges; r++) {
+                for (int j = keyFrom[r]; j < keyTo[r]; j++, m++) {
+                    FloatVector vc = FloatVector.fromArray(species, v, kvBase + j * kvStride + i);
+                    s0 = vc.fma(FloatVector.broadcast(species, att[m]), s0);
+                    s1 = vc.fma(FloatVector.broadcast(species, att[attStride + m]), s1);
+                    s2 = vc.fma(FloatVector.broadcast(species, att[2 * attStride + m]), s2);
+                    s3 = vc.fma(FloatVector.broadcast(species, att[3 * attStride + m]), s3);
+                }
+            }
+            if (rows > 3) {
+                s3.intoArray(out, o3 + i);
+            }
+            if (rows > 2) {
+                s2.intoArray(out, o2 + i);
+            }
+            if (rows > 1) {
+                s1.intoArray(out, o1 + i);
+            }
+            s0.intoArray(out, o0 + i);
+        }
+    }
+
+    private float dotScalar(float[] q, int qo, float[] k, int ko) {
+        float s = 0f;
+        for (int i = 0; i < headSize; i++) {
+            s += q[qo + i] * k[ko + i];
+        }
+        return s;
+    }
+
+    private void weightedSumScalar(float[] att, int ao, float[] v, int kvBase, int kvStride, int[] keyFrom,
+                                   int[] keyTo, int ranges, float[] out, int oo) {
+        for (int i = 0; i < headSize; i++) {
+            out[oo + i] = 0f;
+        }
+        int m = 0;
+        for (int r = 0; r < ranges; r++) {
+            for (int j = keyFrom[r]; j < keyTo[r]; j++, m++) {
+                int vo = kvBase + j * kvStride;
+                float a = att[ao + m];
+                for (int i = 0; i < headSize; i++) {
+                    out[oo + i] += a * v[vo + i];
+                }
+            }
+        }
+    }
+
+    /**
+     * x[o .. o+n) = softmax. Max and sum over vector lanes (the sum in {@link VectorKernels#sum}'s fixed order),
+     * exp by {@link #exp}: only IEEE add, multiply, fma and bit operations, so compiled and interpreted code agree
+     * bit for bit (the Vector API's own EXP does not). Tail elements take the scalar twin of each step.
+     */
+    static void softmax(float[] x, int o, int n) {
+        VectorSpecies<Float> s = VectorKernels.FLOATS;
+        int bound = s.loopBound(n);
+        FloatVector vmax = FloatVector.broadcast(s, Float.NEGATIVE_INFINITY);
+        int i = 0;
+        for (; i < bound; i += s.length()) {
+            vmax = vmax.max(FloatVector.fromArray(s, x, o + i));
+        }
+        float max = vmax.reduceLanes(VectorOperators.MAX); // max is exact in any order
+        for (; i < n; i++) {
+            max = Math.max(max, x[o + i]);
+        }
+        FloatVector vsum = FloatVector.zero(s);
+        for (i = 0; i < bound; i += s.length()) {
+            FloatVector e = exp(FloatVector.fromArray(s, x, o + i).sub(max));
+            e.intoArray(x, o + i);
+            vsum = vsum.add(e);
+        }
+        float sum = VectorKernels.sum(vsum);
+        for (; i < n; i++) {
+            float e = exp(x[o + i] - max);
+            x[o + i] = e;
+            sum += e;
+        }
+        for (i = 0; i < bound; i += s.length()) {
+            FloatVector.fromArray(s, x, o + i).div(sum).intoArray(x, o + i);
+        }
+        for (; i < n; i++) {
+            x[o + i] /= sum;
+        }
+    }
+
+    // exp(x) = 2^k * e^r with k = round(x / ln 2), r = x - k ln 2 in two parts (Cody and Waite), e^r by its Taylor
+    // polynomial to r^7 (truncation below 1e-7 relative on |r| <= ln2 / 2); below LOWEST the result is 0.
+    private static final float LOG2E = 1.44269504f;
+    private static final float LN2_HI = 0.693145752f;
+    private static final float LN2_LO = 1.42860677e-6f;
+    /** Adding 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, to nearest even. */
+    private static final float ROUNDER = 12582912f;
+    private static final int ROUNDER_BITS = 0x4B400000;
+    private static final float LOWEST = -87.0f;
+    private static final float C2 = 1f / 2;
+    private static final float C3 = 1f / 6;
+    private static final float C4 = 1f / 24;
+    private static final float C5 = 1f / 120;
+    private static final float C6 = 1f / 720;
+    private static final float C7 = 1f / 5040;
+
+    /** e^x for x <= 0 (softmax arguments), within a few ulp of Math.exp. */
+    static FloatVector exp(FloatVector x) {
+        VectorSpecies<Float> s = x.species();
+        FloatVector clamped = x.max(LOWEST);
+        FloatVector t = clamped.fma(FloatVector.broadcast(s, LOG2E), FloatVector.broadcast(s, ROUNDER));
+        FloatVector k = t.sub(ROUNDER);
+        FloatVector r = k.fma(FloatVector.broadcast(s, -LN2_HI), clamped);
+        r = k.fma(FloatVector.broadcast(s, -LN2_LO), r);
+        FloatVector p = FloatVector.broadcast(s, C7).fma(r, FloatVector.broadcast(s, C6));
+        p = p.fma(r, FloatVector.broadcast(s, C5));
+        p = p.fma(r, FloatVector.broadcast(s, C4));
+        p = p.fma(r, FloatVector.broadcast(s, C3));
+        p = p.fma(r, FloatVector.broadcast(s, C2));
+        p = p.fma(r, FloatVector.broadcast(s, 1f));
+        p = p.fma(r, FloatVector.broadcast(s, 1f));
+        FloatVector scale = t.reinterpretAsInts().sub(ROUNDER_BITS).add(127).lanewise(VectorOperators.LSHL, 23)
+                .reinterpretAsFloats();
+        return p.mul(scale).blend(FloatVector.zero(s), x.lt(LOWEST));
+    }
+
+    /** The scalar twin of {@link #exp(FloatVector)}: the same operations, so the same bits. */
+    static float exp(float x) {
+        if (x < LOWEST) {
+            return 0f;
+        }
+        float t = Math.fma(x, LOG2E, ROUNDER);
+        float k = t - ROUNDER;
+        float r = Math.fma(k, -LN2_HI, x);
+        r = Math.fma(k, -LN2_LO, r);
+        float p = Math.fma(C7, r, C6);
+        p = Math.fma(p, r, C5);
+        p = Math.fma(p, r, C4);
+        p = Math.fma(p, r, C3);
+        p = Math.fma(p, r, C2);
+        p = Math.fma(p, r, 1f);
+        p = Math.fma(p, r, 1f);
+        float scale = Float.intBitsToFloat(((Float.floatToRawIntBits(t) - ROUNDER_BITS) + 127) << 23);
+        return p * scale;
+    }
+}
