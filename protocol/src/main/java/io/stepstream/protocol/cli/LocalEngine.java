@@ -2,6 +2,7 @@ package io.stepstream.protocol.cli;
 
 import io.stepstream.actors.GenerationService;
 import io.stepstream.actors.ModelInfo;
+import io.stepstream.actors.StepStreamConfig;
 import org.apache.pekko.actor.ClassicActorSystemProvider;
 
 /**
@@ -29,5 +30,13 @@ public interface LocalEngine extends AutoCloseable {
     @FunctionalInterface
     interface Factory {
         LocalEngine start();
+
+        /**
+         * Starts an engine whose models get these budgets (serve's --pattern-cache-bytes, say). An engine without
+         * such budgets (a scripted one in tests) ignores them.
+         */
+        default LocalEngine start(StepStreamConfig config) {
+            return start();
+        }
     }
 }
