@@ -10,9 +10,21 @@ package io.stepstream.actors;
  * @param remasking   remasking: "low_confidence" or "random"
  * @param threshold   threshold: Fast-dLLM decoding in (0, 1] instead of the fixed schedule
  * @param progress    progress: also stream a progress event after each denoising step
+ * @param sparsed     sparsed: null for dense attention (the default); else SparseD with these settings
  */
 public record DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking,
-                               Double threshold, boolean progress) {
+                               Double threshold, boolean progress, SparseDOptions sparsed) {
     /** Every setting at its default. */
-    public static final DiffusionOptions DEFAULTS = new DiffusionOptions(null, null, null, null, null, false);
+    public static final DiffusionOptions DEFAULTS = new DiffusionOptions(null, null, null, null, null, false, null);
+
+    /** Dense attention. */
+    public DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking, Double threshold,
+                            boolean progress) {
+        this(genLength, blockLength, steps, remasking, threshold, progress, null);
+    }
+
+    /** The same settings with SparseD attention ({@code null}: dense). */
+    public DiffusionOptions withSparseD(SparseDOptions sparsed) {
+        return new DiffusionOptions(genLength, blockLength, steps, remasking, threshold, progress, sparsed);
+    }
 }

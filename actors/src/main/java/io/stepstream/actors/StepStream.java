@@ -1,6 +1,7 @@
 package io.stepstream.actors;
 
 import io.stepstream.engine.Model;
+import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.Tokenizer;
@@ -10,7 +11,10 @@ import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.format.safetensors.HfConfig;
+import io.stepstream.engine.sparse.PatternCache;
+import io.stepstream.engine.sparse.SparseDPolicy;
 import io.stepstream.scheduler.DiffusionScheduler;
+import io.stepstream.scheduler.PatternCacheStats;
 import io.stepstream.scheduler.Scheduler;
 import io.stepstream.scheduler.SchedulerSnapshot;
 import io.stepstream.scheduler.SequenceRequest;
@@ -82,17 +86,33 @@ public final class StepStream implements GenerationService, AutoCloseable {
     /** gen_length of a diffusion request that names none, before capping by the context (LLaDA's default). */
     public static final int DEFAULT_GEN_LENGTH = 128;
 
+    /** SparseD's defaults for a request that asks for SparseD and leaves skip or select unset. */
+    public static final double DEFAULT_SPARSED_SKIP = 0.2;
+    public static final double DEFAULT_SPARSED_SELECT = 0.3;
+    /** Canvases (prompt + gen_length) at least this long get SparseD blocks of 128; shorter ones blocks of 32. */
+    public static final int SPARSED_LONG_CANVAS = 2048;
+
+    /**
+     * SparseD's block size for a canvas when the request names none: 128 (SparseD's choice for long prompts) from
+     * {@link #SPARSED_LONG_CANVAS} tokens on, where that still makes at least 16 key blocks to choose from; 32 (its
+     * choice for short ones) below; never more than the canvas itself.
+     */
+    public static int defaultSparseDBlockSize(int canvasLength) {
+        return Math.min(canvasLength, canvasLength >= SPARSED_LONG_CANVAS ? 128 : 32);
+    }
+
     /**
      * Loads and serves a model: an embedded autoregressive one ("stories260K") or llama2.c checkpoint path through
      * {@link Models#load(String)}, or a diffusion LM ("tinystories-dlm", or a folder whose config.json has a
-     * mask_token_id) through {@link Models#loadDiffusion(String)}; closed by {@link #close}. The first model
-     * loaded is the default.
+     * mask_token_id) through {@link Models#loadDiffusion}, with a SparseD pattern cache of
+     * {@link StepStreamConfig#patternCacheBytes()}; closed by {@link #close}. The first model loaded is the default.
      *
      * @throws io.stepstream.engine.ModelLoadException naming the file and the problem
      */
     public ModelInfo load(String nameOrPath) {
         LoadedModel model = isDiffusion(nameOrPath)
-                ? new LoadedModel.Diffusion(Models.loadDiffusion(nameOrPath))
+                ? new LoadedModel.Diffusion(Models.loadDiffusion(nameOrPath, ModelOptions.defaults(),
+                        new PatternCache(config.patternCacheBytes())))
                 : new LoadedModel.Autoregressive(Models.load(nameOrPath));
         try {
             return register(model, true);
@@ -166,7 +186,7 @@ public final class StepStream implements GenerationService, AutoCloseable {
             throw new IllegalStateException("StepStream is closed");
         }
         ModelInfo info = new ModelInfo(model.name(), model.kind(), model.contextLength(), model.vocabSize(),
-                model.backend(), model.device());
+                model.backend(), model.device(), patternCacheStats(model));
         if (registry.models().containsKey(info.name())) {
             throw new IllegalArgumentException("model: '" + info.name() + "' is already loaded");
         }
@@ -197,9 +217,14 @@ public final class StepStream implements GenerationService, AutoCloseable {
         return s.replaceAll("[^A-Za-z0-9_-]", "_");
     }
 
+    /** The models in load order; a diffusion model's pattern cache counters are read now. */
     @Override
     public List<ModelInfo> models() {
-        return registry.entries().stream().map(ModelRegistry.Entry::info).toList();
+        return registry.entries().stream().map(e -> e.info().withPatternCache(patternCacheStats(e.model()))).toList();
+    }
+
+    private static PatternCacheStats patternCacheStats(LoadedModel model) {
+        return model instanceof LoadedModel.Diffusion d ? PatternCacheStats.of(d.model().patternCache()) : null;
     }
 
     @Override
@@ -240,8 +265,9 @@ public final class StepStream implements GenerationService, AutoCloseable {
      * Starts a request (see {@link GenerationService#generate}). For a diffusion model, unset settings take
      * LLaDA-like defaults: gen_length min(128, context - prompt tokens), rounded down to a multiple of block_length
      * when only that is given; block_length = gen_length (one block); steps = gen_length (one token per step);
-     * remasking low_confidence; no threshold. Temperature and seed come from the sampling params (the gRPC layer
-     * makes an unset temperature 0 for a diffusion model).
+     * remasking low_confidence; no threshold; dense attention. With SparseD settings present, unset ones take
+     * SparseD's defaults: skip 0.2, select 0.3, block size {@link #defaultSparseDBlockSize}. Temperature and seed
+     * come from the sampling params (the gRPC layer makes an unset temperature 0 for a diffusion model).
      */
     @Override
     public Source<TokenEvent, NotUsed> generate(GenerateRequest request) {
@@ -450,8 +476,31 @@ public final class StepStream implements GenerationService, AutoCloseable {
                     + "gen_length) is larger than the server's step budget of " + maxNumBatchedTokens + " tokens");
         }
         DiffusionParams params = new DiffusionParams(gen, block, steps, s.temperature(), remasking, o.threshold(),
-                s.seed());
+                s.seed(), o.sparsed() == null ? null : sparseD(o.sparsed(), canvas));
         return new Validated(prompt.ids(), params, o.progress());
+    }
+
+    /** SparseD settings with their defaults filled in, each checked (a block may not be larger than the canvas). */
+    private static SparseDPolicy sparseD(SparseDOptions o, int canvas) {
+        double skip = o.skip() != null ? o.skip() : DEFAULT_SPARSED_SKIP;
+        if (!(skip >= 0 && skip <= 1)) {
+            throw new InvalidRequestException("diffusion.sparsed.skip", "must be in [0, 1] (the fraction of steps"
+                    + " that run dense), got " + skip);
+        }
+        double select = o.select() != null ? o.select() : DEFAULT_SPARSED_SELECT;
+        if (!(select > 0 && select <= 1)) {
+            throw new InvalidRequestException("diffusion.sparsed.select", "must be in (0, 1] (the fraction of key"
+                    + " blocks kept), got " + select);
+        }
+        int blockSize = o.blockSize() != null ? o.blockSize() : defaultSparseDBlockSize(canvas);
+        if (blockSize < 1) {
+            throw new InvalidRequestException("diffusion.sparsed.block_size", "must be >= 1, got " + blockSize);
+        }
+        if (blockSize > canvas) {
+            throw new InvalidRequestException("diffusion.sparsed.block_size", blockSize + " is larger than the canvas"
+                    + " of " + canvas + " tokens (prompt + gen_length): one block would be dense attention");
+        }
+        return new SparseDPolicy(skip, select, blockSize);
     }
 
     private static Remasking remasking(String name) {

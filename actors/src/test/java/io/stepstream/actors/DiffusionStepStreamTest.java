@@ -72,7 +72,8 @@ class DiffusionStepStreamTest {
             ModelInfo ar = ss.load(FakeModel.hashed(96));
             ModelInfo info = ss.load(dlm);
             assertEquals("autoregressive", ar.kind());
-            assertEquals(new ModelInfo("tinystories-dlm", "diffusion", 256, 513, "cpu", "cpu"), info);
+            assertEquals(new ModelInfo("tinystories-dlm", "diffusion", 256, 513, "cpu", "cpu",
+                    io.stepstream.scheduler.PatternCacheStats.of(dlm.patternCache())), info);
             assertEquals(ar.name(), ss.defaultModel(), "the first model loaded stays the default");
 
             var options = new DiffusionOptions(16, 8, 8, null, null, true);

@@ -8,6 +8,7 @@ import io.stepstream.engine.llama2.Llama2Checkpoint;
 import io.stepstream.engine.llama.LlamaLoader;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.sparse.PatternCache;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -51,12 +52,17 @@ public final class Models {
      * model.safetensors.index.json) and a llama2.c tokenizer.bin whose ids are all below the config's mask_token_id.
      */
     public static DiffusionModel loadDiffusion(String nameOrPath, ModelOptions options) {
+        return loadDiffusion(nameOrPath, options, PatternCache.withDefaultCap());
+    }
+
+    /** As above, with the cache that bounds the SparseD patterns of the model's requests (a server's budget). */
+    public static DiffusionModel loadDiffusion(String nameOrPath, ModelOptions options, PatternCache patternCache) {
         if (nameOrPath == null || nameOrPath.isBlank()) {
             throw new ModelLoadException("diffusion model name or path is empty (embedded: " + EMBEDDED_DIFFUSION
                     + ")");
         }
         if (EMBEDDED_DIFFUSION.contains(nameOrPath)) {
-            return loadEmbeddedDiffusion(nameOrPath, options);
+            return loadEmbeddedDiffusion(nameOrPath, options, patternCache);
         }
         Path dir = Path.of(nameOrPath);
         if (!Files.isDirectory(dir)) {
@@ -76,7 +82,7 @@ public final class Models {
         // The weights are copied to the heap by the model; the mapping is released right after.
         try (SafetensorsCheckpoint weights = SafetensorsCheckpoint.open(dir)) {
             return new DiffusionModel(dir.toAbsolutePath().normalize().getFileName().toString(), config, weights, tok,
-                    options);
+                    options, patternCache);
         }
     }
 
@@ -91,7 +97,8 @@ public final class Models {
         return config.maskTokenId();
     }
 
-    private static DiffusionModel loadEmbeddedDiffusion(String name, ModelOptions options) {
+    private static DiffusionModel loadEmbeddedDiffusion(String name, ModelOptions options,
+                                                        PatternCache patternCache) {
         String dir = "models/" + name + "/";
         HfConfig config = HfConfig.parse(name + ":" + dir + "config.json", resource(name, dir + "config.json"));
         Llama2Tokenizer tok = Llama2Tokenizer.read(name + ":" + dir + "tokenizer.bin",
@@ -99,7 +106,7 @@ public final class Models {
         SafetensorsFile file = SafetensorsFile.of(name + ":" + dir + "model.safetensors",
                 resource(name, dir + "model.safetensors"));
         try (SafetensorsCheckpoint weights = SafetensorsCheckpoint.single(file)) {
-            return new DiffusionModel(name, config, weights, tok, options);
+            return new DiffusionModel(name, config, weights, tok, options, patternCache);
         }
     }
 

@@ -4,6 +4,7 @@ import io.grpc.Channel;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
 import io.stepstream.protocol.v1.DiffusionOptions;
+import io.stepstream.protocol.v1.SparseDOptions;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.GenerateRequest;
 import io.stepstream.protocol.v1.StepStreamGrpc;
@@ -122,6 +123,19 @@ public final class LoadRunner {
             }
             if (d.remasking() != null) {
                 options.setRemasking(d.remasking());
+            }
+            if (d.sparsed() != null) {
+                SparseDOptions.Builder sparse = SparseDOptions.newBuilder();
+                if (d.sparsed().skip() != null) {
+                    sparse.setSkip(d.sparsed().skip());
+                }
+                if (d.sparsed().select() != null) {
+                    sparse.setSelect(d.sparsed().select());
+                }
+                if (d.sparsed().blockSize() != null) {
+                    sparse.setBlockSize(d.sparsed().blockSize());
+                }
+                options.setSparsed(sparse);
             }
             request.setDiffusion(options);
         }

@@ -36,9 +36,10 @@ public record LoadTestConfig(
      * @param steps       --steps
      * @param threshold   --threshold, in (0, 1]
      * @param remasking   --remasking, "low_confidence" or "random"
+     * @param sparsed     --sparsed and its --sparsed-* settings; null for dense attention
      */
     public record Diffusion(Integer genLength, Integer blockLength, Integer steps, Double threshold,
-                            String remasking) {
+                            String remasking, SparseD sparsed) {
         public Diffusion {
             requirePositive("--gen-length", genLength);
             requirePositive("--block-length", blockLength);
@@ -48,9 +49,36 @@ public record LoadTestConfig(
             }
         }
 
+        /** Dense attention. */
+        public Diffusion(Integer genLength, Integer blockLength, Integer steps, Double threshold, String remasking) {
+            this(genLength, blockLength, steps, threshold, remasking, null);
+        }
+
         private static void requirePositive(String flag, Integer value) {
             if (value != null && value < 1) {
                 throw new IllegalArgumentException(flag + " must be >= 1, got " + value);
+            }
+        }
+    }
+
+    /**
+     * SparseD attention for every request; a null field is left to the server's default (skip 0.2, select 0.3, a
+     * block size by canvas length). The server checks a block size against each canvas.
+     *
+     * @param skip      --sparsed-skip, in [0, 1]
+     * @param select    --sparsed-select, in (0, 1]
+     * @param blockSize --sparsed-block, >= 1
+     */
+    public record SparseD(Double skip, Double select, Integer blockSize) {
+        public SparseD {
+            if (skip != null && !(skip >= 0 && skip <= 1)) {
+                throw new IllegalArgumentException("--sparsed-skip must be in [0, 1], got " + skip);
+            }
+            if (select != null && !(select > 0 && select <= 1)) {
+                throw new IllegalArgumentException("--sparsed-select must be in (0, 1], got " + select);
+            }
+            if (blockSize != null && blockSize < 1) {
+                throw new IllegalArgumentException("--sparsed-block must be >= 1, got " + blockSize);
             }
         }
     }

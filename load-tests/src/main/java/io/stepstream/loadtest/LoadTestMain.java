@@ -76,6 +76,18 @@ public final class LoadTestMain implements Callable<Integer> {
     @Option(names = "--remasking", paramLabel = "R", description = "Diffusion model: low_confidence or random.")
     String remasking;
 
+    @Option(names = "--sparsed", description = "Diffusion model: SparseD attention (the --sparsed-* options imply it).")
+    boolean sparsed;
+
+    @Option(names = "--sparsed-skip", paramLabel = "F", description = "SparseD: fraction of dense steps, in [0, 1] (default: the server's, 0.2).")
+    Double sparsedSkip;
+
+    @Option(names = "--sparsed-select", paramLabel = "F", description = "SparseD: fraction of key blocks kept, in (0, 1] (default: the server's, 0.3).")
+    Double sparsedSelect;
+
+    @Option(names = "--sparsed-block", paramLabel = "N", description = "SparseD: tokens per block (default: the server's, by canvas length).")
+    Integer sparsedBlock;
+
     @Option(names = "--seed", paramLabel = "S",
             description = "Seeds the arrival process; request i gets seed S + i. Default: random arrivals, unseeded requests.")
     Long seed;
@@ -126,12 +138,15 @@ public final class LoadTestMain implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        boolean withSparseD = sparsed || sparsedSkip != null || sparsedSelect != null || sparsedBlock != null;
         boolean diffusion = genLength != null || blockLength != null || steps != null || threshold != null
-                || remasking != null;
+                || remasking != null || withSparseD;
         LoadTestConfig config = new LoadTestConfig(server, model, load.concurrency, load.rate, burstiness, requests,
                 maxTokens, temperature, seed, warmup, Math.round(requestTimeoutSeconds * 1e3),
                 new SloTargets(sloTtftMs, sloTpotMs, sloE2eMs),
-                diffusion ? new LoadTestConfig.Diffusion(genLength, blockLength, steps, threshold, remasking) : null);
+                diffusion ? new LoadTestConfig.Diffusion(genLength, blockLength, steps, threshold, remasking,
+                        withSparseD ? new LoadTestConfig.SparseD(sparsedSkip, sparsedSelect, sparsedBlock) : null)
+                        : null);
         List<String> prompts = promptsFile != null ? Prompts.fromFile(promptsFile) : Prompts.builtIn();
         SplittableRandom arrivalRandom = seed != null ? new SplittableRandom(seed) : new SplittableRandom();
 

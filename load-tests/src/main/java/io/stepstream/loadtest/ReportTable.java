@@ -16,6 +16,10 @@ public final class ReportTable {
         return value == null ? "default" : value.toString();
     }
 
+    private static String orDefault(Double value) {
+        return value == null ? "default" : number(value);
+    }
+
     public static String render(LoadReport report) {
         StringBuilder out = new StringBuilder();
         LoadTestConfig config = report.config();
@@ -27,7 +31,9 @@ public final class ReportTable {
                 : "diffusion gen_length " + orDefault(d.genLength()) + ", block_length " + orDefault(d.blockLength())
                         + ", steps " + orDefault(d.steps())
                         + (d.threshold() == null ? "" : ", threshold " + number(d.threshold()))
-                        + (d.remasking() == null ? "" : ", " + d.remasking());
+                        + (d.remasking() == null ? "" : ", " + d.remasking())
+                        + (d.sparsed() == null ? "" : ", sparsed skip " + orDefault(d.sparsed().skip()) + " select "
+                                + orDefault(d.sparsed().select()) + " block " + orDefault(d.sparsed().blockSize()));
         line(out, "=== stepstream load test: %s, %s, %s ===", config.server(), mode, length);
         line(out, "%-10s %10s %10s %10s %10s %10s %8s", "ms", "mean", "p50", "p90", "p99", "max", "n");
         for (String[] row : ROWS) {

@@ -120,6 +120,14 @@ class LoadTestMainTest {
         assertEquals(2, genLength.exitCode());
         assertTrue(genLength.err().contains("--gen-length must be >= 1"), genLength.err());
 
+        for (String[] bad : List.of(new String[] {"--sparsed-skip", "-0.1", "--sparsed-skip must be in [0, 1]"},
+                new String[] {"--sparsed-select", "0", "--sparsed-select must be in (0, 1]"},
+                new String[] {"--sparsed-block", "0", "--sparsed-block must be >= 1"})) {
+            Result sparsed = execute("--server", "h:1", "--concurrency", "1", bad[0], bad[1]);
+            assertEquals(2, sparsed.exitCode(), bad[0]);
+            assertTrue(sparsed.err().contains(bad[2]), sparsed.err());
+        }
+
         Result threshold = execute("--server", "h:1", "--concurrency", "1", "--threshold", "1.5");
         assertEquals(2, threshold.exitCode());
         assertTrue(threshold.err().contains("--threshold must be in (0, 1]"), threshold.err());

@@ -81,6 +81,32 @@ class RealServerLoadTest {
         assertTrue(ReportTable.render(report).contains("diffusion gen_length 16, block_length 8, steps 8"));
     }
 
+    @Test
+    void sparseDRequestsAgainstTheRealServer() throws Exception {
+        var diffusion = new LoadTestConfig.Diffusion(16, 8, 8, null, null, new LoadTestConfig.SparseD(0.25, 0.3, 4));
+        LoadTestConfig config = new LoadTestConfig("127.0.0.1:" + server.port(), "tinystories-dlm", 3, null, 1.0, 6,
+                64, 0f, 11L, 1, 120_000, new SloTargets(120_000.0, null, null), diffusion);
+        LoadRunner runner = new LoadRunner(channel, config, Prompts.builtIn(), System::nanoTime,
+                new SplittableRandom(5));
+        var sparsed = runner.request(0).getDiffusion().getSparsed();
+        assertEquals(0.25, sparsed.getSkip());
+        assertEquals(0.3, sparsed.getSelect());
+        assertEquals(4, sparsed.getBlockSize());
+        var defaults = new LoadRunner(channel, new LoadTestConfig("h:1", "tinystories-dlm", 1, null, 1.0, 1, 64, 0f,
+                null, 0, 1_000, new SloTargets(null, null, null), new LoadTestConfig.Diffusion(null, null, null, null,
+                null, new LoadTestConfig.SparseD(null, null, null))), Prompts.builtIn(), System::nanoTime,
+                new SplittableRandom(5)).request(0).getDiffusion();
+        assertTrue(defaults.hasSparsed() && !defaults.getSparsed().hasSkip() && !defaults.getSparsed().hasBlockSize(),
+                "--sparsed alone sends an empty SparseDOptions: the server's defaults");
+        LoadReport report = runner.run();
+        assertCompleteReport(report, 6);
+        assertEquals(Map.of("length", 6L), report.finishReasons());
+        assertEquals(6L * 16, report.totalOutputTokens(), "SparseD requests fill their whole canvas too");
+        assertEquals(diffusion, ReportJson.fromJson(ReportJson.toJson(report)).config().diffusion());
+        assertTrue(ReportTable.render(report).contains("sparsed skip 0.25 select 0.3 block 4"),
+                ReportTable.render(report));
+    }
+
     private static void assertCompleteReport(LoadReport report, int requests) {
         assertEquals(requests, report.requested());
         assertEquals(requests, report.completed(), () -> "failures: " + report.failures());

@@ -38,6 +38,7 @@ final class DiffusionReference {
             m.forward(List.of(gen.nextInput()), logits);
             gen.apply(logits[0]);
         }
+        m.releasePattern(gen.patternHandle()); // a SparseD reference leaves nothing in the cache
         StreamingDecoder decoder = m.tokenizer().streamingDecoder().after(ids[ids.length - 1]);
         List<Integer> tokens = new ArrayList<>();
         StringBuilder text = new StringBuilder();

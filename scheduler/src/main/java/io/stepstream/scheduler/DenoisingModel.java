@@ -3,6 +3,7 @@ package io.stepstream.scheduler;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.dlm.DenoiseInput;
 import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.sparse.PatternHandle;
 import java.util.List;
 
 /**
@@ -23,6 +24,18 @@ public interface DenoisingModel {
 
     /** {@code logits[i]} gets input i's logits range, position-major, vocabSize floats per position. */
     void forward(List<DenoiseInput> batch, float[][] logits);
+
+    /**
+     * Frees the SparseD pattern of a request that ended ({@code null}: a dense request). The scheduler calls it
+     * once per request, whatever ended it. A model that keeps no patterns has nothing to free.
+     */
+    default void releasePattern(PatternHandle handle) {
+    }
+
+    /** The model's SparseD pattern cache counters, or null when it keeps no patterns. */
+    default PatternCacheStats patternCacheStats() {
+        return null;
+    }
 
     static DenoisingModel of(DiffusionModel model) {
         return new DenoisingModel() {
@@ -54,6 +67,16 @@ public interface DenoisingModel {
             @Override
             public void forward(List<DenoiseInput> batch, float[][] logits) {
                 model.forward(batch, logits);
+            }
+
+            @Override
+            public void releasePattern(PatternHandle handle) {
+                model.releasePattern(handle);
+            }
+
+            @Override
+            public PatternCacheStats patternCacheStats() {
+                return PatternCacheStats.of(model.patternCache());
             }
         };
     }

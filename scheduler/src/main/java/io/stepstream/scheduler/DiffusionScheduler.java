@@ -35,6 +35,12 @@ import java.util.function.LongSupplier;
  * itself (LLaDA allows it) has no token and is skipped. With {@code progress}, each step also sends a
  * {@link TokenEvent.DenoiseProgress}, before the tokens of a block that step completed.
  *
+ * <p>SparseD: a request whose settings carry a {@link io.stepstream.engine.sparse.SparseDPolicy} owns a pattern in
+ * the model's cache from its switch step on; whatever ends the request (finished, stopped, cancelled, a failed
+ * step, {@link #failAll}), the scheduler frees it through {@link DenoisingModel#releasePattern} at that moment, so
+ * an idle model holds no pattern bytes. A pattern that does not fit the cache never fails the request: the cache
+ * evicts idle ones or refuses it, and the request runs dense where it has no pattern.
+ *
  * <p>Threading and cancellation are as in {@link StepScheduler}; exactly one step may be in flight.
  */
 public final class DiffusionScheduler implements StepScheduler {
@@ -303,10 +309,12 @@ public final class DiffusionScheduler implements StepScheduler {
         return finish(seq, rest.stopped() ? FinishReason.STOP : reason, rest.text());
     }
 
+    /** The one way out for every request: never called while the request's canvas is in a forward pass. */
     private SequenceOutput finish(DenoiseSequence seq, FinishReason reason, String text) {
         live.remove(seq.id);
         running.remove(seq.id);
         seq.logits = null;
+        model.releasePattern(seq.generation.patternHandle());
         return new SequenceOutput(seq.id, new TokenEvent.Finished(reason, seq.promptLength, seq.completionTokens(),
                 text));
     }
@@ -319,7 +327,7 @@ public final class DiffusionScheduler implements StepScheduler {
     /**
      * The state now; a request cancelled during the step in flight is no longer listed. There is no KV cache
      * (every step reads the whole canvas), so kvBytes is 0; an admitted request counts its whole prompt as
-     * prefilled.
+     * prefilled. The model's pattern cache counters come with it.
      */
     @Override
     public SchedulerSnapshot snapshot() {
@@ -336,7 +344,7 @@ public final class DiffusionScheduler implements StepScheduler {
                 stats.add(stats(seq));
             }
         }
-        return new SchedulerSnapshot(waitingIds, runningIds, stepsRun, 0, stats);
+        return new SchedulerSnapshot(waitingIds, runningIds, stepsRun, 0, stats, model.patternCacheStats());
     }
 
     private static SchedulerSnapshot.SequenceStats stats(DenoiseSequence seq) {

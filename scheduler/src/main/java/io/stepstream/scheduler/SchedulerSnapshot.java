@@ -10,13 +10,20 @@ import java.util.List;
  * @param stepsRun  steps completed or failed so far
  * @param kvBytes   bytes held by the KV caches of running sequences
  * @param sequences timings and progress of the waiting and running sequences
+ * @param patternCache the model's SparseD pattern cache counters; null for a model without one (autoregressive)
  */
 public record SchedulerSnapshot(List<String> waiting, List<String> running, long stepsRun, long kvBytes,
-                                List<SequenceStats> sequences) {
+                                List<SequenceStats> sequences, PatternCacheStats patternCache) {
     public SchedulerSnapshot {
         waiting = List.copyOf(waiting);
         running = List.copyOf(running);
         sequences = List.copyOf(sequences);
+    }
+
+    /** A snapshot of a model without a pattern cache. */
+    public SchedulerSnapshot(List<String> waiting, List<String> running, long stepsRun, long kvBytes,
+                             List<SequenceStats> sequences) {
+        this(waiting, running, stepsRun, kvBytes, sequences, null);
     }
 
     /**

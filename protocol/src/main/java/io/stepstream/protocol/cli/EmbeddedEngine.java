@@ -30,13 +30,17 @@ final class EmbeddedEngine implements LocalEngine {
     }
 
     static LocalEngine start() {
+        return start(StepStreamConfig.defaults());
+    }
+
+    static LocalEngine start(StepStreamConfig engineConfig) {
         // serve's own JVM hook stops the server, then the engine, then this system, in that order; Pekko's
         // hook would race it (and warns when first touched during shutdown).
         Config config = ConfigFactory.parseString("pekko.coordinated-shutdown.run-by-jvm-shutdown-hook = off")
                 .withFallback(ConfigFactory.load());
         ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "stepstream", config);
         try {
-            return new EmbeddedEngine(system, StepStream.attach(system, StepStreamConfig.defaults()));
+            return new EmbeddedEngine(system, StepStream.attach(system, engineConfig));
         } catch (RuntimeException e) {
             system.terminate();
             throw e;

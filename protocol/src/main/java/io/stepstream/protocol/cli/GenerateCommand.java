@@ -8,6 +8,7 @@ import io.stepstream.protocol.server.RequestMapper;
 import io.stepstream.protocol.v1.DiffusionOptions;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.GenerateRequest;
+import io.stepstream.protocol.v1.SparseDOptions;
 import io.stepstream.protocol.v1.TokenIds;
 import java.security.SecureRandom;
 import java.util.ArrayList;
@@ -27,8 +28,9 @@ import picocli.CommandLine.ParentCommand;
 /**
  * {@code stepstream generate}: one completion, in this process or on a server, streamed to stdout. A diffusion
  * model ({@code --model tinystories-dlm}) takes the {@code --gen-length}, {@code --block-length}, {@code --steps},
- * {@code --remasking}, {@code --threshold} and {@code --progress} options and streams a block at a time; the
- * engine names a bad one (e.g. "diffusion.steps: ...").
+ * {@code --remasking}, {@code --threshold} and {@code --progress} options, and SparseD attention with
+ * {@code --sparsed} ({@code --sparsed-skip}, {@code --sparsed-select}, {@code --sparsed-block}), and streams a block
+ * at a time; the engine names a bad one (e.g. "diffusion.steps: ...", "diffusion.sparsed.select: ...").
  */
 @Command(name = "generate", mixinStandardHelpOptions = true,
         description = "Generate text from a prompt, streaming it as it comes.")
@@ -100,6 +102,23 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     BackendMixin placement = new BackendMixin();
 
+    @Option(names = "--sparsed", description = "Diffusion models: SparseD attention (dense early steps, then a cached"
+            + " per-head block pattern); the --sparsed-* options imply it.")
+    boolean sparsed;
+
+    @Option(names = "--sparsed-skip", paramLabel = "F",
+            description = "SparseD: fraction of steps that run dense before the pattern is built, in [0, 1] (default 0.2).")
+    Double sparsedSkip;
+
+    @Option(names = "--sparsed-select", paramLabel = "F",
+            description = "SparseD: fraction of key blocks each query block keeps, in (0, 1] (default 0.3; 1 = dense).")
+    Double sparsedSelect;
+
+    @Option(names = "--sparsed-block", paramLabel = "N",
+            description = "SparseD: tokens per block, 1 .. prompt + gen length (default 128 from 2048-token canvases,"
+                    + " 32 below).")
+    Integer sparsedBlock;
+
     @Option(names = "--json", description = "One JSON object per event per line.")
     boolean json;
 
@@ -156,8 +175,9 @@ final class GenerateCommand implements Callable<Integer> {
         if (topP != null) {
             request.setTopP(topP);
         }
+        boolean withSparseD = sparsed || sparsedSkip != null || sparsedSelect != null || sparsedBlock != null;
         if (genLength != null || blockLength != null || steps != null || remasking != null || threshold != null
-                || progress) {
+                || progress || withSparseD) {
             var diffusion = DiffusionOptions.newBuilder().setProgress(progress);
             if (genLength != null) {
                 diffusion.setGenLength(genLength);
@@ -173,6 +193,20 @@ final class GenerateCommand implements Callable<Integer> {
             }
             if (threshold != null) {
                 diffusion.setThreshold(threshold);
+            }
+            if (withSparseD) {
+                // The server checks and names each value (diffusion.sparsed.skip, ...), as for the other options.
+                var sparse = SparseDOptions.newBuilder();
+                if (sparsedSkip != null) {
+                    sparse.setSkip(sparsedSkip);
+                }
+                if (sparsedSelect != null) {
+                    sparse.setSelect(sparsedSelect);
+                }
+                if (sparsedBlock != null) {
+                    sparse.setBlockSize(sparsedBlock);
+                }
+                diffusion.setSparsed(sparse);
             }
             request.setDiffusion(diffusion);
         }

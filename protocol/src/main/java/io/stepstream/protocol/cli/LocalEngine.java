@@ -3,6 +3,7 @@ package io.stepstream.protocol.cli;
 import io.stepstream.actors.GenerationService;
 import io.stepstream.actors.ModelInfo;
 import io.stepstream.actors.StepStream;
+import io.stepstream.actors.StepStreamConfig;
 import io.stepstream.engine.spi.BackendOptions;
 import org.apache.pekko.actor.ClassicActorSystemProvider;
 
@@ -44,5 +45,13 @@ public interface LocalEngine extends AutoCloseable {
     @FunctionalInterface
     interface Factory {
         LocalEngine start();
+
+        /**
+         * Starts an engine whose models get these budgets (serve's --pattern-cache-bytes, say). An engine without
+         * such budgets (a scripted one in tests) ignores them.
+         */
+        default LocalEngine start(StepStreamConfig config) {
+            return start();
+        }
     }
 }

@@ -60,7 +60,7 @@ final class Models {
             var mapper = new ObjectMapper();
             ArrayNode array = mapper.createArrayNode();
             for (ModelCard m : models) {
-                array.addObject()
+                var card = array.addObject()
                         .put("name", m.getName())
                         .put("kind", m.getKind())
                         .put("context_length", m.getContextLength())
@@ -68,6 +68,17 @@ final class Models {
                         .put("backend", m.getBackend())
                         .put("device", m.getDevice())
                         .put("is_default", m.getIsDefault());
+                if (m.hasPatternCache()) {
+                    var c = m.getPatternCache();
+                    card.putObject("pattern_cache")
+                            .put("hits", c.getHits())
+                            .put("misses", c.getMisses())
+                            .put("bytes_in_use", c.getBytesInUse())
+                            .put("cap_bytes", c.getCapBytes())
+                            .put("entries", c.getEntries())
+                            .put("evictions", c.getEvictions())
+                            .put("refusals", c.getRefusals());
+                }
             }
             out.println(array.toString());
             return;
@@ -77,6 +88,12 @@ final class Models {
         for (ModelCard m : models) {
             out.printf(format, m.getName() + (m.getIsDefault() ? " *" : ""), m.getKind(), m.getContextLength(),
                     m.getVocabSize(), m.getBackend(), m.getDevice());
+            if (m.hasPatternCache()) {
+                var c = m.getPatternCache();
+                out.printf("  sparsed pattern cache: %d/%d bytes, %d patterns, %d hits, %d misses, %d evictions,"
+                                + " %d refusals%n", c.getBytesInUse(), c.getCapBytes(), c.getEntries(), c.getHits(),
+                        c.getMisses(), c.getEvictions(), c.getRefusals());
+            }
         }
         out.flush();
     }

@@ -1,6 +1,8 @@
 package io.stepstream.protocol.cli;
 
 import io.stepstream.actors.ModelInfo;
+import io.stepstream.actors.StepStreamConfig;
+import io.stepstream.engine.sparse.PatternCache;
 import io.stepstream.protocol.server.StepStreamServer;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
@@ -33,6 +35,13 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     BackendMixin placement = new BackendMixin();
 
+    @Option(names = "--pattern-cache-bytes", paramLabel = "BYTES",
+            description = "Most SparseD pattern bytes each diffusion model holds at once (default: ${DEFAULT-VALUE},"
+                    + " 256 MiB). Past it idle patterns are evicted, or a pattern larger than all of it is refused and"
+                    + " its request runs dense; requests never fail for it. 0: every SparseD request runs dense.",
+            defaultValue = "" + PatternCache.DEFAULT_CAP_BYTES)
+    long patternCacheBytes;
+
     /** Both embedded models, the autoregressive one first so that it stays the default. */
     static final List<String> DEFAULT_MODELS = List.of(LocalEngine.DEFAULT_MODEL, "tinystories-dlm");
 
@@ -45,7 +54,10 @@ final class ServeCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) {
             throw CliFailure.badInput("port: must be in 0..65535, got " + port);
         }
-        LocalEngine engine = cli.startEngine();
+        if (patternCacheBytes < 0) {
+            throw CliFailure.badInput("pattern-cache-bytes: must be >= 0, got " + patternCacheBytes);
+        }
+        LocalEngine engine = cli.startEngine(StepStreamConfig.defaults().withPatternCacheBytes(patternCacheBytes));
         StepStreamServer server;
         List<String> names = new ArrayList<>();
         try {

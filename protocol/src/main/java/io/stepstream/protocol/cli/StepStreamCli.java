@@ -48,7 +48,17 @@ public final class StepStreamCli implements Runnable {
 
     /** The engine {@link #main} runs in process: StepStream on an actor system of its own. */
     public static LocalEngine.Factory embeddedEngine() {
-        return EmbeddedEngine::start;
+        return new LocalEngine.Factory() {
+            @Override
+            public LocalEngine start() {
+                return EmbeddedEngine.start();
+            }
+
+            @Override
+            public LocalEngine start(io.stepstream.actors.StepStreamConfig config) {
+                return EmbeddedEngine.start(config);
+            }
+        };
     }
 
     /** Runs one command line and returns its exit code (what tests and other mains call). */
@@ -85,6 +95,10 @@ public final class StepStreamCli implements Runnable {
 
     LocalEngine startEngine() {
         return engines.start();
+    }
+
+    LocalEngine startEngine(io.stepstream.actors.StepStreamConfig config) {
+        return engines.start(config);
     }
 
     PrintStream out() {

@@ -53,11 +53,15 @@ public final class ErrorMapping {
     /**
      * The proto name of a request field as the service may spell it: "sampling.topP" and "topP" give "top_p",
      * "stopStrings" gives "stop", "promptTokenIds[3]" gives "prompt_token_ids[3]"; a field of the nested
-     * diffusion message keeps its message: "diffusion.genLength" gives "diffusion.gen_length".
+     * diffusion message keeps its message: "diffusion.genLength" gives "diffusion.gen_length", and so does one of
+     * its sparsed message: "diffusion.sparsed.blockSize" gives "diffusion.sparsed.block_size".
      */
     public static String protoFieldName(String field) {
         if (field == null || field.isEmpty()) {
             return "request";
+        }
+        if (field.startsWith("diffusion.sparsed.")) {
+            return "diffusion.sparsed." + protoFieldName(field.substring("diffusion.sparsed.".length()));
         }
         if (field.startsWith("diffusion.")) {
             return "diffusion." + protoFieldName(field.substring("diffusion.".length()));

@@ -8,6 +8,7 @@ import io.stepstream.protocol.v1.FinalEvent;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.ListModelsResponse;
 import io.stepstream.protocol.v1.ModelCard;
+import io.stepstream.protocol.v1.PatternCacheStats;
 import io.stepstream.protocol.v1.Usage;
 import io.stepstream.scheduler.TokenEvent;
 
@@ -54,14 +55,29 @@ public final class EventMapper {
     }
 
     public static ModelCard toWire(ModelInfo model, boolean isDefault) {
-        return ModelCard.newBuilder()
+        var card = ModelCard.newBuilder()
                 .setName(model.name())
                 .setKind(nullToEmpty(model.kind()))
                 .setContextLength(model.contextLength())
                 .setVocabSize(model.vocabSize())
                 .setBackend(nullToEmpty(model.backend()))
                 .setDevice(nullToEmpty(model.device()))
-                .setIsDefault(isDefault)
+                .setIsDefault(isDefault);
+        if (model.patternCache() != null) {
+            card.setPatternCache(toWire(model.patternCache()));
+        }
+        return card.build();
+    }
+
+    public static PatternCacheStats toWire(io.stepstream.scheduler.PatternCacheStats s) {
+        return PatternCacheStats.newBuilder()
+                .setHits(s.hits())
+                .setMisses(s.misses())
+                .setBytesInUse(s.bytesInUse())
+                .setCapBytes(s.capBytes())
+                .setEntries(s.entries())
+                .setEvictions(s.evictions())
+                .setRefusals(s.refusals())
                 .build();
     }
 

@@ -3,6 +3,7 @@ package io.stepstream.protocol.server;
 import io.stepstream.actors.DiffusionOptions;
 import io.stepstream.actors.GenerationService;
 import io.stepstream.actors.ModelInfo;
+import io.stepstream.actors.SparseDOptions;
 import io.stepstream.engine.SamplingParams;
 import io.stepstream.protocol.v1.GenerateRequest;
 import java.util.OptionalInt;
@@ -61,7 +62,15 @@ public final class RequestMapper {
                 d.hasSteps() ? d.getSteps() : null,
                 d.getRemasking().isEmpty() ? null : d.getRemasking(),
                 d.hasThreshold() ? d.getThreshold() : null,
-                d.getProgress());
+                d.getProgress(),
+                d.hasSparsed() ? sparseD(d.getSparsed()) : null);
+    }
+
+    private static SparseDOptions sparseD(io.stepstream.protocol.v1.SparseDOptions s) {
+        return new SparseDOptions(
+                s.hasSkip() ? s.getSkip() : null,
+                s.hasSelect() ? s.getSelect() : null,
+                s.hasBlockSize() ? s.getBlockSize() : null);
     }
 
     /** The kind of the model a request names (the default one for ""), or null when no such model is loaded. */
