@@ -10,9 +10,24 @@ package io.stepstream.actors;
  * @param remasking   remasking: "low_confidence" or "random"
  * @param threshold   threshold: Fast-dLLM decoding in (0, 1] instead of the fixed schedule
  * @param progress    progress: also stream a progress event after each denoising step
+ * @param alg         alg (Dream models only): origin, maskgit_plus, topk_margin or entropy
+ * @param algTemp     alg_temp (Dream models only): 0 fills the most confident positions, above 0 samples them
+ * @param eps         eps (Dream models only): the last timestep, in (0, 1)
  */
 public record DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking,
-                               Double threshold, boolean progress) {
+                               Double threshold, boolean progress, String alg, Double algTemp, Double eps) {
     /** Every setting at its default. */
     public static final DiffusionOptions DEFAULTS = new DiffusionOptions(null, null, null, null, null, false);
+
+    /** LLaDA-style settings (no Dream fields). */
+    public DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking, Double threshold,
+                            boolean progress) {
+        this(genLength, blockLength, steps, remasking, threshold, progress, null, null, null);
+    }
+
+    /** Dream settings: gen_length, steps, alg, alg_temp, eps, progress (temperature, top_p, top_k, seed from sampling). */
+    public static DiffusionOptions dream(Integer genLength, Integer steps, String alg, Double algTemp, Double eps,
+                                         boolean progress) {
+        return new DiffusionOptions(genLength, null, steps, null, null, progress, alg, algTemp, eps);
+    }
 }

@@ -92,6 +92,17 @@ final class GenerateCommand implements Callable<Integer> {
             description = "Diffusion models: Fast-dLLM decoding, commit every position with confidence >= T in (0, 1].")
     Double threshold;
 
+    @Option(names = "--alg", paramLabel = "origin|maskgit_plus|topk_margin|entropy",
+            description = "Dream models: which masked positions each step fills (default origin).")
+    String alg;
+
+    @Option(names = "--alg-temp", paramLabel = "T",
+            description = "Dream models: 0 fills the most confident positions; above 0 samples them (default 0).")
+    Double algTemp;
+
+    @Option(names = "--eps", paramLabel = "E", description = "Dream models: the last timestep in (0, 1) (default 1e-3).")
+    Double eps;
+
     @Option(names = "--progress", description = "Diffusion models: report each denoising step (stderr; a JSON line"
             + " with --json).")
     boolean progress;
@@ -149,7 +160,7 @@ final class GenerateCommand implements Callable<Integer> {
             request.setTopP(topP);
         }
         if (genLength != null || blockLength != null || steps != null || remasking != null || threshold != null
-                || progress) {
+                || progress || alg != null || algTemp != null || eps != null) {
             var diffusion = DiffusionOptions.newBuilder().setProgress(progress);
             if (genLength != null) {
                 diffusion.setGenLength(genLength);
@@ -165,6 +176,15 @@ final class GenerateCommand implements Callable<Integer> {
             }
             if (threshold != null) {
                 diffusion.setThreshold(threshold);
+            }
+            if (alg != null) {
+                diffusion.setAlg(alg);
+            }
+            if (algTemp != null) {
+                diffusion.setAlgTemp(algTemp);
+            }
+            if (eps != null) {
+                diffusion.setEps(eps);
             }
             request.setDiffusion(diffusion);
         }
