@@ -11,20 +11,37 @@ package io.stepstream.actors;
  * @param threshold   threshold: Fast-dLLM decoding in (0, 1] instead of the fixed schedule
  * @param progress    progress: also stream a progress event after each denoising step
  * @param sparsed     sparsed: null for dense attention (the default); else SparseD with these settings
+ * @param alg         alg (Dream models only): origin, maskgit_plus, topk_margin or entropy
+ * @param algTemp     alg_temp (Dream models only): 0 fills the most confident positions, above 0 samples them
+ * @param eps         eps (Dream models only): the last timestep, in (0, 1)
  */
 public record DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking,
-                               Double threshold, boolean progress, SparseDOptions sparsed) {
+                               Double threshold, boolean progress, SparseDOptions sparsed, String alg, Double algTemp,
+                               Double eps) {
     /** Every setting at its default. */
-    public static final DiffusionOptions DEFAULTS = new DiffusionOptions(null, null, null, null, null, false, null);
+    public static final DiffusionOptions DEFAULTS = new DiffusionOptions(null, null, null, null, null, false);
 
-    /** Dense attention. */
+    /** LLaDA-style settings, dense attention. */
     public DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking, Double threshold,
                             boolean progress) {
-        this(genLength, blockLength, steps, remasking, threshold, progress, null);
+        this(genLength, blockLength, steps, remasking, threshold, progress, null, null, null, null);
+    }
+
+    /** LLaDA-style settings with SparseD ({@code null}: dense). */
+    public DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking, Double threshold,
+                            boolean progress, SparseDOptions sparsed) {
+        this(genLength, blockLength, steps, remasking, threshold, progress, sparsed, null, null, null);
     }
 
     /** The same settings with SparseD attention ({@code null}: dense). */
     public DiffusionOptions withSparseD(SparseDOptions sparsed) {
-        return new DiffusionOptions(genLength, blockLength, steps, remasking, threshold, progress, sparsed);
+        return new DiffusionOptions(genLength, blockLength, steps, remasking, threshold, progress, sparsed, alg,
+                algTemp, eps);
+    }
+
+    /** Dream settings: gen_length, steps, alg, alg_temp, eps, progress (temperature, top_p, top_k, seed from sampling). */
+    public static DiffusionOptions dream(Integer genLength, Integer steps, String alg, Double algTemp, Double eps,
+                                         boolean progress) {
+        return new DiffusionOptions(genLength, null, steps, null, null, progress, null, alg, algTemp, eps);
     }
 }

@@ -7,8 +7,11 @@ import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.spi.Backends;
+import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
+import io.stepstream.engine.dlm.DreamAlgorithm;
+import io.stepstream.engine.dlm.DreamParams;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.engine.sparse.PatternCache;
@@ -281,11 +284,17 @@ public final class StepStream implements GenerationService, AutoCloseable {
         // Each materialization is its own request, with its own RequestActor.
         return Source.fromMaterializer((materializer, attributes) -> {
             String id = "req-" + requestCounter.incrementAndGet();
-            SequenceRequest sequence = valid.diffusion() == null
-                    ? new SequenceRequest(id, valid.prompt(), request.maxTokens(), request.sampling(),
-                            request.stopStrings())
-                    : SequenceRequest.diffusion(id, valid.prompt(), valid.diffusion(), request.stopStrings(),
-                            valid.progress());
+            SequenceRequest sequence;
+            if (valid.dream() != null) {
+                sequence = SequenceRequest.dream(id, valid.prompt(), valid.dream(), request.stopStrings(),
+                        valid.progress());
+            } else if (valid.diffusion() != null) {
+                sequence = SequenceRequest.diffusion(id, valid.prompt(), valid.diffusion(), request.stopStrings(),
+                        valid.progress());
+            } else {
+                sequence = new SequenceRequest(id, valid.prompt(), request.maxTokens(), request.sampling(),
+                        request.stopStrings());
+            }
             ActorRef<RequestActor.Command> requestActor = system.systemActorOf(
                     RequestActor.create(sequence, scheduler), "stepstream-" + id, Props.empty());
             return ActorSource.<RequestActor.Emit, RequestActor.Command>actorRefWithBackpressure(
@@ -340,8 +349,14 @@ public final class StepStream implements GenerationService, AutoCloseable {
         return r.prompt().isEmpty() ? new int[] {tokenizer.bosId()} : tokenizer.encode(r.prompt(), true, false);
     }
 
-    /** A request that passed validation: its prompt ids, and for a diffusion model its resolved settings. */
-    record Validated(int[] prompt, DiffusionParams diffusion, boolean progress) {
+    /**
+     * A request that passed validation: its prompt ids, and for a diffusion model its resolved settings (LLaDA's in
+     * diffusion, or Dream's in dream).
+     */
+    record Validated(int[] prompt, DiffusionParams diffusion, boolean progress, DreamParams dream) {
+        Validated(int[] prompt, DiffusionParams diffusion, boolean progress) {
+            this(prompt, diffusion, progress, null);
+        }
     }
 
     /** Checks every field of a request for an autoregressive model and returns the prompt's token ids. */
@@ -400,8 +415,17 @@ public final class StepStream implements GenerationService, AutoCloseable {
 
     private static Validated validateDiffusion(GenerateRequest r, LoadedModel.Diffusion model,
                                                int maxNumBatchedTokens) {
+        if (model.model().family() == DiffusionFamily.DREAM) {
+            return validateDream(r, model, maxNumBatchedTokens);
+        }
         SamplingParams s = r.sampling();
         String unsupported = "is not supported by diffusion model " + model.name();
+        DiffusionOptions dreamOnly = r.diffusion() == null ? DiffusionOptions.DEFAULTS : r.diffusion();
+        if (dreamOnly.alg() != null || dreamOnly.algTemp() != null || dreamOnly.eps() != null) {
+            String field = dreamOnly.alg() != null ? "alg" : dreamOnly.algTemp() != null ? "alg_temp" : "eps";
+            throw new InvalidRequestException("diffusion." + field, unsupported + " (a Dream setting; this model"
+                    + " decodes as LLaDA does)");
+        }
         if (s.topK() != 0) {
             throw new InvalidRequestException("top_k", unsupported + " (LLaDA decoding takes temperature,"
                     + " remasking and threshold); leave it 0");
@@ -501,6 +525,82 @@ public final class StepStream implements GenerationService, AutoCloseable {
                     + " of " + canvas + " tokens (prompt + gen_length): one block would be dense attention");
         }
         return new SparseDPolicy(skip, select, blockSize);
+    }
+
+    /**
+     * A request to a Dream model: gen_length (default min(128, what the context leaves)), steps (default gen_length),
+     * alg (default origin, Dream's own default), alg_temp (default none), eps (default 1e-3); temperature, top_p
+     * (below 1 to filter), top_k (above 0 to filter) and seed from the sampling params. LLaDA's block_length,
+     * remasking and threshold do not apply and are refused.
+     */
+    private static Validated validateDream(GenerateRequest r, LoadedModel.Diffusion model, int maxNumBatchedTokens) {
+        SamplingParams s = r.sampling();
+        String unsupported = "is not supported by Dream model " + model.name();
+        if (s.logprobs() != 0) {
+            throw new InvalidRequestException("logprobs", unsupported + "; leave it 0");
+        }
+        if (r.maxTokens() != 0) {
+            throw new InvalidRequestException("max_tokens", unsupported + "; set diffusion.gen_length instead");
+        }
+        if (!(s.topP() > 0f && s.topP() <= 1f)) {
+            throw new InvalidRequestException("top_p", "must be in (0, 1], got " + s.topP());
+        }
+        if (s.topK() < 0) {
+            throw new InvalidRequestException("top_k", "must be >= 0, got " + s.topK());
+        }
+        DiffusionOptions o = r.diffusion() == null ? DiffusionOptions.DEFAULTS : r.diffusion();
+        String llada = unsupported + " (LLaDA's setting; Dream fills the whole canvas by alg)";
+        if (o.blockLength() != null) {
+            throw new InvalidRequestException("diffusion.block_length", llada);
+        }
+        if (o.remasking() != null && !o.remasking().isEmpty()) {
+            throw new InvalidRequestException("diffusion.remasking", llada);
+        }
+        if (o.threshold() != null) {
+            throw new InvalidRequestException("diffusion.threshold", llada);
+        }
+        if (o.sparsed() != null) {
+            throw new InvalidRequestException("diffusion.sparsed", unsupported + " (Dream attends densely)");
+        }
+        Prompt prompt = prompt(r, model.tokenizer(), model.tokenizer().vocabSize());
+        int context = model.contextLength();
+        int room = context - prompt.ids().length;
+        if (room < 1) {
+            throw new InvalidRequestException(prompt.field(), prompt.ids().length + " prompt tokens leave no room to"
+                    + " generate in the context of " + context + " tokens");
+        }
+        int gen = o.genLength() != null ? o.genLength() : Math.min(DEFAULT_GEN_LENGTH, room);
+        if (gen < 1) {
+            throw new InvalidRequestException("diffusion.gen_length", "must be >= 1, got " + gen);
+        }
+        if (gen > room) {
+            throw new InvalidRequestException("diffusion.gen_length", prompt.ids().length + " prompt tokens + " + gen
+                    + " exceed the context of " + context + " tokens (at most " + room + ")");
+        }
+        int canvas = prompt.ids().length + gen;
+        if (canvas > maxNumBatchedTokens) {
+            throw new InvalidRequestException("diffusion.gen_length", "the canvas of " + canvas + " tokens (prompt + "
+                    + "gen_length) is larger than the server's step budget of " + maxNumBatchedTokens + " tokens");
+        }
+        int steps = o.steps() != null ? o.steps() : gen;
+        DreamAlgorithm alg;
+        try {
+            alg = o.alg() == null || o.alg().isEmpty() ? DreamAlgorithm.ORIGIN : DreamAlgorithm.of(o.alg());
+        } catch (IllegalArgumentException e) {
+            throw new InvalidRequestException("diffusion.alg", e.getMessage());
+        }
+        try {
+            DreamParams params = new DreamParams(gen, steps, s.temperature(), s.topP() < 1f ? (double) s.topP() : null,
+                    s.topK() > 0 ? s.topK() : null, alg, o.algTemp(), o.eps() != null ? o.eps()
+                    : DreamParams.DEFAULT_EPS, s.seed());
+            return new Validated(prompt.ids(), null, o.progress(), params);
+        } catch (IllegalArgumentException e) {
+            // DreamParams names the field first ("steps must be ..."): diffusion.* for Dream's own settings.
+            String m = e.getMessage();
+            String field = m.substring(0, m.indexOf(' '));
+            boolean sampling = field.equals("temperature") || field.equals("top_p") || field.equals("top_k");
+            throw new InvalidRequestException(sampling ? field : "diffusion." + field, m.substring(field.length() + 1));
+        }
     }
 
     private static Remasking remasking(String name) {

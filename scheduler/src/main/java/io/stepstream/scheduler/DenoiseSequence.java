@@ -1,11 +1,11 @@
 package io.stepstream.scheduler;
 
 import io.stepstream.engine.StreamingDecoder;
-import io.stepstream.engine.dlm.LladaGeneration;
+import io.stepstream.engine.dlm.DenoisingGeneration;
 
 /**
- * One diffusion-LM request's mutable state inside the {@link DiffusionScheduler}: its LLaDA generation (the
- * canvas), the logits buffer its steps write, and what it has streamed.
+ * One diffusion-LM request's mutable state inside the {@link DiffusionScheduler}: its generation (LLaDA's or
+ * Dream's; the canvas), the logits buffer its steps write, and what it has streamed.
  *
  * <p>Owned by the scheduling thread, except that {@link DiffusionScheduler#execute} drives {@code generation} and
  * writes {@code logits} of the sequences in the step it runs; the scheduling thread leaves those alone while the
@@ -14,7 +14,7 @@ import io.stepstream.engine.dlm.LladaGeneration;
 final class DenoiseSequence {
     final String id;
     final SequenceRequest request;
-    final LladaGeneration generation;
+    final DenoisingGeneration generation;
     final int promptLength;
     /** Prompt + gen_length: the rows every denoising step of this request puts through the model. */
     final int canvasLength;
@@ -37,12 +37,12 @@ final class DenoiseSequence {
     /** Cancelled while its step was in flight: finished when that step completes. */
     boolean cancelRequested;
 
-    DenoiseSequence(SequenceRequest request, LladaGeneration generation, long queuedAtNanos) {
+    DenoiseSequence(SequenceRequest request, DenoisingGeneration generation, long queuedAtNanos) {
         this.id = request.requestId();
         this.request = request;
         this.generation = generation;
         this.promptLength = generation.prefixLength();
-        this.canvasLength = promptLength + request.diffusion().genLength();
+        this.canvasLength = generation.canvasLength();
         this.queuedAtNanos = queuedAtNanos;
     }
 

@@ -2,6 +2,7 @@ package io.stepstream.scheduler;
 
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.dlm.DenoiseInput;
+import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.sparse.PatternHandle;
 import java.util.List;
@@ -21,6 +22,11 @@ public interface DenoisingModel {
     int vocabSize();
 
     int contextLength();
+
+    /** Which generation its requests run: LLaDA's (the default) or Dream's. */
+    default DiffusionFamily family() {
+        return DiffusionFamily.LLADA;
+    }
 
     /** {@code logits[i]} gets input i's logits range, position-major, vocabSize floats per position. */
     void forward(List<DenoiseInput> batch, float[][] logits);
@@ -62,6 +68,11 @@ public interface DenoisingModel {
             @Override
             public int contextLength() {
                 return model.contextLength();
+            }
+
+            @Override
+            public DiffusionFamily family() {
+                return model.family();
             }
 
             @Override

@@ -2,7 +2,10 @@ package io.stepstream.scheduler;
 
 import io.stepstream.engine.dlm.DenoiseInput;
 import io.stepstream.engine.dlm.DenoiseOutcome;
+import io.stepstream.engine.dlm.DenoisingGeneration;
+import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.dlm.DreamGeneration;
 import io.stepstream.engine.dlm.LladaGeneration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -40,6 +43,11 @@ import java.util.function.LongSupplier;
  * step, {@link #failAll}), the scheduler frees it through {@link DenoisingModel#releasePattern} at that moment, so
  * an idle model holds no pattern bytes. A pattern that does not fit the cache never fails the request: the cache
  * evicts idle ones or refuses it, and the request runs dense where it has no pattern.
+ *
+ * <p>A Dream model ({@link DiffusionFamily#DREAM}) is served the same way with {@link DreamGeneration}s: its
+ * requests carry {@link SequenceRequest#dream()} settings, and what it reports as a "block" is the run of
+ * positions that became final since the last one (a filled position never changes), so its stream too is in
+ * position order and ends with the whole generated canvas.
  *
  * <p>Threading and cancellation are as in {@link StepScheduler}; exactly one step may be in flight.
  */
@@ -96,13 +104,25 @@ public final class DiffusionScheduler implements StepScheduler {
         if (live.containsKey(r.requestId())) {
             throw new IllegalArgumentException("requestId: '" + r.requestId() + "' is already queued or running");
         }
+        boolean dream = model.family() == DiffusionFamily.DREAM;
+        if (dream && r.dream() == null) {
+            throw new IllegalArgumentException("diffusion: model " + model.name() + " is a Dream model; the request"
+                    + " needs Dream settings (alg, alg_temp, top_p, top_k, eps), not LLaDA's");
+        }
+        if (!dream && r.dream() != null) {
+            throw new IllegalArgumentException("diffusion: model " + model.name() + " is a LLaDA-style model; Dream"
+                    + " settings do not apply to it");
+        }
         // Checks the prompt's ids, the mask id and the context, naming what is wrong.
-        LladaGeneration generation = new LladaGeneration(r.promptTokens(), r.diffusion(), model.maskId(),
-                model.vocabSize(), model.contextLength());
+        DenoisingGeneration generation = dream
+                ? new DreamGeneration(r.promptTokens(), r.dream(), model.maskId(), model.vocabSize(),
+                        model.contextLength())
+                : new LladaGeneration(r.promptTokens(), r.diffusion(), model.maskId(), model.vocabSize(),
+                        model.contextLength());
         DenoiseSequence seq = new DenoiseSequence(r, generation, nanoClock.getAsLong());
         if (seq.canvasLength > config.maxNumBatchedTokens()) {
             throw new IllegalArgumentException("diffusion.gen_length: the canvas of " + seq.canvasLength
-                    + " tokens (prompt " + seq.promptLength + " + gen_length " + r.diffusion().genLength()
+                    + " tokens (prompt " + seq.promptLength + " + gen_length " + (seq.canvasLength - seq.promptLength)
                     + ") is larger than a step's token budget of " + config.maxNumBatchedTokens()
                     + " (a canvas cannot be split over steps)");
         }

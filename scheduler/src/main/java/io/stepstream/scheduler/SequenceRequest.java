@@ -2,6 +2,7 @@ package io.stepstream.scheduler;
 
 import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.dlm.DiffusionParams;
+import io.stepstream.engine.dlm.DreamParams;
 import java.util.List;
 
 /**
@@ -10,11 +11,14 @@ import java.util.List;
  * @param promptTokens the prompt as given to the model (BOS included when wanted); at least one token
  * @param maxTokens    most tokens to generate, >= 1 (a diffusion request generates at most gen_length)
  * @param stopStrings  generation stops before the first occurrence of any of these in the output text
- * @param diffusion    the LLaDA settings of a diffusion-LM request; null for an autoregressive one
+ * @param diffusion    the LLaDA settings of a diffusion-LM request; null for an autoregressive one (and for Dream)
  * @param progress     a diffusion request that also streams a {@link TokenEvent.DenoiseProgress} per step
+ * @param dream        the settings of a request to a Dream model; null otherwise (at most one of diffusion and
+ *                     dream is set)
  */
 public record SequenceRequest(String requestId, int[] promptTokens, int maxTokens, SamplingParams sampling,
-                              List<String> stopStrings, DiffusionParams diffusion, boolean progress) {
+                              List<String> stopStrings, DiffusionParams diffusion, boolean progress,
+                              DreamParams dream) {
     public SequenceRequest {
         if (requestId == null) {
             throw new IllegalArgumentException("requestId: must not be null");
@@ -25,7 +29,10 @@ public record SequenceRequest(String requestId, int[] promptTokens, int maxToken
         if (maxTokens < 1) {
             throw new IllegalArgumentException("maxTokens: must be >= 1, got " + maxTokens);
         }
-        if (progress && diffusion == null) {
+        if (diffusion != null && dream != null) {
+            throw new IllegalArgumentException("diffusion: a request has LLaDA or Dream settings, not both");
+        }
+        if (progress && diffusion == null && dream == null) {
             throw new IllegalArgumentException("progress: only diffusion requests report denoising progress");
         }
         promptTokens = promptTokens.clone();
@@ -36,6 +43,12 @@ public record SequenceRequest(String requestId, int[] promptTokens, int maxToken
                 throw new IllegalArgumentException("stopStrings: empty stop string");
             }
         }
+    }
+
+    /** An autoregressive request (dream null) or a LLaDA-style diffusion request. */
+    public SequenceRequest(String requestId, int[] promptTokens, int maxTokens, SamplingParams sampling,
+                           List<String> stopStrings, DiffusionParams diffusion, boolean progress) {
+        this(requestId, promptTokens, maxTokens, sampling, stopStrings, diffusion, progress, null);
     }
 
     /** An autoregressive request. */
@@ -54,8 +67,19 @@ public record SequenceRequest(String requestId, int[] promptTokens, int maxToken
                 stopStrings, diffusion, progress);
     }
 
+    /** A request to a Dream model: gen_length tokens at most, sampling settings inside {@code dream}. */
+    public static SequenceRequest dream(String requestId, int[] promptTokens, DreamParams dream,
+                                        List<String> stopStrings, boolean progress) {
+        if (dream == null) {
+            throw new IllegalArgumentException("dream: the settings of a Dream request must not be null");
+        }
+        return new SequenceRequest(requestId, promptTokens, dream.genLength(), SamplingParams.GREEDY, stopStrings,
+                null, progress, dream);
+    }
+
+    /** A diffusion-LM request of either kind (LLaDA settings or Dream settings). */
     public boolean isDiffusion() {
-        return diffusion != null;
+        return diffusion != null || dream != null;
     }
 
     @Override

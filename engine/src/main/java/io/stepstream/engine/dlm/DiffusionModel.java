@@ -6,6 +6,7 @@ import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.cpu.ComputePool;
 import io.stepstream.engine.cpu.Kernels;
+import io.stepstream.engine.llama.RopeLayout;
 import io.stepstream.engine.tensor.WeightMatrix;
 import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.engine.format.safetensors.SafetensorsCheckpoint;
@@ -34,9 +35,16 @@ import java.util.List;
  * only the key blocks its query block keeps. On a miss (the switch step itself, or after an eviction) that step
  * runs dense and a {@link SparseDBuilder} builds the pattern from the same queries and keys, then stores it. Dense
  * rows and a pattern keeping every block run the same float operations, so they agree bitwise.
+ *
+ * <p>The same forward serves Dream ({@link DiffusionFamily#DREAM}), a bidirectional Qwen2: its q/k/v biases are
+ * added after the projections and its RoPE uses the layout config.json implies ({@link #ropeLayout()}). The forward
+ * returns each position's own output; Dream's one-position shift is the generation's business
+ * ({@link DreamGeneration} asks for the rows one position earlier).
  */
 public final class DiffusionModel implements AutoCloseable {
     private final String name;
+    private final DiffusionFamily family;
+    private final RopeLayout ropeLayout;
     private final HfConfig hfConfig;
     private final ModelConfig config;
     private final DiffusionWeights w;
@@ -88,8 +96,8 @@ public final class DiffusionModel implements AutoCloseable {
     private final BuildTask build = new BuildTask();
 
     /**
-     * @param hfConfig  the checkpoint's config.json; must describe a bidirectional model with interleaved RoPE and
-     *                  a mask_token_id
+     * @param hfConfig  the checkpoint's config.json; must describe a bidirectional model with a mask_token_id, and
+     *                  (LLaDA style) interleaved RoPE or (model_type Dream) a Qwen2 with q/k/v biases
      * @param tokenizer ids below the mask id (the mask has no text)
      */
     public DiffusionModel(String name, HfConfig hfConfig, SafetensorsCheckpoint weights, Tokenizer tokenizer,
@@ -100,8 +108,8 @@ public final class DiffusionModel implements AutoCloseable {
     /** As above, with the cache that holds the sparse patterns of this model's requests. */
     public DiffusionModel(String name, HfConfig hfConfig, SafetensorsCheckpoint weights, Tokenizer tokenizer,
                           ModelOptions options, PatternCache patternCache) {
-        this(name, hfConfig, DiffusionWeights.read(weights, modelConfig(name, hfConfig)), tokenizer, options,
-                patternCache);
+        this(name, hfConfig, DiffusionWeights.read(weights, modelConfig(name, hfConfig),
+                DiffusionFamily.of(hfConfig) == DiffusionFamily.DREAM), tokenizer, options, patternCache);
     }
 
     /** From weights already in memory (the benchmarks build random ones); the weights must match the config. */
@@ -113,6 +121,12 @@ public final class DiffusionModel implements AutoCloseable {
         this.name = name;
         this.hfConfig = hfConfig;
         this.config = modelConfig(name, hfConfig);
+        this.family = DiffusionFamily.of(hfConfig);
+        this.ropeLayout = hfConfig.ropeInterleaved() ? RopeLayout.INTERLEAVED : RopeLayout.NEOX;
+        if (weights.hasQkvBias() != (family == DiffusionFamily.DREAM)) {
+            throw new ModelLoadException(name + ": " + family + " weights " + (weights.hasQkvBias() ? "must not" : "must")
+                    + " carry q/k/v biases");
+        }
         if (!weights.config().equals(config)) {
             throw new ModelLoadException(name + ": weights shaped for " + weights.config() + ", config says " + config);
         }
@@ -154,6 +168,7 @@ public final class DiffusionModel implements AutoCloseable {
 
     /** Checks that the config describes what this class computes, and converts it to the engine's shape. */
     static ModelConfig modelConfig(String name, HfConfig c) {
+        boolean dream = DiffusionFamily.of(c) == DiffusionFamily.DREAM;
         if (Boolean.TRUE.equals(c.causal())) {
             throw new ModelLoadException(name + ": config says causal: true; a diffusion model attends both ways");
         }
@@ -165,14 +180,20 @@ public final class DiffusionModel implements AutoCloseable {
             throw new ModelLoadException(name + ": config mask_token_id " + c.maskTokenId() + " is outside vocab_size "
                     + c.vocabSize());
         }
-        if (!c.ropeInterleaved()) {
+        // A LLaDA checkpoint here is tinystories-dlm's kind, trained with interleaved pairs; Dream is a Hugging Face
+        // Qwen2, rotate-half unless its config says otherwise.
+        if (!dream && !c.ropeInterleaved()) {
             throw new ModelLoadException(name + ": config rope_interleaved is not true; only the interleaved-pair"
                     + " (llama2.c) RoPE layout is implemented");
         }
         if (!c.hiddenAct().equals("silu")) {
             throw new ModelLoadException(name + ": config hidden_act " + c.hiddenAct() + " is not supported (silu)");
         }
-        if (c.attentionBias() || c.mlpBias()) {
+        if (c.mlpBias()) {
+            throw new ModelLoadException(name + ": config asks for MLP biases (mlp_bias), which are not supported");
+        }
+        // Qwen2 (Dream) always has q/k/v biases and none on o, whatever attention_bias says.
+        if (!dream && c.attentionBias()) {
             throw new ModelLoadException(name + ": config asks for attention or MLP biases, which are not supported");
         }
         if ((long) c.headDim() * c.numAttentionHeads() != c.hiddenSize() || c.headDim() % 2 != 0) {
@@ -190,6 +211,16 @@ public final class DiffusionModel implements AutoCloseable {
 
     public String name() {
         return name;
+    }
+
+    /** LLaDA style or Dream, from config.json's model_type. */
+    public DiffusionFamily family() {
+        return family;
+    }
+
+    /** How RoPE pairs a head's elements: interleaved (rope_interleaved true) or rotate-half. */
+    public RopeLayout ropeLayout() {
+        return ropeLayout;
     }
 
     /** The model's shape; vocabSize counts the mask id (it is a row of the classifier). */
@@ -334,6 +365,11 @@ public final class DiffusionModel implements AutoCloseable {
         matmul(w.wq()[l], dim, dim, xb, rows, q);
         matmul(w.wk()[l], kvDim, dim, xb, rows, k);
         matmul(w.wv()[l], kvDim, dim, xb, rows, v);
+        if (w.hasQkvBias()) {
+            addBias(q, w.bq()[l], rows);
+            addBias(k, w.bk()[l], rows);
+            addBias(v, w.bv()[l], rows);
+        }
         for (int t = 0; t < rows; t++) {
             rope(t);
         }
@@ -355,7 +391,21 @@ public final class DiffusionModel implements AutoCloseable {
         }
     }
 
-    /** Rotates the interleaved pairs (2i, 2i+1) of every q and k head of row t by its position's angles. */
+    /** Adds {@code bias} to each of the first {@code rows} rows of {@code out} (rows of bias.length). */
+    private static void addBias(float[] out, float[] bias, int rows) {
+        int n = bias.length;
+        for (int t = 0; t < rows; t++) {
+            int o = t * n;
+            for (int i = 0; i < n; i++) {
+                out[o + i] += bias[i];
+            }
+        }
+    }
+
+    /**
+     * Rotates the pairs of every q and k head of row t by its position's angles: (2i, 2i+1) interleaved, or
+     * (i, i + headSize/2) rotate-half; pair i turns by frequency i either way.
+     */
     private void rope(int t) {
         int hs = config.headSize();
         int pairs = hs / 2;
@@ -365,15 +415,19 @@ public final class DiffusionModel implements AutoCloseable {
     }
 
     private void rotate(float[] a, int offset, int heads, int hs, int base) {
+        int pairs = hs / 2;
+        boolean interleaved = ropeLayout == RopeLayout.INTERLEAVED;
         for (int h = 0; h < heads; h++) {
             int o = offset + h * hs;
-            for (int i = 0; i < hs; i += 2) {
-                float cos = ropeCos[base + i / 2];
-                float sin = ropeSin[base + i / 2];
-                float a0 = a[o + i];
-                float a1 = a[o + i + 1];
-                a[o + i] = a0 * cos - a1 * sin;
-                a[o + i + 1] = a0 * sin + a1 * cos;
+            for (int p = 0; p < pairs; p++) {
+                float cos = ropeCos[base + p];
+                float sin = ropeSin[base + p];
+                int i0 = interleaved ? o + 2 * p : o + p;
+                int i1 = interleaved ? i0 + 1 : i0 + pairs;
+                float a0 = a[i0];
+                float a1 = a[i1];
+                a[i0] = a0 * cos - a1 * sin;
+                a[i1] = a0 * sin + a1 * cos;
             }
         }
     }

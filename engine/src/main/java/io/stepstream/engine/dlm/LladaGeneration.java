@@ -42,7 +42,7 @@ import java.util.SplittableRandom;
  * handle ({@code model.patternCache().release(generation.patternHandle())}) when the request ends, done or not.
  * Not thread-safe; one instance per request.
  */
-public final class LladaGeneration {
+public final class LladaGeneration implements DenoisingGeneration {
     private final DiffusionParams params;
     private final int maskId;
     private final int vocabSize;
@@ -347,6 +347,11 @@ public final class LladaGeneration {
 
     public int prefixLength() {
         return prefixLength;
+    }
+
+    @Override
+    public int canvasLength() {
+        return canvas.length;
     }
 
     public int maskId() {

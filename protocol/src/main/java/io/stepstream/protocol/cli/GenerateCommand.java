@@ -95,6 +95,17 @@ final class GenerateCommand implements Callable<Integer> {
             description = "Diffusion models: Fast-dLLM decoding, commit every position with confidence >= T in (0, 1].")
     Double threshold;
 
+    @Option(names = "--alg", paramLabel = "origin|maskgit_plus|topk_margin|entropy",
+            description = "Dream models: which masked positions each step fills (default origin).")
+    String alg;
+
+    @Option(names = "--alg-temp", paramLabel = "T",
+            description = "Dream models: 0 fills the most confident positions; above 0 samples them (default 0).")
+    Double algTemp;
+
+    @Option(names = "--eps", paramLabel = "E", description = "Dream models: the last timestep in (0, 1) (default 1e-3).")
+    Double eps;
+
     @Option(names = "--progress", description = "Diffusion models: report each denoising step (stderr; a JSON line"
             + " with --json).")
     boolean progress;
@@ -177,7 +188,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         boolean withSparseD = sparsed || sparsedSkip != null || sparsedSelect != null || sparsedBlock != null;
         if (genLength != null || blockLength != null || steps != null || remasking != null || threshold != null
-                || progress || withSparseD) {
+                || progress || withSparseD || alg != null || algTemp != null || eps != null) {
             var diffusion = DiffusionOptions.newBuilder().setProgress(progress);
             if (genLength != null) {
                 diffusion.setGenLength(genLength);
@@ -207,6 +218,15 @@ final class GenerateCommand implements Callable<Integer> {
                     sparse.setBlockSize(sparsedBlock);
                 }
                 diffusion.setSparsed(sparse);
+            }
+            if (alg != null) {
+                diffusion.setAlg(alg);
+            }
+            if (algTemp != null) {
+                diffusion.setAlgTemp(algTemp);
+            }
+            if (eps != null) {
+                diffusion.setEps(eps);
             }
             request.setDiffusion(diffusion);
         }

@@ -63,7 +63,10 @@ public final class RequestMapper {
                 d.getRemasking().isEmpty() ? null : d.getRemasking(),
                 d.hasThreshold() ? d.getThreshold() : null,
                 d.getProgress(),
-                d.hasSparsed() ? sparseD(d.getSparsed()) : null);
+                d.hasSparsed() ? sparseD(d.getSparsed()) : null,
+                d.getAlg().isEmpty() ? null : d.getAlg(),
+                d.hasAlgTemp() ? d.getAlgTemp() : null,
+                d.hasEps() ? d.getEps() : null);
     }
 
     private static SparseDOptions sparseD(io.stepstream.protocol.v1.SparseDOptions s) {

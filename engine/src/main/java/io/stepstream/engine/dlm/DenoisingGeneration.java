@@ -1,0 +1,50 @@
+package io.stepstream.engine.dlm;
+
+import io.stepstream.engine.sparse.PatternHandle;
+
+/**
+ * One request's diffusion generation as a state machine a scheduler drives, one forward pass per step, whatever
+ * the algorithm ({@link LladaGeneration}, {@link DreamGeneration}): ask {@link #nextInput()} for the canvas and the
+ * rows whose logits it needs, batch it with other requests through {@link DiffusionModel#forward}, hand those
+ * logits to {@link #apply(float[])}, until {@link #done()}.
+ *
+ * <p>What a request streams comes back in each {@link DenoiseOutcome} as "blocks": runs of canvas positions that
+ * became final, in position order, never overlapping, together covering the generated part of the canvas once the
+ * generation is done. For LLaDA a block is one of its semi-autoregressive blocks; for Dream see
+ * {@link DreamGeneration}. Not thread-safe; one instance per request.
+ */
+public interface DenoisingGeneration {
+    /** What the next forward needs; the canvas array is the generation's own: leave it alone during the forward. */
+    DenoiseInput nextInput();
+
+    /** Floats {@link #apply} reads at most (the largest logits range of any step x vocabulary). */
+    int logitsLength();
+
+    /** Takes the logits of the range {@link #nextInput()} asked for, position-major, and commits this step. */
+    DenoiseOutcome apply(float[] logits);
+
+    boolean done();
+
+    /** Forward passes applied so far. */
+    int forwards();
+
+    /** The block (stream chunk) the next step works on; for LLaDA the current block, for Dream chunks streamed. */
+    int currentBlock();
+
+    /** Tokens of the prompt at the start of the canvas. */
+    int prefixLength();
+
+    /** Prompt plus generated positions: the rows every step of this request puts through the model. */
+    int canvasLength();
+
+    int maskId();
+
+    /** A copy of the whole canvas: prompt, committed tokens, masks still open. */
+    int[] canvas();
+
+    /** A copy of the generated part of the canvas (after the prompt). */
+    int[] generated();
+
+    /** The request's sparse pattern handle, or null when it attends densely; release it when the request ends. */
+    PatternHandle patternHandle();
+}
