@@ -332,8 +332,9 @@ public final class Llama2Kernel extends Kernel {
             squares = 1;
         }
         int slotStep = TOKENS_PER_ITEM / perItem;
+        // Only cells that summed squares reduce those slots (a reduction never crosses cells).
         int slotEnd = 2 * TOKENS_PER_ITEM;
-        if (norm == 1) {
+        if (squares == 1) {
             slotEnd = SLOTS;
         }
         for (int u = group; u < units; u += groups) {
