@@ -26,7 +26,7 @@ class GpuBenchTest {
         assertEquals(4, rows.size());
         for (GpuBench.Row r : rows) {
             assertTrue(r.tokensPerSecond() > 0 && r.msPerStep() > 0 && r.fractionOfCopy() > 0, r.toString());
-            assertEquals(3 + 9 * 5, r.passesPerStep());
+            assertEquals(5 * 5 + 1, r.passesPerStep());
             assertTrue(r.executeMsPerStep() <= r.msPerStep(), r.toString());
         }
         assertTrue(rows.get(2).weightBytesPerStep() < rows.get(0).weightBytesPerStep() / 3, "q8_0 is ~1.1 bytes/weight");
