@@ -21,7 +21,10 @@ final class CanvasAttention {
     /** Query rows sharing one pass over the keys and values. */
     static final int TILE = 4;
 
-    private final VectorSpecies<Float> species;
+    /** A static constant: the Vector API compiles to vector instructions only for species the JIT sees as constant. */
+    private static final VectorSpecies<Float> SPECIES = VectorKernels.FLOATS;
+    private static final int LANES = VectorKernels.LANES;
+    private final boolean vector;
     private final int headSize;
     private final int chunks;
 
@@ -31,8 +34,8 @@ final class CanvasAttention {
      */
     CanvasAttention(int headSize) {
         this.headSize = headSize;
-        this.species = headSize % VectorKernels.LANES == 0 ? VectorKernels.FLOATS : null;
-        this.chunks = species == null ? 0 : headSize / species.length();
+        this.vector = headSize % LANES == 0;
+        this.chunks = vector ? headSize / LANES : 0;
     }
 
     /**
@@ -60,23 +63,23 @@ final class CanvasAttention {
         for (int r = 0; r < ranges; r++) {
             for (int j = keyFrom[r]; j < keyTo[r]; j++, n++) {
                 int ko = kvBase + j * kvStride;
-                if (species == null) {
+                if (!vector) {
                     att[n] = dotScalar(q, q0, k, ko) / scaleDivisor;
                     att[attStride + n] = dotScalar(q, q1, k, ko) / scaleDivisor;
                     att[2 * attStride + n] = dotScalar(q, q2, k, ko) / scaleDivisor;
                     att[3 * attStride + n] = dotScalar(q, q3, k, ko) / scaleDivisor;
                     continue;
                 }
-                FloatVector a0 = FloatVector.zero(species);
+                FloatVector a0 = FloatVector.zero(SPECIES);
                 FloatVector a1 = a0;
                 FloatVector a2 = a0;
                 FloatVector a3 = a0;
-                for (int c = 0, i = 0; c < chunks; c++, i += species.length()) {
-                    FloatVector kc = FloatVector.fromArray(species, k, ko + i);
-                    a0 = FloatVector.fromArray(species, q, q0 + i).fma(kc, a0);
-                    a1 = FloatVector.fromArray(species, q, q1 + i).fma(kc, a1);
-                    a2 = FloatVector.fromArray(species, q, q2 + i).fma(kc, a2);
-                    a3 = FloatVector.fromArray(species, q, q3 + i).fma(kc, a3);
+                for (int c = 0, i = 0; c < chunks; c++, i += LANES) {
+                    FloatVector kc = FloatVector.fromArray(SPECIES, k, ko + i);
+                    a0 = FloatVector.fromArray(SPECIES, q, q0 + i).fma(kc, a0);
+                    a1 = FloatVector.fromArray(SPECIES, q, q1 + i).fma(kc, a1);
+                    a2 = FloatVector.fromArray(SPECIES, q, q2 + i).fma(kc, a2);
+                    a3 = FloatVector.fromArray(SPECIES, q, q3 + i).fma(kc, a3);
                 }
                 att[n] = VectorKernels.sum(a0) / scaleDivisor;
                 att[attStride + n] = VectorKernels.sum(a1) / scaleDivisor;
@@ -87,7 +90,7 @@ final class CanvasAttention {
         for (int r = 0; r < rows; r++) {
             softmax(att, r * attStride, n);
         }
-        if (species == null) {
+        if (!vector) {
             for (int r = 0; r < rows; r++) {
                 weightedSumScalar(att, r * attStride, v, kvBase, kvStride, keyFrom, keyTo, ranges, out, outOffset[r]);
             }
@@ -98,19 +101,19 @@ final class CanvasAttention {
         int o2 = rows > 2 ? outOffset[2] : o0;
         int o3 = rows > 3 ? outOffset[3] : o0;
         // Chunk-major: a chunk is one cache line of each value row at 16 lanes, so the passes add no traffic.
-        for (int c = 0, i = 0; c < chunks; c++, i += species.length()) {
-            FloatVector s0 = FloatVector.zero(species);
+        for (int c = 0, i = 0; c < chunks; c++, i += LANES) {
+            FloatVector s0 = FloatVector.zero(SPECIES);
             FloatVector s1 = s0;
             FloatVector s2 = s0;
             FloatVector s3 = s0;
             int m = 0;
             for (int r = 0; r < ranges; r++) {
                 for (int j = keyFrom[r]; j < keyTo[r]; j++, m++) {
-                    FloatVector vc = FloatVector.fromArray(species, v, kvBase + j * kvStride + i);
-                    s0 = vc.fma(FloatVector.broadcast(species, att[m]), s0);
-                    s1 = vc.fma(FloatVector.broadcast(species, att[attStride + m]), s1);
-                    s2 = vc.fma(FloatVector.broadcast(species, att[2 * attStride + m]), s2);
-                    s3 = vc.fma(FloatVector.broadcast(species, att[3 * attStride + m]), s3);
+                    FloatVector vc = FloatVector.fromArray(SPECIES, v, kvBase + j * kvStride + i);
+                    s0 = vc.fma(FloatVector.broadcast(SPECIES, att[m]), s0);
+                    s1 = vc.fma(FloatVector.broadcast(SPECIES, att[attStride + m]), s1);
+                    s2 = vc.fma(FloatVector.broadcast(SPECIES, att[2 * attStride + m]), s2);
+                    s3 = vc.fma(FloatVector.broadcast(SPECIES, att[3 * attStride + m]), s3);
                 }
             }
             if (rows > 3) {
@@ -206,7 +209,7 @@ final class CanvasAttention {
 
     /** e^x for x <= 0 (softmax arguments), within a few ulp of Math.exp. */
     static FloatVector exp(FloatVector x) {
-        VectorSpecies<Float> s = x.species();
+        VectorSpecies<Float> s = SPECIES;
         FloatVector clamped = x.max(LOWEST);
         FloatVector t = clamped.fma(FloatVector.broadcast(s, LOG2E), FloatVector.broadcast(s, ROUNDER));
         FloatVector k = t.sub(ROUNDER);
