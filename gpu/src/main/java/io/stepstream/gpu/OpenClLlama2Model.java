@@ -64,6 +64,15 @@ public final class OpenClLlama2Model implements BackendModel {
      */
     public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
                              int kvBlocks, TensorType weightType) {
+        this(name, weights, tokenizer, device, kvBlocks, weightType, Dispatch.fromSystemProperty());
+    }
+
+    /**
+     * @param dispatch how the step's passes reach the device: Aparapi's execute, or our own OpenCL queue with no
+     *                 host wait between passes (the default, see {@link Dispatch#fromSystemProperty})
+     */
+    public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
+                             int kvBlocks, TensorType weightType, Dispatch dispatch) {
         this.name = name;
         this.config = weights.config();
         if (tokenizer.vocabSize() != config.vocabSize()) {
@@ -76,7 +85,7 @@ public final class OpenClLlama2Model implements BackendModel {
         this.tokenizer = tokenizer;
         int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config);
         this.pool = new KvBlockPool(config.nLayers(), config.kvDim(), blocks);
-        this.device = new DeviceLlama2(weights, device, blocks, weightType);
+        this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch);
         this.deviceDescription = OpenClDevices.describe(device);
     }
 
@@ -157,6 +166,32 @@ public final class OpenClLlama2Model implements BackendModel {
         return deviceDescription;
     }
 
+    /** How the passes reach the device. */
+    public Dispatch dispatch() {
+        return device.dispatch();
+    }
+
+    /**
+     * Times every pass of later steps with OpenCL profiling events (direct dispatch; Aparapi's ignores it), which
+     * {@link #profiledTimes()} sums up.
+     */
+    public void profile(boolean on) {
+        device.profile(on);
+    }
+
+    /** Device time of the profiled passes: kernels alone, and from each step's first pass start to its last end. */
+    public ProfiledTimes profiledTimes() {
+        long[] n = device.profiledNanos();
+        return new ProfiledTimes(n[0], n[1], n[2]);
+    }
+
+    /** Sums over profiled passes: kernel nanoseconds, step span nanoseconds (kernels + gaps), pass count. */
+    public record ProfiledTimes(long kernelNanos, long spanNanos, long passes) {
+        public ProfiledTimes minus(ProfiledTimes o) {
+            return new ProfiledTimes(kernelNanos - o.kernelNanos, spanNanos - o.spanNanos, passes - o.passes);
+        }
+    }
+
     /** How the matrices are stored on the device. */
     public TensorType weightType() {
         return device.weightType();
@@ -197,7 +232,7 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.launchNoopStep(tokens, entries, maxLen);
     }
 
-    /** Kernel launches (Aparapi execute calls) since load. */
+    /** Kernel launches (Aparapi execute calls, or direct launches of a step's passes) since load. */
     public long launches() {
         return device.launches();
     }
@@ -207,7 +242,7 @@ public final class OpenClLlama2Model implements BackendModel {
         return lastStepLaunches;
     }
 
-    /** Passes (OpenCL kernel enqueues inside the one launch) of every step: 3 + 9 * layers. */
+    /** Passes (OpenCL kernel enqueues inside the one launch) of every step. */
     public int passesPerStep() {
         return device.passesPerStep();
     }
