@@ -91,6 +91,12 @@ public final class OpenClLlama2Model implements BackendModel {
 
     /** An embedded model of the engine jar by name (today: stories260K) on the given device. */
     public static OpenClLlama2Model loadEmbedded(String name, OpenCLDevice device, int kvBlocks) {
+        return loadEmbedded(name, device, kvBlocks, TensorType.F32, Dispatch.fromSystemProperty());
+    }
+
+    /** An embedded model with its matrices stored as {@code weightType}, dispatched as {@code dispatch}. */
+    public static OpenClLlama2Model loadEmbedded(String name, OpenCLDevice device, int kvBlocks, TensorType weightType,
+                                                 Dispatch dispatch) {
         if (!Models.DEFAULT_MODEL.equals(name) || !Models.embedded().contains(name)) {
             throw new ModelLoadException(name + ": not an embedded llama2.c model the OpenCL backend can load"
                     + " (embedded: " + Models.embedded() + ")");
@@ -98,7 +104,7 @@ public final class OpenClLlama2Model implements BackendModel {
         Llama2Weights w = Llama2Checkpoint.read(name + ":" + STORIES260K_CHECKPOINT, resource(STORIES260K_CHECKPOINT));
         Llama2Tokenizer tok = Llama2Tokenizer.read(name + ":" + STORIES260K_TOKENIZER,
                 resource(STORIES260K_TOKENIZER), w.config().vocabSize());
-        return new OpenClLlama2Model(name, w, tok, device, kvBlocks);
+        return new OpenClLlama2Model(name, w, tok, device, kvBlocks, weightType, dispatch);
     }
 
     /** A llama2.c checkpoint and its tokenizer from files, on the given device. */
