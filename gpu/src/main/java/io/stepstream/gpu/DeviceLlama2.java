@@ -266,6 +266,10 @@ final class DeviceLlama2 implements AutoCloseable {
         return launcher.launches();
     }
 
+    long passesLaunched() {
+        return launcher.passes();
+    }
+
     int passesPerStep() {
         return stepOps.length;
     }

@@ -159,6 +159,7 @@ public final class DirectLauncher implements PassLauncher {
     }
 
     /** Kernel enqueues since creation (passes of all launches). */
+    @Override
     public long passes() {
         return passes;
     }

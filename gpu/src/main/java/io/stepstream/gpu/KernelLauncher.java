@@ -21,6 +21,7 @@ public final class KernelLauncher implements PassLauncher {
     private final Kernel kernel;
     private final OpenCLDevice device;
     private long launches;
+    private long passes;
 
     public KernelLauncher(Kernel kernel, OpenCLDevice device) {
         this.kernel = kernel;
@@ -50,6 +51,7 @@ public final class KernelLauncher implements PassLauncher {
                     + device.getName().strip() + ": " + e, e);
         }
         launches++;
+        this.passes += passes;
         checkRanOnDevice();
     }
 
@@ -84,6 +86,11 @@ public final class KernelLauncher implements PassLauncher {
     @Override
     public long launches() {
         return launches;
+    }
+
+    @Override
+    public long passes() {
+        return passes;
     }
 
     public Kernel kernel() {

@@ -243,7 +243,12 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.launches();
     }
 
-    /** Kernel launches of the last forward step: 1. */
+    /** Passes enqueued since load (every launch's passes, test and measuring launches included). */
+    public long passesLaunched() {
+        return device.passesLaunched();
+    }
+
+        /** Kernel launches of the last forward step: 1. */
     public long lastStepLaunches() {
         return lastStepLaunches;
     }

@@ -22,6 +22,9 @@ interface PassLauncher {
 
     long launches();
 
+    /** Passes (kernel enqueues) of all launches so far. */
+    long passes();
+
     /** Waits until every launch and transfer enqueued so far has finished. */
     void finish();
 

@@ -82,6 +82,8 @@ class DispatchEquivalenceTest {
                     }
                 }
                 assertEquals(8, direct.launches());
+                assertEquals(8L * aparapi.passesPerStep(), aparapi.passesLaunched());
+                assertEquals(aparapi.passesLaunched(), direct.passesLaunched());
                 assertTrue(dc.stream().mapToInt(KvCache::length).max().orElse(0) > 16, "a sequence crossed a block");
             } finally {
                 ac.forEach(KvCache::close);
@@ -108,6 +110,7 @@ class DispatchEquivalenceTest {
             assertEquals(64, c.size(), "the CPU story ended early");
             assertEquals(c, d);
             assertEquals(64, direct.launches());
+            assertEquals(64L * direct.passesPerStep(), direct.passesLaunched());
         }
     }
 

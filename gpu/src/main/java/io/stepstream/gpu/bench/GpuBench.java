@@ -176,9 +176,12 @@ public final class GpuBench {
                 o.shape(), c.dim(), c.hiddenDim(), c.nLayers(), c.nHeads(), c.nKvHeads(), c.vocabSize(),
                 (System.nanoTime() - t0) / 1e9);
         int maxBatch = Arrays.stream(o.batches()).max().orElse(1);
-        int positions = o.prompt() + o.warmup() + o.steps();
+        // The direct dispatch's rows add profiled steps after the timed ones.
+        int positions = o.prompt() + o.warmup() + o.steps()
+                + (o.dispatches().contains(Dispatch.DIRECT) ? profiledSteps(o) : 0);
         if (positions > c.contextLength()) {
-            throw new IllegalArgumentException("--prompt + --warmup + --steps = " + positions + " exceed the context "
+            throw new IllegalArgumentException("--prompt + --warmup + --steps (+ " + profiledSteps(o)
+                    + " profiled steps for the direct dispatch) = " + positions + " exceed the context "
                     + c.contextLength() + " of " + o.shape());
         }
         int kvBlocks = maxBatch * ((positions + 15) / 16);
@@ -268,7 +271,7 @@ public final class GpuBench {
             if (gpu != null && gpu.dispatch() == Dispatch.DIRECT) {
                 // Extra steps with an event per pass: device time of the kernels and of the whole pass sequence.
                 OpenClLlama2Model.ProfiledTimes before0 = gpu.profiledTimes();
-                int profiled = Math.min(o.steps(), 16);
+                int profiled = profiledSteps(o);
                 gpu.profile(true);
                 for (int s = 0; s < profiled; s++) {
                     decodeStep(model, caches, logits, next);
@@ -302,6 +305,11 @@ public final class GpuBench {
         } finally {
             caches.forEach(KvCache::close);
         }
+    }
+
+    /** Steps timed with profiling events after the timed ones (direct dispatch only). */
+    static int profiledSteps(Options o) {
+        return Math.min(o.steps(), 16);
     }
 
     /** One greedy decode step of every sequence: the argmax of its last logits goes in. */
