@@ -51,6 +51,7 @@ public final class DirectLauncher implements PassLauncher {
     private long profiledKernelNanos;
     private long profiledSpanNanos;
     private long profiledPasses;
+    private boolean disposed;
 
     /** What one argument of {@code run} is bound to. */
     private static final class Binding {
@@ -410,6 +411,10 @@ public final class DirectLauncher implements PassLauncher {
 
     @Override
     public void dispose() {
+        if (disposed) {
+            return;
+        }
+        disposed = true;
         try {
             if (pendingEvents > 0) {
                 collectProfile();

@@ -70,6 +70,11 @@ class DirectLauncherTest {
                     e.getMessage());
         }
         assertEquals("CL_OUT_OF_RESOURCES", ClRuntime.errorName(-5));
+        // A kernel Aparapi cannot translate never reaches the device.
+        UntranslatableKernel bad = new UntranslatableKernel();
+        bad.out = new long[64];
+        e = assertThrows(OpenClException.class, () -> new DirectLauncher(bad, clDevice()));
+        assertTrue(e.getMessage().contains("UntranslatableKernel"), e.getMessage());
     }
 
     @Test
