@@ -259,6 +259,8 @@ public final class GpuBench {
                 decodeStep(model, caches, logits, next);
             }
             long decodeNanos = System.nanoTime() - d0;
+            // The split of the timed steps only (the profiled steps below are not part of it).
+            OpenClLlama2Model.StepTimes timed = gpu == null ? null : gpu.stepTimes().minus(before);
             double msPerStep = decodeNanos / 1e6 / o.steps();
             double put = 0;
             double exec = msPerStep;
@@ -282,7 +284,7 @@ public final class GpuBench {
                 span = p.spanNanos() / 1e6 / profiled;
             }
             if (gpu != null) {
-                OpenClLlama2Model.StepTimes t = gpu.stepTimes().minus(before);
+                OpenClLlama2Model.StepTimes t = timed;
                 put = t.putNanos() / 1e6 / o.steps();
                 exec = t.executeNanos() / 1e6 / o.steps();
                 get = t.getNanos() / 1e6 / o.steps();
