@@ -1,17 +1,19 @@
 package io.stepstream.gpu;
 
-import com.aparapi.Range;
 import com.aparapi.device.Device;
 import com.aparapi.device.OpenCLDevice;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.kv.KvBlockPool;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.cl.ClRuntime;
 
 /**
  * The device side of a llama2.c model: one {@link Llama2Kernel} with every weight, the KV block pool and the
  * activations resident on one OpenCL device, and the pass schedule of a forward step. The host writes the
- * step's small inputs into the kernel's arrays, calls {@link #launchStep}, and reads the logits back.
+ * step's small inputs into the kernel's arrays, calls {@link #launchStep}, and reads the logits back. The passes
+ * reach the device through Aparapi ({@link KernelLauncher}) or our own OpenCL queue ({@link DirectLauncher}),
+ * as {@link Dispatch} says; both run the same Aparapi-generated OpenCL C on the same ranges.
  * Not thread-safe (Aparapi serialises kernel runs JVM-wide anyway): one device thread per model.
  */
 final class DeviceLlama2 implements AutoCloseable {
@@ -23,7 +25,8 @@ final class DeviceLlama2 implements AutoCloseable {
     private static final int CPU_LOCAL = 8;
 
     final Llama2Kernel k = new Llama2Kernel();
-    private final KernelLauncher launcher;
+    private final PassLauncher launcher;
+    private final OpenCLDevice device;
     private final ModelConfig config;
     private final int maxBlocks;
     private final int[] stepOps;
@@ -44,11 +47,21 @@ final class DeviceLlama2 implements AutoCloseable {
     }
 
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType) {
-        this(w, device, maxBlocks, weightType, 0);
+        this(w, device, maxBlocks, weightType, Dispatch.fromSystemProperty(), 0);
     }
 
     /** @param localSize work items per group (a power of two up to MAX_LOCAL), 0 for the device's default */
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, int localSize) {
+        this(w, device, maxBlocks, weightType, Dispatch.fromSystemProperty(), localSize);
+    }
+
+    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch) {
+        this(w, device, maxBlocks, weightType, dispatch, 0);
+    }
+
+    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
+                 int localSize) {
+        this.device = device;
         this.config = w.config();
         this.maxBlocks = maxBlocks;
         this.weightType = weightType;
@@ -70,7 +83,6 @@ final class DeviceLlama2 implements AutoCloseable {
         k.headSize = c.headSize();
         k.kvGroup = c.nHeads() / c.nKvHeads();
         k.vocab = c.vocabSize();
-        k.ctx = c.contextLength();
         k.maxBlocksPerSeq = blocksPerSequence(c);
         k.blockFloats = c.nLayers() * 2 * KvBlockPool.BLOCK_POSITIONS * c.kvDim();
         k.eps = c.rmsNormEps();
@@ -137,7 +149,11 @@ final class DeviceLlama2 implements AutoCloseable {
         k.patIndptr = new int[1];
         k.patIndices = new int[1];
         growArrays(1, 1);
-        launcher = new KernelLauncher(k, device);
+        launcher = switch (dispatch) {
+            case APARAPI -> new KernelLauncher(k, device);
+            // The same device Aparapi would use: its OpenCLDevice holds the native cl_device_id.
+            case DIRECT -> new DirectLauncher(k, ClRuntime.byHandle(device.getDeviceId(), device.getName()));
+        };
         this.localSize = localSizeFor(device, localSize);
         maxGroups = (int) Math.max(1, Math.min(MAX_GROUPS,
                 (long) device.getMaxComputeUnits() * (device.getType() == Device.TYPE.GPU ? 16 : 4)));
@@ -252,11 +268,19 @@ final class DeviceLlama2 implements AutoCloseable {
     }
 
     OpenCLDevice device() {
-        return launcher.device();
+        return device;
+    }
+
+    Dispatch dispatch() {
+        return Dispatch.parse(launcher.dispatchName());
     }
 
     long launches() {
         return launcher.launches();
+    }
+
+    long passesLaunched() {
+        return launcher.passes();
     }
 
     int passesPerStep() {
@@ -267,7 +291,7 @@ final class DeviceLlama2 implements AutoCloseable {
         return maxBlocks;
     }
 
-    KernelLauncher launcher() {
+    PassLauncher launcher() {
         return launcher;
     }
 
@@ -310,9 +334,21 @@ final class DeviceLlama2 implements AutoCloseable {
         System.arraycopy(noops, 0, k.passOp, 0, noops.length);
         launcher.put(k.passOp);
         stepScheduleOnDevice = false;
+        launcher.finish();
         long t0 = System.nanoTime();
         run(stepOps.length, tokens, entries, maxLen);
+        launcher.finish(); // the direct dispatch returns before the device is done
         return System.nanoTime() - t0;
+    }
+
+    /** Times every pass with OpenCL profiling events (direct dispatch only; Aparapi's path ignores it). */
+    void profile(boolean on) {
+        launcher.profile(on);
+    }
+
+    /** {kernel ns summed over profiled passes, ns from first pass start to last pass end summed, passes}. */
+    long[] profiledNanos() {
+        return launcher.profiledNanos();
     }
 
     /** Nanoseconds spent since load in step puts, step executes (kernels + launch) and logits gets. */
@@ -373,8 +409,7 @@ final class DeviceLlama2 implements AutoCloseable {
                 matmulUnits(entries, (c.vocabSize() + 1) / 2));
         units = Math.max(units, (long) tokens * c.nHeads());
         int groups = (int) Math.min(maxGroups, units);
-        Range range = launcher.range(groups * localSize, localSize);
-        launcher.launch(range, passes);
+        launcher.launch(groups * localSize, localSize, passes);
     }
 
     /** Work-groups' units of a matmul pass over n token rows and that many row pairs (the kernel's tiling). */

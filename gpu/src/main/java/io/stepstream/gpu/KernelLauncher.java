@@ -17,10 +17,11 @@ import java.util.List;
  * goes to the device on the first launch that sees it and afterwards only on {@code put}.
  * Counts launches (one {@code execute}, however many passes, is one launch).
  */
-public final class KernelLauncher {
+public final class KernelLauncher implements PassLauncher {
     private final Kernel kernel;
     private final OpenCLDevice device;
     private long launches;
+    private long passes;
 
     public KernelLauncher(Kernel kernel, OpenCLDevice device) {
         this.kernel = kernel;
@@ -50,7 +51,24 @@ public final class KernelLauncher {
                     + device.getName().strip() + ": " + e, e);
         }
         launches++;
+        this.passes += passes;
         checkRanOnDevice();
+    }
+
+    /** {@link #launch(Range, int)} on a range of this device. */
+    @Override
+    public void launch(int globalSize, int localSize, int passes) {
+        launch(range(globalSize, localSize), passes);
+    }
+
+    /** Nothing to wait for: Aparapi's execute and transfers return when the device is done. */
+    @Override
+    public void finish() {
+    }
+
+    @Override
+    public String dispatchName() {
+        return Dispatch.APARAPI.label();
     }
 
     /** Fails unless Aparapi's profile says the last execution of this kernel class was on our device. */
@@ -65,30 +83,41 @@ public final class KernelLauncher {
         }
     }
 
+    @Override
     public long launches() {
         return launches;
+    }
+
+    @Override
+    public long passes() {
+        return passes;
     }
 
     public Kernel kernel() {
         return kernel;
     }
 
+    @Override
     public void put(float[] a) {
         guard(() -> kernel.put(a), "put");
     }
 
+    @Override
     public void put(int[] a) {
         guard(() -> kernel.put(a), "put");
     }
 
+    @Override
     public void put(char[] a) {
         guard(() -> kernel.put(a), "put");
     }
 
+    @Override
     public void put(byte[] a) {
         guard(() -> kernel.put(a), "put");
     }
 
+    @Override
     public void get(float[] a) {
         guard(() -> kernel.get(a), "get");
     }
@@ -105,6 +134,7 @@ public final class KernelLauncher {
         }
     }
 
+    @Override
     public void dispose() {
         kernel.dispose();
     }

@@ -86,7 +86,6 @@ public final class Llama2Kernel extends Kernel {
     int headSize;
     int kvGroup;
     int vocab;
-    int ctx;
     int maxBlocksPerSeq;
     int blockFloats;
     int wtype;

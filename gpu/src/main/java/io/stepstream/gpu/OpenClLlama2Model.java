@@ -64,6 +64,15 @@ public final class OpenClLlama2Model implements BackendModel {
      */
     public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
                              int kvBlocks, TensorType weightType) {
+        this(name, weights, tokenizer, device, kvBlocks, weightType, Dispatch.fromSystemProperty());
+    }
+
+    /**
+     * @param dispatch how the step's passes reach the device: Aparapi's execute, or our own OpenCL queue with no
+     *                 host wait between passes (the default, see {@link Dispatch#fromSystemProperty})
+     */
+    public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
+                             int kvBlocks, TensorType weightType, Dispatch dispatch) {
         this.name = name;
         this.config = weights.config();
         if (tokenizer.vocabSize() != config.vocabSize()) {
@@ -76,12 +85,18 @@ public final class OpenClLlama2Model implements BackendModel {
         this.tokenizer = tokenizer;
         int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config);
         this.pool = new KvBlockPool(config.nLayers(), config.kvDim(), blocks);
-        this.device = new DeviceLlama2(weights, device, blocks, weightType);
+        this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch);
         this.deviceDescription = OpenClDevices.describe(device);
     }
 
     /** An embedded model of the engine jar by name (today: stories260K) on the given device. */
     public static OpenClLlama2Model loadEmbedded(String name, OpenCLDevice device, int kvBlocks) {
+        return loadEmbedded(name, device, kvBlocks, TensorType.F32, Dispatch.fromSystemProperty());
+    }
+
+    /** An embedded model with its matrices stored as {@code weightType}, dispatched as {@code dispatch}. */
+    public static OpenClLlama2Model loadEmbedded(String name, OpenCLDevice device, int kvBlocks, TensorType weightType,
+                                                 Dispatch dispatch) {
         if (!Models.DEFAULT_MODEL.equals(name) || !Models.embedded().contains(name)) {
             throw new ModelLoadException(name + ": not an embedded llama2.c model the OpenCL backend can load"
                     + " (embedded: " + Models.embedded() + ")");
@@ -89,7 +104,7 @@ public final class OpenClLlama2Model implements BackendModel {
         Llama2Weights w = Llama2Checkpoint.read(name + ":" + STORIES260K_CHECKPOINT, resource(STORIES260K_CHECKPOINT));
         Llama2Tokenizer tok = Llama2Tokenizer.read(name + ":" + STORIES260K_TOKENIZER,
                 resource(STORIES260K_TOKENIZER), w.config().vocabSize());
-        return new OpenClLlama2Model(name, w, tok, device, kvBlocks);
+        return new OpenClLlama2Model(name, w, tok, device, kvBlocks, weightType, dispatch);
     }
 
     /** A llama2.c checkpoint and its tokenizer from files, on the given device. */
@@ -157,6 +172,32 @@ public final class OpenClLlama2Model implements BackendModel {
         return deviceDescription;
     }
 
+    /** How the passes reach the device. */
+    public Dispatch dispatch() {
+        return device.dispatch();
+    }
+
+    /**
+     * Times every pass of later steps with OpenCL profiling events (direct dispatch; Aparapi's ignores it), which
+     * {@link #profiledTimes()} sums up.
+     */
+    public void profile(boolean on) {
+        device.profile(on);
+    }
+
+    /** Device time of the profiled passes: kernels alone, and from each step's first pass start to its last end. */
+    public ProfiledTimes profiledTimes() {
+        long[] n = device.profiledNanos();
+        return new ProfiledTimes(n[0], n[1], n[2]);
+    }
+
+    /** Sums over profiled passes: kernel nanoseconds, step span nanoseconds (kernels + gaps), pass count. */
+    public record ProfiledTimes(long kernelNanos, long spanNanos, long passes) {
+        public ProfiledTimes minus(ProfiledTimes o) {
+            return new ProfiledTimes(kernelNanos - o.kernelNanos, spanNanos - o.spanNanos, passes - o.passes);
+        }
+    }
+
     /** How the matrices are stored on the device. */
     public TensorType weightType() {
         return device.weightType();
@@ -197,12 +238,17 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.launchNoopStep(tokens, entries, maxLen);
     }
 
-    /** Kernel launches (Aparapi execute calls) since load. */
+    /** Kernel launches (Aparapi execute calls, or direct launches of a step's passes) since load. */
     public long launches() {
         return device.launches();
     }
 
-    /** Kernel launches of the last forward step: 1. */
+    /** Passes enqueued since load (every launch's passes, test and measuring launches included). */
+    public long passesLaunched() {
+        return device.passesLaunched();
+    }
+
+        /** Kernel launches of the last forward step: 1. */
     public long lastStepLaunches() {
         return lastStepLaunches;
     }

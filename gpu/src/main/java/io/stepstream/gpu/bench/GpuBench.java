@@ -11,6 +11,7 @@ import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.Dispatch;
 import io.stepstream.gpu.KernelLauncher;
 import io.stepstream.gpu.OpenClDevices;
 import io.stepstream.gpu.OpenClLlama2Model;
@@ -34,24 +35,31 @@ import java.util.SplittableRandom;
  * greedy decode steps. Reports tokens/s, ms/step, the weight bytes a step streams per second as a fraction of
  * the device's copy bandwidth (measured in the same run with a copy kernel), and where a step's time goes:
  * puts of the step inputs, the execute (kernels + launch overhead, the overhead measured with a step of empty
- * passes) and the get of the logits. Also checks the device's prefill logits against the CPU forward on the
+ * passes) and the get of the logits. Each OpenCL weight type runs once per dispatch ({@code --dispatch}, both by
+ * default, side by side): Aparapi's execute, or the direct launcher (our OpenCL queue, no host wait between
+ * passes), whose rows also carry the device time of the passes from OpenCL profiling events (kernel = sum of
+ * pass durations, span = first pass start to last pass end, i.e. kernels plus the gaps between them), measured
+ * on extra profiled steps after the timed ones; for the direct path "exec" is the host's enqueue time and "get"
+ * includes the wait for the device. Also checks the device's prefill logits against the CPU forward on the
  * weights as the device stores them (F16/Q8_0 decoded by the engine's dequantizer).
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
- *          [--dtype f32[,f16,q8_0]] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
+ *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--out gpu-bench.json] [--csv FILE]
  * </pre>
  */
 public final class GpuBench {
     /** Parsed arguments. */
-    record Options(String shape, String backend, String device, List<TensorType> dtypes, int[] batches, int steps,
-                   int prompt, int warmup, long seed, int copyMiB, boolean check, Path out, Path csv) {
+    record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
+                   int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
+                   Path csv) {
         static Options parse(String[] args) {
             String shape = "stories260k";
             String backend = "opencl";
             String device = "auto";
             List<TensorType> dtypes = List.of(TensorType.F32);
+            List<Dispatch> dispatches = List.of(Dispatch.APARAPI, Dispatch.DIRECT);
             int[] batches = {1, 8, 32, 64};
             int steps = 128;
             int prompt = 16;
@@ -72,6 +80,9 @@ public final class GpuBench {
                     case "--backend" -> backend = v.toLowerCase(Locale.ROOT);
                     case "--device" -> device = v;
                     case "--dtype" -> dtypes = Arrays.stream(v.split(",")).map(BackendOptions::parseWeightType).toList();
+                    case "--dispatch" -> dispatches = v.strip().equalsIgnoreCase("both")
+                            ? List.of(Dispatch.APARAPI, Dispatch.DIRECT)
+                            : Arrays.stream(v.split(",")).map(GpuBench::dispatch).distinct().toList();
                     case "--batches" -> batches = positiveInts("--batches", v);
                     case "--steps" -> steps = positive("--steps", v);
                     case "--prompt" -> prompt = positive("--prompt", v);
@@ -91,8 +102,8 @@ public final class GpuBench {
                 throw new IllegalArgumentException("--dtype: the cpu backend runs f32 only");
             }
             SyntheticLlama.shape(shape); // validates the name
-            return new Options(shape, backend, device, dtypes, batches, steps, prompt, warmup, seed, copyMiB, check,
-                    out, csv);
+            return new Options(shape, backend, device, dtypes, dispatches, batches, steps, prompt, warmup, seed, copyMiB,
+                    check, out, csv);
         }
 
         private static int positive(String name, String v) {
@@ -116,18 +127,28 @@ public final class GpuBench {
         }
     }
 
-    /** One measured batch size of one weight type. */
-    record Row(String backend, String device, String shape, String dtype, int batch, int promptTokens,
-               double prefillMs, int steps, double msPerStep, double tokensPerSecond, long weightBytesPerStep,
-               double weightGBps, double fractionOfCopy, double putMsPerStep, double executeMsPerStep,
-               double launchMsPerStep, double getMsPerStep, int passesPerStep) {
+    /**
+     * One measured batch size of one weight type and dispatch. profiledKernelMsPerStep / spanMsPerStep: device
+     * time of the passes from OpenCL profiling (direct dispatch only, NaN otherwise).
+     */
+    record Row(String backend, String dispatch, String device, String shape, String dtype, int batch,
+               int promptTokens, double prefillMs, int steps, double msPerStep, double tokensPerSecond,
+               long weightBytesPerStep, double weightGBps, double fractionOfCopy, double putMsPerStep,
+               double executeMsPerStep, double launchMsPerStep, double getMsPerStep, int passesPerStep,
+               double profiledKernelMsPerStep, double spanMsPerStep) {
+        /** Kernel time per step: profiled where measured, else the execute time less the empty-pass launch time. */
         double kernelMsPerStep() {
-            return Math.max(0, executeMsPerStep - launchMsPerStep);
+            return Double.isNaN(profiledKernelMsPerStep) ? Math.max(0, executeMsPerStep - launchMsPerStep)
+                    : profiledKernelMsPerStep;
         }
     }
 
     /** The device's prefill logits against the CPU forward on the same decoded weights. */
-    record Check(String dtype, double relativeError, boolean sameArgmax) {
+    record Check(String dtype, String dispatch, double relativeError, boolean sameArgmax) {
+    }
+
+    private static Dispatch dispatch(String v) {
+        return Dispatch.parse(v);
     }
 
     private GpuBench() {
@@ -155,9 +176,12 @@ public final class GpuBench {
                 o.shape(), c.dim(), c.hiddenDim(), c.nLayers(), c.nHeads(), c.nKvHeads(), c.vocabSize(),
                 (System.nanoTime() - t0) / 1e9);
         int maxBatch = Arrays.stream(o.batches()).max().orElse(1);
-        int positions = o.prompt() + o.warmup() + o.steps();
+        // The direct dispatch's rows add profiled steps after the timed ones.
+        int positions = o.prompt() + o.warmup() + o.steps()
+                + (o.dispatches().contains(Dispatch.DIRECT) ? profiledSteps(o) : 0);
         if (positions > c.contextLength()) {
-            throw new IllegalArgumentException("--prompt + --warmup + --steps = " + positions + " exceed the context "
+            throw new IllegalArgumentException("--prompt + --warmup + --steps (+ " + profiledSteps(o)
+                    + " profiled steps for the direct dispatch) = " + positions + " exceed the context "
                     + c.contextLength() + " of " + o.shape());
         }
         int kvBlocks = maxBatch * ((positions + 15) / 16);
@@ -172,25 +196,29 @@ public final class GpuBench {
 
         List<Row> rows = new ArrayList<>();
         List<Check> checks = new ArrayList<>();
+        List<Dispatch> dispatches = device == null ? java.util.Collections.singletonList(null) : o.dispatches();
         for (TensorType dtype : o.dtypes()) {
-            Model model = device == null
-                    ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
-                    : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype);
-            try {
-                if (o.check() && model instanceof OpenClLlama2Model gpu) {
-                    Check check = check(gpu, w, tok, dtype, o);
-                    checks.add(check);
-                    System.out.printf(Locale.ROOT, "check %s: prefill logits vs cpu relative error %.2e, same argmax"
-                            + " %s%n", check.dtype(), check.relativeError(), check.sameArgmax());
+            for (Dispatch dispatch : dispatches) {
+                Model model = device == null
+                        ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
+                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch);
+                try {
+                    if (o.check() && model instanceof OpenClLlama2Model gpu) {
+                        Check check = check(gpu, w, tok, dtype, o);
+                        checks.add(check);
+                        System.out.printf(Locale.ROOT, "check %s %s: prefill logits vs cpu relative error %.2e, same"
+                                + " argmax %s%n", check.dtype(), check.dispatch(), check.relativeError(),
+                                check.sameArgmax());
+                    }
+                    for (int b : o.batches()) {
+                        Row r = measure(model, o, dtype, b, copyGBps, deviceName);
+                        rows.add(r);
+                        System.out.printf(Locale.ROOT, "%s %s %s batch %d: %.2f ms/step, %.0f tok/s%n", o.backend(),
+                                r.dispatch(), r.dtype(), b, r.msPerStep(), r.tokensPerSecond());
+                    }
+                } finally {
+                    model.close();
                 }
-                for (int b : o.batches()) {
-                    Row r = measure(model, o, dtype, b, copyGBps, deviceName);
-                    rows.add(r);
-                    System.out.printf(Locale.ROOT, "%s %s batch %d: %.2f ms/step, %.0f tok/s%n", o.backend(),
-                            r.dtype(), b, r.msPerStep(), r.tokensPerSecond());
-                }
-            } finally {
-                model.close();
             }
         }
         String table = table(rows, copyGBps);
@@ -231,6 +259,8 @@ public final class GpuBench {
                 decodeStep(model, caches, logits, next);
             }
             long decodeNanos = System.nanoTime() - d0;
+            // The split of the timed steps only (the profiled steps below are not part of it).
+            OpenClLlama2Model.StepTimes timed = gpu == null ? null : gpu.stepTimes().minus(before);
             double msPerStep = decodeNanos / 1e6 / o.steps();
             double put = 0;
             double exec = msPerStep;
@@ -238,8 +268,23 @@ public final class GpuBench {
             double launch = 0;
             long weightBytes;
             int passes = 0;
+            double profiledKernel = Double.NaN;
+            double span = Double.NaN;
+            if (gpu != null && gpu.dispatch() == Dispatch.DIRECT) {
+                // Extra steps with an event per pass: device time of the kernels and of the whole pass sequence.
+                OpenClLlama2Model.ProfiledTimes before0 = gpu.profiledTimes();
+                int profiled = profiledSteps(o);
+                gpu.profile(true);
+                for (int s = 0; s < profiled; s++) {
+                    decodeStep(model, caches, logits, next);
+                }
+                gpu.profile(false);
+                OpenClLlama2Model.ProfiledTimes p = gpu.profiledTimes().minus(before0);
+                profiledKernel = p.kernelNanos() / 1e6 / profiled;
+                span = p.spanNanos() / 1e6 / profiled;
+            }
             if (gpu != null) {
-                OpenClLlama2Model.StepTimes t = gpu.stepTimes().minus(before);
+                OpenClLlama2Model.StepTimes t = timed;
                 put = t.putNanos() / 1e6 / o.steps();
                 exec = t.executeNanos() / 1e6 / o.steps();
                 get = t.getNanos() / 1e6 / o.steps();
@@ -255,12 +300,18 @@ public final class GpuBench {
                 weightBytes = f32MatrixBytes(c);
             }
             double gbps = weightBytes / (msPerStep / 1e3) / 1e9;
-            return new Row(o.backend(), deviceName, o.shape(), dtype.name().toLowerCase(Locale.ROOT), batch,
-                    o.prompt(), prefillMs, o.steps(), msPerStep, batch * 1000.0 / msPerStep, weightBytes, gbps,
-                    gbps / copyGBps, put, exec, launch, get, passes);
+            return new Row(o.backend(), gpu == null ? "-" : gpu.dispatch().label(), deviceName, o.shape(),
+                    dtype.name().toLowerCase(Locale.ROOT), batch, o.prompt(), prefillMs, o.steps(), msPerStep,
+                    batch * 1000.0 / msPerStep, weightBytes, gbps, gbps / copyGBps, put, exec, launch, get, passes,
+                    profiledKernel, span);
         } finally {
             caches.forEach(KvCache::close);
         }
+    }
+
+    /** Steps timed with profiling events after the timed ones (direct dispatch only). */
+    static int profiledSteps(Options o) {
+        return Math.min(o.steps(), 16);
     }
 
     /** One greedy decode step of every sequence: the argmax of its last logits goes in. */
@@ -311,7 +362,8 @@ public final class GpuBench {
             maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
             maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
         }
-        return new Check(dtype.name().toLowerCase(Locale.ROOT), maxDiff / maxRef, argmax(g[0]) == argmax(ref[0]));
+        return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(), maxDiff / maxRef,
+                argmax(g[0]) == argmax(ref[0]));
     }
 
     /**
@@ -385,16 +437,23 @@ public final class GpuBench {
 
     static String table(List<Row> rows, double copyGBps) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%n%-7s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s%n", "backend",
-                "dtype", "batch", "tok/s", "ms/step", "GB/s", "ofCopy", "kernel", "launch", "put", "get"));
+        sb.append(String.format(Locale.ROOT, "%n%-7s %-8s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s %8s %8s %8s%n",
+                "backend", "dispatch", "dtype", "batch", "tok/s", "ms/step", "GB/s", "ofCopy", "kernel", "span",
+                "launch", "put", "exec", "get", "vsAparapi"));
         for (Row r : rows) {
-            sb.append(String.format(Locale.ROOT, "%-7s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8.3f %8.3f %8.3f%n",
-                    r.backend(), r.dtype(), r.batch(), r.tokensPerSecond(), r.msPerStep(), r.weightGBps(),
-                    100 * r.fractionOfCopy(), r.kernelMsPerStep(), r.launchMsPerStep(), r.putMsPerStep(),
-                    r.getMsPerStep()));
+            Row base = rows.stream().filter(b -> b.dispatch().equals(Dispatch.APARAPI.label())
+                    && b.dtype().equals(r.dtype()) && b.batch() == r.batch()).findFirst().orElse(null);
+            sb.append(String.format(Locale.ROOT,
+                    "%-7s %-8s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8s %8.3f %8.3f %8.3f %8.3f %8s%n",
+                    r.backend(), r.dispatch(), r.dtype(), r.batch(), r.tokensPerSecond(), r.msPerStep(),
+                    r.weightGBps(), 100 * r.fractionOfCopy(), r.kernelMsPerStep(),
+                    Double.isNaN(r.spanMsPerStep()) ? "-" : String.format(Locale.ROOT, "%.3f", r.spanMsPerStep()),
+                    r.launchMsPerStep(), r.putMsPerStep(), r.executeMsPerStep(), r.getMsPerStep(),
+                    base == null ? "-" : String.format(Locale.ROOT, "%.2fx", base.msPerStep() / r.msPerStep())));
         }
-        sb.append(String.format(Locale.ROOT, "(copy bandwidth %.1f GB/s; kernel/launch/put/get in ms per step)%n",
-                copyGBps));
+        sb.append(String.format(Locale.ROOT, "(copy bandwidth %.1f GB/s; ms per step. aparapi: kernel = exec - launch;"
+                + " direct: kernel and span from profiling events, exec = host enqueue, get = wait + logits;"
+                + " launch = a step of empty passes)%n", copyGBps));
         return sb.toString();
     }
 
@@ -407,6 +466,7 @@ public final class GpuBench {
         for (int i = 0; i < checks.size(); i++) {
             Check c = checks.get(i);
             j.append(i == 0 ? "\n" : ",\n").append("    {\"dtype\": ").append(q(c.dtype()))
+                    .append(", \"dispatch\": ").append(q(c.dispatch()))
                     .append(", \"relativeError\": ").append(num(c.relativeError()))
                     .append(", \"sameArgmax\": ").append(c.sameArgmax()).append('}');
         }
@@ -414,6 +474,7 @@ public final class GpuBench {
         for (int i = 0; i < rows.size(); i++) {
             Row r = rows.get(i);
             j.append(i == 0 ? "\n" : ",\n").append("    {\"dtype\": ").append(q(r.dtype()))
+                    .append(", \"dispatch\": ").append(q(r.dispatch()))
                     .append(", \"batch\": ").append(r.batch())
                     .append(", \"promptTokens\": ").append(r.promptTokens())
                     .append(", \"prefillMs\": ").append(num(r.prefillMs()))
@@ -427,18 +488,20 @@ public final class GpuBench {
                     .append(", \"launchMsPerStep\": ").append(num(r.launchMsPerStep()))
                     .append(", \"putMsPerStep\": ").append(num(r.putMsPerStep()))
                     .append(", \"getMsPerStep\": ").append(num(r.getMsPerStep()))
-                    .append(", \"passesPerStep\": ").append(r.passesPerStep()).append('}');
+                    .append(", \"passesPerStep\": ").append(r.passesPerStep())
+                    .append(", \"spanMsPerStep\": ").append(num(r.spanMsPerStep())).append('}');
         }
         j.append("\n  ]\n}\n");
         Files.writeString(o.out(), j);
         if (o.csv() != null) {
-            StringBuilder c = new StringBuilder("backend,dtype,batch,tokens_per_s,ms_per_step,weight_gbps,"
-                    + "fraction_of_copy,kernel_ms,launch_ms,put_ms,get_ms,prefill_ms\n");
+            StringBuilder c = new StringBuilder("backend,dispatch,dtype,batch,tokens_per_s,ms_per_step,weight_gbps,"
+                    + "fraction_of_copy,kernel_ms,launch_ms,put_ms,get_ms,prefill_ms,exec_ms,span_ms\n");
             for (Row r : rows) {
-                c.append(String.join(",", r.backend(), r.dtype(), Integer.toString(r.batch()),
+                c.append(String.join(",", r.backend(), r.dispatch(), r.dtype(), Integer.toString(r.batch()),
                         num(r.tokensPerSecond()), num(r.msPerStep()), num(r.weightGBps()), num(r.fractionOfCopy()),
                         num(r.kernelMsPerStep()), num(r.launchMsPerStep()), num(r.putMsPerStep()),
-                        num(r.getMsPerStep()), num(r.prefillMs()))).append('\n');
+                        num(r.getMsPerStep()), num(r.prefillMs()), num(r.executeMsPerStep()),
+                        num(r.spanMsPerStep()))).append('\n');
             }
             Files.writeString(o.csv(), c);
         }

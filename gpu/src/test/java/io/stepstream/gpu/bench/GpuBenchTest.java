@@ -23,18 +23,30 @@ class GpuBenchTest {
                 "--backend", "opencl", "--device", SELECTOR, "--dtype", "f32,q8_0", "--batches", "1,3", "--steps", "3",
                 "--prompt", "5", "--warmup", "1", "--copy-mib", "8", "--out", json.toString(), "--csv",
                 csv.toString()}));
-        assertEquals(4, rows.size());
+        // Both dispatches by default, side by side: per dtype, aparapi's batches then direct's.
+        assertEquals(8, rows.size());
         for (GpuBench.Row r : rows) {
             assertTrue(r.tokensPerSecond() > 0 && r.msPerStep() > 0 && r.fractionOfCopy() > 0, r.toString());
             assertEquals(5 * 5 + 1, r.passesPerStep());
             assertTrue(r.executeMsPerStep() <= r.msPerStep(), r.toString());
+            boolean direct = r.dispatch().equals("direct");
+            assertEquals(direct, !Double.isNaN(r.spanMsPerStep()), r.toString());
+            if (direct) {
+                assertTrue(r.kernelMsPerStep() > 0 && r.spanMsPerStep() > 0, r.toString());
+            }
         }
-        assertTrue(rows.get(2).weightBytesPerStep() < rows.get(0).weightBytesPerStep() / 3, "q8_0 is ~1.1 bytes/weight");
+        assertEquals(List.of("aparapi", "aparapi", "direct", "direct"),
+                rows.subList(0, 4).stream().map(GpuBench.Row::dispatch).toList());
+        assertTrue(rows.get(4).weightBytesPerStep() < rows.get(0).weightBytesPerStep() / 3, "q8_0 is ~1.1 bytes/weight");
         String text = Files.readString(json);
-        assertTrue(text.contains("\"dtype\": \"q8_0\", \"relativeError\""), text);
-        // Both checks within float tolerance and the same greedy token.
-        assertEquals(2, text.split("\"sameArgmax\": true").length - 1, text);
-        assertEquals(5, Files.readAllLines(csv).size());
+        assertTrue(text.contains("\"dtype\": \"q8_0\", \"dispatch\": \"direct\", \"relativeError\""), text);
+        // All four checks (two dtypes, two dispatches) within float tolerance and the same greedy token.
+        assertEquals(4, text.split("\"sameArgmax\": true").length - 1, text);
+        assertEquals(9, Files.readAllLines(csv).size());
+        List<GpuBench.Row> direct = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--device", SELECTOR, "--dispatch", "direct", "--batches", "2", "--steps", "2", "--prompt", "3",
+                "--warmup", "0", "--copy-mib", "8", "--check", "false", "--out", json.toString()}));
+        assertEquals(List.of("direct"), direct.stream().map(GpuBench.Row::dispatch).toList());
     }
 
     @Test
@@ -50,5 +62,8 @@ class GpuBenchTest {
         e = assertThrows(IllegalArgumentException.class,
                 () -> GpuBench.Options.parse(new String[]{"--backend", "cpu", "--dtype", "f16"}));
         assertTrue(e.getMessage().contains("--dtype"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> GpuBench.Options.parse(new String[]{"--dispatch", "cuda"}));
+        assertTrue(e.getMessage().contains("aparapi or direct"), e.getMessage());
     }
 }
