@@ -47,20 +47,10 @@ final class DeviceLlama2 implements AutoCloseable {
     }
 
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType) {
-        this(w, device, maxBlocks, weightType, Dispatch.fromSystemProperty(), 0);
-    }
-
-    /** @param localSize work items per group (a power of two up to MAX_LOCAL), 0 for the device's default */
-    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, int localSize) {
-        this(w, device, maxBlocks, weightType, Dispatch.fromSystemProperty(), localSize);
+        this(w, device, maxBlocks, weightType, Dispatch.fromSystemProperty());
     }
 
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch) {
-        this(w, device, maxBlocks, weightType, dispatch, 0);
-    }
-
-    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
-                 int localSize) {
         this.device = device;
         this.config = w.config();
         this.maxBlocks = maxBlocks;
@@ -72,10 +62,6 @@ final class DeviceLlama2 implements AutoCloseable {
         if (c.dim() % 2 != 0 || c.kvDim() % 2 != 0) {
             throw new IllegalArgumentException("dim and kvDim must be even, got " + c.dim() + " and " + c.kvDim());
         }
-        if (2 * Llama2Kernel.MAX_LOCAL + 2 * c.headSize() > Llama2Kernel.LOCAL_FLOATS) {
-            throw new IllegalArgumentException("head size " + c.headSize() + " does not fit the attention pass's"
-                    + " local memory (at most " + (Llama2Kernel.LOCAL_FLOATS / 2 - Llama2Kernel.MAX_LOCAL) + ")");
-        }
         k.dim = c.dim();
         k.kvDim = c.kvDim();
         k.hidden = c.hiddenDim();
@@ -83,6 +69,7 @@ final class DeviceLlama2 implements AutoCloseable {
         k.headSize = c.headSize();
         k.kvGroup = c.nHeads() / c.nKvHeads();
         k.vocab = c.vocabSize();
+        k.ctx = c.contextLength();
         k.maxBlocksPerSeq = blocksPerSequence(c);
         k.blockFloats = c.nLayers() * 2 * KvBlockPool.BLOCK_POSITIONS * c.kvDim();
         k.eps = c.rmsNormEps();
@@ -129,18 +116,18 @@ final class DeviceLlama2 implements AutoCloseable {
         }
         k.kv = new float[(int) kvFloats];
 
-        // Per layer: qkv (+ norm, RoPE, KV store), attention, wo (+ residual), w1/w3 (+ norm, SwiGLU),
-        // w2 (+ residual); then the logits (+ final norm). Layer 0's qkv also brings in the embeddings.
-        int passes = Llama2Kernel.LAYER_OPS.length * c.nLayers() + 1;
+        int passes = 3 + Llama2Kernel.LAYER_OPS.length * c.nLayers();
         stepOps = new int[passes];
         stepLayers = new int[passes];
         int p = 0;
+        stepOps[p++] = Llama2Kernel.OP_EMBED;
         for (int l = 0; l < c.nLayers(); l++) {
             for (int op : Llama2Kernel.LAYER_OPS) {
                 stepLayers[p] = l;
                 stepOps[p++] = op;
             }
         }
+        stepOps[p++] = Llama2Kernel.OP_FINAL_NORM;
         stepOps[p] = Llama2Kernel.OP_LOGITS;
         k.passOp = stepOps.clone();
         k.passLayer = stepLayers.clone();
@@ -154,7 +141,7 @@ final class DeviceLlama2 implements AutoCloseable {
             // The same device Aparapi would use: its OpenCLDevice holds the native cl_device_id.
             case DIRECT -> new DirectLauncher(k, ClRuntime.byHandle(device.getDeviceId(), device.getName()));
         };
-        this.localSize = localSizeFor(device, localSize);
+        localSize = localSizeFor(device);
         maxGroups = (int) Math.max(1, Math.min(MAX_GROUPS,
                 (long) device.getMaxComputeUnits() * (device.getType() == Device.TYPE.GPU ? 16 : 4)));
         // Explicit mode: nothing reaches the device unless put; the weights go now and never again.
@@ -231,8 +218,8 @@ final class DeviceLlama2 implements AutoCloseable {
      * PoCL, where a work-group is a loop on one core and barriers cost more than they save) that the device
      * takes; -Dstepstream.opencl.localSize=N (a power of two) overrides it.
      */
-    private static int localSizeFor(OpenCLDevice device, int requested) {
-        int wanted = requested > 0 ? requested : Integer.getInteger("stepstream.opencl.localSize",
+    private static int localSizeFor(OpenCLDevice device) {
+        int wanted = Integer.getInteger("stepstream.opencl.localSize",
                 device.getType() == Device.TYPE.GPU ? Llama2Kernel.MAX_LOCAL : CPU_LOCAL);
         if (wanted < 1 || Integer.bitCount(wanted) != 1 || wanted > Llama2Kernel.MAX_LOCAL) {
             throw new IllegalArgumentException("stepstream.opencl.localSize must be a power of two up to "
@@ -402,28 +389,22 @@ final class DeviceLlama2 implements AutoCloseable {
         k.tokens = tokens;
         k.entries = entries;
         k.maxLen = maxLen;
-        // Groups: the most units any pass has (matmul units, attention (token, head) pairs), at most maxGroups;
-        // passes with fewer units leave the other groups idle, passes with more loop.
+        // Groups: enough for the largest pass (matmul units or grid-stride elements), at most maxGroups.
         ModelConfig c = config;
-        long units = Math.max(matmulUnits(tokens, Math.max(c.hiddenDim(), (c.dim() + 2 * c.kvDim()) / 2)),
-                matmulUnits(entries, (c.vocabSize() + 1) / 2));
-        units = Math.max(units, (long) tokens * c.nHeads());
+        long chunks = (tokens + Llama2Kernel.TOKENS_PER_UNIT - 1) / Llama2Kernel.TOKENS_PER_UNIT;
+        long units = Math.max(chunks * Math.max(c.hiddenDim(), (c.dim() + 2L * c.kvDim()) / 2),
+                (entries + Llama2Kernel.TOKENS_PER_UNIT - 1) / Llama2Kernel.TOKENS_PER_UNIT * ((c.vocabSize() + 1L) / 2));
+        long elements = Math.max((long) tokens * c.nHeads() * maxLen, (long) tokens * c.dim());
+        units = Math.max(units, (elements + localSize - 1) / localSize);
         int groups = (int) Math.min(maxGroups, units);
         launcher.launch(groups * localSize, localSize, passes);
     }
 
-    /** Work-groups' units of a matmul pass over n token rows and that many row pairs (the kernel's tiling). */
-    private long matmulUnits(int n, int pairs) {
-        int perItem = n == 1 ? 1 : Llama2Kernel.TOKENS_PER_ITEM;
-        int unitTokens = perItem * Llama2Kernel.tokenSets(n, localSize);
-        int unitPairs = Llama2Kernel.rowPairs(n, localSize);
-        return (long) ((n + unitTokens - 1) / unitTokens) * ((pairs + unitPairs - 1) / unitPairs);
-    }
-
     private void growArrays(int tokens, int entries) {
         ModelConfig c = config;
+        long attFloats = (long) tokens * c.nHeads() * c.contextLength();
         long hiddenFloats = (long) tokens * Math.max(c.hiddenDim(), c.dim());
-        if (hiddenFloats * Float.BYTES > MAX_BUFFER_BYTES
+        if (attFloats * Float.BYTES > MAX_BUFFER_BYTES || hiddenFloats * Float.BYTES > MAX_BUFFER_BYTES
                 || (long) entries * c.vocabSize() * Float.BYTES > MAX_BUFFER_BYTES) {
             throw new IllegalArgumentException("a step of " + tokens + " tokens and " + entries
                     + " entries needs activation buffers over 2 GiB; use smaller steps");
@@ -435,6 +416,7 @@ final class DeviceLlama2 implements AutoCloseable {
         k.xb = new float[tokens * c.dim()];
         k.q = new float[tokens * c.dim()];
         k.hb = new float[tokens * c.hiddenDim()];
+        k.att = new float[(int) attFloats];
         k.blockTable = new int[entries * k.maxBlocksPerSeq];
         k.lastRow = new int[entries];
         k.entryIndptr = new int[entries];
@@ -449,7 +431,7 @@ final class DeviceLlama2 implements AutoCloseable {
         if (launcher == null) {
             return;
         }
-        for (float[] a : new float[][]{k.x, k.xb, k.q, k.hb, k.logits}) {
+        for (float[] a : new float[][]{k.x, k.xb, k.q, k.hb, k.att, k.logits}) {
             launcher.put(a);
         }
         putStepInputs();

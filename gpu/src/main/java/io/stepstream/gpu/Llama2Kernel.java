@@ -5,25 +5,16 @@ import com.aparapi.Kernel;
 /**
  * The whole forward step of a llama2.c model as ONE Aparapi kernel: every stage is a pass, chosen by
  * {@code passOp[getPassId()]} (with its layer in {@code passLayer}), so a step is a single {@code execute}
- * of {@code 5 * nLayers + 1} passes. One kernel instance means one OpenCL context, so weights, activations
+ * of {@code 3 + 9 * nLayers} passes. One kernel instance means one OpenCL context, so weights, activations
  * and the paged KV cache are all buffers of this object and never leave the device between passes.
  *
- * <p>Passes. A pass ends only where the next stage needs results from every work-group (a global barrier):
- * per layer {@link #OP_QKV_ROPE} (RMSNorm folded in; RoPE and the KV store in the epilogue; layer 0 reads the
- * embedding rows and also stores them as the residual stream), {@link #OP_ATTENTION} (scores, softmax and the
- * weighted sum of values in one sweep), {@link #OP_WO_RESIDUAL}, {@link #OP_FFN_SWIGLU} (RMSNorm folded in)
- * and {@link #OP_W2_RESIDUAL}; then one {@link #OP_LOGITS} pass with the final RMSNorm folded in. Folding a
- * norm into a matmul works because rmsnorm(x) . w = scale(x) * sum_c (g_c w_c) x_c: each work-group sums the
- * squares of its own token rows while it streams them (x is small and hot in cache), so no pass writes xb.
- *
- * <p>Matmul work layout. Every pass runs on the same 1D range of {@code groups x lsize} work items; a matmul
- * unit (one work-group at a time, units spread with a group-stride loop) is {@code 2 * P} weight rows by
- * {@code 8 * S_t} token rows (1 token at batch 1). Its work items form {@code P x S_t} cells of one row pair
- * by 8 tokens, each cell split over {@code slices} work items that walk the columns together (coalesced reads
- * along the rows) and are summed in local memory at the end. So a weight element read from global memory
- * serves every token of the unit (up to 64), and an activation element every row of it. A row pair is exactly
- * what RoPE rotates (q/k) and what SwiGLU combines (w1 row h with w3 row h), so those run in the epilogue.
- * See {@link #tokenSets}, {@link #rowPairs} for the shape chosen per batch size.
+ * <p>Work layout. Every pass runs on the same 1D range of {@code groups x lsize} work items. Matmul passes
+ * give each work-group a unit of two weight rows against up to four token rows: the group's work items walk
+ * the row's columns together (coalesced reads along the row), each keeps 8 (2 for a single token) partial
+ * sums, and a tree reduction in local memory adds them up; units are spread over the groups with a
+ * group-stride loop. A pair of rows is exactly what RoPE rotates (q/k) and what SwiGLU combines (w1/w3), so
+ * those run in the same unit's epilogue. RMSNorm and softmax also take a work-group per row with local
+ * reductions; the rest walks its elements with a grid-stride loop.
  *
  * <p>Weights: matrices are F32, F16 (IEEE half bits in a char[], decoded with integer and float arithmetic:
  * Aparapi has no half type) or Q8_0 (int8 quants, one scale per 32 consecutive elements of the concatenated
@@ -35,34 +26,29 @@ import com.aparapi.Kernel;
  */
 public final class Llama2Kernel extends Kernel {
     static final int OP_NOOP = -1;
-    static final int OP_QKV_ROPE = 0;
-    static final int OP_ATTENTION = 1;
-    static final int OP_WO_RESIDUAL = 2;
-    static final int OP_FFN_SWIGLU = 3;
-    static final int OP_W2_RESIDUAL = 4;
-    static final int OP_LOGITS = 5;
-    static final int OPS = 6;
+    static final int OP_EMBED = 0;
+    static final int OP_RMSNORM_ATT = 1;
+    static final int OP_QKV_ROPE = 2;
+    static final int OP_SCORES = 3;
+    static final int OP_SOFTMAX = 4;
+    static final int OP_ATTN_OUT = 5;
+    static final int OP_WO_RESIDUAL = 6;
+    static final int OP_RMSNORM_FFN = 7;
+    static final int OP_FFN_SWIGLU = 8;
+    static final int OP_W2_RESIDUAL = 9;
+    static final int OP_FINAL_NORM = 10;
+    static final int OP_LOGITS = 11;
+    static final int OPS = 12;
     /** The passes of one transformer block, in order. */
-    static final int[] LAYER_OPS = {OP_QKV_ROPE, OP_ATTENTION, OP_WO_RESIDUAL, OP_FFN_SWIGLU, OP_W2_RESIDUAL};
+    static final int[] LAYER_OPS = {OP_RMSNORM_ATT, OP_QKV_ROPE, OP_SCORES, OP_SOFTMAX, OP_ATTN_OUT,
+            OP_WO_RESIDUAL, OP_RMSNORM_FFN, OP_FFN_SWIGLU, OP_W2_RESIDUAL};
     static final int BLOCK = 16;
-    /** Running maximum before any key was seen; exp() of it minus a real score underflows to 0. */
+    /** Score of a key outside a sequence's block-sparse pattern: exp() of it underflows to 0. */
     static final float MASKED = -1.0e30f;
-    /** Work items per group at most (the local buffers are sized for it); a power of two. */
+    /** Work items per group at most (the local reduction buffer is sized for it); a power of two. */
     static final int MAX_LOCAL = 128;
-    /** Token rows one work item multiplies at once when a step has more than one token. */
-    static final int TOKENS_PER_ITEM = 8;
-    /** Token cells of a matmul unit at most: a unit covers up to 8 * 8 = 64 token rows. */
-    static final int MAX_TOKEN_SETS = 8;
-    /** Local slots per work item: 8 row-A sums, 8 row-B sums, 8 sums of squares (RMSNorm). */
-    static final int SLOTS = 24;
-    /** Floats of the local buffer {@link #red}. */
-    static final int LOCAL_FLOATS = SLOTS * MAX_LOCAL;
-
-    /** Sources of a matmul's input rows. */
-    static final int SRC_X = 0;
-    static final int SRC_XB = 1;
-    static final int SRC_HB = 2;
-    static final int SRC_EMB = 3;
+    /** Token rows one matmul unit multiplies at once (per weight row). */
+    static final int TOKENS_PER_UNIT = 4;
 
     static final int WT_F32 = 0;
     static final int WT_F16 = 1;
@@ -86,6 +72,7 @@ public final class Llama2Kernel extends Kernel {
     int headSize;
     int kvGroup;
     int vocab;
+    int ctx;
     int maxBlocksPerSeq;
     int blockFloats;
     int wtype;
@@ -160,561 +147,133 @@ public final class Llama2Kernel extends Kernel {
     int[] patIndptr;
     int[] patIndices;
 
-    // Activations, resident scratch. xb holds the attention output (wo's input), hb the SwiGLU output.
+    // Activations, resident scratch.
     float[] x;
     float[] xb;
     float[] q;
     float[] hb;
+    float[] att;
     float[] logits;
 
-    /** Per work-group scratch: matmul partial sums (SLOTS x lsize); attention scores, sums, q and the output. */
+    /** Per work-group partial sums: 8 slots of MAX_LOCAL. */
     @Local
-    float[] red = new float[LOCAL_FLOATS];
-    /** Attention: KV pool offset of each key of the current chunk (-1: not attended). */
-    @Local
-    int[] keyRow = new int[MAX_LOCAL];
+    float[] red = new float[8 * MAX_LOCAL];
 
     @Override
     public void run() {
         int pass = getPassId();
         int op = passOp[pass];
         int l = passLayer[pass];
+        int gid = getGlobalId(0);
+        int gsize = getGlobalSize(0);
         int lid = getLocalId(0);
         int lsize = getLocalSize(0);
         int group = getGroupId(0);
         int groups = getNumGroups(0);
-        if (op == OP_ATTENTION) {
-            attention(l, lid, lsize, group, groups);
-        } else if (op >= 0) {
-            matmul(op, l, lid, lsize, group, groups);
+        // Plain flags, not one long || chain: Aparapi's bytecode folding breaks on those.
+        int norm = 0;
+        if (op == OP_RMSNORM_ATT) {
+            norm = 1;
         }
-    }
-
-    /**
-     * Token cells of a matmul unit for a pass over n token rows: a power of two up to MAX_TOKEN_SETS and lsize,
-     * enough for n (1 at batch 1). Written as fixed-count loops of plain ifs: Aparapi cannot translate a loop
-     * with a compound condition.
-     */
-    static int tokenSets(int n, int lsize) {
-        int sets = 1;
-        for (int i = 0; i < 3; i++) {
-            if (sets * TOKENS_PER_ITEM < n) {
-                sets = sets * 2;
-            }
+        if (op == OP_RMSNORM_FFN) {
+            norm = 1;
         }
-        for (int i = 0; i < 3; i++) {
-            if (sets > lsize) {
-                sets = sets / 2;
-            }
+        if (op == OP_FINAL_NORM) {
+            norm = 1;
         }
-        return sets;
-    }
-
-    /**
-     * Row pairs of a matmul unit: one at batch 1 (all work items on one pair: the most groups and bytes in
-     * flight for a bandwidth-bound matvec), 2 up to 8 tokens, 4 beyond (each activation read serves 8 rows),
-     * fewer where the group has too few work items for all cells.
-     */
-    static int rowPairs(int n, int lsize) {
-        int pairs = 1;
-        if (n > 1) {
-            pairs = 2;
-        }
-        if (n > TOKENS_PER_ITEM) {
-            pairs = 4;
-        }
-        int sets = tokenSets(n, lsize);
-        for (int i = 0; i < 2; i++) {
-            if (pairs * sets > lsize) {
-                pairs = pairs / 2;
-            }
-        }
-        return pairs;
-    }
-
-    /** Element i of the input rows of a matmul. */
-    float act(int src, int i) {
-        float v = 0f;
-        if (src == SRC_X) {
-            v = x[i];
-        }
-        if (src == SRC_XB) {
-            v = xb[i];
-        }
-        if (src == SRC_HB) {
-            v = hb[i];
-        }
-        if (src == SRC_EMB) {
-            v = emb[i];
-        }
-        return v;
-    }
-
-    /** Offset of the input row of token row t (t < n) of a matmul pass. */
-    int actRow(int op, int l, int t) {
-        int row = t * dim;
-        if (op == OP_QKV_ROPE && l == 0) {
-            row = tokenIds[t] * dim;
-        }
-        if (op == OP_W2_RESIDUAL) {
-            row = t * hidden;
-        }
-        if (op == OP_LOGITS) {
-            row = lastRow[t] * dim;
-        }
-        return row;
-    }
-
-    /** The RMSNorm weight of column c folded into a matmul pass (1 where the pass has no norm). */
-    float normWeight(int op, int l, int c) {
-        float g = 1f;
+        int mm = 0;
         if (op == OP_QKV_ROPE) {
-            g = rmsAtt[l * dim + c];
-        }
-        if (op == OP_FFN_SWIGLU) {
-            g = rmsFfn[l * dim + c];
-        }
-        if (op == OP_LOGITS) {
-            g = rmsFinal[c];
-        }
-        return g;
-    }
-
-    /**
-     * A matmul pass; see the class comment for the unit layout. Row pairs: q|k|v pairs (then RoPE and the KV
-     * store), wo pairs (+ residual), w1 row h with w3 row h (SwiGLU), w2 pairs (+ residual), classifier pairs
-     * (logits of each entry's last row).
-     */
-    void matmul(int op, int l, int lid, int lsize, int group, int groups) {
-        int cols = dim;
-        int n = tokens;
-        int pairs = 0;
-        int src = SRC_X;
-        int norm = 1;
-        if (op == OP_QKV_ROPE) {
-            pairs = (dim + 2 * kvDim) / 2;
-            if (l == 0) {
-                src = SRC_EMB;
-            }
-        } else if (op == OP_WO_RESIDUAL) {
-            pairs = (dim + 1) / 2;
-            src = SRC_XB;
-            norm = 0;
-        } else if (op == OP_FFN_SWIGLU) {
-            pairs = hidden;
-        } else if (op == OP_W2_RESIDUAL) {
-            pairs = (dim + 1) / 2;
-            cols = hidden;
-            src = SRC_HB;
-            norm = 0;
-        } else {
-            pairs = (vocab + 1) / 2;
-            n = entries;
-        }
-        int sets = tokenSets(n, lsize);
-        int pp = rowPairs(n, lsize);
-        int slices = lsize / (sets * pp);
-        int perItem = TOKENS_PER_ITEM;
-        if (n == 1) {
-            perItem = 1;
-        }
-        int unitTokens = perItem * sets;
-        int chunks = (n + unitTokens - 1) / unitTokens;
-        int units = (pairs + pp - 1) / pp * chunks;
-        int s = lid % slices;
-        int cell = lid / slices;
-        int ts = cell % sets;
-        int pi = cell / sets;
-        // Only the first row pair of a unit sums squares; the others read its sums (same token cell).
-        int squares = 0;
-        if (norm == 1 && pi == 0) {
-            squares = 1;
-        }
-        int slotStep = TOKENS_PER_ITEM / perItem;
-        // Only cells that summed squares reduce those slots (a reduction never crosses cells).
-        int slotEnd = 2 * TOKENS_PER_ITEM;
-        if (squares == 1) {
-            slotEnd = SLOTS;
-        }
-        for (int u = group; u < units; u += groups) {
-            int pb = u / chunks;
-            int unitStart = (u - pb * chunks) * unitTokens;
-            int t0 = unitStart + ts * perItem;
-            int p = pb * pp + pi;
-            int pl = min(p, pairs - 1);
-            int r = 2 * pl;
-            int kindA = K_WO;
-            int kindB = K_WO;
-            int baseA = (l * dim + r) * dim;
-            int hasB = 1;
-            if (op == OP_QKV_ROPE) {
-                if (r < dim) {
-                    kindA = K_WQ;
-                    baseA = (l * dim + r) * dim;
-                } else if (r < dim + kvDim) {
-                    kindA = K_WK;
-                    baseA = (l * kvDim + r - dim) * dim;
-                } else {
-                    kindA = K_WV;
-                    baseA = (l * kvDim + r - dim - kvDim) * dim;
-                }
-                kindB = kindA;
-            } else if (op == OP_WO_RESIDUAL) {
-                if (r + 1 >= dim) {
-                    hasB = 0;
-                }
-            } else if (op == OP_FFN_SWIGLU) {
-                kindA = K_W1;
-                kindB = K_W3;
-                baseA = (l * hidden + pl) * dim;
-            } else if (op == OP_W2_RESIDUAL) {
-                kindA = K_W2;
-                kindB = K_W2;
-                baseA = (l * dim + r) * hidden;
-                if (r + 1 >= dim) {
-                    hasB = 0;
-                }
-            } else {
-                kindA = K_CLS;
-                kindB = K_CLS;
-                baseA = r * dim;
-                if (r + 1 >= vocab) {
-                    hasB = 0;
-                }
-            }
-            int baseB = baseA + cols;
-            if (op == OP_FFN_SWIGLU) {
-                baseB = baseA;
-            }
-            if (hasB == 0) {
-                baseB = baseA;
-            }
-            if (perItem == 1) {
-                int o0 = actRow(op, l, 0);
-                float a0 = 0f;
-                float b0 = 0f;
-                float q0 = 0f;
-                for (int c = s; c < cols; c += slices) {
-                    float g = normWeight(op, l, c);
-                    float v0 = act(src, o0 + c);
-                    a0 += weight(kindA, baseA + c) * g * v0;
-                    b0 += weight(kindB, baseB + c) * g * v0;
-                    q0 += v0 * v0;
-                }
-                red[lid] = a0;
-                red[TOKENS_PER_ITEM * lsize + lid] = b0;
-                red[2 * TOKENS_PER_ITEM * lsize + lid] = q0;
-            } else {
-                // Token rows past the end repeat the last one: same reads, results never written.
-                int o0 = actRow(op, l, min(t0, n - 1));
-                int o1 = actRow(op, l, min(t0 + 1, n - 1));
-                int o2 = actRow(op, l, min(t0 + 2, n - 1));
-                int o3 = actRow(op, l, min(t0 + 3, n - 1));
-                int o4 = actRow(op, l, min(t0 + 4, n - 1));
-                int o5 = actRow(op, l, min(t0 + 5, n - 1));
-                int o6 = actRow(op, l, min(t0 + 6, n - 1));
-                int o7 = actRow(op, l, min(t0 + 7, n - 1));
-                float a0 = 0f;
-                float a1 = 0f;
-                float a2 = 0f;
-                float a3 = 0f;
-                float a4 = 0f;
-                float a5 = 0f;
-                float a6 = 0f;
-                float a7 = 0f;
-                float b0 = 0f;
-                float b1 = 0f;
-                float b2 = 0f;
-                float b3 = 0f;
-                float b4 = 0f;
-                float b5 = 0f;
-                float b6 = 0f;
-                float b7 = 0f;
-                float q0 = 0f;
-                float q1 = 0f;
-                float q2 = 0f;
-                float q3 = 0f;
-                float q4 = 0f;
-                float q5 = 0f;
-                float q6 = 0f;
-                float q7 = 0f;
-                for (int c = s; c < cols; c += slices) {
-                    float g = normWeight(op, l, c);
-                    float wa = weight(kindA, baseA + c) * g;
-                    float wb = weight(kindB, baseB + c) * g;
-                    float v0 = act(src, o0 + c);
-                    float v1 = act(src, o1 + c);
-                    float v2 = act(src, o2 + c);
-                    float v3 = act(src, o3 + c);
-                    float v4 = act(src, o4 + c);
-                    float v5 = act(src, o5 + c);
-                    float v6 = act(src, o6 + c);
-                    float v7 = act(src, o7 + c);
-                    a0 += wa * v0;
-                    a1 += wa * v1;
-                    a2 += wa * v2;
-                    a3 += wa * v3;
-                    a4 += wa * v4;
-                    a5 += wa * v5;
-                    a6 += wa * v6;
-                    a7 += wa * v7;
-                    b0 += wb * v0;
-                    b1 += wb * v1;
-                    b2 += wb * v2;
-                    b3 += wb * v3;
-                    b4 += wb * v4;
-                    b5 += wb * v5;
-                    b6 += wb * v6;
-                    b7 += wb * v7;
-                    if (squares == 1) {
-                        q0 += v0 * v0;
-                        q1 += v1 * v1;
-                        q2 += v2 * v2;
-                        q3 += v3 * v3;
-                        q4 += v4 * v4;
-                        q5 += v5 * v5;
-                        q6 += v6 * v6;
-                        q7 += v7 * v7;
-                    }
-                }
-                red[lid] = a0;
-                red[lsize + lid] = a1;
-                red[2 * lsize + lid] = a2;
-                red[3 * lsize + lid] = a3;
-                red[4 * lsize + lid] = a4;
-                red[5 * lsize + lid] = a5;
-                red[6 * lsize + lid] = a6;
-                red[7 * lsize + lid] = a7;
-                red[8 * lsize + lid] = b0;
-                red[9 * lsize + lid] = b1;
-                red[10 * lsize + lid] = b2;
-                red[11 * lsize + lid] = b3;
-                red[12 * lsize + lid] = b4;
-                red[13 * lsize + lid] = b5;
-                red[14 * lsize + lid] = b6;
-                red[15 * lsize + lid] = b7;
-                red[16 * lsize + lid] = q0;
-                red[17 * lsize + lid] = q1;
-                red[18 * lsize + lid] = q2;
-                red[19 * lsize + lid] = q3;
-                red[20 * lsize + lid] = q4;
-                red[21 * lsize + lid] = q5;
-                red[22 * lsize + lid] = q6;
-                red[23 * lsize + lid] = q7;
-            }
-            // Sum each cell's slices: slice s adds slice s + span, halving until slice 0 holds the total.
-            localBarrier();
-            for (int span = slices / 2; span > 0; span = span / 2) {
-                if (s < span) {
-                    for (int k = 0; k < slotEnd; k += slotStep) {
-                        red[k * lsize + lid] += red[k * lsize + lid + span];
-                    }
-                }
-                localBarrier();
-            }
-            if (s == 0 && p < pairs) {
-                int squaresAt = ts * slices; // slice 0 of the unit's first row pair, same token cell
-                for (int k = 0; k < perItem; k++) {
-                    int t = t0 + k;
-                    if (t < n) {
-                        float a = red[k * slotStep * lsize + lid];
-                        float b = red[(TOKENS_PER_ITEM + k * slotStep) * lsize + lid];
-                        if (norm == 1) {
-                            float scale = 1f / sqrt(red[(2 * TOKENS_PER_ITEM + k * slotStep) * lsize + squaresAt] / dim
-                                    + eps);
-                            a = a * scale;
-                            b = b * scale;
-                        }
-                        matmulEpilogue(op, l, p, t, a, b, hasB);
-                    }
-                }
-            }
-            if (op == OP_QKV_ROPE && l == 0 && pb == 0) {
-                // Layer 0 read the embedding rows; the first row block of each token chunk also stores them
-                // as the residual stream (nothing else reads or writes x in this pass).
-                int cells = unitTokens * dim;
-                for (int i = lid; i < cells; i += lsize) {
-                    int t = unitStart + i / dim;
-                    if (t < n) {
-                        x[t * dim + i % dim] = emb[tokenIds[t] * dim + i % dim];
-                    }
-                }
-            }
-            localBarrier(); // the sums are read before the next unit overwrites them
-        }
-    }
-
-    /** Writes one token's results of a row pair: a = row A . input, b = row B . input. */
-    void matmulEpilogue(int op, int l, int p, int t, float a, float b, int hasB) {
-        int r = 2 * p;
-        if (op == OP_QKV_ROPE) {
-            qkvEpilogue(l, r, t, a, b);
-        }
-        if (op == OP_FFN_SWIGLU) {
-            hb[t * hidden + p] = a * (1f / (1f + exp(-a))) * b;
-        }
-        if (op == OP_LOGITS) {
-            logits[t * vocab + r] = a;
-            if (hasB == 1) {
-                logits[t * vocab + r + 1] = b;
-            }
+            mm = 1;
         }
         if (op == OP_WO_RESIDUAL) {
-            residual(r, t, a, b, hasB);
+            mm = 1;
+        }
+        if (op == OP_FFN_SWIGLU) {
+            mm = 1;
         }
         if (op == OP_W2_RESIDUAL) {
-            residual(r, t, a, b, hasB);
+            mm = 1;
+        }
+        if (op == OP_LOGITS) {
+            mm = 1;
+        }
+        if (op == OP_EMBED) {
+            embed(gid, gsize);
+        } else if (norm == 1) {
+            rmsnorm(op, l, lid, lsize, group, groups);
+        } else if (mm == 1) {
+            matmul(op, l, lid, lsize, group, groups);
+        } else if (op == OP_SCORES) {
+            scores(l, gid, gsize);
+        } else if (op == OP_SOFTMAX) {
+            softmax(lid, lsize, group, groups);
+        } else if (op == OP_ATTN_OUT) {
+            attentionOut(l, gid, gsize);
         }
     }
 
-    void residual(int r, int t, float a, float b, int hasB) {
-        x[t * dim + r] += a;
-        if (hasB == 1) {
-            x[t * dim + r + 1] += b;
+    /** x[t] = embedding row of token t. */
+    void embed(int gid, int gsize) {
+        int n = tokens * dim;
+        for (int i = gid; i < n; i += gsize) {
+            int t = i / dim;
+            x[i] = emb[tokenIds[t] * dim + (i - t * dim)];
         }
     }
 
-    /** Rows r, r+1 of q|k|v for token t: RoPE on q and k; k and v go into the token's KV block. */
-    void qkvEpilogue(int l, int r, int t, float a, float b) {
-        int pos = tokenPos[t];
-        int halfHead = headSize / 2;
-        int rr = r;
-        if (r >= dim) {
-            rr = r - dim;
-        }
-        int rope = pos * halfHead + (rr % headSize) / 2;
-        float fcr = ropeCos[rope];
-        float fci = ropeSin[rope];
-        float a2 = a * fcr - b * fci;
-        float b2 = a * fci + b * fcr;
-        int block = blockTable[tokenSeq[t] * maxBlocksPerSeq + pos / BLOCK];
-        if (r < dim) {
-            q[t * dim + r] = a2;
-            q[t * dim + r + 1] = b2;
-        }
-        if (r >= dim && r < dim + kvDim) {
-            int ko = block * blockFloats + ((l * 2) * BLOCK + pos % BLOCK) * kvDim + rr;
-            kv[ko] = a2;
-            kv[ko + 1] = b2;
-        }
-        if (r >= dim + kvDim) {
-            int vo = block * blockFloats + ((l * 2 + 1) * BLOCK + pos % BLOCK) * kvDim + r - dim - kvDim;
-            kv[vo] = a;
-            kv[vo + 1] = b;
-        }
-    }
-
-    /** red[at] = the largest of red[at .. at + lsize); ends with a barrier. */
-    void reduceMax(int at, int lid, int lsize) {
+    /** Adds up slots first, first+step, ... below 8 of red over the group's work items; ends with a barrier. */
+    void reduceSum(int lid, int lsize, int first, int step) {
         localBarrier();
         for (int s = lsize / 2; s > 0; s = s / 2) {
             if (lid < s) {
-                red[at + lid] = max(red[at + lid], red[at + lid + s]);
+                for (int k = first; k < 8; k += step) {
+                    red[k * lsize + lid] += red[k * lsize + lid + s];
+                }
             }
             localBarrier();
         }
     }
 
-    /** red[at] = the sum of red[at .. at + lsize); ends with a barrier. */
-    void reduceSum(int at, int lid, int lsize) {
+    /** The largest of red[0 .. lsize) into red[0]; ends with a barrier. */
+    void reduceMax(int lid, int lsize) {
         localBarrier();
         for (int s = lsize / 2; s > 0; s = s / 2) {
             if (lid < s) {
-                red[at + lid] += red[at + lid + s];
+                red[lid] = max(red[lid], red[lid + s]);
             }
             localBarrier();
         }
     }
 
-    /**
-     * Attention in one pass, a work-group per (token, head): the keys the token may attend (positions 0..pos
-     * of its own sequence, or only the blocks its block-sparse pattern lists, in the pattern's order) are
-     * taken lsize at a time; each work item scores one key, and the group keeps a running maximum, a running
-     * sum of exp(score - max) and the weighted sum of values (rescaled whenever the maximum grows), so scores
-     * never leave local memory and any context length fits. Output: xb[t][h*hs .. (h+1)*hs).
-     * Local layout: [0, lsize) this chunk's weights, [lsize, 2 lsize) reductions, then the output row, then q.
-     */
-    void attention(int l, int lid, int lsize, int group, int groups) {
-        int units = tokens * nHeads;
-        int accAt = 2 * lsize;
-        int qAt = accAt + headSize;
-        for (int u = group; u < units; u += groups) {
-            int t = u / nHeads;
-            int h = u - t * nHeads;
-            int pos = tokenPos[t];
-            int e = tokenSeq[t];
-            int seqBase = e * maxBlocksPerSeq;
-            int kvHead = (h / kvGroup) * headSize;
-            int kAt = (l * 2) * BLOCK * kvDim + kvHead;
-            int vAt = (l * 2 + 1) * BLOCK * kvDim + kvHead;
-            int sparse = 0;
-            int listAt = 0;
-            int keys = pos + 1;
-            if (entryIndptr[e] >= 0) {
-                int row = entryIndptr[e] + (l * nHeads + h) * maxBlocksPerSeq + pos / BLOCK;
-                sparse = 1;
-                listAt = entryIndices[e] + patIndptr[row];
-                keys = (patIndptr[row + 1] - patIndptr[row]) * BLOCK;
+    /** xb[row] = rmsnorm(x[source row]) with the op's weight; the final norm reads each entry's last row. */
+    void rmsnorm(int op, int l, int lid, int lsize, int group, int groups) {
+        int rows = tokens;
+        if (op == OP_FINAL_NORM) {
+            rows = entries;
+        }
+        for (int r = group; r < rows; r += groups) {
+            int src = r * dim;
+            if (op == OP_FINAL_NORM) {
+                src = lastRow[r] * dim;
             }
-            for (int d = lid; d < headSize; d += lsize) {
-                red[qAt + d] = q[t * dim + h * headSize + d];
-                red[accAt + d] = 0f;
+            float ss = 0f;
+            for (int j = lid; j < dim; j += lsize) {
+                float v = x[src + j];
+                ss += v * v;
             }
-            localBarrier();
-            float runMax = MASKED;
-            float runSum = 0f;
-            for (int c0 = 0; c0 < keys; c0 += lsize) {
-                int i = c0 + lid;
-                int j = i;
-                if (sparse == 1 && i < keys) {
-                    j = patIndices[listAt + i / BLOCK] * BLOCK + i % BLOCK;
+            red[lid] = ss;
+            reduceSum(lid, lsize, 0, 8);
+            float scale = 1f / sqrt(red[0] / dim + eps);
+            localBarrier(); // everyone has read red[0] before the next row overwrites it
+            for (int j = lid; j < dim; j += lsize) {
+                float weight = rmsFinal[j];
+                if (op == OP_RMSNORM_ATT) {
+                    weight = rmsAtt[l * dim + j];
+                } else if (op == OP_RMSNORM_FFN) {
+                    weight = rmsFfn[l * dim + j];
                 }
-                float score = MASKED;
-                int at = -1;
-                if (i < keys && j <= pos) {
-                    at = blockTable[seqBase + j / BLOCK] * blockFloats + (j % BLOCK) * kvDim;
-                    float qk = 0f;
-                    for (int d = 0; d < headSize; d++) {
-                        qk += red[qAt + d] * kv[at + kAt + d];
-                    }
-                    score = qk / attScale;
-                }
-                keyRow[lid] = at;
-                red[lsize + lid] = score;
-                reduceMax(lsize, lid, lsize);
-                float newMax = max(runMax, red[lsize]);
-                float rescale = exp(runMax - newMax);
-                float prob = 0f;
-                if (at >= 0) {
-                    prob = exp(score - newMax);
-                }
-                localBarrier(); // everyone has read the maximum before the sum overwrites it
-                red[lid] = prob;
-                red[lsize + lid] = prob;
-                reduceSum(lsize, lid, lsize);
-                runSum = runSum * rescale + red[lsize];
-                runMax = newMax;
-                int chunk = min(lsize, keys - c0);
-                for (int d = lid; d < headSize; d += lsize) {
-                    float acc = red[accAt + d] * rescale;
-                    for (int m = 0; m < chunk; m++) {
-                        int kr = keyRow[m];
-                        if (kr >= 0) {
-                            acc += red[m] * kv[kr + vAt + d];
-                        }
-                    }
-                    red[accAt + d] = acc;
-                }
-                localBarrier(); // this chunk's weights and key rows are read before the next overwrites them
+                xb[r * dim + j] = weight * (scale * x[src + j]);
             }
-            float inv = 0f;
-            if (runSum > 0f) {
-                inv = 1f / runSum;
-            }
-            for (int d = lid; d < headSize; d += lsize) {
-                xb[t * dim + h * headSize + d] = red[accAt + d] * inv;
-            }
-            localBarrier(); // the output row is read before the next unit clears it
         }
     }
 
@@ -836,5 +395,317 @@ public final class Llama2Kernel extends Kernel {
             v = -v;
         }
         return v;
+    }
+
+    /** Element i of the matmul input: xb (src 0) or hb (src 1). */
+    float act(int src, int i) {
+        float v = 0f;
+        if (src == 0) {
+            v = xb[i];
+        } else {
+            v = hb[i];
+        }
+        return v;
+    }
+
+    /**
+     * A matmul pass. A unit is two weight rows (A and B) against TOKENS_PER_UNIT consecutive token rows,
+     * one work-group per unit; rows: q|k|v pairs (then RoPE and the KV store), wo pairs (+ residual), w1 row h
+     * with w3 row h (SwiGLU), w2 pairs (+ residual), classifier pairs (logits of each entry's last row).
+     */
+    void matmul(int op, int l, int lid, int lsize, int group, int groups) {
+        int cols = dim;
+        int n = tokens;
+        int pairs = 0;
+        int src = 0;
+        if (op == OP_QKV_ROPE) {
+            pairs = (dim + 2 * kvDim) / 2;
+        } else if (op == OP_WO_RESIDUAL) {
+            pairs = (dim + 1) / 2;
+        } else if (op == OP_FFN_SWIGLU) {
+            pairs = hidden;
+        } else if (op == OP_W2_RESIDUAL) {
+            pairs = (dim + 1) / 2;
+            cols = hidden;
+            src = 1;
+        } else {
+            pairs = (vocab + 1) / 2;
+            n = entries;
+        }
+        int chunks = (n + TOKENS_PER_UNIT - 1) / TOKENS_PER_UNIT;
+        int units = pairs * chunks;
+        for (int u = group; u < units; u += groups) {
+            int p = u / chunks;
+            int t0 = (u - p * chunks) * TOKENS_PER_UNIT;
+            int r = 2 * p;
+            int kindA = K_WO;
+            int kindB = K_WO;
+            int baseA = (l * dim + r) * dim;
+            int hasB = 1;
+            if (op == OP_QKV_ROPE) {
+                if (r < dim) {
+                    kindA = K_WQ;
+                    baseA = (l * dim + r) * dim;
+                } else if (r < dim + kvDim) {
+                    kindA = K_WK;
+                    baseA = (l * kvDim + r - dim) * dim;
+                } else {
+                    kindA = K_WV;
+                    baseA = (l * kvDim + r - dim - kvDim) * dim;
+                }
+                kindB = kindA;
+            } else if (op == OP_WO_RESIDUAL) {
+                if (r + 1 >= dim) {
+                    hasB = 0;
+                }
+            } else if (op == OP_FFN_SWIGLU) {
+                kindA = K_W1;
+                kindB = K_W3;
+                baseA = (l * hidden + p) * dim;
+            } else if (op == OP_W2_RESIDUAL) {
+                kindA = K_W2;
+                kindB = K_W2;
+                baseA = (l * dim + r) * hidden;
+                if (r + 1 >= dim) {
+                    hasB = 0;
+                }
+            } else {
+                kindA = K_CLS;
+                kindB = K_CLS;
+                baseA = r * dim;
+                if (r + 1 >= vocab) {
+                    hasB = 0;
+                }
+            }
+            int baseB = baseA + cols;
+            if (op == OP_FFN_SWIGLU) {
+                baseB = baseA;
+            }
+            if (hasB == 0) {
+                baseB = baseA;
+            }
+            if (n == 1) {
+                float a0 = 0f;
+                float b0 = 0f;
+                for (int c = lid; c < cols; c += lsize) {
+                    float xv = act(src, c);
+                    a0 += weight(kindA, baseA + c) * xv;
+                    b0 += weight(kindB, baseB + c) * xv;
+                }
+                red[lid] = a0;
+                red[4 * lsize + lid] = b0;
+                reduceSum(lid, lsize, 0, 4);
+            } else {
+                int x0 = t0 * cols;
+                int x1 = min(t0 + 1, n - 1) * cols;
+                int x2 = min(t0 + 2, n - 1) * cols;
+                int x3 = min(t0 + 3, n - 1) * cols;
+                float a0 = 0f;
+                float a1 = 0f;
+                float a2 = 0f;
+                float a3 = 0f;
+                float b0 = 0f;
+                float b1 = 0f;
+                float b2 = 0f;
+                float b3 = 0f;
+                for (int c = lid; c < cols; c += lsize) {
+                    float wa = weight(kindA, baseA + c);
+                    float wb = weight(kindB, baseB + c);
+                    float v0 = act(src, x0 + c);
+                    float v1 = act(src, x1 + c);
+                    float v2 = act(src, x2 + c);
+                    float v3 = act(src, x3 + c);
+                    a0 += wa * v0;
+                    a1 += wa * v1;
+                    a2 += wa * v2;
+                    a3 += wa * v3;
+                    b0 += wb * v0;
+                    b1 += wb * v1;
+                    b2 += wb * v2;
+                    b3 += wb * v3;
+                }
+                red[lid] = a0;
+                red[lsize + lid] = a1;
+                red[2 * lsize + lid] = a2;
+                red[3 * lsize + lid] = a3;
+                red[4 * lsize + lid] = b0;
+                red[5 * lsize + lid] = b1;
+                red[6 * lsize + lid] = b2;
+                red[7 * lsize + lid] = b3;
+                reduceSum(lid, lsize, 0, 1);
+            }
+            if (lid < TOKENS_PER_UNIT && t0 + lid < n) {
+                matmulEpilogue(op, l, p, t0 + lid, red[lid * lsize], red[(4 + lid) * lsize], hasB);
+            }
+            localBarrier(); // the sums are read before the next unit overwrites them
+        }
+    }
+
+    /** Writes one token's results of a unit: a = row A . input, b = row B . input. */
+    void matmulEpilogue(int op, int l, int p, int t, float a, float b, int hasB) {
+        int r = 2 * p;
+        if (op == OP_QKV_ROPE) {
+            qkvEpilogue(l, r, t, a, b);
+        }
+        if (op == OP_FFN_SWIGLU) {
+            hb[t * hidden + p] = a * (1f / (1f + exp(-a))) * b;
+        }
+        if (op == OP_LOGITS) {
+            logits[t * vocab + r] = a;
+            if (hasB == 1) {
+                logits[t * vocab + r + 1] = b;
+            }
+        }
+        if (op == OP_WO_RESIDUAL) {
+            residual(r, t, a, b, hasB);
+        }
+        if (op == OP_W2_RESIDUAL) {
+            residual(r, t, a, b, hasB);
+        }
+    }
+
+    void residual(int r, int t, float a, float b, int hasB) {
+        x[t * dim + r] += a;
+        if (hasB == 1) {
+            x[t * dim + r + 1] += b;
+        }
+    }
+
+    /** Rows r, r+1 of q|k|v for token t: RoPE on q and k; k and v go into the token's KV block. */
+    void qkvEpilogue(int l, int r, int t, float a, float b) {
+        int pos = tokenPos[t];
+        int halfHead = headSize / 2;
+        int rr = r;
+        if (r >= dim) {
+            rr = r - dim;
+        }
+        int rope = pos * halfHead + (rr % headSize) / 2;
+        float fcr = ropeCos[rope];
+        float fci = ropeSin[rope];
+        float a2 = a * fcr - b * fci;
+        float b2 = a * fci + b * fcr;
+        int block = blockTable[tokenSeq[t] * maxBlocksPerSeq + pos / BLOCK];
+        if (r < dim) {
+            q[t * dim + r] = a2;
+            q[t * dim + r + 1] = b2;
+        }
+        if (r >= dim && r < dim + kvDim) {
+            int ko = block * blockFloats + ((l * 2) * BLOCK + pos % BLOCK) * kvDim + rr;
+            kv[ko] = a2;
+            kv[ko + 1] = b2;
+        }
+        if (r >= dim + kvDim) {
+            int vo = block * blockFloats + ((l * 2 + 1) * BLOCK + pos % BLOCK) * kvDim + r - dim - kvDim;
+            kv[vo] = a;
+            kv[vo + 1] = b;
+        }
+    }
+
+    /**
+     * att[t][h][j] = q[t,h] . k[j, kv head of h] / sqrt(headSize) for every cached position j <= pos(t); under
+     * a block-sparse pattern, keys outside the listed blocks get {@link #MASKED} and cost no dot product.
+     */
+    void scores(int l, int gid, int gsize) {
+        int n = tokens * nHeads * maxLen;
+        for (int i = gid; i < n; i += gsize) {
+            int th = i / maxLen;
+            int j = i - th * maxLen;
+            int t = th / nHeads;
+            int h = th - t * nHeads;
+            int pos = tokenPos[t];
+            if (j <= pos) {
+                int e = tokenSeq[t];
+                int allowed = 1;
+                if (entryIndptr[e] >= 0) {
+                    int row = entryIndptr[e] + (l * nHeads + h) * maxBlocksPerSeq + pos / BLOCK;
+                    int ib = entryIndices[e];
+                    allowed = 0;
+                    for (int m = patIndptr[row]; m < patIndptr[row + 1]; m++) {
+                        if (patIndices[ib + m] == j / BLOCK) {
+                            allowed = 1;
+                        }
+                    }
+                }
+                if (allowed == 1) {
+                    int block = blockTable[e * maxBlocksPerSeq + j / BLOCK];
+                    int ko = block * blockFloats + ((l * 2) * BLOCK + j % BLOCK) * kvDim + (h / kvGroup) * headSize;
+                    int qo = t * dim + h * headSize;
+                    float s = 0f;
+                    for (int d = 0; d < headSize; d++) {
+                        s += q[qo + d] * kv[ko + d];
+                    }
+                    att[th * ctx + j] = s / attScale;
+                } else {
+                    att[th * ctx + j] = MASKED;
+                }
+            }
+        }
+    }
+
+    /** In-place softmax of each (token, head) row of att over positions 0..pos(t), a work-group per row. */
+    void softmax(int lid, int lsize, int group, int groups) {
+        int n = tokens * nHeads;
+        for (int th = group; th < n; th += groups) {
+            int len = tokenPos[th / nHeads] + 1;
+            int o = th * ctx;
+            float m = att[o];
+            for (int j = lid; j < len; j += lsize) {
+                m = max(m, att[o + j]);
+            }
+            red[lid] = m;
+            reduceMax(lid, lsize);
+            m = red[0];
+            localBarrier();
+            float sum = 0f;
+            for (int j = lid; j < len; j += lsize) {
+                float e = exp(att[o + j] - m);
+                att[o + j] = e;
+                sum += e;
+            }
+            red[lid] = sum;
+            reduceSum(lid, lsize, 0, 8);
+            sum = red[0];
+            localBarrier();
+            for (int j = lid; j < len; j += lsize) {
+                att[o + j] = att[o + j] / sum;
+            }
+        }
+    }
+
+    /**
+     * xb[t][h*hs + d] = sum over j <= pos(t) of att[t][h][j] * v[j][kv head of h][d]; under a block-sparse
+     * pattern only the listed key blocks are read, in the pattern's order.
+     */
+    void attentionOut(int l, int gid, int gsize) {
+        int n = tokens * dim;
+        for (int i = gid; i < n; i += gsize) {
+            int t = i / dim;
+            int hd = i - t * dim;
+            int h = hd / headSize;
+            int vOffset = ((l * 2 + 1) * BLOCK) * kvDim + (h / kvGroup) * headSize + (hd - h * headSize);
+            int e = tokenSeq[t];
+            int seqBase = e * maxBlocksPerSeq;
+            int ao = (t * nHeads + h) * ctx;
+            int pos = tokenPos[t];
+            float acc = 0f;
+            if (entryIndptr[e] < 0) {
+                for (int j = 0; j <= pos; j++) {
+                    int block = blockTable[seqBase + j / BLOCK];
+                    acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % BLOCK) * kvDim];
+                }
+            } else {
+                int row = entryIndptr[e] + (l * nHeads + h) * maxBlocksPerSeq + pos / BLOCK;
+                int ib = entryIndices[e];
+                for (int m = patIndptr[row]; m < patIndptr[row + 1]; m++) {
+                    int kb = patIndices[ib + m];
+                    int block = blockTable[seqBase + kb];
+                    int last = min(kb * BLOCK + BLOCK - 1, pos);
+                    for (int j = kb * BLOCK; j <= last; j++) {
+                        acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % BLOCK) * kvDim];
+                    }
+                }
+            }
+            xb[i] = acc;
+        }
     }
 }

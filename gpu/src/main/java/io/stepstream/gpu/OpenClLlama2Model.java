@@ -253,10 +253,7 @@ public final class OpenClLlama2Model implements BackendModel {
         return lastStepLaunches;
     }
 
-    /**
-     * Passes (OpenCL kernel enqueues inside the one launch) of every step: 5 * layers + 1 (qkv, attention, wo,
-     * w1/w3 and w2 per layer, then the logits).
-     */
+    /** Passes (OpenCL kernel enqueues inside the one launch) of every step: 3 + 9 * layers. */
     public int passesPerStep() {
         return device.passesPerStep();
     }

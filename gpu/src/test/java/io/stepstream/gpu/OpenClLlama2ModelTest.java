@@ -61,7 +61,7 @@ class OpenClLlama2ModelTest {
             step(gpu, cache, new int[]{261}, 0, 1);
             assertEquals(1, gpu.lastStepLaunches());
         }
-        assertEquals(5 * gpu.config().nLayers() + 1, gpu.passesPerStep());
+        assertEquals(3 + 9 * gpu.config().nLayers(), gpu.passesPerStep());
     }
 
     @Test

@@ -27,7 +27,7 @@ class GpuBenchTest {
         assertEquals(8, rows.size());
         for (GpuBench.Row r : rows) {
             assertTrue(r.tokensPerSecond() > 0 && r.msPerStep() > 0 && r.fractionOfCopy() > 0, r.toString());
-            assertEquals(5 * 5 + 1, r.passesPerStep());
+            assertEquals(3 + 9 * 5, r.passesPerStep());
             assertTrue(r.executeMsPerStep() <= r.msPerStep(), r.toString());
             boolean direct = r.dispatch().equals("direct");
             assertEquals(direct, !Double.isNaN(r.spanMsPerStep()), r.toString());
