@@ -270,7 +270,7 @@ public final class GpuBench {
             int passes = 0;
             double profiledKernel = Double.NaN;
             double span = Double.NaN;
-            if (gpu != null && gpu.dispatch() == Dispatch.DIRECT) {
+            if (gpu != null && gpu.dispatch() == Dispatch.DIRECT && io.stepstream.gpu.cl.ClQueue.PROFILING) {
                 // Extra steps with an event per pass: device time of the kernels and of the whole pass sequence.
                 OpenClLlama2Model.ProfiledTimes before0 = gpu.profiledTimes();
                 int profiled = profiledSteps(o);

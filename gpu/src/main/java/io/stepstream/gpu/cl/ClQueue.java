@@ -38,6 +38,12 @@ public final class ClQueue implements AutoCloseable {
     private final MemorySegment status = arena.allocate(JAVA_INT);
     private boolean closed;
 
+    /**
+     * Whether queues record timestamps ({@code -Dstepstream.opencl.queueProfiling}, default true): events can then
+     * be timed, at a cost per enqueue that a step of hundreds of passes may feel.
+     */
+    public static final boolean PROFILING = !"false".equals(System.getProperty("stepstream.opencl.queueProfiling"));
+
     public ClQueue(ClDevice device) {
         this.device = device;
         MemorySegment props = arena.allocate(JAVA_LONG, 3);
@@ -52,7 +58,7 @@ public final class ClQueue implements AutoCloseable {
         MemorySegment q;
         try {
             q = handle(f.createCommandQueue, "clCreateCommandQueue", ctx, device.id(),
-                    ClRuntime.CL_QUEUE_PROFILING_ENABLE, status);
+                    PROFILING ? ClRuntime.CL_QUEUE_PROFILING_ENABLE : 0L, status);
         } catch (OpenClException e) {
             call(f.releaseContext, ctx);
             throw e;
