@@ -35,6 +35,13 @@ import java.util.List;
  * only the key blocks its query block keeps. On a miss (the switch step itself, or after an eviction) that step
  * runs dense and a {@link SparseDBuilder} builds the pattern from the same queries and keys, then stores it. Dense
  * rows and a pattern keeping every block run the same float operations, so they agree bitwise.
+ *
+ * <p>Fast-dLLM cache: an input that carries a {@link DlmCacheStep} keeps its request's keys and values in the
+ * model's {@link DlmKvCache}. A refresh step runs the whole canvas and writes every layer's (RoPE-rotated) keys and
+ * values into the request's entry; a reuse step runs only the rows its mode recomputes, writes their fresh keys and
+ * values over the entry's, and attends over the entry's whole canvas. Cached rows attend through the same loop as
+ * dense ones, so a refresh step's logits are bitwise those of an uncached step, and cached and uncached inputs batch
+ * freely. A refused entry (over the cap) or a reuse step without one runs the whole canvas uncached.
  */
 public final class DiffusionModel implements AutoCloseable {
     private final String name;
@@ -49,6 +56,7 @@ public final class DiffusionModel implements AutoCloseable {
     private final float[] ropeSin;
     private final float attentionScale;
     private final PatternCache patternCache;
+    private final DlmKvCache kvCache;
 
     // Scratch, grown on demand: rows = all canvas tokens of a step, outputs = rows whose logits are wanted.
     private int rowCapacity;
@@ -71,6 +79,12 @@ public final class DiffusionModel implements AutoCloseable {
     /** Per batch input of the current step: the pattern it attends through, or the builder it feeds (else null). */
     private SparsePattern[] canvasPattern = new SparsePattern[0];
     private SparseDBuilder[] canvasBuilder = new SparseDBuilder[0];
+    /** Per batch input: its Fast-dLLM cache entry (else null), the first canvas position and count of its rows, and
+     *  its first row in the step's activation matrix. */
+    private DlmKvCache.Entry[] canvasCache = new DlmKvCache.Entry[0];
+    private int[] canvasRowFrom = new int[0];
+    private int[] canvasRows = new int[0];
+    private int[] canvasFirstRow = new int[0];
     private int[] rowCanvas;
     private int batchSize;
     private int currentLayer;
@@ -96,16 +110,31 @@ public final class DiffusionModel implements AutoCloseable {
     /** As above, with the cache that holds the sparse patterns of this model's requests. */
     public DiffusionModel(String name, HfConfig hfConfig, SafetensorsCheckpoint weights, Tokenizer tokenizer,
                           ModelOptions options, PatternCache patternCache) {
+        this(name, hfConfig, weights, tokenizer, options, patternCache, DlmKvCache.withDefaultCap());
+    }
+
+    /** As above, with the store that holds the Fast-dLLM keys and values of this model's cached requests. */
+    public DiffusionModel(String name, HfConfig hfConfig, SafetensorsCheckpoint weights, Tokenizer tokenizer,
+                          ModelOptions options, PatternCache patternCache, DlmKvCache kvCache) {
         this(name, hfConfig, DiffusionWeights.read(weights, modelConfig(name, hfConfig)), tokenizer, options,
-                patternCache);
+                patternCache, kvCache);
     }
 
     /** From weights already in memory (the benchmarks build random ones); the weights must match the config. */
     DiffusionModel(String name, HfConfig hfConfig, DiffusionWeights weights, Tokenizer tokenizer,
                    ModelOptions options, PatternCache patternCache) {
+        this(name, hfConfig, weights, tokenizer, options, patternCache, DlmKvCache.withDefaultCap());
+    }
+
+    DiffusionModel(String name, HfConfig hfConfig, DiffusionWeights weights, Tokenizer tokenizer,
+                   ModelOptions options, PatternCache patternCache, DlmKvCache kvCache) {
         if (patternCache == null) {
             throw new IllegalArgumentException("patternCache must not be null");
         }
+        if (kvCache == null) {
+            throw new IllegalArgumentException("kvCache must not be null");
+        }
+        this.kvCache = kvCache;
         this.name = name;
         this.hfConfig = hfConfig;
         this.config = modelConfig(name, hfConfig);
@@ -221,18 +250,30 @@ public final class DiffusionModel implements AutoCloseable {
         patternCache.release(handle);
     }
 
+    /** The Fast-dLLM keys and values of this model's cached requests. */
+    public DlmKvCache kvCache() {
+        return kvCache;
+    }
+
+    /** Frees a request's Fast-dLLM keys and values, if any ({@code null} is allowed: an uncached request has none). */
+    public void releaseKvCache(DlmKvHandle handle) {
+        kvCache.release(handle);
+    }
+
     /**
      * Runs every canvas of the batch through the model at once. {@code logits[i]} receives, for each position
      * of input i's logits range in order, vocabSize floats (so {@code logitsLength * vocabSize} in all).
      * Inputs with a {@link SparseStep} past their switch step look their pattern up in {@link #patternCache()}
-     * (a hit attends sparsely; a miss runs dense and stores a freshly built pattern).
+     * (a hit attends sparsely; a miss runs dense and stores a freshly built pattern). Inputs with a
+     * {@link DlmCacheStep} keep or reuse their request's keys and values in {@link #kvCache()}.
      */
     public void forward(List<DenoiseInput> batch, float[][] logits) {
         int n = batch.size();
         if (n == 0) {
             return;
         }
-        int rows = check(batch, logits);
+        check(batch, logits);
+        int rows = resolveCaches(batch);
         int outputs = 0;
         for (DenoiseInput in : batch) {
             outputs += in.logitsLength();
@@ -244,8 +285,9 @@ public final class DiffusionModel implements AutoCloseable {
         for (int c = 0; c < n; c++) {
             DenoiseInput in = batch.get(c);
             int start = row;
+            canvasFirstRow[c] = start;
             int[] tokens = in.tokens();
-            for (int p = 0; p < tokens.length; p++, row++) {
+            for (int p = canvasRowFrom[c], end = p + canvasRows[c]; p < end; p++, row++) {
                 rowPos[row] = p;
                 rowCanvas[row] = c;
                 rowCanvasStart[row] = start;
@@ -262,15 +304,16 @@ public final class DiffusionModel implements AutoCloseable {
                 canvasBuilder[c] = null;
             }
             canvasPattern[c] = null;
+            canvasCache[c] = null;
         }
         int out = 0;
-        row = 0;
-        for (DenoiseInput in : batch) {
+        for (int c = 0; c < n; c++) {
+            DenoiseInput in = batch.get(c);
+            int first = canvasFirstRow[c] + in.logitsStart() - canvasRowFrom[c];
             for (int p = 0; p < in.logitsLength(); p++, out++) {
-                Kernels.rmsnorm(outputRows, out * dim, x, (row + in.logitsStart() + p) * dim, w.finalNorm(), dim,
+                Kernels.rmsnorm(outputRows, out * dim, x, (first + p) * dim, w.finalNorm(), dim,
                         config.rmsNormEps());
             }
-            row += in.length();
         }
         int vocab = config.vocabSize();
         matmul(w.lmHead(), vocab, dim, outputRows, outputs, outputLogits);
@@ -280,6 +323,47 @@ public final class DiffusionModel implements AutoCloseable {
             System.arraycopy(outputLogits, out, logits[i], 0, count);
             out += count;
         }
+    }
+
+    /**
+     * Decides per input which canvas rows run and where its keys and values live: uncached inputs run the whole
+     * canvas; a refresh step runs the whole canvas into its request's (new or reused) entry; a reuse step with an
+     * entry runs only the rows its mode recomputes. Returns the step's rows.
+     */
+    private int resolveCaches(List<DenoiseInput> batch) {
+        int n = batch.size();
+        if (canvasCache.length < n) {
+            canvasCache = new DlmKvCache.Entry[n];
+            canvasRowFrom = new int[n];
+            canvasRows = new int[n];
+            canvasFirstRow = new int[n];
+        }
+        long rows = 0;
+        for (int c = 0; c < n; c++) {
+            DenoiseInput in = batch.get(c);
+            DlmCacheStep step = in.cache();
+            DlmKvCache.Entry entry = null;
+            int from = 0;
+            int to = in.length();
+            if (step != null && step.refresh()) {
+                entry = kvCache.acquire(step.handle(), config.nLayers(), in.length(), config.kvDim());
+            } else if (step != null) {
+                entry = kvCache.lookup(step.handle());
+                if (entry != null) {
+                    if (entry.tokens() != in.length()) {
+                        throw new IllegalArgumentException("input " + c + ": " + step.handle() + " holds keys of "
+                                + entry.tokens() + " positions, the canvas has " + in.length());
+                    }
+                    from = step.rowsFrom();
+                    to = step.rowsTo(in.length());
+                }
+            }
+            canvasCache[c] = entry;
+            canvasRowFrom[c] = from;
+            canvasRows[c] = to - from;
+            rows += to - from;
+        }
+        return (int) rows;
     }
 
     /** Decides per input: dense, sparse through its cached pattern, or dense while building its pattern. */
@@ -329,6 +413,7 @@ public final class DiffusionModel implements AutoCloseable {
         for (int t = 0; t < rows; t++) {
             rope(t);
         }
+        keepKeysAndValues(l);
         buildPatterns(l);
         attend(rows); // q, k, v -> xb
         matmul(w.wo()[l], dim, dim, xb, rows, xb2);
@@ -367,6 +452,22 @@ public final class DiffusionModel implements AutoCloseable {
                 a[o + i] = a0 * cos - a1 * sin;
                 a[o + i + 1] = a0 * sin + a1 * cos;
             }
+        }
+    }
+
+    /** Writes layer l's fresh keys and values of every cached input's rows into its request's entry. */
+    private void keepKeysAndValues(int l) {
+        int kvDim = config.kvDim();
+        for (int c = 0; c < batchSize; c++) {
+            DlmKvCache.Entry entry = canvasCache[c];
+            if (entry == null) {
+                continue;
+            }
+            int from = canvasFirstRow[c] * kvDim;
+            int to = canvasRowFrom[c] * kvDim;
+            int count = canvasRows[c] * kvDim;
+            System.arraycopy(k, from, entry.keys()[l], to, count);
+            System.arraycopy(v, from, entry.values()[l], to, count);
         }
     }
 
@@ -412,11 +513,20 @@ public final class DiffusionModel implements AutoCloseable {
                     first * kvDim + kvHead * hs, kvDim, hs, attentionScale, att, xb, qo);
             return;
         }
+        // A cached input's keys and values are its entry's (this step's fresh rows already written in), by position.
+        float[] keys = k;
+        float[] values = v;
+        DlmKvCache.Entry entry = canvasCache[rowCanvas[t]];
+        if (entry != null) {
+            keys = entry.keys()[currentLayer];
+            values = entry.values()[currentLayer];
+            first = 0;
+        }
         for (int j = 0; j < len; j++) {
             int ko = (first + j) * kvDim + kvHead * hs;
             float score = 0f;
             for (int i = 0; i < hs; i++) {
-                score += q[qo + i] * k[ko + i];
+                score += q[qo + i] * keys[ko + i];
             }
             att[j] = score / attentionScale;
         }
@@ -429,7 +539,7 @@ public final class DiffusionModel implements AutoCloseable {
             int vo = (first + j) * kvDim + kvHead * hs;
             float a = att[j];
             for (int i = 0; i < hs; i++) {
-                xb[out + i] += a * v[vo + i];
+                xb[out + i] += a * values[vo + i];
             }
         }
     }
