@@ -3,6 +3,7 @@ package io.stepstream.scheduler;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.dlm.DenoiseInput;
 import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.dlm.DlmKvHandle;
 import java.util.List;
 
 /**
@@ -23,6 +24,15 @@ public interface DenoisingModel {
 
     /** {@code logits[i]} gets input i's logits range, position-major, vocabSize floats per position. */
     void forward(List<DenoiseInput> batch, float[][] logits);
+
+    /** Frees a request's Fast-dLLM keys and values ({@code null}: the request had none). */
+    default void releaseKvCache(DlmKvHandle handle) {
+    }
+
+    /** Bytes of Fast-dLLM keys and values held for this model's requests. */
+    default long kvCacheBytes() {
+        return 0;
+    }
 
     static DenoisingModel of(DiffusionModel model) {
         return new DenoisingModel() {
@@ -54,6 +64,16 @@ public interface DenoisingModel {
             @Override
             public void forward(List<DenoiseInput> batch, float[][] logits) {
                 model.forward(batch, logits);
+            }
+
+            @Override
+            public void releaseKvCache(DlmKvHandle handle) {
+                model.releaseKvCache(handle);
+            }
+
+            @Override
+            public long kvCacheBytes() {
+                return model.kvCache().bytesHeld();
             }
         };
     }

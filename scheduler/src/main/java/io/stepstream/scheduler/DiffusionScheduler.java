@@ -33,7 +33,9 @@ import java.util.function.LongSupplier;
  * completion tokens) and frees it without computing the remaining blocks. Stop strings cut the text as for
  * autoregressive requests. All blocks done without either: LENGTH. A position where the model kept the mask id
  * itself (LLaDA allows it) has no token and is skipped. With {@code progress}, each step also sends a
- * {@link TokenEvent.DenoiseProgress}, before the tokens of a block that step completed.
+ * {@link TokenEvent.DenoiseProgress}, before the tokens of a block that step completed. A request with a Fast-dLLM
+ * cache ({@code DiffusionParams.cache}) has its kept keys and values freed whenever it ends; its admission cost stays
+ * its whole canvas, which its block-refresh steps run.
  *
  * <p>Threading and cancellation are as in {@link StepScheduler}; exactly one step may be in flight.
  */
@@ -307,6 +309,7 @@ public final class DiffusionScheduler implements StepScheduler {
         live.remove(seq.id);
         running.remove(seq.id);
         seq.logits = null;
+        model.releaseKvCache(seq.generation.kvHandle()); // never in flight here: cancels mid-step wait for complete
         return new SequenceOutput(seq.id, new TokenEvent.Finished(reason, seq.promptLength, seq.completionTokens(),
                 text));
     }
@@ -317,9 +320,9 @@ public final class DiffusionScheduler implements StepScheduler {
     }
 
     /**
-     * The state now; a request cancelled during the step in flight is no longer listed. There is no KV cache
-     * (every step reads the whole canvas), so kvBytes is 0; an admitted request counts its whole prompt as
-     * prefilled.
+     * The state now; a request cancelled during the step in flight is no longer listed. kvBytes counts the
+     * Fast-dLLM keys and values held (0 when no request uses the cache: otherwise every step reads the whole
+     * canvas); an admitted request counts its whole prompt as prefilled.
      */
     @Override
     public SchedulerSnapshot snapshot() {
@@ -336,7 +339,7 @@ public final class DiffusionScheduler implements StepScheduler {
                 stats.add(stats(seq));
             }
         }
-        return new SchedulerSnapshot(waitingIds, runningIds, stepsRun, 0, stats);
+        return new SchedulerSnapshot(waitingIds, runningIds, stepsRun, model.kvCacheBytes(), stats);
     }
 
     private static SchedulerSnapshot.SequenceStats stats(DenoiseSequence seq) {
