@@ -8,6 +8,7 @@ import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.spi.Backends;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
+import io.stepstream.engine.dlm.DlmCacheMode;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.scheduler.DiffusionScheduler;
@@ -447,6 +448,11 @@ public final class StepStream implements GenerationService, AutoCloseable {
         }
         DiffusionParams params = new DiffusionParams(gen, block, steps, s.temperature(), remasking, o.threshold(),
                 s.seed());
+        try {
+            params = params.withCache(DlmCacheMode.parse(o.cache()));
+        } catch (IllegalArgumentException e) {
+            throw new InvalidRequestException("diffusion.cache", e.getMessage());
+        }
         return new Validated(prompt.ids(), params, o.progress());
     }
 

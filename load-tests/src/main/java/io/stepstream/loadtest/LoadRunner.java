@@ -123,6 +123,9 @@ public final class LoadRunner {
             if (d.remasking() != null) {
                 options.setRemasking(d.remasking());
             }
+            if (d.cache() != null) {
+                options.setCache(d.cache());
+            }
             request.setDiffusion(options);
         }
         if (config.seed() != null) {

@@ -76,6 +76,10 @@ public final class LoadTestMain implements Callable<Integer> {
     @Option(names = "--remasking", paramLabel = "R", description = "Diffusion model: low_confidence or random.")
     String remasking;
 
+    @Option(names = "--dlm-cache", paramLabel = "none|prefix|dual",
+            description = "Diffusion model: Fast-dLLM's approximate KV cache (default: the server's, none).")
+    String dlmCache;
+
     @Option(names = "--seed", paramLabel = "S",
             description = "Seeds the arrival process; request i gets seed S + i. Default: random arrivals, unseeded requests.")
     Long seed;
@@ -127,11 +131,12 @@ public final class LoadTestMain implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         boolean diffusion = genLength != null || blockLength != null || steps != null || threshold != null
-                || remasking != null;
+                || remasking != null || dlmCache != null;
         LoadTestConfig config = new LoadTestConfig(server, model, load.concurrency, load.rate, burstiness, requests,
                 maxTokens, temperature, seed, warmup, Math.round(requestTimeoutSeconds * 1e3),
                 new SloTargets(sloTtftMs, sloTpotMs, sloE2eMs),
-                diffusion ? new LoadTestConfig.Diffusion(genLength, blockLength, steps, threshold, remasking) : null);
+                diffusion ? new LoadTestConfig.Diffusion(genLength, blockLength, steps, threshold, remasking,
+                        dlmCache) : null);
         List<String> prompts = promptsFile != null ? Prompts.fromFile(promptsFile) : Prompts.builtIn();
         SplittableRandom arrivalRandom = seed != null ? new SplittableRandom(seed) : new SplittableRandom();
 

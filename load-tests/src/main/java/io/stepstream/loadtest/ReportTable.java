@@ -27,7 +27,8 @@ public final class ReportTable {
                 : "diffusion gen_length " + orDefault(d.genLength()) + ", block_length " + orDefault(d.blockLength())
                         + ", steps " + orDefault(d.steps())
                         + (d.threshold() == null ? "" : ", threshold " + number(d.threshold()))
-                        + (d.remasking() == null ? "" : ", " + d.remasking());
+                        + (d.remasking() == null ? "" : ", " + d.remasking())
+                        + (d.cache() == null ? "" : ", cache " + d.cache());
         line(out, "=== stepstream load test: %s, %s, %s ===", config.server(), mode, length);
         line(out, "%-10s %10s %10s %10s %10s %10s %8s", "ms", "mean", "p50", "p90", "p99", "max", "n");
         for (String[] row : ROWS) {

@@ -92,6 +92,10 @@ final class GenerateCommand implements Callable<Integer> {
             description = "Diffusion models: Fast-dLLM decoding, commit every position with confidence >= T in (0, 1].")
     Double threshold;
 
+    @Option(names = "--dlm-cache", paramLabel = "none|prefix|dual",
+            description = "Diffusion models: Fast-dLLM's approximate KV cache (default none).")
+    String dlmCache;
+
     @Option(names = "--progress", description = "Diffusion models: report each denoising step (stderr; a JSON line"
             + " with --json).")
     boolean progress;
@@ -149,7 +153,7 @@ final class GenerateCommand implements Callable<Integer> {
             request.setTopP(topP);
         }
         if (genLength != null || blockLength != null || steps != null || remasking != null || threshold != null
-                || progress) {
+                || dlmCache != null || progress) {
             var diffusion = DiffusionOptions.newBuilder().setProgress(progress);
             if (genLength != null) {
                 diffusion.setGenLength(genLength);
@@ -165,6 +169,9 @@ final class GenerateCommand implements Callable<Integer> {
             }
             if (threshold != null) {
                 diffusion.setThreshold(threshold);
+            }
+            if (dlmCache != null) {
+                diffusion.setCache(dlmCache);
             }
             request.setDiffusion(diffusion);
         }

@@ -61,7 +61,8 @@ public final class RequestMapper {
                 d.hasSteps() ? d.getSteps() : null,
                 d.getRemasking().isEmpty() ? null : d.getRemasking(),
                 d.hasThreshold() ? d.getThreshold() : null,
-                d.getProgress());
+                d.getProgress(),
+                d.getCache().isEmpty() ? null : d.getCache());
     }
 
     /** The kind of the model a request names (the default one for ""), or null when no such model is loaded. */
