@@ -6,6 +6,16 @@ import java.util.Locale;
  * Fast-dLLM's approximate KV cache for a diffusion LM (see {@link LladaGeneration} for exactly what is recomputed
  * when). A bidirectional model's keys and values change whenever any token of the canvas changes, so reusing them
  * is an approximation: the tokens are not expected to equal those of {@link #NONE}.
+ *
+ * <p>Where this differs from Fast-dLLM's own code (llada/generate.py), and why: PREFIX steps recompute the block
+ * and the whole suffix, as that code does (not the block alone); the kept entry spans the whole canvas in both modes
+ * (the recomputed rows are written into it, so one attention loop serves both); random draws cover the block's
+ * positions only, in {@link LladaGeneration}'s documented order (Fast-dLLM draws torch noise over every position it
+ * ran, so its streams could not be matched anyway); a fixed-schedule block still ends after steps / blocks passes
+ * (Fast-dLLM loops until no mask is left, which differs only when the model commits the mask id itself, where its
+ * schedule would run out); ties in confidence go to the lower position (torch.topk leaves them unspecified); a
+ * request whose entry the bounded {@link DlmKvCache} refuses runs those steps uncached; and the cache is not
+ * combined with SparseD.
  */
 public enum DlmCacheMode {
     /** Every step runs the whole canvas (LLaDA; exact). */
