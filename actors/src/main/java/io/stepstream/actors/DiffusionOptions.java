@@ -14,34 +14,47 @@ package io.stepstream.actors;
  * @param alg         alg (Dream models only): origin, maskgit_plus, topk_margin or entropy
  * @param algTemp     alg_temp (Dream models only): 0 fills the most confident positions, above 0 samples them
  * @param eps         eps (Dream models only): the last timestep, in (0, 1)
+ * @param cache       cache (LLaDA models only): Fast-dLLM's approximate KV cache, "none" (default), "prefix" or "dual"
  */
 public record DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking,
                                Double threshold, boolean progress, SparseDOptions sparsed, String alg, Double algTemp,
-                               Double eps) {
+                               Double eps, String cache) {
     /** Every setting at its default. */
     public static final DiffusionOptions DEFAULTS = new DiffusionOptions(null, null, null, null, null, false);
 
-    /** LLaDA-style settings, dense attention. */
+    /** LLaDA-style settings, dense attention, no Fast-dLLM cache. */
     public DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking, Double threshold,
                             boolean progress) {
-        this(genLength, blockLength, steps, remasking, threshold, progress, null, null, null, null);
+        this(genLength, blockLength, steps, remasking, threshold, progress, null, null, null, null, null);
     }
 
-    /** LLaDA-style settings with SparseD ({@code null}: dense). */
+    /** LLaDA-style settings with SparseD ({@code null}: dense), no Fast-dLLM cache. */
     public DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking, Double threshold,
                             boolean progress, SparseDOptions sparsed) {
-        this(genLength, blockLength, steps, remasking, threshold, progress, sparsed, null, null, null);
+        this(genLength, blockLength, steps, remasking, threshold, progress, sparsed, null, null, null, null);
+    }
+
+    /** Every setting but the Fast-dLLM cache (none). */
+    public DiffusionOptions(Integer genLength, Integer blockLength, Integer steps, String remasking, Double threshold,
+                            boolean progress, SparseDOptions sparsed, String alg, Double algTemp, Double eps) {
+        this(genLength, blockLength, steps, remasking, threshold, progress, sparsed, alg, algTemp, eps, null);
     }
 
     /** The same settings with SparseD attention ({@code null}: dense). */
     public DiffusionOptions withSparseD(SparseDOptions sparsed) {
         return new DiffusionOptions(genLength, blockLength, steps, remasking, threshold, progress, sparsed, alg,
-                algTemp, eps);
+                algTemp, eps, cache);
+    }
+
+    /** The same settings with Fast-dLLM's cache ("none", "prefix", "dual"; {@code null}: none). */
+    public DiffusionOptions withCache(String cache) {
+        return new DiffusionOptions(genLength, blockLength, steps, remasking, threshold, progress, sparsed, alg,
+                algTemp, eps, cache);
     }
 
     /** Dream settings: gen_length, steps, alg, alg_temp, eps, progress (temperature, top_p, top_k, seed from sampling). */
     public static DiffusionOptions dream(Integer genLength, Integer steps, String alg, Double algTemp, Double eps,
                                          boolean progress) {
-        return new DiffusionOptions(genLength, null, steps, null, null, progress, null, alg, algTemp, eps);
+        return new DiffusionOptions(genLength, null, steps, null, null, progress, null, alg, algTemp, eps, null);
     }
 }

@@ -10,6 +10,7 @@ import io.stepstream.engine.spi.Backends;
 import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
+import io.stepstream.engine.dlm.DlmCacheMode;
 import io.stepstream.engine.dlm.DreamAlgorithm;
 import io.stepstream.engine.dlm.DreamParams;
 import io.stepstream.engine.dlm.Remasking;
@@ -501,6 +502,17 @@ public final class StepStream implements GenerationService, AutoCloseable {
         }
         DiffusionParams params = new DiffusionParams(gen, block, steps, s.temperature(), remasking, o.threshold(),
                 s.seed(), o.sparsed() == null ? null : sparseD(o.sparsed(), canvas));
+        DlmCacheMode cache;
+        try {
+            cache = DlmCacheMode.parse(o.cache());
+        } catch (IllegalArgumentException e) {
+            throw new InvalidRequestException("diffusion.cache", e.getMessage());
+        }
+        if (cache != DlmCacheMode.NONE && params.sparseD() != null) {
+            throw new InvalidRequestException("diffusion.cache", "cache " + cache.wireName() + " cannot be combined"
+                    + " with diffusion.sparsed (SparseD's patterns are built over the whole canvas every step)");
+        }
+        params = params.withCache(cache);
         return new Validated(prompt.ids(), params, o.progress());
     }
 
@@ -561,6 +573,10 @@ public final class StepStream implements GenerationService, AutoCloseable {
         }
         if (o.sparsed() != null) {
             throw new InvalidRequestException("diffusion.sparsed", unsupported + " (Dream attends densely)");
+        }
+        if (o.cache() != null && !o.cache().isBlank()) {
+            throw new InvalidRequestException("diffusion.cache", unsupported + " (Fast-dLLM's cache is kept per"
+                    + " block; Dream has no blocks)");
         }
         Prompt prompt = prompt(r, model.tokenizer(), model.tokenizer().vocabSize());
         int context = model.contextLength();

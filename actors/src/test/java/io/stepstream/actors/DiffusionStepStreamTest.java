@@ -123,6 +123,10 @@ class DiffusionStepStreamTest {
         var onlyBlock = StepStream.validate(dlmRequest("Once upon a time",
                 new DiffusionOptions(null, 48, null, "random", 0.9, false)), model, 2048);
         assertEquals(new DiffusionParams(96, 48, 96, 0.0, Remasking.RANDOM, 0.9, 0L), onlyBlock.diffusion());
+        var dual = StepStream.validate(dlmRequest("Once upon a time",
+                new DiffusionOptions(64, 32, 64, null, 0.9, false).withCache("dual")), model, 2048);
+        assertEquals(new DiffusionParams(64, 32, 64, 0.0, Remasking.LOW_CONFIDENCE, 0.9, 0L)
+                .withCache(io.stepstream.engine.dlm.DlmCacheMode.DUAL), dual.diffusion());
         String longPrompt = "Once upon a time ".repeat(40);
         int longLength = dlm.tokenizer().encode(longPrompt, true, false).length;
         assertTrue(longLength > 128 && longLength < 250, "prompt of " + longLength);
@@ -150,6 +154,8 @@ class DiffusionStepStreamTest {
                 new Case("diffusion.threshold", dlmRequest("a", new DiffusionOptions(64, 32, 64, null, 1.5, false))),
                 new Case("diffusion.remasking", dlmRequest("a", new DiffusionOptions(64, 32, 64, "top_k", null,
                         false))),
+                new Case("diffusion.cache", dlmRequest("a", new DiffusionOptions(64, 32, 64, null, null, false)
+                        .withCache("both"))),
                 new Case("top_k", GenerateRequest.diffusion("", "a", new SamplingParams(0f, 5, 1f, 0L, 0), List.of(),
                         null)),
                 new Case("top_p", GenerateRequest.diffusion("", "a", new SamplingParams(0f, 0, 0.9f, 0L, 0),

@@ -141,6 +141,8 @@ class DreamStepStreamTest {
                         null, false))),
                 new Case("diffusion.threshold", request("a", greedy, new DiffusionOptions(16, null, 8, null, 0.9,
                         false))),
+                new Case("diffusion.cache", request("a", greedy, DiffusionOptions.dream(8, 8, null, null, null,
+                        false).withCache("prefix"))),
                 new Case("top_p", request("a", new SamplingParams(0f, 0, 0f, 0L, 0), null)),
                 new Case("top_k", request("a", new SamplingParams(0f, -1, 1f, 0L, 0), null)),
                 new Case("logprobs", request("a", new SamplingParams(0f, 0, 1f, 0L, 2), null)));

@@ -163,5 +163,15 @@ class SparseDStepStreamTest {
         assertEquals(new SparseDPolicy(1.0, 1.0, 66), edges.diffusion().sparseD());
         assertEquals(0.0, StepStream.validate(request("a", new DiffusionOptions(64, 32, 64, null, null, false,
                 new SparseDOptions(0.0, null, 1))), model, 2048).diffusion().sparseD().skip());
+        // The Fast-dLLM cache is refused with SparseD (its patterns are built over the whole canvas every step).
+        InvalidRequestException both = assertThrows(InvalidRequestException.class, () -> StepStream.validate(
+                request("a", new DiffusionOptions(64, 32, 64, null, null, false, SparseDOptions.DEFAULTS)
+                        .withCache("dual")), model, 2048));
+        assertEquals("diffusion.cache", both.field(), both.getMessage());
+        assertTrue(both.getMessage().contains("diffusion.sparsed"), both.getMessage());
+        // "none" with SparseD is just SparseD.
+        assertEquals(io.stepstream.engine.dlm.DlmCacheMode.NONE, StepStream.validate(request("a",
+                new DiffusionOptions(64, 32, 64, null, null, false, SparseDOptions.DEFAULTS).withCache("none")),
+                model, 2048).diffusion().cache());
     }
 }

@@ -137,6 +137,9 @@ public final class LoadRunner {
                 }
                 options.setSparsed(sparse);
             }
+            if (d.cache() != null) {
+                options.setCache(d.cache());
+            }
             request.setDiffusion(options);
         }
         if (config.seed() != null) {

@@ -37,9 +37,10 @@ public record LoadTestConfig(
      * @param threshold   --threshold, in (0, 1]
      * @param remasking   --remasking, "low_confidence" or "random"
      * @param sparsed     --sparsed and its --sparsed-* settings; null for dense attention
+     * @param cache       --dlm-cache, "none", "prefix" or "dual" (null: the server's default, none)
      */
     public record Diffusion(Integer genLength, Integer blockLength, Integer steps, Double threshold,
-                            String remasking, SparseD sparsed) {
+                            String remasking, SparseD sparsed, String cache) {
         public Diffusion {
             requirePositive("--gen-length", genLength);
             requirePositive("--block-length", blockLength);
@@ -47,11 +48,20 @@ public record LoadTestConfig(
             if (threshold != null && !(threshold > 0 && threshold <= 1)) {
                 throw new IllegalArgumentException("--threshold must be in (0, 1], got " + threshold);
             }
+            if (cache != null && !java.util.List.of("none", "prefix", "dual").contains(cache)) {
+                throw new IllegalArgumentException("--dlm-cache must be none, prefix or dual, got " + cache);
+            }
         }
 
-        /** Dense attention. */
+        /** Dense attention, without the Fast-dLLM cache option (the server's default). */
         public Diffusion(Integer genLength, Integer blockLength, Integer steps, Double threshold, String remasking) {
-            this(genLength, blockLength, steps, threshold, remasking, null);
+            this(genLength, blockLength, steps, threshold, remasking, null, null);
+        }
+
+        /** SparseD settings ({@code null}: dense), without the Fast-dLLM cache option. */
+        public Diffusion(Integer genLength, Integer blockLength, Integer steps, Double threshold, String remasking,
+                         SparseD sparsed) {
+            this(genLength, blockLength, steps, threshold, remasking, sparsed, null);
         }
 
         private static void requirePositive(String flag, Integer value) {

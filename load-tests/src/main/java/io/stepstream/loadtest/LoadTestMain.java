@@ -88,6 +88,10 @@ public final class LoadTestMain implements Callable<Integer> {
     @Option(names = "--sparsed-block", paramLabel = "N", description = "SparseD: tokens per block (default: the server's, by canvas length).")
     Integer sparsedBlock;
 
+    @Option(names = "--dlm-cache", paramLabel = "none|prefix|dual",
+            description = "Diffusion model: Fast-dLLM's approximate KV cache (default: the server's, none).")
+    String dlmCache;
+
     @Option(names = "--seed", paramLabel = "S",
             description = "Seeds the arrival process; request i gets seed S + i. Default: random arrivals, unseeded requests.")
     Long seed;
@@ -140,13 +144,13 @@ public final class LoadTestMain implements Callable<Integer> {
     public Integer call() throws Exception {
         boolean withSparseD = sparsed || sparsedSkip != null || sparsedSelect != null || sparsedBlock != null;
         boolean diffusion = genLength != null || blockLength != null || steps != null || threshold != null
-                || remasking != null || withSparseD;
+                || remasking != null || withSparseD || dlmCache != null;
         LoadTestConfig config = new LoadTestConfig(server, model, load.concurrency, load.rate, burstiness, requests,
                 maxTokens, temperature, seed, warmup, Math.round(requestTimeoutSeconds * 1e3),
                 new SloTargets(sloTtftMs, sloTpotMs, sloE2eMs),
                 diffusion ? new LoadTestConfig.Diffusion(genLength, blockLength, steps, threshold, remasking,
-                        withSparseD ? new LoadTestConfig.SparseD(sparsedSkip, sparsedSelect, sparsedBlock) : null)
-                        : null);
+                        withSparseD ? new LoadTestConfig.SparseD(sparsedSkip, sparsedSelect, sparsedBlock) : null,
+                        dlmCache) : null);
         List<String> prompts = promptsFile != null ? Prompts.fromFile(promptsFile) : Prompts.builtIn();
         SplittableRandom arrivalRandom = seed != null ? new SplittableRandom(seed) : new SplittableRandom();
 

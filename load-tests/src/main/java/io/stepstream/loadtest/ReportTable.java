@@ -33,7 +33,8 @@ public final class ReportTable {
                         + (d.threshold() == null ? "" : ", threshold " + number(d.threshold()))
                         + (d.remasking() == null ? "" : ", " + d.remasking())
                         + (d.sparsed() == null ? "" : ", sparsed skip " + orDefault(d.sparsed().skip()) + " select "
-                                + orDefault(d.sparsed().select()) + " block " + orDefault(d.sparsed().blockSize()));
+                                + orDefault(d.sparsed().select()) + " block " + orDefault(d.sparsed().blockSize()))
+                        + (d.cache() == null ? "" : ", cache " + d.cache());
         line(out, "=== stepstream load test: %s, %s, %s ===", config.server(), mode, length);
         line(out, "%-10s %10s %10s %10s %10s %10s %8s", "ms", "mean", "p50", "p90", "p99", "max", "n");
         for (String[] row : ROWS) {

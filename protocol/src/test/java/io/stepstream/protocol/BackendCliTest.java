@@ -55,10 +55,16 @@ class BackendCliTest {
                 "--tokens", "3", "--prompt-tokens", "2", "--json", json.toString());
         assertEquals(0, run.exitCode(), run.err() + run.out());
         JsonNode report = new ObjectMapper().readTree(Files.readString(json));
-        assertEquals(2, report.get("rows").size(), report.toString());
-        assertEquals(2, report.get("rows").get(1).get("batch").asInt());
-        assertEquals(3, report.get("rows").get(1).get("steps").asInt());
-        assertTrue(report.get("rows").get(1).get("tokensPerSecond").asDouble() > 0, report.toString());
+        // GpuBench runs every batch size once per dispatch (aparapi and direct by default): 2 x 2 rows.
+        JsonNode rows = report.get("rows");
+        assertEquals(4, rows.size(), report.toString());
+        for (int i = 0; i < rows.size(); i++) {
+            JsonNode row = rows.get(i);
+            assertEquals(i < 2 ? "aparapi" : "direct", row.get("dispatch").asText(), report.toString());
+            assertEquals(i % 2 == 0 ? 1 : 2, row.get("batch").asInt(), report.toString());
+            assertEquals(3, row.get("steps").asInt());
+            assertTrue(row.get("tokensPerSecond").asDouble() > 0, report.toString());
+        }
     }
 
     @Test

@@ -206,6 +206,13 @@ class RealSparseDServerTest {
                 SparseDOptions.newBuilder().setBlockSize(0)).build());
         assertInvalid("diffusion.sparsed.block_size", sparse(dlm("Once", 64, 32, 64),
                 SparseDOptions.newBuilder().setBlockSize(67)).build());
+        // Field 8, the Fast-dLLM cache: checked by name, and refused together with SparseD.
+        var badCache = dlm("Once", 64, 32, 64);
+        badCache.getDiffusionBuilder().setCache("both");
+        assertInvalid("diffusion.cache", badCache.build());
+        var cacheAndSparse = sparse(dlm("Once", 64, 32, 64), SparseDOptions.newBuilder());
+        cacheAndSparse.getDiffusionBuilder().setCache("prefix");
+        assertInvalid("diffusion.cache", cacheAndSparse.build());
     }
 
     @Test

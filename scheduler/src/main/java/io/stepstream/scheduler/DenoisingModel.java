@@ -4,6 +4,7 @@ import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.dlm.DenoiseInput;
 import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.dlm.DlmKvHandle;
 import io.stepstream.engine.sparse.PatternHandle;
 import java.util.List;
 
@@ -41,6 +42,15 @@ public interface DenoisingModel {
     /** The model's SparseD pattern cache counters, or null when it keeps no patterns. */
     default PatternCacheStats patternCacheStats() {
         return null;
+    }
+
+    /** Frees a request's Fast-dLLM keys and values ({@code null}: the request had none). */
+    default void releaseKvCache(DlmKvHandle handle) {
+    }
+
+    /** Bytes of Fast-dLLM keys and values held for this model's requests. */
+    default long kvCacheBytes() {
+        return 0;
     }
 
     static DenoisingModel of(DiffusionModel model) {
@@ -88,6 +98,16 @@ public interface DenoisingModel {
             @Override
             public PatternCacheStats patternCacheStats() {
                 return PatternCacheStats.of(model.patternCache());
+            }
+
+            @Override
+            public void releaseKvCache(DlmKvHandle handle) {
+                model.releaseKvCache(handle);
+            }
+
+            @Override
+            public long kvCacheBytes() {
+                return model.kvCache().bytesHeld();
             }
         };
     }

@@ -36,7 +36,9 @@ import java.util.function.LongSupplier;
  * completion tokens) and frees it without computing the remaining blocks. Stop strings cut the text as for
  * autoregressive requests. All blocks done without either: LENGTH. A position where the model kept the mask id
  * itself (LLaDA allows it) has no token and is skipped. With {@code progress}, each step also sends a
- * {@link TokenEvent.DenoiseProgress}, before the tokens of a block that step completed.
+ * {@link TokenEvent.DenoiseProgress}, before the tokens of a block that step completed. A request with a Fast-dLLM
+ * cache ({@code DiffusionParams.cache}) has its kept keys and values freed whenever it ends; its admission cost stays
+ * its whole canvas, which its block-refresh steps run.
  *
  * <p>SparseD: a request whose settings carry a {@link io.stepstream.engine.sparse.SparseDPolicy} owns a pattern in
  * the model's cache from its switch step on; whatever ends the request (finished, stopped, cancelled, a failed
@@ -335,6 +337,7 @@ public final class DiffusionScheduler implements StepScheduler {
         running.remove(seq.id);
         seq.logits = null;
         model.releasePattern(seq.generation.patternHandle());
+        model.releaseKvCache(seq.generation.kvHandle()); // never in flight here: cancels mid-step wait for complete
         return new SequenceOutput(seq.id, new TokenEvent.Finished(reason, seq.promptLength, seq.completionTokens(),
                 text));
     }
@@ -345,9 +348,10 @@ public final class DiffusionScheduler implements StepScheduler {
     }
 
     /**
-     * The state now; a request cancelled during the step in flight is no longer listed. There is no KV cache
-     * (every step reads the whole canvas), so kvBytes is 0; an admitted request counts its whole prompt as
-     * prefilled. The model's pattern cache counters come with it.
+     * The state now; a request cancelled during the step in flight is no longer listed. kvBytes counts the
+     * Fast-dLLM keys and values held (0 when no request uses the cache: otherwise every step reads the whole
+     * canvas); an admitted request counts its whole prompt as prefilled. The model's pattern cache counters come
+     * with it.
      */
     @Override
     public SchedulerSnapshot snapshot() {
@@ -364,7 +368,8 @@ public final class DiffusionScheduler implements StepScheduler {
                 stats.add(stats(seq));
             }
         }
-        return new SchedulerSnapshot(waitingIds, runningIds, stepsRun, 0, stats, model.patternCacheStats());
+        return new SchedulerSnapshot(waitingIds, runningIds, stepsRun, model.kvCacheBytes(), stats,
+                model.patternCacheStats());
     }
 
     private static SchedulerSnapshot.SequenceStats stats(DenoiseSequence seq) {

@@ -11,6 +11,7 @@ import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.StreamingDecoder;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
+import io.stepstream.engine.dlm.DlmCacheMode;
 import io.stepstream.engine.dlm.LladaGeneration;
 import io.stepstream.engine.dlm.Remasking;
 import java.util.ArrayList;
@@ -125,6 +126,7 @@ class DiffusionSchedulerTest {
             model.forward(List.of(gen.nextInput()), logits);
             gen.apply(logits[0]);
         }
+        model.releaseKvCache(gen.kvHandle());
         StreamingDecoder decoder = model.tokenizer().streamingDecoder().after(prompt[prompt.length - 1]);
         List<Integer> ids = new ArrayList<>();
         StringBuilder text = new StringBuilder();
@@ -217,6 +219,38 @@ class DiffusionSchedulerTest {
             }
         }
         assertTrue(l.scheduler.snapshot().running().isEmpty());
+    }
+
+    /**
+     * Fast-dLLM cached requests (prefix, dual) batched with an uncached one stream exactly what their generations
+     * give alone; their keys and values are held while they run and freed when they end, finished or cancelled.
+     */
+    @Test
+    void cachedRequestsBatchWithUncachedOnesAndFreeTheirKeysWhenTheyEnd() {
+        Map<String, SequenceRequest> requests = new LinkedHashMap<>();
+        requests.put("prefix", request("prefix", "Once upon a time", params(32, 16, 32).withCache(DlmCacheMode.PREFIX)));
+        requests.put("dual", request("dual", "The cat", new DiffusionParams(32, 8, 16, 0.7, Remasking.RANDOM, 0.9, 3L)
+                .withCache(DlmCacheMode.DUAL)));
+        requests.put("plain", request("plain", "One day, a little", params(16, 8, 8)));
+        StepLoop l = loop(new SchedulerConfig(4, 2048, 16));
+        long before = model.kvCache().bytesHeld();
+        requests.values().forEach(r -> assertTrue(l.scheduler.add(r)));
+        l.scheduler.add(request("cancelled", "Tom", params(16, 8, 16).withCache(DlmCacheMode.DUAL)));
+        l.step();
+        l.step();
+        assertTrue(l.scheduler.snapshot().kvBytes() > before, "cached requests hold keys and values");
+        l.scheduler.cancel("cancelled");
+        l.runToEnd();
+        assertEquals(before, model.kvCache().bytesHeld(), "all freed: finished and cancelled");
+        assertEquals(before, l.scheduler.snapshot().kvBytes());
+        assertEquals(FinishReason.CANCELLED, ((TokenEvent.Finished) l.events.get("cancelled").getLast()).reason());
+        Map<String, Integer> steps = stepsPerRequest(l);
+        for (SequenceRequest r : requests.values()) {
+            Reference ref = reference(r);
+            l.outcome(r.requestId()).assertSameAs(ref.outcome(), r.requestId());
+            assertEquals(ref.generation().forwards(), steps.get(r.requestId()), r.requestId() + " forward passes");
+        }
+        assertEquals(before, model.kvCache().bytesHeld());
     }
 
     @Test

@@ -47,4 +47,12 @@ public interface DenoisingGeneration {
 
     /** The request's sparse pattern handle, or null when it attends densely; release it when the request ends. */
     PatternHandle patternHandle();
+
+    /**
+     * The request's Fast-dLLM cache handle, or null when it keeps no keys and values (the default: only LLaDA
+     * generations with {@code DiffusionParams.cache} set have one); release it when the request ends.
+     */
+    default DlmKvHandle kvHandle() {
+        return null;
+    }
 }

@@ -20,8 +20,8 @@ import java.util.List;
 
 /**
  * A masked diffusion language model (LLaDA style) on the CPU in float32: a Llama whose attention has no mask
- * at all, so every position sees the whole canvas. There is no KV cache: each denoising step runs the whole
- * canvas again, since any position may have changed.
+ * at all, so every position sees the whole canvas. By default there is no KV cache: each denoising step runs the
+ * whole canvas again, since any position may have changed (Fast-dLLM's approximate cache, below, is opt-in).
  *
  * <p>One {@link #forward} serves many requests: every canvas's tokens become rows of one activation matrix, so
  * each weight matrix is streamed once per step for the whole batch, and only the rows whose logits a request
@@ -40,6 +40,14 @@ import java.util.List;
  * added after the projections and its RoPE uses the layout config.json implies ({@link #ropeLayout()}). The forward
  * returns each position's own output; Dream's one-position shift is the generation's business
  * ({@link DreamGeneration} asks for the rows one position earlier).
+ *
+ * <p>Fast-dLLM cache: an input that carries a {@link DlmCacheStep} keeps its request's keys and values in the
+ * model's {@link DlmKvCache}. A refresh step runs the whole canvas and writes every layer's (RoPE-rotated) keys and
+ * values into the request's entry; a reuse step runs only the rows its mode recomputes, writes their fresh keys and
+ * values over the entry's, and attends over the entry's whole canvas. Cached rows attend through the same
+ * {@link CanvasAttention} as dense ones (only the key and value arrays differ, laid out alike), so a refresh step's
+ * logits are bitwise those of an uncached step, and cached and uncached inputs batch freely. A refused entry (over
+ * the cap) or a reuse step without one runs the whole canvas uncached.
  */
 public final class DiffusionModel implements AutoCloseable {
     private final String name;
@@ -56,6 +64,7 @@ public final class DiffusionModel implements AutoCloseable {
     private final float[] ropeSin;
     private final float attentionScale;
     private final PatternCache patternCache;
+    private final DlmKvCache kvCache;
 
     // Scratch, grown on demand: rows = all canvas tokens of a step, outputs = rows whose logits are wanted.
     private int rowCapacity;
@@ -83,6 +92,12 @@ public final class DiffusionModel implements AutoCloseable {
     /** Per batch input of the current step: the pattern it attends through, or the builder it feeds (else null). */
     private SparsePattern[] canvasPattern = new SparsePattern[0];
     private SparseDBuilder[] canvasBuilder = new SparseDBuilder[0];
+    /** Per batch input: its Fast-dLLM cache entry (else null), the first canvas position and count of its rows, and
+     *  its first row in the step's activation matrix. */
+    private DlmKvCache.Entry[] canvasCache = new DlmKvCache.Entry[0];
+    private int[] canvasRowFrom = new int[0];
+    private int[] canvasRows = new int[0];
+    private int[] canvasFirstRow = new int[0];
     private int[] rowCanvas;
     private int batchSize;
     private int currentLayer;
@@ -108,16 +123,31 @@ public final class DiffusionModel implements AutoCloseable {
     /** As above, with the cache that holds the sparse patterns of this model's requests. */
     public DiffusionModel(String name, HfConfig hfConfig, SafetensorsCheckpoint weights, Tokenizer tokenizer,
                           ModelOptions options, PatternCache patternCache) {
+        this(name, hfConfig, weights, tokenizer, options, patternCache, DlmKvCache.withDefaultCap());
+    }
+
+    /** As above, with the store that holds the Fast-dLLM keys and values of this model's cached requests. */
+    public DiffusionModel(String name, HfConfig hfConfig, SafetensorsCheckpoint weights, Tokenizer tokenizer,
+                          ModelOptions options, PatternCache patternCache, DlmKvCache kvCache) {
         this(name, hfConfig, DiffusionWeights.read(weights, modelConfig(name, hfConfig),
-                DiffusionFamily.of(hfConfig) == DiffusionFamily.DREAM), tokenizer, options, patternCache);
+                DiffusionFamily.of(hfConfig) == DiffusionFamily.DREAM), tokenizer, options, patternCache, kvCache);
     }
 
     /** From weights already in memory (the benchmarks build random ones); the weights must match the config. */
     DiffusionModel(String name, HfConfig hfConfig, DiffusionWeights weights, Tokenizer tokenizer,
                    ModelOptions options, PatternCache patternCache) {
+        this(name, hfConfig, weights, tokenizer, options, patternCache, DlmKvCache.withDefaultCap());
+    }
+
+    DiffusionModel(String name, HfConfig hfConfig, DiffusionWeights weights, Tokenizer tokenizer,
+                   ModelOptions options, PatternCache patternCache, DlmKvCache kvCache) {
         if (patternCache == null) {
             throw new IllegalArgumentException("patternCache must not be null");
         }
+        if (kvCache == null) {
+            throw new IllegalArgumentException("kvCache must not be null");
+        }
+        this.kvCache = kvCache;
         this.name = name;
         this.hfConfig = hfConfig;
         this.config = modelConfig(name, hfConfig);
@@ -260,18 +290,30 @@ public final class DiffusionModel implements AutoCloseable {
         patternCache.release(handle);
     }
 
+    /** The Fast-dLLM keys and values of this model's cached requests. */
+    public DlmKvCache kvCache() {
+        return kvCache;
+    }
+
+    /** Frees a request's Fast-dLLM keys and values, if any ({@code null} is allowed: an uncached request has none). */
+    public void releaseKvCache(DlmKvHandle handle) {
+        kvCache.release(handle);
+    }
+
     /**
      * Runs every canvas of the batch through the model at once. {@code logits[i]} receives, for each position
      * of input i's logits range in order, vocabSize floats (so {@code logitsLength * vocabSize} in all).
      * Inputs with a {@link SparseStep} past their switch step look their pattern up in {@link #patternCache()}
-     * (a hit attends sparsely; a miss runs dense and stores a freshly built pattern).
+     * (a hit attends sparsely; a miss runs dense and stores a freshly built pattern). Inputs with a
+     * {@link DlmCacheStep} keep or reuse their request's keys and values in {@link #kvCache()}.
      */
     public void forward(List<DenoiseInput> batch, float[][] logits) {
         int n = batch.size();
         if (n == 0) {
             return;
         }
-        int rows = check(batch, logits);
+        check(batch, logits);
+        int rows = resolveCaches(batch);
         int outputs = 0;
         for (DenoiseInput in : batch) {
             outputs += in.logitsLength();
@@ -283,8 +325,9 @@ public final class DiffusionModel implements AutoCloseable {
         for (int c = 0; c < n; c++) {
             DenoiseInput in = batch.get(c);
             int start = row;
+            canvasFirstRow[c] = start;
             int[] tokens = in.tokens();
-            for (int p = 0; p < tokens.length; p++, row++) {
+            for (int p = canvasRowFrom[c], end = p + canvasRows[c]; p < end; p++, row++) {
                 rowPos[row] = p;
                 rowCanvas[row] = c;
                 rowCanvasStart[row] = start;
@@ -301,15 +344,16 @@ public final class DiffusionModel implements AutoCloseable {
                 canvasBuilder[c] = null;
             }
             canvasPattern[c] = null;
+            canvasCache[c] = null;
         }
         int out = 0;
-        row = 0;
-        for (DenoiseInput in : batch) {
+        for (int c = 0; c < n; c++) {
+            DenoiseInput in = batch.get(c);
+            int first = canvasFirstRow[c] + in.logitsStart() - canvasRowFrom[c];
             for (int p = 0; p < in.logitsLength(); p++, out++) {
-                Kernels.rmsnorm(outputRows, out * dim, x, (row + in.logitsStart() + p) * dim, w.finalNorm(), dim,
+                Kernels.rmsnorm(outputRows, out * dim, x, (first + p) * dim, w.finalNorm(), dim,
                         config.rmsNormEps());
             }
-            row += in.length();
         }
         int vocab = config.vocabSize();
         matmul(w.lmHead(), vocab, dim, outputRows, outputs, outputLogits);
@@ -319,6 +363,47 @@ public final class DiffusionModel implements AutoCloseable {
             System.arraycopy(outputLogits, out, logits[i], 0, count);
             out += count;
         }
+    }
+
+    /**
+     * Decides per input which canvas rows run and where its keys and values live: uncached inputs run the whole
+     * canvas; a refresh step runs the whole canvas into its request's (new or reused) entry; a reuse step with an
+     * entry runs only the rows its mode recomputes. Returns the step's rows.
+     */
+    private int resolveCaches(List<DenoiseInput> batch) {
+        int n = batch.size();
+        if (canvasCache.length < n) {
+            canvasCache = new DlmKvCache.Entry[n];
+            canvasRowFrom = new int[n];
+            canvasRows = new int[n];
+            canvasFirstRow = new int[n];
+        }
+        long rows = 0;
+        for (int c = 0; c < n; c++) {
+            DenoiseInput in = batch.get(c);
+            DlmCacheStep step = in.cache();
+            DlmKvCache.Entry entry = null;
+            int from = 0;
+            int to = in.length();
+            if (step != null && step.refresh()) {
+                entry = kvCache.acquire(step.handle(), config.nLayers(), in.length(), config.kvDim());
+            } else if (step != null) {
+                entry = kvCache.lookup(step.handle());
+                if (entry != null) {
+                    if (entry.tokens() != in.length()) {
+                        throw new IllegalArgumentException("input " + c + ": " + step.handle() + " holds keys of "
+                                + entry.tokens() + " positions, the canvas has " + in.length());
+                    }
+                    from = step.rowsFrom();
+                    to = step.rowsTo(in.length());
+                }
+            }
+            canvasCache[c] = entry;
+            canvasRowFrom[c] = from;
+            canvasRows[c] = to - from;
+            rows += to - from;
+        }
+        return (int) rows;
     }
 
     /** Decides per input: dense, sparse through its cached pattern, or dense while building its pattern. */
@@ -373,6 +458,7 @@ public final class DiffusionModel implements AutoCloseable {
         for (int t = 0; t < rows; t++) {
             rope(t);
         }
+        keepKeysAndValues(l);
         buildPatterns(l);
         attend(rows); // q, k, v -> xb
         matmul(w.wo()[l], dim, dim, xb, rows, xb2);
@@ -429,6 +515,22 @@ public final class DiffusionModel implements AutoCloseable {
                 a[i0] = a0 * cos - a1 * sin;
                 a[i1] = a0 * sin + a1 * cos;
             }
+        }
+    }
+
+    /** Writes layer l's fresh keys and values of every cached input's rows into its request's entry. */
+    private void keepKeysAndValues(int l) {
+        int kvDim = config.kvDim();
+        for (int c = 0; c < batchSize; c++) {
+            DlmKvCache.Entry entry = canvasCache[c];
+            if (entry == null) {
+                continue;
+            }
+            int from = canvasFirstRow[c] * kvDim;
+            int to = canvasRowFrom[c] * kvDim;
+            int count = canvasRows[c] * kvDim;
+            System.arraycopy(k, from, entry.keys()[l], to, count);
+            System.arraycopy(v, from, entry.values()[l], to, count);
         }
     }
 
@@ -494,8 +596,19 @@ public final class DiffusionModel implements AutoCloseable {
         } else {
             ranges = pattern.keyRanges(currentLayer, h, rowPos[t0] / pattern.blockSize(), s.keyFrom, s.keyTo);
         }
-        canvasAttention.attend(rows, q, s.qOffset, k, v, rowCanvasStart[t0] * kvDim + kvHead * hs, kvDim,
-                attentionScale, s.keyFrom, s.keyTo, ranges, s.att, config.contextLength(), xb, s.qOffset);
+        // Keys and values by canvas position: this step's rows of the canvas, or a cached input's entry (the whole
+        // canvas, laid out as k and v are, with this step's fresh rows already written in).
+        float[] keys = k;
+        float[] values = v;
+        int kvBase = rowCanvasStart[t0] * kvDim + kvHead * hs;
+        DlmKvCache.Entry entry = canvasCache[rowCanvas[t0]];
+        if (entry != null) {
+            keys = entry.keys()[currentLayer];
+            values = entry.values()[currentLayer];
+            kvBase = kvHead * hs;
+        }
+        canvasAttention.attend(rows, q, s.qOffset, keys, values, kvBase, kvDim, attentionScale, s.keyFrom, s.keyTo,
+                ranges, s.att, config.contextLength(), xb, s.qOffset);
     }
 
     private void matmul(float[] weight, int rows, int cols, float[] in, int tokens, float[] out) {

@@ -17,9 +17,11 @@ import io.stepstream.engine.sparse.SparseDPolicy;
  * @param seed        seed of the request's own random stream (Gumbel noise, random remasking)
  * @param sparseD     null (the default) for dense attention at every step; else SparseD's settings: dense early
  *                    steps, then a per-head block pattern built once and reused (see {@link SparseDPolicy})
+ * @param cache       cache: Fast-dLLM's approximate KV cache (NONE, the default, runs the whole canvas every step;
+ *                    PREFIX / DUAL, see {@link DlmCacheMode}); not combined with SparseD
  */
 public record DiffusionParams(int genLength, int blockLength, int steps, double temperature, Remasking remasking,
-                              Double threshold, long seed, SparseDPolicy sparseD) {
+                              Double threshold, long seed, SparseDPolicy sparseD, DlmCacheMode cache) {
     public DiffusionParams {
         if (genLength < 1) {
             throw new IllegalArgumentException("gen_length must be >= 1, got " + genLength);
@@ -53,12 +55,25 @@ public record DiffusionParams(int genLength, int blockLength, int steps, double 
         if (threshold != null && !(threshold > 0 && threshold <= 1)) {
             throw new IllegalArgumentException("threshold must be in (0, 1] (or absent), got " + threshold);
         }
+        if (cache == null) {
+            throw new IllegalArgumentException("cache must be NONE, PREFIX or DUAL, got null");
+        }
+        if (cache != DlmCacheMode.NONE && sparseD != null) {
+            throw new IllegalArgumentException("cache " + cache.wireName() + " cannot be combined with sparse_d"
+                    + " (SparseD's patterns are built over the whole canvas every step)");
+        }
+    }
+
+    /** Without the Fast-dLLM cache. */
+    public DiffusionParams(int genLength, int blockLength, int steps, double temperature, Remasking remasking,
+                           Double threshold, long seed, SparseDPolicy sparseD) {
+        this(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD, DlmCacheMode.NONE);
     }
 
     /** Dense attention (no SparseD). */
     public DiffusionParams(int genLength, int blockLength, int steps, double temperature, Remasking remasking,
                            Double threshold, long seed) {
-        this(genLength, blockLength, steps, temperature, remasking, threshold, seed, null);
+        this(genLength, blockLength, steps, temperature, remasking, threshold, seed, null, DlmCacheMode.NONE);
     }
 
     /** LLaDA's defaults: 128 tokens in one block, 128 steps, greedy, low-confidence remasking, no threshold. */
@@ -75,23 +90,34 @@ public record DiffusionParams(int genLength, int blockLength, int steps, double 
     }
 
     public DiffusionParams withGenLength(int genLength, int blockLength, int steps) {
-        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD,
+                cache);
     }
 
     public DiffusionParams withTemperature(double temperature, long seed) {
-        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD,
+                cache);
     }
 
     public DiffusionParams withRemasking(Remasking remasking) {
-        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD,
+                cache);
     }
 
     /** The same settings with SparseD attention ({@code null}: dense). */
     public DiffusionParams withSparseD(SparseDPolicy sparseD) {
-        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD,
+                cache);
     }
 
     public DiffusionParams withThreshold(Double threshold) {
-        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD);
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD,
+                cache);
+    }
+
+    /** The same settings with Fast-dLLM's KV cache ({@code NONE}: the whole canvas every step). */
+    public DiffusionParams withCache(DlmCacheMode cache) {
+        return new DiffusionParams(genLength, blockLength, steps, temperature, remasking, threshold, seed, sparseD,
+                cache);
     }
 }

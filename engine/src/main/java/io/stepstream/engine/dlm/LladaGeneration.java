@@ -40,6 +40,15 @@ import java.util.SplittableRandom;
  * index of the forward pass, so the model can switch to the request's cached block pattern at the policy's switch
  * step (SparseD counts LLaDA's planned {@code steps} as the request's total). The scheduler must release the
  * handle ({@code model.patternCache().release(generation.patternHandle())}) when the request ends, done or not.
+ *
+ * <p>With a Fast-dLLM cache ({@link DlmCacheMode#PREFIX} or {@link DlmCacheMode#DUAL}), as Fast-dLLM's
+ * {@code generate_with_prefix_cache} / {@code generate_with_dual_cache} do it: the first step of each block is a
+ * refresh, running the whole canvas (as it stands before that step's commits) and keeping every layer's keys and
+ * values; every later step of the block recomputes only the block and everything after it (PREFIX), or only the
+ * block (DUAL), attending to the kept keys and values of the other positions. The decisions (x0, confidences, the
+ * fixed schedule or the threshold, when a block ends) are exactly those above; only the logits differ, since the
+ * kept keys and values are stale once tokens are committed. The input carries a {@link DlmCacheStep}; the scheduler
+ * must free the request's keys and values ({@code model.releaseKvCache(generation.kvHandle())}) when it ends.
  * Not thread-safe; one instance per request.
  */
 public final class LladaGeneration implements DenoisingGeneration {
@@ -51,6 +60,8 @@ public final class LladaGeneration implements DenoisingGeneration {
     private final SplittableRandom random;
     /** Null for dense attention. */
     private final PatternHandle patternHandle;
+    /** Null without a Fast-dLLM cache. */
+    private final DlmKvHandle kvHandle;
 
     private int block;
     private int blockStart;
@@ -102,6 +113,7 @@ public final class LladaGeneration implements DenoisingGeneration {
         Arrays.fill(canvas, prefix.length, canvas.length, maskId);
         this.random = new SplittableRandom(params.seed());
         this.patternHandle = params.sparseD() == null ? null : new PatternHandle();
+        this.kvHandle = params.cache() == DlmCacheMode.NONE ? null : new DlmKvHandle();
         int b = params.blockLength();
         this.x0 = new int[b];
         this.confidence = new double[b];
@@ -155,6 +167,11 @@ public final class LladaGeneration implements DenoisingGeneration {
      */
     public DenoiseInput nextInput() {
         requireRunning();
+        if (kvHandle != null) {
+            return new DenoiseInput(canvas, input.logitsStart(), input.logitsLength(), null,
+                    new DlmCacheStep(kvHandle, params.cache(), stepInBlock == 0, blockStart,
+                            blockStart + params.blockLength()));
+        }
         if (patternHandle == null) {
             return input;
         }
@@ -165,6 +182,12 @@ public final class LladaGeneration implements DenoisingGeneration {
     /** The request's sparse pattern handle, or null when it attends densely; release it when the request ends. */
     public PatternHandle patternHandle() {
         return patternHandle;
+    }
+
+    /** The request's Fast-dLLM cache handle, or null without a cache; free it when the request ends. */
+    @Override
+    public DlmKvHandle kvHandle() {
+        return kvHandle;
     }
 
     /** Floats {@link #apply} reads: block_length positions x vocabulary. */

@@ -66,7 +66,7 @@ final class ReferenceDlm {
         }
     }
 
-    private double[] weight(String name) {
+    double[] weight(String name) {
         double[] v = w.get(name);
         if (v == null) {
             throw new IllegalStateException("no tensor " + name);

@@ -106,6 +106,10 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--eps", paramLabel = "E", description = "Dream models: the last timestep in (0, 1) (default 1e-3).")
     Double eps;
 
+    @Option(names = "--dlm-cache", paramLabel = "none|prefix|dual",
+            description = "Diffusion models: Fast-dLLM's approximate KV cache (default none).")
+    String dlmCache;
+
     @Option(names = "--progress", description = "Diffusion models: report each denoising step (stderr; a JSON line"
             + " with --json).")
     boolean progress;
@@ -188,7 +192,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         boolean withSparseD = sparsed || sparsedSkip != null || sparsedSelect != null || sparsedBlock != null;
         if (genLength != null || blockLength != null || steps != null || remasking != null || threshold != null
-                || progress || withSparseD || alg != null || algTemp != null || eps != null) {
+                || progress || withSparseD || alg != null || algTemp != null || eps != null || dlmCache != null) {
             var diffusion = DiffusionOptions.newBuilder().setProgress(progress);
             if (genLength != null) {
                 diffusion.setGenLength(genLength);
@@ -227,6 +231,9 @@ final class GenerateCommand implements Callable<Integer> {
             }
             if (eps != null) {
                 diffusion.setEps(eps);
+            }
+            if (dlmCache != null) {
+                diffusion.setCache(dlmCache);
             }
             request.setDiffusion(diffusion);
         }

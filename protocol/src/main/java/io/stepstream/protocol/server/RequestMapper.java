@@ -66,7 +66,8 @@ public final class RequestMapper {
                 d.hasSparsed() ? sparseD(d.getSparsed()) : null,
                 d.getAlg().isEmpty() ? null : d.getAlg(),
                 d.hasAlgTemp() ? d.getAlgTemp() : null,
-                d.hasEps() ? d.getEps() : null);
+                d.hasEps() ? d.getEps() : null,
+                d.getCache().isEmpty() ? null : d.getCache());
     }
 
     private static SparseDOptions sparseD(io.stepstream.protocol.v1.SparseDOptions s) {
