@@ -34,7 +34,14 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@code shortHalvesWide}: as shortHalves, activations already widened to shorts when quantized</li>
  *   <li>{@code shortPairShift}: 16-bit products reinterpreted as ints, the pair in each int summed by shifts</li>
  *   <li>{@code intDirect}: 16 bytes to 16 ints twice, 32-bit multiplies</li>
+ *   <li>{@code weightMatrix} / {@code weightMatrixFloat}: the production kernels on the same bytes (integer dot
+ *       with the activation quantization counted, and the float path)</li>
  * </ul>
+ * Result on the 2-core Zen 4 VM (busy; us/op): floatDecode 90, intDirect 72, shortHalves 74, shortHalvesWide 80,
+ * shortPairShift 74. All integer forms are within noise of each other and only ~20% ahead of the float decode in
+ * this one-accumulator form; without an int8/int16 dot-product operation they cost about as many vector
+ * operations per block as the float path. The kernels use shortPairShift: it needs no half-vector shape change,
+ * which (with four rows per kernel) pushed C2 past its node budget.
  * <pre>
  * ./mvnw -q -B -pl engine -P jmh test-compile exec:exec -Djmh.args="Int8DotBenchmark -f 1 -wi 3 -i 5 -w 1s -r 1s"
  * </pre>
@@ -197,90 +204,5 @@ public class Int8DotBenchmark {
             out[r] = acc.reduceLanes(VectorOperators.ADD);
         }
         return out;
-    }
-
-    /** Four rows at a time (four independent accumulator chains, activations loaded once for four rows). */
-    @Benchmark
-    public float[] floatDecodeRows4() {
-        for (int r = 0; r < ROWS; r += 4) {
-            long b0 = r * ROW_BYTES;
-            FloatVector a0 = FloatVector.zero(F512), a1 = a0, a2 = a0, a3 = a0;
-            for (int b = 0; b < BLOCKS; b++, b0 += 34) {
-                long b1 = b0 + ROW_BYTES, b2 = b1 + ROW_BYTES, b3 = b2 + ROW_BYTES;
-                float d0 = Float.float16ToFloat(w.get(I16, b0));
-                float d1 = Float.float16ToFloat(w.get(I16, b1));
-                float d2 = Float.float16ToFloat(w.get(I16, b2));
-                float d3 = Float.float16ToFloat(w.get(I16, b3));
-                for (int j = 0; j < 32; j += 16) {
-                    FloatVector x = FloatVector.fromArray(F512, xf, b * 32 + j);
-                    a0 = ((FloatVector) ByteVector.fromMemorySegment(B128, w, b0 + 2 + j, LE).castShape(F512, 0)).mul(d0).fma(x, a0);
-                    a1 = ((FloatVector) ByteVector.fromMemorySegment(B128, w, b1 + 2 + j, LE).castShape(F512, 0)).mul(d1).fma(x, a1);
-                    a2 = ((FloatVector) ByteVector.fromMemorySegment(B128, w, b2 + 2 + j, LE).castShape(F512, 0)).mul(d2).fma(x, a2);
-                    a3 = ((FloatVector) ByteVector.fromMemorySegment(B128, w, b3 + 2 + j, LE).castShape(F512, 0)).mul(d3).fma(x, a3);
-                }
-            }
-            out[r] = a0.reduceLanes(VectorOperators.ADD);
-            out[r + 1] = a1.reduceLanes(VectorOperators.ADD);
-            out[r + 2] = a2.reduceLanes(VectorOperators.ADD);
-            out[r + 3] = a3.reduceLanes(VectorOperators.ADD);
-        }
-        return out;
-    }
-
-    @Benchmark
-    public float[] shortHalvesRows4() {
-        for (int r = 0; r < ROWS; r += 4) {
-            long b0 = r * ROW_BYTES;
-            FloatVector a0 = FloatVector.zero(F512), a1 = a0, a2 = a0, a3 = a0;
-            for (int b = 0; b < BLOCKS; b++, b0 += 34) {
-                long b1 = b0 + ROW_BYTES, b2 = b1 + ROW_BYTES, b3 = b2 + ROW_BYTES;
-                float dx = xd[b];
-                ShortVector x = (ShortVector) ByteVector.fromArray(B256, xq, b * 32).castShape(S512, 0);
-                a0 = halves(x, b0).fma(FloatVector.broadcast(F512, Float.float16ToFloat(w.get(I16, b0)) * dx), a0);
-                a1 = halves(x, b1).fma(FloatVector.broadcast(F512, Float.float16ToFloat(w.get(I16, b1)) * dx), a1);
-                a2 = halves(x, b2).fma(FloatVector.broadcast(F512, Float.float16ToFloat(w.get(I16, b2)) * dx), a2);
-                a3 = halves(x, b3).fma(FloatVector.broadcast(F512, Float.float16ToFloat(w.get(I16, b3)) * dx), a3);
-            }
-            out[r] = a0.reduceLanes(VectorOperators.ADD);
-            out[r + 1] = a1.reduceLanes(VectorOperators.ADD);
-            out[r + 2] = a2.reduceLanes(VectorOperators.ADD);
-            out[r + 3] = a3.reduceLanes(VectorOperators.ADD);
-        }
-        return out;
-    }
-
-    private FloatVector halves(ShortVector x, long block) {
-        ShortVector p = ((ShortVector) ByteVector.fromMemorySegment(B256, w, block + 2, LE).castShape(S512, 0)).mul(x);
-        ShortVector h = ((ShortVector) p.reinterpretShape(S256, 0)).add((ShortVector) p.reinterpretShape(S256, 1));
-        return (FloatVector) h.castShape(I512, 0).castShape(F512, 0);
-    }
-
-    @Benchmark
-    public float[] intDirectRows4() {
-        for (int r = 0; r < ROWS; r += 4) {
-            long b0 = r * ROW_BYTES;
-            FloatVector a0 = FloatVector.zero(F512), a1 = a0, a2 = a0, a3 = a0;
-            for (int b = 0; b < BLOCKS; b++, b0 += 34) {
-                long b1 = b0 + ROW_BYTES, b2 = b1 + ROW_BYTES, b3 = b2 + ROW_BYTES;
-                float dx = xd[b];
-                IntVector x0 = (IntVector) ByteVector.fromArray(B128, xq, b * 32).castShape(I512, 0);
-                IntVector x1 = (IntVector) ByteVector.fromArray(B128, xq, b * 32 + 16).castShape(I512, 0);
-                a0 = ints(x0, x1, b0).fma(FloatVector.broadcast(F512, Float.float16ToFloat(w.get(I16, b0)) * dx), a0);
-                a1 = ints(x0, x1, b1).fma(FloatVector.broadcast(F512, Float.float16ToFloat(w.get(I16, b1)) * dx), a1);
-                a2 = ints(x0, x1, b2).fma(FloatVector.broadcast(F512, Float.float16ToFloat(w.get(I16, b2)) * dx), a2);
-                a3 = ints(x0, x1, b3).fma(FloatVector.broadcast(F512, Float.float16ToFloat(w.get(I16, b3)) * dx), a3);
-            }
-            out[r] = a0.reduceLanes(VectorOperators.ADD);
-            out[r + 1] = a1.reduceLanes(VectorOperators.ADD);
-            out[r + 2] = a2.reduceLanes(VectorOperators.ADD);
-            out[r + 3] = a3.reduceLanes(VectorOperators.ADD);
-        }
-        return out;
-    }
-
-    private FloatVector ints(IntVector x0, IntVector x1, long block) {
-        IntVector w0 = (IntVector) ByteVector.fromMemorySegment(B128, w, block + 2, LE).castShape(I512, 0);
-        IntVector w1 = (IntVector) ByteVector.fromMemorySegment(B128, w, block + 18, LE).castShape(I512, 0);
-        return (FloatVector) w0.mul(x0).add(w1.mul(x1)).castShape(F512, 0);
     }
 }
