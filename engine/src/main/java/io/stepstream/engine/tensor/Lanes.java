@@ -51,9 +51,9 @@ final class Lanes {
             throw new ExceptionInInitializerError("float vectors of " + L + " lanes do not divide a 32-element block");
         }
         if (INT_DOT) {
-            // Run each shape change of the integer-dot kernels once now: a species' dummy vector is made lazily,
-            // and C2 only intrinsifies a conversion whose target species already has it (otherwise "missing
-            // constant", the conversion stays a call, every vector around it is boxed: 10x slower).
+            // Run each shape change of the integer-dot kernels once at class initialization, so that the lazily
+            // made parts of their species exist before C2 compiles a kernel (a "missing constant" in
+            // -XX:+PrintIntrinsics leaves the conversion a call, and the vectors around it boxed).
             pairSums(widen2L(ByteVector.zero(BYTES_2L)).mul(widen2L(ByteVector.zero(BYTES_2L))));
             shortsToFloats(widen(ByteVector.zero(BYTES)));
         }
@@ -121,10 +121,7 @@ final class Lanes {
         return at - at % BL;
     }
 
-    /**
-     * L shorts as L floats, through ints: a direct short-to-float castShape is not compiled to vector code here
-     * (it ran ten times slower), the two widening steps are.
-     */
+    /** L shorts as L floats, through ints (the two widening steps the float16 decoder uses too). */
     static FloatVector shortsToFloats(ShortVector shorts) {
         return (FloatVector) shorts.castShape(INTS, 0).castShape(FLOATS, 0);
     }

@@ -21,6 +21,10 @@ import java.util.Objects;
  * rows by one, one row by four, one by one), never how one result is computed; so a token's output is bitwise
  * the same alone or in any batch.
  *
+ * <p>Integer dot ({@link #hasIntegerDot}: Q8_0 and Q4_0 with 16 float lanes): the activations quantized to Q8_0
+ * per token row ({@link QuantizedRows}), exact integer products per block scaled into float lanes, one row at a time
+ * (tokens four at a time or one); batch invariant in the same way.
+ *
  * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the one-row tile shapes (and, for speed, the
  * four-row ones with {@link #hasRowTiles}) and the row decoder with
  * its own chunk decode written out in the loops, plus a case in {@link #of}. Keep the compiled tiles lean:
