@@ -1,5 +1,6 @@
 package io.stepstream.engine.bench;
 
+import io.stepstream.engine.tensor.QuantizedRows;
 import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.engine.tensor.WeightMatrix;
 
@@ -13,7 +14,9 @@ import java.util.Random;
 /**
  * One-thread matmul cost in thread CPU time rather than wall time, for machines shared with other work:
  * time the thread spends descheduled is not counted (cache and memory contention still are). Best of five
- * rounds after a warm-up. Arguments: ROWS COLS TYPES TOKENS, e.g. {@code 2048 2048 F32,Q8_0 1,4,8,32}:
+ * rounds after a warm-up. Arguments: ROWS COLS TYPES TOKENS, e.g. {@code 2048 2048 F32,Q8_0 1,4,8,32}; a type
+ * with an {@code i} suffix ({@code Q8_0i}, {@code Q4_0i}) runs the integer-dot matmul, the activations quantized
+ * to Q8_0 once per call as the model does (the quantization is counted):
  * <pre>
  * ./mvnw -q -B -pl engine -P jmh test-compile exec:exec -Djmh.main=io.stepstream.engine.bench.MatmulCpuTime \
  *     -Djmh.args="2048 2048 F32,Q8_0 1,4,8,32"
@@ -38,7 +41,9 @@ public final class MatmulCpuTime {
             w[i] = (float) (rnd.nextGaussian() * 0.02);
         }
         for (String name : args[2].split(",")) {
-            TensorType type = TensorType.valueOf(name);
+            boolean integer = name.endsWith("i");
+            TensorType type = TensorType.valueOf(integer ? name.substring(0, name.length() - 1) : name);
+            QuantizedRows quantized = new QuantizedRows();
             byte[] bytes = Weights.encode(type, w);
             MemorySegment data = Arena.global().allocate(bytes.length, 64);
             data.copyFrom(MemorySegment.ofArray(bytes));
@@ -49,20 +54,23 @@ public final class MatmulCpuTime {
                     x[i] = (float) rnd.nextGaussian();
                 }
                 float[] out = new float[tokens * rows];
+                Runnable call = integer
+                        ? () -> m.matmul(quantized.quantize(x, 0, tokens, cols), out, 0, null)
+                        : () -> m.matmul(x, 0, tokens, out, 0, null);
                 for (int i = 0; i < 30; i++) {
-                    m.matmul(x, 0, tokens, out, 0, null);
+                    call.run();
                 }
                 int calls = Math.max(5, 400 / tokens);
                 double best = Double.MAX_VALUE;
                 for (int round = 0; round < 5; round++) {
                     long t0 = threads.getCurrentThreadCpuTime();
                     for (int i = 0; i < calls; i++) {
-                        m.matmul(x, 0, tokens, out, 0, null);
+                        call.run();
                     }
                     best = Math.min(best, (threads.getCurrentThreadCpuTime() - t0) / 1e6 / calls);
                 }
-                System.out.printf("%s %dx%d tokens=%d: %.3f ms CPU per call, %.3f ms per token, %.1f GFLOP/s%n",
-                        type, rows, cols, tokens, best, best / tokens, 2.0 * rows * cols * tokens / best / 1e6);
+                System.out.printf("%s%s %dx%d tokens=%d: %.3f ms CPU per call, %.3f ms per token, %.1f GFLOP/s%n",
+                        type, integer ? " int-dot" : "", rows, cols, tokens, best, best / tokens, 2.0 * rows * cols * tokens / best / 1e6);
             }
         }
     }

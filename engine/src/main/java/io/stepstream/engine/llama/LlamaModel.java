@@ -11,6 +11,7 @@ import io.stepstream.engine.cpu.Kernels;
 import io.stepstream.engine.cpu.VectorKernels;
 import io.stepstream.engine.kv.KvBlockPool;
 import io.stepstream.engine.kv.PagedKvCache;
+import io.stepstream.engine.tensor.QuantizedRows;
 import io.stepstream.engine.tensor.WeightMatrix;
 
 import java.util.List;
@@ -26,6 +27,14 @@ import java.util.List;
  * thread split, so a sequence's logits are bitwise the same alone or batched. Not thread-safe: one step at a time.
  */
 public final class LlamaModel implements Model {
+    /**
+     * System property: {@code true} runs the Q8_0 and Q4_0 matmuls as llama.cpp does, on the activations quantized
+     * to Q8_0 (once per matmul input) with integer dot products ({@link WeightMatrix#matmul(QuantizedRows, float[],
+     * int, io.stepstream.engine.cpu.ComputePool)}); unset or {@code false} keeps the float path (exact float
+     * activations). Read when a model is created. Off by default: on this JDK's Vector API (no int8 or int16
+     * dot-product operation) the integer kernels are not faster than the float ones (docs/benchmarks.md).
+     */
+    public static final String INT8_DOT_PROPERTY = "stepstream.cpu.int8dot";
     private static final int BLOCK = KvBlockPool.BLOCK_POSITIONS;
 
     private final String name;
@@ -62,6 +71,9 @@ public final class LlamaModel implements Model {
     private final float[][] attScores;
 
     private final MatmulTask matmul = new MatmulTask();
+    private final boolean int8Dot = Boolean.getBoolean(INT8_DOT_PROPERTY);
+    /** The current matmul input quantized to Q8_0 (integer-dot path only); reused by matmuls sharing the input. */
+    private final QuantizedRows quantized = new QuantizedRows();
     private final AttentionTask attention = new AttentionTask();
 
     /**
@@ -157,7 +169,7 @@ public final class LlamaModel implements Model {
             Kernels.rmsnorm(lastRows, i * dim, x, entryLastRow[i] * dim, w.outputNorm(), dim, config.rmsNormEps());
         }
         int vocab = config.vocabSize();
-        matmul(w.output(), lastRows, e, lastLogits);
+        matmul(w.output(), lastRows, quantizeFor(lastRows, e, w.output(), null, null), e, lastLogits);
         for (int i = 0; i < e; i++) {
             System.arraycopy(lastLogits, i * vocab, logits[i], 0, vocab);
             ForwardBatch.Entry en = entries.get(i);
@@ -174,9 +186,10 @@ public final class LlamaModel implements Model {
         for (int t = 0; t < tokens; t++) {
             Kernels.rmsnorm(xb, t * dim, x, t * dim, y.attnNorm(), dim, eps);
         }
-        matmul(y.wq(), xb, tokens, q);
-        matmul(y.wk(), xb, tokens, k);
-        matmul(y.wv(), xb, tokens, v);
+        QuantizedRows qx = quantizeFor(xb, tokens, y.wq(), y.wk(), y.wv());
+        matmul(y.wq(), xb, qx, tokens, q);
+        matmul(y.wk(), xb, qx, tokens, k);
+        matmul(y.wv(), xb, qx, tokens, v);
         if (y.bq() != null) {
             addBias(q, y.bq(), tokens);
             addBias(k, y.bk(), tokens);
@@ -188,17 +201,18 @@ public final class LlamaModel implements Model {
             storeKv(l, t);
         }
         attend(l, tokens); // writes xb
-        matmul(y.wo(), xb, tokens, xb2);
+        matmul(y.wo(), xb, quantizeFor(xb, tokens, y.wo(), null, null), tokens, xb2);
         for (int i = 0, n = tokens * dim; i < n; i++) {
             x[i] += xb2[i];
         }
         for (int t = 0; t < tokens; t++) {
             Kernels.rmsnorm(xb, t * dim, x, t * dim, y.ffnNorm(), dim, eps);
         }
-        matmul(y.gate(), xb, tokens, hb);
-        matmul(y.up(), xb, tokens, hb2);
+        qx = quantizeFor(xb, tokens, y.gate(), y.up(), null);
+        matmul(y.gate(), xb, qx, tokens, hb);
+        matmul(y.up(), xb, qx, tokens, hb2);
         Kernels.swiglu(hb, hb2, 0, tokens * hidden);
-        matmul(y.down(), hb, tokens, xb2);
+        matmul(y.down(), hb, quantizeFor(hb, tokens, y.down(), null, null), tokens, xb2);
         for (int i = 0, n = tokens * dim; i < n; i++) {
             x[i] += xb2[i];
         }
@@ -297,12 +311,31 @@ public final class LlamaModel implements Model {
         }
     }
 
-    /** out[t, :] = W x[t, :] for all tokens: one pass over W, its rows split over the pool. */
-    private void matmul(WeightMatrix weight, float[] in, int tokens, float[] out) {
-        matmul.set(weight, in, tokens, out);
+    /** Whether {@code weight}'s matmuls take quantized activations (the {@link #INT8_DOT_PROPERTY} path). */
+    private boolean intDot(WeightMatrix weight) {
+        return int8Dot && weight != null && weight.hasIntegerDot();
+    }
+
+    /**
+     * {@code tokens} rows of {@code in} quantized once for the up to three matmuls that read them (null entries
+     * ignored), or null when none of them takes quantized activations.
+     */
+    private QuantizedRows quantizeFor(float[] in, int tokens, WeightMatrix a, WeightMatrix b, WeightMatrix c) {
+        if (!intDot(a) && !intDot(b) && !intDot(c)) {
+            return null;
+        }
+        return quantized.quantize(in, 0, tokens, a.cols());
+    }
+
+    /**
+     * out[t, :] = W x[t, :] for all tokens: one pass over W, its rows split over the pool; from {@code qin} (the
+     * same rows quantized) when W takes quantized activations.
+     */
+    private void matmul(WeightMatrix weight, float[] in, QuantizedRows qin, int tokens, float[] out) {
+        matmul.set(weight, in, intDot(weight) ? qin : null, tokens, out);
         long work = (long) tokens * weight.rows() * weight.cols();
         compute.run(matmul, weight.rows(), WeightMatrix.rowGrain(weight.rows(), compute.threads()), work >= parallelThreshold);
-        matmul.set(null, null, 0, null);
+        matmul.set(null, null, null, 0, null);
     }
 
     /** About four chunks per thread, so uneven chunks still balance. */
@@ -313,18 +346,24 @@ public final class LlamaModel implements Model {
     private static final class MatmulTask implements ComputePool.RangeTask {
         WeightMatrix weight;
         float[] in;
+        QuantizedRows quantized;
         int tokens;
         float[] out;
 
-        void set(WeightMatrix weight, float[] in, int tokens, float[] out) {
+        void set(WeightMatrix weight, float[] in, QuantizedRows quantized, int tokens, float[] out) {
             this.weight = weight;
             this.in = in;
+            this.quantized = quantized;
             this.tokens = tokens;
             this.out = out;
         }
 
         @Override
         public void run(int from, int to, int worker) {
+            if (quantized != null) {
+                weight.matmulRows(quantized, out, 0, from, to);
+                return;
+            }
             weight.matmulRows(in, 0, tokens, out, 0, from, to);
         }
     }

@@ -31,6 +31,15 @@ final class Lanes {
     static final int BL = Math.max(L, 8);
     static final VectorSpecies<Byte> BYTES = VectorSpecies.of(byte.class, VectorShape.forBitSize(BL * 8));
 
+    /**
+     * Integer dot: a block's 32 int8 values widened to 32 shorts (one 512-bit vector), their 16-bit products
+     * folded to 16 exact pair sums as 16 float lanes. Only with 16 float lanes (AVX-512): one block is then one
+     * vector and the kernels need no inner chunk loop; other machines keep the float path.
+     */
+    static final boolean INT_DOT = L == 16;
+    static final VectorSpecies<Byte> BYTES_2L = VectorSpecies.of(byte.class, VectorShape.forBitSize(L * 16));
+    static final VectorSpecies<Short> SHORTS_2L = VectorSpecies.of(short.class, VectorShape.forBitSize(L * 32));
+
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     static final ValueLayout.OfFloat F32_LE = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
     static final ValueLayout.OfShort I16_LE = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
@@ -40,6 +49,13 @@ final class Lanes {
     static {
         if (32 % L != 0) {
             throw new ExceptionInInitializerError("float vectors of " + L + " lanes do not divide a 32-element block");
+        }
+        if (INT_DOT) {
+            // Run each shape change of the integer-dot kernels once at class initialization, so that the lazily
+            // made parts of their species exist before C2 compiles a kernel (a "missing constant" in
+            // -XX:+PrintIntrinsics leaves the conversion a call, and the vectors around it boxed).
+            pairSums(widen2L(ByteVector.zero(BYTES_2L)).mul(widen2L(ByteVector.zero(BYTES_2L))));
+            shortsToFloats(widen(ByteVector.zero(BYTES)));
         }
     }
 
@@ -103,5 +119,34 @@ final class Lanes {
     /** Offset of the byte vector that holds lane {@code at} of a block (see {@link #bytesToFloats}). */
     static int byteLoadStart(int at) {
         return at - at % BL;
+    }
+
+    /** L shorts as L floats, through ints (the two widening steps the float16 decoder uses too). */
+    static FloatVector shortsToFloats(ShortVector shorts) {
+        return (FloatVector) shorts.castShape(INTS, 0).castShape(FLOATS, 0);
+    }
+
+    /** 2L signed bytes as 2L shorts. */
+    static ShortVector widen2L(ByteVector bytes) {
+        return (ShortVector) bytes.castShape(SHORTS_2L, 0);
+    }
+
+    /** L signed bytes as L shorts. */
+    static ShortVector widen(ByteVector bytes) {
+        return (ShortVector) bytes.castShape(SHORTS, 0);
+    }
+
+    /**
+     * 2L 16-bit products folded to L floats: lane i is products[2i] + products[2i + 1], exact (int8 times int8
+     * with one side in [-127, 127] is at most 16256 in magnitude, and the sum is an integer below 2^24, exact as
+     * a float). The pair is read from the int view of the products: its high half by an arithmetic shift, its
+     * low half by shifting up and back; no cross-lane shuffles and no shape change (the half-vector
+     * reinterpretation this replaced blew C2's node budget in the four-row kernels, and then vectors got boxed).
+     */
+    static FloatVector pairSums(ShortVector products) {
+        IntVector p = products.reinterpretAsInts();
+        IntVector high = p.lanewise(VectorOperators.ASHR, 16);
+        return (FloatVector) high.add(p.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16))
+                .castShape(FLOATS, 0);
     }
 }

@@ -3,6 +3,7 @@ package io.stepstream.engine.tensor;
 import io.stepstream.engine.cpu.VectorKernels;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
@@ -17,6 +18,12 @@ import static io.stepstream.engine.tensor.Lanes.LE;
  * its low nibble and weight j + 16 in its high nibble; weight = (nibble - 8) * d, exact in float32. One byte
  * load gives a chunk of low-nibble weights (to the even accumulator) and the matching chunk 16 further on (to
  * the odd one).
+ *
+ * <p>Integer dot (activations as {@link QuantizedRows}): per chunk of L bytes, the low and high nibbles minus 8 as
+ * shorts times the activation bytes at j and j + 16 as shorts, the two products added per lane (exact: at most
+ * 2 * 8 * 127), then acc += that * (d_w * d_x) per lane; blocks and chunks in column order, one accumulator per
+ * output element, then the fixed-order lane sum. Only the one-row one-token kernel: a four-token one (nibble
+ * decode shared by four tokens) went past C2's node budget and ran five times slower, boxed.
  */
 final class Q4_0Matrix extends WeightMatrix {
     private static final int BLOCK = 32;
@@ -93,5 +100,51 @@ final class Q4_0Matrix extends WeightMatrix {
                         .intoArray(dst, dstOffset + c + HALF + j);
             }
         }
+    }
+
+    @Override
+    public boolean hasIntegerDot() {
+        return Lanes.INT_DOT;
+    }
+
+    private static ShortVector low(ShortVector packed) {
+        return packed.and((short) 0x0F).sub((short) 8);
+    }
+
+    private static ShortVector high(ShortVector packed) {
+        return packed.lanewise(VectorOperators.ASHR, 4).and((short) 0x0F).sub((short) 8);
+    }
+
+    /** Per lane lo * xLo + hi * xHi (exact in shorts), as floats. */
+    private static FloatVector dot(ShortVector lo, ShortVector hi, ShortVector xLo, ShortVector xHi) {
+        return Lanes.shortsToFloats(lo.mul(xLo).add(hi.mul(xHi)));
+    }
+
+    private static ShortVector xs(byte[] xq, int at) {
+        return Lanes.widen(ByteVector.fromArray(BYTES, xq, at));
+    }
+
+    private ShortVector packed(long at) {
+        return Lanes.widen(ByteVector.fromMemorySegment(BYTES, data, at, LE));
+    }
+
+    @Override
+    void intRowToken(int r, byte[] xq, float[] xd, int t, float[] out, int o, float[] lanes) {
+        long q = rowBase(r);
+        int blocks = cols / BLOCK;
+        int x0 = t * cols;
+        int s0 = t * blocks;
+        FloatVector a = FloatVector.zero(FLOATS);
+        for (int b = 0, c = 0; b < blocks; b++, c += BLOCK, q += BLOCK_BYTES) {
+            float d = Lanes.f16(data, q);
+            for (int j = 0; j < HALF; j += L) {
+                ShortVector p = packed(q + QS + j);
+                int at = x0 + c + j;
+                a = dot(low(p), high(p), xs(xq, at), xs(xq, at + HALF))
+                        .fma(FloatVector.broadcast(FLOATS, d * xd[s0 + b]), a);
+            }
+        }
+        a.intoArray(lanes, 0);
+        out[o] = VectorKernels.sumLanes(lanes, 0);
     }
 }

@@ -3,10 +3,12 @@ package io.stepstream.engine.tensor;
 import io.stepstream.engine.cpu.VectorKernels;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.ShortVector;
 
 import java.lang.foreign.MemorySegment;
 
 import static io.stepstream.engine.tensor.Lanes.BYTES;
+import static io.stepstream.engine.tensor.Lanes.BYTES_2L;
 import static io.stepstream.engine.tensor.Lanes.FLOATS;
 import static io.stepstream.engine.tensor.Lanes.L;
 import static io.stepstream.engine.tensor.Lanes.LE;
@@ -15,6 +17,11 @@ import static io.stepstream.engine.tensor.Lanes.LE;
  * ggml Q8_0: blocks of 32 weights, each block a float16 scale d followed by 32 signed bytes q; weight = q * d.
  * q * d is exact in float32 (8 + 11 significant bits), so decoding adds no rounding. Every output element has
  * one accumulator and a multiply-add per decoded chunk in column order, in every tile shape.
+ *
+ * <p>Integer dot (activations as {@link QuantizedRows}; 16 float lanes): per block, the 32 products of weight and
+ * activation bytes as shorts, folded into 16 exact pair sums, then acc += pairSums * (d_w * d_x) (a float
+ * multiply-add per lane; blocks in column order, one accumulator per output element in both tile shapes), then
+ * the fixed-order lane sum.
  */
 final class Q8_0Matrix extends WeightMatrix {
     private static final int BLOCK = 32;
@@ -186,5 +193,63 @@ final class Q8_0Matrix extends WeightMatrix {
                 Lanes.bytesToFloats(q, j).mul(d).intoArray(dst, dstOffset + c + j);
             }
         }
+    }
+
+    @Override
+    public boolean hasIntegerDot() {
+        return Lanes.INT_DOT;
+    }
+
+    @Override
+    void intRowTokens4(int r, byte[] xq, float[] xd, int t, float[] out, int o0, int oStep, float[] lanes) {
+        long q = rowBase(r);
+        int blocks = cols / BLOCK;
+        int x0 = t * cols;
+        int x1 = x0 + cols;
+        int x2 = x1 + cols;
+        int x3 = x2 + cols;
+        int s0 = t * blocks;
+        int s1 = s0 + blocks;
+        int s2 = s1 + blocks;
+        int s3 = s2 + blocks;
+        FloatVector a0 = FloatVector.zero(FLOATS);
+        FloatVector a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0, c = 0; b < blocks; b++, c += BLOCK, q += BLOCK_BYTES) {
+            float d = Lanes.f16(data, q);
+            ShortVector w = Lanes.widen2L(ByteVector.fromMemorySegment(BYTES_2L, data, q + QS, LE));
+            a0 = Lanes.pairSums(w.mul(Lanes.widen2L(ByteVector.fromArray(BYTES_2L, xq, x0 + c))))
+                    .fma(FloatVector.broadcast(FLOATS, d * xd[s0 + b]), a0);
+            a1 = Lanes.pairSums(w.mul(Lanes.widen2L(ByteVector.fromArray(BYTES_2L, xq, x1 + c))))
+                    .fma(FloatVector.broadcast(FLOATS, d * xd[s1 + b]), a1);
+            a2 = Lanes.pairSums(w.mul(Lanes.widen2L(ByteVector.fromArray(BYTES_2L, xq, x2 + c))))
+                    .fma(FloatVector.broadcast(FLOATS, d * xd[s2 + b]), a2);
+            a3 = Lanes.pairSums(w.mul(Lanes.widen2L(ByteVector.fromArray(BYTES_2L, xq, x3 + c))))
+                    .fma(FloatVector.broadcast(FLOATS, d * xd[s3 + b]), a3);
+        }
+        a0.intoArray(lanes, 0);
+        a1.intoArray(lanes, L);
+        a2.intoArray(lanes, 2 * L);
+        a3.intoArray(lanes, 3 * L);
+        out[o0] = VectorKernels.sumLanes(lanes, 0);
+        out[o0 + oStep] = VectorKernels.sumLanes(lanes, L);
+        out[o0 + 2 * oStep] = VectorKernels.sumLanes(lanes, 2 * L);
+        out[o0 + 3 * oStep] = VectorKernels.sumLanes(lanes, 3 * L);
+    }
+
+    @Override
+    void intRowToken(int r, byte[] xq, float[] xd, int t, float[] out, int o, float[] lanes) {
+        long q = rowBase(r);
+        int blocks = cols / BLOCK;
+        int x0 = t * cols;
+        int s0 = t * blocks;
+        FloatVector a = FloatVector.zero(FLOATS);
+        for (int b = 0, c = 0; b < blocks; b++, c += BLOCK, q += BLOCK_BYTES) {
+            float d = Lanes.f16(data, q);
+            ShortVector w = Lanes.widen2L(ByteVector.fromMemorySegment(BYTES_2L, data, q + QS, LE));
+            a = Lanes.pairSums(w.mul(Lanes.widen2L(ByteVector.fromArray(BYTES_2L, xq, x0 + c))))
+                    .fma(FloatVector.broadcast(FLOATS, d * xd[s0 + b]), a);
+        }
+        a.intoArray(lanes, 0);
+        out[o] = VectorKernels.sumLanes(lanes, 0);
     }
 }

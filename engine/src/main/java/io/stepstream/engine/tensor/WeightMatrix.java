@@ -21,6 +21,10 @@ import java.util.Objects;
  * rows by one, one row by four, one by one), never how one result is computed; so a token's output is bitwise
  * the same alone or in any batch.
  *
+ * <p>Integer dot ({@link #hasIntegerDot}: Q8_0 and Q4_0 with 16 float lanes): the activations quantized to Q8_0
+ * per token row ({@link QuantizedRows}), exact integer products per block scaled into float lanes, one row at a time
+ * (tokens four at a time or one); batch invariant in the same way.
+ *
  * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the one-row tile shapes (and, for speed, the
  * four-row ones with {@link #hasRowTiles}) and the row decoder with
  * its own chunk decode written out in the loops, plus a case in {@link #of}. Keep the compiled tiles lean:
@@ -158,6 +162,108 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
         tiles(x, xOffset, tokens, out, outOffset, r0, r1);
     }
 
+    /**
+     * Whether {@link #matmul(QuantizedRows, float[], int, ComputePool)} works for this encoding (Q8_0 and Q4_0
+     * on machines with at least 8 float lanes): integer dot products of the weight bytes with the activations
+     * quantized to Q8_0, as llama.cpp computes these matmuls.
+     */
+    public boolean hasIntegerDot() {
+        return false;
+    }
+
+    /**
+     * {@code out[outOffset + t*rows + r] = sum over blocks of d_w * d_x * (exact int dot of the block)} for every
+     * token row t of {@code x} (quantized from float activations with {@link QuantizedRows#quantize}): the
+     * integer-dot form of {@link #matmul(float[], int, int, float[], int, ComputePool)}, one pass over the
+     * weights for the whole batch, rows split over {@code pool} (null: the caller's thread). Allocates nothing.
+     * Each token's result depends only on its own row of {@code x}, never on the batch or the row split.
+     */
+    public final void matmul(QuantizedRows x, float[] out, int outOffset, ComputePool pool) {
+        checkQuantized(x, out, outOffset);
+        int tokens = x.tokens();
+        if (tokens == 0) {
+            return;
+        }
+        long macs = (long) rows * cols * tokens;
+        if (pool == null || pool.threads() == 1 || macs < PARALLEL_MIN_MACS) {
+            intTiles(x, out, outOffset, 0, rows);
+            return;
+        }
+        RowsTask task = TASKS.get();
+        task.set(this, x, out, outOffset);
+        try {
+            pool.run(task, rows, rowGrain(rows, pool.threads()), true);
+        } finally {
+            task.set(null, null, 0, 0, null, 0);
+        }
+    }
+
+    /** The rows [r0, r1) of {@link #matmul(QuantizedRows, float[], int, ComputePool)}, on the caller's thread. */
+    public final void matmulRows(QuantizedRows x, float[] out, int outOffset, int r0, int r1) {
+        checkQuantized(x, out, outOffset);
+        if (r0 < 0 || r1 > rows || r0 > r1) {
+            throw new IndexOutOfBoundsException("row range [" + r0 + ", " + r1 + ") is not within [0, " + rows + ")");
+        }
+        intTiles(x, out, outOffset, r0, r1);
+    }
+
+    private void checkQuantized(QuantizedRows x, float[] out, int outOffset) {
+        Objects.requireNonNull(x, "x");
+        Objects.requireNonNull(out, "out");
+        if (!hasIntegerDot()) {
+            throw new UnsupportedOperationException(type + " matrices have no integer-dot matmul on this machine"
+                    + " (Q8_0 and Q4_0 with at least 8 float lanes do)");
+        }
+        if (x.cols() != cols) {
+            throw new IllegalArgumentException("quantized activations have " + x.cols() + " columns, " + this
+                    + " needs " + cols);
+        }
+        long outNeed = (long) x.tokens() * rows;
+        if (outOffset < 0 || outOffset + outNeed > out.length) {
+            throw new IndexOutOfBoundsException("out: " + x.tokens() + " token(s) of " + rows + " floats from offset "
+                    + outOffset + " do not fit in an array of " + out.length);
+        }
+    }
+
+    /**
+     * The integer-dot tiles: one row at a time (its blocks stay in L1 while the tokens pass over them), tokens
+     * four at a time, then one at a time. Only one-row kernels: four-row integer kernels went past C2's node
+     * budget (each weight row read through a memory segment costs many nodes), and then their vectors were
+     * boxed, five times slower. Both shapes compute an output element with the same arithmetic.
+     */
+    private void intTiles(QuantizedRows x, float[] out, int outOffset, int r0, int r1) {
+        int tokens = x.tokens();
+        int tokenQuads = tokens - tokens % TOKEN_TILE;
+        byte[] xq = x.values();
+        float[] xd = x.scales();
+        int oStep = rows;
+        float[] lanes = LANE_SCRATCH.get();
+        for (int r = r0; r < r1; r++) {
+            int t = 0;
+            for (; t < tokenQuads; t += TOKEN_TILE) {
+                intRowTokens4(r, xq, xd, t, out, outOffset + t * oStep + r, oStep, lanes);
+            }
+            for (; t < tokens; t++) {
+                intRowToken(r, xq, xd, t, out, outOffset + t * oStep + r, lanes);
+            }
+        }
+    }
+
+    /**
+     * Integer dot, row r times tokens t..t+3 of the quantized activations (values {@code xq}, scales
+     * {@code xd}); token t+k's result to {@code out[o0 + k*oStep]}.
+     */
+    void intRowTokens4(int r, byte[] xq, float[] xd, int t, float[] out, int o0, int oStep, float[] lanes) {
+        for (int k = 0; k < TOKEN_TILE; k++) {
+            intRowToken(r, xq, xd, t + k, out, o0 + k * oStep, lanes);
+        }
+    }
+
+    /** Integer dot, row r times token t, result to out[o]. */
+    void intRowToken(int r, byte[] xq, float[] xd, int t, float[] out, int o, float[] lanes) {
+        throw new UnsupportedOperationException(type + " has no integer-dot kernels");
+    }
+
     /** Row {@code r} decoded to floats into {@code dst[dstOffset ..+ cols)} (for embedding lookups). */
     public final void decodeRow(int r, float[] dst, int dstOffset) {
         Objects.checkIndex(r, rows);
@@ -283,8 +389,15 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
         private int tokens;
         private float[] out;
         private int outOffset;
+        private QuantizedRows quantized;
+
+        void set(WeightMatrix w, QuantizedRows quantized, float[] out, int outOffset) {
+            set(w, null, 0, 0, out, outOffset);
+            this.quantized = quantized;
+        }
 
         void set(WeightMatrix w, float[] x, int xOffset, int tokens, float[] out, int outOffset) {
+            this.quantized = null;
             this.w = w;
             this.x = x;
             this.xOffset = xOffset;
@@ -295,6 +408,10 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
 
         @Override
         public void run(int from, int to, int worker) {
+            if (quantized != null) {
+                w.intTiles(quantized, out, outOffset, from, to);
+                return;
+            }
             w.tiles(x, xOffset, tokens, out, outOffset, from, to);
         }
     }
