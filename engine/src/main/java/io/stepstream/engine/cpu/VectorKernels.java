@@ -1,17 +1,18 @@
 package io.stepstream.engine.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Vector API versions of the small kernels around the matmuls (the plain ones in {@link Kernels} stay as
  * references); only those that clearly beat the plain loop in SmallKernelsBenchmark (axpy did not: C2
- * auto-vectorizes the plain loop). Softmax and SwiGLU are not here either: they are bound by exp, and the
- * Vector API's EXP is computed by a different routine in compiled code than in the interpreter, so results
- * would depend on JIT timing. Reductions never use {@code reduceLanes} for the same reason: its summation
- * order is unspecified and differs between the interpreter and compiled code. {@link #sum} adds lanes in one
- * fixed tree order instead.
+ * auto-vectorizes the plain loop). The Vector API's own EXP is computed by a different routine in compiled code
+ * than in the interpreter, so results would depend on JIT timing; {@link #expNonPositive} is an exp built from
+ * IEEE add, multiply, fma and bit operations only, with a scalar twin, for the softmaxes that need speed.
+ * Reductions never use {@code reduceLanes} for the same reason: its summation order is unspecified and differs
+ * between the interpreter and compiled code. {@link #sum} adds lanes in one fixed tree order instead.
  */
 public final class VectorKernels {
     /** The float species all CPU kernels use. */
@@ -95,5 +96,61 @@ public final class VectorKernels {
         for (; i < size; i++) {
             out[outOffset + i] = weight[i] * (scale * x[xOffset + i]);
         }
+    }
+
+    // exp(x) = 2^k * e^r with k = round(x / ln 2), r = x - k ln 2 in two parts (Cody and Waite), e^r by its Taylor
+    // polynomial to r^7 (truncation below 1e-7 relative on |r| <= ln2 / 2); below LOWEST the result is 0.
+    private static final float LOG2E = 1.44269504f;
+    private static final float LN2_HI = 0.693145752f;
+    private static final float LN2_LO = 1.42860677e-6f;
+    /** Adding 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, to nearest even. */
+    private static final float ROUNDER = 12582912f;
+    private static final int ROUNDER_BITS = 0x4B400000;
+    private static final float LOWEST = -87.0f;
+    private static final float C2 = 1f / 2;
+    private static final float C3 = 1f / 6;
+    private static final float C4 = 1f / 24;
+    private static final float C5 = 1f / 120;
+    private static final float C6 = 1f / 720;
+    private static final float C7 = 1f / 5040;
+
+    /** e^x for x <= 0 (softmax arguments), within a few ulp of Math.exp. */
+    public static FloatVector expNonPositive(FloatVector x) {
+        VectorSpecies<Float> s = FLOATS;
+        FloatVector clamped = x.max(LOWEST);
+        FloatVector t = clamped.fma(FloatVector.broadcast(s, LOG2E), FloatVector.broadcast(s, ROUNDER));
+        FloatVector k = t.sub(ROUNDER);
+        FloatVector r = k.fma(FloatVector.broadcast(s, -LN2_HI), clamped);
+        r = k.fma(FloatVector.broadcast(s, -LN2_LO), r);
+        FloatVector p = FloatVector.broadcast(s, C7).fma(r, FloatVector.broadcast(s, C6));
+        p = p.fma(r, FloatVector.broadcast(s, C5));
+        p = p.fma(r, FloatVector.broadcast(s, C4));
+        p = p.fma(r, FloatVector.broadcast(s, C3));
+        p = p.fma(r, FloatVector.broadcast(s, C2));
+        p = p.fma(r, FloatVector.broadcast(s, 1f));
+        p = p.fma(r, FloatVector.broadcast(s, 1f));
+        FloatVector scale = t.reinterpretAsInts().sub(ROUNDER_BITS).add(127).lanewise(VectorOperators.LSHL, 23)
+                .reinterpretAsFloats();
+        return p.mul(scale).blend(FloatVector.zero(s), x.lt(LOWEST));
+    }
+
+    /** The scalar twin of {@link #expNonPositive(FloatVector)}: the same operations, so the same bits. */
+    public static float expNonPositive(float x) {
+        if (x < LOWEST) {
+            return 0f;
+        }
+        float t = Math.fma(x, LOG2E, ROUNDER);
+        float k = t - ROUNDER;
+        float r = Math.fma(k, -LN2_HI, x);
+        r = Math.fma(k, -LN2_LO, r);
+        float p = Math.fma(C7, r, C6);
+        p = Math.fma(p, r, C5);
+        p = Math.fma(p, r, C4);
+        p = Math.fma(p, r, C3);
+        p = Math.fma(p, r, C2);
+        p = Math.fma(p, r, 1f);
+        p = Math.fma(p, r, 1f);
+        float scale = Float.intBitsToFloat(((Float.floatToRawIntBits(t) - ROUNDER_BITS) + 127) << 23);
+        return p * scale;
     }
 }

@@ -156,7 +156,7 @@ final class CanvasAttention {
 
     /**
      * x[o .. o+n) = softmax. Max and sum over vector lanes (the sum in {@link VectorKernels#sum}'s fixed order),
-     * exp by {@link #exp}: only IEEE add, multiply, fma and bit operations, so compiled and interpreted code agree
+     * exp by {@link VectorKernels#expNonPositive}: only IEEE add, multiply, fma and bit operations, so compiled and interpreted code agree
      * bit for bit (the Vector API's own EXP does not). Tail elements take the scalar twin of each step.
      */
     static void softmax(float[] x, int o, int n) {
@@ -173,13 +173,13 @@ final class CanvasAttention {
         }
         FloatVector vsum = FloatVector.zero(s);
         for (i = 0; i < bound; i += s.length()) {
-            FloatVector e = exp(FloatVector.fromArray(s, x, o + i).sub(max));
+            FloatVector e = VectorKernels.expNonPositive(FloatVector.fromArray(s, x, o + i).sub(max));
             e.intoArray(x, o + i);
             vsum = vsum.add(e);
         }
         float sum = VectorKernels.sum(vsum);
         for (; i < n; i++) {
-            float e = exp(x[o + i] - max);
+            float e = VectorKernels.expNonPositive(x[o + i] - max);
             x[o + i] = e;
             sum += e;
         }
@@ -189,61 +189,5 @@ final class CanvasAttention {
         for (; i < n; i++) {
             x[o + i] /= sum;
         }
-    }
-
-    // exp(x) = 2^k * e^r with k = round(x / ln 2), r = x - k ln 2 in two parts (Cody and Waite), e^r by its Taylor
-    // polynomial to r^7 (truncation below 1e-7 relative on |r| <= ln2 / 2); below LOWEST the result is 0.
-    private static final float LOG2E = 1.44269504f;
-    private static final float LN2_HI = 0.693145752f;
-    private static final float LN2_LO = 1.42860677e-6f;
-    /** Adding 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, to nearest even. */
-    private static final float ROUNDER = 12582912f;
-    private static final int ROUNDER_BITS = 0x4B400000;
-    private static final float LOWEST = -87.0f;
-    private static final float C2 = 1f / 2;
-    private static final float C3 = 1f / 6;
-    private static final float C4 = 1f / 24;
-    private static final float C5 = 1f / 120;
-    private static final float C6 = 1f / 720;
-    private static final float C7 = 1f / 5040;
-
-    /** e^x for x <= 0 (softmax arguments), within a few ulp of Math.exp. */
-    static FloatVector exp(FloatVector x) {
-        VectorSpecies<Float> s = SPECIES;
-        FloatVector clamped = x.max(LOWEST);
-        FloatVector t = clamped.fma(FloatVector.broadcast(s, LOG2E), FloatVector.broadcast(s, ROUNDER));
-        FloatVector k = t.sub(ROUNDER);
-        FloatVector r = k.fma(FloatVector.broadcast(s, -LN2_HI), clamped);
-        r = k.fma(FloatVector.broadcast(s, -LN2_LO), r);
-        FloatVector p = FloatVector.broadcast(s, C7).fma(r, FloatVector.broadcast(s, C6));
-        p = p.fma(r, FloatVector.broadcast(s, C5));
-        p = p.fma(r, FloatVector.broadcast(s, C4));
-        p = p.fma(r, FloatVector.broadcast(s, C3));
-        p = p.fma(r, FloatVector.broadcast(s, C2));
-        p = p.fma(r, FloatVector.broadcast(s, 1f));
-        p = p.fma(r, FloatVector.broadcast(s, 1f));
-        FloatVector scale = t.reinterpretAsInts().sub(ROUNDER_BITS).add(127).lanewise(VectorOperators.LSHL, 23)
-                .reinterpretAsFloats();
-        return p.mul(scale).blend(FloatVector.zero(s), x.lt(LOWEST));
-    }
-
-    /** The scalar twin of {@link #exp(FloatVector)}: the same operations, so the same bits. */
-    static float exp(float x) {
-        if (x < LOWEST) {
-            return 0f;
-        }
-        float t = Math.fma(x, LOG2E, ROUNDER);
-        float k = t - ROUNDER;
-        float r = Math.fma(k, -LN2_HI, x);
-        r = Math.fma(k, -LN2_LO, r);
-        float p = Math.fma(C7, r, C6);
-        p = Math.fma(p, r, C5);
-        p = Math.fma(p, r, C4);
-        p = Math.fma(p, r, C3);
-        p = Math.fma(p, r, C2);
-        p = Math.fma(p, r, 1f);
-        p = Math.fma(p, r, 1f);
-        float scale = Float.intBitsToFloat(((Float.floatToRawIntBits(t) - ROUNDER_BITS) + 127) << 23);
-        return p * scale;
     }
 }

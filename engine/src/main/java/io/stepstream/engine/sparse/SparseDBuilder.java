@@ -1,14 +1,20 @@
 package io.stepstream.engine.sparse;
 
+import io.stepstream.engine.cpu.VectorKernels;
 import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Builds one canvas's {@link SparsePattern} the SparseD way, from the queries and keys of the dense switch step,
  * one (layer, head, query block) at a time so the forward can spread the work over threads.
  *
- * <p>For a query block, each of its rows gets the attention probabilities of its head in float64: scores
- * {@code q.k / sqrt(head_dim)} and a softmax. They are pooled per key block (summed over the block's query rows and
- * key columns; SparseD averages, which ranks blocks the same). The keys are split into two regions at the
+ * <p>For a query block, each of its rows gets the attention probabilities of its head: scores
+ * {@code q.k / sqrt(head_dim)} and a softmax, in float32 with the Vector API (four rows share each key load; the
+ * exp and the lane sums are the JIT-independent ones of {@link VectorKernels}, so a pattern never depends on
+ * timing). They are pooled per key block in float64 (summed over the block's query rows and key columns; SparseD
+ * averages, which ranks blocks the same). The build runs once per request but over the whole canvas, so at long
+ * prompts it costs about a dense attention step. The keys are split into two regions at the
  * <em>generated start block</em>: the first block that starts at or after the prompt's end (the last block if
  * none does); the block that straddles the prompt's end counts as prompt. Then, as in SparseD:
  * <ul>
@@ -29,6 +35,11 @@ import java.util.Arrays;
  * thread needs its own {@link Scratch}. {@link #finish()} after all units.
  */
 public final class SparseDBuilder {
+    /** Query rows scored together (each key loaded once for them). */
+    private static final int TILE = 4;
+    private static final VectorSpecies<Float> FLOATS = VectorKernels.FLOATS;
+    private static final int LANES = VectorKernels.LANES;
+
     private final SparseDPolicy policy;
     private final int layers;
     private final int heads;
@@ -89,17 +100,17 @@ public final class SparseDBuilder {
 
     /** Work arrays of one thread: scores and exponentials per key, pooled mass per key block. */
     public static final class Scratch {
-        final double[] scores;
-        final double[] exps;
+        final float[] scores;
         final double[] massAll;
+        final float[] blockSums;
         final double[] massGenerated;
         final Integer[] order;
         final boolean[] keep;
 
         Scratch(int tokens, int blocks) {
-            scores = new double[tokens];
-            exps = new double[tokens];
+            scores = new float[TILE * tokens];
             massAll = new double[blocks];
+            blockSums = new float[blocks];
             massGenerated = new double[blocks];
             order = new Integer[blocks];
             keep = new boolean[blocks];
@@ -118,43 +129,17 @@ public final class SparseDBuilder {
         }
         Arrays.fill(s.massAll, 0);
         Arrays.fill(s.massGenerated, 0);
-        double scale = Math.sqrt(headSize);
+        float scale = (float) Math.sqrt(headSize);
         int generatedFrom = generatedStart * blockSize;
         int rowEnd = Math.min(tokens, (qb + 1) * blockSize);
-        for (int i = qb * blockSize; i < rowEnd; i++) {
-            int qo = qOffset + i * qStride;
-            double max = Double.NEGATIVE_INFINITY;
-            double maxGenerated = Double.NEGATIVE_INFINITY;
-            for (int j = 0; j < tokens; j++) {
-                int ko = kOffset + j * kStride;
-                double dot = 0;
-                for (int d = 0; d < headSize; d++) {
-                    dot += (double) q[qo + d] * k[ko + d];
-                }
-                double score = dot / scale;
-                s.scores[j] = score;
-                max = Math.max(max, score);
-                if (j >= generatedFrom) {
-                    maxGenerated = Math.max(maxGenerated, score);
-                }
-            }
-            double sum = 0;
-            for (int j = 0; j < tokens; j++) {
-                double e = Math.exp(s.scores[j] - max);
-                s.exps[j] = e;
-                sum += e;
-            }
-            for (int j = 0; j < tokens; j++) {
-                s.massAll[j / blockSize] += s.exps[j] / sum;
-            }
-            double sumGenerated = 0;
-            for (int j = generatedFrom; j < tokens; j++) {
-                double e = Math.exp(s.scores[j] - maxGenerated);
-                s.exps[j] = e;
-                sumGenerated += e;
-            }
-            for (int j = generatedFrom; j < tokens; j++) {
-                s.massGenerated[j / blockSize] += s.exps[j] / sumGenerated;
+        boolean vector = headSize % LANES == 0;
+        for (int i = qb * blockSize; i < rowEnd; i += TILE) {
+            int rows = Math.min(TILE, rowEnd - i);
+            scoreTile(q, qOffset + i * qStride, qStride, rows, k, kOffset, kStride, headSize, scale, vector, s.scores);
+            for (int r = 0; r < rows; r++) {
+                int o = r * tokens;
+                poolSoftmax(s.scores, o, 0, tokens, s.massAll, s.blockSums);
+                poolSoftmax(s.scores, o, generatedFrom, tokens, s.massGenerated, s.blockSums);
             }
         }
         Arrays.fill(s.keep, false);
@@ -177,6 +162,93 @@ public final class SparseDBuilder {
             }
         }
         rows[(layer * heads + head) * blocks + qb] = row;
+    }
+
+    /**
+     * Scores q.k / scale of {@code rows} consecutive query rows against every key, into scores[r * tokens + j]:
+     * Vector API chunks of the head dimension, a key loaded once for the tile, lanes summed in a fixed order.
+     */
+    private void scoreTile(float[] q, int qo, int qStride, int rows, float[] k, int kOffset, int kStride,
+                           int headSize, float scale, boolean vector, float[] scores) {
+        int q0 = qo;
+        int q1 = rows > 1 ? qo + qStride : qo;
+        int q2 = rows > 2 ? qo + 2 * qStride : qo;
+        int q3 = rows > 3 ? qo + 3 * qStride : qo;
+        for (int j = 0; j < tokens; j++) {
+            int ko = kOffset + j * kStride;
+            if (!vector) {
+                for (int r = 0; r < rows; r++) {
+                    float dot = 0f;
+                    for (int d = 0; d < headSize; d++) {
+                        dot += q[qo + r * qStride + d] * k[ko + d];
+                    }
+                    scores[r * tokens + j] = dot / scale;
+                }
+                continue;
+            }
+            FloatVector a0 = FloatVector.zero(FLOATS);
+            FloatVector a1 = a0;
+            FloatVector a2 = a0;
+            FloatVector a3 = a0;
+            for (int d = 0; d < headSize; d += LANES) {
+                FloatVector kc = FloatVector.fromArray(FLOATS, k, ko + d);
+                a0 = FloatVector.fromArray(FLOATS, q, q0 + d).fma(kc, a0);
+                a1 = FloatVector.fromArray(FLOATS, q, q1 + d).fma(kc, a1);
+                a2 = FloatVector.fromArray(FLOATS, q, q2 + d).fma(kc, a2);
+                a3 = FloatVector.fromArray(FLOATS, q, q3 + d).fma(kc, a3);
+            }
+            scores[j] = VectorKernels.sum(a0) / scale;
+            if (rows > 1) {
+                scores[tokens + j] = VectorKernels.sum(a1) / scale;
+            }
+            if (rows > 2) {
+                scores[2 * tokens + j] = VectorKernels.sum(a2) / scale;
+            }
+            if (rows > 3) {
+                scores[3 * tokens + j] = VectorKernels.sum(a3) / scale;
+            }
+        }
+    }
+
+    /**
+     * Adds the softmax of scores[o + from .. o + to) to the pooled mass of each key block: per block, the sum of its
+     * exponentials (float lanes in a fixed order) over the row's sum, accumulated in double. Scores are read only.
+     */
+    private void poolSoftmax(float[] scores, int o, int from, int to, double[] mass, float[] blockSums) {
+        if (from >= to) {
+            return;
+        }
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = from; j < to; j++) {
+            max = Math.max(max, scores[o + j]);
+        }
+        double rowSum = 0;
+        int firstBlock = from / blockSize;
+        int lastBlock = (to - 1) / blockSize;
+        for (int kb = firstBlock; kb <= lastBlock; kb++) {
+            int a = Math.max(from, kb * blockSize);
+            int b = Math.min(to, (kb + 1) * blockSize);
+            blockSums[kb] = expSum(scores, o + a, b - a, max);
+            rowSum += blockSums[kb];
+        }
+        for (int kb = firstBlock; kb <= lastBlock; kb++) {
+            mass[kb] += blockSums[kb] / rowSum;
+        }
+    }
+
+    /** The sum of exp(x - max) over x[o .. o+n): vector lanes, then the fixed-order lane sum, then the tail. */
+    private static float expSum(float[] x, int o, int n, float max) {
+        int bound = FLOATS.loopBound(n);
+        FloatVector acc = FloatVector.zero(FLOATS);
+        int i = 0;
+        for (; i < bound; i += LANES) {
+            acc = acc.add(VectorKernels.expNonPositive(FloatVector.fromArray(FLOATS, x, o + i).sub(max)));
+        }
+        float sum = VectorKernels.sum(acc);
+        for (; i < n; i++) {
+            sum += VectorKernels.expNonPositive(x[o + i] - max);
+        }
+        return sum;
     }
 
     /** Marks the {@code count} largest of mass[from, to), ties to the lower index (a stable sort, descending). */
