@@ -443,7 +443,8 @@ public final class StepStream implements GenerationService, AutoCloseable {
         }
         DiffusionOptions o = r.diffusion() == null ? DiffusionOptions.DEFAULTS : r.diffusion();
         // Ids the tokenizer knows: the mask id (the first id past them) is never a prompt token.
-        Prompt prompt = prompt(r, model.tokenizer(), model.tokenizer().vocabSize());
+        Prompt prompt = withoutMask(prompt(r, model.tokenizer(), model.tokenizer().vocabSize()),
+                model.model().maskId());
         int context = model.contextLength();
         int room = context - prompt.ids().length;
         if (room < 1) {
@@ -578,7 +579,8 @@ public final class StepStream implements GenerationService, AutoCloseable {
             throw new InvalidRequestException("diffusion.cache", unsupported + " (Fast-dLLM's cache is kept per"
                     + " block; Dream has no blocks)");
         }
-        Prompt prompt = prompt(r, model.tokenizer(), model.tokenizer().vocabSize());
+        Prompt prompt = withoutMask(prompt(r, model.tokenizer(), model.tokenizer().vocabSize()),
+                model.model().maskId());
         int context = model.contextLength();
         int room = context - prompt.ids().length;
         if (room < 1) {
@@ -632,6 +634,20 @@ public final class StepStream implements GenerationService, AutoCloseable {
     }
 
     /** The prompt's ids and the field they came from, each id checked against {@code [0, vocab)}. */
+    /**
+     * A diffusion prompt may not hold the mask id: only the engine places masks. A tokenizer.json knows the mask as
+     * a control token, so a text prompt can spell it, and prompt_token_ids can name it.
+     */
+    private static Prompt withoutMask(Prompt prompt, int maskId) {
+        for (int i = 0; i < prompt.ids().length; i++) {
+            if (prompt.ids()[i] == maskId) {
+                throw new InvalidRequestException(prompt.field(), "holds the mask token (id " + maskId + ") at index "
+                        + i + "; only the engine places masks");
+            }
+        }
+        return prompt;
+    }
+
     private record Prompt(int[] ids, String field) {
     }
 

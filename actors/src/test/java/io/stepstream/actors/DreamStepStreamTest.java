@@ -160,4 +160,36 @@ class DreamStepStreamTest {
             assertEquals("diffusion.alg", e.field());
         }
     }
+
+    @Test
+    void aPromptHoldingTheMaskTokenIsRefusedByField() throws Exception {
+        // The checkpoint's own tokenizer knows the mask as a control token ("<|mask|>", as Dream's tokenizer.json
+        // does), so a text prompt can spell it and prompt_token_ids can name it; only the engine places masks.
+        var text = io.stepstream.engine.tools.SyntheticVocab.byteLevel(DreamSynth.TEXT_VOCAB, "qwen2");
+        List<String> tokens = new java.util.ArrayList<>(text.tokens());
+        tokens.add("<|mask|>");
+        int[] types = Arrays.copyOf(text.tokenTypes(), tokens.size());
+        types[DreamSynth.MASK_ID] = io.stepstream.engine.tokenizer.TokenType.CONTROL.code;
+        var tokenizer = new io.stepstream.engine.tokenizer.TokenizerSpec("gpt2", "qwen2", tokens, null, types,
+                text.merges(), 1, DreamSynth.EOS_ID, null, false, false, null).create();
+        var config = io.stepstream.engine.format.safetensors.HfConfig.read(dir.resolve("config.json"));
+        try (var weights = io.stepstream.engine.format.safetensors.SafetensorsCheckpoint.open(dir);
+             var withMask = new DiffusionModel("dream-json", config, weights, tokenizer,
+                     ModelOptions.defaults().withComputeThreads(1))) {
+            var model = new LoadedModel.Diffusion(withMask);
+            var options = DiffusionOptions.dream(8, 8, "entropy", null, null, false);
+            InvalidRequestException byText = assertThrows(InvalidRequestException.class, () -> StepStream.validate(
+                    GenerateRequest.diffusion("dream-json", "a <|mask|> b", SamplingParams.GREEDY, List.of(), options),
+                    model, 2048));
+            assertEquals("prompt", byText.field(), byText.getMessage());
+            InvalidRequestException byId = assertThrows(InvalidRequestException.class, () -> StepStream.validate(
+                    new GenerateRequest("dream-json", null, new int[] {5, DreamSynth.MASK_ID}, 0, SamplingParams.GREEDY,
+                            List.of(), options), model, 2048));
+            assertEquals("prompt_token_ids", byId.field(), byId.getMessage());
+            assertTrue(byId.getMessage().contains("mask"), byId.getMessage());
+            // Without the mask the same model serves the request.
+            assertEquals(8, StepStream.validate(GenerateRequest.diffusion("dream-json", "a b", SamplingParams.GREEDY,
+                    List.of(), options), model, 2048).dream().genLength());
+        }
+    }
 }

@@ -7,6 +7,7 @@ import io.stepstream.engine.format.safetensors.SafetensorsFile;
 import io.stepstream.engine.llama2.Llama2Checkpoint;
 import io.stepstream.engine.llama.LlamaLoader;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
+import io.stepstream.engine.tokenizer.HfTokenizerJson;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.sparse.PatternCache;
 
@@ -49,7 +50,8 @@ public final class Models {
 
     /**
      * An embedded diffusion model by name, or a folder holding config.json, model.safetensors (or a sharded
-     * model.safetensors.index.json) and a llama2.c tokenizer.bin whose ids are all below the config's mask_token_id.
+     * model.safetensors.index.json) and a tokenizer: Hugging Face's tokenizer.json (byte-level BPE, with the mask as
+     * one of its control tokens) or a llama2.c tokenizer.bin whose ids are all below the config's mask_token_id.
      */
     public static DiffusionModel loadDiffusion(String nameOrPath, ModelOptions options) {
         return loadDiffusion(nameOrPath, options, PatternCache.withDefaultCap());
@@ -74,11 +76,16 @@ public final class Models {
         if (!Files.isRegularFile(configFile)) {
             throw new ModelLoadException(dir + ": config.json not found");
         }
-        if (!Files.isRegularFile(tokenizerFile)) {
-            throw new ModelLoadException(dir + ": tokenizer.bin not found");
-        }
         HfConfig config = HfConfig.read(configFile);
-        Llama2Tokenizer tok = Llama2Tokenizer.read(tokenizerFile, textVocabSize(configFile.toString(), config));
+        Tokenizer tok;
+        if (Files.isRegularFile(dir.resolve("tokenizer.json"))) {
+            // A Hugging Face checkpoint's own tokenizer: its mask token is one of its control tokens.
+            tok = HfTokenizerJson.read(dir, config.vocabSize()).create();
+        } else if (Files.isRegularFile(tokenizerFile)) {
+            tok = Llama2Tokenizer.read(tokenizerFile, textVocabSize(configFile.toString(), config));
+        } else {
+            throw new ModelLoadException(dir + ": no tokenizer.json or tokenizer.bin");
+        }
         // The weights are copied to the heap by the model; the mapping is released right after.
         try (SafetensorsCheckpoint weights = SafetensorsCheckpoint.open(dir)) {
             return new DiffusionModel(dir.toAbsolutePath().normalize().getFileName().toString(), config, weights, tok,

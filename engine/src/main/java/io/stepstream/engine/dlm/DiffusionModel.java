@@ -11,6 +11,8 @@ import io.stepstream.engine.tensor.WeightMatrix;
 import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.engine.format.safetensors.SafetensorsCheckpoint;
 import io.stepstream.engine.sparse.PatternCache;
+import io.stepstream.engine.tokenizer.TokenType;
+import io.stepstream.engine.tokenizer.VocabTokenizer;
 import io.stepstream.engine.sparse.PatternHandle;
 import io.stepstream.engine.sparse.SparseDBuilder;
 import io.stepstream.engine.sparse.SparsePattern;
@@ -162,9 +164,11 @@ public final class DiffusionModel implements AutoCloseable {
         }
         this.patternCache = patternCache;
         this.maskId = hfConfig.maskTokenId();
-        if (tokenizer.vocabSize() > maskId) {
+        if (tokenizer.vocabSize() > maskId && !(tokenizer instanceof VocabTokenizer v
+                && v.tokenType(maskId) == TokenType.CONTROL)) {
             throw new ModelLoadException(name + ": the tokenizer has " + tokenizer.vocabSize() + " tokens, so it would"
-                    + " give the mask id " + maskId + " a text; it must have at most " + maskId);
+                    + " give the mask id " + maskId + " a text; it must have at most " + maskId
+                    + " (or hold the mask as a control token, as a tokenizer.json does)");
         }
         if (hfConfig.bosTokenId() != null && hfConfig.bosTokenId() != tokenizer.bosId()) {
             throw new ModelLoadException(name + ": config bos_token_id " + hfConfig.bosTokenId()
