@@ -9,6 +9,8 @@ import io.stepstream.engine.llama.LlamaModel;
 import io.stepstream.engine.llama.LlamaWeights;
 import io.stepstream.engine.tensor.WeightMatrix;
 
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -16,22 +18,22 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * Where a batch-1 decode step of a Llama model goes, in wall time (median of many repetitions):
- * <ul>
- *   <li>step: one {@link LlamaModel#forward} of one token;</li>
- *   <li>matmuls on the pool: every matrix of the step (layers in order, then the output), each its own pool run,
- *       as the model ran them before q/k/v and gate/up were fused;</li>
- *   <li>matmuls on one thread: the same on the caller alone (their pure work, times threads = ideal split);</li>
- *   <li>empty pool runs: as many pool runs of a task that does nothing (the handoff alone, workers hot).</li>
- * </ul>
- * The rest of the step (norms, rope, attention, residuals, the pool runs' imbalance) is step minus matmuls on
- * the pool. Arguments: MODEL.gguf THREADS [STEPS], e.g.
+ * Where a batch-1 decode step of a Llama model goes. Thread CPU time on one thread (robust on a shared machine:
+ * time spent descheduled is not counted) splits the work: the step on a one-thread model, and every matmul of
+ * the step (layers in order, then the output) on the caller alone; the difference is the serial work (norms,
+ * rope, attention, residuals, swiglu). The step's wall time on a THREADS model then shows what the pool costs:
+ * its overhead (handoffs, end-of-run waits, imbalance, a parked worker's wake-up) is that wall time minus the
+ * ideal split (matmuls / THREADS + serial). Also the wall time of as many empty pool runs as the step has
+ * matmuls (the handoff alone, workers hot), and a hash of the raw bits of every logit of the run, to check that
+ * a change left the arithmetic bitwise the same. Medians. Arguments: MODEL.gguf THREADS [STEPS], e.g.
  * <pre>
  * ./mvnw -q -B -pl engine -P jmh test-compile exec:exec -Djmh.main=io.stepstream.engine.bench.StepProfile \
  *     -Djmh.args="/tmp/bm/llama2-110m-f32.gguf 2"
  * </pre>
  */
 public final class StepProfile {
+    private static final ThreadMXBean CPU = ManagementFactory.getThreadMXBean();
+
     private StepProfile() {
     }
 
@@ -40,16 +42,20 @@ public final class StepProfile {
             System.err.println("usage: StepProfile MODEL.gguf THREADS [STEPS]");
             System.exit(2);
         }
+        Path file = Path.of(args[0]);
         int threads = Integer.parseInt(args[1]);
         int steps = args.length > 2 ? Integer.parseInt(args[2]) : 64;
-        try (LlamaModel model = LlamaLoader.gguf(Path.of(args[0]), ModelOptions.defaults().withComputeThreads(threads));
+        try (LlamaModel one = LlamaLoader.gguf(file, ModelOptions.defaults().withComputeThreads(1));
+             LlamaModel many = LlamaLoader.gguf(file, ModelOptions.defaults().withComputeThreads(threads));
              ComputePool pool = new ComputePool(threads, "profile")) {
-            double step = stepMillis(model, steps);
+            long[] hash = new long[1];
+            double stepCpu1 = steps(one, steps, true, null);
+            double stepWall = steps(many, steps, false, hash);
             List<WeightMatrix> matrices = new ArrayList<>();
-            for (LlamaWeights.Layer y : model.weights().layers()) {
+            for (LlamaWeights.Layer y : one.weights().layers()) {
                 matrices.addAll(List.of(y.wq(), y.wk(), y.wv(), y.wo(), y.gate(), y.up(), y.down()));
             }
-            matrices.add(model.weights().output());
+            matrices.add(one.weights().output());
             int maxDim = matrices.stream().mapToInt(m -> Math.max(m.rows(), m.cols())).max().orElseThrow();
             float[] x = new float[maxDim];
             Random rnd = new Random(1);
@@ -57,65 +63,72 @@ public final class StepProfile {
                 x[i] = (float) rnd.nextGaussian();
             }
             float[] out = new float[maxDim];
-            double onPool = median(() -> {
-                for (WeightMatrix m : matrices) {
-                    m.matmul(x, 0, 1, out, 0, pool);
-                }
-            });
-            double oneThread = median(() -> {
+            double matmulCpu1 = median(true, () -> {
                 for (WeightMatrix m : matrices) {
                     m.matmul(x, 0, 1, out, 0, null);
                 }
             });
             ComputePool.RangeTask nothing = (from, to, worker) -> { };
             int runs = matrices.size();
-            double empty = median(() -> {
+            double empty = median(false, () -> {
                 for (int i = 0; i < runs; i++) {
                     pool.run(nothing, 64, 16, true);
                 }
             });
-            System.out.printf("%s, %d threads, batch 1:%n", Path.of(args[0]).getFileName(), threads);
-            System.out.printf("  step (forward of one token)      %7.2f ms%n", step);
-            System.out.printf("  %d matmuls, each a pool run      %7.2f ms%n", runs, onPool);
-            System.out.printf("  same matmuls on one thread       %7.2f ms (/%d = %.2f ms ideal split)%n",
-                    oneThread, threads, oneThread / threads);
-            System.out.printf("  %d empty pool runs               %7.2f ms (%.1f us each)%n", runs, empty,
-                    empty * 1000 / runs);
-            System.out.printf("  step - matmuls on pool (serial)  %7.2f ms%n", step - onPool);
+            double serial = stepCpu1 - matmulCpu1;
+            double ideal = matmulCpu1 / threads + serial;
+            System.out.printf("%s, batch 1, logits hash %016x%n", file.getFileName(), hash[0]);
+            System.out.printf("  1 thread, CPU time:  step %.2f ms = %d matmuls %.2f ms + serial %.2f ms%n",
+                    stepCpu1, runs, matmulCpu1, serial);
+            System.out.printf("  %d threads, wall:     step %.2f ms; ideal (matmuls/%d + serial) %.2f ms; pool overhead %.2f ms%n",
+                    threads, stepWall, threads, ideal, stepWall - ideal);
+            System.out.printf("  %d empty pool runs:  %.3f ms (%.2f us each)%n", runs, empty, empty * 1000 / runs);
         }
     }
 
-    private static double stepMillis(LlamaModel model, int steps) {
+    /** Median decode step of one sequence: thread CPU time or wall time; hash (if not null) gets the logits' bits. */
+    private static double steps(LlamaModel model, int steps, boolean cpuTime, long[] hash) {
         int vocab = model.config().vocabSize();
         float[][] logits = new float[1][vocab];
         double[] times = new double[steps];
         for (int round = 0; round < 2; round++) { // the first round warms up
+            long h = 1125899906842597L;
             try (KvCache cache = model.newKvCache()) {
                 int[] prompt = {1, 5, 9, 13, 17, 21, 25, 29};
                 model.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cache, prompt, 0, prompt.length))), logits);
                 int[] next = {Prompts.argmax(logits[0], vocab)};
                 ForwardBatch step = new ForwardBatch(List.of(new ForwardBatch.Entry(cache, next, 0, 1)));
                 for (int s = 0; s < steps; s++) {
-                    long t0 = System.nanoTime();
+                    long t0 = now(cpuTime);
                     model.forward(step, logits);
-                    times[s] = (System.nanoTime() - t0) / 1e6;
+                    times[s] = (now(cpuTime) - t0) / 1e6;
+                    for (int i = 0; i < vocab; i++) {
+                        h = 31 * h + Float.floatToRawIntBits(logits[0][i]);
+                    }
                     next[0] = Prompts.argmax(logits[0], vocab);
                 }
+            }
+            if (hash != null) {
+                hash[0] = h;
             }
         }
         Arrays.sort(times);
         return times[steps / 2];
     }
 
-    private static double median(Runnable r) {
+    private static long now(boolean cpuTime) {
+        return cpuTime ? CPU.getCurrentThreadCpuTime() : System.nanoTime();
+    }
+
+    private static double median(boolean cpuTime, Runnable r) {
         for (int i = 0; i < 20; i++) {
             r.run();
         }
         double[] times = new double[41];
         for (int i = 0; i < times.length; i++) {
-            long t0 = System.nanoTime();
+            long t0 = now(cpuTime);
             r.run();
-            times[i] = (System.nanoTime() - t0) / 1e6;
+            times[i] = (now(cpuTime) - t0) / 1e6;
         }
         Arrays.sort(times);
         return times[times.length / 2];
