@@ -36,6 +36,13 @@ public final class LlamaModel implements Model {
      */
     public static final String INT8_DOT_PROPERTY = "stepstream.cpu.int8dot";
     private static final int BLOCK = KvBlockPool.BLOCK_POSITIONS;
+    /**
+     * How many matmul multiply-adds one attention multiply-add counts as against the parallel threshold: per
+     * position it looks up a KV block, takes an exp in the softmax and sums values in scalar code, so a batch-1
+     * step's attention (12 heads x a few dozen positions on a 110M model) costs tens of microseconds per layer
+     * while its plain multiply-add count stays below the threshold and it ran on the caller alone.
+     */
+    private static final int ATTENTION_MAC_WEIGHT = 8;
 
     private final String name;
     private final ModelConfig config;
@@ -273,7 +280,7 @@ public final class LlamaModel implements Model {
         }
         int units = tokens * config.nHeads();
         attention.layer = l;
-        compute.run(attention, units, grain(units), work >= parallelThreshold);
+        compute.run(attention, units, grain(units), work * ATTENTION_MAC_WEIGHT >= parallelThreshold);
     }
 
     /** Causal attention of one (token, head) unit over positions 0..pos of the token's own sequence. */
