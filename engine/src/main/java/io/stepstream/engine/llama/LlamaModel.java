@@ -14,6 +14,7 @@ import io.stepstream.engine.kv.PagedKvCache;
 import io.stepstream.engine.tensor.QuantizedRows;
 import io.stepstream.engine.tensor.WeightMatrix;
 
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -446,9 +447,9 @@ public final class LlamaModel implements Model {
         }
 
         void clear() {
-            java.util.Arrays.fill(weights, null);
-            java.util.Arrays.fill(outs, null);
-            java.util.Arrays.fill(quantized, null);
+            Arrays.fill(weights, null);
+            Arrays.fill(outs, null);
+            Arrays.fill(quantized, null);
             in = null;
             count = 0;
         }
