@@ -19,6 +19,14 @@ public final class ComputePool implements AutoCloseable {
     }
 
     private static final int SPINS_BEFORE_PARK = 1 << 10;
+    /**
+     * How long an idle worker keeps spinning before it parks. A batch-1 step of a small model is dozens of
+     * pool runs with a few to a few dozen microseconds of serial work between them; a parked worker costs a
+     * wake-up (tens of microseconds, more on a busy machine) during which the caller does the chunks alone, so
+     * the spin must outlast those gaps. A count of spins did not: PAUSE takes from ~10 to ~140 cycles
+     * depending on the CPU, so 1024 of them can be as little as a few microseconds.
+     */
+    private static final long SPIN_NANOS_BEFORE_PARK = 200_000;
 
     private final Thread[] workers;
     /** High 32 bits: job generation; low 32 bits: next chunk to claim. */
@@ -133,16 +141,19 @@ public final class ComputePool implements AutoCloseable {
     private void workLoop(int index) {
         long seen = 0;
         int spins = 0;
+        long idleSince = System.nanoTime();
         while (!closed) {
             long generation = claim.get() >>> 32;
             if (generation != seen) {
                 seen = generation;
-                spins = 0;
                 work(generation, index);
-            } else if (++spins < SPINS_BEFORE_PARK) {
-                Thread.onSpinWait();
+                spins = 0;
+                idleSince = System.nanoTime();
+            } else if ((++spins & 63) != 0 || System.nanoTime() - idleSince < SPIN_NANOS_BEFORE_PARK) {
+                Thread.onSpinWait(); // the clock is read once per 64 spins
             } else {
                 LockSupport.park(this);
+                idleSince = System.nanoTime(); // woken (or spuriously): spin again before parking
             }
         }
     }

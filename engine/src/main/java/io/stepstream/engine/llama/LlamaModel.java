@@ -14,6 +14,7 @@ import io.stepstream.engine.kv.PagedKvCache;
 import io.stepstream.engine.tensor.QuantizedRows;
 import io.stepstream.engine.tensor.WeightMatrix;
 
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -36,6 +37,13 @@ public final class LlamaModel implements Model {
      */
     public static final String INT8_DOT_PROPERTY = "stepstream.cpu.int8dot";
     private static final int BLOCK = KvBlockPool.BLOCK_POSITIONS;
+    /**
+     * How many matmul multiply-adds one attention multiply-add counts as against the parallel threshold: per
+     * position it looks up a KV block, takes an exp in the softmax and sums values in scalar code, so a batch-1
+     * step's attention (12 heads x a few dozen positions on a 110M model) costs tens of microseconds per layer
+     * while its plain multiply-add count stays below the threshold and it ran on the caller alone.
+     */
+    private static final int ATTENTION_MAC_WEIGHT = 8;
 
     private final String name;
     private final ModelConfig config;
@@ -71,6 +79,7 @@ public final class LlamaModel implements Model {
     private final float[][] attScores;
 
     private final MatmulTask matmul = new MatmulTask();
+    private final MatmulGroupTask matmulGroup = new MatmulGroupTask();
     private final boolean int8Dot = Boolean.getBoolean(INT8_DOT_PROPERTY);
     /** The current matmul input quantized to Q8_0 (integer-dot path only); reused by matmuls sharing the input. */
     private final QuantizedRows quantized = new QuantizedRows();
@@ -181,15 +190,12 @@ public final class LlamaModel implements Model {
     private void layer(LlamaWeights.Layer y, int l, int tokens) {
         int dim = config.dim();
         int kvDim = config.kvDim();
-        int hidden = config.hiddenDim();
         float eps = config.rmsNormEps();
         for (int t = 0; t < tokens; t++) {
             Kernels.rmsnorm(xb, t * dim, x, t * dim, y.attnNorm(), dim, eps);
         }
         QuantizedRows qx = quantizeFor(xb, tokens, y.wq(), y.wk(), y.wv());
-        matmul(y.wq(), xb, qx, tokens, q);
-        matmul(y.wk(), xb, qx, tokens, k);
-        matmul(y.wv(), xb, qx, tokens, v);
+        matmul3(y.wq(), q, y.wk(), k, y.wv(), v, xb, qx, tokens);
         if (y.bq() != null) {
             addBias(q, y.bq(), tokens);
             addBias(k, y.bk(), tokens);
@@ -209,9 +215,7 @@ public final class LlamaModel implements Model {
             Kernels.rmsnorm(xb, t * dim, x, t * dim, y.ffnNorm(), dim, eps);
         }
         qx = quantizeFor(xb, tokens, y.gate(), y.up(), null);
-        matmul(y.gate(), xb, qx, tokens, hb);
-        matmul(y.up(), xb, qx, tokens, hb2);
-        Kernels.swiglu(hb, hb2, 0, tokens * hidden);
+        gateUpSwiglu(y.gate(), y.up(), xb, qx, tokens); // hb = swiglu(gate xb) * (up xb)
         matmul(y.down(), hb, quantizeFor(hb, tokens, y.down(), null, null), tokens, xb2);
         for (int i = 0, n = tokens * dim; i < n; i++) {
             x[i] += xb2[i];
@@ -277,7 +281,7 @@ public final class LlamaModel implements Model {
         }
         int units = tokens * config.nHeads();
         attention.layer = l;
-        compute.run(attention, units, grain(units), work >= parallelThreshold);
+        compute.run(attention, units, grain(units), work * ATTENTION_MAC_WEIGHT >= parallelThreshold);
     }
 
     /** Causal attention of one (token, head) unit over positions 0..pos of the token's own sequence. */
@@ -338,6 +342,51 @@ public final class LlamaModel implements Model {
         matmul.set(null, null, null, 0, null);
     }
 
+    /**
+     * q/k/v (three matrices over the same input) as one pool run instead of three: the row chunks of the three
+     * (each matrix split by {@link WeightMatrix#rowGrain} as alone) form one index space, so a batch-1 step pays
+     * one handoff and one end-of-run wait where it paid three. Rows are independent, so every output element is
+     * computed exactly as by three separate {@link #matmul} calls.
+     */
+    private void matmul3(WeightMatrix a, float[] outA, WeightMatrix b, float[] outB, WeightMatrix c, float[] outC,
+                         float[] in, QuantizedRows qin, int tokens) {
+        MatmulGroupTask g = matmulGroup;
+        g.in = in;
+        g.tokens = tokens;
+        g.pairedSwiglu = false;
+        g.count = 0;
+        g.add(a, outA, intDot(a) ? qin : null, compute.threads());
+        g.add(b, outB, intDot(b) ? qin : null, compute.threads());
+        g.add(c, outC, intDot(c) ? qin : null, compute.threads());
+        runGroup(g, tokens);
+    }
+
+    /**
+     * hb = swiglu(gate x) * (up x) as one pool run: a chunk computes its rows of gate and of up, then the swiglu
+     * of those rows, so neither a second handoff for up nor a serial swiglu pass remains. Same float operations
+     * per element as gate and up computed whole and swiglu over all of hb.
+     */
+    private void gateUpSwiglu(WeightMatrix gate, WeightMatrix up, float[] in, QuantizedRows qin, int tokens) {
+        MatmulGroupTask g = matmulGroup;
+        g.in = in;
+        g.tokens = tokens;
+        g.pairedSwiglu = true;
+        g.count = 0;
+        g.add(gate, hb, intDot(gate) ? qin : null, compute.threads());
+        g.add(up, hb2, intDot(up) ? qin : null, compute.threads());
+        g.firstChunk[1] = g.firstChunk[2] = g.chunks(0); // one index space: the gate's chunks, each with up's rows
+        runGroup(g, tokens);
+    }
+
+    private void runGroup(MatmulGroupTask g, int tokens) {
+        long work = 0;
+        for (int i = 0; i < g.count; i++) {
+            work += (long) tokens * g.weights[i].rows() * g.weights[i].cols();
+        }
+        compute.run(g, g.firstChunk[g.count], 1, work >= parallelThreshold);
+        g.clear();
+    }
+
     /** About four chunks per thread, so uneven chunks still balance. */
     private int grain(int size) {
         return Math.max(1, size / (compute.threads() * 4));
@@ -365,6 +414,75 @@ public final class LlamaModel implements Model {
                 return;
             }
             weight.matmulRows(in, 0, tokens, out, 0, from, to);
+        }
+    }
+
+    /**
+     * Matmuls over one input as one pool task. Unit u of [0, firstChunk[count]) is chunk u - firstChunk[i] of
+     * matrix i's rows (split as {@link WeightMatrix#rowGrain} splits it alone). Paired swiglu (gate and up, same
+     * row count): unit u is chunk u of both, and its rows of hb get the swiglu once both are computed.
+     */
+    private final class MatmulGroupTask implements ComputePool.RangeTask {
+        final WeightMatrix[] weights = new WeightMatrix[3];
+        final float[][] outs = new float[3][];
+        final QuantizedRows[] quantized = new QuantizedRows[3];
+        final int[] grains = new int[3];
+        final int[] firstChunk = new int[4];
+        int count;
+        float[] in;
+        int tokens;
+        boolean pairedSwiglu;
+
+        void add(WeightMatrix weight, float[] out, QuantizedRows q, int threads) {
+            weights[count] = weight;
+            outs[count] = out;
+            quantized[count] = q;
+            grains[count] = WeightMatrix.rowGrain(weight.rows(), threads);
+            firstChunk[count + 1] = firstChunk[count] + chunks(count);
+            count++;
+        }
+
+        int chunks(int i) {
+            return (weights[i].rows() + grains[i] - 1) / grains[i];
+        }
+
+        void clear() {
+            Arrays.fill(weights, null);
+            Arrays.fill(outs, null);
+            Arrays.fill(quantized, null);
+            in = null;
+            count = 0;
+        }
+
+        @Override
+        public void run(int from, int to, int worker) {
+            for (int u = from; u < to; u++) {
+                if (pairedSwiglu) {
+                    int r0 = u * grains[0];
+                    int r1 = Math.min(weights[0].rows(), r0 + grains[0]);
+                    rows(0, r0, r1);
+                    rows(1, r0, r1);
+                    int hidden = weights[0].rows();
+                    for (int t = 0; t < tokens; t++) {
+                        Kernels.swiglu(hb, hb2, t * hidden + r0, t * hidden + r1);
+                    }
+                    continue;
+                }
+                int i = 0;
+                while (u >= firstChunk[i + 1]) {
+                    i++;
+                }
+                int r0 = (u - firstChunk[i]) * grains[i];
+                rows(i, r0, Math.min(weights[i].rows(), r0 + grains[i]));
+            }
+        }
+
+        private void rows(int i, int r0, int r1) {
+            if (quantized[i] != null) {
+                weights[i].matmulRows(quantized[i], outs[i], 0, r0, r1);
+            } else {
+                weights[i].matmulRows(in, 0, tokens, outs[i], 0, r0, r1);
+            }
         }
     }
 
