@@ -174,7 +174,7 @@ class DiffusionForwardTest {
                 e.getMessage());
         Files.delete(dir.resolve("tokenizer.bin"));
         e = assertThrows(ModelLoadException.class, () -> Models.loadDiffusion(dir.toString()));
-        assertTrue(e.getMessage().contains("tokenizer.bin not found"), e.getMessage());
+        assertTrue(e.getMessage().contains("no tokenizer.json or tokenizer.bin"), e.getMessage());
     }
 
     @Test
