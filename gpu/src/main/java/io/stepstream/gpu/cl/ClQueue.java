@@ -4,6 +4,7 @@ import io.stepstream.gpu.OpenClException;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
@@ -203,50 +204,39 @@ public final class ClQueue implements AutoCloseable {
 
     /** Writes {@code bytes} from native memory; the source must stay untouched until the queue has run it. */
     public void write(MemorySegment buffer, MemorySegment src, long bytes, boolean blocking) {
-        int s;
-        try {
-            s = (int) f.enqueueWriteBuffer.invokeExact(queue, buffer, blocking ? 1 : 0, 0L, bytes, src, 0,
-                    MemorySegment.NULL, MemorySegment.NULL);
-        } catch (Throwable t) {
-            throw new OpenClException("clEnqueueWriteBuffer failed: " + t, t);
-        }
-        check(s, "clEnqueueWriteBuffer(" + bytes + " bytes)");
+        transfer(f.enqueueWriteBuffer, "clEnqueueWriteBuffer", buffer, blocking, bytes, src);
     }
 
     /** A blocking write straight from a Java array (a heap segment over it). */
     public void writeBlocking(MemorySegment buffer, MemorySegment heapSrc, long bytes) {
-        int s;
-        try {
-            s = (int) f.enqueueWriteBufferHeap.invokeExact(queue, buffer, 1, 0L, bytes, heapSrc, 0, MemorySegment.NULL,
-                    MemorySegment.NULL);
-        } catch (Throwable t) {
-            throw new OpenClException("clEnqueueWriteBuffer failed: " + t, t);
-        }
-        check(s, "clEnqueueWriteBuffer(" + bytes + " bytes, blocking)");
+        transfer(f.enqueueWriteBufferHeap, "clEnqueueWriteBuffer", buffer, true, bytes, heapSrc);
     }
 
     /** A blocking read into a Java array (a heap segment over it) or native memory: waits for all work before it. */
     public void readBlocking(MemorySegment buffer, MemorySegment dst, long bytes) {
-        int s;
-        try {
-            s = (int) f.enqueueReadBufferHeap.invokeExact(queue, buffer, 1, 0L, bytes, dst, 0, MemorySegment.NULL,
-                    MemorySegment.NULL);
-        } catch (Throwable t) {
-            throw new OpenClException("clEnqueueReadBuffer failed: " + t, t);
-        }
-        check(s, "clEnqueueReadBuffer(" + bytes + " bytes)");
+        transfer(f.enqueueReadBufferHeap, "clEnqueueReadBuffer", buffer, true, bytes, dst);
     }
 
     /** A non-blocking read into native memory that must stay valid until {@link #finish}. */
     public void read(MemorySegment buffer, MemorySegment dst, long bytes) {
+        transfer(f.enqueueReadBuffer, "clEnqueueReadBuffer", buffer, false, bytes, dst);
+    }
+
+    /**
+     * One clEnqueueRead/WriteBuffer of the whole {@code bytes} at offset 0, through the handle for native or heap
+     * host memory (all four have the same C signature); no events. A transfer is rare next to the passes, so the
+     * handle need not be a constant the JIT can inline.
+     */
+    private void transfer(MethodHandle enqueue, String call, MemorySegment buffer, boolean blocking, long bytes,
+                          MemorySegment host) {
         int s;
         try {
-            s = (int) f.enqueueReadBuffer.invokeExact(queue, buffer, 0, 0L, bytes, dst, 0, MemorySegment.NULL,
+            s = (int) enqueue.invokeExact(queue, buffer, blocking ? 1 : 0, 0L, bytes, host, 0, MemorySegment.NULL,
                     MemorySegment.NULL);
         } catch (Throwable t) {
-            throw new OpenClException("clEnqueueReadBuffer failed: " + t, t);
+            throw new OpenClException(call + " failed: " + t, t);
         }
-        check(s, "clEnqueueReadBuffer(" + bytes + " bytes)");
+        check(s, call + "(" + bytes + " bytes" + (blocking ? ", blocking)" : ")"));
     }
 
     public void flush() {
