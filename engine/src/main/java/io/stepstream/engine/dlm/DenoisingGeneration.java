@@ -55,4 +55,34 @@ public interface DenoisingGeneration {
     default DlmKvHandle kvHandle() {
         return null;
     }
+
+    /**
+     * The canvas both algorithms start from: the prompt, then {@code genLength} masks. Checks the prompt (at least
+     * one token, ids in the vocabulary, no mask) and that the canvas fits the context; {@code whyNonEmpty} says
+     * why the algorithm needs a first token.
+     */
+    static int[] initialCanvas(int[] prompt, int genLength, int maskId, int vocabSize, int contextLength,
+                               String whyNonEmpty) {
+        if (prompt == null || prompt.length == 0) {
+            throw new IllegalArgumentException("prompt must hold at least one token (" + whyNonEmpty + ")");
+        }
+        for (int i = 0; i < prompt.length; i++) {
+            int t = prompt[i];
+            if (t < 0 || t >= vocabSize) {
+                throw new IllegalArgumentException("prompt token " + i + " is " + t + ", outside [0, " + vocabSize
+                        + ")");
+            }
+            if (t == maskId) {
+                throw new IllegalArgumentException("prompt token " + i + " is the mask id " + maskId
+                        + "; prompts must not contain masks");
+            }
+        }
+        if ((long) prompt.length + genLength > contextLength) {
+            throw new IllegalArgumentException("gen_length " + genLength + " + prompt " + prompt.length
+                    + " tokens exceed the model's context length " + contextLength);
+        }
+        int[] canvas = java.util.Arrays.copyOf(prompt, prompt.length + genLength);
+        java.util.Arrays.fill(canvas, prompt.length, canvas.length, maskId);
+        return canvas;
+    }
 }

@@ -99,25 +99,8 @@ public final class DreamGeneration implements DenoisingGeneration {
         if (params == null) {
             throw new IllegalArgumentException("params must not be null");
         }
-        if (prompt == null || prompt.length == 0) {
-            throw new IllegalArgumentException("prompt must hold at least one token (Dream reads the logits of the"
-                    + " first generated position from the last prompt position)");
-        }
-        for (int i = 0; i < prompt.length; i++) {
-            int t = prompt[i];
-            if (t < 0 || t >= vocabSize) {
-                throw new IllegalArgumentException("prompt token " + i + " is " + t + ", outside [0, " + vocabSize
-                        + ")");
-            }
-            if (t == maskId) {
-                throw new IllegalArgumentException("prompt token " + i + " is the mask id " + maskId
-                        + "; prompts must not contain masks");
-            }
-        }
-        if ((long) prompt.length + params.genLength() > contextLength) {
-            throw new IllegalArgumentException("gen_length " + params.genLength() + " + prompt " + prompt.length
-                    + " tokens exceed the model's context length " + contextLength);
-        }
+        this.canvas = DenoisingGeneration.initialCanvas(prompt, params.genLength(), maskId, vocabSize, contextLength,
+                "Dream reads the logits of the first generated position from the last prompt position");
         if (params.topK() != null && params.topK() > vocabSize) {
             // Dream clamps top_k to the vocabulary; keeping every token is what that means.
             params = params.withSampling(params.temperature(), params.topP(), vocabSize, params.seed());
@@ -126,8 +109,6 @@ public final class DreamGeneration implements DenoisingGeneration {
         this.maskId = maskId;
         this.vocabSize = vocabSize;
         this.prefixLength = prompt.length;
-        this.canvas = Arrays.copyOf(prompt, prompt.length + params.genLength());
-        Arrays.fill(canvas, prompt.length, canvas.length, maskId);
         this.random = new SplittableRandom(params.seed());
         this.timesteps = timesteps(params.steps(), params.eps());
         int gen = params.genLength();

@@ -87,30 +87,12 @@ public final class LladaGeneration implements DenoisingGeneration {
         if (params == null) {
             throw new IllegalArgumentException("params must not be null");
         }
-        if (prefix == null || prefix.length == 0) {
-            throw new IllegalArgumentException("prompt must hold at least one token (BOS)");
-        }
-        for (int i = 0; i < prefix.length; i++) {
-            int t = prefix[i];
-            if (t < 0 || t >= vocabSize) {
-                throw new IllegalArgumentException("prompt token " + i + " is " + t + ", outside [0, " + vocabSize
-                        + ")");
-            }
-            if (t == maskId) {
-                throw new IllegalArgumentException("prompt token " + i + " is the mask id " + maskId
-                        + "; prompts must not contain masks");
-            }
-        }
-        if ((long) prefix.length + params.genLength() > contextLength) {
-            throw new IllegalArgumentException("gen_length " + params.genLength() + " + prompt " + prefix.length
-                    + " tokens exceed the model's context length " + contextLength);
-        }
+        this.canvas = DenoisingGeneration.initialCanvas(prefix, params.genLength(), maskId, vocabSize, contextLength,
+                "BOS");
         this.params = params;
         this.maskId = maskId;
         this.vocabSize = vocabSize;
         this.prefixLength = prefix.length;
-        this.canvas = Arrays.copyOf(prefix, prefix.length + params.genLength());
-        Arrays.fill(canvas, prefix.length, canvas.length, maskId);
         this.random = new SplittableRandom(params.seed());
         this.patternHandle = params.sparseD() == null ? null : new PatternHandle();
         this.kvHandle = params.cache() == DlmCacheMode.NONE ? null : new DlmKvHandle();
