@@ -87,4 +87,20 @@ class RealEngineCliTest {
         assertEquals(1, run.err().lines().count(), run.err());
         assertTrue(run.err().contains("top_p"), run.err());
     }
+
+    /** synth --type q4_k writes a model whose matrices are Q4_K, which generate then serves. */
+    @Test
+    void synthQ4KModelIsServed(@TempDir Path dir) throws IOException {
+        Path gguf = dir.resolve("synth-110m-q4k.gguf");
+        Run synth = cli("synth", "--shape", "llama2-110m", "--type", "q4_k", "--seed", "3", gguf.toString());
+        assertEquals(0, synth.exitCode(), synth.err());
+        Run run = cli("generate", "--model", gguf.toString(), "--json", "--temperature", "0", "--max-tokens", "5",
+                "");
+        assertEquals(0, run.exitCode(), run.err());
+        JsonNode last = JSON.readTree(run.out().lines().toList().getLast());
+        assertEquals(5, last.get("usage").get("completion_tokens").asInt(), run.out());
+        Run bad = cli("synth", "--shape", "llama2-15m", "--type", "q5_k", dir.resolve("x.gguf").toString());
+        assertEquals(2, bad.exitCode(), bad.toString());
+        assertTrue(bad.err().contains("expected f32, f16, q8_0, q4_0, q4_k or q6_k"), bad.err());
+    }
 }

@@ -14,7 +14,8 @@ import java.util.Objects;
  *
  * <p>Batch invariance: every output element is computed by one fixed sequence of operations per encoding:
  * fused multiply-adds over the vector chunks of its row in column order (F32, Q8_0: into one accumulator, in
- * every tile shape; F16, BF16, Q4_0: into two, even and odd chunks, then their sum), a fixed-order lane sum
+ * every tile shape; Q6_K: into one, in its own chunk order; F16, BF16, Q4_0: into two, even and odd chunks,
+ * then their sum; Q4_K: into two, low-nibble and high-nibble sub-blocks, then their sum), a fixed-order lane sum
  * ({@code reduceLanes} is avoided: its order differs between the interpreter and compiled code), then a scalar
  * tail (plain float types whose rows are not a whole number of vectors). How many tokens share the call and
  * how rows are split over threads change which results are computed together (four rows by four tokens, four
@@ -25,14 +26,15 @@ import java.util.Objects;
  * per token row ({@link QuantizedRows}), exact integer products per block scaled into float lanes, one row at a time
  * (tokens four at a time or one); batch invariant in the same way.
  *
- * <p>To add an encoding (Q4_K, Q6_K): a subclass implementing the one-row tile shapes (and, for speed, the
+ * <p>To add an encoding: a subclass implementing the one-row tile shapes (and, for speed, the
  * four-row ones with {@link #hasRowTiles}) and the row decoder with
  * its own chunk decode written out in the loops, plus a case in {@link #of}. Keep the compiled tiles lean:
  * C2 stops inlining once a method passes its node budget, and a vector that crosses a call the JIT did not
  * inline is boxed on the heap, which costs more than the kernel (check the tier-4 lines of
  * {@code -XX:+PrintInlining} and the allocation rate; helpers under 35 bytecodes also inline at tier 3).
  */
-public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matrix, Q8_0Matrix, Q4_0Matrix {
+public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matrix, Q8_0Matrix, Q4_0Matrix,
+        Q4_KMatrix, Q6_KMatrix {
     /** Multiply-adds below which a matmul stays on the caller's thread (as the model's default threshold). */
     static final long PARALLEL_MIN_MACS = 1L << 18;
     /** Tokens per tile. */
@@ -88,8 +90,8 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
             case BF16 -> new Bf16Matrix(data, rows, cols);
             case Q8_0 -> new Q8_0Matrix(data, rows, cols);
             case Q4_0 -> new Q4_0Matrix(data, rows, cols);
-            case Q4_K, Q6_K -> throw new UnsupportedOperationException("weight matrices in " + type
-                    + " are not supported yet (supported: F32, F16, BF16, Q8_0, Q4_0)");
+            case Q4_K -> new Q4_KMatrix(data, rows, cols);
+            case Q6_K -> new Q6_KMatrix(data, rows, cols);
         };
     }
 

@@ -37,8 +37,9 @@ public final class LlamaGgufExport {
             case F16 -> 1;
             case Q4_0 -> 2;
             case Q8_0 -> 7;
+            case Q4_K -> 14; // LLAMA_FTYPE_MOSTLY_Q4_K_S: every quantizable matrix in Q4_K
+            case Q6_K -> 18;
             case BF16 -> 32;
-            case Q4_K, Q6_K -> throw new IllegalArgumentException("writing " + type + " is not supported");
         };
     }
 

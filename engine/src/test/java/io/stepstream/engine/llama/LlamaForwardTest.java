@@ -39,7 +39,8 @@ class LlamaForwardTest {
     static Stream<Arguments> cases() {
         List<Arguments> out = new ArrayList<>();
         for (LlamaTestModels.Kind kind : LlamaTestModels.Kind.values()) {
-            for (TensorType type : new TensorType[]{TensorType.F32, TensorType.F16, TensorType.Q8_0, TensorType.Q4_0}) {
+            for (TensorType type : new TensorType[]{TensorType.F32, TensorType.F16, TensorType.Q8_0, TensorType.Q4_0,
+                    TensorType.Q4_K, TensorType.Q6_K}) { // K-quants: a 256-wide model (whole super-blocks)
                 out.add(Arguments.of(kind, type));
             }
         }

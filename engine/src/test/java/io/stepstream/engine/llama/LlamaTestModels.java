@@ -46,13 +46,26 @@ final class LlamaTestModels {
     private LlamaTestModels() {
     }
 
+    /** Width and FFN width of the K-quant models: rows must be whole 256-element super-blocks. */
+    static final int K_DIM = 256;
+    static final int K_HIDDEN = 512;
+
     static ModelConfig config(Kind kind) {
+        return config(kind, DIM, HIDDEN);
+    }
+
+    static ModelConfig config(Kind kind, int dim, int hidden) {
         float theta = kind.scaled ? 500000f : kind.family == LlamaFamily.QWEN2 ? 1000000f : 10000f;
-        return new ModelConfig(DIM, HIDDEN, 2, kind.heads, kind.kvHeads, VOCAB, CONTEXT, 1e-5f, theta, kind.tied);
+        return new ModelConfig(dim, hidden, 2, kind.heads, kind.kvHeads, VOCAB, CONTEXT, 1e-5f, theta, kind.tied);
     }
 
     static Path write(Path dir, Kind kind, TensorType type, long seed) throws IOException {
-        ModelConfig c = config(kind);
+        return type.blockSize() == 256 ? write(dir, kind, type, seed, K_DIM, K_HIDDEN)
+                : write(dir, kind, type, seed, DIM, HIDDEN);
+    }
+
+    static Path write(Path dir, Kind kind, TensorType type, long seed, int dim, int hidden) throws IOException {
+        ModelConfig c = config(kind, dim, hidden);
         TokenizerSpec vocab = kind.family == LlamaFamily.QWEN2 ? SyntheticVocab.byteLevel(VOCAB, "qwen2")
                 : kind.scaled ? SyntheticVocab.byteLevel(VOCAB, "llama-bpe") : SyntheticVocab.sentencePiece(VOCAB);
         // small original context, so the scaling's three regimes all occur over 16 pairs

@@ -1,5 +1,7 @@
 package io.stepstream.engine.tensor;
 
+import io.stepstream.engine.format.gguf.Quants;
+
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
@@ -73,6 +75,23 @@ final class RandomWeights {
                     }
                     i += 32;
                 }
+                case Q4_K, Q6_K -> {
+                    // random bytes for the quants and packed scales, then sane float16 super-block scales (the
+                    // magnitudes of real weights); the meaning of the bytes is ggml's dequantization (Quants,
+                    // checked against ggml's C code in GgufQuantsTest)
+                    byte[] block = new byte[type.blockBytes()];
+                    rnd.nextBytes(block);
+                    ByteBuffer b = ByteBuffer.wrap(block).order(ByteOrder.LITTLE_ENDIAN);
+                    if (type == TensorType.Q4_K) {
+                        b.putShort(0, saneHalf(rnd));
+                        b.putShort(2, saneHalf(rnd));
+                    } else {
+                        b.putShort(208, saneHalf(rnd));
+                    }
+                    buf.put(block);
+                    Quants.dequantize(type, MemorySegment.ofArray(block), 0, values, i, 256);
+                    i += 256;
+                }
                 default -> throw new IllegalArgumentException("no encoder for " + type);
             }
         }
@@ -85,6 +104,13 @@ final class RandomWeights {
         int exponent = rnd.nextInt(31) << 10;
         int mantissa = rnd.nextInt(1 << 10);
         return (short) (sign | exponent | mantissa);
+    }
+
+    /** A float16 of either sign with magnitude in [2^-14, 2^2) (normal, like real super-block scales). */
+    static short saneHalf(Random rnd) {
+        int sign = rnd.nextInt(2) << 15;
+        int exponent = (1 + rnd.nextInt(16)) << 10;
+        return (short) (sign | exponent | rnd.nextInt(1 << 10));
     }
 
     static float[] gaussian(int n, Random rnd) {

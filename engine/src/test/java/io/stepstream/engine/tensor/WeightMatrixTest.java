@@ -32,14 +32,15 @@ class WeightMatrixTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = TensorType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    @EnumSource(value = TensorType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
     void matmulMatchesDoubleReference(TensorType type) {
         Random rnd = new Random(1000 + type.ordinal());
         try (Arena arena = Arena.ofShared()) { // pool threads read it too
             for (int trial = 0; trial < 24; trial++) {
                 int rows = 1 + rnd.nextInt(41);
                 // plain float types: any width, mostly not a multiple of the vector length
-                int cols = type.quantized() ? 32 * (1 + rnd.nextInt(12)) : 1 + rnd.nextInt(300);
+                int cols = type.quantized() ? type.blockSize() * (1 + rnd.nextInt(type.blockSize() > 32 ? 3 : 12))
+                        : 1 + rnd.nextInt(300);
                 int tokens = 1 + rnd.nextInt(33);
                 RandomWeights.Encoded enc = RandomWeights.encode(type, rows, cols, rnd);
                 WeightMatrix w = switch (trial % 3) {
@@ -59,11 +60,11 @@ class WeightMatrixTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = TensorType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    @EnumSource(value = TensorType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
     void largeMatmulOverThePoolMatchesDoubleReference(TensorType type) {
         Random rnd = new Random(2000 + type.ordinal());
         int rows = 203;
-        int cols = type.quantized() ? 640 : 651;
+        int cols = type.quantized() ? (type.blockSize() > 32 ? 768 : 640) : 651;
         int tokens = 9;
         RandomWeights.Encoded enc = RandomWeights.encode(type, rows, cols, rnd);
         WeightMatrix w = enc.onHeap();
@@ -105,11 +106,11 @@ class WeightMatrixTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = TensorType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0"})
+    @EnumSource(value = TensorType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
     void decodeRowIsExact(TensorType type) {
         Random rnd = new Random(3000 + type.ordinal());
         int rows = 7;
-        int cols = type.quantized() ? 96 : 77;
+        int cols = type.quantized() ? 3 * type.blockSize() : 77;
         RandomWeights.Encoded enc = RandomWeights.encode(type, rows, cols, rnd);
         WeightMatrix w = enc.onHeap();
         float[] row = new float[cols + 3];
@@ -150,8 +151,10 @@ class WeightMatrixTest {
                 () -> WeightMatrix.of(TensorType.F32, fourKib, 0, 4));
         assertMessage(IllegalArgumentException.class, "cols must be >= 1, got -3",
                 () -> WeightMatrix.of(TensorType.F16, fourKib, 4, -3));
-        assertMessage(UnsupportedOperationException.class, "Q4_K are not supported yet",
-                () -> WeightMatrix.of(TensorType.Q4_K, MemorySegment.ofArray(new byte[144]), 1, 256));
+        assertMessage(IllegalArgumentException.class, "cols (128) of a Q4_K matrix must be a multiple of its 256",
+                () -> WeightMatrix.of(TensorType.Q4_K, MemorySegment.ofArray(new byte[144]), 1, 128));
+        assertMessage(IllegalArgumentException.class, "data holds 144 bytes but a 1 x 256 Q6_K matrix takes 210 bytes",
+                () -> WeightMatrix.of(TensorType.Q6_K, MemorySegment.ofArray(new byte[144]), 1, 256));
         assertMessage(IllegalArgumentException.class, "data has 10 floats but a 3 x 4 matrix needs 12",
                 () -> WeightMatrix.f32(new float[10], 3, 4));
         assertThrows(NullPointerException.class, () -> WeightMatrix.of(null, fourKib, 1, 1));

@@ -26,7 +26,7 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--to", required = true, paramLabel = "gguf|safetensors", description = "Output format.")
     String to;
 
-    @Option(names = "--type", paramLabel = "f32|f16|q8_0|q4_0", defaultValue = "f32",
+    @Option(names = "--type", paramLabel = "f32|f16|q8_0|q4_0|q4_k|q6_k", defaultValue = "f32",
             description = "GGUF weight encoding (default f32; rows that are no whole number of blocks stay f16).")
     String type;
 
@@ -75,7 +75,9 @@ final class ConvertCommand implements Callable<Integer> {
             case "f16" -> TensorType.F16;
             case "q8_0" -> TensorType.Q8_0;
             case "q4_0" -> TensorType.Q4_0;
-            default -> throw CliFailure.badInput("--type " + type + ": expected f32, f16, q8_0 or q4_0");
+            case "q4_k" -> TensorType.Q4_K;
+            case "q6_k" -> TensorType.Q6_K;
+            default -> throw CliFailure.badInput("--type " + type + ": expected f32, f16, q8_0, q4_0, q4_k or q6_k");
         };
     }
 }

@@ -28,7 +28,7 @@ final class SynthCommand implements Callable<Integer> {
             description = "Model shape (dream-*: a Dream diffusion model folder, f32, the tok512 vocabulary + mask).")
     String shape;
 
-    @Option(names = "--type", paramLabel = "f32|f16|q8_0|q4_0", defaultValue = "f32", description = "Weight encoding.")
+    @Option(names = "--type", paramLabel = "f32|f16|q8_0|q4_0|q4_k|q6_k", defaultValue = "f32", description = "Weight encoding.")
     String type;
 
     @Option(names = "--vocab", paramLabel = "N", defaultValue = "512", description = "Vocabulary size (default 512).")

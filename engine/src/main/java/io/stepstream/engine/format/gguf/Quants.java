@@ -208,7 +208,9 @@ public final class Quants {
 
     /**
      * Encodes {@code count} floats of {@code src[srcOffset ..]} (a whole number of blocks) as {@code type} at
-     * byte {@code dstOffset} of {@code dst}. Supports F32, F16, BF16, Q8_0 and Q4_0.
+     * byte {@code dstOffset} of {@code dst}. F32, F16, BF16, Q8_0 and Q4_0 as ggml's reference quantizers;
+     * Q4_K and Q6_K with simpler quantizers of our own (see {@link #quantizeQ4K}, {@link #quantizeQ6K}) whose
+     * blocks ggml decodes as usual but whose bytes differ from ggml's.
      */
     public static void quantize(TensorType type, float[] src, int srcOffset, int count, MemorySegment dst,
                                 long dstOffset) {
@@ -237,8 +239,16 @@ public final class Quants {
                     quantizeQ4_0(src, srcOffset + 32 * b, dst, dstOffset + (long) b * type.blockBytes());
                 }
             }
-            case Q4_K, Q6_K -> throw new UnsupportedOperationException("quantizing to " + type
-                    + " is not supported (only F32, F16, BF16, Q8_0 and Q4_0)");
+            case Q4_K -> {
+                for (int b = 0; b < blocks; b++) {
+                    quantizeQ4K(src, srcOffset + 256 * b, dst, dstOffset + (long) b * type.blockBytes());
+                }
+            }
+            case Q6_K -> {
+                for (int b = 0; b < blocks; b++) {
+                    quantizeQ6K(src, srcOffset + 256 * b, dst, dstOffset + (long) b * type.blockBytes());
+                }
+            }
         }
     }
 
@@ -285,6 +295,133 @@ public final class Quants {
             int hi = Math.min(15, (int) (x[from + 16 + j] * id + 8.5f));
             dst.set(ValueLayout.JAVA_BYTE, block + 2 + j, (byte) (lo | (hi << 4)));
         }
+    }
+
+    /**
+     * Q4_K, a plain min/max fit (not ggml's make_qkx2_quants search, so the bytes differ from ggml's and the
+     * error is somewhat larger): per 32-element sub-block j, lo_j = min(0, min x) and step_j = (max x - lo_j) / 15;
+     * the super-block scales d = max step_j / 63 and dmin = max(-lo_j) / 63 are stored as float16, rounded up
+     * when rounding to nearest would leave a 6-bit code above 63; the 6-bit scale is ceil(step_j / d) (the grid
+     * then reaches max x) and the 6-bit min round(-lo_j / dmin); q = round((x + dmin * min) / (d * scale))
+     * clamped to [0, 15]. Each element is then within (d * scale + dmin) / 2 of x, plus float rounding.
+     */
+    private static void quantizeQ4K(float[] x, int from, MemorySegment dst, long block) {
+        float[] step = new float[8];
+        float[] negLo = new float[8];
+        float maxStep = 0f;
+        float maxNegLo = 0f;
+        for (int j = 0; j < 8; j++) {
+            float lo = 0f;
+            float hi = -Float.MAX_VALUE;
+            for (int i = 0; i < 32; i++) {
+                float v = x[from + 32 * j + i];
+                lo = Math.min(lo, v);
+                hi = Math.max(hi, v);
+            }
+            step[j] = (hi - lo) / 15;
+            negLo[j] = -lo;
+            maxStep = Math.max(maxStep, step[j]);
+            maxNegLo = Math.max(maxNegLo, negLo[j]);
+        }
+        short dBits = scaleCoveringMax(maxStep, 63, "Q4_K");
+        short dminBits = scaleCoveringMax(maxNegLo, 63, "Q4_K");
+        float d = f16ToFloat(dBits);
+        float dmin = f16ToFloat(dminBits);
+        int[] sc = new int[8];
+        int[] mn = new int[8];
+        for (int j = 0; j < 8; j++) {
+            sc[j] = d > 0f ? Math.min(63, (int) Math.ceil(step[j] / d)) : 0;
+            mn[j] = dmin > 0f ? Math.min(63, roundHalfAway(negLo[j] / dmin)) : 0;
+        }
+        dst.set(LE_SHORT, block, dBits);
+        dst.set(LE_SHORT, block + 2, dminBits);
+        long scales = block + 4;
+        for (int j = 0; j < 4; j++) {
+            // sub-blocks 0..3: 6 bits in bytes 0..3 (scale) and 4..7 (min); 4..7 lend the top 2 bits of those
+            // bytes and own the nibbles of bytes 8..11
+            int hiSc = sc[j + 4];
+            int hiMn = mn[j + 4];
+            dst.set(ValueLayout.JAVA_BYTE, scales + j, (byte) (sc[j] | ((hiSc >>> 4) << 6)));
+            dst.set(ValueLayout.JAVA_BYTE, scales + 4 + j, (byte) (mn[j] | ((hiMn >>> 4) << 6)));
+            dst.set(ValueLayout.JAVA_BYTE, scales + 8 + j, (byte) ((hiSc & 0x0F) | ((hiMn & 0x0F) << 4)));
+        }
+        long qs = block + 16;
+        for (int pair = 0; pair < 4; pair++) {
+            int lo = 2 * pair;
+            float dLo = d * sc[lo];
+            float mLo = dmin * mn[lo];
+            float dHi = d * sc[lo + 1];
+            float mHi = dmin * mn[lo + 1];
+            for (int i = 0; i < 32; i++) {
+                int qLo = nearestLevel(x[from + 64 * pair + i], dLo, mLo, 15);
+                int qHi = nearestLevel(x[from + 64 * pair + 32 + i], dHi, mHi, 15);
+                dst.set(ValueLayout.JAVA_BYTE, qs + 32L * pair + i, (byte) (qLo | (qHi << 4)));
+            }
+        }
+    }
+
+    /**
+     * Q6_K, a plain symmetric fit (not ggml's make_qx_quants search; bytes differ from ggml's): per 16-element
+     * sub-block j, step_j = max |x| / 31; the super-block scale d = max step_j / 127 as float16 (rounded up
+     * when needed so every 8-bit code stays <= 127); the int8 scale ceil(step_j / d) (so |x| / (d * scale) <= 31);
+     * q = round(x / (d * scale)) clamped to [-32, 31]. Each element is then within d * scale / 2 of x, plus
+     * float rounding.
+     */
+    private static void quantizeQ6K(float[] x, int from, MemorySegment dst, long block) {
+        float[] step = new float[16];
+        float maxStep = 0f;
+        for (int j = 0; j < 16; j++) {
+            float amax = 0f;
+            for (int i = 0; i < 16; i++) {
+                amax = Math.max(amax, Math.abs(x[from + 16 * j + i]));
+            }
+            step[j] = amax / 31;
+            maxStep = Math.max(maxStep, step[j]);
+        }
+        short dBits = scaleCoveringMax(maxStep, 127, "Q6_K");
+        float d = f16ToFloat(dBits);
+        int[] sc = new int[16];
+        for (int j = 0; j < 16; j++) {
+            sc[j] = d > 0f ? Math.min(127, (int) Math.ceil(step[j] / d)) : 0;
+            dst.set(ValueLayout.JAVA_BYTE, block + 192 + j, (byte) sc[j]);
+        }
+        dst.set(LE_SHORT, block + 208, dBits);
+        MemorySegment.copy(new byte[192], 0, dst, ValueLayout.JAVA_BYTE, block, 192); // ql and qh are OR-ed in
+        for (int e = 0; e < 256; e++) {
+            float scale = d * sc[e / 16];
+            int q = scale > 0f ? Math.clamp(roundHalfAway(x[from + e] / scale), -32, 31) + 32 : 32;
+            // element e: half h, quarter k, position l (see dequantizeQ6K)
+            int h = e / 128;
+            int k = (e % 128) / 32;
+            int l = e % 32;
+            long ql = block + 64L * h + l + 32L * (k & 1);
+            int nibble = k < 2 ? q & 0x0F : (q & 0x0F) << 4;
+            dst.set(ValueLayout.JAVA_BYTE, ql, (byte) (u8(dst, ql) | nibble));
+            long qh = block + 128 + 32L * h + l;
+            dst.set(ValueLayout.JAVA_BYTE, qh, (byte) (u8(dst, qh) | ((q >>> 4) << (2 * k))));
+        }
+    }
+
+    /**
+     * The float16 scale s for which max / s is at most {@code codes}: max / codes rounded to nearest, or the
+     * next float16 up when that leaves max / s above codes.
+     */
+    private static short scaleCoveringMax(float max, int codes, String type) {
+        float s = max / codes;
+        short bits = floatToF16(s);
+        if (f16ToFloat(bits) * codes < max) {
+            bits++; // s > 0 here, so the next bit pattern is the next larger float16
+        }
+        if (!Float.isFinite(f16ToFloat(bits)) || !Float.isFinite(max)) {
+            throw new IllegalArgumentException(type + ": a super-block needs a scale of " + max + " / " + codes
+                    + ", which is not a finite float16 (values too large or not finite)");
+        }
+        return bits;
+    }
+
+    /** The level q in [0, top] with step * q - offset nearest to v (0 when step is 0). */
+    private static int nearestLevel(float v, float step, float offset, int top) {
+        return step > 0f ? Math.clamp(roundHalfAway((v + offset) / step), 0, top) : 0;
     }
 
     /** C's roundf for the small values quantizers produce: halfway cases go away from zero. */
