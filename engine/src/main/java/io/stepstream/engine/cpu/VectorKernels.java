@@ -153,4 +153,67 @@ public final class VectorKernels {
         float scale = Float.intBitsToFloat(((Float.floatToRawIntBits(t) - ROUNDER_BITS) + 127) << 23);
         return p * scale;
     }
+
+    /** Query rows that {@link #tileScores} scores together, each key loaded once for them. */
+    public static final int SCORE_TILE = 4;
+
+    /**
+     * Attention scores of up to {@link #SCORE_TILE} query rows against the keys of ascending ranges
+     * [keyFrom[i], keyTo[i]): {@code scores[r * stride + n] = q_r . k_j / scaleDivisor}, n counting the kept keys
+     * in order; returns their count. Row r's query starts at {@code q[qOffset[r]]}; key j at
+     * {@code k[kvBase + j * kvStride]}. With a head size that is a multiple of {@link #LANES} the dot products run
+     * on vectors (chunks in order, then {@link #sum}), else in a plain loop; either way a row's scores do not
+     * depend on its tile mates or on how the keys are split into ranges. Rows past {@code rows} are not written.
+     */
+    public static int tileScores(int rows, float[] q, int[] qOffset, float[] k, int kvBase, int kvStride,
+                                 int headSize, float scaleDivisor, int[] keyFrom, int[] keyTo, int ranges,
+                                 float[] scores, int stride) {
+        if (rows < 1 || rows > SCORE_TILE) {
+            throw new IllegalArgumentException("rows must be in 1.." + SCORE_TILE + ", got " + rows);
+        }
+        // Missing rows repeat row 0: the same loads, results never written.
+        int q0 = qOffset[0];
+        int q1 = rows > 1 ? qOffset[1] : q0;
+        int q2 = rows > 2 ? qOffset[2] : q0;
+        int q3 = rows > 3 ? qOffset[3] : q0;
+        boolean vector = headSize % LANES == 0;
+        int n = 0;
+        for (int r = 0; r < ranges; r++) {
+            for (int j = keyFrom[r]; j < keyTo[r]; j++, n++) {
+                int ko = kvBase + j * kvStride;
+                if (!vector) {
+                    for (int t = 0; t < rows; t++) {
+                        float dot = 0f;
+                        for (int d = 0; d < headSize; d++) {
+                            dot += q[qOffset[t] + d] * k[ko + d];
+                        }
+                        scores[t * stride + n] = dot / scaleDivisor;
+                    }
+                    continue;
+                }
+                FloatVector a0 = FloatVector.zero(FLOATS);
+                FloatVector a1 = a0;
+                FloatVector a2 = a0;
+                FloatVector a3 = a0;
+                for (int i = 0; i < headSize; i += LANES) {
+                    FloatVector kc = FloatVector.fromArray(FLOATS, k, ko + i);
+                    a0 = FloatVector.fromArray(FLOATS, q, q0 + i).fma(kc, a0);
+                    a1 = FloatVector.fromArray(FLOATS, q, q1 + i).fma(kc, a1);
+                    a2 = FloatVector.fromArray(FLOATS, q, q2 + i).fma(kc, a2);
+                    a3 = FloatVector.fromArray(FLOATS, q, q3 + i).fma(kc, a3);
+                }
+                scores[n] = sum(a0) / scaleDivisor;
+                if (rows > 1) {
+                    scores[stride + n] = sum(a1) / scaleDivisor;
+                }
+                if (rows > 2) {
+                    scores[2 * stride + n] = sum(a2) / scaleDivisor;
+                }
+                if (rows > 3) {
+                    scores[3 * stride + n] = sum(a3) / scaleDivisor;
+                }
+            }
+        }
+        return n;
+    }
 }

@@ -9,7 +9,7 @@ import jdk.incubator.vector.VectorSpecies;
  * Bidirectional attention of one head for a tile of up to {@link #TILE} query rows of one canvas that see the same
  * keys: every position (dense), or the key blocks a SparseD pattern keeps for their query block, given as ascending
  * key ranges. Vector API throughout: a key (and a value) is loaded once for the whole tile, the head dimension is
- * split into vector chunks, the softmax runs over vectors with the Vector API's exp.
+ * split into vector chunks, the softmax runs over vectors with {@link VectorKernels#expNonPositive}.
  *
  * <p>Exactness contract. Each row's result depends only on its own query and the keys it sees, never on its tile
  * mates or on how the kept keys are split into ranges: scores are one dot product per key (chunks summed in order,
@@ -19,7 +19,7 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class CanvasAttention {
     /** Query rows sharing one pass over the keys and values. */
-    static final int TILE = 4;
+    static final int TILE = VectorKernels.SCORE_TILE;
 
     /** A static constant: the Vector API compiles to vector instructions only for species the JIT sees as constant. */
     private static final VectorSpecies<Float> SPECIES = VectorKernels.FLOATS;
@@ -51,42 +51,8 @@ final class CanvasAttention {
     void attend(int rows, float[] q, int[] qOffset, float[] k, float[] v, int kvBase, int kvStride,
                 float scaleDivisor, int[] keyFrom, int[] keyTo, int ranges, float[] att, int attStride, float[] out,
                 int[] outOffset) {
-        if (rows < 1 || rows > TILE) {
-            throw new IllegalArgumentException("rows must be in 1.." + TILE + ", got " + rows);
-        }
-        // Missing rows repeat row 0: the same loads, results never written.
-        int q0 = qOffset[0];
-        int q1 = rows > 1 ? qOffset[1] : q0;
-        int q2 = rows > 2 ? qOffset[2] : q0;
-        int q3 = rows > 3 ? qOffset[3] : q0;
-        int n = 0;
-        for (int r = 0; r < ranges; r++) {
-            for (int j = keyFrom[r]; j < keyTo[r]; j++, n++) {
-                int ko = kvBase + j * kvStride;
-                if (!vector) {
-                    att[n] = dotScalar(q, q0, k, ko) / scaleDivisor;
-                    att[attStride + n] = dotScalar(q, q1, k, ko) / scaleDivisor;
-                    att[2 * attStride + n] = dotScalar(q, q2, k, ko) / scaleDivisor;
-                    att[3 * attStride + n] = dotScalar(q, q3, k, ko) / scaleDivisor;
-                    continue;
-                }
-                FloatVector a0 = FloatVector.zero(SPECIES);
-                FloatVector a1 = a0;
-                FloatVector a2 = a0;
-                FloatVector a3 = a0;
-                for (int c = 0, i = 0; c < chunks; c++, i += LANES) {
-                    FloatVector kc = FloatVector.fromArray(SPECIES, k, ko + i);
-                    a0 = FloatVector.fromArray(SPECIES, q, q0 + i).fma(kc, a0);
-                    a1 = FloatVector.fromArray(SPECIES, q, q1 + i).fma(kc, a1);
-                    a2 = FloatVector.fromArray(SPECIES, q, q2 + i).fma(kc, a2);
-                    a3 = FloatVector.fromArray(SPECIES, q, q3 + i).fma(kc, a3);
-                }
-                att[n] = VectorKernels.sum(a0) / scaleDivisor;
-                att[attStride + n] = VectorKernels.sum(a1) / scaleDivisor;
-                att[2 * attStride + n] = VectorKernels.sum(a2) / scaleDivisor;
-                att[3 * attStride + n] = VectorKernels.sum(a3) / scaleDivisor;
-            }
-        }
+        int n = VectorKernels.tileScores(rows, q, qOffset, k, kvBase, kvStride, headSize, scaleDivisor, keyFrom,
+                keyTo, ranges, att, attStride);
         for (int r = 0; r < rows; r++) {
             softmax(att, r * attStride, n);
         }
@@ -127,14 +93,6 @@ final class CanvasAttention {
             }
             s0.intoArray(out, o0 + i);
         }
-    }
-
-    private float dotScalar(float[] q, int qo, float[] k, int ko) {
-        float s = 0f;
-        for (int i = 0; i < headSize; i++) {
-            s += q[qo + i] * k[ko + i];
-        }
-        return s;
     }
 
     private void weightedSumScalar(float[] att, int ao, float[] v, int kvBase, int kvStride, int[] keyFrom,

@@ -36,7 +36,7 @@ import jdk.incubator.vector.VectorSpecies;
  */
 public final class SparseDBuilder {
     /** Query rows scored together (each key loaded once for them). */
-    private static final int TILE = 4;
+    private static final int TILE = VectorKernels.SCORE_TILE;
     private static final VectorSpecies<Float> FLOATS = VectorKernels.FLOATS;
     private static final int LANES = VectorKernels.LANES;
 
@@ -103,6 +103,10 @@ public final class SparseDBuilder {
         final float[] scores;
         final double[] massAll;
         final float[] blockSums;
+        /** The tile's query offsets, and the one key range (every key) it is scored against. */
+        final int[] qOffset = new int[TILE];
+        final int[] keyFrom = {0};
+        final int[] keyTo = new int[1];
         final double[] massGenerated;
         final Integer[] order;
         final boolean[] keep;
@@ -132,10 +136,14 @@ public final class SparseDBuilder {
         float scale = (float) Math.sqrt(headSize);
         int generatedFrom = generatedStart * blockSize;
         int rowEnd = Math.min(tokens, (qb + 1) * blockSize);
-        boolean vector = headSize % LANES == 0;
+        s.keyTo[0] = tokens;
         for (int i = qb * blockSize; i < rowEnd; i += TILE) {
             int rows = Math.min(TILE, rowEnd - i);
-            scoreTile(q, qOffset + i * qStride, qStride, rows, k, kOffset, kStride, headSize, scale, vector, s.scores);
+            for (int r = 0; r < rows; r++) {
+                s.qOffset[r] = qOffset + (i + r) * qStride;
+            }
+            VectorKernels.tileScores(rows, q, s.qOffset, k, kOffset, kStride, headSize, scale, s.keyFrom, s.keyTo,
+                    1, s.scores, tokens);
             for (int r = 0; r < rows; r++) {
                 int o = r * tokens;
                 poolSoftmax(s.scores, o, 0, tokens, s.massAll, s.blockSums);
@@ -162,52 +170,6 @@ public final class SparseDBuilder {
             }
         }
         rows[(layer * heads + head) * blocks + qb] = row;
-    }
-
-    /**
-     * Scores q.k / scale of {@code rows} consecutive query rows against every key, into scores[r * tokens + j]:
-     * Vector API chunks of the head dimension, a key loaded once for the tile, lanes summed in a fixed order.
-     */
-    private void scoreTile(float[] q, int qo, int qStride, int rows, float[] k, int kOffset, int kStride,
-                           int headSize, float scale, boolean vector, float[] scores) {
-        int q0 = qo;
-        int q1 = rows > 1 ? qo + qStride : qo;
-        int q2 = rows > 2 ? qo + 2 * qStride : qo;
-        int q3 = rows > 3 ? qo + 3 * qStride : qo;
-        for (int j = 0; j < tokens; j++) {
-            int ko = kOffset + j * kStride;
-            if (!vector) {
-                for (int r = 0; r < rows; r++) {
-                    float dot = 0f;
-                    for (int d = 0; d < headSize; d++) {
-                        dot += q[qo + r * qStride + d] * k[ko + d];
-                    }
-                    scores[r * tokens + j] = dot / scale;
-                }
-                continue;
-            }
-            FloatVector a0 = FloatVector.zero(FLOATS);
-            FloatVector a1 = a0;
-            FloatVector a2 = a0;
-            FloatVector a3 = a0;
-            for (int d = 0; d < headSize; d += LANES) {
-                FloatVector kc = FloatVector.fromArray(FLOATS, k, ko + d);
-                a0 = FloatVector.fromArray(FLOATS, q, q0 + d).fma(kc, a0);
-                a1 = FloatVector.fromArray(FLOATS, q, q1 + d).fma(kc, a1);
-                a2 = FloatVector.fromArray(FLOATS, q, q2 + d).fma(kc, a2);
-                a3 = FloatVector.fromArray(FLOATS, q, q3 + d).fma(kc, a3);
-            }
-            scores[j] = VectorKernels.sum(a0) / scale;
-            if (rows > 1) {
-                scores[tokens + j] = VectorKernels.sum(a1) / scale;
-            }
-            if (rows > 2) {
-                scores[2 * tokens + j] = VectorKernels.sum(a2) / scale;
-            }
-            if (rows > 3) {
-                scores[3 * tokens + j] = VectorKernels.sum(a3) / scale;
-            }
-        }
     }
 
     /**
