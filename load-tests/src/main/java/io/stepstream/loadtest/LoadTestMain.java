@@ -56,7 +56,8 @@ public final class LoadTestMain implements Callable<Integer> {
     @Option(names = "--requests", paramLabel = "M", defaultValue = "64", description = "Measured requests (default ${DEFAULT-VALUE}).")
     int requests;
 
-    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "64", description = "max_tokens per request (default ${DEFAULT-VALUE}).")
+    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "64",
+            description = "max_tokens per request (default ${DEFAULT-VALUE}); not sent with diffusion options.")
     int maxTokens;
 
     @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "Sampling temperature (default ${DEFAULT-VALUE}, greedy).")

@@ -2,6 +2,7 @@ package io.stepstream.protocol.client;
 
 import io.stepstream.protocol.v1.DiffusionOptions;
 import io.stepstream.protocol.v1.SparseDOptions;
+import java.util.function.Consumer;
 
 /**
  * The diffusion options a client puts on a {@code GenerateRequest}, as the command lines ({@code stepstream
@@ -29,51 +30,32 @@ public record DiffusionSettings(Integer genLength, Integer blockLength, Integer 
     public record SparseD(Double skip, Double select, Integer blockSize) {
         public SparseDOptions toWire() {
             var sparse = SparseDOptions.newBuilder();
-            if (skip != null) {
-                sparse.setSkip(skip);
-            }
-            if (select != null) {
-                sparse.setSelect(select);
-            }
-            if (blockSize != null) {
-                sparse.setBlockSize(blockSize);
-            }
+            setIfGiven(skip, sparse::setSkip);
+            setIfGiven(select, sparse::setSelect);
+            setIfGiven(blockSize, sparse::setBlockSize);
             return sparse.build();
         }
     }
 
     public DiffusionOptions toWire() {
         var diffusion = DiffusionOptions.newBuilder().setProgress(progress);
-        if (genLength != null) {
-            diffusion.setGenLength(genLength);
-        }
-        if (blockLength != null) {
-            diffusion.setBlockLength(blockLength);
-        }
-        if (steps != null) {
-            diffusion.setSteps(steps);
-        }
-        if (remasking != null) {
-            diffusion.setRemasking(remasking);
-        }
-        if (threshold != null) {
-            diffusion.setThreshold(threshold);
-        }
-        if (sparsed != null) {
-            diffusion.setSparsed(sparsed.toWire());
-        }
-        if (alg != null) {
-            diffusion.setAlg(alg);
-        }
-        if (algTemp != null) {
-            diffusion.setAlgTemp(algTemp);
-        }
-        if (eps != null) {
-            diffusion.setEps(eps);
-        }
-        if (cache != null) {
-            diffusion.setCache(cache);
-        }
+        setIfGiven(genLength, diffusion::setGenLength);
+        setIfGiven(blockLength, diffusion::setBlockLength);
+        setIfGiven(steps, diffusion::setSteps);
+        setIfGiven(remasking, diffusion::setRemasking);
+        setIfGiven(threshold, diffusion::setThreshold);
+        setIfGiven(sparsed == null ? null : sparsed.toWire(), diffusion::setSparsed);
+        setIfGiven(alg, diffusion::setAlg);
+        setIfGiven(algTemp, diffusion::setAlgTemp);
+        setIfGiven(eps, diffusion::setEps);
+        setIfGiven(cache, diffusion::setCache);
         return diffusion.build();
+    }
+
+    /** A null option stays unset on the wire (proto3 presence), so the server applies its default. */
+    private static <T> void setIfGiven(T value, Consumer<? super T> setter) {
+        if (value != null) {
+            setter.accept(value);
+        }
     }
 }
