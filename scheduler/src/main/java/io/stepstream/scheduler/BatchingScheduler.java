@@ -141,7 +141,8 @@ abstract class BatchingScheduler<S extends TrackedSequence, W> implements StepSc
     @Override
     public final StepBatch plan() {
         requireBetweenSteps();
-        PlannedStep<W> step = planStep(++lastStepId);
+        PlannedStep<W> step = planStep(lastStepId + 1);
+        lastStepId = step.batch().stepId();
         inFlight = step;
         return step.batch();
     }
