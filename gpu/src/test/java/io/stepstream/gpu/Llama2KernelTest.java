@@ -52,7 +52,7 @@ class Llama2KernelTest {
         System.arraycopy(TOKENS, 0, k.tokenIds, 0, T);
         System.arraycopy(POS, 0, k.tokenPos, 0, T);
         System.arraycopy(SEQ, 0, k.tokenSeq, 0, T);
-        System.arraycopy(LAST_ROW, 0, k.lastRow, 0, E);
+        System.arraycopy(LAST_ROW, 0, k.logitRow, 0, E);
         for (int e = 0; e < E; e++) {
             System.arraycopy(TABLES[e], 0, k.blockTable, e * k.maxBlocksPerSeq, TABLES[e].length);
         }
