@@ -7,6 +7,7 @@ import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.spi.Backends;
+import io.stepstream.engine.spi.DiffusionBackendModel;
 import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
@@ -17,6 +18,7 @@ import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.engine.sparse.PatternCache;
 import io.stepstream.engine.sparse.SparseDPolicy;
+import io.stepstream.scheduler.DenoisingModel;
 import io.stepstream.scheduler.DiffusionScheduler;
 import io.stepstream.scheduler.PatternCacheStats;
 import io.stepstream.scheduler.Scheduler;
@@ -131,9 +133,11 @@ public final class StepStream implements GenerationService, AutoCloseable {
      * BackendProvider SPI ("cpu", or "opencl" when stepstream-gpu is on the class path) and serves it.
      */
     public ModelInfo load(String nameOrPath, String backend, BackendOptions options) {
-        if (isDiffusion(nameOrPath)) {
-            throw new IllegalArgumentException("backend: " + nameOrPath + " is a diffusion model; diffusion models "
-                    + "run on the engine's CPU forward only (load it without a backend)");
+        // One read of a folder's config.json decides the kind and then builds the model.
+        boolean embeddedDiffusion = nameOrPath != null && Models.embeddedDiffusion().contains(nameOrPath);
+        HfConfig diffusionConfig = embeddedDiffusion ? null : diffusionConfig(nameOrPath);
+        if (embeddedDiffusion || diffusionConfig != null) {
+            return loadDiffusion(nameOrPath, diffusionConfig, backend, options);
         }
         Model model = Backends.load(backend, nameOrPath, options);
         try {
@@ -141,6 +145,51 @@ public final class StepStream implements GenerationService, AutoCloseable {
         } catch (RuntimeException e) {
             model.close();
             throw e;
+        }
+    }
+
+    /**
+     * A diffusion LM (embedded name, or a folder whose config.json was read as {@code config}) on the backend's
+     * device through {@link Backends#loadDiffusion}: on "opencl" its dense denoising steps run on the device, SparseD
+     * and Fast-dLLM-cache steps on its CPU model.
+     */
+    private ModelInfo loadDiffusion(String nameOrPath, HfConfig config, String backend, BackendOptions options) {
+        DiffusionModel cpu = Models.loadDiffusion(nameOrPath, config, options.model(),
+                new PatternCache(this.config.patternCacheBytes()));
+        DiffusionBackendModel placed;
+        try {
+            placed = Backends.loadDiffusion(backend, cpu, options);
+        } catch (RuntimeException e) {
+            cpu.close();
+            throw e;
+        }
+        try {
+            return register(new LoadedModel.Diffusion(placed), true);
+        } catch (RuntimeException e) {
+            placed.close();
+            throw e;
+        }
+    }
+
+    /** A folder's config.json if it names a mask token (a diffusion checkpoint), else null. */
+    private static HfConfig diffusionConfig(String nameOrPath) {
+        if (nameOrPath == null || Models.embedded().contains(nameOrPath)) {
+            return null;
+        }
+        Path config;
+        try {
+            config = Path.of(nameOrPath).resolve("config.json");
+        } catch (InvalidPathException e) {
+            return null;
+        }
+        if (!Files.isRegularFile(config)) {
+            return null;
+        }
+        try {
+            HfConfig c = HfConfig.read(config);
+            return c.maskTokenId() != null ? c : null;
+        } catch (RuntimeException unreadable) {
+            return null;
         }
     }
 
@@ -202,7 +251,7 @@ public final class StepStream implements GenerationService, AutoCloseable {
         StepScheduler scheduler = switch (model) {
             case LoadedModel.Autoregressive a -> new Scheduler(a.model(), config.schedulerConfig(), System::nanoTime);
             case LoadedModel.Diffusion d ->
-                    new DiffusionScheduler(d.model(), config.schedulerConfig(), System::nanoTime);
+                    new DiffusionScheduler(DenoisingModel.of(d.placed()), config.schedulerConfig(), System::nanoTime);
         };
         ActorRef<SchedulerActor.Command> actor = system.systemActorOf(
                 SchedulerActor.create(scheduler, info.name(), computeThread),

@@ -81,6 +81,7 @@ public final class Llama2Kernel extends Kernel {
 
     // This step's sizes (kernel arguments, sent with every execute).
     int tokens;
+    /** Entries (sequences or canvases) of the step; the passes index them through tokenSeq, not by count. */
     int entries;
     int maxLen;
     /** Rows that get logits: the final norm and the classifier run on rows logitRow[0 .. logitRows). */
