@@ -373,6 +373,11 @@ final class DeviceLlama2 implements AutoCloseable {
 
     /** Runs an arbitrary schedule of passes (at most a step's length) in one launch; for kernel tests. */
     void launchPasses(int[] ops, int[] layers, int tokens, int entries, int maxLen) {
+        launchPasses(ops, layers, tokens, entries, maxLen, entries);
+    }
+
+    /** As above, with logits for the rows k.logitRow[0 .. logitRows). */
+    void launchPasses(int[] ops, int[] layers, int tokens, int entries, int maxLen, int logitRows) {
         if (ops.length != layers.length || ops.length > stepOps.length || ops.length == 0) {
             throw new IllegalArgumentException("schedule of " + ops.length + " ops and " + layers.length
                     + " layers; at most " + stepOps.length + " passes");
@@ -382,7 +387,7 @@ final class DeviceLlama2 implements AutoCloseable {
         launcher.put(k.passOp);
         launcher.put(k.passLayer);
         stepScheduleOnDevice = false;
-        run(ops.length, tokens, entries, maxLen, entries);
+        run(ops.length, tokens, entries, maxLen, logitRows);
     }
 
     void putStepInputs() {
