@@ -116,8 +116,11 @@ public final class StepStream implements GenerationService, AutoCloseable {
      * @throws io.stepstream.engine.ModelLoadException naming the file and the problem
      */
     public ModelInfo load(String nameOrPath) {
-        LoadedModel model = isDiffusion(nameOrPath)
-                ? new LoadedModel.Diffusion(Models.loadDiffusion(nameOrPath, ModelOptions.defaults(),
+        // One read of a folder's config.json decides the kind and then builds the model.
+        boolean embeddedDiffusion = nameOrPath != null && Models.embeddedDiffusion().contains(nameOrPath);
+        HfConfig diffusionConfig = embeddedDiffusion ? null : diffusionConfig(nameOrPath);
+        LoadedModel model = embeddedDiffusion || diffusionConfig != null
+                ? new LoadedModel.Diffusion(Models.loadDiffusion(nameOrPath, diffusionConfig, ModelOptions.defaults(),
                         new PatternCache(config.patternCacheBytes())))
                 : new LoadedModel.Autoregressive(Models.load(nameOrPath));
         try {
@@ -129,8 +132,10 @@ public final class StepStream implements GenerationService, AutoCloseable {
     }
 
     /**
-     * Loads a llama2.c model (embedded name or checkpoint path) onto a backend found through the engine's
-     * BackendProvider SPI ("cpu", or "opencl" when stepstream-gpu is on the class path) and serves it.
+     * Loads a llama2.c model (embedded name or checkpoint path) or a diffusion LM (as {@link #load(String)} tells
+     * them apart) onto a backend found through the engine's BackendProvider SPI ("cpu", or "opencl" when
+     * stepstream-gpu is on the class path) and serves it. A backend that cannot run the diffusion family (Dream on
+     * opencl) refuses with a message saying so.
      */
     public ModelInfo load(String nameOrPath, String backend, BackendOptions options) {
         // One read of a folder's config.json decides the kind and then builds the model.
@@ -199,29 +204,8 @@ public final class StepStream implements GenerationService, AutoCloseable {
      * to {@link Models#load(String)}, as is a config.json that cannot be read (the loader names the problem).
      */
     public static boolean isDiffusion(String nameOrPath) {
-        if (nameOrPath == null) {
-            return false;
-        }
-        if (Models.embeddedDiffusion().contains(nameOrPath)) {
-            return true;
-        }
-        if (Models.embedded().contains(nameOrPath)) {
-            return false;
-        }
-        Path config;
-        try {
-            config = Path.of(nameOrPath).resolve("config.json");
-        } catch (InvalidPathException e) {
-            return false;
-        }
-        if (!Files.isRegularFile(config)) {
-            return false;
-        }
-        try {
-            return HfConfig.read(config).maskTokenId() != null;
-        } catch (RuntimeException unreadable) {
-            return false;
-        }
+        return nameOrPath != null
+                && (Models.embeddedDiffusion().contains(nameOrPath) || diffusionConfig(nameOrPath) != null);
     }
 
     /** Serves {@code model} (the caller keeps owning it: close does not close it). The first one is the default. */
