@@ -31,7 +31,7 @@ import java.util.stream.IntStream;
  * <pre>
  * java --add-modules jdk.incubator.vector -cp engine/target/classes:JACKSON_JARS \
  *     io.stepstream.engine.dlm.SparseDFidelity [--gens 64,128] [--blocks 8,16,32] [--selects 0.3,0.5] [--skip 0.2]
- *     [--divisor head_dim|num_heads] [--threads N]
+ *     [--divisor head_dim|num_heads] [--rebuild-per-block false|true] [--threads N]
  * </pre>
  * {@code --divisor num_heads} selects with scores divided by sqrt(num_heads), as SparseD's LLaDA code does, instead
  * of sqrt(head_dim) (the attention's own scale, our default).
@@ -95,6 +95,16 @@ public final class SparseDFidelity {
      */
     public static Result measure(DiffusionModel m, int[] prefix, DiffusionParams params, int[] denseTokens,
                                  float selectionDivisor, int maxMeasured) {
+        return measure(m, prefix, params, denseTokens, selectionDivisor, maxMeasured, false);
+    }
+
+    /**
+     * As above; with {@code rebuildPerBlock} (an experiment, not SparseD: SparseD builds once per request), the first
+     * step of every semi-autoregressive block after the switch step also runs dense and rebuilds the pattern from
+     * its canvas, so the pattern follows the block being denoised.
+     */
+    public static Result measure(DiffusionModel m, int[] prefix, DiffusionParams params, int[] denseTokens,
+                                 float selectionDivisor, int maxMeasured, boolean rebuildPerBlock) {
         SparseDPolicy policy = params.sparseD();
         if (policy == null) {
             throw new IllegalArgumentException("params must carry SparseD settings");
@@ -124,11 +134,13 @@ public final class SparseDFidelity {
             while (!s.done()) {
                 DenoiseInput in = s.nextInput();
                 int step = s.forwards();
-                SparsePattern pattern = step > switchStep && sparseSteps < maxMeasured
-                        ? m.patternCache().lookup(handle) : null;
-                m.forward(List.of(in), new float[][]{logits});
                 int[] canvas = in.tokens();
                 DenoiseInput dense = new DenoiseInput(canvas, in.logitsStart(), in.logitsLength());
+                boolean rebuild = rebuildPerBlock && step > switchStep && step % params.stepsPerBlock() == 0
+                        && m.patternCache().holds(handle);
+                SparsePattern pattern = !rebuild && step > switchStep && sparseSteps < maxMeasured
+                        ? m.patternCache().lookup(handle) : null;
+                m.forward(List.of(rebuild ? dense : in), new float[][]{logits});
                 if (pattern != null) {
                     double[] headRecall = new double[layers * heads];
                     double[] blockMin = new double[layers * heads];
@@ -161,7 +173,7 @@ public final class SparseDFidelity {
                     }
                     density = pattern.density();
                     sparseSteps++;
-                } else if (step == switchStep && selectionDivisor > 0 && m.patternCache().holds(handle)) {
+                } else if (rebuild || step == switchStep && selectionDivisor > 0 && m.patternCache().holds(handle)) {
                     SparseDBuilder b = new SparseDBuilder(policy, layers, heads, canvas.length, prefix.length,
                             selectionDivisor);
                     ThreadLocal<SparseDBuilder.Scratch> bs = ThreadLocal.withInitial(b::newScratch);
@@ -214,6 +226,7 @@ public final class SparseDFidelity {
         List<Double> selects = List.of(0.3, 0.5);
         double skip = 0.2;
         String divisor = "head_dim";
+        boolean rebuildPerBlock = false;
         int threads = Runtime.getRuntime().availableProcessors();
         for (int i = 0; i + 1 < args.length; i += 2) {
             String v = args[i + 1];
@@ -224,6 +237,7 @@ public final class SparseDFidelity {
                         .map(Double::valueOf).toList();
                 case "--skip" -> skip = Double.parseDouble(v);
                 case "--divisor" -> divisor = v;
+                case "--rebuild-per-block" -> rebuildPerBlock = Boolean.parseBoolean(v);
                 case "--threads" -> threads = Integer.parseInt(v);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
@@ -245,8 +259,10 @@ public final class SparseDFidelity {
             lengths.append(lengths.isEmpty() ? "" : ", ").append(prefix.length);
         }
         System.out.printf("tinystories-dlm, %d prompts of %s tokens (BOS included), greedy, low-confidence remasking,"
-                + " block_length 32, steps = gen_length; SparseD skip %.2f, selection scores / %s%n", PROMPTS.length,
-                lengths, skip, divisor.equals("head_dim") ? "sqrt(head_dim)" : "sqrt(num_heads)");
+                + " block_length 32, steps = gen_length; SparseD skip %.2f, selection scores / %s%s%n", PROMPTS.length,
+                lengths, skip, divisor.equals("head_dim") ? "sqrt(head_dim)" : "sqrt(num_heads)",
+                rebuildPerBlock ? "; EXPERIMENT (not SparseD): pattern rebuilt densely at each block's first step"
+                        : "");
         System.out.println("| gen | sparse block | select " + HEADER);
         System.out.println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (int gen : gens) {
@@ -261,7 +277,7 @@ public final class SparseDFidelity {
                     List<Result> rs = new ArrayList<>();
                     for (int i = 0; i < prefixes.size(); i++) {
                         rs.add(measure(m, prefixes.get(i), dense.withSparseD(policy), denseTokens.get(i),
-                                selectionDivisor, Integer.MAX_VALUE));
+                                selectionDivisor, Integer.MAX_VALUE, rebuildPerBlock));
                     }
                     System.out.println(row(gen + " | " + block + " | " + select, Result.pool(rs)));
                 }
