@@ -31,7 +31,8 @@ import java.util.stream.IntStream;
  * <pre>
  * java --add-modules jdk.incubator.vector -cp engine/target/classes:JACKSON_JARS \
  *     io.stepstream.engine.dlm.SparseDFidelity [--gens 64,128] [--blocks 8,16,32] [--selects 0.3,0.5] [--skip 0.2]
- *     [--divisor head_dim|num_heads] [--rebuild-per-block false|true] [--threads N]
+ *     [--divisor head_dim|num_heads] [--rebuild-per-block false|true] [--force-own-block false|true]
+ *     [--threads N]
  * </pre>
  * {@code --divisor num_heads} selects with scores divided by sqrt(num_heads), as SparseD's LLaDA code does, instead
  * of sqrt(head_dim) (the attention's own scale, our default).
@@ -95,16 +96,18 @@ public final class SparseDFidelity {
      */
     public static Result measure(DiffusionModel m, int[] prefix, DiffusionParams params, int[] denseTokens,
                                  float selectionDivisor, int maxMeasured) {
-        return measure(m, prefix, params, denseTokens, selectionDivisor, maxMeasured, false);
+        return measure(m, prefix, params, denseTokens, selectionDivisor, maxMeasured, false, false);
     }
 
     /**
      * As above; with {@code rebuildPerBlock} (an experiment, not SparseD: SparseD builds once per request), the first
      * step of every semi-autoregressive block after the switch step also runs dense and rebuilds the pattern from
-     * its canvas, so the pattern follows the block being denoised.
+     * its canvas, so the pattern follows the block being denoised; with {@code forceOwnBlock} (also not SparseD)
+     * every built pattern is widened so each query block keeps its own key block.
      */
     public static Result measure(DiffusionModel m, int[] prefix, DiffusionParams params, int[] denseTokens,
-                                 float selectionDivisor, int maxMeasured, boolean rebuildPerBlock) {
+                                 float selectionDivisor, int maxMeasured, boolean rebuildPerBlock,
+                                 boolean forceOwnBlock) {
         SparseDPolicy policy = params.sparseD();
         if (policy == null) {
             throw new IllegalArgumentException("params must carry SparseD settings");
@@ -185,6 +188,9 @@ public final class SparseDFidelity {
                             }));
                     m.patternCache().store(handle, b.finish());
                 }
+                if (forceOwnBlock && (rebuild || step == switchStep) && m.patternCache().holds(handle)) {
+                    m.patternCache().store(handle, withOwnBlocks(m.patternCache().lookup(handle)));
+                }
                 s.apply(logits);
             }
         } finally {
@@ -197,6 +203,31 @@ public final class SparseDFidelity {
         }
         return new Result(out.length, sameTokens, sparseSteps, positions, same,
                 sparseSteps == 0 ? Double.NaN : recallSum / sparseSteps, minHead, minBlock, density);
+    }
+
+    /** {@code p} with every query block's own key block added to its row. */
+    static SparsePattern withOwnBlocks(SparsePattern p) {
+        int units = p.layers() * p.heads();
+        int[][] indptr = new int[units][];
+        int[][] indices = new int[units][];
+        for (int l = 0; l < p.layers(); l++) {
+            for (int h = 0; h < p.heads(); h++) {
+                int u = l * p.heads() + h;
+                List<Integer> idx = new ArrayList<>();
+                indptr[u] = new int[p.blocks() + 1];
+                for (int qb = 0; qb < p.blocks(); qb++) {
+                    java.util.TreeSet<Integer> row = new java.util.TreeSet<>();
+                    for (int kb : p.keyBlocks(l, h, qb)) {
+                        row.add(kb);
+                    }
+                    row.add(qb);
+                    idx.addAll(row);
+                    indptr[u][qb + 1] = idx.size();
+                }
+                indices[u] = idx.stream().mapToInt(Integer::intValue).toArray();
+            }
+        }
+        return SparsePattern.of(p.layers(), p.heads(), p.tokens(), p.blockSize(), indptr, indices);
     }
 
     /** The lowest id with the largest logit, as LLaDA's argmax. */
@@ -227,6 +258,7 @@ public final class SparseDFidelity {
         double skip = 0.2;
         String divisor = "head_dim";
         boolean rebuildPerBlock = false;
+        boolean forceOwnBlock = false;
         int threads = Runtime.getRuntime().availableProcessors();
         for (int i = 0; i + 1 < args.length; i += 2) {
             String v = args[i + 1];
@@ -238,6 +270,7 @@ public final class SparseDFidelity {
                 case "--skip" -> skip = Double.parseDouble(v);
                 case "--divisor" -> divisor = v;
                 case "--rebuild-per-block" -> rebuildPerBlock = Boolean.parseBoolean(v);
+                case "--force-own-block" -> forceOwnBlock = Boolean.parseBoolean(v);
                 case "--threads" -> threads = Integer.parseInt(v);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
@@ -261,8 +294,8 @@ public final class SparseDFidelity {
         System.out.printf("tinystories-dlm, %d prompts of %s tokens (BOS included), greedy, low-confidence remasking,"
                 + " block_length 32, steps = gen_length; SparseD skip %.2f, selection scores / %s%s%n", PROMPTS.length,
                 lengths, skip, divisor.equals("head_dim") ? "sqrt(head_dim)" : "sqrt(num_heads)",
-                rebuildPerBlock ? "; EXPERIMENT (not SparseD): pattern rebuilt densely at each block's first step"
-                        : "");
+                (rebuildPerBlock ? "; EXPERIMENT (not SparseD): pattern rebuilt densely at each block's first step"
+                        : "") + (forceOwnBlock ? "; EXPERIMENT (not SparseD): own block forced" : ""));
         System.out.println("| gen | sparse block | select " + HEADER);
         System.out.println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (int gen : gens) {
@@ -277,7 +310,7 @@ public final class SparseDFidelity {
                     List<Result> rs = new ArrayList<>();
                     for (int i = 0; i < prefixes.size(); i++) {
                         rs.add(measure(m, prefixes.get(i), dense.withSparseD(policy), denseTokens.get(i),
-                                selectionDivisor, Integer.MAX_VALUE, rebuildPerBlock));
+                                selectionDivisor, Integer.MAX_VALUE, rebuildPerBlock, forceOwnBlock));
                     }
                     System.out.println(row(gen + " | " + block + " | " + select, Result.pool(rs)));
                 }
