@@ -32,7 +32,7 @@ import java.util.stream.IntStream;
  * java --add-modules jdk.incubator.vector -cp engine/target/classes:JACKSON_JARS \
  *     io.stepstream.engine.dlm.SparseDFidelity [--gens 64,128] [--blocks 8,16,32] [--selects 0.3,0.5] [--skip 0.2]
  *     [--divisor head_dim|num_heads] [--rebuild-per-block false|true] [--force-own-block false|true]
- *     [--threads N]
+ *     [--per-layer false|true] [--threads N]
  * </pre>
  * {@code --divisor num_heads} selects with scores divided by sqrt(num_heads), as SparseD's LLaDA code does, instead
  * of sqrt(head_dim) (the attention's own scale, our default).
@@ -54,7 +54,8 @@ public final class SparseDFidelity {
 
     /** What one sparse generation measured against dense. */
     public record Result(int generated, int sameTokens, int sparseSteps, long forcedPositions, long forcedSame,
-                         double recallMean, double recallMinHead, double recallMinBlock, double density) {
+                         double recallMean, double recallMinHead, double recallMinBlock, double density,
+                         double[] layerRecallMean, double[] layerRecallMin) {
         /** Pools results: sums counts, averages recall means over steps, keeps the lowest minima. */
         static Result pool(List<Result> rs) {
             int gen = 0;
@@ -66,7 +67,15 @@ public final class SparseDFidelity {
             double minHead = 1;
             double minBlock = 1;
             double density = 0;
+            int layers = rs.getFirst().layerRecallMean.length;
+            double[] layerSum = new double[layers];
+            double[] layerMin = new double[layers];
+            java.util.Arrays.fill(layerMin, 1);
             for (Result r : rs) {
+                for (int l = 0; l < layers; l++) {
+                    layerSum[l] += r.layerRecallMean[l] * r.sparseSteps;
+                    layerMin[l] = Math.min(layerMin[l], r.layerRecallMin[l]);
+                }
                 gen += r.generated;
                 same += r.sameTokens;
                 steps += r.sparseSteps;
@@ -77,8 +86,11 @@ public final class SparseDFidelity {
                 minBlock = Math.min(minBlock, r.recallMinBlock);
                 density += r.density / rs.size();
             }
+            for (int l = 0; l < layers; l++) {
+                layerSum[l] = steps == 0 ? Double.NaN : layerSum[l] / steps;
+            }
             return new Result(gen, same, steps, pos, fsame, steps == 0 ? Double.NaN : recallSum / steps, minHead,
-                    minBlock, density);
+                    minBlock, density, layerSum, layerMin);
         }
 
         double forcedAgreement() {
@@ -131,6 +143,9 @@ public final class SparseDFidelity {
         double minHead = 1;
         double minBlock = 1;
         double density = Double.NaN;
+        double[] layerSum = new double[layers];
+        double[] layerMin = new double[layers];
+        java.util.Arrays.fill(layerMin, 1);
         ThreadLocal<PatternRecall.Scratch> recallScratch = ThreadLocal.withInitial(
                 () -> new PatternRecall.Scratch(prefix.length + params.genLength()));
         try {
@@ -164,6 +179,8 @@ public final class SparseDFidelity {
                         stepMean += headRecall[u] / headRecall.length;
                         minHead = Math.min(minHead, headRecall[u]);
                         minBlock = Math.min(minBlock, blockMin[u]);
+                        layerSum[u / heads] += headRecall[u] / heads;
+                        layerMin[u / heads] = Math.min(layerMin[u / heads], headRecall[u]);
                     }
                     recallSum += stepMean;
                     for (int j = 0; j < in.logitsLength(); j++) {
@@ -201,8 +218,12 @@ public final class SparseDFidelity {
         for (int i = 0; i < out.length; i++) {
             sameTokens += out[i] == denseTokens[i] ? 1 : 0;
         }
+        for (int l = 0; l < layers; l++) {
+            layerSum[l] = sparseSteps == 0 ? Double.NaN : layerSum[l] / sparseSteps;
+        }
         return new Result(out.length, sameTokens, sparseSteps, positions, same,
-                sparseSteps == 0 ? Double.NaN : recallSum / sparseSteps, minHead, minBlock, density);
+                sparseSteps == 0 ? Double.NaN : recallSum / sparseSteps, minHead, minBlock, density, layerSum,
+                layerMin);
     }
 
     /** {@code p} with every query block's own key block added to its row. */
@@ -259,6 +280,7 @@ public final class SparseDFidelity {
         String divisor = "head_dim";
         boolean rebuildPerBlock = false;
         boolean forceOwnBlock = false;
+        boolean perLayer = false;
         int threads = Runtime.getRuntime().availableProcessors();
         for (int i = 0; i + 1 < args.length; i += 2) {
             String v = args[i + 1];
@@ -271,6 +293,7 @@ public final class SparseDFidelity {
                 case "--divisor" -> divisor = v;
                 case "--rebuild-per-block" -> rebuildPerBlock = Boolean.parseBoolean(v);
                 case "--force-own-block" -> forceOwnBlock = Boolean.parseBoolean(v);
+                case "--per-layer" -> perLayer = Boolean.parseBoolean(v);
                 case "--threads" -> threads = Integer.parseInt(v);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
@@ -312,7 +335,16 @@ public final class SparseDFidelity {
                         rs.add(measure(m, prefixes.get(i), dense.withSparseD(policy), denseTokens.get(i),
                                 selectionDivisor, Integer.MAX_VALUE, rebuildPerBlock, forceOwnBlock));
                     }
-                    System.out.println(row(gen + " | " + block + " | " + select, Result.pool(rs)));
+                    Result pooled = Result.pool(rs);
+                    System.out.println(row(gen + " | " + block + " | " + select, pooled));
+                    if (perLayer) {
+                        StringBuilder sb = new StringBuilder("  recall per layer (mean / lowest head):");
+                        for (int l = 0; l < pooled.layerRecallMean().length; l++) {
+                            sb.append(String.format(" L%d %.3f / %.3f", l, pooled.layerRecallMean()[l],
+                                    pooled.layerRecallMin()[l]));
+                        }
+                        System.out.println(sb);
+                    }
                 }
             }
         }
