@@ -103,6 +103,8 @@ public final class DiffusionModel implements AutoCloseable {
     private int[] rowCanvas;
     private int batchSize;
     private int currentLayer;
+    /** Set only during {@link #forwardProbed}: sees each layer's queries and keys. */
+    private QueryKeyProbe probe;
 
     /**
      * The weights as Vector API matrices (tiled over rows and canvas tokens, bitwise batch-invariant), made
@@ -378,6 +380,40 @@ public final class DiffusionModel implements AutoCloseable {
     }
 
     /**
+     * Sees one canvas's queries and keys, after RoPE, in every layer of a {@link #forwardProbed} (measuring aids:
+     * attention-mass recall of a pattern, or building a pattern another way). The arrays are the forward's scratch:
+     * read them during the call only.
+     */
+    @FunctionalInterface
+    public interface QueryKeyProbe {
+        /**
+         * Layer {@code layer}: position i's query of head h is {@code q[i * qStride + h * headSize + d]}, the key of
+         * key-value head g (query head h uses g = h / (heads / kvHeads)) is {@code k[i * kStride + g * headSize + d]}.
+         */
+        void layer(int layer, float[] q, int qStride, float[] k, int kStride);
+    }
+
+    /**
+     * One input's {@link #forward}, exactly as alone (sparse or not), handing each layer's queries and keys to
+     * {@code probe} before attention. The input must not use the Fast-dLLM cache (its rows would be partial).
+     */
+    public void forwardProbed(DenoiseInput input, float[] logits, QueryKeyProbe probe) {
+        if (input == null || probe == null) {
+            throw new IllegalArgumentException("forwardProbed needs an input and a probe");
+        }
+        if (input.cache() != null) {
+            throw new IllegalArgumentException("forwardProbed: the input uses the Fast-dLLM cache; probe whole"
+                    + " canvases only");
+        }
+        this.probe = probe;
+        try {
+            forward(List.of(input), new float[][]{logits});
+        } finally {
+            this.probe = null;
+        }
+    }
+
+    /**
      * Decides per input which canvas rows run and where its keys and values live: uncached inputs run the whole
      * canvas; a refresh step runs the whole canvas into its request's (new or reused) entry; a reuse step with an
      * entry runs only the rows its mode recomputes. Returns the step's rows.
@@ -472,6 +508,9 @@ public final class DiffusionModel implements AutoCloseable {
         }
         keepKeysAndValues(l);
         buildPatterns(l);
+        if (probe != null) {
+            probe.layer(l, q, dim, k, kvDim);
+        }
         attend(rows); // q, k, v -> xb
         matmul(w.wo()[l], dim, dim, xb, rows, xb2);
         for (int i = 0, end = rows * dim; i < end; i++) {

@@ -21,8 +21,11 @@ import java.util.SplittableRandom;
  * <pre>
  * java --add-modules jdk.incubator.vector -cp engine/target/classes:JACKSON_JARS \
  *     io.stepstream.engine.dlm.SparseDBench --prompts 2048,8192 [--layers 12] [--gen 32 --block 32 --steps 8]
- *     [--skip 0.2 --select 0.3 --sparse-block 128] [--threads N]
+ *     [--skip 0.2 --select 0.3 --sparse-block 128] [--threads N] [--fidelity N]
  * </pre>
+ * {@code --fidelity N} (off by default: it costs a third generation and a dense forward plus a recall pass per measured
+ * step) also runs {@link SparseDFidelity#measure} on each prompt after the timed runs, measuring the first N sparse
+ * steps: teacher-forced argmax agreement with dense and the pattern's attention-mass recall.
  */
 public final class SparseDBench {
     public static void main(String[] args) throws Exception {
@@ -35,6 +38,10 @@ public final class SparseDBench {
         double select = 0.3;
         int sparseBlock = 128;
         int threads = Runtime.getRuntime().availableProcessors();
+        int fidelitySteps = 0;
+        if (args.length % 2 != 0) {
+            throw new IllegalArgumentException("options come in pairs: --name value");
+        }
         for (int i = 0; i < args.length; i += 2) {
             String v = args[i + 1];
             switch (args[i]) {
@@ -52,6 +59,7 @@ public final class SparseDBench {
                 case "--select" -> select = Double.parseDouble(v);
                 case "--sparse-block" -> sparseBlock = Integer.parseInt(v);
                 case "--threads" -> threads = Integer.parseInt(v);
+                case "--fidelity" -> fidelitySteps = Integer.parseInt(v);
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
@@ -76,6 +84,7 @@ public final class SparseDBench {
         System.out.println("| prompt | dense s | SparseD s | speedup | tokens as dense | pattern bytes | density |");
         System.out.println("|---:|---:|---:|---:|---:|---:|---:|");
         SplittableRandom r = new SplittableRandom(99);
+        List<String> fidelity = new ArrayList<>();
         for (int promptLength : prompts) {
             int[] prefix = new int[promptLength];
             prefix[0] = 1;
@@ -99,6 +108,19 @@ public final class SparseDBench {
                     pattern == null ? "-" : Long.toString(pattern.bytes()),
                     pattern == null ? "-" : String.format("%.3f", pattern.density()));
             m.releasePattern(s.patternHandle());
+            if (fidelitySteps > 0) {
+                SparseDFidelity.Result f = SparseDFidelity.measure(m, prefix, dense.withSparseD(policy), x, 0f,
+                        fidelitySteps);
+                fidelity.add(SparseDFidelity.row(Integer.toString(promptLength), f) + " " + f.sparseSteps() + " |");
+            }
+        }
+        if (!fidelity.isEmpty()) {
+            System.out.println();
+            System.out.println("Fidelity (teacher forced on the sparse run's canvases; first " + fidelitySteps
+                    + " sparse steps):");
+            System.out.println("| prompt " + SparseDFidelity.HEADER + " measured steps |");
+            System.out.println("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            fidelity.forEach(System.out::println);
         }
         System.out.println("cache after release: " + m.patternCache());
         m.close();

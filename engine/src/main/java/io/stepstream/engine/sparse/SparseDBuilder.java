@@ -26,10 +26,16 @@ import jdk.incubator.vector.VectorSpecies;
  * with {@code keep(n) = min(n, int(n * select) + 1)} and ties to the lower block index. The union, ascending, is
  * the query block's row. With select = 1 every block is kept.
  *
- * <p>Two deliberate differences from SparseD's published code: scores are scaled by 1/sqrt(head_dim) (the code
- * divides by sqrt(num_heads), which changes the softmax temperature), and the region split uses the prompt length
- * rather than the step count (the code passes the number of steps where it means the generation length; the two are
- * equal in its examples).
+ * <p>This is the selection of SparseD's own code (INV-WZQ/SparseD, {@code models/LLaDA/modeling_llada.py} and
+ * {@code models/Dream/modeling_dream.py} with {@code create_attention_block_mask} of its utilities): per query block
+ * and head, the mean (over the block's query rows and key columns, zero padded) of the softmax probabilities per
+ * key block, which ranks blocks as our sums do; the generated region starts at the first block at or past
+ * {@code tokens - gen_length}, i.e. the prompt's end, as its current code computes it (an earlier version passed the
+ * step count there). What remains different: SparseD rounds the probabilities to bfloat16 and breaks ties however
+ * {@code torch.topk} does, where we keep float32 probabilities pooled in float64 and take the lower block; and
+ * SparseD's LLaDA code divides the selection scores by sqrt(num_heads) (its Dream code, like the attention itself,
+ * by sqrt(head_dim)). We divide by sqrt(head_dim) by default, the scale the attention really uses; the
+ * {@link #SparseDBuilder(SparseDPolicy, int, int, int, int, float) explicit divisor} reproduces the LLaDA code.
  *
  * <p>Distinct (layer, head, query block) units write disjoint state, so they may run on different threads; each
  * thread needs its own {@link Scratch}. {@link #finish()} after all units.
@@ -49,6 +55,8 @@ public final class SparseDBuilder {
     private final int generatedStart;
     private final int keepAll;
     private final int keepGenerated;
+    /** What q.k is divided by before the softmax; 0 means sqrt(head_dim). */
+    private final float scoreDivisor;
     /** Per ((layer * heads + head) * blocks + queryBlock): the kept key blocks, ascending; null until selected. */
     private final int[][] rows;
 
@@ -57,6 +65,20 @@ public final class SparseDBuilder {
      * @param promptLength positions before the generated region, in [1, tokens]
      */
     public SparseDBuilder(SparseDPolicy policy, int layers, int heads, int tokens, int promptLength) {
+        this(policy, layers, heads, tokens, promptLength, 0f);
+    }
+
+    /**
+     * As above, with the selection scores divided by {@code scoreDivisor} instead of sqrt(head_dim), e.g.
+     * sqrt(num_heads) as SparseD's LLaDA code does; 0 means sqrt(head_dim). Only the selection changes, never the
+     * attention.
+     */
+    public SparseDBuilder(SparseDPolicy policy, int layers, int heads, int tokens, int promptLength,
+                          float scoreDivisor) {
+        if (!(scoreDivisor >= 0) || Float.isInfinite(scoreDivisor)) {
+            throw new IllegalArgumentException("scoreDivisor must be 0 (sqrt(head_dim)) or positive, got "
+                    + scoreDivisor);
+        }
         if (policy == null) {
             throw new IllegalArgumentException("policy must not be null");
         }
@@ -77,6 +99,7 @@ public final class SparseDBuilder {
         this.keepAll = policy.keep(blocks);
         this.keepGenerated = policy.keep(blocks - generatedStart);
         this.rows = new int[layers * heads * blocks][];
+        this.scoreDivisor = scoreDivisor;
     }
 
     /** The first block starting at or after the prompt's end, or the last block when no block does. */
@@ -133,7 +156,7 @@ public final class SparseDBuilder {
         }
         Arrays.fill(s.massAll, 0);
         Arrays.fill(s.massGenerated, 0);
-        float scale = (float) Math.sqrt(headSize);
+        float scale = scoreDivisor > 0 ? scoreDivisor : (float) Math.sqrt(headSize);
         int generatedFrom = generatedStart * blockSize;
         int rowEnd = Math.min(tokens, (qb + 1) * blockSize);
         s.keyTo[0] = tokens;
@@ -199,7 +222,7 @@ public final class SparseDBuilder {
     }
 
     /** The sum of exp(x - max) over x[o .. o+n): vector lanes, then the fixed-order lane sum, then the tail. */
-    private static float expSum(float[] x, int o, int n, float max) {
+    static float expSum(float[] x, int o, int n, float max) {
         int bound = FLOATS.loopBound(n);
         FloatVector acc = FloatVector.zero(FLOATS);
         int i = 0;

@@ -57,8 +57,18 @@ final class ReferenceDlm {
         return logits(canvas, from, to, (layer, head, query, key) -> true);
     }
 
+    /** Sees each layer's queries and keys after RoPE: [position][heads * headDim], [position][kvHeads * headDim]. */
+    interface QueryKeySink {
+        void layer(int layer, double[][] q, double[][] k);
+    }
+
     /** As {@link #logits(int[], int, int)}, with the keys {@code mask} refuses left out of each softmax. */
     double[][] logits(int[] canvas, int from, int to, KeyMask mask) {
+        return logits(canvas, from, to, mask, (layer, q, k) -> { });
+    }
+
+    /** As above, handing each layer's rotated queries and keys to {@code sink}. */
+    double[][] logits(int[] canvas, int from, int to, KeyMask mask, QueryKeySink sink) {
         int n = canvas.length;
         double[][] h = new double[n][dim];
         double[] emb = weight("model.embed_tokens.weight");
@@ -80,6 +90,7 @@ final class ReferenceDlm {
                 rope(q[p], p);
                 rope(k[p], p);
             }
+            sink.layer(l, q, k);
             int layer = l;
             double[][] attended = Float64Reference.attend(q, k, v, heads, kvHeads, headDim,
                     (head, query, key) -> mask.keep(layer, head, query, key));

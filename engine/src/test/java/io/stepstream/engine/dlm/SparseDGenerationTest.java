@@ -1,6 +1,7 @@
 package io.stepstream.engine.dlm;
 
 import io.stepstream.engine.sparse.PatternCache;
+import io.stepstream.engine.sparse.SparseDBuilderTest;
 import io.stepstream.engine.sparse.PatternHandle;
 import io.stepstream.engine.sparse.SparseDPolicy;
 import io.stepstream.engine.sparse.SparsePattern;
@@ -145,6 +146,74 @@ class SparseDGenerationTest {
             indices[u] = idx.stream().mapToInt(Integer::intValue).toArray();
         }
         return SparsePattern.of(layers, heads, tokens, bs, indptr, indices);
+    }
+
+    /**
+     * The pattern the model builds at the switch step is SparseD's selection (transcribed plainly in
+     * {@link SparseDBuilderTest#referenceRow}) of that step's queries and keys; and those queries and keys, as
+     * {@link DiffusionModel#forwardProbed} hands them out, are the float64 reference model's.
+     */
+    @Test
+    void switchStepPatternIsSparseDsSelectionOfTheModelsQueriesAndKeys() {
+        DiffusionModel m = DlmTestSupport.model();
+        ReferenceDlm ref = DlmTestSupport.reference();
+        int[] prefix = m.tokenizer().encode(LONG_PROMPT, true, false);
+        int layers = m.config().nLayers();
+        int heads = m.config().nHeads();
+        int hs = m.config().headSize();
+        int dim = m.config().dim();
+        int kvDim = m.config().kvDim();
+        int group = heads / m.config().nKvHeads();
+        DiffusionParams p = new DiffusionParams(64, 32, 16, 0.0, Remasking.LOW_CONFIDENCE, null, 0L);
+        for (SparseDPolicy policy : List.of(new SparseDPolicy(0.2, 0.3, 16), new SparseDPolicy(0.2, 0.5, 8))) {
+            LladaGeneration s = LladaGeneration.start(m, prefix, p.withSparseD(policy));
+            float[][] logits = {new float[s.logitsLength()]};
+            while (s.forwards() < policy.switchStep(p.steps())) {
+                m.forward(List.of(s.nextInput()), logits);
+                s.apply(logits[0]);
+            }
+            DenoiseInput in = s.nextInput();
+            int tokens = in.length();
+            float[][] q = new float[layers][];
+            float[][] k = new float[layers][];
+            m.forwardProbed(new DenoiseInput(in.tokens(), in.logitsStart(), in.logitsLength()),
+                    new float[s.logitsLength()], (l, qa, qStride, ka, kStride) -> {
+                        assertEquals(dim, qStride);
+                        assertEquals(kvDim, kStride);
+                        q[l] = Arrays.copyOf(qa, tokens * dim);
+                        k[l] = Arrays.copyOf(ka, tokens * kvDim);
+                    });
+            m.forward(List.of(in), logits); // the switch step: dense, and builds the pattern
+            SparsePattern pattern = m.patternCache().lookup(s.patternHandle());
+            assertNotNull(pattern);
+            double[] worst = new double[2];
+            ref.logits(in.tokens(), in.logitsStart(), in.logitsStart() + 1, (l, h, i, j) -> true, (l, rq, rk) -> {
+                for (int i = 0; i < tokens; i++) {
+                    for (int d = 0; d < dim; d++) {
+                        worst[0] = Math.max(worst[0], Math.abs(rq[i][d] - q[l][i * dim + d]));
+                        worst[1] = Math.max(worst[1], Math.abs(rq[i][d]));
+                    }
+                    for (int d = 0; d < kvDim; d++) {
+                        worst[0] = Math.max(worst[0], Math.abs(rk[i][d] - k[l][i * kvDim + d]));
+                    }
+                }
+            });
+            assertTrue(worst[0] / worst[1] < 1e-4, "probed q/k against the reference: " + worst[0] / worst[1]);
+            int sparseRows = 0;
+            for (int l = 0; l < layers; l++) {
+                for (int h = 0; h < heads; h++) {
+                    for (int qb = 0; qb < pattern.blocks(); qb++) {
+                        int[] expected = SparseDBuilderTest.referenceRow(q[l], k[l], tokens, hs, dim, h * hs, kvDim,
+                                (h / group) * hs, prefix.length, policy.select(), policy.blockSize(), qb);
+                        assertArrayEquals(expected, pattern.keyBlocks(l, h, qb), policy + " layer " + l + " head "
+                                + h + " query block " + qb);
+                        sparseRows += expected.length < pattern.blocks() ? 1 : 0;
+                    }
+                }
+            }
+            assertTrue(sparseRows > layers * heads, "really sparse rows: " + sparseRows);
+            m.releasePattern(s.patternHandle());
+        }
     }
 
     @Test

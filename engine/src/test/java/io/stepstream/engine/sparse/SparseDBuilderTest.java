@@ -12,14 +12,23 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The SparseD pattern builder against a plain transcription of the selection, on fresh random queries and keys. */
-class SparseDBuilderTest {
+public class SparseDBuilderTest {
 
     /**
      * The selection spelled out: full-row float64 softmax pooled per key block, top int(n*select)+1 kept only in the
      * prompt region, a second softmax over the generated keys pooled and topped separately; ties to the lower block.
      */
-    static int[] referenceRow(float[] q, float[] k, int tokens, int headSize, int qRowStride, int qHeadOffset,
-                              int kRowStride, int kHeadOffset, int promptLength, double select, int bs, int qb) {
+    public static int[] referenceRow(float[] q, float[] k, int tokens, int headSize, int qRowStride, int qHeadOffset,
+                                     int kRowStride, int kHeadOffset, int promptLength, double select, int bs,
+                                     int qb) {
+        return referenceRow(q, k, tokens, headSize, qRowStride, qHeadOffset, kRowStride, kHeadOffset, promptLength,
+                select, bs, qb, Math.sqrt(headSize));
+    }
+
+    /** As above, with the scores divided by {@code divisor} rather than sqrt(head_dim). */
+    public static int[] referenceRow(float[] q, float[] k, int tokens, int headSize, int qRowStride, int qHeadOffset,
+                                     int kRowStride, int kHeadOffset, int promptLength, double select, int bs, int qb,
+                                     double divisor) {
         int blocks = (tokens + bs - 1) / bs;
         int genStart = blocks - 1;
         for (int b = 0; b < blocks; b++) { // SparseD: the first block that starts inside the generated region
@@ -36,7 +45,7 @@ class SparseDBuilderTest {
                 for (int d = 0; d < headSize; d++) {
                     s[j] += (double) q[i * qRowStride + qHeadOffset + d] * k[j * kRowStride + kHeadOffset + d];
                 }
-                s[j] /= Math.sqrt(headSize);
+                s[j] /= divisor;
             }
             double[] pAll = softmax(s, 0, tokens);
             double[] pGen = softmax(s, genStart * bs, tokens);
@@ -171,6 +180,50 @@ class SparseDBuilderTest {
         }
         assertTrue(checkedRows > 200, "rows checked: " + checkedRows);
         assertTrue(sparseRows > checkedRows / 4, "most rows must really be sparse: " + sparseRows + "/" + checkedRows);
+    }
+
+    @Test
+    void explicitDivisorSelectsAsSparseDsLladaCode() {
+        // SparseD's LLaDA code divides the selection scores by sqrt(num_heads); the builder's explicit divisor does
+        // the same, and on peaked inputs that really changes which blocks win.
+        SplittableRandom r = new SplittableRandom(77);
+        int differing = 0;
+        int checked = 0;
+        for (int round = 0; round < 6; round++) {
+            int heads = 4;
+            int hs = 16;
+            int tokens = 60 + r.nextInt(100);
+            int bs = 4 + r.nextInt(12);
+            int prompt = 1 + r.nextInt(tokens);
+            double select = round % 2 == 0 ? 0.3 : 0.5;
+            SparseDPolicy policy = new SparseDPolicy(0.2, select, bs);
+            float divisor = (float) Math.sqrt(heads);
+            SparseDBuilder builder = new SparseDBuilder(policy, 1, heads, tokens, prompt, divisor);
+            float[] q = random(r, tokens * heads * hs, 1.5);
+            float[] k = random(r, tokens * heads * hs, 1.5);
+            SparseDBuilder.Scratch scratch = builder.newScratch();
+            for (int h = 0; h < heads; h++) {
+                for (int qb = 0; qb < builder.blocks(); qb++) {
+                    builder.selectQueryBlock(0, h, qb, q, h * hs, heads * hs, k, h * hs, heads * hs, hs, scratch);
+                }
+            }
+            SparsePattern p = builder.finish();
+            for (int h = 0; h < heads; h++) {
+                for (int qb = 0; qb < p.blocks(); qb++) {
+                    int[] expected = referenceRow(q, k, tokens, hs, heads * hs, h * hs, heads * hs, h * hs, prompt,
+                            select, bs, qb, divisor);
+                    assertArrayEquals(expected, p.keyBlocks(0, h, qb), "round " + round + " head " + h + " qb " + qb);
+                    int[] byHeadDim = referenceRow(q, k, tokens, hs, heads * hs, h * hs, heads * hs, h * hs, prompt,
+                            select, bs, qb);
+                    differing += java.util.Arrays.equals(expected, byHeadDim) ? 0 : 1;
+                    checked++;
+                }
+            }
+        }
+        assertTrue(differing > 0, "the divisor changes some selections: " + differing + "/" + checked);
+        SparseDPolicy policy = new SparseDPolicy(0.2, 0.3, 4);
+        assertThrows(IllegalArgumentException.class, () -> new SparseDBuilder(policy, 1, 1, 8, 3, -1f));
+        assertThrows(IllegalArgumentException.class, () -> new SparseDBuilder(policy, 1, 1, 8, 3, Float.NaN));
     }
 
     @Test
