@@ -31,7 +31,7 @@ class DispatchEquivalenceTest {
         try (OpenClLlama2Model aparapi = OpenClLlama2Model.loadEmbedded(Models.DEFAULT_MODEL,
                 OpenClTestSupport.device(), 64, type, Dispatch.APARAPI);
              OpenClLlama2Model direct = OpenClLlama2Model.loadEmbedded(Models.DEFAULT_MODEL,
-                     OpenClTestSupport.device(), 64, type, Dispatch.DIRECT)) {
+                     OpenClTestSupport.device(), 64, type, Dispatch.DIRECT, Matmul.APARAPI)) {
             assertEquals(Dispatch.APARAPI, aparapi.dispatch());
             assertEquals(Dispatch.DIRECT, direct.dispatch());
             assertEquals(type, direct.weightType());
