@@ -30,7 +30,7 @@
 #define MV_TOKENS 4
 #endif
 #ifndef MV_UNROLL
-#define MV_UNROLL 2
+#define MV_UNROLL 4
 #endif
 #ifndef TM
 #define TM 32
@@ -60,15 +60,18 @@
 #error "RM must be even and divide TM; RN must divide TN; TK a multiple of 4"
 #endif
 
+// Element indices i of LOAD4 / XLOAD4 are multiples of 4 in buffers the driver aligns, so the vector-typed loads
+// are aligned: the compiler may emit one wide load instead of the element loads vload4 must allow for.
+#define XLOAD4(p) (*(__global const float4 *)(p))
 #if WT == 0
 #define WTYPE float
-#define LOAD4(w, s, i) vload4(0, (w) + (i))
+#define LOAD4(w, s, i) (*(__global const float4 *)((w) + (i)))
 #elif WT == 1
 #define WTYPE half
 #define LOAD4(w, s, i) vload_half4(0, (w) + (i))
 #elif WT == 2
 #define WTYPE char
-#define LOAD4(w, s, i) (convert_float4(vload4(0, (w) + (i))) * (s)[(i) >> 5])
+#define LOAD4(w, s, i) (convert_float4(*(__global const char4 *)((w) + (i))) * (s)[(i) >> 5])
 #else
 #error "WT must be 0 (F32), 1 (F16) or 2 (Q8_0)"
 #endif
@@ -181,7 +184,7 @@ void mv(MATMUL_ARGS) {
 #pragma unroll
                     for (int t = 0; t < MV_TOKENS; t++) {
                         if (t < n) {
-                            acc[t] += dot(wv[u], vload4(0, in + t * cols + c));
+                            acc[t] += dot(wv[u], XLOAD4(in + t * cols + c));
                         }
                     }
                 }
@@ -213,8 +216,13 @@ void mv(MATMUL_ARGS) {
  * Many tokens: a group computes a TM x TN tile of rows x tokens; K-slices of TK columns of the weights
  * (decoded to float) and of the activations are staged in local memory; each work item accumulates RM
  * consecutive rows (so RoPE / SwiGLU pairs stay in one item) x RN tokens (strided by TN / RN) in registers.
- * Groups: row tiles fastest, then token tiles.
+ * The next K-slice is loaded into registers while the current one is multiplied (its global loads are in
+ * flight during the arithmetic). Each item's weight rows are fixed, so their segment and offset are resolved
+ * once. Groups: row tiles fastest, then token tiles.
  */
+#define MM_WLOADS ((TM * (TK / 4) + MM_WG - 1) / MM_WG)
+#define MM_XLOADS ((TN * (TK / 4) + MM_WG - 1) / MM_WG)
+
 __kernel __attribute__((reqd_work_group_size(MM_WG, 1, 1)))
 void mm(MATMUL_ARGS) {
     __local float ws[TK][TM + 1];
@@ -232,40 +240,82 @@ void mm(MATMUL_ARGS) {
             acc[i][j] = 0.0f;
         }
     }
-    for (int k0 = 0; k0 < cols; k0 += TK) {
-        for (int i = lid; i < TM * (TK / 4); i += MM_WG) {
-            int lr = i / (TK / 4);
-            int kc = (i - lr * (TK / 4)) * 4;
-            int r = row0 + lr;
-            int c = k0 + kc;
-            float4 v = (float4)(0.0f);
-            if (r < rows && c < cols) {
-                __global const WTYPE *w;
-                __global const float *s;
-                int off;
-                RESOLVE(r, w, s, off);
-                v = LOAD4(w, s, off + c);
-            }
-            ws[kc][lr] = v.x;
-            ws[kc + 1][lr] = v.y;
-            ws[kc + 2][lr] = v.z;
-            ws[kc + 3][lr] = v.w;
+    // This item's weight loads: row within the tile, column within the slice, where the row's data starts.
+    __global const WTYPE *wp[MM_WLOADS];
+    __global const float *sp[MM_WLOADS];
+    int woff[MM_WLOADS];
+    int wlr[MM_WLOADS];
+    int wkc[MM_WLOADS];
+    for (int m = 0; m < MM_WLOADS; m++) {
+        int i = lid + m * MM_WG;
+        wlr[m] = i / (TK / 4);
+        wkc[m] = (i - wlr[m] * (TK / 4)) * 4;
+        int r = row0 + wlr[m];
+        wp[m] = W0;
+        sp[m] = S0;
+        woff[m] = -1; // no row: loads zeros
+        if (i < TM * (TK / 4) && r < rows) {
+            __global const WTYPE *w;
+            __global const float *s;
+            int off;
+            RESOLVE(r, w, s, off);
+            wp[m] = w;
+            sp[m] = s;
+            woff[m] = off;
         }
-        for (int i = lid; i < TN * (TK / 4); i += MM_WG) {
-            int lt = i / (TK / 4);
-            int kc = (i - lt * (TK / 4)) * 4;
-            int t = tok0 + lt;
-            int c = k0 + kc;
-            float4 v = (float4)(0.0f);
-            if (t < n && c < cols) {
-                v = vload4(0, in + t * cols + c);
+    }
+    float4 wreg[MM_WLOADS];
+    float4 xreg[MM_XLOADS];
+    for (int k0 = 0; k0 < cols; k0 += TK) {
+        if (k0 == 0) {
+            for (int m = 0; m < MM_WLOADS; m++) {
+                int c = wkc[m];
+                wreg[m] = woff[m] >= 0 && c < cols ? LOAD4(wp[m], sp[m], woff[m] + c) : (float4)(0.0f);
             }
-            xs[kc][lt] = v.x;
-            xs[kc + 1][lt] = v.y;
-            xs[kc + 2][lt] = v.z;
-            xs[kc + 3][lt] = v.w;
+            for (int m = 0; m < MM_XLOADS; m++) {
+                int i = lid + m * MM_WG;
+                int lt = i / (TK / 4);
+                int c = (i - lt * (TK / 4)) * 4;
+                int t = tok0 + lt;
+                xreg[m] = i < TN * (TK / 4) && t < n && c < cols ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
+            }
+        }
+        for (int m = 0; m < MM_WLOADS; m++) {
+            if (lid + m * MM_WG < TM * (TK / 4)) {
+                int lr = wlr[m];
+                int kc = wkc[m];
+                ws[kc][lr] = wreg[m].x;
+                ws[kc + 1][lr] = wreg[m].y;
+                ws[kc + 2][lr] = wreg[m].z;
+                ws[kc + 3][lr] = wreg[m].w;
+            }
+        }
+        for (int m = 0; m < MM_XLOADS; m++) {
+            int i = lid + m * MM_WG;
+            if (i < TN * (TK / 4)) {
+                int lt = i / (TK / 4);
+                int kc = (i - lt * (TK / 4)) * 4;
+                xs[kc][lt] = xreg[m].x;
+                xs[kc + 1][lt] = xreg[m].y;
+                xs[kc + 2][lt] = xreg[m].z;
+                xs[kc + 3][lt] = xreg[m].w;
+            }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+        int k1 = k0 + TK;
+        if (k1 < cols) {
+            for (int m = 0; m < MM_WLOADS; m++) {
+                int c = k1 + wkc[m];
+                wreg[m] = woff[m] >= 0 && c < cols ? LOAD4(wp[m], sp[m], woff[m] + c) : (float4)(0.0f);
+            }
+            for (int m = 0; m < MM_XLOADS; m++) {
+                int i = lid + m * MM_WG;
+                int lt = i / (TK / 4);
+                int c = k1 + (i - lt * (TK / 4)) * 4;
+                int t = tok0 + lt;
+                xreg[m] = i < TN * (TK / 4) && t < n && c < cols ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
+            }
+        }
 #pragma unroll 4
         for (int kk = 0; kk < TK; kk++) {
             float a[RM];
