@@ -299,6 +299,11 @@ final class DeviceLlama2 implements AutoCloseable {
         return handMatmul == null ? 0 : handMatmul.enqueued();
     }
 
+    /** The most split-K slices a hand matmul pass used so far (1: none). */
+    int handMatmulMaxSplit() {
+        return handMatmul == null ? 1 : handMatmul.maxSplit();
+    }
+
     long launches() {
         return launcher.launches();
     }

@@ -21,6 +21,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final String[][] fields = new String[Llama2Kernel.OPS][];
     private long boundEpoch = -1;
     private long enqueued;
+    private int maxSplit = 1;
 
     HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles) {
         this.launcher = launcher;
@@ -68,6 +69,11 @@ final class HandMatmul implements DirectLauncher.PassHook {
         return enqueued;
     }
 
+    /** The most split-K column slices any pass used so far (1: none). */
+    int maxSplit() {
+        return maxSplit;
+    }
+
     MatmulProgram program() {
         return program;
     }
@@ -83,6 +89,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         }
         passes[op].enqueue(op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens, k.passLayer[pass], event);
         enqueued++;
+        maxSplit = Math.max(maxSplit, passes[op].lastSplit());
         return true;
     }
 

@@ -30,6 +30,7 @@ public final class MatmulPassProbe implements AutoCloseable {
     private final Map<MatmulTiles, MatmulProgram.Pass> hand = new HashMap<>();
     private final Arena arena = Arena.ofConfined();
     private final MemorySegment event = arena.allocate(ValueLayout.ADDRESS);
+    private final MemorySegment reduceEvent = arena.allocate(ValueLayout.ADDRESS);
 
     /** Weights of the probe model for a {@code rows x cols} matrix (random, small values). */
     public static Llama2Weights weights(int rows, int cols) {
@@ -113,7 +114,10 @@ public final class MatmulPassProbe implements AutoCloseable {
         return (after[0] - before[0]) / 1e6 / Math.max(1, after[2] - before[2]);
     }
 
-    /** Mean device ms of the hand kernel built with {@code tiles} for {@code tokens} rows. */
+    /**
+     * Mean device ms of the hand kernel built with {@code tiles} for {@code tokens} rows (with split-K: the tiled
+     * kernel plus the reduction).
+     */
     public double handMs(MatmulTiles tiles, int tokens, int warmup, int reps) {
         checkTokens(tokens);
         MatmulProgram.Pass pass = hand.computeIfAbsent(tiles, this::build);
@@ -124,14 +128,27 @@ public final class MatmulPassProbe implements AutoCloseable {
         queue.finish();
         long sum = 0;
         for (int i = 0; i < reps; i++) {
-            pass.enqueue(tokens, 0, event);
+            pass.enqueue(tokens, 0, event, reduceEvent);
             queue.finish();
-            MemorySegment e = event.get(ValueLayout.ADDRESS, 0);
-            long[] se = queue.eventStartEnd(e);
-            queue.releaseEvent(e);
-            sum += se[1] - se[0];
+            sum += eventNanos(queue, event);
+            if (pass.lastSplit() > 1) {
+                sum += eventNanos(queue, reduceEvent);
+            }
         }
         return sum / 1e6 / reps;
+    }
+
+    private static long eventNanos(ClQueue queue, MemorySegment slot) {
+        MemorySegment e = slot.get(ValueLayout.ADDRESS, 0);
+        long[] se = queue.eventStartEnd(e);
+        queue.releaseEvent(e);
+        return se[1] - se[0];
+    }
+
+    /** Column slices the hand kernel with {@code tiles} used last (1: no split-K). */
+    public int lastSplit(MatmulTiles tiles) {
+        MatmulProgram.Pass pass = hand.get(tiles);
+        return pass == null ? 1 : pass.lastSplit();
     }
 
     private MatmulProgram.Pass build(MatmulTiles tiles) {

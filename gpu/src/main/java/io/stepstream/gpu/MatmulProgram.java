@@ -50,7 +50,11 @@ public final class MatmulProgram {
     private static final int ARG_MAX_BLOCKS = 27;
     private static final int ARG_BLOCK_FLOATS = 28;
     private static final int ARG_KV_DIM = 29;
-    private static final int ARGS = 30;
+    private static final int ARG_KSPLIT = 30;
+    private static final int ARG_PARTIAL = 31;
+    private static final int ARGS = 32;
+    /** Work items per group of the split-K reduction. */
+    private static final int REDUCE_LOCAL = 64;
     /** The buffer arguments, in the order {@link Pass#bind} takes them. */
     public static final int[] BUFFER_ARGS = {ARG_W0, ARG_S0, ARG_W1, ARG_S1, ARG_W2, ARG_S2, ARG_IN, ARG_OUT, ARG_KV,
             ARG_ROPE_COS, ARG_ROPE_SIN, ARG_TOKEN_POS, ARG_TOKEN_SEQ, ARG_BLOCK_TABLE};
@@ -59,6 +63,9 @@ public final class MatmulProgram {
     private final MatmulTiles tiles;
     private final int wtype;
     private final MemorySegment program;
+    /** Split-K partial sums, shared by every pass (the in-order queue serialises them); grown on demand. */
+    private MemorySegment partial;
+    private long partialFloats;
 
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
         if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
@@ -69,6 +76,18 @@ public final class MatmulProgram {
         this.tiles = tiles;
         this.wtype = wtype;
         this.program = queue.buildProgram(source(), tiles.defines(wtype));
+        this.partial = queue.createBuffer(Float.BYTES);
+        this.partialFloats = 1;
+    }
+
+    /** The partial-sum buffer, at least {@code floats} long (a replaced buffer is freed once its users ran). */
+    private MemorySegment partial(long floats) {
+        if (floats > partialFloats) {
+            queue.releaseBuffer(partial); // OpenCL keeps it until the enqueued kernels that use it have finished
+            partial = queue.createBuffer(floats * Float.BYTES);
+            partialFloats = floats;
+        }
+        return partial;
     }
 
     /** The OpenCL C of the kernels (a resource next to this class). */
@@ -122,15 +141,23 @@ public final class MatmulProgram {
         private final Shape shape;
         private final MemorySegment mv;
         private final MemorySegment mm;
-        private final long[][] boundBuffers = new long[2][ARGS];
-        private final int[] lastN = {-1, -1};
-        private final int[] lastLayer = {-1, -1};
+        private final MemorySegment reduce;
+        private final MemorySegment[] kernels;
+        private final long[][] boundBuffers = new long[3][ARGS];
+        private final int[] lastN = {-1, -1, -1};
+        private final int[] lastLayer = {-1, -1, -1};
+        private final int[] lastSplit = {-1, -1, -1};
+        private int computeUnits;
+        private int lastSplitUsed = 1;
 
         private Pass(Shape s) {
             this.shape = s;
             this.mv = queue.createKernel(program, "mv");
             this.mm = queue.createKernel(program, "mm");
-            for (MemorySegment k : new MemorySegment[]{mv, mm}) {
+            this.reduce = queue.createKernel(program, "mm_reduce");
+            this.kernels = new MemorySegment[]{mv, mm, reduce};
+            this.computeUnits = queue.device().computeUnits();
+            for (MemorySegment k : kernels) {
                 queue.setArgInt(k, ARG_LSTRIDE0, s.lstride0());
                 queue.setArgInt(k, ARG_LSTRIDE0 + 1, s.lstride1());
                 queue.setArgInt(k, ARG_LSTRIDE0 + 2, s.lstride2());
@@ -145,7 +172,10 @@ public final class MatmulProgram {
                 queue.setArgInt(k, ARG_MAX_BLOCKS, s.maxBlocksPerSeq());
                 queue.setArgInt(k, ARG_BLOCK_FLOATS, s.blockFloats());
                 queue.setArgInt(k, ARG_KV_DIM, s.kvDim());
+                queue.setArgInt(k, ARG_KSPLIT, 1);
             }
+            java.util.Arrays.fill(lastSplit, 1);
+            bind(ARG_PARTIAL, partial);
         }
 
         public Shape shape() {
@@ -154,9 +184,9 @@ public final class MatmulProgram {
 
         /** Binds a buffer argument (one of {@link #BUFFER_ARGS}) of both kernels, unless it is bound already. */
         public void bind(int arg, MemorySegment buffer) {
-            for (int i = 0; i < 2; i++) {
+            for (int i = 0; i < kernels.length; i++) {
                 if (boundBuffers[i][arg] != buffer.address()) {
-                    queue.setArgBuffer(i == 0 ? mv : mm, arg, buffer);
+                    queue.setArgBuffer(kernels[i], arg, buffer);
                     boundBuffers[i][arg] = buffer.address();
                 }
             }
@@ -172,11 +202,57 @@ public final class MatmulProgram {
          * mvTokens tokens, else the tiled one. {@code event}: NULL or where to write the command's event.
          */
         public void enqueue(int n, int layer, MemorySegment event) {
+            enqueue(n, layer, event, MemorySegment.NULL);
+        }
+
+        /**
+         * As above; a split-K tiled matmul is two kernels, the tiled one (its event in {@code event}) and the
+         * reduction with the epilogue (its event in {@code reduceEvent}, when not NULL).
+         */
+        public void enqueue(int n, int layer, MemorySegment event, MemorySegment reduceEvent) {
             if (n < 1) {
                 throw new IllegalArgumentException("matmul of " + n + " tokens");
             }
-            int which = usesMatvec(n) ? 0 : 1;
-            MemorySegment k = which == 0 ? mv : mm;
+            if (usesMatvec(n)) {
+                prepare(0, n, layer, 1);
+                long groups = (shape.rows() + tiles.mvRows() - 1) / tiles.mvRows();
+                queue.enqueue(mv, groups * tiles.mvWg(), tiles.mvWg(), event);
+                lastSplitUsed = 1;
+                return;
+            }
+            int tileGroups = ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
+            int split = tiles.splitFor(tileGroups, shape.cols(), computeUnits);
+            if (split > 1) {
+                partial((long) split * n * shape.rows());
+            }
+            prepare(1, n, layer, split);
+            queue.enqueue(mm, (long) tileGroups * split * tiles.mmWg(), tiles.mmWg(), event);
+            if (split > 1) {
+                prepare(2, n, layer, split);
+                long items = (long) (shape.rows() + 1) / 2 * n;
+                queue.enqueue(reduce, (items + REDUCE_LOCAL - 1) / REDUCE_LOCAL * REDUCE_LOCAL, REDUCE_LOCAL,
+                        reduceEvent);
+            }
+            lastSplitUsed = split;
+        }
+
+        /** Column slices of the last enqueue (1: no split-K). */
+        public int lastSplit() {
+            return lastSplitUsed;
+        }
+
+        /** Overrides the compute-unit count split-K sizes for (probes and tests). */
+        public void computeUnits(int units) {
+            this.computeUnits = units;
+        }
+
+        /** Sets the kernel's per-enqueue arguments that changed, and the current partial-sum buffer. */
+        private void prepare(int which, int n, int layer, int split) {
+            MemorySegment k = kernels[which];
+            if (boundBuffers[which][ARG_PARTIAL] != partial.address()) {
+                queue.setArgBuffer(k, ARG_PARTIAL, partial);
+                boundBuffers[which][ARG_PARTIAL] = partial.address();
+            }
             if (lastN[which] != n) {
                 queue.setArgInt(k, ARG_N, n);
                 lastN[which] = n;
@@ -185,16 +261,10 @@ public final class MatmulProgram {
                 queue.setArgInt(k, ARG_LAYER, layer);
                 lastLayer[which] = layer;
             }
-            long groups;
-            long local;
-            if (which == 0) {
-                groups = (shape.rows() + tiles.mvRows() - 1) / tiles.mvRows();
-                local = tiles.mvWg();
-            } else {
-                groups = (long) ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
-                local = tiles.mmWg();
+            if (lastSplit[which] != split) {
+                queue.setArgInt(k, ARG_KSPLIT, split);
+                lastSplit[which] = split;
             }
-            queue.enqueue(k, groups * local, local, event);
         }
     }
 }

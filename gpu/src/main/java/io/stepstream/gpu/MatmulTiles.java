@@ -10,13 +10,16 @@ import java.util.Map;
  * The compile-time shape of the hand matmul kernels (matmul.cl's macros): the matvec kernel {@code mv} for up to
  * {@code mvTokens} tokens ({@code mvWg} work items, {@code mvLpr} lanes per weight row, {@code mvUnroll} vector
  * loads in flight per lane) and the register-tiled {@code mm} (tile {@code tm} rows x {@code tn} tokens, K-slice
- * {@code tk}, {@code rm} x {@code rn} per work item). One program build per value; the host sizes its ranges
+ * {@code tk}, {@code rm} x {@code rn} per work item), and its split-K {@code ks}: 0 = auto (split the columns
+ * into slices, added by a second small kernel, when the tiles alone give fewer than two groups per compute
+ * unit), 1 = never, N = always N slices (a run-time choice, not a macro). One program build per value; the host sizes its ranges
  * from the same record. {@value #PROPERTY} overrides fields as {@code name=value} pairs, e.g.
  * {@code -Dstepstream.opencl.matmulTiles=tm=64,tn=32,rm=4,rn=4}.
  */
-public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int tm, int tn, int tk, int rm, int rn) {
+public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int tm, int tn, int tk, int rm, int rn,
+                          int ks) {
     public static final String PROPERTY = "stepstream.opencl.matmulTiles";
-    public static final MatmulTiles DEFAULT = new MatmulTiles(256, 32, 4, 4, 32, 32, 32, 2, 4);
+    public static final MatmulTiles DEFAULT = new MatmulTiles(256, 32, 4, 4, 32, 32, 32, 2, 4, 0);
 
     public MatmulTiles {
         require(mvWg > 0 && mvLpr > 0 && Integer.bitCount(mvLpr) == 1 && mvWg % mvLpr == 0
@@ -26,12 +29,31 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
         require(tm > 0 && rm > 0 && rm % 2 == 0 && tm % rm == 0, "rm must be even and divide tm");
         require(tn > 0 && rn > 0 && tn % rn == 0, "rn must divide tn");
         require(tk > 0 && tk % 4 == 0, "tk must be a positive multiple of 4");
+        require(ks >= 0 && ks <= 64, "ks must be 0 (auto), 1 (off) or a slice count up to 64");
     }
 
     private static void require(boolean ok, String what) {
         if (!ok) {
             throw new IllegalArgumentException(PROPERTY + ": " + what);
         }
+    }
+
+    /**
+     * Column slices for a tiled matmul of {@code tileGroups} groups over {@code cols} columns on a device of
+     * {@code computeUnits}: {@code ks} if set, else enough to reach two groups per compute unit (at most 8, and
+     * at least two K-slices of tk columns each).
+     */
+    public int splitFor(int tileGroups, int cols, int computeUnits) {
+        int maxSlices = Math.max(1, (cols + tk - 1) / tk);
+        if (ks > 0) {
+            return Math.min(ks, maxSlices);
+        }
+        int target = 2 * Math.max(1, computeUnits);
+        if (tileGroups >= target) {
+            return 1;
+        }
+        int want = (target + tileGroups - 1) / tileGroups;
+        return Math.max(1, Math.min(Math.min(8, want), Math.max(1, cols / (2 * tk))));
     }
 
     /** Work items per group of the tiled kernel. */
@@ -78,6 +100,7 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
     public MatmulTiles with(String spec) {
         Map<String, Integer> v = new LinkedHashMap<>(Map.of("mv_wg", mvWg, "mv_lpr", mvLpr, "mv_tokens", mvTokens,
                 "mv_unroll", mvUnroll, "tm", tm, "tn", tn, "tk", tk, "rm", rm, "rn", rn));
+        v.put("ks", ks);
         if (spec != null && !spec.isBlank()) {
             for (String pair : spec.split(",")) {
                 String[] kv = pair.split("=", 2);
@@ -94,7 +117,7 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
             }
         }
         return new MatmulTiles(v.get("mv_wg"), v.get("mv_lpr"), v.get("mv_tokens"), v.get("mv_unroll"), v.get("tm"),
-                v.get("tn"), v.get("tk"), v.get("rm"), v.get("rn"));
+                v.get("tn"), v.get("tk"), v.get("rm"), v.get("rn"), v.get("ks"));
     }
 
     public static MatmulTiles fromSystemProperty() {
@@ -104,6 +127,6 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
     /** Compact label, e.g. {@code mv256/32x4u4 mm32x32k32r2x4}. */
     public String label() {
         return "mv" + mvWg + "/" + mvLpr + "x" + mvTokens + "u" + mvUnroll + " mm" + tm + "x" + tn + "k" + tk + "r" + rm
-                + "x" + rn;
+                + "x" + rn + (ks == 0 ? "" : "s" + ks);
     }
 }

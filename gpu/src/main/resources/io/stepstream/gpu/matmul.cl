@@ -91,7 +91,7 @@
     __global float *out, int outStride, __global float *kv, \
     __global const float *ropeCos, __global const float *ropeSin, \
     __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable, \
-    int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim
+    int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial
 
 #define EPI_PASS op, out, outStride, kv, ropeCos, ropeSin, tokenPos, tokenSeq, blockTable, headSize, \
     maxBlocksPerSeq, blockFloats, kvDim, split1, layer
@@ -231,9 +231,15 @@ void mm(MATMUL_ARGS) {
     int tx = lid % MM_COLS_OF_ITEMS;
     int ty = lid / MM_COLS_OF_ITEMS;
     int rowTiles = (rows + TM - 1) / TM;
+    int tiles = rowTiles * ((n + TN - 1) / TN);
     int g = get_group_id(0);
+    int ks = g / tiles; // split-K: this group's slice of the columns
+    g -= ks * tiles;
     int row0 = (g % rowTiles) * TM;
     int tok0 = (g / rowTiles) * TN;
+    int kchunk = ((cols + ksplit - 1) / ksplit + TK - 1) / TK * TK;
+    int kbeg = ks * kchunk;
+    int kend = min(cols, kbeg + kchunk);
     float acc[RM][RN];
     for (int i = 0; i < RM; i++) {
         for (int j = 0; j < RN; j++) {
@@ -266,18 +272,18 @@ void mm(MATMUL_ARGS) {
     }
     float4 wreg[MM_WLOADS];
     float4 xreg[MM_XLOADS];
-    for (int k0 = 0; k0 < cols; k0 += TK) {
-        if (k0 == 0) {
+    for (int k0 = kbeg; k0 < kend; k0 += TK) {
+        if (k0 == kbeg) {
             for (int m = 0; m < MM_WLOADS; m++) {
-                int c = wkc[m];
-                wreg[m] = woff[m] >= 0 && c < cols ? LOAD4(wp[m], sp[m], woff[m] + c) : (float4)(0.0f);
+                int c = k0 + wkc[m];
+                wreg[m] = woff[m] >= 0 && c < kend ? LOAD4(wp[m], sp[m], woff[m] + c) : (float4)(0.0f);
             }
             for (int m = 0; m < MM_XLOADS; m++) {
                 int i = lid + m * MM_WG;
                 int lt = i / (TK / 4);
-                int c = (i - lt * (TK / 4)) * 4;
+                int c = k0 + (i - lt * (TK / 4)) * 4;
                 int t = tok0 + lt;
-                xreg[m] = i < TN * (TK / 4) && t < n && c < cols ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
+                xreg[m] = i < TN * (TK / 4) && t < n && c < kend ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
             }
         }
         for (int m = 0; m < MM_WLOADS; m++) {
@@ -303,17 +309,17 @@ void mm(MATMUL_ARGS) {
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         int k1 = k0 + TK;
-        if (k1 < cols) {
+        if (k1 < kend) {
             for (int m = 0; m < MM_WLOADS; m++) {
                 int c = k1 + wkc[m];
-                wreg[m] = woff[m] >= 0 && c < cols ? LOAD4(wp[m], sp[m], woff[m] + c) : (float4)(0.0f);
+                wreg[m] = woff[m] >= 0 && c < kend ? LOAD4(wp[m], sp[m], woff[m] + c) : (float4)(0.0f);
             }
             for (int m = 0; m < MM_XLOADS; m++) {
                 int i = lid + m * MM_WG;
                 int lt = i / (TK / 4);
                 int c = k1 + (i - lt * (TK / 4)) * 4;
                 int t = tok0 + lt;
-                xreg[m] = i < TN * (TK / 4) && t < n && c < cols ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
+                xreg[m] = i < TN * (TK / 4) && t < n && c < kend ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
             }
         }
 #pragma unroll 4
@@ -340,10 +346,39 @@ void mm(MATMUL_ARGS) {
             int hasB = r + 1 < rows;
             for (int j = 0; j < RN; j++) {
                 int t = tok0 + tx + j * MM_COLS_OF_ITEMS;
-                if (t < n) {
+                if (t < n && ksplit > 1) {
+                    partial[(ks * n + t) * rows + r] = acc[i][j];
+                    if (hasB) {
+                        partial[(ks * n + t) * rows + r + 1] = acc[i + 1][j];
+                    }
+                } else if (t < n) {
                     epilogue(r, t, acc[i][j], acc[i + 1][j], hasB, EPI_PASS);
                 }
             }
         }
     }
+}
+
+/**
+ * Second step of a split-K `mm`: one work item per (row pair, token) adds the ksplit partial sums in slice
+ * order (deterministic) and runs the epilogue.
+ */
+__kernel void mm_reduce(MATMUL_ARGS) {
+    int id = get_global_id(0);
+    int pairs = (rows + 1) / 2;
+    if (id >= pairs * n) {
+        return;
+    }
+    int t = id / pairs;
+    int r = (id - t * pairs) * 2;
+    int hasB = r + 1 < rows;
+    float a = 0.0f;
+    float b = 0.0f;
+    for (int s = 0; s < ksplit; s++) {
+        a += partial[(s * n + t) * rows + r];
+        if (hasB) {
+            b += partial[(s * n + t) * rows + r + 1];
+        }
+    }
+    epilogue(r, t, a, b, hasB, EPI_PASS);
 }

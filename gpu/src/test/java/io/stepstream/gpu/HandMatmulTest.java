@@ -43,6 +43,11 @@ class HandMatmulTest {
         }
         out.add(Arguments.of(TensorType.F32, 3, SMALL));
         out.add(Arguments.of(TensorType.Q8_0, 33, SMALL));
+        // Split-K: the tiled kernel writes partial sums of column slices, a second kernel adds them and runs the
+        // epilogue (3 slices of 16 or 32 columns, the last one short; 2 slices of the default 32-column K-slice).
+        out.add(Arguments.of(TensorType.F32, 33, SMALL.with("ks=3")));
+        out.add(Arguments.of(TensorType.F16, 5, SMALL.with("ks=3")));
+        out.add(Arguments.of(TensorType.Q8_0, 6, MatmulTiles.DEFAULT.with("ks=8")));
         return out.stream();
     }
 
@@ -56,6 +61,9 @@ class HandMatmulTest {
             assertEquals(Matmul.HAND, device.matmul());
             new Case(device, random, tokens).checkAll();
             assertEquals(5, device.handMatmulPasses(), "each of the five matmul passes ran as a hand kernel");
+            if (tiles.ks() > 1 && tokens > tiles.mvTokens()) {
+                assertTrue(device.handMatmulMaxSplit() > 1, "split-K ran");
+            }
         }
     }
 
@@ -284,6 +292,14 @@ class HandMatmulTest {
     void tilesAreValidatedWithClearErrors() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> MatmulTiles.DEFAULT.with("rm=3"));
         assertTrue(e.getMessage().contains("rm must be even"), e.getMessage());
+        // Split-K: auto reaches two groups per compute unit, capped at 8 and at half the 32-column slices.
+        assertEquals(1, MatmulTiles.DEFAULT.splitFor(264, 2048, 132));
+        assertEquals(5, MatmulTiles.DEFAULT.splitFor(64, 2048, 132));
+        assertEquals(8, MatmulTiles.DEFAULT.splitFor(16, 2048, 132));
+        assertEquals(1, MatmulTiles.DEFAULT.splitFor(16, 48, 132));
+        assertEquals(2, MatmulTiles.DEFAULT.with("ks=8").splitFor(1, 48, 1));
+        e = assertThrows(IllegalArgumentException.class, () -> MatmulTiles.DEFAULT.with("ks=-1"));
+        assertTrue(e.getMessage().contains("ks must be"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> MatmulTiles.DEFAULT.with("tq=4"));
         assertTrue(e.getMessage().contains("tq=4") && e.getMessage().contains(MatmulTiles.PROPERTY), e.getMessage());
         assertEquals(64, MatmulTiles.DEFAULT.with("tm=64").tm());

@@ -31,7 +31,7 @@ import java.util.Locale;
  *             [--aparapi true|false] [--copy-mib 1024]
  * </pre>
  * A variant is a list of {@code name=value} overrides of {@link MatmulTiles#DEFAULT} (names: mv_wg, mv_lpr,
- * mv_tokens, mv_unroll, tm, tn, tk, rm, rn); {@code default} is the default (or -Dstepstream.opencl.matmulTiles).
+ * mv_tokens, mv_unroll, tm, tn, tk, rm, rn, ks = split-K slices, 0 auto); {@code default} is the default (or -Dstepstream.opencl.matmulTiles).
  * Each variant is its own program build. Shapes are rows x cols (cols a multiple of 64).
  */
 public final class MatmulProbe {
@@ -144,7 +144,9 @@ public final class MatmulProbe {
                         for (MatmulTiles tiles : o.variants()) {
                             double ms = probe.handMs(tiles, tokens, o.warmup(), o.reps());
                             double diff = reference == null ? Double.NaN : relDiff(probe.output(tokens), reference);
-                            String kernel = (tokens <= tiles.mvTokens() ? "mv " : "mm ") + tiles.label();
+                            int split = probe.lastSplit(tiles);
+                            String kernel = (tokens <= tiles.mvTokens() ? "mv " : "mm ") + tiles.label()
+                                    + (split > 1 && tiles.ks() == 0 ? " s" + split : "");
                             rows.add(new Row(name, dt, tokens, kernel, ms, bytes / ms / 1e6, flop / ms / 1e6,
                                     base / ms, diff));
                         }
