@@ -21,7 +21,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The direct dispatch against Aparapi's on stories260K: the same generated OpenCL C on the same device and
- * ranges must give bit-for-bit the same logits, step after step, for batches mixing prefill chunks and decodes;
+ * ranges must give bit-for-bit the same logits, step after step, for batches mixing prefill chunks and decodes
+ * (the direct model runs Aparapi's matmul pass here: the hand kernels add in another order, see
+ * HandMatmulForwardTest);
  * and the direct model's greedy story is the CPU model's.
  */
 class DispatchEquivalenceTest {
