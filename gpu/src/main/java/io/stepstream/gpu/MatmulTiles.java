@@ -19,7 +19,7 @@ import java.util.Map;
 public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int tm, int tn, int tk, int rm, int rn,
                           int ks) {
     public static final String PROPERTY = "stepstream.opencl.matmulTiles";
-    public static final MatmulTiles DEFAULT = new MatmulTiles(256, 32, 4, 4, 32, 32, 32, 2, 4, 0);
+    public static final MatmulTiles DEFAULT = new MatmulTiles(256, 32, 8, 4, 32, 32, 32, 2, 4, 0);
 
     public MatmulTiles {
         require(mvWg > 0 && mvLpr > 0 && Integer.bitCount(mvLpr) == 1 && mvWg % mvLpr == 0
@@ -124,7 +124,7 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
         return DEFAULT.with(System.getProperty(PROPERTY));
     }
 
-    /** Compact label, e.g. {@code mv256/32x4u4 mm32x32k32r2x4}. */
+    /** Compact label, e.g. {@code mv256/32x8u4 mm32x32k32r2x4}. */
     public String label() {
         return "mv" + mvWg + "/" + mvLpr + "x" + mvTokens + "u" + mvUnroll + " mm" + tm + "x" + tn + "k" + tk + "r" + rm
                 + "x" + rn + (ks == 0 ? "" : "s" + ks);

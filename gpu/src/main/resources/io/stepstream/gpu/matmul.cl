@@ -27,7 +27,7 @@
 #define MV_LPR 32
 #endif
 #ifndef MV_TOKENS
-#define MV_TOKENS 4
+#define MV_TOKENS 8
 #endif
 #ifndef MV_UNROLL
 #define MV_UNROLL 4
@@ -68,7 +68,13 @@
 #define LOAD4(w, s, i) (*(__global const float4 *)((w) + (i)))
 #elif WT == 1
 #define WTYPE half
-#define LOAD4(w, s, i) vload_half4(0, (w) + (i))
+// One aligned 8-byte load of the four half bit patterns, decoded from a private copy (vload_half4 straight from
+// global memory may be split into four 2-byte loads, as it must allow any 2-byte alignment).
+inline float4 load_half4(__global const half *p) {
+    ushort4 bits = *(__global const ushort4 *)p;
+    return vload_half4(0, (const __private half *)&bits);
+}
+#define LOAD4(w, s, i) load_half4((w) + (i))
 #elif WT == 2
 #define WTYPE char
 #define LOAD4(w, s, i) (convert_float4(*(__global const char4 *)((w) + (i))) * (s)[(i) >> 5])

@@ -22,8 +22,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * The hand-written matmul kernels (matmul.cl through {@link HandMatmul}) of each matmul pass, alone, with their
  * epilogues, against a plain double reference on fresh random weights and inputs: F32 within 1e-4 relative,
  * F16 and Q8_0 against the weights as the device holds them, decoded. Odd sizes: 48 and 80-row matrices and a
- * 97-row classifier against 32-row tiles; 1, 3 tokens (matvec kernel), 5 and 33 tokens (tiled kernel, a partial
- * second token tile); two sequences whose block tables point at scattered pool blocks, one crossing a block.
+ * 97-row classifier against 32-row tiles; 1, 3, 5 tokens (matvec kernel up to 8), 33 tokens (tiled kernel, a
+ * partial second token tile; 3 and 5 also tiled with a 2-token matvec); two sequences whose block tables point at scattered pool blocks, one crossing a block.
  */
 class HandMatmulTest {
     private static final ModelConfig C = new ModelConfig(48, 80, 2, 6, 2, 97, 64, 1e-5f, 10000f, false);
@@ -47,7 +47,7 @@ class HandMatmulTest {
         // epilogue (3 slices of 16 or 32 columns, the last one short; 2 slices of the default 32-column K-slice).
         out.add(Arguments.of(TensorType.F32, 33, SMALL.with("ks=3")));
         out.add(Arguments.of(TensorType.F16, 5, SMALL.with("ks=3")));
-        out.add(Arguments.of(TensorType.Q8_0, 6, MatmulTiles.DEFAULT.with("ks=8")));
+        out.add(Arguments.of(TensorType.Q8_0, 9, MatmulTiles.DEFAULT.with("ks=8")));
         return out.stream();
     }
 

@@ -15,7 +15,7 @@ class MatmulProbeTest {
     @Test
     void probesEachVariantNextToAparapisPassWithTheSameResult() {
         List<MatmulProbe.Row> rows = MatmulProbe.run(MatmulProbe.Options.parse(new String[]{"--device", SELECTOR,
-                "--shapes", "130x128,64x192", "--tokens", "1,6", "--dtype", "f32,q8_0", "--variants",
+                "--shapes", "130x128,64x192", "--tokens", "1,9", "--dtype", "f32,q8_0", "--variants",
                 "default;tm=8,tn=4,tk=8,rm=2,rn=2,mv_wg=64,mv_lpr=8", "--reps", "2", "--warmup", "1", "--copy-mib",
                 "4"}));
         // 2 shapes x 2 dtypes x 2 token counts x (aparapi + 2 variants)
