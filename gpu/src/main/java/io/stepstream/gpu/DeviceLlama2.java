@@ -159,7 +159,7 @@ final class DeviceLlama2 implements AutoCloseable {
         if (hand) {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
-                handMatmul = new HandMatmul(direct, k, c, tiles);
+                handMatmul = new HandMatmul(direct, k, c, tiles, Matmul.handAllPasses());
                 direct.passHook(handMatmul);
             } catch (RuntimeException e) {
                 direct.dispose();
@@ -297,6 +297,11 @@ final class DeviceLlama2 implements AutoCloseable {
     /** Matmul passes run as hand kernels so far (0 unless {@link #matmul()} is HAND). */
     long handMatmulPasses() {
         return handMatmul == null ? 0 : handMatmul.enqueued();
+    }
+
+    /** Non-matmul passes run as hand kernels (step.cl) so far. */
+    long handStepPasses() {
+        return handMatmul == null ? 0 : handMatmul.stepEnqueued();
     }
 
     /** The most split-K slices a hand matmul pass used so far (1: none). */

@@ -7,7 +7,8 @@ import java.lang.foreign.MemorySegment;
 /**
  * The direct dispatch's hook that runs a step's matmul passes (QKV + RoPE + KV store, WO + residual, W1/W3 +
  * SwiGLU, W2 + residual, classifier) as matmul.cl kernels instead of the Aparapi pass, in the launcher's own
- * queue on the launcher's buffers; every other pass stays Aparapi's. Each pass reads the schedule from the
+ * queue on the launcher's buffers; with {@code allPasses} the other passes too, as {@link HandStep}'s kernels
+ * (else they stay Aparapi's). Each pass reads the schedule from the
  * kernel's host copy of {@code passOp}/{@code passLayer} (which always mirrors the device's) and the token
  * count from {@code k.tokens}; buffers are re-read only when the launcher rebound some field.
  */
@@ -21,12 +22,16 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final String[][] fields = new String[Llama2Kernel.OPS][];
     private long boundEpoch = -1;
     private long enqueued;
+    private long stepEnqueued;
+    /** The other passes as hand kernels too, or null (they stay Aparapi's). */
+    private final HandStep step;
     private int maxSplit = 1;
 
-    HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles) {
+    HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, boolean allPasses) {
         this.launcher = launcher;
         this.k = k;
         this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles);
+        this.step = allPasses ? new HandStep(launcher, k) : null;
         int dim = c.dim();
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();
@@ -81,11 +86,16 @@ final class HandMatmul implements DirectLauncher.PassHook {
     @Override
     public boolean enqueue(int pass, MemorySegment event) {
         int op = k.passOp[pass];
-        if (op < 0 || op >= passes.length || passes[op] == null) {
+        if (op < 0 || op >= passes.length || (passes[op] == null && step == null)) {
             return false;
         }
         if (boundEpoch != launcher.bufferEpoch()) {
             bindAll();
+        }
+        if (passes[op] == null) {
+            boolean ours = step.enqueue(op, k.passLayer[pass], event);
+            stepEnqueued += ours ? 1 : 0;
+            return ours;
         }
         passes[op].enqueue(op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens, k.passLayer[pass], event);
         enqueued++;
@@ -102,6 +112,14 @@ final class HandMatmul implements DirectLauncher.PassHook {
                 passes[op].bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[op][i]));
             }
         }
+        if (step != null) {
+            step.bindAll();
+        }
         boundEpoch = launcher.bufferEpoch();
+    }
+
+    /** Non-matmul passes this hook has enqueued as step.cl kernels. */
+    long stepEnqueued() {
+        return stepEnqueued;
     }
 }

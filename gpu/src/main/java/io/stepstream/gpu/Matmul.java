@@ -13,6 +13,23 @@ public enum Matmul {
     /** System property naming the default: {@code hand} or {@code aparapi}. */
     public static final String PROPERTY = "stepstream.opencl.matmul";
 
+    /**
+     * System property: {@code all} (default) runs every pass of a hand step as a hand kernel (step.cl for the
+     * non-matmul passes), {@code matmul} only the matmul passes (the rest stay Aparapi's generated passes).
+     */
+    public static final String HAND_PASSES_PROPERTY = "stepstream.opencl.handPasses";
+
+    /** Whether the non-matmul passes run as hand kernels too under HAND, as {@value #HAND_PASSES_PROPERTY} says. */
+    public static boolean handAllPasses() {
+        String v = System.getProperty(HAND_PASSES_PROPERTY, "all").strip().toLowerCase(Locale.ROOT);
+        return switch (v) {
+            case "all", "" -> true;
+            case "matmul" -> false;
+            default -> throw new IllegalArgumentException(HAND_PASSES_PROPERTY + " must be all or matmul, got '" + v
+                    + "'");
+        };
+    }
+
     /** The default when nothing is asked for. */
     public static final Matmul DEFAULT = HAND;
 

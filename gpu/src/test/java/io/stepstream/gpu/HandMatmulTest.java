@@ -64,6 +64,12 @@ class HandMatmulTest {
             if (tiles.ks() > 1 && tokens > tiles.mvTokens()) {
                 assertTrue(device.handMatmulMaxSplit() > 1, "split-K ran");
             }
+            // The other passes run as step.cl kernels too (Llama2KernelTest checks each of them against its double
+            // reference: it runs with the default hand path).
+            int[] others = {OP_EMBED, OP_RMSNORM_ATT, OP_SCORES, OP_SOFTMAX, OP_ATTN_OUT, OP_RMSNORM_FFN, OP_FINAL_NORM};
+            device.launchPasses(others, new int[others.length], tokens, tokens == 1 ? 1 : 2, 40);
+            device.launcher().finish();
+            assertEquals(Matmul.handAllPasses() ? others.length : 0, device.handStepPasses());
         }
     }
 
