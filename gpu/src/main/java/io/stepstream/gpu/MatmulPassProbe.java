@@ -145,6 +145,45 @@ public final class MatmulPassProbe implements AutoCloseable {
         return se[1] - se[0];
     }
 
+    /**
+     * Host microseconds to enqueue one Aparapi pass (the best of {@code reps} launches of as many passes as the
+     * probe model's step has, without waiting for them; the device finishes them untimed).
+     */
+    public double aparapiEnqueueUs(int tokens, int reps) {
+        checkTokens(tokens);
+        int passes = device.passesPerStep();
+        int[] ops = new int[passes];
+        Arrays.fill(ops, Llama2Kernel.OP_LOGITS);
+        int[] layers = new int[passes];
+        long best = Long.MAX_VALUE;
+        for (int i = 0; i < reps; i++) {
+            device.launcher().finish();
+            long t0 = System.nanoTime();
+            device.launchPasses(ops, layers, tokens, tokens, 1);
+            best = Math.min(best, System.nanoTime() - t0);
+        }
+        device.launcher().finish();
+        return best / 1e3 / passes;
+    }
+
+    /** Host microseconds to enqueue the hand kernel once (best of {@code reps} bursts of 16 enqueues). */
+    public double handEnqueueUs(MatmulTiles tiles, int tokens, int reps) {
+        checkTokens(tokens);
+        MatmulProgram.Pass pass = hand.computeIfAbsent(tiles, this::build);
+        ClQueue queue = launcher.queue();
+        long best = Long.MAX_VALUE;
+        for (int i = 0; i < reps; i++) {
+            queue.finish();
+            long t0 = System.nanoTime();
+            for (int p = 0; p < 16; p++) {
+                pass.enqueue(tokens, 0, MemorySegment.NULL);
+            }
+            best = Math.min(best, System.nanoTime() - t0);
+        }
+        queue.finish();
+        return best / 1e3 / 16;
+    }
+
     /** Column slices the hand kernel with {@code tiles} used last (1: no split-K). */
     public int lastSplit(MatmulTiles tiles) {
         MatmulProgram.Pass pass = hand.get(tiles);

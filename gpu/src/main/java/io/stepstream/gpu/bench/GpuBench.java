@@ -13,7 +13,6 @@ import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.gpu.Dispatch;
 import io.stepstream.gpu.Matmul;
-import io.stepstream.gpu.KernelLauncher;
 import io.stepstream.gpu.OpenClDevices;
 import io.stepstream.gpu.OpenClLlama2Model;
 
@@ -408,29 +407,14 @@ public final class GpuBench {
         return Quants.dequantize(type, MemorySegment.ofArray(encoded));
     }
 
-    /** Device-side copy of a large buffer: 2 x bytes / time of the best of five runs after a warm-up. */
+    /**
+     * Read + write bandwidth of a float4 copy kernel between two device buffers, timed with profiling events
+     * (MatmulProbe's; Aparapi's scalar copy timed from the host read about 2.4 TB/s on the H200 where this
+     * reads 4.3 TB/s, the HBM limit the fractions should be against).
+     */
     static double deviceCopyGBps(OpenCLDevice device, int mib) {
-        CopyKernel k = new CopyKernel();
-        int n = (int) Math.min((long) mib << 18, Integer.MAX_VALUE / 8 * 2);
-        n = n / 256 * 256;
-        k.src = new float[n];
-        k.dst = new float[n];
-        KernelLauncher launcher = new KernelLauncher(k, device);
-        try {
-            launcher.put(k.src);
-            launcher.put(k.dst);
-            var range = launcher.range(n, 256);
-            launcher.launch(range, 1);
-            long best = Long.MAX_VALUE;
-            for (int i = 0; i < 5; i++) {
-                long t0 = System.nanoTime();
-                launcher.launch(range, 1);
-                best = Math.min(best, System.nanoTime() - t0);
-            }
-            return 2.0 * n * Float.BYTES / best;
-        } finally {
-            launcher.dispose();
-        }
+        return MatmulProbe.copyGBps(io.stepstream.gpu.cl.ClRuntime.byHandle(device.getDeviceId(), device.getName()),
+                mib);
     }
 
     /** The CPU backend's ceiling: a large System.arraycopy on the host. */

@@ -96,7 +96,7 @@ public final class MatmulProbe {
 
     /** One timed kernel on one shape. */
     record Row(String shape, String dtype, int tokens, String kernel, double ms, double weightGBps, double gflops,
-               double vsAparapi, double relDiff) {
+               double vsAparapi, double relDiff, double enqueueUs) {
     }
 
     private MatmulProbe() {
@@ -139,7 +139,7 @@ public final class MatmulProbe {
                             base = probe.aparapiMs(tokens, o.warmup(), o.reps());
                             reference = probe.output(tokens);
                             rows.add(new Row(name, dt, tokens, "aparapi", base, bytes / base / 1e6, flop / base / 1e6,
-                                    1.0, 0));
+                                    1.0, 0, probe.aparapiEnqueueUs(tokens, 5)));
                         }
                         for (MatmulTiles tiles : o.variants()) {
                             double ms = probe.handMs(tiles, tokens, o.warmup(), o.reps());
@@ -148,7 +148,7 @@ public final class MatmulProbe {
                             String kernel = (tokens <= tiles.mvTokens() ? "mv " : "mm ") + tiles.label()
                                     + (split > 1 && tiles.ks() == 0 ? " s" + split : "");
                             rows.add(new Row(name, dt, tokens, kernel, ms, bytes / ms / 1e6, flop / ms / 1e6,
-                                    base / ms, diff));
+                                    base / ms, diff, probe.handEnqueueUs(tiles, tokens, 5)));
                         }
                         t0 = System.nanoTime();
                     }
@@ -170,16 +170,17 @@ public final class MatmulProbe {
     }
 
     static String table(List<Row> rows, double copy) {
-        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%n%-11s %-5s %4s %-34s %9s %8s %6s %9s %7s %8s%n",
-                "shape", "dtype", "tok", "kernel", "ms", "GB/s", "ofCopy", "GFLOP/s", "vsApar", "relDiff"));
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%n%-11s %-5s %4s %-37s %9s %8s %6s %9s %7s %8s %6s%n",
+                "shape", "dtype", "tok", "kernel", "ms", "GB/s", "ofCopy", "GFLOP/s", "vsApar", "relDiff", "enqUs"));
         for (Row r : rows) {
-            sb.append(String.format(Locale.ROOT, "%-11s %-5s %4d %-34s %9.4f %8.1f %5.1f%% %9.1f %7s %8.1e%n",
+            sb.append(String.format(Locale.ROOT, "%-11s %-5s %4d %-37s %9.4f %8.1f %5.1f%% %9.1f %7s %8.1e %6.1f%n",
                     r.shape(), r.dtype(), r.tokens(), r.kernel(), r.ms(), r.weightGBps(), 100 * r.weightGBps() / copy,
                     r.gflops(), Double.isNaN(r.vsAparapi()) ? "-" : String.format(Locale.ROOT, "%.2fx", r.vsAparapi()),
-                    r.relDiff()));
+                    r.relDiff(), r.enqueueUs()));
         }
         sb.append(String.format(Locale.ROOT, "(device ms per kernel from profiling events; GB/s of weights as stored;"
-                + " copy %.1f GB/s; relDiff = max |hand - aparapi| / max |aparapi|)%n", copy));
+                + " copy %.1f GB/s; relDiff = max |hand - aparapi| / max |aparapi|; enqUs = host us to enqueue one"
+                + " (Aparapi pass: one of a launch of the probe step's passes))%n", copy));
         return sb.toString();
     }
 

@@ -21,7 +21,7 @@ class MatmulProbeTest {
         // 2 shapes x 2 dtypes x 2 token counts x (aparapi + 2 variants)
         assertEquals(24, rows.size());
         for (MatmulProbe.Row r : rows) {
-            assertTrue(r.ms() > 0 && r.weightGBps() > 0 && r.gflops() > 0, r.toString());
+            assertTrue(r.ms() > 0 && r.weightGBps() > 0 && r.gflops() > 0 && r.enqueueUs() > 0, r.toString());
             if (!r.kernel().equals("aparapi")) {
                 assertTrue(r.relDiff() <= 1e-4, "hand vs aparapi: " + r);
                 assertTrue(r.kernel().startsWith(r.tokens() == 1 ? "mv " : "mm "), r.toString());
