@@ -159,7 +159,8 @@ final class DeviceLlama2 implements AutoCloseable {
         if (hand) {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
-                handMatmul = new HandMatmul(direct, k, c, tiles, Matmul.handAllPasses());
+                handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
+                        Matmul.handAllPasses());
                 direct.passHook(handMatmul);
             } catch (RuntimeException e) {
                 direct.dispose();

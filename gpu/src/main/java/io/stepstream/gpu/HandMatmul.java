@@ -25,12 +25,20 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private long stepEnqueued;
     /** The other passes as hand kernels too, or null (they stay Aparapi's). */
     private final HandStep step;
+    private final MatmulProgram largeProgram;
     private int maxSplit = 1;
 
-    HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, boolean allPasses) {
+    /**
+     * @param tiles      the kernels' shape for passes of fewer than {@link MatmulTiles#LARGE_ROWS} rows
+     * @param largeTiles for passes with at least that many rows (the W1/W3 and classifier passes of big models);
+     *                   built as a second program unless equal to {@code tiles}
+     */
+    HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
+               boolean allPasses) {
         this.launcher = launcher;
         this.k = k;
         this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles);
+        this.largeProgram = largeTiles.equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, largeTiles);
         this.step = allPasses ? new HandStep(launcher, k) : null;
         int dim = c.dim();
         int kvDim = c.kvDim();
@@ -56,7 +64,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
 
     private void add(int op, MatmulProgram.Shape shape, String suffix, String w0, String w1, String w2, String in,
                      String out) {
-        passes[op] = program.pass(shape);
+        passes[op] = (shape.rows() >= MatmulTiles.LARGE_ROWS ? largeProgram : program).pass(shape);
         fields[op] = new String[]{w0 + suffix, w0 + "S", w1 + suffix, w1 + "S", w2 + suffix, w2 + "S", in, out, "kv",
                 "ropeCos", "ropeSin", "tokenPos", "tokenSeq", "blockTable"};
     }

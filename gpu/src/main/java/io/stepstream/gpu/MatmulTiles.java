@@ -19,6 +19,13 @@ import java.util.Map;
 public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int tm, int tn, int tk, int rm, int rn,
                           int ks) {
     public static final String PROPERTY = "stepstream.opencl.matmulTiles";
+    /** Overrides, on top of the small-pass tiles, for passes of at least {@link #LARGE_ROWS} rows. */
+    public static final String LARGE_PROPERTY = "stepstream.opencl.matmulTilesLarge";
+    /** Passes with at least this many (virtual) rows use the large tiles. */
+    public static final int LARGE_ROWS = 8192;
+    /** What the large passes change by default: on the H200 64-row tiles of 4x4 per item ran the 32000 x 2048
+     * classifier fastest at 8-32 tokens, while 32-row tiles stayed best on 2048-row matrices. */
+    public static final String LARGE_DEFAULT = "tm=64,rm=4,rn=4";
     public static final MatmulTiles DEFAULT = new MatmulTiles(256, 32, 8, 4, 32, 32, 32, 2, 4, 0);
 
     public MatmulTiles {
@@ -122,6 +129,11 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
 
     public static MatmulTiles fromSystemProperty() {
         return DEFAULT.with(System.getProperty(PROPERTY));
+    }
+
+    /** The tiles of large passes: {@code base} with {@link #LARGE_DEFAULT}, then {@value #LARGE_PROPERTY}. */
+    public static MatmulTiles largeFromSystemProperty(MatmulTiles base) {
+        return base.with(LARGE_DEFAULT).with(System.getProperty(LARGE_PROPERTY));
     }
 
     /** Compact label, e.g. {@code mv256/32x8u4 mm32x32k32r2x4}. */

@@ -48,6 +48,9 @@ class HandMatmulTest {
         out.add(Arguments.of(TensorType.F32, 33, SMALL.with("ks=3")));
         out.add(Arguments.of(TensorType.F16, 5, SMALL.with("ks=3")));
         out.add(Arguments.of(TensorType.Q8_0, 9, MatmulTiles.DEFAULT.with("ks=8")));
+        // The tiles large passes use by default (64-row tiles, 4x4 per item), on small matrices.
+        out.add(Arguments.of(TensorType.F16, 33, MatmulTiles.DEFAULT.with(MatmulTiles.LARGE_DEFAULT)));
+        out.add(Arguments.of(TensorType.F32, 70, MatmulTiles.DEFAULT.with(MatmulTiles.LARGE_DEFAULT + ",ks=2")));
         return out.stream();
     }
 
