@@ -4,6 +4,7 @@ import io.stepstream.engine.Model;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.spi.Backends;
+import io.stepstream.engine.spi.DiffusionBackendModel;
 
 /** A served model of either kind, with what the service needs to check requests against it. */
 sealed interface LoadedModel {
@@ -64,9 +65,18 @@ sealed interface LoadedModel {
         }
     }
 
-    record Diffusion(DiffusionModel model) implements LoadedModel {
+    /** A diffusion LM where its backend placed it; {@link #model()} is its CPU model (ids, caches, limits). */
+    record Diffusion(DiffusionBackendModel placed) implements LoadedModel {
+        Diffusion(DiffusionModel model) {
+            this(DiffusionBackendModel.onCpu(model));
+        }
+
+        public DiffusionModel model() {
+            return placed.cpuModel();
+        }
+
         public String name() {
-            return model.name();
+            return model().name();
         }
 
         public String kind() {
@@ -74,28 +84,27 @@ sealed interface LoadedModel {
         }
 
         public Tokenizer tokenizer() {
-            return model.tokenizer();
+            return model().tokenizer();
         }
 
         public int contextLength() {
-            return model.contextLength();
+            return model().contextLength();
         }
 
         public int vocabSize() {
-            return model.vocabSize();
+            return model().vocabSize();
         }
 
-        /** Diffusion models run on the engine's CPU forward only so far. */
         public String backend() {
-            return "cpu";
+            return placed.backendName();
         }
 
         public String device() {
-            return "cpu";
+            return placed.deviceName();
         }
 
         public void close() {
-            model.close();
+            placed.close();
         }
     }
 }

@@ -7,6 +7,7 @@ import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.spi.Backends;
+import io.stepstream.engine.spi.DiffusionBackendModel;
 import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
@@ -17,6 +18,7 @@ import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.format.safetensors.HfConfig;
 import io.stepstream.engine.sparse.PatternCache;
 import io.stepstream.engine.sparse.SparseDPolicy;
+import io.stepstream.scheduler.DenoisingModel;
 import io.stepstream.scheduler.DiffusionScheduler;
 import io.stepstream.scheduler.PatternCacheStats;
 import io.stepstream.scheduler.Scheduler;
@@ -114,8 +116,11 @@ public final class StepStream implements GenerationService, AutoCloseable {
      * @throws io.stepstream.engine.ModelLoadException naming the file and the problem
      */
     public ModelInfo load(String nameOrPath) {
-        LoadedModel model = isDiffusion(nameOrPath)
-                ? new LoadedModel.Diffusion(Models.loadDiffusion(nameOrPath, ModelOptions.defaults(),
+        // One read of a folder's config.json decides the kind and then builds the model.
+        boolean embeddedDiffusion = nameOrPath != null && Models.embeddedDiffusion().contains(nameOrPath);
+        HfConfig diffusionConfig = embeddedDiffusion ? null : diffusionConfig(nameOrPath);
+        LoadedModel model = embeddedDiffusion || diffusionConfig != null
+                ? new LoadedModel.Diffusion(Models.loadDiffusion(nameOrPath, diffusionConfig, ModelOptions.defaults(),
                         new PatternCache(config.patternCacheBytes())))
                 : new LoadedModel.Autoregressive(Models.load(nameOrPath));
         try {
@@ -127,13 +132,17 @@ public final class StepStream implements GenerationService, AutoCloseable {
     }
 
     /**
-     * Loads a llama2.c model (embedded name or checkpoint path) onto a backend found through the engine's
-     * BackendProvider SPI ("cpu", or "opencl" when stepstream-gpu is on the class path) and serves it.
+     * Loads a llama2.c model (embedded name or checkpoint path) or a diffusion LM (as {@link #load(String)} tells
+     * them apart) onto a backend found through the engine's BackendProvider SPI ("cpu", or "opencl" when
+     * stepstream-gpu is on the class path) and serves it. A backend that cannot run the diffusion family (Dream on
+     * opencl) refuses with a message saying so.
      */
     public ModelInfo load(String nameOrPath, String backend, BackendOptions options) {
-        if (isDiffusion(nameOrPath)) {
-            throw new IllegalArgumentException("backend: " + nameOrPath + " is a diffusion model; diffusion models "
-                    + "run on the engine's CPU forward only (load it without a backend)");
+        // One read of a folder's config.json decides the kind and then builds the model.
+        boolean embeddedDiffusion = nameOrPath != null && Models.embeddedDiffusion().contains(nameOrPath);
+        HfConfig diffusionConfig = embeddedDiffusion ? null : diffusionConfig(nameOrPath);
+        if (embeddedDiffusion || diffusionConfig != null) {
+            return loadDiffusion(nameOrPath, diffusionConfig, backend, options);
         }
         Model model = Backends.load(backend, nameOrPath, options);
         try {
@@ -145,34 +154,58 @@ public final class StepStream implements GenerationService, AutoCloseable {
     }
 
     /**
-     * An embedded diffusion model's name, or a folder whose config.json names a mask token (mask_token_id): a
-     * Hugging Face style diffusion checkpoint. Any other folder (an autoregressive safetensors model, say) is left
-     * to {@link Models#load(String)}, as is a config.json that cannot be read (the loader names the problem).
+     * A diffusion LM (embedded name, or a folder whose config.json was read as {@code config}) on the backend's
+     * device through {@link Backends#loadDiffusion}: on "opencl" its dense denoising steps run on the device, SparseD
+     * and Fast-dLLM-cache steps on its CPU model.
      */
-    public static boolean isDiffusion(String nameOrPath) {
-        if (nameOrPath == null) {
-            return false;
+    private ModelInfo loadDiffusion(String nameOrPath, HfConfig config, String backend, BackendOptions options) {
+        DiffusionModel cpu = Models.loadDiffusion(nameOrPath, config, options.model(),
+                new PatternCache(this.config.patternCacheBytes()));
+        DiffusionBackendModel placed;
+        try {
+            placed = Backends.loadDiffusion(backend, cpu, options);
+        } catch (RuntimeException e) {
+            cpu.close();
+            throw e;
         }
-        if (Models.embeddedDiffusion().contains(nameOrPath)) {
-            return true;
+        try {
+            return register(new LoadedModel.Diffusion(placed), true);
+        } catch (RuntimeException e) {
+            placed.close();
+            throw e;
         }
-        if (Models.embedded().contains(nameOrPath)) {
-            return false;
+    }
+
+    /** A folder's config.json if it names a mask token (a diffusion checkpoint), else null. */
+    private static HfConfig diffusionConfig(String nameOrPath) {
+        if (nameOrPath == null || Models.embedded().contains(nameOrPath)) {
+            return null;
         }
         Path config;
         try {
             config = Path.of(nameOrPath).resolve("config.json");
         } catch (InvalidPathException e) {
-            return false;
+            return null;
         }
         if (!Files.isRegularFile(config)) {
-            return false;
+            return null;
         }
         try {
-            return HfConfig.read(config).maskTokenId() != null;
+            HfConfig c = HfConfig.read(config);
+            return c.maskTokenId() != null ? c : null;
         } catch (RuntimeException unreadable) {
-            return false;
+            return null;
         }
+    }
+
+    /**
+     * An embedded diffusion model's name, or a folder whose config.json names a mask token (mask_token_id): a
+     * Hugging Face style diffusion checkpoint. Any other folder (an autoregressive safetensors model, say) is left
+     * to {@link Models#load(String)}, as is a config.json that cannot be read (the loader names the problem).
+     */
+    public static boolean isDiffusion(String nameOrPath) {
+        return nameOrPath != null
+                && (Models.embeddedDiffusion().contains(nameOrPath) || diffusionConfig(nameOrPath) != null);
     }
 
     /** Serves {@code model} (the caller keeps owning it: close does not close it). The first one is the default. */
@@ -202,7 +235,7 @@ public final class StepStream implements GenerationService, AutoCloseable {
         StepScheduler scheduler = switch (model) {
             case LoadedModel.Autoregressive a -> new Scheduler(a.model(), config.schedulerConfig(), System::nanoTime);
             case LoadedModel.Diffusion d ->
-                    new DiffusionScheduler(d.model(), config.schedulerConfig(), System::nanoTime);
+                    new DiffusionScheduler(DenoisingModel.of(d.placed()), config.schedulerConfig(), System::nanoTime);
         };
         ActorRef<SchedulerActor.Command> actor = system.systemActorOf(
                 SchedulerActor.create(scheduler, info.name(), computeThread),

@@ -6,12 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.SamplingParams;
-import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
-import io.stepstream.engine.dlm.LladaGeneration;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.scheduler.FakeModel;
 import io.stepstream.scheduler.FinishReason;
@@ -22,50 +19,12 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.TimeUnit;
-import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
 import org.apache.pekko.stream.javadsl.Sink;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Diffusion LMs through the embedded API, on the real tinystories-dlm beside an autoregressive model. */
-class DiffusionStepStreamTest {
-    private static ActorTestKit testKit;
-    private static DiffusionModel dlm;
-
-    @BeforeAll
-    static void start() {
-        testKit = ActorTestKit.create();
-        dlm = Models.loadDiffusion("tinystories-dlm", ModelOptions.defaults().withComputeThreads(1));
-    }
-
-    @AfterAll
-    static void stop() {
-        testKit.shutdownTestKit();
-        dlm.close();
-    }
-
-    private static <T> T await(CompletionStage<T> stage) throws Exception {
-        return stage.toCompletableFuture().get(120, TimeUnit.SECONDS);
-    }
-
-    private static GenerateRequest dlmRequest(String prompt, DiffusionOptions options) {
-        return GenerateRequest.diffusion("tinystories-dlm", prompt, SamplingParams.GREEDY, List.of(), options);
-    }
-
-    /** The generation alone: its generated tokens (no EOS in these short greedy stories). */
-    private static int[] alone(String prompt, DiffusionParams p) {
-        LladaGeneration gen = LladaGeneration.start(dlm, prompt, p);
-        float[][] logits = {new float[gen.logitsLength()]};
-        while (!gen.done()) {
-            dlm.forward(List.of(gen.nextInput()), logits);
-            gen.apply(logits[0]);
-        }
-        return gen.generated();
-    }
-
+class DiffusionStepStreamTest extends TinyDlmFixture {
     @Test
     void diffusionAndAutoregressiveRequestsStreamSideBySide() throws Exception {
         try (StepStream ss = StepStream.attach(testKit.system(), StepStreamConfig.defaults())) {
@@ -100,7 +59,9 @@ class DiffusionStepStreamTest {
                         progress++;
                     }
                 }
-                int[] want = alone(prompt, new DiffusionParams(16, 8, 8, 0.0, Remasking.LOW_CONFIDENCE, null, 0L));
+                // The generated tokens as they are (no EOS in these short greedy stories).
+                int[] want = alone(prompt, new DiffusionParams(16, 8, 8, 0.0, Remasking.LOW_CONFIDENCE, null, 0L))
+                        .generated();
                 assertEquals(Arrays.toString(want), ids.toString(), prompt);
                 assertEquals(8, progress, "one progress event per step when asked");
                 var end = (TokenEvent.Finished) events.getLast();

@@ -6,12 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.stepstream.engine.ModelOptions;
-import io.stepstream.engine.Models;
-import io.stepstream.engine.SamplingParams;
-import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
-import io.stepstream.engine.dlm.LladaGeneration;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.sparse.PatternCache;
 import io.stepstream.engine.sparse.SparseDPolicy;
@@ -19,54 +14,12 @@ import io.stepstream.scheduler.FakeModel;
 import io.stepstream.scheduler.FinishReason;
 import io.stepstream.scheduler.PatternCacheStats;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletionStage;
-import java.util.concurrent.TimeUnit;
-import org.apache.pekko.actor.testkit.typed.javadsl.ActorTestKit;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** SparseD switched on from requests through the embedded API, on the real tinystories-dlm. */
-class SparseDStepStreamTest {
-    private static ActorTestKit testKit;
-    /** The reference model: requests run alone on it, outside any scheduler. */
-    private static DiffusionModel dlm;
-
-    @BeforeAll
-    static void start() {
-        testKit = ActorTestKit.create();
-        dlm = Models.loadDiffusion("tinystories-dlm", ModelOptions.defaults().withComputeThreads(1));
-    }
-
-    @AfterAll
-    static void stop() {
-        testKit.shutdownTestKit();
-        dlm.close();
-    }
-
-    private static <T> T await(CompletionStage<T> stage) throws Exception {
-        return stage.toCompletableFuture().get(120, TimeUnit.SECONDS);
-    }
-
-    private static GenerateRequest request(String prompt, DiffusionOptions options) {
-        return GenerateRequest.diffusion("tinystories-dlm", prompt, SamplingParams.GREEDY, List.of(), options);
-    }
-
-    /** The request alone on the reference model: the tokens its stream holds (up to the first EOS). */
-    private static int[] alone(String prompt, DiffusionParams p) {
-        LladaGeneration gen = LladaGeneration.start(dlm, prompt, p);
-        float[][] logits = {new float[gen.logitsLength()]};
-        while (!gen.done()) {
-            dlm.forward(List.of(gen.nextInput()), logits);
-            gen.apply(logits[0]);
-        }
-        dlm.releasePattern(gen.patternHandle());
-        int eos = dlm.tokenizer().eosId();
-        return Arrays.stream(gen.generated()).filter(t -> t != dlm.maskId()).takeWhile(t -> t != eos).toArray();
-    }
-
+class SparseDStepStreamTest extends TinyDlmFixture {
     @Test
     void sparseAndDenseRequestsRunTogetherAndTheCacheEndsEmpty() throws Exception {
         long cap = 3L << 20;
@@ -96,12 +49,12 @@ class SparseDStepStreamTest {
                                     .withSparseD(new SparseDPolicy(0.2, 0.3, 20))));
             List<CompletionStage<GenerationResult>> results = new ArrayList<>();
             for (Run r : runs) {
-                results.add(ss.generateAll(request(r.prompt(), r.options())));
+                results.add(ss.generateAll(dlmRequest(r.prompt(), r.options())));
             }
             for (int i = 0; i < runs.size(); i++) {
                 Run r = runs.get(i);
                 GenerationResult got = await(results.get(i));
-                assertArrayEquals(alone(r.prompt(), r.params()), got.tokenIds(), r.prompt());
+                assertArrayEquals(streamedTokens(alone(r.prompt(), r.params())), got.tokenIds(), r.prompt());
                 assertEquals(FinishReason.LENGTH, got.finishReason(), r.prompt());
             }
             PatternCacheStats stats = ss.models().get(1).patternCache();
@@ -116,13 +69,13 @@ class SparseDStepStreamTest {
     void unsetSparseDSettingsTakeSparseDsDefaults() {
         var model = new LoadedModel.Diffusion(dlm);
         int canvas = dlm.tokenizer().encode("Once upon a time", true, false).length + 64;
-        var all = StepStream.validate(request("Once upon a time",
+        var all = StepStream.validate(dlmRequest("Once upon a time",
                 new DiffusionOptions(64, 32, 64, null, null, false, SparseDOptions.DEFAULTS)), model, 2048);
         assertEquals(new SparseDPolicy(0.2, 0.3, 32), all.diffusion().sparseD(), "canvas " + canvas);
-        var some = StepStream.validate(request("Once upon a time",
+        var some = StepStream.validate(dlmRequest("Once upon a time",
                 new DiffusionOptions(64, 32, 64, null, null, false, new SparseDOptions(null, 1.0, 16))), model, 2048);
         assertEquals(new SparseDPolicy(0.2, 1.0, 16), some.diffusion().sparseD());
-        var dense = StepStream.validate(request("Once upon a time", new DiffusionOptions(64, 32, 64, null, null,
+        var dense = StepStream.validate(dlmRequest("Once upon a time", new DiffusionOptions(64, 32, 64, null, null,
                 false)), model, 2048);
         assertNull(dense.diffusion().sparseD(), "no SparseD settings: dense");
 
@@ -153,24 +106,24 @@ class SparseDStepStreamTest {
                 new Case("diffusion.sparsed.block_size", new SparseDOptions(null, null, 67)));
         for (Case c : cases) {
             InvalidRequestException e = assertThrows(InvalidRequestException.class, () -> StepStream.validate(
-                    request("a", new DiffusionOptions(64, 32, 64, null, null, false, c.sparsed())), model, 2048),
+                    dlmRequest("a", new DiffusionOptions(64, 32, 64, null, null, false, c.sparsed())), model, 2048),
                     c.toString());
             assertEquals(c.field(), e.field(), e.getMessage());
         }
         // The edges are accepted: skip 0 and 1, select 1, a block as long as the canvas.
-        var edges = StepStream.validate(request("a", new DiffusionOptions(64, 32, 64, null, null, false,
+        var edges = StepStream.validate(dlmRequest("a", new DiffusionOptions(64, 32, 64, null, null, false,
                 new SparseDOptions(1.0, 1.0, 66))), model, 2048);
         assertEquals(new SparseDPolicy(1.0, 1.0, 66), edges.diffusion().sparseD());
-        assertEquals(0.0, StepStream.validate(request("a", new DiffusionOptions(64, 32, 64, null, null, false,
+        assertEquals(0.0, StepStream.validate(dlmRequest("a", new DiffusionOptions(64, 32, 64, null, null, false,
                 new SparseDOptions(0.0, null, 1))), model, 2048).diffusion().sparseD().skip());
         // The Fast-dLLM cache is refused with SparseD (its patterns are built over the whole canvas every step).
         InvalidRequestException both = assertThrows(InvalidRequestException.class, () -> StepStream.validate(
-                request("a", new DiffusionOptions(64, 32, 64, null, null, false, SparseDOptions.DEFAULTS)
+                dlmRequest("a", new DiffusionOptions(64, 32, 64, null, null, false, SparseDOptions.DEFAULTS)
                         .withCache("dual")), model, 2048));
         assertEquals("diffusion.cache", both.field(), both.getMessage());
         assertTrue(both.getMessage().contains("diffusion.sparsed"), both.getMessage());
         // "none" with SparseD is just SparseD.
-        assertEquals(io.stepstream.engine.dlm.DlmCacheMode.NONE, StepStream.validate(request("a",
+        assertEquals(io.stepstream.engine.dlm.DlmCacheMode.NONE, StepStream.validate(dlmRequest("a",
                 new DiffusionOptions(64, 32, 64, null, null, false, SparseDOptions.DEFAULTS).withCache("none")),
                 model, 2048).diffusion().cache());
     }

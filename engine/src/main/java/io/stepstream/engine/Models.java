@@ -59,6 +59,15 @@ public final class Models {
 
     /** As above, with the cache that bounds the SparseD patterns of the model's requests (a server's budget). */
     public static DiffusionModel loadDiffusion(String nameOrPath, ModelOptions options, PatternCache patternCache) {
+        return loadDiffusion(nameOrPath, null, options, patternCache);
+    }
+
+    /**
+     * As above, with the folder's config.json already read by the caller ({@code null}: read it here), so that a
+     * caller who looked at it to decide what the folder holds does not read it again. Ignored for embedded models.
+     */
+    public static DiffusionModel loadDiffusion(String nameOrPath, HfConfig config, ModelOptions options,
+                                               PatternCache patternCache) {
         if (nameOrPath == null || nameOrPath.isBlank()) {
             throw new ModelLoadException("diffusion model name or path is empty (embedded: " + EMBEDDED_DIFFUSION
                     + ")");
@@ -73,10 +82,12 @@ public final class Models {
         }
         Path configFile = dir.resolve("config.json");
         Path tokenizerFile = dir.resolve("tokenizer.bin");
-        if (!Files.isRegularFile(configFile)) {
+        if (config == null && !Files.isRegularFile(configFile)) {
             throw new ModelLoadException(dir + ": config.json not found");
         }
-        HfConfig config = HfConfig.read(configFile);
+        if (config == null) {
+            config = HfConfig.read(configFile);
+        }
         Tokenizer tok;
         if (Files.isRegularFile(dir.resolve("tokenizer.json"))) {
             // A Hugging Face checkpoint's own tokenizer: its mask token is one of its control tokens.

@@ -43,6 +43,7 @@ final class DeviceLlama2 implements AutoCloseable {
     private boolean stepScheduleOnDevice;
     private int tokenCapacity;
     private int entryCapacity;
+    private int logitCapacity;
 
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks) {
         this(w, device, maxBlocks, TensorType.F32);
@@ -147,7 +148,7 @@ final class DeviceLlama2 implements AutoCloseable {
 
         k.patIndptr = new int[1];
         k.patIndices = new int[1];
-        growArrays(1, 1);
+        growArrays(1, 1, 1);
         launcher = switch (dispatch) {
             case APARAPI -> new KernelLauncher(k, device);
             // The same device Aparapi would use: its OpenCLDevice holds the native cl_device_id.
@@ -332,14 +333,28 @@ final class DeviceLlama2 implements AutoCloseable {
 
     /** Makes the per-step arrays hold at least this many token rows and entries (new arrays go to the device). */
     void ensureCapacity(int tokens, int entries) {
-        if (tokens > tokenCapacity || entries > entryCapacity) {
-            growArrays(Math.max(tokens, tokenCapacity), Math.max(entries, entryCapacity));
+        ensureCapacity(tokens, entries, entries);
+    }
+
+    /** As above, with room for {@code logitRows} rows of logits (a diffusion step asks for more than one per entry). */
+    void ensureCapacity(int tokens, int entries, int logitRows) {
+        if (tokens > tokenCapacity || entries > entryCapacity || logitRows > logitCapacity) {
+            growArrays(Math.max(tokens, tokenCapacity), Math.max(entries, entryCapacity),
+                    Math.max(logitRows, logitCapacity));
             putActivations();
         }
     }
 
-    /** Sends the step inputs (already written into the kernel's arrays) and runs the whole step: one launch. */
+    /** An AR step: one row of logits per entry (k.logitRow holds each entry's last row). */
     void launchStep(int tokens, int entries, int maxLen) {
+        launchStep(tokens, entries, maxLen, entries);
+    }
+
+    /**
+     * Sends the step inputs (already written into the kernel's arrays) and runs the whole step: one launch; the
+     * logits of the rows k.logitRow[0 .. logitRows) come back into k.logits, a row each.
+     */
+    void launchStep(int tokens, int entries, int maxLen, int logitRows) {
         if (!stepScheduleOnDevice) {
             System.arraycopy(stepOps, 0, k.passOp, 0, stepOps.length);
             System.arraycopy(stepLayers, 0, k.passLayer, 0, stepLayers.length);
@@ -350,7 +365,7 @@ final class DeviceLlama2 implements AutoCloseable {
         long t0 = System.nanoTime();
         putStepInputs();
         long t1 = System.nanoTime();
-        run(stepOps.length, tokens, entries, maxLen);
+        run(stepOps.length, tokens, entries, maxLen, logitRows);
         long t2 = System.nanoTime();
         launcher.get(k.logits);
         long t3 = System.nanoTime();
@@ -371,7 +386,7 @@ final class DeviceLlama2 implements AutoCloseable {
         stepScheduleOnDevice = false;
         launcher.finish();
         long t0 = System.nanoTime();
-        run(stepOps.length, tokens, entries, maxLen);
+        run(stepOps.length, tokens, entries, maxLen, entries);
         launcher.finish(); // the direct dispatch returns before the device is done
         return System.nanoTime() - t0;
     }
@@ -406,6 +421,11 @@ final class DeviceLlama2 implements AutoCloseable {
 
     /** Runs an arbitrary schedule of passes (at most a step's length) in one launch; for kernel tests. */
     void launchPasses(int[] ops, int[] layers, int tokens, int entries, int maxLen) {
+        launchPasses(ops, layers, tokens, entries, maxLen, entries);
+    }
+
+    /** As above, with logits for the rows k.logitRow[0 .. logitRows). */
+    void launchPasses(int[] ops, int[] layers, int tokens, int entries, int maxLen, int logitRows) {
         if (ops.length != layers.length || ops.length > stepOps.length || ops.length == 0) {
             throw new IllegalArgumentException("schedule of " + ops.length + " ops and " + layers.length
                     + " layers; at most " + stepOps.length + " passes");
@@ -415,7 +435,7 @@ final class DeviceLlama2 implements AutoCloseable {
         launcher.put(k.passOp);
         launcher.put(k.passLayer);
         stepScheduleOnDevice = false;
-        run(ops.length, tokens, entries, maxLen);
+        run(ops.length, tokens, entries, maxLen, logitRows);
     }
 
     void putStepInputs() {
@@ -423,39 +443,42 @@ final class DeviceLlama2 implements AutoCloseable {
         launcher.put(k.tokenPos);
         launcher.put(k.tokenSeq);
         launcher.put(k.blockTable);
-        launcher.put(k.lastRow);
+        launcher.put(k.logitRow);
+        launcher.put(k.entryLen);
         launcher.put(k.entryIndptr);
         launcher.put(k.entryIndices);
     }
 
-    private void run(int passes, int tokens, int entries, int maxLen) {
+    private void run(int passes, int tokens, int entries, int maxLen, int logitRows) {
         if (tokens < 1 || tokens > tokenCapacity || entries < 1 || entries > entryCapacity || maxLen < 1
-                || maxLen > config.contextLength()) {
+                || maxLen > config.contextLength() || logitRows < 1 || logitRows > logitCapacity) {
             throw new IllegalArgumentException("bad step sizes: " + tokens + " tokens (capacity " + tokenCapacity
-                    + "), " + entries + " entries (capacity " + entryCapacity + "), maxLen " + maxLen);
+                    + "), " + entries + " entries (capacity " + entryCapacity + "), maxLen " + maxLen + ", "
+                    + logitRows + " logit rows (capacity " + logitCapacity + ")");
         }
         k.tokens = tokens;
         k.entries = entries;
         k.maxLen = maxLen;
+        k.logitRows = logitRows;
         // Groups: enough for the largest pass (matmul units or grid-stride elements), at most maxGroups.
         ModelConfig c = config;
         long chunks = (tokens + Llama2Kernel.TOKENS_PER_UNIT - 1) / Llama2Kernel.TOKENS_PER_UNIT;
         long units = Math.max(chunks * Math.max(c.hiddenDim(), (c.dim() + 2L * c.kvDim()) / 2),
-                (entries + Llama2Kernel.TOKENS_PER_UNIT - 1) / Llama2Kernel.TOKENS_PER_UNIT * ((c.vocabSize() + 1L) / 2));
+                (logitRows + Llama2Kernel.TOKENS_PER_UNIT - 1) / Llama2Kernel.TOKENS_PER_UNIT * ((c.vocabSize() + 1L) / 2));
         long elements = Math.max((long) tokens * c.nHeads() * maxLen, (long) tokens * c.dim());
         units = Math.max(units, (elements + localSize - 1) / localSize);
         int groups = (int) Math.min(maxGroups, units);
         launcher.launch(groups * localSize, localSize, passes);
     }
 
-    private void growArrays(int tokens, int entries) {
+    private void growArrays(int tokens, int entries, int logitRows) {
         ModelConfig c = config;
         long attFloats = (long) tokens * c.nHeads() * c.contextLength();
         long hiddenFloats = (long) tokens * Math.max(c.hiddenDim(), c.dim());
         if (attFloats * Float.BYTES > MAX_BUFFER_BYTES || hiddenFloats * Float.BYTES > MAX_BUFFER_BYTES
-                || (long) entries * c.vocabSize() * Float.BYTES > MAX_BUFFER_BYTES) {
-            throw new IllegalArgumentException("a step of " + tokens + " tokens and " + entries
-                    + " entries needs activation buffers over 2 GiB; use smaller steps");
+                || (long) logitRows * c.vocabSize() * Float.BYTES > MAX_BUFFER_BYTES) {
+            throw new IllegalArgumentException("a step of " + tokens + " tokens, " + entries + " entries and "
+                    + logitRows + " logit rows needs activation buffers over 2 GiB; use smaller steps");
         }
         k.tokenIds = new int[tokens];
         k.tokenPos = new int[tokens];
@@ -466,13 +489,15 @@ final class DeviceLlama2 implements AutoCloseable {
         k.hb = new float[tokens * c.hiddenDim()];
         k.att = new float[(int) attFloats];
         k.blockTable = new int[entries * k.maxBlocksPerSeq];
-        k.lastRow = new int[entries];
+        k.logitRow = new int[logitRows];
+        k.entryLen = new int[entries];
         k.entryIndptr = new int[entries];
         k.entryIndices = new int[entries];
         java.util.Arrays.fill(k.entryIndptr, -1);
-        k.logits = new float[entries * c.vocabSize()];
+        k.logits = new float[logitRows * c.vocabSize()];
         tokenCapacity = tokens;
         entryCapacity = entries;
+        logitCapacity = logitRows;
     }
 
     private void putActivations() {

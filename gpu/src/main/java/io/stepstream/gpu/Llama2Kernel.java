@@ -81,8 +81,11 @@ public final class Llama2Kernel extends Kernel {
 
     // This step's sizes (kernel arguments, sent with every execute).
     int tokens;
+    /** Entries (sequences or canvases) of the step; the passes index them through tokenSeq, not by count. */
     int entries;
     int maxLen;
+    /** Rows that get logits: the final norm and the classifier run on rows logitRow[0 .. logitRows). */
+    int logitRows;
 
     // The pass schedule.
     int[] passOp;
@@ -134,12 +137,19 @@ public final class Llama2Kernel extends Kernel {
     // KV block pool, resident.
     float[] kv;
 
-    // Per-step inputs: token id, position and entry of each row; block table rows per entry; last row per entry.
+    // Per-step inputs: token id, position and entry of each row; block table rows per entry; the rows whose
+    // logits come back (an AR step: each entry's last row; a diffusion step: the range each canvas asks for).
     int[] tokenIds;
     int[] tokenPos;
     int[] tokenSeq;
     int[] blockTable;
-    int[] lastRow;
+    int[] logitRow;
+    /**
+     * Per entry: 0 for causal attention (a row sees positions 0..pos, the AR case), else the length of the entry's
+     * canvas, which every row of it attends to whole (positions 0..len-1): bidirectional attention for a diffusion
+     * step. It works because the QKV pass writes all of a step's keys and values before the scores pass reads any.
+     */
+    int[] entryLen;
     // Block-sparse attention (see BlockSparsePattern): per entry, the offset of its indptr rows in patIndptr
     // (-1: dense) and of its indices in patIndices.
     int[] entryIndptr;
@@ -245,16 +255,16 @@ public final class Llama2Kernel extends Kernel {
         }
     }
 
-    /** xb[row] = rmsnorm(x[source row]) with the op's weight; the final norm reads each entry's last row. */
+    /** xb[row] = rmsnorm(x[source row]) with the op's weight; the final norm reads the rows logitRow lists. */
     void rmsnorm(int op, int l, int lid, int lsize, int group, int groups) {
         int rows = tokens;
         if (op == OP_FINAL_NORM) {
-            rows = entries;
+            rows = logitRows;
         }
         for (int r = group; r < rows; r += groups) {
             int src = r * dim;
             if (op == OP_FINAL_NORM) {
-                src = lastRow[r] * dim;
+                src = logitRow[r] * dim;
             }
             float ss = 0f;
             for (int j = lid; j < dim; j += lsize) {
@@ -411,7 +421,7 @@ public final class Llama2Kernel extends Kernel {
     /**
      * A matmul pass. A unit is two weight rows (A and B) against TOKENS_PER_UNIT consecutive token rows,
      * one work-group per unit; rows: q|k|v pairs (then RoPE and the KV store), wo pairs (+ residual), w1 row h
-     * with w3 row h (SwiGLU), w2 pairs (+ residual), classifier pairs (logits of each entry's last row).
+     * with w3 row h (SwiGLU), w2 pairs (+ residual), classifier pairs (logits of the logitRow rows, normed).
      */
     void matmul(int op, int l, int lid, int lsize, int group, int groups) {
         int cols = dim;
@@ -430,7 +440,7 @@ public final class Llama2Kernel extends Kernel {
             src = 1;
         } else {
             pairs = (vocab + 1) / 2;
-            n = entries;
+            n = logitRows;
         }
         int chunks = (n + TOKENS_PER_UNIT - 1) / TOKENS_PER_UNIT;
         int units = pairs * chunks;
@@ -601,8 +611,18 @@ public final class Llama2Kernel extends Kernel {
         }
     }
 
+    /** The last key position row t attends to: its own position (causal), or its canvas's last one. */
+    int lastKey(int t) {
+        int last = tokenPos[t];
+        int len = entryLen[tokenSeq[t]];
+        if (len > 0) {
+            last = len - 1;
+        }
+        return last;
+    }
+
     /**
-     * att[t][h][j] = q[t,h] . k[j, kv head of h] / sqrt(headSize) for every cached position j <= pos(t); under
+     * att[t][h][j] = q[t,h] . k[j, kv head of h] / sqrt(headSize) for every position j <= lastKey(t); under
      * a block-sparse pattern, keys outside the listed blocks get {@link #MASKED} and cost no dot product.
      */
     void scores(int l, int gid, int gsize) {
@@ -613,7 +633,7 @@ public final class Llama2Kernel extends Kernel {
             int t = th / nHeads;
             int h = th - t * nHeads;
             int pos = tokenPos[t];
-            if (j <= pos) {
+            if (j <= lastKey(t)) {
                 int e = tokenSeq[t];
                 int allowed = 1;
                 if (entryIndptr[e] >= 0) {
@@ -642,11 +662,11 @@ public final class Llama2Kernel extends Kernel {
         }
     }
 
-    /** In-place softmax of each (token, head) row of att over positions 0..pos(t), a work-group per row. */
+    /** In-place softmax of each (token, head) row of att over positions 0..lastKey(t), a work-group per row. */
     void softmax(int lid, int lsize, int group, int groups) {
         int n = tokens * nHeads;
         for (int th = group; th < n; th += groups) {
-            int len = tokenPos[th / nHeads] + 1;
+            int len = lastKey(th / nHeads) + 1;
             int o = th * ctx;
             float m = att[o];
             for (int j = lid; j < len; j += lsize) {
@@ -673,7 +693,7 @@ public final class Llama2Kernel extends Kernel {
     }
 
     /**
-     * xb[t][h*hs + d] = sum over j <= pos(t) of att[t][h][j] * v[j][kv head of h][d]; under a block-sparse
+     * xb[t][h*hs + d] = sum over j <= lastKey(t) of att[t][h][j] * v[j][kv head of h][d]; under a block-sparse
      * pattern only the listed key blocks are read, in the pattern's order.
      */
     void attentionOut(int l, int gid, int gsize) {
@@ -687,9 +707,10 @@ public final class Llama2Kernel extends Kernel {
             int seqBase = e * maxBlocksPerSeq;
             int ao = (t * nHeads + h) * ctx;
             int pos = tokenPos[t];
+            int last = lastKey(t);
             float acc = 0f;
             if (entryIndptr[e] < 0) {
-                for (int j = 0; j <= pos; j++) {
+                for (int j = 0; j <= last; j++) {
                     int block = blockTable[seqBase + j / BLOCK];
                     acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % BLOCK) * kvDim];
                 }
@@ -699,8 +720,8 @@ public final class Llama2Kernel extends Kernel {
                 for (int m = patIndptr[row]; m < patIndptr[row + 1]; m++) {
                     int kb = patIndices[ib + m];
                     int block = blockTable[seqBase + kb];
-                    int last = min(kb * BLOCK + BLOCK - 1, pos);
-                    for (int j = kb * BLOCK; j <= last; j++) {
+                    int blockLast = min(kb * BLOCK + BLOCK - 1, last);
+                    for (int j = kb * BLOCK; j <= blockLast; j++) {
                         acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % BLOCK) * kvDim];
                     }
                 }

@@ -1,12 +1,14 @@
 package io.stepstream.gpu;
 
 import io.stepstream.engine.Model;
+import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.spi.BackendModel;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.spi.BackendProvider;
 import io.stepstream.engine.spi.CpuBackendProvider;
+import io.stepstream.engine.spi.DiffusionBackendModel;
 
 /**
  * "opencl": the model's forward on one OpenCL device through Aparapi ({@link OpenClLlama2Model}), wrapped in a
@@ -40,5 +42,16 @@ public final class OpenClBackendProvider implements BackendProvider {
             Model m = new CpuBackendProvider().load(name, weights, tokenizer, cpu);
             return m;
         });
+    }
+
+    /**
+     * A LLaDA-style diffusion LM on the device ({@link OpenClDiffusionModel}): dense steps there, SparseD and
+     * Fast-dLLM-cache steps on {@code model} itself. Dream is refused with a message saying it runs on the CPU.
+     */
+    @Override
+    public DiffusionBackendModel loadDiffusion(DiffusionModel model, BackendOptions options) {
+        OpenClDiffusionModel.check(model);
+        return new OpenClDiffusionModel(model, OpenClDevices.select(options.device()), options.model().kvBlocks(),
+                options.weightType());
     }
 }

@@ -325,7 +325,7 @@ public final class OpenClLlama2Model implements BackendModel {
                 k.tokenPos[row] = start + j;
                 k.tokenSeq[row] = i;
             }
-            k.lastRow[i] = row - 1;
+            k.logitRow[i] = row - 1;
             maxLen = Math.max(maxLen, start + en.length());
             System.arraycopy(cache.blockTable(), 0, k.blockTable, i * perSeq, cache.blockCount());
         }

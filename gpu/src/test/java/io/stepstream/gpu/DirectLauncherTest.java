@@ -107,7 +107,8 @@ class DirectLauncherTest {
         for (AparapiSource.Arg a : args) {
             assertTrue(a.name().equals("passid") || fields.contains(a.name()), a.name() + " is not a field");
         }
-        for (String needed : List.of("passOp", "passLayer", "tokens", "entries", "x", "kv", "logits", "wq", "red")) {
+        for (String needed : List.of("passOp", "passLayer", "tokens", "logitRows", "logitRow", "entryLen", "x", "kv",
+                "logits", "wq", "red")) {
             assertTrue(byName.containsKey(needed), needed + " is not an argument");
         }
         assertThrows(OpenClException.class, () -> AparapiSource.parseRunArgs("__kernel void other(int a){}"));

@@ -48,11 +48,11 @@ class Llama2KernelTest {
                 random(layers, hidden * dim), random(dim), random(C.vocabSize() * dim));
         device = new DeviceLlama2(w, OpenClTestSupport.device(), 8);
         k = device.k;
-        device.ensureCapacity(T, E);
+        device.ensureCapacity(T, E, T);
         System.arraycopy(TOKENS, 0, k.tokenIds, 0, T);
         System.arraycopy(POS, 0, k.tokenPos, 0, T);
         System.arraycopy(SEQ, 0, k.tokenSeq, 0, T);
-        System.arraycopy(LAST_ROW, 0, k.lastRow, 0, E);
+        System.arraycopy(LAST_ROW, 0, k.logitRow, 0, E);
         for (int e = 0; e < E; e++) {
             System.arraycopy(TABLES[e], 0, k.blockTable, e * k.maxBlocksPerSeq, TABLES[e].length);
         }
@@ -320,6 +320,82 @@ class Llama2KernelTest {
             expected[i] = dot(w.classifier(), (i % vocab) * dim, k.xb, (i / vocab) * dim, dim);
         }
         assertClose("logits", k.logits, expected);
+    }
+
+    @Test
+    void finalNormAndLogitsOfAnExplicitListOfRows() {
+        int dim = C.dim();
+        int vocab = C.vocabSize();
+        int[] rows = {4, 0, 3, 1};
+        fill(k.x);
+        System.arraycopy(rows, 0, k.logitRow, 0, rows.length);
+        try {
+            device.putStepInputs();
+            device.launchPasses(new int[]{OP_FINAL_NORM, OP_LOGITS}, new int[]{0, 0}, T, E, MAX_LEN, rows.length);
+            device.launcher().get(k.logits);
+        } finally {
+            System.arraycopy(LAST_ROW, 0, k.logitRow, 0, E);
+            device.putStepInputs();
+        }
+        double[] expected = new double[rows.length * vocab];
+        for (int r = 0; r < rows.length; r++) {
+            double ss = 0;
+            for (int j = 0; j < dim; j++) {
+                ss += (double) k.x[rows[r] * dim + j] * k.x[rows[r] * dim + j];
+            }
+            double scale = 1 / Math.sqrt(ss / dim + C.rmsNormEps());
+            for (int v = 0; v < vocab; v++) {
+                double s = 0;
+                for (int j = 0; j < dim; j++) {
+                    s += w.classifier()[v * dim + j] * (w.rmsFinal()[j] * scale * k.x[rows[r] * dim + j]);
+                }
+                expected[r * vocab + v] = s;
+            }
+        }
+        assertClose("logits of listed rows", k.logits, expected);
+    }
+
+    @Test
+    void anEntryWithACanvasLengthAttendsToItsWholeCanvas() {
+        int hs = C.headSize();
+        int dim = C.dim();
+        // Entry 0 is a canvas of 20 positions (its rows at 17..19 see all of 0..19, later positions included);
+        // entry 1 stays causal in the same launch.
+        int canvas = 20;
+        fill(k.q);
+        fill(k.kv);
+        k.entryLen[0] = canvas;
+        try {
+            device.putStepInputs();
+            device.launchPasses(new int[]{OP_SCORES, OP_SOFTMAX, OP_ATTN_OUT}, new int[]{LAYER, LAYER, LAYER}, T, E,
+                    MAX_LEN);
+            device.launcher().get(k.xb);
+        } finally {
+            k.entryLen[0] = 0;
+            device.putStepInputs();
+        }
+        double[] expected = new double[T * dim];
+        for (int t = 0; t < T; t++) {
+            int last = SEQ[t] == 0 ? canvas - 1 : POS[t];
+            for (int h = 0; h < C.nHeads(); h++) {
+                int kvHead = h / (C.nHeads() / C.nKvHeads());
+                double[] p = new double[last + 1];
+                double sum = 0;
+                for (int j = 0; j <= last; j++) {
+                    p[j] = Math.exp(dot(k.q, t * dim + h * hs, k.kv, kvIndex(SEQ[t], j, false, kvHead * hs), hs)
+                            / Math.sqrt(hs));
+                    sum += p[j];
+                }
+                for (int d = 0; d < hs; d++) {
+                    double s = 0;
+                    for (int j = 0; j <= last; j++) {
+                        s += p[j] / sum * k.kv[kvIndex(SEQ[t], j, true, kvHead * hs + d)];
+                    }
+                    expected[t * dim + h * hs + d] = s;
+                }
+            }
+        }
+        assertClose("bidirectional attention", k.xb, expected);
     }
 
     @Test

@@ -3,8 +3,6 @@ package io.stepstream.loadtest;
 import io.grpc.Channel;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
-import io.stepstream.protocol.v1.DiffusionOptions;
-import io.stepstream.protocol.v1.SparseDOptions;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.GenerateRequest;
 import io.stepstream.protocol.v1.StepStreamGrpc;
@@ -108,39 +106,7 @@ public final class LoadRunner {
         if (d == null) {
             request.setMaxTokens(config.maxTokens());
         } else {
-            DiffusionOptions.Builder options = DiffusionOptions.newBuilder();
-            if (d.genLength() != null) {
-                options.setGenLength(d.genLength());
-            }
-            if (d.blockLength() != null) {
-                options.setBlockLength(d.blockLength());
-            }
-            if (d.steps() != null) {
-                options.setSteps(d.steps());
-            }
-            if (d.threshold() != null) {
-                options.setThreshold(d.threshold());
-            }
-            if (d.remasking() != null) {
-                options.setRemasking(d.remasking());
-            }
-            if (d.sparsed() != null) {
-                SparseDOptions.Builder sparse = SparseDOptions.newBuilder();
-                if (d.sparsed().skip() != null) {
-                    sparse.setSkip(d.sparsed().skip());
-                }
-                if (d.sparsed().select() != null) {
-                    sparse.setSelect(d.sparsed().select());
-                }
-                if (d.sparsed().blockSize() != null) {
-                    sparse.setBlockSize(d.sparsed().blockSize());
-                }
-                options.setSparsed(sparse);
-            }
-            if (d.cache() != null) {
-                options.setCache(d.cache());
-            }
-            request.setDiffusion(options);
+            request.setDiffusion(d.settings().toWire());
         }
         if (config.seed() != null) {
             request.setSeed(config.seed() + index);

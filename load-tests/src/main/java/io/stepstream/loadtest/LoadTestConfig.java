@@ -1,5 +1,7 @@
 package io.stepstream.loadtest;
 
+import io.stepstream.protocol.client.DiffusionSettings;
+
 /**
  * What one load run does. Exactly one of {@code concurrency} (closed loop: that many streams kept in flight)
  * and {@code ratePerSecond} (open loop: gamma arrivals at that mean rate, {@code burstiness} 1 = Poisson;
@@ -62,6 +64,21 @@ public record LoadTestConfig(
         public Diffusion(Integer genLength, Integer blockLength, Integer steps, Double threshold, String remasking,
                          SparseD sparsed) {
             this(genLength, blockLength, steps, threshold, remasking, sparsed, null);
+        }
+
+        /** The command line's options, checked here (naming the flag) before any request is sent. */
+        public static Diffusion of(DiffusionSettings s) {
+            DiffusionSettings.SparseD sp = s.sparsed();
+            return new Diffusion(s.genLength(), s.blockLength(), s.steps(), s.threshold(), s.remasking(),
+                    sp == null ? null : new SparseD(sp.skip(), sp.select(), sp.blockSize()), s.cache());
+        }
+
+        /** What each request carries (protocol's one mapping of these options to the wire). */
+        public DiffusionSettings settings() {
+            return new DiffusionSettings(genLength, blockLength, steps, remasking, threshold,
+                    sparsed == null ? null
+                            : new DiffusionSettings.SparseD(sparsed.skip(), sparsed.select(), sparsed.blockSize()),
+                    null, null, null, cache, false);
         }
 
         private static void requirePositive(String flag, Integer value) {

@@ -2,6 +2,7 @@ package io.stepstream.loadtest;
 
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.stepstream.protocol.cli.DiffusionFlags;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;
@@ -11,6 +12,7 @@ import java.util.concurrent.TimeUnit;
 import picocli.CommandLine;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -54,43 +56,16 @@ public final class LoadTestMain implements Callable<Integer> {
     @Option(names = "--requests", paramLabel = "M", defaultValue = "64", description = "Measured requests (default ${DEFAULT-VALUE}).")
     int requests;
 
-    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "64", description = "max_tokens per request (default ${DEFAULT-VALUE}).")
+    @Option(names = "--max-tokens", paramLabel = "N", defaultValue = "64",
+            description = "max_tokens per request (default ${DEFAULT-VALUE}); not sent with diffusion options.")
     int maxTokens;
 
     @Option(names = "--temperature", paramLabel = "T", defaultValue = "0", description = "Sampling temperature (default ${DEFAULT-VALUE}, greedy).")
     float temperature;
 
-    @Option(names = "--gen-length", paramLabel = "N",
-            description = "Diffusion model: gen_length of each request. Any diffusion option sends them all, and no max_tokens.")
-    Integer genLength;
-
-    @Option(names = "--block-length", paramLabel = "N", description = "Diffusion model: block_length (default: the server's).")
-    Integer blockLength;
-
-    @Option(names = "--steps", paramLabel = "N", description = "Diffusion model: denoising steps (default: the server's).")
-    Integer steps;
-
-    @Option(names = "--threshold", paramLabel = "T", description = "Diffusion model: Fast-dLLM confidence threshold in (0, 1].")
-    Double threshold;
-
-    @Option(names = "--remasking", paramLabel = "R", description = "Diffusion model: low_confidence or random.")
-    String remasking;
-
-    @Option(names = "--sparsed", description = "Diffusion model: SparseD attention (the --sparsed-* options imply it).")
-    boolean sparsed;
-
-    @Option(names = "--sparsed-skip", paramLabel = "F", description = "SparseD: fraction of dense steps, in [0, 1] (default: the server's, 0.2).")
-    Double sparsedSkip;
-
-    @Option(names = "--sparsed-select", paramLabel = "F", description = "SparseD: fraction of key blocks kept, in (0, 1] (default: the server's, 0.3).")
-    Double sparsedSelect;
-
-    @Option(names = "--sparsed-block", paramLabel = "N", description = "SparseD: tokens per block (default: the server's, by canvas length).")
-    Integer sparsedBlock;
-
-    @Option(names = "--dlm-cache", paramLabel = "none|prefix|dual",
-            description = "Diffusion model: Fast-dLLM's approximate KV cache (default: the server's, none).")
-    String dlmCache;
+    /** Any of these sends them all with each request, and no max_tokens. */
+    @Mixin
+    DiffusionFlags diffusionFlags = new DiffusionFlags();
 
     @Option(names = "--seed", paramLabel = "S",
             description = "Seeds the arrival process; request i gets seed S + i. Default: random arrivals, unseeded requests.")
@@ -142,15 +117,10 @@ public final class LoadTestMain implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        boolean withSparseD = sparsed || sparsedSkip != null || sparsedSelect != null || sparsedBlock != null;
-        boolean diffusion = genLength != null || blockLength != null || steps != null || threshold != null
-                || remasking != null || withSparseD || dlmCache != null;
         LoadTestConfig config = new LoadTestConfig(server, model, load.concurrency, load.rate, burstiness, requests,
                 maxTokens, temperature, seed, warmup, Math.round(requestTimeoutSeconds * 1e3),
                 new SloTargets(sloTtftMs, sloTpotMs, sloE2eMs),
-                diffusion ? new LoadTestConfig.Diffusion(genLength, blockLength, steps, threshold, remasking,
-                        withSparseD ? new LoadTestConfig.SparseD(sparsedSkip, sparsedSelect, sparsedBlock) : null,
-                        dlmCache) : null);
+                diffusionFlags.given() ? LoadTestConfig.Diffusion.of(diffusionFlags.settings()) : null);
         List<String> prompts = promptsFile != null ? Prompts.fromFile(promptsFile) : Prompts.builtIn();
         SplittableRandom arrivalRandom = seed != null ? new SplittableRandom(seed) : new SplittableRandom();
 

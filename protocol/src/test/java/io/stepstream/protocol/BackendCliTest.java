@@ -89,12 +89,43 @@ class BackendCliTest {
             }
             assertEquals("opencl", cards.get("stories260K").getBackend(), cards.toString());
             assertFalse(cards.get("stories260K").getDevice().isBlank(), cards.toString());
-            assertEquals("cpu", cards.get("tinystories-dlm").getBackend(), cards.toString());
+            assertEquals("opencl", cards.get("tinystories-dlm").getBackend(), cards.toString());
+            assertEquals(cards.get("stories260K").getDevice(), cards.get("tinystories-dlm").getDevice(),
+                    cards.toString());
         } finally {
             started.get().close();
         }
         assertEquals(0, exit.get(60, TimeUnit.SECONDS), err.toString());
-        assertTrue(err.toString().contains("tinystories-dlm: a diffusion model, served on the CPU backend"), err.toString());
+    }
+
+    @Test
+    void openClDiffusionGenerationEqualsTheCpuOne() {
+        String[] settings = {"--model", "tinystories-dlm", "--gen-length", "32", "--block-length", "16", "--steps",
+                "16", "Once upon a time"};
+        Run cpu = RealEngineCliTest.cli(concat(new String[] {"generate"}, settings));
+        assertEquals(0, cpu.exitCode(), cpu.err());
+        Run gpu = RealEngineCliTest.cli(concat(new String[] {"generate", "--backend", "opencl", "--device", "auto"},
+                settings));
+        assertEquals(0, gpu.exitCode(), gpu.err());
+        assertTrue(cpu.out().length() > "Once upon a time".length(), cpu.out());
+        assertEquals(cpu.out(), gpu.out());
+    }
+
+    @Test
+    void dreamOnOpenClIsAOneLineErrorSayingItRunsOnTheCpu(@TempDir Path dir) throws IOException {
+        io.stepstream.engine.tools.DreamSynth.write(dir, io.stepstream.engine.tools.DreamSynth.Shape.byId("dream-tiny"),
+                1L);
+        Run run = RealEngineCliTest.cli("generate", "--backend", "opencl", "--model", dir.toString(), "--gen-length",
+                "8", "--block-length", "8", "--steps", "8", "x");
+        assertEquals(2, run.exitCode(), run.toString());
+        assertEquals(1, run.err().lines().count(), run.toString());
+        assertTrue(run.err().contains("Dream") && run.err().contains("CPU backend only"), run.err());
+    }
+
+    private static String[] concat(String[] a, String[] b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     @Test
@@ -104,7 +135,6 @@ class BackendCliTest {
                 new String[] {"generate", "--dtype", "q8_0", "x"},
                 new String[] {"generate", "--backend", "opencl", "--dtype", "q4_k", "x"},
                 new String[] {"generate", "--backend", "vulkan", "x"},
-                new String[] {"generate", "--backend", "opencl", "--model", "tinystories-dlm", "x"},
                 new String[] {"generate", "--backend", "opencl", "--server", "localhost:1", "x"},
                 new String[] {"bench", "--backend", "opencl", "--model", "stories260K.bin"},
                 new String[] {"bench", "--backend", "tpu", "--model", "stories260K.bin"},

@@ -1,25 +1,17 @@
 package io.stepstream.protocol;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
-import io.stepstream.actors.StepStream;
 import io.stepstream.actors.StepStreamConfig;
 import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.Remasking;
-import io.stepstream.protocol.client.StepStreamClient;
-import io.stepstream.protocol.server.StepStreamServer;
 import io.stepstream.protocol.v1.DiffusionOptions;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.GenerateRequest;
 import io.stepstream.protocol.v1.ModelCard;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -27,11 +19,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
-import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 
 /**
@@ -41,37 +30,9 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
 class RealDiffusionServerTest {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static ActorSystem<Void> system;
-    private static StepStream stepStream;
-    private static StepStreamServer server;
-    private static StepStreamClient client;
-
-    @BeforeAll
-    static void start() {
-        system = ActorSystem.create(Behaviors.empty(), "real-diffusion-server-test");
-        stepStream = StepStream.attach(system, StepStreamConfig.defaults());
-        stepStream.load("stories260K");
-        stepStream.load("tinystories-dlm");
-        server = StepStreamServer.builder(stepStream, system).host("127.0.0.1").port(0)
-                .grace(Duration.ofSeconds(2)).start();
-        client = StepStreamClient.connect("127.0.0.1", server.port());
-    }
-
-    @AfterAll
-    static void stop() {
-        if (client != null) {
-            client.close();
-        }
-        if (server != null) {
-            server.close();
-        }
-        if (stepStream != null) {
-            stepStream.close();
-        }
-        if (system != null) {
-            system.terminate();
-        }
-    }
+    @RegisterExtension
+    static final LoopbackServer loopback = LoopbackServer.real("real-diffusion-server-test",
+            StepStreamConfig.defaults(), "stories260K", "tinystories-dlm");
 
     private static GenerateRequest.Builder dlm(String prompt, int gen, int block, int steps) {
         return GenerateRequest.newBuilder().setModel("tinystories-dlm").setPrompt(prompt)
@@ -86,7 +47,7 @@ class RealDiffusionServerTest {
         List<Integer> tokens = new ArrayList<>();
         StringBuilder text = new StringBuilder();
         int progress = 0;
-        try (var events = client.generate(request)) {
+        try (var events = loopback.client().generate(request)) {
             while (events.hasNext()) {
                 GenerateEvent e = events.next();
                 switch (e.getEventCase()) {
@@ -110,7 +71,7 @@ class RealDiffusionServerTest {
 
     @Test
     void listModelsShowsBothKindsWithTheAutoregressiveDefault() {
-        List<ModelCard> models = client.listModels();
+        List<ModelCard> models = loopback.client().listModels();
         assertEquals(2, models.size());
         assertEquals("stories260K", models.get(0).getName());
         assertEquals("autoregressive", models.get(0).getKind());
@@ -177,36 +138,27 @@ class RealDiffusionServerTest {
         assertEquals(want.text(), got.text());
     }
 
-    private static void assertInvalid(String field, GenerateRequest request) {
-        var events = client.generate(request);
-        Status status = assertThrows(StatusRuntimeException.class, () -> events.forEachRemaining(e -> { }))
-                .getStatus();
-        assertEquals(Status.Code.INVALID_ARGUMENT, status.getCode(), field + ": " + status);
-        assertNotNull(status.getDescription());
-        assertTrue(status.getDescription().startsWith(field + ":"), field + ": " + status.getDescription());
-    }
-
     @Test
     void badDiffusionSettingsAreInvalidArgumentNamingTheField() {
-        assertInvalid("diffusion.gen_length", dlm("Once", 60, 32, 60).build());
-        assertInvalid("diffusion.gen_length", dlm("Once", 300, 300, 300).build());
-        assertInvalid("diffusion.steps", dlm("Once", 64, 16, 30).build());
-        assertInvalid("diffusion.steps", dlm("Once", 64, 32, 128).build());
+        loopback.assertInvalidArgument("diffusion.gen_length", dlm("Once", 60, 32, 60).build());
+        loopback.assertInvalidArgument("diffusion.gen_length", dlm("Once", 300, 300, 300).build());
+        loopback.assertInvalidArgument("diffusion.steps", dlm("Once", 64, 16, 30).build());
+        loopback.assertInvalidArgument("diffusion.steps", dlm("Once", 64, 32, 128).build());
         UnaryOperator<GenerateRequest.Builder> threshold = r -> {
             r.getDiffusionBuilder().setThreshold(1.5);
             return r;
         };
-        assertInvalid("diffusion.threshold", threshold.apply(dlm("Once", 64, 32, 64)).build());
+        loopback.assertInvalidArgument("diffusion.threshold", threshold.apply(dlm("Once", 64, 32, 64)).build());
         UnaryOperator<GenerateRequest.Builder> remasking = r -> {
             r.getDiffusionBuilder().setRemasking("lowest");
             return r;
         };
-        assertInvalid("diffusion.remasking", remasking.apply(dlm("Once", 64, 32, 64)).build());
-        assertInvalid("max_tokens", dlm("Once", 64, 32, 64).setMaxTokens(10).build());
-        assertInvalid("top_k", dlm("Once", 64, 32, 64).setTopK(5).build());
-        assertInvalid("top_p", dlm("Once", 64, 32, 64).setTopP(0.9f).build());
-        assertInvalid("logprobs", dlm("Once", 64, 32, 64).setLogprobs(2).build());
-        assertInvalid("diffusion", GenerateRequest.newBuilder().setPrompt("Once").setMaxTokens(5)
+        loopback.assertInvalidArgument("diffusion.remasking", remasking.apply(dlm("Once", 64, 32, 64)).build());
+        loopback.assertInvalidArgument("max_tokens", dlm("Once", 64, 32, 64).setMaxTokens(10).build());
+        loopback.assertInvalidArgument("top_k", dlm("Once", 64, 32, 64).setTopK(5).build());
+        loopback.assertInvalidArgument("top_p", dlm("Once", 64, 32, 64).setTopP(0.9f).build());
+        loopback.assertInvalidArgument("logprobs", dlm("Once", 64, 32, 64).setLogprobs(2).build());
+        loopback.assertInvalidArgument("diffusion", GenerateRequest.newBuilder().setPrompt("Once").setMaxTokens(5)
                 .setDiffusion(DiffusionOptions.newBuilder().setGenLength(16)).build());
     }
 
@@ -221,7 +173,7 @@ class RealDiffusionServerTest {
         assertEquals(story.text() + "\n", run.out());
         assertTrue(story.text().startsWith(", there was a little"), story.text());
 
-        var json = RealEngineCliTest.cli("generate", "--server", "127.0.0.1:" + server.port(), "--model",
+        var json = RealEngineCliTest.cli("generate", "--server", loopback.target(), "--model",
                 "tinystories-dlm", "--gen-length", "16", "--block-length", "8", "--steps", "8", "--progress", "--json",
                 "Tom had a red ball");
         assertEquals(0, json.exitCode(), json.err());
@@ -243,12 +195,12 @@ class RealDiffusionServerTest {
         JsonNode last = JSON.readTree(lines.getLast());
         assertEquals(want.finishReason(), last.get("finish_reason").asText());
 
-        var bad = RealEngineCliTest.cli("generate", "--server", "127.0.0.1:" + server.port(), "--model",
+        var bad = RealEngineCliTest.cli("generate", "--server", loopback.target(), "--model",
                 "tinystories-dlm", "--gen-length", "64", "--block-length", "16", "--steps", "30", "x");
         assertEquals(2, bad.exitCode());
         assertTrue(bad.err().startsWith("stepstream: diffusion.steps: 30 is not divisible by the number of blocks 4"),
                 bad.err());
-        var badRemasking = RealEngineCliTest.cli("generate", "--server", "127.0.0.1:" + server.port(), "--model",
+        var badRemasking = RealEngineCliTest.cli("generate", "--server", loopback.target(), "--model",
                 "tinystories-dlm", "--remasking", "sideways", "x");
         assertEquals(2, badRemasking.exitCode());
         assertTrue(badRemasking.err().contains("diffusion.remasking: unknown 'sideways'"), badRemasking.err());

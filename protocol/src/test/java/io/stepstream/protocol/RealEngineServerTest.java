@@ -11,14 +11,11 @@ import io.grpc.StatusRuntimeException;
 import io.stepstream.actors.ModelInfo;
 import io.stepstream.actors.StepStream;
 import io.stepstream.actors.StepStreamConfig;
-import io.stepstream.protocol.client.StepStreamClient;
-import io.stepstream.protocol.server.StepStreamServer;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.GenerateRequest;
 import io.stepstream.protocol.v1.ModelCard;
 import io.stepstream.protocol.v1.TokenIds;
 import io.stepstream.scheduler.StepBatch;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -29,11 +26,9 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
-import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 
 /** End to end: the gRPC server over the real StepStream with the embedded stories260K model. */
@@ -43,61 +38,25 @@ class RealEngineServerTest {
     static final String KNOWN_STORY = "Once upon a time, there was a little girl named Lily. She loved to play "
             + "outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high";
 
-    private static ActorSystem<Void> system;
-    private static StepStream stepStream;
+    @RegisterExtension
+    static final LoopbackServer loopback =
+            LoopbackServer.real("real-engine-server-test", StepStreamConfig.defaults(), "stories260K");
     private static ModelInfo model;
-    private static StepStreamServer server;
-    private static StepStreamClient client;
     private static final BlockingQueue<StepBatch> steps = new LinkedBlockingQueue<>();
 
     @BeforeAll
-    static void start() {
-        system = ActorSystem.create(Behaviors.empty(), "real-engine-server-test");
-        stepStream = StepStream.attach(system, StepStreamConfig.defaults());
-        model = stepStream.load("stories260K");
-        stepStream.observeSteps(model.name(), steps::add);
-        server = StepStreamServer.builder(stepStream, system).host("127.0.0.1").port(0)
-                .grace(Duration.ofSeconds(2)).start();
-        client = StepStreamClient.connect("127.0.0.1", server.port());
-    }
-
-    @AfterAll
-    static void stop() {
-        if (client != null) {
-            client.close();
-        }
-        if (server != null) {
-            server.close();
-        }
-        if (stepStream != null) {
-            stepStream.close();
-        }
-        if (system != null) {
-            system.terminate();
-        }
+    static void observeSteps() {
+        model = loopback.stepStream().models().getFirst();
+        loopback.stepStream().observeSteps(model.name(), steps::add);
     }
 
     private static GenerateRequest.Builder greedy(String prompt) {
         return GenerateRequest.newBuilder().setPrompt(prompt).setTemperature(0f);
     }
 
-    private static List<GenerateEvent> collect(GenerateRequest request) {
-        var events = new ArrayList<GenerateEvent>();
-        client.generate(request).forEachRemaining(events::add);
-        return events;
-    }
-
-    private static String text(List<GenerateEvent> events) {
-        var text = new StringBuilder();
-        for (GenerateEvent e : events) {
-            text.append(e.hasToken() ? e.getToken().getText() : e.getFinal().getText());
-        }
-        return text.toString();
-    }
-
     @Test
     void listModelsShowsTheEmbeddedModelAsDefault() {
-        List<ModelCard> models = client.listModels();
+        List<ModelCard> models = loopback.client().listModels();
         ModelCard card = models.stream().filter(m -> m.getName().equals(model.name())).findFirst().orElseThrow();
         assertTrue(card.getIsDefault());
         assertEquals(512, card.getContextLength());
@@ -106,8 +65,8 @@ class RealEngineServerTest {
 
     @Test
     void emptyPromptGreedyGivesTheKnownStory() {
-        List<GenerateEvent> events = collect(greedy("").setMaxTokens(100).build());
-        String story = text(events);
+        List<GenerateEvent> events = loopback.collect(greedy("").setMaxTokens(100).build());
+        String story = LoopbackServer.text(events);
         assertTrue(story.startsWith(KNOWN_STORY), story);
         var last = events.getLast().getFinal();
         assertEquals(1, last.getUsage().getPromptTokens());
@@ -125,7 +84,7 @@ class RealEngineServerTest {
                         ? greedy("").setMaxTokens(200).addStop("Lily").build()
                         : GenerateRequest.newBuilder().setPrompt("Once upon a time").setSeed(i)
                                 .setTemperature(0.8f).setMaxTokens(8 + i).build();
-                results.add(CompletableFuture.supplyAsync(() -> collect(request), threads));
+                results.add(CompletableFuture.supplyAsync(() -> loopback.collect(request), threads));
             }
             for (int i = 0; i < 16; i++) {
                 List<GenerateEvent> events = results.get(i).get();
@@ -133,7 +92,8 @@ class RealEngineServerTest {
                 assertTrue(last.hasFinal(), "stream " + i);
                 if (i % 2 == 0) {
                     assertEquals("stop", last.getFinal().getFinishReason(), "stream " + i);
-                    assertEquals("Once upon a time, there was a little girl named ", text(events), "stream " + i);
+                    assertEquals("Once upon a time, there was a little girl named ", LoopbackServer.text(events),
+                            "stream " + i);
                 } else {
                     assertEquals("length", last.getFinal().getFinishReason(), "stream " + i);
                     assertEquals(8 + i, last.getFinal().getUsage().getCompletionTokens(), "stream " + i);
@@ -180,16 +140,16 @@ class RealEngineServerTest {
     @Test
     void clientCancelRemovesTheSequenceFromTheNextSteps() throws Exception {
         GenerateRequest fromBos = greedy("").setMaxTokens(500).build();
-        int natural = collect(fromBos).getLast().getFinal().getUsage().getCompletionTokens();
+        int natural = loopback.collect(fromBos).getLast().getFinal().getUsage().getCompletionTokens();
         assertTrue(natural >= 100, "the uncancelled run is long enough to tell: " + natural);
 
         Set<String> before = drainSteps();
-        var cancelled = client.generate(fromBos);
+        var cancelled = loopback.client().generate(fromBos);
         assertTrue(cancelled.next().hasToken());
         String cancelledId = nextNewRequestId(before);
         before.add(cancelledId);
         // A second stream, drained in the background, keeps steps coming after the cancel.
-        var keeper = client.generate(fromBos);
+        var keeper = loopback.client().generate(fromBos);
         var drained = CompletableFuture.runAsync(() -> keeper.forEachRemaining(e -> { }));
         String keeperId = nextNewRequestId(before);
 
@@ -216,7 +176,7 @@ class RealEngineServerTest {
     }
 
     private static Status statusOf(UnaryOperator<GenerateRequest.Builder> edit) {
-        var events = client.generate(edit.apply(greedy("Once")).build());
+        var events = loopback.client().generate(edit.apply(greedy("Once")).build());
         return assertThrows(StatusRuntimeException.class, () -> events.forEachRemaining(e -> { })).getStatus();
     }
 
@@ -243,10 +203,10 @@ class RealEngineServerTest {
     @Test
     void unsetMaxTokensFillsTheRestOfTheContextForALongPrompt() {
         String prompt = "Once upon a time there was a big dog. ".repeat(40);
-        int promptTokens = stepStream.promptTokenCount(new io.stepstream.actors.GenerateRequest("", prompt, null, 1,
-                null, null)).orElseThrow();
+        int promptTokens = loopback.stepStream().promptTokenCount(
+                new io.stepstream.actors.GenerateRequest("", prompt, null, 1, null, null)).orElseThrow();
         assertTrue(promptTokens > 256 && promptTokens < 500, "prompt tokens: " + promptTokens);
-        List<GenerateEvent> events = collect(greedy(prompt).build());
+        List<GenerateEvent> events = loopback.collect(greedy(prompt).build());
         var last = events.getLast().getFinal();
         assertEquals(promptTokens, last.getUsage().getPromptTokens());
         if (last.getFinishReason().equals("length")) {
@@ -266,11 +226,11 @@ class RealEngineServerTest {
 
     @Test
     void aStreamNobodyReadsDoesNotHoldUpOthers() throws Exception {
-        var idle = client.generate(greedy("").setMaxTokens(400).build());
+        var idle = loopback.client().generate(greedy("").setMaxTokens(400).build());
         assertTrue(idle.next().hasToken());
         // While that stream is not read, other requests run to the end.
         for (int i = 0; i < 3; i++) {
-            var events = collect(greedy("Lily").setMaxTokens(30).build());
+            var events = loopback.collect(greedy("Lily").setMaxTokens(30).build());
             assertEquals("length", events.getLast().getFinal().getFinishReason());
         }
         // And the idle one still completes, in full, once read.

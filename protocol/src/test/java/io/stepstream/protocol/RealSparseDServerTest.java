@@ -2,22 +2,16 @@ package io.stepstream.protocol;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.grpc.Status;
-import io.grpc.StatusRuntimeException;
-import io.stepstream.actors.StepStream;
 import io.stepstream.actors.StepStreamConfig;
 import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.sparse.SparseDPolicy;
 import io.stepstream.protocol.cli.ServeHook;
 import io.stepstream.protocol.cli.StepStreamCli;
-import io.stepstream.protocol.client.StepStreamClient;
 import io.stepstream.protocol.server.StepStreamServer;
 import io.stepstream.protocol.v1.DiffusionOptions;
 import io.stepstream.protocol.v1.GenerateEvent;
@@ -28,18 +22,14 @@ import io.stepstream.protocol.v1.SparseDOptions;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
-import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 
 /**
@@ -51,37 +41,9 @@ import org.junit.jupiter.api.Timeout;
 class RealSparseDServerTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final long CAP = 5L << 20;
-    private static ActorSystem<Void> system;
-    private static StepStream stepStream;
-    private static StepStreamServer server;
-    private static StepStreamClient client;
-
-    @BeforeAll
-    static void start() {
-        system = ActorSystem.create(Behaviors.empty(), "real-sparsed-server-test");
-        stepStream = StepStream.attach(system, StepStreamConfig.defaults().withPatternCacheBytes(CAP));
-        stepStream.load("stories260K");
-        stepStream.load("tinystories-dlm");
-        server = StepStreamServer.builder(stepStream, system).host("127.0.0.1").port(0)
-                .grace(Duration.ofSeconds(2)).start();
-        client = StepStreamClient.connect("127.0.0.1", server.port());
-    }
-
-    @AfterAll
-    static void stop() {
-        if (client != null) {
-            client.close();
-        }
-        if (server != null) {
-            server.close();
-        }
-        if (stepStream != null) {
-            stepStream.close();
-        }
-        if (system != null) {
-            system.terminate();
-        }
-    }
+    @RegisterExtension
+    static final LoopbackServer loopback = LoopbackServer.real("real-sparsed-server-test",
+            StepStreamConfig.defaults().withPatternCacheBytes(CAP), "stories260K", "tinystories-dlm");
 
     private static GenerateRequest.Builder dlm(String prompt, int gen, int block, int steps) {
         return GenerateRequest.newBuilder().setModel("tinystories-dlm").setPrompt(prompt).setSeed(0)
@@ -103,7 +65,7 @@ class RealSparseDServerTest {
     private static Stream collect(GenerateRequest request) {
         List<Integer> tokens = new ArrayList<>();
         StringBuilder text = new StringBuilder();
-        try (var events = client.generate(request)) {
+        try (var events = loopback.client().generate(request)) {
             while (events.hasNext()) {
                 GenerateEvent e = events.next();
                 if (e.hasToken()) {
@@ -119,8 +81,8 @@ class RealSparseDServerTest {
     }
 
     private static PatternCacheStats dlmCache() {
-        ModelCard card = client.listModels().stream().filter(m -> m.getName().equals("tinystories-dlm")).findFirst()
-                .orElseThrow();
+        ModelCard card = loopback.client().listModels().stream()
+                .filter(m -> m.getName().equals("tinystories-dlm")).findFirst().orElseThrow();
         assertTrue(card.hasPatternCache(), "a diffusion model's card has its pattern cache");
         return card.getPatternCache();
     }
@@ -165,7 +127,7 @@ class RealSparseDServerTest {
         assertEquals(0, stats.getBytesInUse(), "every ended request freed its pattern: " + stats);
         assertEquals(0, stats.getEntries(), stats.toString());
         assertEquals(CAP, stats.getCapBytes());
-        ModelCard ar = client.listModels().getFirst();
+        ModelCard ar = loopback.client().listModels().getFirst();
         assertEquals("stories260K", ar.getName());
         assertFalse(ar.hasPatternCache(), "an autoregressive model has no pattern cache");
     }
@@ -182,37 +144,28 @@ class RealSparseDServerTest {
         assertTrue(dlmCache().getHits() > 0, "the select-1 requests ran through patterns");
     }
 
-    private static void assertInvalid(String field, GenerateRequest request) {
-        var events = client.generate(request);
-        Status status = assertThrows(StatusRuntimeException.class, () -> events.forEachRemaining(e -> { }))
-                .getStatus();
-        assertEquals(Status.Code.INVALID_ARGUMENT, status.getCode(), field + ": " + status);
-        assertNotNull(status.getDescription());
-        assertTrue(status.getDescription().startsWith(field + ":"), field + ": " + status.getDescription());
-    }
-
     @Test
     void badSparseDSettingsAreInvalidArgumentNamingTheField() {
         // Canvas of "Once": BOS + 1 token + 64 = 66 tokens.
-        assertInvalid("diffusion.sparsed.skip", sparse(dlm("Once", 64, 32, 64),
+        loopback.assertInvalidArgument("diffusion.sparsed.skip", sparse(dlm("Once", 64, 32, 64),
                 SparseDOptions.newBuilder().setSkip(-0.5)).build());
-        assertInvalid("diffusion.sparsed.skip", sparse(dlm("Once", 64, 32, 64),
+        loopback.assertInvalidArgument("diffusion.sparsed.skip", sparse(dlm("Once", 64, 32, 64),
                 SparseDOptions.newBuilder().setSkip(1.2)).build());
-        assertInvalid("diffusion.sparsed.select", sparse(dlm("Once", 64, 32, 64),
+        loopback.assertInvalidArgument("diffusion.sparsed.select", sparse(dlm("Once", 64, 32, 64),
                 SparseDOptions.newBuilder().setSelect(0)).build());
-        assertInvalid("diffusion.sparsed.select", sparse(dlm("Once", 64, 32, 64),
+        loopback.assertInvalidArgument("diffusion.sparsed.select", sparse(dlm("Once", 64, 32, 64),
                 SparseDOptions.newBuilder().setSelect(2)).build());
-        assertInvalid("diffusion.sparsed.block_size", sparse(dlm("Once", 64, 32, 64),
+        loopback.assertInvalidArgument("diffusion.sparsed.block_size", sparse(dlm("Once", 64, 32, 64),
                 SparseDOptions.newBuilder().setBlockSize(0)).build());
-        assertInvalid("diffusion.sparsed.block_size", sparse(dlm("Once", 64, 32, 64),
+        loopback.assertInvalidArgument("diffusion.sparsed.block_size", sparse(dlm("Once", 64, 32, 64),
                 SparseDOptions.newBuilder().setBlockSize(67)).build());
         // Field 8, the Fast-dLLM cache: checked by name, and refused together with SparseD.
         var badCache = dlm("Once", 64, 32, 64);
         badCache.getDiffusionBuilder().setCache("both");
-        assertInvalid("diffusion.cache", badCache.build());
+        loopback.assertInvalidArgument("diffusion.cache", badCache.build());
         var cacheAndSparse = sparse(dlm("Once", 64, 32, 64), SparseDOptions.newBuilder());
         cacheAndSparse.getDiffusionBuilder().setCache("prefix");
-        assertInvalid("diffusion.cache", cacheAndSparse.build());
+        loopback.assertInvalidArgument("diffusion.cache", cacheAndSparse.build());
     }
 
     @Test
@@ -224,7 +177,7 @@ class RealSparseDServerTest {
                 "Once upon a time");
         assertEquals(0, local.exitCode(), local.err());
         assertEquals(want.text() + "\n", local.out());
-        var remote = RealEngineCliTest.cli("generate", "--server", "127.0.0.1:" + server.port(), "--model",
+        var remote = RealEngineCliTest.cli("generate", "--server", loopback.target(), "--model",
                 "tinystories-dlm", "--gen-length", "32", "--block-length", "8", "--steps", "16", "--sparsed-skip",
                 "0.25", "--sparsed-block", "4", "--json", "Once upon a time");
         assertEquals(0, remote.exitCode(), remote.err());
@@ -238,7 +191,7 @@ class RealSparseDServerTest {
         for (String[] bad : List.of(new String[] {"--sparsed-select", "0", "diffusion.sparsed.select"},
                 new String[] {"--sparsed-skip", "1.5", "diffusion.sparsed.skip"},
                 new String[] {"--sparsed-block", "500", "diffusion.sparsed.block_size"})) {
-            var run = RealEngineCliTest.cli("generate", "--server", "127.0.0.1:" + server.port(), "--model",
+            var run = RealEngineCliTest.cli("generate", "--server", loopback.target(), "--model",
                     "tinystories-dlm", "--gen-length", "16", bad[0], bad[1], "x");
             assertEquals(2, run.exitCode(), run.toString());
             assertTrue(run.err().startsWith("stepstream: " + bad[2] + ":"), run.err());

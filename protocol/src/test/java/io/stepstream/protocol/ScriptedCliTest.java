@@ -21,11 +21,9 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,22 +31,14 @@ import org.junit.jupiter.api.io.TempDir;
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class ScriptedCliTest {
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static ActorSystem<Void> system;
-    private static StepStreamServer server;
+    @RegisterExtension
+    static final LoopbackServer loopback = LoopbackServer.over("scripted-cli-test", ScriptedGenerationService::new,
+            b -> b.grace(Duration.ofSeconds(1)));
     private static String target;
 
     @BeforeAll
-    static void start() {
-        system = ActorSystem.create(Behaviors.empty(), "scripted-cli-test");
-        server = StepStreamServer.builder(new ScriptedGenerationService(), system).host("127.0.0.1").port(0)
-                .grace(Duration.ofSeconds(1)).start();
-        target = "127.0.0.1:" + server.port();
-    }
-
-    @AfterAll
-    static void stop() {
-        server.close();
-        system.terminate();
+    static void rememberTarget() {
+        target = loopback.target();
     }
 
     record Run(int exitCode, String out, String err) {

@@ -19,8 +19,6 @@ import io.grpc.reflection.v1.ServerReflectionResponse;
 import io.grpc.reflection.v1.ServiceResponse;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
-import io.stepstream.protocol.client.StepStreamClient;
-import io.stepstream.protocol.server.StepStreamServer;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.GenerateRequest;
 import io.stepstream.protocol.v1.ModelCard;
@@ -34,65 +32,26 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.UnaryOperator;
-import org.apache.pekko.actor.typed.ActorSystem;
-import org.apache.pekko.actor.typed.javadsl.Behaviors;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 
 /** The server over a real loopback port, against the scripted service. */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class ScriptedServerTest {
-    private static ActorSystem<Void> system;
-    private static ScriptedGenerationService service;
-    private static StepStreamServer server;
-    private static StepStreamClient client;
     private static final long INJECTED_SEED = 4242L;
-
-    @BeforeAll
-    static void start() {
-        system = ActorSystem.create(Behaviors.empty(), "scripted-server-test");
-        service = new ScriptedGenerationService();
-        server = StepStreamServer.builder(service, system).host("127.0.0.1").port(0)
-                .seeds(() -> INJECTED_SEED).grace(Duration.ofSeconds(2)).start();
-        client = StepStreamClient.connect("127.0.0.1", server.port());
-    }
-
-    @AfterAll
-    static void stop() {
-        if (client != null) {
-            client.close();
-        }
-        if (server != null) {
-            server.close();
-        }
-        if (system != null) {
-            system.terminate();
-        }
-    }
+    private static final ScriptedGenerationService service = new ScriptedGenerationService();
+    @RegisterExtension
+    static final LoopbackServer loopback = LoopbackServer.over("scripted-server-test", () -> service,
+            b -> b.seeds(() -> INJECTED_SEED));
 
     private static GenerateRequest.Builder request(String prompt) {
         return GenerateRequest.newBuilder().setPrompt(prompt);
     }
 
-    private static List<GenerateEvent> collect(GenerateRequest request) {
-        var events = new ArrayList<GenerateEvent>();
-        client.generate(request).forEachRemaining(events::add);
-        return events;
-    }
-
-    private static String streamedText(List<GenerateEvent> events) {
-        var text = new StringBuilder();
-        for (GenerateEvent e : events) {
-            text.append(e.hasToken() ? e.getToken().getText() : e.getFinal().getText());
-        }
-        return text.toString();
-    }
-
     @Test
     void listModelsMarksTheDefault() {
-        List<ModelCard> models = client.listModels();
+        List<ModelCard> models = loopback.client().listModels();
         assertEquals(List.of("scripted", "long", "busy", "broken"), models.stream().map(ModelCard::getName).toList());
         ModelCard first = models.getFirst();
         assertTrue(first.getIsDefault());
@@ -104,7 +63,7 @@ class ScriptedServerTest {
 
     @Test
     void healthIsServingAndReflectionListsTheService() throws Exception {
-        ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        ManagedChannel channel = NettyChannelBuilder.forTarget(loopback.target()).usePlaintext().build();
         try {
             var health = HealthGrpc.newBlockingStub(channel);
             assertEquals(HealthCheckResponse.ServingStatus.SERVING,
@@ -142,7 +101,7 @@ class ScriptedServerTest {
     @Test
     void unsetFieldsGetTheWireDefaults() throws Exception {
         service.started.clear();
-        List<GenerateEvent> events = collect(request("hello").build());
+        List<GenerateEvent> events = loopback.collect(request("hello").build());
         var got = service.started.take().request();
         assertEquals(1.0f, got.sampling().temperature());
         assertEquals(1.0f, got.sampling().topP());
@@ -156,7 +115,8 @@ class ScriptedServerTest {
 
         // max_tokens 0 means the default too; a big context caps it at 256.
         service.started.clear();
-        collect(request("x").setModel("long").setMaxTokens(0).setSeed(7).setTemperature(0f).setTopP(0.5f).build());
+        loopback.collect(request("x").setModel("long").setMaxTokens(0).setSeed(7).setTemperature(0f).setTopP(0.5f)
+                .build());
         got = service.started.take().request();
         assertEquals(256, got.maxTokens());
         assertEquals(7L, got.sampling().seed());
@@ -179,7 +139,7 @@ class ScriptedServerTest {
                 }
                 GenerateRequest request = r.build();
                 requests.add(request);
-                results.add(CompletableFuture.supplyAsync(() -> collect(request), threads));
+                results.add(CompletableFuture.supplyAsync(() -> loopback.collect(request), threads));
             }
             for (int i = 0; i < streams; i++) {
                 List<GenerateEvent> events = results.get(i).get();
@@ -190,11 +150,11 @@ class ScriptedServerTest {
                 var last = events.getLast();
                 assertTrue(last.hasFinal(), "stream " + i + " ends with the final event");
                 assertEquals(1, events.stream().filter(GenerateEvent::hasFinal).count());
-                assertEquals(ScriptedGenerationService.expectedText(asService, false), streamedText(events),
+                assertEquals(ScriptedGenerationService.expectedText(asService, false), LoopbackServer.text(events),
                         "stream " + i);
                 if (i % 2 == 1) {
                     assertEquals("stop", last.getFinal().getFinishReason(), "stream " + i);
-                    assertFalse(streamedText(events).contains(wire.getStop(0)));
+                    assertFalse(LoopbackServer.text(events).contains(wire.getStop(0)));
                 } else {
                     assertEquals("length", last.getFinal().getFinishReason(), "stream " + i);
                     assertEquals(20 + i, last.getFinal().getUsage().getCompletionTokens());
@@ -206,12 +166,12 @@ class ScriptedServerTest {
 
     @Test
     void logprobsGoOnTheWireOnlyWhenAsked() {
-        List<GenerateEvent> plain = collect(request("a").setMaxTokens(3).build());
+        List<GenerateEvent> plain = loopback.collect(request("a").setMaxTokens(3).build());
         for (GenerateEvent e : plain.subList(0, 3)) {
             assertFalse(e.getToken().hasLogprob());
             assertEquals(0, e.getToken().getTopLogprobsCount());
         }
-        List<GenerateEvent> asked = collect(request("a").setMaxTokens(3).setLogprobs(4).build());
+        List<GenerateEvent> asked = loopback.collect(request("a").setMaxTokens(3).setLogprobs(4).build());
         for (GenerateEvent e : asked.subList(0, 3)) {
             assertTrue(e.getToken().hasLogprob());
             assertEquals(-0.5f, e.getToken().getLogprob());
@@ -223,7 +183,7 @@ class ScriptedServerTest {
     @Test
     void clientCancelCancelsTheRequestInTheService() throws Exception {
         service.started.clear();
-        var events = client.generate(request("cancel me").setModel("long").setMaxTokens(100_000).build());
+        var events = loopback.client().generate(request("cancel me").setModel("long").setMaxTokens(100_000).build());
         for (int i = 0; i < 3; i++) {
             assertTrue(events.next().hasToken());
         }
@@ -241,7 +201,7 @@ class ScriptedServerTest {
     @Test
     void deadlineCancelsTheRequestInTheService() throws Exception {
         service.started.clear();
-        var events = client.withDeadline(Duration.ofMillis(300))
+        var events = loopback.client().withDeadline(Duration.ofMillis(300))
                 .generate(request("slow reader").setModel("long").setMaxTokens(100_000).build());
         assertTrue(events.next().hasToken());
         String id = service.started.take().id();
@@ -256,7 +216,7 @@ class ScriptedServerTest {
     }
 
     private static Status statusOf(UnaryOperator<GenerateRequest.Builder> edit) {
-        var events = client.generate(edit.apply(request("hi")).build());
+        var events = loopback.client().generate(edit.apply(request("hi")).build());
         var failure = assertThrows(StatusRuntimeException.class, events::hasNext);
         return failure.getStatus();
     }
@@ -303,7 +263,7 @@ class ScriptedServerTest {
     @Test
     void emptyPromptGeneratesFromBos() throws Exception {
         service.started.clear();
-        List<GenerateEvent> events = collect(request("").setMaxTokens(4).build());
+        List<GenerateEvent> events = loopback.collect(request("").setMaxTokens(4).build());
         assertEquals("", service.started.take().request().prompt());
         assertEquals(1, events.getLast().getFinal().getUsage().getPromptTokens());
         assertEquals(4, events.getLast().getFinal().getUsage().getCompletionTokens());
@@ -317,7 +277,7 @@ class ScriptedServerTest {
     @Test
     void slowReaderIsHeldBackWithoutBlockingOthers() throws Exception {
         int planned = 20_000;
-        ManagedChannel slowChannel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext()
+        ManagedChannel slowChannel = NettyChannelBuilder.forTarget(loopback.target()).usePlaintext()
                 .flowControlWindow(16 * 1024).build();
         try {
             service.started.clear();
@@ -355,7 +315,7 @@ class ScriptedServerTest {
             slow.awaitProduced(40);
             // ...and other clients are served in full meanwhile.
             for (int i = 0; i < 4; i++) {
-                var events = collect(request("other " + i).setModel("long").setMaxTokens(200).build());
+                var events = loopback.collect(request("other " + i).setModel("long").setMaxTokens(200).build());
                 assertEquals("length", events.getLast().getFinal().getFinishReason());
                 assertEquals(201, events.size());
             }

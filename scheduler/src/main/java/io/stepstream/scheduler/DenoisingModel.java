@@ -6,6 +6,7 @@ import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DlmKvHandle;
 import io.stepstream.engine.sparse.PatternHandle;
+import io.stepstream.engine.spi.DiffusionBackendModel;
 import java.util.List;
 
 /**
@@ -54,6 +55,15 @@ public interface DenoisingModel {
     }
 
     static DenoisingModel of(DiffusionModel model) {
+        return of(DiffusionBackendModel.onCpu(model));
+    }
+
+    /**
+     * A diffusion LM where a backend placed it: the forward is the placement's (e.g. dense canvases on an OpenCL
+     * device), everything else its CPU model's.
+     */
+    static DenoisingModel of(DiffusionBackendModel placed) {
+        DiffusionModel model = placed.cpuModel();
         return new DenoisingModel() {
             @Override
             public String name() {
@@ -87,7 +97,7 @@ public interface DenoisingModel {
 
             @Override
             public void forward(List<DenoiseInput> batch, float[][] logits) {
-                model.forward(batch, logits);
+                placed.forward(batch, logits);
             }
 
             @Override

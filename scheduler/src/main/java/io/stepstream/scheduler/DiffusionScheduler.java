@@ -7,10 +7,8 @@ import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DreamGeneration;
 import io.stepstream.engine.dlm.LladaGeneration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.LongSupplier;
@@ -53,43 +51,20 @@ import java.util.function.LongSupplier;
  *
  * <p>Threading and cancellation are as in {@link StepScheduler}; exactly one step may be in flight.
  */
-public final class DiffusionScheduler implements StepScheduler {
+public final class DiffusionScheduler extends BatchingScheduler<DenoiseSequence, DenoiseSequence> {
     private final DenoisingModel model;
-    private final SchedulerConfig config;
-    private final LongSupplier nanoClock;
     private final int maskId;
     private final int eosId;
-
-    private final ArrayDeque<DenoiseSequence> waiting = new ArrayDeque<>();
-    /** Admitted sequences in admission order. */
-    private final LinkedHashMap<String, DenoiseSequence> running = new LinkedHashMap<>();
-    private final Map<String, DenoiseSequence> live = new HashMap<>();
-    /** Events produced outside a step (cancellations), handed out by the next complete or fail. */
-    private final List<SequenceOutput> pending = new ArrayList<>();
-
-    /** The planned step not yet completed; read by execute on the compute thread. */
-    private volatile PlannedStep inFlight;
-    private long lastStepId;
-    private long stepsRun;
-
-    private record PlannedStep(StepBatch batch, List<DenoiseSequence> work) {
-    }
 
     public DiffusionScheduler(DiffusionModel model, SchedulerConfig config, LongSupplier nanoClock) {
         this(DenoisingModel.of(model), config, nanoClock);
     }
 
     public DiffusionScheduler(DenoisingModel model, SchedulerConfig config, LongSupplier nanoClock) {
+        super(config, nanoClock);
         this.model = model;
-        this.config = config;
-        this.nanoClock = nanoClock;
         this.maskId = model.maskId();
         this.eosId = model.tokenizer().eosId();
-    }
-
-    @Override
-    public SchedulerConfig config() {
-        return config;
     }
 
     /**
@@ -103,9 +78,7 @@ public final class DiffusionScheduler implements StepScheduler {
             throw new IllegalArgumentException("diffusion: model " + model.name() + " is a diffusion model; the"
                     + " request needs diffusion settings");
         }
-        if (live.containsKey(r.requestId())) {
-            throw new IllegalArgumentException("requestId: '" + r.requestId() + "' is already queued or running");
-        }
+        requireNewId(r);
         boolean dream = model.family() == DiffusionFamily.DREAM;
         if (dream && r.dream() == null) {
             throw new IllegalArgumentException("diffusion: model " + model.name() + " is a Dream model; the request"
@@ -128,44 +101,16 @@ public final class DiffusionScheduler implements StepScheduler {
                     + ") is larger than a step's token budget of " + config.maxNumBatchedTokens()
                     + " (a canvas cannot be split over steps)");
         }
-        if (waiting.size() >= config.maxWaiting()) {
+        if (queueFull()) {
             return false;
         }
-        waiting.addLast(seq);
-        live.put(seq.id, seq);
+        enqueue(seq);
         return true;
-    }
-
-    @Override
-    public void cancel(String requestId) {
-        DenoiseSequence seq = live.get(requestId);
-        if (seq == null || seq.cancelRequested) {
-            return;
-        }
-        if (inFlightContains(seq)) {
-            seq.cancelRequested = true; // its canvas is in the forward pass; freed when the step completes
-            return;
-        }
-        waiting.remove(seq);
-        pending.add(finish(seq, FinishReason.CANCELLED, ""));
-    }
-
-    @Override
-    public boolean hasWork() {
-        return !waiting.isEmpty() || !running.isEmpty() || !pending.isEmpty();
-    }
-
-    @Override
-    public boolean stepInFlight() {
-        return inFlight != null;
     }
 
     /** The next step: a denoising step of every running request, then new admissions; may be empty. */
     @Override
-    public StepBatch plan() {
-        if (inFlight != null) {
-            throw new IllegalStateException("step " + inFlight.batch().stepId() + " is still in flight");
-        }
+    PlannedStep<DenoiseSequence> planStep(long stepId) {
         int budget = config.maxNumBatchedTokens();
         List<DenoiseSequence> work = new ArrayList<>(running.values());
         for (DenoiseSequence seq : work) {
@@ -184,18 +129,12 @@ public final class DiffusionScheduler implements StepScheduler {
             denoises.add(new StepBatch.DenoiseStep(seq.id, seq.generation.forwards(),
                     seq.generation.currentBlock(), seq.canvasLength));
         }
-        StepBatch batch = new StepBatch(++lastStepId, List.of(), List.of(), denoises);
-        inFlight = new PlannedStep(batch, List.copyOf(work));
-        return batch;
+        return new PlannedStep<>(new StepBatch(stepId, List.of(), List.of(), denoises), work);
     }
 
     private void admit(DenoiseSequence seq, long now) {
         seq.logits = new float[seq.generation.logitsLength()];
-        // Text of the first generated token follows the last prompt token (after BOS its leading space goes).
-        seq.decoder = model.tokenizer().streamingDecoder().after(seq.request.promptTokens()[seq.promptLength - 1]);
-        seq.stopFilter = new StopStringFilter(seq.request.stopStrings());
-        seq.admittedAtNanos = now;
-        running.put(seq.id, seq);
+        startRunning(seq, model.tokenizer(), seq.request.promptTokens()[seq.promptLength - 1], now);
     }
 
     /**
@@ -204,11 +143,7 @@ public final class DiffusionScheduler implements StepScheduler {
      */
     @Override
     public StepResult execute(StepBatch b) {
-        PlannedStep step = inFlight;
-        if (step == null || step.batch().stepId() != b.stepId()) {
-            throw new IllegalStateException("step " + b.stepId() + " is not the planned step");
-        }
-        List<DenoiseSequence> work = step.work();
+        List<DenoiseSequence> work = plannedWork(b);
         if (work.isEmpty()) {
             return new StepResult(b.stepId(), List.of(), List.of());
         }
@@ -227,33 +162,20 @@ public final class DiffusionScheduler implements StepScheduler {
         return new StepResult(b.stepId(), List.of(), denoised);
     }
 
-    /**
-     * Applies a step's result: streams the blocks committed this step, applies the stop conditions, frees the
-     * requests that ended. Returns the events to stream, per request in order, including cancellations.
-     */
+    /** Streams the blocks committed this step and applies the stop conditions. */
     @Override
-    public List<SequenceOutput> complete(StepResult r) {
-        PlannedStep step = takeInFlight(r.stepId());
+    WorkResult<DenoiseSequence> resultOf(StepResult r, PlannedStep<DenoiseSequence> step) {
         Map<String, DenoiseOutcome> outcomes = new HashMap<>();
         for (StepResult.Denoised d : r.denoised()) {
             outcomes.put(d.requestId(), d.outcome());
         }
-        List<SequenceOutput> out = new ArrayList<>();
-        for (int i = 0; i < step.work().size(); i++) {
-            DenoiseSequence seq = step.work().get(i);
-            if (seq.cancelRequested) {
-                out.add(finish(seq, FinishReason.CANCELLED, ""));
-                continue;
-            }
+        return (seq, index, out) -> {
             DenoiseOutcome outcome = outcomes.get(seq.id);
             if (outcome == null) {
                 throw new IllegalArgumentException("step " + r.stepId() + " has no denoising outcome for " + seq.id);
             }
-            accept(seq, outcome, step.batch().denoises().get(i).block(), out);
-        }
-        out.addAll(pending);
-        pending.clear();
-        return out;
+            accept(seq, outcome, step.batch().denoises().get(index).block(), out);
+        };
     }
 
     private void accept(DenoiseSequence seq, DenoiseOutcome o, int block, List<SequenceOutput> out) {
@@ -266,9 +188,7 @@ public final class DiffusionScheduler implements StepScheduler {
             out.add(new SequenceOutput(seq.id, new TokenEvent.DenoiseProgress(o.step(), seq.committed, block)));
         }
         if (o.blockCompleted()) {
-            if (seq.firstTokenAtNanos < 0) {
-                seq.firstTokenAtNanos = nanoClock.getAsLong();
-            }
+            markFirstToken(seq);
             for (int token : o.textTokens(maskId)) {
                 if (token == eosId) {
                     seq.stoppedAtEos = true;
@@ -276,10 +196,7 @@ public final class DiffusionScheduler implements StepScheduler {
                     return;
                 }
                 seq.streamed++;
-                StopStringFilter.Release release = seq.stopFilter.push(seq.decoder.push(token));
-                out.add(new SequenceOutput(seq.id, new TokenEvent.Token(token, release.text(), Float.NaN, List.of())));
-                if (release.stopped()) {
-                    out.add(finish(seq, FinishReason.STOP, ""));
+                if (stream(seq, token, Float.NaN, List.of(), out)) {
                     return;
                 }
             }
@@ -290,91 +207,29 @@ public final class DiffusionScheduler implements StepScheduler {
     }
 
     @Override
-    public List<SequenceOutput> fail(StepBatch b, Throwable cause) {
-        PlannedStep step = takeInFlight(b.stepId());
-        List<SequenceOutput> out = new ArrayList<>();
-        for (DenoiseSequence seq : step.work()) {
-            out.add(finish(seq, seq.cancelRequested ? FinishReason.CANCELLED : FinishReason.ERROR, ""));
-        }
-        out.addAll(pending);
-        pending.clear();
-        return out;
+    DenoiseSequence sequenceOf(DenoiseSequence work) {
+        return work;
     }
 
+    /** Frees the request's logits, SparseD pattern and Fast-dLLM keys and values. */
     @Override
-    public List<SequenceOutput> failAll() {
-        if (inFlight != null) {
-            throw new IllegalStateException("step " + inFlight.batch().stepId() + " is still in flight");
-        }
-        List<SequenceOutput> out = new ArrayList<>(pending);
-        pending.clear();
-        for (DenoiseSequence seq : List.copyOf(live.values())) {
-            waiting.remove(seq);
-            out.add(finish(seq, FinishReason.ERROR, ""));
-        }
-        return out;
-    }
-
-    private PlannedStep takeInFlight(long stepId) {
-        PlannedStep step = inFlight;
-        if (step == null || step.batch().stepId() != stepId) {
-            throw new IllegalStateException("step " + stepId + " is not the step in flight");
-        }
-        inFlight = null;
-        stepsRun++;
-        return step;
-    }
-
-    /** Finishes with whatever text was still held back (incomplete characters and stop-string prefixes). */
-    private SequenceOutput finishWithText(DenoiseSequence seq, FinishReason reason) {
-        StopStringFilter.Release rest = seq.stopFilter.finish(seq.decoder.flush());
-        return finish(seq, rest.stopped() ? FinishReason.STOP : reason, rest.text());
-    }
-
-    /** The one way out for every request: never called while the request's canvas is in a forward pass. */
-    private SequenceOutput finish(DenoiseSequence seq, FinishReason reason, String text) {
-        live.remove(seq.id);
-        running.remove(seq.id);
+    void release(DenoiseSequence seq) {
         seq.logits = null;
         model.releasePattern(seq.generation.patternHandle());
         model.releaseKvCache(seq.generation.kvHandle()); // never in flight here: cancels mid-step wait for complete
-        return new SequenceOutput(seq.id, new TokenEvent.Finished(reason, seq.promptLength, seq.completionTokens(),
-                text));
-    }
-
-    private boolean inFlightContains(DenoiseSequence seq) {
-        PlannedStep step = inFlight;
-        return step != null && step.work().contains(seq);
     }
 
     /**
-     * The state now; a request cancelled during the step in flight is no longer listed. kvBytes counts the
-     * Fast-dLLM keys and values held (0 when no request uses the cache: otherwise every step reads the whole
-     * canvas); an admitted request counts its whole prompt as prefilled. The model's pattern cache counters come
-     * with it.
+     * The Fast-dLLM keys and values held (0 when no request uses the cache: otherwise every step reads the whole
+     * canvas). An admitted request counts its whole prompt as prefilled in the snapshot.
      */
     @Override
-    public SchedulerSnapshot snapshot() {
-        List<String> waitingIds = new ArrayList<>();
-        List<SchedulerSnapshot.SequenceStats> stats = new ArrayList<>();
-        for (DenoiseSequence seq : waiting) {
-            waitingIds.add(seq.id);
-            stats.add(stats(seq));
-        }
-        List<String> runningIds = new ArrayList<>();
-        for (DenoiseSequence seq : running.values()) {
-            if (!seq.cancelRequested) {
-                runningIds.add(seq.id);
-                stats.add(stats(seq));
-            }
-        }
-        return new SchedulerSnapshot(waitingIds, runningIds, stepsRun, model.kvCacheBytes(), stats,
-                model.patternCacheStats());
+    long kvBytes() {
+        return model.kvCacheBytes();
     }
 
-    private static SchedulerSnapshot.SequenceStats stats(DenoiseSequence seq) {
-        return new SchedulerSnapshot.SequenceStats(seq.id, seq.queuedAtNanos, seq.admittedAtNanos,
-                seq.firstTokenAtNanos, seq.promptLength, seq.admitted() ? seq.promptLength : 0,
-                seq.completionTokens());
+    @Override
+    PatternCacheStats patternCacheStats() {
+        return model.patternCacheStats();
     }
 }

@@ -2,7 +2,6 @@ package io.stepstream.scheduler;
 
 import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Sampler;
-import io.stepstream.engine.StreamingDecoder;
 
 /**
  * One request's mutable state inside the scheduler: its tokens (prompt, then generated), how much of the prompt
@@ -12,10 +11,7 @@ import io.stepstream.engine.StreamingDecoder;
  * and uses {@code sampler} of the sequences in the step it runs; the scheduling thread leaves those alone while
  * the step is in flight.
  */
-final class Sequence {
-    final String id;
-    final SequenceRequest request;
-    final int promptLength;
+final class Sequence extends TrackedSequence {
     /** Prompt tokens followed by generated ones; {@code tokens[0 .. length)} are valid. */
     final int[] tokens;
     int length;
@@ -24,30 +20,29 @@ final class Sequence {
 
     KvCache cache;
     Sampler sampler;
-    StreamingDecoder decoder;
-    StopStringFilter stopFilter;
-
-    final long queuedAtNanos;
-    long admittedAtNanos = -1;
-    long firstTokenAtNanos = -1;
-    /** Cancelled while its step was in flight: finished when that step completes. */
-    boolean cancelRequested;
 
     Sequence(SequenceRequest request, int contextLength, long queuedAtNanos) {
-        this.id = request.requestId();
-        this.request = request;
+        super(request, request.promptTokens().length, queuedAtNanos);
         int[] prompt = request.promptTokens();
-        this.promptLength = prompt.length;
         // Never more than the context (plus the one token sampled from a context-filling prompt) nor the budget.
         long capacity = Math.min((long) promptLength + request.maxTokens(), Math.max(contextLength, promptLength + 1));
         this.tokens = new int[(int) capacity];
         System.arraycopy(prompt, 0, tokens, 0, promptLength);
         this.length = promptLength;
-        this.queuedAtNanos = queuedAtNanos;
     }
 
     int generated() {
         return length - promptLength;
+    }
+
+    @Override
+    int completionTokens() {
+        return generated();
+    }
+
+    @Override
+    int prefilledTokens() {
+        return prefilled;
     }
 
     boolean prefilling() {

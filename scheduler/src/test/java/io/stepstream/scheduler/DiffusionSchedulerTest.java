@@ -51,48 +51,6 @@ class DiffusionSchedulerTest {
         return new StepLoop(new DiffusionScheduler(model, config, clock::get), config);
     }
 
-    /**
-     * The real model, except that from canvas position {@code eosFrom} on EOS gets a logit far above the rest:
-     * a story that ends there, as the model pads a finished story with EOS.
-     */
-    private static DenoisingModel endingAt(int eosFrom) {
-        DenoisingModel real = DenoisingModel.of(model);
-        return new DenoisingModel() {
-            public String name() {
-                return real.name();
-            }
-
-            public io.stepstream.engine.Tokenizer tokenizer() {
-                return real.tokenizer();
-            }
-
-            public int maskId() {
-                return real.maskId();
-            }
-
-            public int vocabSize() {
-                return real.vocabSize();
-            }
-
-            public int contextLength() {
-                return real.contextLength();
-            }
-
-            public void forward(List<io.stepstream.engine.dlm.DenoiseInput> batch, float[][] logits) {
-                real.forward(batch, logits);
-                int vocab = vocabSize();
-                for (int i = 0; i < batch.size(); i++) {
-                    var in = batch.get(i);
-                    for (int p = 0; p < in.logitsLength(); p++) {
-                        if (in.logitsStart() + p >= eosFrom) {
-                            logits[i][p * vocab + real.tokenizer().eosId()] = 100f;
-                        }
-                    }
-                }
-            }
-        };
-    }
-
     private static int[] prompt(String text) {
         return model.tokenizer().encode(text, true, false);
     }
@@ -118,54 +76,8 @@ class DiffusionSchedulerTest {
     }
 
     private static Reference reference(SequenceRequest r, DenoisingModel model) {
-        int[] prompt = r.promptTokens();
-        LladaGeneration gen = new LladaGeneration(prompt, r.diffusion(), model.maskId(), model.vocabSize(),
-                model.contextLength());
-        float[][] logits = {new float[gen.logitsLength()]};
-        while (!gen.done()) {
-            model.forward(List.of(gen.nextInput()), logits);
-            gen.apply(logits[0]);
-        }
-        model.releaseKvCache(gen.kvHandle());
-        StreamingDecoder decoder = model.tokenizer().streamingDecoder().after(prompt[prompt.length - 1]);
-        List<Integer> ids = new ArrayList<>();
-        StringBuilder text = new StringBuilder();
-        FinishReason reason = FinishReason.LENGTH;
-        int completion = 0;
-        for (int t : gen.generated()) {
-            if (t == model.maskId()) {
-                continue;
-            }
-            completion++;
-            if (t == model.tokenizer().eosId()) {
-                reason = FinishReason.STOP;
-                break;
-            }
-            ids.add(t);
-            text.append(decoder.push(t));
-            int stop = firstStop(text, r.stopStrings());
-            if (stop >= 0) {
-                text.setLength(stop);
-                reason = FinishReason.STOP;
-                break;
-            }
-        }
-        if (reason == FinishReason.LENGTH || completion > ids.size()) {
-            text.append(decoder.flush());
-        }
-        return new Reference(gen, new StepLoop.Outcome(ids.stream().mapToInt(Integer::intValue).toArray(),
-                text.toString(), reason, prompt.length, completion));
-    }
-
-    private static int firstStop(CharSequence text, List<String> stops) {
-        int cut = -1;
-        for (String s : stops) {
-            int at = text.toString().indexOf(s);
-            if (at >= 0 && (cut < 0 || at < cut)) {
-                cut = at;
-            }
-        }
-        return cut;
+        LladaGeneration gen = DiffusionRuns.lladaAlone(model, r);
+        return new Reference(gen, DiffusionRuns.expectedStream(model, r, gen));
     }
 
     /** Denoising steps each request took, from the plans. */
@@ -359,7 +271,7 @@ class DiffusionSchedulerTest {
     void theFirstEosEndsTheRequestUnstreamedAndSkipsTheRemainingBlocks() {
         int[] once = prompt("Once upon a time");
         int eosAt = once.length + 11; // in the second block of 8
-        DenoisingModel ending = endingAt(eosAt);
+        DenoisingModel ending = BendableModel.endingAt(DenoisingModel.of(model), eosAt);
         SequenceRequest ends = SequenceRequest.diffusion("ends", once, params(32, 8, 16), List.of(), false);
         SequenceRequest other = request("other", "The sun was", params(16, 8, 8));
         StepLoop l = new StepLoop(new DiffusionScheduler(ending, SchedulerConfig.defaults(), clock::get),

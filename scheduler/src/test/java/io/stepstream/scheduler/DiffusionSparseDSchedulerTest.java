@@ -9,16 +9,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Models;
-import io.stepstream.engine.Tokenizer;
-import io.stepstream.engine.dlm.DenoiseInput;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.LladaGeneration;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.sparse.PatternCache;
-import io.stepstream.engine.sparse.PatternHandle;
 import io.stepstream.engine.sparse.SparseDPolicy;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -61,23 +57,12 @@ class DiffusionSparseDSchedulerTest {
         return SequenceRequest.diffusion(id, prompt(text), p, List.of(), false);
     }
 
-    /** The generation alone through {@code m}, one forward per step; its pattern released at the end. */
     private static LladaGeneration alone(DenoisingModel m, SequenceRequest r) {
-        LladaGeneration gen = new LladaGeneration(r.promptTokens(), r.diffusion(), m.maskId(), m.vocabSize(),
-                m.contextLength());
-        float[][] logits = {new float[gen.logitsLength()]};
-        while (!gen.done()) {
-            m.forward(List.of(gen.nextInput()), logits);
-            gen.apply(logits[0]);
-        }
-        m.releasePattern(gen.patternHandle());
-        return gen;
+        return DiffusionRuns.lladaAlone(m, r);
     }
 
-    /** The tokens a stream of that generation holds: generated ones without mask ids, up to the first EOS. */
     private int[] streamedTokens(LladaGeneration gen) {
-        int eos = model.tokenizer().eosId();
-        return Arrays.stream(gen.generated()).filter(t -> t != model.maskId()).takeWhile(t -> t != eos).toArray();
+        return DiffusionRuns.streamedTokens(DenoisingModel.of(model), gen);
     }
 
     private PatternCache cache() {
@@ -153,57 +138,6 @@ class DiffusionSparseDSchedulerTest {
         assertCacheEmpty("after the batch and the solo runs");
     }
 
-    /** The real model, plus switches to end a story at a position with EOS and to fail the next forward. */
-    private final class Bendable implements DenoisingModel {
-        final DenoisingModel real = DenoisingModel.of(model);
-        int eosFrom = Integer.MAX_VALUE;
-        boolean failNext;
-
-        public String name() {
-            return real.name();
-        }
-
-        public Tokenizer tokenizer() {
-            return real.tokenizer();
-        }
-
-        public int maskId() {
-            return real.maskId();
-        }
-
-        public int vocabSize() {
-            return real.vocabSize();
-        }
-
-        public int contextLength() {
-            return real.contextLength();
-        }
-
-        public void forward(List<DenoiseInput> batch, float[][] logits) {
-            if (failNext) {
-                failNext = false;
-                throw new IllegalStateException("injected forward failure");
-            }
-            real.forward(batch, logits);
-            for (int i = 0; i < batch.size(); i++) {
-                DenoiseInput in = batch.get(i);
-                for (int p = 0; p < in.logitsLength(); p++) {
-                    if (in.logitsStart() + p >= eosFrom) {
-                        logits[i][p * vocabSize() + tokenizer().eosId()] = 100f;
-                    }
-                }
-            }
-        }
-
-        public void releasePattern(PatternHandle handle) {
-            real.releasePattern(handle);
-        }
-
-        public PatternCacheStats patternCacheStats() {
-            return real.patternCacheStats();
-        }
-    }
-
     /** Runs steps until the request holds a pattern (it is past its switch step). */
     private void untilItHoldsAPattern(StepLoop l, int atLeast) {
         for (int i = 0; i < 100 && cache().patterns() < atLeast; i++) {
@@ -215,7 +149,7 @@ class DiffusionSparseDSchedulerTest {
     @Test
     void everyWayARequestEndsFreesItsPattern() {
         load(PatternCache.DEFAULT_CAP_BYTES);
-        Bendable m = new Bendable();
+        BendableModel m = new BendableModel(DenoisingModel.of(model));
         SparseDPolicy early = new SparseDPolicy(0.1, 0.3, 4); // switches at step 1 of 8
         SchedulerConfig config = new SchedulerConfig(8, 4096, 16);
 

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Models;
-import io.stepstream.engine.StreamingDecoder;
 import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
@@ -17,7 +16,6 @@ import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.tools.DreamSynth;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -58,84 +56,8 @@ class DreamSchedulerTest {
         return new StepLoop(new DiffusionScheduler(m, config, clock::get), config);
     }
 
-    /** The real model with EOS's logit pushed far down everywhere: stories that run to gen_length. */
-    private static DenoisingModel withoutEos() {
-        DenoisingModel real = DenoisingModel.of(model);
-        return new DenoisingModel() {
-            public String name() {
-                return real.name();
-            }
-
-            public io.stepstream.engine.Tokenizer tokenizer() {
-                return real.tokenizer();
-            }
-
-            public int maskId() {
-                return real.maskId();
-            }
-
-            public int vocabSize() {
-                return real.vocabSize();
-            }
-
-            public int contextLength() {
-                return real.contextLength();
-            }
-
-            public DiffusionFamily family() {
-                return real.family();
-            }
-
-            public void forward(List<io.stepstream.engine.dlm.DenoiseInput> batch, float[][] logits) {
-                real.forward(batch, logits);
-                int vocab = vocabSize();
-                for (int i = 0; i < batch.size(); i++) {
-                    for (int p = 0; p < batch.get(i).logitsLength(); p++) {
-                        logits[i][p * vocab + real.tokenizer().eosId()] = -100f;
-                    }
-                }
-            }
-        };
-    }
-
     private static SequenceRequest request(String id, String prompt, DreamParams p) {
         return SequenceRequest.dream(id, model.tokenizer().encode(prompt, true, false), p, List.of(), false);
-    }
-
-    /**
-     * The request alone through DreamGeneration, and the stream it implies: the generated canvas in position order
-     * without mask ids, up to the first EOS (STOP, the EOS counted).
-     */
-    private static StepLoop.Outcome alone(DenoisingModel model, SequenceRequest r, int[] forwards) {
-        int[] prompt = r.promptTokens();
-        DreamGeneration gen = new DreamGeneration(prompt, r.dream(), model.maskId(), model.vocabSize(),
-                model.contextLength());
-        float[][] logits = {new float[gen.logitsLength()]};
-        while (!gen.done()) {
-            model.forward(List.of(gen.nextInput()), logits);
-            gen.apply(logits[0]);
-        }
-        forwards[0] = gen.forwards();
-        StreamingDecoder decoder = model.tokenizer().streamingDecoder().after(prompt[prompt.length - 1]);
-        List<Integer> ids = new ArrayList<>();
-        StringBuilder text = new StringBuilder();
-        FinishReason reason = FinishReason.LENGTH;
-        int completion = 0;
-        for (int t : gen.generated()) {
-            if (t == model.maskId()) {
-                continue;
-            }
-            completion++;
-            if (t == model.tokenizer().eosId()) {
-                reason = FinishReason.STOP;
-                break;
-            }
-            ids.add(t);
-            text.append(decoder.push(t));
-        }
-        text.append(decoder.flush());
-        return new StepLoop.Outcome(ids.stream().mapToInt(Integer::intValue).toArray(), text.toString(), reason,
-                prompt.length, completion);
     }
 
     @Test
@@ -145,7 +67,7 @@ class DreamSchedulerTest {
 
     @Test
     void batchedDreamRequestsRunningToTheirLengthStreamTheirWholeCanvas() {
-        batchedEqualsAlone(withoutEos(), FinishReason.LENGTH);
+        batchedEqualsAlone(BendableModel.withoutEos(DenoisingModel.of(model)), FinishReason.LENGTH);
     }
 
     private void batchedEqualsAlone(DenoisingModel m, FinishReason expectedReason) {
@@ -183,14 +105,14 @@ class DreamSchedulerTest {
         }
         int streamedSomewhereBeforeTheEnd = 0;
         for (SequenceRequest r : requests.values()) {
-            int[] forwards = new int[1];
-            StepLoop.Outcome expected = alone(m, r, forwards);
+            DreamGeneration alone = DiffusionRuns.dreamAlone(m, r);
+            StepLoop.Outcome expected = DiffusionRuns.expectedStream(m, r, alone);
             assertEquals(expectedReason, expected.reason(), r.requestId());
             l.outcome(r.requestId()).assertSameAs(expected, r.requestId());
             System.out.println("[DreamSchedulerTest] " + r.requestId() + " " + expected.reason() + " "
                     + expected.completionTokens() + " tokens: " + expected.text().replace('\n', ' '));
             if (expected.reason() == FinishReason.LENGTH) {
-                assertEquals(forwards[0], steps.get(r.requestId()), r.requestId() + " forward passes");
+                assertEquals(alone.forwards(), steps.get(r.requestId()), r.requestId() + " forward passes");
                 assertEquals(r.dream().genLength(), expected.completionTokens(), r.requestId());
             }
             // Tokens reach the stream as their positions become final, not all at the last step.

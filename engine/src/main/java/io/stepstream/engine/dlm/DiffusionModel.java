@@ -262,6 +262,14 @@ public final class DiffusionModel implements AutoCloseable {
         return config;
     }
 
+    /**
+     * The float32 weights this model runs (read in place, never changed): a device backend uploads them from here
+     * and keeps this model as its CPU path.
+     */
+    public DiffusionWeights weights() {
+        return w;
+    }
+
     /** config.json as read. */
     public HfConfig hfConfig() {
         return hfConfig;

@@ -13,20 +13,20 @@ import java.util.Set;
  * ({@code y = x W^T}), so each output row is one contiguous dot product. {@code bq}, {@code bk}, {@code bv} are the
  * per-layer q/k/v biases of a Qwen2 (Dream), or null when the model has none (LLaDA).
  */
-record DiffusionWeights(ModelConfig config, float[] embedding, float[][] attentionNorm, float[][] wq,
+public record DiffusionWeights(ModelConfig config, float[] embedding, float[][] attentionNorm, float[][] wq,
                         float[][] wk, float[][] wv, float[][] wo, float[][] ffnNorm, float[][] gate, float[][] up,
                         float[][] down, float[] finalNorm, float[] lmHead, float[][] bq, float[][] bk,
                         float[][] bv) {
 
     /** Weights without attention biases (a bidirectional Llama). */
-    DiffusionWeights(ModelConfig config, float[] embedding, float[][] attentionNorm, float[][] wq, float[][] wk,
+    public DiffusionWeights(ModelConfig config, float[] embedding, float[][] attentionNorm, float[][] wq, float[][] wk,
                      float[][] wv, float[][] wo, float[][] ffnNorm, float[][] gate, float[][] up, float[][] down,
                      float[] finalNorm, float[] lmHead) {
         this(config, embedding, attentionNorm, wq, wk, wv, wo, ffnNorm, gate, up, down, finalNorm, lmHead, null, null,
                 null);
     }
 
-    boolean hasQkvBias() {
+    public boolean hasQkvBias() {
         return bq != null;
     }
 

@@ -114,8 +114,11 @@ public final class SparseDBench {
         return gen;
     }
 
-    /** A DiffusionModel from random weights in memory, scaled so activations stay O(1) through the layers. */
-    static DiffusionModel syntheticModel(SplittableRandom r, int dim, int hidden, int layers, int heads, int kvHeads,
+    /**
+     * A DiffusionModel from random weights in memory, scaled so activations stay O(1) through the layers (public for
+     * the GPU module's DLM batching bench, which puts the same shape on the device).
+     */
+    public static DiffusionModel syntheticModel(SplittableRandom r, int dim, int hidden, int layers, int heads, int kvHeads,
                                          int vocab, int context, int threads) throws Exception {
         int headDim = dim / heads;
         int kvDim = kvHeads * headDim;

@@ -1,5 +1,6 @@
 package io.stepstream.engine.spi;
 
+import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 
@@ -28,4 +29,15 @@ public interface BackendProvider {
      * @throws IllegalArgumentException naming the option when the options do not fit this backend
      */
     BackendModel load(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, BackendOptions options);
+
+    /**
+     * Places a diffusion LM (already loaded on the CPU, which stays its fallback and runs what the backend does not
+     * take) on the device {@code options.device()} names. A backend that runs no diffusion models, or not this
+     * family, refuses with a message that says so. On success the returned model owns {@code model}.
+     *
+     * @throws IllegalArgumentException naming the option or the config key that does not fit this backend
+     */
+    default DiffusionBackendModel loadDiffusion(DiffusionModel model, BackendOptions options) {
+        throw new IllegalArgumentException("--backend " + name() + " does not run diffusion models");
+    }
 }

@@ -79,6 +79,19 @@ public final class Backends {
         return provider.load(name, weights, tokenizer, options);
     }
 
+    /**
+     * Places a diffusion LM, loaded on the CPU, onto {@code backend} (the returned model owns it; if placing fails,
+     * the caller still owns it and should close it).
+     */
+    public static DiffusionBackendModel loadDiffusion(String backend, io.stepstream.engine.dlm.DiffusionModel model,
+                                                      BackendOptions options) {
+        BackendProvider provider = provider(backend);
+        if (!provider.available()) {
+            throw new ModelLoadException("--backend " + provider.name() + " is not available on this machine");
+        }
+        return provider.loadDiffusion(model, options);
+    }
+
     /** "cpu" for a model that does not say where it runs (the engine's own models run on the CPU). */
     public static String backendOf(Model model) {
         return model instanceof BackendModel b ? b.backendName() : CpuBackendProvider.NAME;

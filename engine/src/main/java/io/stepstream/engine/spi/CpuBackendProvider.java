@@ -37,6 +37,15 @@ public final class CpuBackendProvider implements BackendProvider {
         return new CpuModel(LlamaLoader.llama2c(name, weights, tokenizer, options.model()), describeCpu(options));
     }
 
+    /** The engine's own diffusion forward, as loaded. */
+    @Override
+    public DiffusionBackendModel loadDiffusion(io.stepstream.engine.dlm.DiffusionModel model, BackendOptions options) {
+        if (options.weightType() != TensorType.F32) {
+            throw new IllegalArgumentException("--dtype " + options.weightType() + ": the cpu backend runs F32 only");
+        }
+        return DiffusionBackendModel.onCpu(model);
+    }
+
     private static String describeCpu(BackendOptions options) {
         return "cpu (" + options.model().computeThreads() + " threads of " + Runtime.getRuntime().availableProcessors()
                 + " cores)";

@@ -4,12 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.Map;
 
 /**
@@ -29,7 +24,7 @@ final class ReferenceDlm {
     final int maskId;
     final double eps;
     final double theta;
-    private final Map<String, double[]> w = new HashMap<>();
+    private final Map<String, double[]> w;
 
     ReferenceDlm(Path dir) throws IOException {
         ObjectMapper json = new ObjectMapper();
@@ -45,33 +40,11 @@ final class ReferenceDlm {
         maskId = cfg.get("mask_token_id").asInt();
         eps = cfg.get("rms_norm_eps").asDouble();
         theta = cfg.get("rope_theta").asDouble();
-        // safetensors: u64 LE header length, JSON header, then the raw little-endian data.
-        ByteBuffer file = ByteBuffer.wrap(Files.readAllBytes(dir.resolve("model.safetensors"))).order(ByteOrder.LITTLE_ENDIAN);
-        int headerLength = (int) file.getLong(0);
-        JsonNode header = json.readTree(new String(file.array(), 8, headerLength, StandardCharsets.UTF_8));
-        for (Map.Entry<String, JsonNode> e : header.properties()) {
-            if (e.getKey().equals("__metadata__")) {
-                continue;
-            }
-            if (!e.getValue().get("dtype").asText().equals("F32")) {
-                throw new IllegalStateException("reference reads F32 only: " + e.getKey());
-            }
-            long begin = e.getValue().get("data_offsets").get(0).asLong();
-            long end = e.getValue().get("data_offsets").get(1).asLong();
-            double[] values = new double[(int) ((end - begin) / 4)];
-            for (int i = 0; i < values.length; i++) {
-                values[i] = file.getFloat((int) (8 + headerLength + begin + 4L * i));
-            }
-            w.put(e.getKey(), values);
-        }
+        w = Float64Reference.readF32Safetensors(dir.resolve("model.safetensors"));
     }
 
     double[] weight(String name) {
-        double[] v = w.get(name);
-        if (v == null) {
-            throw new IllegalStateException("no tensor " + name);
-        }
-        return v;
+        return Float64Reference.tensor(w, name);
     }
 
     /** Which keys a query may see, per layer and head (block-sparse attention tests). */
@@ -107,52 +80,11 @@ final class ReferenceDlm {
                 rope(q[p], p);
                 rope(k[p], p);
             }
-            double[][] attended = new double[n][heads * headDim];
+            int layer = l;
+            double[][] attended = Float64Reference.attend(q, k, v, heads, kvHeads, headDim,
+                    (head, query, key) -> mask.keep(layer, head, query, key));
             for (int p = 0; p < n; p++) {
-                for (int head = 0; head < heads; head++) {
-                    int kv = head / (heads / kvHeads);
-                    double[] score = new double[n];
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int j = 0; j < n; j++) { // no causal mask; only the test's key mask, if any
-                        if (!mask.keep(l, head, p, j)) {
-                            score[j] = Double.NEGATIVE_INFINITY;
-                            continue;
-                        }
-                        double s = 0;
-                        for (int d = 0; d < headDim; d++) {
-                            s += q[p][head * headDim + d] * k[j][kv * headDim + d];
-                        }
-                        score[j] = s / Math.sqrt(headDim);
-                        max = Math.max(max, score[j]);
-                    }
-                    double total = 0;
-                    for (int j = 0; j < n; j++) {
-                        score[j] = Math.exp(score[j] - max);
-                        total += score[j];
-                    }
-                    for (int j = 0; j < n; j++) {
-                        double a = score[j] / total;
-                        for (int d = 0; d < headDim; d++) {
-                            attended[p][head * headDim + d] += a * v[j][kv * headDim + d];
-                        }
-                    }
-                }
-            }
-            for (int p = 0; p < n; p++) {
-                double[] o = linear(weight(pre + "self_attn.o_proj.weight"), attended[p], dim);
-                for (int i = 0; i < dim; i++) {
-                    h[p][i] += o[i];
-                }
-                double[] normed = rmsnorm(h[p], weight(pre + "post_attention_layernorm.weight"));
-                double[] gate = linear(weight(pre + "mlp.gate_proj.weight"), normed, hidden);
-                double[] up = linear(weight(pre + "mlp.up_proj.weight"), normed, hidden);
-                for (int i = 0; i < hidden; i++) {
-                    gate[i] = gate[i] / (1 + Math.exp(-gate[i])) * up[i];
-                }
-                double[] down = linear(weight(pre + "mlp.down_proj.weight"), gate, dim);
-                for (int i = 0; i < dim; i++) {
-                    h[p][i] += down[i];
-                }
+                Float64Reference.outputAndMlp(h[p], attended[p], this::weight, pre, hidden, eps);
             }
         }
         double[][] out = new double[to - from][];
@@ -162,44 +94,16 @@ final class ReferenceDlm {
         return out;
     }
 
-    /** y = W x with W stored [out][in]. */
     private static double[] linear(double[] weight, double[] x, int out) {
-        int in = x.length;
-        double[] y = new double[out];
-        for (int r = 0; r < out; r++) {
-            double s = 0;
-            for (int c = 0; c < in; c++) {
-                s += weight[r * in + c] * x[c];
-            }
-            y[r] = s;
-        }
-        return y;
+        return Float64Reference.linear(weight, x, out);
     }
 
     private double[] rmsnorm(double[] x, double[] gain) {
-        double ss = 0;
-        for (double v : x) {
-            ss += v * v;
-        }
-        double scale = 1 / Math.sqrt(ss / x.length + eps);
-        double[] y = new double[x.length];
-        for (int i = 0; i < x.length; i++) {
-            y[i] = x[i] * scale * gain[i];
-        }
-        return y;
+        return Float64Reference.rmsnorm(x, gain, eps);
     }
 
     /** Interleaved pairs (2i, 2i+1) of each head, angle pos * theta^(-2i/headDim). */
     private void rope(double[] vec, int pos) {
-        for (int head = 0; head < vec.length / headDim; head++) {
-            for (int i = 0; i < headDim / 2; i++) {
-                double angle = pos * Math.pow(theta, -2.0 * i / headDim);
-                int a = head * headDim + 2 * i;
-                double x0 = vec[a];
-                double x1 = vec[a + 1];
-                vec[a] = x0 * Math.cos(angle) - x1 * Math.sin(angle);
-                vec[a + 1] = x0 * Math.sin(angle) + x1 * Math.cos(angle);
-            }
-        }
+        Float64Reference.ropeInterleaved(vec, pos, headDim, theta);
     }
 }

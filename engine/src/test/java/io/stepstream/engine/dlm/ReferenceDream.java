@@ -4,12 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.Map;
 
 /**
@@ -32,7 +27,7 @@ final class ReferenceDream {
     final double eps;
     final double theta;
     final boolean tied;
-    private final Map<String, double[]> w = new HashMap<>();
+    private final Map<String, double[]> w;
 
     ReferenceDream(Path dir) throws IOException {
         ObjectMapper json = new ObjectMapper();
@@ -51,33 +46,11 @@ final class ReferenceDream {
         eps = cfg.get("rms_norm_eps").asDouble();
         theta = cfg.get("rope_theta").asDouble();
         tied = cfg.get("tie_word_embeddings").asBoolean();
-        byte[] bytes = Files.readAllBytes(dir.resolve("model.safetensors"));
-        ByteBuffer file = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
-        int headerLength = (int) file.getLong(0);
-        JsonNode header = json.readTree(new String(bytes, 8, headerLength, StandardCharsets.UTF_8));
-        for (Map.Entry<String, JsonNode> e : header.properties()) {
-            if (e.getKey().equals("__metadata__")) {
-                continue;
-            }
-            if (!e.getValue().get("dtype").asText().equals("F32")) {
-                throw new IllegalStateException("reference reads F32 only: " + e.getKey());
-            }
-            long begin = e.getValue().get("data_offsets").get(0).asLong();
-            long end = e.getValue().get("data_offsets").get(1).asLong();
-            double[] values = new double[(int) ((end - begin) / 4)];
-            for (int i = 0; i < values.length; i++) {
-                values[i] = file.getFloat((int) (8 + headerLength + begin + 4L * i));
-            }
-            w.put(e.getKey(), values);
-        }
+        w = Float64Reference.readF32Safetensors(dir.resolve("model.safetensors"));
     }
 
     private double[] weight(String name) {
-        double[] v = w.get(name);
-        if (v == null) {
-            throw new IllegalStateException("no tensor " + name);
-        }
-        return v;
+        return Float64Reference.tensor(w, name);
     }
 
     /** The logits Dream's sampler reads for every canvas position: row i = output(i - 1), row 0 = output(0). */
@@ -114,48 +87,9 @@ final class ReferenceDream {
                 rotateHalf(q[p], p);
                 rotateHalf(k[p], p);
             }
-            double[][] attended = new double[n][heads * headDim];
+            double[][] attended = Float64Reference.attend(q, k, v, heads, kvHeads, headDim, null);
             for (int p = 0; p < n; p++) {
-                for (int head = 0; head < heads; head++) {
-                    int kv = head / (heads / kvHeads);
-                    double[] score = new double[n];
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int j = 0; j < n; j++) { // bidirectional: every position of the canvas
-                        double s = 0;
-                        for (int d = 0; d < headDim; d++) {
-                            s += q[p][head * headDim + d] * k[j][kv * headDim + d];
-                        }
-                        score[j] = s / Math.sqrt(headDim);
-                        max = Math.max(max, score[j]);
-                    }
-                    double total = 0;
-                    for (int j = 0; j < n; j++) {
-                        score[j] = Math.exp(score[j] - max);
-                        total += score[j];
-                    }
-                    for (int j = 0; j < n; j++) {
-                        for (int d = 0; d < headDim; d++) {
-                            attended[p][head * headDim + d] += score[j] / total * v[j][kv * headDim + d];
-                        }
-                    }
-                }
-            }
-            for (int p = 0; p < n; p++) {
-                double[] o = affine(weight(pre + "self_attn.o_proj.weight"), null, attended[p]);
-                for (int i = 0; i < dim; i++) {
-                    h[p][i] += o[i];
-                }
-                double[] normed = rmsnorm(h[p], weight(pre + "post_attention_layernorm.weight"));
-                double[] gate = affine(weight(pre + "mlp.gate_proj.weight"), null, normed);
-                double[] up = affine(weight(pre + "mlp.up_proj.weight"), null, normed);
-                double[] act = new double[hidden];
-                for (int i = 0; i < hidden; i++) {
-                    act[i] = gate[i] / (1 + Math.exp(-gate[i])) * up[i];
-                }
-                double[] down = affine(weight(pre + "mlp.down_proj.weight"), null, act);
-                for (int i = 0; i < dim; i++) {
-                    h[p][i] += down[i];
-                }
+                Float64Reference.outputAndMlp(h[p], attended[p], this::weight, pre, hidden, eps);
             }
         }
         double[] head = tied ? weight("model.embed_tokens.weight") : weight("lm_head.weight");
@@ -168,30 +102,11 @@ final class ReferenceDream {
 
     /** y = W x + b with W stored [out][in] (b may be null). */
     private static double[] affine(double[] weight, double[] bias, double[] x) {
-        int in = x.length;
-        int outs = weight.length / in;
-        double[] y = new double[outs];
-        for (int r = 0; r < outs; r++) {
-            double s = bias == null ? 0 : bias[r];
-            for (int c = 0; c < in; c++) {
-                s += weight[r * in + c] * x[c];
-            }
-            y[r] = s;
-        }
-        return y;
+        return Float64Reference.affine(weight, bias, x, weight.length / x.length);
     }
 
     private double[] rmsnorm(double[] x, double[] gain) {
-        double ss = 0;
-        for (double v : x) {
-            ss += v * v;
-        }
-        double scale = 1 / Math.sqrt(ss / x.length + eps);
-        double[] y = new double[x.length];
-        for (int i = 0; i < x.length; i++) {
-            y[i] = x[i] * scale * gain[i];
-        }
-        return y;
+        return Float64Reference.rmsnorm(x, gain, eps);
     }
 
     /** x * cos + rotate_half(x) * sin per head, rotate_half(x) = (-x2, x1) over the head's two halves. */

@@ -95,48 +95,9 @@ final class ReferenceFastDllm {
             }
             presentK[l] = keys;
             presentV[l] = values;
-            double[][] attended = new double[n][m.heads * m.headDim];
+            double[][] attended = Float64Reference.attend(q, keys, values, m.heads, m.kvHeads, m.headDim, null);
             for (int r = 0; r < n; r++) {
-                for (int head = 0; head < m.heads; head++) {
-                    int kv = head / (m.heads / m.kvHeads);
-                    double[] score = new double[keys.length];
-                    double max = Double.NEGATIVE_INFINITY;
-                    for (int j = 0; j < keys.length; j++) {
-                        double s = 0;
-                        for (int d = 0; d < m.headDim; d++) {
-                            s += q[r][head * m.headDim + d] * keys[j][kv * m.headDim + d];
-                        }
-                        score[j] = s / Math.sqrt(m.headDim);
-                        max = Math.max(max, score[j]);
-                    }
-                    double total = 0;
-                    for (int j = 0; j < keys.length; j++) {
-                        score[j] = Math.exp(score[j] - max);
-                        total += score[j];
-                    }
-                    for (int j = 0; j < keys.length; j++) {
-                        double a = score[j] / total;
-                        for (int d = 0; d < m.headDim; d++) {
-                            attended[r][head * m.headDim + d] += a * values[j][kv * m.headDim + d];
-                        }
-                    }
-                }
-            }
-            for (int r = 0; r < n; r++) {
-                double[] o = linear(m.weight(pre + "self_attn.o_proj.weight"), attended[r], m.dim);
-                for (int i = 0; i < m.dim; i++) {
-                    h[r][i] += o[i];
-                }
-                double[] normed = rmsnorm(h[r], m.weight(pre + "post_attention_layernorm.weight"));
-                double[] gate = linear(m.weight(pre + "mlp.gate_proj.weight"), normed, m.hidden);
-                double[] up = linear(m.weight(pre + "mlp.up_proj.weight"), normed, m.hidden);
-                for (int i = 0; i < m.hidden; i++) {
-                    gate[i] = gate[i] / (1 + Math.exp(-gate[i])) * up[i];
-                }
-                double[] down = linear(m.weight(pre + "mlp.down_proj.weight"), gate, m.dim);
-                for (int i = 0; i < m.dim; i++) {
-                    h[r][i] += down[i];
-                }
+                Float64Reference.outputAndMlp(h[r], attended[r], m::weight, pre, m.hidden, m.eps);
             }
         }
         double[][] logits = new double[n][];
@@ -239,42 +200,15 @@ final class ReferenceFastDllm {
     }
 
     private static double[] linear(double[] weight, double[] x, int out) {
-        int in = x.length;
-        double[] y = new double[out];
-        for (int r = 0; r < out; r++) {
-            double s = 0;
-            for (int c = 0; c < in; c++) {
-                s += weight[r * in + c] * x[c];
-            }
-            y[r] = s;
-        }
-        return y;
+        return Float64Reference.linear(weight, x, out);
     }
 
     private double[] rmsnorm(double[] x, double[] gain) {
-        double ss = 0;
-        for (double v : x) {
-            ss += v * v;
-        }
-        double scale = 1 / Math.sqrt(ss / x.length + m.eps);
-        double[] y = new double[x.length];
-        for (int i = 0; i < x.length; i++) {
-            y[i] = x[i] * scale * gain[i];
-        }
-        return y;
+        return Float64Reference.rmsnorm(x, gain, m.eps);
     }
 
     /** Interleaved pairs (2i, 2i+1) of each head at absolute canvas position pos. */
     private void rope(double[] vec, int pos) {
-        for (int head = 0; head < vec.length / m.headDim; head++) {
-            for (int i = 0; i < m.headDim / 2; i++) {
-                double angle = pos * Math.pow(m.theta, -2.0 * i / m.headDim);
-                int a = head * m.headDim + 2 * i;
-                double x0 = vec[a];
-                double x1 = vec[a + 1];
-                vec[a] = x0 * Math.cos(angle) - x1 * Math.sin(angle);
-                vec[a + 1] = x0 * Math.sin(angle) + x1 * Math.cos(angle);
-            }
-        }
+        Float64Reference.ropeInterleaved(vec, pos, m.headDim, m.theta);
     }
 }

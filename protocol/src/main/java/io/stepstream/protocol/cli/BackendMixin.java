@@ -7,14 +7,16 @@ import java.util.Locale;
 import picocli.CommandLine.Option;
 
 /**
- * Where a command runs its autoregressive models: {@code --backend}, {@code --device}, {@code --dtype}. The CPU
- * backend with no device and no dtype is the engine's own loader (every format, the file's own encodings);
- * anything else goes through the engine's BackendProvider SPI, which today places llama2.c checkpoints.
+ * Where a command runs its models: {@code --backend}, {@code --device}, {@code --dtype}. The CPU backend with no
+ * device and no dtype is the engine's own loader (every format, the file's own encodings); anything else goes
+ * through the engine's BackendProvider SPI, which places llama2.c checkpoints and LLaDA-style diffusion models.
  */
 final class BackendMixin {
     @Option(names = "--backend", paramLabel = "cpu|opencl", defaultValue = "cpu",
-            description = "Compute backend of autoregressive models (default: ${DEFAULT-VALUE}). opencl runs llama2.c "
-                    + "checkpoints (stories260K or a .bin) on an OpenCL device; diffusion models stay on the CPU.")
+            description = "Compute backend (default: ${DEFAULT-VALUE}). opencl runs llama2.c checkpoints (stories260K "
+                    + "or a .bin) and LLaDA-style diffusion models (tinystories-dlm or a folder) on an OpenCL device; "
+                    + "a diffusion step with SparseD or the Fast-dLLM cache runs on the CPU in the same step, and "
+                    + "Dream models run on the CPU backend only.")
     String backend = CpuBackendProvider.NAME;
 
     @Option(names = "--device", paramLabel = "SEL",

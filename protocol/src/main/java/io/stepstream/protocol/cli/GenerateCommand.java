@@ -5,10 +5,8 @@ import io.stepstream.actors.ModelInfo;
 import io.stepstream.protocol.client.StepStreamClient;
 import io.stepstream.protocol.server.EventMapper;
 import io.stepstream.protocol.server.RequestMapper;
-import io.stepstream.protocol.v1.DiffusionOptions;
 import io.stepstream.protocol.v1.GenerateEvent;
 import io.stepstream.protocol.v1.GenerateRequest;
-import io.stepstream.protocol.v1.SparseDOptions;
 import io.stepstream.protocol.v1.TokenIds;
 import java.security.SecureRandom;
 import java.util.ArrayList;
@@ -75,25 +73,8 @@ final class GenerateCommand implements Callable<Integer> {
             description = "The prompt as token ids (used as given, no BOS added); replaces PROMPT.")
     int[] promptTokenIds;
 
-    @Option(names = "--gen-length", paramLabel = "N",
-            description = "Diffusion models: tokens to generate (default min(128, what the context leaves)).")
-    Integer genLength;
-
-    @Option(names = "--block-length", paramLabel = "N",
-            description = "Diffusion models: fill and stream the canvas in blocks of N (default: one block).")
-    Integer blockLength;
-
-    @Option(names = "--steps", paramLabel = "N",
-            description = "Diffusion models: forward passes in all, split over the blocks (default: gen length).")
-    Integer steps;
-
-    @Option(names = "--remasking", paramLabel = "low_confidence|random",
-            description = "Diffusion models: which masked positions each step commits (default low_confidence).")
-    String remasking;
-
-    @Option(names = "--threshold", paramLabel = "T",
-            description = "Diffusion models: Fast-dLLM decoding, commit every position with confidence >= T in (0, 1].")
-    Double threshold;
+    @Mixin
+    DiffusionFlags diffusionFlags = new DiffusionFlags();
 
     @Option(names = "--alg", paramLabel = "origin|maskgit_plus|topk_margin|entropy",
             description = "Dream models: which masked positions each step fills (default origin).")
@@ -106,33 +87,12 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--eps", paramLabel = "E", description = "Dream models: the last timestep in (0, 1) (default 1e-3).")
     Double eps;
 
-    @Option(names = "--dlm-cache", paramLabel = "none|prefix|dual",
-            description = "Diffusion models: Fast-dLLM's approximate KV cache (default none).")
-    String dlmCache;
-
     @Option(names = "--progress", description = "Diffusion models: report each denoising step (stderr; a JSON line"
             + " with --json).")
     boolean progress;
 
     @Mixin
     BackendMixin placement = new BackendMixin();
-
-    @Option(names = "--sparsed", description = "Diffusion models: SparseD attention (dense early steps, then a cached"
-            + " per-head block pattern); the --sparsed-* options imply it.")
-    boolean sparsed;
-
-    @Option(names = "--sparsed-skip", paramLabel = "F",
-            description = "SparseD: fraction of steps that run dense before the pattern is built, in [0, 1] (default 0.2).")
-    Double sparsedSkip;
-
-    @Option(names = "--sparsed-select", paramLabel = "F",
-            description = "SparseD: fraction of key blocks each query block keeps, in (0, 1] (default 0.3; 1 = dense).")
-    Double sparsedSelect;
-
-    @Option(names = "--sparsed-block", paramLabel = "N",
-            description = "SparseD: tokens per block, 1 .. prompt + gen length (default 128 from 2048-token canvases,"
-                    + " 32 below).")
-    Integer sparsedBlock;
 
     @Option(names = "--json", description = "One JSON object per event per line.")
     boolean json;
@@ -190,52 +150,8 @@ final class GenerateCommand implements Callable<Integer> {
         if (topP != null) {
             request.setTopP(topP);
         }
-        boolean withSparseD = sparsed || sparsedSkip != null || sparsedSelect != null || sparsedBlock != null;
-        if (genLength != null || blockLength != null || steps != null || remasking != null || threshold != null
-                || progress || withSparseD || alg != null || algTemp != null || eps != null || dlmCache != null) {
-            var diffusion = DiffusionOptions.newBuilder().setProgress(progress);
-            if (genLength != null) {
-                diffusion.setGenLength(genLength);
-            }
-            if (blockLength != null) {
-                diffusion.setBlockLength(blockLength);
-            }
-            if (steps != null) {
-                diffusion.setSteps(steps);
-            }
-            if (remasking != null) {
-                diffusion.setRemasking(remasking);
-            }
-            if (threshold != null) {
-                diffusion.setThreshold(threshold);
-            }
-            if (withSparseD) {
-                // The server checks and names each value (diffusion.sparsed.skip, ...), as for the other options.
-                var sparse = SparseDOptions.newBuilder();
-                if (sparsedSkip != null) {
-                    sparse.setSkip(sparsedSkip);
-                }
-                if (sparsedSelect != null) {
-                    sparse.setSelect(sparsedSelect);
-                }
-                if (sparsedBlock != null) {
-                    sparse.setBlockSize(sparsedBlock);
-                }
-                diffusion.setSparsed(sparse);
-            }
-            if (alg != null) {
-                diffusion.setAlg(alg);
-            }
-            if (algTemp != null) {
-                diffusion.setAlgTemp(algTemp);
-            }
-            if (eps != null) {
-                diffusion.setEps(eps);
-            }
-            if (dlmCache != null) {
-                diffusion.setCache(dlmCache);
-            }
-            request.setDiffusion(diffusion);
+        if (diffusionFlags.given() || progress || alg != null || algTemp != null || eps != null) {
+            request.setDiffusion(diffusionFlags.settings(alg, algTemp, eps, progress).toWire());
         }
         if (seed != null) {
             request.setSeed(seed);

@@ -22,14 +22,14 @@ public interface LocalEngine extends AutoCloseable {
     ModelInfo load(String nameOrPath);
 
     /**
-     * Loads an autoregressive model onto a backend of the engine's BackendProvider SPI ("cpu", "opencl"). Engines
-     * without backends refuse anything but the CPU default.
+     * Loads a model onto a backend of the engine's BackendProvider SPI ("cpu", "opencl"): a llama2.c checkpoint or a
+     * diffusion LM (which the engine recognises). Engines without backends refuse anything but the CPU default.
      */
     default ModelInfo load(String nameOrPath, String backend, BackendOptions options) {
         throw new UnsupportedOperationException("this engine serves the cpu backend only, not " + backend);
     }
 
-    /** Whether {@code nameOrPath} names a diffusion model (those run on the CPU backend only). */
+    /** Whether {@code nameOrPath} names a diffusion model. */
     default boolean isDiffusion(String nameOrPath) {
         return StepStream.isDiffusion(nameOrPath);
     }

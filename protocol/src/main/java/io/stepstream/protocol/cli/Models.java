@@ -24,20 +24,19 @@ final class Models {
     }
 
     /**
-     * Loads a model where {@code placement} says (null: the engine's own CPU loader). Diffusion models always run on
-     * the CPU: with another backend they are loaded there and {@code note} hears why (null: that is an error).
+     * Loads a model where {@code placement} says (null: the engine's own CPU loader). The engine decides the kind
+     * (reading a folder's config.json once): a LLaDA-style diffusion model goes on the device too, with its SparseD
+     * and cached steps on the CPU; a Dream model is refused on opencl with a message that says so. {@code note}
+     * hears where a model other than the placement's backend landed (null: nothing to say).
      */
     static ModelInfo load(LocalEngine engine, String nameOrPath, BackendMixin placement, Consumer<String> note) {
         if (placement != null && !placement.isEngineDefault()) {
             var options = placement.options();
-            if (!engine.isDiffusion(nameOrPath)) {
-                return loadWith(nameOrPath, () -> engine.load(nameOrPath, placement.backend(), options));
+            ModelInfo info = loadWith(nameOrPath, () -> engine.load(nameOrPath, placement.backend(), options));
+            if (note != null && !info.backend().equals(placement.backend())) {
+                note.accept(info.name() + ": served on the " + info.backend() + " backend");
             }
-            if (note == null) {
-                throw CliFailure.badInput("--backend " + placement.backend() + ": " + nameOrPath
-                        + " is a diffusion model; diffusion models run on the CPU backend only");
-            }
-            note.accept(nameOrPath + ": a diffusion model, served on the CPU backend");
+            return info;
         }
         return loadWith(nameOrPath, () -> engine.load(nameOrPath));
     }

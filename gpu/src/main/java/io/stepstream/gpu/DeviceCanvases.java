@@ -1,0 +1,156 @@
+package io.stepstream.gpu;
+
+import com.aparapi.device.OpenCLDevice;
+import io.stepstream.engine.ModelConfig;
+import io.stepstream.engine.dlm.DenoiseInput;
+import io.stepstream.engine.dlm.DiffusionWeights;
+import io.stepstream.engine.kv.KvBlockPool;
+import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.tensor.TensorType;
+
+import java.util.List;
+
+/**
+ * Dense denoising steps of LLaDA-style canvases on one OpenCL device: the {@link Llama2Kernel} step with every
+ * canvas an entry whose rows attend to the whole canvas ({@code entryLen}), and logits for the rows each canvas asks
+ * for ({@code logitRow}). Nothing outlives a step on the device: each step writes every canvas's keys and values
+ * into KV blocks handed out afresh (block {@code b} of a launch's running count), so the pool only bounds how many
+ * canvas positions one launch holds; a batch that needs more runs as several launches.
+ * Not thread-safe: one step at a time.
+ */
+final class DeviceCanvases implements AutoCloseable {
+    /** KV blocks reserved when none are asked for: this many canvases of full context, if the 2 GiB limit allows. */
+    static final int DEFAULT_CANVASES = 64;
+    /** Token rows of one launch at most (activation buffers scale with it). */
+    static final int MAX_LAUNCH_TOKENS = 16384;
+
+    private final DeviceLlama2 device;
+    private final ModelConfig config;
+    private final int maxBlocks;
+    private final int maxTokens;
+    private final int maxLogitRows;
+    private long launches;
+
+    /**
+     * @param kvBlocks KV blocks to reserve (0: {@link #DEFAULT_CANVASES} canvases of full context, fewer if one
+     *                 2 GiB buffer cannot hold them); at least a full-context canvas's worth
+     */
+    DeviceCanvases(DiffusionWeights w, OpenCLDevice device, int kvBlocks, TensorType weightType, Dispatch dispatch) {
+        ModelConfig c = w.config();
+        this.config = c;
+        int perCanvas = DeviceLlama2.blocksPerSequence(c);
+        long blockBytes = (long) c.nLayers() * 2 * KvBlockPool.BLOCK_POSITIONS * c.kvDim() * Float.BYTES;
+        long fit = DeviceLlama2.MAX_BUFFER_BYTES / blockBytes;
+        if (kvBlocks < 0) {
+            throw new IllegalArgumentException("kvBlocks must be >= 0 (0 = default), got " + kvBlocks);
+        }
+        int blocks = kvBlocks > 0 ? kvBlocks : (int) Math.min(fit, (long) DEFAULT_CANVASES * perCanvas);
+        if (blocks < perCanvas) {
+            throw new IllegalArgumentException("kvBlocks " + blocks + ": a canvas of the full context ("
+                    + c.contextLength() + " positions) needs " + perCanvas + " KV blocks on the device");
+        }
+        this.maxBlocks = blocks;
+        long attPerToken = (long) c.nHeads() * c.contextLength() * Float.BYTES;
+        long actPerToken = (long) Math.max(c.hiddenDim(), c.dim()) * Float.BYTES;
+        this.maxTokens = (int) Math.min(Math.max(MAX_LAUNCH_TOKENS, c.contextLength()),
+                DeviceLlama2.MAX_BUFFER_BYTES / Math.max(attPerToken, actPerToken));
+        this.maxLogitRows = (int) Math.min(maxTokens, DeviceLlama2.MAX_BUFFER_BYTES
+                / ((long) c.vocabSize() * Float.BYTES));
+        if (maxTokens < c.contextLength() || maxLogitRows < c.contextLength()) {
+            throw new IllegalArgumentException("a canvas of the full context (" + c.contextLength() + " positions)"
+                    + " needs device activation buffers over 2 GiB");
+        }
+        Llama2Weights asLlama = new Llama2Weights(c, w.embedding(), w.attentionNorm(), w.wq(), w.wk(), w.wv(), w.wo(),
+                w.ffnNorm(), w.gate(), w.down(), w.up(), w.finalNorm(), w.lmHead());
+        this.device = new DeviceLlama2(asLlama, device, blocks, weightType, dispatch);
+    }
+
+    OpenCLDevice device() {
+        return device.device();
+    }
+
+    /** Kernel launches since load: one per step, more when a step's canvases need more than one launch. */
+    long launches() {
+        return launches;
+    }
+
+    int maxBlocks() {
+        return maxBlocks;
+    }
+
+    /** Runs dense inputs (no SparseD, no cache; already checked) and writes their logits, as DiffusionModel does. */
+    void forward(List<DenoiseInput> inputs, float[][] logits) {
+        int n = inputs.size();
+        int from = 0;
+        while (from < n) {
+            int tokens = 0;
+            int rows = 0;
+            int blocks = 0;
+            int to = from;
+            while (to < n) {
+                DenoiseInput in = inputs.get(to);
+                int b = blocksOf(in.length());
+                if (to > from && (tokens + in.length() > maxTokens || blocks + b > maxBlocks
+                        || rows + in.logitsLength() > maxLogitRows)) {
+                    break;
+                }
+                tokens += in.length();
+                rows += in.logitsLength();
+                blocks += b;
+                to++;
+            }
+            launch(inputs, logits, from, to, tokens, rows);
+            from = to;
+        }
+    }
+
+    private static int blocksOf(int length) {
+        return (length + KvBlockPool.BLOCK_POSITIONS - 1) / KvBlockPool.BLOCK_POSITIONS;
+    }
+
+    /** Inputs [from, to) as entries of one launch. */
+    private void launch(List<DenoiseInput> inputs, float[][] logits, int from, int to, int tokens, int logitRows) {
+        int entries = to - from;
+        device.ensureCapacity(tokens, entries, logitRows);
+        Llama2Kernel k = device.k;
+        int perSeq = k.maxBlocksPerSeq;
+        int row = 0;
+        int out = 0;
+        int block = 0;
+        int maxLen = 0;
+        for (int e = 0; e < entries; e++) {
+            DenoiseInput in = inputs.get(from + e);
+            int[] canvas = in.tokens();
+            int first = row;
+            for (int p = 0; p < canvas.length; p++, row++) {
+                k.tokenIds[row] = canvas[p];
+                k.tokenPos[row] = p;
+                k.tokenSeq[row] = e;
+            }
+            k.entryLen[e] = canvas.length;
+            k.entryIndptr[e] = -1;
+            k.entryIndices[e] = 0;
+            for (int b = 0, nb = blocksOf(canvas.length); b < nb; b++) {
+                k.blockTable[e * perSeq + b] = block++;
+            }
+            for (int p = 0; p < in.logitsLength(); p++) {
+                k.logitRow[out++] = first + in.logitsStart() + p;
+            }
+            maxLen = Math.max(maxLen, canvas.length);
+        }
+        device.launchStep(tokens, entries, maxLen, logitRows);
+        launches++;
+        int vocab = config.vocabSize();
+        out = 0;
+        for (int e = 0; e < entries; e++) {
+            int count = inputs.get(from + e).logitsLength() * vocab;
+            System.arraycopy(k.logits, out, logits[from + e], 0, count);
+            out += count;
+        }
+    }
+
+    @Override
+    public void close() {
+        device.close();
+    }
+}

@@ -1,0 +1,236 @@
+package io.stepstream.gpu;
+
+import com.aparapi.device.OpenCLDevice;
+import io.stepstream.engine.dlm.DenoiseInput;
+import io.stepstream.engine.dlm.DiffusionFamily;
+import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.llama.RopeLayout;
+import io.stepstream.engine.spi.CpuBackendProvider;
+import io.stepstream.engine.spi.DiffusionBackendModel;
+import io.stepstream.engine.tensor.TensorType;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A LLaDA-style diffusion LM whose dense denoising steps run on one OpenCL device: every canvas of a step is one
+ * entry of a single {@link Llama2Kernel} launch (bidirectional attention over its canvas, logits for the positions
+ * it asks for), so a step's canvases share each weight read, which is where batching requests pays on a GPU.
+ *
+ * <p>Inputs with SparseD ({@link DenoiseInput#sparse()}) or the Fast-dLLM cache ({@link DenoiseInput#cache()}) run
+ * on the CPU {@link DiffusionModel} in the same call (their patterns and cached keys live there); dense ones on
+ * the device. Dream (a Qwen2 with q/k/v biases, rotate-half RoPE) is refused: it runs on the CPU backend only.
+ *
+ * <p>A kernel failure at run time ({@link OpenClException}) is logged once and counted ({@link #failovers()}); the
+ * failed step's device inputs rerun on the CPU forward, so no step is lost (a diffusion step keeps nothing on the
+ * device between steps), and every later step runs on the CPU. Invalid input passes through as the CPU model's
+ * IllegalArgumentException. Not thread-safe: one step at a time, like every model.
+ */
+public final class OpenClDiffusionModel implements DiffusionBackendModel {
+    private static final System.Logger LOG = System.getLogger(OpenClDiffusionModel.class.getName());
+
+    /** The device side, a seam so that tests can make it fail. */
+    interface CanvasDevice extends AutoCloseable {
+        void forward(List<DenoiseInput> inputs, float[][] logits);
+
+        long launches();
+
+        @Override
+        void close();
+    }
+
+    private final DiffusionModel cpu;
+    private final CanvasDevice device;
+    private final String deviceDescription;
+    private final AtomicLong failovers = new AtomicLong();
+    private volatile boolean failed;
+    private final List<DenoiseInput> onDevice = new ArrayList<>();
+    private final List<DenoiseInput> onCpu = new ArrayList<>();
+    private float[][] deviceLogits = new float[0][];
+    private float[][] cpuLogits = new float[0][];
+
+    /**
+     * @param cpu        the model as loaded on the CPU; owned from here on (closed by {@link #close})
+     * @param kvBlocks   KV blocks the device reserves for one launch's canvases (0: a default, see
+     *                   {@link DeviceCanvases#DEFAULT_CANVASES})
+     * @param weightType F32, F16 or Q8_0 matrices on the device
+     * @throws IllegalArgumentException for a model the device forward does not compute (Dream, rotate-half RoPE)
+     */
+    public OpenClDiffusionModel(DiffusionModel cpu, OpenCLDevice device, int kvBlocks, TensorType weightType) {
+        this(cpu, device, kvBlocks, weightType, Dispatch.fromSystemProperty());
+    }
+
+    public OpenClDiffusionModel(DiffusionModel cpu, OpenCLDevice device, int kvBlocks, TensorType weightType,
+                                Dispatch dispatch) {
+        this(cpu, canvasDevice(check(cpu), device, kvBlocks, weightType, dispatch), OpenClDevices.describe(device));
+    }
+
+    OpenClDiffusionModel(DiffusionModel cpu, CanvasDevice device, String deviceDescription) {
+        this.cpu = cpu;
+        this.device = device;
+        this.deviceDescription = deviceDescription;
+    }
+
+    private static CanvasDevice canvasDevice(DiffusionModel cpu, OpenCLDevice device, int kvBlocks,
+                                             TensorType weightType, Dispatch dispatch) {
+        DeviceCanvases canvases = new DeviceCanvases(cpu.weights(), device, kvBlocks, weightType, dispatch);
+        return new CanvasDevice() {
+            @Override
+            public void forward(List<DenoiseInput> inputs, float[][] logits) {
+                canvases.forward(inputs, logits);
+            }
+
+            @Override
+            public long launches() {
+                return canvases.launches();
+            }
+
+            @Override
+            public void close() {
+                canvases.close();
+            }
+        };
+    }
+
+    /** The model must be what the device forward computes: a bias-free Llama with interleaved RoPE. */
+    static DiffusionModel check(DiffusionModel m) {
+        if (m.family() == DiffusionFamily.DREAM) {
+            throw new IllegalArgumentException("--backend opencl: " + m.name() + " is a Dream model (config model_type"
+                    + " Dream: a Qwen2 with q/k/v biases); Dream runs on the CPU backend only (--backend cpu)");
+        }
+        if (m.weights().hasQkvBias()) {
+            throw new IllegalArgumentException("--backend opencl: " + m.name() + " has q/k/v biases, which the OpenCL"
+                    + " diffusion forward does not add; run it with --backend cpu");
+        }
+        // LLaDA configs are checked to say rope_interleaved: true on load; the kernel rotates interleaved pairs.
+        if (m.ropeLayout() != RopeLayout.INTERLEAVED) {
+            throw new IllegalArgumentException("--backend opencl: " + m.name() + ": config rope_interleaved is not"
+                    + " true; the OpenCL kernel rotates interleaved pairs only");
+        }
+        return m;
+    }
+
+    @Override
+    public DiffusionModel cpuModel() {
+        return cpu;
+    }
+
+    @Override
+    public String backendName() {
+        return failed ? CpuBackendProvider.NAME : OpenClBackendProvider.NAME;
+    }
+
+    @Override
+    public String deviceName() {
+        return failed ? CpuBackendProvider.NAME + " (failed over from " + OpenClBackendProvider.NAME + " "
+                + deviceDescription + ")" : deviceDescription;
+    }
+
+    /** Device failures so far: 0, or 1 once the model runs on the CPU (for a metric). */
+    public long failovers() {
+        return failovers.get();
+    }
+
+    public boolean failedOver() {
+        return failed;
+    }
+
+    /** Device kernel launches since load (one per step whose dense canvases fit one launch). */
+    public long deviceLaunches() {
+        return device.launches();
+    }
+
+    @Override
+    public void forward(List<DenoiseInput> batch, float[][] logits) {
+        int n = batch.size();
+        if (n == 0) {
+            return;
+        }
+        check(batch, logits);
+        if (failed) {
+            cpu.forward(batch, logits);
+            return;
+        }
+        onDevice.clear();
+        onCpu.clear();
+        for (DenoiseInput in : batch) {
+            (in.sparse() == null && in.cache() == null ? onDevice : onCpu).add(in);
+        }
+        if (onCpu.isEmpty()) {
+            runDevice(batch, logits);
+            return;
+        }
+        if (deviceLogits.length < n) {
+            deviceLogits = new float[n][];
+            cpuLogits = new float[n][];
+        }
+        int d = 0;
+        int c = 0;
+        for (int i = 0; i < n; i++) {
+            DenoiseInput in = batch.get(i);
+            if (in.sparse() == null && in.cache() == null) {
+                deviceLogits[d++] = logits[i];
+            } else {
+                cpuLogits[c++] = logits[i];
+            }
+        }
+        cpu.forward(onCpu, cpuLogits);
+        if (d > 0) {
+            runDevice(onDevice, deviceLogits);
+        }
+        java.util.Arrays.fill(deviceLogits, null);
+        java.util.Arrays.fill(cpuLogits, null);
+    }
+
+    /** Dense inputs on the device; on a device failure, on the CPU, now and from then on. */
+    private void runDevice(List<DenoiseInput> inputs, float[][] logits) {
+        try {
+            device.forward(inputs, logits);
+        } catch (OpenClException e) {
+            failed = true;
+            failovers.incrementAndGet();
+            LOG.log(System.Logger.Level.WARNING, "diffusion model " + cpu.name() + ": the OpenCL backend failed on "
+                    + deviceDescription + "; this step and every later one run on the CPU (" + e.getMessage() + ")",
+                    e);
+            cpu.forward(inputs, logits);
+        }
+    }
+
+    /** What the CPU forward would refuse, refused before anything runs (so no step is half done). */
+    private void check(List<DenoiseInput> batch, float[][] logits) {
+        int n = batch.size();
+        if (logits == null || logits.length < n) {
+            throw new IllegalArgumentException("logits must have a row per input: " + n + " inputs, "
+                    + (logits == null ? "null" : logits.length + " rows"));
+        }
+        int vocab = cpu.vocabSize();
+        for (int i = 0; i < n; i++) {
+            DenoiseInput in = batch.get(i);
+            if (in.length() > cpu.contextLength()) {
+                throw new IllegalArgumentException("input " + i + ": canvas of " + in.length()
+                        + " tokens exceeds the context length " + cpu.contextLength());
+            }
+            long need = (long) in.logitsLength() * vocab;
+            if (logits[i] == null || logits[i].length < need) {
+                throw new IllegalArgumentException("logits[" + i + "] must hold " + need + " floats ("
+                        + in.logitsLength() + " positions x " + vocab + ")");
+            }
+            for (int tok : in.tokens()) {
+                if (tok < 0 || tok >= vocab) {
+                    throw new IllegalArgumentException("input " + i + ": token id " + tok + " is outside [0, "
+                            + vocab + ")");
+                }
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            device.close();
+        } finally {
+            cpu.close();
+        }
+    }
+}

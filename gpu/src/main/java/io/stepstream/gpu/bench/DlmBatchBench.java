@@ -1,0 +1,273 @@
+package io.stepstream.gpu.bench;
+
+import io.stepstream.engine.Models;
+import io.stepstream.engine.ModelOptions;
+import io.stepstream.engine.dlm.DenoiseInput;
+import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.dlm.DiffusionParams;
+import io.stepstream.engine.dlm.LladaGeneration;
+import io.stepstream.engine.dlm.Remasking;
+import io.stepstream.engine.dlm.SparseDBench;
+import io.stepstream.engine.spi.BackendOptions;
+import io.stepstream.engine.spi.DiffusionBackendModel;
+import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.OpenClDevices;
+import io.stepstream.gpu.OpenClDiffusionModel;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * Step batching of diffusion LM requests, CPU and OpenCL side by side in one JVM: N requests start together, each a
+ * real greedy {@link LladaGeneration}, and every step is ONE batched forward of all live canvases (what the
+ * DiffusionScheduler does). For each N it prints generated tokens/s, the ratio to N = 1, ms per step, and checks
+ * that every request's tokens equal its own run alone on the same backend (requests cycle through
+ * {@code --prompts} distinct prompts of different lengths; each prompt is first run alone, untimed, which also warms
+ * up the JIT and the kernels). Also reports how many of the device's tokens equal the CPU's. Exits 1 on a
+ * batched-vs-alone mismatch.
+ *
+ * <p>Models: {@code --shape llada-110m} (default), a synthetic LLaDA of ~110M parameters built in memory (dim 768, 12
+ * layers, 12 heads, hidden 2048, vocab 32000, random weights; needs no model files), or {@code --model PATH} (a
+ * LLaDA-style folder such as ../shared/models/tinystories-dlm, or an embedded name where the engine jar has it).
+ *
+ * <pre>
+ * DlmBatchBench [--shape llada-110m | --model PATH] [--backend cpu,opencl] [--requests 1,8,32] [--gen 64]
+ *               [--block 32] [--steps 64] [--prompts 4] [--device auto] [--dtype f32|f16|q8_0] [--threads N]
+ *               [--cpu-max-requests 8] [--seed 1]
+ * </pre>
+ * {@code --cpu-max-requests} skips CPU rows above that N (a 110M canvas step saturates the cores at N = 1 already,
+ * so larger N only takes longer).
+ */
+public final class DlmBatchBench {
+    private DlmBatchBench() {
+    }
+
+    record Options(String shape, String model, List<String> backends, int[] requests, int gen, int block, int steps,
+                   int prompts, String device, TensorType dtype, int threads, int cpuMaxRequests, long seed) {
+        static Options parse(String[] args) {
+            String shape = "llada-110m";
+            String model = null;
+            List<String> backends = List.of("cpu", "opencl");
+            int[] requests = {1, 8, 32};
+            int gen = 64;
+            int block = 32;
+            int steps = 64;
+            int prompts = 4;
+            String device = "auto";
+            TensorType dtype = TensorType.F32;
+            int threads = Runtime.getRuntime().availableProcessors();
+            int cpuMax = 8;
+            long seed = 1;
+            for (int i = 0; i < args.length; i++) {
+                String flag = args[i];
+                if (i + 1 >= args.length) {
+                    throw new IllegalArgumentException(flag + ": missing value");
+                }
+                String v = args[++i];
+                switch (flag) {
+                    case "--shape" -> shape = v;
+                    case "--model" -> model = v;
+                    case "--backend" -> backends = Arrays.stream(v.split(",")).map(s -> s.strip()
+                            .toLowerCase(Locale.ROOT)).toList();
+                    case "--requests" -> requests = Arrays.stream(v.split(",")).mapToInt(s -> positive(flag, s))
+                            .toArray();
+                    case "--gen" -> gen = positive(flag, v);
+                    case "--block" -> block = positive(flag, v);
+                    case "--steps" -> steps = positive(flag, v);
+                    case "--prompts" -> prompts = positive(flag, v);
+                    case "--device" -> device = v;
+                    case "--dtype" -> dtype = BackendOptions.parseWeightType(v);
+                    case "--threads" -> threads = positive(flag, v);
+                    case "--cpu-max-requests" -> cpuMax = positive(flag, v);
+                    case "--seed" -> seed = Long.parseLong(v);
+                    default -> throw new IllegalArgumentException("unknown option " + flag);
+                }
+            }
+            for (String b : backends) {
+                if (!b.equals("cpu") && !b.equals("opencl")) {
+                    throw new IllegalArgumentException("--backend: cpu and/or opencl, got '" + b + "'");
+                }
+            }
+            if (model == null && !shape.equals("llada-110m")) {
+                throw new IllegalArgumentException("--shape: llada-110m is the one synthetic shape, got '" + shape
+                        + "' (or pass --model PATH)");
+            }
+            return new Options(shape, model, backends, requests, gen, block, steps, prompts, device, dtype, threads,
+                    cpuMax, seed);
+        }
+
+        private static int positive(String flag, String v) {
+            int n = Integer.parseInt(v.strip());
+            if (n < 1) {
+                throw new IllegalArgumentException(flag + ": must be >= 1, got " + n);
+            }
+            return n;
+        }
+    }
+
+    /** One backend's result for N requests. */
+    record Row(String backend, int requests, double seconds, int forwards, long tokens, int sameAsAlone,
+               int[][] generated) {
+        double tokensPerSecond() {
+            return tokens / seconds;
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        Options o = Options.parse(args);
+        long t0 = System.nanoTime();
+        DiffusionModel cpu = o.model() == null
+                ? SparseDBench.syntheticModel(new SplittableRandom(o.seed()), 768, 2048, 12, 12, 12, 32000,
+                        256, o.threads())
+                : Models.loadDiffusion(o.model(), ModelOptions.defaults().withComputeThreads(o.threads()));
+        String modelName = o.model() == null ? "synthetic " + o.shape() : cpu.name();
+        System.out.printf(Locale.ROOT, "model %s: dim %d, %d layers, %d heads, hidden %d, vocab %d, context %d; built"
+                        + " in %.1f s%n", modelName, cpu.config().dim(), cpu.config().nLayers(), cpu.config().nHeads(),
+                cpu.config().hiddenDim(), cpu.vocabSize(), cpu.contextLength(), (System.nanoTime() - t0) / 1e9);
+        DiffusionParams params = new DiffusionParams(o.gen(), o.block(), o.steps(), 0.0, Remasking.LOW_CONFIDENCE,
+                null, 0L);
+        List<int[]> prompts = prompts(cpu, o);
+        System.out.printf(Locale.ROOT, "generation: gen %d, block %d, steps %d, greedy; %d distinct prompts of %s"
+                        + " tokens; cpu threads %d%n", o.gen(), o.block(), o.steps(), prompts.size(),
+                prompts.stream().map(p -> Integer.toString(p.length)).toList(), o.threads());
+        List<Row> rows = new ArrayList<>();
+        OpenClDiffusionModel device = null;
+        boolean mismatch = false;
+        try {
+            for (String backend : o.backends()) {
+                DiffusionBackendModel m;
+                if (backend.equals("opencl")) {
+                    long d0 = System.nanoTime();
+                    var dev = OpenClDevices.select(o.device());
+                    device = new OpenClDiffusionModel(cpu, dev, 0, o.dtype());
+                    m = device;
+                    System.out.printf(Locale.ROOT, "opencl: %s, %s weights, uploaded in %.1f s%n",
+                            OpenClDevices.describe(dev), o.dtype(), (System.nanoTime() - d0) / 1e9);
+                } else {
+                    m = DiffusionBackendModel.onCpu(cpu);
+                }
+                // Each distinct prompt alone first: the reference tokens, and the warm-up.
+                List<int[]> alone = new ArrayList<>();
+                for (int[] p : prompts) {
+                    alone.add(run(m, List.of(LladaGeneration.start(cpu, p, params))).getFirst().generated());
+                }
+                for (int n : o.requests()) {
+                    if (backend.equals("cpu") && n > o.cpuMaxRequests()) {
+                        System.out.printf("cpu N=%d: skipped (--cpu-max-requests %d)%n", n, o.cpuMaxRequests());
+                        continue;
+                    }
+                    List<LladaGeneration> gens = new ArrayList<>();
+                    for (int i = 0; i < n; i++) {
+                        gens.add(LladaGeneration.start(cpu, prompts.get(i % prompts.size()), params));
+                    }
+                    long a = System.nanoTime();
+                    int forwards = runCounting(m, gens);
+                    double seconds = (System.nanoTime() - a) / 1e9;
+                    int same = 0;
+                    int[][] generated = new int[n][];
+                    for (int i = 0; i < n; i++) {
+                        generated[i] = gens.get(i).generated();
+                        same += Arrays.equals(generated[i], alone.get(i % prompts.size())) ? 1 : 0;
+                    }
+                    mismatch |= same != n;
+                    Row row = new Row(backend, n, seconds, forwards, (long) n * o.gen(), same, generated);
+                    rows.add(row);
+                    System.out.printf(Locale.ROOT, "%s N=%d: %.1f tok/s, %.1f ms/step, %d/%d as alone%n", backend, n,
+                            row.tokensPerSecond(), 1000 * seconds / forwards, same, n);
+                }
+            }
+        } finally {
+            if (device != null) {
+                device.close(); // closes the CPU model too
+            } else {
+                cpu.close();
+            }
+        }
+        System.out.println();
+        System.out.println("| backend | N | tok/s | x N=1 | ms/step | same tokens as alone | tokens as cpu |");
+        System.out.println("|---|---:|---:|---:|---:|---:|---:|");
+        for (Row r : rows) {
+            Row one = rows.stream().filter(x -> x.backend().equals(r.backend()) && x.requests() == 1).findFirst()
+                    .orElse(null);
+            Row onCpu = rows.stream().filter(x -> x.backend().equals("cpu") && x.requests() == r.requests())
+                    .findFirst().orElse(null);
+            String asCpu = "-";
+            if (onCpu != null && onCpu != r) {
+                long same = 0;
+                for (int i = 0; i < r.requests(); i++) {
+                    for (int j = 0; j < r.generated()[i].length; j++) {
+                        same += r.generated()[i][j] == onCpu.generated()[i][j] ? 1 : 0;
+                    }
+                }
+                asCpu = same + "/" + r.tokens();
+            }
+            System.out.printf(Locale.ROOT, "| %s | %d | %.1f | %s | %.1f | %d/%d | %s |%n", r.backend(), r.requests(),
+                    r.tokensPerSecond(), one == null ? "-" : String.format(Locale.ROOT, "%.2fx",
+                            r.tokensPerSecond() / one.tokensPerSecond()),
+                    1000 * r.seconds() / r.forwards(), r.sameAsAlone(), r.requests(), asCpu);
+        }
+        if (device != null) {
+            System.out.printf("opencl launches %d, failovers %d%n", device.deviceLaunches(), device.failovers());
+        }
+        if (mismatch) {
+            System.out.println("MISMATCH: a batched request's tokens differ from its run alone");
+            System.exit(1);
+        }
+    }
+
+    /** Prompts of different lengths: text for a real model's tokenizer, random text ids for the synthetic one. */
+    private static List<int[]> prompts(DiffusionModel m, Options o) {
+        List<int[]> out = new ArrayList<>();
+        String[] texts = {"Once upon a time", "The little dog ran to the park and", "Lily had a red ball. One day",
+                "Tom and his mom went to the store to buy some food for dinner. They"};
+        SplittableRandom r = new SplittableRandom(o.seed() + 7);
+        for (int i = 0; i < o.prompts(); i++) {
+            if (o.model() != null) {
+                out.add(m.tokenizer().encode(texts[i % texts.length], true, false));
+            } else {
+                int[] p = new int[12 + 8 * i];
+                p[0] = 1;
+                for (int j = 1; j < p.length; j++) {
+                    p[j] = 3 + r.nextInt(m.maskId() - 3);
+                }
+                out.add(p);
+            }
+        }
+        return out;
+    }
+
+    private static List<LladaGeneration> run(DiffusionBackendModel m, List<LladaGeneration> gens) {
+        runCounting(m, gens);
+        return gens;
+    }
+
+    /** Every step one forward of all live canvases; returns the forwards run. */
+    private static int runCounting(DiffusionBackendModel m, List<LladaGeneration> gens) {
+        int forwards = 0;
+        List<LladaGeneration> live = new ArrayList<>(gens);
+        List<DenoiseInput> inputs = new ArrayList<>();
+        float[][] logits = new float[gens.size()][];
+        while (true) {
+            live.removeIf(LladaGeneration::done);
+            if (live.isEmpty()) {
+                return forwards;
+            }
+            inputs.clear();
+            for (int i = 0; i < live.size(); i++) {
+                LladaGeneration g = live.get(i);
+                inputs.add(g.nextInput());
+                if (logits[i] == null || logits[i].length < g.logitsLength()) {
+                    logits[i] = new float[g.logitsLength()];
+                }
+            }
+            m.forward(inputs, logits);
+            forwards++;
+            for (int i = 0; i < live.size(); i++) {
+                live.get(i).apply(logits[i]);
+            }
+        }
+    }
+}

@@ -1,0 +1,261 @@
+package io.stepstream.gpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.stepstream.engine.Models;
+import io.stepstream.engine.dlm.DenoiseInput;
+import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.dlm.DiffusionParams;
+import io.stepstream.engine.dlm.DlmCacheMode;
+import io.stepstream.engine.dlm.LladaGeneration;
+import io.stepstream.engine.dlm.Remasking;
+import io.stepstream.engine.sparse.SparseDPolicy;
+import io.stepstream.engine.spi.BackendOptions;
+import io.stepstream.engine.spi.Backends;
+import io.stepstream.engine.spi.DiffusionBackendModel;
+import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.engine.tools.DreamSynth;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.BiConsumer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The device diffusion forward of tinystories-dlm on a real OpenCL device (PoCL in CI) against the engine's CPU
+ * {@link DiffusionModel}, a second instance loaded on its own: logits within 1e-4, whole greedy LLaDA generations
+ * token for token, batched equal to alone, SparseD and cached inputs exactly the CPU's, failover without a lost
+ * step, and Dream refused by name.
+ */
+class OpenClDiffusionModelTest {
+    private static final String MODEL = "tinystories-dlm";
+    private static DiffusionModel reference;
+    private static OpenClDiffusionModel gpu;
+
+    @BeforeAll
+    static void load() {
+        reference = Models.loadDiffusion(MODEL);
+        gpu = new OpenClDiffusionModel(Models.loadDiffusion(MODEL), OpenClTestSupport.device(), 0, TensorType.F32);
+    }
+
+    @AfterAll
+    static void close() {
+        gpu.close();
+        reference.close();
+    }
+
+    @Test
+    void logitsOfCanvasesMatchTheCpuModelBatchedAndAlone() {
+        SplittableRandom r = new SplittableRandom(7);
+        int vocab = reference.vocabSize();
+        int[] lengths = {1, 17, 40, 97, 130, reference.contextLength()};
+        List<DenoiseInput> inputs = new ArrayList<>();
+        for (int len : lengths) {
+            int[] canvas = new int[len];
+            canvas[0] = 1;
+            for (int i = 1; i < len; i++) {
+                // Text ids and masks mixed, as a canvas part way through its denoising.
+                canvas[i] = r.nextInt(4) == 0 ? reference.maskId() : 3 + r.nextInt(reference.maskId() - 3);
+            }
+            int start = r.nextInt(len);
+            inputs.add(new DenoiseInput(canvas, start, 1 + r.nextInt(len - start)));
+        }
+        float[][] batched = logitsFor(inputs, vocab);
+        gpu.forward(inputs, batched);
+        for (int i = 0; i < inputs.size(); i++) {
+            float[][] alone = logitsFor(List.of(inputs.get(i)), vocab);
+            gpu.forward(List.of(inputs.get(i)), alone);
+            float[][] cpu = logitsFor(List.of(inputs.get(i)), vocab);
+            reference.forward(List.of(inputs.get(i)), cpu);
+            double err = OpenClTestSupport.relativeError(alone[0], cpu[0]);
+            assertTrue(err <= 1e-4, "canvas of " + lengths[i] + ": relative error " + err);
+            assertArrayEquals(alone[0], batched[i], "canvas of " + lengths[i] + ": batched differs from alone");
+        }
+    }
+
+    @Test
+    void greedyGenerationsEqualTheCpuOnesTokenForToken() {
+        // One block and two, blocks of 16 with Fast-dLLM's threshold, random remasking; prompts of several lengths.
+        List<DiffusionParams> settings = List.of(
+                new DiffusionParams(32, 32, 16, 0.0, Remasking.LOW_CONFIDENCE, null, 0L),
+                new DiffusionParams(64, 32, 16, 0.0, Remasking.LOW_CONFIDENCE, null, 0L),
+                new DiffusionParams(32, 16, 8, 0.0, Remasking.LOW_CONFIDENCE, 0.9, 0L),
+                new DiffusionParams(32, 8, 8, 0.0, Remasking.RANDOM, null, 42L));
+        String[] prompts = {"Once upon a time", "Lily and Tom went to the park. They saw"};
+        List<LladaGeneration> onDevice = new ArrayList<>();
+        for (DiffusionParams p : settings) {
+            for (String prompt : prompts) {
+                LladaGeneration cpu = runAlone(reference::forward, LladaGeneration.start(reference, prompt, p));
+                LladaGeneration dev = runAlone(gpu::forward, LladaGeneration.start(reference, prompt, p));
+                assertArrayEquals(cpu.generated(), dev.generated(), p + " '" + prompt + "': device tokens differ"
+                        + "\n cpu " + java.util.Arrays.toString(cpu.generated())
+                        + "\n gpu " + java.util.Arrays.toString(dev.generated()));
+                onDevice.add(dev);
+            }
+        }
+        // The same requests all at once, one device forward per step of every live canvas.
+        List<LladaGeneration> together = new ArrayList<>();
+        for (DiffusionParams p : settings) {
+            for (String prompt : prompts) {
+                together.add(LladaGeneration.start(reference, prompt, p));
+            }
+        }
+        runBatched(gpu::forward, together);
+        for (int i = 0; i < together.size(); i++) {
+            assertArrayEquals(onDevice.get(i).generated(), together.get(i).generated(), "request " + i
+                    + ": batched differs from alone");
+        }
+        assertFalse(gpu.failedOver());
+    }
+
+    @Test
+    void sparseAndCachedInputsRunOnTheCpuModelExactly() {
+        DiffusionParams dense = new DiffusionParams(32, 32, 16, 0.0, Remasking.LOW_CONFIDENCE, null, 0L);
+        DiffusionParams sparse = dense.withSparseD(new SparseDPolicy(0.2, 0.3, 16));
+        DiffusionParams cached = new DiffusionParams(64, 32, 16, 0.0, Remasking.LOW_CONFIDENCE, null, 0L)
+                .withCache(DlmCacheMode.DUAL);
+        String prompt = "One day a cat";
+        List<LladaGeneration> mixed = List.of(LladaGeneration.start(reference, prompt, sparse),
+                LladaGeneration.start(reference, prompt, dense), LladaGeneration.start(reference, prompt, cached));
+        List<LladaGeneration> cpuOnly = List.of(LladaGeneration.start(reference, prompt, sparse),
+                LladaGeneration.start(reference, prompt, cached));
+        int vocab = reference.vocabSize();
+        int steps = 0;
+        while (mixed.stream().anyMatch(g -> !g.done())) {
+            List<LladaGeneration> live = mixed.stream().filter(g -> !g.done()).toList();
+            List<DenoiseInput> in = live.stream().map(LladaGeneration::nextInput).toList();
+            float[][] got = logitsFor(in, vocab);
+            gpu.forward(in, got);
+            List<LladaGeneration> liveCpu = cpuOnly.stream().filter(g -> !g.done()).toList();
+            List<DenoiseInput> cpuIn = liveCpu.stream().map(LladaGeneration::nextInput).toList();
+            float[][] want = logitsFor(cpuIn, vocab);
+            reference.forward(cpuIn, want);
+            int c = 0;
+            for (int i = 0; i < live.size(); i++) {
+                if (in.get(i).sparse() != null || in.get(i).cache() != null) {
+                    assertArrayEquals(want[c], got[i], "step " + steps + ": a routed input differs from the CPU's");
+                    liveCpu.get(c).apply(want[c]);
+                    c++;
+                }
+                live.get(i).apply(got[i]);
+            }
+            assertEquals(liveCpu.size(), c, "every SparseD and cached input ran on the CPU side");
+            steps++;
+        }
+        assertArrayEquals(cpuOnly.get(0).generated(), mixed.get(0).generated());
+        assertArrayEquals(cpuOnly.get(1).generated(), mixed.get(2).generated());
+        reference.releasePattern(cpuOnly.get(0).patternHandle());
+        reference.releaseKvCache(cpuOnly.get(1).kvHandle());
+        gpu.cpuModel().releasePattern(mixed.get(0).patternHandle());
+        gpu.cpuModel().releaseKvCache(mixed.get(2).kvHandle());
+    }
+
+    @Test
+    void aKernelFailureContinuesOnTheCpuWithoutLosingTheStep() {
+        DiffusionModel cpu = Models.loadDiffusion(MODEL);
+        DeviceCanvases real = new DeviceCanvases(cpu.weights(), OpenClTestSupport.device(), 0, TensorType.F32,
+                Dispatch.fromSystemProperty());
+        int[] calls = {0};
+        OpenClDiffusionModel.CanvasDevice failsOnThird = new OpenClDiffusionModel.CanvasDevice() {
+            @Override
+            public void forward(List<DenoiseInput> inputs, float[][] logits) {
+                if (++calls[0] == 3) {
+                    java.util.Arrays.fill(logits[0], Float.NaN); // a half-written step must not leak out
+                    throw new OpenClException("injected: clEnqueueNDRangeKernel returned CL_OUT_OF_RESOURCES");
+                }
+                real.forward(inputs, logits);
+            }
+
+            @Override
+            public long launches() {
+                return real.launches();
+            }
+
+            @Override
+            public void close() {
+                real.close();
+            }
+        };
+        try (OpenClDiffusionModel model = new OpenClDiffusionModel(cpu, failsOnThird, "test device")) {
+            DiffusionParams p = new DiffusionParams(32, 32, 8, 0.0, Remasking.LOW_CONFIDENCE, null, 0L);
+            List<LladaGeneration> gens = List.of(LladaGeneration.start(reference, "Once upon a time", p),
+                    LladaGeneration.start(reference, "The sun", p));
+            runBatched(model::forward, gens);
+            assertEquals(1, model.failovers());
+            assertTrue(model.failedOver());
+            assertEquals("cpu", model.backendName());
+            assertTrue(model.deviceName().contains("failed over from opencl test device"), model.deviceName());
+            assertEquals(3, calls[0], "the device is not used after the failure");
+            for (LladaGeneration g : gens) {
+                LladaGeneration cpuRun = runAlone(reference::forward, LladaGeneration.start(reference, prefix(g), p));
+                assertArrayEquals(cpuRun.generated(), g.generated());
+            }
+        }
+    }
+
+    @Test
+    void dreamIsRefusedWithAMessageSayingItRunsOnTheCpu(@TempDir Path dir) throws Exception {
+        DreamSynth.write(dir, DreamSynth.Shape.byId("dream-tiny"), 1L);
+        try (DiffusionModel dream = Models.loadDiffusion(dir.toString())) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Backends.loadDiffusion("opencl", dream, BackendOptions.defaults()));
+            assertTrue(e.getMessage().contains("Dream") && e.getMessage().contains("CPU backend only"),
+                    e.getMessage());
+            DiffusionBackendModel onCpu = Backends.loadDiffusion("cpu", dream, BackendOptions.defaults());
+            assertEquals("cpu", onCpu.backendName());
+        }
+    }
+
+    @Test
+    void theProviderPlacesLladaOnTheDevice() {
+        try (DiffusionBackendModel m = Backends.loadDiffusion("opencl", Models.loadDiffusion(MODEL),
+                BackendOptions.defaults().withDevice(OpenClTestSupport.SELECTOR))) {
+            assertEquals("opencl", m.backendName());
+            assertEquals(OpenClDevices.describe(OpenClTestSupport.device()), m.deviceName());
+        }
+    }
+
+    private static int[] prefix(LladaGeneration g) {
+        return java.util.Arrays.copyOf(g.canvas(), g.prefixLength());
+    }
+
+    private static float[][] logitsFor(List<DenoiseInput> inputs, int vocab) {
+        float[][] out = new float[inputs.size()][];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = new float[inputs.get(i).logitsLength() * vocab];
+        }
+        return out;
+    }
+
+    static LladaGeneration runAlone(BiConsumer<List<DenoiseInput>, float[][]> forward, LladaGeneration g) {
+        runBatched(forward, List.of(g));
+        return g;
+    }
+
+    /** Every step one forward of all live canvases, as the DiffusionScheduler runs them. */
+    static void runBatched(BiConsumer<List<DenoiseInput>, float[][]> forward, List<LladaGeneration> gens) {
+        while (true) {
+            List<LladaGeneration> live = gens.stream().filter(g -> !g.done()).toList();
+            if (live.isEmpty()) {
+                return;
+            }
+            List<DenoiseInput> in = live.stream().map(LladaGeneration::nextInput).toList();
+            float[][] logits = new float[in.size()][];
+            for (int i = 0; i < logits.length; i++) {
+                logits[i] = new float[live.get(i).logitsLength()];
+            }
+            forward.accept(in, logits);
+            for (int i = 0; i < live.size(); i++) {
+                live.get(i).apply(logits[i]);
+            }
+        }
+    }
+}
