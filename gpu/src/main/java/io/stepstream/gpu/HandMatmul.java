@@ -70,11 +70,11 @@ final class HandMatmul implements DirectLauncher.PassHook {
     }
 
     /**
-     * Token rows the classifier multiplies: one per entry (the final norm wrote each entry's last row into xb
-     * rows 0..entries-1), as the Aparapi LOGITS pass does. The one place the hand path reads that count.
+     * Token rows the classifier multiplies: the final norm wrote rows logitRow[0 .. logitRows) into xb rows
+     * 0..logitRows-1, as for the Aparapi LOGITS pass. The one place the hand path reads that count.
      */
     private int logitsRows() {
-        return k.entries;
+        return k.logitRows;
     }
 
     /** Passes this hook has enqueued as hand kernels. */

@@ -92,20 +92,21 @@ final class HandStep {
         normFfn = norm(program, "rmsFfn", 0);
         normFinal = norm(program, "rmsFinal", 1);
         scores = new Kernel(program, "scores", 12, "tokenPos", 13, "tokenSeq", 14, "blockTable", 15, "entryIndptr",
-                16, "entryIndices", 17, "patIndptr", 18, "patIndices", 19, "q", 20, "kv", 21, "att");
+                16, "entryIndices", 17, "patIndptr", 18, "patIndices", 19, "q", 20, "kv", 21, "att", 22, "entryLen");
         scores.setInt(1, k.nHeads).setInt(3, k.ctx).setInt(4, k.headSize).setInt(5, k.dim).setInt(6, k.kvDim)
                 .setInt(7, k.kvGroup).setInt(8, k.maxBlocksPerSeq).setInt(9, k.blockFloats).setFloat(11, k.attScale);
-        softmax = new Kernel(program, "softmax", 3, "tokenPos", 4, "att");
+        softmax = new Kernel(program, "softmax", 3, "tokenPos", 4, "att", 5, "tokenSeq", 6, "entryLen");
         softmax.setInt(1, k.nHeads).setInt(2, k.ctx);
         attnOut = new Kernel(program, "attn_out", 10, "tokenPos", 11, "tokenSeq", 12, "blockTable", 13,
-                "entryIndptr", 14, "entryIndices", 15, "patIndptr", 16, "patIndices", 17, "att", 18, "kv", 19, "xb");
+                "entryIndptr", 14, "entryIndices", 15, "patIndptr", 16, "patIndices", 17, "att", 18, "kv", 19, "xb",
+                20, "entryLen");
         attnOut.setInt(1, k.dim).setInt(2, k.nHeads).setInt(3, k.ctx).setInt(4, k.headSize).setInt(5, k.kvDim)
                 .setInt(6, k.kvGroup).setInt(7, k.maxBlocksPerSeq).setInt(8, k.blockFloats);
         all = new Kernel[]{embed, normAtt, normFfn, normFinal, scores, softmax, attnOut};
     }
 
     private Kernel norm(MemorySegment program, String weight, int useLastRow) {
-        Kernel n = new Kernel(program, "rmsnorm", 5, "x", 6, "lastRow", 7, weight, 8, "xb");
+        Kernel n = new Kernel(program, "rmsnorm", 5, "x", 6, "logitRow", 7, weight, 8, "xb");
         n.setInt(1, k.dim).setFloat(2, k.eps).setInt(4, useLastRow);
         return n;
     }
@@ -135,7 +136,7 @@ final class HandStep {
                     ELEMENT_WG, event);
             case Llama2Kernel.OP_RMSNORM_ATT -> norm(normAtt, k.tokens, layer, event);
             case Llama2Kernel.OP_RMSNORM_FFN -> norm(normFfn, k.tokens, layer, event);
-            case Llama2Kernel.OP_FINAL_NORM -> norm(normFinal, k.entries, 0, event);
+            case Llama2Kernel.OP_FINAL_NORM -> norm(normFinal, k.logitRows, 0, event);
             case Llama2Kernel.OP_SCORES -> scores.setInt(0, k.tokens).setInt(2, k.maxLen).setInt(10, layer)
                     .enqueue((long) k.tokens * k.nHeads * k.maxLen, ELEMENT_WG, event);
             case Llama2Kernel.OP_SOFTMAX -> softmax.setInt(0, k.tokens * k.nHeads)

@@ -58,7 +58,7 @@ public final class MatmulPassProbe implements AutoCloseable {
         this.maxTokens = maxTokens;
         device.ensureCapacity(maxTokens, maxTokens);
         for (int t = 0; t < maxTokens; t++) {
-            device.k.lastRow[t] = t;
+            device.k.logitRow[t] = t;
         }
         device.putStepInputs();
         float[] xb = device.k.xb;

@@ -34,18 +34,18 @@ inline void reduce_sum(__local float *red, int lid) {
 }
 
 /**
- * xb[r] = weight * rmsnorm(x[source row]), a work-group per row; the source row is r, or lastRow[r] for the
+ * xb[r] = weight * rmsnorm(x[source row]), a work-group per row; the source row is r, or logitRow[r] for the
  * final norm (useLastRow). weight starts layer * dim floats into its buffer.
  */
 __kernel __attribute__((reqd_work_group_size(NORM_WG, 1, 1)))
 void rmsnorm(int rows, int dim, float eps, int layer, int useLastRow, __global const float *x,
-             __global const int *lastRow, __global const float *weight, __global float *xb) {
+             __global const int *logitRow, __global const float *weight, __global float *xb) {
     __local float red[NORM_WG];
     int r = get_group_id(0);
     int lid = get_local_id(0);
     // The host enqueues exactly `rows` groups: no early return before the barriers (PoCL needs every work item
     // to reach them).
-    int src = (useLastRow ? lastRow[r] : r) * dim;
+    int src = (useLastRow ? logitRow[r] : r) * dim;
     float ss = 0.0f;
     for (int j = lid; j < dim; j += NORM_WG) {
         float v = x[src + j];
@@ -58,6 +58,13 @@ void rmsnorm(int rows, int dim, float eps, int layer, int useLastRow, __global c
     for (int j = lid; j < dim; j += NORM_WG) {
         xb[r * dim + j] = w[j] * (scale * x[src + j]);
     }
+}
+
+/** The last key position row t attends to: its own position (causal), or its canvas's last (entryLen > 0). */
+inline int last_key(int t, __global const int *tokenPos, __global const int *tokenSeq,
+                    __global const int *entryLen) {
+    int len = entryLen[tokenSeq[t]];
+    return len > 0 ? len - 1 : tokenPos[t];
 }
 
 /** Whether key block kb is in the pattern row of (entry e, layer, head h, query position pos); dense: always. */
@@ -79,15 +86,17 @@ inline int allowed(int e, int layer, int h, int pos, int kb, int nHeads, int max
 }
 
 /**
- * att[t][h][j] = q[t,h] . k[j, kv head of h] / attScale for cached positions j <= pos(t); keys outside a
- * block-sparse pattern get MASKED. One work item per (token, head, j < maxLen).
+ * att[t][h][j] = q[t,h] . k[j, kv head of h] / attScale for positions j <= last_key(t); keys outside a
+ * block-sparse pattern (whose row is the query position's block) get MASKED. One work item per (token, head,
+ * j < maxLen).
  */
 __kernel void scores(int tokens, int nHeads, int maxLen, int ctx, int headSize, int dim, int kvDim, int kvGroup,
                      int maxBlocksPerSeq, int blockFloats, int layer, float attScale,
                      __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
                      __global const int *entryIndptr, __global const int *entryIndices,
                      __global const int *patIndptr, __global const int *patIndices,
-                     __global const float *q, __global const float *kv, __global float *att) {
+                     __global const float *q, __global const float *kv, __global float *att,
+                     __global const int *entryLen) {
     int i = get_global_id(0);
     if (i >= tokens * nHeads * maxLen) {
         return;
@@ -97,7 +106,7 @@ __kernel void scores(int tokens, int nHeads, int maxLen, int ctx, int headSize, 
     int t = th / nHeads;
     int h = th - t * nHeads;
     int pos = tokenPos[t];
-    if (j > pos) {
+    if (j > last_key(t, tokenPos, tokenSeq, entryLen)) {
         return;
     }
     int e = tokenSeq[t];
@@ -116,13 +125,14 @@ __kernel void scores(int tokens, int nHeads, int maxLen, int ctx, int headSize, 
     }
 }
 
-/** In-place softmax of each (token, head) row of att over positions 0..pos(t), a work-group per row. */
+/** In-place softmax of each (token, head) row of att over positions 0..last_key(t), a work-group per row. */
 __kernel __attribute__((reqd_work_group_size(NORM_WG, 1, 1)))
-void softmax(int rows, int nHeads, int ctx, __global const int *tokenPos, __global float *att) {
+void softmax(int rows, int nHeads, int ctx, __global const int *tokenPos, __global float *att,
+             __global const int *tokenSeq, __global const int *entryLen) {
     __local float red[NORM_WG];
     int th = get_group_id(0);
     int lid = get_local_id(0);
-    int len = tokenPos[th / nHeads] + 1;
+    int len = last_key(th / nHeads, tokenPos, tokenSeq, entryLen) + 1;
     __global float *a = att + th * ctx;
     float m = a[0];
     for (int j = lid; j < len; j += NORM_WG) {
@@ -153,7 +163,7 @@ void softmax(int rows, int nHeads, int ctx, __global const int *tokenPos, __glob
 }
 
 /**
- * xb[t][h*hs + d] = sum over j <= pos(t) of att[t][h][j] * v[j][kv head of h][d]; under a block-sparse pattern
+ * xb[t][h*hs + d] = sum over j <= last_key(t) of att[t][h][j] * v[j][kv head of h][d]; under a block-sparse pattern
  * only the listed key blocks, in the pattern's order. One work item per output element.
  */
 __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, int kvDim, int kvGroup,
@@ -161,7 +171,8 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
                        __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
                        __global const int *entryIndptr, __global const int *entryIndices,
                        __global const int *patIndptr, __global const int *patIndices,
-                       __global const float *att, __global const float *kv, __global float *xb) {
+                       __global const float *att, __global const float *kv, __global float *xb,
+                       __global const int *entryLen) {
     int i = get_global_id(0);
     if (i >= tokens * dim) {
         return;
@@ -174,9 +185,10 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
     int seqBase = e * maxBlocksPerSeq;
     int ao = (t * nHeads + h) * ctx;
     int pos = tokenPos[t];
+    int last = last_key(t, tokenPos, tokenSeq, entryLen);
     float acc = 0.0f;
     if (entryIndptr[e] < 0) {
-        for (int j = 0; j <= pos; j++) {
+        for (int j = 0; j <= last; j++) {
             int block = blockTable[seqBase + j / KV_BLOCK];
             acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
         }
@@ -186,8 +198,8 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
         for (int m = patIndptr[row]; m < patIndptr[row + 1]; m++) {
             int kb = patIndices[ib + m];
             int block = blockTable[seqBase + kb];
-            int last = min(kb * KV_BLOCK + KV_BLOCK - 1, pos);
-            for (int j = kb * KV_BLOCK; j <= last; j++) {
+            int blockLast = min(kb * KV_BLOCK + KV_BLOCK - 1, last);
+            for (int j = kb * KV_BLOCK; j <= blockLast; j++) {
                 acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
             }
         }

@@ -110,7 +110,7 @@ class HandMatmulTest {
             }
             for (int e = 0; e < entries; e++) {
                 System.arraycopy(TABLES[e], 0, k.blockTable, e * k.maxBlocksPerSeq, TABLES[e].length);
-                k.lastRow[e] = e == 0 ? Math.max(0, first - 1) : n - 1;
+                k.logitRow[e] = e == 0 ? Math.max(0, first - 1) : n - 1;
             }
             device.putStepInputs();
         }
