@@ -35,6 +35,8 @@ final class DeviceLlama2 implements AutoCloseable {
     private final long matrixBytes;
     private final int localSize;
     private final int maxGroups;
+    private final Matmul matmul;
+    private final HandMatmul handMatmul;
     private long putNanos;
     private long executeNanos;
     private long getNanos;
@@ -52,6 +54,16 @@ final class DeviceLlama2 implements AutoCloseable {
     }
 
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch) {
+        this(w, device, maxBlocks, weightType, dispatch, Matmul.fromSystemProperty(), MatmulTiles.fromSystemProperty());
+    }
+
+    /**
+     * {@code matmul}: which kernels run the matmul passes under the direct dispatch (hand-written matmul.cl or the
+     * Aparapi pass); the Aparapi dispatch ignores it. Hand matmuls need dim and hidden to be multiples of 4
+     * (vector loads); other shapes run Aparapi's matmul ({@link #matmul()} says which ran).
+     */
+    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
+                 Matmul matmul, MatmulTiles tiles) {
         this.device = device;
         this.config = w.config();
         this.maxBlocks = maxBlocks;
@@ -142,6 +154,22 @@ final class DeviceLlama2 implements AutoCloseable {
             // The same device Aparapi would use: its OpenCLDevice holds the native cl_device_id.
             case DIRECT -> new DirectLauncher(k, ClRuntime.byHandle(device.getDeviceId(), device.getName()));
         };
+        HandMatmul handMatmul = null;
+        boolean hand = matmul == Matmul.HAND && launcher instanceof DirectLauncher
+                && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
+        if (hand) {
+            DirectLauncher direct = (DirectLauncher) launcher;
+            try {
+                handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
+                        Matmul.handAllPasses());
+                direct.passHook(handMatmul);
+            } catch (RuntimeException e) {
+                direct.dispose();
+                throw e;
+            }
+        }
+        this.matmul = hand ? Matmul.HAND : Matmul.APARAPI;
+        this.handMatmul = handMatmul;
         localSize = localSizeFor(device);
         maxGroups = (int) Math.max(1, Math.min(MAX_GROUPS,
                 (long) device.getMaxComputeUnits() * (device.getType() == Device.TYPE.GPU ? 16 : 4)));
@@ -261,6 +289,26 @@ final class DeviceLlama2 implements AutoCloseable {
 
     Dispatch dispatch() {
         return Dispatch.parse(launcher.dispatchName());
+    }
+
+    /** The kernels that run the matmul passes: HAND only under the direct dispatch. */
+    Matmul matmul() {
+        return matmul;
+    }
+
+    /** Matmul passes run as hand kernels so far (0 unless {@link #matmul()} is HAND). */
+    long handMatmulPasses() {
+        return handMatmul == null ? 0 : handMatmul.enqueued();
+    }
+
+    /** Non-matmul passes run as hand kernels (step.cl) so far. */
+    long handStepPasses() {
+        return handMatmul == null ? 0 : handMatmul.stepEnqueued();
+    }
+
+    /** The most split-K slices a hand matmul pass used so far (1: none). */
+    int handMatmulMaxSplit() {
+        return handMatmul == null ? 1 : handMatmul.maxSplit();
     }
 
     long launches() {

@@ -52,6 +52,18 @@ public final class DirectLauncher implements PassLauncher {
     private long profiledSpanNanos;
     private long profiledPasses;
     private boolean disposed;
+    private PassHook passHook;
+    /** Increments whenever an argument gets a new device buffer. */
+    private long bufferEpoch;
+
+    /**
+     * Takes over passes of a launch: called for every pass after the arguments are synced; returning true means
+     * the hook enqueued its own kernel for that pass (in this launcher's queue, writing the pass's event to
+     * {@code event} when it is not NULL) and the Aparapi {@code run} pass is skipped.
+     */
+    public interface PassHook {
+        boolean enqueue(int pass, MemorySegment event);
+    }
 
     /** What one argument of {@code run} is bound to. */
     private static final class Binding {
@@ -144,6 +156,40 @@ public final class DirectLauncher implements PassLauncher {
         return device;
     }
 
+    /** The queue (and context) the passes run in: other programs built there share this launcher's buffers. */
+    public ClQueue queue() {
+        return queue;
+    }
+
+    /** Changes whenever some field got a new device buffer: a hook re-reads {@link #buffer} only then. */
+    public long bufferEpoch() {
+        return bufferEpoch;
+    }
+
+    /** Installs (or with null removes) the hook that may enqueue its own kernel instead of a pass. */
+    public void passHook(PassHook hook) {
+        this.passHook = hook;
+    }
+
+    /**
+     * The device buffer now bound to the kernel field {@code fieldName}; it changes when the field gets an array
+     * of another size (so callers compare it on each use). Fails if the field is no buffer argument or was never
+     * put or launched.
+     */
+    public MemorySegment buffer(String fieldName) {
+        for (Binding b : bindings) {
+            if (b != null && b.arg.pointer() && b.arg.space() != AparapiSource.Space.LOCAL
+                    && b.field.getName().equals(fieldName)) {
+                if (b.buffer == null) {
+                    throw new IllegalStateException("kernel field " + fieldName + " has no device buffer yet");
+                }
+                return b.buffer;
+            }
+        }
+        throw new IllegalArgumentException("kernel field " + fieldName + " is not a buffer argument of "
+                + kernel.getClass().getSimpleName());
+    }
+
     /** The OpenCL C this launcher built. */
     public String source() {
         return source;
@@ -208,11 +254,13 @@ public final class DirectLauncher implements PassLauncher {
             eventCapacity = passCount;
         }
         for (int p = 0; p < passCount; p++) {
-            if (passIdArg >= 0) {
-                queue.setArgInt(clKernel, passIdArg, p);
+            MemorySegment event = profiling ? events.asSlice(p * ValueLayout.ADDRESS.byteSize()) : MemorySegment.NULL;
+            if (passHook == null || !passHook.enqueue(p, event)) {
+                if (passIdArg >= 0) {
+                    queue.setArgInt(clKernel, passIdArg, p);
+                }
+                queue.enqueue(clKernel, globalSize, localSize, event);
             }
-            queue.enqueue(clKernel, globalSize, localSize,
-                    profiling ? events.asSlice(p * ValueLayout.ADDRESS.byteSize()) : MemorySegment.NULL);
             if (p % FLUSH_EVERY == 0) {
                 queue.flush();
             }
@@ -303,6 +351,7 @@ public final class DirectLauncher implements PassLauncher {
                 queue.releaseBuffer(b.buffer);
             }
             b.buffer = queue.createBuffer(bytes);
+            bufferEpoch++;
             b.bytes = bytes;
             b.staging = null;
             queue.setArgBuffer(clKernel, b.arg.index(), b.buffer);

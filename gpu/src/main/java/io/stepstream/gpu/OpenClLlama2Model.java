@@ -73,6 +73,15 @@ public final class OpenClLlama2Model implements BackendModel {
      */
     public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
                              int kvBlocks, TensorType weightType, Dispatch dispatch) {
+        this(name, weights, tokenizer, device, kvBlocks, weightType, dispatch, Matmul.fromSystemProperty());
+    }
+
+    /**
+     * @param matmul under the direct dispatch, whether the matmul passes run the hand-written matmul.cl kernels or
+     *               the Aparapi pass (see {@link Matmul#fromSystemProperty}); ignored by the Aparapi dispatch
+     */
+    public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
+                             int kvBlocks, TensorType weightType, Dispatch dispatch, Matmul matmul) {
         this.name = name;
         this.config = weights.config();
         if (tokenizer.vocabSize() != config.vocabSize()) {
@@ -85,7 +94,8 @@ public final class OpenClLlama2Model implements BackendModel {
         this.tokenizer = tokenizer;
         int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config);
         this.pool = new KvBlockPool(config.nLayers(), config.kvDim(), blocks);
-        this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch);
+        this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch, matmul,
+                MatmulTiles.fromSystemProperty());
         this.deviceDescription = OpenClDevices.describe(device);
     }
 
@@ -97,6 +107,12 @@ public final class OpenClLlama2Model implements BackendModel {
     /** An embedded model with its matrices stored as {@code weightType}, dispatched as {@code dispatch}. */
     public static OpenClLlama2Model loadEmbedded(String name, OpenCLDevice device, int kvBlocks, TensorType weightType,
                                                  Dispatch dispatch) {
+        return loadEmbedded(name, device, kvBlocks, weightType, dispatch, Matmul.fromSystemProperty());
+    }
+
+    /** An embedded model as above whose direct dispatch runs the matmul passes with {@code matmul}'s kernels. */
+    public static OpenClLlama2Model loadEmbedded(String name, OpenCLDevice device, int kvBlocks, TensorType weightType,
+                                                 Dispatch dispatch, Matmul matmul) {
         if (!Models.DEFAULT_MODEL.equals(name) || !Models.embedded().contains(name)) {
             throw new ModelLoadException(name + ": not an embedded llama2.c model the OpenCL backend can load"
                     + " (embedded: " + Models.embedded() + ")");
@@ -104,7 +120,7 @@ public final class OpenClLlama2Model implements BackendModel {
         Llama2Weights w = Llama2Checkpoint.read(name + ":" + STORIES260K_CHECKPOINT, resource(STORIES260K_CHECKPOINT));
         Llama2Tokenizer tok = Llama2Tokenizer.read(name + ":" + STORIES260K_TOKENIZER,
                 resource(STORIES260K_TOKENIZER), w.config().vocabSize());
-        return new OpenClLlama2Model(name, w, tok, device, kvBlocks, weightType, dispatch);
+        return new OpenClLlama2Model(name, w, tok, device, kvBlocks, weightType, dispatch, matmul);
     }
 
     /** A llama2.c checkpoint and its tokenizer from files, on the given device. */
@@ -175,6 +191,11 @@ public final class OpenClLlama2Model implements BackendModel {
     /** How the passes reach the device. */
     public Dispatch dispatch() {
         return device.dispatch();
+    }
+
+    /** Which kernels run the matmul passes (HAND only under the direct dispatch). */
+    public Matmul matmul() {
+        return device.matmul();
     }
 
     /**

@@ -37,6 +37,9 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class OpenClDiffusionModelTest {
     private static final String MODEL = "tinystories-dlm";
+    /** Whether the device model runs the hand matmul kernels (the direct dispatch's default). */
+    private static final boolean HAND_MATMUL = Dispatch.fromSystemProperty() == Dispatch.DIRECT
+            && Matmul.fromSystemProperty() == Matmul.HAND;
     private static DiffusionModel reference;
     private static OpenClDiffusionModel gpu;
 
@@ -77,7 +80,14 @@ class OpenClDiffusionModelTest {
             reference.forward(List.of(inputs.get(i)), cpu);
             double err = OpenClTestSupport.relativeError(alone[0], cpu[0]);
             assertTrue(err <= 1e-4, "canvas of " + lengths[i] + ": relative error " + err);
-            assertArrayEquals(alone[0], batched[i], "canvas of " + lengths[i] + ": batched differs from alone");
+            if (HAND_MATMUL) {
+                // The hand matmuls pick their kernel (matvec, tiled, split-K) by the step's token count, so a
+                // canvas's sums are added in another order alone than in a batch: equal within float rounding.
+                double drift = OpenClTestSupport.relativeError(batched[i], alone[0]);
+                assertTrue(drift <= 1e-5, "canvas of " + lengths[i] + ": batched vs alone relative error " + drift);
+            } else {
+                assertArrayEquals(alone[0], batched[i], "canvas of " + lengths[i] + ": batched differs from alone");
+            }
         }
     }
 

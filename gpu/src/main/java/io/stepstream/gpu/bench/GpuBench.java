@@ -12,7 +12,7 @@ import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.gpu.Dispatch;
-import io.stepstream.gpu.KernelLauncher;
+import io.stepstream.gpu.Matmul;
 import io.stepstream.gpu.OpenClDevices;
 import io.stepstream.gpu.OpenClLlama2Model;
 
@@ -40,19 +40,22 @@ import java.util.SplittableRandom;
  * passes), whose rows also carry the device time of the passes from OpenCL profiling events (kernel = sum of
  * pass durations, span = first pass start to last pass end, i.e. kernels plus the gaps between them), measured
  * on extra profiled steps after the timed ones; for the direct path "exec" is the host's enqueue time and "get"
- * includes the wait for the device. Also checks the device's prefill logits against the CPU forward on the
+ * includes the wait for the device. Under the direct dispatch the matmul passes run the hand-written matmul.cl
+ * kernels or Aparapi's pass ({@code --matmul hand,aparapi} runs both side by side; default: the
+ * {@code stepstream.opencl.matmul} property, else hand; the tile macros come from
+ * {@code -Dstepstream.opencl.matmulTiles}). Also checks the device's prefill logits against the CPU forward on the
  * weights as the device stores them (F16/Q8_0 decoded by the engine's dequantizer).
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
- *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
+ *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--out gpu-bench.json] [--csv FILE]
  * </pre>
  */
 public final class GpuBench {
     /** Parsed arguments. */
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
-                   int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
+                   List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
                    Path csv) {
         static Options parse(String[] args) {
             String shape = "stories260k";
@@ -60,6 +63,7 @@ public final class GpuBench {
             String device = "auto";
             List<TensorType> dtypes = List.of(TensorType.F32);
             List<Dispatch> dispatches = List.of(Dispatch.APARAPI, Dispatch.DIRECT);
+            List<Matmul> matmuls = List.of(Matmul.fromSystemProperty());
             int[] batches = {1, 8, 32, 64};
             int steps = 128;
             int prompt = 16;
@@ -83,6 +87,9 @@ public final class GpuBench {
                     case "--dispatch" -> dispatches = v.strip().equalsIgnoreCase("both")
                             ? List.of(Dispatch.APARAPI, Dispatch.DIRECT)
                             : Arrays.stream(v.split(",")).map(GpuBench::dispatch).distinct().toList();
+                    case "--matmul" -> matmuls = v.strip().equalsIgnoreCase("both")
+                            ? List.of(Matmul.HAND, Matmul.APARAPI)
+                            : Arrays.stream(v.split(",")).map(Matmul::parse).distinct().toList();
                     case "--batches" -> batches = positiveInts("--batches", v);
                     case "--steps" -> steps = positive("--steps", v);
                     case "--prompt" -> prompt = positive("--prompt", v);
@@ -102,7 +109,7 @@ public final class GpuBench {
                 throw new IllegalArgumentException("--dtype: the cpu backend runs f32 only");
             }
             SyntheticLlama.shape(shape); // validates the name
-            return new Options(shape, backend, device, dtypes, dispatches, batches, steps, prompt, warmup, seed, copyMiB,
+            return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
                     check, out, csv);
         }
 
@@ -131,7 +138,7 @@ public final class GpuBench {
      * One measured batch size of one weight type and dispatch. profiledKernelMsPerStep / spanMsPerStep: device
      * time of the passes from OpenCL profiling (direct dispatch only, NaN otherwise).
      */
-    record Row(String backend, String dispatch, String device, String shape, String dtype, int batch,
+    record Row(String backend, String dispatch, String matmul, String device, String shape, String dtype, int batch,
                int promptTokens, double prefillMs, int steps, double msPerStep, double tokensPerSecond,
                long weightBytesPerStep, double weightGBps, double fractionOfCopy, double putMsPerStep,
                double executeMsPerStep, double launchMsPerStep, double getMsPerStep, int passesPerStep,
@@ -144,7 +151,7 @@ public final class GpuBench {
     }
 
     /** The device's prefill logits against the CPU forward on the same decoded weights. */
-    record Check(String dtype, String dispatch, double relativeError, boolean sameArgmax) {
+    record Check(String dtype, String dispatch, String matmul, double relativeError, boolean sameArgmax) {
     }
 
     private static Dispatch dispatch(String v) {
@@ -199,26 +206,29 @@ public final class GpuBench {
         List<Dispatch> dispatches = device == null ? java.util.Collections.singletonList(null) : o.dispatches();
         for (TensorType dtype : o.dtypes()) {
             for (Dispatch dispatch : dispatches) {
+              // The matmul kernels matter only to the direct dispatch: Aparapi's runs once.
+              for (Matmul matmul : dispatch == Dispatch.DIRECT ? o.matmuls() : List.of(Matmul.APARAPI)) {
                 Model model = device == null
                         ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
-                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch);
+                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul);
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
                         Check check = check(gpu, w, tok, dtype, o);
                         checks.add(check);
-                        System.out.printf(Locale.ROOT, "check %s %s: prefill logits vs cpu relative error %.2e, same"
-                                + " argmax %s%n", check.dtype(), check.dispatch(), check.relativeError(),
+                        System.out.printf(Locale.ROOT, "check %s %s/%s: prefill logits vs cpu relative error %.2e, same"
+                                + " argmax %s%n", check.dtype(), check.dispatch(), check.matmul(), check.relativeError(),
                                 check.sameArgmax());
                     }
                     for (int b : o.batches()) {
                         Row r = measure(model, o, dtype, b, copyGBps, deviceName);
                         rows.add(r);
-                        System.out.printf(Locale.ROOT, "%s %s %s batch %d: %.2f ms/step, %.0f tok/s%n", o.backend(),
-                                r.dispatch(), r.dtype(), b, r.msPerStep(), r.tokensPerSecond());
+                        System.out.printf(Locale.ROOT, "%s %s/%s %s batch %d: %.2f ms/step, %.0f tok/s%n", o.backend(),
+                                r.dispatch(), r.matmul(), r.dtype(), b, r.msPerStep(), r.tokensPerSecond());
                     }
                 } finally {
                     model.close();
                 }
+              }
             }
         }
         String table = table(rows, copyGBps);
@@ -300,7 +310,8 @@ public final class GpuBench {
                 weightBytes = f32MatrixBytes(c);
             }
             double gbps = weightBytes / (msPerStep / 1e3) / 1e9;
-            return new Row(o.backend(), gpu == null ? "-" : gpu.dispatch().label(), deviceName, o.shape(),
+            return new Row(o.backend(), gpu == null ? "-" : gpu.dispatch().label(),
+                    gpu == null ? "-" : gpu.matmul().label(), deviceName, o.shape(),
                     dtype.name().toLowerCase(Locale.ROOT), batch, o.prompt(), prefillMs, o.steps(), msPerStep,
                     batch * 1000.0 / msPerStep, weightBytes, gbps, gbps / copyGBps, put, exec, launch, get, passes,
                     profiledKernel, span);
@@ -362,7 +373,8 @@ public final class GpuBench {
             maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
             maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
         }
-        return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(), maxDiff / maxRef,
+        return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(), gpu.matmul().label(),
+                maxDiff / maxRef,
                 argmax(g[0]) == argmax(ref[0]));
     }
 
@@ -395,29 +407,14 @@ public final class GpuBench {
         return Quants.dequantize(type, MemorySegment.ofArray(encoded));
     }
 
-    /** Device-side copy of a large buffer: 2 x bytes / time of the best of five runs after a warm-up. */
+    /**
+     * Read + write bandwidth of a float4 copy kernel between two device buffers, timed with profiling events
+     * (MatmulProbe's; Aparapi's scalar copy timed from the host read about 2.4 TB/s on the H200 where this
+     * reads 4.3 TB/s, the HBM limit the fractions should be against).
+     */
     static double deviceCopyGBps(OpenCLDevice device, int mib) {
-        CopyKernel k = new CopyKernel();
-        int n = (int) Math.min((long) mib << 18, Integer.MAX_VALUE / 8 * 2);
-        n = n / 256 * 256;
-        k.src = new float[n];
-        k.dst = new float[n];
-        KernelLauncher launcher = new KernelLauncher(k, device);
-        try {
-            launcher.put(k.src);
-            launcher.put(k.dst);
-            var range = launcher.range(n, 256);
-            launcher.launch(range, 1);
-            long best = Long.MAX_VALUE;
-            for (int i = 0; i < 5; i++) {
-                long t0 = System.nanoTime();
-                launcher.launch(range, 1);
-                best = Math.min(best, System.nanoTime() - t0);
-            }
-            return 2.0 * n * Float.BYTES / best;
-        } finally {
-            launcher.dispose();
-        }
+        return MatmulProbe.copyGBps(io.stepstream.gpu.cl.ClRuntime.byHandle(device.getDeviceId(), device.getName()),
+                mib);
     }
 
     /** The CPU backend's ceiling: a large System.arraycopy on the host. */
@@ -437,15 +434,15 @@ public final class GpuBench {
 
     static String table(List<Row> rows, double copyGBps) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%n%-7s %-8s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s %8s %8s %8s%n",
-                "backend", "dispatch", "dtype", "batch", "tok/s", "ms/step", "GB/s", "ofCopy", "kernel", "span",
+        sb.append(String.format(Locale.ROOT, "%n%-7s %-8s %-7s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s %8s %8s %8s%n",
+                "backend", "dispatch", "matmul", "dtype", "batch", "tok/s", "ms/step", "GB/s", "ofCopy", "kernel", "span",
                 "launch", "put", "exec", "get", "vsAparapi"));
         for (Row r : rows) {
             Row base = rows.stream().filter(b -> b.dispatch().equals(Dispatch.APARAPI.label())
                     && b.dtype().equals(r.dtype()) && b.batch() == r.batch()).findFirst().orElse(null);
             sb.append(String.format(Locale.ROOT,
-                    "%-7s %-8s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8s %8.3f %8.3f %8.3f %8.3f %8s%n",
-                    r.backend(), r.dispatch(), r.dtype(), r.batch(), r.tokensPerSecond(), r.msPerStep(),
+                    "%-7s %-8s %-7s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8s %8.3f %8.3f %8.3f %8.3f %8s%n",
+                    r.backend(), r.dispatch(), r.matmul(), r.dtype(), r.batch(), r.tokensPerSecond(), r.msPerStep(),
                     r.weightGBps(), 100 * r.fractionOfCopy(), r.kernelMsPerStep(),
                     Double.isNaN(r.spanMsPerStep()) ? "-" : String.format(Locale.ROOT, "%.3f", r.spanMsPerStep()),
                     r.launchMsPerStep(), r.putMsPerStep(), r.executeMsPerStep(), r.getMsPerStep(),
@@ -467,6 +464,7 @@ public final class GpuBench {
             Check c = checks.get(i);
             j.append(i == 0 ? "\n" : ",\n").append("    {\"dtype\": ").append(q(c.dtype()))
                     .append(", \"dispatch\": ").append(q(c.dispatch()))
+                    .append(", \"matmul\": ").append(q(c.matmul()))
                     .append(", \"relativeError\": ").append(num(c.relativeError()))
                     .append(", \"sameArgmax\": ").append(c.sameArgmax()).append('}');
         }
@@ -475,6 +473,7 @@ public final class GpuBench {
             Row r = rows.get(i);
             j.append(i == 0 ? "\n" : ",\n").append("    {\"dtype\": ").append(q(r.dtype()))
                     .append(", \"dispatch\": ").append(q(r.dispatch()))
+                    .append(", \"matmul\": ").append(q(r.matmul()))
                     .append(", \"batch\": ").append(r.batch())
                     .append(", \"promptTokens\": ").append(r.promptTokens())
                     .append(", \"prefillMs\": ").append(num(r.prefillMs()))
@@ -494,10 +493,10 @@ public final class GpuBench {
         j.append("\n  ]\n}\n");
         Files.writeString(o.out(), j);
         if (o.csv() != null) {
-            StringBuilder c = new StringBuilder("backend,dispatch,dtype,batch,tokens_per_s,ms_per_step,weight_gbps,"
+            StringBuilder c = new StringBuilder("backend,dispatch,matmul,dtype,batch,tokens_per_s,ms_per_step,weight_gbps,"
                     + "fraction_of_copy,kernel_ms,launch_ms,put_ms,get_ms,prefill_ms,exec_ms,span_ms\n");
             for (Row r : rows) {
-                c.append(String.join(",", r.backend(), r.dispatch(), r.dtype(), Integer.toString(r.batch()),
+                c.append(String.join(",", r.backend(), r.dispatch(), r.matmul(), r.dtype(), Integer.toString(r.batch()),
                         num(r.tokensPerSecond()), num(r.msPerStep()), num(r.weightGBps()), num(r.fractionOfCopy()),
                         num(r.kernelMsPerStep()), num(r.launchMsPerStep()), num(r.putMsPerStep()),
                         num(r.getMsPerStep()), num(r.prefillMs()), num(r.executeMsPerStep()),

@@ -91,6 +91,13 @@ public final class ClQueue implements AutoCloseable {
      * OpenClException carrying the compiler's log.
      */
     public MemorySegment buildProgram(String source) {
+        return buildProgram(source, null);
+    }
+
+    /** Compiles OpenCL C with build options (e.g. {@code -DTM=64}); null or blank means none. */
+    public MemorySegment buildProgram(String source, String options) {
+        MemorySegment opts = options == null || options.isBlank() ? MemorySegment.NULL
+                : arena.allocateFrom(options, StandardCharsets.UTF_8);
         MemorySegment text = arena.allocateFrom(source, StandardCharsets.UTF_8);
         MemorySegment strings = arena.allocate(ADDRESS);
         strings.set(ADDRESS, 0, text);
@@ -99,9 +106,10 @@ public final class ClQueue implements AutoCloseable {
         programs.add(program);
         MemorySegment ids = arena.allocate(ADDRESS);
         ids.set(ADDRESS, 0, device.id());
-        int built = call(f.buildProgram, program, 1, ids, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL);
+        int built = call(f.buildProgram, program, 1, ids, opts, MemorySegment.NULL, MemorySegment.NULL);
         if (built != ClRuntime.CL_SUCCESS) {
-            throw new OpenClException("clBuildProgram failed on " + device.name().strip() + ": "
+            throw new OpenClException("clBuildProgram" + (opts == MemorySegment.NULL ? "" : "(" + options + ")")
+                    + " failed on " + device.name().strip() + ": "
                     + ClRuntime.errorName(built) + " (" + built + "); build log:\n" + buildLog(program));
         }
         return program;

@@ -39,14 +39,17 @@ class GpuBenchTest {
                 rows.subList(0, 4).stream().map(GpuBench.Row::dispatch).toList());
         assertTrue(rows.get(4).weightBytesPerStep() < rows.get(0).weightBytesPerStep() / 3, "q8_0 is ~1.1 bytes/weight");
         String text = Files.readString(json);
-        assertTrue(text.contains("\"dtype\": \"q8_0\", \"dispatch\": \"direct\", \"relativeError\""), text);
+        assertTrue(text.contains("\"dtype\": \"q8_0\", \"dispatch\": \"direct\", \"matmul\": \"hand\", \"relativeError\""),
+                text);
         // All four checks (two dtypes, two dispatches) within float tolerance and the same greedy token.
         assertEquals(4, text.split("\"sameArgmax\": true").length - 1, text);
         assertEquals(9, Files.readAllLines(csv).size());
         List<GpuBench.Row> direct = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
-                "--device", SELECTOR, "--dispatch", "direct", "--batches", "2", "--steps", "2", "--prompt", "3",
-                "--warmup", "0", "--copy-mib", "8", "--check", "false", "--out", json.toString()}));
-        assertEquals(List.of("direct"), direct.stream().map(GpuBench.Row::dispatch).toList());
+                "--device", SELECTOR, "--dispatch", "direct", "--matmul", "hand,aparapi", "--batches", "2", "--steps",
+                "2", "--prompt", "3", "--warmup", "0", "--copy-mib", "8", "--check", "false", "--out", json.toString()}));
+        // Both matmul kernels of the direct dispatch, side by side.
+        assertEquals(List.of("direct", "direct"), direct.stream().map(GpuBench.Row::dispatch).toList());
+        assertEquals(List.of("hand", "aparapi"), direct.stream().map(GpuBench.Row::matmul).toList());
     }
 
     @Test
@@ -65,5 +68,8 @@ class GpuBenchTest {
         e = assertThrows(IllegalArgumentException.class,
                 () -> GpuBench.Options.parse(new String[]{"--dispatch", "cuda"}));
         assertTrue(e.getMessage().contains("aparapi or direct"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> GpuBench.Options.parse(new String[]{"--matmul", "cublas"}));
+        assertTrue(e.getMessage().contains("hand or aparapi"), e.getMessage());
     }
 }

@@ -1,0 +1,133 @@
+package io.stepstream.gpu;
+
+import io.stepstream.engine.ModelConfig;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The direct dispatch's hook that runs a step's matmul passes (QKV + RoPE + KV store, WO + residual, W1/W3 +
+ * SwiGLU, W2 + residual, classifier) as matmul.cl kernels instead of the Aparapi pass, in the launcher's own
+ * queue on the launcher's buffers; with {@code allPasses} the other passes too, as {@link HandStep}'s kernels
+ * (else they stay Aparapi's). Each pass reads the schedule from the
+ * kernel's host copy of {@code passOp}/{@code passLayer} (which always mirrors the device's) and the token
+ * count from {@code k.tokens}; buffers are re-read only when the launcher rebound some field.
+ */
+final class HandMatmul implements DirectLauncher.PassHook {
+    private final DirectLauncher launcher;
+    private final Llama2Kernel k;
+    private final MatmulProgram program;
+    /** The pass of each Llama2Kernel op, null for ops that are not matmuls. */
+    private final MatmulProgram.Pass[] passes = new MatmulProgram.Pass[Llama2Kernel.OPS];
+    /** Field names bound to each pass's buffer arguments (MatmulProgram.BUFFER_ARGS order). */
+    private final String[][] fields = new String[Llama2Kernel.OPS][];
+    private long boundEpoch = -1;
+    private long enqueued;
+    private long stepEnqueued;
+    /** The other passes as hand kernels too, or null (they stay Aparapi's). */
+    private final HandStep step;
+    private final MatmulProgram largeProgram;
+    private int maxSplit = 1;
+
+    /**
+     * @param tiles      the kernels' shape for passes of fewer than {@link MatmulTiles#LARGE_ROWS} rows
+     * @param largeTiles for passes with at least that many rows (the W1/W3 and classifier passes of big models);
+     *                   built as a second program unless equal to {@code tiles}
+     */
+    HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
+               boolean allPasses) {
+        this.launcher = launcher;
+        this.k = k;
+        this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles);
+        this.largeProgram = largeTiles.equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, largeTiles);
+        this.step = allPasses ? new HandStep(launcher, k) : null;
+        int dim = c.dim();
+        int kvDim = c.kvDim();
+        int hidden = c.hiddenDim();
+        String suffix = switch (k.wtype) {
+            case Llama2Kernel.WT_F32 -> "";
+            case Llama2Kernel.WT_F16 -> "H";
+            default -> "Q";
+        };
+        add(Llama2Kernel.OP_QKV_ROPE, new MatmulProgram.Shape(MatmulProgram.EPI_QKV, dim + 2 * kvDim, dim, dim,
+                dim + kvDim, false, dim * dim, kvDim * dim, kvDim * dim, dim, c.headSize(), k.maxBlocksPerSeq,
+                k.blockFloats, kvDim), suffix, "wq", "wk", "wv", "xb", "q");
+        add(Llama2Kernel.OP_WO_RESIDUAL, MatmulProgram.Shape.plain(MatmulProgram.EPI_RESIDUAL, dim, dim, dim * dim, dim),
+                suffix, "wo", "wo", "wo", "xb", "x");
+        add(Llama2Kernel.OP_FFN_SWIGLU, new MatmulProgram.Shape(MatmulProgram.EPI_SWIGLU, 2 * hidden, dim, 2 * hidden,
+                2 * hidden, true, hidden * dim, hidden * dim, hidden * dim, hidden, 0, 0, 0, 0),
+                suffix, "w1", "w3", "w3", "xb", "hb");
+        add(Llama2Kernel.OP_W2_RESIDUAL, MatmulProgram.Shape.plain(MatmulProgram.EPI_RESIDUAL, dim, hidden,
+                dim * hidden, dim), suffix, "w2", "w2", "w2", "hb", "x");
+        add(Llama2Kernel.OP_LOGITS, MatmulProgram.Shape.plain(MatmulProgram.EPI_STORE, c.vocabSize(), dim, 0,
+                c.vocabSize()), suffix, "cls", "cls", "cls", "xb", "logits");
+    }
+
+    private void add(int op, MatmulProgram.Shape shape, String suffix, String w0, String w1, String w2, String in,
+                     String out) {
+        passes[op] = (shape.rows() >= MatmulTiles.LARGE_ROWS ? largeProgram : program).pass(shape);
+        fields[op] = new String[]{w0 + suffix, w0 + "S", w1 + suffix, w1 + "S", w2 + suffix, w2 + "S", in, out, "kv",
+                "ropeCos", "ropeSin", "tokenPos", "tokenSeq", "blockTable"};
+    }
+
+    /**
+     * Token rows the classifier multiplies: the final norm wrote rows logitRow[0 .. logitRows) into xb rows
+     * 0..logitRows-1, as for the Aparapi LOGITS pass. The one place the hand path reads that count.
+     */
+    private int logitsRows() {
+        return k.logitRows;
+    }
+
+    /** Passes this hook has enqueued as hand kernels. */
+    long enqueued() {
+        return enqueued;
+    }
+
+    /** The most split-K column slices any pass used so far (1: none). */
+    int maxSplit() {
+        return maxSplit;
+    }
+
+    MatmulProgram program() {
+        return program;
+    }
+
+    @Override
+    public boolean enqueue(int pass, MemorySegment event) {
+        int op = k.passOp[pass];
+        if (op < 0 || op >= passes.length || (passes[op] == null && step == null)) {
+            return false;
+        }
+        if (boundEpoch != launcher.bufferEpoch()) {
+            bindAll();
+        }
+        if (passes[op] == null) {
+            boolean ours = step.enqueue(op, k.passLayer[pass], event);
+            stepEnqueued += ours ? 1 : 0;
+            return ours;
+        }
+        passes[op].enqueue(op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens, k.passLayer[pass], event);
+        enqueued++;
+        maxSplit = Math.max(maxSplit, passes[op].lastSplit());
+        return true;
+    }
+
+    private void bindAll() {
+        for (int op = 0; op < passes.length; op++) {
+            if (passes[op] == null) {
+                continue;
+            }
+            for (int i = 0; i < MatmulProgram.BUFFER_ARGS.length; i++) {
+                passes[op].bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[op][i]));
+            }
+        }
+        if (step != null) {
+            step.bindAll();
+        }
+        boundEpoch = launcher.bufferEpoch();
+    }
+
+    /** Non-matmul passes this hook has enqueued as step.cl kernels. */
+    long stepEnqueued() {
+        return stepEnqueued;
+    }
+}

@@ -1,0 +1,270 @@
+package io.stepstream.gpu;
+
+import io.stepstream.gpu.cl.ClQueue;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * matmul.cl built for one weight encoding and one {@link MatmulTiles} in a given queue's context, and the
+ * {@link Pass}es made from it: a pass is one matmul with its epilogue (fixed shape, weights and outputs) as two
+ * kernel objects, the matvec {@code mv} for up to {@code mvTokens} tokens and the tiled {@code mm} above.
+ * A pass keeps the argument values it last set and sets only what changed (token count, layer, a rebound
+ * buffer). Not thread-safe: the queue's owner thread.
+ */
+public final class MatmulProgram {
+    public static final int EPI_QKV = 0;
+    public static final int EPI_RESIDUAL = 1;
+    public static final int EPI_SWIGLU = 2;
+    public static final int EPI_STORE = 3;
+
+    // Argument indices of matmul.cl's MATMUL_ARGS.
+    public static final int ARG_W0 = 0;
+    public static final int ARG_S0 = 1;
+    public static final int ARG_W1 = 2;
+    public static final int ARG_S1 = 3;
+    public static final int ARG_W2 = 4;
+    public static final int ARG_S2 = 5;
+    private static final int ARG_LSTRIDE0 = 6;
+    private static final int ARG_SPLIT1 = 9;
+    private static final int ARG_SPLIT2 = 10;
+    private static final int ARG_INTERLEAVE = 11;
+    private static final int ARG_ROWS = 12;
+    private static final int ARG_COLS = 13;
+    public static final int ARG_IN = 14;
+    private static final int ARG_N = 15;
+    private static final int ARG_LAYER = 16;
+    private static final int ARG_OP = 17;
+    public static final int ARG_OUT = 18;
+    private static final int ARG_OUT_STRIDE = 19;
+    public static final int ARG_KV = 20;
+    public static final int ARG_ROPE_COS = 21;
+    public static final int ARG_ROPE_SIN = 22;
+    public static final int ARG_TOKEN_POS = 23;
+    public static final int ARG_TOKEN_SEQ = 24;
+    public static final int ARG_BLOCK_TABLE = 25;
+    private static final int ARG_HEAD_SIZE = 26;
+    private static final int ARG_MAX_BLOCKS = 27;
+    private static final int ARG_BLOCK_FLOATS = 28;
+    private static final int ARG_KV_DIM = 29;
+    private static final int ARG_KSPLIT = 30;
+    private static final int ARG_PARTIAL = 31;
+    private static final int ARGS = 32;
+    /** Work items per group of the split-K reduction. */
+    private static final int REDUCE_LOCAL = 64;
+    /** The buffer arguments, in the order {@link Pass#bind} takes them. */
+    public static final int[] BUFFER_ARGS = {ARG_W0, ARG_S0, ARG_W1, ARG_S1, ARG_W2, ARG_S2, ARG_IN, ARG_OUT, ARG_KV,
+            ARG_ROPE_COS, ARG_ROPE_SIN, ARG_TOKEN_POS, ARG_TOKEN_SEQ, ARG_BLOCK_TABLE};
+
+    private final ClQueue queue;
+    private final MatmulTiles tiles;
+    private final int wtype;
+    private final MemorySegment program;
+    /** Split-K partial sums, shared by every pass (the in-order queue serialises them); grown on demand. */
+    private MemorySegment partial;
+    private long partialFloats;
+
+    public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
+        if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
+            throw new IllegalArgumentException("weight encoding " + wtype + " is not F32 (0), F16 (1) or Q8_0 (2)");
+        }
+        tiles.check(queue.device());
+        this.queue = queue;
+        this.tiles = tiles;
+        this.wtype = wtype;
+        this.program = queue.buildProgram(source(), tiles.defines(wtype));
+        this.partial = queue.createBuffer(Float.BYTES);
+        this.partialFloats = 1;
+    }
+
+    /** The partial-sum buffer, at least {@code floats} long (a replaced buffer is freed once its users ran). */
+    private MemorySegment partial(long floats) {
+        if (floats > partialFloats) {
+            queue.releaseBuffer(partial); // OpenCL keeps it until the enqueued kernels that use it have finished
+            partial = queue.createBuffer(floats * Float.BYTES);
+            partialFloats = floats;
+        }
+        return partial;
+    }
+
+    /** The OpenCL C of the kernels (a resource next to this class). */
+    public static String source() {
+        try (InputStream in = MatmulProgram.class.getResourceAsStream("matmul.cl")) {
+            if (in == null) {
+                throw new IllegalStateException("resource io/stepstream/gpu/matmul.cl is missing from the classpath");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read matmul.cl", e);
+        }
+    }
+
+    public MatmulTiles tiles() {
+        return tiles;
+    }
+
+    public int wtype() {
+        return wtype;
+    }
+
+    /**
+     * The shape of one matmul pass. Virtual rows map to up to three weight segments ({@code split1}, {@code split2}
+     * are the first rows of segments 1 and 2; with {@code interleave} even rows are segment 0 and odd rows
+     * segment 1, row r being row r/2 of its segment); layer l of segment s starts {@code lstride[s]} * l elements
+     * in. {@code outStride}: floats per token of the output. The rest feeds the QKV epilogue (0 elsewhere).
+     */
+    public record Shape(int epilogue, int rows, int cols, int split1, int split2, boolean interleave, int lstride0,
+                        int lstride1, int lstride2, int outStride, int headSize, int maxBlocksPerSeq, int blockFloats,
+                        int kvDim) {
+        public Shape {
+            if (rows < 1 || cols < 4 || cols % 4 != 0) {
+                throw new IllegalArgumentException("hand matmul needs rows >= 1 and columns a multiple of 4, got "
+                        + rows + " x " + cols);
+            }
+        }
+
+        /** One weight segment, no epilogue inputs beyond the output. */
+        public static Shape plain(int epilogue, int rows, int cols, int lstride, int outStride) {
+            return new Shape(epilogue, rows, cols, rows, rows, false, lstride, lstride, lstride, outStride, 0, 0, 0, 0);
+        }
+    }
+
+    public Pass pass(Shape shape) {
+        return new Pass(shape);
+    }
+
+    /** One matmul pass's two kernel objects, with the argument values they hold. */
+    public final class Pass {
+        private final Shape shape;
+        private final MemorySegment mv;
+        private final MemorySegment mm;
+        private final MemorySegment reduce;
+        private final MemorySegment[] kernels;
+        private final long[][] boundBuffers = new long[3][ARGS];
+        private final int[] lastN = {-1, -1, -1};
+        private final int[] lastLayer = {-1, -1, -1};
+        private final int[] lastSplit = {-1, -1, -1};
+        private int computeUnits;
+        private int lastSplitUsed = 1;
+
+        private Pass(Shape s) {
+            this.shape = s;
+            this.mv = queue.createKernel(program, "mv");
+            this.mm = queue.createKernel(program, "mm");
+            this.reduce = queue.createKernel(program, "mm_reduce");
+            this.kernels = new MemorySegment[]{mv, mm, reduce};
+            this.computeUnits = queue.device().computeUnits();
+            for (MemorySegment k : kernels) {
+                queue.setArgInt(k, ARG_LSTRIDE0, s.lstride0());
+                queue.setArgInt(k, ARG_LSTRIDE0 + 1, s.lstride1());
+                queue.setArgInt(k, ARG_LSTRIDE0 + 2, s.lstride2());
+                queue.setArgInt(k, ARG_SPLIT1, s.split1());
+                queue.setArgInt(k, ARG_SPLIT2, s.split2());
+                queue.setArgInt(k, ARG_INTERLEAVE, s.interleave() ? 1 : 0);
+                queue.setArgInt(k, ARG_ROWS, s.rows());
+                queue.setArgInt(k, ARG_COLS, s.cols());
+                queue.setArgInt(k, ARG_OP, s.epilogue());
+                queue.setArgInt(k, ARG_OUT_STRIDE, s.outStride());
+                queue.setArgInt(k, ARG_HEAD_SIZE, s.headSize());
+                queue.setArgInt(k, ARG_MAX_BLOCKS, s.maxBlocksPerSeq());
+                queue.setArgInt(k, ARG_BLOCK_FLOATS, s.blockFloats());
+                queue.setArgInt(k, ARG_KV_DIM, s.kvDim());
+                queue.setArgInt(k, ARG_KSPLIT, 1);
+            }
+            java.util.Arrays.fill(lastSplit, 1);
+            bind(ARG_PARTIAL, partial);
+        }
+
+        public Shape shape() {
+            return shape;
+        }
+
+        /** Binds a buffer argument (one of {@link #BUFFER_ARGS}) of both kernels, unless it is bound already. */
+        public void bind(int arg, MemorySegment buffer) {
+            for (int i = 0; i < kernels.length; i++) {
+                if (boundBuffers[i][arg] != buffer.address()) {
+                    queue.setArgBuffer(kernels[i], arg, buffer);
+                    boundBuffers[i][arg] = buffer.address();
+                }
+            }
+        }
+
+        /** Whether {@code n} tokens go to the matvec kernel. */
+        public boolean usesMatvec(int n) {
+            return n <= tiles.mvTokens();
+        }
+
+        /**
+         * Enqueues the pass for {@code n} tokens (input rows 0..n-1) of {@code layer}: the matvec kernel for up to
+         * mvTokens tokens, else the tiled one. {@code event}: NULL or where to write the command's event.
+         */
+        public void enqueue(int n, int layer, MemorySegment event) {
+            enqueue(n, layer, event, MemorySegment.NULL);
+        }
+
+        /**
+         * As above; a split-K tiled matmul is two kernels, the tiled one (its event in {@code event}) and the
+         * reduction with the epilogue (its event in {@code reduceEvent}, when not NULL).
+         */
+        public void enqueue(int n, int layer, MemorySegment event, MemorySegment reduceEvent) {
+            if (n < 1) {
+                throw new IllegalArgumentException("matmul of " + n + " tokens");
+            }
+            if (usesMatvec(n)) {
+                prepare(0, n, layer, 1);
+                long groups = (shape.rows() + tiles.mvRows() - 1) / tiles.mvRows();
+                queue.enqueue(mv, groups * tiles.mvWg(), tiles.mvWg(), event);
+                lastSplitUsed = 1;
+                return;
+            }
+            int tileGroups = ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
+            int split = tiles.splitFor(tileGroups, shape.cols(), computeUnits);
+            if (split > 1) {
+                partial((long) split * n * shape.rows());
+            }
+            prepare(1, n, layer, split);
+            queue.enqueue(mm, (long) tileGroups * split * tiles.mmWg(), tiles.mmWg(), event);
+            if (split > 1) {
+                prepare(2, n, layer, split);
+                long items = (long) (shape.rows() + 1) / 2 * n;
+                queue.enqueue(reduce, (items + REDUCE_LOCAL - 1) / REDUCE_LOCAL * REDUCE_LOCAL, REDUCE_LOCAL,
+                        reduceEvent);
+            }
+            lastSplitUsed = split;
+        }
+
+        /** Column slices of the last enqueue (1: no split-K). */
+        public int lastSplit() {
+            return lastSplitUsed;
+        }
+
+        /** Overrides the compute-unit count split-K sizes for (probes and tests). */
+        public void computeUnits(int units) {
+            this.computeUnits = units;
+        }
+
+        /** Sets the kernel's per-enqueue arguments that changed, and the current partial-sum buffer. */
+        private void prepare(int which, int n, int layer, int split) {
+            MemorySegment k = kernels[which];
+            if (boundBuffers[which][ARG_PARTIAL] != partial.address()) {
+                queue.setArgBuffer(k, ARG_PARTIAL, partial);
+                boundBuffers[which][ARG_PARTIAL] = partial.address();
+            }
+            if (lastN[which] != n) {
+                queue.setArgInt(k, ARG_N, n);
+                lastN[which] = n;
+            }
+            if (lastLayer[which] != layer) {
+                queue.setArgInt(k, ARG_LAYER, layer);
+                lastLayer[which] = layer;
+            }
+            if (lastSplit[which] != split) {
+                queue.setArgInt(k, ARG_KSPLIT, split);
+                lastSplit[which] = split;
+            }
+        }
+    }
+}
