@@ -21,18 +21,22 @@ import java.util.Random;
  * ./mvnw -q -B -pl engine -P jmh test-compile exec:exec -Djmh.main=io.stepstream.engine.bench.MatmulCpuTime \
  *     -Djmh.args="2048 2048 F32,Q8_0 1,4,8,32"
  * </pre>
+ * An optional fifth argument MB streams the weights from memory: as many distinct copies of the matrix as fill
+ * MB megabytes (say 512, well past the L3 cache), one call per copy in turn, as a model's decode step walks its
+ * layers; the times are then per matrix, and GB/s is weight bytes read per CPU second.
  */
 public final class MatmulCpuTime {
     private MatmulCpuTime() {
     }
 
     public static void main(String[] args) {
-        if (args.length != 4) {
-            System.err.println("usage: MatmulCpuTime ROWS COLS TYPE[,TYPE...] TOKENS[,TOKENS...]");
+        if (args.length != 4 && args.length != 5) {
+            System.err.println("usage: MatmulCpuTime ROWS COLS TYPE[,TYPE...] TOKENS[,TOKENS...] [WORKING_SET_MB]");
             System.exit(2);
         }
         int rows = Integer.parseInt(args[0]);
         int cols = Integer.parseInt(args[1]);
+        long workingSet = args.length == 5 ? Long.parseLong(args[4]) << 20 : 0;
         int[] tokenCounts = Arrays.stream(args[3].split(",")).mapToInt(Integer::parseInt).toArray();
         ThreadMXBean threads = ManagementFactory.getThreadMXBean();
         Random rnd = new Random(1);
@@ -45,9 +49,13 @@ public final class MatmulCpuTime {
             TensorType type = TensorType.valueOf(integer ? name.substring(0, name.length() - 1) : name);
             QuantizedRows quantized = new QuantizedRows();
             byte[] bytes = Weights.encode(type, w);
-            MemorySegment data = Arena.global().allocate(bytes.length, 64);
-            data.copyFrom(MemorySegment.ofArray(bytes));
-            WeightMatrix m = WeightMatrix.of(type, data, rows, cols);
+            int copies = (int) Math.max(1, workingSet / bytes.length);
+            WeightMatrix[] ms = new WeightMatrix[copies];
+            for (int i = 0; i < copies; i++) {
+                MemorySegment data = Arena.global().allocate(bytes.length, 64);
+                data.copyFrom(MemorySegment.ofArray(bytes));
+                ms[i] = WeightMatrix.of(type, data, rows, cols);
+            }
             for (int tokens : tokenCounts) {
                 float[] x = new float[tokens * cols];
                 for (int i = 0; i < x.length; i++) {
@@ -55,22 +63,32 @@ public final class MatmulCpuTime {
                 }
                 float[] out = new float[tokens * rows];
                 Runnable call = integer
-                        ? () -> m.matmul(quantized.quantize(x, 0, tokens, cols), out, 0, null)
-                        : () -> m.matmul(x, 0, tokens, out, 0, null);
-                for (int i = 0; i < 30; i++) {
+                        ? () -> {
+                            for (WeightMatrix m : ms) {
+                                m.matmul(quantized.quantize(x, 0, tokens, cols), out, 0, null);
+                            }
+                        }
+                        : () -> {
+                            for (WeightMatrix m : ms) {
+                                m.matmul(x, 0, tokens, out, 0, null);
+                            }
+                        };
+                int calls = Math.max(5, 400 / tokens / copies);
+                for (int i = 0; i < Math.max(30 / copies, 3); i++) {
                     call.run();
                 }
-                int calls = Math.max(5, 400 / tokens);
                 double best = Double.MAX_VALUE;
                 for (int round = 0; round < 5; round++) {
                     long t0 = threads.getCurrentThreadCpuTime();
                     for (int i = 0; i < calls; i++) {
                         call.run();
                     }
-                    best = Math.min(best, (threads.getCurrentThreadCpuTime() - t0) / 1e6 / calls);
+                    best = Math.min(best, (threads.getCurrentThreadCpuTime() - t0) / 1e6 / calls / copies);
                 }
-                System.out.printf("%s%s %dx%d tokens=%d: %.3f ms CPU per call, %.3f ms per token, %.1f GFLOP/s%n",
-                        type, integer ? " int-dot" : "", rows, cols, tokens, best, best / tokens, 2.0 * rows * cols * tokens / best / 1e6);
+                System.out.printf("%s%s %dx%d tokens=%d%s: %.3f ms CPU per call, %.3f ms per token, %.1f GFLOP/s,"
+                                + " %.1f GB/s%n", type, integer ? " int-dot" : "", rows, cols, tokens,
+                        copies > 1 ? " (" + copies + " copies, from memory)" : "", best, best / tokens,
+                        2.0 * rows * cols * tokens / best / 1e6, bytes.length / best / 1e6);
             }
         }
     }

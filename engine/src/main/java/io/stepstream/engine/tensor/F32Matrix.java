@@ -33,11 +33,13 @@ final class F32Matrix extends WeightMatrix {
     }
 
     @Override
-    void rows4Tokens4(int r, float[] x, int x0, int xStep, float[] out, int o0, int oStep, float[] lanes) {
+    void rows4Tokens4(int r, int rowStep, float[] x, int x0, int xStep, float[] out, int o0, int oStep,
+                      float[] lanes) {
+        long stride = rowStep * rowBytes;
         long b0 = rowBase(r);
-        long b1 = b0 + rowBytes;
-        long b2 = b1 + rowBytes;
-        long b3 = b2 + rowBytes;
+        long b1 = b0 + stride;
+        long b2 = b1 + stride;
+        long b3 = b2 + stride;
         int x1 = x0 + xStep;
         int x2 = x1 + xStep;
         int x3 = x2 + xStep;
@@ -88,25 +90,27 @@ final class F32Matrix extends WeightMatrix {
         a31.intoArray(lanes, 13 * L);
         a32.intoArray(lanes, 14 * L);
         a33.intoArray(lanes, 15 * L);
-        finish4x4(b0, x, x0, xStep, out, o0, oStep, lanes);
+        finish4x4(b0, rowStep, x, x0, xStep, out, o0, oStep, lanes);
     }
 
-    private void finish4x4(long b0, float[] x, int x0, int xStep, float[] out, int o0, int oStep, float[] lanes) {
+    private void finish4x4(long b0, int rowStep, float[] x, int x0, int xStep, float[] out, int o0, int oStep,
+                           float[] lanes) {
         for (int i = 0; i < ROW_TILE; i++) {
-            long base = b0 + i * rowBytes;
+            long base = b0 + i * rowStep * rowBytes;
             for (int k = 0; k < TOKEN_TILE; k++) {
                 float s = VectorKernels.sumLanes(lanes, (ROW_TILE * i + k) * L);
-                out[o0 + k * oStep + i] = tail(base, x, x0 + k * xStep, s);
+                out[o0 + k * oStep + i * rowStep] = tail(base, x, x0 + k * xStep, s);
             }
         }
     }
 
     @Override
-    void rows4Token(int r, float[] x, int xAt, float[] out, int o, float[] lanes) {
+    void rows4Token(int r, int rowStep, float[] x, int xAt, float[] out, int o, float[] lanes) {
+        long stride = rowStep * rowBytes;
         long b0 = rowBase(r);
-        long b1 = b0 + rowBytes;
-        long b2 = b1 + rowBytes;
-        long b3 = b2 + rowBytes;
+        long b1 = b0 + stride;
+        long b2 = b1 + stride;
+        long b3 = b2 + stride;
         FloatVector a0 = FloatVector.zero(FLOATS);
         FloatVector a1 = a0, a2 = a0, a3 = a0;
         for (int c = 0; c < vectorCols; c += L) {
@@ -122,7 +126,7 @@ final class F32Matrix extends WeightMatrix {
         a2.intoArray(lanes, 2 * L);
         a3.intoArray(lanes, 3 * L);
         for (int i = 0; i < ROW_TILE; i++) {
-            out[o + i] = tail(b0 + i * rowBytes, x, xAt, VectorKernels.sumLanes(lanes, i * L));
+            out[o + i * rowStep] = tail(b0 + i * stride, x, xAt, VectorKernels.sumLanes(lanes, i * L));
         }
     }
 

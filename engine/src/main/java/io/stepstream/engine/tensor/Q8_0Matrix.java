@@ -38,11 +38,13 @@ final class Q8_0Matrix extends WeightMatrix {
     }
 
     @Override
-    void rows4Tokens4(int r, float[] x, int x0, int xStep, float[] out, int o0, int oStep, float[] lanes) {
+    void rows4Tokens4(int r, int rowStep, float[] x, int x0, int xStep, float[] out, int o0, int oStep,
+                      float[] lanes) {
+        long stride = rowStep * rowBytes;
         long q0 = rowBase(r);
-        long q1 = q0 + rowBytes;
-        long q2 = q1 + rowBytes;
-        long q3 = q2 + rowBytes;
+        long q1 = q0 + stride;
+        long q2 = q1 + stride;
+        long q3 = q2 + stride;
         int x1 = x0 + xStep;
         int x2 = x1 + xStep;
         int x3 = x2 + xStep;
@@ -103,17 +105,18 @@ final class Q8_0Matrix extends WeightMatrix {
         a33.intoArray(lanes, 15 * L);
         for (int i = 0; i < ROW_TILE; i++) {
             for (int k = 0; k < TOKEN_TILE; k++) {
-                out[o0 + k * oStep + i] = VectorKernels.sumLanes(lanes, (ROW_TILE * i + k) * L);
+                out[o0 + k * oStep + i * rowStep] = VectorKernels.sumLanes(lanes, (ROW_TILE * i + k) * L);
             }
         }
     }
 
     @Override
-    void rows4Token(int r, float[] x, int xAt, float[] out, int o, float[] lanes) {
+    void rows4Token(int r, int rowStep, float[] x, int xAt, float[] out, int o, float[] lanes) {
+        long stride = rowStep * rowBytes;
         long q0 = rowBase(r);
-        long q1 = q0 + rowBytes;
-        long q2 = q1 + rowBytes;
-        long q3 = q2 + rowBytes;
+        long q1 = q0 + stride;
+        long q2 = q1 + stride;
+        long q3 = q2 + stride;
         FloatVector a0 = FloatVector.zero(FLOATS);
         FloatVector a1 = a0, a2 = a0, a3 = a0;
         for (int c = 0; c < cols; c += BLOCK, q0 += BLOCK_BYTES, q1 += BLOCK_BYTES, q2 += BLOCK_BYTES,
@@ -136,7 +139,7 @@ final class Q8_0Matrix extends WeightMatrix {
         a2.intoArray(lanes, 2 * L);
         a3.intoArray(lanes, 3 * L);
         for (int i = 0; i < ROW_TILE; i++) {
-            out[o + i] = VectorKernels.sumLanes(lanes, i * L);
+            out[o + i * rowStep] = VectorKernels.sumLanes(lanes, i * L);
         }
     }
 

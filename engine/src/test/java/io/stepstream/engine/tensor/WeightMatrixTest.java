@@ -75,6 +75,44 @@ class WeightMatrixTest {
     }
 
     /**
+     * matmulRows over random sub-ranges (odd starts and lengths, so the four-row tiles' runs start anywhere and
+     * rows are left over): exactly the rows of the range are written, each within the reference's bounds.
+     */
+    @ParameterizedTest
+    @EnumSource(value = TensorType.class, names = {"F32", "Q8_0", "F16"})
+    void rowRangesWriteExactlyTheirRowsAndMatchDoubleReference(TensorType type) {
+        Random rnd = new Random(3000 + type.ordinal());
+        for (int trial = 0; trial < 12; trial++) {
+            int rows = 9 + rnd.nextInt(120);
+            int cols = type.quantized() ? 32 * (1 + rnd.nextInt(6)) : 1 + rnd.nextInt(200);
+            int tokens = 1 + rnd.nextInt(9);
+            RandomWeights.Encoded enc = RandomWeights.encode(type, rows, cols, rnd);
+            WeightMatrix w = enc.onHeap();
+            float[] x = RandomWeights.gaussian(tokens * cols, rnd);
+            double[][] ref = RandomWeights.reference(enc, x, 0, tokens);
+            int r0 = rnd.nextInt(rows);
+            int r1 = r0 + 1 + rnd.nextInt(rows - r0);
+            float[] out = new float[tokens * rows];
+            Arrays.fill(out, Float.NaN);
+            w.matmulRows(x, 0, tokens, out, 0, r0, r1);
+            String what = w + " rows [" + r0 + ", " + r1 + ") tokens=" + tokens;
+            for (int t = 0; t < tokens; t++) {
+                for (int r = 0; r < rows; r++) {
+                    int i = t * rows + r;
+                    if (r < r0 || r >= r1) {
+                        assertTrue(Float.isNaN(out[i]), what + ": wrote row " + r + " outside the range");
+                        continue;
+                    }
+                    double err = Math.abs(out[i] - ref[0][i]);
+                    double bound = (cols + 8) * 0x1p-24 * ref[1][i];
+                    assertTrue(err <= bound, what + ": row " + r + " token " + t + " = " + out[i] + ", reference "
+                            + ref[0][i] + ", error " + err + " over the bound " + bound);
+                }
+            }
+        }
+    }
+
+    /**
      * Normwise relative error at most 1e-5, and each element within the float32 error bound of a chain of
      * cols + 8 roundings, |err| <= (cols + 8) * 2^-24 * sum |w x|. Decoding is exact for every encoding, so
      * the same bounds hold for all of them. Elements outside the output range must be untouched.
