@@ -28,8 +28,8 @@ import java.util.function.LongSupplier;
  * <p>{@link #execute}: one {@link DiffusionModel#forward} (through {@link DenoisingModel}) for the step, then
  * each request's {@link DenoisingGeneration#apply(float[], RangeExecutor)} (argmax, confidences, remasking) on the
  * scheduler's {@link RangeExecutor}: the requests in parallel, and inside each its block positions (see
- * {@link DenoisingGeneration#applyAll}). Since the model's logits of a canvas are the same alone or batched, and a parallel apply is
- * bitwise a sequential one, so is every request's canvas.
+ * {@link DenoisingGeneration#applyAll}). Since the model's logits of a canvas are the same alone or batched, and a
+ * parallel apply is bitwise a sequential one, so is every request's canvas.
  *
  * <p>{@link #complete} streams a block when it is committed: its tokens in position order as
  * {@link TokenEvent.Token}s (no log-probabilities), their text decoded after the prompt's last token. The model

@@ -43,7 +43,14 @@ public interface DenoisingGeneration {
     static DenoiseOutcome[] applyAll(java.util.List<? extends DenoisingGeneration> generations, float[][] logits,
                                      RangeExecutor executor) {
         DenoiseOutcome[] outcomes = new DenoiseOutcome[generations.size()];
-        executor.run(generations.size(), 1, (from, to) -> {
+        long floats = 0;
+        for (DenoisingGeneration g : generations) {
+            floats += g.logitsLength();
+        }
+        // Requests per chunk: small ones (a small vocabulary) share a chunk rather than pay a task each.
+        int perRequest = (int) Math.max(1, floats / Math.max(1, generations.size()));
+        int grain = Math.max(1, MIN_FLOATS_PER_CHUNK / perRequest);
+        executor.run(generations.size(), grain, (from, to) -> {
             for (int i = from; i < to; i++) {
                 outcomes[i] = generations.get(i).apply(logits[i], executor);
             }
@@ -52,10 +59,11 @@ public interface DenoisingGeneration {
     }
 
     /**
-     * Floats of vocabulary work below which a chunk of positions is not worth a task of its own (a few tens of
-     * microseconds of exp and compare).
+     * Floats of vocabulary work below which a chunk is not worth a task of its own: about 0.2 ms of compare and exp
+     * (some 5 ns a float on the development VM), well above a fork-join hand-off. Below it a small vocabulary's
+     * requests run several to a chunk, and its positions all in one.
      */
-    int MIN_FLOATS_PER_CHUNK = 1 << 14;
+    int MIN_FLOATS_PER_CHUNK = 1 << 15;
 
     /**
      * Positions per chunk for {@code positions} rows of {@code vocabSize}: at least {@link #MIN_FLOATS_PER_CHUNK}
