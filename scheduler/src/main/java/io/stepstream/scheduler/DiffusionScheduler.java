@@ -7,6 +7,7 @@ import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DreamGeneration;
 import io.stepstream.engine.dlm.LladaGeneration;
+import io.stepstream.engine.dlm.RangeExecutor;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -25,8 +26,10 @@ import java.util.function.LongSupplier;
  * order. A running request's cost never changes, so running requests always fit their next step.
  *
  * <p>{@link #execute}: one {@link DiffusionModel#forward} (through {@link DenoisingModel}) for the step, then
- * each request's {@link LladaGeneration#apply} (remasking) on the same thread. Since the model's logits of a canvas are the same
- * alone or batched, so is every request's canvas.
+ * each request's {@link DenoisingGeneration#apply(float[], RangeExecutor)} (argmax, confidences, remasking) on the
+ * scheduler's {@link RangeExecutor}: the requests in parallel, and inside each its block positions (see
+ * {@link DenoisingGeneration#applyAll}). Since the model's logits of a canvas are the same alone or batched, and a
+ * parallel apply is bitwise a sequential one, so is every request's canvas.
  *
  * <p>{@link #complete} streams a block when it is committed: its tokens in position order as
  * {@link TokenEvent.Token}s (no log-probabilities), their text decoded after the prompt's last token. The model
@@ -55,13 +58,33 @@ public final class DiffusionScheduler extends BatchingScheduler<DenoiseSequence,
     private final DenoisingModel model;
     private final int maskId;
     private final int eosId;
+    private final RangeExecutor applyExecutor;
 
     public DiffusionScheduler(DiffusionModel model, SchedulerConfig config, LongSupplier nanoClock) {
         this(DenoisingModel.of(model), config, nanoClock);
     }
 
+    /** Applies each step's results on {@link RangeExecutor#machine()}: as many threads as the machine has cores. */
     public DiffusionScheduler(DenoisingModel model, SchedulerConfig config, LongSupplier nanoClock) {
+        this(model, config, nanoClock, RangeExecutor.machine());
+    }
+
+    public DiffusionScheduler(DiffusionModel model, SchedulerConfig config, LongSupplier nanoClock,
+                              RangeExecutor applyExecutor) {
+        this(DenoisingModel.of(model), config, nanoClock, applyExecutor);
+    }
+
+    /**
+     * @param applyExecutor where a step's host work after the forward runs ({@link RangeExecutor#sameThread()} keeps
+     *                      it all on the thread that calls {@link #execute})
+     */
+    public DiffusionScheduler(DenoisingModel model, SchedulerConfig config, LongSupplier nanoClock,
+                              RangeExecutor applyExecutor) {
         super(config, nanoClock);
+        if (applyExecutor == null) {
+            throw new IllegalArgumentException("applyExecutor must not be null");
+        }
+        this.applyExecutor = applyExecutor;
         this.model = model;
         this.maskId = model.maskId();
         this.eosId = model.tokenizer().eosId();
@@ -154,10 +177,14 @@ public final class DiffusionScheduler extends BatchingScheduler<DenoiseSequence,
             logits[i] = work.get(i).logits;
         }
         model.forward(inputs, logits);
+        List<DenoisingGeneration> generations = new ArrayList<>(work.size());
+        for (DenoiseSequence seq : work) {
+            generations.add(seq.generation);
+        }
+        DenoiseOutcome[] outcomes = DenoisingGeneration.applyAll(generations, logits, applyExecutor);
         List<StepResult.Denoised> denoised = new ArrayList<>(work.size());
         for (int i = 0; i < work.size(); i++) {
-            DenoiseSequence seq = work.get(i);
-            denoised.add(new StepResult.Denoised(seq.id, seq.generation.apply(logits[i])));
+            denoised.add(new StepResult.Denoised(work.get(i).id, outcomes[i]));
         }
         return new StepResult(b.stepId(), List.of(), denoised);
     }

@@ -13,6 +13,7 @@ import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.DlmCacheMode;
 import io.stepstream.engine.dlm.LladaGeneration;
+import io.stepstream.engine.dlm.RangeExecutor;
 import io.stepstream.engine.dlm.Remasking;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -48,7 +49,7 @@ class DiffusionSchedulerTest {
     }
 
     private StepLoop loop(SchedulerConfig config) {
-        return new StepLoop(new DiffusionScheduler(model, config, clock::get), config);
+        return new StepLoop(new DiffusionScheduler(model, config, clock::get, RangeExecutor.sameThread()), config);
     }
 
     private static int[] prompt(String text) {
@@ -274,7 +275,8 @@ class DiffusionSchedulerTest {
         DenoisingModel ending = BendableModel.endingAt(DenoisingModel.of(model), eosAt);
         SequenceRequest ends = SequenceRequest.diffusion("ends", once, params(32, 8, 16), List.of(), false);
         SequenceRequest other = request("other", "The sun was", params(16, 8, 8));
-        StepLoop l = new StepLoop(new DiffusionScheduler(ending, SchedulerConfig.defaults(), clock::get),
+        StepLoop l = new StepLoop(new DiffusionScheduler(ending, SchedulerConfig.defaults(), clock::get,
+                RangeExecutor.sameThread()),
                 SchedulerConfig.defaults());
         l.scheduler.add(ends);
         l.runToEnd();
@@ -290,8 +292,8 @@ class DiffusionSchedulerTest {
         assertTrue(l.events.get("ends").stream().noneMatch(e -> e instanceof TokenEvent.Token t
                 && t.tokenId() == model.tokenizer().eosId()), "EOS is not streamed");
         // Batched with another request, both get what they get alone on the same (bent) model.
-        StepLoop both = new StepLoop(new DiffusionScheduler(ending, SchedulerConfig.defaults(), clock::get),
-                SchedulerConfig.defaults());
+        StepLoop both = new StepLoop(new DiffusionScheduler(ending, SchedulerConfig.defaults(), clock::get,
+                RangeExecutor.sameThread()), SchedulerConfig.defaults());
         both.scheduler.add(other);
         both.scheduler.add(ends);
         both.runToEnd();

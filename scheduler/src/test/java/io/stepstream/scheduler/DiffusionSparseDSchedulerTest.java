@@ -12,6 +12,7 @@ import io.stepstream.engine.Models;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.LladaGeneration;
+import io.stepstream.engine.dlm.RangeExecutor;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.sparse.PatternCache;
 import io.stepstream.engine.sparse.SparseDPolicy;
@@ -78,7 +79,7 @@ class DiffusionSparseDSchedulerTest {
     }
 
     private StepLoop loop(DenoisingModel m, SchedulerConfig config) {
-        return new StepLoop(new DiffusionScheduler(m, config, clock::get), config);
+        return new StepLoop(new DiffusionScheduler(m, config, clock::get, RangeExecutor.sameThread()), config);
     }
 
     @Test
@@ -294,7 +295,8 @@ class DiffusionSparseDSchedulerTest {
         load(PatternCache.DEFAULT_CAP_BYTES);
         Scheduler ar = new Scheduler(FakeModel.hashed(64), SchedulerConfig.defaults(), clock::get);
         assertNull(ar.snapshot().patternCache());
-        PatternCacheStats fresh = new DiffusionScheduler(model, SchedulerConfig.defaults(), clock::get).snapshot()
+        PatternCacheStats fresh = new DiffusionScheduler(model, SchedulerConfig.defaults(), clock::get,
+                RangeExecutor.sameThread()).snapshot()
                 .patternCache();
         assertEquals(new PatternCacheStats(0, 0, 0, PatternCache.DEFAULT_CAP_BYTES, 0, 0, 0), fresh);
     }

@@ -12,6 +12,7 @@ import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.DreamAlgorithm;
 import io.stepstream.engine.dlm.DreamGeneration;
 import io.stepstream.engine.dlm.DreamParams;
+import io.stepstream.engine.dlm.RangeExecutor;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.tools.DreamSynth;
 import java.io.IOException;
@@ -53,7 +54,7 @@ class DreamSchedulerTest {
     }
 
     private StepLoop loop(DenoisingModel m, SchedulerConfig config) {
-        return new StepLoop(new DiffusionScheduler(m, config, clock::get), config);
+        return new StepLoop(new DiffusionScheduler(m, config, clock::get, RangeExecutor.sameThread()), config);
     }
 
     private static SequenceRequest request(String id, String prompt, DreamParams p) {
@@ -150,7 +151,8 @@ class DreamSchedulerTest {
         assertTrue(e.getMessage().startsWith("diffusion:"), e.getMessage());
         try (DiffusionModel llada = Models.loadDiffusion("tinystories-dlm", ModelOptions.defaults()
                 .withComputeThreads(1))) {
-            DiffusionScheduler s = new DiffusionScheduler(llada, SchedulerConfig.defaults(), clock::get);
+            DiffusionScheduler s = new DiffusionScheduler(llada, SchedulerConfig.defaults(), clock::get,
+                    RangeExecutor.sameThread());
             e = assertThrows(IllegalArgumentException.class, () -> s.add(SequenceRequest.dream("z", prompt,
                     DreamParams.greedy(8, 8, DreamAlgorithm.ORIGIN), List.of(), false)));
             assertTrue(e.getMessage().contains("LLaDA-style"), e.getMessage());

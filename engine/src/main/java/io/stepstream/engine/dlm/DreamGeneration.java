@@ -84,9 +84,17 @@ public final class DreamGeneration implements DenoisingGeneration {
     private final int[] x0;
     private final double[] confidence;
     private final boolean[] fill;
-    private final double[] z;
-    private final double[] probs;
-    private final Integer[] order;
+    /** The uniform draw of each masked position's token sample (temperature above 0), drawn before the sampling. */
+    private final double[] draw;
+    /** Vocabulary scratch per chunk of positions ({@code from / grain}); chunk 0's made up front, others on demand. */
+    private final Scratch[] scratch;
+
+    /** One chunk's vocabulary work: z (scaled, filtered logits), their probabilities, the top_p order. */
+    private record Scratch(double[] z, double[] probs, Integer[] order) {
+        static Scratch of(int vocabSize, boolean topP) {
+            return new Scratch(new double[vocabSize], new double[vocabSize], topP ? new Integer[vocabSize] : null);
+        }
+    }
 
     /**
      * @param prompt        the prompt ids exactly as the model sees them (at least one; Dream adds no BOS); must not
@@ -116,9 +124,9 @@ public final class DreamGeneration implements DenoisingGeneration {
         this.x0 = new int[gen];
         this.confidence = new double[gen];
         this.fill = new boolean[gen];
-        this.z = new double[vocabSize];
-        this.probs = new double[vocabSize];
-        this.order = params.topP() != null && params.topP() < 1 ? new Integer[vocabSize] : null;
+        this.draw = new double[gen];
+        this.scratch = new Scratch[gen];
+        this.scratch[0] = Scratch.of(vocabSize, usesTopP());
         this.reported = prefixLength;
         findMaskSpan();
     }
@@ -189,6 +197,17 @@ public final class DreamGeneration implements DenoisingGeneration {
      */
     @Override
     public DenoiseOutcome apply(float[] logits) {
+        return apply(logits, RangeExecutor.sameThread());
+    }
+
+    /**
+     * {@link #apply(float[])} with the masked positions' token sampling (filters, softmax, argmax or inverse CDF,
+     * confidence) split over {@code executor}. The uniform draws of the samples are taken first, on this thread, in
+     * the documented order (nothing else draws between them), and each position's float64 work keeps its order, so
+     * the outcome is bitwise that of {@link #apply(float[])}.
+     */
+    @Override
+    public DenoiseOutcome apply(float[] logits, RangeExecutor executor) {
         requireRunning();
         int span = lastMasked - firstMasked + 1;
         if (logits == null || logits.length < span * vocabSize) {
@@ -209,15 +228,9 @@ public final class DreamGeneration implements DenoisingGeneration {
             for (int m = 0; m < n; m++) {
                 fill[m] = random.nextDouble() < pTransfer;
             }
-            for (int m = 0; m < n; m++) {
-                if (fill[m]) {
-                    sampleToken(logits, (masked[m] - firstMasked) * vocabSize, m);
-                }
-            }
+            sampleTokens(logits, n, true, executor);
         } else {
-            for (int m = 0; m < n; m++) {
-                sampleToken(logits, (masked[m] - firstMasked) * vocabSize, m);
-            }
+            sampleTokens(logits, n, false, executor);
             int count = transferCount(timesteps, step, n);
             if (count > 0) {
                 if (params.samplesPositions()) {
@@ -257,22 +270,57 @@ public final class DreamGeneration implements DenoisingGeneration {
                 done);
     }
 
-    /** Dream's sample_tokens for one position: x0[m] and, for the confidence algorithms, confidence[m]. */
-    private void sampleToken(float[] logits, int row, int m) {
+    private boolean usesTopP() {
+        return params.topP() != null && params.topP() < 1;
+    }
+
+    /**
+     * Samples the first n masked positions (only the ones to fill when {@code onlyFilled}): their draws first, in
+     * ascending order on this thread, then the vocabulary work of each position in chunks over {@code executor}.
+     */
+    private void sampleTokens(float[] logits, int n, boolean onlyFilled, RangeExecutor executor) {
+        if (params.temperature() > 0) {
+            for (int m = 0; m < n; m++) {
+                if (!onlyFilled || fill[m]) {
+                    draw[m] = random.nextDouble();
+                }
+            }
+        }
+        int grain = DenoisingGeneration.positionGrain(n, vocabSize, executor);
+        executor.run(n, grain, (from, to) -> {
+            int k = from / grain;
+            if (scratch[k] == null) {
+                scratch[k] = Scratch.of(vocabSize, usesTopP());
+            }
+            for (int m = from; m < to; m++) {
+                if (!onlyFilled || fill[m]) {
+                    sampleToken(logits, (masked[m] - firstMasked) * vocabSize, m, scratch[k]);
+                }
+            }
+        });
+    }
+
+    /**
+     * Dream's sample_tokens for one position: x0[m] and, for the confidence algorithms, confidence[m]; above
+     * temperature 0 with the position's uniform draw {@code draw[m]}.
+     */
+    private void sampleToken(float[] logits, int row, int m, Scratch s) {
+        double[] z = s.z();
+        double[] probs = s.probs();
         double temperature = params.temperature();
         for (int id = 0; id < vocabSize; id++) {
             z[id] = temperature > 0 ? logits[row + id] / temperature : logits[row + id];
         }
-        if (order != null) {
-            keepTopP(params.topP());
+        if (s.order() != null) {
+            keepTopP(params.topP(), s);
         }
         if (params.topK() != null) {
-            keepTopK(params.topK());
+            keepTopK(params.topK(), z);
         }
         softmax(z, probs);
         int token;
         if (temperature > 0) {
-            double u = random.nextDouble();
+            double u = draw[m];
             double cumulative = 0;
             token = -1;
             for (int id = 0; id < vocabSize; id++) {
@@ -295,13 +343,16 @@ public final class DreamGeneration implements DenoisingGeneration {
         x0[m] = token;
         confidence[m] = switch (params.alg()) {
             case ORIGIN, MASKGIT_PLUS -> probs[token];
-            case TOPK_MARGIN -> margin();
-            case ENTROPY -> negativeEntropy();
+            case TOPK_MARGIN -> margin(probs);
+            case ENTROPY -> negativeEntropy(probs);
         };
     }
 
     /** Drops (to -infinity) every token after the first whose cumulative probability, most probable first, exceeds p. */
-    private void keepTopP(double p) {
+    private void keepTopP(double p, Scratch s) {
+        double[] z = s.z();
+        double[] probs = s.probs();
+        Integer[] order = s.order();
         for (int id = 0; id < vocabSize; id++) {
             order[id] = id;
         }
@@ -321,7 +372,7 @@ public final class DreamGeneration implements DenoisingGeneration {
     }
 
     /** Drops every logit below the k-th largest (ties with it stay). */
-    private void keepTopK(int k) {
+    private void keepTopK(int k, double[] z) {
         double[] sorted = z.clone();
         Arrays.sort(sorted);
         double kth = sorted[vocabSize - k];
@@ -332,7 +383,7 @@ public final class DreamGeneration implements DenoisingGeneration {
         }
     }
 
-    private double margin() {
+    private double margin(double[] probs) {
         double top1 = Double.NEGATIVE_INFINITY;
         double top2 = Double.NEGATIVE_INFINITY;
         for (int id = 0; id < vocabSize; id++) {
@@ -347,7 +398,7 @@ public final class DreamGeneration implements DenoisingGeneration {
         return top1 - top2;
     }
 
-    private double negativeEntropy() {
+    private double negativeEntropy(double[] probs) {
         double sum = 0;
         for (int id = 0; id < vocabSize; id++) {
             sum += probs[id] * Math.log(probs[id] + ENTROPY_EPSILON);

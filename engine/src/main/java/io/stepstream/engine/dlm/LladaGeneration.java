@@ -182,13 +182,24 @@ public final class LladaGeneration implements DenoisingGeneration {
      * {@link DiffusionModel#forward} writes them), commits this step's positions and moves on.
      */
     public DenoiseOutcome apply(float[] logits) {
+        return apply(logits, RangeExecutor.sameThread());
+    }
+
+    /**
+     * {@link #apply(float[])} with the per-position argmax and softmax probability split over {@code executor}: at
+     * temperature 0 both run per chunk of positions; above it, the noised argmax stays on the caller (its draws
+     * follow the documented order) and only the probabilities, which draw nothing, are split. Each position's sums
+     * run in the same order either way, so tokens and confidences are bitwise those of {@link #apply(float[])}.
+     */
+    @Override
+    public DenoiseOutcome apply(float[] logits, RangeExecutor executor) {
         requireRunning();
         int b = params.blockLength();
         if (logits == null || logits.length < logitsLength()) {
             throw new IllegalArgumentException("logits must hold " + logitsLength() + " floats (" + b
                     + " positions x " + vocabSize + ")");
         }
-        predict(logits);
+        predict(logits, executor);
         int masked = 0;
         for (int j = 0; j < b; j++) {
             chosen[j] = false;
@@ -263,41 +274,71 @@ public final class LladaGeneration implements DenoisingGeneration {
     }
 
     /** Fills x0 and confidence for every block position, drawing random numbers in the documented order. */
-    private void predict(float[] logits) {
+    private void predict(float[] logits, RangeExecutor executor) {
         int b = params.blockLength();
         double temperature = params.temperature();
-        for (int j = 0; j < b; j++) {
-            int row = j * vocabSize;
-            int best = 0;
-            if (temperature == 0) {
-                float max = logits[row];
-                for (int id = 1; id < vocabSize; id++) {
-                    if (logits[row + id] > max) {
-                        max = logits[row + id];
-                        best = id;
-                    }
+        int grain = DenoisingGeneration.positionGrain(b, vocabSize, executor);
+        if (temperature == 0) {
+            executor.run(b, grain, (from, to) -> {
+                for (int j = from; j < to; j++) {
+                    x0[j] = argmax(logits, j * vocabSize);
+                    lowConfidence(logits, j);
                 }
-            } else {
-                double max = Double.NEGATIVE_INFINITY;
-                for (int id = 0; id < vocabSize; id++) {
-                    double noise = Math.pow(-Math.log(random.nextDouble()), temperature);
-                    double score = Math.exp(logits[row + id]) / noise;
-                    if (score > max || id == 0) {
-                        max = score;
-                        best = id;
-                    }
-                }
+            });
+        } else {
+            // The Gumbel draws run over every (position, id) in order on this thread; the probabilities after
+            // them draw nothing, so they may run anywhere.
+            for (int j = 0; j < b; j++) {
+                x0[j] = noisedArgmax(logits, j * vocabSize, temperature);
             }
-            x0[j] = best;
-            // Unmasked positions get -infinity in apply(), so their probability is never needed.
-            if (params.remasking() == Remasking.LOW_CONFIDENCE && canvas[blockStart + j] == maskId) {
-                confidence[j] = probability(logits, row, best);
+            if (params.remasking() == Remasking.LOW_CONFIDENCE) {
+                executor.run(b, grain, (from, to) -> {
+                    for (int j = from; j < to; j++) {
+                        lowConfidence(logits, j);
+                    }
+                });
             }
         }
         if (params.remasking() == Remasking.RANDOM) {
             for (int j = 0; j < b; j++) {
                 confidence[j] = random.nextDouble();
             }
+        }
+    }
+
+    /** The raw logits' argmax of the row, ties to the lowest id. */
+    private int argmax(float[] logits, int row) {
+        int best = 0;
+        float max = logits[row];
+        for (int id = 1; id < vocabSize; id++) {
+            if (logits[row + id] > max) {
+                max = logits[row + id];
+                best = id;
+            }
+        }
+        return best;
+    }
+
+    /** The argmax of exp(logit) / (-ln u)^temperature, one draw per id ascending, ties to the lowest id. */
+    private int noisedArgmax(float[] logits, int row, double temperature) {
+        int best = 0;
+        double max = Double.NEGATIVE_INFINITY;
+        for (int id = 0; id < vocabSize; id++) {
+            double noise = Math.pow(-Math.log(random.nextDouble()), temperature);
+            double score = Math.exp(logits[row + id]) / noise;
+            if (score > max || id == 0) {
+                max = score;
+                best = id;
+            }
+        }
+        return best;
+    }
+
+    /** With LOW_CONFIDENCE, position j's confidence: the probability of its x0, when it is still masked. */
+    private void lowConfidence(float[] logits, int j) {
+        // Unmasked positions get -infinity in apply(), so their probability is never needed.
+        if (params.remasking() == Remasking.LOW_CONFIDENCE && canvas[blockStart + j] == maskId) {
+            confidence[j] = probability(logits, j * vocabSize, x0[j]);
         }
     }
 

@@ -3,9 +3,11 @@ package io.stepstream.gpu.bench;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.dlm.DenoiseInput;
+import io.stepstream.engine.dlm.DenoisingGeneration;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.LladaGeneration;
+import io.stepstream.engine.dlm.RangeExecutor;
 import io.stepstream.engine.dlm.Remasking;
 import io.stepstream.engine.dlm.SparseDBench;
 import io.stepstream.engine.spi.BackendOptions;
@@ -29,14 +31,22 @@ import java.util.SplittableRandom;
  * up the JIT and the kernels). Also reports how many of the device's tokens equal the CPU's. Exits 1 on a
  * batched-vs-alone mismatch.
  *
+ * <p>After each forward the step's host work (argmax, confidences, remasking of every request) runs as the
+ * DiffusionScheduler runs it, through {@link DenoisingGeneration#applyAll}: with {@code --apply parallel} (default)
+ * on {@link RangeExecutor#machine()}, requests and block positions in parallel; with {@code --apply serial} all on the
+ * bench thread, one request after another (as before). Each row reports the mean forward ms and apply ms per step
+ * apart, so what is left of a step besides the forward shows.
+ *
  * <p>Models: {@code --shape llada-110m} (default), a synthetic LLaDA of ~110M parameters built in memory (dim 768, 12
- * layers, 12 heads, hidden 2048, vocab 32000, random weights; needs no model files), or {@code --model PATH} (a
+ * layers, 12 heads, hidden 2048, vocab 32000, random weights; needs no model files), {@code --shape llada-small-v32k}
+ * (dim 128, 2 layers, 4 heads, hidden 256, the same vocabulary of 32000: a cheap forward with the full host work of
+ * a large vocabulary), or {@code --model PATH} (a
  * LLaDA-style folder such as ../shared/models/tinystories-dlm, or an embedded name where the engine jar has it).
  *
  * <pre>
- * DlmBatchBench [--shape llada-110m | --model PATH] [--backend cpu,opencl] [--requests 1,8,32] [--gen 64]
- *               [--block 32] [--steps 64] [--prompts 4] [--device auto] [--dtype f32|f16|q8_0] [--threads N]
- *               [--cpu-max-requests 8] [--seed 1]
+ * DlmBatchBench [--shape llada-110m|llada-small-v32k | --model PATH] [--backend cpu,opencl] [--requests 1,8,32]
+ *               [--gen 64] [--block 32] [--steps 64] [--prompts 4] [--device auto] [--dtype f32|f16|q8_0] [--threads N]
+ *               [--cpu-max-requests 8] [--seed 1] [--apply parallel|serial]
  * </pre>
  * {@code --cpu-max-requests} skips CPU rows above that N (a 110M canvas step saturates the cores at N = 1 already,
  * so larger N only takes longer).
@@ -46,7 +56,8 @@ public final class DlmBatchBench {
     }
 
     record Options(String shape, String model, List<String> backends, int[] requests, int gen, int block, int steps,
-                   int prompts, String device, TensorType dtype, int threads, int cpuMaxRequests, long seed) {
+                   int prompts, String device, TensorType dtype, int threads, int cpuMaxRequests, long seed,
+                   boolean parallelApply) {
         static Options parse(String[] args) {
             String shape = "llada-110m";
             String model = null;
@@ -61,6 +72,7 @@ public final class DlmBatchBench {
             int threads = Runtime.getRuntime().availableProcessors();
             int cpuMax = 8;
             long seed = 1;
+            boolean parallelApply = true;
             for (int i = 0; i < args.length; i++) {
                 String flag = args[i];
                 if (i + 1 >= args.length) {
@@ -83,6 +95,11 @@ public final class DlmBatchBench {
                     case "--threads" -> threads = positive(flag, v);
                     case "--cpu-max-requests" -> cpuMax = positive(flag, v);
                     case "--seed" -> seed = Long.parseLong(v);
+                    case "--apply" -> parallelApply = switch (v.strip().toLowerCase(Locale.ROOT)) {
+                        case "parallel" -> true;
+                        case "serial" -> false;
+                        default -> throw new IllegalArgumentException("--apply: parallel or serial, got '" + v + "'");
+                    };
                     default -> throw new IllegalArgumentException("unknown option " + flag);
                 }
             }
@@ -91,12 +108,12 @@ public final class DlmBatchBench {
                     throw new IllegalArgumentException("--backend: cpu and/or opencl, got '" + b + "'");
                 }
             }
-            if (model == null && !shape.equals("llada-110m")) {
-                throw new IllegalArgumentException("--shape: llada-110m is the one synthetic shape, got '" + shape
+            if (model == null && !shape.equals("llada-110m") && !shape.equals("llada-small-v32k")) {
+                throw new IllegalArgumentException("--shape: llada-110m or llada-small-v32k, got '" + shape
                         + "' (or pass --model PATH)");
             }
             return new Options(shape, model, backends, requests, gen, block, steps, prompts, device, dtype, threads,
-                    cpuMax, seed);
+                    cpuMax, seed, parallelApply);
         }
 
         private static int positive(String flag, String v) {
@@ -109,8 +126,12 @@ public final class DlmBatchBench {
     }
 
     /** One backend's result for N requests. */
-    record Row(String backend, int requests, double seconds, int forwards, long tokens, int sameAsAlone,
+    record Row(String backend, int requests, double seconds, StepTimes times, long tokens, int sameAsAlone,
                int[][] generated) {
+        int forwards() {
+            return times.forwards();
+        }
+
         double tokensPerSecond() {
             return tokens / seconds;
         }
@@ -119,10 +140,13 @@ public final class DlmBatchBench {
     public static void main(String[] args) throws Exception {
         Options o = Options.parse(args);
         long t0 = System.nanoTime();
-        DiffusionModel cpu = o.model() == null
+        DiffusionModel cpu = o.model() != null
+                ? Models.loadDiffusion(o.model(), ModelOptions.defaults().withComputeThreads(o.threads()))
+                : o.shape().equals("llada-110m")
                 ? SparseDBench.syntheticModel(new SplittableRandom(o.seed()), 768, 2048, 12, 12, 12, 32000,
                         256, o.threads())
-                : Models.loadDiffusion(o.model(), ModelOptions.defaults().withComputeThreads(o.threads()));
+                : SparseDBench.syntheticModel(new SplittableRandom(o.seed()), 128, 256, 2, 4, 4, 32000, 256,
+                        o.threads());
         String modelName = o.model() == null ? "synthetic " + o.shape() : cpu.name();
         System.out.printf(Locale.ROOT, "model %s: dim %d, %d layers, %d heads, hidden %d, vocab %d, context %d; built"
                         + " in %.1f s%n", modelName, cpu.config().dim(), cpu.config().nLayers(), cpu.config().nHeads(),
@@ -131,8 +155,10 @@ public final class DlmBatchBench {
                 null, 0L);
         List<int[]> prompts = prompts(cpu, o);
         System.out.printf(Locale.ROOT, "generation: gen %d, block %d, steps %d, greedy; %d distinct prompts of %s"
-                        + " tokens; cpu threads %d%n", o.gen(), o.block(), o.steps(), prompts.size(),
-                prompts.stream().map(p -> Integer.toString(p.length)).toList(), o.threads());
+                        + " tokens; cpu threads %d; apply %s%n", o.gen(), o.block(), o.steps(), prompts.size(),
+                prompts.stream().map(p -> Integer.toString(p.length)).toList(), o.threads(),
+                o.parallelApply() ? "parallel (" + RangeExecutor.machine().parallelism() + " threads)" : "serial");
+        RangeExecutor apply = o.parallelApply() ? RangeExecutor.machine() : RangeExecutor.sameThread();
         List<Row> rows = new ArrayList<>();
         OpenClDiffusionModel device = null;
         boolean mismatch = false;
@@ -152,7 +178,8 @@ public final class DlmBatchBench {
                 // Each distinct prompt alone first: the reference tokens, and the warm-up.
                 List<int[]> alone = new ArrayList<>();
                 for (int[] p : prompts) {
-                    alone.add(run(m, List.of(LladaGeneration.start(cpu, p, params))).getFirst().generated());
+                    alone.add(run(m, List.of(LladaGeneration.start(cpu, p, params)), apply).getFirst()
+                            .generated());
                 }
                 for (int n : o.requests()) {
                     if (backend.equals("cpu") && n > o.cpuMaxRequests()) {
@@ -164,7 +191,7 @@ public final class DlmBatchBench {
                         gens.add(LladaGeneration.start(cpu, prompts.get(i % prompts.size()), params));
                     }
                     long a = System.nanoTime();
-                    int forwards = runCounting(m, gens);
+                    StepTimes times = runCounting(m, gens, apply);
                     double seconds = (System.nanoTime() - a) / 1e9;
                     int same = 0;
                     int[][] generated = new int[n][];
@@ -173,10 +200,11 @@ public final class DlmBatchBench {
                         same += Arrays.equals(generated[i], alone.get(i % prompts.size())) ? 1 : 0;
                     }
                     mismatch |= same != n;
-                    Row row = new Row(backend, n, seconds, forwards, (long) n * o.gen(), same, generated);
+                    Row row = new Row(backend, n, seconds, times, (long) n * o.gen(), same, generated);
                     rows.add(row);
-                    System.out.printf(Locale.ROOT, "%s N=%d: %.1f tok/s, %.1f ms/step, %d/%d as alone%n", backend, n,
-                            row.tokensPerSecond(), 1000 * seconds / forwards, same, n);
+                    System.out.printf(Locale.ROOT, "%s N=%d: %.1f tok/s, %.1f ms/step (forward %.2f ms, apply %.2f"
+                                    + " ms), %d/%d as alone%n", backend, n, row.tokensPerSecond(),
+                            1000 * seconds / times.forwards(), times.forwardMs(), times.applyMs(), same, n);
                 }
             }
         } finally {
@@ -187,8 +215,9 @@ public final class DlmBatchBench {
             }
         }
         System.out.println();
-        System.out.println("| backend | N | tok/s | x N=1 | ms/step | same tokens as alone | tokens as cpu |");
-        System.out.println("|---|---:|---:|---:|---:|---:|---:|");
+        System.out.println("| backend | N | tok/s | x N=1 | ms/step | forward ms | apply ms | same tokens as alone"
+                + " | tokens as cpu |");
+        System.out.println("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (Row r : rows) {
             Row one = rows.stream().filter(x -> x.backend().equals(r.backend()) && x.requests() == 1).findFirst()
                     .orElse(null);
@@ -204,10 +233,11 @@ public final class DlmBatchBench {
                 }
                 asCpu = same + "/" + r.tokens();
             }
-            System.out.printf(Locale.ROOT, "| %s | %d | %.1f | %s | %.1f | %d/%d | %s |%n", r.backend(), r.requests(),
-                    r.tokensPerSecond(), one == null ? "-" : String.format(Locale.ROOT, "%.2fx",
+            System.out.printf(Locale.ROOT, "| %s | %d | %.1f | %s | %.1f | %.2f | %.2f | %d/%d | %s |%n", r.backend(),
+                    r.requests(), r.tokensPerSecond(), one == null ? "-" : String.format(Locale.ROOT, "%.2fx",
                             r.tokensPerSecond() / one.tokensPerSecond()),
-                    1000 * r.seconds() / r.forwards(), r.sameAsAlone(), r.requests(), asCpu);
+                    1000 * r.seconds() / r.forwards(), r.times().forwardMs(), r.times().applyMs(), r.sameAsAlone(),
+                    r.requests(), asCpu);
         }
         if (device != null) {
             System.out.printf("opencl launches %d, failovers %d%n", device.deviceLaunches(), device.failovers());
@@ -239,21 +269,38 @@ public final class DlmBatchBench {
         return out;
     }
 
-    private static List<LladaGeneration> run(DiffusionBackendModel m, List<LladaGeneration> gens) {
-        runCounting(m, gens);
+    /** Forwards run, and the nanoseconds spent in the forwards and in the applies after them. */
+    record StepTimes(int forwards, long forwardNanos, long applyNanos) {
+        double forwardMs() {
+            return forwardNanos / 1e6 / Math.max(1, forwards);
+        }
+
+        double applyMs() {
+            return applyNanos / 1e6 / Math.max(1, forwards);
+        }
+    }
+
+    private static List<LladaGeneration> run(DiffusionBackendModel m, List<LladaGeneration> gens, RangeExecutor apply) {
+        runCounting(m, gens, apply);
         return gens;
     }
 
-    /** Every step one forward of all live canvases; returns the forwards run. */
-    private static int runCounting(DiffusionBackendModel m, List<LladaGeneration> gens) {
+    /**
+     * Every step one forward of all live canvases, then every live request's apply through
+     * {@link DenoisingGeneration#applyAll} (the scheduler's path) on {@code apply}; returns the forwards run and the
+     * time in each part.
+     */
+    private static StepTimes runCounting(DiffusionBackendModel m, List<LladaGeneration> gens, RangeExecutor apply) {
         int forwards = 0;
+        long forwardNanos = 0;
+        long applyNanos = 0;
         List<LladaGeneration> live = new ArrayList<>(gens);
         List<DenoiseInput> inputs = new ArrayList<>();
         float[][] logits = new float[gens.size()][];
         while (true) {
             live.removeIf(LladaGeneration::done);
             if (live.isEmpty()) {
-                return forwards;
+                return new StepTimes(forwards, forwardNanos, applyNanos);
             }
             inputs.clear();
             for (int i = 0; i < live.size(); i++) {
@@ -263,11 +310,14 @@ public final class DlmBatchBench {
                     logits[i] = new float[g.logitsLength()];
                 }
             }
+            long t0 = System.nanoTime();
             m.forward(inputs, logits);
+            long t1 = System.nanoTime();
+            DenoisingGeneration.applyAll(live, logits, apply);
+            long t2 = System.nanoTime();
             forwards++;
-            for (int i = 0; i < live.size(); i++) {
-                live.get(i).apply(logits[i]);
-            }
+            forwardNanos += t1 - t0;
+            applyNanos += t2 - t1;
         }
     }
 }
