@@ -30,6 +30,8 @@ final class DeviceLlama2 implements AutoCloseable {
     private final ModelConfig config;
     private final int maxBlocks;
     private final int[] stepOps;
+    /** Whether the hand matmuls fold the RMSNorms in (the schedule then has no norm passes). */
+    private final boolean foldNorms;
     private final int[] stepLayers;
     private final TensorType weightType;
     private final long matrixBytes;
@@ -64,6 +66,15 @@ final class DeviceLlama2 implements AutoCloseable {
      */
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
                  Matmul matmul, MatmulTiles tiles) {
+        this(w, device, maxBlocks, weightType, dispatch, matmul, tiles, Matmul.fuseFromSystemProperty());
+    }
+
+    /**
+     * {@code fuse}: under hand matmuls, fold the RMSNorms into the QKV, W1/W3 and classifier passes (no norm
+     * passes in a step); ignored otherwise ({@link #foldsNorms()} says what runs).
+     */
+    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
+                 Matmul matmul, MatmulTiles tiles, boolean fuse) {
         this.device = device;
         this.config = w.config();
         this.maxBlocks = maxBlocks;
@@ -129,21 +140,32 @@ final class DeviceLlama2 implements AutoCloseable {
         }
         k.kv = new float[(int) kvFloats];
 
-        int passes = 3 + Llama2Kernel.LAYER_OPS.length * c.nLayers();
+        boolean hand = matmul == Matmul.HAND && dispatch == Dispatch.DIRECT
+                && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
+        // Folded norms: the hand QKV, W1/W3 and classifier passes normalize their input, so no norm passes.
+        this.foldNorms = hand && fuse;
+        int fullPasses = 3 + Llama2Kernel.LAYER_OPS.length * c.nLayers();
+        int passes = foldNorms ? fullPasses - 1 - 2 * c.nLayers() : fullPasses;
         stepOps = new int[passes];
         stepLayers = new int[passes];
         int p = 0;
         stepOps[p++] = Llama2Kernel.OP_EMBED;
         for (int l = 0; l < c.nLayers(); l++) {
             for (int op : Llama2Kernel.LAYER_OPS) {
+                if (foldNorms && (op == Llama2Kernel.OP_RMSNORM_ATT || op == Llama2Kernel.OP_RMSNORM_FFN)) {
+                    continue;
+                }
                 stepLayers[p] = l;
                 stepOps[p++] = op;
             }
         }
-        stepOps[p++] = Llama2Kernel.OP_FINAL_NORM;
+        if (!foldNorms) {
+            stepOps[p++] = Llama2Kernel.OP_FINAL_NORM;
+        }
         stepOps[p] = Llama2Kernel.OP_LOGITS;
-        k.passOp = stepOps.clone();
-        k.passLayer = stepLayers.clone();
+        // Room for the unfused schedule, so test schedules of any step's length fit either way.
+        k.passOp = java.util.Arrays.copyOf(stepOps, fullPasses);
+        k.passLayer = java.util.Arrays.copyOf(stepLayers, fullPasses);
         stepScheduleOnDevice = true;
 
         k.patIndptr = new int[1];
@@ -159,13 +181,11 @@ final class DeviceLlama2 implements AutoCloseable {
             direct.passLabels(pass -> k.passOp[pass]);
         }
         HandMatmul handMatmul = null;
-        boolean hand = matmul == Matmul.HAND && launcher instanceof DirectLauncher
-                && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
         if (hand) {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
                 handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
-                        Matmul.handAllPasses());
+                        Matmul.handAllPasses(), foldNorms);
                 direct.passHook(handMatmul);
             } catch (RuntimeException e) {
                 direct.dispose();
@@ -298,6 +318,11 @@ final class DeviceLlama2 implements AutoCloseable {
     /** The kernels that run the matmul passes: HAND only under the direct dispatch. */
     Matmul matmul() {
         return matmul;
+    }
+
+    /** Whether the RMSNorms are folded into the hand matmuls (no norm passes in a step). */
+    boolean foldsNorms() {
+        return foldNorms;
     }
 
     /** Matmul passes run as hand kernels so far (0 unless {@link #matmul()} is HAND). */
@@ -435,9 +460,9 @@ final class DeviceLlama2 implements AutoCloseable {
 
     /** As above, with logits for the rows k.logitRow[0 .. logitRows). */
     void launchPasses(int[] ops, int[] layers, int tokens, int entries, int maxLen, int logitRows) {
-        if (ops.length != layers.length || ops.length > stepOps.length || ops.length == 0) {
+        if (ops.length != layers.length || ops.length > k.passOp.length || ops.length == 0) {
             throw new IllegalArgumentException("schedule of " + ops.length + " ops and " + layers.length
-                    + " layers; at most " + stepOps.length + " passes");
+                    + " layers; at most " + k.passOp.length + " passes");
         }
         System.arraycopy(ops, 0, k.passOp, 0, ops.length);
         System.arraycopy(layers, 0, k.passLayer, 0, layers.length);

@@ -43,19 +43,21 @@ import java.util.SplittableRandom;
  * includes the wait for the device. Under the direct dispatch the matmul passes run the hand-written matmul.cl
  * kernels or Aparapi's pass ({@code --matmul hand,aparapi} runs both side by side; default: the
  * {@code stepstream.opencl.matmul} property, else hand; the tile macros come from
- * {@code -Dstepstream.opencl.matmulTiles}). Also checks the device's prefill logits against the CPU forward on the
+ * {@code -Dstepstream.opencl.matmulTiles}). Hand rows run with the RMSNorms folded into the matmuls
+ * ("hand+fuse") or as separate passes ({@code --fuse on,off} runs both; default: {@code stepstream.opencl.fuse},
+ * else on). Also checks the device's prefill logits against the CPU forward on the
  * weights as the device stores them (F16/Q8_0 decoded by the engine's dequantizer).
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
- *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
+ *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--fuse on,off] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--out gpu-bench.json] [--csv FILE]
  * </pre>
  */
 public final class GpuBench {
     /** Parsed arguments. */
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
-                   List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
+                   List<Matmul> matmuls, List<Boolean> fuses, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
                    Path csv) {
         static Options parse(String[] args) {
             String shape = "stories260k";
@@ -64,6 +66,7 @@ public final class GpuBench {
             List<TensorType> dtypes = List.of(TensorType.F32);
             List<Dispatch> dispatches = List.of(Dispatch.APARAPI, Dispatch.DIRECT);
             List<Matmul> matmuls = List.of(Matmul.fromSystemProperty());
+            List<Boolean> fuses = List.of(Matmul.fuseFromSystemProperty());
             int[] batches = {1, 8, 32, 64};
             int steps = 128;
             int prompt = 16;
@@ -90,6 +93,7 @@ public final class GpuBench {
                     case "--matmul" -> matmuls = v.strip().equalsIgnoreCase("both")
                             ? List.of(Matmul.HAND, Matmul.APARAPI)
                             : Arrays.stream(v.split(",")).map(Matmul::parse).distinct().toList();
+                    case "--fuse" -> fuses = Arrays.stream(v.split(",")).map(Matmul::parseFuse).distinct().toList();
                     case "--batches" -> batches = positiveInts("--batches", v);
                     case "--steps" -> steps = positive("--steps", v);
                     case "--prompt" -> prompt = positive("--prompt", v);
@@ -109,7 +113,7 @@ public final class GpuBench {
                 throw new IllegalArgumentException("--dtype: the cpu backend runs f32 only");
             }
             SyntheticLlama.shape(shape); // validates the name
-            return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
+            return new Options(shape, backend, device, dtypes, dispatches, matmuls, fuses, batches, steps, prompt, warmup, seed, copyMiB,
                     check, out, csv);
         }
 
@@ -208,9 +212,11 @@ public final class GpuBench {
             for (Dispatch dispatch : dispatches) {
               // The matmul kernels matter only to the direct dispatch: Aparapi's runs once.
               for (Matmul matmul : dispatch == Dispatch.DIRECT ? o.matmuls() : List.of(Matmul.APARAPI)) {
+               // Folded norms exist only on the hand path: the others run once.
+               for (boolean fuse : dispatch == Dispatch.DIRECT && matmul == Matmul.HAND ? o.fuses() : List.of(false)) {
                 Model model = device == null
                         ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
-                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul);
+                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul, fuse);
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
                         Check check = check(gpu, w, tok, dtype, o);
@@ -228,6 +234,7 @@ public final class GpuBench {
                 } finally {
                     model.close();
                 }
+               }
               }
             }
         }
@@ -314,7 +321,7 @@ public final class GpuBench {
             }
             double gbps = weightBytes / (msPerStep / 1e3) / 1e9;
             return new Row(o.backend(), gpu == null ? "-" : gpu.dispatch().label(),
-                    gpu == null ? "-" : gpu.matmul().label(), deviceName, o.shape(),
+                    gpu == null ? "-" : matmulLabel(gpu), deviceName, o.shape(),
                     dtype.name().toLowerCase(Locale.ROOT), batch, o.prompt(), prefillMs, o.steps(), msPerStep,
                     batch * 1000.0 / msPerStep, weightBytes, gbps, gbps / copyGBps, put, exec, launch, get, passes,
                     profiledKernel, span, opMs);
@@ -326,6 +333,11 @@ public final class GpuBench {
     /** Steps timed with profiling events after the timed ones (direct dispatch only). */
     static int profiledSteps(Options o) {
         return Math.min(o.steps(), 16);
+    }
+
+    /** The matmul kernels, "+fuse" when the norms are folded into them ("hand+fuse"). */
+    static String matmulLabel(OpenClLlama2Model gpu) {
+        return gpu.matmul().label() + (gpu.foldsNorms() ? "+fuse" : "");
     }
 
     /** One greedy decode step of every sequence: the argmax of its last logits goes in. */
@@ -376,7 +388,7 @@ public final class GpuBench {
             maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
             maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
         }
-        return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(), gpu.matmul().label(),
+        return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(), matmulLabel(gpu),
                 maxDiff / maxRef,
                 argmax(g[0]) == argmax(ref[0]));
     }
@@ -437,14 +449,14 @@ public final class GpuBench {
 
     static String table(List<Row> rows, double copyGBps) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%n%-7s %-8s %-7s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s %8s %8s %8s%n",
+        sb.append(String.format(Locale.ROOT, "%n%-7s %-8s %-9s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s %8s %8s %8s%n",
                 "backend", "dispatch", "matmul", "dtype", "batch", "tok/s", "ms/step", "GB/s", "ofCopy", "kernel", "span",
                 "launch", "put", "exec", "get", "vsAparapi"));
         for (Row r : rows) {
             Row base = rows.stream().filter(b -> b.dispatch().equals(Dispatch.APARAPI.label())
                     && b.dtype().equals(r.dtype()) && b.batch() == r.batch()).findFirst().orElse(null);
             sb.append(String.format(Locale.ROOT,
-                    "%-7s %-8s %-7s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8s %8.3f %8.3f %8.3f %8.3f %8s%n",
+                    "%-7s %-8s %-9s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8s %8.3f %8.3f %8.3f %8.3f %8s%n",
                     r.backend(), r.dispatch(), r.matmul(), r.dtype(), r.batch(), r.tokensPerSecond(), r.msPerStep(),
                     r.weightGBps(), 100 * r.fractionOfCopy(), r.kernelMsPerStep(),
                     Double.isNaN(r.spanMsPerStep()) ? "-" : String.format(Locale.ROOT, "%.3f", r.spanMsPerStep()),
