@@ -32,6 +32,8 @@ final class DeviceLlama2 implements AutoCloseable {
     private final int[] stepOps;
     /** Whether the hand matmuls fold the RMSNorms in (the schedule then has no norm passes). */
     private final boolean foldNorms;
+    /** Whether the OP_SCORES pass is the fused attention kernel (no softmax or attn-out passes). */
+    private final boolean fuseAttention;
     private final int[] stepLayers;
     private final TensorType weightType;
     private final long matrixBytes;
@@ -144,8 +146,10 @@ final class DeviceLlama2 implements AutoCloseable {
                 && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
         // Folded norms: the hand QKV, W1/W3 and classifier passes normalize their input, so no norm passes.
         this.foldNorms = hand && fuse;
+        // Fused attention: the hand OP_SCORES pass runs scores + softmax + weighted sum (needs step.cl's kernels).
+        this.fuseAttention = foldNorms && Matmul.handAllPasses() && c.headSize() <= HandStep.ATT_MAX_HEAD;
         int fullPasses = 3 + Llama2Kernel.LAYER_OPS.length * c.nLayers();
-        int passes = foldNorms ? fullPasses - 1 - 2 * c.nLayers() : fullPasses;
+        int passes = fullPasses - (foldNorms ? 1 + 2 * c.nLayers() : 0) - (fuseAttention ? 2 * c.nLayers() : 0);
         stepOps = new int[passes];
         stepLayers = new int[passes];
         int p = 0;
@@ -153,6 +157,9 @@ final class DeviceLlama2 implements AutoCloseable {
         for (int l = 0; l < c.nLayers(); l++) {
             for (int op : Llama2Kernel.LAYER_OPS) {
                 if (foldNorms && (op == Llama2Kernel.OP_RMSNORM_ATT || op == Llama2Kernel.OP_RMSNORM_FFN)) {
+                    continue;
+                }
+                if (fuseAttention && (op == Llama2Kernel.OP_SOFTMAX || op == Llama2Kernel.OP_ATTN_OUT)) {
                     continue;
                 }
                 stepLayers[p] = l;
@@ -178,14 +185,15 @@ final class DeviceLlama2 implements AutoCloseable {
         };
         if (launcher instanceof DirectLauncher direct) {
             // Profiled kernel time split by op: each pass is labelled with its op in the schedule.
-            direct.passLabels(pass -> k.passOp[pass]);
+            direct.passLabels(pass -> fuseAttention && k.passOp[pass] == Llama2Kernel.OP_SCORES ? OpTimes.ATTENTION
+                    : k.passOp[pass]);
         }
         HandMatmul handMatmul = null;
         if (hand) {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
                 handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
-                        Matmul.handAllPasses(), foldNorms);
+                        Matmul.handAllPasses(), foldNorms, fuseAttention);
                 direct.passHook(handMatmul);
             } catch (RuntimeException e) {
                 direct.dispose();
@@ -323,6 +331,11 @@ final class DeviceLlama2 implements AutoCloseable {
     /** Whether the RMSNorms are folded into the hand matmuls (no norm passes in a step). */
     boolean foldsNorms() {
         return foldNorms;
+    }
+
+    /** Whether attention runs as one fused kernel per layer (scores + softmax + weighted sum). */
+    boolean fusesAttention() {
+        return fuseAttention;
     }
 
     /** Matmul passes run as hand kernels so far (0 unless {@link #matmul()} is HAND). */

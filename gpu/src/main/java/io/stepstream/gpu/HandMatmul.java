@@ -43,15 +43,16 @@ final class HandMatmul implements DirectLauncher.PassHook {
      */
     HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
                boolean allPasses) {
-        this(launcher, k, c, tiles, largeTiles, allPasses, false);
+        this(launcher, k, c, tiles, largeTiles, allPasses, false, false);
     }
 
     /**
+     * @param fuseAttention (with allPasses) the OP_SCORES pass runs scores, softmax and the weighted sum in one kernel
      * @param foldNorms the QKV, W1/W3 and classifier passes normalize their input rows themselves (reading x, the
      *                  classifier its logitRow rows of x), so the schedule needs no RMSNorm passes
      */
     HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
-               boolean allPasses, boolean foldNorms) {
+               boolean allPasses, boolean foldNorms, boolean fuseAttention) {
         this.foldNorms = foldNorms;
         this.dim = c.dim();
         this.eps = c.rmsNormEps();
@@ -59,7 +60,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         this.k = k;
         this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles);
         this.largeProgram = largeTiles.equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, largeTiles);
-        this.step = allPasses ? new HandStep(launcher, k) : null;
+        this.step = allPasses ? new HandStep(launcher, k, fuseAttention) : null;
         this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
         int dim = c.dim();
         int kvDim = c.kvDim();

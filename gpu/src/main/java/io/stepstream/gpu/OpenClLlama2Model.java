@@ -208,6 +208,11 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.foldsNorms();
     }
 
+    /** Whether attention runs as one fused kernel per layer (with folded norms, hand step kernels). */
+    public boolean fusesAttention() {
+        return device.fusesAttention();
+    }
+
     /** How the passes reach the device. */
     public Dispatch dispatch() {
         return device.dispatch();

@@ -84,8 +84,10 @@ class HandMatmulTest {
                 Matmul.HAND, tiles, fold)) {
             assertEquals(Matmul.HAND, device.matmul());
             assertEquals(fold, device.foldsNorms());
-            // A folded step has no norm passes: embed, 7 per layer, logits.
-            assertEquals(fold ? 2 + 7 * C.nLayers() : 3 + 9 * C.nLayers(), device.passesPerStep());
+            // A folded step has no norm passes (embed, 7 per layer, logits), with fused attention 5 per layer.
+            assertEquals(fold && Matmul.handAllPasses(), device.fusesAttention());
+            assertEquals(!fold ? 3 + 9 * C.nLayers() : (device.fusesAttention() ? 2 + 5 * C.nLayers() : 2 + 7 * C.nLayers()),
+                    device.passesPerStep());
             new Case(device, random, tokens).checkAll();
             assertEquals(5, device.handMatmulPasses(), "each of the five matmul passes ran as a hand kernel");
             if (tiles.ks() > 1 && tokens > tiles.mvTokens()) {

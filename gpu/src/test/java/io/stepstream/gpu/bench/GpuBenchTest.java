@@ -27,17 +27,21 @@ class GpuBenchTest {
         assertEquals(8, rows.size());
         for (GpuBench.Row r : rows) {
             assertTrue(r.tokensPerSecond() > 0 && r.msPerStep() > 0 && r.fractionOfCopy() > 0, r.toString());
-            // Folded norms ("hand+fuse", the default on the hand path): no norm passes.
-            assertEquals(r.matmul().equals("hand+fuse") ? 2 + 7 * 5 : 3 + 9 * 5, r.passesPerStep(), r.toString());
+            // Folded norms and fused attention ("hand+fuse", the default on the hand path): embed, 5 per layer, logits.
+            assertEquals(r.matmul().equals("hand+fuse") ? 2 + 5 * 5 : 3 + 9 * 5, r.passesPerStep(), r.toString());
             assertTrue(r.executeMsPerStep() <= r.msPerStep(), r.toString());
             boolean direct = r.dispatch().equals("direct");
             assertEquals(direct, !Double.isNaN(r.spanMsPerStep()), r.toString());
             if (direct) {
                 assertTrue(r.kernelMsPerStep() > 0 && r.spanMsPerStep() > 0, r.toString());
                 // The per-op split covers the step's ops and adds up to the profiled kernel time.
-                assertTrue(r.opMsPerStep().keySet().containsAll(List.of("embed", "qkv", "scores",
-                        "softmax", "attn-out", "wo", "w1w3", "w2", "logits")), r.opMsPerStep().toString());
-                assertEquals(!r.matmul().equals("hand+fuse"), r.opMsPerStep().containsKey("rmsnorm"), r.toString());
+                boolean fused = r.matmul().equals("hand+fuse");
+                assertTrue(r.opMsPerStep().keySet().containsAll(fused
+                        ? List.of("embed", "qkv", "attention", "wo", "w1w3", "w2", "logits")
+                        : List.of("embed", "rmsnorm", "qkv", "scores", "softmax", "attn-out", "wo", "w1w3", "w2",
+                        "final-norm", "logits")), r.opMsPerStep().toString());
+                assertEquals(!fused, r.opMsPerStep().containsKey("rmsnorm"), r.toString());
+                assertEquals(!fused, r.opMsPerStep().containsKey("softmax"), r.toString());
                 double sum = r.opMsPerStep().values().stream().mapToDouble(Double::doubleValue).sum();
                 assertEquals(r.kernelMsPerStep(), sum, 1e-6 + 1e-9 * sum, r.toString());
             } else {
