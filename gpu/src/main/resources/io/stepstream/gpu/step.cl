@@ -206,3 +206,118 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
     }
     xb[i] = acc;
 }
+
+#ifndef ATT_WG
+#define ATT_WG 64
+#endif
+#ifndef ATT_MAX_HEAD
+#define ATT_MAX_HEAD 256
+#endif
+
+/** Tree max (op 0) or sum (op 1) of red[0 .. ATT_WG) into red[0]; ends with a barrier. */
+inline float att_reduce(__local float *red, int lid, int op) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = ATT_WG / 2; s > 0; s >>= 1) {
+        if (lid < s) {
+            red[lid] = op == 0 ? max(red[lid], red[lid + s]) : red[lid] + red[lid + s];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float v = red[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return v;
+}
+
+/**
+ * scores + softmax + attention output of one layer in one kernel: a work-group per (token, head). The keys the row
+ * sees (positions 0..last_key(t), or under a block-sparse pattern the listed key blocks in the pattern's order,
+ * clipped at last_key(t)) are streamed in tiles of ATT_WG slots: an item per key computes its score (q staged in
+ * local memory), the group keeps a running max and sum (online softmax: earlier partial results are rescaled by
+ * exp(old max - new max)) and each item accumulates its output dimensions d = lid, lid + ATT_WG, ... over the
+ * tile's weighted values. xb[t][h*hs + d] = the weighted sum / the sum of weights (0 if no key is visible).
+ */
+__kernel __attribute__((reqd_work_group_size(ATT_WG, 1, 1)))
+void attention(int dim, int nHeads, int headSize, int kvDim, int kvGroup, int maxBlocksPerSeq, int blockFloats,
+               int layer, float attScale,
+               __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
+               __global const int *entryIndptr, __global const int *entryIndices,
+               __global const int *patIndptr, __global const int *patIndices,
+               __global const float *q, __global const float *kv, __global float *xb,
+               __global const int *entryLen) {
+    __local float qs[ATT_MAX_HEAD];
+    __local float acc[ATT_MAX_HEAD];
+    __local float p[ATT_WG];
+    __local int voff[ATT_WG];
+    __local float red[ATT_WG];
+    int th = get_group_id(0);
+    int t = th / nHeads;
+    int h = th - t * nHeads;
+    int lid = get_local_id(0);
+    int e = tokenSeq[t];
+    int last = last_key(t, tokenPos, tokenSeq, entryLen);
+    int kvHead = (h / kvGroup) * headSize;
+    for (int d = lid; d < headSize; d += ATT_WG) {
+        qs[d] = q[t * dim + h * headSize + d];
+        acc[d] = 0.0f;
+    }
+    int sparse = entryIndptr[e] >= 0;
+    int first = 0;
+    int ib = 0;
+    int blocks;
+    if (sparse) {
+        int row = entryIndptr[e] + (layer * nHeads + h) * maxBlocksPerSeq + tokenPos[t] / KV_BLOCK;
+        first = patIndptr[row];
+        blocks = patIndptr[row + 1] - first;
+        ib = entryIndices[e];
+    } else {
+        blocks = last / KV_BLOCK + 1;
+    }
+    int slots = blocks * KV_BLOCK;
+    float m = -INFINITY;
+    float l = 0.0f;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s0 = 0; s0 < slots; s0 += ATT_WG) {
+        int i = s0 + lid;
+        float sc = -INFINITY;
+        int vo = -1;
+        if (i < slots) {
+            int kb = sparse ? patIndices[ib + first + i / KV_BLOCK] : i / KV_BLOCK;
+            int j = kb * KV_BLOCK + i % KV_BLOCK;
+            if (j <= last) {
+                int base = blockTable[e * maxBlocksPerSeq + kb] * blockFloats + kvHead;
+                int ko = base + ((layer * 2) * KV_BLOCK + j % KV_BLOCK) * kvDim;
+                float s = 0.0f;
+                for (int d = 0; d < headSize; d++) {
+                    s += qs[d] * kv[ko + d];
+                }
+                sc = s / attScale;
+                vo = base + ((layer * 2 + 1) * KV_BLOCK + j % KV_BLOCK) * kvDim;
+            }
+        }
+        red[lid] = sc;
+        float mNew = max(m, att_reduce(red, lid, 0));
+        float pe = vo >= 0 ? exp(sc - mNew) : 0.0f;
+        p[lid] = pe;
+        voff[lid] = vo;
+        red[lid] = pe;
+        float tileSum = att_reduce(red, lid, 1);
+        // Rescales what came before to the new max (nothing came before while m is -inf).
+        float alpha = m == -INFINITY ? 0.0f : exp(m - mNew);
+        l = l * alpha + tileSum;
+        int count = min(ATT_WG, slots - s0);
+        for (int d = lid; d < headSize; d += ATT_WG) {
+            float a = acc[d] * alpha;
+            for (int k = 0; k < count; k++) {
+                if (voff[k] >= 0) {
+                    a += p[k] * kv[voff[k] + d];
+                }
+            }
+            acc[d] = a;
+        }
+        m = mNew;
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int d = lid; d < headSize; d += ATT_WG) {
+        xb[t * dim + h * headSize + d] = l > 0.0f ? acc[d] / l : 0.0f;
+    }
+}
