@@ -30,10 +30,6 @@ final class DeviceLlama2 implements AutoCloseable {
     private final ModelConfig config;
     private final int maxBlocks;
     private final int[] stepOps;
-    /** Whether the hand matmuls fold the RMSNorms in (the schedule then has no norm passes). */
-    private final boolean foldNorms;
-    /** Whether the OP_SCORES pass is the fused attention kernel (no softmax or attn-out passes). */
-    private final boolean fuseAttention;
     private final int[] stepLayers;
     private final TensorType weightType;
     private final long matrixBytes;
@@ -68,15 +64,6 @@ final class DeviceLlama2 implements AutoCloseable {
      */
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
                  Matmul matmul, MatmulTiles tiles) {
-        this(w, device, maxBlocks, weightType, dispatch, matmul, tiles, Matmul.fuseFromSystemProperty());
-    }
-
-    /**
-     * {@code fuse}: under hand matmuls, fold the RMSNorms into the QKV, W1/W3 and classifier passes (no norm
-     * passes in a step); ignored otherwise ({@link #foldsNorms()} says what runs).
-     */
-    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
-                 Matmul matmul, MatmulTiles tiles, boolean fuse) {
         this.device = device;
         this.config = w.config();
         this.maxBlocks = maxBlocks;
@@ -142,37 +129,21 @@ final class DeviceLlama2 implements AutoCloseable {
         }
         k.kv = new float[(int) kvFloats];
 
-        boolean hand = matmul == Matmul.HAND && dispatch == Dispatch.DIRECT
-                && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
-        // Folded norms: the hand QKV, W1/W3 and classifier passes normalize their input, so no norm passes.
-        this.foldNorms = hand && fuse;
-        // Fused attention: the hand OP_SCORES pass runs scores + softmax + weighted sum (needs step.cl's kernels).
-        this.fuseAttention = foldNorms && Matmul.handAllPasses() && c.headSize() <= HandStep.ATT_MAX_HEAD;
-        int fullPasses = 3 + Llama2Kernel.LAYER_OPS.length * c.nLayers();
-        int passes = fullPasses - (foldNorms ? 1 + 2 * c.nLayers() : 0) - (fuseAttention ? 2 * c.nLayers() : 0);
+        int passes = 3 + Llama2Kernel.LAYER_OPS.length * c.nLayers();
         stepOps = new int[passes];
         stepLayers = new int[passes];
         int p = 0;
         stepOps[p++] = Llama2Kernel.OP_EMBED;
         for (int l = 0; l < c.nLayers(); l++) {
             for (int op : Llama2Kernel.LAYER_OPS) {
-                if (foldNorms && (op == Llama2Kernel.OP_RMSNORM_ATT || op == Llama2Kernel.OP_RMSNORM_FFN)) {
-                    continue;
-                }
-                if (fuseAttention && (op == Llama2Kernel.OP_SOFTMAX || op == Llama2Kernel.OP_ATTN_OUT)) {
-                    continue;
-                }
                 stepLayers[p] = l;
                 stepOps[p++] = op;
             }
         }
-        if (!foldNorms) {
-            stepOps[p++] = Llama2Kernel.OP_FINAL_NORM;
-        }
+        stepOps[p++] = Llama2Kernel.OP_FINAL_NORM;
         stepOps[p] = Llama2Kernel.OP_LOGITS;
-        // Room for the unfused schedule, so test schedules of any step's length fit either way.
-        k.passOp = java.util.Arrays.copyOf(stepOps, fullPasses);
-        k.passLayer = java.util.Arrays.copyOf(stepLayers, fullPasses);
+        k.passOp = stepOps.clone();
+        k.passLayer = stepLayers.clone();
         stepScheduleOnDevice = true;
 
         k.patIndptr = new int[1];
@@ -183,17 +154,14 @@ final class DeviceLlama2 implements AutoCloseable {
             // The same device Aparapi would use: its OpenCLDevice holds the native cl_device_id.
             case DIRECT -> new DirectLauncher(k, ClRuntime.byHandle(device.getDeviceId(), device.getName()));
         };
-        if (launcher instanceof DirectLauncher direct) {
-            // Profiled kernel time split by op: each pass is labelled with its op in the schedule.
-            direct.passLabels(pass -> fuseAttention && k.passOp[pass] == Llama2Kernel.OP_SCORES ? OpTimes.ATTENTION
-                    : k.passOp[pass]);
-        }
         HandMatmul handMatmul = null;
+        boolean hand = matmul == Matmul.HAND && launcher instanceof DirectLauncher
+                && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
         if (hand) {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
                 handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
-                        Matmul.handAllPasses(), foldNorms, fuseAttention);
+                        Matmul.handAllPasses());
                 direct.passHook(handMatmul);
             } catch (RuntimeException e) {
                 direct.dispose();
@@ -328,16 +296,6 @@ final class DeviceLlama2 implements AutoCloseable {
         return matmul;
     }
 
-    /** Whether the RMSNorms are folded into the hand matmuls (no norm passes in a step). */
-    boolean foldsNorms() {
-        return foldNorms;
-    }
-
-    /** Whether attention runs as one fused kernel per layer (scores + softmax + weighted sum). */
-    boolean fusesAttention() {
-        return fuseAttention;
-    }
-
     /** Matmul passes run as hand kernels so far (0 unless {@link #matmul()} is HAND). */
     long handMatmulPasses() {
         return handMatmul == null ? 0 : handMatmul.enqueued();
@@ -443,11 +401,6 @@ final class DeviceLlama2 implements AutoCloseable {
         return launcher.profiledNanos();
     }
 
-    /** Profiled kernel nanoseconds by op label (see {@link OpTimes}). */
-    long[] profiledOpNanos() {
-        return launcher.profiledLabelNanos();
-    }
-
     /** Nanoseconds spent since load in step puts, step executes (kernels + launch) and logits gets. */
     long[] stepNanos() {
         return new long[]{putNanos, executeNanos, getNanos};
@@ -473,9 +426,9 @@ final class DeviceLlama2 implements AutoCloseable {
 
     /** As above, with logits for the rows k.logitRow[0 .. logitRows). */
     void launchPasses(int[] ops, int[] layers, int tokens, int entries, int maxLen, int logitRows) {
-        if (ops.length != layers.length || ops.length > k.passOp.length || ops.length == 0) {
+        if (ops.length != layers.length || ops.length > stepOps.length || ops.length == 0) {
             throw new IllegalArgumentException("schedule of " + ops.length + " ops and " + layers.length
-                    + " layers; at most " + k.passOp.length + " passes");
+                    + " layers; at most " + stepOps.length + " passes");
         }
         System.arraycopy(ops, 0, k.passOp, 0, ops.length);
         System.arraycopy(layers, 0, k.passLayer, 0, layers.length);

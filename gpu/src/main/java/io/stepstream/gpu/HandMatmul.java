@@ -20,12 +20,6 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final MatmulProgram.Pass[] passes = new MatmulProgram.Pass[Llama2Kernel.OPS];
     /** Field names bound to each pass's buffer arguments (MatmulProgram.BUFFER_ARGS order). */
     private final String[][] fields = new String[Llama2Kernel.OPS][];
-    /** The RMSNorm weight field folded into each pass (input = the raw x), or null. */
-    private final String[] normFields = new String[Llama2Kernel.OPS];
-    /** Whether the norms are folded into the QKV, W1/W3 and classifier passes. */
-    private final boolean foldNorms;
-    private final int dim;
-    private final float eps;
     private long boundEpoch = -1;
     private long enqueued;
     private long stepEnqueued;
@@ -33,8 +27,6 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final HandStep step;
     private final MatmulProgram largeProgram;
     private int maxSplit = 1;
-    /** The split-K reduction's event slot, timed under its own label when profiling. */
-    private final java.util.function.Supplier<MemorySegment> reduceEvent;
 
     /**
      * @param tiles      the kernels' shape for passes of fewer than {@link MatmulTiles#LARGE_ROWS} rows
@@ -43,25 +35,11 @@ final class HandMatmul implements DirectLauncher.PassHook {
      */
     HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
                boolean allPasses) {
-        this(launcher, k, c, tiles, largeTiles, allPasses, false, false);
-    }
-
-    /**
-     * @param fuseAttention (with allPasses) the OP_SCORES pass runs scores, softmax and the weighted sum in one kernel
-     * @param foldNorms the QKV, W1/W3 and classifier passes normalize their input rows themselves (reading x, the
-     *                  classifier its logitRow rows of x), so the schedule needs no RMSNorm passes
-     */
-    HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
-               boolean allPasses, boolean foldNorms, boolean fuseAttention) {
-        this.foldNorms = foldNorms;
-        this.dim = c.dim();
-        this.eps = c.rmsNormEps();
         this.launcher = launcher;
         this.k = k;
         this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles);
         this.largeProgram = largeTiles.equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, largeTiles);
-        this.step = allPasses ? new HandStep(launcher, k, fuseAttention) : null;
-        this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
+        this.step = allPasses ? new HandStep(launcher, k) : null;
         int dim = c.dim();
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();
@@ -72,25 +50,16 @@ final class HandMatmul implements DirectLauncher.PassHook {
         };
         add(Llama2Kernel.OP_QKV_ROPE, new MatmulProgram.Shape(MatmulProgram.EPI_QKV, dim + 2 * kvDim, dim, dim,
                 dim + kvDim, false, dim * dim, kvDim * dim, kvDim * dim, dim, c.headSize(), k.maxBlocksPerSeq,
-                k.blockFloats, kvDim), suffix, "wq", "wk", "wv", foldNorms ? "x" : "xb", "q");
+                k.blockFloats, kvDim), suffix, "wq", "wk", "wv", "xb", "q");
         add(Llama2Kernel.OP_WO_RESIDUAL, MatmulProgram.Shape.plain(MatmulProgram.EPI_RESIDUAL, dim, dim, dim * dim, dim),
                 suffix, "wo", "wo", "wo", "xb", "x");
         add(Llama2Kernel.OP_FFN_SWIGLU, new MatmulProgram.Shape(MatmulProgram.EPI_SWIGLU, 2 * hidden, dim, 2 * hidden,
                 2 * hidden, true, hidden * dim, hidden * dim, hidden * dim, hidden, 0, 0, 0, 0),
-                suffix, "w1", "w3", "w3", foldNorms ? "x" : "xb", "hb");
+                suffix, "w1", "w3", "w3", "xb", "hb");
         add(Llama2Kernel.OP_W2_RESIDUAL, MatmulProgram.Shape.plain(MatmulProgram.EPI_RESIDUAL, dim, hidden,
                 dim * hidden, dim), suffix, "w2", "w2", "w2", "hb", "x");
         add(Llama2Kernel.OP_LOGITS, MatmulProgram.Shape.plain(MatmulProgram.EPI_STORE, c.vocabSize(), dim, 0,
-                c.vocabSize()), suffix, "cls", "cls", "cls", foldNorms ? "x" : "xb", "logits");
-        if (foldNorms) {
-            normFields[Llama2Kernel.OP_QKV_ROPE] = "rmsAtt";
-            normFields[Llama2Kernel.OP_FFN_SWIGLU] = "rmsFfn";
-            normFields[Llama2Kernel.OP_LOGITS] = "rmsFinal";
-        }
-    }
-
-    boolean foldsNorms() {
-        return foldNorms;
+                c.vocabSize()), suffix, "cls", "cls", "cls", "xb", "logits");
     }
 
     private void add(int op, MatmulProgram.Shape shape, String suffix, String w0, String w1, String w2, String in,
@@ -136,8 +105,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
             stepEnqueued += ours ? 1 : 0;
             return ours;
         }
-        passes[op].enqueue(op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens, k.passLayer[pass], event,
-                reduceEvent);
+        passes[op].enqueue(op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens, k.passLayer[pass], event);
         enqueued++;
         maxSplit = Math.max(maxSplit, passes[op].lastSplit());
         return true;
@@ -150,13 +118,6 @@ final class HandMatmul implements DirectLauncher.PassHook {
             }
             for (int i = 0; i < MatmulProgram.BUFFER_ARGS.length; i++) {
                 passes[op].bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[op][i]));
-            }
-            if (normFields[op] != null) {
-                boolean logits = op == Llama2Kernel.OP_LOGITS;
-                passes[op].foldNorm(true, launcher.buffer(normFields[op]), logits ? 0 : dim, eps);
-                if (logits) {
-                    passes[op].mapRows(true, launcher.buffer("logitRow"));
-                }
             }
         }
         if (step != null) {

@@ -19,10 +19,6 @@ final class HandStep {
     /** Work items of the row kernels (rmsnorm, softmax). */
     static final int NORM_WG = 256;
     private static final int ELEMENT_WG = 256;
-    /** Work items of the fused attention kernel (a group per token and head; key tiles of this many slots). */
-    static final int ATT_WG = 64;
-    /** The largest head the fused attention kernel stages in local memory. */
-    static final int ATT_MAX_HEAD = 256;
 
     private final ClQueue queue;
     private final DirectLauncher launcher;
@@ -34,9 +30,6 @@ final class HandStep {
     private final Kernel scores;
     private final Kernel softmax;
     private final Kernel attnOut;
-    private final Kernel attention;
-    /** Whether OP_SCORES runs the fused attention kernel (scores + softmax + weighted sum). */
-    private final boolean fuseAttention;
     private final Kernel[] all;
 
     /** One kernel object: its buffer arguments by field name and the int arguments it last set. */
@@ -89,21 +82,10 @@ final class HandStep {
     }
 
     HandStep(DirectLauncher launcher, Llama2Kernel k) {
-        this(launcher, k, false);
-    }
-
-    /** {@code fuseAttention}: the OP_SCORES pass runs the whole attention (the schedule then has no softmax or attn-out). */
-    HandStep(DirectLauncher launcher, Llama2Kernel k, boolean fuseAttention) {
-        if (fuseAttention && k.headSize > ATT_MAX_HEAD) {
-            throw new IllegalArgumentException("fused attention takes heads of up to " + ATT_MAX_HEAD + ", got "
-                    + k.headSize);
-        }
-        this.fuseAttention = fuseAttention;
         this.launcher = launcher;
         this.queue = launcher.queue();
         this.k = k;
-        MemorySegment program = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + " -DATT_WG=" + ATT_WG
-                + " -DATT_MAX_HEAD=" + ATT_MAX_HEAD);
+        MemorySegment program = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG);
         embed = new Kernel(program, "embed", 2, "tokenIds", 3, "emb", 4, "x");
         embed.setInt(1, k.dim);
         normAtt = norm(program, "rmsAtt", 0);
@@ -120,12 +102,7 @@ final class HandStep {
                 20, "entryLen");
         attnOut.setInt(1, k.dim).setInt(2, k.nHeads).setInt(3, k.ctx).setInt(4, k.headSize).setInt(5, k.kvDim)
                 .setInt(6, k.kvGroup).setInt(7, k.maxBlocksPerSeq).setInt(8, k.blockFloats);
-        attention = new Kernel(program, "attention", 9, "tokenPos", 10, "tokenSeq", 11, "blockTable", 12,
-                "entryIndptr", 13, "entryIndices", 14, "patIndptr", 15, "patIndices", 16, "q", 17, "kv", 18, "xb",
-                19, "entryLen");
-        attention.setInt(0, k.dim).setInt(1, k.nHeads).setInt(2, k.headSize).setInt(3, k.kvDim).setInt(4, k.kvGroup)
-                .setInt(5, k.maxBlocksPerSeq).setInt(6, k.blockFloats).setFloat(8, k.attScale);
-        all = new Kernel[]{embed, normAtt, normFfn, normFinal, scores, softmax, attnOut, attention};
+        all = new Kernel[]{embed, normAtt, normFfn, normFinal, scores, softmax, attnOut};
     }
 
     private Kernel norm(MemorySegment program, String weight, int useLastRow) {
@@ -160,14 +137,8 @@ final class HandStep {
             case Llama2Kernel.OP_RMSNORM_ATT -> norm(normAtt, k.tokens, layer, event);
             case Llama2Kernel.OP_RMSNORM_FFN -> norm(normFfn, k.tokens, layer, event);
             case Llama2Kernel.OP_FINAL_NORM -> norm(normFinal, k.logitRows, 0, event);
-            case Llama2Kernel.OP_SCORES -> {
-                if (fuseAttention) {
-                    attention.setInt(7, layer).enqueue((long) k.tokens * k.nHeads * ATT_WG, ATT_WG, event);
-                } else {
-                    scores.setInt(0, k.tokens).setInt(2, k.maxLen).setInt(10, layer)
-                            .enqueue((long) k.tokens * k.nHeads * k.maxLen, ELEMENT_WG, event);
-                }
-            }
+            case Llama2Kernel.OP_SCORES -> scores.setInt(0, k.tokens).setInt(2, k.maxLen).setInt(10, layer)
+                    .enqueue((long) k.tokens * k.nHeads * k.maxLen, ELEMENT_WG, event);
             case Llama2Kernel.OP_SOFTMAX -> softmax.setInt(0, k.tokens * k.nHeads)
                     .enqueue((long) k.tokens * k.nHeads * NORM_WG, NORM_WG, event);
             case Llama2Kernel.OP_ATTN_OUT -> attnOut.setInt(0, k.tokens).setInt(9, layer)

@@ -30,28 +30,6 @@ public enum Matmul {
         };
     }
 
-    /**
-     * System property: {@code on} (default) folds the RMSNorms into the hand matmuls that consume them (QKV, W1/W3,
-     * classifier), so a hand step has no norm passes; {@code off} keeps the separate norm passes.
-     */
-    public static final String FUSE_PROPERTY = "stepstream.opencl.fuse";
-
-    /** Whether hand steps fold their norms into the matmuls, as {@value #FUSE_PROPERTY} says. */
-    public static boolean fuseFromSystemProperty() {
-        return parseFuse(System.getProperty(FUSE_PROPERTY, "on"));
-    }
-
-    /** {@code on} or {@code off} (any case). */
-    public static boolean parseFuse(String s) {
-        String v = s == null ? "" : s.strip().toLowerCase(Locale.ROOT);
-        return switch (v) {
-            case "on", "" -> true;
-            case "off" -> false;
-            default -> throw new IllegalArgumentException(FUSE_PROPERTY + " / --fuse must be on or off, got '" + s
-                    + "'");
-        };
-    }
-
     /** The default when nothing is asked for. */
     public static final Matmul DEFAULT = HAND;
 

@@ -52,13 +52,7 @@ public final class MatmulProgram {
     private static final int ARG_KV_DIM = 29;
     private static final int ARG_KSPLIT = 30;
     private static final int ARG_PARTIAL = 31;
-    private static final int ARG_NORMED = 32;
-    public static final int ARG_NORM_W = 33;
-    private static final int ARG_NORM_STRIDE = 34;
-    private static final int ARG_EPS = 35;
-    private static final int ARG_ROW_MAP = 36;
-    public static final int ARG_LOGIT_ROW = 37;
-    private static final int ARGS = 38;
+    private static final int ARGS = 32;
     /** Work items per group of the split-K reduction. */
     private static final int REDUCE_LOCAL = 64;
     /** The buffer arguments, in the order {@link Pass#bind} takes them. */
@@ -72,8 +66,6 @@ public final class MatmulProgram {
     /** Split-K partial sums, shared by every pass (the in-order queue serialises them); grown on demand. */
     private MemorySegment partial;
     private long partialFloats;
-    /** What unused buffer arguments point at (never released while the program lives, unlike partial). */
-    private final MemorySegment placeholder;
 
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
         if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
@@ -86,7 +78,6 @@ public final class MatmulProgram {
         this.program = queue.buildProgram(source(), tiles.defines(wtype));
         this.partial = queue.createBuffer(Float.BYTES);
         this.partialFloats = 1;
-        this.placeholder = queue.createBuffer(Float.BYTES);
     }
 
     /** The partial-sum buffer, at least {@code floats} long (a replaced buffer is freed once its users ran). */
@@ -185,30 +176,6 @@ public final class MatmulProgram {
             }
             java.util.Arrays.fill(lastSplit, 1);
             bind(ARG_PARTIAL, partial);
-            // No folded norm and no row map until asked: the unused buffer arguments point at a placeholder.
-            foldNorm(false, placeholder, 0, 0f);
-            mapRows(false, placeholder);
-        }
-
-        /**
-         * Folds an RMSNorm into the pass ({@code on}): the input rows are the raw residual stream, normalized with
-         * {@code eps} and weighted by {@code normW} from {@code layer * normStride} on, in the kernel.
-         */
-        public void foldNorm(boolean on, MemorySegment normW, int normStride, float eps) {
-            for (MemorySegment k : kernels) {
-                queue.setArgInt(k, ARG_NORMED, on ? 1 : 0);
-                queue.setArgInt(k, ARG_NORM_STRIDE, normStride);
-                queue.setArgFloat(k, ARG_EPS, eps);
-            }
-            bind(ARG_NORM_W, normW);
-        }
-
-        /** With {@code on}, input row t of the pass is row logitRow[t] of the input buffer. */
-        public void mapRows(boolean on, MemorySegment logitRow) {
-            for (MemorySegment k : kernels) {
-                queue.setArgInt(k, ARG_ROW_MAP, on ? 1 : 0);
-            }
-            bind(ARG_LOGIT_ROW, logitRow);
         }
 
         public Shape shape() {
@@ -243,12 +210,6 @@ public final class MatmulProgram {
          * reduction with the epilogue (its event in {@code reduceEvent}, when not NULL).
          */
         public void enqueue(int n, int layer, MemorySegment event, MemorySegment reduceEvent) {
-            enqueue(n, layer, event, () -> reduceEvent);
-        }
-
-        /** As above, asking for the reduction's event slot only when there is a reduction. */
-        public void enqueue(int n, int layer, MemorySegment event,
-                            java.util.function.Supplier<MemorySegment> reduceEvent) {
             if (n < 1) {
                 throw new IllegalArgumentException("matmul of " + n + " tokens");
             }
@@ -270,7 +231,7 @@ public final class MatmulProgram {
                 prepare(2, n, layer, split);
                 long items = (long) (shape.rows() + 1) / 2 * n;
                 queue.enqueue(reduce, (items + REDUCE_LOCAL - 1) / REDUCE_LOCAL * REDUCE_LOCAL, REDUCE_LOCAL,
-                        reduceEvent.get());
+                        reduceEvent);
             }
             lastSplitUsed = split;
         }

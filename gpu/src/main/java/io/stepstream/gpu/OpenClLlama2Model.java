@@ -82,15 +82,6 @@ public final class OpenClLlama2Model implements BackendModel {
      */
     public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
                              int kvBlocks, TensorType weightType, Dispatch dispatch, Matmul matmul) {
-        this(name, weights, tokenizer, device, kvBlocks, weightType, dispatch, matmul, Matmul.fuseFromSystemProperty());
-    }
-
-    /**
-     * @param fuse under hand matmuls, fold the RMSNorms into the matmuls that consume them (see
-     *             {@link Matmul#FUSE_PROPERTY}); ignored otherwise
-     */
-    public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
-                             int kvBlocks, TensorType weightType, Dispatch dispatch, Matmul matmul, boolean fuse) {
         this.name = name;
         this.config = weights.config();
         if (tokenizer.vocabSize() != config.vocabSize()) {
@@ -104,7 +95,7 @@ public final class OpenClLlama2Model implements BackendModel {
         int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config);
         this.pool = new KvBlockPool(config.nLayers(), config.kvDim(), blocks);
         this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch, matmul,
-                MatmulTiles.fromSystemProperty(), fuse);
+                MatmulTiles.fromSystemProperty());
         this.deviceDescription = OpenClDevices.describe(device);
     }
 
@@ -122,12 +113,6 @@ public final class OpenClLlama2Model implements BackendModel {
     /** An embedded model as above whose direct dispatch runs the matmul passes with {@code matmul}'s kernels. */
     public static OpenClLlama2Model loadEmbedded(String name, OpenCLDevice device, int kvBlocks, TensorType weightType,
                                                  Dispatch dispatch, Matmul matmul) {
-        return loadEmbedded(name, device, kvBlocks, weightType, dispatch, matmul, Matmul.fuseFromSystemProperty());
-    }
-
-    /** As above, folding the RMSNorms into the hand matmuls or not ({@code fuse}). */
-    public static OpenClLlama2Model loadEmbedded(String name, OpenCLDevice device, int kvBlocks, TensorType weightType,
-                                                 Dispatch dispatch, Matmul matmul, boolean fuse) {
         if (!Models.DEFAULT_MODEL.equals(name) || !Models.embedded().contains(name)) {
             throw new ModelLoadException(name + ": not an embedded llama2.c model the OpenCL backend can load"
                     + " (embedded: " + Models.embedded() + ")");
@@ -135,7 +120,7 @@ public final class OpenClLlama2Model implements BackendModel {
         Llama2Weights w = Llama2Checkpoint.read(name + ":" + STORIES260K_CHECKPOINT, resource(STORIES260K_CHECKPOINT));
         Llama2Tokenizer tok = Llama2Tokenizer.read(name + ":" + STORIES260K_TOKENIZER,
                 resource(STORIES260K_TOKENIZER), w.config().vocabSize());
-        return new OpenClLlama2Model(name, w, tok, device, kvBlocks, weightType, dispatch, matmul, fuse);
+        return new OpenClLlama2Model(name, w, tok, device, kvBlocks, weightType, dispatch, matmul);
     }
 
     /** A llama2.c checkpoint and its tokenizer from files, on the given device. */
@@ -203,16 +188,6 @@ public final class OpenClLlama2Model implements BackendModel {
         return deviceDescription;
     }
 
-    /** Whether the RMSNorms are folded into the hand matmuls (a step then has no norm passes). */
-    public boolean foldsNorms() {
-        return device.foldsNorms();
-    }
-
-    /** Whether attention runs as one fused kernel per layer (with folded norms, hand step kernels). */
-    public boolean fusesAttention() {
-        return device.fusesAttention();
-    }
-
     /** How the passes reach the device. */
     public Dispatch dispatch() {
         return device.dispatch();
@@ -235,11 +210,6 @@ public final class OpenClLlama2Model implements BackendModel {
     public ProfiledTimes profiledTimes() {
         long[] n = device.profiledNanos();
         return new ProfiledTimes(n[0], n[1], n[2]);
-    }
-
-    /** Profiled kernel time split by op (embed, rmsnorm, qkv, ... mm_reduce); zeros unless direct dispatch. */
-    public OpTimes profiledOpTimes() {
-        return new OpTimes(device.profiledOpNanos());
     }
 
     /** Sums over profiled passes: kernel nanoseconds, step span nanoseconds (kernels + gaps), pass count. */

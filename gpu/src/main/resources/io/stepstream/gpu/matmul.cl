@@ -16,12 +16,6 @@
 //   TM, TN, TK tile of the register-tiled kernel `mm`: rows x tokens per group, K-slice staged in local memory
 //   RM, RN     rows x tokens each work item of `mm` accumulates in registers (RM even)
 // Columns must be a multiple of 4 (vector loads never straddle a row end or a Q8_0 block).
-//
-// Folded RMSNorm (normed = 1): the input rows are the raw residual stream; each group first computes the inverse
-// RMS of the input rows it reads (norm_scales: the same lanes and summation order in every group of a pass, so a
-// token's scale does not depend on the group) and the loads become g[c] * (scale * x[c]), g the norm weight of the
-// layer (normW + layer * normStride), as the reference's rmsnorm pass would have written them. rowMap = 1: input
-// row t is in[logitRow[t]] (the classifier's rows, picked from the last tokens of the entries).
 
 #ifndef WT
 #define WT 0
@@ -103,8 +97,7 @@ inline float4 load_half4(__global const half *p) {
     __global float *out, int outStride, __global float *kv, \
     __global const float *ropeCos, __global const float *ropeSin, \
     __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable, \
-    int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial, \
-    int normed, __global const float *normW, int normStride, float eps, int rowMap, __global const int *logitRow
+    int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial
 
 #define EPI_PASS op, out, outStride, kv, ropeCos, ropeSin, tokenPos, tokenSeq, blockTable, headSize, \
     maxBlocksPerSeq, blockFloats, kvDim, split1, layer
@@ -119,49 +112,6 @@ inline float4 load_half4(__global const half *p) {
     w = seg_ == 0 ? W0 : (seg_ == 1 ? W1 : W2); \
     s = seg_ == 0 ? S0 : (seg_ == 1 ? S1 : S2); \
     off = layer * (seg_ == 0 ? lstride0 : (seg_ == 1 ? lstride1 : lstride2)) + rr_ * cols; }
-
-/** The input row of token t: t, or logitRow[t] under rowMap. */
-#define IN_ROW(t) (rowMap ? logitRow[t] : (t))
-
-/**
- * scl[i] = 1 / sqrt(mean(x^2) + eps) of input row IN_ROW(tok0 + i), i < count, with wg work items (lid) and
- * red[0 .. wg) as scratch: `lanes` items per token (a power of two) sum strided float4 squares, a tree adds them.
- * Every item of the group must call it (barriers).
- */
-inline void norm_scales(__global const float *in, int cols, int tok0, int count, float eps, int rowMap,
-                        __global const int *logitRow, __local float *red, __local float *scl, int lid, int wg) {
-    int lanes = 1;
-    while (lanes * 2 * count <= wg) {
-        lanes *= 2;
-    }
-    int perSweep = wg / lanes;
-    int tl = lid / lanes;
-    int lane = lid - tl * lanes;
-    for (int base = 0; base < count; base += perSweep) {
-        int i = base + tl;
-        int mine = tl < perSweep && i < count;
-        float ss = 0.0f;
-        if (mine) {
-            __global const float *x = in + IN_ROW(tok0 + i) * cols;
-            for (int c = lane * 4; c < cols; c += lanes * 4) {
-                float4 v = XLOAD4(x + c);
-                ss += dot(v, v);
-            }
-        }
-        red[lid] = ss;
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int s = lanes / 2; s > 0; s >>= 1) {
-            if (lane < s && tl < perSweep) {
-                red[lid] += red[lid + s];
-            }
-            barrier(CLK_LOCAL_MEM_FENCE);
-        }
-        if (mine && lane == 0) {
-            scl[i] = 1.0f / sqrt(red[lid] / cols + eps);
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-}
 
 /** Results a (row r) and b (row r+1, if hasB) of token t, r even, written as the pass wants them. */
 inline void epilogue(int r, int t, float a, float b, int hasB,
@@ -213,21 +163,14 @@ inline void epilogue(int r, int t, float a, float b, int hasB,
 __kernel __attribute__((reqd_work_group_size(MV_WG, 1, 1)))
 void mv(MATMUL_ARGS) {
     __local float red[MV_TOKENS * MV_WG];
-    __local float scl[MV_TOKENS];
     int lid = get_local_id(0);
     int lane = lid % MV_LPR;
     int lrow = lid / MV_LPR;
     int r = get_group_id(0) * MV_ROWS + lrow;
     float acc[MV_TOKENS];
-    int xrow[MV_TOKENS];
     for (int t = 0; t < MV_TOKENS; t++) {
         acc[t] = 0.0f;
-        xrow[t] = t < n ? IN_ROW(t) * cols : 0;
     }
-    if (normed) {
-        norm_scales(in, cols, 0, n, eps, rowMap, logitRow, red, scl, lid, MV_WG);
-    }
-    __global const float *gw = normW + layer * normStride;
     if (r < rows) {
         __global const WTYPE *w;
         __global const float *s;
@@ -244,12 +187,10 @@ void mv(MATMUL_ARGS) {
             for (int u = 0; u < MV_UNROLL; u++) {
                 int c = c0 + u * MV_LPR * 4;
                 if (c < cols) {
-                    float4 gv = normed ? XLOAD4(gw + c) : (float4)(1.0f);
 #pragma unroll
                     for (int t = 0; t < MV_TOKENS; t++) {
                         if (t < n) {
-                            float4 xv = XLOAD4(in + xrow[t] + c);
-                            acc[t] += dot(wv[u], normed ? gv * (scl[t] * xv) : xv);
+                            acc[t] += dot(wv[u], XLOAD4(in + t * cols + c));
                         }
                     }
                 }
@@ -285,12 +226,6 @@ void mv(MATMUL_ARGS) {
  * flight during the arithmetic). Each item's weight rows are fixed, so their segment and offset are resolved
  * once. Groups: row tiles fastest, then token tiles.
  */
-/** An activation float4 of the tiled kernel: as stored, or normalized (g * (scale * x)) under a folded norm. */
-inline float4 xload(__global const float *in, int i, int normed, __global const float *g, float scale) {
-    float4 v = XLOAD4(in + i);
-    return normed ? XLOAD4(g) * (scale * v) : v;
-}
-
 #define MM_WLOADS ((TM * (TK / 4) + MM_WG - 1) / MM_WG)
 #define MM_XLOADS ((TN * (TK / 4) + MM_WG - 1) / MM_WG)
 
@@ -298,8 +233,6 @@ __kernel __attribute__((reqd_work_group_size(MM_WG, 1, 1)))
 void mm(MATMUL_ARGS) {
     __local float ws[TK][TM + 1];
     __local float xs[TK][TN + 1];
-    __local float red[MM_WG];
-    __local float scl[TN];
     int lid = get_local_id(0);
     int tx = lid % MM_COLS_OF_ITEMS;
     int ty = lid / MM_COLS_OF_ITEMS;
@@ -313,10 +246,6 @@ void mm(MATMUL_ARGS) {
     int kchunk = ((cols + ksplit - 1) / ksplit + TK - 1) / TK * TK;
     int kbeg = ks * kchunk;
     int kend = min(cols, kbeg + kchunk);
-    if (normed) {
-        norm_scales(in, cols, tok0, min(TN, n - tok0), eps, rowMap, logitRow, red, scl, lid, MM_WG);
-    }
-    __global const float *gw = normW + layer * normStride;
     float acc[RM][RN];
     for (int i = 0; i < RM; i++) {
         for (int j = 0; j < RN; j++) {
@@ -360,8 +289,7 @@ void mm(MATMUL_ARGS) {
                 int lt = i / (TK / 4);
                 int c = k0 + (i - lt * (TK / 4)) * 4;
                 int t = tok0 + lt;
-                xreg[m] = i < TN * (TK / 4) && t < n && c < kend
-                        ? xload(in, IN_ROW(t) * cols + c, normed, gw + c, lt < TN ? scl[lt] : 0.0f) : (float4)(0.0f);
+                xreg[m] = i < TN * (TK / 4) && t < n && c < kend ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
             }
         }
         for (int m = 0; m < MM_WLOADS; m++) {
@@ -397,8 +325,7 @@ void mm(MATMUL_ARGS) {
                 int lt = i / (TK / 4);
                 int c = k1 + (i - lt * (TK / 4)) * 4;
                 int t = tok0 + lt;
-                xreg[m] = i < TN * (TK / 4) && t < n && c < kend
-                        ? xload(in, IN_ROW(t) * cols + c, normed, gw + c, lt < TN ? scl[lt] : 0.0f) : (float4)(0.0f);
+                xreg[m] = i < TN * (TK / 4) && t < n && c < kend ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
             }
         }
 #pragma unroll 4

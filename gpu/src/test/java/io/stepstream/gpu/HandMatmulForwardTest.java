@@ -25,16 +25,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class HandMatmulForwardTest {
     private static final double TOLERANCE = 1e-4;
 
-    /** Hand models fold the RMSNorms into their matmuls (the default) unless load(.., false) asks otherwise. */
     private static OpenClLlama2Model load(TensorType type, Matmul matmul, int blocks) {
-        return load(type, matmul, blocks, true);
-    }
-
-    private static OpenClLlama2Model load(TensorType type, Matmul matmul, int blocks, boolean fuse) {
         OpenClLlama2Model m = OpenClLlama2Model.loadEmbedded(Models.DEFAULT_MODEL, OpenClTestSupport.device(), blocks,
-                type, Dispatch.DIRECT, matmul, fuse);
+                type, Dispatch.DIRECT, matmul);
         assertEquals(matmul, m.matmul());
-        assertEquals(matmul == Matmul.HAND && fuse, m.foldsNorms());
         return m;
     }
 
@@ -104,38 +98,6 @@ class HandMatmulForwardTest {
             List<Integer> h = greedy(hand, 80);
             assertEquals(80, a.size(), "the story ended early");
             assertEquals(a, h);
-            // The hand path with the norms as passes of their own tells the same story.
-            try (OpenClLlama2Model unfused = load(TensorType.F32, Matmul.HAND, 16, false)) {
-                assertEquals(a, greedy(unfused, 80));
-            }
-        }
-    }
-
-    @Test
-    void foldedNormsGiveTheUnfusedLogitsAndStory() {
-        try (OpenClLlama2Model folded = load(TensorType.F32, Matmul.HAND, 16, true);
-             OpenClLlama2Model unfused = load(TensorType.F32, Matmul.HAND, 16, false);
-             KvCache fc = folded.newKvCache(); KvCache uc = unfused.newKvCache()) {
-            int vocab = folded.config().vocabSize();
-            float[][] f = new float[1][vocab];
-            float[][] u = new float[1][vocab];
-            Random random = new Random(77);
-            int[] prompt = new int[17];
-            prompt[0] = folded.tokenizer().bosId();
-            for (int i = 1; i < prompt.length; i++) {
-                prompt[i] = 3 + random.nextInt(vocab - 3);
-            }
-            // A 17-token prefill (tiled kernel) then 64 greedy decodes (matvec kernel), logits compared each step.
-            folded.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(fc, prompt, 0, prompt.length))), f);
-            unfused.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(uc, prompt, 0, prompt.length))), u);
-            for (int step = 0; step < 64; step++) {
-                double err = relativeError(f[0], u[0]);
-                assertTrue(err <= TOLERANCE, "step " + step + ": relative error " + err);
-                int a = argmax(f[0]);
-                assertEquals(argmax(u[0]), a, "greedy token at step " + step);
-                folded.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(fc, new int[]{a}, 0, 1))), f);
-                unfused.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(uc, new int[]{a}, 0, 1))), u);
-            }
         }
     }
 

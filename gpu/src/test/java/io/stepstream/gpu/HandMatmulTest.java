@@ -35,26 +35,6 @@ class HandMatmulTest {
             + "tm=8,tn=4,tk=8,rm=2,rn=2");
 
     static Stream<Arguments> cases() {
-        return unfolded().map(a -> Arguments.of(a.get()[0], a.get()[1], a.get()[2], false));
-    }
-
-    /** Folded RMSNorms (QKV, W1/W3 and classifier normalize x themselves) in the matvec, tiled and split-K kernels. */
-    static Stream<Arguments> foldedCases() {
-        MatmulTiles small = MatmulTiles.DEFAULT.with("mv_wg=64,mv_lpr=8,mv_tokens=2,mv_unroll=1,tm=8,tn=4,tk=8,rm=2,rn=2");
-        return Stream.of(
-                Arguments.of(TensorType.F32, 1, MatmulTiles.DEFAULT, true),
-                Arguments.of(TensorType.F32, 5, MatmulTiles.DEFAULT, true),
-                Arguments.of(TensorType.F32, 33, MatmulTiles.DEFAULT, true),
-                Arguments.of(TensorType.F16, 3, MatmulTiles.DEFAULT, true),
-                Arguments.of(TensorType.Q8_0, 1, MatmulTiles.DEFAULT, true),
-                Arguments.of(TensorType.Q8_0, 33, small, true),
-                Arguments.of(TensorType.F32, 3, small, true),
-                Arguments.of(TensorType.F32, 33, small.with("ks=3"), true),
-                Arguments.of(TensorType.F16, 9, MatmulTiles.DEFAULT.with("ks=8"), true),
-                Arguments.of(TensorType.F32, 70, MatmulTiles.DEFAULT.with(MatmulTiles.LARGE_DEFAULT + ",ks=2"), true));
-    }
-
-    static Stream<Arguments> unfolded() {
         List<Arguments> out = new ArrayList<>();
         for (TensorType type : new TensorType[]{TensorType.F32, TensorType.F16, TensorType.Q8_0}) {
             for (int tokens : new int[]{1, 3, 5, 33}) {
@@ -74,20 +54,14 @@ class HandMatmulTest {
         return out.stream();
     }
 
-    @ParameterizedTest(name = "{0} x {1} tokens, {2}, folded norms {3}")
-    @MethodSource({"cases", "foldedCases"})
-    void everyMatmulPassAndItsEpilogueMatchTheDoubleReference(TensorType type, int tokens, MatmulTiles tiles,
-                                                               boolean fold) {
-        Random random = new Random(31L * tokens + type.ordinal() + tiles.tm() + (fold ? 1000 : 0));
+    @ParameterizedTest(name = "{0} x {1} tokens, {2}")
+    @MethodSource("cases")
+    void everyMatmulPassAndItsEpilogueMatchTheDoubleReference(TensorType type, int tokens, MatmulTiles tiles) {
+        Random random = new Random(31L * tokens + type.ordinal() + tiles.tm());
         Llama2Weights w = randomWeights(random);
         try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, type, Dispatch.DIRECT,
-                Matmul.HAND, tiles, fold)) {
+                Matmul.HAND, tiles)) {
             assertEquals(Matmul.HAND, device.matmul());
-            assertEquals(fold, device.foldsNorms());
-            // A folded step has no norm passes (embed, 7 per layer, logits), with fused attention 5 per layer.
-            assertEquals(fold && Matmul.handAllPasses(), device.fusesAttention());
-            assertEquals(!fold ? 3 + 9 * C.nLayers() : (device.fusesAttention() ? 2 + 5 * C.nLayers() : 2 + 7 * C.nLayers()),
-                    device.passesPerStep());
             new Case(device, random, tokens).checkAll();
             assertEquals(5, device.handMatmulPasses(), "each of the five matmul passes ran as a hand kernel");
             if (tiles.ks() > 1 && tokens > tiles.mvTokens()) {
@@ -114,10 +88,8 @@ class HandMatmulTest {
         final int dim = C.dim();
         final int kvDim = C.kvDim();
         final int hidden = C.hiddenDim();
-        final boolean folded;
 
         Case(DeviceLlama2 device, Random random, int n) {
-            this.folded = device.foldsNorms();
             this.device = device;
             this.k = device.k;
             this.random = random;
@@ -175,43 +147,6 @@ class HandMatmulTest {
             };
         }
 
-        /**
-         * Fills xb and x with fresh random values and returns the rows the pass multiplies, in double: xb's rows
-         * 0..rows-1, or with folded norms rmsnorm(x row) * g (g from gOffset on), row t being x's row t, or
-         * logitRow[t] for the classifier.
-         */
-        double[] input(int rows, float[] g, int gOffset, boolean logitRows) {
-            fill(k.xb);
-            fill(k.x);
-            double[] in = new double[rows * dim];
-            for (int t = 0; t < rows; t++) {
-                if (!folded) {
-                    for (int c = 0; c < dim; c++) {
-                        in[t * dim + c] = k.xb[t * dim + c];
-                    }
-                    continue;
-                }
-                int src = (logitRows ? k.logitRow[t] : t) * dim;
-                double ss = 0;
-                for (int c = 0; c < dim; c++) {
-                    ss += (double) k.x[src + c] * k.x[src + c];
-                }
-                double scale = 1 / Math.sqrt(ss / dim + C.rmsNormEps());
-                for (int c = 0; c < dim; c++) {
-                    in[t * dim + c] = g[gOffset + c] * scale * k.x[src + c];
-                }
-            }
-            return in;
-        }
-
-        double dot(float[] w, int wOffset, double[] x, int xOffset, int cols) {
-            double s = 0;
-            for (int c = 0; c < cols; c++) {
-                s += w[wOffset + c] * x[xOffset + c];
-            }
-            return s;
-        }
-
         double dot(float[] w, int wOffset, float[] x, int xOffset, int cols) {
             double s = 0;
             for (int c = 0; c < cols; c++) {
@@ -238,7 +173,7 @@ class HandMatmulTest {
             float[] wk = weights(k.wk, k.wkH, k.wkQ, k.wkS);
             float[] wv = weights(k.wv, k.wvH, k.wvQ, k.wvS);
             int hs = C.headSize();
-            double[] in = input(n, k.rmsAtt, LAYER * dim, false);
+            fill(k.xb);
             fill(k.q);
             fill(k.kv);
             run(OP_QKV_ROPE);
@@ -252,11 +187,11 @@ class HandMatmulTest {
             float[] gotValues = new float[n * kvDim];
             for (int t = 0; t < n; t++) {
                 for (int r = 0; r < dim; r++) {
-                    q[t * dim + r] = dot(wq, (LAYER * dim + r) * dim, in, t * dim, dim);
+                    q[t * dim + r] = dot(wq, (LAYER * dim + r) * dim, k.xb, t * dim, dim);
                 }
                 for (int r = 0; r < kvDim; r++) {
-                    keys[t * kvDim + r] = dot(wk, (LAYER * kvDim + r) * dim, in, t * dim, dim);
-                    values[t * kvDim + r] = dot(wv, (LAYER * kvDim + r) * dim, in, t * dim, dim);
+                    keys[t * kvDim + r] = dot(wk, (LAYER * kvDim + r) * dim, k.xb, t * dim, dim);
+                    values[t * kvDim + r] = dot(wv, (LAYER * kvDim + r) * dim, k.xb, t * dim, dim);
                     gotKeys[t * kvDim + r] = k.kv[kvIndex(t, false, r)];
                     gotValues[t * kvDim + r] = k.kv[kvIndex(t, true, r)];
                 }
@@ -293,15 +228,15 @@ class HandMatmulTest {
         void swiglu() {
             float[] w1 = weights(k.w1, k.w1H, k.w1Q, k.w1S);
             float[] w3 = weights(k.w3, k.w3H, k.w3Q, k.w3S);
-            double[] in = input(n, k.rmsFfn, LAYER * dim, false);
+            fill(k.xb);
             fill(k.hb);
             run(OP_FFN_SWIGLU);
             device.launcher().get(k.hb);
             double[] expected = new double[n * hidden];
             for (int i = 0; i < n * hidden; i++) {
                 int h = i % hidden;
-                double a = dot(w1, (LAYER * hidden + h) * dim, in, (i / hidden) * dim, dim);
-                double b = dot(w3, (LAYER * hidden + h) * dim, in, (i / hidden) * dim, dim);
+                double a = dot(w1, (LAYER * hidden + h) * dim, k.xb, (i / hidden) * dim, dim);
+                double b = dot(w3, (LAYER * hidden + h) * dim, k.xb, (i / hidden) * dim, dim);
                 expected[i] = a / (1 + Math.exp(-a)) * b;
             }
             assertClose("w1/w3 + SwiGLU", java.util.Arrays.copyOf(k.hb, n * hidden), expected);
@@ -310,13 +245,13 @@ class HandMatmulTest {
         void logits() {
             float[] cls = weights(k.cls, k.clsH, k.clsQ, k.clsS);
             int vocab = C.vocabSize();
-            double[] in = input(entries, k.rmsFinal, 0, true);
+            fill(k.xb);
             fill(k.logits);
             run(OP_LOGITS);
             device.launcher().get(k.logits);
             double[] expected = new double[entries * vocab];
             for (int i = 0; i < entries * vocab; i++) {
-                expected[i] = dot(cls, (i % vocab) * dim, in, (i / vocab) * dim, dim);
+                expected[i] = dot(cls, (i % vocab) * dim, k.xb, (i / vocab) * dim, dim);
             }
             assertClose("logits", java.util.Arrays.copyOf(k.logits, entries * vocab), expected);
         }

@@ -46,9 +46,7 @@ class Llama2KernelTest {
                 random(layers, kvDim * dim), random(layers, kvDim * dim), random(layers, dim * dim),
                 random(layers, dim), random(layers, hidden * dim), random(layers, dim * hidden),
                 random(layers, hidden * dim), random(dim), random(C.vocabSize() * dim));
-        // Each pass on its own, the norms as passes of their own (HandMatmulTest checks the folded norms).
-        device = new DeviceLlama2(w, OpenClTestSupport.device(), 8, io.stepstream.engine.tensor.TensorType.F32,
-                Dispatch.fromSystemProperty(), Matmul.fromSystemProperty(), MatmulTiles.fromSystemProperty(), false);
+        device = new DeviceLlama2(w, OpenClTestSupport.device(), 8);
         k = device.k;
         device.ensureCapacity(T, E, T);
         System.arraycopy(TOKENS, 0, k.tokenIds, 0, T);

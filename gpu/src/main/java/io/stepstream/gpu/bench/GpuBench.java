@@ -43,21 +43,19 @@ import java.util.SplittableRandom;
  * includes the wait for the device. Under the direct dispatch the matmul passes run the hand-written matmul.cl
  * kernels or Aparapi's pass ({@code --matmul hand,aparapi} runs both side by side; default: the
  * {@code stepstream.opencl.matmul} property, else hand; the tile macros come from
- * {@code -Dstepstream.opencl.matmulTiles}). Hand rows run with the RMSNorms folded into the matmuls
- * ("hand+fuse") or as separate passes ({@code --fuse on,off} runs both; default: {@code stepstream.opencl.fuse},
- * else on). Also checks the device's prefill logits against the CPU forward on the
+ * {@code -Dstepstream.opencl.matmulTiles}). Also checks the device's prefill logits against the CPU forward on the
  * weights as the device stores them (F16/Q8_0 decoded by the engine's dequantizer).
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
- *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--fuse on,off] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
+ *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--out gpu-bench.json] [--csv FILE]
  * </pre>
  */
 public final class GpuBench {
     /** Parsed arguments. */
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
-                   List<Matmul> matmuls, List<Boolean> fuses, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
+                   List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
                    Path csv) {
         static Options parse(String[] args) {
             String shape = "stories260k";
@@ -66,7 +64,6 @@ public final class GpuBench {
             List<TensorType> dtypes = List.of(TensorType.F32);
             List<Dispatch> dispatches = List.of(Dispatch.APARAPI, Dispatch.DIRECT);
             List<Matmul> matmuls = List.of(Matmul.fromSystemProperty());
-            List<Boolean> fuses = List.of(Matmul.fuseFromSystemProperty());
             int[] batches = {1, 8, 32, 64};
             int steps = 128;
             int prompt = 16;
@@ -93,7 +90,6 @@ public final class GpuBench {
                     case "--matmul" -> matmuls = v.strip().equalsIgnoreCase("both")
                             ? List.of(Matmul.HAND, Matmul.APARAPI)
                             : Arrays.stream(v.split(",")).map(Matmul::parse).distinct().toList();
-                    case "--fuse" -> fuses = Arrays.stream(v.split(",")).map(Matmul::parseFuse).distinct().toList();
                     case "--batches" -> batches = positiveInts("--batches", v);
                     case "--steps" -> steps = positive("--steps", v);
                     case "--prompt" -> prompt = positive("--prompt", v);
@@ -113,7 +109,7 @@ public final class GpuBench {
                 throw new IllegalArgumentException("--dtype: the cpu backend runs f32 only");
             }
             SyntheticLlama.shape(shape); // validates the name
-            return new Options(shape, backend, device, dtypes, dispatches, matmuls, fuses, batches, steps, prompt, warmup, seed, copyMiB,
+            return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
                     check, out, csv);
         }
 
@@ -146,7 +142,7 @@ public final class GpuBench {
                int promptTokens, double prefillMs, int steps, double msPerStep, double tokensPerSecond,
                long weightBytesPerStep, double weightGBps, double fractionOfCopy, double putMsPerStep,
                double executeMsPerStep, double launchMsPerStep, double getMsPerStep, int passesPerStep,
-               double profiledKernelMsPerStep, double spanMsPerStep, java.util.Map<String, Double> opMsPerStep) {
+               double profiledKernelMsPerStep, double spanMsPerStep) {
         /** Kernel time per step: profiled where measured, else the execute time less the empty-pass launch time. */
         double kernelMsPerStep() {
             return Double.isNaN(profiledKernelMsPerStep) ? Math.max(0, executeMsPerStep - launchMsPerStep)
@@ -212,11 +208,9 @@ public final class GpuBench {
             for (Dispatch dispatch : dispatches) {
               // The matmul kernels matter only to the direct dispatch: Aparapi's runs once.
               for (Matmul matmul : dispatch == Dispatch.DIRECT ? o.matmuls() : List.of(Matmul.APARAPI)) {
-               // Folded norms exist only on the hand path: the others run once.
-               for (boolean fuse : dispatch == Dispatch.DIRECT && matmul == Matmul.HAND ? o.fuses() : List.of(false)) {
                 Model model = device == null
                         ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
-                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul, fuse);
+                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul);
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
                         Check check = check(gpu, w, tok, dtype, o);
@@ -234,7 +228,6 @@ public final class GpuBench {
                 } finally {
                     model.close();
                 }
-               }
               }
             }
         }
@@ -287,11 +280,9 @@ public final class GpuBench {
             int passes = 0;
             double profiledKernel = Double.NaN;
             double span = Double.NaN;
-            java.util.Map<String, Double> opMs = java.util.Map.of();
             if (gpu != null && gpu.dispatch() == Dispatch.DIRECT && io.stepstream.gpu.cl.ClQueue.PROFILING) {
                 // Extra steps with an event per pass: device time of the kernels and of the whole pass sequence.
                 OpenClLlama2Model.ProfiledTimes before0 = gpu.profiledTimes();
-                io.stepstream.gpu.OpTimes opsBefore = gpu.profiledOpTimes();
                 int profiled = profiledSteps(o);
                 gpu.profile(true);
                 for (int s = 0; s < profiled; s++) {
@@ -301,7 +292,6 @@ public final class GpuBench {
                 OpenClLlama2Model.ProfiledTimes p = gpu.profiledTimes().minus(before0);
                 profiledKernel = p.kernelNanos() / 1e6 / profiled;
                 span = p.spanNanos() / 1e6 / profiled;
-                opMs = gpu.profiledOpTimes().minus(opsBefore).msPerStep(profiled);
             }
             if (gpu != null) {
                 OpenClLlama2Model.StepTimes t = timed;
@@ -321,10 +311,10 @@ public final class GpuBench {
             }
             double gbps = weightBytes / (msPerStep / 1e3) / 1e9;
             return new Row(o.backend(), gpu == null ? "-" : gpu.dispatch().label(),
-                    gpu == null ? "-" : matmulLabel(gpu), deviceName, o.shape(),
+                    gpu == null ? "-" : gpu.matmul().label(), deviceName, o.shape(),
                     dtype.name().toLowerCase(Locale.ROOT), batch, o.prompt(), prefillMs, o.steps(), msPerStep,
                     batch * 1000.0 / msPerStep, weightBytes, gbps, gbps / copyGBps, put, exec, launch, get, passes,
-                    profiledKernel, span, opMs);
+                    profiledKernel, span);
         } finally {
             caches.forEach(KvCache::close);
         }
@@ -333,11 +323,6 @@ public final class GpuBench {
     /** Steps timed with profiling events after the timed ones (direct dispatch only). */
     static int profiledSteps(Options o) {
         return Math.min(o.steps(), 16);
-    }
-
-    /** The matmul kernels, "+fuse" when the norms are folded into them ("hand+fuse"). */
-    static String matmulLabel(OpenClLlama2Model gpu) {
-        return gpu.matmul().label() + (gpu.foldsNorms() ? "+fuse" : "");
     }
 
     /** One greedy decode step of every sequence: the argmax of its last logits goes in. */
@@ -388,7 +373,7 @@ public final class GpuBench {
             maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
             maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
         }
-        return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(), matmulLabel(gpu),
+        return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(), gpu.matmul().label(),
                 maxDiff / maxRef,
                 argmax(g[0]) == argmax(ref[0]));
     }
@@ -449,43 +434,24 @@ public final class GpuBench {
 
     static String table(List<Row> rows, double copyGBps) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%n%-7s %-8s %-9s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s %8s %8s %8s%n",
+        sb.append(String.format(Locale.ROOT, "%n%-7s %-8s %-7s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s %8s %8s %8s%n",
                 "backend", "dispatch", "matmul", "dtype", "batch", "tok/s", "ms/step", "GB/s", "ofCopy", "kernel", "span",
                 "launch", "put", "exec", "get", "vsAparapi"));
         for (Row r : rows) {
             Row base = rows.stream().filter(b -> b.dispatch().equals(Dispatch.APARAPI.label())
                     && b.dtype().equals(r.dtype()) && b.batch() == r.batch()).findFirst().orElse(null);
             sb.append(String.format(Locale.ROOT,
-                    "%-7s %-8s %-9s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8s %8.3f %8.3f %8.3f %8.3f %8s%n",
+                    "%-7s %-8s %-7s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8s %8.3f %8.3f %8.3f %8.3f %8s%n",
                     r.backend(), r.dispatch(), r.matmul(), r.dtype(), r.batch(), r.tokensPerSecond(), r.msPerStep(),
                     r.weightGBps(), 100 * r.fractionOfCopy(), r.kernelMsPerStep(),
                     Double.isNaN(r.spanMsPerStep()) ? "-" : String.format(Locale.ROOT, "%.3f", r.spanMsPerStep()),
                     r.launchMsPerStep(), r.putMsPerStep(), r.executeMsPerStep(), r.getMsPerStep(),
                     base == null ? "-" : String.format(Locale.ROOT, "%.2fx", base.msPerStep() / r.msPerStep())));
         }
-        for (Row r : rows) {
-            if (!r.opMsPerStep().isEmpty()) {
-                sb.append(opLine(r)).append('\n');
-            }
-        }
         sb.append(String.format(Locale.ROOT, "(copy bandwidth %.1f GB/s; ms per step. aparapi: kernel = exec - launch;"
                 + " direct: kernel and span from profiling events, exec = host enqueue, get = wait + logits;"
                 + " launch = a step of empty passes)%n", copyGBps));
         return sb.toString();
-    }
-
-    /** The profiled kernel ms per step by op, one compact line: "ops direct/hand f32 b1: qkv 0.412 ...". */
-    static String opLine(Row r) {
-        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "ops %s/%s %s b%d:", r.dispatch(), r.matmul(),
-                r.dtype(), r.batch()));
-        r.opMsPerStep().forEach((op, ms) -> sb.append(String.format(Locale.ROOT, " %s %.3f", op, ms)));
-        return sb.toString();
-    }
-
-    private static String opJson(java.util.Map<String, Double> ops) {
-        StringBuilder j = new StringBuilder("{");
-        ops.forEach((op, ms) -> j.append(j.length() == 1 ? "" : ", ").append(q(op)).append(": ").append(num(ms)));
-        return j.append('}').toString();
     }
 
     private static void write(Options o, List<Row> rows, List<Check> checks, double copyGBps, String device)
@@ -522,8 +488,7 @@ public final class GpuBench {
                     .append(", \"putMsPerStep\": ").append(num(r.putMsPerStep()))
                     .append(", \"getMsPerStep\": ").append(num(r.getMsPerStep()))
                     .append(", \"passesPerStep\": ").append(r.passesPerStep())
-                    .append(", \"spanMsPerStep\": ").append(num(r.spanMsPerStep()))
-                    .append(", \"opMsPerStep\": ").append(opJson(r.opMsPerStep())).append('}');
+                    .append(", \"spanMsPerStep\": ").append(num(r.spanMsPerStep())).append('}');
         }
         j.append("\n  ]\n}\n");
         Files.writeString(o.out(), j);
