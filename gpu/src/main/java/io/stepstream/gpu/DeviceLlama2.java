@@ -154,6 +154,10 @@ final class DeviceLlama2 implements AutoCloseable {
             // The same device Aparapi would use: its OpenCLDevice holds the native cl_device_id.
             case DIRECT -> new DirectLauncher(k, ClRuntime.byHandle(device.getDeviceId(), device.getName()));
         };
+        if (launcher instanceof DirectLauncher direct) {
+            // Profiled kernel time split by op: each pass is labelled with its op in the schedule.
+            direct.passLabels(pass -> k.passOp[pass]);
+        }
         HandMatmul handMatmul = null;
         boolean hand = matmul == Matmul.HAND && launcher instanceof DirectLauncher
                 && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
@@ -399,6 +403,11 @@ final class DeviceLlama2 implements AutoCloseable {
     /** {kernel ns summed over profiled passes, ns from first pass start to last pass end summed, passes}. */
     long[] profiledNanos() {
         return launcher.profiledNanos();
+    }
+
+    /** Profiled kernel nanoseconds by op label (see {@link OpTimes}). */
+    long[] profiledOpNanos() {
+        return launcher.profiledLabelNanos();
     }
 
     /** Nanoseconds spent since load in step puts, step executes (kernels + launch) and logits gets. */

@@ -30,6 +30,8 @@ public final class DirectLauncher implements PassLauncher {
     static final long STAGED_PUT_BYTES = 1 << 20;
     /** The host flushes the queue every this many passes, so the device starts while it still enqueues. */
     private static final int FLUSH_EVERY = 32;
+    /** Labels of profiled kernels are 0..MAX_LABELS-1. */
+    public static final int MAX_LABELS = 32;
 
     private final Kernel kernel;
     private final ClDevice device;
@@ -48,9 +50,16 @@ public final class DirectLauncher implements PassLauncher {
     private MemorySegment events = MemorySegment.NULL;
     private int eventCapacity;
     private int pendingEvents;
+    /** Passes of the launch whose events are pending (a pass may add extra events). */
+    private int pendingPasses;
     private long profiledKernelNanos;
     private long profiledSpanNanos;
     private long profiledPasses;
+    /** The label of each pending event (what kind of pass or kernel it timed; -1: none). */
+    private int[] eventLabels = new int[0];
+    /** Kernel nanoseconds of profiled events by label (labels 0..MAX_LABELS-1). */
+    private final long[] labelNanos = new long[MAX_LABELS];
+    private java.util.function.IntUnaryOperator passLabel = p -> -1;
     private boolean disposed;
     private PassHook passHook;
     /** Increments whenever an argument gets a new device buffer. */
@@ -236,6 +245,43 @@ public final class DirectLauncher implements PassLauncher {
         return new long[]{profiledKernelNanos, profiledSpanNanos, profiledPasses};
     }
 
+    /**
+     * Labels each pass's profiled kernel time ({@code label(pass)} in 0..MAX_LABELS-1, or -1 for none): a step's
+     * owner passes its op schedule, so {@link #profiledLabelNanos} splits the kernel time by op.
+     */
+    public void passLabels(java.util.function.IntUnaryOperator label) {
+        this.passLabel = label;
+    }
+
+    /** Kernel nanoseconds of profiled events by label (a copy; index = label). */
+    @Override
+    public long[] profiledLabelNanos() {
+        return labelNanos.clone();
+    }
+
+    /**
+     * For a hook that enqueues a second kernel within a pass (a split-K reduction): the event slot to time it
+     * under {@code label}, or NULL when not profiling. Call it just before that enqueue.
+     */
+    public MemorySegment extraEvent(int label) {
+        return profiling ? nextEvent(label) : MemorySegment.NULL;
+    }
+
+    private MemorySegment nextEvent(int label) {
+        if (pendingEvents == eventCapacity) {
+            int capacity = Math.max(64, 2 * eventCapacity);
+            MemorySegment grown = arena.allocate(ValueLayout.ADDRESS, capacity);
+            if (pendingEvents > 0) {
+                MemorySegment.copy(events, 0, grown, 0, pendingEvents * ValueLayout.ADDRESS.byteSize());
+            }
+            events = grown;
+            eventLabels = java.util.Arrays.copyOf(eventLabels, capacity);
+            eventCapacity = capacity;
+        }
+        eventLabels[pendingEvents] = label;
+        return events.asSlice(pendingEvents++ * ValueLayout.ADDRESS.byteSize(), ValueLayout.ADDRESS.byteSize());
+    }
+
     @Override
     public void launch(int globalSize, int localSize, int passCount) {
         if (passCount < 1) {
@@ -246,15 +292,11 @@ public final class DirectLauncher implements PassLauncher {
                     + localSize);
         }
         syncArguments();
-        if (profiling && pendingEvents > 0) {
+        if (pendingEvents > 0) {
             collectProfile();
         }
-        if (profiling && passCount > eventCapacity) {
-            events = arena.allocate(ValueLayout.ADDRESS, passCount);
-            eventCapacity = passCount;
-        }
         for (int p = 0; p < passCount; p++) {
-            MemorySegment event = profiling ? events.asSlice(p * ValueLayout.ADDRESS.byteSize()) : MemorySegment.NULL;
+            MemorySegment event = profiling ? nextEvent(passLabel.applyAsInt(p)) : MemorySegment.NULL;
             if (passHook == null || !passHook.enqueue(p, event)) {
                 if (passIdArg >= 0) {
                     queue.setArgInt(clKernel, passIdArg, p);
@@ -266,7 +308,7 @@ public final class DirectLauncher implements PassLauncher {
             }
         }
         queue.flush();
-        pendingEvents = profiling ? passCount : 0;
+        pendingPasses = profiling ? passCount : 0;
         launches++;
         passes += passCount;
     }
@@ -453,13 +495,18 @@ public final class DirectLauncher implements PassLauncher {
             long[] se = queue.eventStartEnd(e);
             queue.releaseEvent(e);
             sum += se[1] - se[0];
+            int label = eventLabels[p];
+            if (label >= 0 && label < MAX_LABELS) {
+                labelNanos[label] += se[1] - se[0];
+            }
             first = Math.min(first, se[0]);
             last = Math.max(last, se[1]);
         }
         profiledKernelNanos += sum;
         profiledSpanNanos += last - first;
-        profiledPasses += pendingEvents;
+        profiledPasses += pendingPasses;
         pendingEvents = 0;
+        pendingPasses = 0;
     }
 
     @Override

@@ -27,6 +27,8 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final HandStep step;
     private final MatmulProgram largeProgram;
     private int maxSplit = 1;
+    /** The split-K reduction's event slot, timed under its own label when profiling. */
+    private final java.util.function.Supplier<MemorySegment> reduceEvent;
 
     /**
      * @param tiles      the kernels' shape for passes of fewer than {@link MatmulTiles#LARGE_ROWS} rows
@@ -40,6 +42,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles);
         this.largeProgram = largeTiles.equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, largeTiles);
         this.step = allPasses ? new HandStep(launcher, k) : null;
+        this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
         int dim = c.dim();
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();
@@ -105,7 +108,8 @@ final class HandMatmul implements DirectLauncher.PassHook {
             stepEnqueued += ours ? 1 : 0;
             return ours;
         }
-        passes[op].enqueue(op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens, k.passLayer[pass], event);
+        passes[op].enqueue(op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens, k.passLayer[pass], event,
+                reduceEvent);
         enqueued++;
         maxSplit = Math.max(maxSplit, passes[op].lastSplit());
         return true;

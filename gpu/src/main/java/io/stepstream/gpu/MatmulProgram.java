@@ -210,6 +210,12 @@ public final class MatmulProgram {
          * reduction with the epilogue (its event in {@code reduceEvent}, when not NULL).
          */
         public void enqueue(int n, int layer, MemorySegment event, MemorySegment reduceEvent) {
+            enqueue(n, layer, event, () -> reduceEvent);
+        }
+
+        /** As above, asking for the reduction's event slot only when there is a reduction. */
+        public void enqueue(int n, int layer, MemorySegment event,
+                            java.util.function.Supplier<MemorySegment> reduceEvent) {
             if (n < 1) {
                 throw new IllegalArgumentException("matmul of " + n + " tokens");
             }
@@ -231,7 +237,7 @@ public final class MatmulProgram {
                 prepare(2, n, layer, split);
                 long items = (long) (shape.rows() + 1) / 2 * n;
                 queue.enqueue(reduce, (items + REDUCE_LOCAL - 1) / REDUCE_LOCAL * REDUCE_LOCAL, REDUCE_LOCAL,
-                        reduceEvent);
+                        reduceEvent.get());
             }
             lastSplitUsed = split;
         }

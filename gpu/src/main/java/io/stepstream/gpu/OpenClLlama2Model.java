@@ -212,6 +212,11 @@ public final class OpenClLlama2Model implements BackendModel {
         return new ProfiledTimes(n[0], n[1], n[2]);
     }
 
+    /** Profiled kernel time split by op (embed, rmsnorm, qkv, ... mm_reduce); zeros unless direct dispatch. */
+    public OpTimes profiledOpTimes() {
+        return new OpTimes(device.profiledOpNanos());
+    }
+
     /** Sums over profiled passes: kernel nanoseconds, step span nanoseconds (kernels + gaps), pass count. */
     public record ProfiledTimes(long kernelNanos, long spanNanos, long passes) {
         public ProfiledTimes minus(ProfiledTimes o) {

@@ -40,5 +40,10 @@ interface PassLauncher {
         return new long[3];
     }
 
+    /** Kernel nanoseconds of profiled passes by label (see DirectLauncher#passLabels); empty if unsupported. */
+    default long[] profiledLabelNanos() {
+        return new long[0];
+    }
+
     void dispose();
 }

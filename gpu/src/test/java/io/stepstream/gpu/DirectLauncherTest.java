@@ -176,11 +176,16 @@ class DirectLauncherTest {
         DirectLauncher launcher = new DirectLauncher(k, clDevice());
         try {
             launcher.profile(true);
+            // Passes 0, 2, 4 under label 3, passes 1, 3 under label 7: the labels split the kernel sum.
+            launcher.passLabels(p -> p % 2 == 0 ? 3 : 7);
             launcher.launch(4096, 64, 5);
             launcher.get(k.y);
             long[] t = launcher.profiledNanos();
             assertEquals(5, t[2]);
             assertTrue(t[0] > 0 && t[1] > 0, java.util.Arrays.toString(t));
+            long[] byLabel = launcher.profiledLabelNanos();
+            assertTrue(byLabel[3] > 0 && byLabel[7] > 0, java.util.Arrays.toString(byLabel));
+            assertEquals(t[0], byLabel[3] + byLabel[7], java.util.Arrays.toString(byLabel));
             launcher.profile(false);
             launcher.launch(4096, 64, 2);
             launcher.get(k.y);

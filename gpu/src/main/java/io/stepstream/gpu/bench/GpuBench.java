@@ -142,7 +142,7 @@ public final class GpuBench {
                int promptTokens, double prefillMs, int steps, double msPerStep, double tokensPerSecond,
                long weightBytesPerStep, double weightGBps, double fractionOfCopy, double putMsPerStep,
                double executeMsPerStep, double launchMsPerStep, double getMsPerStep, int passesPerStep,
-               double profiledKernelMsPerStep, double spanMsPerStep) {
+               double profiledKernelMsPerStep, double spanMsPerStep, java.util.Map<String, Double> opMsPerStep) {
         /** Kernel time per step: profiled where measured, else the execute time less the empty-pass launch time. */
         double kernelMsPerStep() {
             return Double.isNaN(profiledKernelMsPerStep) ? Math.max(0, executeMsPerStep - launchMsPerStep)
@@ -280,9 +280,11 @@ public final class GpuBench {
             int passes = 0;
             double profiledKernel = Double.NaN;
             double span = Double.NaN;
+            java.util.Map<String, Double> opMs = java.util.Map.of();
             if (gpu != null && gpu.dispatch() == Dispatch.DIRECT && io.stepstream.gpu.cl.ClQueue.PROFILING) {
                 // Extra steps with an event per pass: device time of the kernels and of the whole pass sequence.
                 OpenClLlama2Model.ProfiledTimes before0 = gpu.profiledTimes();
+                io.stepstream.gpu.OpTimes opsBefore = gpu.profiledOpTimes();
                 int profiled = profiledSteps(o);
                 gpu.profile(true);
                 for (int s = 0; s < profiled; s++) {
@@ -292,6 +294,7 @@ public final class GpuBench {
                 OpenClLlama2Model.ProfiledTimes p = gpu.profiledTimes().minus(before0);
                 profiledKernel = p.kernelNanos() / 1e6 / profiled;
                 span = p.spanNanos() / 1e6 / profiled;
+                opMs = gpu.profiledOpTimes().minus(opsBefore).msPerStep(profiled);
             }
             if (gpu != null) {
                 OpenClLlama2Model.StepTimes t = timed;
@@ -314,7 +317,7 @@ public final class GpuBench {
                     gpu == null ? "-" : gpu.matmul().label(), deviceName, o.shape(),
                     dtype.name().toLowerCase(Locale.ROOT), batch, o.prompt(), prefillMs, o.steps(), msPerStep,
                     batch * 1000.0 / msPerStep, weightBytes, gbps, gbps / copyGBps, put, exec, launch, get, passes,
-                    profiledKernel, span);
+                    profiledKernel, span, opMs);
         } finally {
             caches.forEach(KvCache::close);
         }
@@ -448,10 +451,29 @@ public final class GpuBench {
                     r.launchMsPerStep(), r.putMsPerStep(), r.executeMsPerStep(), r.getMsPerStep(),
                     base == null ? "-" : String.format(Locale.ROOT, "%.2fx", base.msPerStep() / r.msPerStep())));
         }
+        for (Row r : rows) {
+            if (!r.opMsPerStep().isEmpty()) {
+                sb.append(opLine(r)).append('\n');
+            }
+        }
         sb.append(String.format(Locale.ROOT, "(copy bandwidth %.1f GB/s; ms per step. aparapi: kernel = exec - launch;"
                 + " direct: kernel and span from profiling events, exec = host enqueue, get = wait + logits;"
                 + " launch = a step of empty passes)%n", copyGBps));
         return sb.toString();
+    }
+
+    /** The profiled kernel ms per step by op, one compact line: "ops direct/hand f32 b1: qkv 0.412 ...". */
+    static String opLine(Row r) {
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "ops %s/%s %s b%d:", r.dispatch(), r.matmul(),
+                r.dtype(), r.batch()));
+        r.opMsPerStep().forEach((op, ms) -> sb.append(String.format(Locale.ROOT, " %s %.3f", op, ms)));
+        return sb.toString();
+    }
+
+    private static String opJson(java.util.Map<String, Double> ops) {
+        StringBuilder j = new StringBuilder("{");
+        ops.forEach((op, ms) -> j.append(j.length() == 1 ? "" : ", ").append(q(op)).append(": ").append(num(ms)));
+        return j.append('}').toString();
     }
 
     private static void write(Options o, List<Row> rows, List<Check> checks, double copyGBps, String device)
@@ -488,7 +510,8 @@ public final class GpuBench {
                     .append(", \"putMsPerStep\": ").append(num(r.putMsPerStep()))
                     .append(", \"getMsPerStep\": ").append(num(r.getMsPerStep()))
                     .append(", \"passesPerStep\": ").append(r.passesPerStep())
-                    .append(", \"spanMsPerStep\": ").append(num(r.spanMsPerStep())).append('}');
+                    .append(", \"spanMsPerStep\": ").append(num(r.spanMsPerStep()))
+                    .append(", \"opMsPerStep\": ").append(opJson(r.opMsPerStep())).append('}');
         }
         j.append("\n  ]\n}\n");
         Files.writeString(o.out(), j);

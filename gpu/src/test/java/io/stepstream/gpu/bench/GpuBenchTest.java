@@ -33,6 +33,13 @@ class GpuBenchTest {
             assertEquals(direct, !Double.isNaN(r.spanMsPerStep()), r.toString());
             if (direct) {
                 assertTrue(r.kernelMsPerStep() > 0 && r.spanMsPerStep() > 0, r.toString());
+                // The per-op split covers the step's ops and adds up to the profiled kernel time.
+                assertTrue(r.opMsPerStep().keySet().containsAll(List.of("embed", "rmsnorm", "qkv", "scores",
+                        "softmax", "attn-out", "wo", "w1w3", "w2", "final-norm", "logits")), r.opMsPerStep().toString());
+                double sum = r.opMsPerStep().values().stream().mapToDouble(Double::doubleValue).sum();
+                assertEquals(r.kernelMsPerStep(), sum, 1e-6 + 1e-9 * sum, r.toString());
+            } else {
+                assertTrue(r.opMsPerStep().isEmpty(), r.toString());
             }
         }
         assertEquals(List.of("aparapi", "aparapi", "direct", "direct"),
@@ -43,6 +50,7 @@ class GpuBenchTest {
                 text);
         // All four checks (two dtypes, two dispatches) within float tolerance and the same greedy token.
         assertEquals(4, text.split("\"sameArgmax\": true").length - 1, text);
+        assertTrue(text.contains("\"opMsPerStep\": {\"embed\": "), text);
         assertEquals(9, Files.readAllLines(csv).size());
         List<GpuBench.Row> direct = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
                 "--device", SELECTOR, "--dispatch", "direct", "--matmul", "hand,aparapi", "--batches", "2", "--steps",

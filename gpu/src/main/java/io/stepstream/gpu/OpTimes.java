@@ -1,0 +1,61 @@
+package io.stepstream.gpu;
+
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Profiled device kernel time split by op: index = label, the {@link Llama2Kernel} op codes 0..OPS-1 plus the
+ * labels of kernels that are no pass of their own (the split-K reduction, the fused attention). Both RMSNorms
+ * of a layer report as "rmsnorm".
+ */
+public record OpTimes(long[] nanos) {
+    /** The split-K reduction kernel of a tiled matmul pass. */
+    public static final int MM_REDUCE = Llama2Kernel.OPS;
+    /** The fused attention kernel (scores + softmax + weighted sum). */
+    public static final int ATTENTION = Llama2Kernel.OPS + 1;
+
+    private static final String[] NAMES = names();
+
+    public OpTimes {
+        nanos = Arrays.copyOf(nanos, Math.max(nanos.length, ATTENTION + 1));
+    }
+
+    private static String[] names() {
+        String[] n = new String[ATTENTION + 1];
+        n[Llama2Kernel.OP_EMBED] = "embed";
+        n[Llama2Kernel.OP_RMSNORM_ATT] = "rmsnorm";
+        n[Llama2Kernel.OP_QKV_ROPE] = "qkv";
+        n[Llama2Kernel.OP_SCORES] = "scores";
+        n[Llama2Kernel.OP_SOFTMAX] = "softmax";
+        n[Llama2Kernel.OP_ATTN_OUT] = "attn-out";
+        n[Llama2Kernel.OP_WO_RESIDUAL] = "wo";
+        n[Llama2Kernel.OP_RMSNORM_FFN] = "rmsnorm";
+        n[Llama2Kernel.OP_FFN_SWIGLU] = "w1w3";
+        n[Llama2Kernel.OP_W2_RESIDUAL] = "w2";
+        n[Llama2Kernel.OP_FINAL_NORM] = "final-norm";
+        n[Llama2Kernel.OP_LOGITS] = "logits";
+        n[MM_REDUCE] = "mm_reduce";
+        n[ATTENTION] = "attention";
+        return n;
+    }
+
+    public OpTimes minus(OpTimes o) {
+        long[] d = nanos.clone();
+        for (int i = 0; i < Math.min(d.length, o.nanos.length); i++) {
+            d[i] -= o.nanos[i];
+        }
+        return new OpTimes(d);
+    }
+
+    /** Milliseconds per step of each op with any time, in schedule order, ops of one name summed. */
+    public Map<String, Double> msPerStep(int steps) {
+        Map<String, Double> ms = new LinkedHashMap<>();
+        for (int i = 0; i < NAMES.length; i++) {
+            if (nanos[i] > 0) {
+                ms.merge(NAMES[i], nanos[i] / 1e6 / steps, Double::sum);
+            }
+        }
+        return ms;
+    }
+}
