@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Builds .gpu/bundle.tar.xz for the GPU machine (see ../shared/gpu/README.md): the engine and gpu jars with
-# their runtime dependencies and a jlink JRE. Then prints the one device command that runs, within the
-# device tool's 10-minute limit: a smoke run (build + logits check on stories260k), then GpuBench on the
-# synthetic 1.1B model with Aparapi's and the direct dispatch side by side; and a second command for the full
-# table (F32, F16, Q8_0 at batch 1/8/32/64, direct dispatch) with tools/pytorch_bench.py.
+# their runtime dependencies and a jlink JRE. Then prints the device commands, each within the device tool's
+# 10-minute limit: a smoke run (logits vs the CPU on stories260k), the synthetic 1.1B table (F32, F16, Q8_0 at
+# batch 1/8/32/64) and DlmBatchBench; MatmulProbe for kernel variants; tools/pytorch_bench.py for PyTorch.
 #   tools/gpu-bench.sh            # then call the device tool with carry [".gpu/bundle.tar.xz"] and the command
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,10 +43,13 @@ JAVA_HOME="$root/$shim" "$shared/gpu/make-bundle.sh" .gpu .gpu/jars
 rm -rf .gpu/jars "$shim"
 cat <<'CMD'
 
-Device command (carry [".gpu/bundle.tar.xz"]): smoke on stories260k, then Aparapi's vs the direct dispatch side by
-side on the synthetic 1.1B model (F32 and Q8_0, batch 1/8/32; GpuBench runs both dispatches by default):
-tar -xJf .gpu/bundle.tar.xz -C /tmp && export JAVA_OPTS=-Xmx80g && R=/tmp/bundle/device-run.sh && M=io.stepstream.gpu.bench.GpuBench && nvidia-smi -L > $OUT/gpu.txt 2>&1; $R $M --shape stories260k --batches 1,8 --steps 8 --dtype f32,f16,q8_0 --out $OUT/smoke.json > $OUT/smoke.txt 2>&1; tail -16 $OUT/smoke.txt; timeout 420 $R $M --shape llama-1.1b --dtype f32,q8_0 --dispatch both --batches 1,8,32 --steps 64 --out $OUT/bench-1.1b.json --csv $OUT/bench-1.1b.csv > $OUT/bench-1.1b.txt 2>&1; tail -16 $OUT/bench-1.1b.txt
+Device command (carry [".gpu/bundle.tar.xz"]): smoke on stories260k (logits vs the CPU, hand path and Aparapi's
+matmul), then the synthetic 1.1B table (every pass hand-written, per-op kernel split) and diffusion step batching:
+tar -xJf .gpu/bundle.tar.xz -C /tmp && export JAVA_OPTS=-Xmx80g && R=/tmp/bundle/device-run.sh && nvidia-smi -L > $OUT/gpu.txt 2>&1; timeout 90 $R io.stepstream.gpu.bench.GpuBench --shape stories260k --batches 1,8 --steps 8 --dtype f32,f16,q8_0 --dispatch direct --matmul both > $OUT/smoke.txt 2>&1; tail -12 $OUT/smoke.txt; timeout 240 $R io.stepstream.gpu.bench.GpuBench --shape llama-1.1b --dtype f32,f16,q8_0 --dispatch direct --batches 1,8,32,64 --steps 64 --out $OUT/b.json --csv $OUT/b.csv > $OUT/b.txt 2>&1; grep "^opencl\|^ops" $OUT/b.txt; timeout 150 $R io.stepstream.gpu.bench.DlmBatchBench --shape llada-110m --backend opencl,cpu --requests 1,8,32 --cpu-max-requests 1 > $OUT/dlm.txt 2>&1; tail -8 $OUT/dlm.txt
 
-The full table with PyTorch alongside (one dispatch, so it fits the 10-minute limit):
-tar -xJf .gpu/bundle.tar.xz -C /tmp && export JAVA_OPTS=-Xmx80g && R=/tmp/bundle/device-run.sh && M=io.stepstream.gpu.bench.GpuBench && timeout 300 $R $M --shape llama-1.1b --dtype f32,f16,q8_0 --dispatch direct --batches 1,8,32,64 --steps 128 --out $OUT/bench-1.1b.json --csv $OUT/bench-1.1b.csv > $OUT/bench-1.1b.txt 2>&1; timeout 220 python3 tools/pytorch_bench.py --shape llama-1.1b --modes compile,eager --batches 1,32,8,64 --budget 170 --out $OUT/pytorch.jsonl > $OUT/pytorch.txt 2>&1; tail -25 $OUT/bench-1.1b.txt; tail -20 $OUT/pytorch.txt
+Kernel variants alone (tile macros, see gpu/README.md):
+tar -xJf .gpu/bundle.tar.xz -C /tmp && /tmp/bundle/device-run.sh io.stepstream.gpu.bench.MatmulProbe --dtype f32,f16,q8_0 --tokens 1,8,32,64 --variants "default;tm=64,rm=4,rn=4;mv_lpr=64,mv_unroll=2" > $OUT/probe.txt 2>&1; tail -120 $OUT/probe.txt
+
+PyTorch on the same GPU (eager and static cache + compile):
+timeout 220 python3 tools/pytorch_bench.py --shape llama-1.1b --modes compile,eager --batches 1,32,8,64 --budget 170 --out $OUT/pytorch.jsonl > $OUT/pytorch.txt 2>&1; tail -20 $OUT/pytorch.txt
 CMD
