@@ -147,7 +147,9 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
         if (n == 0) {
             return;
         }
-        check(batch, logits);
+        // What the CPU forward would refuse is refused before anything runs (no step half done), and every
+        // batch the device takes is one the CPU can finish after a failover.
+        cpu.checkBatch(batch, logits);
         if (failed) {
             cpu.forward(batch, logits);
             return;
@@ -194,34 +196,6 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
                     + deviceDescription + "; this step and every later one run on the CPU (" + e.getMessage() + ")",
                     e);
             cpu.forward(inputs, logits);
-        }
-    }
-
-    /** What the CPU forward would refuse, refused before anything runs (so no step is half done). */
-    private void check(List<DenoiseInput> batch, float[][] logits) {
-        int n = batch.size();
-        if (logits == null || logits.length < n) {
-            throw new IllegalArgumentException("logits must have a row per input: " + n + " inputs, "
-                    + (logits == null ? "null" : logits.length + " rows"));
-        }
-        int vocab = cpu.vocabSize();
-        for (int i = 0; i < n; i++) {
-            DenoiseInput in = batch.get(i);
-            if (in.length() > cpu.contextLength()) {
-                throw new IllegalArgumentException("input " + i + ": canvas of " + in.length()
-                        + " tokens exceeds the context length " + cpu.contextLength());
-            }
-            long need = (long) in.logitsLength() * vocab;
-            if (logits[i] == null || logits[i].length < need) {
-                throw new IllegalArgumentException("logits[" + i + "] must hold " + need + " floats ("
-                        + in.logitsLength() + " positions x " + vocab + ")");
-            }
-            for (int tok : in.tokens()) {
-                if (tok < 0 || tok >= vocab) {
-                    throw new IllegalArgumentException("input " + i + ": token id " + tok + " is outside [0, "
-                            + vocab + ")");
-                }
-            }
         }
     }
 

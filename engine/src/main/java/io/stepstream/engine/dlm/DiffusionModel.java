@@ -326,7 +326,7 @@ public final class DiffusionModel implements AutoCloseable {
         if (n == 0) {
             return;
         }
-        check(batch, logits);
+        checkBatch(batch, logits);
         int rows = resolveCaches(batch);
         int outputs = 0;
         for (DenoiseInput in : batch) {
@@ -727,7 +727,12 @@ public final class DiffusionModel implements AutoCloseable {
     }
 
     /** Validates the whole batch before touching any scratch; returns the number of rows. */
-    private int check(List<DenoiseInput> batch, float[][] logits) {
+    /**
+     * Refuses, before anything runs, a batch this model's {@link #forward} cannot take (logits rows too short, a
+     * canvas past the context, a token id outside the vocabulary, more canvas tokens than one step holds); a
+     * device forward that falls back to this model checks with it too. Returns the batch's canvas tokens.
+     */
+    public int checkBatch(List<DenoiseInput> batch, float[][] logits) {
         int n = batch.size();
         if (logits == null || logits.length < n) {
             throw new IllegalArgumentException("logits must have a row per input: " + n + " inputs, "

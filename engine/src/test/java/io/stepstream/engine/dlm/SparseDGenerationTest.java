@@ -4,11 +4,11 @@ import io.stepstream.engine.sparse.PatternCache;
 import io.stepstream.engine.sparse.SparseDBuilderTest;
 import io.stepstream.engine.sparse.PatternHandle;
 import io.stepstream.engine.sparse.SparseDPolicy;
+import io.stepstream.engine.sparse.RandomSparseInputs;
 import io.stepstream.engine.sparse.SparsePattern;
 import io.stepstream.engine.sparse.SparseStep;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -93,7 +93,7 @@ class SparseDGenerationTest {
             }
             tokens[0] = 1;
             int bs = 4 + r.nextInt(12);
-            SparsePattern pattern = randomPattern(r, m.config().nLayers(), m.config().nHeads(), len, bs);
+            SparsePattern pattern = RandomSparseInputs.pattern(r, m.config().nLayers(), m.config().nHeads(), len, bs, 0.4);
             PatternHandle handle = new PatternHandle();
             m.patternCache().store(handle, pattern);
             // A step well past the switch, so the forward looks the pattern up and attends through it.
@@ -125,27 +125,6 @@ class SparseDGenerationTest {
 
     private static boolean contains(int[] blocks, int b) {
         return Arrays.binarySearch(blocks, b) >= 0;
-    }
-
-    private static SparsePattern randomPattern(SplittableRandom r, int layers, int heads, int tokens, int bs) {
-        int blocks = SparsePattern.blocksFor(tokens, bs);
-        int[][] indptr = new int[layers * heads][];
-        int[][] indices = new int[layers * heads][];
-        for (int u = 0; u < layers * heads; u++) {
-            List<Integer> idx = new ArrayList<>();
-            indptr[u] = new int[blocks + 1];
-            for (int qb = 0; qb < blocks; qb++) {
-                int forced = r.nextInt(blocks);
-                for (int kb = 0; kb < blocks; kb++) {
-                    if (kb == forced || r.nextDouble() < 0.4) {
-                        idx.add(kb);
-                    }
-                }
-                indptr[u][qb + 1] = idx.size();
-            }
-            indices[u] = idx.stream().mapToInt(Integer::intValue).toArray();
-        }
-        return SparsePattern.of(layers, heads, tokens, bs, indptr, indices);
     }
 
     /**

@@ -2,8 +2,6 @@ package io.stepstream.engine.sparse;
 
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
-import java.util.List;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -51,35 +49,6 @@ class PatternRecallTest {
         return out;
     }
 
-    private static SparsePattern randomPattern(SplittableRandom r, int layers, int heads, int tokens, int bs) {
-        int blocks = SparsePattern.blocksFor(tokens, bs);
-        int[][] indptr = new int[layers * heads][];
-        int[][] indices = new int[layers * heads][];
-        for (int u = 0; u < layers * heads; u++) {
-            List<Integer> idx = new ArrayList<>();
-            indptr[u] = new int[blocks + 1];
-            for (int qb = 0; qb < blocks; qb++) {
-                int forced = r.nextInt(blocks);
-                for (int kb = 0; kb < blocks; kb++) {
-                    if (kb == forced || r.nextDouble() < 0.35) {
-                        idx.add(kb);
-                    }
-                }
-                indptr[u][qb + 1] = idx.size();
-            }
-            indices[u] = idx.stream().mapToInt(Integer::intValue).toArray();
-        }
-        return SparsePattern.of(layers, heads, tokens, bs, indptr, indices);
-    }
-
-    private static float[] random(SplittableRandom r, int n, double scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) (r.nextGaussian() * scale);
-        }
-        return a;
-    }
-
     @Test
     void recallMatchesTheReferenceOnRandomPatterns() {
         SplittableRandom r = new SplittableRandom(404);
@@ -91,12 +60,12 @@ class PatternRecallTest {
             int hs = new int[]{8, 16, 12, 32}[r.nextInt(4)];
             int tokens = 10 + r.nextInt(120);
             int bs = 1 + r.nextInt(20);
-            SparsePattern p = randomPattern(r, layers, heads, tokens, bs);
+            SparsePattern p = RandomSparseInputs.pattern(r, layers, heads, tokens, bs, 0.35);
             float divisor = (float) Math.sqrt(hs);
             PatternRecall.Scratch scratch = new PatternRecall.Scratch(tokens + r.nextInt(10));
             for (int l = 0; l < layers; l++) {
-                float[] q = random(r, tokens * heads * hs, 1 + r.nextDouble());
-                float[] k = random(r, tokens * heads * hs, 1 + r.nextDouble());
+                float[] q = RandomSparseInputs.gaussian(r, tokens * heads * hs, 1 + r.nextDouble());
+                float[] k = RandomSparseInputs.gaussian(r, tokens * heads * hs, 1 + r.nextDouble());
                 for (int h = 0; h < heads; h++) {
                     double[] actual = PatternRecall.queryBlocks(p, l, h, q, h * hs, heads * hs, k, h * hs,
                             heads * hs, hs, divisor, scratch);
@@ -127,8 +96,8 @@ class PatternRecallTest {
         int tokens = 77;
         int hs = 16;
         SparsePattern dense = SparsePattern.dense(1, 1, tokens, 8);
-        float[] q = random(r, tokens * hs, 2);
-        float[] k = random(r, tokens * hs, 2);
+        float[] q = RandomSparseInputs.gaussian(r, tokens * hs, 2);
+        float[] k = RandomSparseInputs.gaussian(r, tokens * hs, 2);
         double[] recall = PatternRecall.queryBlocks(dense, 0, 0, q, 0, hs, k, 0, hs, hs, 4f,
                 new PatternRecall.Scratch(tokens));
         for (double x : recall) {

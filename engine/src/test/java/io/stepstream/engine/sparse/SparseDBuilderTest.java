@@ -107,14 +107,6 @@ public class SparseDBuilderTest {
         return out;
     }
 
-    private static float[] random(SplittableRandom r, int n, double scale) {
-        float[] a = new float[n];
-        for (int i = 0; i < n; i++) {
-            a[i] = (float) (r.nextGaussian() * scale);
-        }
-        return a;
-    }
-
     @Test
     void builderMatchesTheReferenceOnRandomInputs() {
         SplittableRandom r = new SplittableRandom(2024);
@@ -137,8 +129,8 @@ public class SparseDBuilderTest {
             // Larger scales give peaked softmaxes, so the pooled masses really differ between blocks.
             double scale = 0.5 + 2 * r.nextDouble();
             for (int l = 0; l < layers; l++) {
-                q[l] = random(r, tokens * heads * hs, scale);
-                k[l] = random(r, tokens * kvHeads * hs, scale);
+                q[l] = RandomSparseInputs.gaussian(r, tokens * heads * hs, scale);
+                k[l] = RandomSparseInputs.gaussian(r, tokens * kvHeads * hs, scale);
             }
             SparseDBuilder.Scratch scratch = builder.newScratch();
             // Units in a shuffled order, as threads would run them.
@@ -199,8 +191,8 @@ public class SparseDBuilderTest {
             SparseDPolicy policy = new SparseDPolicy(0.2, select, bs);
             float divisor = (float) Math.sqrt(heads);
             SparseDBuilder builder = new SparseDBuilder(policy, 1, heads, tokens, prompt, divisor);
-            float[] q = random(r, tokens * heads * hs, 1.5);
-            float[] k = random(r, tokens * heads * hs, 1.5);
+            float[] q = RandomSparseInputs.gaussian(r, tokens * heads * hs, 1.5);
+            float[] k = RandomSparseInputs.gaussian(r, tokens * heads * hs, 1.5);
             SparseDBuilder.Scratch scratch = builder.newScratch();
             for (int h = 0; h < heads; h++) {
                 for (int qb = 0; qb < builder.blocks(); qb++) {
