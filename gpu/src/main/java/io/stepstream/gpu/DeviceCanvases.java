@@ -149,6 +149,16 @@ final class DeviceCanvases implements AutoCloseable {
         }
     }
 
+    /** Times every pass of later launches by profiling events (see {@link DeviceLlama2#profile}). */
+    void profile(boolean on) {
+        device.profile(on);
+    }
+
+    /** Device nanoseconds of the profiled passes, by op. */
+    OpTimes profiledOpTimes() {
+        return new OpTimes(device.profiledOpNanos());
+    }
+
     @Override
     public void close() {
         device.close();

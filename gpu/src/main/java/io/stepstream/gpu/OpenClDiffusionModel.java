@@ -36,6 +36,15 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
 
         long launches();
 
+        /** Profiling of the device passes, for benches; a device that cannot profile ignores it. */
+        default void profile(boolean on) {
+        }
+
+        /** Device time of the profiled passes by op, or null when not profiled. */
+        default OpTimes profiledOpTimes() {
+            return null;
+        }
+
         @Override
         void close();
     }
@@ -87,10 +96,30 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
             }
 
             @Override
+            public void profile(boolean on) {
+                canvases.profile(on);
+            }
+
+            @Override
+            public OpTimes profiledOpTimes() {
+                return canvases.profiledOpTimes();
+            }
+
+            @Override
             public void close() {
                 canvases.close();
             }
         };
+    }
+
+    /** Times the device's passes by profiling events from now on (on) or stops (off); benches only. */
+    public void profile(boolean on) {
+        device.profile(on);
+    }
+
+    /** Device nanoseconds of the passes profiled so far, by op; null for a device that cannot profile. */
+    public OpTimes profiledOpTimes() {
+        return device.profiledOpTimes();
     }
 
     /** The model must be what the device forward computes: a bias-free Llama with interleaved RoPE. */

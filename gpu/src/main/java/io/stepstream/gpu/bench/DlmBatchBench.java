@@ -14,6 +14,7 @@ import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.spi.DiffusionBackendModel;
 import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.gpu.OpenClDevices;
+import io.stepstream.gpu.OpTimes;
 import io.stepstream.gpu.OpenClDiffusionModel;
 
 import java.util.ArrayList;
@@ -46,8 +47,11 @@ import java.util.SplittableRandom;
  * <pre>
  * DlmBatchBench [--shape llada-110m|llada-small-v32k | --model PATH] [--backend cpu,opencl] [--requests 1,8,32]
  *               [--gen 64] [--block 32] [--steps 64] [--prompts 4] [--device auto] [--dtype f32|f16|q8_0] [--threads N]
- *               [--cpu-max-requests 8] [--seed 1] [--apply parallel|serial]
+ *               [--cpu-max-requests 8] [--seed 1] [--apply parallel|serial] [--profile false|true]
  * </pre>
+ * {@code --profile true} times every device pass of the OpenCL rows by profiling events and prints the device ms
+ * per step by op (embed, rmsnorm, qkv, scores, ...), so a batched diffusion step shows where it goes; the events
+ * cost a little host time, so those rows' tok/s are not the ones to quote.
  * {@code --cpu-max-requests} skips CPU rows above that N (a 110M canvas step saturates the cores at N = 1 already,
  * so larger N only takes longer).
  */
@@ -57,7 +61,7 @@ public final class DlmBatchBench {
 
     record Options(String shape, String model, List<String> backends, int[] requests, int gen, int block, int steps,
                    int prompts, String device, TensorType dtype, int threads, int cpuMaxRequests, long seed,
-                   boolean parallelApply) {
+                   boolean parallelApply, boolean profile) {
         static Options parse(String[] args) {
             String shape = "llada-110m";
             String model = null;
@@ -73,6 +77,7 @@ public final class DlmBatchBench {
             int cpuMax = 8;
             long seed = 1;
             boolean parallelApply = true;
+            boolean profile = false;
             for (int i = 0; i < args.length; i++) {
                 String flag = args[i];
                 if (i + 1 >= args.length) {
@@ -100,6 +105,11 @@ public final class DlmBatchBench {
                         case "serial" -> false;
                         default -> throw new IllegalArgumentException("--apply: parallel or serial, got '" + v + "'");
                     };
+                    case "--profile" -> profile = switch (v.strip().toLowerCase(Locale.ROOT)) {
+                        case "true", "on" -> true;
+                        case "false", "off" -> false;
+                        default -> throw new IllegalArgumentException("--profile: true or false, got '" + v + "'");
+                    };
                     default -> throw new IllegalArgumentException("unknown option " + flag);
                 }
             }
@@ -113,7 +123,7 @@ public final class DlmBatchBench {
                         + "' (or pass --model PATH)");
             }
             return new Options(shape, model, backends, requests, gen, block, steps, prompts, device, dtype, threads,
-                    cpuMax, seed, parallelApply);
+                    cpuMax, seed, parallelApply, profile);
         }
 
         private static int positive(String flag, String v) {
@@ -190,9 +200,20 @@ public final class DlmBatchBench {
                     for (int i = 0; i < n; i++) {
                         gens.add(LladaGeneration.start(cpu, prompts.get(i % prompts.size()), params));
                     }
+                    boolean profiled = o.profile() && m == device;
+                    OpTimes opsBefore = null;
+                    if (profiled) {
+                        device.profile(true);
+                        opsBefore = device.profiledOpTimes();
+                    }
                     long a = System.nanoTime();
                     StepTimes times = runCounting(m, gens, apply);
                     double seconds = (System.nanoTime() - a) / 1e9;
+                    if (profiled) {
+                        device.profile(false);
+                        System.out.printf(Locale.ROOT, "ops opencl N=%d (device ms per step): %s%n", n,
+                                opsLine(device.profiledOpTimes().minus(opsBefore).msPerStep(times.forwards())));
+                    }
                     int same = 0;
                     int[][] generated = new int[n][];
                     for (int i = 0; i < n; i++) {
@@ -246,6 +267,16 @@ public final class DlmBatchBench {
             System.out.println("MISMATCH: a batched request's tokens differ from its run alone");
             System.exit(1);
         }
+    }
+
+    private static String opsLine(java.util.Map<String, Double> ms) {
+        StringBuilder b = new StringBuilder();
+        double total = 0;
+        for (var e : ms.entrySet()) {
+            b.append(String.format(Locale.ROOT, "%s %.3f ", e.getKey(), e.getValue()));
+            total += e.getValue();
+        }
+        return b.append(String.format(Locale.ROOT, "(sum %.3f)", total)).toString();
     }
 
     /** Prompts of different lengths: text for a real model's tokenizer, random text ids for the synthetic one. */
