@@ -138,13 +138,13 @@ final class DeviceCanvases implements AutoCloseable {
             }
             maxLen = Math.max(maxLen, canvas.length);
         }
-        device.launchStep(tokens, entries, maxLen, logitRows);
+        device.enqueueStep(tokens, entries, maxLen, logitRows);
         launches++;
         int vocab = config.vocabSize();
         out = 0;
         for (int e = 0; e < entries; e++) {
             int count = inputs.get(from + e).logitsLength() * vocab;
-            System.arraycopy(k.logits, out, logits[from + e], 0, count);
+            device.readLogits(out, logits[from + e], 0, count); // straight into the request's array
             out += count;
         }
     }

@@ -359,6 +359,16 @@ final class DeviceLlama2 implements AutoCloseable {
      * logits of the rows k.logitRow[0 .. logitRows) come back into k.logits, a row each.
      */
     void launchStep(int tokens, int entries, int maxLen, int logitRows) {
+        enqueueStep(tokens, entries, maxLen, logitRows);
+        // Only the rows of this step cross the bus, not the whole (capacity-sized) logits buffer.
+        readLogits(0, k.logits, 0, logitRows * k.vocab);
+    }
+
+    /**
+     * Sends the step inputs and enqueues the whole step without reading anything back: the caller then takes the
+     * logits it needs with {@link #readLogits}, straight into its own arrays.
+     */
+    void enqueueStep(int tokens, int entries, int maxLen, int logitRows) {
         if (!stepScheduleOnDevice) {
             System.arraycopy(stepOps, 0, k.passOp, 0, stepOps.length);
             System.arraycopy(stepLayers, 0, k.passLayer, 0, stepLayers.length);
@@ -371,11 +381,18 @@ final class DeviceLlama2 implements AutoCloseable {
         long t1 = System.nanoTime();
         run(stepOps.length, tokens, entries, maxLen, logitRows);
         long t2 = System.nanoTime();
-        launcher.get(k.logits);
-        long t3 = System.nanoTime();
         putNanos += t1 - t0;
         executeNanos += t2 - t1;
-        getNanos += t3 - t2;
+    }
+
+    /**
+     * Logits floats {@code [from, from + count)} of the last step (row r of the step's logit rows starts at
+     * {@code r * vocab}) into {@code dst} at {@code dstFrom}; the first read waits for the step.
+     */
+    void readLogits(int from, float[] dst, int dstFrom, int count) {
+        long t0 = System.nanoTime();
+        launcher.get(k.logits, from, dst, dstFrom, count);
+        getNanos += System.nanoTime() - t0;
     }
 
     /**

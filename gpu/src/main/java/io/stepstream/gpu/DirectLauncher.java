@@ -475,6 +475,29 @@ public final class DirectLauncher implements PassLauncher {
         throw new IllegalArgumentException("get: the array is not bound to a kernel buffer (never put or launched)");
     }
 
+    /** Only the elements asked for cross the bus, straight into {@code dst} (no staging copy in {@code a}). */
+    @Override
+    public void get(float[] a, int from, float[] dst, int dstFrom, int count) {
+        java.util.Objects.checkFromIndexSize(from, count, a.length);
+        java.util.Objects.checkFromIndexSize(dstFrom, count, dst.length);
+        for (Binding b : bindings) {
+            if (b != null && b.array == a && b.buffer != null) {
+                if (count > 0) {
+                    queue.readBlocking(b.buffer, (long) from * Float.BYTES,
+                            MemorySegment.ofArray(dst).asSlice((long) dstFrom * Float.BYTES), (long) count * Float.BYTES);
+                } else {
+                    queue.finish();
+                }
+                syncEpoch++;
+                if (pendingEvents > 0) {
+                    collectProfile();
+                }
+                return;
+            }
+        }
+        throw new IllegalArgumentException("get: the array is not bound to a kernel buffer (never put or launched)");
+    }
+
     /** Waits for everything enqueued. */
     @Override
     public void finish() {

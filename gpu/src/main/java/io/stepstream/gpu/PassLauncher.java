@@ -17,6 +17,16 @@ interface PassLauncher {
     /** Reads the array back from the device, after every launch so far has finished. */
     void get(float[] a);
 
+    /**
+     * Reads elements {@code [from, from + count)} of the array's device copy into {@code dst} at {@code dstFrom},
+     * after every launch so far has finished; {@code a} itself may stay stale. A dispatcher that can only read
+     * whole arrays reads {@code a} and copies.
+     */
+    default void get(float[] a, int from, float[] dst, int dstFrom, int count) {
+        get(a);
+        System.arraycopy(a, from, dst, dstFrom, count);
+    }
+
     /** Runs passes 0..passes-1 of the kernel on {@code globalSize} work items in groups of {@code localSize}. */
     void launch(int globalSize, int localSize, int passes);
 

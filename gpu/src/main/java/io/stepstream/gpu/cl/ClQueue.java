@@ -212,34 +212,39 @@ public final class ClQueue implements AutoCloseable {
 
     /** Writes {@code bytes} from native memory; the source must stay untouched until the queue has run it. */
     public void write(MemorySegment buffer, MemorySegment src, long bytes, boolean blocking) {
-        transfer(f.enqueueWriteBuffer, "clEnqueueWriteBuffer", buffer, blocking, bytes, src);
+        transfer(f.enqueueWriteBuffer, "clEnqueueWriteBuffer", buffer, blocking, 0, bytes, src);
     }
 
     /** A blocking write straight from a Java array (a heap segment over it). */
     public void writeBlocking(MemorySegment buffer, MemorySegment heapSrc, long bytes) {
-        transfer(f.enqueueWriteBufferHeap, "clEnqueueWriteBuffer", buffer, true, bytes, heapSrc);
+        transfer(f.enqueueWriteBufferHeap, "clEnqueueWriteBuffer", buffer, true, 0, bytes, heapSrc);
     }
 
     /** A blocking read into a Java array (a heap segment over it) or native memory: waits for all work before it. */
     public void readBlocking(MemorySegment buffer, MemorySegment dst, long bytes) {
-        transfer(f.enqueueReadBufferHeap, "clEnqueueReadBuffer", buffer, true, bytes, dst);
+        transfer(f.enqueueReadBufferHeap, "clEnqueueReadBuffer", buffer, true, 0, bytes, dst);
+    }
+
+    /** A blocking read of {@code bytes} from {@code offset} bytes into the buffer, into heap or native memory. */
+    public void readBlocking(MemorySegment buffer, long offset, MemorySegment dst, long bytes) {
+        transfer(f.enqueueReadBufferHeap, "clEnqueueReadBuffer", buffer, true, offset, bytes, dst);
     }
 
     /** A non-blocking read into native memory that must stay valid until {@link #finish}. */
     public void read(MemorySegment buffer, MemorySegment dst, long bytes) {
-        transfer(f.enqueueReadBuffer, "clEnqueueReadBuffer", buffer, false, bytes, dst);
+        transfer(f.enqueueReadBuffer, "clEnqueueReadBuffer", buffer, false, 0, bytes, dst);
     }
 
     /**
-     * One clEnqueueRead/WriteBuffer of the whole {@code bytes} at offset 0, through the handle for native or heap
+     * One clEnqueueRead/WriteBuffer of {@code bytes} at {@code offset} in the buffer, through the handle for native or heap
      * host memory (all four have the same C signature); no events. A transfer is rare next to the passes, so the
      * handle need not be a constant the JIT can inline.
      */
-    private void transfer(MethodHandle enqueue, String call, MemorySegment buffer, boolean blocking, long bytes,
-                          MemorySegment host) {
+    private void transfer(MethodHandle enqueue, String call, MemorySegment buffer, boolean blocking, long offset,
+                          long bytes, MemorySegment host) {
         int s;
         try {
-            s = (int) enqueue.invokeExact(queue, buffer, blocking ? 1 : 0, 0L, bytes, host, 0, MemorySegment.NULL,
+            s = (int) enqueue.invokeExact(queue, buffer, blocking ? 1 : 0, offset, bytes, host, 0, MemorySegment.NULL,
                     MemorySegment.NULL);
         } catch (Throwable t) {
             throw new OpenClException(call + " failed: " + t, t);
