@@ -475,15 +475,9 @@ public final class StepStream implements GenerationService, AutoCloseable {
             throw new InvalidRequestException("max_tokens", unsupported + "; set diffusion.gen_length instead");
         }
         DiffusionOptions o = r.diffusion() == null ? DiffusionOptions.DEFAULTS : r.diffusion();
-        // Ids the tokenizer knows: the mask id (the first id past them) is never a prompt token.
-        Prompt prompt = withoutMask(prompt(r, model.tokenizer(), model.tokenizer().vocabSize()),
-                model.model().maskId());
+        Prompt prompt = diffusionPrompt(r, model);
         int context = model.contextLength();
         int room = context - prompt.ids().length;
-        if (room < 1) {
-            throw new InvalidRequestException(prompt.field(), prompt.ids().length + " prompt tokens leave no room to"
-                    + " generate in the context of " + context + " tokens");
-        }
         Remasking remasking = remasking(o.remasking());
         if (o.threshold() != null && !(o.threshold() > 0 && o.threshold() <= 1)) {
             throw new InvalidRequestException("diffusion.threshold", "must be in (0, 1], got " + o.threshold());
@@ -612,14 +606,9 @@ public final class StepStream implements GenerationService, AutoCloseable {
             throw new InvalidRequestException("diffusion.cache", unsupported + " (Fast-dLLM's cache is kept per"
                     + " block; Dream has no blocks)");
         }
-        Prompt prompt = withoutMask(prompt(r, model.tokenizer(), model.tokenizer().vocabSize()),
-                model.model().maskId());
+        Prompt prompt = diffusionPrompt(r, model);
         int context = model.contextLength();
         int room = context - prompt.ids().length;
-        if (room < 1) {
-            throw new InvalidRequestException(prompt.field(), prompt.ids().length + " prompt tokens leave no room to"
-                    + " generate in the context of " + context + " tokens");
-        }
         int gen = o.genLength() != null ? o.genLength() : Math.min(DEFAULT_GEN_LENGTH, room);
         if (gen < 1) {
             throw new InvalidRequestException("diffusion.gen_length", "must be >= 1, got " + gen);
@@ -666,7 +655,21 @@ public final class StepStream implements GenerationService, AutoCloseable {
         };
     }
 
-    /** The prompt's ids and the field they came from, each id checked against {@code [0, vocab)}. */
+    /**
+     * A diffusion request's prompt: ids the tokenizer knows (the mask id, the first id past them, is never a
+     * prompt token), without the mask, leaving at least one position of the context to generate.
+     */
+    private static Prompt diffusionPrompt(GenerateRequest r, LoadedModel.Diffusion model) {
+        Prompt prompt = withoutMask(prompt(r, model.tokenizer(), model.tokenizer().vocabSize()),
+                model.model().maskId());
+        int context = model.contextLength();
+        if (context - prompt.ids().length < 1) {
+            throw new InvalidRequestException(prompt.field(), prompt.ids().length + " prompt tokens leave no room to"
+                    + " generate in the context of " + context + " tokens");
+        }
+        return prompt;
+    }
+
     /**
      * A diffusion prompt may not hold the mask id: only the engine places masks. A tokenizer.json knows the mask as
      * a control token, so a text prompt can spell it, and prompt_token_ids can name it.
@@ -684,6 +687,7 @@ public final class StepStream implements GenerationService, AutoCloseable {
     private record Prompt(int[] ids, String field) {
     }
 
+    /** The prompt's ids and the field they came from, each id checked against {@code [0, vocab)}. */
     private static Prompt prompt(GenerateRequest r, Tokenizer tokenizer, int vocab) {
         int[] ids = promptTokens(r, tokenizer);
         if (r.promptTokenIds() == null) {
