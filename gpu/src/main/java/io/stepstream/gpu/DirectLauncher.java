@@ -462,17 +462,7 @@ public final class DirectLauncher implements PassLauncher {
     /** Reads the array back from the device after everything enqueued so far: the host's one wait of a step. */
     @Override
     public void get(float[] a) {
-        for (Binding b : bindings) {
-            if (b != null && b.array == a && b.buffer != null) {
-                queue.readBlocking(b.buffer, MemorySegment.ofArray(a), b.bytes);
-                syncEpoch++;
-                if (pendingEvents > 0) {
-                    collectProfile();
-                }
-                return;
-            }
-        }
-        throw new IllegalArgumentException("get: the array is not bound to a kernel buffer (never put or launched)");
+        get(a, 0, a, 0, a.length);
     }
 
     /** Only the elements asked for cross the bus, straight into {@code dst} (no staging copy in {@code a}). */
