@@ -58,4 +58,11 @@ public record OpTimes(long[] nanos) {
         }
         return ms;
     }
+
+    /** {@code " op ms op ms ..."}: a map from {@link #msPerStep} as one line of a bench's output. */
+    public static String line(Map<String, Double> msPerStep) {
+        StringBuilder sb = new StringBuilder();
+        msPerStep.forEach((op, ms) -> sb.append(String.format(java.util.Locale.ROOT, " %s %.3f", op, ms)));
+        return sb.toString();
+    }
 }

@@ -270,13 +270,8 @@ public final class DlmBatchBench {
     }
 
     private static String opsLine(java.util.Map<String, Double> ms) {
-        StringBuilder b = new StringBuilder();
-        double total = 0;
-        for (var e : ms.entrySet()) {
-            b.append(String.format(Locale.ROOT, "%s %.3f ", e.getKey(), e.getValue()));
-            total += e.getValue();
-        }
-        return b.append(String.format(Locale.ROOT, "(sum %.3f)", total)).toString();
+        double total = ms.values().stream().mapToDouble(Double::doubleValue).sum();
+        return OpTimes.line(ms).strip() + String.format(Locale.ROOT, " (sum %.3f)", total);
     }
 
     /** Prompts of different lengths: text for a real model's tokenizer, random text ids for the synthetic one. */

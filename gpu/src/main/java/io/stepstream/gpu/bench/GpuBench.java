@@ -466,7 +466,7 @@ public final class GpuBench {
     static String opLine(Row r) {
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "ops %s/%s %s b%d:", r.dispatch(), r.matmul(),
                 r.dtype(), r.batch()));
-        r.opMsPerStep().forEach((op, ms) -> sb.append(String.format(Locale.ROOT, " %s %.3f", op, ms)));
+        sb.append(io.stepstream.gpu.OpTimes.line(r.opMsPerStep()));
         return sb.toString();
     }
 
