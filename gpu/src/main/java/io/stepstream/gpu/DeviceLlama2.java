@@ -165,7 +165,7 @@ final class DeviceLlama2 implements AutoCloseable {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
                 handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
-                        Matmul.handAllPasses());
+                        MatmulTiles.longRowsPolicyFromSystemProperties(tiles), Matmul.handAllPasses());
                 direct.passHook(handMatmul);
             } catch (RuntimeException e) {
                 direct.dispose();

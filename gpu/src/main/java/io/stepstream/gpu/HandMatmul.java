@@ -18,6 +18,10 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final MatmulProgram program;
     /** The pass of each Llama2Kernel op, null for ops that are not matmuls. */
     private final MatmulProgram.Pass[] passes = new MatmulProgram.Pass[Llama2Kernel.OPS];
+    /** The long-row matvec of each op whose rows are long enough, else null. */
+    private final MatmulProgram.Pass[] longRowPasses = new MatmulProgram.Pass[Llama2Kernel.OPS];
+    private final MatmulTiles.LongRows longRows;
+    private final MatmulProgram longRowProgram;
     /** Field names bound to each pass's buffer arguments (MatmulProgram.BUFFER_ARGS order). */
     private final String[][] fields = new String[Llama2Kernel.OPS][];
     private long boundEpoch = -1;
@@ -34,13 +38,19 @@ final class HandMatmul implements DirectLauncher.PassHook {
      * @param tiles      the kernels' shape for passes of fewer than {@link MatmulTiles#LARGE_ROWS} rows
      * @param largeTiles for passes with at least that many rows (the W1/W3 and classifier passes of big models);
      *                   built as a second program unless equal to {@code tiles}
+     * @param longRows   the matvec for passes with long weight rows at few tokens (a third program, built only
+     *                   when some pass is long enough)
      */
     HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
-               boolean allPasses) {
+               MatmulTiles.LongRows longRows, boolean allPasses) {
         this.launcher = launcher;
         this.k = k;
         this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles);
         this.largeProgram = largeTiles.equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, largeTiles);
+        this.longRows = longRows;
+        boolean anyLong = longRows.covers(c.dim()) || longRows.covers(c.hiddenDim());
+        this.longRowProgram = !anyLong ? null
+                : longRows.tiles().equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, longRows.tiles());
         this.step = allPasses ? new HandStep(launcher, k) : null;
         this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
         int dim = c.dim();
@@ -68,6 +78,9 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private void add(int op, MatmulProgram.Shape shape, String suffix, String w0, String w1, String w2, String in,
                      String out) {
         passes[op] = (shape.rows() >= MatmulTiles.LARGE_ROWS ? largeProgram : program).pass(shape);
+        if (longRowProgram != null && longRows.covers(shape.cols())) {
+            longRowPasses[op] = longRowProgram.pass(shape);
+        }
         fields[op] = new String[]{w0 + suffix, w0 + "S", w1 + suffix, w1 + "S", w2 + suffix, w2 + "S", in, out, "kv",
                 "ropeCos", "ropeSin", "tokenPos", "tokenSeq", "blockTable"};
     }
@@ -108,10 +121,12 @@ final class HandMatmul implements DirectLauncher.PassHook {
             stepEnqueued += ours ? 1 : 0;
             return ours;
         }
-        passes[op].enqueue(op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens, k.passLayer[pass], event,
-                reduceEvent);
+        int n = op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens;
+        MatmulProgram.Pass p = longRowPasses[op] != null && longRows.takes(passes[op].shape().cols(), n)
+                ? longRowPasses[op] : passes[op];
+        p.enqueue(n, k.passLayer[pass], event, reduceEvent);
         enqueued++;
-        maxSplit = Math.max(maxSplit, passes[op].lastSplit());
+        maxSplit = Math.max(maxSplit, p.lastSplit());
         return true;
     }
 
@@ -122,6 +137,9 @@ final class HandMatmul implements DirectLauncher.PassHook {
             }
             for (int i = 0; i < MatmulProgram.BUFFER_ARGS.length; i++) {
                 passes[op].bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[op][i]));
+                if (longRowPasses[op] != null) {
+                    longRowPasses[op].bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[op][i]));
+                }
             }
         }
         if (step != null) {

@@ -26,6 +26,16 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
     /** What the large passes change by default: on the H200 64-row tiles of 4x4 per item ran the 32000 x 2048
      * classifier fastest at 8-32 tokens, while 32-row tiles stayed best on 2048-row matrices. */
     public static final String LARGE_DEFAULT = "tm=64,rm=4,rn=4";
+    /** Overrides, on top of the small-pass tiles, for the matvec of passes with long weight rows. */
+    public static final String LONG_ROWS_PROPERTY = "stepstream.opencl.matmulTilesLongRows";
+    /** Passes of at least this many columns at most {@value #LONG_ROWS_TOKENS_PROPERTY} tokens use those tiles. */
+    public static final String LONG_ROWS_MIN_COLS_PROPERTY = "stepstream.opencl.longRowCols";
+    public static final String LONG_ROWS_TOKENS_PROPERTY = "stepstream.opencl.longRowTokens";
+    public static final int LONG_ROWS_MIN_COLS = 4096;
+    public static final int LONG_ROWS_MAX_TOKENS = 1;
+    /** What long-row matvecs change by default: on the H200, 64 lanes a row with two loads in flight ran the 1.1B
+     * shape's W2 (2048 x 5632) at one token in 0.48 ms a step against 0.69 with 32 lanes, and lost at 8 tokens. */
+    public static final String LONG_ROWS_DEFAULT = "mv_lpr=64,mv_unroll=2";
     public static final MatmulTiles DEFAULT = new MatmulTiles(256, 32, 8, 4, 32, 32, 32, 2, 4, 0);
 
     public MatmulTiles {
@@ -134,6 +144,46 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
     /** The tiles of large passes: {@code base} with {@link #LARGE_DEFAULT}, then {@value #LARGE_PROPERTY}. */
     public static MatmulTiles largeFromSystemProperty(MatmulTiles base) {
         return base.with(LARGE_DEFAULT).with(System.getProperty(LARGE_PROPERTY));
+    }
+
+    /** The matvec tiles of long-row passes: {@code base} with {@link #LONG_ROWS_DEFAULT}, then {@value #LONG_ROWS_PROPERTY}. */
+    public static MatmulTiles longRowsFromSystemProperty(MatmulTiles base) {
+        // 64 lanes a row need a group of at least two rows of them, whatever the small passes' group size.
+        return base.with("mv_wg=" + Math.max(base.mvWg(), 128) + "," + LONG_ROWS_DEFAULT)
+                .with(System.getProperty(LONG_ROWS_PROPERTY));
+    }
+
+    /**
+     * When a pass takes the long-row matvec: rows of at least {@code minCols} columns, at most {@code maxTokens}
+     * tokens (0 turns it off). {@code minCols}/{@code maxTokens} come from {@link #longRowsPolicyFromSystemProperties}.
+     */
+    public record LongRows(MatmulTiles tiles, int minCols, int maxTokens) {
+        public LongRows {
+            if (minCols < 4 || maxTokens < 0 || maxTokens > tiles.mvTokens()) {
+                throw new IllegalArgumentException(LONG_ROWS_MIN_COLS_PROPERTY + "/" + LONG_ROWS_TOKENS_PROPERTY
+                        + ": need columns >= 4 and tokens 0.." + tiles.mvTokens() + ", got " + minCols + " / " + maxTokens);
+            }
+        }
+
+        public boolean covers(int cols) {
+            return maxTokens > 0 && cols >= minCols;
+        }
+
+        public boolean takes(int cols, int tokens) {
+            return covers(cols) && tokens <= maxTokens;
+        }
+
+        /** Off: every pass keeps the small-pass matvec. */
+        public static LongRows off(MatmulTiles base) {
+            return new LongRows(base, LONG_ROWS_MIN_COLS, 0);
+        }
+    }
+
+    /** The long-row policy of the system properties, with {@code base} as the small-pass tiles. */
+    public static LongRows longRowsPolicyFromSystemProperties(MatmulTiles base) {
+        return new LongRows(longRowsFromSystemProperty(base),
+                Integer.getInteger(LONG_ROWS_MIN_COLS_PROPERTY, LONG_ROWS_MIN_COLS),
+                Integer.getInteger(LONG_ROWS_TOKENS_PROPERTY, LONG_ROWS_MAX_TOKENS));
     }
 
     /** Compact label, e.g. {@code mv256/32x8u4 mm32x32k32r2x4}. */

@@ -148,6 +148,46 @@ class HandMatmulForwardTest {
         }
     }
 
+    /**
+     * The long-row matvec (other lanes per row, other unroll) forced onto every pass of stories260K up to 8 tokens
+     * gives the default build's logits within 1e-5 through a prefill and decode steps of two sequences.
+     */
+    @Test
+    void longRowMatvecGivesTheDefaultLogits() {
+        String[] keys = {MatmulTiles.LONG_ROWS_MIN_COLS_PROPERTY, MatmulTiles.LONG_ROWS_TOKENS_PROPERTY};
+        OpenClLlama2Model longRows;
+        System.setProperty(keys[0], "4");
+        System.setProperty(keys[1], "8");
+        try {
+            longRows = load(TensorType.F32, Matmul.HAND, 64);
+        } finally {
+            for (String key : keys) {
+                System.clearProperty(key);
+            }
+        }
+        try (longRows; OpenClLlama2Model plain = load(TensorType.F32, Matmul.HAND, 64);
+             KvCache a1 = plain.newKvCache(); KvCache a2 = plain.newKvCache();
+             KvCache b1 = longRows.newKvCache(); KvCache b2 = longRows.newKvCache()) {
+            int vocab = plain.config().vocabSize();
+            int[] first = {1, 403, 407, 261, 378};
+            int[] second = {1, 9, 77, 300};
+            float[][] pa = new float[2][vocab];
+            float[][] pb = new float[2][vocab];
+            for (int step = 0; step < 6; step++) {
+                int[] t1 = step == 0 ? first : new int[]{argmax(pa[0])};
+                int[] t2 = step == 0 ? second : new int[]{argmax(pa[1])};
+                plain.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(a1, t1, 0, t1.length),
+                        new ForwardBatch.Entry(a2, t2, 0, t2.length))), pa);
+                longRows.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(b1, t1, 0, t1.length),
+                        new ForwardBatch.Entry(b2, t2, 0, t2.length))), pb);
+                for (int i = 0; i < 2; i++) {
+                    double err = relativeError(pb[i], pa[i]);
+                    assertTrue(err <= 1e-5, "step " + step + " sequence " + i + ": relative error " + err);
+                }
+            }
+        }
+    }
+
     private static float[] prefillAlone(OpenClLlama2Model model, int[] prompt) {
         float[][] out = new float[1][model.config().vocabSize()];
         try (KvCache cache = model.newKvCache()) {

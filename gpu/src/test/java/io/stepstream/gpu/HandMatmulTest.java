@@ -51,6 +51,12 @@ class HandMatmulTest {
         // The tiles large passes use by default (64-row tiles, 4x4 per item), on small matrices.
         out.add(Arguments.of(TensorType.F16, 33, MatmulTiles.DEFAULT.with(MatmulTiles.LARGE_DEFAULT)));
         out.add(Arguments.of(TensorType.F32, 70, MatmulTiles.DEFAULT.with(MatmulTiles.LARGE_DEFAULT + ",ks=2")));
+        // The matvec long-row passes use by default (64 lanes a row, two loads in flight).
+        for (TensorType type : new TensorType[]{TensorType.F32, TensorType.F16, TensorType.Q8_0}) {
+            for (int tokens : new int[]{1, 2}) {
+                out.add(Arguments.of(type, tokens, MatmulTiles.DEFAULT.with(MatmulTiles.LONG_ROWS_DEFAULT)));
+            }
+        }
         return out.stream();
     }
 
@@ -301,6 +307,14 @@ class HandMatmulTest {
     void tilesAreValidatedWithClearErrors() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> MatmulTiles.DEFAULT.with("rm=3"));
         assertTrue(e.getMessage().contains("rm must be even"), e.getMessage());
+        // Long-row matvecs: only rows of at least minCols columns, at most maxTokens tokens.
+        MatmulTiles.LongRows longRows = new MatmulTiles.LongRows(MatmulTiles.DEFAULT.with(MatmulTiles.LONG_ROWS_DEFAULT),
+                4096, 2);
+        assertTrue(longRows.takes(5632, 1) && longRows.takes(5632, 2) && longRows.takes(4096, 2));
+        assertTrue(!longRows.takes(5632, 3) && !longRows.takes(2048, 1), "short rows or more tokens keep the default");
+        assertTrue(!MatmulTiles.LongRows.off(MatmulTiles.DEFAULT).covers(1 << 20));
+        e = assertThrows(IllegalArgumentException.class, () -> new MatmulTiles.LongRows(MatmulTiles.DEFAULT, 4096, 9));
+        assertTrue(e.getMessage().contains(MatmulTiles.LONG_ROWS_TOKENS_PROPERTY), e.getMessage());
         // Split-K: auto reaches two groups per compute unit, capped at 8 and at half the 32-column slices.
         assertEquals(1, MatmulTiles.DEFAULT.splitFor(264, 2048, 132));
         assertEquals(5, MatmulTiles.DEFAULT.splitFor(64, 2048, 132));
