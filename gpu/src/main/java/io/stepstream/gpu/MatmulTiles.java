@@ -32,9 +32,10 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
     public static final String LONG_ROWS_MIN_COLS_PROPERTY = "stepstream.opencl.longRowCols";
     public static final String LONG_ROWS_TOKENS_PROPERTY = "stepstream.opencl.longRowTokens";
     public static final int LONG_ROWS_MIN_COLS = 4096;
-    public static final int LONG_ROWS_MAX_TOKENS = 1;
+    public static final int LONG_ROWS_MAX_TOKENS = 4;
     /** What long-row matvecs change by default: on the H200, 64 lanes a row with two loads in flight ran the 1.1B
-     * shape's W2 (2048 x 5632) at one token in 0.48 ms a step against 0.69 with 32 lanes, and lost at 8 tokens. */
+     * shape's W2 (2048 x 5632, 22 layers) in 0.48 / 0.61 / 0.91 / 1.47 ms a step at 1 / 2 / 4 / 8 tokens against
+     * 0.69 / 0.82 / 1.12 / 1.35 with 32 lanes (f32; f16 alike), hence up to 4 tokens. */
     public static final String LONG_ROWS_DEFAULT = "mv_lpr=64,mv_unroll=2";
     public static final MatmulTiles DEFAULT = new MatmulTiles(256, 32, 8, 4, 32, 32, 32, 2, 4, 0);
 
