@@ -134,9 +134,8 @@ class OpenClDiffusionModelTest {
         List<DiffusionParams> settings = List.of(
                 new DiffusionParams(32, 32, 16, 0.0, Remasking.LOW_CONFIDENCE, null, 0L),
                 new DiffusionParams(64, 32, 16, 0.0, Remasking.LOW_CONFIDENCE, null, 0L),
-                new DiffusionParams(32, 16, 8, 0.0, Remasking.LOW_CONFIDENCE, 0.9, 0L),
-                new DiffusionParams(32, 32, 32, 0.0, Remasking.LOW_CONFIDENCE, 0.5, 0L));
-        String[] prompts = {"Once upon a time", "Lily and Tom went to the park. They saw", "The dog"};
+                new DiffusionParams(32, 16, 8, 0.0, Remasking.LOW_CONFIDENCE, 0.7, 0L));
+        String[] prompts = {"Lily and Tom went to the park. They saw", "The dog"};
         long launches = gpu.deviceLaunches();
         List<LladaGeneration> alone = new ArrayList<>();
         for (DiffusionParams p : settings) {
