@@ -23,6 +23,13 @@ import java.util.concurrent.atomic.AtomicLong;
  * on the CPU {@link DiffusionModel} in the same call (their patterns and cached keys live there); dense ones on
  * the device. Dream (a Qwen2 with q/k/v biases, rotate-half RoPE) is refused: it runs on the CPU backend only.
  *
+ * <p>Greedy low-confidence steps may ask for row summaries instead of logits ({@link #forwardSummaries}): under
+ * the direct dispatch on a device with cl_khr_fp64, {@link RowSummaryKernel} reduces each logits row on the device
+ * to its argmax and float64 softmax probability and only those come back, 12 bytes a row instead of 4 x vocab. The
+ * argmax is bitwise the host's; the confidence is the device's double exp summed in its own order, within about
+ * 1e-15 relative of the host's, so a greedy generation matches the logits path unless two positions' confidences
+ * tie to that precision.
+ *
  * <p>A kernel failure at run time ({@link OpenClException}) is logged once and counted ({@link #failovers()}); the
  * failed step's device inputs rerun on the CPU forward, so no step is lost (a diffusion step keeps nothing on the
  * device between steps), and every later step runs on the CPU. Invalid input passes through as the CPU model's
