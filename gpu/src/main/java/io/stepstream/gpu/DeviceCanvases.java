@@ -4,6 +4,7 @@ import com.aparapi.device.OpenCLDevice;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.dlm.DenoiseInput;
 import io.stepstream.engine.dlm.DiffusionWeights;
+import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.kv.KvBlockPool;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.tensor.TensorType;
@@ -30,6 +31,10 @@ final class DeviceCanvases implements AutoCloseable {
     private final int maxTokens;
     private final int maxLogitRows;
     private long launches;
+    /** The device-side row reduction, or null (Aparapi dispatch, no cl_khr_fp64, or its build failed). */
+    private final RowSummaryKernel summary;
+    private int[] summaryIds = new int[0];
+    private double[] summaryConfidences = new double[0];
 
     /**
      * @param kvBlocks KV blocks to reserve (0: {@link #DEFAULT_CANVASES} canvases of full context, fewer if one
@@ -63,6 +68,33 @@ final class DeviceCanvases implements AutoCloseable {
         Llama2Weights asLlama = new Llama2Weights(c, w.embedding(), w.attentionNorm(), w.wq(), w.wk(), w.wv(), w.wo(),
                 w.ffnNorm(), w.gate(), w.down(), w.up(), w.finalNorm(), w.lmHead());
         this.device = new DeviceLlama2(asLlama, device, blocks, weightType, dispatch);
+        this.summary = summaryKernel(this.device.launcher());
+    }
+
+    private static final System.Logger LOG = System.getLogger(DeviceCanvases.class.getName());
+
+    /** The row-summary kernel in the direct launcher's queue, when the device can run it; else null. */
+    private static RowSummaryKernel summaryKernel(PassLauncher launcher) {
+        if (!(launcher instanceof DirectLauncher direct)) {
+            return null; // the Aparapi dispatch has no queue of ours to add a kernel to
+        }
+        try {
+            if (!RowSummaryKernel.supports(direct.device())) {
+                LOG.log(System.Logger.Level.INFO, "no cl_khr_fp64 on " + direct.device().name().strip()
+                        + ": diffusion row summaries are made on the host");
+                return null;
+            }
+            return new RowSummaryKernel(direct.queue(), RowSummaryKernel.workGroupFor(direct.device()));
+        } catch (OpenClException e) {
+            LOG.log(System.Logger.Level.WARNING, "the row-summary kernel did not build; diffusion row summaries are"
+                    + " made on the host (" + e.getMessage() + ")", e);
+            return null;
+        }
+    }
+
+    /** Whether {@link #forwardSummaries} reduces the rows on the device. */
+    boolean summarizes() {
+        return summary != null;
     }
 
     OpenCLDevice device() {
@@ -80,6 +112,23 @@ final class DeviceCanvases implements AutoCloseable {
 
     /** Runs dense inputs (no SparseD, no cache; already checked) and writes their logits, as DiffusionModel does. */
     void forward(List<DenoiseInput> inputs, float[][] logits) {
+        run(inputs, logits, null);
+    }
+
+    /**
+     * Runs dense inputs (already checked) and writes each one's row summaries ({@link RowSummaryKernel}: the
+     * argmax bitwise the host's, the confidence within ~1e-15 relative) instead of its logits; only
+     * {@link #summarizes()}.
+     */
+    void forwardSummaries(List<DenoiseInput> inputs, RowSummaries[] summaries) {
+        if (summary == null) {
+            throw new IllegalStateException("this device makes no row summaries (see summarizes())");
+        }
+        run(inputs, null, summaries);
+    }
+
+    /** Launches as many as the buffers allow at a time; logits or summaries (the other null) come back. */
+    private void run(List<DenoiseInput> inputs, float[][] logits, RowSummaries[] summaries) {
         int n = inputs.size();
         int from = 0;
         while (from < n) {
@@ -99,7 +148,7 @@ final class DeviceCanvases implements AutoCloseable {
                 blocks += b;
                 to++;
             }
-            launch(inputs, logits, from, to, tokens, rows);
+            launch(inputs, logits, summaries, from, to, tokens, rows);
             from = to;
         }
     }
@@ -109,7 +158,8 @@ final class DeviceCanvases implements AutoCloseable {
     }
 
     /** Inputs [from, to) as entries of one launch. */
-    private void launch(List<DenoiseInput> inputs, float[][] logits, int from, int to, int tokens, int logitRows) {
+    private void launch(List<DenoiseInput> inputs, float[][] logits, RowSummaries[] summaries, int from, int to,
+                        int tokens, int logitRows) {
         int entries = to - from;
         device.ensureCapacity(tokens, entries, logitRows);
         Llama2Kernel k = device.k;
@@ -141,11 +191,34 @@ final class DeviceCanvases implements AutoCloseable {
         device.enqueueStep(tokens, entries, maxLen, logitRows);
         launches++;
         int vocab = config.vocabSize();
+        if (summaries != null) {
+            readSummaries(inputs, summaries, from, to, logitRows, vocab);
+            return;
+        }
         out = 0;
         for (int e = 0; e < entries; e++) {
             int count = inputs.get(from + e).logitsLength() * vocab;
             device.readLogits(out, logits[from + e], 0, count); // straight into the request's array
             out += count;
+        }
+    }
+
+    /** Reduces the launch's logit rows on the device and hands each input its rows' summaries. */
+    private void readSummaries(List<DenoiseInput> inputs, RowSummaries[] summaries, int from, int to, int logitRows,
+                               int vocab) {
+        if (summaryIds.length < logitRows) {
+            summaryIds = new int[logitRows];
+            summaryConfidences = new double[logitRows];
+        }
+        DirectLauncher direct = (DirectLauncher) device.launcher();
+        summary.summarize(direct.buffer("logits"), logitRows, vocab, direct.extraEvent(OpTimes.SUMMARY), summaryIds,
+                summaryConfidences);
+        int row = 0;
+        for (int i = from; i < to; i++) {
+            int n = inputs.get(i).logitsLength();
+            System.arraycopy(summaryIds, row, summaries[i].argmax(), 0, n);
+            System.arraycopy(summaryConfidences, row, summaries[i].confidence(), 0, n);
+            row += n;
         }
     }
 

@@ -6,23 +6,25 @@ import java.util.Map;
 
 /**
  * Profiled device kernel time split by op: index = label, the {@link Llama2Kernel} op codes 0..OPS-1 plus the
- * labels of kernels that are no pass of their own (the split-K reduction, the fused attention). Both RMSNorms
- * of a layer report as "rmsnorm".
+ * labels of kernels that are no pass of their own (the split-K reduction, the fused attention, the row
+ * summaries). Both RMSNorms of a layer report as "rmsnorm".
  */
 public record OpTimes(long[] nanos) {
     /** The split-K reduction kernel of a tiled matmul pass. */
     public static final int MM_REDUCE = Llama2Kernel.OPS;
     /** The fused attention kernel (scores + softmax + weighted sum). */
     public static final int ATTENTION = Llama2Kernel.OPS + 1;
+    /** The row-summary kernel of a diffusion step (argmax and confidence per logits row, summary.cl). */
+    public static final int SUMMARY = Llama2Kernel.OPS + 2;
 
     private static final String[] NAMES = names();
 
     public OpTimes {
-        nanos = Arrays.copyOf(nanos, Math.max(nanos.length, ATTENTION + 1));
+        nanos = Arrays.copyOf(nanos, Math.max(nanos.length, SUMMARY + 1));
     }
 
     private static String[] names() {
-        String[] n = new String[ATTENTION + 1];
+        String[] n = new String[SUMMARY + 1];
         n[Llama2Kernel.OP_EMBED] = "embed";
         n[Llama2Kernel.OP_RMSNORM_ATT] = "rmsnorm";
         n[Llama2Kernel.OP_QKV_ROPE] = "qkv";
@@ -37,6 +39,7 @@ public record OpTimes(long[] nanos) {
         n[Llama2Kernel.OP_LOGITS] = "logits";
         n[MM_REDUCE] = "mm_reduce";
         n[ATTENTION] = "attention";
+        n[SUMMARY] = "summary";
         return n;
     }
 

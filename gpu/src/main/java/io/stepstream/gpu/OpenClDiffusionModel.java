@@ -4,6 +4,7 @@ import com.aparapi.device.OpenCLDevice;
 import io.stepstream.engine.dlm.DenoiseInput;
 import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
+import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.llama.RopeLayout;
 import io.stepstream.engine.spi.CpuBackendProvider;
 import io.stepstream.engine.spi.DiffusionBackendModel;
@@ -22,6 +23,13 @@ import java.util.concurrent.atomic.AtomicLong;
  * on the CPU {@link DiffusionModel} in the same call (their patterns and cached keys live there); dense ones on
  * the device. Dream (a Qwen2 with q/k/v biases, rotate-half RoPE) is refused: it runs on the CPU backend only.
  *
+ * <p>Greedy low-confidence steps may ask for row summaries instead of logits ({@link #forwardSummaries}): under
+ * the direct dispatch on a device with cl_khr_fp64, {@link RowSummaryKernel} reduces each logits row on the device
+ * to its argmax and float64 softmax probability and only those come back, 12 bytes a row instead of 4 x vocab. The
+ * argmax is bitwise the host's; the confidence is the device's double exp summed in its own order, within about
+ * 1e-15 relative of the host's, so a greedy generation matches the logits path unless two positions' confidences
+ * tie to that precision.
+ *
  * <p>A kernel failure at run time ({@link OpenClException}) is logged once and counted ({@link #failovers()}); the
  * failed step's device inputs rerun on the CPU forward, so no step is lost (a diffusion step keeps nothing on the
  * device between steps), and every later step runs on the CPU. Invalid input passes through as the CPU model's
@@ -35,6 +43,16 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
         void forward(List<DenoiseInput> inputs, float[][] logits);
 
         long launches();
+
+        /** Whether {@link #forwardSummaries} reduces logits rows on the device (false: a device without it). */
+        default boolean summarizes() {
+            return false;
+        }
+
+        /** Dense inputs' row summaries instead of their logits; only when {@link #summarizes()}. */
+        default void forwardSummaries(List<DenoiseInput> inputs, RowSummaries[] summaries) {
+            throw new UnsupportedOperationException("this device makes no row summaries");
+        }
 
         /** Profiling of the device passes, for benches; a device that cannot profile ignores it. */
         default void profile(boolean on) {
@@ -93,6 +111,16 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
             @Override
             public long launches() {
                 return canvases.launches();
+            }
+
+            @Override
+            public boolean summarizes() {
+                return canvases.summarizes();
+            }
+
+            @Override
+            public void forwardSummaries(List<DenoiseInput> inputs, RowSummaries[] summaries) {
+                canvases.forwardSummaries(inputs, summaries);
             }
 
             @Override
@@ -214,16 +242,80 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
         java.util.Arrays.fill(cpuLogits, null);
     }
 
+    /**
+     * True while the device reduces each logits row to its argmax and float64 confidence itself (the direct dispatch
+     * on a device with cl_khr_fp64), so a step reads back 12 bytes a row instead of the row; false after a failover.
+     */
+    @Override
+    public boolean summarizesOnDevice() {
+        return !failed && device.summarizes();
+    }
+
+    /**
+     * Dense inputs' rows reduced on the device (see {@link RowSummaryKernel}: argmax bitwise the host's, confidence
+     * within ~1e-15 relative of it, so greedy generations match the CPU's unless two confidences tie that closely);
+     * SparseD and cached inputs run on the CPU model and are summarized on the host, as is everything when the
+     * device makes no summaries or has failed. A kernel failure fails over as {@link #forward} does: the step's
+     * device inputs rerun on the CPU (into {@code logits}, then summarized on the host).
+     */
+    @Override
+    public void forwardSummaries(List<DenoiseInput> batch, float[][] logits, RowSummaries[] summaries) {
+        int n = batch.size();
+        if (n == 0) {
+            return;
+        }
+        cpu.checkBatch(batch, logits);
+        RowSummaries.checkBatch(batch, summaries);
+        if (!summarizesOnDevice()) {
+            DiffusionBackendModel.super.forwardSummaries(batch, logits, summaries);
+            return;
+        }
+        onDevice.clear();
+        onCpu.clear();
+        List<float[]> deviceRows = new ArrayList<>();
+        List<RowSummaries> deviceSummaries = new ArrayList<>();
+        List<float[]> cpuRows = new ArrayList<>();
+        List<RowSummaries> cpuSummaries = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            DenoiseInput in = batch.get(i);
+            boolean dense = in.sparse() == null && in.cache() == null;
+            (dense ? onDevice : onCpu).add(in);
+            (dense ? deviceRows : cpuRows).add(logits[i]);
+            (dense ? deviceSummaries : cpuSummaries).add(summaries[i]);
+        }
+        if (!onCpu.isEmpty()) {
+            float[][] rows = cpuRows.toArray(new float[0][]);
+            RowSummaries[] sums = cpuSummaries.toArray(new RowSummaries[0]);
+            cpu.forward(onCpu, rows);
+            DiffusionBackendModel.summarizeOnHost(onCpu, rows, sums, cpu.vocabSize());
+        }
+        if (onDevice.isEmpty()) {
+            return;
+        }
+        RowSummaries[] sums = deviceSummaries.toArray(new RowSummaries[0]);
+        try {
+            device.forwardSummaries(onDevice, sums);
+        } catch (OpenClException e) {
+            fail(e);
+            float[][] rows = deviceRows.toArray(new float[0][]);
+            cpu.forward(onDevice, rows);
+            DiffusionBackendModel.summarizeOnHost(onDevice, rows, sums, cpu.vocabSize());
+        }
+    }
+
+    private void fail(OpenClException e) {
+        failed = true;
+        failovers.incrementAndGet();
+        LOG.log(System.Logger.Level.WARNING, "diffusion model " + cpu.name() + ": the OpenCL backend failed on "
+                + deviceDescription + "; this step and every later one run on the CPU (" + e.getMessage() + ")", e);
+    }
+
     /** Dense inputs on the device; on a device failure, on the CPU, now and from then on. */
     private void runDevice(List<DenoiseInput> inputs, float[][] logits) {
         try {
             device.forward(inputs, logits);
         } catch (OpenClException e) {
-            failed = true;
-            failovers.incrementAndGet();
-            LOG.log(System.Logger.Level.WARNING, "diffusion model " + cpu.name() + ": the OpenCL backend failed on "
-                    + deviceDescription + "; this step and every later one run on the CPU (" + e.getMessage() + ")",
-                    e);
+            fail(e);
             cpu.forward(inputs, logits);
         }
     }

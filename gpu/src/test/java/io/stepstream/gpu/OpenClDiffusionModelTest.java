@@ -13,6 +13,7 @@ import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.DlmCacheMode;
 import io.stepstream.engine.dlm.LladaGeneration;
 import io.stepstream.engine.dlm.Remasking;
+import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.sparse.SparseDPolicy;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.spi.Backends;
@@ -124,6 +125,151 @@ class OpenClDiffusionModelTest {
                     + ": batched differs from alone");
         }
         assertFalse(gpu.failedOver());
+    }
+
+    @Test
+    void greedyGenerationsFromDeviceRowSummariesEqualTheCpuOnesTokenForToken() {
+        // Under the direct dispatch the device reduces the rows itself; under Aparapi's the default host path runs.
+        assertEquals(Dispatch.fromSystemProperty() == Dispatch.DIRECT, gpu.summarizesOnDevice());
+        List<DiffusionParams> settings = List.of(
+                new DiffusionParams(32, 32, 16, 0.0, Remasking.LOW_CONFIDENCE, null, 0L),
+                new DiffusionParams(64, 32, 16, 0.0, Remasking.LOW_CONFIDENCE, null, 0L),
+                new DiffusionParams(32, 16, 8, 0.0, Remasking.LOW_CONFIDENCE, 0.7, 0L));
+        String[] prompts = {"Lily and Tom went to the park. They saw", "The dog"};
+        long launches = gpu.deviceLaunches();
+        List<LladaGeneration> alone = new ArrayList<>();
+        for (DiffusionParams p : settings) {
+            for (String prompt : prompts) {
+                LladaGeneration cpu = runAlone(reference::forward, LladaGeneration.start(reference, prompt, p));
+                LladaGeneration dev = LladaGeneration.start(reference, prompt, p);
+                runSummaries(gpu, List.of(dev));
+                assertArrayEquals(cpu.generated(), dev.generated(), p + " '" + prompt + "': device summaries' tokens"
+                        + " differ\n cpu " + java.util.Arrays.toString(cpu.generated())
+                        + "\n gpu " + java.util.Arrays.toString(dev.generated()));
+                alone.add(dev);
+            }
+        }
+        List<LladaGeneration> together = new ArrayList<>();
+        for (DiffusionParams p : settings) {
+            for (String prompt : prompts) {
+                together.add(LladaGeneration.start(reference, prompt, p));
+            }
+        }
+        runSummaries(gpu, together);
+        for (int i = 0; i < together.size(); i++) {
+            assertArrayEquals(alone.get(i).generated(), together.get(i).generated(), "request " + i
+                    + ": batched differs from alone");
+        }
+        assertTrue(gpu.deviceLaunches() > launches, "the steps ran on the device");
+        assertFalse(gpu.failedOver());
+    }
+
+    @Test
+    void deviceRowSummariesAreTheHostOnesOfTheDeviceLogits() {
+        // The same batch twice: logits read back and summarized on the host, and reduced on the device.
+        SplittableRandom r = new SplittableRandom(9);
+        int vocab = reference.vocabSize();
+        List<DenoiseInput> inputs = new ArrayList<>();
+        for (int len : new int[]{20, 64, 33}) {
+            int[] canvas = new int[len];
+            canvas[0] = 1;
+            for (int i = 1; i < len; i++) {
+                canvas[i] = r.nextInt(3) == 0 ? reference.maskId() : 3 + r.nextInt(reference.maskId() - 3);
+            }
+            int start = 1 + r.nextInt(len - 9);
+            inputs.add(new DenoiseInput(canvas, start, 8));
+        }
+        float[][] logits = logitsFor(inputs, vocab);
+        gpu.forward(inputs, logits);
+        RowSummaries[] onDevice = new RowSummaries[inputs.size()];
+        for (int i = 0; i < onDevice.length; i++) {
+            onDevice[i] = RowSummaries.ofRows(8);
+        }
+        gpu.forwardSummaries(inputs, logitsFor(inputs, vocab), onDevice);
+        for (int i = 0; i < inputs.size(); i++) {
+            RowSummaries host = RowSummaries.ofRows(8);
+            host.summarize(logits[i], 8, vocab);
+            for (int j = 0; j < 8; j++) {
+                assertEquals(host.argmax()[j], onDevice[i].argmax()[j], "input " + i + " row " + j);
+                double rel = Math.abs(onDevice[i].confidence()[j] - host.confidence()[j]) / host.confidence()[j];
+                // Equal logits (the hand matmuls may sum another order alone vs batched: 1e-5) and 1e-12 in the sum.
+                assertTrue(rel <= (HAND_MATMUL ? 1e-4 : 1e-12), "input " + i + " row " + j + ": " + rel);
+            }
+        }
+    }
+
+    @Test
+    void aKernelFailureDuringSummariesContinuesOnTheCpu() {
+        DiffusionModel cpu = Models.loadDiffusion(MODEL);
+        int[] calls = {0};
+        OpenClDiffusionModel.CanvasDevice failsOnThird = new OpenClDiffusionModel.CanvasDevice() {
+            @Override
+            public void forward(List<DenoiseInput> inputs, float[][] logits) {
+                throw new AssertionError("a summary step must not ask for logits");
+            }
+
+            @Override
+            public boolean summarizes() {
+                return true;
+            }
+
+            @Override
+            public void forwardSummaries(List<DenoiseInput> inputs, RowSummaries[] summaries) {
+                if (++calls[0] == 3) {
+                    java.util.Arrays.fill(summaries[0].argmax(), -7); // a half-written step must not leak out
+                    throw new OpenClException("injected: clEnqueueNDRangeKernel returned CL_OUT_OF_RESOURCES");
+                }
+                // The device's part done by the CPU model here: the test is about the failover path.
+                float[][] rows = logitsFor(inputs, reference.vocabSize());
+                reference.forward(inputs, rows);
+                DiffusionBackendModel.summarizeOnHost(inputs, rows, summaries, reference.vocabSize());
+            }
+
+            @Override
+            public long launches() {
+                return calls[0];
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        try (OpenClDiffusionModel model = new OpenClDiffusionModel(cpu, failsOnThird, "test device")) {
+            assertTrue(model.summarizesOnDevice());
+            DiffusionParams p = new DiffusionParams(32, 32, 8, 0.0, Remasking.LOW_CONFIDENCE, null, 0L);
+            List<LladaGeneration> gens = List.of(LladaGeneration.start(reference, "Once upon a time", p),
+                    LladaGeneration.start(reference, "The sun", p));
+            runSummaries(model, gens);
+            assertEquals(1, model.failovers());
+            assertFalse(model.summarizesOnDevice(), "after a failover the host path runs");
+            assertEquals(3, calls[0], "the device is not used after the failure");
+            for (LladaGeneration g : gens) {
+                LladaGeneration cpuRun = runAlone(reference::forward, LladaGeneration.start(reference, prefix(g), p));
+                assertArrayEquals(cpuRun.generated(), g.generated());
+            }
+        }
+    }
+
+    /** Every step one summary forward of all live canvases, each request applying its rows' summaries. */
+    static void runSummaries(DiffusionBackendModel m, List<LladaGeneration> gens) {
+        while (true) {
+            List<LladaGeneration> live = gens.stream().filter(g -> !g.done()).toList();
+            if (live.isEmpty()) {
+                return;
+            }
+            List<DenoiseInput> in = live.stream().map(LladaGeneration::nextInput).toList();
+            float[][] logits = new float[in.size()][];
+            RowSummaries[] summaries = new RowSummaries[in.size()];
+            for (int i = 0; i < logits.length; i++) {
+                assertTrue(live.get(i).acceptsSummaries());
+                logits[i] = new float[live.get(i).logitsLength()];
+                summaries[i] = RowSummaries.ofRows(in.get(i).logitsLength());
+            }
+            m.forwardSummaries(in, logits, summaries);
+            for (int i = 0; i < live.size(); i++) {
+                live.get(i).applySummaries(summaries[i]);
+            }
+        }
     }
 
     @Test

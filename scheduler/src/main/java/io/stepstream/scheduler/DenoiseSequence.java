@@ -1,6 +1,7 @@
 package io.stepstream.scheduler;
 
 import io.stepstream.engine.dlm.DenoisingGeneration;
+import io.stepstream.engine.dlm.RowSummaries;
 
 /**
  * One diffusion-LM request's mutable state inside the {@link DiffusionScheduler}: its generation (LLaDA's or
@@ -17,6 +18,11 @@ final class DenoiseSequence extends TrackedSequence {
 
     /** Logits of the current block, allocated on admission and dropped when the sequence ends. */
     float[] logits;
+    /**
+     * Room for the current block's row summaries when the generation accepts them and the model makes them on its
+     * device (allocated on admission, dropped when the sequence ends); else null.
+     */
+    RowSummaries summaries;
 
     /** Generated positions holding a token (not the mask id) so far. */
     int committed;

@@ -5,6 +5,7 @@ import io.stepstream.engine.dlm.DenoiseInput;
 import io.stepstream.engine.dlm.DiffusionFamily;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DlmKvHandle;
+import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.sparse.PatternHandle;
 import io.stepstream.engine.spi.DiffusionBackendModel;
 import java.util.List;
@@ -32,6 +33,27 @@ public interface DenoisingModel {
 
     /** {@code logits[i]} gets input i's logits range, position-major, vocabSize floats per position. */
     void forward(List<DenoiseInput> batch, float[][] logits);
+
+    /**
+     * Whether {@link #forwardSummaries} reduces each logits row where the logits are made (a device), so that a step
+     * whose requests all accept row summaries gains by asking for them. False by default.
+     */
+    default boolean summarizesOnDevice() {
+        return false;
+    }
+
+    /**
+     * {@link DiffusionBackendModel#forwardSummaries}'s contract: {@code summaries[i]} gets the argmax and float64
+     * confidence of each row of input i's logits range; {@code logits} are scratch rows for what is not summarized on
+     * a device. This default runs {@link #forward} and summarizes on the calling thread (bitwise the host's apply).
+     */
+    default void forwardSummaries(List<DenoiseInput> batch, float[][] logits, RowSummaries[] summaries) {
+        RowSummaries.checkBatch(batch, summaries);
+        forward(batch, logits);
+        for (int i = 0; i < batch.size(); i++) {
+            summaries[i].summarize(logits[i], batch.get(i).logitsLength(), vocabSize());
+        }
+    }
 
     /**
      * Frees the SparseD pattern of a request that ended ({@code null}: a dense request). The scheduler calls it
@@ -98,6 +120,16 @@ public interface DenoisingModel {
             @Override
             public void forward(List<DenoiseInput> batch, float[][] logits) {
                 placed.forward(batch, logits);
+            }
+
+            @Override
+            public boolean summarizesOnDevice() {
+                return placed.summarizesOnDevice();
+            }
+
+            @Override
+            public void forwardSummaries(List<DenoiseInput> batch, float[][] logits, RowSummaries[] summaries) {
+                placed.forwardSummaries(batch, logits, summaries);
             }
 
             @Override

@@ -8,6 +8,7 @@ import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DreamGeneration;
 import io.stepstream.engine.dlm.LladaGeneration;
 import io.stepstream.engine.dlm.RangeExecutor;
+import io.stepstream.engine.dlm.RowSummaries;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -29,7 +30,11 @@ import java.util.function.LongSupplier;
  * each request's {@link DenoisingGeneration#apply(float[], RangeExecutor)} (argmax, confidences, remasking) on the
  * scheduler's {@link RangeExecutor}: the requests in parallel, and inside each its block positions (see
  * {@link DenoisingGeneration#applyAll}). Since the model's logits of a canvas are the same alone or batched, and a
- * parallel apply is bitwise a sequential one, so is every request's canvas.
+ * parallel apply is bitwise a sequential one, so is every request's canvas. When the model makes row summaries on
+ * its device ({@link DenoisingModel#summarizesOnDevice}, e.g. {@code serve --backend opencl}) and every request of
+ * the step accepts them ({@link DenoisingGeneration#acceptsSummaries}: greedy low-confidence LLaDA), the step runs
+ * {@link DenoisingModel#forwardSummaries} instead and each request's {@link DenoisingGeneration#applySummaries}: the
+ * argmax and confidence of each row come back instead of the row, and what is left on the host is the remasking.
  *
  * <p>{@link #complete} streams a block when it is committed: its tokens in position order as
  * {@link TokenEvent.Token}s (no log-probabilities), their text decoded after the prompt's last token. The model
@@ -157,6 +162,9 @@ public final class DiffusionScheduler extends BatchingScheduler<DenoiseSequence,
 
     private void admit(DenoiseSequence seq, long now) {
         seq.logits = new float[seq.generation.logitsLength()];
+        if (model.summarizesOnDevice() && seq.generation.acceptsSummaries()) {
+            seq.summaries = RowSummaries.ofRows(Math.max(1, seq.generation.logitsLength() / model.vocabSize()));
+        }
         startRunning(seq, model.tokenizer(), seq.request.promptTokens()[seq.promptLength - 1], now);
     }
 
@@ -176,17 +184,43 @@ public final class DiffusionScheduler extends BatchingScheduler<DenoiseSequence,
             inputs.add(work.get(i).generation.nextInput());
             logits[i] = work.get(i).logits;
         }
-        model.forward(inputs, logits);
-        List<DenoisingGeneration> generations = new ArrayList<>(work.size());
-        for (DenoiseSequence seq : work) {
-            generations.add(seq.generation);
+        DenoiseOutcome[] outcomes = summarized(work, inputs, logits);
+        if (outcomes == null) {
+            model.forward(inputs, logits);
+            List<DenoisingGeneration> generations = new ArrayList<>(work.size());
+            for (DenoiseSequence seq : work) {
+                generations.add(seq.generation);
+            }
+            outcomes = DenoisingGeneration.applyAll(generations, logits, applyExecutor);
         }
-        DenoiseOutcome[] outcomes = DenoisingGeneration.applyAll(generations, logits, applyExecutor);
         List<StepResult.Denoised> denoised = new ArrayList<>(work.size());
         for (int i = 0; i < work.size(); i++) {
             denoised.add(new StepResult.Denoised(work.get(i).id, outcomes[i]));
         }
         return new StepResult(b.stepId(), List.of(), denoised);
+    }
+
+    /**
+     * The step through row summaries when the model makes them on its device and every request accepts them; null
+     * (nothing run) otherwise. The applies are only the remasking then, so they run one after another here.
+     */
+    private DenoiseOutcome[] summarized(List<DenoiseSequence> work, List<DenoiseInput> inputs, float[][] logits) {
+        if (!model.summarizesOnDevice()) {
+            return null;
+        }
+        RowSummaries[] summaries = new RowSummaries[work.size()];
+        for (int i = 0; i < work.size(); i++) {
+            summaries[i] = work.get(i).summaries;
+            if (summaries[i] == null) {
+                return null;
+            }
+        }
+        model.forwardSummaries(inputs, logits, summaries);
+        DenoiseOutcome[] outcomes = new DenoiseOutcome[work.size()];
+        for (int i = 0; i < work.size(); i++) {
+            outcomes[i] = work.get(i).generation.applySummaries(summaries[i]);
+        }
+        return outcomes;
     }
 
     /** Streams the blocks committed this step and applies the stop conditions. */
@@ -242,6 +276,7 @@ public final class DiffusionScheduler extends BatchingScheduler<DenoiseSequence,
     @Override
     void release(DenoiseSequence seq) {
         seq.logits = null;
+        seq.summaries = null;
         model.releasePattern(seq.generation.patternHandle());
         model.releaseKvCache(seq.generation.kvHandle()); // never in flight here: cancels mid-step wait for complete
     }

@@ -33,6 +33,25 @@ public interface DenoisingGeneration {
     }
 
     /**
+     * Whether this step's decisions need of each logits row only its argmax and the argmax's float64 softmax
+     * probability ({@link RowSummaries}), so that {@link #applySummaries} may stand in for {@link #apply(float[])}.
+     * False by default (Dream, and LLaDA with sampling or random remasking, read more of each row).
+     */
+    default boolean acceptsSummaries() {
+        return false;
+    }
+
+    /**
+     * Commits this step from the summaries of the rows {@link #nextInput()} asked for (entry r = row r of its logits
+     * range), only when {@link #acceptsSummaries()}. Host-made summaries give bitwise {@link #apply(float[])}'s
+     * outcome; a device's confidences differ in the last bits (see {@link RowSummaries}).
+     */
+    default DenoiseOutcome applySummaries(RowSummaries summaries) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " needs whole logits rows, not row"
+                + " summaries (acceptsSummaries() is false)");
+    }
+
+    /**
      * Applies {@code logits[i]} to {@code generations.get(i)} for every i: the requests in parallel on
      * {@code executor}, and each one's positions too (the calls nest), the outcomes returned by index so that what
      * follows sees them in the batch's order. Requests share nothing (each has its own canvas, scratch, random stream

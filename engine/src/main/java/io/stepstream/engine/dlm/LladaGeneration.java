@@ -200,6 +200,56 @@ public final class LladaGeneration implements DenoisingGeneration {
                     + " positions x " + vocabSize + ")");
         }
         predict(logits, executor);
+        return commit();
+    }
+
+    /**
+     * True when a step's decisions need of each logits row only its argmax and that argmax's softmax probability:
+     * greedy (temperature 0) low-confidence remasking, with or without a threshold. Gumbel noise (temperature above
+     * 0) reads every logit, and random remasking ignores the probabilities.
+     */
+    @Override
+    public boolean acceptsSummaries() {
+        return params.temperature() == 0 && params.remasking() == Remasking.LOW_CONFIDENCE;
+    }
+
+    /**
+     * {@link #apply(float[])} from the block's row summaries instead of its logits: row j's argmax is position j's
+     * x0, its confidence position j's confidence. With summaries made on the host ({@link RowSummaries#summarize})
+     * the outcome is bitwise that of applying the logits; from a device, the confidences may differ from the host's
+     * in the last bits (see {@link RowSummaries}), which changes a decision only where two confidences tie that
+     * closely.
+     *
+     * @throws IllegalStateException    when {@link #acceptsSummaries()} is false for these settings
+     * @throws IllegalArgumentException when the summaries lack rows or hold an id outside the vocabulary
+     */
+    @Override
+    public DenoiseOutcome applySummaries(RowSummaries summaries) {
+        requireRunning();
+        if (!acceptsSummaries()) {
+            throw new IllegalStateException("row summaries are exact only for greedy low_confidence remasking; this"
+                    + " generation has temperature " + params.temperature() + " and remasking " + params.remasking());
+        }
+        int b = params.blockLength();
+        if (summaries == null || summaries.capacity() < b) {
+            throw new IllegalArgumentException("summaries must hold the block's " + b + " rows, got "
+                    + (summaries == null ? "null" : summaries.capacity()));
+        }
+        for (int j = 0; j < b; j++) {
+            int id = summaries.argmax()[j];
+            if (id < 0 || id >= vocabSize) {
+                throw new IllegalArgumentException("summaries argmax[" + j + "] is " + id + ", outside [0, "
+                        + vocabSize + ")");
+            }
+            x0[j] = id;
+            confidence[j] = summaries.confidence()[j];
+        }
+        return commit();
+    }
+
+    /** Commits this step's positions from x0 and the confidences (of every block position) and moves on. */
+    private DenoiseOutcome commit() {
+        int b = params.blockLength();
         int masked = 0;
         for (int j = 0; j < b; j++) {
             chosen[j] = false;
@@ -306,17 +356,9 @@ public final class LladaGeneration implements DenoisingGeneration {
         }
     }
 
-    /** The raw logits' argmax of the row, ties to the lowest id. */
+    /** The raw logits' argmax of the row, ties to the lowest id (the code row summaries use too). */
     private int argmax(float[] logits, int row) {
-        int best = 0;
-        float max = logits[row];
-        for (int id = 1; id < vocabSize; id++) {
-            if (logits[row + id] > max) {
-                max = logits[row + id];
-                best = id;
-            }
-        }
-        return best;
+        return RowSummaries.argmax(logits, row, vocabSize);
     }
 
     /** The argmax of exp(logit) / (-ln u)^temperature, one draw per id ascending, ties to the lowest id. */
@@ -342,17 +384,9 @@ public final class LladaGeneration implements DenoisingGeneration {
         }
     }
 
-    /** softmax(logits[row ..])[id] in float64. */
+    /** softmax(logits[row ..])[id] in float64 (the code row summaries use too). */
     private double probability(float[] logits, int row, int id) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int v = 0; v < vocabSize; v++) {
-            max = Math.max(max, logits[row + v]);
-        }
-        double sum = 0;
-        for (int v = 0; v < vocabSize; v++) {
-            sum += Math.exp(logits[row + v] - max);
-        }
-        return Math.exp(logits[row + id] - max) / sum;
+        return RowSummaries.probability(logits, row, vocabSize, id);
     }
 
     /** The highest confidence not yet chosen, lowest position on ties; -infinity ones are never returned. */

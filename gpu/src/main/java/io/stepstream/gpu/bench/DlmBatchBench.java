@@ -9,6 +9,7 @@ import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.LladaGeneration;
 import io.stepstream.engine.dlm.RangeExecutor;
 import io.stepstream.engine.dlm.Remasking;
+import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.dlm.SparseDBench;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.spi.DiffusionBackendModel;
@@ -38,6 +39,13 @@ import java.util.SplittableRandom;
  * bench thread, one request after another (as before). Each row reports the mean forward ms and apply ms per step
  * apart, so what is left of a step besides the forward shows.
  *
+ * <p>With {@code --summaries true} (default) a step whose generations all accept row summaries (greedy low-confidence,
+ * as here) on a backend that makes them on its device ({@link DiffusionBackendModel#summarizesOnDevice}: OpenCL under
+ * the direct dispatch with cl_khr_fp64) runs {@link DiffusionBackendModel#forwardSummaries} and
+ * {@link DenoisingGeneration#applySummaries}: 12 bytes a row come back instead of the row, and the apply is only
+ * the remasking. Other steps, and every step with {@code --summaries false}, read the logits back. Each row of the
+ * table says which path its steps took ("summaries", "logits", or "mixed").
+ *
  * <p>Models: {@code --shape llada-110m} (default), a synthetic LLaDA of ~110M parameters built in memory (dim 768, 12
  * layers, 12 heads, hidden 2048, vocab 32000, random weights; needs no model files), {@code --shape llada-small-v32k}
  * (dim 128, 2 layers, 4 heads, hidden 256, the same vocabulary of 32000: a cheap forward with the full host work of
@@ -48,6 +56,7 @@ import java.util.SplittableRandom;
  * DlmBatchBench [--shape llada-110m|llada-small-v32k | --model PATH] [--backend cpu,opencl] [--requests 1,8,32]
  *               [--gen 64] [--block 32] [--steps 64] [--prompts 4] [--device auto] [--dtype f32|f16|q8_0] [--threads N]
  *               [--cpu-max-requests 8] [--seed 1] [--apply parallel|serial] [--profile false|true]
+ *               [--summaries true|false]
  * </pre>
  * {@code --profile true} times every device pass of the OpenCL rows by profiling events and prints the device ms
  * per step by op (embed, rmsnorm, qkv, scores, ...), so a batched diffusion step shows where it goes; the events
@@ -61,7 +70,7 @@ public final class DlmBatchBench {
 
     record Options(String shape, String model, List<String> backends, int[] requests, int gen, int block, int steps,
                    int prompts, String device, TensorType dtype, int threads, int cpuMaxRequests, long seed,
-                   boolean parallelApply, boolean profile) {
+                   boolean parallelApply, boolean profile, boolean summaries) {
         static Options parse(String[] args) {
             String shape = "llada-110m";
             String model = null;
@@ -78,6 +87,7 @@ public final class DlmBatchBench {
             long seed = 1;
             boolean parallelApply = true;
             boolean profile = false;
+            boolean summaries = true;
             for (int i = 0; i < args.length; i++) {
                 String flag = args[i];
                 if (i + 1 >= args.length) {
@@ -110,6 +120,11 @@ public final class DlmBatchBench {
                         case "false", "off" -> false;
                         default -> throw new IllegalArgumentException("--profile: true or false, got '" + v + "'");
                     };
+                    case "--summaries" -> summaries = switch (v.strip().toLowerCase(Locale.ROOT)) {
+                        case "true", "on" -> true;
+                        case "false", "off" -> false;
+                        default -> throw new IllegalArgumentException("--summaries: true or false, got '" + v + "'");
+                    };
                     default -> throw new IllegalArgumentException("unknown option " + flag);
                 }
             }
@@ -123,7 +138,7 @@ public final class DlmBatchBench {
                         + "' (or pass --model PATH)");
             }
             return new Options(shape, model, backends, requests, gen, block, steps, prompts, device, dtype, threads,
-                    cpuMax, seed, parallelApply, profile);
+                    cpuMax, seed, parallelApply, profile, summaries);
         }
 
         private static int positive(String flag, String v) {
@@ -165,9 +180,10 @@ public final class DlmBatchBench {
                 null, 0L);
         List<int[]> prompts = prompts(cpu, o);
         System.out.printf(Locale.ROOT, "generation: gen %d, block %d, steps %d, greedy; %d distinct prompts of %s"
-                        + " tokens; cpu threads %d; apply %s%n", o.gen(), o.block(), o.steps(), prompts.size(),
-                prompts.stream().map(p -> Integer.toString(p.length)).toList(), o.threads(),
-                o.parallelApply() ? "parallel (" + RangeExecutor.machine().parallelism() + " threads)" : "serial");
+                        + " tokens; cpu threads %d; apply %s; summaries %s%n", o.gen(), o.block(), o.steps(),
+                prompts.size(), prompts.stream().map(p -> Integer.toString(p.length)).toList(), o.threads(),
+                o.parallelApply() ? "parallel (" + RangeExecutor.machine().parallelism() + " threads)" : "serial",
+                o.summaries());
         RangeExecutor apply = o.parallelApply() ? RangeExecutor.machine() : RangeExecutor.sameThread();
         List<Row> rows = new ArrayList<>();
         OpenClDiffusionModel device = null;
@@ -180,15 +196,16 @@ public final class DlmBatchBench {
                     var dev = OpenClDevices.select(o.device());
                     device = new OpenClDiffusionModel(cpu, dev, 0, o.dtype());
                     m = device;
-                    System.out.printf(Locale.ROOT, "opencl: %s, %s weights, uploaded in %.1f s%n",
-                            OpenClDevices.describe(dev), o.dtype(), (System.nanoTime() - d0) / 1e9);
+                    System.out.printf(Locale.ROOT, "opencl: %s, %s weights, uploaded in %.1f s; row summaries on the"
+                                    + " device: %s%n", OpenClDevices.describe(dev), o.dtype(),
+                            (System.nanoTime() - d0) / 1e9, device.summarizesOnDevice() ? "yes" : "no");
                 } else {
                     m = DiffusionBackendModel.onCpu(cpu);
                 }
                 // Each distinct prompt alone first: the reference tokens, and the warm-up.
                 List<int[]> alone = new ArrayList<>();
                 for (int[] p : prompts) {
-                    alone.add(run(m, List.of(LladaGeneration.start(cpu, p, params)), apply).getFirst()
+                    alone.add(run(m, List.of(LladaGeneration.start(cpu, p, params)), apply, o.summaries()).getFirst()
                             .generated());
                 }
                 for (int n : o.requests()) {
@@ -207,7 +224,7 @@ public final class DlmBatchBench {
                         opsBefore = device.profiledOpTimes();
                     }
                     long a = System.nanoTime();
-                    StepTimes times = runCounting(m, gens, apply);
+                    StepTimes times = runCounting(m, gens, apply, o.summaries());
                     double seconds = (System.nanoTime() - a) / 1e9;
                     if (profiled) {
                         device.profile(false);
@@ -224,8 +241,9 @@ public final class DlmBatchBench {
                     Row row = new Row(backend, n, seconds, times, (long) n * o.gen(), same, generated);
                     rows.add(row);
                     System.out.printf(Locale.ROOT, "%s N=%d: %.1f tok/s, %.1f ms/step (forward %.2f ms, apply %.2f"
-                                    + " ms), %d/%d as alone%n", backend, n, row.tokensPerSecond(),
-                            1000 * seconds / times.forwards(), times.forwardMs(), times.applyMs(), same, n);
+                                    + " ms, %s), %d/%d as alone%n", backend, n, row.tokensPerSecond(),
+                            1000 * seconds / times.forwards(), times.forwardMs(), times.applyMs(), times.path(), same,
+                            n);
                 }
             }
         } finally {
@@ -236,9 +254,9 @@ public final class DlmBatchBench {
             }
         }
         System.out.println();
-        System.out.println("| backend | N | tok/s | x N=1 | ms/step | forward ms | apply ms | same tokens as alone"
-                + " | tokens as cpu |");
-        System.out.println("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        System.out.println("| backend | path | N | tok/s | x N=1 | ms/step | forward ms | apply ms | same tokens as"
+                + " alone | tokens as cpu |");
+        System.out.println("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (Row r : rows) {
             Row one = rows.stream().filter(x -> x.backend().equals(r.backend()) && x.requests() == 1).findFirst()
                     .orElse(null);
@@ -254,8 +272,8 @@ public final class DlmBatchBench {
                 }
                 asCpu = same + "/" + r.tokens();
             }
-            System.out.printf(Locale.ROOT, "| %s | %d | %.1f | %s | %.1f | %.2f | %.2f | %d/%d | %s |%n", r.backend(),
-                    r.requests(), r.tokensPerSecond(), one == null ? "-" : String.format(Locale.ROOT, "%.2fx",
+            System.out.printf(Locale.ROOT, "| %s | %s | %d | %.1f | %s | %.1f | %.2f | %.2f | %d/%d | %s |%n",
+                    r.backend(), r.times().path(), r.requests(), r.tokensPerSecond(), one == null ? "-" : String.format(Locale.ROOT, "%.2fx",
                             r.tokensPerSecond() / one.tokensPerSecond()),
                     1000 * r.seconds() / r.forwards(), r.times().forwardMs(), r.times().applyMs(), r.sameAsAlone(),
                     r.requests(), asCpu);
@@ -296,7 +314,12 @@ public final class DlmBatchBench {
     }
 
     /** Forwards run, and the nanoseconds spent in the forwards and in the applies after them. */
-    record StepTimes(int forwards, long forwardNanos, long applyNanos) {
+    record StepTimes(int forwards, long forwardNanos, long applyNanos, int summarySteps) {
+        /** Which path the steps took: every one row summaries, none, or some. */
+        String path() {
+            return summarySteps == forwards ? "summaries" : summarySteps == 0 ? "logits" : "mixed";
+        }
+
         double forwardMs() {
             return forwardNanos / 1e6 / Math.max(1, forwards);
         }
@@ -306,18 +329,23 @@ public final class DlmBatchBench {
         }
     }
 
-    private static List<LladaGeneration> run(DiffusionBackendModel m, List<LladaGeneration> gens, RangeExecutor apply) {
-        runCounting(m, gens, apply);
+    private static List<LladaGeneration> run(DiffusionBackendModel m, List<LladaGeneration> gens, RangeExecutor apply,
+                                             boolean summaries) {
+        runCounting(m, gens, apply, summaries);
         return gens;
     }
 
     /**
      * Every step one forward of all live canvases, then every live request's apply through
      * {@link DenoisingGeneration#applyAll} (the scheduler's path) on {@code apply}; returns the forwards run and the
-     * time in each part.
+     * time in each part. With {@code summaries}, a step whose generations all accept them on a backend that makes them
+     * on its device runs the summary forward and each request's {@link DenoisingGeneration#applySummaries} instead.
      */
-    private static StepTimes runCounting(DiffusionBackendModel m, List<LladaGeneration> gens, RangeExecutor apply) {
+    private static StepTimes runCounting(DiffusionBackendModel m, List<LladaGeneration> gens, RangeExecutor apply,
+                                         boolean summaries) {
         int forwards = 0;
+        int summarySteps = 0;
+        RowSummaries[] rows = new RowSummaries[gens.size()];
         long forwardNanos = 0;
         long applyNanos = 0;
         List<LladaGeneration> live = new ArrayList<>(gens);
@@ -326,7 +354,7 @@ public final class DlmBatchBench {
         while (true) {
             live.removeIf(LladaGeneration::done);
             if (live.isEmpty()) {
-                return new StepTimes(forwards, forwardNanos, applyNanos);
+                return new StepTimes(forwards, forwardNanos, applyNanos, summarySteps);
             }
             inputs.clear();
             for (int i = 0; i < live.size(); i++) {
@@ -336,10 +364,27 @@ public final class DlmBatchBench {
                     logits[i] = new float[g.logitsLength()];
                 }
             }
+            boolean summary = summaries && m.summarizesOnDevice()
+                    && live.stream().allMatch(LladaGeneration::acceptsSummaries);
             long t0 = System.nanoTime();
-            m.forward(inputs, logits);
-            long t1 = System.nanoTime();
-            DenoisingGeneration.applyAll(live, logits, apply);
+            long t1;
+            if (summary) {
+                for (int i = 0; i < live.size(); i++) {
+                    if (rows[i] == null || rows[i].capacity() < inputs.get(i).logitsLength()) {
+                        rows[i] = RowSummaries.ofRows(inputs.get(i).logitsLength());
+                    }
+                }
+                m.forwardSummaries(inputs, logits, rows);
+                t1 = System.nanoTime();
+                for (int i = 0; i < live.size(); i++) {
+                    live.get(i).applySummaries(rows[i]); // the remasking only: no vocabulary work left
+                }
+                summarySteps++;
+            } else {
+                m.forward(inputs, logits);
+                t1 = System.nanoTime();
+                DenoisingGeneration.applyAll(live, logits, apply);
+            }
             long t2 = System.nanoTime();
             forwards++;
             forwardNanos += t1 - t0;

@@ -42,6 +42,7 @@ public final class ClRuntime {
     static final int CL_DEVICE_GLOBAL_MEM_SIZE = 0x101F;
     static final int CL_DEVICE_LOCAL_MEM_SIZE = 0x1023;
     static final int CL_DEVICE_NAME = 0x102B;
+    static final int CL_DEVICE_EXTENSIONS = 0x1030;
     static final long CL_CONTEXT_PLATFORM = 0x1084;
     static final long CL_QUEUE_PROFILING_ENABLE = 1L << 1;
     static final long CL_MEM_READ_WRITE = 1L;
@@ -270,6 +271,16 @@ public final class ClRuntime {
                     "clGetDeviceInfo(0x" + Integer.toHexString(param) + ")");
             return bytes == 4 ? Integer.toUnsignedLong(v.get(JAVA_INT, 0)) : v.get(JAVA_LONG, 0);
         }
+    }
+
+    /** The device's extensions as the driver lists them (space-separated names such as cl_khr_fp64). */
+    public static String extensions(ClDevice device) {
+        return deviceString(fn(), device.id(), CL_DEVICE_EXTENSIONS);
+    }
+
+    /** Whether the device lists {@code extension} (e.g. cl_khr_fp64) among its extensions. */
+    public static boolean hasExtension(ClDevice device, String extension) {
+        return java.util.Arrays.asList(extensions(device).strip().split("\\s+")).contains(extension);
     }
 
     private static String deviceString(Fn f, MemorySegment device, int param) {
