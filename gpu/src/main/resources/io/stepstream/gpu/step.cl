@@ -297,10 +297,12 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
 
     float4 qr[HS4];
     int qo = t * dim + h * HEAD_SIZE;
+    #pragma unroll
     for (int c = 0; c < HS4; c++) {
         qr[c] = live ? vload4(c, q + qo) : (float4) (0.0f);
     }
     float4 acc[CHUNKS_PER_LANE];
+    #pragma unroll
     for (int i = 0; i < CHUNKS_PER_LANE; i++) {
         acc[i] = (float4) (0.0f);
     }
@@ -333,9 +335,11 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
         // This lane's keys lane, lane + ATT_LANES, ...: scores in registers and their maximum.
         float s[KEYS_PER_LANE];
         float tileMax = MASKED;
+        #pragma unroll
         for (int m = 0; m < KEYS_PER_LANE; m++) {
             int jj = lane + m * ATT_LANES;
             float4 d = (float4) (0.0f);
+            #pragma unroll
             for (int c = 0; c < HS4; c++) {
                 d += qr[c] * ks[jj * KS_STRIDE + c];
             }
@@ -353,9 +357,11 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
         float rescale = exp(rowMax - newMax);
         rowMax = newMax;
         laneSum *= rescale;
+        #pragma unroll
         for (int i = 0; i < CHUNKS_PER_LANE; i++) {
             acc[i] *= rescale;
         }
+        #pragma unroll
         for (int m = 0; m < KEYS_PER_LANE; m++) {
             int jj = lane + m * ATT_LANES;
             float p = k0 + jj <= last ? exp(s[m] - newMax) : 0.0f;
@@ -368,6 +374,7 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
         int keys = min(ATT_TK, keysLast - k0 + 1);
         for (int jj = 0; jj < keys; jj++) {
             float p = ps[r * PS_STRIDE + jj];
+            #pragma unroll
             for (int i = 0; i < CHUNKS_PER_LANE; i++) {
                 int c = lane + i * ATT_LANES;
                 if (c < HS4) {
@@ -386,6 +393,7 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
             sum += laneVals[r * ATT_LANES + i];
         }
         float inv = 1.0f / sum;
+        #pragma unroll
         for (int i = 0; i < CHUNKS_PER_LANE; i++) {
             int c = lane + i * ATT_LANES;
             if (c < HS4) {
