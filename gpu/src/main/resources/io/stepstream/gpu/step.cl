@@ -232,6 +232,7 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
 // rows (scores) and rows of one tile sit ATT_TK floats apart (probabilities); unpadded they would share banks.
 #define KS_STRIDE (HS4 + 1)
 #define PS_STRIDE (ATT_TK + 1)
+#define TILE_LOADS ((ATT_TK * HS4 + ATT_WG - 1) / ATT_WG)
 #if HEAD_SIZE % 4 != 0 || ATT_TK % ATT_LANES != 0
 #error "attn_tiled needs HEAD_SIZE % 4 == 0 and ATT_TK % ATT_LANES == 0"
 #endif
@@ -249,6 +250,32 @@ inline int first_row(int e, int tokens, __global const int *tokenSeq) {
         }
     }
     return lo;
+}
+
+/**
+ * This item's float4s of the keys and values at positions k0 .. k0+ATT_TK-1 (zeros past keysLast, whose block
+ * may not exist): item lid takes float4 lid + u * ATT_WG of the tile, consecutive items consecutive floats of one
+ * position (coalesced), through the entry's block table.
+ */
+inline void load_kv_tile(int k0, int keysLast, int lid, int tableBase, int kOffset, int vOffset, int kvDim,
+                         int blockFloats, __global const int *blockTable, __global const float *kv,
+                         float4 *nextK, float4 *nextV) {
+    #pragma unroll
+    for (int u = 0; u < TILE_LOADS; u++) {
+        int i = lid + u * ATT_WG;
+        int jj = i / HS4;
+        int j = k0 + jj;
+        float4 kval = (float4) (0.0f);
+        float4 vval = (float4) (0.0f);
+        if (i < ATT_TK * HS4 && j <= keysLast) {
+            int base = blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim
+                    + 4 * (i - jj * HS4);
+            kval = vload4(0, kv + base + kOffset);
+            vval = vload4(0, kv + base + vOffset);
+        }
+        nextK[u] = kval;
+        nextV[u] = vval;
+    }
 }
 
 /**
@@ -314,23 +341,27 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
     barrier(CLK_LOCAL_MEM_FENCE);
     int keysLast = groupLast;
 
+    // Each item moves TILE_LOADS float4s of keys and of values a tile. The next tile's are loaded into registers
+    // while the current one is scored and summed, so the global latency hides behind that work.
+    float4 nextK[TILE_LOADS];
+    float4 nextV[TILE_LOADS];
+    load_kv_tile(0, keysLast, lid, tableBase, kOffset, vOffset, kvDim, blockFloats, blockTable, kv, nextK, nextV);
     for (int k0 = 0; k0 <= keysLast; k0 += ATT_TK) {
-        // Keys and values k0 .. k0+ATT_TK-1 (zeros past the tile's last key: their block may not exist).
-        for (int i = lid; i < ATT_TK * HS4; i += ATT_WG) {
-            int jj = i / HS4;
-            int c = i - jj * HS4;
-            int j = k0 + jj;
-            float4 kval = (float4) (0.0f);
-            float4 vval = (float4) (0.0f);
-            if (j <= keysLast) {
-                int base = blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim + 4 * c;
-                kval = vload4(0, kv + base + kOffset);
-                vval = vload4(0, kv + base + vOffset);
+        #pragma unroll
+        for (int u = 0; u < TILE_LOADS; u++) {
+            int i = lid + u * ATT_WG;
+            if (i < ATT_TK * HS4) {
+                int jj = i / HS4;
+                int c = i - jj * HS4;
+                ks[jj * KS_STRIDE + c] = nextK[u];
+                vs[jj * HS4 + c] = nextV[u];
             }
-            ks[jj * KS_STRIDE + c] = kval;
-            vs[jj * HS4 + c] = vval;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
+        if (k0 + ATT_TK <= keysLast) {
+            load_kv_tile(k0 + ATT_TK, keysLast, lid, tableBase, kOffset, vOffset, kvDim, blockFloats, blockTable, kv,
+                         nextK, nextV);
+        }
 
         // This lane's keys lane, lane + ATT_LANES, ...: scores in registers and their maximum.
         float s[KEYS_PER_LANE];
