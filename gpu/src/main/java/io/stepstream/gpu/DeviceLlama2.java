@@ -310,6 +310,30 @@ final class DeviceLlama2 implements AutoCloseable {
         return handMatmul == null ? 0 : handMatmul.stepEnqueued();
     }
 
+    /** The hand step's kernels, or null (Aparapi dispatch, Aparapi matmuls, or {@code handPasses=matmul}). */
+    private HandStep handStep() {
+        return handMatmul == null ? null : handMatmul.step();
+    }
+
+    /**
+     * How the hand step computes attention from now on (the default is {@link Attention#fromSystemProperty()});
+     * without a hand step attention always runs as Llama2Kernel's three passes and this fails.
+     */
+    void attention(Attention mode) {
+        HandStep step = handStep();
+        if (step == null) {
+            throw new IllegalStateException("attention " + mode.label() + ": this model has no hand step (dispatch "
+                    + launcher.dispatchName() + ", matmul " + matmul.label() + "); its attention runs as three passes");
+        }
+        step.attention(mode);
+    }
+
+    /** Layers whose attention ran as the tiled kernel so far (0 without a hand step). */
+    long tiledAttentionPasses() {
+        HandStep step = handStep();
+        return step == null ? 0 : step.tiledEnqueued();
+    }
+
     /** The most split-K slices a hand matmul pass used so far (1: none). */
     int handMatmulMaxSplit() {
         return handMatmul == null ? 1 : handMatmul.maxSplit();

@@ -68,7 +68,8 @@ public final class DirectLauncher implements PassLauncher {
     /**
      * Takes over passes of a launch: called for every pass after the arguments are synced; returning true means
      * the hook enqueued its own kernel for that pass (in this launcher's queue, writing the pass's event to
-     * {@code event} when it is not NULL) and the Aparapi {@code run} pass is skipped.
+     * {@code event} when it is not NULL) and the Aparapi {@code run} pass is skipped. A hook may also take a pass
+     * and enqueue nothing (leaving {@code event} unwritten): the pass then has no profiled time.
      */
     public interface PassHook {
         boolean enqueue(int pass, MemorySegment event);
@@ -279,6 +280,8 @@ public final class DirectLauncher implements PassLauncher {
             eventCapacity = capacity;
         }
         eventLabels[pendingEvents] = label;
+        // NULL until an enqueue fills it: a hook may take a pass and enqueue nothing for it (see collectProfile).
+        events.setAtIndex(ValueLayout.ADDRESS, pendingEvents, MemorySegment.NULL);
         return events.asSlice(pendingEvents++ * ValueLayout.ADDRESS.byteSize(), ValueLayout.ADDRESS.byteSize());
     }
 
@@ -505,6 +508,9 @@ public final class DirectLauncher implements PassLauncher {
         long sum = 0;
         for (int p = 0; p < pendingEvents; p++) {
             MemorySegment e = events.getAtIndex(ValueLayout.ADDRESS, p);
+            if (e.address() == 0) {
+                continue; // a pass a hook took without enqueuing anything
+            }
             long[] se = queue.eventStartEnd(e);
             queue.releaseEvent(e);
             sum += se[1] - se[0];
@@ -516,7 +522,7 @@ public final class DirectLauncher implements PassLauncher {
             last = Math.max(last, se[1]);
         }
         profiledKernelNanos += sum;
-        profiledSpanNanos += last - first;
+        profiledSpanNanos += first == Long.MAX_VALUE ? 0 : last - first;
         profiledPasses += pendingPasses;
         pendingEvents = 0;
         pendingPasses = 0;

@@ -148,6 +148,11 @@ final class HandMatmul implements DirectLauncher.PassHook {
         boundEpoch = launcher.bufferEpoch();
     }
 
+    /** The step.cl kernels of the non-matmul passes, or null when those stay Aparapi's. */
+    HandStep step() {
+        return step;
+    }
+
     /** Non-matmul passes this hook has enqueued as step.cl kernels. */
     long stepEnqueued() {
         return stepEnqueued;

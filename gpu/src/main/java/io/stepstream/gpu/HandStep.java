@@ -14,11 +14,21 @@ import java.nio.charset.StandardCharsets;
  * the hand matmuls a step enqueues no Aparapi pass, whose ~80 arguments make each enqueue costly on NVIDIA.
  * Per enqueue only the sizes and layer that changed are set; buffers are re-read when the launcher rebound
  * a field.
+ *
+ * <p>Attention: for a launch where {@link Attention#tiledFor} says so, the OP_SCORES pass enqueues step.cl's
+ * {@code attn_tiled} (the whole attention of the layer, profiled under {@link OpTimes#ATTENTION}) and the layer's
+ * OP_SOFTMAX and OP_ATTN_OUT passes enqueue nothing; the schedule keeps all three ops either way. The choice is
+ * made once per launch from the host copies of the step inputs (which mirror the device's).
  */
 final class HandStep {
     /** Work items of the row kernels (rmsnorm, softmax). */
     static final int NORM_WG = 256;
     private static final int ELEMENT_WG = 256;
+    /**
+     * System property shaping attn_tiled's groups: {@code rows=R,lanes=L,keys=K} (any subset): about R query rows
+     * a group (R / kvGroup tokens, at least 1, times the kvGroup heads), L work items a row, K keys a local tile.
+     */
+    static final String ATTENTION_TILE_PROPERTY = "stepstream.opencl.attentionTile";
 
     private final ClQueue queue;
     private final DirectLauncher launcher;
@@ -30,7 +40,81 @@ final class HandStep {
     private final Kernel scores;
     private final Kernel softmax;
     private final Kernel attnOut;
+    /** attn_tiled, or null where the device cannot run its tile (head size, local memory, group size). */
+    private final Kernel attnTiled;
+    private final AttentionTile tile;
+    private Attention attention;
+    /** The launch the attention choice below was made for ({@link DirectLauncher#launches()} during it). */
+    private long plannedLaunch = -1;
+    private boolean tiledThisLaunch;
+    private int tilesThisLaunch;
+    private long tiledEnqueued;
     private final Kernel[] all;
+
+    /**
+     * attn_tiled's shape: {@code tokens} query tokens of an entry per group (times kvGroup query heads = the
+     * group's rows), {@code lanes} work items per row, {@code keys} positions per local K/V tile.
+     */
+    record AttentionTile(int tokens, int lanes, int keys) {
+        static final int DEFAULT_ROWS = 32;
+        static final int DEFAULT_LANES = 4;
+        static final int DEFAULT_KEYS = 32;
+
+        /** From {@value #ATTENTION_TILE_PROPERTY} (defaults for what it leaves out) for a kvGroup. */
+        static AttentionTile fromSystemProperty(int kvGroup) {
+            return parse(System.getProperty(ATTENTION_TILE_PROPERTY, ""), kvGroup);
+        }
+
+        static AttentionTile parse(String spec, int kvGroup) {
+            int rows = DEFAULT_ROWS;
+            int lanes = DEFAULT_LANES;
+            int keys = DEFAULT_KEYS;
+            for (String part : spec.split(",")) {
+                if (part.isBlank()) {
+                    continue;
+                }
+                String[] kv = part.split("=", 2);
+                int v;
+                try {
+                    v = kv.length == 2 ? Integer.parseInt(kv[1].strip()) : -1;
+                } catch (NumberFormatException e) {
+                    v = -1;
+                }
+                if (v < 1) {
+                    throw new IllegalArgumentException(ATTENTION_TILE_PROPERTY + ": '" + part.strip()
+                            + "' is not name=positive integer (rows, lanes, keys)");
+                }
+                switch (kv[0].strip()) {
+                    case "rows" -> rows = v;
+                    case "lanes" -> lanes = v;
+                    case "keys" -> keys = v;
+                    default -> throw new IllegalArgumentException(ATTENTION_TILE_PROPERTY + ": unknown name '"
+                            + kv[0].strip() + "' (rows, lanes, keys)");
+                }
+            }
+            if (keys % lanes != 0) {
+                throw new IllegalArgumentException(ATTENTION_TILE_PROPERTY + ": keys " + keys
+                        + " must be a multiple of lanes " + lanes);
+            }
+            return new AttentionTile(Math.max(1, rows / kvGroup), lanes, keys);
+        }
+
+        int workGroup(int kvGroup) {
+            return tokens * kvGroup * lanes;
+        }
+
+        /** Local memory of one group: keys and values (keys padded a float4 a row), probabilities, lane values. */
+        long localBytes(int headSize, int kvGroup) {
+            int hs4 = headSize / 4;
+            return 16L * keys * (hs4 + 1) + 16L * keys * hs4 + 4L * tokens * kvGroup * (keys + 1)
+                    + 4L * workGroup(kvGroup) + 4;
+        }
+
+        String buildOptions(int headSize, int kvGroup) {
+            return " -DHEAD_SIZE=" + headSize + " -DKV_GROUP=" + kvGroup + " -DATT_TQ=" + tokens + " -DATT_LANES="
+                    + lanes + " -DATT_TK=" + keys;
+        }
+    }
 
     /** One kernel object: its buffer arguments by field name and the int arguments it last set. */
     private final class Kernel {
@@ -85,7 +169,13 @@ final class HandStep {
         this.launcher = launcher;
         this.queue = launcher.queue();
         this.k = k;
-        MemorySegment program = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG);
+        this.attention = Attention.fromSystemProperty();
+        this.tile = AttentionTile.fromSystemProperty(k.kvGroup);
+        var dev = launcher.device();
+        boolean tileFits = k.headSize % 4 == 0 && tile.workGroup(k.kvGroup) <= dev.maxWorkGroupSize()
+                && tile.localBytes(k.headSize, k.kvGroup) <= dev.localMemBytes();
+        MemorySegment program = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG
+                + (tileFits ? tile.buildOptions(k.headSize, k.kvGroup) : ""));
         embed = new Kernel(program, "embed", 2, "tokenIds", 3, "emb", 4, "x");
         embed.setInt(1, k.dim);
         normAtt = norm(program, "rmsAtt", 0);
@@ -102,7 +192,16 @@ final class HandStep {
                 20, "entryLen");
         attnOut.setInt(1, k.dim).setInt(2, k.nHeads).setInt(3, k.ctx).setInt(4, k.headSize).setInt(5, k.kvDim)
                 .setInt(6, k.kvGroup).setInt(7, k.maxBlocksPerSeq).setInt(8, k.blockFloats);
-        all = new Kernel[]{embed, normAtt, normFfn, normFinal, scores, softmax, attnOut};
+        if (tileFits) {
+            attnTiled = new Kernel(program, "attn_tiled", 8, "tokenPos", 9, "tokenSeq", 10, "blockTable", 11,
+                    "entryLen", 12, "q", 13, "kv", 14, "xb");
+            attnTiled.setInt(2, k.dim).setInt(3, k.kvDim).setInt(4, k.maxBlocksPerSeq).setInt(5, k.blockFloats)
+                    .setFloat(7, k.attScale);
+            all = new Kernel[]{embed, normAtt, normFfn, normFinal, scores, softmax, attnOut, attnTiled};
+        } else {
+            attnTiled = null;
+            all = new Kernel[]{embed, normAtt, normFfn, normFinal, scores, softmax, attnOut};
+        }
     }
 
     private Kernel norm(MemorySegment program, String weight, int useLastRow) {
@@ -137,17 +236,77 @@ final class HandStep {
             case Llama2Kernel.OP_RMSNORM_ATT -> norm(normAtt, k.tokens, layer, event);
             case Llama2Kernel.OP_RMSNORM_FFN -> norm(normFfn, k.tokens, layer, event);
             case Llama2Kernel.OP_FINAL_NORM -> norm(normFinal, k.logitRows, 0, event);
-            case Llama2Kernel.OP_SCORES -> scores.setInt(0, k.tokens).setInt(2, k.maxLen).setInt(10, layer)
-                    .enqueue((long) k.tokens * k.nHeads * k.maxLen, ELEMENT_WG, event);
-            case Llama2Kernel.OP_SOFTMAX -> softmax.setInt(0, k.tokens * k.nHeads)
-                    .enqueue((long) k.tokens * k.nHeads * NORM_WG, NORM_WG, event);
-            case Llama2Kernel.OP_ATTN_OUT -> attnOut.setInt(0, k.tokens).setInt(9, layer)
-                    .enqueue((long) k.tokens * k.dim, ELEMENT_WG, event);
+            case Llama2Kernel.OP_SCORES -> {
+                if (tiledThisLaunch()) {
+                    // The whole attention, timed under its own label; the pass's own event slot stays empty.
+                    int wg = tile.workGroup(k.kvGroup);
+                    attnTiled.setInt(0, k.tokens).setInt(1, tilesThisLaunch).setInt(6, layer)
+                            .enqueue((long) k.entries * (k.kvDim / k.headSize) * tilesThisLaunch * wg, wg,
+                                    launcher.extraEvent(OpTimes.ATTENTION));
+                    tiledEnqueued++;
+                } else {
+                    scores.setInt(0, k.tokens).setInt(2, k.maxLen).setInt(10, layer)
+                            .enqueue((long) k.tokens * k.nHeads * k.maxLen, ELEMENT_WG, event);
+                }
+            }
+            case Llama2Kernel.OP_SOFTMAX -> {
+                if (!tiledThisLaunch()) {
+                    softmax.setInt(0, k.tokens * k.nHeads)
+                            .enqueue((long) k.tokens * k.nHeads * NORM_WG, NORM_WG, event);
+                }
+            }
+            case Llama2Kernel.OP_ATTN_OUT -> {
+                if (!tiledThisLaunch()) {
+                    attnOut.setInt(0, k.tokens).setInt(9, layer).enqueue((long) k.tokens * k.dim, ELEMENT_WG, event);
+                }
+            }
             default -> {
                 return false;
             }
         }
         return true;
+    }
+
+    /**
+     * Whether this launch's attention passes run attn_tiled: decided at the first attention pass of a launch, by
+     * {@link Attention#tiledFor} on the step inputs, and kept for the launch's other layers and ops.
+     */
+    private boolean tiledThisLaunch() {
+        long launch = launcher.launches();
+        if (launch != plannedLaunch) {
+            plannedLaunch = launch;
+            tiledThisLaunch = attnTiled != null
+                    && attention.tiledFor(k.headSize, k.tokens, k.tokenSeq, k.entries, k.entryIndptr);
+            if (tiledThisLaunch) {
+                int most = Attention.maxQueriesPerEntry(k.tokens, k.tokenSeq, k.entries);
+                tilesThisLaunch = (most + tile.tokens() - 1) / tile.tokens();
+            }
+        }
+        return tiledThisLaunch;
+    }
+
+    /** The attention mode from now on (tests and benches; the default comes from {@link Attention#PROPERTY}). */
+    void attention(Attention mode) {
+        this.attention = java.util.Objects.requireNonNull(mode, "attention mode");
+        plannedLaunch = -1;
+    }
+
+    Attention attention() {
+        return attention;
+    }
+
+    /** Whether this device runs attn_tiled at all (head size a multiple of 4, the tile fits its limits). */
+    boolean tiledAvailable() {
+        return attnTiled != null;
+    }
+
+    /** attn_tiled enqueues so far (one per layer of a tiled launch). */
+    long tiledEnqueued() {
+        return tiledEnqueued;
+    }
+
+    AttentionTile tile() {
+        return tile;
     }
 
     private void norm(Kernel n, int rows, int layer, MemorySegment event) {

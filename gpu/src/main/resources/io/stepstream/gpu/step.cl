@@ -206,3 +206,231 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
     }
     xb[i] = acc;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// attn_tiled: scores + softmax + weighted sum of one layer in one kernel, for steps whose entries have many query
+// rows (diffusion canvases, chunked prefill). Built with -DHEAD_SIZE -DKV_GROUP -DATT_TQ -DATT_LANES -DATT_TK
+// (HandStep); HEAD_SIZE a multiple of 4, ATT_TK a multiple of ATT_LANES.
+//
+// A work-group per (entry, KV head, tile of ATT_TQ consecutive rows of the entry): its ATT_ROWS = ATT_TQ * KV_GROUP
+// query rows (every query head that shares the KV head, GQA) each get ATT_LANES work items. The entry's keys and
+// values stream through local memory ATT_TK positions at a time (float4 loads, consecutive items reading
+// consecutive floats of one position, through the block table); each lane scores ATT_TK / ATT_LANES of them with
+// its row's q held in registers, and owns every ATT_LANES-th float4 of the row's output. The softmax is online:
+// a running maximum per row (the same in all lanes of the row: each takes the max over the row's lane maxima) and
+// a running sum per lane (rescaled with the same factors, so the lanes' sums add up exactly at the end). Which
+// keys a row sees is last_key's rule, as in `scores`: positions 0..tokenPos (causal) or 0..entryLen-1 (canvas).
+// The scale is the passes' (dot / attScale), in float32.
+// ---------------------------------------------------------------------------------------------------------------
+#ifdef HEAD_SIZE
+#define HS4 (HEAD_SIZE / 4)
+#define ATT_ROWS (ATT_TQ * KV_GROUP)
+#define ATT_WG (ATT_ROWS * ATT_LANES)
+#define KEYS_PER_LANE (ATT_TK / ATT_LANES)
+#define CHUNKS_PER_LANE ((HS4 + ATT_LANES - 1) / ATT_LANES)
+// Row strides in local memory, one slot longer than the row: the lanes of a row read ATT_LANES consecutive key
+// rows (scores) and rows of one tile sit ATT_TK floats apart (probabilities); unpadded they would share banks.
+#define KS_STRIDE (HS4 + 1)
+#define PS_STRIDE (ATT_TK + 1)
+#define TILE_LOADS ((ATT_TK * HS4 + ATT_WG - 1) / ATT_WG)
+#if HEAD_SIZE % 4 != 0 || ATT_TK % ATT_LANES != 0
+#error "attn_tiled needs HEAD_SIZE % 4 == 0 and ATT_TK % ATT_LANES == 0"
+#endif
+
+/** The first of rows [0, tokens) whose entry is >= e (an entry's rows are one run, entries ascend). */
+inline int first_row(int e, int tokens, __global const int *tokenSeq) {
+    int lo = 0;
+    int hi = tokens;
+    while (lo < hi) {
+        int mid = (lo + hi) >> 1;
+        if (tokenSeq[mid] < e) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/**
+ * This item's float4s of the keys and values at positions k0 .. k0+ATT_TK-1 (zeros past keysLast, whose block
+ * may not exist): item lid takes float4 lid + u * ATT_WG of the tile, consecutive items consecutive floats of one
+ * position (coalesced), through the entry's block table.
+ */
+inline void load_kv_tile(int k0, int keysLast, int lid, int tableBase, int kOffset, int vOffset, int kvDim,
+                         int blockFloats, __global const int *blockTable, __global const float *kv,
+                         float4 *nextK, float4 *nextV) {
+    #pragma unroll
+    for (int u = 0; u < TILE_LOADS; u++) {
+        int i = lid + u * ATT_WG;
+        int jj = i / HS4;
+        int j = k0 + jj;
+        float4 kval = (float4) (0.0f);
+        float4 vval = (float4) (0.0f);
+        if (i < ATT_TK * HS4 && j <= keysLast) {
+            int base = blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim
+                    + 4 * (i - jj * HS4);
+            kval = vload4(0, kv + base + kOffset);
+            vval = vload4(0, kv + base + vOffset);
+        }
+        nextK[u] = kval;
+        nextV[u] = vval;
+    }
+}
+
+/**
+ * xb[t][h*hs ..] = softmax over the keys row t sees of (q[t,h] . k[j] / attScale), weighting v[j]; dense entries
+ * only (no block-sparse pattern). Groups: entries x KV heads x tiles, tiles = ceil(most rows of an entry / ATT_TQ);
+ * a group past its entry's rows does nothing.
+ */
+__kernel __attribute__((reqd_work_group_size(ATT_WG, 1, 1)))
+void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, int blockFloats, int layer,
+                float attScale, __global const int *tokenPos, __global const int *tokenSeq,
+                __global const int *blockTable, __global const int *entryLen, __global const float *q,
+                __global const float *kv, __global float *xb) {
+    __local float4 ks[ATT_TK * KS_STRIDE];
+    __local float4 vs[ATT_TK * HS4];
+    __local float ps[ATT_ROWS * PS_STRIDE];
+    __local float laneVals[ATT_WG];
+    __local int groupLast;
+
+    int lid = get_local_id(0);
+    int r = lid / ATT_LANES;
+    int lane = lid - r * ATT_LANES;
+    int group = get_group_id(0);
+    int tile = group % tiles;
+    int rest = group / tiles;
+    int nKv = kvDim / HEAD_SIZE;
+    int kvh = rest % nKv;
+    int e = rest / nKv;
+    int first = first_row(e, tokens, tokenSeq);
+    int count = first_row(e + 1, tokens, tokenSeq) - first;
+    int tq = r / KV_GROUP;
+    int h = kvh * KV_GROUP + (r - tq * KV_GROUP);
+    int rowInEntry = tile * ATT_TQ + tq;
+    int live = rowInEntry < count;
+    int t = first + rowInEntry;
+    int len = entryLen[e];
+    int last = live ? (len > 0 ? len - 1 : tokenPos[t]) : -1;
+    // The last key any row of the tile sees bounds the key loop (the same trip count for every item: the loop
+    // has barriers). A tile past its entry's rows gets -1 and runs no iteration.
+    if (lid == 0) {
+        int m = -1;
+        for (int i = 0; i < ATT_TQ && tile * ATT_TQ + i < count; i++) {
+            m = max(m, len > 0 ? len - 1 : tokenPos[first + tile * ATT_TQ + i]);
+        }
+        groupLast = m;
+    }
+
+    float4 qr[HS4];
+    int qo = t * dim + h * HEAD_SIZE;
+    #pragma unroll
+    for (int c = 0; c < HS4; c++) {
+        qr[c] = live ? vload4(c, q + qo) : (float4) (0.0f);
+    }
+    float4 acc[CHUNKS_PER_LANE];
+    #pragma unroll
+    for (int i = 0; i < CHUNKS_PER_LANE; i++) {
+        acc[i] = (float4) (0.0f);
+    }
+    float rowMax = MASKED;
+    float laneSum = 0.0f;
+    int tableBase = e * maxBlocksPerSeq;
+    int kOffset = (layer * 2) * KV_BLOCK * kvDim + kvh * HEAD_SIZE;
+    int vOffset = kOffset + KV_BLOCK * kvDim;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int keysLast = groupLast;
+
+    // Each item moves TILE_LOADS float4s of keys and of values a tile. The next tile's are loaded into registers
+    // while the current one is scored and summed, so the global latency hides behind that work.
+    float4 nextK[TILE_LOADS];
+    float4 nextV[TILE_LOADS];
+    load_kv_tile(0, keysLast, lid, tableBase, kOffset, vOffset, kvDim, blockFloats, blockTable, kv, nextK, nextV);
+    for (int k0 = 0; k0 <= keysLast; k0 += ATT_TK) {
+        #pragma unroll
+        for (int u = 0; u < TILE_LOADS; u++) {
+            int i = lid + u * ATT_WG;
+            if (i < ATT_TK * HS4) {
+                int jj = i / HS4;
+                int c = i - jj * HS4;
+                ks[jj * KS_STRIDE + c] = nextK[u];
+                vs[jj * HS4 + c] = nextV[u];
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (k0 + ATT_TK <= keysLast) {
+            load_kv_tile(k0 + ATT_TK, keysLast, lid, tableBase, kOffset, vOffset, kvDim, blockFloats, blockTable, kv,
+                         nextK, nextV);
+        }
+
+        // This lane's keys lane, lane + ATT_LANES, ...: scores in registers and their maximum.
+        float s[KEYS_PER_LANE];
+        float tileMax = MASKED;
+        #pragma unroll
+        for (int m = 0; m < KEYS_PER_LANE; m++) {
+            int jj = lane + m * ATT_LANES;
+            float4 d = (float4) (0.0f);
+            #pragma unroll
+            for (int c = 0; c < HS4; c++) {
+                d += qr[c] * ks[jj * KS_STRIDE + c];
+            }
+            float score = k0 + jj <= last ? (d.x + d.y + d.z + d.w) / attScale : MASKED;
+            s[m] = score;
+            tileMax = max(tileMax, score);
+        }
+        laneVals[lid] = tileMax;
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        float newMax = rowMax;
+        for (int i = 0; i < ATT_LANES; i++) {
+            newMax = max(newMax, laneVals[r * ATT_LANES + i]);
+        }
+        float rescale = exp(rowMax - newMax);
+        rowMax = newMax;
+        laneSum *= rescale;
+        #pragma unroll
+        for (int i = 0; i < CHUNKS_PER_LANE; i++) {
+            acc[i] *= rescale;
+        }
+        #pragma unroll
+        for (int m = 0; m < KEYS_PER_LANE; m++) {
+            int jj = lane + m * ATT_LANES;
+            float p = k0 + jj <= last ? exp(s[m] - newMax) : 0.0f;
+            ps[r * PS_STRIDE + jj] = p;
+            laneSum += p;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+
+        // Weighted values: every key of the tile (masked ones weigh 0) into this lane's float4s of the row.
+        int keys = min(ATT_TK, keysLast - k0 + 1);
+        for (int jj = 0; jj < keys; jj++) {
+            float p = ps[r * PS_STRIDE + jj];
+            #pragma unroll
+            for (int i = 0; i < CHUNKS_PER_LANE; i++) {
+                int c = lane + i * ATT_LANES;
+                if (c < HS4) {
+                    acc[i] += p * vs[jj * HS4 + c];
+                }
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    laneVals[lid] = laneSum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (live) {
+        float sum = 0.0f;
+        for (int i = 0; i < ATT_LANES; i++) {
+            sum += laneVals[r * ATT_LANES + i];
+        }
+        float inv = 1.0f / sum;
+        #pragma unroll
+        for (int i = 0; i < CHUNKS_PER_LANE; i++) {
+            int c = lane + i * ATT_LANES;
+            if (c < HS4) {
+                vstore4(acc[i] * inv, c, xb + qo);
+            }
+        }
+    }
+}
+#endif

@@ -379,6 +379,59 @@ class OpenClDiffusionModelTest {
         }
     }
 
+    @Test
+    void tiledAttentionAndTheThreePassesBothGiveTheCpuLogitsAndTokens() {
+        SplittableRandom r = new SplittableRandom(11);
+        int vocab = reference.vocabSize();
+        List<DenoiseInput> inputs = new ArrayList<>();
+        for (int len : new int[]{1, 9, 31, 33, 100, reference.contextLength()}) {
+            int[] canvas = new int[len];
+            canvas[0] = 1;
+            for (int i = 1; i < len; i++) {
+                canvas[i] = r.nextInt(3) == 0 ? reference.maskId() : 3 + r.nextInt(reference.maskId() - 3);
+            }
+            inputs.add(new DenoiseInput(canvas, 0, len));
+        }
+        float[][] cpu = logitsFor(inputs, vocab);
+        reference.forward(inputs, cpu);
+        // Two blocks with Fast-dLLM's threshold (the greedy test above covers more settings in the default mode).
+        List<DiffusionParams> settings = List.of(new DiffusionParams(32, 16, 8, 0.0, Remasking.LOW_CONFIDENCE, 0.9, 0L));
+        String[] prompts = {"Once upon a time", "Lily and Tom went to the park. They saw"};
+        for (Attention mode : List.of(Attention.TILED, Attention.PASSES)) {
+            try (OpenClDiffusionModel model = OpenClTestSupport.withAttention(mode, () -> new OpenClDiffusionModel(
+                    Models.loadDiffusion(MODEL), OpenClTestSupport.device(), 0, TensorType.F32))) {
+                model.profile(true);
+                float[][] got = logitsFor(inputs, vocab);
+                model.forward(inputs, got);
+                model.profile(false);
+                for (int i = 0; i < inputs.size(); i++) {
+                    double err = OpenClTestSupport.relativeError(got[i], cpu[i]);
+                    assertTrue(err <= 1e-4, mode + ": canvas of " + inputs.get(i).length() + ": relative error " + err);
+                }
+                if (HAND_MATMUL) {
+                    long[] ops = model.profiledOpTimes().nanos();
+                    boolean tiled = mode == Attention.TILED;
+                    assertEquals(tiled, ops[OpTimes.ATTENTION] > 0, mode + ": the tiled kernel's time");
+                    assertEquals(!tiled, ops[Llama2Kernel.OP_SCORES] > 0 && ops[Llama2Kernel.OP_SOFTMAX] > 0
+                            && ops[Llama2Kernel.OP_ATTN_OUT] > 0, mode + ": the three passes' time");
+                }
+                List<LladaGeneration> together = new ArrayList<>();
+                List<LladaGeneration> onCpu = new ArrayList<>();
+                for (DiffusionParams p : settings) {
+                    for (String prompt : prompts) {
+                        together.add(LladaGeneration.start(reference, prompt, p));
+                        onCpu.add(runAlone(reference::forward, LladaGeneration.start(reference, prompt, p)));
+                    }
+                }
+                runBatched(model::forward, together);
+                for (int i = 0; i < together.size(); i++) {
+                    assertArrayEquals(onCpu.get(i).generated(), together.get(i).generated(), mode + ": request " + i
+                            + " (all requests batched) differs from the CPU's tokens");
+                }
+            }
+        }
+    }
+
     private static int[] prefix(LladaGeneration g) {
         return java.util.Arrays.copyOf(g.canvas(), g.prefixLength());
     }

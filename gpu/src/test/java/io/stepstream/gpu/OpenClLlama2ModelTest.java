@@ -123,6 +123,67 @@ class OpenClLlama2ModelTest {
     }
 
     @Test
+    void aLongPromptPrefilledInChunksWithTiledAttentionOrThePassesMatchesTheCpu() {
+        Random random = new Random(300);
+        int vocab = cpu.config().vocabSize();
+        int[] prompt = new int[300];
+        prompt[0] = 1;
+        for (int i = 1; i < prompt.length; i++) {
+            prompt[i] = 3 + random.nextInt(vocab - 3);
+        }
+        int[] other = java.util.Arrays.copyOf(prompt, 20);
+        int[] chunks = {0, 128, 256, 300};
+        List<List<Integer>> greedy = new ArrayList<>();
+        for (Attention mode : List.of(Attention.TILED, Attention.PASSES)) {
+            try (OpenClLlama2Model dev = OpenClTestSupport.withAttention(mode,
+                    () -> OpenClLlama2Model.loadEmbedded(Models.DEFAULT_MODEL, OpenClTestSupport.device(), 256));
+                 KvCache g = dev.newKvCache(); KvCache c = cpu.newKvCache();
+                 KvCache gOther = dev.newKvCache(); KvCache cOther = cpu.newKvCache()) {
+                step(dev, gOther, other, 0, other.length);
+                step(cpu, cOther, other, 0, other.length);
+                dev.profile(true);
+                OpTimes before = dev.profiledOpTimes();
+                // Each chunk of the long prompt attends to every earlier chunk's keys, next to a decode of another
+                // sequence in the same step (entries of 128 / 44 rows and of 1).
+                float[][] gl = new float[2][vocab];
+                float[][] cl = new float[2][vocab];
+                for (int k = 0; k + 1 < chunks.length; k++) {
+                    int[] next = {3 + random.nextInt(vocab - 3)};
+                    ForwardBatch.Entry[] ge = {new ForwardBatch.Entry(g, prompt, chunks[k], chunks[k + 1] - chunks[k]),
+                            new ForwardBatch.Entry(gOther, next, 0, 1)};
+                    ForwardBatch.Entry[] ce = {new ForwardBatch.Entry(c, prompt, chunks[k], chunks[k + 1] - chunks[k]),
+                            new ForwardBatch.Entry(cOther, next, 0, 1)};
+                    dev.forward(new ForwardBatch(List.of(ge)), gl);
+                    cpu.forward(new ForwardBatch(List.of(ce)), cl);
+                    for (int i = 0; i < 2; i++) {
+                        double err = relativeError(gl[i], cl[i]);
+                        assertTrue(err <= 1e-4, mode + ": chunk " + k + " entry " + i + " logits relative error " + err);
+                    }
+                }
+                dev.profile(false);
+                OpTimes ops = dev.profiledOpTimes().minus(before);
+                boolean tiled = mode == Attention.TILED;
+                assertEquals(tiled, ops.nanos()[OpTimes.ATTENTION] > 0, mode + ": attention kernel time " + ops.msPerStep(1));
+                assertEquals(!tiled, ops.nanos()[Llama2Kernel.OP_SCORES] > 0, mode + ": scores pass time " + ops.msPerStep(1));
+                assertEquals(!tiled, ops.nanos()[Llama2Kernel.OP_ATTN_OUT] > 0, mode + ": attn-out pass time " + ops.msPerStep(1));
+                // Then greedy decoding from the end of the prompt, equal to the CPU's.
+                List<Integer> tokens = new ArrayList<>();
+                float[] gNext = gl[0];
+                float[] cNext = cl[0];
+                for (int s = 0; s < 16; s++) {
+                    int tok = argmax(gNext);
+                    assertEquals(argmax(cNext), tok, mode + ": greedy token " + s);
+                    tokens.add(tok);
+                    gNext = step(dev, g, new int[]{tok}, 0, 1);
+                    cNext = step(cpu, c, new int[]{tok}, 0, 1);
+                }
+                greedy.add(tokens);
+            }
+        }
+        assertEquals(greedy.get(0), greedy.get(1), "tiled and passes continue the prompt alike");
+    }
+
+    @Test
     void sequencesBatchedInOneStepEqualEachAlone() {
         Random random = new Random(7);
         int vocab = gpu.config().vocabSize();

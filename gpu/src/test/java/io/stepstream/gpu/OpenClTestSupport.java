@@ -23,6 +23,24 @@ final class OpenClTestSupport {
         return device;
     }
 
+    /**
+     * Builds something (a model) with {@link Attention#PROPERTY} set to {@code mode}, as a JVM started with
+     * {@code -Dstepstream.opencl.attention=...} would, restoring the property afterwards.
+     */
+    static <T> T withAttention(Attention mode, java.util.function.Supplier<T> build) {
+        String before = System.getProperty(Attention.PROPERTY);
+        System.setProperty(Attention.PROPERTY, mode.label());
+        try {
+            return build.get();
+        } finally {
+            if (before == null) {
+                System.clearProperty(Attention.PROPERTY);
+            } else {
+                System.setProperty(Attention.PROPERTY, before);
+            }
+        }
+    }
+
     /** max |a-b| / max |b| over the first n elements. */
     static double relativeError(float[] actual, double[] reference, int n) {
         double maxDiff = 0;
