@@ -23,6 +23,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private long boundEpoch = -1;
     private long enqueued;
     private long stepEnqueued;
+    private long tensorCorePasses;
     /** The other passes as hand kernels too, or null (they stay Aparapi's). */
     private final HandStep step;
     private final MatmulProgram largeProgram;
@@ -36,11 +37,12 @@ final class HandMatmul implements DirectLauncher.PassHook {
      *                   built as a second program unless equal to {@code tiles}
      */
     HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
-               boolean allPasses) {
+               boolean allPasses, TensorCores tensorCores) {
         this.launcher = launcher;
         this.k = k;
-        this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles);
-        this.largeProgram = largeTiles.equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, largeTiles);
+        this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles, tensorCores);
+        this.largeProgram = largeTiles.equals(tiles) ? program
+                : new MatmulProgram(launcher.queue(), k.wtype, largeTiles, tensorCores);
         this.step = allPasses ? new HandStep(launcher, k) : null;
         this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
         int dim = c.dim();
@@ -111,6 +113,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         passes[op].enqueue(op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens, k.passLayer[pass], event,
                 reduceEvent);
         enqueued++;
+        tensorCorePasses += passes[op].lastUsedTensorCores() ? 1 : 0;
         maxSplit = Math.max(maxSplit, passes[op].lastSplit());
         return true;
     }
@@ -128,6 +131,11 @@ final class HandMatmul implements DirectLauncher.PassHook {
             step.bindAll();
         }
         boundEpoch = launcher.bufferEpoch();
+    }
+
+    /** Matmul passes that ran on the tensor-core kernel. */
+    long tensorCorePasses() {
+        return tensorCorePasses;
     }
 
     /** Non-matmul passes this hook has enqueued as step.cl kernels. */

@@ -1,19 +1,23 @@
 package io.stepstream.gpu;
 
 import io.stepstream.gpu.cl.ClQueue;
+import io.stepstream.gpu.cl.ClRuntime;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * matmul.cl built for one weight encoding and one {@link MatmulTiles} in a given queue's context, and the
  * {@link Pass}es made from it: a pass is one matmul with its epilogue (fixed shape, weights and outputs) as two
  * kernel objects, the matvec {@code mv} for up to {@code mvTokens} tokens and the tiled {@code mm} above.
  * A pass keeps the argument values it last set and sets only what changed (token count, layer, a rebound
- * buffer). Not thread-safe: the queue's owner thread.
+ * buffer). For F16 weights with {@link TensorCores} on, the build also has the tensor-core kernel {@code mmt}
+ * (mma.cl first, then matmul.cl), which takes the tiled passes of at least {@code minTokens} tokens.
+ * Not thread-safe: the queue's owner thread.
  */
 public final class MatmulProgram {
     public static final int EPI_QKV = 0;
@@ -63,11 +67,22 @@ public final class MatmulProgram {
     private final MatmulTiles tiles;
     private final int wtype;
     private final MemorySegment program;
+    private final TensorCores tensorCores;
+    /** How mmt was built: null (not in the program), "emulated", or "mma.sync" (inline PTX). */
+    private final String tensorCoreBuild;
+    private static final System.Logger LOG = System.getLogger(MatmulProgram.class.getName());
+    /** A failed PTX build is logged once per JVM, not once per program. */
+    private static final AtomicBoolean PTX_FAILURE_LOGGED = new AtomicBoolean();
     /** Split-K partial sums, shared by every pass (the in-order queue serialises them); grown on demand. */
     private MemorySegment partial;
     private long partialFloats;
 
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
+        this(queue, wtype, tiles, TensorCores.fromSystemProperties());
+    }
+
+    /** As above, with the tensor-core choice given (it matters only for F16 weights). */
+    public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores tensorCores) {
         if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
             throw new IllegalArgumentException("weight encoding " + wtype + " is not F32 (0), F16 (1) or Q8_0 (2)");
         }
@@ -75,7 +90,39 @@ public final class MatmulProgram {
         this.queue = queue;
         this.tiles = tiles;
         this.wtype = wtype;
-        this.program = queue.buildProgram(source(), tiles.defines(wtype));
+        this.tensorCores = tensorCores;
+        String defines = tiles.defines(wtype);
+        MemorySegment built = null;
+        String kind = null;
+        if (wtype == Llama2Kernel.WT_F16 && tensorCores.mode() != TensorCores.Mode.OFF) {
+            if (tensorCores.localBytes() > queue.device().localMemBytes()) {
+                throw new IllegalArgumentException(TensorCores.TILES_PROPERTY + ": " + tensorCores.localBytes()
+                        + " bytes of local memory for mmt; " + queue.device().name().strip() + " has "
+                        + queue.device().localMemBytes());
+            }
+            String source = mmaSource() + "\n" + source();
+            if (tensorCores.mode() == TensorCores.Mode.EMULATE) {
+                built = queue.buildProgram(source, defines + tensorCores.defines(0));
+                kind = "emulated";
+            } else if (ClRuntime.nvComputeCapability(queue.device()) >= TensorCores.MIN_COMPUTE_CAPABILITY) {
+                // which spelling of the inline-asm keyword the driver's compiler takes is not documented: try both
+                StringBuilder logs = new StringBuilder();
+                for (int spelling = 1; spelling <= 2 && built == null; spelling++) {
+                    try {
+                        built = queue.buildProgram(source, defines + tensorCores.defines(spelling));
+                        kind = "mma.sync";
+                    } catch (OpenClException e) {
+                        logs.append(e.getMessage()).append('\n');
+                    }
+                }
+                if (built == null && PTX_FAILURE_LOGGED.compareAndSet(false, true)) {
+                    LOG.log(System.Logger.Level.WARNING, "tensor cores off: the inline-PTX matmul does not build on "
+                            + queue.device().name().strip() + "; F16 matmuls stay on mm. " + logs);
+                }
+            }
+        }
+        this.program = built != null ? built : queue.buildProgram(source(), defines);
+        this.tensorCoreBuild = kind;
         this.partial = queue.createBuffer(Float.BYTES);
         this.partialFloats = 1;
     }
@@ -100,6 +147,36 @@ public final class MatmulProgram {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read matmul.cl", e);
         }
+    }
+
+    /** mma.cl: the tensor-core fragment operation (inline PTX or its emulation) and the probe's one-tile kernel. */
+    public static String mmaSource() {
+        try (InputStream in = MatmulProgram.class.getResourceAsStream("mma.cl")) {
+            if (in == null) {
+                throw new IllegalStateException("resource io/stepstream/gpu/mma.cl is missing from the classpath");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read mma.cl", e);
+        }
+    }
+
+    /**
+     * Whether this program multiplies with tensor cores, in words: "off", "emulated" or "mma.sync" (with the
+     * mmt tile and the token threshold).
+     */
+    public String tensorCoreLabel() {
+        return tensorCoreBuild == null ? "off" : tensorCoreBuild + " " + tensorCores.label() + " from "
+                + tensorCores.minTokens() + " tokens";
+    }
+
+    /** True when the program has the tensor-core kernel (built for the device's PTX or emulated). */
+    public boolean hasTensorCores() {
+        return tensorCoreBuild != null;
+    }
+
+    public TensorCores tensorCores() {
+        return tensorCores;
     }
 
     public MatmulTiles tiles() {
@@ -142,20 +219,27 @@ public final class MatmulProgram {
         private final MemorySegment mv;
         private final MemorySegment mm;
         private final MemorySegment reduce;
+        /** The tensor-core kernel, or null when the program has none or the shape does not suit it. */
+        private final MemorySegment mmt;
         private final MemorySegment[] kernels;
-        private final long[][] boundBuffers = new long[3][ARGS];
-        private final int[] lastN = {-1, -1, -1};
-        private final int[] lastLayer = {-1, -1, -1};
-        private final int[] lastSplit = {-1, -1, -1};
+        private final long[][] boundBuffers = new long[4][ARGS];
+        private final int[] lastN = {-1, -1, -1, -1};
+        private final int[] lastLayer = {-1, -1, -1, -1};
+        private final int[] lastSplit = {-1, -1, -1, -1};
         private int computeUnits;
         private int lastSplitUsed = 1;
+        private boolean lastTensorCores;
 
         private Pass(Shape s) {
             this.shape = s;
             this.mv = queue.createKernel(program, "mv");
             this.mm = queue.createKernel(program, "mm");
             this.reduce = queue.createKernel(program, "mm_reduce");
-            this.kernels = new MemorySegment[]{mv, mm, reduce};
+            // mmt loads 8 halves at a time: every row must start on a multiple of 8 elements
+            boolean aligned = s.cols() % 8 == 0 && s.lstride0() % 8 == 0 && s.lstride1() % 8 == 0
+                    && s.lstride2() % 8 == 0;
+            this.mmt = hasTensorCores() && aligned ? queue.createKernel(program, "mmt") : null;
+            this.kernels = mmt == null ? new MemorySegment[]{mv, mm, reduce} : new MemorySegment[]{mv, mm, reduce, mmt};
             this.computeUnits = queue.device().computeUnits();
             for (MemorySegment k : kernels) {
                 queue.setArgInt(k, ARG_LSTRIDE0, s.lstride0());
@@ -197,6 +281,16 @@ public final class MatmulProgram {
             return n <= tiles.mvTokens();
         }
 
+        /** Whether {@code n} tokens go to the tensor-core kernel. */
+        public boolean usesTensorCores(int n) {
+            return mmt != null && !usesMatvec(n) && n >= tensorCores.minTokens();
+        }
+
+        /** Whether the last enqueue ran the tensor-core kernel. */
+        public boolean lastUsedTensorCores() {
+            return lastTensorCores;
+        }
+
         /**
          * Enqueues the pass for {@code n} tokens (input rows 0..n-1) of {@code layer}: the matvec kernel for up to
          * mvTokens tokens, else the tiled one. {@code event}: NULL or where to write the command's event.
@@ -224,15 +318,29 @@ public final class MatmulProgram {
                 long groups = (shape.rows() + tiles.mvRows() - 1) / tiles.mvRows();
                 queue.enqueue(mv, groups * tiles.mvWg(), tiles.mvWg(), event);
                 lastSplitUsed = 1;
+                lastTensorCores = false;
                 return;
             }
-            int tileGroups = ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
-            int split = tiles.splitFor(tileGroups, shape.cols(), computeUnits);
-            if (split > 1) {
-                partial((long) split * n * shape.rows());
+            lastTensorCores = usesTensorCores(n);
+            int split;
+            if (lastTensorCores) {
+                int tileGroups = ((shape.rows() + TensorCores.TM - 1) / TensorCores.TM)
+                        * ((n + tensorCores.tn() - 1) / tensorCores.tn());
+                split = MatmulTiles.splitFor(tileGroups, shape.cols(), computeUnits, tensorCores.tk(), tiles.ks());
+                if (split > 1) {
+                    partial((long) split * n * shape.rows());
+                }
+                prepare(3, n, layer, split);
+                queue.enqueue(mmt, (long) tileGroups * split * TensorCores.WG, TensorCores.WG, event);
+            } else {
+                int tileGroups = ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
+                split = tiles.splitFor(tileGroups, shape.cols(), computeUnits);
+                if (split > 1) {
+                    partial((long) split * n * shape.rows());
+                }
+                prepare(1, n, layer, split);
+                queue.enqueue(mm, (long) tileGroups * split * tiles.mmWg(), tiles.mmWg(), event);
             }
-            prepare(1, n, layer, split);
-            queue.enqueue(mm, (long) tileGroups * split * tiles.mmWg(), tiles.mmWg(), event);
             if (split > 1) {
                 prepare(2, n, layer, split);
                 long items = (long) (shape.rows() + 1) / 2 * n;

@@ -51,6 +51,11 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
      * at least two K-slices of tk columns each).
      */
     public int splitFor(int tileGroups, int cols, int computeUnits) {
+        return splitFor(tileGroups, cols, computeUnits, tk, ks);
+    }
+
+    /** As above for a kernel with K-slices of {@code tk} columns (the tensor-core kernel's differ from mm's). */
+    static int splitFor(int tileGroups, int cols, int computeUnits, int tk, int ks) {
         int maxSlices = Math.max(1, (cols + tk - 1) / tk);
         if (ks > 0) {
             return Math.min(ks, maxSlices);

@@ -1,16 +1,13 @@
 package io.stepstream.gpu.bench;
 
+import io.stepstream.gpu.MatmulProgram;
 import io.stepstream.gpu.OpenClException;
 import io.stepstream.gpu.cl.ClDevice;
 import io.stepstream.gpu.cl.ClQueue;
 import io.stepstream.gpu.cl.ClRuntime;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -136,18 +133,6 @@ public final class TensorCoreProbe {
         }
     }
 
-    /** mma.cl, the tensor-core fragment operation and the probe's one-tile kernel (a resource). */
-    public static String mmaSource() {
-        try (InputStream in = ClQueue.class.getResourceAsStream("/io/stepstream/gpu/mma.cl")) {
-            if (in == null) {
-                throw new IllegalStateException("resource io/stepstream/gpu/mma.cl is missing from the classpath");
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read mma.cl", e);
-        }
-    }
-
     /**
      * Builds mma.cl with {@code -DMMA_PTX=ptx} (1: {@code asm volatile}, 2: {@code __asm__ __volatile__}) or, for
      * 0, the emulation, runs {@code mma_tile} once on one warp and compares every output element with a float64
@@ -157,7 +142,7 @@ public final class TensorCoreProbe {
         String variant = ptx == 0 ? "emulation" : "ptx mma.sync (" + (ptx == 1 ? "asm volatile" : "__asm__") + ")";
         MemorySegment program;
         try {
-            program = q.buildProgram(mmaSource(), ptx == 0 ? null : "-DMMA_PTX=" + ptx);
+            program = q.buildProgram(MatmulProgram.mmaSource(), ptx == 0 ? null : "-DMMA_PTX=" + ptx);
         } catch (OpenClException e) {
             return new TileResult(variant, false, e.getMessage(), List.of());
         }
