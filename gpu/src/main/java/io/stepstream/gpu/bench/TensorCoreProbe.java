@@ -1,6 +1,13 @@
 package io.stepstream.gpu.bench;
 
+import com.aparapi.device.OpenCLDevice;
+import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.MatmulPassProbe;
 import io.stepstream.gpu.MatmulProgram;
+import io.stepstream.gpu.MatmulTiles;
+import io.stepstream.gpu.OpenClDevices;
+import io.stepstream.gpu.TensorCores;
 import io.stepstream.gpu.OpenClException;
 import io.stepstream.gpu.cl.ClDevice;
 import io.stepstream.gpu.cl.ClQueue;
@@ -9,6 +16,7 @@ import io.stepstream.gpu.cl.ClRuntime;
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
@@ -20,12 +28,20 @@ import java.util.Random;
  * f16, every sum exact in f32), and every output element is compared with a float64 reference. A mismatch
  * prints its (row, col), the value, and where in the reference that value belongs (a wrong layout shows as a
  * permutation). A PTX program that does not build prints the OpenCL build log. Exit status 1 on any mismatch
- * or failed build, else 0.
+ * or failed build (or, in (b), any mismatch, or no tensor cores where --mode auto wants them), else 0.
+ *
+ * <p>Then (b), unless {@code --full false}: the whole tensor-core matmul {@code mmt} on random F16 matrices
+ * against a float64 reference and timed beside the F16 {@code mm} (see {@link #full}).
  *
  * <pre>
- * TensorCoreProbe [--device SEL] [--ptx auto|on|off]
+ * TensorCoreProbe [--device SEL] [--ptx auto|on|off] [--full true|false]
+ *                 [--shapes 2048x2048,11264x2048,2048x5632,32000x2048] [--tokens 16,32,64,128,800]
+ *                 [--tiles "default;tn=32,tk=32;tn=64,tk=64"] [--mode auto|emulate] [--reps 20] [--warmup 3]
+ *                 [--sample-rows 256]
  * </pre>
- * {@code --device}: as MatmulProbe (default: the first GPU, else the first device, e.g. PoCL).
+ * {@code --device}: as MatmulProbe (default: the first GPU, else the first device, e.g. PoCL). {@code --tiles}:
+ * mmt variants ({@value TensorCores#TILES_PROPERTY} syntax); {@code --mode emulate} runs (b) on the emulation
+ * (any device). mm uses the hand path's tiles for the shape (MatmulTiles' properties).
  */
 public final class TensorCoreProbe {
     /** Rows, columns and depth of one mma tile. */
@@ -33,10 +49,19 @@ public final class TensorCoreProbe {
     static final int N = 8;
     static final int K = 16;
 
-    record Options(String device, String ptx) {
+    record Options(String device, String ptx, boolean full, List<int[]> shapes, int[] tokens,
+                   List<TensorCores> variants, TensorCores.Mode mode, int reps, int warmup, int sampleRows) {
         static Options parse(String[] args) {
             String device = "auto";
             String ptx = "auto";
+            boolean full = true;
+            List<int[]> shapes = MatmulProbe.Options.parseShapes("2048x2048,11264x2048,2048x5632,32000x2048");
+            int[] tokens = {16, 32, 64, 128, 800};
+            List<TensorCores> variants = List.of(TensorCores.fromSystemProperties());
+            TensorCores.Mode mode = TensorCores.Mode.AUTO;
+            int reps = 20;
+            int warmup = 3;
+            int sampleRows = 256;
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
                 if (i + 1 >= args.length) {
@@ -51,12 +76,33 @@ public final class TensorCoreProbe {
                         }
                         ptx = v;
                     }
+                    case "--full" -> full = Boolean.parseBoolean(v);
+                    case "--shapes" -> shapes = MatmulProbe.Options.parseShapes(v);
+                    case "--tokens" -> tokens = Arrays.stream(v.split(","))
+                            .mapToInt(t -> MatmulProbe.Options.positive("--tokens", t)).toArray();
+                    case "--tiles" -> variants = Arrays.stream(v.split(";")).map(String::strip)
+                            .map(t -> t.equals("default") ? TensorCores.fromSystemProperties()
+                                    : TensorCores.fromSystemProperties().withTilesSpec(t)).toList();
+                    case "--mode" -> {
+                        mode = TensorCores.parseMode(v);
+                        if (mode == TensorCores.Mode.OFF) {
+                            throw new IllegalArgumentException("--mode must be auto or emulate");
+                        }
+                    }
+                    case "--reps" -> reps = MatmulProbe.Options.positive("--reps", v);
+                    case "--warmup" -> warmup = Integer.parseInt(v);
+                    case "--sample-rows" -> sampleRows = Integer.parseInt(v);
                     default -> throw new IllegalArgumentException("unknown option " + a
                             + " (see TensorCoreProbe's javadoc)");
                 }
             }
-            return new Options(device, ptx);
+            return new Options(device, ptx, full, shapes, tokens, variants, mode, reps, warmup, sampleRows);
         }
+    }
+
+    /** One timed kernel of part (b): its check against the reference ("-" for mm, which is not checked). */
+    record Row(String shape, int tokens, String kernel, double ms, double tflops, double weightGBps, int split,
+               double vsMm, String check) {
     }
 
     /**
@@ -86,6 +132,11 @@ public final class TensorCoreProbe {
 
     /** Runs the checks, printing as it goes; true when every one passed. */
     static boolean run(Options o, PrintStream out) {
+        return run(o, out, new ArrayList<>());
+    }
+
+    /** As above, adding part (b)'s table rows to {@code rows}. */
+    static boolean run(Options o, PrintStream out, List<Row> rows) {
         ClDevice device = ClRuntime.select(o.device());
         int cc = ClRuntime.nvComputeCapability(device);
         out.println("device: " + device + (cc > 0 ? ", compute capability " + cc / 10 + "." + cc % 10 : ""));
@@ -116,8 +167,173 @@ public final class TensorCoreProbe {
             print(emulated, out);
             ok &= emulated.ok();
         }
+        out.flush();
+        if (o.full()) {
+            ok &= full(o, out, rows);
+        }
         out.println(ok ? "RESULT: OK" : "RESULT: FAILED");
         return ok;
+    }
+
+    /**
+     * Part (b): the whole mmt kernel on random F16 matrices, each token count, each tile variant, next to the F16
+     * {@code mm} on the same buffers (device ms from profiling events, mean of reps). mmt's output is checked on
+     * sampled rows (the first and last row tiles and random others; all rows with --sample-rows 0) for every
+     * token against a float64 reference of the f16 weights times the f16-rounded activations: an element fails
+     * when it is off by more than cols * 2^-23 of sum |w x| (f32 accumulation, even truncating, of exact
+     * products; a wrong index is off by about the value itself).
+     */
+    static boolean full(Options o, PrintStream out, List<Row> rows) {
+        OpenCLDevice device = OpenClDevices.select(o.device());
+        int maxTokens = Arrays.stream(o.tokens()).max().orElse(1);
+        boolean ok = true;
+        MatmulTiles base = MatmulTiles.fromSystemProperty();
+        for (int[] shape : o.shapes()) {
+            int nRows = shape[0];
+            int cols = shape[1];
+            String name = nRows + "x" + cols;
+            long t0 = System.nanoTime();
+            Llama2Weights w = MatmulPassProbe.weights(nRows, cols);
+            MatmulTiles tiles = nRows >= MatmulTiles.LARGE_ROWS ? MatmulTiles.largeFromSystemProperty(base) : base;
+            try (MatmulPassProbe probe = new MatmulPassProbe(device, w, TensorType.F16, maxTokens)) {
+                out.printf(Locale.ROOT, "(b) %s f16: set up in %.1f s%n", name, (System.nanoTime() - t0) / 1e9);
+                int[] sample = sampleRows(nRows, o.sampleRows());
+                float[][] ws = new float[sample.length][cols];
+                char[] halves = probe.f16Weights();
+                for (int i = 0; i < sample.length; i++) {
+                    for (int c = 0; c < cols; c++) {
+                        ws[i][c] = Float.float16ToFloat((short) halves[sample[i] * cols + c]);
+                    }
+                }
+                long bytes = probe.weightBytes();
+                for (int tokens : o.tokens()) {
+                    double flop = 2.0 * nRows * cols * tokens;
+                    float[] x = probe.input(tokens);
+                    for (int i = 0; i < x.length; i++) {
+                        x[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+                    }
+                    double[][][] ref = reference(ws, x, tokens, cols);
+                    double mmMs = probe.handMs(tiles, TensorCores.OFF, tokens, o.warmup(), o.reps());
+                    rows.add(new Row(name, tokens, (tokens <= tiles.mvTokens() ? "mv " : "mm ") + tiles.label(), mmMs,
+                            flop / mmMs / 1e9, bytes / mmMs / 1e6, probe.lastSplit(tiles, TensorCores.OFF), 1.0,
+                            String.format(Locale.ROOT, "relDiff %.1e (f32 activations)", relDiff(
+                                    probe.output(tokens), ref, sample, nRows))));
+                    for (TensorCores variant : o.variants()) {
+                        TensorCores tc = variant.withMode(o.mode()).withMinTokens(1);
+                        double ms = probe.handMs(tiles, tc, tokens, o.warmup(), o.reps());
+                        String label = probe.tensorCoreLabel(tiles, tc);
+                        if (!probe.lastUsedTensorCores(tiles, tc)) {
+                            String why = label.equals("off") ? "tensor cores unavailable (" + o.mode().label()
+                                    + "; see the log above)" : "not taken (" + tokens + " tokens go to mv)";
+                            rows.add(new Row(name, tokens, tc.label() + ": " + why, ms, flop / ms / 1e9,
+                                    bytes / ms / 1e6, 1, mmMs / ms, "-"));
+                            ok &= !label.equals("off");
+                            continue;
+                        }
+                        List<String> bad = check(probe.output(tokens), ref, sample, nRows, cols);
+                        ok &= bad.size() <= 1; // the last line is the summary
+                        rows.add(new Row(name, tokens, label.replace(" from 1 tokens", ""), ms, flop / ms / 1e9,
+                                bytes / ms / 1e6, probe.lastSplit(tiles, tc), mmMs / ms, bad.getLast()));
+                        for (String line : bad.subList(0, bad.size() - 1)) {
+                            out.println("    " + name + " " + tokens + " tokens " + tc.label() + ": " + line);
+                        }
+                    }
+                    out.print(table(rows.subList(rows.size() - 1 - o.variants().size(), rows.size()), false));
+                    out.flush();
+                }
+            }
+        }
+        out.print(table(rows, true));
+        return ok;
+    }
+
+    /** {row sample i}{token}{value, sum |w x|} in float64. */
+    private static double[][][] reference(float[][] ws, float[] x, int tokens, int cols) {
+        double[][][] ref = new double[ws.length][tokens][2];
+        java.util.stream.IntStream.range(0, ws.length).parallel().forEach(i -> {
+            for (int t = 0; t < tokens; t++) {
+                double s = 0;
+                double abs = 0;
+                for (int c = 0; c < cols; c++) {
+                    double p = (double) ws[i][c] * x[t * cols + c];
+                    s += p;
+                    abs += Math.abs(p);
+                }
+                ref[i][t][0] = s;
+                ref[i][t][1] = abs;
+            }
+        });
+        return ref;
+    }
+
+    /** Mismatch lines (at most 10) and, last, a summary: "ok, max err .. of sum |w x|" or "N MISMATCHES". */
+    private static List<String> check(float[] got, double[][][] ref, int[] sample, int nRows, int cols) {
+        List<String> lines = new ArrayList<>();
+        double bound = cols * 0x1p-23;
+        double worst = 0;
+        int bad = 0;
+        for (int i = 0; i < sample.length; i++) {
+            for (int t = 0; t < ref[i].length; t++) {
+                double err = Math.abs(got[t * nRows + sample[i]] - ref[i][t][0]);
+                double abs = Math.max(ref[i][t][1], Double.MIN_NORMAL);
+                worst = Math.max(worst, err / abs);
+                if (!(err <= bound * abs)) {
+                    if (bad++ < 10) {
+                        lines.add(String.format(Locale.ROOT, "MISMATCH (row %d, token %d): got %.6g, expected %.6g"
+                                + " (sum |w x| %.4g)", sample[i], t, got[t * nRows + sample[i]], ref[i][t][0], abs));
+                    }
+                }
+            }
+        }
+        lines.add(bad == 0 ? String.format(Locale.ROOT, "ok, max err %.1e of sum|wx|", worst)
+                : bad + " MISMATCHES of " + sample.length * ref[0].length);
+        return lines;
+    }
+
+    private static double relDiff(float[] got, double[][][] ref, int[] sample, int nRows) {
+        double d = 0;
+        double m = 0;
+        for (int i = 0; i < sample.length; i++) {
+            for (int t = 0; t < ref[i].length; t++) {
+                d = Math.max(d, Math.abs(got[t * nRows + sample[i]] - ref[i][t][0]));
+                m = Math.max(m, Math.abs(ref[i][t][0]));
+            }
+        }
+        return m == 0 ? Double.NaN : d / m;
+    }
+
+    /** The first and last 64 rows (a full and the tail tile) and {@code n} random others; all rows for n <= 0. */
+    static int[] sampleRows(int rows, int n) {
+        if (n <= 0 || n + 128 >= rows) {
+            return java.util.stream.IntStream.range(0, rows).toArray();
+        }
+        java.util.TreeSet<Integer> set = new java.util.TreeSet<>();
+        for (int r = 0; r < 64; r++) {
+            set.add(r);
+            set.add(rows - 1 - r);
+        }
+        Random random = new Random(rows);
+        while (set.size() < n + 128) {
+            set.add(random.nextInt(rows));
+        }
+        return set.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    static String table(List<Row> rows, boolean header) {
+        StringBuilder sb = new StringBuilder();
+        if (header) {
+            sb.append(String.format(Locale.ROOT, "%n%-11s %4s %-44s %9s %8s %8s %5s %6s  %s%n", "shape", "tok", "kernel",
+                    "ms", "TFLOP/s", "GB/s", "split", "vsMm", "check vs float64 (f16-rounded activations)"));
+        }
+        for (Row r : rows) {
+            sb.append(String.format(Locale.ROOT, "%-11s %4d %-44s %9.4f %8.2f %8.1f %5d %5.2fx  %s%n", r.shape(),
+                    r.tokens(), r.kernel(), r.ms(), r.tflops(), r.weightGBps(), r.split(), r.vsMm(), r.check()));
+        }
+        if (header) {
+            sb.append("(device ms per kernel from profiling events, split-K reduction included; GB/s of F16 weights;"
+                    + " vsMm = mm ms / this ms)\n");
+        }
+        return sb.toString();
     }
 
     private static void print(TileResult r, PrintStream out) {
