@@ -95,8 +95,9 @@ public final class MatmulProgram {
         MemorySegment built = null;
         String kind = null;
         if (wtype == Llama2Kernel.WT_F16 && tensorCores.mode() != TensorCores.Mode.OFF) {
-            if (tensorCores.localBytes() > queue.device().localMemBytes()) {
-                throw new IllegalArgumentException(TensorCores.TILES_PROPERTY + ": " + tensorCores.localBytes()
+            boolean emulated = tensorCores.mode() == TensorCores.Mode.EMULATE;
+            if (tensorCores.localBytes(emulated) > queue.device().localMemBytes()) {
+                throw new IllegalArgumentException(TensorCores.TILES_PROPERTY + ": " + tensorCores.localBytes(emulated)
                         + " bytes of local memory for mmt; " + queue.device().name().strip() + " has "
                         + queue.device().localMemBytes());
             }

@@ -127,10 +127,15 @@ public record TensorCores(Mode mode, int minTokens, int tn, int tk) {
         return " -DMMT=1 -DMMT_TN=" + tn + " -DMMT_TK=" + tk + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
     }
 
-    /** Local memory of one mmt group: staged weights and activations, the output tile, emulation scratch. */
-    public long localBytes() {
-        int s = tk / 2 + 4;
-        return 4L * (TM * s + (long) tn * s + (long) tn * (TM + 1) + (WG / 32) * 192);
+    /**
+     * Local memory of one mmt group: the staged weights and activations, or the output tile, which reuses them
+     * (the larger of the two), and with {@code emulated} the emulation's per-warp scratch.
+     */
+    public long localBytes(boolean emulated) {
+        long s = tk / 2 + 4;
+        long stage = (TM + tn) * s;
+        long out = (long) tn * (TM + 1);
+        return 4L * ((Math.max(stage, out) + 3) / 4 * 4 + (emulated ? (WG / 32) * 192 : 0));
     }
 
     public String label() {

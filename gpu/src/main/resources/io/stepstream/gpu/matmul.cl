@@ -420,6 +420,10 @@ __kernel void mm_reduce(MATMUL_ARGS) {
 // uints per staged row (k-pairs) plus 4 of padding: the 8 rows x 4 k-pairs a fragment read touches then fall
 // in 32 distinct banks, and rows stay 16-byte aligned for the uint4 stores.
 #define MMT_S (MMT_TK / 2 + 4)
+// The output tile reuses the staging memory once the K loop is done (less local memory: more groups per SM).
+#define MMT_STAGE_UINTS ((MMT_TM + MMT_TN) * MMT_S)
+#define MMT_OUT_FLOATS (MMT_TN * (MMT_TM + 1))
+#define MMT_LOCAL_UINT4 (((MMT_STAGE_UINTS > MMT_OUT_FLOATS ? MMT_STAGE_UINTS : MMT_OUT_FLOATS) + 3) / 4)
 #define MMT_WLOADS (MMT_TM * (MMT_TK / 8) / MMT_WG)
 #define MMT_XLOADS (MMT_TN * (MMT_TK / 4) / MMT_WG)
 #if (MMT_TK != 32 && MMT_TK != 64) || MMT_TN < 16 || MMT_TN > 128 || (MMT_TN % 16) != 0
@@ -428,11 +432,10 @@ __kernel void mm_reduce(MATMUL_ARGS) {
 
 __kernel __attribute__((reqd_work_group_size(MMT_WG, 1, 1)))
 void mmt(MATMUL_ARGS) {
-    __local uint4 wsv[MMT_TM * MMT_S / 4];
-    __local uint4 xsv[MMT_TN * MMT_S / 4];
-    __local float os[MMT_TN * (MMT_TM + 1)]; // [token][row] of the finished tile
-    __local uint *ws = (__local uint *)wsv;  // [row][k-pair]
-    __local uint *xs = (__local uint *)xsv;  // [token][k-pair]
+    __local uint4 lmem[MMT_LOCAL_UINT4];
+    __local uint *ws = (__local uint *)lmem;    // [row][k-pair] during the K loop
+    __local uint *xs = ws + MMT_TM * MMT_S;     // [token][k-pair] during the K loop
+    __local float *os = (__local float *)lmem;  // [token][row] of the finished tile, after it
     int lid = get_local_id(0);
     int warp = lid >> 5;
     int lane = lid & 31;
@@ -494,7 +497,7 @@ void mmt(MATMUL_ARGS) {
             }
         }
         for (int m = 0; m < MMT_WLOADS; m++) {
-            wsv[(wlr[m] * MMT_S + wkc[m] / 2) / 4] = wreg[m];
+            *(__local uint4 *)(ws + wlr[m] * MMT_S + wkc[m] / 2) = wreg[m];
         }
         for (int m = 0; m < MMT_XLOADS; m++) {
             int i = lid + m * MMT_WG;
@@ -529,7 +532,8 @@ void mmt(MATMUL_ARGS) {
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    // D fragment of n-tile j: (row g, tokens 2t, 2t+1) in .x .y, (row g+8, the same tokens) in .z .w.
+    // D fragment of n-tile j: (row g, tokens 2t, 2t+1) in .x .y, (row g+8, the same tokens) in .z .w. The K loop
+    // ended on a barrier (or never ran), so nobody reads the staging memory os overwrites.
     int rl = warp * 16 + g;
     for (int j = 0; j < MMT_NT; j++) {
         int tl = j * 8 + 2 * t4;

@@ -36,7 +36,8 @@ import java.util.Random;
  * <pre>
  * TensorCoreProbe [--device SEL] [--ptx auto|on|off] [--full true|false]
  *                 [--shapes 2048x2048,11264x2048,2048x5632,32000x2048] [--tokens 16,32,64,128,800]
- *                 [--tiles "default;tn=32,tk=32;tn=64,tk=64"] [--mode auto|emulate] [--reps 20] [--warmup 3]
+ *                 [--tiles "default;tn=32,tk=64;tn=16,tk=64;tn=64,tk=64;tn=128,tk=64"] [--mode auto|emulate]
+ *                 [--reps 20] [--warmup 3]
  *                 [--sample-rows 256]
  * </pre>
  * {@code --device}: as MatmulProbe (default: the first GPU, else the first device, e.g. PoCL). {@code --tiles}:
@@ -51,13 +52,20 @@ public final class TensorCoreProbe {
 
     record Options(String device, String ptx, boolean full, List<int[]> shapes, int[] tokens,
                    List<TensorCores> variants, TensorCores.Mode mode, int reps, int warmup, int sampleRows) {
+        private static List<TensorCores> parseVariants(String v) {
+            return Arrays.stream(v.split(";")).map(String::strip)
+                    .map(t -> t.equals("default") ? TensorCores.fromSystemProperties()
+                            : TensorCores.fromSystemProperties().withTilesSpec(t)).distinct().toList();
+        }
+
         static Options parse(String[] args) {
             String device = "auto";
             String ptx = "auto";
             boolean full = true;
             List<int[]> shapes = MatmulProbe.Options.parseShapes("2048x2048,11264x2048,2048x5632,32000x2048");
             int[] tokens = {16, 32, 64, 128, 800};
-            List<TensorCores> variants = List.of(TensorCores.fromSystemProperties());
+            // the default tile, fewer tokens per group for small batches, deeper K-slices (more bytes in flight)
+            List<TensorCores> variants = parseVariants("default;tn=32,tk=64;tn=16,tk=64;tn=64,tk=64;tn=128,tk=64");
             TensorCores.Mode mode = TensorCores.Mode.AUTO;
             int reps = 20;
             int warmup = 3;
@@ -80,9 +88,7 @@ public final class TensorCoreProbe {
                     case "--shapes" -> shapes = MatmulProbe.Options.parseShapes(v);
                     case "--tokens" -> tokens = Arrays.stream(v.split(","))
                             .mapToInt(t -> MatmulProbe.Options.positive("--tokens", t)).toArray();
-                    case "--tiles" -> variants = Arrays.stream(v.split(";")).map(String::strip)
-                            .map(t -> t.equals("default") ? TensorCores.fromSystemProperties()
-                                    : TensorCores.fromSystemProperties().withTilesSpec(t)).toList();
+                    case "--tiles" -> variants = parseVariants(v);
                     case "--mode" -> {
                         mode = TensorCores.parseMode(v);
                         if (mode == TensorCores.Mode.OFF) {
@@ -220,7 +226,14 @@ public final class TensorCoreProbe {
                                     probe.output(tokens), ref, sample, nRows))));
                     for (TensorCores variant : o.variants()) {
                         TensorCores tc = variant.withMode(o.mode()).withMinTokens(1);
-                        double ms = probe.handMs(tiles, tc, tokens, o.warmup(), o.reps());
+                        double ms;
+                        try {
+                            ms = probe.handMs(tiles, tc, tokens, o.warmup(), o.reps());
+                        } catch (IllegalArgumentException e) { // a tile the device's local memory does not take
+                            rows.add(new Row(name, tokens, tc.label() + ": skipped", Double.NaN, Double.NaN,
+                                    Double.NaN, 0, Double.NaN, e.getMessage()));
+                            continue;
+                        }
                         String label = probe.tensorCoreLabel(tiles, tc);
                         if (!probe.lastUsedTensorCores(tiles, tc)) {
                             String why = label.equals("off") ? "tensor cores unavailable (" + o.mode().label()
