@@ -327,7 +327,8 @@ public final class MatmulProgram {
             if (lastTensorCores) {
                 int tileGroups = ((shape.rows() + TensorCores.TM - 1) / TensorCores.TM)
                         * ((n + tensorCores.tn() - 1) / tensorCores.tn());
-                split = MatmulTiles.splitFor(tileGroups, shape.cols(), computeUnits, tensorCores.tk(), tiles.ks());
+                split = MatmulTiles.splitFor(tileGroups, shape.cols(), computeUnits, tensorCores.tk(), tiles.ks(),
+                        tensorCores.occ(), TensorCores.MAX_SPLIT);
                 if (split > 1) {
                     partial((long) split * n * shape.rows());
                 }

@@ -16,10 +16,11 @@ import java.util.Locale;
  *       instruction; slow on a GPU).</li>
  * </ul>
  * {@value #PROPERTY} picks the mode, {@value #MIN_TOKENS_PROPERTY} the token threshold (default 16),
- * {@value #TILES_PROPERTY} the kernel's tile as {@code tn=64,tk=32} (tokens per group: a multiple of 16 up to
- * 128; K-slice: 32 or 64).
+ * {@value #TILES_PROPERTY} the kernel's tile as {@code tn=64,tk=32,occ=2} (tokens per group: a multiple of 16 up
+ * to 128; K-slice: 32, 64 or 128: deeper slices put more weight bytes in flight per group, fewer barriers; occ:
+ * split-K aims at that many groups per compute unit, up to {@value #MAX_SPLIT} slices).
  */
-public record TensorCores(Mode mode, int minTokens, int tn, int tk) {
+public record TensorCores(Mode mode, int minTokens, int tn, int tk, int occ) {
     public static final String PROPERTY = "stepstream.opencl.tensorCores";
     public static final String MIN_TOKENS_PROPERTY = "stepstream.opencl.tensorCoreMinTokens";
     public static final String TILES_PROPERTY = "stepstream.opencl.tensorCoreTiles";
@@ -29,6 +30,11 @@ public record TensorCores(Mode mode, int minTokens, int tn, int tk) {
     public static final int WG = 128;
     /** The least compute capability (major * 10 + minor) with mma.sync m16n8k16 f16 -> f32. */
     public static final int MIN_COMPUTE_CAPABILITY = 80;
+    /**
+     * Most split-K slices of an mmt pass: a slice's partial sums are n x rows floats, small next to the weights at
+     * decode batches, so mmt may split deeper than mm (8) to have enough groups in flight.
+     */
+    public static final int MAX_SPLIT = 16;
 
     public enum Mode {
         AUTO, OFF, EMULATE;
@@ -38,7 +44,7 @@ public record TensorCores(Mode mode, int minTokens, int tn, int tk) {
         }
     }
 
-    public static final TensorCores AUTO = new TensorCores(Mode.AUTO, 16, 64, 32);
+    public static final TensorCores AUTO = new TensorCores(Mode.AUTO, 16, 64, 32, 2);
     public static final TensorCores OFF = AUTO.withMode(Mode.OFF);
     public static final TensorCores EMULATE = AUTO.withMode(Mode.EMULATE);
 
@@ -53,21 +59,29 @@ public record TensorCores(Mode mode, int minTokens, int tn, int tk) {
             throw new IllegalArgumentException(TILES_PROPERTY + ": tn must be a multiple of 16 from 16 to 128, got "
                     + tn);
         }
-        if (tk != 32 && tk != 64) {
-            throw new IllegalArgumentException(TILES_PROPERTY + ": tk must be 32 or 64, got " + tk);
+        if (tk != 32 && tk != 64 && tk != 128) {
+            throw new IllegalArgumentException(TILES_PROPERTY + ": tk must be 32, 64 or 128, got " + tk);
+        }
+        if (occ < 1 || occ > 16) {
+            throw new IllegalArgumentException(TILES_PROPERTY + ": occ must be 1..16, got " + occ);
         }
     }
 
     public TensorCores withMode(Mode m) {
-        return new TensorCores(m, minTokens, tn, tk);
+        return new TensorCores(m, minTokens, tn, tk, occ);
     }
 
     public TensorCores withMinTokens(int tokens) {
-        return new TensorCores(mode, tokens, tn, tk);
+        return new TensorCores(mode, tokens, tn, tk, occ);
     }
 
     public TensorCores withTiles(int tokensPerGroup, int kSlice) {
-        return new TensorCores(mode, minTokens, tokensPerGroup, kSlice);
+        return new TensorCores(mode, minTokens, tokensPerGroup, kSlice, occ);
+    }
+
+    /** With split-K aiming at {@code groupsPerUnit} groups per compute unit. */
+    public TensorCores withOcc(int groupsPerUnit) {
+        return new TensorCores(mode, minTokens, tn, tk, groupsPerUnit);
     }
 
     public static Mode parseMode(String v) {
@@ -94,13 +108,14 @@ public record TensorCores(Mode mode, int minTokens, int tn, int tk) {
         return tc.withTilesSpec(System.getProperty(TILES_PROPERTY));
     }
 
-    /** This record with {@code tn=..,tk=..} pairs applied (null or blank: unchanged). */
+    /** This record with {@code tn=..,tk=..,occ=..} pairs applied (null or blank: unchanged). */
     public TensorCores withTilesSpec(String spec) {
         if (spec == null || spec.isBlank()) {
             return this;
         }
         int n = tn;
         int k = tk;
+        int o = occ;
         for (String pair : spec.split(",")) {
             String[] kv = pair.split("=", 2);
             String key = kv[0].strip().toLowerCase(Locale.ROOT);
@@ -110,21 +125,24 @@ public record TensorCores(Mode mode, int minTokens, int tn, int tk) {
             } catch (NumberFormatException e) {
                 value = -1;
             }
-            if (value < 0 || !(key.equals("tn") || key.equals("tk"))) {
-                throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N or tk=N");
+            if (value < 0 || !(key.equals("tn") || key.equals("tk") || key.equals("occ"))) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N, tk=N or occ=N");
             }
-            if (key.equals("tn")) {
-                n = value;
-            } else {
-                k = value;
+            switch (key) {
+                case "tn" -> n = value;
+                case "tk" -> k = value;
+                default -> o = value;
             }
         }
-        return withTiles(n, k);
+        return new TensorCores(mode, minTokens, n, k, o);
     }
 
-    /** The -D options that add mmt to a matmul.cl build (after mma.cl); {@code ptx}: 0 emulation, 1 or 2 PTX. */
+    /**
+     * The -D options that add mmt to a matmul.cl build (after mma.cl); {@code ptx}: 0 emulation, 1 or 2 PTX. XH
+     * makes mv and mm round the activations to f16 too, so the numerics do not depend on the batch's token count.
+     */
     public String defines(int ptx) {
-        return " -DMMT=1 -DMMT_TN=" + tn + " -DMMT_TK=" + tk + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+        return " -DMMT=1 -DXH=1 -DMMT_TN=" + tn + " -DMMT_TK=" + tk + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
     }
 
     /**
@@ -139,6 +157,6 @@ public record TensorCores(Mode mode, int minTokens, int tn, int tk) {
     }
 
     public String label() {
-        return "mmt" + TM + "x" + tn + "k" + tk;
+        return "mmt" + TM + "x" + tn + "k" + tk + (occ == 2 ? "" : "o" + occ);
     }
 }

@@ -62,7 +62,19 @@
 
 // Element indices i of LOAD4 / XLOAD4 are multiples of 4 in buffers the driver aligns, so the vector-typed loads
 // are aligned: the compiler may emit one wide load instead of the element loads vload4 must allow for.
-#define XLOAD4(p) (*(__global const float4 *)(p))
+#define XLOAD4_RAW(p) (*(__global const float4 *)(p))
+#ifdef XH
+// XH (set with tensor cores on): mv and mm take the activations rounded to f16 as mmt does, so a token's result
+// does not depend on which kernel its batch's token count picks (only the f32 summation order may differ).
+inline float4 xload4_half(__global const float *p) {
+    ushort4 bits;
+    vstore_half4_rte(XLOAD4_RAW(p), 0, (__private half *)&bits);
+    return vload_half4(0, (const __private half *)&bits);
+}
+#define XLOAD4(p) xload4_half(p)
+#else
+#define XLOAD4(p) XLOAD4_RAW(p)
+#endif
 #if WT == 0
 #define WTYPE float
 #define LOAD4(w, s, i) (*(__global const float4 *)((w) + (i)))
@@ -426,8 +438,8 @@ __kernel void mm_reduce(MATMUL_ARGS) {
 #define MMT_LOCAL_UINT4 (((MMT_STAGE_UINTS > MMT_OUT_FLOATS ? MMT_STAGE_UINTS : MMT_OUT_FLOATS) + 3) / 4)
 #define MMT_WLOADS (MMT_TM * (MMT_TK / 8) / MMT_WG)
 #define MMT_XLOADS (MMT_TN * (MMT_TK / 4) / MMT_WG)
-#if (MMT_TK != 32 && MMT_TK != 64) || MMT_TN < 16 || MMT_TN > 128 || (MMT_TN % 16) != 0
-#error "MMT_TK must be 32 or 64, MMT_TN a multiple of 16 up to 128"
+#if (MMT_TK != 32 && MMT_TK != 64 && MMT_TK != 128) || MMT_TN < 16 || MMT_TN > 128 || (MMT_TN % 16) != 0
+#error "MMT_TK must be 32, 64 or 128, MMT_TN a multiple of 16 up to 128"
 #endif
 
 __kernel __attribute__((reqd_work_group_size(MMT_WG, 1, 1)))
@@ -493,7 +505,7 @@ void mmt(MATMUL_ARGS) {
                 int lt = i / (MMT_TK / 4);
                 int c = k0 + (i - lt * (MMT_TK / 4)) * 4;
                 int t = tok0 + lt;
-                xreg[m] = t < n && c < kend ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
+                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
             }
         }
         for (int m = 0; m < MMT_WLOADS; m++) {
@@ -517,7 +529,7 @@ void mmt(MATMUL_ARGS) {
                 int lt = i / (MMT_TK / 4);
                 int c = k1 + (i - lt * (MMT_TK / 4)) * 4;
                 int t = tok0 + lt;
-                xreg[m] = t < n && c < kend ? XLOAD4(in + t * cols + c) : (float4)(0.0f);
+                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
             }
         }
 #pragma unroll

@@ -21,7 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * kernel runs on PoCL) with each of the five passes' epilogues, against HandMatmulTest's float64 reference of
  * f16 weights times f16-rounded activations, on fresh random inputs. Row counts 48, 80, 97, 160 (none a multiple
  * of the 64-row tile), token counts 2..70 (a 1-token matvec, so every other count goes to mmt), tiles of 16..128
- * tokens, K-slices of 32 and 64 (48- and 80-column matrices: a short last slice), split-K off and forced.
+ * tokens, K-slices of 32, 64 and 128 (48- and 80-column matrices: a short last slice), split-K off and forced.
  *
  * <p>Tolerance: the products of two halves are exact in f32 and the emulation adds at most 80 of them in f32,
  * each add off by at most 2^-24 of its partial sum: about 80 * 6e-8 of the sum of |w x| in the worst case and
@@ -42,6 +42,8 @@ class TensorCoreMatmulTest {
         out.add(Arguments.of(37, any.withTiles(16, 64), ONE_TOKEN_MV.with("ks=1")));
         out.add(Arguments.of(70, any.withTiles(128, 32), ONE_TOKEN_MV.with("ks=1")));
         out.add(Arguments.of(33, any.withTiles(32, 64), ONE_TOKEN_MV.with("ks=1")));
+        // one 128-column K-slice covers all 48 or 80 columns (zero-filled past the end)
+        out.add(Arguments.of(40, any.withTiles(32, 128), ONE_TOKEN_MV.with("ks=1")));
         // Split-K: 2 or 3 slices of 32 columns (48 and 80 columns), partial sums added by mm_reduce.
         out.add(Arguments.of(3, any, ONE_TOKEN_MV.with("ks=3")));
         out.add(Arguments.of(21, any, ONE_TOKEN_MV.with("ks=3")));
@@ -72,7 +74,8 @@ class TensorCoreMatmulTest {
         Llama2Weights w = HandMatmulTest.randomWeights(random);
         try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F16,
                 Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.EMULATE.withMinTokens(16))) {
-            new HandMatmulTest.Case(device, random, 15, false).checkAll();
+            // mm, but on f16-rounded activations like mmt (XH): the reference rounds them too
+            new HandMatmulTest.Case(device, random, 15, true).checkAll();
             assertEquals(0, device.tensorCorePasses(), "15 tokens < 16: mm");
         }
         try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F32,
@@ -96,11 +99,18 @@ class TensorCoreMatmulTest {
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tn=24"));
         assertTrue(e.getMessage().contains("tn must be a multiple of 16"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tk=48"));
-        assertTrue(e.getMessage().contains("tk must be 32 or 64"), e.getMessage());
+        assertTrue(e.getMessage().contains("tk must be 32, 64 or 128"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tm=64"));
         assertTrue(e.getMessage().contains("'tm=64'"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withMinTokens(0));
         assertTrue(e.getMessage().contains(TensorCores.MIN_TOKENS_PROPERTY), e.getMessage());
-        assertEquals(new TensorCores(TensorCores.Mode.AUTO, 16, 32, 64), TensorCores.AUTO.withTilesSpec("tn=32, tk=64"));
+        assertEquals(new TensorCores(TensorCores.Mode.AUTO, 16, 32, 64, 4),
+                TensorCores.AUTO.withTilesSpec("tn=32, tk=64,occ=4"));
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("occ=0"));
+        assertTrue(e.getMessage().contains("occ must be 1..16"), e.getMessage());
+        // split-K: 32 row tiles of a 2048-row pass at 32 tokens on 132 units; occ 4 reaches 16 slices of 128
+        assertEquals(9, MatmulTiles.splitFor(32, 2048, 132, 32, 0, 2, TensorCores.MAX_SPLIT));
+        assertEquals(16, MatmulTiles.splitFor(32, 2048, 132, 32, 0, 4, TensorCores.MAX_SPLIT));
+        assertEquals(8, MatmulTiles.splitFor(32, 2048, 132, 128, 0, 4, TensorCores.MAX_SPLIT));
     }
 }

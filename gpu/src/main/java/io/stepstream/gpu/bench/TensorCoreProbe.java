@@ -36,7 +36,7 @@ import java.util.Random;
  * <pre>
  * TensorCoreProbe [--device SEL] [--ptx auto|on|off] [--full true|false]
  *                 [--shapes 2048x2048,11264x2048,2048x5632,32000x2048] [--tokens 16,32,64,128,800]
- *                 [--tiles "default;tn=32,tk=64;tn=16,tk=64;tn=64,tk=64;tn=128,tk=64"] [--mode auto|emulate]
+ *                 [--tiles "default;tn=32,tk=64;..." (DEFAULT_VARIANTS)] [--mode auto|emulate]
  *                 [--reps 20] [--warmup 3]
  *                 [--sample-rows 256]
  * </pre>
@@ -49,6 +49,13 @@ public final class TensorCoreProbe {
     static final int M = 16;
     static final int N = 8;
     static final int K = 16;
+
+    /**
+     * mmt variants part (b) times by default: the default tile; fewer tokens per group for small batches; deeper
+     * K-slices and more groups per compute unit (more weight bytes in flight); larger token tiles for prefill.
+     */
+    static final String DEFAULT_VARIANTS = "default;tn=32,tk=64;tn=32,tk=128;tn=32,tk=64,occ=4;tn=64,tk=64;"
+            + "tn=128,tk=64";
 
     record Options(String device, String ptx, boolean full, List<int[]> shapes, int[] tokens,
                    List<TensorCores> variants, TensorCores.Mode mode, int reps, int warmup, int sampleRows) {
@@ -64,8 +71,7 @@ public final class TensorCoreProbe {
             boolean full = true;
             List<int[]> shapes = MatmulProbe.Options.parseShapes("2048x2048,11264x2048,2048x5632,32000x2048");
             int[] tokens = {16, 32, 64, 128, 800};
-            // the default tile, fewer tokens per group for small batches, deeper K-slices (more bytes in flight)
-            List<TensorCores> variants = parseVariants("default;tn=32,tk=64;tn=16,tk=64;tn=64,tk=64;tn=128,tk=64");
+            List<TensorCores> variants = parseVariants(DEFAULT_VARIANTS);
             TensorCores.Mode mode = TensorCores.Mode.AUTO;
             int reps = 20;
             int warmup = 3;
