@@ -210,6 +210,12 @@ public final class MatmulPassProbe implements AutoCloseable {
         return pass != null && pass.lastUsedTensorCores();
     }
 
+    /** The tensor-core tile the last run of that build used, or null (mv / mm). */
+    public TensorCores.Tile lastTile(MatmulTiles tiles, TensorCores tensorCores) {
+        MatmulProgram.Pass pass = hand.get(new Variant(tiles, tensorCores));
+        return pass == null ? null : pass.lastTile();
+    }
+
     /** How the build with {@code tensorCores} has them: "off", "emulated ..." or "mma.sync ..." (builds it). */
     public String tensorCoreLabel(MatmulTiles tiles, TensorCores tensorCores) {
         return programs.get(pass(tiles, tensorCores)).tensorCoreLabel();

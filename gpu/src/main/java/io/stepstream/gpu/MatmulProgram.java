@@ -15,8 +15,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link Pass}es made from it: a pass is one matmul with its epilogue (fixed shape, weights and outputs) as two
  * kernel objects, the matvec {@code mv} for up to {@code mvTokens} tokens and the tiled {@code mm} above.
  * A pass keeps the argument values it last set and sets only what changed (token count, layer, a rebound
- * buffer). For F16 weights with {@link TensorCores} on, the build also has the tensor-core kernel {@code mmt}
- * (mma.cl first, then matmul.cl), which takes the tiled passes of at least {@code minTokens} tokens.
+ * buffer). For F16 weights with {@link TensorCores} on, the build also has the tensor-core kernels (mma.cl, then
+ * matmul.cl, then mmt.cl once per tile tier as {@code mmt0, mmt1, ...}), which take the tiled passes of at least
+ * {@code minTokens} tokens.
  * Not thread-safe: the queue's owner thread.
  */
 public final class MatmulProgram {
@@ -101,7 +102,7 @@ public final class MatmulProgram {
                         + " bytes of local memory for mmt; " + queue.device().name().strip() + " has "
                         + queue.device().localMemBytes());
             }
-            String source = mmaSource() + "\n" + source();
+            String source = mmaSource() + "\n" + source() + tensorCores.kernelSource(resource("mmt.cl"));
             if (tensorCores.mode() == TensorCores.Mode.EMULATE) {
                 built = queue.buildProgram(source, defines + tensorCores.defines(0));
                 kind = "emulated";
@@ -152,13 +153,18 @@ public final class MatmulProgram {
 
     /** mma.cl: the tensor-core fragment operation (inline PTX or its emulation) and the probe's one-tile kernel. */
     public static String mmaSource() {
-        try (InputStream in = MatmulProgram.class.getResourceAsStream("mma.cl")) {
+        return resource("mma.cl");
+    }
+
+    /** An OpenCL C resource next to this class. */
+    private static String resource(String name) {
+        try (InputStream in = MatmulProgram.class.getResourceAsStream(name)) {
             if (in == null) {
-                throw new IllegalStateException("resource io/stepstream/gpu/mma.cl is missing from the classpath");
+                throw new IllegalStateException("resource io/stepstream/gpu/" + name + " is missing from the classpath");
             }
             return new String(in.readAllBytes(), StandardCharsets.UTF_8);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read mma.cl", e);
+            throw new UncheckedIOException("cannot read " + name, e);
         }
     }
 
@@ -221,12 +227,13 @@ public final class MatmulProgram {
         private final MemorySegment mm;
         private final MemorySegment reduce;
         /** The tensor-core kernel, or null when the program has none or the shape does not suit it. */
-        private final MemorySegment mmt;
+        private final boolean mmt;
         private final MemorySegment[] kernels;
-        private final long[][] boundBuffers = new long[4][ARGS];
-        private final int[] lastN = {-1, -1, -1, -1};
-        private final int[] lastLayer = {-1, -1, -1, -1};
-        private final int[] lastSplit = {-1, -1, -1, -1};
+        private final long[][] boundBuffers;
+        private final int[] lastN;
+        private final int[] lastLayer;
+        private final int[] lastSplit;
+        private int lastTier = -1;
         private int computeUnits;
         private int lastSplitUsed = 1;
         private boolean lastTensorCores;
@@ -239,8 +246,21 @@ public final class MatmulProgram {
             // mmt loads 8 halves at a time: every row must start on a multiple of 8 elements
             boolean aligned = s.cols() % 8 == 0 && s.lstride0() % 8 == 0 && s.lstride1() % 8 == 0
                     && s.lstride2() % 8 == 0;
-            this.mmt = hasTensorCores() && aligned ? queue.createKernel(program, "mmt") : null;
-            this.kernels = mmt == null ? new MemorySegment[]{mv, mm, reduce} : new MemorySegment[]{mv, mm, reduce, mmt};
+            this.mmt = hasTensorCores() && aligned;
+            int tiers = mmt ? tensorCores.tiles().size() : 0;
+            this.kernels = new MemorySegment[3 + tiers];
+            kernels[0] = mv;
+            kernels[1] = mm;
+            kernels[2] = reduce;
+            for (int i = 0; i < tiers; i++) {
+                kernels[3 + i] = queue.createKernel(program, "mmt" + i);
+            }
+            this.boundBuffers = new long[kernels.length][ARGS];
+            this.lastN = new int[kernels.length];
+            this.lastLayer = new int[kernels.length];
+            this.lastSplit = new int[kernels.length];
+            java.util.Arrays.fill(lastN, -1);
+            java.util.Arrays.fill(lastLayer, -1);
             this.computeUnits = queue.device().computeUnits();
             for (MemorySegment k : kernels) {
                 queue.setArgInt(k, ARG_LSTRIDE0, s.lstride0());
@@ -284,12 +304,17 @@ public final class MatmulProgram {
 
         /** Whether {@code n} tokens go to the tensor-core kernel. */
         public boolean usesTensorCores(int n) {
-            return mmt != null && !usesMatvec(n) && n >= tensorCores.minTokens();
+            return mmt && !usesMatvec(n) && n >= tensorCores.minTokens();
         }
 
         /** Whether the last enqueue ran the tensor-core kernel. */
         public boolean lastUsedTensorCores() {
             return lastTensorCores;
+        }
+
+        /** The tensor-core tile the last enqueue ran, or null when it ran mv or mm. */
+        public TensorCores.Tile lastTile() {
+            return lastTensorCores ? tensorCores.tiles().get(lastTier) : null;
         }
 
         /**
@@ -325,15 +350,16 @@ public final class MatmulProgram {
             lastTensorCores = usesTensorCores(n);
             int split;
             if (lastTensorCores) {
-                int tileGroups = ((shape.rows() + TensorCores.TM - 1) / TensorCores.TM)
-                        * ((n + tensorCores.tn() - 1) / tensorCores.tn());
-                split = MatmulTiles.splitFor(tileGroups, shape.cols(), computeUnits, tensorCores.tk(), tiles.ks(),
-                        tensorCores.occ(), TensorCores.MAX_SPLIT);
+                lastTier = tensorCores.tierFor(n);
+                TensorCores.Tile tile = tensorCores.tiles().get(lastTier);
+                int tileGroups = ((shape.rows() + TensorCores.TM - 1) / TensorCores.TM) * ((n + tile.tn() - 1) / tile.tn());
+                split = MatmulTiles.splitFor(tileGroups, shape.cols(), computeUnits, tile.tk(), tiles.ks(), tile.occ(),
+                        TensorCores.MAX_SPLIT);
                 if (split > 1) {
                     partial((long) split * n * shape.rows());
                 }
-                prepare(3, n, layer, split);
-                queue.enqueue(mmt, (long) tileGroups * split * TensorCores.WG, TensorCores.WG, event);
+                prepare(3 + lastTier, n, layer, split);
+                queue.enqueue(kernels[3 + lastTier], (long) tileGroups * split * TensorCores.WG, TensorCores.WG, event);
             } else {
                 int tileGroups = ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
                 split = tiles.splitFor(tileGroups, shape.cols(), computeUnits);

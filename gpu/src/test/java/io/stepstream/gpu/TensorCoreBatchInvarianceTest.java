@@ -16,8 +16,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * requests with their runs alone). The classifier pass (97 rows, 48 columns) of the same activation rows alone
  * (n tokens) and as the first rows of a 70-token batch, on emulated tensor cores:
  * <ul>
- *   <li>the same kernel and split-K (mmt for every count, split fixed): bitwise equal, so mmt's result for a
- *       token does not depend on its tile, lane or the tokens next to it (no race, no stale local memory);</li>
+ *   <li>mmt for every count with the split fixed: bitwise equal, although the default tiers run 16-, 32- and
+ *       64-token tiles for these counts (same 64-column K-slices), so mmt's result for a token depends neither on
+ *       its tile, lane or neighbours nor on the tier (no race, no stale local memory);</li>
  *   <li>default kernel choice (1..8 tokens mv, 9..15 mm, 16+ mmt): equal up to the f32 summation order, 1e-5 of
  *       max |logit|. Before XH, mv and mm multiplied f32 activations where mmt rounds them to f16, a 2^-11
  *       relative change per activation: ~1e-4 here, which flipped greedy picks of diffusion requests.</li>

@@ -48,13 +48,18 @@ class TensorCoreMatmulTest {
         out.add(Arguments.of(3, any, ONE_TOKEN_MV.with("ks=3")));
         out.add(Arguments.of(21, any, ONE_TOKEN_MV.with("ks=3")));
         out.add(Arguments.of(70, any.withTiles(32, 32), ONE_TOKEN_MV.with("ks=2")));
+        // tiers: each token count runs its tier's kernel (mmt0 up to 12 tokens, mmt1 up to 40, mmt2 above)
+        TensorCores tiers = any.withTilesSpec("12:tn=16,tk=64/40:tn=32,tk=128,occ=4/tn=64,tk=32");
+        for (int tokens : new int[]{3, 12, 13, 40, 41, 70}) {
+            out.add(Arguments.of(tokens, tiers, ONE_TOKEN_MV));
+        }
         return out.stream();
     }
 
     @ParameterizedTest(name = "{0} tokens, {1}, {2}")
     @MethodSource("cases")
     void everyPassAndEpilogueOnEmulatedTensorCoresMatchesTheReference(int tokens, TensorCores tc, MatmulTiles tiles) {
-        Random random = new Random(977L * tokens + tc.tn() + tc.tk() + tiles.ks());
+        Random random = new Random(977L * tokens + tc.label().hashCode() + tiles.ks());
         Llama2Weights w = HandMatmulTest.randomWeights(random);
         try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F16,
                 Dispatch.DIRECT, Matmul.HAND, tiles, tc)) {
@@ -104,8 +109,18 @@ class TensorCoreMatmulTest {
         assertTrue(e.getMessage().contains("'tm=64'"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withMinTokens(0));
         assertTrue(e.getMessage().contains(TensorCores.MIN_TOKENS_PROPERTY), e.getMessage());
-        assertEquals(new TensorCores(TensorCores.Mode.AUTO, 16, 32, 64, 4),
-                TensorCores.AUTO.withTilesSpec("tn=32, tk=64,occ=4"));
+        assertEquals(new TensorCores(TensorCores.Mode.AUTO, 16, List.of(new TensorCores.Tile(Integer.MAX_VALUE, 32, 64,
+                4))), TensorCores.AUTO.withTilesSpec("tn=32, tk=64,occ=4"));
+        // the default tiers: 16 tokens per group up to 16 tokens, 32 up to 32, 64 above
+        TensorCores tiered = TensorCores.AUTO;
+        assertEquals("mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64", tiered.label());
+        assertEquals(List.of(0, 0, 1, 1, 2), java.util.stream.IntStream.of(9, 16, 17, 32, 33).map(tiered::tierFor)
+                .boxed().toList());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tn=16/tn=32"));
+        assertTrue(e.getMessage().contains("needs 'UPTO:'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> TensorCores.AUTO.withTilesSpec("32:tn=16/16:tn=32/tn=64"));
+        assertTrue(e.getMessage().contains("bounds must increase"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("occ=0"));
         assertTrue(e.getMessage().contains("occ must be 1..16"), e.getMessage());
         // split-K: 32 row tiles of a 2048-row pass at 32 tokens on 132 units; occ 4 reaches 16 slices of 128

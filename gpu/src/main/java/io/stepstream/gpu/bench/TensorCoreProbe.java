@@ -51,11 +51,11 @@ public final class TensorCoreProbe {
     static final int K = 16;
 
     /**
-     * mmt variants part (b) times by default: the default tile; fewer tokens per group for small batches; deeper
-     * K-slices and more groups per compute unit (more weight bytes in flight); larger token tiles for prefill.
+     * mmt variants part (b) times by default: the default tiers (TensorCores.DEFAULT_TILES); single tiles with
+     * deeper K-slices or more groups per compute unit (more weight bytes in flight) to compare with them.
      */
-    static final String DEFAULT_VARIANTS = "default;tn=32,tk=64;tn=32,tk=128;tn=32,tk=64,occ=4;tn=64,tk=64;"
-            + "tn=128,tk=64";
+    static final String DEFAULT_VARIANTS = "default;tn=16,tk=128;tn=32,tk=128;tn=32,tk=64,occ=4;tn=64,tk=128;"
+            + "tn=64,tk=64,occ=4";
 
     record Options(String device, String ptx, boolean full, List<int[]> shapes, int[] tokens,
                    List<TensorCores> variants, TensorCores.Mode mode, int reps, int warmup, int sampleRows) {
@@ -251,7 +251,10 @@ public final class TensorCoreProbe {
                         }
                         List<String> bad = check(probe.output(tokens), ref, sample, nRows, cols);
                         ok &= bad.size() <= 1; // the last line is the summary
-                        rows.add(new Row(name, tokens, label.replace(" from 1 tokens", ""), ms, flop / ms / 1e9,
+                        // the build (mma.sync / emulated) and the tile of the tier this token count ran
+                        String kernel = label.substring(0, label.indexOf(' ')) + " "
+                                + probe.lastTile(tiles, tc).label() + (tc.tiles().size() > 1 ? " (tiers)" : "");
+                        rows.add(new Row(name, tokens, kernel, ms, flop / ms / 1e9,
                                 bytes / ms / 1e6, probe.lastSplit(tiles, tc), mmMs / ms, bad.getLast()));
                         for (String line : bad.subList(0, bad.size() - 1)) {
                             out.println("    " + name + " " + tokens + " tokens " + tc.label() + ": " + line);

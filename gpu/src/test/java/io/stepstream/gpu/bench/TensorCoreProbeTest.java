@@ -62,7 +62,9 @@ class TensorCoreProbeTest {
                 assertTrue(r.kernel().startsWith("mm "), r.toString());
             }
         }
-        assertTrue(out.contains("emulated mmt64x16k64") && out.contains("emulated mmt64x64k32"), out);
+        // the default tiers: 9 tokens on the 16-token tile, 70 on the 64-token one; the single tile for both
+        assertTrue(out.contains("9 emulated mmt64x16k64 (tiers)") && out.contains("70 emulated mmt64x64k64 (tiers)")
+                && out.contains("70 emulated mmt64x16k64  "), out);
         // sampled rows: both edge tiles and random others; all rows when the sample would cover them
         int[] sample = TensorCoreProbe.sampleRows(1000, 10);
         assertEquals(138, sample.length);
