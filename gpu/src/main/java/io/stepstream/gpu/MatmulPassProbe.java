@@ -141,7 +141,7 @@ public final class MatmulPassProbe implements AutoCloseable {
             pass.enqueue(tokens, 0, event, reduceEvent);
             queue.finish();
             sum += eventNanos(queue, event);
-            if (pass.lastSplit() > 1) {
+            if (pass.lastReduceKernel()) {
                 sum += eventNanos(queue, reduceEvent);
             }
         }

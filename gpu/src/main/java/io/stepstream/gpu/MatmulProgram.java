@@ -57,7 +57,8 @@ public final class MatmulProgram {
     private static final int ARG_KV_DIM = 29;
     private static final int ARG_KSPLIT = 30;
     private static final int ARG_PARTIAL = 31;
-    private static final int ARGS = 32;
+    private static final int ARG_COUNTERS = 32;
+    private static final int ARGS = 33;
     /** Work items per group of the split-K reduction. */
     private static final int REDUCE_LOCAL = 64;
     /** The buffer arguments, in the order {@link Pass#bind} takes them. */
@@ -77,6 +78,9 @@ public final class MatmulProgram {
     /** Split-K partial sums, shared by every pass (the in-order queue serialises them); grown on demand. */
     private MemorySegment partial;
     private long partialFloats;
+    /** mmt's split-K tile counters (zero between passes: the last group of a tile resets its own); grown on demand. */
+    private MemorySegment counters;
+    private long counterInts;
 
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
         this(queue, wtype, tiles, TensorCores.fromSystemProperties());
@@ -127,6 +131,8 @@ public final class MatmulProgram {
         this.tensorCoreBuild = kind;
         this.partial = queue.createBuffer(Float.BYTES);
         this.partialFloats = 1;
+        this.counters = zeroInts(1);
+        this.counterInts = 1;
     }
 
     /** The partial-sum buffer, at least {@code floats} long (a replaced buffer is freed once its users ran). */
@@ -137,6 +143,22 @@ public final class MatmulProgram {
             partialFloats = floats;
         }
         return partial;
+    }
+
+    /** The tile counters, at least {@code ints} of them, all zero when new. */
+    private MemorySegment counters(long ints) {
+        if (ints > counterInts) {
+            queue.releaseBuffer(counters);
+            counters = zeroInts(ints);
+            counterInts = ints;
+        }
+        return counters;
+    }
+
+    private MemorySegment zeroInts(long ints) {
+        MemorySegment b = queue.createBuffer(ints * Integer.BYTES);
+        queue.writeBlocking(b, MemorySegment.ofArray(new int[(int) ints]), ints * Integer.BYTES);
+        return b;
     }
 
     /** The OpenCL C of the kernels (a resource next to this class). */
@@ -234,6 +256,7 @@ public final class MatmulProgram {
         private final int[] lastLayer;
         private final int[] lastSplit;
         private int lastTier = -1;
+        private boolean lastReduce;
         private int computeUnits;
         private int lastSplitUsed = 1;
         private boolean lastTensorCores;
@@ -281,6 +304,7 @@ public final class MatmulProgram {
             }
             java.util.Arrays.fill(lastSplit, 1);
             bind(ARG_PARTIAL, partial);
+            bind(ARG_COUNTERS, counters);
         }
 
         public Shape shape() {
@@ -345,6 +369,7 @@ public final class MatmulProgram {
                 queue.enqueue(mv, groups * tiles.mvWg(), tiles.mvWg(), event);
                 lastSplitUsed = 1;
                 lastTensorCores = false;
+                lastReduce = false;
                 return;
             }
             lastTensorCores = usesTensorCores(n);
@@ -357,9 +382,11 @@ public final class MatmulProgram {
                         TensorCores.MAX_SPLIT);
                 if (split > 1) {
                     partial((long) split * n * shape.rows());
+                    counters(tileGroups);
                 }
                 prepare(3 + lastTier, n, layer, split);
                 queue.enqueue(kernels[3 + lastTier], (long) tileGroups * split * TensorCores.WG, TensorCores.WG, event);
+                lastReduce = split > 1 && !tile.fusedReduce();
             } else {
                 int tileGroups = ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
                 split = tiles.splitFor(tileGroups, shape.cols(), computeUnits);
@@ -368,14 +395,20 @@ public final class MatmulProgram {
                 }
                 prepare(1, n, layer, split);
                 queue.enqueue(mm, (long) tileGroups * split * tiles.mmWg(), tiles.mmWg(), event);
+                lastReduce = split > 1;
             }
-            if (split > 1) {
+            if (lastReduce) {
                 prepare(2, n, layer, split);
                 long items = (long) (shape.rows() + 1) / 2 * n;
                 queue.enqueue(reduce, (items + REDUCE_LOCAL - 1) / REDUCE_LOCAL * REDUCE_LOCAL, REDUCE_LOCAL,
                         reduceEvent.get());
             }
             lastSplitUsed = split;
+        }
+
+        /** Whether the last enqueue ran the split-K reduction as a second kernel (its event: reduceEvent). */
+        public boolean lastReduceKernel() {
+            return lastReduce;
         }
 
         /** Column slices of the last enqueue (1: no split-K). */
@@ -394,6 +427,10 @@ public final class MatmulProgram {
             if (boundBuffers[which][ARG_PARTIAL] != partial.address()) {
                 queue.setArgBuffer(k, ARG_PARTIAL, partial);
                 boundBuffers[which][ARG_PARTIAL] = partial.address();
+            }
+            if (boundBuffers[which][ARG_COUNTERS] != counters.address()) {
+                queue.setArgBuffer(k, ARG_COUNTERS, counters);
+                boundBuffers[which][ARG_COUNTERS] = counters.address();
             }
             if (lastN[which] != n) {
                 queue.setArgInt(k, ARG_N, n);

@@ -24,7 +24,8 @@ import java.util.Locale;
  * {@value #TILES_PROPERTY} the tiers as {@code 16:tn=16,tk=64/32:tn=32,tk=64/tn=64,tk=64} ("UPTO:" before all
  * but the last tier; tn: tokens per group, a multiple of 16 up to 128; tk: K-slice, 32, 64 or 128, deeper
  * slices put more weight bytes in flight per group; occ: split-K aims at that many groups per compute unit, up to
- * {@value #MAX_SPLIT} slices, default 2). A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
+ * {@value #MAX_SPLIT} slices, default 2; fr: 1 (default) the last group of a tile adds the split-K partial sums,
+ * 0 a second kernel, mm_reduce, does). A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
  */
 public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
     public static final String PROPERTY = "stepstream.opencl.tensorCores";
@@ -52,7 +53,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
     }
 
     /** One kernel build: used for passes of up to {@code upTo} tokens (the last tier: any count). */
-    public record Tile(int upTo, int tn, int tk, int occ) {
+    public record Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce) {
         public Tile {
             if (upTo < 1) {
                 throw new IllegalArgumentException(TILES_PROPERTY + ": a tier's token bound must be >= 1, got " + upTo);
@@ -71,7 +72,8 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
 
         /** The OpenCL C macros of this tier's kernel, named {@code name}. */
         String macros(String name) {
-            return "#define MMT_NAME " + name + "\n#define MMT_TN " + tn + "\n#define MMT_TK " + tk + "\n";
+            return "#define MMT_NAME " + name + "\n#define MMT_TN " + tn + "\n#define MMT_TK " + tk
+                    + "\n#define MMT_FUSED " + (fusedReduce ? 1 : 0) + "\n";
         }
 
         /**
@@ -86,7 +88,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
         }
 
         public String label() {
-            return "mmt" + TM + "x" + tn + "k" + tk + (occ == 2 ? "" : "o" + occ);
+            return "mmt" + TM + "x" + tn + "k" + tk + (occ == 2 ? "" : "o" + occ) + (fusedReduce ? "" : "+reduce");
         }
     }
 
@@ -123,7 +125,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
 
     /** One tile of {@code tn} tokens and {@code tk} columns per slice for every token count. */
     public TensorCores withTiles(int tn, int tk) {
-        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2)));
+        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)));
     }
 
     /** The tiers of {@code spec} (see the class doc); null or blank: unchanged. */
@@ -159,20 +161,26 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
             int tn = 64;
             int tk = 64;
             int occ = 2;
+            int fused = 1;
             for (String pair : tier.split(",")) {
                 String[] kv = pair.split("=", 2);
                 String key = kv[0].strip().toLowerCase(Locale.ROOT);
-                if (kv.length != 2 || !(key.equals("tn") || key.equals("tk") || key.equals("occ"))) {
-                    throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N, tk=N or occ=N");
+                if (kv.length != 2 || !(key.equals("tn") || key.equals("tk") || key.equals("occ") || key.equals("fr"))) {
+                    throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N, tk=N, occ=N or"
+                            + " fr=0|1");
                 }
                 int value = intOf(kv[1], pair);
                 switch (key) {
                     case "tn" -> tn = value;
                     case "tk" -> tk = value;
-                    default -> occ = value;
+                    case "occ" -> occ = value;
+                    default -> fused = value;
                 }
             }
-            out.add(new Tile(colon >= 0 && i == tiers.length - 1 ? Integer.MAX_VALUE : upTo, tn, tk, occ));
+            if (fused != 0 && fused != 1) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": fr must be 0 or 1, got " + fused);
+            }
+            out.add(new Tile(colon >= 0 && i == tiers.length - 1 ? Integer.MAX_VALUE : upTo, tn, tk, occ, fused == 1));
         }
         return out;
     }

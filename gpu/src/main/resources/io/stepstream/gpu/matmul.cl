@@ -109,7 +109,8 @@ inline float4 load_half4(__global const half *p) {
     __global float *out, int outStride, __global float *kv, \
     __global const float *ropeCos, __global const float *ropeSin, \
     __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable, \
-    int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial
+    int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial, \
+    __global int *counters
 
 #define EPI_PASS op, out, outStride, kv, ropeCos, ropeSin, tokenPos, tokenSeq, blockTable, headSize, \
     maxBlocksPerSeq, blockFloats, kvDim, split1, layer

@@ -11,7 +11,9 @@
  * loads, the next slice's in flight while the current one is multiplied), the activations converted once to
  * halves with vstore_half4_rte (core OpenCL C; no cl_khr_fp16). The tile goes through local memory to the
  * epilogue, which wants row pairs (r, r+1) of one token while a lane holds rows g and g+8; with split-K
- * (ksplit > 1) it writes partial sums for mm_reduce as `mm` does. Groups: row tiles fastest, then token
+ * (ksplit > 1) it writes partial sums; with MMT_FUSED the last group of a tile to finish (an atomic counter per
+ * tile, reset by that group) adds them in slice order, as mm_reduce would, and runs the epilogue: no second
+ * kernel. Without MMT_FUSED the host runs mm_reduce after it. Groups: row tiles fastest, then token
  * tiles, then K-slices. Host contract: cols, lstride0..2 multiples of 8 (16-byte weight loads), n >= 1.
  * Rows past `rows` and tokens past n load zeros; every item runs the same K loop (mma.sync is warp-collective
  * and the emulation has barriers).
@@ -19,8 +21,8 @@
 #if WT != 1
 #error "mmt multiplies F16 weights: build it with WT=1"
 #endif
-#if !defined(MMT_NAME) || !defined(MMT_TN) || !defined(MMT_TK)
-#error "define MMT_NAME, MMT_TN and MMT_TK before mmt.cl"
+#if !defined(MMT_NAME) || !defined(MMT_TN) || !defined(MMT_TK) || !defined(MMT_FUSED)
+#error "define MMT_NAME, MMT_TN, MMT_TK and MMT_FUSED before mmt.cl"
 #endif
 #define MMT_TM 64
 #define MMT_WG 128
@@ -41,6 +43,7 @@
 __kernel __attribute__((reqd_work_group_size(MMT_WG, 1, 1)))
 void MMT_NAME(MATMUL_ARGS) {
     __local uint4 lmem[MMT_LOCAL_UINT4];
+    __local int lastOfTile;
     __local uint *ws = (__local uint *)lmem;    // [row][k-pair] during the K loop
     __local uint *xs = ws + MMT_TM * MMT_S;     // [token][k-pair] during the K loop
     __local float *os = (__local float *)lmem;  // [token][row] of the finished tile, after it
@@ -171,6 +174,44 @@ void MMT_NAME(MATMUL_ARGS) {
             }
         }
     }
+#if MMT_FUSED
+    if (ksplit > 1) {
+        // Publish this slice's partial sums device-wide before counting it (the threadfence-reduction pattern).
+        mem_fence(CLK_GLOBAL_MEM_FENCE);
+        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+        if (lid == 0) {
+            int done = atomic_inc(counters + grp);
+            lastOfTile = done == ksplit - 1;
+            if (lastOfTile) {
+                atomic_xchg(counters + grp, 0); // ready for the next pass
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lastOfTile) {
+            mem_fence(CLK_GLOBAL_MEM_FENCE);
+            // volatile: read the other groups' sums from memory, not from this compute unit's cache
+            __global volatile const float *ps = partial;
+            for (int i = lid; i < (MMT_TM / 2) * MMT_TN; i += MMT_WG) {
+                int pair = i % (MMT_TM / 2);
+                int tl = i / (MMT_TM / 2);
+                int r = row0 + 2 * pair;
+                int t = tok0 + tl;
+                if (r < rows && t < n) {
+                    int hasB = r + 1 < rows;
+                    float a = 0.0f;
+                    float b = 0.0f;
+                    for (int s = 0; s < ksplit; s++) { // slice order, as mm_reduce: the same sums
+                        a += ps[(s * n + t) * rows + r];
+                        if (hasB) {
+                            b += ps[(s * n + t) * rows + r + 1];
+                        }
+                    }
+                    epilogue(r, t, a, b, hasB, EPI_PASS);
+                }
+            }
+        }
+    }
+#endif
 }
 
 #undef MMT_TM
@@ -185,3 +226,4 @@ void MMT_NAME(MATMUL_ARGS) {
 #undef MMT_NAME
 #undef MMT_TN
 #undef MMT_TK
+#undef MMT_FUSED

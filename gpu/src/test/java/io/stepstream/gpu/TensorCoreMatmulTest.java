@@ -44,10 +44,14 @@ class TensorCoreMatmulTest {
         out.add(Arguments.of(33, any.withTiles(32, 64), ONE_TOKEN_MV.with("ks=1")));
         // one 128-column K-slice covers all 48 or 80 columns (zero-filled past the end)
         out.add(Arguments.of(40, any.withTiles(32, 128), ONE_TOKEN_MV.with("ks=1")));
-        // Split-K: 2 or 3 slices of 32 columns (48 and 80 columns), partial sums added by mm_reduce.
+        // Split-K: 2 or 3 slices of 32 columns (48 and 80 columns), partial sums added in slice order by the last
+        // group of each tile to finish (an atomic counter per tile).
         out.add(Arguments.of(3, any, ONE_TOKEN_MV.with("ks=3")));
         out.add(Arguments.of(21, any, ONE_TOKEN_MV.with("ks=3")));
         out.add(Arguments.of(70, any.withTiles(32, 32), ONE_TOKEN_MV.with("ks=2")));
+        // fr=0: the partial sums go to a second kernel, mm_reduce, instead of the tile's last group
+        out.add(Arguments.of(21, any.withTilesSpec("tn=16,tk=32,fr=0"), ONE_TOKEN_MV.with("ks=3")));
+        out.add(Arguments.of(70, any.withTilesSpec("tn=64,tk=32,fr=0"), ONE_TOKEN_MV.with("ks=2")));
         // tiers: each token count runs its tier's kernel (mmt0 up to 12 tokens, mmt1 up to 40, mmt2 above)
         TensorCores tiers = any.withTilesSpec("12:tn=16,tk=64/40:tn=32,tk=128,occ=4/tn=64,tk=32");
         for (int tokens : new int[]{3, 12, 13, 40, 41, 70}) {
@@ -110,7 +114,7 @@ class TensorCoreMatmulTest {
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withMinTokens(0));
         assertTrue(e.getMessage().contains(TensorCores.MIN_TOKENS_PROPERTY), e.getMessage());
         assertEquals(new TensorCores(TensorCores.Mode.AUTO, 16, List.of(new TensorCores.Tile(Integer.MAX_VALUE, 32, 64,
-                4))), TensorCores.AUTO.withTilesSpec("tn=32, tk=64,occ=4"));
+                4, true))), TensorCores.AUTO.withTilesSpec("tn=32, tk=64,occ=4"));
         // the default tiers: 16 tokens per group up to 16 tokens, 32 up to 32, 64 above
         TensorCores tiered = TensorCores.AUTO;
         assertEquals("mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64", tiered.label());
@@ -121,6 +125,9 @@ class TensorCoreMatmulTest {
         e = assertThrows(IllegalArgumentException.class,
                 () -> TensorCores.AUTO.withTilesSpec("32:tn=16/16:tn=32/tn=64"));
         assertTrue(e.getMessage().contains("bounds must increase"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("fr=2"));
+        assertTrue(e.getMessage().contains("fr must be 0 or 1"), e.getMessage());
+        assertEquals("mmt64x32k32+reduce", TensorCores.AUTO.withTilesSpec("tn=32,tk=32,fr=0").label());
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("occ=0"));
         assertTrue(e.getMessage().contains("occ must be 1..16"), e.getMessage());
         // split-K: 32 row tiles of a 2048-row pass at 32 tokens on 132 units; occ 4 reaches 16 slices of 128

@@ -51,11 +51,12 @@ public final class TensorCoreProbe {
     static final int K = 16;
 
     /**
-     * mmt variants part (b) times by default: the default tiers (TensorCores.DEFAULT_TILES); single tiles with
-     * deeper K-slices or more groups per compute unit (more weight bytes in flight) to compare with them.
+     * mmt variants part (b) times by default: the default tiers (TensorCores.DEFAULT_TILES); the same with the
+     * split-K sums in mm_reduce (fr=0) instead of the tile's last group; single tiles with deeper K-slices or more
+     * groups per compute unit (more weight bytes in flight).
      */
-    static final String DEFAULT_VARIANTS = "default;tn=16,tk=128;tn=32,tk=128;tn=32,tk=64,occ=4;tn=64,tk=128;"
-            + "tn=64,tk=64,occ=4";
+    static final String DEFAULT_VARIANTS = "default;16:tn=16,tk=64,fr=0/32:tn=32,tk=64,fr=0/tn=64,tk=64,fr=0;"
+            + "tn=16,tk=128;tn=32,tk=128;tn=32,tk=64,occ=4;tn=64,tk=128";
 
     record Options(String device, String ptx, boolean full, List<int[]> shapes, int[] tokens,
                    List<TensorCores> variants, TensorCores.Mode mode, int reps, int warmup, int sampleRows) {
