@@ -95,8 +95,8 @@ public final class MatmulProgram {
         this.queue = queue;
         this.tiles = tiles;
         this.wtype = wtype;
-        this.tensorCores = tensorCores;
         String defines = tiles.defines(wtype);
+        TensorCores effective = tensorCores;
         MemorySegment built = null;
         String kind = null;
         if (wtype == Llama2Kernel.WT_F16 && tensorCores.mode() != TensorCores.Mode.OFF) {
@@ -106,17 +106,24 @@ public final class MatmulProgram {
                         + " bytes of local memory for mmt; " + queue.device().name().strip() + " has "
                         + queue.device().localMemBytes());
             }
-            String source = mmaSource() + "\n" + source() + tensorCores.kernelSource(resource("mmt.cl"));
+            String mmt = resource("mmt.cl");
             if (tensorCores.mode() == TensorCores.Mode.EMULATE) {
-                built = queue.buildProgram(source, defines + tensorCores.defines(0));
+                built = queue.buildProgram(mmaSource() + "\n" + source() + tensorCores.kernelSource(mmt),
+                        defines + tensorCores.defines(0));
                 kind = "emulated";
             } else if (ClRuntime.nvComputeCapability(queue.device()) >= TensorCores.MIN_COMPUTE_CAPABILITY) {
-                // which spelling of the inline-asm keyword the driver's compiler takes is not documented: try both
+                // Which spelling of the inline-asm keyword the driver's compiler takes is not documented: try both.
+                // The split-K sums in the last group need a device-wide fence (PTX membar.gl, MMA_FENCE); should
+                // that not build, the tiers fall back to mm_reduce (fr=0), which needs none.
                 StringBuilder logs = new StringBuilder();
-                for (int spelling = 1; spelling <= 2 && built == null; spelling++) {
+                for (int attempt = 0; attempt < 4 && built == null; attempt++) {
+                    int spelling = 1 + attempt % 2;
+                    TensorCores tc = attempt < 2 ? tensorCores : tensorCores.unfused();
                     try {
-                        built = queue.buildProgram(source, defines + tensorCores.defines(spelling));
-                        kind = "mma.sync";
+                        built = queue.buildProgram(mmaSource() + "\n" + source() + tc.kernelSource(mmt),
+                                defines + tc.defines(spelling) + (attempt < 2 ? " -DMMA_FENCE=1" : ""));
+                        kind = attempt < 2 ? "mma.sync" : "mma.sync (no fence: mm_reduce)";
+                        effective = tc;
                     } catch (OpenClException e) {
                         logs.append(e.getMessage()).append('\n');
                     }
@@ -129,6 +136,7 @@ public final class MatmulProgram {
         }
         this.program = built != null ? built : queue.buildProgram(source(), defines);
         this.tensorCoreBuild = kind;
+        this.tensorCores = effective;
         this.partial = queue.createBuffer(Float.BYTES);
         this.partialFloats = 1;
         this.counters = zeroInts(1);

@@ -133,6 +133,12 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
         return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec));
     }
 
+    /** These tiers with the split-K sums in mm_reduce (fr=0) everywhere. */
+    public TensorCores unfused() {
+        return new TensorCores(mode, minTokens, tiles.stream()
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false)).toList());
+    }
+
     /** The tier for a pass of {@code n} tokens. */
     public int tierFor(int n) {
         for (int i = 0; i < tiles.size(); i++) {

@@ -34,6 +34,14 @@ inline float4 mma_m16n8k16(uint4 a, uint2 b, float4 c, __local uint *scratch) {
                    "f"(c.x), "f"(c.y), "f"(c.z), "f"(c.w));
     return (float4)(d0, d1, d2, d3);
 }
+
+#ifdef MMA_FENCE
+/** membar.gl: this work-item's earlier global writes are seen device-wide before its later ones (__threadfence). */
+inline void mma_gpu_fence(void) {
+    int unused = 0;
+    MMA_ASM("membar.gl;" : "+r"(unused));
+}
+#endif
 #else
 /** Dot product of 16 k of A row {@code ra} and B column {@code cb}, both stored as 8 k-pairs of halves. */
 inline float mma_dot16(__local const uint *ra, __local const uint *cb) {

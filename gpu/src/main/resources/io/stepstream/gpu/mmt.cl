@@ -175,9 +175,16 @@ void MMT_NAME(MATMUL_ARGS) {
         }
     }
 #if MMT_FUSED
+#if defined(MMA_PTX) && !defined(MMA_FENCE)
+#error "the fused split-K sum needs MMA_FENCE (membar.gl) on the PTX path"
+#endif
     if (ksplit > 1) {
         // Publish this slice's partial sums device-wide before counting it (the threadfence-reduction pattern).
+#ifdef MMA_PTX
+        mma_gpu_fence();
+#else
         mem_fence(CLK_GLOBAL_MEM_FENCE);
+#endif
         barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
         if (lid == 0) {
             int done = atomic_inc(counters + grp);
@@ -188,7 +195,11 @@ void MMT_NAME(MATMUL_ARGS) {
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         if (lastOfTile) {
+#ifdef MMA_PTX
+            mma_gpu_fence();
+#else
             mem_fence(CLK_GLOBAL_MEM_FENCE);
+#endif
             // volatile: read the other groups' sums from memory, not from this compute unit's cache
             __global volatile const float *ps = partial;
             for (int i = lid; i < (MMT_TM / 2) * MMT_TN; i += MMT_WG) {

@@ -174,6 +174,8 @@ public final class TensorCoreProbe {
                 if (!ptxBuilt) {
                     out.println("(a) no PTX spelling built: tensor cores cannot be used on this device");
                     ok = false;
+                } else {
+                    out.println("(a) membar.gl fence (mmt's fused split-K sum): " + fenceBuilds(q));
                 }
             }
             TileResult emulated = tile(q, 0);
@@ -186,6 +188,21 @@ public final class TensorCoreProbe {
         }
         out.println(ok ? "RESULT: OK" : "RESULT: FAILED");
         return ok;
+    }
+
+    /** Whether mma.cl's inline-PTX device-wide fence builds, with either spelling ("builds" or the logs). */
+    static String fenceBuilds(ClQueue q) {
+        StringBuilder logs = new StringBuilder();
+        for (int spelling = 1; spelling <= 2; spelling++) {
+            try {
+                q.buildProgram(MatmulProgram.mmaSource() + "\n__kernel void fence_probe(__global int *p) { p[0] = 1;"
+                        + " mma_gpu_fence(); p[1] = 2; }\n", "-DMMA_PTX=" + spelling + " -DMMA_FENCE=1");
+                return "builds (spelling " + spelling + ")";
+            } catch (OpenClException e) {
+                logs.append("\n").append(e.getMessage());
+            }
+        }
+        return "DOES NOT BUILD (F16 tiers fall back to mm_reduce):" + logs;
     }
 
     /**
