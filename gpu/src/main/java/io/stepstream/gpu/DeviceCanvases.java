@@ -227,6 +227,11 @@ final class DeviceCanvases implements AutoCloseable {
         device.profile(on);
     }
 
+    /** Whether the F16 matmuls run on tensor cores (see {@link DeviceLlama2#tensorCores}). */
+    String tensorCores() {
+        return device.tensorCores();
+    }
+
     /** Device nanoseconds of the profiled passes, by op. */
     OpTimes profiledOpTimes() {
         return new OpTimes(device.profiledOpNanos());

@@ -64,6 +64,12 @@ final class DeviceLlama2 implements AutoCloseable {
      */
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
                  Matmul matmul, MatmulTiles tiles) {
+        this(w, device, maxBlocks, weightType, dispatch, matmul, tiles, TensorCores.fromSystemProperties());
+    }
+
+    /** As above; {@code tensorCores}: whether the hand path's F16 matmuls may use tensor cores (or emulate them). */
+    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
+                 Matmul matmul, MatmulTiles tiles, TensorCores tensorCores) {
         this.device = device;
         this.config = w.config();
         this.maxBlocks = maxBlocks;
@@ -165,7 +171,7 @@ final class DeviceLlama2 implements AutoCloseable {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
                 handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
-                        MatmulTiles.longRowsPolicyFromSystemProperties(tiles), Matmul.handAllPasses());
+                        MatmulTiles.longRowsPolicyFromSystemProperties(tiles), Matmul.handAllPasses(), tensorCores);
                 direct.passHook(handMatmul);
             } catch (RuntimeException e) {
                 direct.dispose();
@@ -298,6 +304,19 @@ final class DeviceLlama2 implements AutoCloseable {
     /** The kernels that run the matmul passes: HAND only under the direct dispatch. */
     Matmul matmul() {
         return matmul;
+    }
+
+    /**
+     * Whether the hand path's F16 matmuls use tensor cores, in words: "off", or how mmt was built ("mma.sync" or
+     * "emulated"), its tile and token threshold.
+     */
+    String tensorCores() {
+        return handMatmul == null ? "off" : handMatmul.program().tensorCoreLabel();
+    }
+
+    /** Matmul passes that ran on the tensor-core kernel so far. */
+    long tensorCorePasses() {
+        return handMatmul == null ? 0 : handMatmul.tensorCorePasses();
     }
 
     /** Matmul passes run as hand kernels so far (0 unless {@link #matmul()} is HAND). */

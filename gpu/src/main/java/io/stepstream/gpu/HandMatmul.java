@@ -27,6 +27,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private long boundEpoch = -1;
     private long enqueued;
     private long stepEnqueued;
+    private long tensorCorePasses;
     /** The other passes as hand kernels too, or null (they stay Aparapi's). */
     private final HandStep step;
     private final MatmulProgram largeProgram;
@@ -42,15 +43,17 @@ final class HandMatmul implements DirectLauncher.PassHook {
      *                   when some pass is long enough)
      */
     HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
-               MatmulTiles.LongRows longRows, boolean allPasses) {
+               MatmulTiles.LongRows longRows, boolean allPasses, TensorCores tensorCores) {
         this.launcher = launcher;
         this.k = k;
-        this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles);
-        this.largeProgram = largeTiles.equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, largeTiles);
+        this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles, tensorCores);
+        this.largeProgram = largeTiles.equals(tiles) ? program
+                : new MatmulProgram(launcher.queue(), k.wtype, largeTiles, tensorCores);
         this.longRows = longRows;
         boolean anyLong = longRows.covers(c.dim()) || longRows.covers(c.hiddenDim());
-        this.longRowProgram = !anyLong ? null
-                : longRows.tiles().equals(tiles) ? program : new MatmulProgram(launcher.queue(), k.wtype, longRows.tiles());
+        // The long-row build only ever runs its matvec (a few tokens), so it needs no tensor-core kernel.
+        this.longRowProgram = !anyLong ? null : longRows.tiles().equals(tiles) ? program
+                : new MatmulProgram(launcher.queue(), k.wtype, longRows.tiles(), TensorCores.OFF);
         this.step = allPasses ? new HandStep(launcher, k) : null;
         this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
         int dim = c.dim();
@@ -126,6 +129,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
                 ? longRowPasses[op] : passes[op];
         p.enqueue(n, k.passLayer[pass], event, reduceEvent);
         enqueued++;
+        tensorCorePasses += p.lastUsedTensorCores() ? 1 : 0;
         maxSplit = Math.max(maxSplit, p.lastSplit());
         return true;
     }
@@ -151,6 +155,11 @@ final class HandMatmul implements DirectLauncher.PassHook {
     /** The step.cl kernels of the non-matmul passes, or null when those stay Aparapi's. */
     HandStep step() {
         return step;
+    }
+
+    /** Matmul passes that ran on the tensor-core kernel. */
+    long tensorCorePasses() {
+        return tensorCorePasses;
     }
 
     /** Non-matmul passes this hook has enqueued as step.cl kernels. */

@@ -27,10 +27,15 @@ public final class MatmulPassProbe implements AutoCloseable {
     private final int rows;
     private final int cols;
     private final int maxTokens;
-    private final Map<MatmulTiles, MatmulProgram.Pass> hand = new HashMap<>();
+    private final Map<Variant, MatmulProgram.Pass> hand = new HashMap<>();
+    private final Map<MatmulProgram.Pass, MatmulProgram> programs = new HashMap<>();
     private final Arena arena = Arena.ofConfined();
     private final MemorySegment event = arena.allocate(ValueLayout.ADDRESS);
     private final MemorySegment reduceEvent = arena.allocate(ValueLayout.ADDRESS);
+
+    /** One hand kernel build: the mm/mv tiles and the tensor-core choice (F16 only). */
+    private record Variant(MatmulTiles tiles, TensorCores tensorCores) {
+    }
 
     /** Weights of the probe model for a {@code rows x cols} matrix (random, small values). */
     public static Llama2Weights weights(int rows, int cols) {
@@ -119,8 +124,13 @@ public final class MatmulPassProbe implements AutoCloseable {
      * kernel plus the reduction).
      */
     public double handMs(MatmulTiles tiles, int tokens, int warmup, int reps) {
+        return handMs(tiles, TensorCores.OFF, tokens, warmup, reps);
+    }
+
+    /** As above for the program built with {@code tensorCores} too (F16: passes it takes run mmt). */
+    public double handMs(MatmulTiles tiles, TensorCores tensorCores, int tokens, int warmup, int reps) {
         checkTokens(tokens);
-        MatmulProgram.Pass pass = hand.computeIfAbsent(tiles, this::build);
+        MatmulProgram.Pass pass = pass(tiles, tensorCores);
         ClQueue queue = launcher.queue();
         for (int i = 0; i < warmup; i++) {
             pass.enqueue(tokens, 0, MemorySegment.NULL);
@@ -131,7 +141,7 @@ public final class MatmulPassProbe implements AutoCloseable {
             pass.enqueue(tokens, 0, event, reduceEvent);
             queue.finish();
             sum += eventNanos(queue, event);
-            if (pass.lastSplit() > 1) {
+            if (pass.lastReduceKernel()) {
                 sum += eventNanos(queue, reduceEvent);
             }
         }
@@ -169,7 +179,7 @@ public final class MatmulPassProbe implements AutoCloseable {
     /** Host microseconds to enqueue the hand kernel once (best of {@code reps} bursts of 16 enqueues). */
     public double handEnqueueUs(MatmulTiles tiles, int tokens, int reps) {
         checkTokens(tokens);
-        MatmulProgram.Pass pass = hand.computeIfAbsent(tiles, this::build);
+        MatmulProgram.Pass pass = pass(tiles, TensorCores.OFF);
         ClQueue queue = launcher.queue();
         long best = Long.MAX_VALUE;
         for (int i = 0; i < reps; i++) {
@@ -186,12 +196,52 @@ public final class MatmulPassProbe implements AutoCloseable {
 
     /** Column slices the hand kernel with {@code tiles} used last (1: no split-K). */
     public int lastSplit(MatmulTiles tiles) {
-        MatmulProgram.Pass pass = hand.get(tiles);
+        return lastSplit(tiles, TensorCores.OFF);
+    }
+
+    public int lastSplit(MatmulTiles tiles, TensorCores tensorCores) {
+        MatmulProgram.Pass pass = hand.get(new Variant(tiles, tensorCores));
         return pass == null ? 1 : pass.lastSplit();
     }
 
-    private MatmulProgram.Pass build(MatmulTiles tiles) {
-        MatmulProgram program = new MatmulProgram(launcher.queue(), device.k.wtype, tiles);
+    /** Whether the last run of that build went to the tensor-core kernel. */
+    public boolean lastUsedTensorCores(MatmulTiles tiles, TensorCores tensorCores) {
+        MatmulProgram.Pass pass = hand.get(new Variant(tiles, tensorCores));
+        return pass != null && pass.lastUsedTensorCores();
+    }
+
+    /** The tensor-core tile the last run of that build used, or null (mv / mm). */
+    public TensorCores.Tile lastTile(MatmulTiles tiles, TensorCores tensorCores) {
+        MatmulProgram.Pass pass = hand.get(new Variant(tiles, tensorCores));
+        return pass == null ? null : pass.lastTile();
+    }
+
+    /** How the build with {@code tensorCores} has them: "off", "emulated ..." or "mma.sync ..." (builds it). */
+    public String tensorCoreLabel(MatmulTiles tiles, TensorCores tensorCores) {
+        return programs.get(pass(tiles, tensorCores)).tensorCoreLabel();
+    }
+
+    /** The F16 matrix as the device holds it (half bits, rows x cols row-major); read-only. */
+    public char[] f16Weights() {
+        if (device.k.wtype != Llama2Kernel.WT_F16) {
+            throw new IllegalStateException("the probe matrix is not F16");
+        }
+        return device.k.clsH;
+    }
+
+    /** The first {@code tokens} activation rows the kernels multiply (tokens x cols), a copy. */
+    public float[] input(int tokens) {
+        checkTokens(tokens);
+        return Arrays.copyOf(device.k.xb, tokens * cols);
+    }
+
+    private MatmulProgram.Pass pass(MatmulTiles tiles, TensorCores tensorCores) {
+        return hand.computeIfAbsent(new Variant(tiles, tensorCores), this::build);
+    }
+
+    private MatmulProgram.Pass build(Variant v) {
+        MatmulTiles tiles = v.tiles();
+        MatmulProgram program = new MatmulProgram(launcher.queue(), device.k.wtype, tiles, v.tensorCores());
         MatmulProgram.Pass pass = program.pass(MatmulProgram.Shape.plain(MatmulProgram.EPI_STORE, rows, cols, 0, rows));
         String w = switch (device.k.wtype) {
             case Llama2Kernel.WT_F32 -> "cls";
@@ -203,6 +253,7 @@ public final class MatmulPassProbe implements AutoCloseable {
         for (int i = 0; i < fields.length; i++) {
             pass.bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[i]));
         }
+        programs.put(pass, program);
         return pass;
     }
 

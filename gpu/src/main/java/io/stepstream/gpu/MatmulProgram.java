@@ -1,19 +1,24 @@
 package io.stepstream.gpu;
 
 import io.stepstream.gpu.cl.ClQueue;
+import io.stepstream.gpu.cl.ClRuntime;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * matmul.cl built for one weight encoding and one {@link MatmulTiles} in a given queue's context, and the
  * {@link Pass}es made from it: a pass is one matmul with its epilogue (fixed shape, weights and outputs) as two
  * kernel objects, the matvec {@code mv} for up to {@code mvTokens} tokens and the tiled {@code mm} above.
  * A pass keeps the argument values it last set and sets only what changed (token count, layer, a rebound
- * buffer). Not thread-safe: the queue's owner thread.
+ * buffer). For F16 weights with {@link TensorCores} on, the build also has the tensor-core kernels (mma.cl, then
+ * matmul.cl, then mmt.cl once per tile tier as {@code mmt0, mmt1, ...}), which take the tiled passes of at least
+ * {@code minTokens} tokens.
+ * Not thread-safe: the queue's owner thread.
  */
 public final class MatmulProgram {
     public static final int EPI_QKV = 0;
@@ -52,7 +57,8 @@ public final class MatmulProgram {
     private static final int ARG_KV_DIM = 29;
     private static final int ARG_KSPLIT = 30;
     private static final int ARG_PARTIAL = 31;
-    private static final int ARGS = 32;
+    private static final int ARG_COUNTERS = 32;
+    private static final int ARGS = 33;
     /** Work items per group of the split-K reduction. */
     private static final int REDUCE_LOCAL = 64;
     /** The buffer arguments, in the order {@link Pass#bind} takes them. */
@@ -63,11 +69,25 @@ public final class MatmulProgram {
     private final MatmulTiles tiles;
     private final int wtype;
     private final MemorySegment program;
+    private final TensorCores tensorCores;
+    /** How mmt was built: null (not in the program), "emulated", or "mma.sync" (inline PTX). */
+    private final String tensorCoreBuild;
+    private static final System.Logger LOG = System.getLogger(MatmulProgram.class.getName());
+    /** A failed PTX build is logged once per JVM, not once per program. */
+    private static final AtomicBoolean PTX_FAILURE_LOGGED = new AtomicBoolean();
     /** Split-K partial sums, shared by every pass (the in-order queue serialises them); grown on demand. */
     private MemorySegment partial;
     private long partialFloats;
+    /** mmt's split-K tile counters (zero between passes: the last group of a tile resets its own); grown on demand. */
+    private MemorySegment counters;
+    private long counterInts;
 
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
+        this(queue, wtype, tiles, TensorCores.fromSystemProperties());
+    }
+
+    /** As above, with the tensor-core choice given (it matters only for F16 weights). */
+    public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores tensorCores) {
         if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
             throw new IllegalArgumentException("weight encoding " + wtype + " is not F32 (0), F16 (1) or Q8_0 (2)");
         }
@@ -75,9 +95,52 @@ public final class MatmulProgram {
         this.queue = queue;
         this.tiles = tiles;
         this.wtype = wtype;
-        this.program = queue.buildProgram(source(), tiles.defines(wtype));
+        String defines = tiles.defines(wtype);
+        TensorCores effective = tensorCores;
+        MemorySegment built = null;
+        String kind = null;
+        if (wtype == Llama2Kernel.WT_F16 && tensorCores.mode() != TensorCores.Mode.OFF) {
+            boolean emulated = tensorCores.mode() == TensorCores.Mode.EMULATE;
+            if (tensorCores.localBytes(emulated) > queue.device().localMemBytes()) {
+                throw new IllegalArgumentException(TensorCores.TILES_PROPERTY + ": " + tensorCores.localBytes(emulated)
+                        + " bytes of local memory for mmt; " + queue.device().name().strip() + " has "
+                        + queue.device().localMemBytes());
+            }
+            String mmt = resource("mmt.cl");
+            if (tensorCores.mode() == TensorCores.Mode.EMULATE) {
+                built = queue.buildProgram(mmaSource() + "\n" + source() + tensorCores.kernelSource(mmt),
+                        defines + tensorCores.defines(0));
+                kind = "emulated";
+            } else if (ClRuntime.nvComputeCapability(queue.device()) >= TensorCores.MIN_COMPUTE_CAPABILITY) {
+                // Which spelling of the inline-asm keyword the driver's compiler takes is not documented: try both.
+                // The split-K sums in the last group need a device-wide fence (PTX membar.gl, MMA_FENCE); should
+                // that not build, the tiers fall back to mm_reduce (fr=0), which needs none.
+                StringBuilder logs = new StringBuilder();
+                for (int attempt = 0; attempt < 4 && built == null; attempt++) {
+                    int spelling = 1 + attempt % 2;
+                    TensorCores tc = attempt < 2 ? tensorCores : tensorCores.unfused();
+                    try {
+                        built = queue.buildProgram(mmaSource() + "\n" + source() + tc.kernelSource(mmt),
+                                defines + tc.defines(spelling) + (attempt < 2 ? " -DMMA_FENCE=1" : ""));
+                        kind = attempt < 2 ? "mma.sync" : "mma.sync (no fence: mm_reduce)";
+                        effective = tc;
+                    } catch (OpenClException e) {
+                        logs.append(e.getMessage()).append('\n');
+                    }
+                }
+                if (built == null && PTX_FAILURE_LOGGED.compareAndSet(false, true)) {
+                    LOG.log(System.Logger.Level.WARNING, "tensor cores off: the inline-PTX matmul does not build on "
+                            + queue.device().name().strip() + "; F16 matmuls stay on mm. " + logs);
+                }
+            }
+        }
+        this.program = built != null ? built : queue.buildProgram(source(), defines);
+        this.tensorCoreBuild = kind;
+        this.tensorCores = effective;
         this.partial = queue.createBuffer(Float.BYTES);
         this.partialFloats = 1;
+        this.counters = zeroInts(1);
+        this.counterInts = 1;
     }
 
     /** The partial-sum buffer, at least {@code floats} long (a replaced buffer is freed once its users ran). */
@@ -90,6 +153,22 @@ public final class MatmulProgram {
         return partial;
     }
 
+    /** The tile counters, at least {@code ints} of them, all zero when new. */
+    private MemorySegment counters(long ints) {
+        if (ints > counterInts) {
+            queue.releaseBuffer(counters);
+            counters = zeroInts(ints);
+            counterInts = ints;
+        }
+        return counters;
+    }
+
+    private MemorySegment zeroInts(long ints) {
+        MemorySegment b = queue.createBuffer(ints * Integer.BYTES);
+        queue.writeBlocking(b, MemorySegment.ofArray(new int[(int) ints]), ints * Integer.BYTES);
+        return b;
+    }
+
     /** The OpenCL C of the kernels (a resource next to this class). */
     public static String source() {
         try (InputStream in = MatmulProgram.class.getResourceAsStream("matmul.cl")) {
@@ -100,6 +179,41 @@ public final class MatmulProgram {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot read matmul.cl", e);
         }
+    }
+
+    /** mma.cl: the tensor-core fragment operation (inline PTX or its emulation) and the probe's one-tile kernel. */
+    public static String mmaSource() {
+        return resource("mma.cl");
+    }
+
+    /** An OpenCL C resource next to this class. */
+    private static String resource(String name) {
+        try (InputStream in = MatmulProgram.class.getResourceAsStream(name)) {
+            if (in == null) {
+                throw new IllegalStateException("resource io/stepstream/gpu/" + name + " is missing from the classpath");
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + name, e);
+        }
+    }
+
+    /**
+     * Whether this program multiplies with tensor cores, in words: "off", "emulated" or "mma.sync" (with the
+     * mmt tile and the token threshold).
+     */
+    public String tensorCoreLabel() {
+        return tensorCoreBuild == null ? "off" : tensorCoreBuild + " " + tensorCores.label() + " from "
+                + tensorCores.minTokens() + " tokens";
+    }
+
+    /** True when the program has the tensor-core kernel (built for the device's PTX or emulated). */
+    public boolean hasTensorCores() {
+        return tensorCoreBuild != null;
+    }
+
+    public TensorCores tensorCores() {
+        return tensorCores;
     }
 
     public MatmulTiles tiles() {
@@ -142,20 +256,42 @@ public final class MatmulProgram {
         private final MemorySegment mv;
         private final MemorySegment mm;
         private final MemorySegment reduce;
+        /** The tensor-core kernel, or null when the program has none or the shape does not suit it. */
+        private final boolean mmt;
         private final MemorySegment[] kernels;
-        private final long[][] boundBuffers = new long[3][ARGS];
-        private final int[] lastN = {-1, -1, -1};
-        private final int[] lastLayer = {-1, -1, -1};
-        private final int[] lastSplit = {-1, -1, -1};
+        private final long[][] boundBuffers;
+        private final int[] lastN;
+        private final int[] lastLayer;
+        private final int[] lastSplit;
+        private int lastTier = -1;
+        private boolean lastReduce;
         private int computeUnits;
         private int lastSplitUsed = 1;
+        private boolean lastTensorCores;
 
         private Pass(Shape s) {
             this.shape = s;
             this.mv = queue.createKernel(program, "mv");
             this.mm = queue.createKernel(program, "mm");
             this.reduce = queue.createKernel(program, "mm_reduce");
-            this.kernels = new MemorySegment[]{mv, mm, reduce};
+            // mmt loads 8 halves at a time: every row must start on a multiple of 8 elements
+            boolean aligned = s.cols() % 8 == 0 && s.lstride0() % 8 == 0 && s.lstride1() % 8 == 0
+                    && s.lstride2() % 8 == 0;
+            this.mmt = hasTensorCores() && aligned;
+            int tiers = mmt ? tensorCores.tiles().size() : 0;
+            this.kernels = new MemorySegment[3 + tiers];
+            kernels[0] = mv;
+            kernels[1] = mm;
+            kernels[2] = reduce;
+            for (int i = 0; i < tiers; i++) {
+                kernels[3 + i] = queue.createKernel(program, "mmt" + i);
+            }
+            this.boundBuffers = new long[kernels.length][ARGS];
+            this.lastN = new int[kernels.length];
+            this.lastLayer = new int[kernels.length];
+            this.lastSplit = new int[kernels.length];
+            java.util.Arrays.fill(lastN, -1);
+            java.util.Arrays.fill(lastLayer, -1);
             this.computeUnits = queue.device().computeUnits();
             for (MemorySegment k : kernels) {
                 queue.setArgInt(k, ARG_LSTRIDE0, s.lstride0());
@@ -176,6 +312,7 @@ public final class MatmulProgram {
             }
             java.util.Arrays.fill(lastSplit, 1);
             bind(ARG_PARTIAL, partial);
+            bind(ARG_COUNTERS, counters);
         }
 
         public Shape shape() {
@@ -195,6 +332,21 @@ public final class MatmulProgram {
         /** Whether {@code n} tokens go to the matvec kernel. */
         public boolean usesMatvec(int n) {
             return n <= tiles.mvTokens();
+        }
+
+        /** Whether {@code n} tokens go to the tensor-core kernel. */
+        public boolean usesTensorCores(int n) {
+            return mmt && !usesMatvec(n) && n >= tensorCores.minTokens();
+        }
+
+        /** Whether the last enqueue ran the tensor-core kernel. */
+        public boolean lastUsedTensorCores() {
+            return lastTensorCores;
+        }
+
+        /** The tensor-core tile the last enqueue ran, or null when it ran mv or mm. */
+        public TensorCores.Tile lastTile() {
+            return lastTensorCores ? tensorCores.tiles().get(lastTier) : null;
         }
 
         /**
@@ -224,22 +376,47 @@ public final class MatmulProgram {
                 long groups = (shape.rows() + tiles.mvRows() - 1) / tiles.mvRows();
                 queue.enqueue(mv, groups * tiles.mvWg(), tiles.mvWg(), event);
                 lastSplitUsed = 1;
+                lastTensorCores = false;
+                lastReduce = false;
                 return;
             }
-            int tileGroups = ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
-            int split = tiles.splitFor(tileGroups, shape.cols(), computeUnits);
-            if (split > 1) {
-                partial((long) split * n * shape.rows());
+            lastTensorCores = usesTensorCores(n);
+            int split;
+            if (lastTensorCores) {
+                lastTier = tensorCores.tierFor(n);
+                TensorCores.Tile tile = tensorCores.tiles().get(lastTier);
+                int tileGroups = ((shape.rows() + TensorCores.TM - 1) / TensorCores.TM) * ((n + tile.tn() - 1) / tile.tn());
+                split = MatmulTiles.splitFor(tileGroups, shape.cols(), computeUnits, tile.tk(), tiles.ks(), tile.occ(),
+                        TensorCores.MAX_SPLIT);
+                if (split > 1) {
+                    partial((long) split * n * shape.rows());
+                    counters(tileGroups);
+                }
+                prepare(3 + lastTier, n, layer, split);
+                queue.enqueue(kernels[3 + lastTier], (long) tileGroups * split * TensorCores.WG, TensorCores.WG, event);
+                lastReduce = split > 1 && !tile.fusedReduce();
+            } else {
+                int tileGroups = ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
+                split = tiles.splitFor(tileGroups, shape.cols(), computeUnits);
+                if (split > 1) {
+                    partial((long) split * n * shape.rows());
+                }
+                prepare(1, n, layer, split);
+                queue.enqueue(mm, (long) tileGroups * split * tiles.mmWg(), tiles.mmWg(), event);
+                lastReduce = split > 1;
             }
-            prepare(1, n, layer, split);
-            queue.enqueue(mm, (long) tileGroups * split * tiles.mmWg(), tiles.mmWg(), event);
-            if (split > 1) {
+            if (lastReduce) {
                 prepare(2, n, layer, split);
                 long items = (long) (shape.rows() + 1) / 2 * n;
                 queue.enqueue(reduce, (items + REDUCE_LOCAL - 1) / REDUCE_LOCAL * REDUCE_LOCAL, REDUCE_LOCAL,
                         reduceEvent.get());
             }
             lastSplitUsed = split;
+        }
+
+        /** Whether the last enqueue ran the split-K reduction as a second kernel (its event: reduceEvent). */
+        public boolean lastReduceKernel() {
+            return lastReduce;
         }
 
         /** Column slices of the last enqueue (1: no split-K). */
@@ -258,6 +435,10 @@ public final class MatmulProgram {
             if (boundBuffers[which][ARG_PARTIAL] != partial.address()) {
                 queue.setArgBuffer(k, ARG_PARTIAL, partial);
                 boundBuffers[which][ARG_PARTIAL] = partial.address();
+            }
+            if (boundBuffers[which][ARG_COUNTERS] != counters.address()) {
+                queue.setArgBuffer(k, ARG_COUNTERS, counters);
+                boundBuffers[which][ARG_COUNTERS] = counters.address();
             }
             if (lastN[which] != n) {
                 queue.setArgInt(k, ARG_N, n);

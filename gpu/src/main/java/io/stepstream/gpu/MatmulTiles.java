@@ -62,16 +62,26 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
      * at least two K-slices of tk columns each).
      */
     public int splitFor(int tileGroups, int cols, int computeUnits) {
+        return splitFor(tileGroups, cols, computeUnits, tk, ks);
+    }
+
+    /** As above for a kernel with K-slices of {@code tk} columns (the tensor-core kernel's differ from mm's). */
+    static int splitFor(int tileGroups, int cols, int computeUnits, int tk, int ks) {
+        return splitFor(tileGroups, cols, computeUnits, tk, ks, 2, 8);
+    }
+
+    /** As above, aiming at {@code groupsPerUnit} groups per compute unit with at most {@code maxSplit} slices. */
+    static int splitFor(int tileGroups, int cols, int computeUnits, int tk, int ks, int groupsPerUnit, int maxSplit) {
         int maxSlices = Math.max(1, (cols + tk - 1) / tk);
         if (ks > 0) {
             return Math.min(ks, maxSlices);
         }
-        int target = 2 * Math.max(1, computeUnits);
+        int target = groupsPerUnit * Math.max(1, computeUnits);
         if (tileGroups >= target) {
             return 1;
         }
         int want = (target + tileGroups - 1) / tileGroups;
-        return Math.max(1, Math.min(Math.min(8, want), Math.max(1, cols / (2 * tk))));
+        return Math.max(1, Math.min(Math.min(maxSplit, want), Math.max(1, cols / (2 * tk))));
     }
 
     /** Work items per group of the tiled kernel. */

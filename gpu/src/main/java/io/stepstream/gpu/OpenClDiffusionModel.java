@@ -63,6 +63,11 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
             return null;
         }
 
+        /** Whether F16 matmuls run on tensor cores: "off" or how (see {@link TensorCores}). */
+        default String tensorCores() {
+            return "off";
+        }
+
         @Override
         void close();
     }
@@ -96,7 +101,9 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
     OpenClDiffusionModel(DiffusionModel cpu, CanvasDevice device, String deviceDescription) {
         this.cpu = cpu;
         this.device = device;
-        this.deviceDescription = deviceDescription;
+        // ListModels shows the device name: say there when F16 matmuls run on tensor cores
+        String tc = device.tensorCores();
+        this.deviceDescription = deviceDescription + (tc.equals("off") ? "" : ", F16 tensor cores " + tc);
     }
 
     private static CanvasDevice canvasDevice(DiffusionModel cpu, OpenCLDevice device, int kvBlocks,
@@ -131,6 +138,11 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
             @Override
             public OpTimes profiledOpTimes() {
                 return canvases.profiledOpTimes();
+            }
+
+            @Override
+            public String tensorCores() {
+                return canvases.tensorCores();
             }
 
             @Override
@@ -191,6 +203,11 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
 
     public boolean failedOver() {
         return failed;
+    }
+
+    /** Whether the F16 matmuls run on tensor cores: "off", or how (e.g. "mma.sync mmt64x64k32 from 16 tokens"). */
+    public String tensorCores() {
+        return device.tensorCores();
     }
 
     /** Device kernel launches since load (one per step whose dense canvases fit one launch). */

@@ -82,6 +82,17 @@ public final class OpenClLlama2Model implements BackendModel {
      */
     public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
                              int kvBlocks, TensorType weightType, Dispatch dispatch, Matmul matmul) {
+        this(name, weights, tokenizer, device, kvBlocks, weightType, dispatch, matmul,
+                TensorCores.fromSystemProperties());
+    }
+
+    /**
+     * @param tensorCores whether the hand matmuls of F16 weights may run on tensor cores (see {@link TensorCores};
+     *                    {@link #tensorCores()} says whether they do)
+     */
+    public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
+                             int kvBlocks, TensorType weightType, Dispatch dispatch, Matmul matmul,
+                             TensorCores tensorCores) {
         this.name = name;
         this.config = weights.config();
         if (tokenizer.vocabSize() != config.vocabSize()) {
@@ -95,8 +106,10 @@ public final class OpenClLlama2Model implements BackendModel {
         int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config);
         this.pool = new KvBlockPool(config.nLayers(), config.kvDim(), blocks);
         this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch, matmul,
-                MatmulTiles.fromSystemProperty());
-        this.deviceDescription = OpenClDevices.describe(device);
+                MatmulTiles.fromSystemProperty(), tensorCores);
+        // ListModels shows the device name: say there when F16 matmuls run on tensor cores
+        String tc = this.device.tensorCores();
+        this.deviceDescription = OpenClDevices.describe(device) + (tc.equals("off") ? "" : ", F16 tensor cores " + tc);
     }
 
     /** An embedded model of the engine jar by name (today: stories260K) on the given device. */
@@ -196,6 +209,19 @@ public final class OpenClLlama2Model implements BackendModel {
     /** Which kernels run the matmul passes (HAND only under the direct dispatch). */
     public Matmul matmul() {
         return device.matmul();
+    }
+
+    /**
+     * Whether the F16 matmuls run on tensor cores: "off", or how (e.g. "mma.sync mmt64x64k32 from 16 tokens",
+     * "emulated ...").
+     */
+    public String tensorCores() {
+        return device.tensorCores();
+    }
+
+    /** Matmul passes that ran on the tensor-core kernel so far. */
+    public long tensorCorePasses() {
+        return device.tensorCorePasses();
     }
 
     /**

@@ -62,7 +62,19 @@
 
 // Element indices i of LOAD4 / XLOAD4 are multiples of 4 in buffers the driver aligns, so the vector-typed loads
 // are aligned: the compiler may emit one wide load instead of the element loads vload4 must allow for.
-#define XLOAD4(p) (*(__global const float4 *)(p))
+#define XLOAD4_RAW(p) (*(__global const float4 *)(p))
+#ifdef XH
+// XH (set with tensor cores on): mv and mm take the activations rounded to f16 as mmt does, so a token's result
+// does not depend on which kernel its batch's token count picks (only the f32 summation order may differ).
+inline float4 xload4_half(__global const float *p) {
+    ushort4 bits;
+    vstore_half4_rte(XLOAD4_RAW(p), 0, (__private half *)&bits);
+    return vload_half4(0, (const __private half *)&bits);
+}
+#define XLOAD4(p) xload4_half(p)
+#else
+#define XLOAD4(p) XLOAD4_RAW(p)
+#endif
 #if WT == 0
 #define WTYPE float
 #define LOAD4(w, s, i) (*(__global const float4 *)((w) + (i)))
@@ -97,7 +109,8 @@ inline float4 load_half4(__global const half *p) {
     __global float *out, int outStride, __global float *kv, \
     __global const float *ropeCos, __global const float *ropeSin, \
     __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable, \
-    int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial
+    int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial, \
+    __global int *counters
 
 #define EPI_PASS op, out, outStride, kv, ropeCos, ropeSin, tokenPos, tokenSeq, blockTable, headSize, \
     maxBlocksPerSeq, blockFloats, kvDim, split1, layer
@@ -388,3 +401,4 @@ __kernel void mm_reduce(MATMUL_ARGS) {
     }
     epilogue(r, t, a, b, hasB, EPI_PASS);
 }
+

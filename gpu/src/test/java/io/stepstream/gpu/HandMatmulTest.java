@@ -82,8 +82,11 @@ class HandMatmulTest {
         }
     }
 
-    /** One device model with a step of {@code n} tokens over one or two sequences. */
-    private static final class Case {
+    /**
+     * One device model with a step of {@code n} tokens over one or two sequences. With {@code halfInputs} the
+     * reference rounds the matmul inputs to f16 first, as the tensor-core kernel does.
+     */
+    static final class Case {
         final DeviceLlama2 device;
         final Llama2Kernel k;
         final Random random;
@@ -94,8 +97,14 @@ class HandMatmulTest {
         final int dim = C.dim();
         final int kvDim = C.kvDim();
         final int hidden = C.hiddenDim();
+        final boolean halfInputs;
 
         Case(DeviceLlama2 device, Random random, int n) {
+            this(device, random, n, false);
+        }
+
+        Case(DeviceLlama2 device, Random random, int n, boolean halfInputs) {
+            this.halfInputs = halfInputs;
             this.device = device;
             this.k = device.k;
             this.random = random;
@@ -156,7 +165,8 @@ class HandMatmulTest {
         double dot(float[] w, int wOffset, float[] x, int xOffset, int cols) {
             double s = 0;
             for (int c = 0; c < cols; c++) {
-                s += (double) w[wOffset + c] * x[xOffset + c];
+                float xc = halfInputs ? Float.float16ToFloat(Float.floatToFloat16(x[xOffset + c])) : x[xOffset + c];
+                s += (double) w[wOffset + c] * xc;
             }
             return s;
         }

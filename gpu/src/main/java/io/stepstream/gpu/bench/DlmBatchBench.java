@@ -61,6 +61,10 @@ import java.util.SplittableRandom;
  * {@code --profile true} times every device pass of the OpenCL rows by profiling events and prints the device ms
  * per step by op (embed, rmsnorm, qkv, scores, ...), so a batched diffusion step shows where it goes; the events
  * cost a little host time, so those rows' tok/s are not the ones to quote.
+ * With {@code --dtype f16} the CPU model's matrices are rounded to f16 first, so both backends multiply the same
+ * values and "tokens as cpu" compares like with like (F16 device matmuls of 16+ tokens run on tensor cores where
+ * the device has them, rounding activations to f16 too; -Dstepstream.opencl.tensorCores=off keeps them f32);
+ * for q8_0 that column says n/c.
  * {@code --cpu-max-requests} skips CPU rows above that N (a 110M canvas step saturates the cores at N = 1 already,
  * so larger N only takes longer).
  */
@@ -150,6 +154,21 @@ public final class DlmBatchBench {
         }
     }
 
+    /** Rounds every matrix (not the norms, nor an untied embedding: the device keeps them f32) to f16 values in place. */
+    static void roundMatricesToF16(io.stepstream.engine.dlm.DiffusionWeights w) {
+        List<float[]> matrices = new ArrayList<>();
+        for (float[][] kind : List.of(w.wq(), w.wk(), w.wv(), w.wo(), w.gate(), w.up(), w.down())) {
+            matrices.addAll(Arrays.asList(kind));
+        }
+        // a classifier tied to the embedding rounds the embedding too, on both backends alike (the device copies it)
+        matrices.add(w.lmHead());
+        matrices.parallelStream().forEach(m -> {
+            for (int i = 0; i < m.length; i++) {
+                m[i] = Float.float16ToFloat(Float.floatToFloat16(m[i]));
+            }
+        });
+    }
+
     /** One backend's result for N requests. */
     record Row(String backend, int requests, double seconds, StepTimes times, long tokens, int sameAsAlone,
                int[][] generated) {
@@ -176,6 +195,12 @@ public final class DlmBatchBench {
         System.out.printf(Locale.ROOT, "model %s: dim %d, %d layers, %d heads, hidden %d, vocab %d, context %d; built"
                         + " in %.1f s%n", modelName, cpu.config().dim(), cpu.config().nLayers(), cpu.config().nHeads(),
                 cpu.config().hiddenDim(), cpu.vocabSize(), cpu.contextLength(), (System.nanoTime() - t0) / 1e9);
+        if (o.dtype() == TensorType.F16) {
+            // The CPU forward reads these arrays: rounded once, it multiplies the very matrices the device holds as
+            // F16, so "tokens as cpu" stays comparable (the device's tensor cores also round activations to f16).
+            roundMatricesToF16(cpu.weights());
+            System.out.println("f16: the cpu runs the same f16-rounded matrices as the device");
+        }
         DiffusionParams params = new DiffusionParams(o.gen(), o.block(), o.steps(), 0.0, Remasking.LOW_CONFIDENCE,
                 null, 0L);
         List<int[]> prompts = prompts(cpu, o);
@@ -196,9 +221,10 @@ public final class DlmBatchBench {
                     var dev = OpenClDevices.select(o.device());
                     device = new OpenClDiffusionModel(cpu, dev, 0, o.dtype());
                     m = device;
-                    System.out.printf(Locale.ROOT, "opencl: %s, %s weights, uploaded in %.1f s; row summaries on the"
-                                    + " device: %s%n", OpenClDevices.describe(dev), o.dtype(),
-                            (System.nanoTime() - d0) / 1e9, device.summarizesOnDevice() ? "yes" : "no");
+                    System.out.printf(Locale.ROOT, "opencl: %s, %s weights, tensor cores %s, uploaded in %.1f s;"
+                                    + " row summaries on the device: %s%n", OpenClDevices.describe(dev), o.dtype(),
+                            device.tensorCores(), (System.nanoTime() - d0) / 1e9,
+                            device.summarizesOnDevice() ? "yes" : "no");
                 } else {
                     m = DiffusionBackendModel.onCpu(cpu);
                 }
@@ -263,7 +289,9 @@ public final class DlmBatchBench {
             Row onCpu = rows.stream().filter(x -> x.backend().equals("cpu") && x.requests() == r.requests())
                     .findFirst().orElse(null);
             String asCpu = "-";
-            if (onCpu != null && onCpu != r) {
+            if (onCpu != null && onCpu != r && o.dtype() != TensorType.F32 && o.dtype() != TensorType.F16) {
+                asCpu = "n/c (" + o.dtype().name().toLowerCase(Locale.ROOT) + " on the device, f32 on the cpu)";
+            } else if (onCpu != null && onCpu != r) {
                 long same = 0;
                 for (int i = 0; i < r.requests(); i++) {
                     for (int j = 0; j < r.generated()[i].length; j++) {

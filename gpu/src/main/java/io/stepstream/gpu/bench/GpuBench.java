@@ -13,6 +13,7 @@ import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.gpu.Dispatch;
 import io.stepstream.gpu.Matmul;
+import io.stepstream.gpu.TensorCores;
 import io.stepstream.gpu.OpenClDevices;
 import io.stepstream.gpu.OpenClLlama2Model;
 
@@ -43,20 +44,23 @@ import java.util.SplittableRandom;
  * includes the wait for the device. Under the direct dispatch the matmul passes run the hand-written matmul.cl
  * kernels or Aparapi's pass ({@code --matmul hand,aparapi} runs both side by side; default: the
  * {@code stepstream.opencl.matmul} property, else hand; the tile macros come from
- * {@code -Dstepstream.opencl.matmulTiles}). Also checks the device's prefill logits against the CPU forward on the
+ * {@code -Dstepstream.opencl.matmulTiles}). F16 hand matmuls may run on tensor cores ({@code --tensor-cores
+ * auto,off} runs both side by side; default: {@code -Dstepstream.opencl.tensorCores}, else auto: on for NVIDIA
+ * sm_80+); their rows say {@code hand+tc}. Also checks the device's prefill logits against the CPU forward on the
  * weights as the device stores them (F16/Q8_0 decoded by the engine's dequantizer).
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
  *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--out gpu-bench.json] [--csv FILE]
+ *          [--tensor-cores auto|off|emulate[,...]]
  * </pre>
  */
 public final class GpuBench {
     /** Parsed arguments. */
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
                    List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
-                   Path csv) {
+                   Path csv, List<TensorCores.Mode> tensorCores) {
         static Options parse(String[] args) {
             String shape = "stories260k";
             String backend = "opencl";
@@ -73,6 +77,7 @@ public final class GpuBench {
             boolean check = true;
             Path out = Path.of("gpu-bench.json");
             Path csv = null;
+            List<TensorCores.Mode> tensorCores = List.of(TensorCores.fromSystemProperties().mode());
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
                 if (i + 1 >= args.length) {
@@ -99,6 +104,8 @@ public final class GpuBench {
                     case "--check" -> check = Boolean.parseBoolean(v);
                     case "--out" -> out = Path.of(v);
                     case "--csv" -> csv = Path.of(v);
+                    case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(",")).map(TensorCores::parseMode)
+                            .distinct().toList();
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
                 }
             }
@@ -110,7 +117,7 @@ public final class GpuBench {
             }
             SyntheticLlama.shape(shape); // validates the name
             return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
-                    check, out, csv);
+                    check, out, csv, tensorCores);
         }
 
         private static int positive(String name, String v) {
@@ -208,9 +215,17 @@ public final class GpuBench {
             for (Dispatch dispatch : dispatches) {
               // The matmul kernels matter only to the direct dispatch: Aparapi's runs once.
               for (Matmul matmul : dispatch == Dispatch.DIRECT ? o.matmuls() : List.of(Matmul.APARAPI)) {
+               // Tensor cores matter only to F16 hand matmuls: other combinations run once, with the first mode.
+               boolean tcMatters = device != null && dtype == TensorType.F16 && dispatch == Dispatch.DIRECT
+                       && matmul == Matmul.HAND;
+               for (TensorCores.Mode tcMode : tcMatters ? o.tensorCores() : o.tensorCores().subList(0, 1)) {
+                TensorCores tc = TensorCores.fromSystemProperties().withMode(tcMode);
                 Model model = device == null
                         ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
-                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul);
+                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul, tc);
+                if (tcMatters && model instanceof OpenClLlama2Model gpu) {
+                    System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
+                }
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
                         Check check = check(gpu, w, tok, dtype, o);
@@ -228,6 +243,7 @@ public final class GpuBench {
                 } finally {
                     model.close();
                 }
+               }
               }
             }
         }
@@ -313,8 +329,10 @@ public final class GpuBench {
                 weightBytes = f32MatrixBytes(c);
             }
             double gbps = weightBytes / (msPerStep / 1e3) / 1e9;
+            // "hand+tc": the F16 hand matmuls ran on tensor cores (mma.sync or emulated)
             return new Row(o.backend(), gpu == null ? "-" : gpu.dispatch().label(),
-                    gpu == null ? "-" : gpu.matmul().label(), deviceName, o.shape(),
+                    gpu == null ? "-" : gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""), deviceName,
+                    o.shape(),
                     dtype.name().toLowerCase(Locale.ROOT), batch, o.prompt(), prefillMs, o.steps(), msPerStep,
                     batch * 1000.0 / msPerStep, weightBytes, gbps, gbps / copyGBps, put, exec, launch, get, passes,
                     profiledKernel, span, opMs);
@@ -376,8 +394,9 @@ public final class GpuBench {
             maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
             maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
         }
-        return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(), gpu.matmul().label(),
-                maxDiff / maxRef,
+        // with tensor cores the activations are rounded to f16: expect ~1e-3 here rather than ~1e-6
+        return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(),
+                gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""), maxDiff / maxRef,
                 argmax(g[0]) == argmax(ref[0]));
     }
 

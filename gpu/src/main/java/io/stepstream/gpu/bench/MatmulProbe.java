@@ -73,7 +73,7 @@ public final class MatmulProbe {
             return new Options(device, shapes, tokens, dtypes, variants, reps, warmup, aparapi, copyMiB);
         }
 
-        private static List<int[]> parseShapes(String v) {
+        static List<int[]> parseShapes(String v) {
             List<int[]> out = new ArrayList<>();
             for (String s : v.split(",")) {
                 String[] rc = s.strip().toLowerCase(Locale.ROOT).split("x");
@@ -85,7 +85,7 @@ public final class MatmulProbe {
             return out;
         }
 
-        private static int positive(String name, String v) {
+        static int positive(String name, String v) {
             int n = Integer.parseInt(v.strip());
             if (n < 1) {
                 throw new IllegalArgumentException(name + " must be >= 1, got " + v);

@@ -43,6 +43,9 @@ public final class ClRuntime {
     static final int CL_DEVICE_LOCAL_MEM_SIZE = 0x1023;
     static final int CL_DEVICE_NAME = 0x102B;
     static final int CL_DEVICE_EXTENSIONS = 0x1030;
+    /** cl_nv_device_attribute_query: the CUDA compute capability of an NVIDIA device. */
+    static final int CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV = 0x4000;
+    static final int CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV = 0x4001;
     static final long CL_CONTEXT_PLATFORM = 0x1084;
     static final long CL_QUEUE_PROFILING_ENABLE = 1L << 1;
     static final long CL_MEM_READ_WRITE = 1L;
@@ -261,6 +264,30 @@ public final class ClRuntime {
                 deviceLong(f, id, CL_DEVICE_LOCAL_MEM_SIZE, 8),
                 deviceLong(f, id, CL_DEVICE_GLOBAL_MEM_SIZE, 8),
                 deviceLong(f, id, CL_DEVICE_MAX_MEM_ALLOC_SIZE, 8));
+    }
+
+    /**
+     * The CUDA compute capability of an NVIDIA device as major * 10 + minor (90 on an H200), or -1 when the
+     * device is not NVIDIA's or its driver does not answer cl_nv_device_attribute_query.
+     */
+    public static int nvComputeCapability(ClDevice device) {
+        if (device.platformVendor() == null || !device.platformVendor().toUpperCase(Locale.ROOT).contains("NVIDIA")) {
+            return -1;
+        }
+        Fn f = fn();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment v = arena.allocate(8);
+            if (call(f.getDeviceInfo, device.id(), CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, 4L, v, MemorySegment.NULL)
+                    != CL_SUCCESS) {
+                return -1;
+            }
+            int major = v.get(JAVA_INT, 0);
+            if (call(f.getDeviceInfo, device.id(), CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV, 4L, v, MemorySegment.NULL)
+                    != CL_SUCCESS) {
+                return -1;
+            }
+            return major * 10 + v.get(JAVA_INT, 0);
+        }
     }
 
     /** A device info value of {@code bytes} (4: cl_uint, 8: cl_ulong / size_t / bitfield). */

@@ -61,6 +61,19 @@ class GpuBenchTest {
     }
 
     @Test
+    void f16RowsSayWhenTheyRanOnTensorCores(@TempDir Path dir) throws Exception {
+        // batch 20: past the matvec's 8 tokens and the default 16-token threshold; emulated on PoCL
+        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--device", SELECTOR, "--dtype", "f16", "--dispatch", "direct", "--matmul", "hand",
+                "--tensor-cores", "emulate,off", "--batches", "20", "--steps", "2", "--prompt", "3", "--warmup", "0",
+                "--copy-mib", "8", "--out", dir.resolve("tc.json").toString()}));
+        assertEquals(List.of("hand+tc", "hand"), rows.stream().map(GpuBench.Row::matmul).toList());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> GpuBench.Options.parse(new String[]{"--tensor-cores", "yes"}));
+        assertTrue(e.getMessage().contains("auto, off or emulate"), e.getMessage());
+    }
+
+    @Test
     void cpuBackendAndBadOptions(@TempDir Path dir) throws Exception {
         List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
                 "--backend", "cpu", "--batches", "2", "--steps", "2", "--prompt", "3", "--copy-mib", "8", "--out",

@@ -1,0 +1,257 @@
+package io.stepstream.gpu;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Whether the F16 matmuls of the hand path run on tensor cores: the kernels of mmt.cl, whose inner operation is
+ * mma.cl's m16n8k16 (inline PTX {@code mma.sync} on NVIDIA, a local-memory emulation elsewhere). They take the
+ * passes of at least {@code minTokens} tokens that the matvec kernel does not take (more than
+ * MatmulTiles.mvTokens); activations are rounded to f16 on the way in, as PyTorch's fp16 matmul has them (and
+ * then by mv and mm of the same program too, so the numerics do not depend on the token count).
+ *
+ * <ul>
+ *   <li>{@code auto} (default): on when the device is NVIDIA with compute capability 8.0 or more and the PTX
+ *       program builds (a failed build is logged once and the passes stay on {@code mm});</li>
+ *   <li>{@code off}: never;</li>
+ *   <li>{@code emulate}: the emulation on any device (for tests on PoCL: every index of the kernel, not the
+ *       instruction; slow on a GPU).</li>
+ * </ul>
+ * The kernel is built once per {@link Tile} (tier): a pass of n tokens runs the first tier with n <= upTo. The
+ * default tiers follow the H200 probe: 16 tokens per group up to 16 tokens, 32 up to 32, 64 above, K-slices of 64.
+ * {@value #PROPERTY} picks the mode, {@value #MIN_TOKENS_PROPERTY} the token threshold (default 16),
+ * {@value #TILES_PROPERTY} the tiers as {@code 16:tn=16,tk=64/32:tn=32,tk=64/tn=64,tk=64} ("UPTO:" before all
+ * but the last tier; tn: tokens per group, a multiple of 16 up to 128; tk: K-slice, 32, 64 or 128, deeper
+ * slices put more weight bytes in flight per group; occ: split-K aims at that many groups per compute unit, up to
+ * {@value #MAX_SPLIT} slices, default 2; fr: 1 (default) the last group of a tile adds the split-K partial sums,
+ * 0 a second kernel, mm_reduce, does). A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
+ */
+public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
+    public static final String PROPERTY = "stepstream.opencl.tensorCores";
+    public static final String MIN_TOKENS_PROPERTY = "stepstream.opencl.tensorCoreMinTokens";
+    public static final String TILES_PROPERTY = "stepstream.opencl.tensorCoreTiles";
+    /** Rows of one mmt group (4 warps of 16 rows). */
+    public static final int TM = 64;
+    /** Work items of one mmt group. */
+    public static final int WG = 128;
+    /** The least compute capability (major * 10 + minor) with mma.sync m16n8k16 f16 -> f32. */
+    public static final int MIN_COMPUTE_CAPABILITY = 80;
+    /**
+     * Most split-K slices of an mmt pass: a slice's partial sums are n x rows floats, small next to the weights at
+     * decode batches, so mmt may split deeper than mm (8) to have enough groups in flight.
+     */
+    public static final int MAX_SPLIT = 16;
+    public static final String DEFAULT_TILES = "16:tn=16,tk=64/32:tn=32,tk=64/tn=64,tk=64";
+
+    public enum Mode {
+        AUTO, OFF, EMULATE;
+
+        public String label() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    /** One kernel build: used for passes of up to {@code upTo} tokens (the last tier: any count). */
+    public record Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce) {
+        public Tile {
+            if (upTo < 1) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": a tier's token bound must be >= 1, got " + upTo);
+            }
+            if (tn < 16 || tn > 128 || tn % 16 != 0) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": tn must be a multiple of 16 from 16 to 128,"
+                        + " got " + tn);
+            }
+            if (tk != 32 && tk != 64 && tk != 128) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": tk must be 32, 64 or 128, got " + tk);
+            }
+            if (occ < 1 || occ > 16) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": occ must be 1..16, got " + occ);
+            }
+        }
+
+        /** The OpenCL C macros of this tier's kernel, named {@code name}. */
+        String macros(String name) {
+            return "#define MMT_NAME " + name + "\n#define MMT_TN " + tn + "\n#define MMT_TK " + tk
+                    + "\n#define MMT_FUSED " + (fusedReduce ? 1 : 0) + "\n";
+        }
+
+        /**
+         * Local memory of one group: the staged weights and activations, or the output tile, which reuses them
+         * (the larger of the two), and with {@code emulated} the emulation's per-warp scratch.
+         */
+        public long localBytes(boolean emulated) {
+            long s = tk / 2 + 4;
+            long stage = (TM + tn) * s;
+            long out = (long) tn * (TM + 1);
+            return 4L * ((Math.max(stage, out) + 3) / 4 * 4 + (emulated ? (WG / 32) * 192 : 0));
+        }
+
+        public String label() {
+            return "mmt" + TM + "x" + tn + "k" + tk + (occ == 2 ? "" : "o" + occ) + (fusedReduce ? "" : "+reduce");
+        }
+    }
+
+    public static final TensorCores AUTO = new TensorCores(Mode.AUTO, 16, parseTiles(DEFAULT_TILES));
+    public static final TensorCores OFF = AUTO.withMode(Mode.OFF);
+    public static final TensorCores EMULATE = AUTO.withMode(Mode.EMULATE);
+
+    public TensorCores {
+        if (mode == null) {
+            throw new IllegalArgumentException(PROPERTY + ": a mode is required (auto, off or emulate)");
+        }
+        if (minTokens < 1) {
+            throw new IllegalArgumentException(MIN_TOKENS_PROPERTY + " must be >= 1, got " + minTokens);
+        }
+        tiles = List.copyOf(tiles);
+        if (tiles.isEmpty() || tiles.getLast().upTo() != Integer.MAX_VALUE) {
+            throw new IllegalArgumentException(TILES_PROPERTY + ": the last tier must take any token count");
+        }
+        for (int i = 1; i < tiles.size(); i++) {
+            if (tiles.get(i).upTo() <= tiles.get(i - 1).upTo()) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": tier bounds must increase, got "
+                        + tiles.get(i - 1).upTo() + " then " + tiles.get(i).upTo());
+            }
+        }
+    }
+
+    public TensorCores withMode(Mode m) {
+        return new TensorCores(m, minTokens, tiles);
+    }
+
+    public TensorCores withMinTokens(int tokens) {
+        return new TensorCores(mode, tokens, tiles);
+    }
+
+    /** One tile of {@code tn} tokens and {@code tk} columns per slice for every token count. */
+    public TensorCores withTiles(int tn, int tk) {
+        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)));
+    }
+
+    /** The tiers of {@code spec} (see the class doc); null or blank: unchanged. */
+    public TensorCores withTilesSpec(String spec) {
+        return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec));
+    }
+
+    /** These tiers with the split-K sums in mm_reduce (fr=0) everywhere. */
+    public TensorCores unfused() {
+        return new TensorCores(mode, minTokens, tiles.stream()
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false)).toList());
+    }
+
+    /** The tier for a pass of {@code n} tokens. */
+    public int tierFor(int n) {
+        for (int i = 0; i < tiles.size(); i++) {
+            if (n <= tiles.get(i).upTo()) {
+                return i;
+            }
+        }
+        return tiles.size() - 1;
+    }
+
+    /** Tiers separated by '/', each {@code [UPTO:]tn=N,tk=N[,occ=N]}; only the last one without UPTO. */
+    static List<Tile> parseTiles(String spec) {
+        List<Tile> out = new ArrayList<>();
+        String[] tiers = spec.split("/");
+        for (int i = 0; i < tiers.length; i++) {
+            String tier = tiers[i].strip();
+            int upTo = Integer.MAX_VALUE;
+            int colon = tier.indexOf(':');
+            if (colon >= 0) {
+                upTo = intOf(tier.substring(0, colon), tier);
+                tier = tier.substring(colon + 1);
+            } else if (i < tiers.length - 1) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": tier '" + tiers[i] + "' needs 'UPTO:' (all"
+                        + " but the last tier)");
+            }
+            int tn = 64;
+            int tk = 64;
+            int occ = 2;
+            int fused = 1;
+            for (String pair : tier.split(",")) {
+                String[] kv = pair.split("=", 2);
+                String key = kv[0].strip().toLowerCase(Locale.ROOT);
+                if (kv.length != 2 || !(key.equals("tn") || key.equals("tk") || key.equals("occ") || key.equals("fr"))) {
+                    throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N, tk=N, occ=N or"
+                            + " fr=0|1");
+                }
+                int value = intOf(kv[1], pair);
+                switch (key) {
+                    case "tn" -> tn = value;
+                    case "tk" -> tk = value;
+                    case "occ" -> occ = value;
+                    default -> fused = value;
+                }
+            }
+            if (fused != 0 && fused != 1) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": fr must be 0 or 1, got " + fused);
+            }
+            out.add(new Tile(colon >= 0 && i == tiers.length - 1 ? Integer.MAX_VALUE : upTo, tn, tk, occ, fused == 1));
+        }
+        return out;
+    }
+
+    private static int intOf(String v, String context) {
+        try {
+            return Integer.parseInt(v.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(TILES_PROPERTY + ": '" + context + "' has no integer value");
+        }
+    }
+
+    public static Mode parseMode(String v) {
+        String s = v == null ? "" : v.strip().toLowerCase(Locale.ROOT);
+        return switch (s) {
+            case "", "auto" -> Mode.AUTO;
+            case "off", "false" -> Mode.OFF;
+            case "emulate" -> Mode.EMULATE;
+            default -> throw new IllegalArgumentException(PROPERTY + " must be auto, off or emulate, got '" + v + "'");
+        };
+    }
+
+    /** The three properties on top of {@link #AUTO}. */
+    public static TensorCores fromSystemProperties() {
+        TensorCores tc = AUTO.withMode(parseMode(System.getProperty(PROPERTY)));
+        String min = System.getProperty(MIN_TOKENS_PROPERTY);
+        if (min != null && !min.isBlank()) {
+            try {
+                tc = tc.withMinTokens(Integer.parseInt(min.strip()));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(MIN_TOKENS_PROPERTY + " must be an integer, got '" + min + "'");
+            }
+        }
+        return tc.withTilesSpec(System.getProperty(TILES_PROPERTY));
+    }
+
+    /**
+     * The -D options that add the tensor-core kernels to a matmul.cl build; {@code ptx}: 0 emulation, 1 or 2 PTX.
+     * XH makes mv and mm round the activations to f16 too, so the numerics do not depend on the token count.
+     */
+    public String defines(int ptx) {
+        return " -DMMT=1 -DXH=1" + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+    }
+
+    /** The OpenCL C that follows mma.cl + matmul.cl: mmt.cl once per tier, as kernels mmt0, mmt1, ... */
+    String kernelSource(String mmtSource) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < tiles.size(); i++) {
+            sb.append('\n').append(tiles.get(i).macros("mmt" + i)).append(mmtSource).append('\n');
+        }
+        return sb.toString();
+    }
+
+    /** The most local memory any tier's group needs. */
+    public long localBytes(boolean emulated) {
+        return tiles.stream().mapToLong(t -> t.localBytes(emulated)).max().orElse(0);
+    }
+
+    /** E.g. {@code mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64}. */
+    public String label() {
+        StringBuilder sb = new StringBuilder();
+        for (Tile t : tiles) {
+            sb.append(sb.isEmpty() ? "" : ",").append(t.label())
+                    .append(t.upTo() == Integer.MAX_VALUE ? "" : "<=" + t.upTo());
+        }
+        return sb.toString();
+    }
+}

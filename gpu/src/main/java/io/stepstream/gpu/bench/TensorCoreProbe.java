@@ -1,0 +1,503 @@
+package io.stepstream.gpu.bench;
+
+import com.aparapi.device.OpenCLDevice;
+import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.MatmulPassProbe;
+import io.stepstream.gpu.MatmulProgram;
+import io.stepstream.gpu.MatmulTiles;
+import io.stepstream.gpu.OpenClDevices;
+import io.stepstream.gpu.TensorCores;
+import io.stepstream.gpu.OpenClException;
+import io.stepstream.gpu.cl.ClDevice;
+import io.stepstream.gpu.cl.ClQueue;
+import io.stepstream.gpu.cl.ClRuntime;
+
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * Checks the m16n8k16 tensor-core fragment layout of mma.cl on a device: one warp computes one 16 x 8 x 16
+ * tile with the inline-PTX {@code mma.sync} (when the device is NVIDIA's, or {@code --ptx on}) and with the
+ * local-memory emulation, from inputs in which every A, B and C element is a distinct small integer (exact in
+ * f16, every sum exact in f32), and every output element is compared with a float64 reference. A mismatch
+ * prints its (row, col), the value, and where in the reference that value belongs (a wrong layout shows as a
+ * permutation). A PTX program that does not build prints the OpenCL build log. Exit status 1 on any mismatch
+ * or failed build (or, in (b), any mismatch, or no tensor cores where --mode auto wants them), else 0.
+ *
+ * <p>Then (b), unless {@code --full false}: the whole tensor-core matmul {@code mmt} on random F16 matrices
+ * against a float64 reference and timed beside the F16 {@code mm} (see {@link #full}).
+ *
+ * <pre>
+ * TensorCoreProbe [--device SEL] [--ptx auto|on|off] [--full true|false]
+ *                 [--shapes 2048x2048,11264x2048,2048x5632,32000x2048] [--tokens 16,32,64,128,800]
+ *                 [--tiles "default;tn=32,tk=64;..." (DEFAULT_VARIANTS)] [--mode auto|emulate]
+ *                 [--reps 20] [--warmup 3]
+ *                 [--sample-rows 256]
+ * </pre>
+ * {@code --device}: as MatmulProbe (default: the first GPU, else the first device, e.g. PoCL). {@code --tiles}:
+ * mmt variants ({@value TensorCores#TILES_PROPERTY} syntax); {@code --mode emulate} runs (b) on the emulation
+ * (any device). mm uses the hand path's tiles for the shape (MatmulTiles' properties).
+ */
+public final class TensorCoreProbe {
+    /** Rows, columns and depth of one mma tile. */
+    static final int M = 16;
+    static final int N = 8;
+    static final int K = 16;
+
+    /**
+     * mmt variants part (b) times by default: the default tiers (TensorCores.DEFAULT_TILES); the same with the
+     * split-K sums in mm_reduce (fr=0) instead of the tile's last group; single tiles with deeper K-slices or more
+     * groups per compute unit (more weight bytes in flight).
+     */
+    static final String DEFAULT_VARIANTS = "default;16:tn=16,tk=64,fr=0/32:tn=32,tk=64,fr=0/tn=64,tk=64,fr=0;"
+            + "tn=16,tk=128;tn=32,tk=128;tn=32,tk=64,occ=4;tn=64,tk=128";
+
+    record Options(String device, String ptx, boolean full, List<int[]> shapes, int[] tokens,
+                   List<TensorCores> variants, TensorCores.Mode mode, int reps, int warmup, int sampleRows) {
+        private static List<TensorCores> parseVariants(String v) {
+            return Arrays.stream(v.split(";")).map(String::strip)
+                    .map(t -> t.equals("default") ? TensorCores.fromSystemProperties()
+                            : TensorCores.fromSystemProperties().withTilesSpec(t)).distinct().toList();
+        }
+
+        static Options parse(String[] args) {
+            String device = "auto";
+            String ptx = "auto";
+            boolean full = true;
+            List<int[]> shapes = MatmulProbe.Options.parseShapes("2048x2048,11264x2048,2048x5632,32000x2048");
+            int[] tokens = {16, 32, 64, 128, 800};
+            List<TensorCores> variants = parseVariants(DEFAULT_VARIANTS);
+            TensorCores.Mode mode = TensorCores.Mode.AUTO;
+            int reps = 20;
+            int warmup = 3;
+            int sampleRows = 256;
+            for (int i = 0; i < args.length; i++) {
+                String a = args[i];
+                if (i + 1 >= args.length) {
+                    throw new IllegalArgumentException(a + ": missing value");
+                }
+                String v = args[++i].strip().toLowerCase(Locale.ROOT);
+                switch (a) {
+                    case "--device" -> device = v;
+                    case "--ptx" -> {
+                        if (!v.equals("auto") && !v.equals("on") && !v.equals("off")) {
+                            throw new IllegalArgumentException("--ptx must be auto, on or off, got " + v);
+                        }
+                        ptx = v;
+                    }
+                    case "--full" -> full = Boolean.parseBoolean(v);
+                    case "--shapes" -> shapes = MatmulProbe.Options.parseShapes(v);
+                    case "--tokens" -> tokens = Arrays.stream(v.split(","))
+                            .mapToInt(t -> MatmulProbe.Options.positive("--tokens", t)).toArray();
+                    case "--tiles" -> variants = parseVariants(v);
+                    case "--mode" -> {
+                        mode = TensorCores.parseMode(v);
+                        if (mode == TensorCores.Mode.OFF) {
+                            throw new IllegalArgumentException("--mode must be auto or emulate");
+                        }
+                    }
+                    case "--reps" -> reps = MatmulProbe.Options.positive("--reps", v);
+                    case "--warmup" -> warmup = Integer.parseInt(v);
+                    case "--sample-rows" -> sampleRows = Integer.parseInt(v);
+                    default -> throw new IllegalArgumentException("unknown option " + a
+                            + " (see TensorCoreProbe's javadoc)");
+                }
+            }
+            return new Options(device, ptx, full, shapes, tokens, variants, mode, reps, warmup, sampleRows);
+        }
+    }
+
+    /** One timed kernel of part (b): its check against the reference ("-" for mm, which is not checked). */
+    record Row(String shape, int tokens, String kernel, double ms, double tflops, double weightGBps, int split,
+               double vsMm, String check) {
+    }
+
+    /**
+     * One tile check: the program variant, whether it built (else the exception message with the build log),
+     * and the mismatching elements as printed lines.
+     */
+    record TileResult(String variant, boolean built, String buildError, List<String> mismatches) {
+        boolean ok() {
+            return built && mismatches.isEmpty();
+        }
+    }
+
+    private TensorCoreProbe() {
+    }
+
+    public static void main(String[] args) {
+        Options o;
+        try {
+            o = Options.parse(args);
+        } catch (IllegalArgumentException e) {
+            System.err.println("TensorCoreProbe: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        System.exit(run(o, System.out) ? 0 : 1);
+    }
+
+    /** Runs the checks, printing as it goes; true when every one passed. */
+    static boolean run(Options o, PrintStream out) {
+        return run(o, out, new ArrayList<>());
+    }
+
+    /** As above, adding part (b)'s table rows to {@code rows}. */
+    static boolean run(Options o, PrintStream out, List<Row> rows) {
+        ClDevice device = ClRuntime.select(o.device());
+        int cc = ClRuntime.nvComputeCapability(device);
+        out.println("device: " + device + (cc > 0 ? ", compute capability " + cc / 10 + "." + cc % 10 : ""));
+        boolean nvidia = device.platformVendor() != null
+                && device.platformVendor().toUpperCase(Locale.ROOT).contains("NVIDIA");
+        boolean ptx = switch (o.ptx()) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> nvidia;
+        };
+        boolean ok = true;
+        try (ClQueue q = new ClQueue(device)) {
+            boolean ptxBuilt = false;
+            if (ptx) {
+                // both spellings of the inline-asm keyword: which one the device's compiler takes is unknown
+                for (int spelling = 1; spelling <= 2; spelling++) {
+                    TileResult r = tile(q, spelling);
+                    print(r, out);
+                    ptxBuilt |= r.built();
+                    ok &= !r.built() || r.ok();
+                }
+                if (!ptxBuilt) {
+                    out.println("(a) no PTX spelling built: tensor cores cannot be used on this device");
+                    ok = false;
+                } else {
+                    out.println("(a) membar.gl fence (mmt's fused split-K sum): " + fenceBuilds(q));
+                }
+            }
+            TileResult emulated = tile(q, 0);
+            print(emulated, out);
+            ok &= emulated.ok();
+        }
+        out.flush();
+        if (o.full()) {
+            ok &= full(o, out, rows);
+        }
+        out.println(ok ? "RESULT: OK" : "RESULT: FAILED");
+        return ok;
+    }
+
+    /** Whether mma.cl's inline-PTX device-wide fence builds, with either spelling ("builds" or the logs). */
+    static String fenceBuilds(ClQueue q) {
+        StringBuilder logs = new StringBuilder();
+        for (int spelling = 1; spelling <= 2; spelling++) {
+            try {
+                q.buildProgram(MatmulProgram.mmaSource() + "\n__kernel void fence_probe(__global int *p) { p[0] = 1;"
+                        + " mma_gpu_fence(); p[1] = 2; }\n", "-DMMA_PTX=" + spelling + " -DMMA_FENCE=1");
+                return "builds (spelling " + spelling + ")";
+            } catch (OpenClException e) {
+                logs.append("\n").append(e.getMessage());
+            }
+        }
+        return "DOES NOT BUILD (F16 tiers fall back to mm_reduce):" + logs;
+    }
+
+    /**
+     * Part (b): the whole mmt kernel on random F16 matrices, each token count, each tile variant, next to the F16
+     * {@code mm} on the same buffers (device ms from profiling events, mean of reps). mmt's output is checked on
+     * sampled rows (the first and last row tiles and random others; all rows with --sample-rows 0) for every
+     * token against a float64 reference of the f16 weights times the f16-rounded activations: an element fails
+     * when it is off by more than cols * 2^-23 of sum |w x| (f32 accumulation, even truncating, of exact
+     * products; a wrong index is off by about the value itself).
+     */
+    static boolean full(Options o, PrintStream out, List<Row> rows) {
+        OpenCLDevice device = OpenClDevices.select(o.device());
+        int maxTokens = Arrays.stream(o.tokens()).max().orElse(1);
+        boolean ok = true;
+        MatmulTiles base = MatmulTiles.fromSystemProperty();
+        for (int[] shape : o.shapes()) {
+            int nRows = shape[0];
+            int cols = shape[1];
+            String name = nRows + "x" + cols;
+            long t0 = System.nanoTime();
+            Llama2Weights w = MatmulPassProbe.weights(nRows, cols);
+            MatmulTiles tiles = nRows >= MatmulTiles.LARGE_ROWS ? MatmulTiles.largeFromSystemProperty(base) : base;
+            try (MatmulPassProbe probe = new MatmulPassProbe(device, w, TensorType.F16, maxTokens)) {
+                out.printf(Locale.ROOT, "(b) %s f16: set up in %.1f s%n", name, (System.nanoTime() - t0) / 1e9);
+                int[] sample = sampleRows(nRows, o.sampleRows());
+                float[][] ws = new float[sample.length][cols];
+                char[] halves = probe.f16Weights();
+                for (int i = 0; i < sample.length; i++) {
+                    for (int c = 0; c < cols; c++) {
+                        ws[i][c] = Float.float16ToFloat((short) halves[sample[i] * cols + c]);
+                    }
+                }
+                long bytes = probe.weightBytes();
+                for (int tokens : o.tokens()) {
+                    double flop = 2.0 * nRows * cols * tokens;
+                    float[] x = probe.input(tokens);
+                    for (int i = 0; i < x.length; i++) {
+                        x[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+                    }
+                    double[][][] ref = reference(ws, x, tokens, cols);
+                    double mmMs = probe.handMs(tiles, TensorCores.OFF, tokens, o.warmup(), o.reps());
+                    rows.add(new Row(name, tokens, (tokens <= tiles.mvTokens() ? "mv " : "mm ") + tiles.label(), mmMs,
+                            flop / mmMs / 1e9, bytes / mmMs / 1e6, probe.lastSplit(tiles, TensorCores.OFF), 1.0,
+                            String.format(Locale.ROOT, "relDiff %.1e (f32 activations)", relDiff(
+                                    probe.output(tokens), ref, sample, nRows))));
+                    for (TensorCores variant : o.variants()) {
+                        TensorCores tc = variant.withMode(o.mode()).withMinTokens(1);
+                        double ms;
+                        try {
+                            ms = probe.handMs(tiles, tc, tokens, o.warmup(), o.reps());
+                        } catch (IllegalArgumentException e) { // a tile the device's local memory does not take
+                            rows.add(new Row(name, tokens, tc.label() + ": skipped", Double.NaN, Double.NaN,
+                                    Double.NaN, 0, Double.NaN, e.getMessage()));
+                            continue;
+                        }
+                        String label = probe.tensorCoreLabel(tiles, tc);
+                        if (!probe.lastUsedTensorCores(tiles, tc)) {
+                            String why = label.equals("off") ? "tensor cores unavailable (" + o.mode().label()
+                                    + "; see the log above)" : "not taken (" + tokens + " tokens go to mv)";
+                            rows.add(new Row(name, tokens, tc.label() + ": " + why, ms, flop / ms / 1e9,
+                                    bytes / ms / 1e6, 1, mmMs / ms, "-"));
+                            ok &= !label.equals("off");
+                            continue;
+                        }
+                        List<String> bad = check(probe.output(tokens), ref, sample, nRows, cols);
+                        ok &= bad.size() <= 1; // the last line is the summary
+                        // the build (mma.sync / emulated) and the tile of the tier this token count ran
+                        String kernel = label.substring(0, label.indexOf(' ')) + " "
+                                + probe.lastTile(tiles, tc).label() + (tc.tiles().size() > 1 ? " (tiers)" : "");
+                        rows.add(new Row(name, tokens, kernel, ms, flop / ms / 1e9,
+                                bytes / ms / 1e6, probe.lastSplit(tiles, tc), mmMs / ms, bad.getLast()));
+                        for (String line : bad.subList(0, bad.size() - 1)) {
+                            out.println("    " + name + " " + tokens + " tokens " + tc.label() + ": " + line);
+                        }
+                    }
+                    out.print(table(rows.subList(rows.size() - 1 - o.variants().size(), rows.size()), false));
+                    out.flush();
+                }
+            }
+        }
+        out.print(table(rows, true));
+        return ok;
+    }
+
+    /** {row sample i}{token}{value, sum |w x|} in float64. */
+    private static double[][][] reference(float[][] ws, float[] x, int tokens, int cols) {
+        double[][][] ref = new double[ws.length][tokens][2];
+        java.util.stream.IntStream.range(0, ws.length).parallel().forEach(i -> {
+            for (int t = 0; t < tokens; t++) {
+                double s = 0;
+                double abs = 0;
+                for (int c = 0; c < cols; c++) {
+                    double p = (double) ws[i][c] * x[t * cols + c];
+                    s += p;
+                    abs += Math.abs(p);
+                }
+                ref[i][t][0] = s;
+                ref[i][t][1] = abs;
+            }
+        });
+        return ref;
+    }
+
+    /** Mismatch lines (at most 10) and, last, a summary: "ok, max err .. of sum |w x|" or "N MISMATCHES". */
+    private static List<String> check(float[] got, double[][][] ref, int[] sample, int nRows, int cols) {
+        List<String> lines = new ArrayList<>();
+        double bound = cols * 0x1p-23;
+        double worst = 0;
+        int bad = 0;
+        for (int i = 0; i < sample.length; i++) {
+            for (int t = 0; t < ref[i].length; t++) {
+                double err = Math.abs(got[t * nRows + sample[i]] - ref[i][t][0]);
+                double abs = Math.max(ref[i][t][1], Double.MIN_NORMAL);
+                worst = Math.max(worst, err / abs);
+                if (!(err <= bound * abs)) {
+                    if (bad++ < 10) {
+                        lines.add(String.format(Locale.ROOT, "MISMATCH (row %d, token %d): got %.6g, expected %.6g"
+                                + " (sum |w x| %.4g)", sample[i], t, got[t * nRows + sample[i]], ref[i][t][0], abs));
+                    }
+                }
+            }
+        }
+        lines.add(bad == 0 ? String.format(Locale.ROOT, "ok, max err %.1e of sum|wx|", worst)
+                : bad + " MISMATCHES of " + sample.length * ref[0].length);
+        return lines;
+    }
+
+    private static double relDiff(float[] got, double[][][] ref, int[] sample, int nRows) {
+        double d = 0;
+        double m = 0;
+        for (int i = 0; i < sample.length; i++) {
+            for (int t = 0; t < ref[i].length; t++) {
+                d = Math.max(d, Math.abs(got[t * nRows + sample[i]] - ref[i][t][0]));
+                m = Math.max(m, Math.abs(ref[i][t][0]));
+            }
+        }
+        return m == 0 ? Double.NaN : d / m;
+    }
+
+    /** The first and last 64 rows (a full and the tail tile) and {@code n} random others; all rows for n <= 0. */
+    static int[] sampleRows(int rows, int n) {
+        if (n <= 0 || n + 128 >= rows) {
+            return java.util.stream.IntStream.range(0, rows).toArray();
+        }
+        java.util.TreeSet<Integer> set = new java.util.TreeSet<>();
+        for (int r = 0; r < 64; r++) {
+            set.add(r);
+            set.add(rows - 1 - r);
+        }
+        Random random = new Random(rows);
+        while (set.size() < n + 128) {
+            set.add(random.nextInt(rows));
+        }
+        return set.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    static String table(List<Row> rows, boolean header) {
+        StringBuilder sb = new StringBuilder();
+        if (header) {
+            sb.append(String.format(Locale.ROOT, "%n%-11s %4s %-44s %9s %8s %8s %5s %6s  %s%n", "shape", "tok", "kernel",
+                    "ms", "TFLOP/s", "GB/s", "split", "vsMm", "check vs float64 (f16-rounded activations)"));
+        }
+        for (Row r : rows) {
+            sb.append(String.format(Locale.ROOT, "%-11s %4d %-44s %9.4f %8.2f %8.1f %5d %5.2fx  %s%n", r.shape(),
+                    r.tokens(), r.kernel(), r.ms(), r.tflops(), r.weightGBps(), r.split(), r.vsMm(), r.check()));
+        }
+        if (header) {
+            sb.append("(device ms per kernel from profiling events, split-K reduction included; GB/s of F16 weights;"
+                    + " vsMm = mm ms / this ms)\n");
+        }
+        return sb.toString();
+    }
+
+    private static void print(TileResult r, PrintStream out) {
+        if (!r.built()) {
+            out.println("(a) tile " + r.variant() + ": BUILD FAILED\n" + r.buildError());
+            return;
+        }
+        out.println("(a) tile " + r.variant() + ": " + (r.mismatches().isEmpty() ? "all " + M * N
+                + " elements match the float64 reference" : r.mismatches().size() + " of " + M * N
+                + " elements mismatch"));
+        for (String m : r.mismatches()) {
+            out.println("    " + m);
+        }
+    }
+
+    /**
+     * Builds mma.cl with {@code -DMMA_PTX=ptx} (1: {@code asm volatile}, 2: {@code __asm__ __volatile__}) or, for
+     * 0, the emulation, runs {@code mma_tile} once on one warp and compares every output element with a float64
+     * reference.
+     */
+    static TileResult tile(ClQueue q, int ptx) {
+        String variant = ptx == 0 ? "emulation" : "ptx mma.sync (" + (ptx == 1 ? "asm volatile" : "__asm__") + ")";
+        MemorySegment program;
+        try {
+            program = q.buildProgram(MatmulProgram.mmaSource(), ptx == 0 ? null : "-DMMA_PTX=" + ptx);
+        } catch (OpenClException e) {
+            return new TileResult(variant, false, e.getMessage(), List.of());
+        }
+        // Distinct integers: a shuffled range per matrix, so a misplaced element changes the result.
+        Random random = new Random(16816);
+        float[][] a = shuffled(random, M, K, -128);  // -128..127
+        float[][] b = shuffled(random, K, N, -64);   // -64..63
+        float[][] c = shuffled(random, M, N, -64);   // -64..63
+        int[] aBits = new int[M * K / 2];
+        for (int r = 0; r < M; r++) {
+            for (int p = 0; p < K / 2; p++) {
+                aBits[r * (K / 2) + p] = pack(a[r][2 * p], a[r][2 * p + 1]);
+            }
+        }
+        int[] bBits = new int[K * N / 2];
+        for (int col = 0; col < N; col++) {
+            for (int p = 0; p < K / 2; p++) {
+                bBits[col * (K / 2) + p] = pack(b[2 * p][col], b[2 * p + 1][col]);
+            }
+        }
+        float[] cFlat = new float[M * N];
+        for (int r = 0; r < M; r++) {
+            System.arraycopy(c[r], 0, cFlat, r * N, N);
+        }
+        MemorySegment ab = q.createBuffer(aBits.length * 4L);
+        MemorySegment bb = q.createBuffer(bBits.length * 4L);
+        MemorySegment cb = q.createBuffer(cFlat.length * 4L);
+        MemorySegment db = q.createBuffer(cFlat.length * 4L);
+        q.writeBlocking(ab, MemorySegment.ofArray(aBits), aBits.length * 4L);
+        q.writeBlocking(bb, MemorySegment.ofArray(bBits), bBits.length * 4L);
+        q.writeBlocking(cb, MemorySegment.ofArray(cFlat), cFlat.length * 4L);
+        MemorySegment k = q.createKernel(program, "mma_tile");
+        q.setArgBuffer(k, 0, ab);
+        q.setArgBuffer(k, 1, bb);
+        q.setArgBuffer(k, 2, cb);
+        q.setArgBuffer(k, 3, db);
+        q.enqueue(k, 32, 32, MemorySegment.NULL);
+        float[] d = new float[M * N];
+        q.readBlocking(db, MemorySegment.ofArray(d), d.length * 4L);
+        double[][] ref = new double[M][N];
+        for (int r = 0; r < M; r++) {
+            for (int col = 0; col < N; col++) {
+                double s = c[r][col];
+                for (int kk = 0; kk < K; kk++) {
+                    s += (double) a[r][kk] * b[kk][col];
+                }
+                ref[r][col] = s;
+            }
+        }
+        List<String> mismatches = new ArrayList<>();
+        for (int r = 0; r < M; r++) {
+            for (int col = 0; col < N; col++) {
+                double got = d[r * N + col];
+                // every value is an integer below 2^24 in magnitude: exact in f32 whatever the summation order
+                if (got != ref[r][col]) {
+                    mismatches.add(String.format(Locale.ROOT, "(row %d, col %d): got %.1f, expected %.1f%s (lane %d"
+                                    + " holds it as c%d)", r, col, got, ref[r][col], whereElse(ref, got),
+                            (r % 8) * 4 + col / 2, (r >= 8 ? 2 : 0) + (col & 1)));
+                }
+            }
+        }
+        return new TileResult(variant, true, null, mismatches);
+    }
+
+    /** Where else in the reference a wrong value belongs, if anywhere (a layout error shows as a permutation). */
+    private static String whereElse(double[][] ref, double v) {
+        List<String> at = new ArrayList<>();
+        for (int r = 0; r < ref.length; r++) {
+            for (int col = 0; col < ref[r].length; col++) {
+                if (ref[r][col] == v) {
+                    at.add("(" + r + ", " + col + ")");
+                }
+            }
+        }
+        return at.isEmpty() ? "" : ", the reference's value at " + String.join(" ", at);
+    }
+
+    /** rows x cols distinct integers from {@code from} up, shuffled. */
+    private static float[][] shuffled(Random random, int rows, int cols, int from) {
+        int n = rows * cols;
+        int[] v = new int[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = from + i;
+        }
+        for (int i = n - 1; i > 0; i--) {
+            int j = random.nextInt(i + 1);
+            int t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+        }
+        float[][] m = new float[rows][cols];
+        for (int i = 0; i < n; i++) {
+            m[i / cols][i % cols] = v[i];
+        }
+        return m;
+    }
+
+    /** Two halves in one 32-bit word, the first (lower k) in the low 16 bits. */
+    static int pack(float lo, float hi) {
+        return (Float.floatToFloat16(lo) & 0xFFFF) | (Float.floatToFloat16(hi) & 0xFFFF) << 16;
+    }
+}

@@ -1,0 +1,103 @@
+// One warp-wide tensor-core multiply-accumulate of shape m16n8k16: D (16 x 8, f32) = A (16 x 16, f16) x B
+// (16 x 8, f16) + C (16 x 8, f32), as PTX's mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 (sm_80 and later).
+// OpenCL C 1.2 has no tensor-core builtin; NVIDIA's OpenCL compiler accepts inline PTX, so with -DMMA_PTX the
+// instruction itself is used. Without it (PoCL, other vendors, the tests) an emulation with the same fragment
+// inputs and outputs computes the same tile through local memory, so every index of a kernel built on this can
+// be tested anywhere; only the instruction is device-only (bench.TensorCoreProbe checks it on the device).
+//
+// Fragments (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"): lane = local id & 31,
+// g = lane >> 2, t = lane & 3; a 32-bit register holds two halves, the lower k (or column) in the low 16 bits.
+//   A (row-major, 16 rows x 16 k):  a.x = (row g, k 2t..2t+1)    a.y = (row g+8, k 2t..2t+1)
+//                                   a.z = (row g, k 2t+8..2t+9)  a.w = (row g+8, k 2t+8..2t+9)
+//   B ("col": each column's k contiguous, 16 k x 8 cols): b.x = (k 2t..2t+1, col g)  b.y = (k 2t+8..2t+9, col g)
+//   C, D (16 rows x 8 cols): .x = (row g, col 2t)  .y = (row g, col 2t+1)  .z = (row g+8, col 2t)  .w = (row g+8, col 2t+1)
+// Every lane of the warp must reach every call (mma.sync is warp-collective; the emulation has barriers that the
+// whole work-group must reach the same number of times).
+
+// uints of per-warp local scratch the emulation needs (A: 16 rows x 8 k-pairs, B: 8 cols x 8 k-pairs).
+#define MMA_SCRATCH_UINTS 192
+
+#ifdef MMA_PTX
+// The inline-assembly keyword: OpenCL C front ends in strict mode know only the GNU spelling __asm__ (PoCL's
+// clang rejects plain asm), NVIDIA's is known to take asm (hashcat); -DMMA_PTX=2 picks __asm__.
+#if MMA_PTX == 2
+#define MMA_ASM __asm__ __volatile__
+#else
+#define MMA_ASM asm volatile
+#endif
+inline float4 mma_m16n8k16(uint4 a, uint2 b, float4 c, __local uint *scratch) {
+    float d0, d1, d2, d3;
+    MMA_ASM("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};"
+                 : "=f"(d0), "=f"(d1), "=f"(d2), "=f"(d3)
+                 : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b.x), "r"(b.y),
+                   "f"(c.x), "f"(c.y), "f"(c.z), "f"(c.w));
+    return (float4)(d0, d1, d2, d3);
+}
+
+#ifdef MMA_FENCE
+/** membar.gl: this work-item's earlier global writes are seen device-wide before its later ones (__threadfence). */
+inline void mma_gpu_fence(void) {
+    int unused = 0;
+    MMA_ASM("membar.gl;" : "+r"(unused));
+}
+#endif
+#else
+/** Dot product of 16 k of A row {@code ra} and B column {@code cb}, both stored as 8 k-pairs of halves. */
+inline float mma_dot16(__local const uint *ra, __local const uint *cb) {
+    float s = 0.0f;
+    for (int p = 0; p < 8; p++) {
+        float2 x = vload_half2(p, (__local const half *)ra);
+        float2 y = vload_half2(p, (__local const half *)cb);
+        // products of two halves are exact in float; the sum is rounded per add (as the tensor core's may be)
+        s += x.x * y.x + x.y * y.y;
+    }
+    return s;
+}
+
+/**
+ * The emulation: each lane writes its A and B fragments where the layout above puts them in the warp's
+ * scratch, then computes its four outputs from the whole tile.
+ */
+inline float4 mma_m16n8k16(uint4 a, uint2 b, float4 c, __local uint *scratch) {
+    int lane = get_local_id(0) & 31;
+    int g = lane >> 2;
+    int t = lane & 3;
+    __local uint *sa = scratch;       // [row][k-pair]
+    __local uint *sb = scratch + 128; // [col][k-pair]
+    sa[g * 8 + t] = a.x;
+    sa[(g + 8) * 8 + t] = a.y;
+    sa[g * 8 + t + 4] = a.z;
+    sa[(g + 8) * 8 + t + 4] = a.w;
+    sb[g * 8 + t] = b.x;
+    sb[g * 8 + t + 4] = b.y;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float4 d;
+    d.x = c.x + mma_dot16(sa + g * 8, sb + (2 * t) * 8);
+    d.y = c.y + mma_dot16(sa + g * 8, sb + (2 * t + 1) * 8);
+    d.z = c.z + mma_dot16(sa + (g + 8) * 8, sb + (2 * t) * 8);
+    d.w = c.w + mma_dot16(sa + (g + 8) * 8, sb + (2 * t + 1) * 8);
+    barrier(CLK_LOCAL_MEM_FENCE); // the scratch is free for the next call only when every lane has read it
+    return d;
+}
+#endif
+
+/**
+ * One warp, one tile, for the probe: A as 16 rows x 8 uints (k-pairs), B as 8 columns x 8 uints, C and D as
+ * 16 x 8 floats row-major. Each lane loads exactly the fragment elements the layout names.
+ */
+__kernel __attribute__((reqd_work_group_size(32, 1, 1)))
+void mma_tile(__global const uint *a, __global const uint *b, __global const float *c, __global float *d) {
+    __local uint scratch[MMA_SCRATCH_UINTS];
+    int lane = get_local_id(0);
+    int g = lane >> 2;
+    int t = lane & 3;
+    uint4 fa = (uint4)(a[g * 8 + t], a[(g + 8) * 8 + t], a[g * 8 + t + 4], a[(g + 8) * 8 + t + 4]);
+    uint2 fb = (uint2)(b[g * 8 + t], b[g * 8 + t + 4]);
+    float4 fc = (float4)(c[g * 8 + 2 * t], c[g * 8 + 2 * t + 1], c[(g + 8) * 8 + 2 * t], c[(g + 8) * 8 + 2 * t + 1]);
+    float4 r = mma_m16n8k16(fa, fb, fc, scratch);
+    d[g * 8 + 2 * t] = r.x;
+    d[g * 8 + 2 * t + 1] = r.y;
+    d[(g + 8) * 8 + 2 * t] = r.z;
+    d[(g + 8) * 8 + 2 * t + 1] = r.w;
+}

@@ -1,0 +1,240 @@
+// The tensor-core matmul for F16 weights, appended to mma.cl + matmul.cl once per tile tier by MatmulProgram,
+// each time with MMT_NAME (the kernel's name), MMT_TN and MMT_TK defined; it undefines its own macros at the end,
+// so the next tier can define them again. See MatmulProgram / TensorCores for when each tier runs.
+/**
+ * F16 weights on tensor cores (after mma.cl and matmul.cl, for WT == 1 only): out[t][r] = W[r] . x[t] with
+ * the weights' halves as mma's A (16 rows x 16 k, rows contiguous in k: "row") and the activations, rounded to
+ * f16 (round to nearest even, as PyTorch's fp16 matmul takes them), as B (16 k x 8 tokens, each token's k
+ * contiguous: "col"); products of two halves are exact and are added in f32. A group of 4 warps computes a
+ * 64-row x MMT_TN-token tile, each warp 16 rows x MMT_TN tokens (MMT_TN / 8 mma tiles, one float4 of
+ * accumulators each). K goes in slices of MMT_TK staged in local memory: the weights as raw halves (16-byte
+ * loads, the next slice's in flight while the current one is multiplied), the activations converted once to
+ * halves with vstore_half4_rte (core OpenCL C; no cl_khr_fp16). The tile goes through local memory to the
+ * epilogue, which wants row pairs (r, r+1) of one token while a lane holds rows g and g+8; with split-K
+ * (ksplit > 1) it writes partial sums; with MMT_FUSED the last group of a tile to finish (an atomic counter per
+ * tile, reset by that group) adds them in slice order, as mm_reduce would, and runs the epilogue: no second
+ * kernel. Without MMT_FUSED the host runs mm_reduce after it. Groups: row tiles fastest, then token
+ * tiles, then K-slices. Host contract: cols, lstride0..2 multiples of 8 (16-byte weight loads), n >= 1.
+ * Rows past `rows` and tokens past n load zeros; every item runs the same K loop (mma.sync is warp-collective
+ * and the emulation has barriers).
+ */
+#if WT != 1
+#error "mmt multiplies F16 weights: build it with WT=1"
+#endif
+#if !defined(MMT_NAME) || !defined(MMT_TN) || !defined(MMT_TK) || !defined(MMT_FUSED)
+#error "define MMT_NAME, MMT_TN, MMT_TK and MMT_FUSED before mmt.cl"
+#endif
+#define MMT_TM 64
+#define MMT_WG 128
+#define MMT_NT (MMT_TN / 8)
+// uints per staged row (k-pairs) plus 4 of padding: the 8 rows x 4 k-pairs a fragment read touches then fall
+// in 32 distinct banks, and rows stay 16-byte aligned for the uint4 stores.
+#define MMT_S (MMT_TK / 2 + 4)
+// The output tile reuses the staging memory once the K loop is done (less local memory: more groups per SM).
+#define MMT_STAGE_UINTS ((MMT_TM + MMT_TN) * MMT_S)
+#define MMT_OUT_FLOATS (MMT_TN * (MMT_TM + 1))
+#define MMT_LOCAL_UINT4 (((MMT_STAGE_UINTS > MMT_OUT_FLOATS ? MMT_STAGE_UINTS : MMT_OUT_FLOATS) + 3) / 4)
+#define MMT_WLOADS (MMT_TM * (MMT_TK / 8) / MMT_WG)
+#define MMT_XLOADS (MMT_TN * (MMT_TK / 4) / MMT_WG)
+#if (MMT_TK != 32 && MMT_TK != 64 && MMT_TK != 128) || MMT_TN < 16 || MMT_TN > 128 || (MMT_TN % 16) != 0
+#error "MMT_TK must be 32, 64 or 128, MMT_TN a multiple of 16 up to 128"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(MMT_WG, 1, 1)))
+void MMT_NAME(MATMUL_ARGS) {
+    __local uint4 lmem[MMT_LOCAL_UINT4];
+    __local int lastOfTile;
+    __local uint *ws = (__local uint *)lmem;    // [row][k-pair] during the K loop
+    __local uint *xs = ws + MMT_TM * MMT_S;     // [token][k-pair] during the K loop
+    __local float *os = (__local float *)lmem;  // [token][row] of the finished tile, after it
+    int lid = get_local_id(0);
+    int warp = lid >> 5;
+    int lane = lid & 31;
+    int g = lane >> 2;
+    int t4 = lane & 3;
+#ifdef MMA_PTX
+    __local uint *scratch = ws; // unused by the instruction
+#else
+    __local uint scratchAll[(MMT_WG / 32) * MMA_SCRATCH_UINTS];
+    __local uint *scratch = scratchAll + warp * MMA_SCRATCH_UINTS;
+#endif
+    int rowTiles = (rows + MMT_TM - 1) / MMT_TM;
+    int tiles = rowTiles * ((n + MMT_TN - 1) / MMT_TN);
+    int grp = get_group_id(0);
+    int ks = grp / tiles;
+    grp -= ks * tiles;
+    int row0 = (grp % rowTiles) * MMT_TM;
+    int tok0 = (grp / rowTiles) * MMT_TN;
+    int kchunk = ((cols + ksplit - 1) / ksplit + MMT_TK - 1) / MMT_TK * MMT_TK;
+    int kbeg = ks * kchunk;
+    int kend = min(cols, kbeg + kchunk);
+
+    // This item's weight loads: 8 halves of one row per load; the row's data start resolved once.
+    __global const half *wrow[MMT_WLOADS];
+    int wlr[MMT_WLOADS];
+    int wkc[MMT_WLOADS];
+    for (int m = 0; m < MMT_WLOADS; m++) {
+        int i = lid + m * MMT_WG;
+        wlr[m] = i / (MMT_TK / 8);
+        wkc[m] = (i - wlr[m] * (MMT_TK / 8)) * 8;
+        int r = row0 + wlr[m];
+        wrow[m] = 0;
+        if (r < rows) {
+            __global const WTYPE *w;
+            __global const float *s;
+            int off;
+            RESOLVE(r, w, s, off);
+            wrow[m] = w + off;
+        }
+    }
+    float4 acc[MMT_NT];
+    for (int j = 0; j < MMT_NT; j++) {
+        acc[j] = (float4)(0.0f);
+    }
+    uint4 wreg[MMT_WLOADS];
+    float4 xreg[MMT_XLOADS];
+    for (int k0 = kbeg; k0 < kend; k0 += MMT_TK) {
+        if (k0 == kbeg) {
+            for (int m = 0; m < MMT_WLOADS; m++) {
+                int c = k0 + wkc[m];
+                wreg[m] = wrow[m] != 0 && c < kend ? *(__global const uint4 *)(wrow[m] + c) : (uint4)(0u);
+            }
+            for (int m = 0; m < MMT_XLOADS; m++) {
+                int i = lid + m * MMT_WG;
+                int lt = i / (MMT_TK / 4);
+                int c = k0 + (i - lt * (MMT_TK / 4)) * 4;
+                int t = tok0 + lt;
+                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
+            }
+        }
+        for (int m = 0; m < MMT_WLOADS; m++) {
+            *(__local uint4 *)(ws + wlr[m] * MMT_S + wkc[m] / 2) = wreg[m];
+        }
+        for (int m = 0; m < MMT_XLOADS; m++) {
+            int i = lid + m * MMT_WG;
+            int lt = i / (MMT_TK / 4);
+            int kc = (i - lt * (MMT_TK / 4)) * 4;
+            vstore_half4_rte(xreg[m], 0, (__local half *)xs + lt * (2 * MMT_S) + kc);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        int k1 = k0 + MMT_TK;
+        if (k1 < kend) {
+            for (int m = 0; m < MMT_WLOADS; m++) {
+                int c = k1 + wkc[m];
+                wreg[m] = wrow[m] != 0 && c < kend ? *(__global const uint4 *)(wrow[m] + c) : (uint4)(0u);
+            }
+            for (int m = 0; m < MMT_XLOADS; m++) {
+                int i = lid + m * MMT_WG;
+                int lt = i / (MMT_TK / 4);
+                int c = k1 + (i - lt * (MMT_TK / 4)) * 4;
+                int t = tok0 + lt;
+                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
+            }
+        }
+#pragma unroll
+        for (int kk = 0; kk < MMT_TK / 16; kk++) {
+            int ai = (warp * 16 + g) * MMT_S + kk * 8 + t4;
+            uint4 a = (uint4)(ws[ai], ws[ai + 8 * MMT_S], ws[ai + 4], ws[ai + 8 * MMT_S + 4]);
+#pragma unroll
+            for (int j = 0; j < MMT_NT; j++) {
+                int bi = (j * 8 + g) * MMT_S + kk * 8 + t4;
+                acc[j] = mma_m16n8k16(a, (uint2)(xs[bi], xs[bi + 4]), acc[j], scratch);
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    // D fragment of n-tile j: (row g, tokens 2t, 2t+1) in .x .y, (row g+8, the same tokens) in .z .w. The K loop
+    // ended on a barrier (or never ran), so nobody reads the staging memory os overwrites.
+    int rl = warp * 16 + g;
+    for (int j = 0; j < MMT_NT; j++) {
+        int tl = j * 8 + 2 * t4;
+        os[tl * (MMT_TM + 1) + rl] = acc[j].x;
+        os[(tl + 1) * (MMT_TM + 1) + rl] = acc[j].y;
+        os[tl * (MMT_TM + 1) + rl + 8] = acc[j].z;
+        os[(tl + 1) * (MMT_TM + 1) + rl + 8] = acc[j].w;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    // Consecutive items take consecutive row pairs of one token: coalesced output (and partial) writes.
+    for (int i = lid; i < (MMT_TM / 2) * MMT_TN; i += MMT_WG) {
+        int pair = i % (MMT_TM / 2);
+        int tl = i / (MMT_TM / 2);
+        int r = row0 + 2 * pair;
+        int t = tok0 + tl;
+        if (r < rows && t < n) {
+            float a = os[tl * (MMT_TM + 1) + 2 * pair];
+            float b = os[tl * (MMT_TM + 1) + 2 * pair + 1];
+            int hasB = r + 1 < rows;
+            if (ksplit > 1) {
+                partial[(ks * n + t) * rows + r] = a;
+                if (hasB) {
+                    partial[(ks * n + t) * rows + r + 1] = b;
+                }
+            } else {
+                epilogue(r, t, a, b, hasB, EPI_PASS);
+            }
+        }
+    }
+#if MMT_FUSED
+#if defined(MMA_PTX) && !defined(MMA_FENCE)
+#error "the fused split-K sum needs MMA_FENCE (membar.gl) on the PTX path"
+#endif
+    if (ksplit > 1) {
+        // Publish this slice's partial sums device-wide before counting it (the threadfence-reduction pattern).
+#ifdef MMA_PTX
+        mma_gpu_fence();
+#else
+        mem_fence(CLK_GLOBAL_MEM_FENCE);
+#endif
+        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+        if (lid == 0) {
+            int done = atomic_inc(counters + grp);
+            lastOfTile = done == ksplit - 1;
+            if (lastOfTile) {
+                atomic_xchg(counters + grp, 0); // ready for the next pass
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lastOfTile) {
+#ifdef MMA_PTX
+            mma_gpu_fence();
+#else
+            mem_fence(CLK_GLOBAL_MEM_FENCE);
+#endif
+            // volatile: read the other groups' sums from memory, not from this compute unit's cache
+            __global volatile const float *ps = partial;
+            for (int i = lid; i < (MMT_TM / 2) * MMT_TN; i += MMT_WG) {
+                int pair = i % (MMT_TM / 2);
+                int tl = i / (MMT_TM / 2);
+                int r = row0 + 2 * pair;
+                int t = tok0 + tl;
+                if (r < rows && t < n) {
+                    int hasB = r + 1 < rows;
+                    float a = 0.0f;
+                    float b = 0.0f;
+                    for (int s = 0; s < ksplit; s++) { // slice order, as mm_reduce: the same sums
+                        a += ps[(s * n + t) * rows + r];
+                        if (hasB) {
+                            b += ps[(s * n + t) * rows + r + 1];
+                        }
+                    }
+                    epilogue(r, t, a, b, hasB, EPI_PASS);
+                }
+            }
+        }
+    }
+#endif
+}
+
+#undef MMT_TM
+#undef MMT_WG
+#undef MMT_NT
+#undef MMT_S
+#undef MMT_STAGE_UINTS
+#undef MMT_OUT_FLOATS
+#undef MMT_LOCAL_UINT4
+#undef MMT_WLOADS
+#undef MMT_XLOADS
+#undef MMT_NAME
+#undef MMT_TN
+#undef MMT_TK
+#undef MMT_FUSED

@@ -1,0 +1,100 @@
+package io.stepstream.gpu;
+
+import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.tensor.TensorType;
+import org.junit.jupiter.api.Test;
+
+import java.util.Arrays;
+import java.util.Random;
+
+import static io.stepstream.gpu.Llama2Kernel.OP_LOGITS;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A token's matmul result must not depend on the batch around it (diffusion step batching compares batched
+ * requests with their runs alone). The classifier pass (97 rows, 48 columns) of the same activation rows alone
+ * (n tokens) and as the first rows of a 70-token batch, on emulated tensor cores:
+ * <ul>
+ *   <li>mmt for every count with the split fixed: bitwise equal, although the default tiers run 16-, 32- and
+ *       64-token tiles for these counts (same 64-column K-slices), so mmt's result for a token depends neither on
+ *       its tile, lane or neighbours nor on the tier (no race, no stale local memory);</li>
+ *   <li>default kernel choice (1..8 tokens mv, 9..15 mm, 16+ mmt): equal up to the f32 summation order, 1e-5 of
+ *       max |logit|. Before XH, mv and mm multiplied f32 activations where mmt rounds them to f16, a 2^-11
+ *       relative change per activation: ~1e-4 here, which flipped greedy picks of diffusion requests.</li>
+ * </ul>
+ */
+class TensorCoreBatchInvarianceTest {
+    private static final int BIG = 70;
+
+    @Test
+    void sameKernelAndSplitGiveBitwiseEqualRowsAloneAndBatched() {
+        for (String ks : new String[]{"ks=1", "ks=2"}) {
+            MatmulTiles tiles = MatmulTiles.DEFAULT.with("mv_tokens=1," + ks);
+            try (Pass p = new Pass(tiles, TensorCores.EMULATE.withMinTokens(1), 5)) {
+                float[] batched = p.logits(BIG);
+                for (int n : new int[]{2, 9, 20, 33, 64}) {
+                    assertArrayEquals(Arrays.copyOf(batched, n * p.vocab), p.logits(n), ks + ", " + n + " tokens");
+                }
+            }
+        }
+    }
+
+    @Test
+    void defaultKernelChoiceKeepsRowsAloneWithinSummationOrder() {
+        try (Pass p = new Pass(MatmulTiles.DEFAULT, TensorCores.EMULATE, 6)) {
+            float[] batched = p.logits(BIG);
+            for (int n : new int[]{1, 5, 8, 12, 15, 16, 40}) {
+                double err = OpenClTestSupport.relativeError(p.logits(n), toDouble(Arrays.copyOf(batched,
+                        n * p.vocab)), n * p.vocab);
+                assertTrue(err <= 1e-5, n + " tokens alone vs in a batch of " + BIG + ": relative error " + err);
+            }
+        }
+    }
+
+    private static double[] toDouble(float[] a) {
+        double[] d = new double[a.length];
+        for (int i = 0; i < a.length; i++) {
+            d[i] = a[i];
+        }
+        return d;
+    }
+
+    /** A device model whose classifier pass runs alone on fixed random activation rows. */
+    private static final class Pass implements AutoCloseable {
+        final DeviceLlama2 device;
+        final int vocab;
+
+        Pass(MatmulTiles tiles, TensorCores tc, long seed) {
+            Random random = new Random(seed);
+            Llama2Weights w = HandMatmulTest.randomWeights(random);
+            device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F16, Dispatch.DIRECT,
+                    Matmul.HAND, tiles, tc);
+            vocab = w.config().vocabSize();
+            Llama2Kernel k = device.k;
+            device.ensureCapacity(BIG, BIG);
+            for (int t = 0; t < BIG; t++) {
+                k.logitRow[t] = t;
+            }
+            device.putStepInputs();
+            for (int i = 0; i < BIG * w.config().dim(); i++) {
+                k.xb[i] = random.nextFloat() * 2 - 1;
+            }
+            device.launcher().put(k.xb);
+        }
+
+        /** Logits of activation rows 0..n-1 (the classifier pass alone, n rows). */
+        float[] logits(int n) {
+            Arrays.fill(device.k.logits, Float.NaN);
+            device.launcher().put(device.k.logits);
+            device.launchPasses(new int[]{OP_LOGITS}, new int[]{0}, n, n, 40);
+            device.launcher().get(device.k.logits);
+            return Arrays.copyOf(device.k.logits, n * vocab);
+        }
+
+        @Override
+        public void close() {
+            device.close();
+        }
+    }
+}

@@ -1,0 +1,107 @@
+package io.stepstream.gpu;
+
+import io.stepstream.engine.ForwardBatch;
+import io.stepstream.engine.KvCache;
+import io.stepstream.engine.ModelConfig;
+import io.stepstream.engine.llama2.Llama2Tokenizer;
+import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.bench.SyntheticLlama;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import static io.stepstream.gpu.OpenClTestSupport.argmax;
+import static io.stepstream.gpu.OpenClTestSupport.relativeError;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A whole synthetic F16 model with tensor cores emulated (mmt on every pass of more than 8 tokens) against the
+ * same model with them off (mm / mv on f32 activations): a 21-token prefill of each of 12 sequences, then 10
+ * greedy steps decoding all 12 together (12 tokens a step: mmt again), the same greedy tokens every step and
+ * logits close.
+ *
+ * <p>Tolerance: the two differ only in mmt rounding each matmul input to f16, a relative change of at most
+ * 2^-11 per activation. Over a K-term dot product with random signs that moves an output by about 2^-11 of its
+ * typical size; through 2 layers of 4 matmuls plus the classifier (RMSNorm keeps the scale) the logits move by a
+ * few times that, ~1e-3 of max |logit| (7.4e-4 measured here). 5e-3 leaves room for that; a wrong index or
+ * epilogue moves them by O(1).
+ * The difference must also not be zero: the tensor-core path did round.
+ */
+class TensorCoreForwardTest {
+    /** dim, hidden and kvDim multiples of 8 (mmt's 16-byte weight loads), 100-token vocabulary. */
+    private static final ModelConfig C = new ModelConfig(64, 96, 2, 4, 2, 100, 64, 1e-5f, 10000f, false);
+    private static final double TOLERANCE = 5e-3;
+    private static final int SEQUENCES = 12;
+
+    @Test
+    void emulatedTensorCoresGiveTheSameGreedyTokensAndCloseLogits() {
+        Llama2Weights w = SyntheticLlama.weights(C, 11);
+        Llama2Tokenizer tok = SyntheticLlama.tokenizer(C.vocabSize());
+        Random random = new Random(12);
+        try (OpenClLlama2Model off = new OpenClLlama2Model("off", w, tok, OpenClTestSupport.device(), 64,
+                TensorType.F16, Dispatch.DIRECT, Matmul.HAND, TensorCores.OFF);
+             OpenClLlama2Model tc = new OpenClLlama2Model("tc", w, tok, OpenClTestSupport.device(), 64,
+                     TensorType.F16, Dispatch.DIRECT, Matmul.HAND, TensorCores.EMULATE.withMinTokens(9))) {
+            assertEquals("off", off.tensorCores());
+            assertTrue(tc.tensorCores().startsWith("emulated"), tc.tensorCores());
+            assertTrue(tc.deviceName().contains("F16 tensor cores emulated"), tc.deviceName());
+            List<KvCache> offCaches = new ArrayList<>();
+            List<KvCache> tcCaches = new ArrayList<>();
+            int[][] next = new int[SEQUENCES][];
+            try {
+                for (int s = 0; s < SEQUENCES; s++) {
+                    offCaches.add(off.newKvCache());
+                    tcCaches.add(tc.newKvCache());
+                    next[s] = new int[21];
+                    for (int i = 0; i < next[s].length; i++) {
+                        next[s][i] = random.nextInt(C.vocabSize());
+                    }
+                }
+                double worst = 0;
+                for (int step = 0; step < 11; step++) {
+                    // step 0: one 21-token prefill per sequence (a pass each); then all 12 decode together
+                    List<float[]> a = new ArrayList<>();
+                    List<float[]> b = new ArrayList<>();
+                    if (step == 0) {
+                        for (int s = 0; s < SEQUENCES; s++) {
+                            a.add(forward(off, List.of(offCaches.get(s)), List.of(next[s]))[0]);
+                            b.add(forward(tc, List.of(tcCaches.get(s)), List.of(next[s]))[0]);
+                        }
+                    } else {
+                        a = List.of(forward(off, offCaches, List.of(next)));
+                        b = List.of(forward(tc, tcCaches, List.of(next)));
+                    }
+                    for (int s = 0; s < SEQUENCES; s++) {
+                        double err = relativeError(b.get(s), a.get(s));
+                        worst = Math.max(worst, err);
+                        assertTrue(err <= TOLERANCE, "step " + step + " sequence " + s + ": relative error " + err);
+                        int greedy = argmax(a.get(s));
+                        assertEquals(greedy, argmax(b.get(s)), "step " + step + " sequence " + s + ": greedy token");
+                        next[s] = new int[]{greedy};
+                    }
+                }
+                assertTrue(worst > 0, "the tensor-core path rounds activations to f16: logits cannot be identical");
+                // 2 layers x 4 matmul passes on mmt for each of 12 prefills (their classifier: one row, mv), and
+                // those 8 + the classifier (12 rows) for each of 10 decode steps
+                assertEquals(12L * 8 + 10L * 9, tc.tensorCorePasses());
+            } finally {
+                offCaches.forEach(KvCache::close);
+                tcCaches.forEach(KvCache::close);
+            }
+        }
+    }
+
+    private static float[][] forward(OpenClLlama2Model model, List<KvCache> caches, List<int[]> tokens) {
+        List<ForwardBatch.Entry> entries = new ArrayList<>();
+        for (int i = 0; i < caches.size(); i++) {
+            entries.add(new ForwardBatch.Entry(caches.get(i), tokens.get(i), 0, tokens.get(i).length));
+        }
+        float[][] logits = new float[caches.size()][C.vocabSize()];
+        model.forward(new ForwardBatch(entries), logits);
+        return logits;
+    }
+}

@@ -1,0 +1,138 @@
+package io.stepstream.gpu;
+
+import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.tensor.TensorType;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The tensor-core matmul kernel (matmul.cl's mmt on mma.cl's emulated m16n8k16, so every index of the real
+ * kernel runs on PoCL) with each of the five passes' epilogues, against HandMatmulTest's float64 reference of
+ * f16 weights times f16-rounded activations, on fresh random inputs. Row counts 48, 80, 97, 160 (none a multiple
+ * of the 64-row tile), token counts 2..70 (a 1-token matvec, so every other count goes to mmt), tiles of 16..128
+ * tokens, K-slices of 32, 64 and 128 (48- and 80-column matrices: a short last slice), split-K off and forced.
+ *
+ * <p>Tolerance: the products of two halves are exact in f32 and the emulation adds at most 80 of them in f32,
+ * each add off by at most 2^-24 of its partial sum: about 80 * 6e-8 of the sum of |w x| in the worst case and
+ * ~sqrt(80) * 6e-8 in practice, while a wrong fragment index, tile offset or epilogue row is off by O(1). The
+ * shared 1e-4 of max |reference| covers the former with room and fails on any of the latter.
+ */
+class TensorCoreMatmulTest {
+    /** A one-token matvec: 2 tokens and up reach the tiled kernels. */
+    private static final MatmulTiles ONE_TOKEN_MV = MatmulTiles.DEFAULT.with("mv_tokens=1");
+
+    static Stream<Arguments> cases() {
+        List<Arguments> out = new ArrayList<>();
+        TensorCores any = TensorCores.EMULATE.withMinTokens(1);
+        for (int tokens : new int[]{2, 7, 9, 16, 17, 33, 64, 70}) {
+            out.add(Arguments.of(tokens, any, ONE_TOKEN_MV.with("ks=1")));
+        }
+        out.add(Arguments.of(5, any.withTiles(16, 64), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(37, any.withTiles(16, 64), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(70, any.withTiles(128, 32), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(33, any.withTiles(32, 64), ONE_TOKEN_MV.with("ks=1")));
+        // one 128-column K-slice covers all 48 or 80 columns (zero-filled past the end)
+        out.add(Arguments.of(40, any.withTiles(32, 128), ONE_TOKEN_MV.with("ks=1")));
+        // Split-K: 2 or 3 slices of 32 columns (48 and 80 columns), partial sums added in slice order by the last
+        // group of each tile to finish (an atomic counter per tile).
+        out.add(Arguments.of(3, any, ONE_TOKEN_MV.with("ks=3")));
+        out.add(Arguments.of(21, any, ONE_TOKEN_MV.with("ks=3")));
+        out.add(Arguments.of(70, any.withTiles(32, 32), ONE_TOKEN_MV.with("ks=2")));
+        // fr=0: the partial sums go to a second kernel, mm_reduce, instead of the tile's last group
+        out.add(Arguments.of(21, any.withTilesSpec("tn=16,tk=32,fr=0"), ONE_TOKEN_MV.with("ks=3")));
+        out.add(Arguments.of(70, any.withTilesSpec("tn=64,tk=32,fr=0"), ONE_TOKEN_MV.with("ks=2")));
+        // tiers: each token count runs its tier's kernel (mmt0 up to 12 tokens, mmt1 up to 40, mmt2 above)
+        TensorCores tiers = any.withTilesSpec("12:tn=16,tk=64/40:tn=32,tk=128,occ=4/tn=64,tk=32");
+        for (int tokens : new int[]{3, 12, 13, 40, 41, 70}) {
+            out.add(Arguments.of(tokens, tiers, ONE_TOKEN_MV));
+        }
+        return out.stream();
+    }
+
+    @ParameterizedTest(name = "{0} tokens, {1}, {2}")
+    @MethodSource("cases")
+    void everyPassAndEpilogueOnEmulatedTensorCoresMatchesTheReference(int tokens, TensorCores tc, MatmulTiles tiles) {
+        Random random = new Random(977L * tokens + tc.label().hashCode() + tiles.ks());
+        Llama2Weights w = HandMatmulTest.randomWeights(random);
+        try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F16,
+                Dispatch.DIRECT, Matmul.HAND, tiles, tc)) {
+            assertTrue(device.tensorCores().startsWith("emulated " + tc.label()), device.tensorCores());
+            new HandMatmulTest.Case(device, random, tokens, true).checkAll();
+            assertEquals(5, device.handMatmulPasses());
+            assertEquals(5, device.tensorCorePasses(), "each of the five matmul passes ran on mmt");
+            if (tiles.ks() > 1) {
+                assertTrue(device.handMatmulMaxSplit() > 1, "split-K ran");
+            }
+        }
+    }
+
+    @Test
+    void belowTheThresholdAndForOtherEncodingsThePassesStayOnMm() {
+        Random random = new Random(5);
+        Llama2Weights w = HandMatmulTest.randomWeights(random);
+        try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F16,
+                Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.EMULATE.withMinTokens(16))) {
+            // mm, but on f16-rounded activations like mmt (XH): the reference rounds them too
+            new HandMatmulTest.Case(device, random, 15, true).checkAll();
+            assertEquals(0, device.tensorCorePasses(), "15 tokens < 16: mm");
+        }
+        try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F32,
+                Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.EMULATE.withMinTokens(1))) {
+            assertEquals("off", device.tensorCores(), "F32 weights never use mmt");
+            new HandMatmulTest.Case(device, random, 20, false).checkAll();
+            assertEquals(0, device.tensorCorePasses());
+        }
+        try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F16,
+                Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.AUTO)) {
+            assertEquals("off", device.tensorCores(), "auto on a device without NVIDIA compute capability 8.0+");
+        }
+    }
+
+    @Test
+    void optionsAreValidatedWithClearErrors() {
+        assertEquals(TensorCores.Mode.EMULATE, TensorCores.parseMode(" Emulate "));
+        assertEquals(TensorCores.Mode.AUTO, TensorCores.parseMode(null));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TensorCores.parseMode("on"));
+        assertTrue(e.getMessage().contains(TensorCores.PROPERTY) && e.getMessage().contains("'on'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tn=24"));
+        assertTrue(e.getMessage().contains("tn must be a multiple of 16"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tk=48"));
+        assertTrue(e.getMessage().contains("tk must be 32, 64 or 128"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tm=64"));
+        assertTrue(e.getMessage().contains("'tm=64'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withMinTokens(0));
+        assertTrue(e.getMessage().contains(TensorCores.MIN_TOKENS_PROPERTY), e.getMessage());
+        assertEquals(new TensorCores(TensorCores.Mode.AUTO, 16, List.of(new TensorCores.Tile(Integer.MAX_VALUE, 32, 64,
+                4, true))), TensorCores.AUTO.withTilesSpec("tn=32, tk=64,occ=4"));
+        // the default tiers: 16 tokens per group up to 16 tokens, 32 up to 32, 64 above
+        TensorCores tiered = TensorCores.AUTO;
+        assertEquals("mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64", tiered.label());
+        assertEquals(List.of(0, 0, 1, 1, 2), java.util.stream.IntStream.of(9, 16, 17, 32, 33).map(tiered::tierFor)
+                .boxed().toList());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tn=16/tn=32"));
+        assertTrue(e.getMessage().contains("needs 'UPTO:'"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> TensorCores.AUTO.withTilesSpec("32:tn=16/16:tn=32/tn=64"));
+        assertTrue(e.getMessage().contains("bounds must increase"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("fr=2"));
+        assertTrue(e.getMessage().contains("fr must be 0 or 1"), e.getMessage());
+        assertEquals("mmt64x32k32+reduce", TensorCores.AUTO.withTilesSpec("tn=32,tk=32,fr=0").label());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("occ=0"));
+        assertTrue(e.getMessage().contains("occ must be 1..16"), e.getMessage());
+        // split-K: 32 row tiles of a 2048-row pass at 32 tokens on 132 units; occ 4 reaches 16 slices of 128
+        assertEquals(9, MatmulTiles.splitFor(32, 2048, 132, 32, 0, 2, TensorCores.MAX_SPLIT));
+        assertEquals(16, MatmulTiles.splitFor(32, 2048, 132, 32, 0, 4, TensorCores.MAX_SPLIT));
+        assertEquals(8, MatmulTiles.splitFor(32, 2048, 132, 128, 0, 4, TensorCores.MAX_SPLIT));
+    }
+}

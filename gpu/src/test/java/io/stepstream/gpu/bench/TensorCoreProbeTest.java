@@ -1,0 +1,80 @@
+package io.stepstream.gpu.bench;
+
+import io.stepstream.gpu.cl.ClQueue;
+import io.stepstream.gpu.cl.ClRuntime;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The probe's one-tile check on the test device (PoCL: the emulation only; the PTX instruction is device-only). */
+class TensorCoreProbeTest {
+    private static final String SELECTOR = System.getProperty("stepstream.test.device", "auto");
+
+    @Test
+    void emulatedTileMatchesTheFloat64ReferenceInEveryElement() {
+        try (ClQueue q = new ClQueue(ClRuntime.select(SELECTOR))) {
+            TensorCoreProbe.TileResult r = TensorCoreProbe.tile(q, 0);
+            assertTrue(r.built(), r.buildError());
+            assertEquals(java.util.List.of(), r.mismatches());
+        }
+    }
+
+    @Test
+    void probePrintsAResultLineAndRejectsBadOptions() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx",
+                "off", "--full", "false"}), new PrintStream(bytes, true, StandardCharsets.UTF_8));
+        String out = bytes.toString(StandardCharsets.UTF_8);
+        assertTrue(ok, out);
+        assertTrue(out.contains("(a) tile emulation: all 128 elements match") && out.contains("RESULT: OK"), out);
+        assertFalse(out.contains("ptx mma.sync"), out);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TensorCoreProbe.Options.parse(new String[]{"--ptx", "maybe"}));
+        assertTrue(e.getMessage().contains("--ptx"), e.getMessage());
+    }
+
+    @Test
+    void fullKernelOnEmulatedTensorCoresMatchesTheReferenceBesideMm() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        List<TensorCoreProbe.Row> rows = new ArrayList<>();
+        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx", "off",
+                "--shapes", "130x128,8200x64", "--tokens", "9,70", "--mode", "emulate", "--tiles",
+                "default;tn=16,tk=64", "--reps", "1", "--warmup", "0", "--sample-rows", "40"}),
+                new PrintStream(bytes, true, StandardCharsets.UTF_8), rows);
+        String out = bytes.toString(StandardCharsets.UTF_8);
+        assertTrue(ok, out);
+        // 2 shapes x 2 token counts x (mm + 2 mmt variants)
+        assertEquals(12, rows.size(), out);
+        for (TensorCoreProbe.Row r : rows) {
+            assertTrue(r.ms() > 0 && r.tflops() > 0 && r.weightGBps() > 0, r.toString());
+            if (r.kernel().startsWith("emulated")) {
+                assertTrue(r.check().startsWith("ok"), r.toString());
+            } else {
+                assertTrue(r.kernel().startsWith("mm "), r.toString());
+            }
+        }
+        // the default tiers: 9 tokens on the 16-token tile, 70 on the 64-token one; the single tile for both
+        assertTrue(out.contains("9 emulated mmt64x16k64 (tiers)") && out.contains("70 emulated mmt64x64k64 (tiers)")
+                && out.contains("70 emulated mmt64x16k64  "), out);
+        // sampled rows: both edge tiles and random others; all rows when the sample would cover them
+        int[] sample = TensorCoreProbe.sampleRows(1000, 10);
+        assertEquals(138, sample.length);
+        assertEquals(0, sample[0]);
+        assertEquals(999, sample[sample.length - 1]);
+        assertEquals(130, TensorCoreProbe.sampleRows(130, 40).length);
+    }
+
+    @Test
+    void packPutsTheLowerKInTheLow16Bits() {
+        assertEquals(0x4000_3C00, TensorCoreProbe.pack(1.0f, 2.0f)); // f16 1.0 = 0x3C00, 2.0 = 0x4000
+    }
+}
