@@ -192,9 +192,10 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
 
     /** The long-row policy of the system properties, with {@code base} as the small-pass tiles. */
     public static LongRows longRowsPolicyFromSystemProperties(MatmulTiles base) {
-        return new LongRows(longRowsFromSystemProperty(base),
-                Integer.getInteger(LONG_ROWS_MIN_COLS_PROPERTY, LONG_ROWS_MIN_COLS),
-                Integer.getInteger(LONG_ROWS_TOKENS_PROPERTY, LONG_ROWS_MAX_TOKENS));
+        MatmulTiles tiles = longRowsFromSystemProperty(base);
+        // The matvec takes at most mvTokens tokens: a larger threshold means "whenever the matvec runs".
+        return new LongRows(tiles, Integer.getInteger(LONG_ROWS_MIN_COLS_PROPERTY, LONG_ROWS_MIN_COLS),
+                Math.min(tiles.mvTokens(), Integer.getInteger(LONG_ROWS_TOKENS_PROPERTY, LONG_ROWS_MAX_TOKENS)));
     }
 
     /** Compact label, e.g. {@code mv256/32x8u4 mm32x32k32r2x4}. */
