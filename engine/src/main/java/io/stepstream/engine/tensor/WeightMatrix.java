@@ -20,7 +20,9 @@ import java.util.Objects;
  * tail (plain float types whose rows are not a whole number of vectors). How many tokens share the call and
  * how rows are split over threads change which results are computed together (four rows by four tokens, four
  * rows by one, one row by four, one by one), never how one result is computed; so a token's output is bitwise
- * the same alone or in any batch.
+ * the same alone or in any batch. Q8_0 from {@link #DECODE_ONCE_MIN_TOKENS} tokens (rows up to
+ * {@link #DECODE_ONCE_MAX_COLS} columns) decodes each four-row tile once into float scratch and runs float tiles
+ * over it ({@link DecodedTiles}): the same operations per element, so the same bits.
  *
  * <p>Integer dot ({@link #hasIntegerDot}: Q8_0 and Q4_0 with 16 float lanes): the activations quantized to Q8_0
  * per token row ({@link QuantizedRows}), exact integer products per block scaled into float lanes, one row at a time
