@@ -13,10 +13,13 @@ import java.util.Random;
 
 /**
  * One-thread matmul cost in thread CPU time rather than wall time, for machines shared with other work:
- * time the thread spends descheduled is not counted (cache and memory contention still are). Best of five
- * rounds after a warm-up. Arguments: ROWS COLS TYPES TOKENS, e.g. {@code 2048 2048 F32,Q8_0 1,4,8,32}; a type
+ * time the thread spends descheduled is not counted (cache and memory contention still are). Best of seven
+ * rounds (system property {@code rounds}) after a warm-up, the TYPEs taking turns in each round. Arguments:
+ * ROWS COLS TYPES TOKENS, e.g. {@code 2048 2048 F32,Q8_0 1,4,8,32}; a type
  * with an {@code i} suffix ({@code Q8_0i}, {@code Q4_0i}) runs the integer-dot matmul, the activations quantized
- * to Q8_0 once per call as the model does (the quantization is counted):
+ * to Q8_0 once per call as the model does (the quantization is counted); a {@code t} suffix ({@code Q8_0t}) runs the
+ * encoding's own row x token tiles at every token count (the engine before the decode-once path), a {@code d}
+ * suffix ({@code Q8_0d}) the decode-once path at every token count; no suffix is what the engine picks:
  * <pre>
  * ./mvnw -q -B -pl engine -P jmh test-compile exec:exec -Djmh.main=io.stepstream.engine.bench.MatmulCpuTime \
  *     -Djmh.args="2048 2048 F32,Q8_0 1,4,8,32"
@@ -44,10 +47,61 @@ public final class MatmulCpuTime {
         for (int i = 0; i < w.length; i++) {
             w[i] = (float) (rnd.nextGaussian() * 0.02);
         }
-        for (String name : args[2].split(",")) {
+        String[] names = args[2].split(",");
+        Variant[] variants = new Variant[names.length];
+        for (int v = 0; v < names.length; v++) {
+            variants[v] = Variant.of(names[v], w, rows, cols, workingSet);
+        }
+        for (int tokens : tokenCounts) {
+            float[] x = new float[tokens * cols];
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) rnd.nextGaussian();
+            }
+            float[] out = new float[tokens * rows];
+            Runnable[] calls = new Runnable[variants.length];
+            int[] reps = new int[variants.length];
+            for (int v = 0; v < variants.length; v++) {
+                calls[v] = variants[v].call(x, tokens, out);
+                reps[v] = Math.max(5, 400 / tokens / variants[v].ms.length);
+                for (int i = 0; i < Math.max(30 / variants[v].ms.length, 3); i++) {
+                    calls[v].run();
+                }
+            }
+            // the variants take turns, round by round, so a burst of other work on the machine hits them alike
+            double[] best = new double[variants.length];
+            Arrays.fill(best, Double.MAX_VALUE);
+            for (int round = 0; round < ROUNDS; round++) {
+                for (int v = 0; v < variants.length; v++) {
+                    long t0 = threads.getCurrentThreadCpuTime();
+                    for (int i = 0; i < reps[v]; i++) {
+                        calls[v].run();
+                    }
+                    best[v] = Math.min(best[v],
+                            (threads.getCurrentThreadCpuTime() - t0) / 1e6 / reps[v] / variants[v].ms.length);
+                }
+            }
+            for (int v = 0; v < variants.length; v++) {
+                Variant a = variants[v];
+                int copies = a.ms.length;
+                System.out.printf("%s%s %dx%d tokens=%d%s: %.3f ms CPU per call, %.3f ms per token, %.1f GFLOP/s,"
+                                + " %.1f GB/s%n", a.type, a.label(tokens), rows, cols, tokens,
+                        copies > 1 ? " (" + copies + " copies, from memory)" : "", best[v], best[v] / tokens,
+                        2.0 * rows * cols * tokens / best[v] / 1e6, a.bytes / best[v] / 1e6);
+            }
+        }
+    }
+
+    private static final int ROUNDS = Integer.getInteger("rounds", 7);
+
+    /** One TYPE argument: the matrices (one, or copies filling the working set) and how they are called. */
+    private record Variant(TensorType type, boolean integer, boolean ownTiles, boolean decodeOnce, WeightMatrix[] ms,
+                           long bytes, QuantizedRows quantized) {
+        static Variant of(String name, float[] w, int rows, int cols, long workingSet) {
             boolean integer = name.endsWith("i");
-            TensorType type = TensorType.valueOf(integer ? name.substring(0, name.length() - 1) : name);
-            QuantizedRows quantized = new QuantizedRows();
+            boolean ownTiles = name.endsWith("t");
+            boolean decodeOnce = name.endsWith("d");
+            TensorType type = TensorType.valueOf(integer || ownTiles || decodeOnce
+                    ? name.substring(0, name.length() - 1) : name);
             byte[] bytes = Weights.encode(type, w);
             int copies = (int) Math.max(1, workingSet / bytes.length);
             WeightMatrix[] ms = new WeightMatrix[copies];
@@ -55,41 +109,31 @@ public final class MatmulCpuTime {
                 MemorySegment data = Arena.global().allocate(bytes.length, 64);
                 data.copyFrom(MemorySegment.ofArray(bytes));
                 ms[i] = WeightMatrix.of(type, data, rows, cols);
-            }
-            for (int tokens : tokenCounts) {
-                float[] x = new float[tokens * cols];
-                for (int i = 0; i < x.length; i++) {
-                    x[i] = (float) rnd.nextGaussian();
+                if (ownTiles || decodeOnce) {
+                    ms[i] = ms[i].withDecodeOnceFrom(ownTiles ? Integer.MAX_VALUE : 1);
                 }
-                float[] out = new float[tokens * rows];
-                Runnable call = integer
-                        ? () -> {
-                            for (WeightMatrix m : ms) {
-                                m.matmul(quantized.quantize(x, 0, tokens, cols), out, 0, null);
-                            }
+            }
+            return new Variant(type, integer, ownTiles, decodeOnce, ms, bytes.length, new QuantizedRows());
+        }
+
+        Runnable call(float[] x, int tokens, float[] out) {
+            int cols = ms[0].cols();
+            return integer
+                    ? () -> {
+                        for (WeightMatrix m : ms) {
+                            m.matmul(quantized.quantize(x, 0, tokens, cols), out, 0, null);
                         }
-                        : () -> {
-                            for (WeightMatrix m : ms) {
-                                m.matmul(x, 0, tokens, out, 0, null);
-                            }
-                        };
-                int calls = Math.max(5, 400 / tokens / copies);
-                for (int i = 0; i < Math.max(30 / copies, 3); i++) {
-                    call.run();
-                }
-                double best = Double.MAX_VALUE;
-                for (int round = 0; round < 5; round++) {
-                    long t0 = threads.getCurrentThreadCpuTime();
-                    for (int i = 0; i < calls; i++) {
-                        call.run();
                     }
-                    best = Math.min(best, (threads.getCurrentThreadCpuTime() - t0) / 1e6 / calls / copies);
-                }
-                System.out.printf("%s%s %dx%d tokens=%d%s: %.3f ms CPU per call, %.3f ms per token, %.1f GFLOP/s,"
-                                + " %.1f GB/s%n", type, integer ? " int-dot" : "", rows, cols, tokens,
-                        copies > 1 ? " (" + copies + " copies, from memory)" : "", best, best / tokens,
-                        2.0 * rows * cols * tokens / best / 1e6, bytes.length / best / 1e6);
-            }
+                    : () -> {
+                        for (WeightMatrix m : ms) {
+                            m.matmul(x, 0, tokens, out, 0, null);
+                        }
+                    };
+        }
+
+        String label(int tokens) {
+            return integer ? " int-dot" : ownTiles ? " own-tiles"
+                    : decodeOnce || ms[0].decodesOnceAt(tokens) ? " decode-once" : "";
         }
     }
 }

@@ -37,6 +37,12 @@ final class Q8_0Matrix extends WeightMatrix {
         return true;
     }
 
+    /** q * d is exact and every kernel here is one accumulator of w.fma(x, acc) per chunk in column order. */
+    @Override
+    boolean decodesExactly() {
+        return true;
+    }
+
     @Override
     void rows4Tokens4(int r, int rowStep, float[] x, int x0, int xStep, float[] out, int o0, int oStep,
                       float[] lanes) {

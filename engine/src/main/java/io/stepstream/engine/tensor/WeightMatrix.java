@@ -20,7 +20,9 @@ import java.util.Objects;
  * tail (plain float types whose rows are not a whole number of vectors). How many tokens share the call and
  * how rows are split over threads change which results are computed together (four rows by four tokens, four
  * rows by one, one row by four, one by one), never how one result is computed; so a token's output is bitwise
- * the same alone or in any batch.
+ * the same alone or in any batch. Q8_0 from {@link #DECODE_ONCE_MIN_TOKENS} tokens (rows up to
+ * {@link #DECODE_ONCE_MAX_COLS} columns) decodes each four-row tile once into float scratch and runs float tiles
+ * over it ({@link DecodedTiles}): the same operations per element, so the same bits.
  *
  * <p>Integer dot ({@link #hasIntegerDot}: Q8_0 and Q4_0 with 16 float lanes): the activations quantized to Q8_0
  * per token row ({@link QuantizedRows}), exact integer products per block scaled into float lanes, one row at a time
@@ -46,12 +48,31 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
     /** Per thread: where tiles store their accumulators for the scalar lane sums. */
     private static final ThreadLocal<float[]> LANE_SCRATCH =
             ThreadLocal.withInitial(() -> new float[ROW_TILE * TOKEN_TILE * Lanes.L]);
+    /**
+     * Tokens from which encodings with {@link #decodesExactly} decode each four-row tile once into float scratch
+     * and run float tiles over it for every token (below: the encoding's own tiles, which decode a weight chunk
+     * once per four tokens). Measured on 768-column Q8_0 rows (docs/benchmarks.md, CPU session 4): level at 8
+     * tokens, 10-25% less CPU at 16 and 32. System property {@code stepstream.cpu.decodeOnceMinTokens}.
+     */
+    public static final int DECODE_ONCE_MIN_TOKENS =
+            Integer.getInteger("stepstream.cpu.decodeOnceMinTokens", 16);
+    /**
+     * Widest rows for the decode-once path: a decoded tile (4 rows of floats, 16 KiB here) and a token group's
+     * inputs (as large again) must share the L1 cache. Wider rows (2048 columns: 32 KiB a tile) ran 5-10%
+     * slower decoded than the encoding's own tiles, whose Q8_0 rows are a quarter the size.
+     */
+    static final int DECODE_ONCE_MAX_COLS = 1024;
+    /** Per thread (made once, on its first decode-once call): the decoded rows of one four-row tile. */
+    private static final ThreadLocal<float[]> DECODE_SCRATCH =
+            ThreadLocal.withInitial(() -> new float[ROW_TILE * DECODE_ONCE_MAX_COLS]);
 
     final TensorType type;
     final MemorySegment data;
     final int rows;
     final int cols;
     final long rowBytes;
+    /** See {@link #DECODE_ONCE_MIN_TOKENS}; set only before the matrix is published ({@link #withDecodeOnceFrom}). */
+    private int decodeOnceMinTokens = DECODE_ONCE_MIN_TOKENS;
 
     WeightMatrix(TensorType type, MemorySegment data, int rows, int cols) {
         this.type = type;
@@ -106,6 +127,26 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
                     + " matrix needs " + (long) rows * cols);
         }
         return of(TensorType.F32, MemorySegment.ofArray(data), rows, cols);
+    }
+
+    /**
+     * A matrix over the same data whose matmuls take the decode-once path from {@code minTokens} tokens
+     * ({@link Integer#MAX_VALUE}: never; the encoding's own tiles always). Outputs are bitwise the same either
+     * way; this is for measuring the two paths side by side and for tests that compare them.
+     */
+    public final WeightMatrix withDecodeOnceFrom(int minTokens) {
+        if (minTokens < 1) {
+            throw new IllegalArgumentException("minTokens must be >= 1, got " + minTokens);
+        }
+        WeightMatrix m = of(type, data, rows, cols);
+        m.decodeOnceMinTokens = minTokens;
+        return m;
+    }
+
+    /** Whether matmuls of {@code tokens} tokens decode each weight row once into float scratch. */
+    public final boolean decodesOnceAt(int tokens) {
+        return tokens >= decodeOnceMinTokens && decodesExactly() && cols <= DECODE_ONCE_MAX_COLS
+                && cols % Lanes.L == 0;
     }
 
     public final TensorType type() {
@@ -300,6 +341,10 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
      * computed.
      */
     private void tiles(float[] x, int xOffset, int tokens, float[] out, int outOffset, int r0, int r1) {
+        if (decodesOnceAt(tokens)) {
+            decodedTiles(x, xOffset, tokens, out, outOffset, r0, r1);
+            return;
+        }
         int tokenQuads = tokens - tokens % TOKEN_TILE;
         int xStep = cols;
         int oStep = rows;
@@ -332,6 +377,61 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
                 rowTimesToken(r, x, xOffset + t * xStep, out, outOffset + t * oStep + r, lanes);
             }
         }
+    }
+
+    /**
+     * The decode-once path: the four-row tiles of {@link #tiles} (same rows: four equal runs of [r0, r1), tile i
+     * takes row i of each), each tile's rows decoded to floats once into per-thread scratch (one decode per
+     * weight for the whole call, where the encoding's own tiles decode each chunk once per four tokens), then
+     * {@link DecodedTiles} over them for every token: four at a time, then one at a time. Rows left over go one
+     * at a time the same way. The arithmetic per output element is the encoding's own (see
+     * {@link #decodesExactly}). Decoding two tiles at a time (each token group's inputs read once per eight
+     * rows) measured level with one, so the scratch stays one tile: 12 KiB for 768 columns.
+     */
+    private void decodedTiles(float[] x, int xOffset, int tokens, float[] out, int outOffset, int r0, int r1) {
+        int tokenQuads = tokens - tokens % TOKEN_TILE;
+        int xStep = cols;
+        int oStep = rows;
+        float[] lanes = LANE_SCRATCH.get();
+        float[] w = DECODE_SCRATCH.get();
+        int run = (r1 - r0) / ROW_TILE;
+        for (int i = 0; i < run; i++) {
+            int rr = r0 + i;
+            for (int k = 0; k < ROW_TILE; k++) {
+                decodeRowUnchecked(rr + k * run, w, k * cols);
+            }
+            int t = 0;
+            for (; t < tokenQuads; t += TOKEN_TILE) {
+                DecodedTiles.rows4Tokens4(w, 0, cols, x, xOffset + t * xStep, xStep, out, outOffset + t * oStep + rr,
+                        oStep, run, lanes);
+            }
+            for (; t < tokens; t++) {
+                DecodedTiles.rows4Token(w, 0, cols, x, xOffset + t * xStep, out, outOffset + t * oStep + rr, run,
+                        lanes);
+            }
+        }
+        for (int r = r0 + run * ROW_TILE; r < r1; r++) {
+            decodeRowUnchecked(r, w, 0);
+            int t = 0;
+            for (; t < tokenQuads; t += TOKEN_TILE) {
+                DecodedTiles.rowTimes4Tokens(w, 0, cols, x, xOffset + t * xStep, xStep, out,
+                        outOffset + t * oStep + r, oStep, lanes);
+            }
+            for (; t < tokens; t++) {
+                DecodedTiles.rowTimesToken(w, 0, cols, x, xOffset + t * xStep, out, outOffset + t * oStep + r,
+                        lanes);
+            }
+        }
+    }
+
+    /**
+     * Whether this encoding's kernels compute every output element exactly as {@link DecodedTiles} does over its
+     * rows decoded by {@link #decodeRowUnchecked}: an exact decode of each chunk, one accumulator, {@code
+     * w.fma(x, acc)} per chunk in column order, the fixed-order lane sum. Then decoding once and running float
+     * tiles changes no output bit.
+     */
+    boolean decodesExactly() {
+        return false;
     }
 
     /**
