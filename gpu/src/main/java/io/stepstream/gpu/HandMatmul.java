@@ -51,9 +51,9 @@ final class HandMatmul implements DirectLauncher.PassHook {
                 : new MatmulProgram(launcher.queue(), k.wtype, largeTiles, tensorCores);
         this.longRows = longRows;
         boolean anyLong = longRows.covers(c.dim()) || longRows.covers(c.hiddenDim());
-        // The long-row build only ever runs its matvec (a few tokens), so it needs no tensor-core kernel.
+        // Built with the same tensor-core setting so that its matvec rounds activations as the others do (XH).
         this.longRowProgram = !anyLong ? null : longRows.tiles().equals(tiles) ? program
-                : new MatmulProgram(launcher.queue(), k.wtype, longRows.tiles(), TensorCores.OFF);
+                : new MatmulProgram(launcher.queue(), k.wtype, longRows.tiles(), tensorCores);
         this.step = allPasses ? new HandStep(launcher, k) : null;
         this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
         int dim = c.dim();
@@ -125,8 +125,8 @@ final class HandMatmul implements DirectLauncher.PassHook {
             return ours;
         }
         int n = op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens;
-        MatmulProgram.Pass p = longRowPasses[op] != null && longRows.takes(passes[op].shape().cols(), n)
-                ? longRowPasses[op] : passes[op];
+        MatmulProgram.Pass p = longRowPasses[op] != null && passes[op].usesMatvec(n)
+                && longRows.takes(passes[op].shape().cols(), n) ? longRowPasses[op] : passes[op];
         p.enqueue(n, k.passLayer[pass], event, reduceEvent);
         enqueued++;
         tensorCorePasses += p.lastUsedTensorCores() ? 1 : 0;

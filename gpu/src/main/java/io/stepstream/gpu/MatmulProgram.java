@@ -329,14 +329,18 @@ public final class MatmulProgram {
             }
         }
 
-        /** Whether {@code n} tokens go to the matvec kernel. */
+        /**
+         * Whether {@code n} tokens go to the matvec kernel: up to mvTokens, unless the tensor-core threshold is that
+         * low (a threshold of 1 puts every count on mmt: with a fixed split-K, {@code ks=1}, a token's result is then
+         * bitwise the same in any batch, which diffusion step batching wants).
+         */
         public boolean usesMatvec(int n) {
-            return n <= tiles.mvTokens();
+            return n <= tiles.mvTokens() && !(mmt && n >= tensorCores.minTokens());
         }
 
         /** Whether {@code n} tokens go to the tensor-core kernel. */
         public boolean usesTensorCores(int n) {
-            return mmt && !usesMatvec(n) && n >= tensorCores.minTokens();
+            return mmt && n >= tensorCores.minTokens();
         }
 
         /** Whether the last enqueue ran the tensor-core kernel. */

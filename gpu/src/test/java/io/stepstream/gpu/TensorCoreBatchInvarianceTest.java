@@ -40,6 +40,17 @@ class TensorCoreBatchInvarianceTest {
         }
     }
 
+    /** A threshold of 1 takes even the matvec's counts (1..8 tokens) onto mmt: bitwise equal from one token. */
+    @Test
+    void thresholdOfOneTakesEveryCountOntoMmtBitwise() {
+        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1), 7)) {
+            float[] batched = p.logits(BIG);
+            for (int n : new int[]{1, 3, 8, 9}) {
+                assertArrayEquals(Arrays.copyOf(batched, n * p.vocab), p.logits(n), n + " tokens");
+            }
+        }
+    }
+
     @Test
     void defaultKernelChoiceKeepsRowsAloneWithinSummationOrder() {
         try (Pass p = new Pass(MatmulTiles.DEFAULT, TensorCores.EMULATE, 6)) {
