@@ -7,6 +7,7 @@ import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelLoadException;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.Tokenizer;
+import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.kv.KvBlockPool;
 import io.stepstream.engine.kv.PagedKvCache;
 import io.stepstream.engine.llama2.Llama2Checkpoint;
@@ -48,6 +49,8 @@ public final class OpenClLlama2Model implements BackendModel {
     private final Map<KvCache, BlockSparsePattern> patterns = new WeakHashMap<>();
     private int[] patIndptr = new int[0];
     private int[] patIndices = new int[0];
+    /** The device-side row reduction of {@link #forwardSummaries}, or null (Aparapi dispatch, no cl_khr_fp64). */
+    private final RowSummaryKernel summary;
 
     /**
      * @param kvBlocks KV blocks to reserve on the device; 0 means {@link #DEFAULT_DEVICE_SEQUENCES} sequences
@@ -97,6 +100,7 @@ public final class OpenClLlama2Model implements BackendModel {
         this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch, matmul,
                 MatmulTiles.fromSystemProperty());
         this.deviceDescription = OpenClDevices.describe(device);
+        this.summary = RowSummaryKernel.inLauncher(this.device.launcher(), "greedy decode row summaries");
     }
 
     /** An embedded model of the engine jar by name (today: stories260K) on the given device. */
@@ -314,6 +318,55 @@ public final class OpenClLlama2Model implements BackendModel {
         if (e == 0) {
             return;
         }
+        PagedKvCache[] caches = enqueueStep(batch, logits);
+        int vocab = config.vocabSize();
+        // One read of the step's rows (not the capacity-sized buffer), then a copy into each entry's array.
+        Llama2Kernel k = device.k;
+        device.readLogits(0, k.logits, 0, e * vocab);
+        for (int i = 0; i < e; i++) {
+            System.arraycopy(k.logits, i * vocab, logits[i], 0, vocab);
+        }
+        advance(entries, caches);
+    }
+
+    /**
+     * True under the direct dispatch on a device with cl_khr_fp64: {@link #forwardSummaries} then reduces each entry's
+     * logits row on the device ({@link RowSummaryKernel}) and reads back 12 bytes an entry instead of 4 x vocab.
+     */
+    @Override
+    public boolean summarizesOnDevice() {
+        return summary != null;
+    }
+
+    /**
+     * {@link BackendModel#forwardSummaries}: the step as {@link #forward} runs it, then each entry's logits row reduced
+     * on the device to its argmax (bitwise the host's, so the greedy token is the logits path's) and float64 softmax
+     * probability (the device's double exp summed in its own order: within ~1e-15 relative of the host's, so its log,
+     * the token's logprob, within ~1e-15 absolute). {@code logits} are checked as {@link #forward} checks them and
+     * left untouched. Without the kernel ({@link #summarizesOnDevice} false) the default host path runs. A kernel
+     * failure throws {@link OpenClException} like {@link #forward} ({@link FailoverModel} reruns the step on the CPU).
+     */
+    @Override
+    public void forwardSummaries(ForwardBatch batch, float[][] logits, RowSummaries out) {
+        if (summary == null) {
+            BackendModel.super.forwardSummaries(batch, logits, out);
+            return;
+        }
+        BackendModel.checkSummaries(batch, out);
+        List<ForwardBatch.Entry> entries = batch.entries();
+        int e = entries.size();
+        if (e == 0) {
+            return;
+        }
+        PagedKvCache[] caches = enqueueStep(batch, logits);
+        device.readSummaries(summary, e, out.argmax(), out.confidence());
+        advance(entries, caches);
+    }
+
+    /** Checks the batch, writes its inputs and enqueues the whole step (one launch); the caches are not advanced yet. */
+    private PagedKvCache[] enqueueStep(ForwardBatch batch, float[][] logits) {
+        List<ForwardBatch.Entry> entries = batch.entries();
+        int e = entries.size();
         PagedKvCache[] caches = pool.reserveBatch(name, config, entries, logits);
         int tokens = batch.totalTokens();
         device.ensureCapacity(tokens, e);
@@ -336,11 +389,13 @@ public final class OpenClLlama2Model implements BackendModel {
         }
         preparePatterns(caches, e);
         long before = device.launches();
-        device.launchStep(tokens, e, maxLen);
+        device.enqueueStep(tokens, e, maxLen, e);
         lastStepLaunches = device.launches() - before;
-        int vocab = config.vocabSize();
-        for (int i = 0; i < e; i++) {
-            System.arraycopy(k.logits, i * vocab, logits[i], 0, vocab);
+        return caches;
+    }
+
+    private static void advance(List<ForwardBatch.Entry> entries, PagedKvCache[] caches) {
+        for (int i = 0; i < caches.length; i++) {
             caches[i].advance(caches[i].length() + entries.get(i).length());
         }
     }
