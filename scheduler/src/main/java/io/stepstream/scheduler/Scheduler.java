@@ -22,12 +22,14 @@ import java.util.function.LongSupplier;
  * continue with their next chunk, then waiting sequences are admitted first-come first-served while fewer than
  * {@code maxNumSeqs} run and tokens are left in {@code maxNumBatchedTokens}; a prompt longer than what is left
  * is prefilled in chunks over several steps (chunked prefill). {@link #execute} runs the forward pass and samples
- * (it is the only method that may run on another thread). A step whose sampling sequences are all greedy without
- * logprobs, on a model that reduces logits rows on its device ({@link BackendModel#summarizesOnDevice}, e.g.
- * {@code serve --backend opencl}), asks the model for each entry's argmax ({@link BackendModel#forwardSummaries})
- * instead of its logits: the same tokens bitwise (the argmax ties to the lowest id, as the greedy sampler's), a few
- * bytes an entry read back from the device instead of the vocabulary's logits. {@link #complete} appends the sampled tokens, checks
+ * (it is the only method that may run on another thread). {@link #complete} appends the sampled tokens, checks
  * the stop conditions, frees finished sequences and returns the events to stream.
+ *
+ * <p>A step whose sampling sequences are all greedy without logprobs, on a model that reduces logits rows on its
+ * device ({@link BackendModel#summarizesOnDevice}, e.g. {@code serve --backend opencl}), asks the model for each
+ * entry's argmax ({@link BackendModel#forwardSummaries}) instead of its logits: the same tokens bitwise (the argmax
+ * ties to the lowest id, as the greedy sampler's), 12 bytes an entry read back from the device instead of the
+ * vocabulary's logits. Any other step runs the logits path and the sequences' samplers.
  *
  * <p>Exactly one step may be in flight: {@code plan} again before {@code complete} (or {@link #fail}) is an error.
  * Every method but {@code execute} must be called from one thread at a time (the owner's).
