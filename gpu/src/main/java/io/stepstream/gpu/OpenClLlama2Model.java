@@ -29,6 +29,10 @@ import java.util.WeakHashMap;
  * block tables and last-row indices go in and the last token's logits of each entry come back. A step is
  * exactly one kernel launch ({@link #lastStepLaunches()}) of {@link #passesPerStep()} passes.
  *
+ * <p>A greedy step may ask for ids instead of logits ({@link #forwardSummaries}): under the direct dispatch on a
+ * device with cl_khr_fp64 each entry's row is reduced on the device to its argmax and float64 probability, and only
+ * those 12 bytes an entry come back.
+ *
  * <p>KV blocks are accounted by an engine {@link KvBlockPool} (the same block ids and block size the CPU
  * model uses); their contents live only on the device. Not thread-safe: one step at a time, on one thread.
  */
@@ -363,7 +367,7 @@ public final class OpenClLlama2Model implements BackendModel {
         advance(entries, caches);
     }
 
-    /** Checks the batch, writes its inputs and enqueues the whole step (one launch); the caches are not advanced yet. */
+    /** Checks the batch, writes its inputs, enqueues the whole step (one launch); the caches are not advanced yet. */
     private PagedKvCache[] enqueueStep(ForwardBatch batch, float[][] logits) {
         List<ForwardBatch.Entry> entries = batch.entries();
         int e = entries.size();
