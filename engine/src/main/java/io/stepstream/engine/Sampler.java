@@ -180,8 +180,16 @@ public final class Sampler {
         return mass;
     }
 
-    private Sample withLogprobs(float[] logits, int token) {
-        int n = logits.length;
+    /**
+     * The log-probability of {@code token} under softmax(logits) in float64, before the float rounding that
+     * {@link Sample#logprob()} and the top list get: {@code l_token - (l_max + log sum_i exp((double) l_i - l_max))}.
+     */
+    public static double logprob(float[] logits, int token) {
+        return logits[token] - logNormalizer(logits);
+    }
+
+    /** log sum_i exp(l_i), as l_max + log sum_i exp((double) l_i - l_max) so large logits cannot overflow. */
+    private static double logNormalizer(float[] logits) {
         float max = Float.NEGATIVE_INFINITY;
         for (float l : logits) {
             max = Math.max(max, l);
@@ -190,7 +198,12 @@ public final class Sampler {
         for (float l : logits) {
             sum += Math.exp((double) l - max);
         }
-        double logZ = max + Math.log(sum);
+        return max + Math.log(sum);
+    }
+
+    private Sample withLogprobs(float[] logits, int token) {
+        int n = logits.length;
+        double logZ = logNormalizer(logits);
         // top-n by a small insertion list: n is a handful, the vocabulary is large
         int want = Math.min(params.logprobs(), n);
         int have = 0;

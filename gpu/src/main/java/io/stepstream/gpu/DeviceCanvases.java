@@ -68,28 +68,7 @@ final class DeviceCanvases implements AutoCloseable {
         Llama2Weights asLlama = new Llama2Weights(c, w.embedding(), w.attentionNorm(), w.wq(), w.wk(), w.wv(), w.wo(),
                 w.ffnNorm(), w.gate(), w.down(), w.up(), w.finalNorm(), w.lmHead());
         this.device = new DeviceLlama2(asLlama, device, blocks, weightType, dispatch);
-        this.summary = summaryKernel(this.device.launcher());
-    }
-
-    private static final System.Logger LOG = System.getLogger(DeviceCanvases.class.getName());
-
-    /** The row-summary kernel in the direct launcher's queue, when the device can run it; else null. */
-    private static RowSummaryKernel summaryKernel(PassLauncher launcher) {
-        if (!(launcher instanceof DirectLauncher direct)) {
-            return null; // the Aparapi dispatch has no queue of ours to add a kernel to
-        }
-        try {
-            if (!RowSummaryKernel.supports(direct.device())) {
-                LOG.log(System.Logger.Level.INFO, "no cl_khr_fp64 on " + direct.device().name().strip()
-                        + ": diffusion row summaries are made on the host");
-                return null;
-            }
-            return new RowSummaryKernel(direct.queue(), RowSummaryKernel.workGroupFor(direct.device()));
-        } catch (OpenClException e) {
-            LOG.log(System.Logger.Level.WARNING, "the row-summary kernel did not build; diffusion row summaries are"
-                    + " made on the host (" + e.getMessage() + ")", e);
-            return null;
-        }
+        this.summary = RowSummaryKernel.inLauncher(this.device.launcher(), "diffusion row summaries");
     }
 
     /** Whether {@link #forwardSummaries} reduces the rows on the device. */
@@ -210,9 +189,7 @@ final class DeviceCanvases implements AutoCloseable {
             summaryIds = new int[logitRows];
             summaryConfidences = new double[logitRows];
         }
-        DirectLauncher direct = (DirectLauncher) device.launcher();
-        summary.summarize(direct.buffer("logits"), logitRows, vocab, direct.extraEvent(OpTimes.SUMMARY), summaryIds,
-                summaryConfidences);
+        device.readSummaries(summary, logitRows, summaryIds, summaryConfidences);
         int row = 0;
         for (int i = from; i < to; i++) {
             int n = inputs.get(i).logitsLength();

@@ -439,6 +439,19 @@ final class DeviceLlama2 implements AutoCloseable {
     }
 
     /**
+     * Reduces the last step's logit rows {@code [0, rows)} on the device with {@code kernel} (built in this model's
+     * direct launcher queue, {@link RowSummaryKernel#inLauncher}) and reads back only each row's argmax and
+     * confidence; the wait for the step and the read count as the step's get time, the kernel as the "summary" op.
+     */
+    void readSummaries(RowSummaryKernel kernel, int rows, int[] ids, double[] confidences) {
+        long t0 = System.nanoTime();
+        DirectLauncher direct = (DirectLauncher) launcher;
+        kernel.summarize(direct.buffer("logits"), rows, k.vocab, direct.extraEvent(OpTimes.SUMMARY), ids,
+                confidences);
+        getNanos += System.nanoTime() - t0;
+    }
+
+    /**
      * One launch of a step's number of passes that do nothing, on the step's range: what a step pays for
      * launching and enqueueing its passes, apart from their work. Returns its nanoseconds.
      */

@@ -5,6 +5,7 @@ import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.Tokenizer;
+import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.spi.Backends;
 import io.stepstream.engine.spi.BackendModel;
 
@@ -93,16 +94,7 @@ public final class FailoverModel implements BackendModel {
     @Override
     public void forward(ForwardBatch batch, float[][] logits) {
         List<ForwardBatch.Entry> entries = batch.entries();
-        Cache[] caches = new Cache[entries.size()];
-        for (int i = 0; i < caches.length; i++) {
-            if (!(entries.get(i).cache() instanceof Cache c) || c.owner() != this) {
-                throw new IllegalArgumentException("entry " + i + ": KV cache was not created by model " + name());
-            }
-            if (c.closed) {
-                throw new IllegalArgumentException("entry " + i + ": KV cache is closed");
-            }
-            caches[i] = c;
-        }
+        Cache[] caches = caches(entries);
         if (fallback == null) {
             try {
                 primary.forward(mapped(entries, caches, false), logits);
@@ -115,6 +107,60 @@ public final class FailoverModel implements BackendModel {
         replay(caches);
         fallback.forward(mapped(entries, caches, true), logits);
         record(entries, caches);
+    }
+
+    /** The device model's {@link #summarizesOnDevice}, until a failover; false from then on (the CPU runs). */
+    @Override
+    public boolean summarizesOnDevice() {
+        return fallback == null && primary instanceof BackendModel b && b.summarizesOnDevice();
+    }
+
+    /**
+     * The device model's {@link BackendModel#forwardSummaries} (a plain model: its forward, summarized on the host).
+     * A device failure fails over as {@link #forward} does, and the step reruns on the CPU, summarized on the host
+     * (so nothing half written by the device reaches {@code out}).
+     */
+    @Override
+    public void forwardSummaries(ForwardBatch batch, float[][] logits, RowSummaries out) {
+        BackendModel.checkSummaries(batch, out);
+        List<ForwardBatch.Entry> entries = batch.entries();
+        Cache[] caches = caches(entries);
+        int vocab = config().vocabSize();
+        if (fallback == null) {
+            try {
+                ForwardBatch onPrimary = mapped(entries, caches, false);
+                if (primary instanceof BackendModel b) {
+                    b.forwardSummaries(onPrimary, logits, out);
+                } else {
+                    primary.forward(onPrimary, logits);
+                    BackendModel.summarizeOnHost(onPrimary, logits, out, vocab);
+                }
+                record(entries, caches);
+                return;
+            } catch (OpenClException e) {
+                failOver(e);
+            }
+        }
+        replay(caches);
+        ForwardBatch onFallback = mapped(entries, caches, true);
+        fallback.forward(onFallback, logits);
+        BackendModel.summarizeOnHost(onFallback, logits, out, vocab);
+        record(entries, caches);
+    }
+
+    /** The step's caches, each checked to be this model's and open. */
+    private Cache[] caches(List<ForwardBatch.Entry> entries) {
+        Cache[] caches = new Cache[entries.size()];
+        for (int i = 0; i < caches.length; i++) {
+            if (!(entries.get(i).cache() instanceof Cache c) || c.owner() != this) {
+                throw new IllegalArgumentException("entry " + i + ": KV cache was not created by model " + name());
+            }
+            if (c.closed) {
+                throw new IllegalArgumentException("entry " + i + ": KV cache is closed");
+            }
+            caches[i] = c;
+        }
+        return caches;
     }
 
     private void failOver(OpenClException e) {

@@ -7,6 +7,7 @@ import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelLoadException;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.Tokenizer;
+import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.kv.KvBlockPool;
 import io.stepstream.engine.kv.PagedKvCache;
 import io.stepstream.engine.llama2.Llama2Checkpoint;
@@ -28,6 +29,10 @@ import java.util.WeakHashMap;
  * block tables and last-row indices go in and the last token's logits of each entry come back. A step is
  * exactly one kernel launch ({@link #lastStepLaunches()}) of {@link #passesPerStep()} passes.
  *
+ * <p>A greedy step may ask for ids instead of logits ({@link #forwardSummaries}): under the direct dispatch on a
+ * device with cl_khr_fp64 each entry's row is reduced on the device to its argmax and float64 probability, and only
+ * those 12 bytes an entry come back.
+ *
  * <p>KV blocks are accounted by an engine {@link KvBlockPool} (the same block ids and block size the CPU
  * model uses); their contents live only on the device. Not thread-safe: one step at a time, on one thread.
  */
@@ -48,6 +53,8 @@ public final class OpenClLlama2Model implements BackendModel {
     private final Map<KvCache, BlockSparsePattern> patterns = new WeakHashMap<>();
     private int[] patIndptr = new int[0];
     private int[] patIndices = new int[0];
+    /** The device-side row reduction of {@link #forwardSummaries}, or null (Aparapi dispatch, no cl_khr_fp64). */
+    private final RowSummaryKernel summary;
 
     /**
      * @param kvBlocks KV blocks to reserve on the device; 0 means {@link #DEFAULT_DEVICE_SEQUENCES} sequences
@@ -110,6 +117,7 @@ public final class OpenClLlama2Model implements BackendModel {
         // ListModels shows the device name: say there when F16 matmuls run on tensor cores
         String tc = this.device.tensorCores();
         this.deviceDescription = OpenClDevices.describe(device) + (tc.equals("off") ? "" : ", F16 tensor cores " + tc);
+        this.summary = RowSummaryKernel.inLauncher(this.device.launcher(), "greedy decode row summaries");
     }
 
     /** An embedded model of the engine jar by name (today: stories260K) on the given device. */
@@ -340,6 +348,55 @@ public final class OpenClLlama2Model implements BackendModel {
         if (e == 0) {
             return;
         }
+        PagedKvCache[] caches = enqueueStep(batch, logits);
+        int vocab = config.vocabSize();
+        // One read of the step's rows (not the capacity-sized buffer), then a copy into each entry's array.
+        Llama2Kernel k = device.k;
+        device.readLogits(0, k.logits, 0, e * vocab);
+        for (int i = 0; i < e; i++) {
+            System.arraycopy(k.logits, i * vocab, logits[i], 0, vocab);
+        }
+        advance(entries, caches);
+    }
+
+    /**
+     * True under the direct dispatch on a device with cl_khr_fp64: {@link #forwardSummaries} then reduces each entry's
+     * logits row on the device ({@link RowSummaryKernel}) and reads back 12 bytes an entry instead of 4 x vocab.
+     */
+    @Override
+    public boolean summarizesOnDevice() {
+        return summary != null;
+    }
+
+    /**
+     * {@link BackendModel#forwardSummaries}: the step as {@link #forward} runs it, then each entry's logits row reduced
+     * on the device to its argmax (bitwise the host's, so the greedy token is the logits path's) and float64 softmax
+     * probability (the device's double exp summed in its own order: within ~1e-15 relative of the host's, so its log,
+     * the token's logprob, within ~1e-15 absolute). {@code logits} are checked as {@link #forward} checks them and
+     * left untouched. Without the kernel ({@link #summarizesOnDevice} false) the default host path runs. A kernel
+     * failure throws {@link OpenClException} like {@link #forward} ({@link FailoverModel} reruns the step on the CPU).
+     */
+    @Override
+    public void forwardSummaries(ForwardBatch batch, float[][] logits, RowSummaries out) {
+        if (summary == null) {
+            BackendModel.super.forwardSummaries(batch, logits, out);
+            return;
+        }
+        BackendModel.checkSummaries(batch, out);
+        List<ForwardBatch.Entry> entries = batch.entries();
+        int e = entries.size();
+        if (e == 0) {
+            return;
+        }
+        PagedKvCache[] caches = enqueueStep(batch, logits);
+        device.readSummaries(summary, e, out.argmax(), out.confidence());
+        advance(entries, caches);
+    }
+
+    /** Checks the batch, writes its inputs, enqueues the whole step (one launch); the caches are not advanced yet. */
+    private PagedKvCache[] enqueueStep(ForwardBatch batch, float[][] logits) {
+        List<ForwardBatch.Entry> entries = batch.entries();
+        int e = entries.size();
         PagedKvCache[] caches = pool.reserveBatch(name, config, entries, logits);
         int tokens = batch.totalTokens();
         device.ensureCapacity(tokens, e);
@@ -362,11 +419,13 @@ public final class OpenClLlama2Model implements BackendModel {
         }
         preparePatterns(caches, e);
         long before = device.launches();
-        device.launchStep(tokens, e, maxLen);
+        device.enqueueStep(tokens, e, maxLen, e);
         lastStepLaunches = device.launches() - before;
-        int vocab = config.vocabSize();
-        for (int i = 0; i < e; i++) {
-            System.arraycopy(k.logits, i * vocab, logits[i], 0, vocab);
+        return caches;
+    }
+
+    private static void advance(List<ForwardBatch.Entry> entries, PagedKvCache[] caches) {
+        for (int i = 0; i < caches.length; i++) {
             caches[i].advance(caches[i].length() + entries.get(i).length());
         }
     }

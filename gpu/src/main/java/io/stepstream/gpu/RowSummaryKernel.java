@@ -36,6 +36,31 @@ final class RowSummaryKernel {
     private int lastRows = -1;
     private int lastVocab = -1;
 
+    private static final System.Logger LOG = System.getLogger(RowSummaryKernel.class.getName());
+
+    /**
+     * The kernel in a direct launcher's queue (sharing its buffers), when the device can run it; else null, logged:
+     * the Aparapi dispatch (no queue of ours to add a kernel to), no cl_khr_fp64, or a failed build. {@code what}
+     * names the caller's summaries in the log ("diffusion row summaries").
+     */
+    static RowSummaryKernel inLauncher(PassLauncher launcher, String what) {
+        if (!(launcher instanceof DirectLauncher direct)) {
+            return null;
+        }
+        try {
+            if (!supports(direct.device())) {
+                LOG.log(System.Logger.Level.INFO, "no cl_khr_fp64 on " + direct.device().name().strip() + ": " + what
+                        + " are made on the host");
+                return null;
+            }
+            return new RowSummaryKernel(direct.queue(), workGroupFor(direct.device()));
+        } catch (OpenClException e) {
+            LOG.log(System.Logger.Level.WARNING, "the row-summary kernel did not build; " + what + " are made on the"
+                    + " host (" + e.getMessage() + ")", e);
+            return null;
+        }
+    }
+
     /** Whether the device computes in double (cl_khr_fp64), which the confidence needs. */
     static boolean supports(ClDevice device) {
         return ClRuntime.hasExtension(device, "cl_khr_fp64");

@@ -5,6 +5,9 @@ import io.stepstream.engine.KvCache;
 import io.stepstream.engine.KvCacheExhaustedException;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.Sampler;
+import io.stepstream.engine.SamplingParams;
+import io.stepstream.engine.dlm.RowSummaries;
+import io.stepstream.engine.spi.BackendModel;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -21,6 +24,12 @@ import java.util.function.LongSupplier;
  * is prefilled in chunks over several steps (chunked prefill). {@link #execute} runs the forward pass and samples
  * (it is the only method that may run on another thread). {@link #complete} appends the sampled tokens, checks
  * the stop conditions, frees finished sequences and returns the events to stream.
+ *
+ * <p>A step whose sampling sequences are all greedy without logprobs, on a model that reduces logits rows on its
+ * device ({@link BackendModel#summarizesOnDevice}, e.g. {@code serve --backend opencl}), asks the model for each
+ * entry's argmax ({@link BackendModel#forwardSummaries}) instead of its logits: the same tokens bitwise (the argmax
+ * ties to the lowest id, as the greedy sampler's), 12 bytes an entry read back from the device instead of the
+ * vocabulary's logits. Any other step runs the logits path and the sequences' samplers.
  *
  * <p>Exactly one step may be in flight: {@code plan} again before {@code complete} (or {@link #fail}) is an error.
  * Every method but {@code execute} must be called from one thread at a time (the owner's).
@@ -40,6 +49,8 @@ public final class Scheduler extends BatchingScheduler<Sequence, Scheduler.Work>
 
     /** Logit rows reused across steps; touched only by execute (one step at a time). */
     private float[][] logitRows = new float[0][];
+    /** Row summaries of greedy steps on a device that makes them, reused across steps; touched only by execute. */
+    private RowSummaries summaryRows;
 
     /** One sequence's part of a step: tokens {@code [offset, offset+length)} go into its cache. */
     record Work(Sequence seq, int offset, int length, boolean prefill, boolean samples) {
@@ -172,8 +183,21 @@ public final class Scheduler extends BatchingScheduler<Sequence, Scheduler.Work>
             entries.add(new ForwardBatch.Entry(w.seq().cache, w.seq().tokens, w.offset(), w.length()));
         }
         float[][] logits = logitRows(work.size());
-        model.forward(new ForwardBatch(entries), logits);
+        ForwardBatch batch = new ForwardBatch(entries);
         List<StepResult.SampledToken> sampled = new ArrayList<>();
+        if (model instanceof BackendModel device && device.summarizesOnDevice() && onlyGreedyIds(work)) {
+            RowSummaries rows = summaryRows(work.size());
+            device.forwardSummaries(batch, logits, rows);
+            for (int i = 0; i < work.size(); i++) {
+                Work w = work.get(i);
+                if (w.samples()) {
+                    // What the greedy sampler returns without logprobs: the argmax (same ties), no logprob, no top.
+                    sampled.add(new StepResult.SampledToken(w.seq().id, rows.argmax()[i], Float.NaN, List.of()));
+                }
+            }
+            return new StepResult(b.stepId(), sampled);
+        }
+        model.forward(batch, logits);
         for (int i = 0; i < work.size(); i++) {
             Work w = work.get(i);
             if (w.samples()) {
@@ -182,6 +206,32 @@ public final class Scheduler extends BatchingScheduler<Sequence, Scheduler.Work>
             }
         }
         return new StepResult(b.stepId(), sampled);
+    }
+
+    /**
+     * Whether every sequence that samples this step needs of its logits only the argmax: greedy (temperature 0; top-k,
+     * top-p and the seed do not change a greedy pick, and a greedy pick draws nothing from the sampler's random stream)
+     * and no logprobs (logprobs 0: no token logprob, no top list). Nothing else reads the logits (the stop conditions
+     * look at tokens and text; there are no penalties), so such a step may ask the model for row summaries instead.
+     * A step in which nobody samples (prefill chunks only) qualifies too: its logits are not read at all.
+     */
+    private static boolean onlyGreedyIds(List<Work> work) {
+        for (Work w : work) {
+            if (w.samples()) {
+                SamplingParams p = w.seq().sampler.params();
+                if (!p.greedy() || p.logprobs() != 0) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    private RowSummaries summaryRows(int n) {
+        if (summaryRows == null || summaryRows.capacity() < n) {
+            summaryRows = RowSummaries.ofRows(Math.max(n, summaryRows == null ? 1 : 2 * summaryRows.capacity()));
+        }
+        return summaryRows;
     }
 
     private float[][] logitRows(int n) {

@@ -42,10 +42,24 @@ public record RowSummaries(int[] argmax, double[] confidence) {
             throw new IllegalArgumentException("summaries have room for " + capacity() + " rows, " + rows + " asked");
         }
         for (int r = 0; r < rows; r++) {
-            int row = r * vocab;
-            argmax[r] = argmax(logits, row, vocab);
-            confidence[r] = probability(logits, row, vocab, argmax[r]);
+            summarizeRow(r, logits, r * vocab, vocab);
         }
+    }
+
+    /** Fills row {@code r} from {@code logits[from .. from + vocab)}, on the calling thread. */
+    public void summarizeRow(int r, float[] logits, int from, int vocab) {
+        argmax[r] = argmax(logits, from, vocab);
+        confidence[r] = probability(logits, from, vocab, argmax[r]);
+    }
+
+    /**
+     * {@code log(confidence[r])}: for an autoregressive greedy step, the log-probability of the token
+     * {@code argmax[r]}. From a host summary it is what {@link io.stepstream.engine.Sampler#logprob} computes to within
+     * {@code 2^-52 * (|l_max| + log sum)} plus an ulp or two (the same float64 sum, but {@code -log(sum)} where the
+     * sampler takes {@code l_max - (l_max + log(sum))}): under 1e-13 for logits of magnitude below ~100.
+     */
+    public double logprob(int r) {
+        return Math.log(confidence[r]);
     }
 
     /** The argmax of {@code logits[row .. row + vocab)}, ties to the lowest id. */

@@ -9,6 +9,8 @@ import io.stepstream.engine.format.gguf.Quants;
 import io.stepstream.engine.llama.LlamaLoader;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.dlm.RowSummaries;
+import io.stepstream.engine.spi.BackendModel;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.gpu.Dispatch;
@@ -44,15 +46,18 @@ import java.util.SplittableRandom;
  * includes the wait for the device. Under the direct dispatch the matmul passes run the hand-written matmul.cl
  * kernels or Aparapi's pass ({@code --matmul hand,aparapi} runs both side by side; default: the
  * {@code stepstream.opencl.matmul} property, else hand; the tile macros come from
- * {@code -Dstepstream.opencl.matmulTiles}). F16 hand matmuls may run on tensor cores ({@code --tensor-cores
- * auto,off} runs both side by side; default: {@code -Dstepstream.opencl.tensorCores}, else auto: on for NVIDIA
- * sm_80+); their rows say {@code hand+tc}. Also checks the device's prefill logits against the CPU forward on the
- * weights as the device stores them (F16/Q8_0 decoded by the engine's dequantizer).
+ * {@code -Dstepstream.opencl.matmulTiles}). Also checks the device's prefill logits against the CPU forward on the
+ * weights as the device stores them (F16/Q8_0 decoded by the engine's dequantizer). The greedy steps read back each
+ * sequence's argmax made on the device ({@link BackendModel#forwardSummaries}, readback "summary") where the model
+ * reduces rows on its device (direct dispatch, cl_khr_fp64), else every logits row with the argmax on the host
+ * (readback "logits"); {@code --summaries false} forces the logits path, {@code both} measures each batch both ways.
+ * F16 hand matmuls may run on tensor cores ({@code --tensor-cores auto,off} runs both side by side; default:
+ * {@code -Dstepstream.opencl.tensorCores}, else auto: on for NVIDIA sm_80+); their rows say {@code hand+tc}.
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
  *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
- *          [--seed 1] [--copy-mib N] [--check true|false] [--out gpu-bench.json] [--csv FILE]
+ *          [--seed 1] [--copy-mib N] [--check true|false] [--summaries true|false|both] [--out gpu-bench.json] [--csv FILE]
  *          [--tensor-cores auto|off|emulate[,...]]
  * </pre>
  */
@@ -60,7 +65,7 @@ public final class GpuBench {
     /** Parsed arguments. */
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
                    List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
-                   Path csv, List<TensorCores.Mode> tensorCores) {
+                   Path csv, List<Boolean> summaries, List<TensorCores.Mode> tensorCores) {
         static Options parse(String[] args) {
             String shape = "stories260k";
             String backend = "opencl";
@@ -77,6 +82,7 @@ public final class GpuBench {
             boolean check = true;
             Path out = Path.of("gpu-bench.json");
             Path csv = null;
+            List<Boolean> summaries = List.of(true);
             List<TensorCores.Mode> tensorCores = List.of(TensorCores.fromSystemProperties().mode());
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
@@ -104,6 +110,13 @@ public final class GpuBench {
                     case "--check" -> check = Boolean.parseBoolean(v);
                     case "--out" -> out = Path.of(v);
                     case "--csv" -> csv = Path.of(v);
+                    case "--summaries" -> summaries = switch (v.strip().toLowerCase(Locale.ROOT)) {
+                        case "true" -> List.of(true);
+                        case "false" -> List.of(false);
+                        case "both" -> List.of(false, true);
+                        default -> throw new IllegalArgumentException("--summaries must be true, false or both, got '"
+                                + v + "'");
+                    };
                     case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(",")).map(TensorCores::parseMode)
                             .distinct().toList();
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
@@ -117,7 +130,7 @@ public final class GpuBench {
             }
             SyntheticLlama.shape(shape); // validates the name
             return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
-                    check, out, csv, tensorCores);
+                    check, out, csv, summaries, tensorCores);
         }
 
         private static int positive(String name, String v) {
@@ -142,10 +155,12 @@ public final class GpuBench {
     }
 
     /**
-     * One measured batch size of one weight type and dispatch. profiledKernelMsPerStep / spanMsPerStep: device
-     * time of the passes from OpenCL profiling (direct dispatch only, NaN otherwise).
+     * One measured batch size of one weight type and dispatch. readback: what each greedy step brought back, "logits"
+     * (every entry's row, argmax on the host) or "summary" (each row's argmax and confidence made on the device).
+     * profiledKernelMsPerStep / spanMsPerStep: device time of the passes from OpenCL profiling (direct dispatch only,
+     * NaN otherwise).
      */
-    record Row(String backend, String dispatch, String matmul, String device, String shape, String dtype, int batch,
+    record Row(String backend, String dispatch, String matmul, String readback, String device, String shape, String dtype, int batch,
                int promptTokens, double prefillMs, int steps, double msPerStep, double tokensPerSecond,
                long weightBytesPerStep, double weightGBps, double fractionOfCopy, double putMsPerStep,
                double executeMsPerStep, double launchMsPerStep, double getMsPerStep, int passesPerStep,
@@ -235,10 +250,13 @@ public final class GpuBench {
                                 check.sameArgmax());
                     }
                     for (int b : o.batches()) {
-                        Row r = measure(model, o, dtype, b, copyGBps, deviceName);
-                        rows.add(r);
-                        System.out.printf(Locale.ROOT, "%s %s/%s %s batch %d: %.2f ms/step, %.0f tok/s%n", o.backend(),
-                                r.dispatch(), r.matmul(), r.dtype(), b, r.msPerStep(), r.tokensPerSecond());
+                        for (boolean summaries : o.summaries()) {
+                            Row r = measure(model, o, dtype, b, copyGBps, deviceName, summaries);
+                            rows.add(r);
+                            System.out.printf(Locale.ROOT, "%s %s/%s %s batch %d (%s): %.2f ms/step, %.0f tok/s%n",
+                                    o.backend(), r.dispatch(), r.matmul(), r.dtype(), b, r.readback(), r.msPerStep(),
+                                    r.tokensPerSecond());
+                        }
                     }
                 } finally {
                     model.close();
@@ -253,9 +271,15 @@ public final class GpuBench {
         return rows;
     }
 
+    /**
+     * {@code summaries}: decode through {@link BackendModel#forwardSummaries} when the model reduces rows on its
+     * device (else, and when false, the logits path: every row read back, the argmax on the host).
+     */
     private static Row measure(Model model, Options o, TensorType dtype, int batch, double copyGBps,
-                               String deviceName) {
+                               String deviceName, boolean summaries) {
         ModelConfig c = model.config();
+        BackendModel summarizer = summaries && model instanceof BackendModel b && b.summarizesOnDevice() ? b : null;
+        Greedy greedy = new Greedy(model, summarizer, batch);
         SplittableRandom random = new SplittableRandom(o.seed() + batch);
         List<KvCache> caches = new ArrayList<>();
         try {
@@ -270,19 +294,17 @@ public final class GpuBench {
                 }
                 prefill.add(new ForwardBatch.Entry(cache, prompts[i], 0, o.prompt()));
             }
-            float[][] logits = new float[batch][c.vocabSize()];
             long p0 = System.nanoTime();
-            model.forward(new ForwardBatch(prefill), logits);
+            greedy.step(new ForwardBatch(prefill));
             double prefillMs = (System.nanoTime() - p0) / 1e6;
-            int[] next = new int[batch];
             for (int s = 0; s < o.warmup(); s++) {
-                decodeStep(model, caches, logits, next);
+                greedy.decode(caches);
             }
             OpenClLlama2Model gpu = model instanceof OpenClLlama2Model g ? g : null;
             OpenClLlama2Model.StepTimes before = gpu == null ? null : gpu.stepTimes();
             long d0 = System.nanoTime();
             for (int s = 0; s < o.steps(); s++) {
-                decodeStep(model, caches, logits, next);
+                greedy.decode(caches);
             }
             long decodeNanos = System.nanoTime() - d0;
             // The split of the timed steps only (the profiled steps below are not part of it).
@@ -304,7 +326,7 @@ public final class GpuBench {
                 int profiled = profiledSteps(o);
                 gpu.profile(true);
                 for (int s = 0; s < profiled; s++) {
-                    decodeStep(model, caches, logits, next);
+                    greedy.decode(caches);
                 }
                 gpu.profile(false);
                 OpenClLlama2Model.ProfiledTimes p = gpu.profiledTimes().minus(before0);
@@ -331,8 +353,8 @@ public final class GpuBench {
             double gbps = weightBytes / (msPerStep / 1e3) / 1e9;
             // "hand+tc": the F16 hand matmuls ran on tensor cores (mma.sync or emulated)
             return new Row(o.backend(), gpu == null ? "-" : gpu.dispatch().label(),
-                    gpu == null ? "-" : gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""), deviceName,
-                    o.shape(),
+                    gpu == null ? "-" : gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""),
+                    summarizer == null ? "logits" : "summary", deviceName, o.shape(),
                     dtype.name().toLowerCase(Locale.ROOT), batch, o.prompt(), prefillMs, o.steps(), msPerStep,
                     batch * 1000.0 / msPerStep, weightBytes, gbps, gbps / copyGBps, put, exec, launch, get, passes,
                     profiledKernel, span, opMs);
@@ -346,14 +368,48 @@ public final class GpuBench {
         return Math.min(o.steps(), 16);
     }
 
-    /** One greedy decode step of every sequence: the argmax of its last logits goes in. */
-    private static void decodeStep(Model model, List<KvCache> caches, float[][] logits, int[] next) {
-        List<ForwardBatch.Entry> entries = new ArrayList<>(caches.size());
-        for (int i = 0; i < caches.size(); i++) {
-            next[i] = argmax(logits[i]);
-            entries.add(new ForwardBatch.Entry(caches.get(i), next, i, 1));
+    /**
+     * Greedy steps of a batch: each step's forward and the pick of every entry's next token, either from the logits
+     * read back (argmax on the host) or from the row summaries the device made ({@code summarizer} not null).
+     */
+    private static final class Greedy {
+        private final Model model;
+        private final BackendModel summarizer;
+        private final float[][] logits;
+        private final RowSummaries rows;
+        private final int[] next;
+
+        Greedy(Model model, BackendModel summarizer, int batch) {
+            this.model = model;
+            this.summarizer = summarizer;
+            this.logits = new float[batch][model.config().vocabSize()];
+            this.rows = RowSummaries.ofRows(batch);
+            this.next = new int[batch];
         }
-        model.forward(new ForwardBatch(entries), logits);
+
+        /** Runs the step and picks each entry's next token. */
+        void step(ForwardBatch batch) {
+            int n = batch.entries().size();
+            if (summarizer != null) {
+                summarizer.forwardSummaries(batch, logits, rows);
+                System.arraycopy(rows.argmax(), 0, next, 0, n);
+            } else {
+                model.forward(batch, logits);
+                for (int i = 0; i < n; i++) {
+                    next[i] = argmax(logits[i]);
+                }
+            }
+        }
+
+        /** One decode step of every sequence: the token picked last step goes in. */
+        void decode(List<KvCache> caches) {
+            List<ForwardBatch.Entry> entries = new ArrayList<>(caches.size());
+            for (int i = 0; i < caches.size(); i++) {
+                // The forward has read the tokens before the step writes the next ones into the same array.
+                entries.add(new ForwardBatch.Entry(caches.get(i), next, i, 1));
+            }
+            step(new ForwardBatch(entries));
+        }
     }
 
     static int argmax(float[] v) {
@@ -456,15 +512,15 @@ public final class GpuBench {
 
     static String table(List<Row> rows, double copyGBps) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%n%-7s %-8s %-7s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s %8s %8s %8s%n",
-                "backend", "dispatch", "matmul", "dtype", "batch", "tok/s", "ms/step", "GB/s", "ofCopy", "kernel", "span",
+        sb.append(String.format(Locale.ROOT, "%n%-7s %-8s %-7s %-8s %-5s %5s %10s %10s %8s %7s %8s %8s %8s %8s %8s %8s %8s%n",
+                "backend", "dispatch", "matmul", "readback", "dtype", "batch", "tok/s", "ms/step", "GB/s", "ofCopy", "kernel", "span",
                 "launch", "put", "exec", "get", "vsAparapi"));
         for (Row r : rows) {
             Row base = rows.stream().filter(b -> b.dispatch().equals(Dispatch.APARAPI.label())
                     && b.dtype().equals(r.dtype()) && b.batch() == r.batch()).findFirst().orElse(null);
             sb.append(String.format(Locale.ROOT,
-                    "%-7s %-8s %-7s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8s %8.3f %8.3f %8.3f %8.3f %8s%n",
-                    r.backend(), r.dispatch(), r.matmul(), r.dtype(), r.batch(), r.tokensPerSecond(), r.msPerStep(),
+                    "%-7s %-8s %-7s %-8s %-5s %5d %10.1f %10.3f %8.1f %6.1f%% %8.3f %8s %8.3f %8.3f %8.3f %8.3f %8s%n",
+                    r.backend(), r.dispatch(), r.matmul(), r.readback(), r.dtype(), r.batch(), r.tokensPerSecond(), r.msPerStep(),
                     r.weightGBps(), 100 * r.fractionOfCopy(), r.kernelMsPerStep(),
                     Double.isNaN(r.spanMsPerStep()) ? "-" : String.format(Locale.ROOT, "%.3f", r.spanMsPerStep()),
                     r.launchMsPerStep(), r.putMsPerStep(), r.executeMsPerStep(), r.getMsPerStep(),
@@ -476,15 +532,16 @@ public final class GpuBench {
             }
         }
         sb.append(String.format(Locale.ROOT, "(copy bandwidth %.1f GB/s; ms per step. aparapi: kernel = exec - launch;"
-                + " direct: kernel and span from profiling events, exec = host enqueue, get = wait + logits;"
+                + " direct: kernel and span from profiling events, exec = host enqueue, get = wait + logits"
+                + " (readback summary: wait + the summary kernel + 12 bytes a sequence);"
                 + " launch = a step of empty passes)%n", copyGBps));
         return sb.toString();
     }
 
-    /** The profiled kernel ms per step by op, one compact line: "ops direct/hand f32 b1: qkv 0.412 ...". */
+    /** The profiled kernel ms per step by op, one compact line: "ops direct/hand/summary f32 b1: qkv 0.412 ...". */
     static String opLine(Row r) {
-        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "ops %s/%s %s b%d:", r.dispatch(), r.matmul(),
-                r.dtype(), r.batch()));
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "ops %s/%s/%s %s b%d:", r.dispatch(),
+                r.matmul(), r.readback(), r.dtype(), r.batch()));
         sb.append(io.stepstream.gpu.OpTimes.line(r.opMsPerStep()));
         return sb.toString();
     }
@@ -515,6 +572,7 @@ public final class GpuBench {
             j.append(i == 0 ? "\n" : ",\n").append("    {\"dtype\": ").append(q(r.dtype()))
                     .append(", \"dispatch\": ").append(q(r.dispatch()))
                     .append(", \"matmul\": ").append(q(r.matmul()))
+                    .append(", \"readback\": ").append(q(r.readback()))
                     .append(", \"batch\": ").append(r.batch())
                     .append(", \"promptTokens\": ").append(r.promptTokens())
                     .append(", \"prefillMs\": ").append(num(r.prefillMs()))
@@ -536,13 +594,13 @@ public final class GpuBench {
         Files.writeString(o.out(), j);
         if (o.csv() != null) {
             StringBuilder c = new StringBuilder("backend,dispatch,matmul,dtype,batch,tokens_per_s,ms_per_step,weight_gbps,"
-                    + "fraction_of_copy,kernel_ms,launch_ms,put_ms,get_ms,prefill_ms,exec_ms,span_ms\n");
+                    + "fraction_of_copy,kernel_ms,launch_ms,put_ms,get_ms,prefill_ms,exec_ms,span_ms,readback\n");
             for (Row r : rows) {
                 c.append(String.join(",", r.backend(), r.dispatch(), r.matmul(), r.dtype(), Integer.toString(r.batch()),
                         num(r.tokensPerSecond()), num(r.msPerStep()), num(r.weightGBps()), num(r.fractionOfCopy()),
                         num(r.kernelMsPerStep()), num(r.launchMsPerStep()), num(r.putMsPerStep()),
                         num(r.getMsPerStep()), num(r.prefillMs()), num(r.executeMsPerStep()),
-                        num(r.spanMsPerStep()))).append('\n');
+                        num(r.spanMsPerStep()), r.readback())).append('\n');
             }
             Files.writeString(o.csv(), c);
         }

@@ -61,6 +61,35 @@ class GpuBenchTest {
     }
 
     @Test
+    void greedyStepsReadBackSummariesWhereTheDeviceMakesThemAndLogitsOtherwise(@TempDir Path dir) throws Exception {
+        Path json = dir.resolve("bench.json");
+        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--device", SELECTOR, "--summaries", "both", "--batches", "1,3", "--steps", "3", "--prompt", "4",
+                "--warmup", "1", "--copy-mib", "8", "--check", "false", "--out", json.toString()}));
+        // Per dispatch and batch: the logits path, then summaries (made on the device only by the direct dispatch).
+        assertEquals(List.of("aparapi/logits", "aparapi/logits", "aparapi/logits", "aparapi/logits",
+                        "direct/logits", "direct/summary", "direct/logits", "direct/summary"),
+                rows.stream().map(r -> r.dispatch() + "/" + r.readback()).toList());
+        for (GpuBench.Row r : rows) {
+            if (r.dispatch().equals("direct")) {
+                // The summary kernel shows as its own op exactly when the rows were reduced on the device.
+                assertEquals(r.readback().equals("summary"), r.opMsPerStep().containsKey("summary"), r.toString());
+                double sum = r.opMsPerStep().values().stream().mapToDouble(Double::doubleValue).sum();
+                assertEquals(r.kernelMsPerStep(), sum, 1e-6 + 1e-9 * sum, r.toString());
+            }
+        }
+        assertTrue(Files.readString(json).contains("\"readback\": \"summary\""));
+        assertTrue(GpuBench.table(rows, 1).contains("ops direct/hand/summary f32 b3:"), GpuBench.table(rows, 1));
+        List<GpuBench.Row> off = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--device", SELECTOR, "--dispatch", "direct", "--summaries", "false", "--batches", "2", "--steps", "2",
+                "--prompt", "3", "--warmup", "0", "--copy-mib", "8", "--check", "false", "--out", json.toString()}));
+        assertEquals(List.of("logits"), off.stream().map(GpuBench.Row::readback).toList());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> GpuBench.Options.parse(new String[]{"--summaries", "yes"}));
+        assertTrue(e.getMessage().contains("--summaries must be true, false or both"), e.getMessage());
+    }
+
+    @Test
     void f16RowsSayWhenTheyRanOnTensorCores(@TempDir Path dir) throws Exception {
         // batch 20: past the matvec's 8 tokens and the default 16-token threshold; emulated on PoCL
         List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
