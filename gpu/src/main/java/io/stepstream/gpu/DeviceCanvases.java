@@ -67,7 +67,21 @@ final class DeviceCanvases implements AutoCloseable {
         }
         Llama2Weights asLlama = new Llama2Weights(c, w.embedding(), w.attentionNorm(), w.wq(), w.wk(), w.wv(), w.wo(),
                 w.ffnNorm(), w.gate(), w.down(), w.up(), w.finalNorm(), w.lmHead());
-        this.device = new DeviceLlama2(asLlama, device, blocks, weightType, dispatch);
+        TensorCores tensorCores = TensorCores.fromSystemProperties();
+        MatmulTiles tiles = MatmulTiles.fromSystemProperty();
+        if (weightType == TensorType.F16 && tensorCores.mode() != TensorCores.Mode.OFF
+                && System.getProperty(TensorCores.MIN_TOKENS_PROPERTY) == null) {
+            // Batched must equal alone: with f16-rounded activations, the f32 summation-order differences between
+            // kernels (the matvec for a lone canvas's last few logit rows, mmt in a batch; split-K by group count)
+            // cross f16 rounding boundaries and flip greedy picks. One kernel (mmt from one token) and one split for
+            // every count give each row the same arithmetic in any batch.
+            tensorCores = tensorCores.withMinTokens(1);
+            if (System.getProperty(MatmulTiles.PROPERTY) == null) {
+                tiles = tiles.with("ks=1");
+            }
+        }
+        this.device = new DeviceLlama2(asLlama, device, blocks, weightType, dispatch, Matmul.fromSystemProperty(),
+                tiles, tensorCores);
         this.summary = RowSummaryKernel.inLauncher(this.device.launcher(), "diffusion row summaries");
     }
 

@@ -27,6 +27,7 @@ import java.util.SplittableRandom;
 import java.util.function.BiConsumer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -54,6 +55,53 @@ class OpenClDiffusionModelTest {
     static void close() {
         gpu.close();
         reference.close();
+    }
+
+    /**
+     * F16 weights on (emulated) tensor cores round activations to f16, which turns kernel-dependent f32 summation
+     * order into visible differences; the canvas device therefore runs every matmul count on mmt with one split,
+     * and a canvas's logits are bitwise the same alone and in a batch, also for the few logit rows a matvec
+     * would otherwise take.
+     */
+    @Test
+    void f16CanvasesOnTensorCoresGiveBitwiseTheSameLogitsAloneAndBatched() {
+        Assumptions.assumeTrue(HAND_MATMUL, "tensor cores are a hand-path kernel");
+        String before = System.getProperty(TensorCores.PROPERTY);
+        System.setProperty(TensorCores.PROPERTY, "emulate");
+        OpenClDiffusionModel f16;
+        try {
+            f16 = new OpenClDiffusionModel(Models.loadDiffusion(MODEL), OpenClTestSupport.device(), 0, TensorType.F16);
+        } finally {
+            if (before == null) {
+                System.clearProperty(TensorCores.PROPERTY);
+            } else {
+                System.setProperty(TensorCores.PROPERTY, before);
+            }
+        }
+        try (f16) {
+            assertTrue(f16.tensorCores().contains("from 1 tokens"), f16.tensorCores());
+            SplittableRandom r = new SplittableRandom(21);
+            int vocab = reference.vocabSize();
+            List<DenoiseInput> inputs = new ArrayList<>();
+            int[][] shapes = {{20, 1}, {45, 3}, {70, 12}};
+            for (int[] shape : shapes) {
+                int len = shape[0];
+                int[] canvas = new int[len];
+                canvas[0] = 1;
+                for (int i = 1; i < len; i++) {
+                    canvas[i] = r.nextInt(3) == 0 ? reference.maskId() : 3 + r.nextInt(reference.maskId() - 3);
+                }
+                inputs.add(new DenoiseInput(canvas, len - shape[1], shape[1]));
+            }
+            float[][] batched = logitsFor(inputs, vocab);
+            f16.forward(inputs, batched);
+            for (int i = 0; i < inputs.size(); i++) {
+                float[][] alone = logitsFor(List.of(inputs.get(i)), vocab);
+                f16.forward(List.of(inputs.get(i)), alone);
+                assertArrayEquals(alone[0], batched[i], "canvas " + i + " (" + inputs.get(i).length()
+                        + " rows of logits): alone vs batched");
+            }
+        }
     }
 
     @Test
