@@ -14,18 +14,19 @@ public enum Attention {
     TILED,
     /** Always the three passes. */
     PASSES,
-    /** The tiled kernel for steps where some entry has at least {@link #AUTO_MIN_QUERIES} query rows. */
+    /** The tiled kernel for steps where some entry has at least {@link #AUTO_MIN_QUERIES} query rows (today: any). */
     AUTO;
 
     /** System property naming the mode: {@code tiled}, {@code passes} or {@code auto} (default). */
     public static final String PROPERTY = "stepstream.opencl.attention";
 
     /**
-     * AUTO's threshold on the most query rows of one entry in a step. Decode steps (one row per entry) keep the
-     * three passes, which measured faster than a one-pass kernel at batch 1 on the H200 (0.86 vs 1.12 ms a step,
-     * session 3); a tile of query rows pays once the rows of an entry share each key and value read.
+     * AUTO's threshold on the most query rows of one entry in a step: 1, every step the kernel can compute. It was 8
+     * (decode steps on the three passes) until the H200 measured decode steps too (1.1B f32, 128 steps, attention ms
+     * a step): three passes 1.12 / 1.10 / 1.10 / 1.30 / 1.51 at batch 1 / 2 / 4 / 8 / 16 against 0.48 / 0.48 / 0.48 /
+     * 0.49 / 0.50 tiled (the kvGroup query heads of a KV head share each key and value read), 1.92 vs 0.50 at 32.
      */
-    public static final int AUTO_MIN_QUERIES = 8;
+    public static final int AUTO_MIN_QUERIES = 1;
 
     public String label() {
         return name().toLowerCase(Locale.ROOT);

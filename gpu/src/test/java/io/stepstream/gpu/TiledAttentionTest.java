@@ -99,7 +99,7 @@ class TiledAttentionTest {
     }
 
     @Test
-    void autoTilesStepsWithManyQueriesPerEntryAndNeverSparseOnes() {
+    void autoTilesEveryStepButSparseOnes() {
         ModelConfig c = new ModelConfig(64 * 4, 16, 2, 4, 2, 7, CTX, 1e-5f, 10000f, false);
         Random random = new Random(5);
         try (DeviceLlama2 device = new DeviceLlama2(randomWeights(c, random), OpenClTestSupport.device(), 96)) {
@@ -110,7 +110,7 @@ class TiledAttentionTest {
             assertEquals(before + 1, device.tiledAttentionPasses(), "a step with a 300-row entry is tiled");
             layout(device, DECODES, random);
             launchAttention(device, DECODES);
-            assertEquals(before + 1, device.tiledAttentionPasses(), "a decode step keeps the three passes");
+            assertEquals(before + 2, device.tiledAttentionPasses(), "a decode step is tiled too");
 
             // A sparse entry (a valid pattern: every query block sees every block up to its own): the passes,
             // whatever the mode.
@@ -132,11 +132,11 @@ class TiledAttentionTest {
             device.k.entryIndices[2] = 0;
             device.putStepInputs();
             launchAttention(device, MIXED);
-            assertEquals(before + 1, device.tiledAttentionPasses(), "a step with a sparse entry keeps the passes");
+            assertEquals(before + 2, device.tiledAttentionPasses(), "a step with a sparse entry keeps the passes");
             device.k.entryIndptr[2] = -1;
             device.putStepInputs();
             launchAttention(device, DECODES.subList(0, 1));
-            assertEquals(before + 2, device.tiledAttentionPasses(), "tiled forces even one query row");
+            assertEquals(before + 3, device.tiledAttentionPasses(), "one query row, tiled");
         }
     }
 
@@ -146,7 +146,8 @@ class TiledAttentionTest {
         int[] seq = {0, 0, 0, 0, 0, 0, 0, 0, 1, 2};
         assertEquals(8, Attention.maxQueriesPerEntry(seq.length, seq, 3));
         assertTrue(Attention.AUTO.tiledFor(64, seq.length, seq, 3, none));
-        assertFalse(Attention.AUTO.tiledFor(64, 7, seq, 3, none), "7 rows of one entry are under the threshold");
+        assertTrue(Attention.AUTO.tiledFor(64, 7, seq, 3, none), "auto tiles decode-sized entries too");
+        assertFalse(Attention.PASSES.tiledFor(64, 7, seq, 3, none));
         assertTrue(Attention.TILED.tiledFor(64, 7, seq, 3, none));
         assertFalse(Attention.PASSES.tiledFor(64, seq.length, seq, 3, none));
         assertFalse(Attention.TILED.tiledFor(64, seq.length, seq, 3, new int[]{-1, 0, -1}), "sparse entry");
