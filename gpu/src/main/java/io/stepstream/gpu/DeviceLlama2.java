@@ -330,7 +330,7 @@ final class DeviceLlama2 implements AutoCloseable {
     }
 
     /** The hand step's kernels, or null (Aparapi dispatch, Aparapi matmuls, or {@code handPasses=matmul}). */
-    private HandStep handStep() {
+    HandStep handStep() {
         return handMatmul == null ? null : handMatmul.step();
     }
 
