@@ -36,6 +36,21 @@
 #define MMT_LOCAL_UINT4 (((MMT_STAGE_UINTS > MMT_OUT_FLOATS ? MMT_STAGE_UINTS : MMT_OUT_FLOATS) + 3) / 4)
 #define MMT_WLOADS (MMT_TM * (MMT_TK / 8) / MMT_WG)
 #define MMT_XLOADS (MMT_TN * (MMT_TK / 4) / MMT_WG)
+// This item's loads of the K slice from column k (a variable) into wreg and xreg: weights as raw halves,
+// activations as floats, zeros past `rows`, n or the split's end. The first slice is loaded before the loop, each
+// next one while the current one is multiplied; one text for both, so the two loads cannot drift apart.
+#define MMT_LOAD_SLICE(k) \
+    for (int m = 0; m < MMT_WLOADS; m++) { \
+        int c = k + wkc[m]; \
+        wreg[m] = wrow[m] != 0 && c < kend ? *(__global const uint4 *)(wrow[m] + c) : (uint4)(0u); \
+    } \
+    for (int m = 0; m < MMT_XLOADS; m++) { \
+        int i = lid + m * MMT_WG; \
+        int lt = i / (MMT_TK / 4); \
+        int c = k + (i - lt * (MMT_TK / 4)) * 4; \
+        int t = tok0 + lt; \
+        xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f); \
+    }
 #if (MMT_TK != 32 && MMT_TK != 64 && MMT_TK != 128) || MMT_TN < 16 || MMT_TN > 128 || (MMT_TN % 16) != 0
 #error "MMT_TK must be 32, 64 or 128, MMT_TN a multiple of 16 up to 128"
 #endif
@@ -95,17 +110,7 @@ void MMT_NAME(MATMUL_ARGS) {
     float4 xreg[MMT_XLOADS];
     for (int k0 = kbeg; k0 < kend; k0 += MMT_TK) {
         if (k0 == kbeg) {
-            for (int m = 0; m < MMT_WLOADS; m++) {
-                int c = k0 + wkc[m];
-                wreg[m] = wrow[m] != 0 && c < kend ? *(__global const uint4 *)(wrow[m] + c) : (uint4)(0u);
-            }
-            for (int m = 0; m < MMT_XLOADS; m++) {
-                int i = lid + m * MMT_WG;
-                int lt = i / (MMT_TK / 4);
-                int c = k0 + (i - lt * (MMT_TK / 4)) * 4;
-                int t = tok0 + lt;
-                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
-            }
+            MMT_LOAD_SLICE(k0);
         }
         for (int m = 0; m < MMT_WLOADS; m++) {
             *(__local uint4 *)(ws + wlr[m] * MMT_S + wkc[m] / 2) = wreg[m];
@@ -119,17 +124,7 @@ void MMT_NAME(MATMUL_ARGS) {
         barrier(CLK_LOCAL_MEM_FENCE);
         int k1 = k0 + MMT_TK;
         if (k1 < kend) {
-            for (int m = 0; m < MMT_WLOADS; m++) {
-                int c = k1 + wkc[m];
-                wreg[m] = wrow[m] != 0 && c < kend ? *(__global const uint4 *)(wrow[m] + c) : (uint4)(0u);
-            }
-            for (int m = 0; m < MMT_XLOADS; m++) {
-                int i = lid + m * MMT_WG;
-                int lt = i / (MMT_TK / 4);
-                int c = k1 + (i - lt * (MMT_TK / 4)) * 4;
-                int t = tok0 + lt;
-                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
-            }
+            MMT_LOAD_SLICE(k1);
         }
 #pragma unroll
         for (int kk = 0; kk < MMT_TK / 16; kk++) {
@@ -234,6 +229,7 @@ void MMT_NAME(MATMUL_ARGS) {
 #undef MMT_LOCAL_UINT4
 #undef MMT_WLOADS
 #undef MMT_XLOADS
+#undef MMT_LOAD_SLICE
 #undef MMT_NAME
 #undef MMT_TN
 #undef MMT_TK

@@ -154,24 +154,14 @@ class OpenClDiffusionModelTest {
             for (String prompt : prompts) {
                 LladaGeneration cpu = runAlone(reference::forward, LladaGeneration.start(reference, prompt, p));
                 LladaGeneration dev = runAlone(gpu::forward, LladaGeneration.start(reference, prompt, p));
-                assertArrayEquals(cpu.generated(), dev.generated(), p + " '" + prompt + "': device tokens differ"
-                        + "\n cpu " + java.util.Arrays.toString(cpu.generated())
-                        + "\n gpu " + java.util.Arrays.toString(dev.generated()));
+                assertDeviceTokens(cpu, dev, p + " '" + prompt + "': device tokens");
                 onDevice.add(dev);
             }
         }
         // The same requests all at once, one device forward per step of every live canvas.
-        List<LladaGeneration> together = new ArrayList<>();
-        for (DiffusionParams p : settings) {
-            for (String prompt : prompts) {
-                together.add(LladaGeneration.start(reference, prompt, p));
-            }
-        }
+        List<LladaGeneration> together = startAll(settings, prompts);
         runBatched(gpu::forward, together);
-        for (int i = 0; i < together.size(); i++) {
-            assertArrayEquals(onDevice.get(i).generated(), together.get(i).generated(), "request " + i
-                    + ": batched differs from alone");
-        }
+        assertBatchedEqualsAlone(onDevice, together);
         assertFalse(gpu.failedOver());
     }
 
@@ -191,23 +181,13 @@ class OpenClDiffusionModelTest {
                 LladaGeneration cpu = runAlone(reference::forward, LladaGeneration.start(reference, prompt, p));
                 LladaGeneration dev = LladaGeneration.start(reference, prompt, p);
                 runSummaries(gpu, List.of(dev));
-                assertArrayEquals(cpu.generated(), dev.generated(), p + " '" + prompt + "': device summaries' tokens"
-                        + " differ\n cpu " + java.util.Arrays.toString(cpu.generated())
-                        + "\n gpu " + java.util.Arrays.toString(dev.generated()));
+                assertDeviceTokens(cpu, dev, p + " '" + prompt + "': device summaries' tokens");
                 alone.add(dev);
             }
         }
-        List<LladaGeneration> together = new ArrayList<>();
-        for (DiffusionParams p : settings) {
-            for (String prompt : prompts) {
-                together.add(LladaGeneration.start(reference, prompt, p));
-            }
-        }
+        List<LladaGeneration> together = startAll(settings, prompts);
         runSummaries(gpu, together);
-        for (int i = 0; i < together.size(); i++) {
-            assertArrayEquals(alone.get(i).generated(), together.get(i).generated(), "request " + i
-                    + ": batched differs from alone");
-        }
+        assertBatchedEqualsAlone(alone, together);
         assertTrue(gpu.deviceLaunches() > launches, "the steps ran on the device");
         assertFalse(gpu.failedOver());
     }
@@ -463,14 +443,9 @@ class OpenClDiffusionModelTest {
                     assertEquals(!tiled, ops[Llama2Kernel.OP_SCORES] > 0 && ops[Llama2Kernel.OP_SOFTMAX] > 0
                             && ops[Llama2Kernel.OP_ATTN_OUT] > 0, mode + ": the three passes' time");
                 }
-                List<LladaGeneration> together = new ArrayList<>();
-                List<LladaGeneration> onCpu = new ArrayList<>();
-                for (DiffusionParams p : settings) {
-                    for (String prompt : prompts) {
-                        together.add(LladaGeneration.start(reference, prompt, p));
-                        onCpu.add(runAlone(reference::forward, LladaGeneration.start(reference, prompt, p)));
-                    }
-                }
+                List<LladaGeneration> together = startAll(settings, prompts);
+                List<LladaGeneration> onCpu = startAll(settings, prompts);
+                onCpu.forEach(g -> runAlone(reference::forward, g));
                 runBatched(model::forward, together);
                 for (int i = 0; i < together.size(); i++) {
                     assertArrayEquals(onCpu.get(i).generated(), together.get(i).generated(), mode + ": request " + i
@@ -490,6 +465,31 @@ class OpenClDiffusionModelTest {
             out[i] = new float[inputs.get(i).logitsLength() * vocab];
         }
         return out;
+    }
+
+    /** A fresh generation of every prompt under every setting, settings outer (the order requests are numbered in). */
+    private static List<LladaGeneration> startAll(List<DiffusionParams> settings, String[] prompts) {
+        List<LladaGeneration> gens = new ArrayList<>();
+        for (DiffusionParams p : settings) {
+            for (String prompt : prompts) {
+                gens.add(LladaGeneration.start(reference, prompt, p));
+            }
+        }
+        return gens;
+    }
+
+    /** The device's tokens equal the CPU's; when they do not, the message shows both. */
+    private static void assertDeviceTokens(LladaGeneration cpu, LladaGeneration dev, String what) {
+        assertArrayEquals(cpu.generated(), dev.generated(), what + " differ\n cpu "
+                + java.util.Arrays.toString(cpu.generated()) + "\n gpu " + java.util.Arrays.toString(dev.generated()));
+    }
+
+    /** Request i of a batched run generated what it generated alone. */
+    private static void assertBatchedEqualsAlone(List<LladaGeneration> alone, List<LladaGeneration> together) {
+        for (int i = 0; i < together.size(); i++) {
+            assertArrayEquals(alone.get(i).generated(), together.get(i).generated(), "request " + i
+                    + ": batched differs from alone");
+        }
     }
 
     static LladaGeneration runAlone(BiConsumer<List<DenoiseInput>, float[][]> forward, LladaGeneration g) {

@@ -11,9 +11,10 @@ import java.util.List;
  * A real diffusion model whose logits a test bends after each forward pass: from canvas position {@link #eosFrom}
  * on EOS gets a logit far above the rest (a story that ends there, as the model pads a finished story with EOS);
  * with {@link #noEos} EOS gets one far below everywhere (stories that run to gen_length); {@link #failNext} fails
- * the next forward pass. Everything else, patterns and Fast-dLLM keys and values included, is the real model's.
+ * the next forward pass. Everything else, patterns and Fast-dLLM keys and values included, is the real model's;
+ * with nothing bent it passes everything through, a base for test models that only watch.
  */
-final class BendableModel implements DenoisingModel {
+class BendableModel implements DenoisingModel {
     final DenoisingModel real;
     int eosFrom = Integer.MAX_VALUE;
     boolean noEos;

@@ -9,12 +9,14 @@ import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.SamplingParams;
 import io.stepstream.engine.StreamingDecoder;
+import io.stepstream.engine.dlm.DenoiseInput;
 import io.stepstream.engine.dlm.DiffusionModel;
 import io.stepstream.engine.dlm.DiffusionParams;
 import io.stepstream.engine.dlm.DlmCacheMode;
 import io.stepstream.engine.dlm.LladaGeneration;
 import io.stepstream.engine.dlm.RangeExecutor;
 import io.stepstream.engine.dlm.Remasking;
+import io.stepstream.engine.dlm.RowSummaries;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -353,6 +355,66 @@ class DiffusionSchedulerTest {
             assertEquals(2 * (s + 1), progress.get(s).committed(), "two positions a step (8 per block, 4 steps)");
         }
         l.outcome("watched").assertSameAs(l.outcome("quiet"), "progress changes nothing else");
+    }
+
+    /** The real model, claiming device summaries (the host default: bitwise the logits path); counts each path's steps. */
+    private static final class SummarizingModel extends BendableModel {
+        int summarySteps;
+        int logitSteps;
+        private boolean inSummaries;
+
+        SummarizingModel() {
+            super(DenoisingModel.of(model));
+        }
+
+        @Override
+        public boolean summarizesOnDevice() {
+            return true;
+        }
+
+        @Override
+        public void forwardSummaries(List<DenoiseInput> batch, float[][] logits, RowSummaries[] summaries) {
+            summarySteps++;
+            inSummaries = true;
+            try {
+                super.forwardSummaries(batch, logits, summaries);
+            } finally {
+                inSummaries = false;
+            }
+        }
+
+        @Override
+        public void forward(List<DenoiseInput> batch, float[][] logits) {
+            logitSteps += inSummaries ? 0 : 1;
+            super.forward(batch, logits);
+        }
+    }
+
+    /**
+     * On a model that says it makes row summaries on its device, steps whose requests are all greedy low-confidence
+     * run through {@code forwardSummaries} and {@code applySummaries}, a step with a request that reads whole rows
+     * (random remasking with temperature) runs the logits path, and every request streams exactly what it streams
+     * alone.
+     */
+    @Test
+    void greedyStepsRunOnSummariesAndEveryStreamEqualsItsRunAlone() {
+        Map<String, SequenceRequest> requests = new LinkedHashMap<>();
+        requests.put("a", request("a", "Once upon a time", params(16, 8, 8)));
+        requests.put("b", request("b", "Tom had a red ball", new DiffusionParams(16, 8, 16, 0.0,
+                Remasking.LOW_CONFIDENCE, 0.9, 0L)));
+        requests.put("c", request("c", "The sun was", new DiffusionParams(8, 8, 4, 0.7, Remasking.RANDOM, null, 5L)));
+        requests.put("d", request("d", "One day, a little", params(24, 8, 12)));
+        SummarizingModel m = new SummarizingModel();
+        SchedulerConfig config = new SchedulerConfig(4, 2048, 16);
+        StepLoop l = new StepLoop(new DiffusionScheduler(m, config, clock::get, RangeExecutor.sameThread()), config);
+        requests.values().forEach(r -> assertTrue(l.scheduler.add(r)));
+        l.runToEnd();
+        assertTrue(m.logitSteps >= 4, "steps with the sampled request read logits: " + m.logitSteps);
+        assertTrue(m.summarySteps >= 4, "steps without it ran on summaries: " + m.summarySteps);
+        assertEquals(l.plans.size(), m.logitSteps + m.summarySteps);
+        for (SequenceRequest r : requests.values()) {
+            l.outcome(r.requestId()).assertSameAs(reference(r).outcome(), r.requestId());
+        }
     }
 
     @Test

@@ -4,13 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.stepstream.engine.ForwardBatch;
-import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
-import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.SamplingParams;
-import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.spi.BackendModel;
 import java.util.ArrayList;
@@ -47,12 +44,13 @@ class GreedySummaryStepTest {
      * The real model as a backend model; records each step's path. A summary step's logits rows are overwritten with
      * NaN, so a scheduler that sampled them after asking for summaries would stream token 0s.
      */
-    private static final class PathRecordingModel implements BackendModel {
+    private static final class PathRecordingModel extends ForwardingModel implements BackendModel {
         final boolean summarizes;
         final List<Boolean> summarySteps = new ArrayList<>();
         private float[][] scratch = new float[0][];
 
         PathRecordingModel(boolean summarizes) {
+            super(model);
             this.summarizes = summarizes;
         }
 
@@ -79,7 +77,7 @@ class GreedySummaryStepTest {
         @Override
         public void forward(ForwardBatch batch, float[][] logits) {
             summarySteps.add(false);
-            model.forward(batch, logits);
+            super.forward(batch, logits);
         }
 
         @Override
@@ -90,26 +88,6 @@ class GreedySummaryStepTest {
         @Override
         public String deviceName() {
             return "test";
-        }
-
-        @Override
-        public String name() {
-            return model.name();
-        }
-
-        @Override
-        public ModelConfig config() {
-            return model.config();
-        }
-
-        @Override
-        public Tokenizer tokenizer() {
-            return model.tokenizer();
-        }
-
-        @Override
-        public KvCache newKvCache() {
-            return model.newKvCache();
         }
     }
 

@@ -13,6 +13,14 @@ import io.stepstream.engine.dlm.RowSummaries;
  * the rows itself reads back 12 bytes an entry instead of {@code 4 x vocab}.
  */
 public interface BackendModel extends Model {
+    /**
+     * The engine's own CPU model as a backend model: backend and device "cpu", everything passed to {@code model},
+     * summaries on the host (the default {@link #forwardSummaries}); closing it closes {@code model}.
+     */
+    static BackendModel onCpu(Model model) {
+        return new CpuBackendProvider.CpuModel(model, CpuBackendProvider.NAME);
+    }
+
     /** The provider's name: "cpu", "opencl". */
     String backendName();
 

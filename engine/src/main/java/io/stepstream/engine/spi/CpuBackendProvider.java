@@ -52,7 +52,7 @@ public final class CpuBackendProvider implements BackendProvider {
     }
 
     /** The CPU model with its placement; forwards everything. */
-    private record CpuModel(Model model, String deviceName) implements BackendModel {
+    record CpuModel(Model model, String deviceName) implements BackendModel {
         @Override
         public String backendName() {
             return NAME;

@@ -10,6 +10,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.SplittableRandom;
 
 /** Shared pieces of the diffusion tests: the shipped model, its float64 reference, a driver and a decoder. */
 final class DlmTestSupport {
@@ -56,6 +57,35 @@ final class DlmTestSupport {
             gen.apply(logits[0]);
         }
         return gen;
+    }
+
+    /** A random prompt of {@code length} ids in [1, vocab - 2]: never id 0, never the mask (the last id). */
+    static int[] randomPrompt(int length, int vocab, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        int[] p = new int[length];
+        for (int i = 0; i < length; i++) {
+            p[i] = 1 + r.nextInt(vocab - 2);
+        }
+        return p;
+    }
+
+    /**
+     * A step's logits: {@code rows} rows of {@code vocab} gaussians (sd 2) at the start of {@code length} floats,
+     * about a third of the rows peaked on one id by {@code peak} + [0, 5), so that thresholds and confidence order
+     * matter.
+     */
+    static float[] randomLogits(int rows, int length, int vocab, int peak, long seed) {
+        SplittableRandom r = new SplittableRandom(seed);
+        float[] l = new float[length];
+        for (int row = 0; row < rows; row++) {
+            for (int id = 0; id < vocab; id++) {
+                l[row * vocab + id] = (float) (2 * r.nextGaussian());
+            }
+            if (r.nextInt(3) == 0) {
+                l[row * vocab + r.nextInt(vocab)] += peak + r.nextInt(5);
+            }
+        }
+        return l;
     }
 
     static String decode(Tokenizer tok, int[] tokens) {

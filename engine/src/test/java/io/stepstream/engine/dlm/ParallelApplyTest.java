@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.SplittableRandom;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
@@ -40,12 +39,7 @@ class ParallelApplyTest {
     }
 
     private static int[] prompt(int length, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        int[] p = new int[length];
-        for (int i = 0; i < length; i++) {
-            p[i] = 1 + r.nextInt(VOCAB - 2);
-        }
-        return p;
+        return DlmTestSupport.randomPrompt(length, VOCAB, seed);
     }
 
     /** A fresh mixed batch; called twice so that both runs start from equal, independent generations. */
@@ -68,17 +62,7 @@ class ParallelApplyTest {
 
     /** Random logits for the rows {@code input} asks for, a third of the rows peaked on one id. */
     private static float[] logits(DenoiseInput input, int length, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        float[] l = new float[length];
-        for (int row = 0; row < input.logitsLength(); row++) {
-            for (int id = 0; id < VOCAB; id++) {
-                l[row * VOCAB + id] = (float) (2 * r.nextGaussian());
-            }
-            if (r.nextInt(3) == 0) {
-                l[row * VOCAB + r.nextInt(VOCAB)] += 20 + r.nextInt(5);
-            }
-        }
-        return l;
+        return DlmTestSupport.randomLogits(input.logitsLength(), length, VOCAB, 20, seed);
     }
 
     @Test

@@ -71,12 +71,7 @@ class RowSummariesTest {
     }
 
     private static int[] prompt(int length, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        int[] p = new int[length];
-        for (int i = 0; i < length; i++) {
-            p[i] = 1 + r.nextInt(VOCAB - 2);
-        }
-        return p;
+        return DlmTestSupport.randomPrompt(length, VOCAB, seed);
     }
 
     private static List<LladaGeneration> greedyBatch() {
@@ -88,17 +83,7 @@ class RowSummariesTest {
 
     /** Random logits for a step, a third of the rows peaked on one id (thresholds and confidence order matter). */
     private static float[] logits(LladaGeneration g, long seed) {
-        SplittableRandom r = new SplittableRandom(seed);
-        float[] l = new float[g.logitsLength()];
-        for (int row = 0; row < g.nextInput().logitsLength(); row++) {
-            for (int id = 0; id < VOCAB; id++) {
-                l[row * VOCAB + id] = (float) (2 * r.nextGaussian());
-            }
-            if (r.nextInt(3) == 0) {
-                l[row * VOCAB + r.nextInt(VOCAB)] += 8 + r.nextInt(5);
-            }
-        }
-        return l;
+        return DlmTestSupport.randomLogits(g.nextInput().logitsLength(), g.logitsLength(), VOCAB, 8, seed);
     }
 
     @Test

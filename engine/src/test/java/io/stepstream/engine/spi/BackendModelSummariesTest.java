@@ -8,11 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
-import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.Models;
 import io.stepstream.engine.Sampler;
 import io.stepstream.engine.SamplingParams;
-import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.dlm.RowSummaries;
 import java.util.ArrayList;
 import java.util.List;
@@ -67,39 +65,6 @@ class BackendModelSummariesTest {
         assertTrue(checkedTies > 10, "rows with tied maxima were checked");
     }
 
-    /** The CPU model of stories260K as a backend model that says it summarizes (only the flag; the default runs). */
-    private static BackendModel backend(Model m) {
-        return new BackendModel() {
-            public String backendName() {
-                return "cpu";
-            }
-
-            public String deviceName() {
-                return "cpu";
-            }
-
-            public String name() {
-                return m.name();
-            }
-
-            public ModelConfig config() {
-                return m.config();
-            }
-
-            public Tokenizer tokenizer() {
-                return m.tokenizer();
-            }
-
-            public KvCache newKvCache() {
-                return m.newKvCache();
-            }
-
-            public void forward(ForwardBatch batch, float[][] logits) {
-                m.forward(batch, logits);
-            }
-        };
-    }
-
     /** Greedy tokens of several prompts decoded together, through the logits and a sampler or through summaries. */
     private static List<int[]> generate(BackendModel model, int[][] prompts, int steps, boolean summaries,
                                         List<double[]> logprobs) {
@@ -143,7 +108,8 @@ class BackendModelSummariesTest {
     @Test
     void aGreedyGenerationThroughHostSummariesEqualsTheLogitsOne() {
         try (Model cpu = Models.load(Models.DEFAULT_MODEL)) {
-            BackendModel model = backend(cpu);
+            BackendModel model = BackendModel.onCpu(cpu);
+            assertEquals("cpu", model.backendName());
             assertFalse(model.summarizesOnDevice());
             int[][] prompts = {{1}, {1, 403, 407, 261}, {1, 70, 300}};
             List<double[]> lpLogits = new ArrayList<>();
@@ -163,7 +129,7 @@ class BackendModelSummariesTest {
     @Test
     void summariesWithoutARowPerEntryAreRefusedBeforeAnythingRuns() {
         try (Model cpu = Models.load(Models.DEFAULT_MODEL); KvCache a = cpu.newKvCache(); KvCache b = cpu.newKvCache()) {
-            BackendModel model = backend(cpu);
+            BackendModel model = BackendModel.onCpu(cpu);
             ForwardBatch batch = new ForwardBatch(List.of(new ForwardBatch.Entry(a, new int[]{1}, 0, 1),
                     new ForwardBatch.Entry(b, new int[]{1}, 0, 1)));
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
