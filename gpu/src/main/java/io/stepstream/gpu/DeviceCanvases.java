@@ -69,7 +69,8 @@ final class DeviceCanvases implements AutoCloseable {
                 w.ffnNorm(), w.gate(), w.down(), w.up(), w.finalNorm(), w.lmHead());
         TensorCores tensorCores = TensorCores.fromSystemProperties();
         MatmulTiles tiles = MatmulTiles.fromSystemProperty();
-        if (weightType == TensorType.F16 && tensorCores.mode() != TensorCores.Mode.OFF
+        boolean tensorCoreWeights = weightType == TensorType.F16 || weightType == TensorType.Q8_0;
+        if (tensorCoreWeights && tensorCores.mode() != TensorCores.Mode.OFF
                 && System.getProperty(TensorCores.MIN_TOKENS_PROPERTY) == null) {
             // Batched must equal alone: with f16-rounded activations, the f32 summation-order differences between
             // kernels (the matvec for a lone canvas's last few logit rows, mmt in a batch; split-K by group count)
@@ -218,7 +219,7 @@ final class DeviceCanvases implements AutoCloseable {
         device.profile(on);
     }
 
-    /** Whether the F16 matmuls run on tensor cores (see {@link DeviceLlama2#tensorCores}). */
+    /** Whether the F16 or Q8_0 matmuls run on tensor cores (see {@link DeviceLlama2#tensorCores}). */
     String tensorCores() {
         return device.tensorCores();
     }

@@ -221,12 +221,25 @@ public final class MatmulPassProbe implements AutoCloseable {
         return programs.get(pass(tiles, tensorCores)).tensorCoreLabel();
     }
 
-    /** The F16 matrix as the device holds it (half bits, rows x cols row-major); read-only. */
-    public char[] f16Weights() {
-        if (device.k.wtype != Llama2Kernel.WT_F16) {
-            throw new IllegalStateException("the probe matrix is not F16");
+    /**
+     * Row {@code row} of the matrix as the device holds it, decoded to float: F32 as is, F16 halves widened, Q8_0
+     * int8 values times their block's scale (one float product: within 2^-24 of exact).
+     */
+    public float[] decodedRow(int row) {
+        if (row < 0 || row >= rows) {
+            throw new IllegalArgumentException("row " + row + " outside 0.." + (rows - 1));
         }
-        return device.k.clsH;
+        float[] out = new float[cols];
+        int base = row * cols;
+        for (int c = 0; c < cols; c++) {
+            int i = base + c;
+            out[c] = switch (device.k.wtype) {
+                case Llama2Kernel.WT_F32 -> device.k.cls[i];
+                case Llama2Kernel.WT_F16 -> Float.float16ToFloat((short) device.k.clsH[i]);
+                default -> device.k.clsQ[i] * device.k.clsS[i >> 5];
+            };
+        }
+        return out;
     }
 
     /** The first {@code tokens} activation rows the kernels multiply (tokens x cols), a copy. */

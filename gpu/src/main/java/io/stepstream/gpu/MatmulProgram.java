@@ -15,9 +15,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@link Pass}es made from it: a pass is one matmul with its epilogue (fixed shape, weights and outputs) as two
  * kernel objects, the matvec {@code mv} for up to {@code mvTokens} tokens and the tiled {@code mm} above.
  * A pass keeps the argument values it last set and sets only what changed (token count, layer, a rebound
- * buffer). For F16 weights with {@link TensorCores} on, the build also has the tensor-core kernels (mma.cl, then
+ * buffer). For F16 and Q8_0 weights with {@link TensorCores} on, the build also has the tensor-core kernels (mma.cl, then
  * matmul.cl, then mmt.cl once per tile tier as {@code mmt0, mmt1, ...}), which take the tiled passes of at least
- * {@code minTokens} tokens.
+ * {@code minTokens} tokens (Q8_0: of passes whose columns and layer strides are multiples of 32).
  * Not thread-safe: the queue's owner thread.
  */
 public final class MatmulProgram {
@@ -86,7 +86,7 @@ public final class MatmulProgram {
         this(queue, wtype, tiles, TensorCores.fromSystemProperties());
     }
 
-    /** As above, with the tensor-core choice given (it matters only for F16 weights). */
+    /** As above, with the tensor-core choice given (it matters only for F16 and Q8_0 weights). */
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores tensorCores) {
         if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
             throw new IllegalArgumentException("weight encoding " + wtype + " is not F32 (0), F16 (1) or Q8_0 (2)");
@@ -99,7 +99,8 @@ public final class MatmulProgram {
         TensorCores effective = tensorCores;
         MemorySegment built = null;
         String kind = null;
-        if (wtype == Llama2Kernel.WT_F16 && tensorCores.mode() != TensorCores.Mode.OFF) {
+        if ((wtype == Llama2Kernel.WT_F16 || wtype == Llama2Kernel.WT_Q8_0)
+                && tensorCores.mode() != TensorCores.Mode.OFF) {
             boolean emulated = tensorCores.mode() == TensorCores.Mode.EMULATE;
             if (tensorCores.localBytes(emulated) > queue.device().localMemBytes()) {
                 throw new IllegalArgumentException(TensorCores.TILES_PROPERTY + ": " + tensorCores.localBytes(emulated)
@@ -130,7 +131,7 @@ public final class MatmulProgram {
                 }
                 if (built == null && PTX_FAILURE_LOGGED.compareAndSet(false, true)) {
                     LOG.log(System.Logger.Level.WARNING, "tensor cores off: the inline-PTX matmul does not build on "
-                            + queue.device().name().strip() + "; F16 matmuls stay on mm. " + logs);
+                            + queue.device().name().strip() + "; the matmuls stay on mm. " + logs);
                 }
             }
         }
@@ -274,9 +275,11 @@ public final class MatmulProgram {
             this.mv = queue.createKernel(program, "mv");
             this.mm = queue.createKernel(program, "mm");
             this.reduce = queue.createKernel(program, "mm_reduce");
-            // mmt loads 8 halves at a time: every row must start on a multiple of 8 elements
-            boolean aligned = s.cols() % 8 == 0 && s.lstride0() % 8 == 0 && s.lstride1() % 8 == 0
-                    && s.lstride2() % 8 == 0;
+            // mmt loads 8 weights at a time: every row must start on a multiple of 8 elements; for Q8_0 on a
+            // multiple of 32, so that a row's scale blocks start with it and a K-slice holds whole blocks
+            int align = wtype == Llama2Kernel.WT_Q8_0 ? 32 : 8;
+            boolean aligned = s.cols() % align == 0 && s.lstride0() % align == 0 && s.lstride1() % align == 0
+                    && s.lstride2() % align == 0;
             this.mmt = hasTensorCores() && aligned;
             int tiers = mmt ? tensorCores.tiles().size() : 0;
             this.kernels = new MemorySegment[3 + tiers];

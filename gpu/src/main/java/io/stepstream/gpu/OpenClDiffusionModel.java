@@ -63,7 +63,7 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
             return null;
         }
 
-        /** Whether F16 matmuls run on tensor cores: "off" or how (see {@link TensorCores}). */
+        /** Whether F16 or Q8_0 matmuls run on tensor cores: "off" or how (see {@link TensorCores}). */
         default String tensorCores() {
             return "off";
         }
@@ -101,9 +101,9 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
     OpenClDiffusionModel(DiffusionModel cpu, CanvasDevice device, String deviceDescription) {
         this.cpu = cpu;
         this.device = device;
-        // ListModels shows the device name: say there when F16 matmuls run on tensor cores
+        // ListModels shows the device name: say there when the F16 or Q8_0 matmuls run on tensor cores
         String tc = device.tensorCores();
-        this.deviceDescription = deviceDescription + (tc.equals("off") ? "" : ", F16 tensor cores " + tc);
+        this.deviceDescription = deviceDescription + (tc.equals("off") ? "" : ", tensor cores " + tc);
     }
 
     private static CanvasDevice canvasDevice(DiffusionModel cpu, OpenCLDevice device, int kvBlocks,
@@ -205,7 +205,7 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
         return failed;
     }
 
-    /** Whether the F16 matmuls run on tensor cores: "off", or how (e.g. "mma.sync mmt64x64k32 from 16 tokens"). */
+    /** Whether the F16 or Q8_0 matmuls run on tensor cores: "off", or how (e.g. "mma.sync mmt64x64k32 from 16 tokens"). */
     public String tensorCores() {
         return device.tensorCores();
     }

@@ -5,11 +5,13 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Whether the F16 matmuls of the hand path run on tensor cores: the kernels of mmt.cl, whose inner operation is
+ * Whether the F16 and Q8_0 matmuls of the hand path run on tensor cores: the kernels of mmt.cl, whose inner operation is
  * mma.cl's m16n8k16 (inline PTX {@code mma.sync} on NVIDIA, a local-memory emulation elsewhere). They take the
  * passes of at least {@code minTokens} tokens that the matvec kernel does not take (more than
  * MatmulTiles.mvTokens); activations are rounded to f16 on the way in, as PyTorch's fp16 matmul has them (and
- * then by mv and mm of the same program too, so the numerics do not depend on the token count).
+ * then by mv and mm of the same program too, so the numerics do not depend on the token count). Q8_0 passes
+ * qualify only when their columns and layer strides are multiples of 32 (each 32-column block's mma sum is
+ * scaled per row, see mmt.cl); others stay on mm.
  *
  * <ul>
  *   <li>{@code auto} (default): on when the device is NVIDIA with compute capability 8.0 or more and the PTX

@@ -1,10 +1,10 @@
-// The tensor-core matmul for F16 weights, appended to mma.cl + matmul.cl once per tile tier by MatmulProgram,
+// The tensor-core matmul for F16 and Q8_0 weights, appended to mma.cl + matmul.cl once per tile tier by MatmulProgram,
 // each time with MMT_NAME (the kernel's name), MMT_TN and MMT_TK defined; it undefines its own macros at the end,
 // so the next tier can define them again. See MatmulProgram / TensorCores for when each tier runs.
 /**
- * F16 weights on tensor cores (after mma.cl and matmul.cl, for WT == 1 only): out[t][r] = W[r] . x[t] with
- * the weights' halves as mma's A (16 rows x 16 k, rows contiguous in k: "row") and the activations, rounded to
- * f16 (round to nearest even, as PyTorch's fp16 matmul takes them), as B (16 k x 8 tokens, each token's k
+ * F16 or Q8_0 weights on tensor cores (after mma.cl and matmul.cl, for WT == 1 or 2): out[t][r] = W[r] . x[t]
+ * with the weights' halves as mma's A (16 rows x 16 k, rows contiguous in k: "row") and the activations, rounded
+ * to f16 (round to nearest even, as PyTorch's fp16 matmul takes them), as B (16 k x 8 tokens, each token's k
  * contiguous: "col"); products of two halves are exact and are added in f32. A group of 4 warps computes a
  * 64-row x MMT_TN-token tile, each warp 16 rows x MMT_TN tokens (MMT_TN / 8 mma tiles, one float4 of
  * accumulators each). K goes in slices of MMT_TK staged in local memory: the weights as raw halves (16-byte
@@ -17,9 +17,18 @@
  * tiles, then K-slices. Host contract: cols, lstride0..2 multiples of 8 (16-byte weight loads), n >= 1.
  * Rows past `rows` and tokens past n load zeros; every item runs the same K loop (mma.sync is warp-collective
  * and the emulation has barriers).
+ *
+ * <p>Q8_0 (WT == 2): the int8 values q are loaded 8 at a time (8-byte loads) and staged as halves, exactly (every
+ * |q| <= 128 is an f16). A row's scale s[b] belongs to its 32-column block b and cannot enter the mma (A is
+ * scaled per row and per block), so each block's two m16n8k16 steps go into a zeroed fragment P[b] = sum over
+ * the block of q * xh (exact products, f32 adds), and then acc = fma(P[b], s[b], acc) for the lane's rows g and
+ * g+8. The result is sum_b s[b] * P[b] with f16-rounded activations; the f32 `mm` path instead sums
+ * (q * s[b]) * x term by term on f32 activations (mv and mm round them to f16 too when XH is set), so the two
+ * agree to f32 rounding of the sums, not bitwise. Host contract on top: cols, lstride0..2 multiples of 32 (a
+ * row's blocks start at the row), so a K-slice (a multiple of 32 columns) holds whole blocks.
  */
-#if WT != 1
-#error "mmt multiplies F16 weights: build it with WT=1"
+#if WT != 1 && WT != 2
+#error "mmt multiplies F16 or Q8_0 weights: build it with WT=1 or WT=2"
 #endif
 #if !defined(MMT_NAME) || !defined(MMT_TN) || !defined(MMT_TK) || !defined(MMT_FUSED)
 #error "define MMT_NAME, MMT_TN, MMT_TK and MMT_FUSED before mmt.cl"
@@ -36,21 +45,14 @@
 #define MMT_LOCAL_UINT4 (((MMT_STAGE_UINTS > MMT_OUT_FLOATS ? MMT_STAGE_UINTS : MMT_OUT_FLOATS) + 3) / 4)
 #define MMT_WLOADS (MMT_TM * (MMT_TK / 8) / MMT_WG)
 #define MMT_XLOADS (MMT_TN * (MMT_TK / 4) / MMT_WG)
-// This item's loads of the K slice from column k (a variable) into wreg and xreg: weights as raw halves,
-// activations as floats, zeros past `rows`, n or the split's end. The first slice is loaded before the loop, each
-// next one while the current one is multiplied; one text for both, so the two loads cannot drift apart.
-#define MMT_LOAD_SLICE(k) \
-    for (int m = 0; m < MMT_WLOADS; m++) { \
-        int c = k + wkc[m]; \
-        wreg[m] = wrow[m] != 0 && c < kend ? *(__global const uint4 *)(wrow[m] + c) : (uint4)(0u); \
-    } \
-    for (int m = 0; m < MMT_XLOADS; m++) { \
-        int i = lid + m * MMT_WG; \
-        int lt = i / (MMT_TK / 4); \
-        int c = k + (i - lt * (MMT_TK / 4)) * 4; \
-        int t = tok0 + lt; \
-        xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f); \
-    }
+#if WT == 2
+// 8 int8 weights a load
+#define MMT_WREG uint2
+#else
+// 8 halves a load
+#define MMT_WREG uint4
+#endif
+#define MMT_WLOAD(p) (*(__global const MMT_WREG *)(p))
 #if (MMT_TK != 32 && MMT_TK != 64 && MMT_TK != 128) || MMT_TN < 16 || MMT_TN > 128 || (MMT_TN % 16) != 0
 #error "MMT_TK must be 32, 64 or 128, MMT_TN a multiple of 16 up to 128"
 #endif
@@ -84,8 +86,8 @@ void MMT_NAME(MATMUL_ARGS) {
     int kbeg = ks * kchunk;
     int kend = min(cols, kbeg + kchunk);
 
-    // This item's weight loads: 8 halves of one row per load; the row's data start resolved once.
-    __global const half *wrow[MMT_WLOADS];
+    // This item's weight loads: 8 weights (halves or int8) of one row per load; the row's data start resolved once.
+    __global const WTYPE *wrow[MMT_WLOADS];
     int wlr[MMT_WLOADS];
     int wkc[MMT_WLOADS];
     for (int m = 0; m < MMT_WLOADS; m++) {
@@ -102,18 +104,51 @@ void MMT_NAME(MATMUL_ARGS) {
             wrow[m] = w + off;
         }
     }
+#if WT == 2
+    // The scales of this lane's two fragment rows, g and g + 8 of its warp (0 past the last row: zero weights).
+    __global const float *scaleG = 0;
+    __global const float *scaleG8 = 0;
+    {
+        int r = row0 + warp * 16 + g;
+        __global const WTYPE *w;
+        __global const float *s;
+        int off;
+        if (r < rows) {
+            RESOLVE(r, w, s, off);
+            scaleG = s + (off >> 5);
+        }
+        if (r + 8 < rows) {
+            RESOLVE(r + 8, w, s, off);
+            scaleG8 = s + (off >> 5);
+        }
+    }
+#endif
     float4 acc[MMT_NT];
     for (int j = 0; j < MMT_NT; j++) {
         acc[j] = (float4)(0.0f);
     }
-    uint4 wreg[MMT_WLOADS];
+    MMT_WREG wreg[MMT_WLOADS];
     float4 xreg[MMT_XLOADS];
     for (int k0 = kbeg; k0 < kend; k0 += MMT_TK) {
         if (k0 == kbeg) {
-            MMT_LOAD_SLICE(k0);
+            for (int m = 0; m < MMT_WLOADS; m++) {
+                int c = k0 + wkc[m];
+                wreg[m] = wrow[m] != 0 && c < kend ? MMT_WLOAD(wrow[m] + c) : (MMT_WREG)(0u);
+            }
+            for (int m = 0; m < MMT_XLOADS; m++) {
+                int i = lid + m * MMT_WG;
+                int lt = i / (MMT_TK / 4);
+                int c = k0 + (i - lt * (MMT_TK / 4)) * 4;
+                int t = tok0 + lt;
+                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
+            }
         }
         for (int m = 0; m < MMT_WLOADS; m++) {
+#if WT == 2
+            vstore_half8(convert_float8(as_char8(wreg[m])), 0, (__local half *)(ws + wlr[m] * MMT_S + wkc[m] / 2));
+#else
             *(__local uint4 *)(ws + wlr[m] * MMT_S + wkc[m] / 2) = wreg[m];
+#endif
         }
         for (int m = 0; m < MMT_XLOADS; m++) {
             int i = lid + m * MMT_WG;
@@ -124,8 +159,39 @@ void MMT_NAME(MATMUL_ARGS) {
         barrier(CLK_LOCAL_MEM_FENCE);
         int k1 = k0 + MMT_TK;
         if (k1 < kend) {
-            MMT_LOAD_SLICE(k1);
+            for (int m = 0; m < MMT_WLOADS; m++) {
+                int c = k1 + wkc[m];
+                wreg[m] = wrow[m] != 0 && c < kend ? MMT_WLOAD(wrow[m] + c) : (MMT_WREG)(0u);
+            }
+            for (int m = 0; m < MMT_XLOADS; m++) {
+                int i = lid + m * MMT_WG;
+                int lt = i / (MMT_TK / 4);
+                int c = k1 + (i - lt * (MMT_TK / 4)) * 4;
+                int t = tok0 + lt;
+                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
+            }
         }
+#if WT == 2
+#pragma unroll
+        for (int kb = 0; kb < MMT_TK / 32; kb++) {
+            int kc = k0 + kb * 32;
+            if (kc < kend) { // the same for the whole group: every lane reaches the same mma calls
+                float sg = scaleG != 0 ? scaleG[kc >> 5] : 0.0f;
+                float sg8 = scaleG8 != 0 ? scaleG8[kc >> 5] : 0.0f;
+                float4 scale = (float4)(sg, sg, sg8, sg8);
+                int ai = (warp * 16 + g) * MMT_S + kb * 16 + t4;
+                uint4 a0 = (uint4)(ws[ai], ws[ai + 8 * MMT_S], ws[ai + 4], ws[ai + 8 * MMT_S + 4]);
+                uint4 a1 = (uint4)(ws[ai + 8], ws[ai + 8 * MMT_S + 8], ws[ai + 12], ws[ai + 8 * MMT_S + 12]);
+#pragma unroll
+                for (int j = 0; j < MMT_NT; j++) {
+                    int bi = (j * 8 + g) * MMT_S + kb * 16 + t4;
+                    float4 block = mma_m16n8k16(a0, (uint2)(xs[bi], xs[bi + 4]), (float4)(0.0f), scratch);
+                    block = mma_m16n8k16(a1, (uint2)(xs[bi + 8], xs[bi + 12]), block, scratch);
+                    acc[j] = fma(block, scale, acc[j]);
+                }
+            }
+        }
+#else
 #pragma unroll
         for (int kk = 0; kk < MMT_TK / 16; kk++) {
             int ai = (warp * 16 + g) * MMT_S + kk * 8 + t4;
@@ -136,6 +202,7 @@ void MMT_NAME(MATMUL_ARGS) {
                 acc[j] = mma_m16n8k16(a, (uint2)(xs[bi], xs[bi + 4]), acc[j], scratch);
             }
         }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     // D fragment of n-tile j: (row g, tokens 2t, 2t+1) in .x .y, (row g+8, the same tokens) in .z .w. The K loop
@@ -229,7 +296,8 @@ void MMT_NAME(MATMUL_ARGS) {
 #undef MMT_LOCAL_UINT4
 #undef MMT_WLOADS
 #undef MMT_XLOADS
-#undef MMT_LOAD_SLICE
+#undef MMT_WREG
+#undef MMT_WLOAD
 #undef MMT_NAME
 #undef MMT_TN
 #undef MMT_TK

@@ -94,16 +94,26 @@ class HandMatmulTest {
         final int entries;
         final int[] pos;
         final int[] seq;
-        final int dim = C.dim();
-        final int kvDim = C.kvDim();
-        final int hidden = C.hiddenDim();
+        final int dim;
+        final int kvDim;
+        final int hidden;
         final boolean halfInputs;
+        /** The model's shape (the weights the device was made from have it). */
+        final ModelConfig c;
 
         Case(DeviceLlama2 device, Random random, int n) {
             this(device, random, n, false);
         }
 
         Case(DeviceLlama2 device, Random random, int n, boolean halfInputs) {
+            this(device, random, n, halfInputs, C);
+        }
+
+        Case(DeviceLlama2 device, Random random, int n, boolean halfInputs, ModelConfig c) {
+            this.c = c;
+            this.dim = c.dim();
+            this.kvDim = c.kvDim();
+            this.hidden = c.hiddenDim();
             this.halfInputs = halfInputs;
             this.device = device;
             this.k = device.k;
@@ -119,7 +129,7 @@ class HandMatmulTest {
             }
             device.ensureCapacity(n, entries);
             for (int t = 0; t < n; t++) {
-                k.tokenIds[t] = random.nextInt(C.vocabSize());
+                k.tokenIds[t] = random.nextInt(c.vocabSize());
                 k.tokenPos[t] = pos[t];
                 k.tokenSeq[t] = seq[t];
             }
@@ -188,7 +198,7 @@ class HandMatmulTest {
             float[] wq = weights(k.wq, k.wqH, k.wqQ, k.wqS);
             float[] wk = weights(k.wk, k.wkH, k.wkQ, k.wkS);
             float[] wv = weights(k.wv, k.wvH, k.wvQ, k.wvS);
-            int hs = C.headSize();
+            int hs = c.headSize();
             fill(k.xb);
             fill(k.q);
             fill(k.kv);
@@ -212,7 +222,7 @@ class HandMatmulTest {
                     gotValues[t * kvDim + r] = k.kv[kvIndex(t, true, r)];
                 }
                 for (int i = 0; i < dim; i += 2) {
-                    double angle = pos[t] * Math.pow(C.ropeTheta(), -(double) (i % hs) / hs);
+                    double angle = pos[t] * Math.pow(c.ropeTheta(), -(double) (i % hs) / hs);
                     rotate(q, t * dim + i, angle);
                     if (i < kvDim) {
                         rotate(keys, t * kvDim + i, angle);
@@ -260,7 +270,7 @@ class HandMatmulTest {
 
         void logits() {
             float[] cls = weights(k.cls, k.clsH, k.clsQ, k.clsS);
-            int vocab = C.vocabSize();
+            int vocab = c.vocabSize();
             fill(k.xb);
             fill(k.logits);
             run(OP_LOGITS);
@@ -286,15 +296,19 @@ class HandMatmulTest {
     }
 
     static Llama2Weights randomWeights(Random random) {
-        int dim = C.dim();
-        int kvDim = C.kvDim();
-        int hidden = C.hiddenDim();
-        int layers = C.nLayers();
-        return new Llama2Weights(C, random(random, C.vocabSize() * dim), random(random, layers, dim),
+        return randomWeights(random, C);
+    }
+
+    static Llama2Weights randomWeights(Random random, ModelConfig c) {
+        int dim = c.dim();
+        int kvDim = c.kvDim();
+        int hidden = c.hiddenDim();
+        int layers = c.nLayers();
+        return new Llama2Weights(c, random(random, c.vocabSize() * dim), random(random, layers, dim),
                 random(random, layers, dim * dim), random(random, layers, kvDim * dim),
                 random(random, layers, kvDim * dim), random(random, layers, dim * dim), random(random, layers, dim),
                 random(random, layers, hidden * dim), random(random, layers, dim * hidden),
-                random(random, layers, hidden * dim), random(random, dim), random(random, C.vocabSize() * dim));
+                random(random, layers, hidden * dim), random(random, dim), random(random, c.vocabSize() * dim));
     }
 
     private static float[] random(Random random, int n) {

@@ -51,6 +51,22 @@ class TensorCoreBatchInvarianceTest {
         }
     }
 
+    /**
+     * Q8_0 weights (96 columns: 3 scale blocks in a 64-column slice and a half one) on mmt from one token, split
+     * fixed: bitwise equal too, so diffusion canvases of Q8_0 weights can batch on tensor cores as F16's do.
+     */
+    @Test
+    void q8WeightsOnMmtFromOneTokenAreBitwiseEqualAloneAndBatched() {
+        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1), 8,
+                TensorType.Q8_0)) {
+            float[] batched = p.logits(BIG);
+            for (int n : new int[]{1, 3, 9, 20, 33}) {
+                assertArrayEquals(Arrays.copyOf(batched, n * p.vocab), p.logits(n), n + " tokens");
+            }
+            assertTrue(p.device.tensorCorePasses() > 0, "the Q8_0 classifier ran on mmt");
+        }
+    }
+
     @Test
     void defaultKernelChoiceKeepsRowsAloneWithinSummationOrder() {
         try (Pass p = new Pass(MatmulTiles.DEFAULT, TensorCores.EMULATE, 6)) {
@@ -77,9 +93,15 @@ class TensorCoreBatchInvarianceTest {
         final int vocab;
 
         Pass(MatmulTiles tiles, TensorCores tc, long seed) {
+            this(tiles, tc, seed, TensorType.F16);
+        }
+
+        /** Q8_0: the shape of TensorCoreMatmulTest.Q8 (columns a multiple of 32). */
+        Pass(MatmulTiles tiles, TensorCores tc, long seed, TensorType type) {
             Random random = new Random(seed);
-            Llama2Weights w = HandMatmulTest.randomWeights(random);
-            device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F16, Dispatch.DIRECT,
+            Llama2Weights w = type == TensorType.Q8_0 ? HandMatmulTest.randomWeights(random, TensorCoreMatmulTest.Q8)
+                    : HandMatmulTest.randomWeights(random);
+            device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, type, Dispatch.DIRECT,
                     Matmul.HAND, tiles, tc);
             vocab = w.config().vocabSize();
             Llama2Kernel k = device.k;

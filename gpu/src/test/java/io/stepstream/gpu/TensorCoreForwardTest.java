@@ -7,7 +7,8 @@ import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.gpu.bench.SyntheticLlama;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -19,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A whole synthetic F16 model with tensor cores emulated (mmt on every pass of more than 8 tokens) against the
+ * A whole synthetic F16 (and Q8_0) model with tensor cores emulated (mmt on every pass of more than 8 tokens) against the
  * same model with them off (mm / mv on f32 activations): a 21-token prefill of each of 12 sequences, then 10
  * greedy steps decoding all 12 together (12 tokens a step: mmt again), the same greedy tokens every step and
  * logits close.
@@ -30,6 +31,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * few times that, ~1e-3 of max |logit| (7.4e-4 measured here). 5e-3 leaves room for that; a wrong index or
  * epilogue moves them by O(1).
  * The difference must also not be zero: the tensor-core path did round.
+ *
+ * <p>The same for Q8_0 weights (dim 64, hidden 96, kvDim 32: every matrix's columns a multiple of 32, so every pass
+ * can run mmt): both paths multiply the same int8 values and block scales; besides the f16 activations mmt only
+ * groups the f32 sums by block (sum of scale x block sum instead of sum of (q x scale) x x), a change of f32
+ * rounding size (~1e-7), so the bound above holds unchanged (7.0e-4 measured here).
  */
 class TensorCoreForwardTest {
     /** dim, hidden and kvDim multiples of 8 (mmt's 16-byte weight loads), 100-token vocabulary. */
@@ -37,18 +43,19 @@ class TensorCoreForwardTest {
     private static final double TOLERANCE = 5e-3;
     private static final int SEQUENCES = 12;
 
-    @Test
-    void emulatedTensorCoresGiveTheSameGreedyTokensAndCloseLogits() {
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(value = TensorType.class, names = {"F16", "Q8_0"})
+    void emulatedTensorCoresGiveTheSameGreedyTokensAndCloseLogits(TensorType type) {
         Llama2Weights w = SyntheticLlama.weights(C, 11);
         Llama2Tokenizer tok = SyntheticLlama.tokenizer(C.vocabSize());
         Random random = new Random(12);
         try (OpenClLlama2Model off = new OpenClLlama2Model("off", w, tok, OpenClTestSupport.device(), 64,
-                TensorType.F16, Dispatch.DIRECT, Matmul.HAND, TensorCores.OFF);
+                type, Dispatch.DIRECT, Matmul.HAND, TensorCores.OFF);
              OpenClLlama2Model tc = new OpenClLlama2Model("tc", w, tok, OpenClTestSupport.device(), 64,
-                     TensorType.F16, Dispatch.DIRECT, Matmul.HAND, TensorCores.EMULATE.withMinTokens(9))) {
+                     type, Dispatch.DIRECT, Matmul.HAND, TensorCores.EMULATE.withMinTokens(9))) {
             assertEquals("off", off.tensorCores());
             assertTrue(tc.tensorCores().startsWith("emulated"), tc.tensorCores());
-            assertTrue(tc.deviceName().contains("F16 tensor cores emulated"), tc.deviceName());
+            assertTrue(tc.deviceName().contains(type.name() + " tensor cores emulated"), tc.deviceName());
             List<KvCache> offCaches = new ArrayList<>();
             List<KvCache> tcCaches = new ArrayList<>();
             int[][] next = new int[SEQUENCES][];
@@ -84,6 +91,8 @@ class TensorCoreForwardTest {
                         next[s] = new int[]{greedy};
                     }
                 }
+                System.out.printf(java.util.Locale.ROOT, "%s: worst relative logit difference tc vs off %.3g%n", type,
+                        worst);
                 assertTrue(worst > 0, "the tensor-core path rounds activations to f16: logits cannot be identical");
                 // 2 layers x 4 matmul passes on mmt for each of 12 prefills (their classifier: one row, mv), and
                 // those 8 + the classifier (12 rows) for each of 10 decode steps

@@ -1,5 +1,6 @@
 package io.stepstream.gpu;
 
+import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.llama2.Llama2Weights;
 import io.stepstream.engine.tensor.TensorType;
 import org.junit.jupiter.api.Test;
@@ -77,6 +78,58 @@ class TensorCoreMatmulTest {
         }
     }
 
+    /**
+     * Q8_0 needs columns that are multiples of 32 (a row's scale blocks start with it): dim 96, hidden 160 (3 and 5
+     * blocks; 64-column K-slices leave a half slice, 128-column ones a slice with one or three blocks past the end),
+     * kvDim 32; rows 160 (QKV), 96, 320 (W1/W3), 96, 97 (classifier): four of five not a multiple of 64.
+     */
+    static final ModelConfig Q8 = new ModelConfig(96, 160, 2, 6, 2, 97, 64, 1e-5f, 10000f, false);
+
+    static Stream<Arguments> q8Cases() {
+        List<Arguments> out = new ArrayList<>();
+        TensorCores any = TensorCores.EMULATE.withMinTokens(1);
+        for (int tokens : new int[]{2, 9, 17, 33, 70}) {
+            out.add(Arguments.of(tokens, any, ONE_TOKEN_MV.with("ks=1")));
+        }
+        out.add(Arguments.of(37, any.withTiles(16, 32), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(40, any.withTiles(32, 128), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(70, any.withTiles(128, 64), ONE_TOKEN_MV.with("ks=1")));
+        // split-K: 96 columns in 3 slices of 32, 160 in 64 + 64 + 32; fused and with mm_reduce
+        out.add(Arguments.of(21, any, ONE_TOKEN_MV.with("ks=3")));
+        out.add(Arguments.of(21, any.withTilesSpec("tn=16,tk=32,fr=0"), ONE_TOKEN_MV.with("ks=3")));
+        out.add(Arguments.of(70, any.withTiles(32, 32), ONE_TOKEN_MV.with("ks=2")));
+        TensorCores tiers = any.withTilesSpec("12:tn=16,tk=64/40:tn=32,tk=128,occ=4/tn=64,tk=32");
+        for (int tokens : new int[]{12, 13, 41}) {
+            out.add(Arguments.of(tokens, tiers, ONE_TOKEN_MV));
+        }
+        return out.stream();
+    }
+
+    /**
+     * Q8_0 weights on mmt against the float64 reference of the int8 values times their block scales (HandMatmulTest's
+     * decoding) and f16-rounded activations. The kernel sums each block's 32 exact products q x xh in f32 and adds
+     * the block sum times its scale with one fma, so it is off by f32 rounding of sums of at most 160 terms: the
+     * same bound as F16's, far under the shared 1e-4 of max |reference|; a wrong scale (block, row or segment) is
+     * off by O(1) of the block's share.
+     */
+    @ParameterizedTest(name = "q8_0: {0} tokens, {1}, {2}")
+    @MethodSource("q8Cases")
+    void q8WeightsOnEmulatedTensorCoresMatchTheReferenceForEveryEpilogue(int tokens, TensorCores tc,
+                                                                        MatmulTiles tiles) {
+        Random random = new Random(613L * tokens + tc.label().hashCode() + tiles.ks());
+        Llama2Weights w = HandMatmulTest.randomWeights(random, Q8);
+        try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.Q8_0,
+                Dispatch.DIRECT, Matmul.HAND, tiles, tc)) {
+            assertTrue(device.tensorCores().startsWith("emulated " + tc.label()), device.tensorCores());
+            new HandMatmulTest.Case(device, random, tokens, true, Q8).checkAll();
+            assertEquals(5, device.handMatmulPasses());
+            assertEquals(5, device.tensorCorePasses(), "each of the five matmul passes ran on mmt");
+            if (tiles.ks() > 1) {
+                assertTrue(device.handMatmulMaxSplit() > 1, "split-K ran");
+            }
+        }
+    }
+
     @Test
     void belowTheThresholdAndForOtherEncodingsThePassesStayOnMm() {
         Random random = new Random(5);
@@ -92,6 +145,13 @@ class TensorCoreMatmulTest {
             assertEquals("off", device.tensorCores(), "F32 weights never use mmt");
             new HandMatmulTest.Case(device, random, 20, false).checkAll();
             assertEquals(0, device.tensorCorePasses());
+        }
+        try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.Q8_0,
+                Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.EMULATE.withMinTokens(1))) {
+            // 48 and 80 columns: Q8_0 blocks of 32 straddle rows, which mmt's per-row scales cannot take
+            assertTrue(device.tensorCores().startsWith("emulated"), device.tensorCores());
+            new HandMatmulTest.Case(device, random, 20, true).checkAll();
+            assertEquals(0, device.tensorCorePasses(), "columns not a multiple of 32: mm");
         }
         try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F16,
                 Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.AUTO)) {

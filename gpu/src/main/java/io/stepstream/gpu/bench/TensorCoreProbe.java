@@ -30,19 +30,22 @@ import java.util.Random;
  * permutation). A PTX program that does not build prints the OpenCL build log. Exit status 1 on any mismatch
  * or failed build (or, in (b), any mismatch, or no tensor cores where --mode auto wants them), else 0.
  *
- * <p>Then (b), unless {@code --full false}: the whole tensor-core matmul {@code mmt} on random F16 matrices
- * against a float64 reference and timed beside the F16 {@code mm} (see {@link #full}).
+ * <p>Then (b), unless {@code --full false}: the whole tensor-core matmul {@code mmt} on random F16 (or, with
+ * {@code --dtype}, Q8_0) matrices against a float64 reference and timed beside {@code mm} of the same weights (see
+ * {@link #full}).
  *
  * <pre>
  * TensorCoreProbe [--device SEL] [--ptx auto|on|off] [--full true|false]
  *                 [--shapes 2048x2048,11264x2048,2048x5632,32000x2048] [--tokens 16,32,64,128,800]
  *                 [--tiles "default;tn=32,tk=64;..." (DEFAULT_VARIANTS)] [--mode auto|emulate]
- *                 [--reps 20] [--warmup 3]
+ *                 [--dtype f16|q8_0|both] [--reps 20] [--warmup 3]
  *                 [--sample-rows 256]
  * </pre>
  * {@code --device}: as MatmulProbe (default: the first GPU, else the first device, e.g. PoCL). {@code --tiles}:
  * mmt variants ({@value TensorCores#TILES_PROPERTY} syntax); {@code --mode emulate} runs (b) on the emulation
- * (any device). mm uses the hand path's tiles for the shape (MatmulTiles' properties).
+ * (any device). mm uses the hand path's tiles for the shape (MatmulTiles' properties). {@code --dtype}: the weight
+ * encodings (b) runs, each shape once per encoding (default f16; the probe's columns, multiples of 64, suit
+ * Q8_0's 32-column blocks).
  */
 public final class TensorCoreProbe {
     /** Rows, columns and depth of one mma tile. */
@@ -59,7 +62,20 @@ public final class TensorCoreProbe {
             + "tn=16,tk=128;tn=32,tk=128;tn=32,tk=64,occ=4;tn=64,tk=128";
 
     record Options(String device, String ptx, boolean full, List<int[]> shapes, int[] tokens,
-                   List<TensorCores> variants, TensorCores.Mode mode, int reps, int warmup, int sampleRows) {
+                   List<TensorCores> variants, TensorCores.Mode mode, List<TensorType> dtypes, int reps, int warmup,
+                   int sampleRows) {
+        /** f16, q8_0, both, or a comma list of the first two. */
+        static List<TensorType> parseDtypes(String v) {
+            if (v.equals("both")) {
+                return List.of(TensorType.F16, TensorType.Q8_0);
+            }
+            return Arrays.stream(v.split(",")).map(String::strip).map(t -> switch (t) {
+                case "f16" -> TensorType.F16;
+                case "q8_0", "q8" -> TensorType.Q8_0;
+                default -> throw new IllegalArgumentException("--dtype must be f16, q8_0 or both, got " + t);
+            }).distinct().toList();
+        }
+
         private static List<TensorCores> parseVariants(String v) {
             return Arrays.stream(v.split(";")).map(String::strip)
                     .map(t -> t.equals("default") ? TensorCores.fromSystemProperties()
@@ -74,6 +90,7 @@ public final class TensorCoreProbe {
             int[] tokens = {16, 32, 64, 128, 800};
             List<TensorCores> variants = parseVariants(DEFAULT_VARIANTS);
             TensorCores.Mode mode = TensorCores.Mode.AUTO;
+            List<TensorType> dtypes = List.of(TensorType.F16);
             int reps = 20;
             int warmup = 3;
             int sampleRows = 256;
@@ -102,6 +119,7 @@ public final class TensorCoreProbe {
                             throw new IllegalArgumentException("--mode must be auto or emulate");
                         }
                     }
+                    case "--dtype" -> dtypes = parseDtypes(v);
                     case "--reps" -> reps = MatmulProbe.Options.positive("--reps", v);
                     case "--warmup" -> warmup = Integer.parseInt(v);
                     case "--sample-rows" -> sampleRows = Integer.parseInt(v);
@@ -109,7 +127,7 @@ public final class TensorCoreProbe {
                             + " (see TensorCoreProbe's javadoc)");
                 }
             }
-            return new Options(device, ptx, full, shapes, tokens, variants, mode, reps, warmup, sampleRows);
+            return new Options(device, ptx, full, shapes, tokens, variants, mode, dtypes, reps, warmup, sampleRows);
         }
     }
 
@@ -202,16 +220,17 @@ public final class TensorCoreProbe {
                 logs.append("\n").append(e.getMessage());
             }
         }
-        return "DOES NOT BUILD (F16 tiers fall back to mm_reduce):" + logs;
+        return "DOES NOT BUILD (mmt tiers fall back to mm_reduce):" + logs;
     }
 
     /**
-     * Part (b): the whole mmt kernel on random F16 matrices, each token count, each tile variant, next to the F16
+     * Part (b): the whole mmt kernel on random F16 or Q8_0 matrices, each token count, each tile variant, next to
      * {@code mm} on the same buffers (device ms from profiling events, mean of reps). mmt's output is checked on
      * sampled rows (the first and last row tiles and random others; all rows with --sample-rows 0) for every
-     * token against a float64 reference of the f16 weights times the f16-rounded activations: an element fails
-     * when it is off by more than cols * 2^-23 of sum |w x| (f32 accumulation, even truncating, of exact
-     * products; a wrong index is off by about the value itself).
+     * token against a float64 reference of the weights as stored (f16, or int8 times the block scale) times the
+     * f16-rounded activations: an element fails when it is off by more than cols * 2^-23 of sum |w x| (f32
+     * accumulation, even truncating, of exact products; Q8_0 adds one rounding per 32-column block sum and its
+     * scaling; a wrong index or scale is off by about the value itself).
      */
     static boolean full(Options o, PrintStream out, List<Row> rows) {
         OpenCLDevice device = OpenClDevices.select(o.device());
@@ -219,21 +238,20 @@ public final class TensorCoreProbe {
         boolean ok = true;
         MatmulTiles base = MatmulTiles.fromSystemProperty();
         for (int[] shape : o.shapes()) {
+          for (TensorType dtype : o.dtypes()) {
             int nRows = shape[0];
             int cols = shape[1];
-            String name = nRows + "x" + cols;
+            String dt = dtype.name().toLowerCase(Locale.ROOT);
+            String name = nRows + "x" + cols + " " + dt;
             long t0 = System.nanoTime();
             Llama2Weights w = MatmulPassProbe.weights(nRows, cols);
             MatmulTiles tiles = nRows >= MatmulTiles.LARGE_ROWS ? MatmulTiles.largeFromSystemProperty(base) : base;
-            try (MatmulPassProbe probe = new MatmulPassProbe(device, w, TensorType.F16, maxTokens)) {
-                out.printf(Locale.ROOT, "(b) %s f16: set up in %.1f s%n", name, (System.nanoTime() - t0) / 1e9);
+            try (MatmulPassProbe probe = new MatmulPassProbe(device, w, dtype, maxTokens)) {
+                out.printf(Locale.ROOT, "(b) %s: set up in %.1f s%n", name, (System.nanoTime() - t0) / 1e9);
                 int[] sample = sampleRows(nRows, o.sampleRows());
-                float[][] ws = new float[sample.length][cols];
-                char[] halves = probe.f16Weights();
+                float[][] ws = new float[sample.length][];
                 for (int i = 0; i < sample.length; i++) {
-                    for (int c = 0; c < cols; c++) {
-                        ws[i][c] = Float.float16ToFloat((short) halves[sample[i] * cols + c]);
-                    }
+                    ws[i] = probe.decodedRow(sample[i]);
                 }
                 long bytes = probe.weightBytes();
                 for (int tokens : o.tokens()) {
@@ -282,6 +300,7 @@ public final class TensorCoreProbe {
                     out.flush();
                 }
             }
+          }
         }
         out.print(table(rows, true));
         return ok;
@@ -362,15 +381,15 @@ public final class TensorCoreProbe {
     static String table(List<Row> rows, boolean header) {
         StringBuilder sb = new StringBuilder();
         if (header) {
-            sb.append(String.format(Locale.ROOT, "%n%-11s %4s %-44s %9s %8s %8s %5s %6s  %s%n", "shape", "tok", "kernel",
+            sb.append(String.format(Locale.ROOT, "%n%-16s %4s %-44s %9s %8s %8s %5s %6s  %s%n", "shape", "tok", "kernel",
                     "ms", "TFLOP/s", "GB/s", "split", "vsMm", "check vs float64 (f16-rounded activations)"));
         }
         for (Row r : rows) {
-            sb.append(String.format(Locale.ROOT, "%-11s %4d %-44s %9.4f %8.2f %8.1f %5d %5.2fx  %s%n", r.shape(),
+            sb.append(String.format(Locale.ROOT, "%-16s %4d %-44s %9.4f %8.2f %8.1f %5d %5.2fx  %s%n", r.shape(),
                     r.tokens(), r.kernel(), r.ms(), r.tflops(), r.weightGBps(), r.split(), r.vsMm(), r.check()));
         }
         if (header) {
-            sb.append("(device ms per kernel from profiling events, split-K reduction included; GB/s of F16 weights;"
+            sb.append("(device ms per kernel from profiling events, split-K reduction included; GB/s of the weights as stored;"
                     + " vsMm = mm ms / this ms)\n");
         }
         return sb.toString();

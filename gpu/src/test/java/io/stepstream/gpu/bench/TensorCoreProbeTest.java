@@ -1,5 +1,6 @@
 package io.stepstream.gpu.bench;
 
+import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.gpu.cl.ClQueue;
 import io.stepstream.gpu.cl.ClRuntime;
 import org.junit.jupiter.api.Test;
@@ -71,6 +72,35 @@ class TensorCoreProbeTest {
         assertEquals(0, sample[0]);
         assertEquals(999, sample[sample.length - 1]);
         assertEquals(130, TensorCoreProbe.sampleRows(130, 40).length);
+    }
+
+    @Test
+    void q8WeightsOnEmulatedTensorCoresMatchTheReferenceBesideMm() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        List<TensorCoreProbe.Row> rows = new ArrayList<>();
+        // 192 columns: 6 Q8_0 blocks in 3 slices of 64; 130 rows: a partial third row tile
+        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx", "off",
+                "--shapes", "130x192,70x64", "--tokens", "9,33", "--mode", "emulate", "--tiles", "default",
+                "--dtype", "q8_0", "--reps", "1", "--warmup", "0", "--sample-rows", "0"}),
+                new PrintStream(bytes, true, StandardCharsets.UTF_8), rows);
+        String out = bytes.toString(StandardCharsets.UTF_8);
+        assertTrue(ok, out);
+        // 2 shapes x 2 token counts x (mm + 1 mmt variant)
+        assertEquals(8, rows.size(), out);
+        for (TensorCoreProbe.Row r : rows) {
+            assertTrue(r.shape().endsWith(" q8_0"), r.toString());
+            assertTrue(r.ms() > 0 && r.weightGBps() > 0, r.toString());
+            if (r.kernel().startsWith("emulated mmt64x")) {
+                assertTrue(r.check().startsWith("ok"), r.toString());
+            } else {
+                assertTrue(r.kernel().startsWith("mm "), r.toString());
+            }
+        }
+        assertEquals(4, rows.stream().filter(r -> r.kernel().startsWith("emulated")).count(), out);
+        assertEquals(List.of(TensorType.F16, TensorType.Q8_0), TensorCoreProbe.Options.parseDtypes("both"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TensorCoreProbe.Options.parse(new String[]{"--dtype", "int4"}));
+        assertTrue(e.getMessage().contains("--dtype") && e.getMessage().contains("int4"), e.getMessage());
     }
 
     @Test
