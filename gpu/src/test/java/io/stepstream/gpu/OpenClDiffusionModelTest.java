@@ -86,11 +86,7 @@ class OpenClDiffusionModelTest {
             int[][] shapes = {{20, 1}, {45, 3}, {70, 12}};
             for (int[] shape : shapes) {
                 int len = shape[0];
-                int[] canvas = new int[len];
-                canvas[0] = 1;
-                for (int i = 1; i < len; i++) {
-                    canvas[i] = r.nextInt(3) == 0 ? reference.maskId() : 3 + r.nextInt(reference.maskId() - 3);
-                }
+                int[] canvas = randomCanvas(r, len, 3);
                 inputs.add(new DenoiseInput(canvas, len - shape[1], shape[1]));
             }
             float[][] batched = logitsFor(inputs, vocab);
@@ -111,12 +107,7 @@ class OpenClDiffusionModelTest {
         int[] lengths = {1, 17, 40, 97, 130, reference.contextLength()};
         List<DenoiseInput> inputs = new ArrayList<>();
         for (int len : lengths) {
-            int[] canvas = new int[len];
-            canvas[0] = 1;
-            for (int i = 1; i < len; i++) {
-                // Text ids and masks mixed, as a canvas part way through its denoising.
-                canvas[i] = r.nextInt(4) == 0 ? reference.maskId() : 3 + r.nextInt(reference.maskId() - 3);
-            }
+            int[] canvas = randomCanvas(r, len, 4);
             int start = r.nextInt(len);
             inputs.add(new DenoiseInput(canvas, start, 1 + r.nextInt(len - start)));
         }
@@ -199,11 +190,7 @@ class OpenClDiffusionModelTest {
         int vocab = reference.vocabSize();
         List<DenoiseInput> inputs = new ArrayList<>();
         for (int len : new int[]{20, 64, 33}) {
-            int[] canvas = new int[len];
-            canvas[0] = 1;
-            for (int i = 1; i < len; i++) {
-                canvas[i] = r.nextInt(3) == 0 ? reference.maskId() : 3 + r.nextInt(reference.maskId() - 3);
-            }
+            int[] canvas = randomCanvas(r, len, 3);
             int start = 1 + r.nextInt(len - 9);
             inputs.add(new DenoiseInput(canvas, start, 8));
         }
@@ -276,6 +263,16 @@ class OpenClDiffusionModelTest {
                 assertArrayEquals(cpuRun.generated(), g.generated());
             }
         }
+    }
+
+    /** BOS, then text ids and masks mixed (a mask one time in {@code maskOneIn}), as a canvas part way through. */
+    private static int[] randomCanvas(SplittableRandom r, int len, int maskOneIn) {
+        int[] canvas = new int[len];
+        canvas[0] = 1;
+        for (int i = 1; i < len; i++) {
+            canvas[i] = r.nextInt(maskOneIn) == 0 ? reference.maskId() : 3 + r.nextInt(reference.maskId() - 3);
+        }
+        return canvas;
     }
 
     /** Every step one summary forward of all live canvases, each request applying its rows' summaries. */
@@ -413,11 +410,7 @@ class OpenClDiffusionModelTest {
         int vocab = reference.vocabSize();
         List<DenoiseInput> inputs = new ArrayList<>();
         for (int len : new int[]{1, 9, 31, 33, 100, reference.contextLength()}) {
-            int[] canvas = new int[len];
-            canvas[0] = 1;
-            for (int i = 1; i < len; i++) {
-                canvas[i] = r.nextInt(3) == 0 ? reference.maskId() : 3 + r.nextInt(reference.maskId() - 3);
-            }
+            int[] canvas = randomCanvas(r, len, 3);
             inputs.add(new DenoiseInput(canvas, 0, len));
         }
         float[][] cpu = logitsFor(inputs, vocab);
