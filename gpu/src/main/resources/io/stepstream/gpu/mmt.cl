@@ -53,6 +53,21 @@
 #define MMT_WREG uint4
 #endif
 #define MMT_WLOAD(p) (*(__global const MMT_WREG *)(p))
+/* Loads the K-slice starting at column kk into registers: this lane's weight chunks and activation float4s,
+ * zero past the rows, tokens or columns. Used for the first slice and, while a slice is in use, the next one. */
+#define MMT_LOAD_SLICE(kk) { \
+    for (int m = 0; m < MMT_WLOADS; m++) { \
+        int c = (kk) + wkc[m]; \
+        wreg[m] = wrow[m] != 0 && c < kend ? MMT_WLOAD(wrow[m] + c) : (MMT_WREG)(0u); \
+    } \
+    for (int m = 0; m < MMT_XLOADS; m++) { \
+        int i = lid + m * MMT_WG; \
+        int lt = i / (MMT_TK / 4); \
+        int c = (kk) + (i - lt * (MMT_TK / 4)) * 4; \
+        int t = tok0 + lt; \
+        xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f); \
+    } \
+}
 #if (MMT_TK != 32 && MMT_TK != 64 && MMT_TK != 128) || MMT_TN < 16 || MMT_TN > 128 || (MMT_TN % 16) != 0
 #error "MMT_TK must be 32, 64 or 128, MMT_TN a multiple of 16 up to 128"
 #endif
@@ -131,17 +146,7 @@ void MMT_NAME(MATMUL_ARGS) {
     float4 xreg[MMT_XLOADS];
     for (int k0 = kbeg; k0 < kend; k0 += MMT_TK) {
         if (k0 == kbeg) {
-            for (int m = 0; m < MMT_WLOADS; m++) {
-                int c = k0 + wkc[m];
-                wreg[m] = wrow[m] != 0 && c < kend ? MMT_WLOAD(wrow[m] + c) : (MMT_WREG)(0u);
-            }
-            for (int m = 0; m < MMT_XLOADS; m++) {
-                int i = lid + m * MMT_WG;
-                int lt = i / (MMT_TK / 4);
-                int c = k0 + (i - lt * (MMT_TK / 4)) * 4;
-                int t = tok0 + lt;
-                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
-            }
+            MMT_LOAD_SLICE(k0);
         }
         for (int m = 0; m < MMT_WLOADS; m++) {
 #if WT == 2
@@ -159,17 +164,7 @@ void MMT_NAME(MATMUL_ARGS) {
         barrier(CLK_LOCAL_MEM_FENCE);
         int k1 = k0 + MMT_TK;
         if (k1 < kend) {
-            for (int m = 0; m < MMT_WLOADS; m++) {
-                int c = k1 + wkc[m];
-                wreg[m] = wrow[m] != 0 && c < kend ? MMT_WLOAD(wrow[m] + c) : (MMT_WREG)(0u);
-            }
-            for (int m = 0; m < MMT_XLOADS; m++) {
-                int i = lid + m * MMT_WG;
-                int lt = i / (MMT_TK / 4);
-                int c = k1 + (i - lt * (MMT_TK / 4)) * 4;
-                int t = tok0 + lt;
-                xreg[m] = t < n && c < kend ? XLOAD4_RAW(in + t * cols + c) : (float4)(0.0f);
-            }
+            MMT_LOAD_SLICE(k1);
         }
 #if WT == 2
 #pragma unroll
@@ -298,6 +293,7 @@ void MMT_NAME(MATMUL_ARGS) {
 #undef MMT_XLOADS
 #undef MMT_WREG
 #undef MMT_WLOAD
+#undef MMT_LOAD_SLICE
 #undef MMT_NAME
 #undef MMT_TN
 #undef MMT_TK
