@@ -14,19 +14,16 @@ public enum Attention {
     TILED,
     /** Always the three passes. */
     PASSES,
-    /** The tiled kernel for steps where some entry has at least {@link #AUTO_MIN_QUERIES} query rows (today: any). */
+    /**
+     * The default: today the same as {@link #TILED}. It once kept decode steps (one query row per entry) on the
+     * three passes; the H200 then measured decode steps too (1.1B f32, 128 steps, attention ms a step): three
+     * passes 1.12 / 1.10 / 1.10 / 1.30 / 1.51 at batch 1 / 2 / 4 / 8 / 16 against 0.48 / 0.48 / 0.48 / 0.49 / 0.50
+     * tiled (the kvGroup query heads of a KV head share each key and value read), 1.92 vs 0.50 at 32.
+     */
     AUTO;
 
     /** System property naming the mode: {@code tiled}, {@code passes} or {@code auto} (default). */
     public static final String PROPERTY = "stepstream.opencl.attention";
-
-    /**
-     * AUTO's threshold on the most query rows of one entry in a step: 1, every step the kernel can compute. It was 8
-     * (decode steps on the three passes) until the H200 measured decode steps too (1.1B f32, 128 steps, attention ms
-     * a step): three passes 1.12 / 1.10 / 1.10 / 1.30 / 1.51 at batch 1 / 2 / 4 / 8 / 16 against 0.48 / 0.48 / 0.48 /
-     * 0.49 / 0.50 tiled (the kvGroup query heads of a KV head share each key and value read), 1.92 vs 0.50 at 32.
-     */
-    public static final int AUTO_MIN_QUERIES = 1;
 
     public String label() {
         return name().toLowerCase(Locale.ROOT);
@@ -53,8 +50,8 @@ public enum Attention {
      * Whether a step runs the tiled kernel. Never when {@code headSize} is not a multiple of 4 (the kernel moves
      * float4s), when some entry has a block-sparse pattern ({@code entryIndptr[e] >= 0}: the passes read the pattern
      * in its order), or when the rows of an entry are not one run with entries ascending ({@code tokenSeq}
-     * non-decreasing in 0..entries-1: the kernel finds an entry's rows by binary search). Otherwise TILED always,
-     * PASSES never, AUTO when {@link #maxQueriesPerEntry} is at least {@link #AUTO_MIN_QUERIES}.
+     * non-decreasing in 0..entries-1: the kernel finds an entry's rows by binary search). Otherwise TILED and AUTO
+     * always, PASSES never.
      */
     public boolean tiledFor(int headSize, int tokens, int[] tokenSeq, int entries, int[] entryIndptr) {
         if (this == PASSES || headSize % 4 != 0) {
@@ -65,8 +62,7 @@ public enum Attention {
                 return false;
             }
         }
-        int most = maxQueriesPerEntry(tokens, tokenSeq, entries);
-        return most > 0 && (this == TILED || most >= AUTO_MIN_QUERIES);
+        return maxQueriesPerEntry(tokens, tokenSeq, entries) > 0;
     }
 
     /**
