@@ -20,6 +20,8 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final MatmulProgram.Pass[] passes = new MatmulProgram.Pass[Llama2Kernel.OPS];
     /** The long-row matvec of each op whose rows are long enough, else null. */
     private final MatmulProgram.Pass[] longRowPasses = new MatmulProgram.Pass[Llama2Kernel.OPS];
+    /** The pass each op enqueued last (its regular or its long-row one), null before. */
+    private final MatmulProgram.Pass[] lastPass = new MatmulProgram.Pass[Llama2Kernel.OPS];
     private final MatmulTiles.LongRows longRows;
     private final MatmulProgram longRowProgram;
     /** Field names bound to each pass's buffer arguments (MatmulProgram.BUFFER_ARGS order). */
@@ -128,6 +130,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         MatmulProgram.Pass p = longRowPasses[op] != null && passes[op].usesMatvec(n)
                 && longRows.takes(passes[op].shape().cols(), n) ? longRowPasses[op] : passes[op];
         p.enqueue(n, k.passLayer[pass], event, reduceEvent);
+        lastPass[op] = p;
         enqueued++;
         tensorCorePasses += p.lastUsedTensorCores() ? 1 : 0;
         maxSplit = Math.max(maxSplit, p.lastSplit());
@@ -155,6 +158,26 @@ final class HandMatmul implements DirectLauncher.PassHook {
     /** The step.cl kernels of the non-matmul passes, or null when those stay Aparapi's. */
     HandStep step() {
         return step;
+    }
+
+    /**
+     * Forces the matvec tier (token count) of every pass whose program has it, for tests that compare tiers; 0
+     * restores the smallest tier that holds the step's tokens.
+     */
+    void forceMvTier(int tokens) {
+        for (MatmulProgram.Pass[] group : new MatmulProgram.Pass[][]{passes, longRowPasses}) {
+            for (MatmulProgram.Pass p : group) {
+                if (p != null && (tokens == 0 || java.util.Arrays.stream(p.mvTiers()).anyMatch(t -> t == tokens))) {
+                    p.forceMvTier(tokens);
+                }
+            }
+        }
+    }
+
+    /** The matvec tier (token count) op's last enqueue ran, 0 if it ran no matvec or never ran. */
+    int lastMvTier(int op) {
+        MatmulProgram.Pass p = lastPass[op];
+        return p == null || !p.lastRanMatvec() ? 0 : p.lastMvTier();
     }
 
     /** Matmul passes that ran on the tensor-core kernel. */

@@ -27,6 +27,8 @@ public final class MatmulPassProbe implements AutoCloseable {
     private final int rows;
     private final int cols;
     private final int maxTokens;
+    /** The forced matvec tier ({@link #mvTier(int)}), 0: auto. */
+    private int mvTier;
     private final Map<Variant, MatmulProgram.Pass> hand = new HashMap<>();
     private final Map<MatmulProgram.Pass, MatmulProgram> programs = new HashMap<>();
     private final Arena arena = Arena.ofConfined();
@@ -131,6 +133,7 @@ public final class MatmulPassProbe implements AutoCloseable {
     public double handMs(MatmulTiles tiles, TensorCores tensorCores, int tokens, int warmup, int reps) {
         checkTokens(tokens);
         MatmulProgram.Pass pass = pass(tiles, tensorCores);
+        applyMvTier(pass, tokens);
         ClQueue queue = launcher.queue();
         for (int i = 0; i < warmup; i++) {
             pass.enqueue(tokens, 0, MemorySegment.NULL);
@@ -180,6 +183,7 @@ public final class MatmulPassProbe implements AutoCloseable {
     public double handEnqueueUs(MatmulTiles tiles, int tokens, int reps) {
         checkTokens(tokens);
         MatmulProgram.Pass pass = pass(tiles, TensorCores.OFF);
+        applyMvTier(pass, tokens);
         ClQueue queue = launcher.queue();
         long best = Long.MAX_VALUE;
         for (int i = 0; i < reps; i++) {
@@ -246,6 +250,28 @@ public final class MatmulPassProbe implements AutoCloseable {
     public float[] input(int tokens) {
         checkTokens(tokens);
         return Arrays.copyOf(device.k.xb, tokens * cols);
+    }
+
+    /**
+     * The matvec tier (token count) later timings force where the variant has it and it holds their token count;
+     * 0 (the default): the smallest tier that holds it, as a step picks.
+     */
+    public void mvTier(int tokens) {
+        if (tokens < 0) {
+            throw new IllegalArgumentException("matvec tier must be >= 0, got " + tokens);
+        }
+        this.mvTier = tokens;
+    }
+
+    /** The matvec tier the last timing of {@code tiles} ran, 0 if it ran no matvec. */
+    public int lastMvTier(MatmulTiles tiles) {
+        MatmulProgram.Pass p = pass(tiles, TensorCores.OFF);
+        return p.lastRanMatvec() ? p.lastMvTier() : 0;
+    }
+
+    private void applyMvTier(MatmulProgram.Pass pass, int tokens) {
+        boolean has = Arrays.stream(pass.mvTiers()).anyMatch(t -> t == mvTier);
+        pass.forceMvTier(has && mvTier >= tokens ? mvTier : 0);
     }
 
     private MatmulProgram.Pass pass(MatmulTiles tiles, TensorCores tensorCores) {

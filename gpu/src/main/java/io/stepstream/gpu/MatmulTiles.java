@@ -37,6 +37,8 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
      * shape's W2 (2048 x 5632, 22 layers) in 0.48 / 0.61 / 0.91 / 1.47 ms a step at 1 / 2 / 4 / 8 tokens against
      * 0.69 / 0.82 / 1.12 / 1.35 with 32 lanes (f32; f16 alike), hence up to 4 tokens. */
     public static final String LONG_ROWS_DEFAULT = "mv_lpr=64,mv_unroll=2";
+    /** Matvec tiers built below mvTokens (mv.cl is instantiated for each; mvTokens is the last tier). */
+    static final int[] MV_POWER_TIERS = {1, 2, 4, 8};
     public static final MatmulTiles DEFAULT = new MatmulTiles(256, 32, 8, 4, 32, 32, 32, 2, 4, 0);
 
     public MatmulTiles {
@@ -99,8 +101,19 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
         return (long) tk * (tm + 1 + tn + 1) * Float.BYTES;
     }
 
+    /** Local memory of the largest matvec tier: a slot per token of the lane tree or of the fused norm's tree. */
     public long mvLocalBytes() {
-        return (long) mvTokens * mvWg * Float.BYTES;
+        return (long) mvTokens * Math.max(mvWg, HandStep.NORM_WG) * Float.BYTES;
+    }
+
+    /**
+     * The matvec's token tiers, ascending: those of {@link #MV_POWER_TIERS} below mvTokens, then mvTokens. Each is a
+     * kernel {@code mv_t<tokens>} with that many accumulators; n tokens run on the smallest tier >= n.
+     */
+    public int[] mvTiers() {
+        return java.util.stream.IntStream.concat(
+                java.util.Arrays.stream(MV_POWER_TIERS).filter(t -> t < mvTokens),
+                java.util.stream.IntStream.of(mvTokens)).toArray();
     }
 
     /** The -D options of the program build for weight encoding {@code wtype} (Llama2Kernel.WT_*). */
