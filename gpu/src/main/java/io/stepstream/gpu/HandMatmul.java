@@ -13,6 +13,11 @@ import java.lang.foreign.MemorySegment;
  * count from {@code k.tokens}; buffers are re-read only when the launcher rebound some field.
  */
 final class HandMatmul implements DirectLauncher.PassHook {
+    /**
+     * System property forcing the matvec tier (token count) of every pass whose program has it, for A/B runs:
+     * {@code auto} (the default: the smallest tier that holds the step's tokens) or a tier, e.g. 8.
+     */
+    static final String MV_TIER_PROPERTY = "stepstream.opencl.mvTier";
     private final DirectLauncher launcher;
     private final Llama2Kernel k;
     private final MatmulProgram program;
@@ -78,6 +83,24 @@ final class HandMatmul implements DirectLauncher.PassHook {
                 dim * hidden, dim), suffix, "w2", "w2", "w2", "hb", "x");
         add(Llama2Kernel.OP_LOGITS, MatmulProgram.Shape.plain(MatmulProgram.EPI_STORE, c.vocabSize(), dim, 0,
                 c.vocabSize()), suffix, "cls", "cls", "cls", "xb", "logits");
+        forceMvTier(mvTierFromSystemProperty());
+    }
+
+    /** {@value #MV_TIER_PROPERTY}: 0 for auto, else the tier's token count. */
+    static int mvTierFromSystemProperty() {
+        String v = System.getProperty(MV_TIER_PROPERTY, "auto").strip();
+        if (v.equalsIgnoreCase("auto")) {
+            return 0;
+        }
+        try {
+            int tier = Integer.parseInt(v);
+            if (tier >= 1 && tier <= 16) {
+                return tier;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException(MV_TIER_PROPERTY + " must be auto or a matvec tier 1..16, got '" + v + "'");
     }
 
     private void add(int op, MatmulProgram.Shape shape, String suffix, String w0, String w1, String w2, String in,

@@ -62,6 +62,19 @@ class GpuBenchTest {
     }
 
     @Test
+    void propBuildsOneModelPerValueAndRestoresTheProperty(@TempDir Path dir) throws Exception {
+        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--device", SELECTOR, "--dispatch", "direct", "--batches", "1", "--steps", "2", "--prompt", "3",
+                "--warmup", "0", "--copy-mib", "8", "--check", "false", "--out", dir.resolve("p.json").toString(),
+                "--prop", "stepstream.opencl.mvTier=auto|8"}));
+        assertEquals(List.of("hand[mvTier=auto]", "hand[mvTier=8]"), rows.stream().map(GpuBench.Row::matmul).toList());
+        assertEquals(null, System.getProperty("stepstream.opencl.mvTier"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> GpuBench.Options.parse(new String[]{"--prop", "stepstream.opencl.mvTier"}));
+        assertTrue(e.getMessage().contains("--prop must be NAME=VALUE"), e.getMessage());
+    }
+
+    @Test
     void greedyStepsReadBackSummariesWhereTheDeviceMakesThemAndLogitsOtherwise(@TempDir Path dir) throws Exception {
         Path json = dir.resolve("bench.json");
         List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
