@@ -325,6 +325,11 @@ final class DeviceLlama2 implements AutoCloseable {
         return handMatmul;
     }
 
+    /** Norm passes fused into the matvec after them so far. */
+    long fusedNorms() {
+        return handMatmul == null ? 0 : handMatmul.fusedNorms();
+    }
+
     long handMatmulPasses() {
         return handMatmul == null ? 0 : handMatmul.enqueued();
     }

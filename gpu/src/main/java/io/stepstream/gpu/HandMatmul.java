@@ -18,6 +18,12 @@ final class HandMatmul implements DirectLauncher.PassHook {
      * {@code auto} (the default: the smallest tier that holds the step's tokens) or a tier, e.g. 8.
      */
     static final String MV_TIER_PROPERTY = "stepstream.opencl.mvTier";
+    /**
+     * System property: {@code auto} (the default) fuses each RMSNorm into the matmul right after it in the schedule
+     * (attention norm into QKV, FFN norm into W1/W3, final norm into the classifier) whenever that matmul runs the
+     * matvec for the step's token count, and skips the norm's own kernel; {@code off} keeps the norm kernels.
+     */
+    static final String FUSE_NORM_PROPERTY = "stepstream.opencl.fuseNorm";
     private final DirectLauncher launcher;
     private final Llama2Kernel k;
     private final MatmulProgram program;
@@ -39,6 +45,9 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final HandStep step;
     private final MatmulProgram largeProgram;
     private int maxSplit = 1;
+    /** Whether norms may be fused into the matvec of the pass after them ({@value #FUSE_NORM_PROPERTY}). */
+    private final boolean fuseNorm;
+    private long fusedNorms;
     /** The split-K reduction's event slot, timed under its own label when profiling. */
     private final java.util.function.Supplier<MemorySegment> reduceEvent;
 
@@ -84,6 +93,57 @@ final class HandMatmul implements DirectLauncher.PassHook {
         add(Llama2Kernel.OP_LOGITS, MatmulProgram.Shape.plain(MatmulProgram.EPI_STORE, c.vocabSize(), dim, 0,
                 c.vocabSize()), suffix, "cls", "cls", "cls", "xb", "logits");
         forceMvTier(mvTierFromSystemProperty());
+        // Fusing replaces step.cl's norm kernel: only where the hand step runs the norms.
+        this.fuseNorm = step != null && fuseNormFromSystemProperty();
+    }
+
+    /** {@value #FUSE_NORM_PROPERTY}: true for auto (the default), false for off. */
+    static boolean fuseNormFromSystemProperty() {
+        String v = System.getProperty(FUSE_NORM_PROPERTY, "auto").strip().toLowerCase(java.util.Locale.ROOT);
+        return switch (v) {
+            case "auto" -> true;
+            case "off" -> false;
+            default -> throw new IllegalArgumentException(FUSE_NORM_PROPERTY + " must be auto or off, got '" + v + "'");
+        };
+    }
+
+    /** The matmul op that reads the output of norm op {@code op}, or -1 when op is no norm. */
+    private static int consumerOfNorm(int op) {
+        return switch (op) {
+            case Llama2Kernel.OP_RMSNORM_ATT -> Llama2Kernel.OP_QKV_ROPE;
+            case Llama2Kernel.OP_RMSNORM_FFN -> Llama2Kernel.OP_FFN_SWIGLU;
+            case Llama2Kernel.OP_FINAL_NORM -> Llama2Kernel.OP_LOGITS;
+            default -> -1;
+        };
+    }
+
+    /** Tokens the matmul op multiplies in this launch. */
+    private int tokensOf(int op) {
+        return op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens;
+    }
+
+    /** The pass that runs matmul op {@code op} for {@code n} tokens: the long-row matvec where it takes them. */
+    private MatmulProgram.Pass passFor(int op, int n) {
+        return longRowPasses[op] != null && passes[op].usesMatvec(n) && longRows.takes(passes[op].shape().cols(), n)
+                ? longRowPasses[op] : passes[op];
+    }
+
+    /**
+     * Whether the norm at schedule index {@code pass} of this launch is fused into the next pass: fusion is on, the
+     * next pass of the launch is its consumer (same layer) and runs the matvec for this launch's token count. The
+     * norm pass and its consumer both ask this, so a skipped norm always has a consumer that makes its rows.
+     */
+    private boolean fusedNormAt(int pass) {
+        if (!fuseNorm || pass < 0 || pass + 1 >= launcher.passesThisLaunch()) {
+            return false;
+        }
+        int consumer = consumerOfNorm(k.passOp[pass]);
+        if (consumer < 0 || k.passOp[pass + 1] != consumer || passes[consumer] == null
+                || (consumer != Llama2Kernel.OP_LOGITS && k.passLayer[pass + 1] != k.passLayer[pass])) {
+            return false;
+        }
+        int n = tokensOf(consumer);
+        return passFor(consumer, n).usesMatvec(n);
     }
 
     /** {@value #MV_TIER_PROPERTY}: 0 for auto, else the tier's token count. */
@@ -145,13 +205,19 @@ final class HandMatmul implements DirectLauncher.PassHook {
             bindAll();
         }
         if (passes[op] == null) {
+            if (fusedNormAt(pass)) {
+                // The next pass makes the normalised rows itself; xb is not written (nothing else reads it).
+                fusedNorms++;
+                return true;
+            }
             boolean ours = step.enqueue(op, k.passLayer[pass], event);
             stepEnqueued += ours ? 1 : 0;
             return ours;
         }
-        int n = op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens;
-        MatmulProgram.Pass p = longRowPasses[op] != null && passes[op].usesMatvec(n)
-                && longRows.takes(passes[op].shape().cols(), n) ? longRowPasses[op] : passes[op];
+        int n = tokensOf(op);
+        MatmulProgram.Pass p = passFor(op, n);
+        p.normMode(!fusedNormAt(pass - 1) ? MatmulProgram.NORM_OFF
+                : op == Llama2Kernel.OP_LOGITS ? MatmulProgram.NORM_ROW_INDEX : MatmulProgram.NORM_ROWS);
         p.enqueue(n, k.passLayer[pass], event, reduceEvent);
         lastPass[op] = p;
         enqueued++;
@@ -174,6 +240,19 @@ final class HandMatmul implements DirectLauncher.PassHook {
         }
         if (step != null) {
             step.bindAll();
+        }
+        // The fused norms' inputs: the residual stream, the norm weights (per layer, the final one once), the rows
+        // the classifier normalises.
+        int[][] normed = {{Llama2Kernel.OP_QKV_ROPE, k.dim}, {Llama2Kernel.OP_FFN_SWIGLU, k.dim},
+                {Llama2Kernel.OP_LOGITS, 0}};
+        String[] weights = {"rmsAtt", "rmsFfn", "rmsFinal"};
+        for (int i = 0; i < normed.length; i++) {
+            for (MatmulProgram.Pass p : new MatmulProgram.Pass[]{passes[normed[i][0]], longRowPasses[normed[i][0]]}) {
+                if (p != null) {
+                    p.bindNorm(launcher.buffer("x"), launcher.buffer(weights[i]), launcher.buffer("logitRow"),
+                            normed[i][1], k.eps);
+                }
+            }
         }
         boundEpoch = launcher.bufferEpoch();
     }
@@ -201,6 +280,16 @@ final class HandMatmul implements DirectLauncher.PassHook {
     int lastMvTier(int op) {
         MatmulProgram.Pass p = lastPass[op];
         return p == null || !p.lastRanMatvec() ? 0 : p.lastMvTier();
+    }
+
+    /** Norm passes fused into the matvec after them (their own kernel skipped). */
+    long fusedNorms() {
+        return fusedNorms;
+    }
+
+    /** Whether norms are fused where the consumer runs the matvec ({@value #FUSE_NORM_PROPERTY}). */
+    boolean fuseNorm() {
+        return fuseNorm;
     }
 
     /** Matmul passes that ran on the tensor-core kernel. */
