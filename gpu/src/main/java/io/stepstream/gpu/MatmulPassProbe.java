@@ -29,6 +29,8 @@ public final class MatmulPassProbe implements AutoCloseable {
     private final int maxTokens;
     /** The forced matvec tier ({@link #mvTier(int)}), 0: auto. */
     private int mvTier;
+    /** Whether later matvec timings make their input rows with the fused RMSNorm ({@link #fuseNorm(boolean)}). */
+    private boolean fuseNorm;
     private final Map<Variant, MatmulProgram.Pass> hand = new HashMap<>();
     private final Map<MatmulProgram.Pass, MatmulProgram> programs = new HashMap<>();
     private final Arena arena = Arena.ofConfined();
@@ -269,9 +271,19 @@ public final class MatmulPassProbe implements AutoCloseable {
         return p.lastRanMatvec() ? p.lastMvTier() : 0;
     }
 
+    /**
+     * Whether later matvec timings run the fused RMSNorm prologue (rs of each token's row of the input, as a
+     * classifier after the final norm; the norm weights are ones): what fusing adds to the kernel. Tiled kernels
+     * ignore it.
+     */
+    public void fuseNorm(boolean on) {
+        this.fuseNorm = on;
+    }
+
     private void applyMvTier(MatmulProgram.Pass pass, int tokens) {
         boolean has = Arrays.stream(pass.mvTiers()).anyMatch(t -> t == mvTier);
         pass.forceMvTier(has && mvTier >= tokens ? mvTier : 0);
+        pass.normMode(fuseNorm ? MatmulProgram.NORM_ROWS : MatmulProgram.NORM_OFF);
     }
 
     private MatmulProgram.Pass pass(MatmulTiles tiles, TensorCores tensorCores) {
@@ -292,6 +304,8 @@ public final class MatmulPassProbe implements AutoCloseable {
         for (int i = 0; i < fields.length; i++) {
             pass.bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[i]));
         }
+        pass.bindNorm(launcher.buffer("xb"), launcher.buffer("rmsFinal"), launcher.buffer("logitRow"), 0,
+                device.k.eps);
         programs.put(pass, program);
         return pass;
     }

@@ -49,7 +49,8 @@ void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS) {
             src[t] = t < n ? (normMode == 2 ? normRow[t] : t) * cols : 0;
             for (int l = lid; l < NORM_LANES; l += MV_WG) {
                 float ss = 0.0f;
-                for (int j = l; j < cols; j += NORM_LANES) {
+                // token slots past n (the tier is larger) stay zero: no row to read
+                for (int j = l; t < n && j < cols; j += NORM_LANES) {
                     float v = normX[src[t] + j];
                     ss += v * v;
                 }
