@@ -45,6 +45,8 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final HandStep step;
     private final MatmulProgram largeProgram;
     private int maxSplit = 1;
+    /** Passes with long rows run the matvec up to this many tokens ({@link MatmulTiles#LONG_ROWS_MV_MAX_TOKENS_PROPERTY}). */
+    private final int longRowMvMaxTokens;
     /** Whether norms may be fused into the matvec of the pass after them ({@value #FUSE_NORM_PROPERTY}). */
     private final boolean fuseNorm;
     private long fusedNorms;
@@ -71,6 +73,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         this.longRowProgram = !anyLong ? null : longRows.tiles().equals(tiles) ? program
                 : new MatmulProgram(launcher.queue(), k.wtype, longRows.tiles(), tensorCores);
         this.step = allPasses ? new HandStep(launcher, k) : null;
+        this.longRowMvMaxTokens = longRowMvMaxTokensFromSystemProperty();
         this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
         int dim = c.dim();
         int kvDim = c.kvDim();
@@ -95,6 +98,21 @@ final class HandMatmul implements DirectLauncher.PassHook {
         forceMvTier(mvTierFromSystemProperty());
         // Fusing replaces step.cl's norm kernel: only where the hand step runs the norms.
         this.fuseNorm = step != null && fuseNormFromSystemProperty();
+    }
+
+    static int longRowMvMaxTokensFromSystemProperty() {
+        String v = System.getProperty(MatmulTiles.LONG_ROWS_MV_MAX_TOKENS_PROPERTY,
+                Integer.toString(MatmulTiles.LONG_ROWS_MV_MAX_TOKENS)).strip();
+        try {
+            int tokens = Integer.parseInt(v);
+            if (tokens >= 0 && tokens <= 16) {
+                return tokens;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException(MatmulTiles.LONG_ROWS_MV_MAX_TOKENS_PROPERTY
+                + " must be a token count 0..16, got '" + v + "'");
     }
 
     /** {@value #FUSE_NORM_PROPERTY}: true for auto (the default), false for off. */
@@ -168,6 +186,12 @@ final class HandMatmul implements DirectLauncher.PassHook {
         passes[op] = (shape.rows() >= MatmulTiles.LARGE_ROWS ? largeProgram : program).pass(shape);
         if (longRowProgram != null && longRows.covers(shape.cols())) {
             longRowPasses[op] = longRowProgram.pass(shape);
+        }
+        if (shape.cols() >= longRows.minCols()) {
+            passes[op].matvecMaxTokens(longRowMvMaxTokens);
+            if (longRowPasses[op] != null) {
+                longRowPasses[op].matvecMaxTokens(longRowMvMaxTokens);
+            }
         }
         fields[op] = new String[]{w0 + suffix, w0 + "S", w1 + suffix, w1 + "S", w2 + suffix, w2 + "S", in, out, "kv",
                 "ropeCos", "ropeSin", "tokenPos", "tokenSeq", "blockTable"};

@@ -111,7 +111,7 @@ public final class MatmulProgram {
         this.queue = queue;
         this.tiles = tiles;
         this.wtype = wtype;
-        String defines = tiles.defines(wtype) + " -DNORM_LANES=" + HandStep.NORM_WG;
+        String defines = tiles.defines(wtype);
         TensorCores effective = tensorCores;
         MemorySegment built = null;
         String kind = null;
@@ -299,6 +299,8 @@ public final class MatmulProgram {
         /** The fused RMSNorm's mode for the next matvec enqueues (NORM_OFF: read the input rows). */
         private int normMode = NORM_OFF;
         private final int[] lastNormMode;
+        /** The most tokens this pass runs on the matvec (below the tiles' mvTokens for long-row passes). */
+        private int matvecMaxTokens = Integer.MAX_VALUE;
         /** Index of mm in kernels; reduce follows it, then the tensor-core tiers. */
         private final int mmIndex;
 
@@ -463,7 +465,15 @@ public final class MatmulProgram {
          * bitwise the same in any batch, which diffusion step batching wants).
          */
         public boolean usesMatvec(int n) {
-            return n <= tiles.mvTokens() && !(mmt && n >= tensorCores.minTokens());
+            return n <= Math.min(tiles.mvTokens(), matvecMaxTokens) && !(mmt && n >= tensorCores.minTokens());
+        }
+
+        /** Caps the token counts that run on the matvec (more go to the tiled kernels); 0 never runs it. */
+        public void matvecMaxTokens(int tokens) {
+            if (tokens < 0) {
+                throw new IllegalArgumentException("matvec token cap " + tokens + " < 0");
+            }
+            this.matvecMaxTokens = tokens;
         }
 
         /** Whether {@code n} tokens go to the tensor-core kernel. */

@@ -50,12 +50,6 @@
 #endif
 
 #define MV_ROWS (MV_WG / MV_LPR)
-// Lanes of step.cl's rmsnorm (its NORM_WG): the fused norm prologue of mv sums x^2 in the same order.
-#ifndef NORM_LANES
-#define NORM_LANES 256
-#endif
-// Floats per token slot of mv's local buffer: the lane tree's MV_WG, or the norm prologue's NORM_LANES.
-#define MV_RED_STRIDE (MV_WG > NORM_LANES ? MV_WG : NORM_LANES)
 #define MV_CAT_(a, b) a##b
 #define MV_CAT(a, b) MV_CAT_(a, b)
 #define MM_COLS_OF_ITEMS (TN / RN)

@@ -24,21 +24,31 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * RMSNorm fused into the matvec ({@code -Dstepstream.opencl.fuseNorm=auto}): the matvec makes its input rows from
- * the residual stream as step.cl's rmsnorm would write them into xb (same sum-of-squares order, same expressions),
- * so the fused matmul's outputs are BITWISE those of the norm kernel followed by the matvec.
+ * RMSNorm fused into the matvec ({@code -Dstepstream.opencl.fuseNorm=auto}): the matvec multiplies against g * x
+ * from the residual stream, sums x^2 from the same loads and scales each token's sums by rs = 1/sqrt(ss/dim + eps)
+ * in the epilogue: W . (g * rs * x) = rs * (W . (g * x)), equal to the unfused norm-then-matvec up to f32 rounding.
  * <ul>
- * <li>Pass level, on fresh random residuals, norm weights and matrices (F32, F16, Q8_0; n = 1..8; the XH build of
- * emulated tensor cores): a launch of [norm, matmul] (fused: the norm's kernel is skipped) against [norm] then
- * [matmul] as two launches (a norm with no consumer after it in its launch is never fused), for the attention norm
- * into QKV (+ RoPE, KV writes), the FFN norm into W1/W3 (+ SwiGLU) and the final norm into the classifier (rows
- * through logitRow).</li>
- * <li>Whole steps of stories260K: the same decode and prefill steps on a fused and an unfused model give bitwise
- * the same logits (steps past the matvec's 8 tokens keep the norm kernel), and the fused model's greedy story is
- * the CPU backend's.</li>
+ * <li>Pass level, on fresh random residuals (of varied magnitude), norm weights and matrices (F32, F16, Q8_0;
+ * n = 1..8): a launch of [norm, matmul] (fused: the norm's kernel is skipped) against [norm] then [matmul] as two
+ * launches (a norm with no consumer after it in its launch is never fused), for the attention norm into QKV (+ RoPE,
+ * KV writes), the FFN norm into W1/W3 (+ SwiGLU) and the final norm into the classifier (rows through logitRow):
+ * within {@value #F32_TOLERANCE} relative (max |diff| / max |unfused|). Why that bound: both paths add the same
+ * 48-80 products in the same order; they differ by where rs enters (a product's relative rounding, ~6e-8 each),
+ * by the sum of squares' order (its rounding reaches rs as half its relative error) and by rs times the sum
+ * (one more rounding): a few times 1e-7, accumulated over at most 80 terms; SwiGLU's product of two such results
+ * doubles it. With XH (emulated tensor cores) the activations are rounded to f16 as g * x instead of g * rs * x:
+ * each rounding is off by up to 2^-11 relative, independently per element, so the sums move by ~1e-3 of their
+ * scale: {@value #XH_TOLERANCE}.</li>
+ * <li>Whole steps of stories260K: the same prefill and decode steps on a fused and an unfused model give logits
+ * within 1e-5 relative (the pass-level bound compounded over 5 layers and the classifier; PoCL: ~1e-6) and the
+ * same argmax; steps past the matvec's 8 tokens keep the norm kernels. The fused model's greedy story is the CPU
+ * backend's.</li>
  * </ul>
  */
 class FusedNormTest {
+    static final double F32_TOLERANCE = 2e-6;
+    static final double XH_TOLERANCE = 2e-3;
+
     static Stream<Arguments> cases() {
         List<Arguments> out = new ArrayList<>();
         for (TensorType type : new TensorType[]{TensorType.F32, TensorType.F16, TensorType.Q8_0}) {
@@ -63,7 +73,9 @@ class FusedNormTest {
 
     @ParameterizedTest(name = "{0}, tensor cores {1}")
     @MethodSource("cases")
-    void fusedNormAndMatvecGiveTheBitsOfNormThenMatvec(TensorType type, TensorCores tensorCores) {
+    void fusedNormAndMatvecGiveNormThenMatvecWithinRounding(TensorType type, TensorCores tensorCores) {
+        double tolerance = tensorCores.mode() == TensorCores.Mode.OFF ? F32_TOLERANCE : XH_TOLERANCE;
+        double worst = 0;
         Random random = new Random(500L + type.ordinal() + tensorCores.mode().ordinal());
         Llama2Weights w = HandMatmulTest.randomWeights(random);
         try (DeviceLlama2 device = withFuseNorm("auto", () -> new DeviceLlama2(w, OpenClTestSupport.device(), 12,
@@ -89,18 +101,22 @@ class FusedNormTest {
                     reset(device, fields, start);
                     device.launchPasses(new int[]{pair[0]}, new int[]{layer}, n, c.entries, 40);
                     device.launchPasses(new int[]{pair[1]}, new int[]{layer}, n, c.entries, 40);
-                    int[] unfused = outputBits(device, pair[1]);
+                    float[] unfused = outputs(device, pair[1], n, c.entries);
                     assertEquals(fused, device.fusedNorms(), "a norm alone in its launch is not fused");
                     reset(device, fields, start);
                     device.launchPasses(new int[]{pair[0], pair[1]}, layers, n, c.entries, 40);
-                    int[] bits = outputBits(device, pair[1]);
+                    float[] got = outputs(device, pair[1], n, c.entries);
                     assertEquals(++fused, device.fusedNorms(), "op " + pair[0] + " fused into " + pair[1]);
-                    assertArrayEquals(unfused, bits, "op " + pair[1] + " fused with norm " + pair[0] + ", " + n
-                            + " tokens, layer " + layer);
-                    assertTrue(differs(bits, start, pair[1]), "op " + pair[1] + " wrote its outputs");
+                    double err = OpenClTestSupport.relativeError(got, unfused);
+                    worst = Math.max(worst, err);
+                    assertTrue(err <= tolerance, "op " + pair[1] + " fused with norm " + pair[0] + ", " + n
+                            + " tokens, layer " + layer + ": relative error " + err);
+                    assertTrue(differs(got, start, pair[1]), "op " + pair[1] + " wrote its outputs");
                 }
             }
         }
+        System.out.printf("fused vs unfused, %s, tensor cores %s: worst relative error %.2e%n", type,
+                tensorCores.mode(), worst);
     }
 
     private static void reset(DeviceLlama2 device, float[][] fields, float[][] start) {
@@ -110,36 +126,35 @@ class FusedNormTest {
         }
     }
 
-    /** The bits of every buffer op writes, read back from the device. */
-    static int[] outputBits(DeviceLlama2 device, int op) {
+    /** What op wrote for n tokens (entries logit rows), read back: q's rows and the whole KV pool, hb's or logits' rows. */
+    static float[] outputs(DeviceLlama2 device, int op, int n, int entries) {
         Llama2Kernel k = device.k;
-        float[][] outs = switch (op) {
-            case OP_QKV_ROPE -> new float[][]{k.q, k.kv};
-            case OP_FFN_SWIGLU -> new float[][]{k.hb};
-            default -> new float[][]{k.logits};
-        };
-        int total = 0;
-        for (float[] o : outs) {
-            device.launcher().get(o);
-            total += o.length;
-        }
-        int[] bits = new int[total];
-        int i = 0;
-        for (float[] o : outs) {
-            for (float v : o) {
-                bits[i++] = Float.floatToRawIntBits(v);
+        return switch (op) {
+            case OP_QKV_ROPE -> {
+                device.launcher().get(k.q);
+                device.launcher().get(k.kv);
+                float[] out = java.util.Arrays.copyOf(k.q, n * k.dim + k.kv.length);
+                System.arraycopy(k.kv, 0, out, n * k.dim, k.kv.length);
+                yield out;
             }
-        }
-        return bits;
+            case OP_FFN_SWIGLU -> {
+                device.launcher().get(k.hb);
+                yield java.util.Arrays.copyOf(k.hb, n * k.hidden);
+            }
+            default -> {
+                device.launcher().get(k.logits);
+                yield java.util.Arrays.copyOf(k.logits, entries * k.vocab);
+            }
+        };
     }
 
-    private static boolean differs(int[] bits, float[][] start, int op) {
+    private static boolean differs(float[] got, float[][] start, int op) {
         float[] before = switch (op) {
             case OP_QKV_ROPE -> start[3];
             case OP_FFN_SWIGLU -> start[2];
             default -> start[5];
         };
-        return Float.floatToRawIntBits(before[0]) != bits[0] && Float.floatToRawIntBits(before[1]) != bits[1];
+        return before[0] != got[0] && before[1] != got[1];
     }
 
     private static OpenClLlama2Model load(TensorType type, String fuseNorm) {
@@ -149,7 +164,8 @@ class FusedNormTest {
 
     @ParameterizedTest
     @EnumSource(value = TensorType.class, names = {"F32", "F16", "Q8_0"})
-    void wholeStepsGiveTheSameLogitsFusedAndUnfused(TensorType type) {
+    void wholeStepsGiveTheUnfusedLogitsWithinRounding(TensorType type) {
+        double worst = 0;
         try (OpenClLlama2Model fused = load(type, "auto"); OpenClLlama2Model plain = load(type, "off")) {
             int vocab = plain.config().vocabSize();
             Random random = new Random(900 + type.ordinal());
@@ -191,7 +207,10 @@ class FusedNormTest {
                     fused.forward(new ForwardBatch(fe), fl);
                     plain.forward(new ForwardBatch(pe), pl);
                     for (int i = 0; i < fc.size(); i++) {
-                        assertArrayEquals(bits(pl[i]), bits(fl[i]), type + " step " + step + " sequence " + i);
+                        double err = OpenClTestSupport.relativeError(fl[i], pl[i]);
+                        worst = Math.max(worst, err);
+                        assertTrue(err <= 1e-5, type + " step " + step + " sequence " + i + ": relative error " + err);
+                        assertEquals(argmax(pl[i]), argmax(fl[i]), type + " step " + step + " sequence " + i);
                         next[i] = argmax(pl[i]);
                     }
                 }
@@ -199,6 +218,7 @@ class FusedNormTest {
                 fc.forEach(KvCache::close);
                 pc.forEach(KvCache::close);
             }
+            System.out.printf("whole steps fused vs unfused, %s: worst relative error %.2e%n", type, worst);
             assertEquals(0, plain.fusedNorms());
             assertEquals(expectFused, fused.fusedNorms());
             assertTrue(expectFused < 12L * (2 * layers + 1), "some steps ran the tiled kernel with the norm kernels");
@@ -228,13 +248,5 @@ class FusedNormTest {
             }
         }
         return out;
-    }
-
-    private static int[] bits(float[] a) {
-        int[] b = new int[a.length];
-        for (int i = 0; i < a.length; i++) {
-            b[i] = Float.floatToRawIntBits(a[i]);
-        }
-        return b;
     }
 }

@@ -91,6 +91,40 @@ class MatvecTierTest {
         }
     }
 
+    /**
+     * {@code stepstream.opencl.longRowMvMaxTokens}: passes of at least longRowCols columns (here every pass: 4) run
+     * the matvec up to that many tokens (2) and the tiled kernel above; the results stay the double reference's
+     * (HandMatmulTest's checks).
+     */
+    @org.junit.jupiter.api.Test
+    void longRowPassesTakeTheTiledKernelAboveTheirMatvecCap() {
+        String[] keys = {MatmulTiles.LONG_ROWS_MIN_COLS_PROPERTY, MatmulTiles.LONG_ROWS_MV_MAX_TOKENS_PROPERTY};
+        String[] values = {"4", "2"};
+        Random random = new Random(91);
+        Llama2Weights w = HandMatmulTest.randomWeights(random);
+        DeviceLlama2 built;
+        for (int i = 0; i < keys.length; i++) {
+            System.setProperty(keys[i], values[i]);
+        }
+        try {
+            built = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F32, Dispatch.DIRECT, Matmul.HAND,
+                    MatmulTiles.DEFAULT, TensorCores.OFF);
+        } finally {
+            for (String key : keys) {
+                System.clearProperty(key);
+            }
+        }
+        try (DeviceLlama2 device = built) {
+            for (int n = 1; n <= 3; n++) {
+                new HandMatmulTest.Case(device, random, n).checkAll();
+                for (int op : new int[]{OP_QKV_ROPE, OP_WO_RESIDUAL, OP_FFN_SWIGLU, OP_W2_RESIDUAL}) {
+                    assertEquals(n <= 2 ? MatmulTiles.DEFAULT.mvTiers()[n - 1] : 0,
+                            device.handMatmul().lastMvTier(op), "op " + op + " at " + n + " tokens");
+                }
+            }
+        }
+    }
+
     private static int firstTier(int[] tiers, int n) {
         for (int i = 0; i < tiers.length; i++) {
             if (tiers[i] >= n) {
