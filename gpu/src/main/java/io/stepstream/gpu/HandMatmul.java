@@ -11,6 +11,11 @@ import java.lang.foreign.MemorySegment;
  * (else they stay Aparapi's). Each pass reads the schedule from the
  * kernel's host copy of {@code passOp}/{@code passLayer} (which always mirrors the device's) and the token
  * count from {@code k.tokens}; buffers are re-read only when the launcher rebound some field.
+ *
+ * <p>With {@code allPasses}, an RMSNorm pass directly followed in its launch by its consumer (QKV, W1/W3,
+ * classifier) that runs the matvec for the launch's tokens is fused into it ({@value #FUSE_NORM_PROPERTY}): the
+ * norm pass enqueues nothing and the matvec reads the residual stream x with the norm weights instead of xb
+ * (mv.cl); nothing else reads a norm's xb, so xb is simply not written then.
  */
 final class HandMatmul implements DirectLauncher.PassHook {
     /**
