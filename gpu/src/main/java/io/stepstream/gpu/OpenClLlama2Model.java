@@ -235,7 +235,7 @@ public final class OpenClLlama2Model implements BackendModel {
 
     /**
      * RMSNorm passes fused into the matvec after them so far (their own kernel skipped;
-     * {@code -Dstepstream.opencl.fuseNorm=auto|off}).
+     * {@code -Dstepstream.opencl.fuseNorm=auto|on|off}).
      */
     public long fusedNorms() {
         return device.fusedNorms();

@@ -55,7 +55,7 @@ import java.util.SplittableRandom;
  * {@code -Dstepstream.opencl.tensorCores}, else auto: on for NVIDIA sm_80+); their rows say {@code hand+tc}.
  * {@code --prop NAME=A|B} builds each OpenCL model once per value of the system property NAME (set while the model is
  * built, then restored), side by side in one JVM; rows carry {@code [name=value]} after the matmul label, e.g.
- * {@code --prop stepstream.opencl.fuseNorm=auto|off} or {@code --prop stepstream.opencl.mvTier=auto|8}.
+ * {@code --prop stepstream.opencl.fuseNorm=auto|on|off} or {@code --prop stepstream.opencl.mvTier=auto|8}.
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
