@@ -320,6 +320,16 @@ final class DeviceLlama2 implements AutoCloseable {
     }
 
     /** Matmul passes run as hand kernels so far (0 unless {@link #matmul()} is HAND). */
+    /** The hand matmul hook, or null when the matmuls run Aparapi's pass. */
+    HandMatmul handMatmul() {
+        return handMatmul;
+    }
+
+    /** Norm passes fused into the matvec after them so far. */
+    long fusedNorms() {
+        return handMatmul == null ? 0 : handMatmul.fusedNorms();
+    }
+
     long handMatmulPasses() {
         return handMatmul == null ? 0 : handMatmul.enqueued();
     }

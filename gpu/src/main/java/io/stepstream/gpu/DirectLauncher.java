@@ -62,6 +62,8 @@ public final class DirectLauncher implements PassLauncher {
     private java.util.function.IntUnaryOperator passLabel = p -> -1;
     private boolean disposed;
     private PassHook passHook;
+    /** Passes of the launch in progress (or the last one): a hook may look ahead at the schedule within it. */
+    private int launchPassCount;
     /** Increments whenever an argument gets a new device buffer. */
     private long bufferEpoch;
 
@@ -177,6 +179,11 @@ public final class DirectLauncher implements PassLauncher {
     }
 
     /** Installs (or with null removes) the hook that may enqueue its own kernel instead of a pass. */
+    /** Passes of the launch being enqueued (the last launch's between launches); 0 before the first. */
+    public int passesThisLaunch() {
+        return launchPassCount;
+    }
+
     public void passHook(PassHook hook) {
         this.passHook = hook;
     }
@@ -298,6 +305,7 @@ public final class DirectLauncher implements PassLauncher {
         if (pendingEvents > 0) {
             collectProfile();
         }
+        launchPassCount = passCount;
         for (int p = 0; p < passCount; p++) {
             MemorySegment event = profiling ? nextEvent(passLabel.applyAsInt(p)) : MemorySegment.NULL;
             if (passHook == null || !passHook.enqueue(p, event)) {

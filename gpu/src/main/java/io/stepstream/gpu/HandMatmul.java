@@ -11,8 +11,29 @@ import java.lang.foreign.MemorySegment;
  * (else they stay Aparapi's). Each pass reads the schedule from the
  * kernel's host copy of {@code passOp}/{@code passLayer} (which always mirrors the device's) and the token
  * count from {@code k.tokens}; buffers are re-read only when the launcher rebound some field.
+ *
+ * <p>With {@code allPasses}, an RMSNorm pass directly followed in its launch by its consumer (QKV, W1/W3,
+ * classifier) that runs the 1-token matvec (any matvec with {@code on}) is fused into it ({@value #FUSE_NORM_PROPERTY}): the
+ * norm pass enqueues nothing and the matvec reads the residual stream x with the norm weights instead of xb
+ * (mv.cl); nothing else reads a norm's xb, so xb is simply not written then.
  */
 final class HandMatmul implements DirectLauncher.PassHook {
+    /**
+     * System property forcing the matvec tier (token count) of every pass whose program has it, for A/B runs:
+     * {@code auto} (the default: the smallest tier that holds the step's tokens) or a tier, e.g. 8.
+     */
+    static final String MV_TIER_PROPERTY = "stepstream.opencl.mvTier";
+    /**
+     * System property: fuse each RMSNorm into the matmul right after it in the schedule (attention norm into QKV,
+     * FFN norm into W1/W3, final norm into the classifier), skipping the norm's own kernel: {@code auto} (the
+     * default) where that matmul runs the 1-token matvec tier, {@code on} wherever it runs a matvec, {@code off}
+     * never. H200, 1.1B: fused +1% (f32) / +3.5% (f16) tok/s at batch 1, but 20-25% slower at batches 4-8 (the
+     * per-token sum of squares in an x-load-bound loop), hence auto = tier 1 only.
+     */
+    static final String FUSE_NORM_PROPERTY = "stepstream.opencl.fuseNorm";
+
+    /** When norms fuse into the matvec after them ({@value #FUSE_NORM_PROPERTY}). */
+    enum FuseNorm { AUTO, ON, OFF }
     private final DirectLauncher launcher;
     private final Llama2Kernel k;
     private final MatmulProgram program;
@@ -20,6 +41,8 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final MatmulProgram.Pass[] passes = new MatmulProgram.Pass[Llama2Kernel.OPS];
     /** The long-row matvec of each op whose rows are long enough, else null. */
     private final MatmulProgram.Pass[] longRowPasses = new MatmulProgram.Pass[Llama2Kernel.OPS];
+    /** The pass each op enqueued last (its regular or its long-row one), null before. */
+    private final MatmulProgram.Pass[] lastPass = new MatmulProgram.Pass[Llama2Kernel.OPS];
     private final MatmulTiles.LongRows longRows;
     private final MatmulProgram longRowProgram;
     /** Field names bound to each pass's buffer arguments (MatmulProgram.BUFFER_ARGS order). */
@@ -32,6 +55,11 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private final HandStep step;
     private final MatmulProgram largeProgram;
     private int maxSplit = 1;
+    /** Passes with long rows run the matvec up to this many tokens ({@link MatmulTiles#LONG_ROWS_MV_MAX_TOKENS_PROPERTY}). */
+    private final int longRowMvMaxTokens;
+    /** When norms are fused into the matvec of the pass after them ({@value #FUSE_NORM_PROPERTY}; OFF without a hand step). */
+    private final FuseNorm fuseNorm;
+    private long fusedNorms;
     /** The split-K reduction's event slot, timed under its own label when profiling. */
     private final java.util.function.Supplier<MemorySegment> reduceEvent;
 
@@ -55,6 +83,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         this.longRowProgram = !anyLong ? null : longRows.tiles().equals(tiles) ? program
                 : new MatmulProgram(launcher.queue(), k.wtype, longRows.tiles(), tensorCores);
         this.step = allPasses ? new HandStep(launcher, k) : null;
+        this.longRowMvMaxTokens = longRowMvMaxTokensFromSystemProperty();
         this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
         int dim = c.dim();
         int kvDim = c.kvDim();
@@ -76,6 +105,93 @@ final class HandMatmul implements DirectLauncher.PassHook {
                 dim * hidden, dim), suffix, "w2", "w2", "w2", "hb", "x");
         add(Llama2Kernel.OP_LOGITS, MatmulProgram.Shape.plain(MatmulProgram.EPI_STORE, c.vocabSize(), dim, 0,
                 c.vocabSize()), suffix, "cls", "cls", "cls", "xb", "logits");
+        forceMvTier(mvTierFromSystemProperty());
+        // Fusing replaces step.cl's norm kernel: only where the hand step runs the norms.
+        this.fuseNorm = step == null ? FuseNorm.OFF : fuseNormFromSystemProperty();
+    }
+
+    static int longRowMvMaxTokensFromSystemProperty() {
+        String v = System.getProperty(MatmulTiles.LONG_ROWS_MV_MAX_TOKENS_PROPERTY,
+                Integer.toString(MatmulTiles.LONG_ROWS_MV_MAX_TOKENS)).strip();
+        try {
+            int tokens = Integer.parseInt(v);
+            if (tokens >= 0 && tokens <= 16) {
+                return tokens;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException(MatmulTiles.LONG_ROWS_MV_MAX_TOKENS_PROPERTY
+                + " must be a token count 0..16, got '" + v + "'");
+    }
+
+    /** {@value #FUSE_NORM_PROPERTY}: auto (the default), on or off. */
+    static FuseNorm fuseNormFromSystemProperty() {
+        String v = System.getProperty(FUSE_NORM_PROPERTY, "auto").strip().toLowerCase(java.util.Locale.ROOT);
+        return switch (v) {
+            case "auto" -> FuseNorm.AUTO;
+            case "on" -> FuseNorm.ON;
+            case "off" -> FuseNorm.OFF;
+            default -> throw new IllegalArgumentException(FUSE_NORM_PROPERTY + " must be auto, on or off, got '" + v
+                    + "'");
+        };
+    }
+
+    /** The matmul op that reads the output of norm op {@code op}, or -1 when op is no norm. */
+    private static int consumerOfNorm(int op) {
+        return switch (op) {
+            case Llama2Kernel.OP_RMSNORM_ATT -> Llama2Kernel.OP_QKV_ROPE;
+            case Llama2Kernel.OP_RMSNORM_FFN -> Llama2Kernel.OP_FFN_SWIGLU;
+            case Llama2Kernel.OP_FINAL_NORM -> Llama2Kernel.OP_LOGITS;
+            default -> -1;
+        };
+    }
+
+    /** Tokens the matmul op multiplies in this launch. */
+    private int tokensOf(int op) {
+        return op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens;
+    }
+
+    /** The pass that runs matmul op {@code op} for {@code n} tokens: the long-row matvec where it takes them. */
+    private MatmulProgram.Pass passFor(int op, int n) {
+        return longRowPasses[op] != null && passes[op].usesMatvec(n) && longRows.takes(passes[op].shape().cols(), n)
+                ? longRowPasses[op] : passes[op];
+    }
+
+    /**
+     * Whether the norm at schedule index {@code pass} of this launch is fused into the next pass: the next pass of the
+     * launch is its consumer (same layer) and runs a matvec for this launch's token count (AUTO: the 1-token tier).
+     * The norm pass and its consumer both ask this, so a skipped norm always has a consumer that makes its rows.
+     */
+    private boolean fusedNormAt(int pass) {
+        if (fuseNorm == FuseNorm.OFF || pass < 0 || pass + 1 >= launcher.passesThisLaunch()) {
+            return false;
+        }
+        int consumer = consumerOfNorm(k.passOp[pass]);
+        if (consumer < 0 || k.passOp[pass + 1] != consumer || passes[consumer] == null
+                || (consumer != Llama2Kernel.OP_LOGITS && k.passLayer[pass + 1] != k.passLayer[pass])) {
+            return false;
+        }
+        int n = tokensOf(consumer);
+        MatmulProgram.Pass p = passFor(consumer, n);
+        return p.usesMatvec(n) && (fuseNorm == FuseNorm.ON || p.mvTierFor(n) == 1);
+    }
+
+    /** {@value #MV_TIER_PROPERTY}: 0 for auto, else the tier's token count. */
+    static int mvTierFromSystemProperty() {
+        String v = System.getProperty(MV_TIER_PROPERTY, "auto").strip();
+        if (v.equalsIgnoreCase("auto")) {
+            return 0;
+        }
+        try {
+            int tier = Integer.parseInt(v);
+            if (tier >= 1 && tier <= 16) {
+                return tier;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException(MV_TIER_PROPERTY + " must be auto or a matvec tier 1..16, got '" + v + "'");
     }
 
     private void add(int op, MatmulProgram.Shape shape, String suffix, String w0, String w1, String w2, String in,
@@ -83,6 +199,12 @@ final class HandMatmul implements DirectLauncher.PassHook {
         passes[op] = (shape.rows() >= MatmulTiles.LARGE_ROWS ? largeProgram : program).pass(shape);
         if (longRowProgram != null && longRows.covers(shape.cols())) {
             longRowPasses[op] = longRowProgram.pass(shape);
+        }
+        if (shape.cols() >= longRows.minCols()) {
+            passes[op].matvecMaxTokens(longRowMvMaxTokens);
+            if (longRowPasses[op] != null) {
+                longRowPasses[op].matvecMaxTokens(longRowMvMaxTokens);
+            }
         }
         fields[op] = new String[]{w0 + suffix, w0 + "S", w1 + suffix, w1 + "S", w2 + suffix, w2 + "S", in, out, "kv",
                 "ropeCos", "ropeSin", "tokenPos", "tokenSeq", "blockTable"};
@@ -120,14 +242,21 @@ final class HandMatmul implements DirectLauncher.PassHook {
             bindAll();
         }
         if (passes[op] == null) {
+            if (fusedNormAt(pass)) {
+                // The next pass makes the normalised rows itself; xb is not written (nothing else reads it).
+                fusedNorms++;
+                return true;
+            }
             boolean ours = step.enqueue(op, k.passLayer[pass], event);
             stepEnqueued += ours ? 1 : 0;
             return ours;
         }
-        int n = op == Llama2Kernel.OP_LOGITS ? logitsRows() : k.tokens;
-        MatmulProgram.Pass p = longRowPasses[op] != null && passes[op].usesMatvec(n)
-                && longRows.takes(passes[op].shape().cols(), n) ? longRowPasses[op] : passes[op];
+        int n = tokensOf(op);
+        MatmulProgram.Pass p = passFor(op, n);
+        p.normMode(!fusedNormAt(pass - 1) ? MatmulProgram.NORM_OFF
+                : op == Llama2Kernel.OP_LOGITS ? MatmulProgram.NORM_ROW_INDEX : MatmulProgram.NORM_ROWS);
         p.enqueue(n, k.passLayer[pass], event, reduceEvent);
+        lastPass[op] = p;
         enqueued++;
         tensorCorePasses += p.lastUsedTensorCores() ? 1 : 0;
         maxSplit = Math.max(maxSplit, p.lastSplit());
@@ -149,12 +278,55 @@ final class HandMatmul implements DirectLauncher.PassHook {
         if (step != null) {
             step.bindAll();
         }
+        // The fused norms' inputs: the residual stream, the norm weights (per layer, the final one once), the rows
+        // the classifier normalises.
+        int[][] normed = {{Llama2Kernel.OP_QKV_ROPE, k.dim}, {Llama2Kernel.OP_FFN_SWIGLU, k.dim},
+                {Llama2Kernel.OP_LOGITS, 0}};
+        String[] weights = {"rmsAtt", "rmsFfn", "rmsFinal"};
+        for (int i = 0; i < normed.length; i++) {
+            for (MatmulProgram.Pass p : new MatmulProgram.Pass[]{passes[normed[i][0]], longRowPasses[normed[i][0]]}) {
+                if (p != null) {
+                    p.bindNorm(launcher.buffer("x"), launcher.buffer(weights[i]), launcher.buffer("logitRow"),
+                            normed[i][1], k.eps);
+                }
+            }
+        }
         boundEpoch = launcher.bufferEpoch();
     }
 
     /** The step.cl kernels of the non-matmul passes, or null when those stay Aparapi's. */
     HandStep step() {
         return step;
+    }
+
+    /**
+     * Forces the matvec tier (token count) of every pass whose program has it, for tests that compare tiers; 0
+     * restores the smallest tier that holds the step's tokens.
+     */
+    void forceMvTier(int tokens) {
+        for (MatmulProgram.Pass[] group : new MatmulProgram.Pass[][]{passes, longRowPasses}) {
+            for (MatmulProgram.Pass p : group) {
+                if (p != null && (tokens == 0 || java.util.Arrays.stream(p.mvTiers()).anyMatch(t -> t == tokens))) {
+                    p.forceMvTier(tokens);
+                }
+            }
+        }
+    }
+
+    /** The matvec tier (token count) op's last enqueue ran, 0 if it ran no matvec or never ran. */
+    int lastMvTier(int op) {
+        MatmulProgram.Pass p = lastPass[op];
+        return p == null || !p.lastRanMatvec() ? 0 : p.lastMvTier();
+    }
+
+    /** Norm passes fused into the matvec after them (their own kernel skipped). */
+    long fusedNorms() {
+        return fusedNorms;
+    }
+
+    /** When norms are fused into the matvec after them ({@value #FUSE_NORM_PROPERTY}). */
+    FuseNorm fuseNorm() {
+        return fuseNorm;
     }
 
     /** Matmul passes that ran on the tensor-core kernel. */

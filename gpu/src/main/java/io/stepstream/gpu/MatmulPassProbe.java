@@ -27,6 +27,10 @@ public final class MatmulPassProbe implements AutoCloseable {
     private final int rows;
     private final int cols;
     private final int maxTokens;
+    /** The forced matvec tier ({@link #mvTier(int)}), 0: auto. */
+    private int mvTier;
+    /** Whether later matvec timings make their input rows with the fused RMSNorm ({@link #fuseNorm(boolean)}). */
+    private boolean fuseNorm;
     private final Map<Variant, MatmulProgram.Pass> hand = new HashMap<>();
     private final Map<MatmulProgram.Pass, MatmulProgram> programs = new HashMap<>();
     private final Arena arena = Arena.ofConfined();
@@ -131,6 +135,7 @@ public final class MatmulPassProbe implements AutoCloseable {
     public double handMs(MatmulTiles tiles, TensorCores tensorCores, int tokens, int warmup, int reps) {
         checkTokens(tokens);
         MatmulProgram.Pass pass = pass(tiles, tensorCores);
+        applyMvTier(pass, tokens);
         ClQueue queue = launcher.queue();
         for (int i = 0; i < warmup; i++) {
             pass.enqueue(tokens, 0, MemorySegment.NULL);
@@ -180,6 +185,7 @@ public final class MatmulPassProbe implements AutoCloseable {
     public double handEnqueueUs(MatmulTiles tiles, int tokens, int reps) {
         checkTokens(tokens);
         MatmulProgram.Pass pass = pass(tiles, TensorCores.OFF);
+        applyMvTier(pass, tokens);
         ClQueue queue = launcher.queue();
         long best = Long.MAX_VALUE;
         for (int i = 0; i < reps; i++) {
@@ -248,6 +254,38 @@ public final class MatmulPassProbe implements AutoCloseable {
         return Arrays.copyOf(device.k.xb, tokens * cols);
     }
 
+    /**
+     * The matvec tier (token count) later timings force where the variant has it and it holds their token count;
+     * 0 (the default): the smallest tier that holds it, as a step picks.
+     */
+    public void mvTier(int tokens) {
+        if (tokens < 0) {
+            throw new IllegalArgumentException("matvec tier must be >= 0, got " + tokens);
+        }
+        this.mvTier = tokens;
+    }
+
+    /** The matvec tier the last timing of {@code tiles} ran, 0 if it ran no matvec. */
+    public int lastMvTier(MatmulTiles tiles) {
+        MatmulProgram.Pass p = pass(tiles, TensorCores.OFF);
+        return p.lastRanMatvec() ? p.lastMvTier() : 0;
+    }
+
+    /**
+     * Whether later matvec timings run the fused RMSNorm prologue (rs of each token's row of the input, as a
+     * classifier after the final norm; the norm weights are ones): what fusing adds to the kernel. Tiled kernels
+     * ignore it.
+     */
+    public void fuseNorm(boolean on) {
+        this.fuseNorm = on;
+    }
+
+    private void applyMvTier(MatmulProgram.Pass pass, int tokens) {
+        boolean has = Arrays.stream(pass.mvTiers()).anyMatch(t -> t == mvTier);
+        pass.forceMvTier(has && mvTier >= tokens ? mvTier : 0);
+        pass.normMode(fuseNorm ? MatmulProgram.NORM_ROWS : MatmulProgram.NORM_OFF);
+    }
+
     private MatmulProgram.Pass pass(MatmulTiles tiles, TensorCores tensorCores) {
         return hand.computeIfAbsent(new Variant(tiles, tensorCores), this::build);
     }
@@ -266,6 +304,8 @@ public final class MatmulPassProbe implements AutoCloseable {
         for (int i = 0; i < fields.length; i++) {
             pass.bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[i]));
         }
+        pass.bindNorm(launcher.buffer("xb"), launcher.buffer("rmsFinal"), launcher.buffer("logitRow"), 0,
+                device.k.eps);
         programs.put(pass, program);
         return pass;
     }

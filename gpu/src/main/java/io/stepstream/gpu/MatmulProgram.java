@@ -12,8 +12,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * matmul.cl built for one weight encoding and one {@link MatmulTiles} in a given queue's context, and the
- * {@link Pass}es made from it: a pass is one matmul with its epilogue (fixed shape, weights and outputs) as two
- * kernel objects, the matvec {@code mv} for up to {@code mvTokens} tokens and the tiled {@code mm} above.
+ * {@link Pass}es made from it: a pass is one matmul with its epilogue (fixed shape, weights and outputs) as kernel
+ * objects: the matvec for up to {@code mvTokens} tokens, one kernel per token tier ({@code mv_t1, mv_t2, mv_t4,
+ * mv_t8} below mvTokens and {@code mv_t<mvTokens>}; n tokens run on the smallest tier >= n, bitwise the same per
+ * token in any tier), and the tiled {@code mm} above.
  * A pass keeps the argument values it last set and sets only what changed (token count, layer, a rebound
  * buffer). For F16 and Q8_0 weights with {@link TensorCores} on, the build also has the tensor-core kernels (mma.cl, then
  * matmul.cl, then mmt.cl once per tile tier as {@code mmt0, mmt1, ...}), which take the tiled passes of at least
@@ -59,6 +61,18 @@ public final class MatmulProgram {
     private static final int ARG_PARTIAL = 31;
     private static final int ARG_COUNTERS = 32;
     private static final int ARGS = 33;
+    // The matvec kernels' extra arguments (mv.cl's MV_NORM_ARGS, after MATMUL_ARGS): the fused RMSNorm.
+    public static final int ARG_NORM_X = 33;
+    public static final int ARG_NORM_W = 34;
+    public static final int ARG_NORM_ROW = 35;
+    private static final int ARG_EPS = 36;
+    private static final int ARG_NORM_MODE = 37;
+    private static final int ARG_NORM_STRIDE = 38;
+    private static final int MV_ARGS = 39;
+    /** normMode values: no norm (read the input rows), norm of row t for token t, norm of row normRow[t]. */
+    public static final int NORM_OFF = 0;
+    public static final int NORM_ROWS = 1;
+    public static final int NORM_ROW_INDEX = 2;
     /** Work items per group of the split-K reduction. */
     private static final int REDUCE_LOCAL = 64;
     /** The buffer arguments, in the order {@link Pass#bind} takes them. */
@@ -81,6 +95,8 @@ public final class MatmulProgram {
     /** mmt's split-K tile counters (zero between passes: the last group of a tile resets its own); grown on demand. */
     private MemorySegment counters;
     private long counterInts;
+    /** What the matvecs' norm arguments point at until a hook binds the real buffers (never released). */
+    private final MemorySegment noNorm;
 
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
         this(queue, wtype, tiles, TensorCores.fromSystemProperties());
@@ -142,6 +158,7 @@ public final class MatmulProgram {
         this.partialFloats = 1;
         this.counters = zeroInts(1);
         this.counterInts = 1;
+        this.noNorm = zeroInts(1);
     }
 
     /** The partial-sum buffer, at least {@code floats} long (a replaced buffer is freed once its users ran). */
@@ -170,16 +187,20 @@ public final class MatmulProgram {
         return b;
     }
 
-    /** The OpenCL C of the kernels (a resource next to this class). */
+    /**
+     * The OpenCL C of the kernels: matmul.cl, then mv.cl once per matvec token tier ({@link MatmulTiles#mvTiers}:
+     * 1, 2, 4, 8 below MV_TOKENS, guarded by the build's MV_TOKENS, and MV_TOKENS itself), as kernels
+     * {@code mv_t<tokens>}.
+     */
     public static String source() {
-        try (InputStream in = MatmulProgram.class.getResourceAsStream("matmul.cl")) {
-            if (in == null) {
-                throw new IllegalStateException("resource io/stepstream/gpu/matmul.cl is missing from the classpath");
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read matmul.cl", e);
+        String mv = resource("mv.cl");
+        StringBuilder sb = new StringBuilder(resource("matmul.cl"));
+        for (int tier : MatmulTiles.MV_POWER_TIERS) {
+            sb.append("\n#if MV_TOKENS > ").append(tier).append("\n#define MVT ").append(tier).append('\n').append(mv)
+                    .append("#undef MVT\n#endif\n");
         }
+        sb.append("\n#define MVT MV_TOKENS\n").append(mv).append("#undef MVT\n");
+        return sb.toString();
     }
 
     /** mma.cl: the tensor-core fragment operation (inline PTX or its emulation) and the probe's one-tile kernel. */
@@ -254,7 +275,8 @@ public final class MatmulProgram {
     /** One matmul pass's two kernel objects, with the argument values they hold. */
     public final class Pass {
         private final Shape shape;
-        private final MemorySegment mv;
+        /** The matvec kernels, one per token tier of {@link MatmulTiles#mvTiers()} (kernels[0 .. tiers)). */
+        private final int[] mvTiers;
         private final MemorySegment mm;
         private final MemorySegment reduce;
         /** The tensor-core kernel, or null when the program has none or the shape does not suit it. */
@@ -269,10 +291,23 @@ public final class MatmulProgram {
         private int computeUnits;
         private int lastSplitUsed = 1;
         private boolean lastTensorCores;
+        /** Index into mvTiers of the last matvec enqueue (-1: none yet). */
+        private int lastMvTier = -1;
+        private boolean lastRanMatvec;
+        /** A forced matvec tier (token count) for probes, or 0: the smallest tier that holds n. */
+        private int forcedMvTier;
+        /** The fused RMSNorm's mode for the next matvec enqueues (NORM_OFF: read the input rows). */
+        private int normMode = NORM_OFF;
+        private final int[] lastNormMode;
+        /** The most tokens this pass runs on the matvec (below the tiles' mvTokens for long-row passes). */
+        private int matvecMaxTokens = Integer.MAX_VALUE;
+        /** Index of mm in kernels; reduce follows it, then the tensor-core tiers. */
+        private final int mmIndex;
 
         private Pass(Shape s) {
             this.shape = s;
-            this.mv = queue.createKernel(program, "mv");
+            this.mvTiers = tiles.mvTiers();
+            this.mmIndex = mvTiers.length;
             this.mm = queue.createKernel(program, "mm");
             this.reduce = queue.createKernel(program, "mm_reduce");
             // mmt loads 8 weights at a time: every row must start on a multiple of 8 elements; for Q8_0 on a
@@ -282,14 +317,17 @@ public final class MatmulProgram {
                     && s.lstride2() % align == 0;
             this.mmt = hasTensorCores() && aligned;
             int tiers = mmt ? tensorCores.tiles().size() : 0;
-            this.kernels = new MemorySegment[3 + tiers];
-            kernels[0] = mv;
-            kernels[1] = mm;
-            kernels[2] = reduce;
-            for (int i = 0; i < tiers; i++) {
-                kernels[3 + i] = queue.createKernel(program, "mmt" + i);
+            this.kernels = new MemorySegment[mmIndex + 2 + tiers];
+            for (int i = 0; i < mvTiers.length; i++) {
+                kernels[i] = queue.createKernel(program, "mv_t" + mvTiers[i]);
             }
-            this.boundBuffers = new long[kernels.length][ARGS];
+            kernels[mmIndex] = mm;
+            kernels[mmIndex + 1] = reduce;
+            for (int i = 0; i < tiers; i++) {
+                kernels[mmIndex + 2 + i] = queue.createKernel(program, "mmt" + i);
+            }
+            this.boundBuffers = new long[kernels.length][MV_ARGS];
+            this.lastNormMode = new int[mvTiers.length];
             this.lastN = new int[kernels.length];
             this.lastLayer = new int[kernels.length];
             this.lastSplit = new int[kernels.length];
@@ -316,6 +354,95 @@ public final class MatmulProgram {
             java.util.Arrays.fill(lastSplit, 1);
             bind(ARG_PARTIAL, partial);
             bind(ARG_COUNTERS, counters);
+            // The norm arguments of the matvecs must be set even when no norm runs: point them at a buffer that
+            // lives as long as the program, until a hook binds the real ones.
+            for (int i = 0; i < mvTiers.length; i++) {
+                queue.setArgInt(kernels[i], ARG_NORM_MODE, NORM_OFF);
+                queue.setArgInt(kernels[i], ARG_NORM_STRIDE, 0);
+                queue.setArgFloat(kernels[i], ARG_EPS, 0f);
+            }
+            bindNorm(noNorm, noNorm, noNorm, 0, 0f);
+        }
+
+        /**
+         * Binds the fused RMSNorm's inputs of the matvec kernels: the residual stream {@code x}, the norm weights
+         * (layer l starts {@code layerStride} floats in), the source-row index buffer of {@link #NORM_ROW_INDEX},
+         * and eps. Whether a matvec enqueue uses them is {@link #normMode(int)}.
+         */
+        public void bindNorm(MemorySegment x, MemorySegment weights, MemorySegment rows, int layerStride, float eps) {
+            for (int i = 0; i < mvTiers.length; i++) {
+                bindOne(i, ARG_NORM_X, x);
+                bindOne(i, ARG_NORM_W, weights);
+                bindOne(i, ARG_NORM_ROW, rows);
+                queue.setArgInt(kernels[i], ARG_NORM_STRIDE, layerStride);
+                queue.setArgFloat(kernels[i], ARG_EPS, eps);
+            }
+        }
+
+        private void bindOne(int kernel, int arg, MemorySegment buffer) {
+            if (boundBuffers[kernel][arg] != buffer.address()) {
+                queue.setArgBuffer(kernels[kernel], arg, buffer);
+                boundBuffers[kernel][arg] = buffer.address();
+            }
+        }
+
+        /**
+         * The fused RMSNorm mode of the next matvec enqueues: {@link #NORM_OFF} (the input rows as they are),
+         * {@link #NORM_ROWS} or {@link #NORM_ROW_INDEX} (the input rows made from the residual stream bound by
+         * {@link #bindNorm}). Tiled kernels ignore it: a caller fuses only when {@link #usesMatvec} holds.
+         */
+        public void normMode(int mode) {
+            if (mode < NORM_OFF || mode > NORM_ROW_INDEX) {
+                throw new IllegalArgumentException("norm mode " + mode + " is not 0, 1 or 2");
+            }
+            this.normMode = mode;
+        }
+
+        /**
+         * Forces the matvec tier (its token count, one of {@link MatmulTiles#mvTiers()}) for counts it holds, for
+         * probes; 0 restores the default, the smallest tier that holds the count.
+         */
+        public void forceMvTier(int tokens) {
+            if (tokens != 0 && java.util.Arrays.stream(mvTiers).noneMatch(t -> t == tokens)) {
+                throw new IllegalArgumentException("matvec tier " + tokens + " is not one of "
+                        + java.util.Arrays.toString(mvTiers));
+            }
+            this.forcedMvTier = tokens;
+        }
+
+        /** The matvec tier (token count) that runs {@code n} tokens. */
+        public int mvTierFor(int n) {
+            return mvTiers[mvTierIndex(n)];
+        }
+
+        private int mvTierIndex(int n) {
+            for (int i = 0; i < mvTiers.length; i++) {
+                if (forcedMvTier > 0 ? mvTiers[i] == forcedMvTier && n <= forcedMvTier : n <= mvTiers[i]) {
+                    return i;
+                }
+            }
+            // a forced tier below n: the smallest that holds it
+            for (int i = 0; i < mvTiers.length; i++) {
+                if (n <= mvTiers[i]) {
+                    return i;
+                }
+            }
+            throw new IllegalArgumentException(n + " tokens is more than the matvec's " + tiles.mvTokens());
+        }
+
+        /** The matvec token tiers of this pass's program, ascending. */
+        public int[] mvTiers() {
+            return mvTiers.clone();
+        }
+
+        /** Whether the last enqueue ran a matvec kernel. */
+        public boolean lastRanMatvec() {
+            return lastRanMatvec;
+        }
+
+        /** The tier (token count) of the last matvec enqueue, or 0 if none ran yet. */
+        public int lastMvTier() {
+            return lastMvTier < 0 ? 0 : mvTiers[lastMvTier];
         }
 
         public Shape shape() {
@@ -338,7 +465,15 @@ public final class MatmulProgram {
          * bitwise the same in any batch, which diffusion step batching wants).
          */
         public boolean usesMatvec(int n) {
-            return n <= tiles.mvTokens() && !(mmt && n >= tensorCores.minTokens());
+            return n <= Math.min(tiles.mvTokens(), matvecMaxTokens) && !(mmt && n >= tensorCores.minTokens());
+        }
+
+        /** Caps the token counts that run on the matvec (more go to the tiled kernels); 0 never runs it. */
+        public void matvecMaxTokens(int tokens) {
+            if (tokens < 0) {
+                throw new IllegalArgumentException("matvec token cap " + tokens + " < 0");
+            }
+            this.matvecMaxTokens = tokens;
         }
 
         /** Whether {@code n} tokens go to the tensor-core kernel. */
@@ -379,14 +514,22 @@ public final class MatmulProgram {
                 throw new IllegalArgumentException("matmul of " + n + " tokens");
             }
             if (usesMatvec(n)) {
-                prepare(0, n, layer, 1);
+                int tier = mvTierIndex(n);
+                prepare(tier, n, layer, 1);
+                if (lastNormMode[tier] != normMode) {
+                    queue.setArgInt(kernels[tier], ARG_NORM_MODE, normMode);
+                    lastNormMode[tier] = normMode;
+                }
+                lastMvTier = tier;
+                lastRanMatvec = true;
                 long groups = (shape.rows() + tiles.mvRows() - 1) / tiles.mvRows();
-                queue.enqueue(mv, groups * tiles.mvWg(), tiles.mvWg(), event);
+                queue.enqueue(kernels[tier], groups * tiles.mvWg(), tiles.mvWg(), event);
                 lastSplitUsed = 1;
                 lastTensorCores = false;
                 lastReduce = false;
                 return;
             }
+            lastRanMatvec = false;
             lastTensorCores = usesTensorCores(n);
             int split;
             if (lastTensorCores) {
@@ -399,8 +542,8 @@ public final class MatmulProgram {
                     partial((long) split * n * shape.rows());
                     counters(tileGroups);
                 }
-                prepare(3 + lastTier, n, layer, split);
-                queue.enqueue(kernels[3 + lastTier], (long) tileGroups * split * TensorCores.WG, TensorCores.WG, event);
+                prepare(mmIndex + 2 + lastTier, n, layer, split);
+                queue.enqueue(kernels[mmIndex + 2 + lastTier], (long) tileGroups * split * TensorCores.WG, TensorCores.WG, event);
                 lastReduce = split > 1 && !tile.fusedReduce();
             } else {
                 int tileGroups = ((shape.rows() + tiles.tm() - 1) / tiles.tm()) * ((n + tiles.tn() - 1) / tiles.tn());
@@ -408,12 +551,12 @@ public final class MatmulProgram {
                 if (split > 1) {
                     partial((long) split * n * shape.rows());
                 }
-                prepare(1, n, layer, split);
+                prepare(mmIndex, n, layer, split);
                 queue.enqueue(mm, (long) tileGroups * split * tiles.mmWg(), tiles.mmWg(), event);
                 lastReduce = split > 1;
             }
             if (lastReduce) {
-                prepare(2, n, layer, split);
+                prepare(mmIndex + 1, n, layer, split);
                 long items = (long) (shape.rows() + 1) / 2 * n;
                 queue.enqueue(reduce, (items + REDUCE_LOCAL - 1) / REDUCE_LOCAL * REDUCE_LOCAL, REDUCE_LOCAL,
                         reduceEvent.get());

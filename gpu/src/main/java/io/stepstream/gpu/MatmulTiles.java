@@ -33,11 +33,22 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
     public static final String LONG_ROWS_TOKENS_PROPERTY = "stepstream.opencl.longRowTokens";
     public static final int LONG_ROWS_MIN_COLS = 4096;
     public static final int LONG_ROWS_MAX_TOKENS = 4;
+    /**
+     * Passes of at least {@value #LONG_ROWS_MIN_COLS_PROPERTY} columns run a matvec (either build) only up to this many
+     * tokens, the tiled kernel above: on the H200 the 8-token matvec took 0.085-0.097 ms on 2048 x 5632 where mm took
+     * 0.067 at 4 tokens. Default {@value #LONG_ROWS_MV_MAX_TOKENS}.
+     */
+    public static final String LONG_ROWS_MV_MAX_TOKENS_PROPERTY = "stepstream.opencl.longRowMvMaxTokens";
+    public static final int LONG_ROWS_MV_MAX_TOKENS = 4;
     /** What long-row matvecs change by default: on the H200, 64 lanes a row with two loads in flight ran the 1.1B
      * shape's W2 (2048 x 5632, 22 layers) in 0.48 / 0.61 / 0.91 / 1.47 ms a step at 1 / 2 / 4 / 8 tokens against
      * 0.69 / 0.82 / 1.12 / 1.35 with 32 lanes (f32; f16 alike), hence up to 4 tokens. */
     public static final String LONG_ROWS_DEFAULT = "mv_lpr=64,mv_unroll=2";
-    public static final MatmulTiles DEFAULT = new MatmulTiles(256, 32, 8, 4, 32, 32, 32, 2, 4, 0);
+    /** Matvec tiers built below mvTokens (mv.cl is instantiated for each; mvTokens is the last tier). */
+    static final int[] MV_POWER_TIERS = {1, 2, 4, 8};
+    /** Matvec groups of 128 items (4 rows of 32 lanes): on the H200 as fast or faster than 256 at tiers 1-4 on every
+     * 1.1B shape (2048x5632 at 2 tokens 0.0276 vs 0.0415 ms), about equal at 8. */
+    public static final MatmulTiles DEFAULT = new MatmulTiles(128, 32, 8, 4, 32, 32, 32, 2, 4, 0);
 
     public MatmulTiles {
         require(mvWg > 0 && mvLpr > 0 && Integer.bitCount(mvLpr) == 1 && mvWg % mvLpr == 0
@@ -99,8 +110,19 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
         return (long) tk * (tm + 1 + tn + 1) * Float.BYTES;
     }
 
+    /** Local memory of the largest matvec tier: per token, a slot of lane sums and one of the fused norm's x^2 sums. */
     public long mvLocalBytes() {
-        return (long) mvTokens * mvWg * Float.BYTES;
+        return 2L * mvTokens * mvWg * Float.BYTES;
+    }
+
+    /**
+     * The matvec's token tiers, ascending: those of {@link #MV_POWER_TIERS} below mvTokens, then mvTokens. Each is a
+     * kernel {@code mv_t<tokens>} with that many accumulators; n tokens run on the smallest tier >= n.
+     */
+    public int[] mvTiers() {
+        return java.util.stream.IntStream.concat(
+                java.util.Arrays.stream(MV_POWER_TIERS).filter(t -> t < mvTokens),
+                java.util.stream.IntStream.of(mvTokens)).toArray();
     }
 
     /** The -D options of the program build for weight encoding {@code wtype} (Llama2Kernel.WT_*). */
@@ -159,8 +181,9 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
 
     /** The matvec tiles of long-row passes: {@code base} with {@link #LONG_ROWS_DEFAULT}, then {@value #LONG_ROWS_PROPERTY}. */
     public static MatmulTiles longRowsFromSystemProperty(MatmulTiles base) {
-        // 64 lanes a row need a group of at least two rows of them, whatever the small passes' group size.
-        return base.with("mv_wg=" + Math.max(base.mvWg(), 128) + "," + LONG_ROWS_DEFAULT)
+        // 64 lanes a row need a group of at least two rows of them; 256 items (4 rows) is the group the H200 measured
+        // this build with, kept when the small passes' matvec went to 128.
+        return base.with("mv_wg=" + Math.max(base.mvWg(), 256) + "," + LONG_ROWS_DEFAULT)
                 .with(System.getProperty(LONG_ROWS_PROPERTY));
     }
 
@@ -198,7 +221,7 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
                 Math.min(tiles.mvTokens(), Integer.getInteger(LONG_ROWS_TOKENS_PROPERTY, LONG_ROWS_MAX_TOKENS)));
     }
 
-    /** Compact label, e.g. {@code mv256/32x8u4 mm32x32k32r2x4}. */
+    /** Compact label, e.g. {@code mv128/32x8u4 mm32x32k32r2x4}. */
     public String label() {
         return "mv" + mvWg + "/" + mvLpr + "x" + mvTokens + "u" + mvUnroll + " mm" + tm + "x" + tn + "k" + tk + "r" + rm
                 + "x" + rn + (ks == 0 ? "" : "s" + ks);

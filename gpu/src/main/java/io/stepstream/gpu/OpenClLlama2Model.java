@@ -234,6 +234,14 @@ public final class OpenClLlama2Model implements BackendModel {
     }
 
     /**
+     * RMSNorm passes fused into the matvec after them so far (their own kernel skipped;
+     * {@code -Dstepstream.opencl.fuseNorm=auto|on|off}).
+     */
+    public long fusedNorms() {
+        return device.fusedNorms();
+    }
+
+    /**
      * Times every pass of later steps with OpenCL profiling events (direct dispatch; Aparapi's ignores it), which
      * {@link #profiledTimes()} sums up.
      */

@@ -9,9 +9,10 @@
 // Build-time macros (one program build per variant; the host passes the same values it sizes ranges with):
 //   WT         weight encoding: 0 F32 (float), 1 F16 (IEEE half bits, vload_half), 2 Q8_0 (int8 + float scale
 //              per 32 consecutive elements of the segment)
-//   MV_WG      work items per group of the matvec kernel `mv` (few tokens)
-//   MV_LPR     lanes that share one weight row in `mv` (power of two; MV_WG / MV_LPR rows per group, even)
-//   MV_TOKENS  tokens `mv` handles at most (each loaded weight is used for all of them)
+//   MV_WG      work items per group of the matvec kernels `mv_t*` (few tokens; mv.cl, one kernel per tier)
+//   MV_LPR     lanes that share one weight row in `mv_t*` (power of two; MV_WG / MV_LPR rows per group, even)
+//   MV_TOKENS  tokens the largest matvec tier handles (each loaded weight is used for all of them); the tiers are
+//              1, 2, 4, 8 below it and MV_TOKENS itself
 //   MV_UNROLL  vector loads each lane issues before using them (bytes in flight)
 //   TM, TN, TK tile of the register-tiled kernel `mm`: rows x tokens per group, K-slice staged in local memory
 //   RM, RN     rows x tokens each work item of `mm` accumulates in registers (RM even)
@@ -49,6 +50,8 @@
 #endif
 
 #define MV_ROWS (MV_WG / MV_LPR)
+#define MV_CAT_(a, b) a##b
+#define MV_CAT(a, b) MV_CAT_(a, b)
 #define MM_COLS_OF_ITEMS (TN / RN)
 #define MM_WG ((TM / RM) * (TN / RN))
 #define KV_BLOCK 16
@@ -66,15 +69,16 @@
 #ifdef XH
 // XH (set with tensor cores on): mv and mm take the activations rounded to f16 as mmt does, so a token's result
 // does not depend on which kernel its batch's token count picks (only the f32 summation order may differ).
-inline float4 xload4_half(__global const float *p) {
+inline float4 round4_half(float4 v) {
     ushort4 bits;
-    vstore_half4_rte(XLOAD4_RAW(p), 0, (__private half *)&bits);
+    vstore_half4_rte(v, 0, (__private half *)&bits);
     return vload_half4(0, (const __private half *)&bits);
 }
-#define XLOAD4(p) xload4_half(p)
+#define XROUND4(v) round4_half(v)
 #else
-#define XLOAD4(p) XLOAD4_RAW(p)
+#define XROUND4(v) (v)
 #endif
+#define XLOAD4(p) XROUND4(XLOAD4_RAW(p))
 #if WT == 0
 #define WTYPE float
 #define LOAD4(w, s, i) (*(__global const float4 *)((w) + (i)))
@@ -111,6 +115,12 @@ inline float4 load_half4(__global const half *p) {
     __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable, \
     int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial, \
     __global int *counters
+
+// mv's extra arguments, after MATMUL_ARGS: the fused RMSNorm's residual stream, norm weights (layer l at
+// l * normStride), source rows (normMode 2: row normRow[t] for token t; 1: row t; 0: no norm, read `in`), eps.
+#define MV_NORM_ARGS \
+    __global const float *normX, __global const float *normW, __global const int *normRow, float eps, \
+    int normMode, int normStride
 
 #define EPI_PASS op, out, outStride, kv, ropeCos, ropeSin, tokenPos, tokenSeq, blockTable, headSize, \
     maxBlocksPerSeq, blockFloats, kvDim, split1, layer
@@ -165,68 +175,6 @@ inline void epilogue(int r, int t, float a, float b, int hasB,
             int vo = block * blockFloats + ((layer * 2 + 1) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim - kvDim;
             kv[vo] = a;
             kv[vo + 1] = b;
-        }
-    }
-}
-
-/**
- * Few tokens (n <= MV_TOKENS): MV_LPR lanes walk one weight row with vector loads (coalesced along the row),
- * MV_UNROLL loads in flight per lane, each weight used for all n tokens; a tree in local memory adds the lanes.
- */
-__kernel __attribute__((reqd_work_group_size(MV_WG, 1, 1)))
-void mv(MATMUL_ARGS) {
-    __local float red[MV_TOKENS * MV_WG];
-    int lid = get_local_id(0);
-    int lane = lid % MV_LPR;
-    int lrow = lid / MV_LPR;
-    int r = get_group_id(0) * MV_ROWS + lrow;
-    float acc[MV_TOKENS];
-    for (int t = 0; t < MV_TOKENS; t++) {
-        acc[t] = 0.0f;
-    }
-    if (r < rows) {
-        __global const WTYPE *w;
-        __global const float *s;
-        int off;
-        RESOLVE(r, w, s, off);
-        for (int c0 = lane * 4; c0 < cols; c0 += MV_LPR * 4 * MV_UNROLL) {
-            float4 wv[MV_UNROLL];
-#pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) {
-                int c = c0 + u * MV_LPR * 4;
-                wv[u] = c < cols ? LOAD4(w, s, off + c) : (float4)(0.0f);
-            }
-#pragma unroll
-            for (int u = 0; u < MV_UNROLL; u++) {
-                int c = c0 + u * MV_LPR * 4;
-                if (c < cols) {
-#pragma unroll
-                    for (int t = 0; t < MV_TOKENS; t++) {
-                        if (t < n) {
-                            acc[t] += dot(wv[u], XLOAD4(in + t * cols + c));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    for (int t = 0; t < MV_TOKENS; t++) {
-        red[t * MV_WG + lid] = acc[t];
-    }
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int half_ = MV_LPR / 2; half_ > 0; half_ >>= 1) {
-        if (lane < half_) {
-            for (int t = 0; t < MV_TOKENS; t++) {
-                red[t * MV_WG + lid] += red[t * MV_WG + lid + half_];
-            }
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lane == 0 && (lrow & 1) == 0 && r < rows) {
-        int hasB = r + 1 < rows;
-        for (int t = 0; t < n; t++) {
-            float b = hasB ? red[t * MV_WG + lid + MV_LPR] : 0.0f;
-            epilogue(r, t, red[t * MV_WG + lid], b, hasB, EPI_PASS);
         }
     }
 }

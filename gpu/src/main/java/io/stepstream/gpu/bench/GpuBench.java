@@ -53,19 +53,23 @@ import java.util.SplittableRandom;
  * (readback "logits"); {@code --summaries false} forces the logits path, {@code both} measures each batch both ways.
  * F16 and Q8_0 hand matmuls may run on tensor cores ({@code --tensor-cores auto,off} runs both side by side; default:
  * {@code -Dstepstream.opencl.tensorCores}, else auto: on for NVIDIA sm_80+); their rows say {@code hand+tc}.
+ * {@code --prop NAME=A|B} builds each OpenCL model once per value of the system property NAME (set while the model is
+ * built, then restored), side by side in one JVM; rows carry {@code [name=value]} after the matmul label, e.g.
+ * {@code --prop stepstream.opencl.fuseNorm=auto|on|off} or {@code --prop stepstream.opencl.mvTier=auto|8}.
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
  *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--summaries true|false|both] [--out gpu-bench.json] [--csv FILE]
- *          [--tensor-cores auto|off|emulate[,...]]
+ *          [--tensor-cores auto|off|emulate[,...]] [--prop NAME=VALUE[|VALUE...]]
  * </pre>
  */
 public final class GpuBench {
     /** Parsed arguments. */
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
                    List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
-                   Path csv, List<Boolean> summaries, List<TensorCores.Mode> tensorCores) {
+                   Path csv, List<Boolean> summaries, List<TensorCores.Mode> tensorCores, String prop,
+                   List<String> propValues) {
         static Options parse(String[] args) {
             String shape = "stories260k";
             String backend = "opencl";
@@ -84,6 +88,8 @@ public final class GpuBench {
             Path csv = null;
             List<Boolean> summaries = List.of(true);
             List<TensorCores.Mode> tensorCores = List.of(TensorCores.fromSystemProperties().mode());
+            String prop = null;
+            List<String> propValues = java.util.Collections.singletonList(null);
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
                 if (i + 1 >= args.length) {
@@ -119,6 +125,14 @@ public final class GpuBench {
                     };
                     case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(",")).map(TensorCores::parseMode)
                             .distinct().toList();
+                    case "--prop" -> {
+                        String[] nv = v.split("=", 2);
+                        if (nv.length != 2 || nv[0].isBlank() || nv[1].isBlank()) {
+                            throw new IllegalArgumentException("--prop must be NAME=VALUE[|VALUE...], got '" + v + "'");
+                        }
+                        prop = nv[0].strip();
+                        propValues = Arrays.stream(nv[1].split("\\|")).map(String::strip).toList();
+                    }
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
                 }
             }
@@ -130,7 +144,7 @@ public final class GpuBench {
             }
             SyntheticLlama.shape(shape); // validates the name
             return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
-                    check, out, csv, summaries, tensorCores);
+                    check, out, csv, summaries, tensorCores, prop, propValues);
         }
 
         private static int positive(String name, String v) {
@@ -165,6 +179,14 @@ public final class GpuBench {
                long weightBytesPerStep, double weightGBps, double fractionOfCopy, double putMsPerStep,
                double executeMsPerStep, double launchMsPerStep, double getMsPerStep, int passesPerStep,
                double profiledKernelMsPerStep, double spanMsPerStep, java.util.Map<String, Double> opMsPerStep) {
+        /** This row with {@code suffix} appended to its matmul label (e.g. the --prop value it ran with). */
+        Row labelled(String suffix) {
+            return suffix.isEmpty() ? this : new Row(backend, dispatch, matmul + suffix, readback, device, shape, dtype,
+                    batch, promptTokens, prefillMs, steps, msPerStep, tokensPerSecond, weightBytesPerStep, weightGBps,
+                    fractionOfCopy, putMsPerStep, executeMsPerStep, launchMsPerStep, getMsPerStep, passesPerStep,
+                    profiledKernelMsPerStep, spanMsPerStep, opMsPerStep);
+        }
+
         /** Kernel time per step: profiled where measured, else the execute time less the empty-pass launch time. */
         double kernelMsPerStep() {
             return Double.isNaN(profiledKernelMsPerStep) ? Math.max(0, executeMsPerStep - launchMsPerStep)
@@ -236,10 +258,22 @@ public final class GpuBench {
                        && dispatch == Dispatch.DIRECT
                        && matmul == Matmul.HAND;
                for (TensorCores.Mode tcMode : tcMatters ? o.tensorCores() : o.tensorCores().subList(0, 1)) {
+                for (String propValue : device == null ? o.propValues().subList(0, 1) : o.propValues()) {
+                // --prop: a system property the model reads when it is built, one model per value, side by side.
+                String previous = propValue == null ? null : System.setProperty(o.prop(), propValue);
+                String propLabel = propValue == null ? "" : "[" + o.prop().substring(o.prop().lastIndexOf('.') + 1)
+                        + "=" + propValue + "]";
                 TensorCores tc = TensorCores.fromSystemProperties().withMode(tcMode);
                 Model model = device == null
                         ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
                         : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul, tc);
+                if (propValue != null) {
+                    if (previous == null) {
+                        System.clearProperty(o.prop());
+                    } else {
+                        System.setProperty(o.prop(), previous);
+                    }
+                }
                 if (tcMatters && model instanceof OpenClLlama2Model gpu) {
                     System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
                 }
@@ -253,7 +287,7 @@ public final class GpuBench {
                     }
                     for (int b : o.batches()) {
                         for (boolean summaries : o.summaries()) {
-                            Row r = measure(model, o, dtype, b, copyGBps, deviceName, summaries);
+                            Row r = measure(model, o, dtype, b, copyGBps, deviceName, summaries).labelled(propLabel);
                             rows.add(r);
                             System.out.printf(Locale.ROOT, "%s %s/%s %s batch %d (%s): %.2f ms/step, %.0f tok/s%n",
                                     o.backend(), r.dispatch(), r.matmul(), r.dtype(), b, r.readback(), r.msPerStep(),
@@ -262,6 +296,7 @@ public final class GpuBench {
                     }
                 } finally {
                     model.close();
+                }
                 }
                }
               }

@@ -28,15 +28,20 @@ import java.util.Locale;
  * <pre>
  * MatmulProbe [--device SEL] [--shapes 2048x2048,5632x2048,2048x5632,32000x2048] [--tokens 1,8,32,64]
  *             [--dtype f32,f16,q8_0] [--variants "default;tm=64,rm=4,rn=4;mv_lpr=16"] [--reps 20] [--warmup 3]
- *             [--aparapi true|false] [--copy-mib 1024]
+ *             [--aparapi true|false] [--copy-mib 1024] [--mv-tier auto[,1,2,4,8]] [--fuse-norm off[,on]]
  * </pre>
+ * The matvec runs n tokens on its smallest token tier that holds n (kernel {@code mv_t<tier>}); {@code --mv-tier T}
+ * forces tier T where a variant has it and T >= n (e.g. {@code --mv-tier auto,8 --tokens 1}: each variant at its
+ * 1-token tier and on the former 8-token matvec, side by side). {@code --fuse-norm off,on} adds rows
+ * {@code mv_t<tier>+norm}: the matvec with the fused RMSNorm prologue (each token's rs from its input row, as the
+ * classifier after the final norm), i.e. what fusing a norm adds to the kernel (relDiff not applicable). {@code mv_tokens=1} in a variant builds only the 1-token tier.
  * A variant is a list of {@code name=value} overrides of {@link MatmulTiles#DEFAULT} (names: mv_wg, mv_lpr,
  * mv_tokens, mv_unroll, tm, tn, tk, rm, rn, ks = split-K slices, 0 auto); {@code default} is the default (or -Dstepstream.opencl.matmulTiles).
  * Each variant is its own program build. Shapes are rows x cols (cols a multiple of 64).
  */
 public final class MatmulProbe {
     record Options(String device, List<int[]> shapes, int[] tokens, List<TensorType> dtypes,
-                   List<MatmulTiles> variants, int reps, int warmup, boolean aparapi, int copyMiB) {
+                   List<MatmulTiles> variants, int reps, int warmup, boolean aparapi, int copyMiB, int[] mvTiers, List<Boolean> fuseNorm) {
         static Options parse(String[] args) {
             String device = "auto";
             List<int[]> shapes = parseShapes("2048x2048,5632x2048,2048x5632,32000x2048");
@@ -47,6 +52,8 @@ public final class MatmulProbe {
             int warmup = 3;
             boolean aparapi = true;
             int copyMiB = 1024;
+            int[] mvTiers = {0};
+            List<Boolean> fuseNorm = List.of(false);
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
                 if (i + 1 >= args.length) {
@@ -67,10 +74,17 @@ public final class MatmulProbe {
                     case "--warmup" -> warmup = Integer.parseInt(v.strip());
                     case "--aparapi" -> aparapi = Boolean.parseBoolean(v);
                     case "--copy-mib" -> copyMiB = positive("--copy-mib", v);
+                    case "--fuse-norm" -> fuseNorm = Arrays.stream(v.split(",")).map(String::strip).map(f -> switch (f) {
+                        case "on" -> true;
+                        case "off" -> false;
+                        default -> throw new IllegalArgumentException("--fuse-norm takes off and/or on, got '" + f + "'");
+                    }).distinct().toList();
+                    case "--mv-tier" -> mvTiers = Arrays.stream(v.split(",")).map(String::strip)
+                            .mapToInt(t -> t.equalsIgnoreCase("auto") ? 0 : positive("--mv-tier", t)).toArray();
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see MatmulProbe's javadoc)");
                 }
             }
-            return new Options(device, shapes, tokens, dtypes, variants, reps, warmup, aparapi, copyMiB);
+            return new Options(device, shapes, tokens, dtypes, variants, reps, warmup, aparapi, copyMiB, mvTiers, fuseNorm);
         }
 
         static List<int[]> parseShapes(String v) {
@@ -142,13 +156,23 @@ public final class MatmulProbe {
                                     1.0, 0, probe.aparapiEnqueueUs(tokens, 5)));
                         }
                         for (MatmulTiles tiles : o.variants()) {
+                          for (int mvTier : o.mvTiers()) {
+                           for (boolean fuse : o.fuseNorm()) {
+                            if (fuse && tokens > tiles.mvTokens()) {
+                                continue; // the norm fuses into the matvec only
+                            }
+                            probe.mvTier(mvTier);
+                            probe.fuseNorm(fuse);
                             double ms = probe.handMs(tiles, tokens, o.warmup(), o.reps());
                             double diff = reference == null ? Double.NaN : relDiff(probe.output(tokens), reference);
                             int split = probe.lastSplit(tiles);
-                            String kernel = (tokens <= tiles.mvTokens() ? "mv " : "mm ") + tiles.label()
+                            int tier = probe.lastMvTier(tiles);
+                            String kernel = (tier > 0 ? "mv_t" + tier + (fuse ? "+norm " : " ") : "mm ") + tiles.label()
                                     + (split > 1 && tiles.ks() == 0 ? " s" + split : "");
                             rows.add(new Row(name, dt, tokens, kernel, ms, bytes / ms / 1e6, flop / ms / 1e6,
-                                    base / ms, diff, probe.handEnqueueUs(tiles, tokens, 5)));
+                                    base / ms, fuse ? Double.NaN : diff, probe.handEnqueueUs(tiles, tokens, 5)));
+                           }
+                          }
                         }
                         t0 = System.nanoTime();
                     }

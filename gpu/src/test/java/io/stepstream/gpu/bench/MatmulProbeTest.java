@@ -24,8 +24,20 @@ class MatmulProbeTest {
             assertTrue(r.ms() > 0 && r.weightGBps() > 0 && r.gflops() > 0 && r.enqueueUs() > 0, r.toString());
             if (!r.kernel().equals("aparapi")) {
                 assertTrue(r.relDiff() <= 1e-4, "hand vs aparapi: " + r);
-                assertTrue(r.kernel().startsWith(r.tokens() == 1 ? "mv " : "mm "), r.toString());
+                assertTrue(r.kernel().startsWith(r.tokens() == 1 ? "mv_t1 " : "mm "), r.toString());
             }
+        }
+        // A forced tier: one and three tokens on the 8-token matvec, same results; and with the fused norm prologue.
+        rows = MatmulProbe.run(MatmulProbe.Options.parse(new String[]{"--device", SELECTOR, "--shapes", "130x128",
+                "--tokens", "1,3", "--dtype", "f32", "--mv-tier", "8", "--fuse-norm", "off,on", "--reps", "2",
+                "--warmup", "1", "--copy-mib", "4"}));
+        assertEquals(List.of("aparapi", "mv_t8", "mv_t8+norm", "aparapi", "mv_t8", "mv_t8+norm"),
+                rows.stream().map(r -> r.kernel().split(" ")[0]).toList());
+        for (MatmulProbe.Row r : rows) {
+            if (r.kernel().startsWith("mv_t8 ")) {
+                assertTrue(r.relDiff() <= 1e-4, "hand vs aparapi: " + r);
+            }
+            assertTrue(r.ms() > 0, r.toString());
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> MatmulProbe.Options.parse(new String[]{"--shapes", "12y4"}));

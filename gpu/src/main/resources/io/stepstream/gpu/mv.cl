@@ -1,0 +1,109 @@
+// The matvec kernel of one token tier (appended to matmul.cl by MatmulProgram.source() once per tier, with MVT
+// defined as the tier's token count: kernels mv_t1, mv_t2, mv_t4, mv_t8 below MV_TOKENS, and mv_t<MV_TOKENS>).
+//
+// Few tokens (n <= MVT): MV_LPR lanes walk one weight row with vector loads (coalesced along the row), MV_UNROLL
+// loads in flight per lane, each weight used for all n tokens; a tree in local memory adds the lanes. A tier keeps
+// MVT accumulators and reduces MVT token slots; per token the arithmetic is the same in every tier (same chunk
+// order, same tree), so a token's outputs do not depend on the tier that ran it.
+//
+// Fused RMSNorm (normMode != 0): the input rows are not read from `in` (xb, which the norm kernel would have
+// written as g * (rs_t * x_t)) but from the residual stream: row src_t = t, or normRow[t] with normMode 2. By
+// linearity W . (g * rs_t * x_t) = rs_t * (W . (g * x_t)): each lane multiplies against g * x (no rs) and, from
+// the same x loads, sums x^2 for each token; the lane tree adds those sums with the accumulators (no extra pass,
+// no extra barrier), and the epilogue takes rs_t * acc with rs_t = 1 / sqrt(ss_t / cols + eps) as step.cl's
+// rmsnorm computes it. Not bitwise the unfused path (other rounding, other sum-of-squares order): within f32
+// rounding of it. With XH the activations are rounded to f16 as g * x, before the rs scale (unfused: after it).
+
+#define MV_NAME MV_CAT(mv_t, MVT)
+
+__kernel __attribute__((reqd_work_group_size(MV_WG, 1, 1)))
+void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS) {
+    // MVT slots of lane accumulators, then (fused norm) MVT slots of lane sums of squares
+    __local float red[2 * MVT * MV_WG];
+    int lid = get_local_id(0);
+    int lane = lid % MV_LPR;
+    int lrow = lid / MV_LPR;
+    int r = get_group_id(0) * MV_ROWS + lrow;
+    float acc[MVT];
+    float ss[MVT];
+    int src[MVT];
+#pragma unroll
+    for (int t = 0; t < MVT; t++) {
+        acc[t] = 0.0f;
+        ss[t] = 0.0f;
+        src[t] = (t < n && normMode == 2 ? normRow[t] : t) * cols;
+    }
+    __global const float *g = normW + layer * normStride;
+    if (r < rows) {
+        __global const WTYPE *w;
+        __global const float *s;
+        int off;
+        RESOLVE(r, w, s, off);
+        for (int c0 = lane * 4; c0 < cols; c0 += MV_LPR * 4 * MV_UNROLL) {
+            float4 wv[MV_UNROLL];
+#pragma unroll
+            for (int u = 0; u < MV_UNROLL; u++) {
+                int c = c0 + u * MV_LPR * 4;
+                wv[u] = c < cols ? LOAD4(w, s, off + c) : (float4)(0.0f);
+            }
+#pragma unroll
+            for (int u = 0; u < MV_UNROLL; u++) {
+                int c = c0 + u * MV_LPR * 4;
+                if (c < cols) {
+                    if (normMode != 0) {
+                        float4 g4 = XLOAD4_RAW(g + c);
+#pragma unroll
+                        for (int t = 0; t < MVT; t++) {
+                            if (t < n) {
+                                float4 x4 = XLOAD4_RAW(normX + src[t] + c);
+                                ss[t] += dot(x4, x4);
+                                acc[t] += dot(wv[u], XROUND4(g4 * x4));
+                            }
+                        }
+                    } else {
+#pragma unroll
+                        for (int t = 0; t < MVT; t++) {
+                            if (t < n) {
+                                acc[t] += dot(wv[u], XLOAD4(in + t * cols + c));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < MVT; t++) {
+        red[t * MV_WG + lid] = acc[t];
+        red[(MVT + t) * MV_WG + lid] = ss[t];
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int slots = normMode != 0 ? 2 * MVT : MVT;
+    for (int half_ = MV_LPR / 2; half_ > 0; half_ >>= 1) {
+        if (lane < half_) {
+#pragma unroll
+            for (int i = 0; i < 2 * MVT; i++) {
+                if (i < slots) {
+                    red[i * MV_WG + lid] += red[i * MV_WG + lid + half_];
+                }
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lane == 0 && (lrow & 1) == 0 && r < rows) {
+        int hasB = r + 1 < rows;
+        for (int t = 0; t < n; t++) {
+            // rows r and r+1 summed the same x in the same order: row r's sum serves both
+            float rs = normMode != 0 ? 1.0f / sqrt(red[(MVT + t) * MV_WG + lid] / cols + eps) : 1.0f;
+            float a = red[t * MV_WG + lid];
+            float b = hasB ? red[t * MV_WG + lid + MV_LPR] : 0.0f;
+            if (normMode != 0) {
+                a *= rs;
+                b *= rs;
+            }
+            epilogue(r, t, a, b, hasB, EPI_PASS);
+        }
+    }
+}
+
+#undef MV_NAME
