@@ -13,6 +13,7 @@ import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.spi.BackendModel;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.AttentionSplit;
 import io.stepstream.gpu.Dispatch;
 import io.stepstream.gpu.Matmul;
 import io.stepstream.gpu.TensorCores;
@@ -53,19 +54,30 @@ import java.util.SplittableRandom;
  * (readback "logits"); {@code --summaries false} forces the logits path, {@code both} measures each batch both ways.
  * F16 and Q8_0 hand matmuls may run on tensor cores ({@code --tensor-cores auto,off} runs both side by side; default:
  * {@code -Dstepstream.opencl.tensorCores}, else auto: on for NVIDIA sm_80+); their rows say {@code hand+tc}.
+ * {@code --attention-split auto,off} builds the direct/hand model once per split mode of decode attention
+ * ({@link AttentionSplit}, the property {@code stepstream.opencl.attentionSplit}), side by side; those rows' matmul
+ * label ends in {@code /att-auto}, {@code /att-off}, {@code /att-N}. Long prompts: {@code --prompt 4096 --context 4352}
+ * ({@code --context} overrides the shape's context length; the synthetic weights do not depend on it); the prefill
+ * runs in steps of at most {@code --prefill-chunk} tokens (default 1024) over all sequences, and the logits check
+ * prefills at most 256 tokens of the prompt.
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
  *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--summaries true|false|both] [--out gpu-bench.json] [--csv FILE]
- *          [--tensor-cores auto|off|emulate[,...]]
+ *          [--tensor-cores auto|off|emulate[,...]] [--attention-split auto|off|N[,...]] [--context N]
+ *          [--prefill-chunk 1024]
  * </pre>
  */
 public final class GpuBench {
     /** Parsed arguments. */
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
                    List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
-                   Path csv, List<Boolean> summaries, List<TensorCores.Mode> tensorCores) {
+                   Path csv, List<Boolean> summaries, List<TensorCores.Mode> tensorCores,
+                   List<AttentionSplit> attentionSplits, int context, int prefillChunk) {
+        /** The prompts' tokens of the logits check (a CPU forward; long prompts would take minutes there). */
+        static final int MAX_CHECK_PROMPT = 256;
+
         static Options parse(String[] args) {
             String shape = "stories260k";
             String backend = "opencl";
@@ -84,6 +96,9 @@ public final class GpuBench {
             Path csv = null;
             List<Boolean> summaries = List.of(true);
             List<TensorCores.Mode> tensorCores = List.of(TensorCores.fromSystemProperties().mode());
+            List<AttentionSplit> attentionSplits = List.of();
+            int context = 0;
+            int prefillChunk = 1024;
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
                 if (i + 1 >= args.length) {
@@ -119,6 +134,10 @@ public final class GpuBench {
                     };
                     case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(",")).map(TensorCores::parseMode)
                             .distinct().toList();
+                    case "--attention-split" -> attentionSplits = Arrays.stream(v.split(",")).map(
+                            AttentionSplit::parse).distinct().toList();
+                    case "--context" -> context = positive("--context", v);
+                    case "--prefill-chunk" -> prefillChunk = positive("--prefill-chunk", v);
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
                 }
             }
@@ -130,7 +149,7 @@ public final class GpuBench {
             }
             SyntheticLlama.shape(shape); // validates the name
             return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
-                    check, out, csv, summaries, tensorCores);
+                    check, out, csv, summaries, tensorCores, attentionSplits, context, prefillChunk);
         }
 
         private static int positive(String name, String v) {
@@ -166,9 +185,34 @@ public final class GpuBench {
                double executeMsPerStep, double launchMsPerStep, double getMsPerStep, int passesPerStep,
                double profiledKernelMsPerStep, double spanMsPerStep, java.util.Map<String, Double> opMsPerStep) {
         /** Kernel time per step: profiled where measured, else the execute time less the empty-pass launch time. */
+        Row withMatmul(String label) {
+            return new Row(backend, dispatch, label, readback, device, shape, dtype, batch, promptTokens, prefillMs,
+                    steps, msPerStep, tokensPerSecond, weightBytesPerStep, weightGBps, fractionOfCopy, putMsPerStep,
+                    executeMsPerStep, launchMsPerStep, getMsPerStep, passesPerStep, profiledKernelMsPerStep,
+                    spanMsPerStep, opMsPerStep);
+        }
+
         double kernelMsPerStep() {
             return Double.isNaN(profiledKernelMsPerStep) ? Math.max(0, executeMsPerStep - launchMsPerStep)
                     : profiledKernelMsPerStep;
+        }
+    }
+
+    /** Makes a model with {@link AttentionSplit#PROPERTY} set to {@code split} (null: as it is). */
+    private static <T> T withSplit(AttentionSplit split, java.util.function.Supplier<T> make) {
+        if (split == null) {
+            return make.get();
+        }
+        String before = System.getProperty(AttentionSplit.PROPERTY);
+        System.setProperty(AttentionSplit.PROPERTY, split.label());
+        try {
+            return make.get();
+        } finally {
+            if (before == null) {
+                System.clearProperty(AttentionSplit.PROPERTY);
+            } else {
+                System.setProperty(AttentionSplit.PROPERTY, before);
+            }
         }
     }
 
@@ -198,6 +242,10 @@ public final class GpuBench {
     /** Runs the benchmark, prints the table and writes the files; returns the rows. */
     static List<Row> run(Options o) throws IOException {
         ModelConfig c = SyntheticLlama.shape(o.shape());
+        if (o.context() > 0) {
+            c = new ModelConfig(c.dim(), c.hiddenDim(), c.nLayers(), c.nHeads(), c.nKvHeads(), c.vocabSize(),
+                    o.context(), c.rmsNormEps(), c.ropeTheta(), c.sharedClassifier());
+        }
         long t0 = System.nanoTime();
         Llama2Weights w = SyntheticLlama.weights(c, o.seed());
         Llama2Tokenizer tok = SyntheticLlama.tokenizer(c.vocabSize());
@@ -211,7 +259,7 @@ public final class GpuBench {
         if (positions > c.contextLength()) {
             throw new IllegalArgumentException("--prompt + --warmup + --steps (+ " + profiledSteps(o)
                     + " profiled steps for the direct dispatch) = " + positions + " exceed the context "
-                    + c.contextLength() + " of " + o.shape());
+                    + c.contextLength() + " of " + o.shape() + " (raise it with --context)");
         }
         int kvBlocks = maxBatch * ((positions + 15) / 16);
         OpenCLDevice device = o.backend().equals("opencl") ? OpenClDevices.select(o.device()) : null;
@@ -236,16 +284,25 @@ public final class GpuBench {
                        && dispatch == Dispatch.DIRECT
                        && matmul == Matmul.HAND;
                for (TensorCores.Mode tcMode : tcMatters ? o.tensorCores() : o.tensorCores().subList(0, 1)) {
+               // The attention split matters only to the hand step (direct dispatch, hand matmuls); null: the property.
+               boolean splitMatters = device != null && dispatch == Dispatch.DIRECT && matmul == Matmul.HAND
+                       && !o.attentionSplits().isEmpty();
+               for (AttentionSplit split : splitMatters ? o.attentionSplits()
+                       : java.util.Collections.<AttentionSplit>singletonList(null)) {
                 TensorCores tc = TensorCores.fromSystemProperties().withMode(tcMode);
+                String splitLabel = split == null ? "" : "/att-" + split.label();
                 Model model = device == null
                         ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
-                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul, tc);
+                        : withSplit(split, () -> new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype,
+                                dispatch, matmul, tc));
                 if (tcMatters && model instanceof OpenClLlama2Model gpu) {
                     System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
                 }
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
                         Check check = check(gpu, w, tok, dtype, o);
+                        check = new Check(check.dtype(), check.dispatch(), check.matmul() + splitLabel,
+                                check.relativeError(), check.sameArgmax());
                         checks.add(check);
                         System.out.printf(Locale.ROOT, "check %s %s/%s: prefill logits vs cpu relative error %.2e, same"
                                 + " argmax %s%n", check.dtype(), check.dispatch(), check.matmul(), check.relativeError(),
@@ -254,15 +311,18 @@ public final class GpuBench {
                     for (int b : o.batches()) {
                         for (boolean summaries : o.summaries()) {
                             Row r = measure(model, o, dtype, b, copyGBps, deviceName, summaries);
+                            r = r.withMatmul(r.matmul() + splitLabel);
                             rows.add(r);
-                            System.out.printf(Locale.ROOT, "%s %s/%s %s batch %d (%s): %.2f ms/step, %.0f tok/s%n",
+                            System.out.printf(Locale.ROOT, "%s %s/%s %s batch %d (%s): %.2f ms/step, %.0f tok/s%s%n",
                                     o.backend(), r.dispatch(), r.matmul(), r.dtype(), b, r.readback(), r.msPerStep(),
-                                    r.tokensPerSecond());
+                                    r.tokensPerSecond(), model instanceof OpenClLlama2Model gpu
+                                            ? ", attention split up to " + gpu.attentionMostChunks() + " chunks" : "");
                         }
                     }
                 } finally {
                     model.close();
                 }
+               }
                }
               }
             }
@@ -286,7 +346,6 @@ public final class GpuBench {
         List<KvCache> caches = new ArrayList<>();
         try {
             int[][] prompts = new int[batch][o.prompt()];
-            List<ForwardBatch.Entry> prefill = new ArrayList<>();
             for (int i = 0; i < batch; i++) {
                 KvCache cache = model.newKvCache();
                 caches.add(cache);
@@ -294,10 +353,19 @@ public final class GpuBench {
                 for (int j = 1; j < o.prompt(); j++) {
                     prompts[i][j] = 3 + random.nextInt(c.vocabSize() - 3);
                 }
-                prefill.add(new ForwardBatch.Entry(cache, prompts[i], 0, o.prompt()));
             }
+            // Steps of at most --prefill-chunk tokens: every sequence's next slice each step (all prompts have one
+            // length, so the last step holds every sequence's last tokens and picks each one's first token).
+            int slice = Math.max(1, o.prefillChunk() / batch);
             long p0 = System.nanoTime();
-            greedy.step(new ForwardBatch(prefill));
+            for (int from = 0; from < o.prompt(); from += slice) {
+                int count = Math.min(slice, o.prompt() - from);
+                List<ForwardBatch.Entry> prefill = new ArrayList<>(batch);
+                for (int i = 0; i < batch; i++) {
+                    prefill.add(new ForwardBatch.Entry(caches.get(i), prompts[i], from, count));
+                }
+                greedy.step(new ForwardBatch(prefill));
+            }
             double prefillMs = (System.nanoTime() - p0) / 1e6;
             for (int s = 0; s < o.warmup(); s++) {
                 greedy.decode(caches);
@@ -434,7 +502,7 @@ public final class GpuBench {
                                Options o) {
         Llama2Weights decoded = decodedAs(w, dtype);
         SplittableRandom random = new SplittableRandom(o.seed() ^ 0x5EED);
-        int[] prompt = new int[o.prompt()];
+        int[] prompt = new int[Math.min(o.prompt(), Options.MAX_CHECK_PROMPT)];
         prompt[0] = 1;
         for (int j = 1; j < prompt.length; j++) {
             prompt[j] = 3 + random.nextInt(w.config().vocabSize() - 3);
