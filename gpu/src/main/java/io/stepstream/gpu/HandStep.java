@@ -18,7 +18,10 @@ import java.nio.charset.StandardCharsets;
  * <p>Attention: for a launch where {@link Attention#tiledFor} says so, the OP_SCORES pass enqueues step.cl's
  * {@code attn_tiled} (the whole attention of the layer, profiled under {@link OpTimes#ATTENTION}) and the layer's
  * OP_SOFTMAX and OP_ATTN_OUT passes enqueue nothing; the schedule keeps all three ops either way. The choice is
- * made once per launch from the host copies of the step inputs (which mirror the device's).
+ * made once per launch from the host copies of the step inputs (which mirror the device's). A step whose entries
+ * have at most the split tile's tokens each (decode steps) runs attn_tiled's split build instead (a group per
+ * token x kvGroup heads, keys split into {@link AttentionSplit} chunks) and, with more than one chunk, attn_combine;
+ * both are profiled as attention too.
  */
 final class HandStep {
     /** Work items of the row kernels (rmsnorm, softmax). */
