@@ -56,7 +56,8 @@ import java.util.SplittableRandom;
  * {@code -Dstepstream.opencl.tensorCores}, else auto: on for NVIDIA sm_80+); their rows say {@code hand+tc}.
  * {@code --attention-split auto,off} builds the direct/hand model once per split mode of decode attention
  * ({@link AttentionSplit}, the property {@code stepstream.opencl.attentionSplit}), side by side; those rows' matmul
- * label ends in {@code /att-auto}, {@code /att-off}, {@code /att-N}. Long prompts: {@code --prompt 4096 --context 4352}
+ * label ends in {@code /att-auto}, {@code /att-off}, {@code /att-N}; modes run in the order given, repeats included
+ * (the first model of a JVM is slower: "off,auto,off" shows the order effect). Long prompts: {@code --prompt 4096 --context 4352}
  * ({@code --context} overrides the shape's context length; the synthetic weights do not depend on it); the prefill
  * runs in steps of at most {@code --prefill-chunk} tokens (default 1024) over all sequences, and the logits check
  * prefills at most 256 tokens of the prompt.
@@ -134,8 +135,10 @@ public final class GpuBench {
                     };
                     case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(",")).map(TensorCores::parseMode)
                             .distinct().toList();
+                    // in the order given, repeats kept: the first model of a JVM runs slower (JIT, first kernels),
+                    // so an A/B may want "off,auto,off"
                     case "--attention-split" -> attentionSplits = Arrays.stream(v.split(",")).map(
-                            AttentionSplit::parse).distinct().toList();
+                            AttentionSplit::parse).toList();
                     case "--context" -> context = positive("--context", v);
                     case "--prefill-chunk" -> prefillChunk = positive("--prefill-chunk", v);
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
