@@ -479,6 +479,145 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
     }
 }
 
+#ifdef DEC_MAXK
+// attn_decode: steps with exactly one query row per entry (row t = entry e), no serial key-tile loop. A work-group
+// of DEC_WG items per (entry, KV head, chunk of at most DEC_MAXK keys) takes the KV_GROUP query heads of the KV
+// head at once: (1) an item per key loads its K row (global, through the block table) and V row (into local memory)
+// and scores it against the KV_GROUP q rows (local, broadcast); (2) DEC_WG / KV_GROUP items per head reduce its max
+// and sum; (3) items own output float4s (DEC_R of them per float4, over interleaved keys) and sum the phases in
+// order. Writes xb (one chunk) or the chunk's (m, l, acc) for attn_combine, as attn_tiled's split build does.
+#define DEC_P (DEC_WG / KV_GROUP)
+#define DEC_OUT (KV_GROUP * HS4)
+#define DEC_R (DEC_WG >= DEC_OUT ? DEC_WG / DEC_OUT : 1)
+#define DEC_VS (HS4 + 1)
+#if DEC_WG % KV_GROUP != 0
+#error "attn_decode needs DEC_WG % KV_GROUP == 0"
+#endif
+
+__kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
+void attn_decode(int tokens, int chunks, int chunkKeys, int dim, int kvDim, int maxBlocksPerSeq, int blockFloats, int layer,
+                 float attScale, __global const int *tokenPos, __global const int *blockTable,
+                 __global const int *entryLen, __global const float *q, __global const float *kv,
+                 __global float *xb, __global float *part) {
+    __local float4 qs[DEC_OUT];
+    __local float4 vs[DEC_MAXK * DEC_VS];
+    __local float ps[KV_GROUP * DEC_MAXK];
+    __local float red[DEC_WG];
+    __local float4 outs[DEC_OUT * DEC_R];
+    __local float headMax[KV_GROUP];
+    __local float headSum[KV_GROUP];
+
+    int lid = get_local_id(0);
+    int group = get_group_id(0);
+    int chunk = group % chunks;
+    int rest = group / chunks;
+    int nKv = kvDim / HEAD_SIZE;
+    int kvh = rest % nKv;
+    int e = rest / nKv;
+    int t = e; // one row per entry, entries ascending
+    int len = entryLen[e];
+    int last = len > 0 ? len - 1 : tokenPos[t];
+    int k0 = chunk * chunkKeys;
+    int n = min(chunkKeys, last + 1 - k0); // this chunk's keys (<= 0: none)
+    // The KV_GROUP query heads of KV head kvh are consecutive: one run of KV_GROUP * HEAD_SIZE floats of q.
+    int qo = t * dim + kvh * KV_GROUP * HEAD_SIZE;
+    for (int i = lid; i < DEC_OUT; i += DEC_WG) {
+        qs[i] = vload4(i, q + qo);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    int tableBase = e * maxBlocksPerSeq;
+    int kOffset = (layer * 2) * KV_BLOCK * kvDim + kvh * HEAD_SIZE;
+    int vOffset = kOffset + KV_BLOCK * kvDim;
+    for (int jj = lid; jj < n; jj += DEC_WG) {
+        int j = k0 + jj;
+        int base = blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim;
+        float4 kr[HS4];
+        #pragma unroll
+        for (int c = 0; c < HS4; c++) {
+            kr[c] = vload4(c, kv + base + kOffset);
+            vs[jj * DEC_VS + c] = vload4(c, kv + base + vOffset);
+        }
+        for (int g = 0; g < KV_GROUP; g++) {
+            float4 d = (float4) (0.0f);
+            #pragma unroll
+            for (int c = 0; c < HS4; c++) {
+                d += qs[g * HS4 + c] * kr[c];
+            }
+            ps[g * DEC_MAXK + jj] = (d.x + d.y + d.z + d.w) / attScale;
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    // Per head g: DEC_P items, each over keys i, i + DEC_P, ...; the partials combined in item order.
+    int g = lid / DEC_P;
+    int i = lid - g * DEC_P;
+    float m = MASKED;
+    for (int jj = i; jj < n; jj += DEC_P) {
+        m = max(m, ps[g * DEC_MAXK + jj]);
+    }
+    red[lid] = m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float rowMax = MASKED;
+    for (int r = 0; r < DEC_P; r++) {
+        rowMax = max(rowMax, red[g * DEC_P + r]);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    float l = 0.0f;
+    for (int jj = i; jj < n; jj += DEC_P) {
+        float p = exp(ps[g * DEC_MAXK + jj] - rowMax);
+        ps[g * DEC_MAXK + jj] = p;
+        l += p;
+    }
+    red[lid] = l;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (i == 0) {
+        float sum = 0.0f;
+        for (int r = 0; r < DEC_P; r++) {
+            sum += red[g * DEC_P + r];
+        }
+        headMax[g] = rowMax;
+        headSum[g] = sum;
+    }
+
+    // Output float4 o = (head go, float4 c) in DEC_R phases over keys ph, ph + DEC_R, ...
+    for (int w = lid; w < DEC_OUT * DEC_R; w += DEC_WG) {
+        int o = w % DEC_OUT;
+        int ph = w / DEC_OUT;
+        int go = o / HS4;
+        int c = o - go * HS4;
+        float4 acc = (float4) (0.0f);
+        #pragma unroll 4
+        for (int jj = ph; jj < n; jj += DEC_R) {
+            acc += ps[go * DEC_MAXK + jj] * vs[jj * DEC_VS + c];
+        }
+        outs[w] = acc;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int nHeads = dim / HEAD_SIZE;
+    for (int o = lid; o < DEC_OUT; o += DEC_WG) {
+        float4 acc = outs[o];
+        for (int r = 1; r < DEC_R; r++) {
+            acc += outs[o + r * DEC_OUT];
+        }
+        int go = o / HS4;
+        int c = o - go * HS4;
+        int h = kvh * KV_GROUP + go;
+        if (chunks == 1) {
+            vstore4(acc / headSum[go], c, xb + t * dim + h * HEAD_SIZE);
+        } else {
+            int slot = (t * nHeads + h) * chunks + chunk;
+            vstore4(acc, c, part + slot * HEAD_SIZE);
+            if (c == 0) {
+                int ml = tokens * nHeads * chunks * HEAD_SIZE + 2 * slot;
+                part[ml] = headMax[go];
+                part[ml + 1] = headSum[go];
+            }
+        }
+    }
+}
+#endif
+
 #ifdef ATT_SPLIT
 /**
  * xb[t][h*hs ..] from attn_tiled's per-chunk (m, l, acc) of rows [0, tokens): M = max m_s, out = sum_s exp(m_s - M)
