@@ -99,20 +99,4 @@ public record AttentionSplit(int chunks) {
         int n = chunks > 0 ? chunks : (keyTiles + tilesPerChunk - 1) / tilesPerChunk;
         return new Plan(n, chunkKeys);
     }
-
-    /**
-     * The split for step.cl's {@code attn_decode} (one row per entry, every key of a chunk scored at once): a chunk
-     * holds at most {@code maxChunkKeys} keys (its local memory). Auto takes the fewest chunks that hold the longest
-     * row (on the H200 at short contexts the second kernel that merges chunks costs more than it saves); a fixed N
-     * takes N chunks, or more where N chunks would exceed maxChunkKeys. Chunk lengths are multiples of 32 (balanced).
-     */
-    Plan planDecode(int maxKeys, int maxChunkKeys) {
-        if (off()) {
-            throw new IllegalStateException("attention split is off");
-        }
-        int least = (maxKeys + maxChunkKeys - 1) / maxChunkKeys;
-        int n = Math.max(Math.max(1, least), chunks);
-        int chunkKeys = Math.min(maxChunkKeys, ((maxKeys + n - 1) / n + 31) / 32 * 32);
-        return new Plan(chunks > 0 ? n : (maxKeys + chunkKeys - 1) / chunkKeys, chunkKeys);
-    }
 }

@@ -39,15 +39,6 @@ final class HandStep {
      * kvGroup rows each take it.
      */
     static final String ATTENTION_SPLIT_TILE_PROPERTY = "stepstream.opencl.attentionSplitTile";
-    /**
-     * System property: {@code true} (default) runs steps of exactly one row per entry through step.cl's
-     * {@code attn_decode} (every key of a chunk at once), {@code false} through attn_tiled's split build.
-     */
-    static final String ATTENTION_DECODE_PROPERTY = "stepstream.opencl.attentionDecode";
-    /** attn_decode's work items a group. */
-    static final int DECODE_WG = 256;
-    /** attn_decode's most keys a chunk, whatever the local memory allows. */
-    static final int DECODE_MAX_KEYS = 256;
 
     private final ClQueue queue;
     private final DirectLauncher launcher;
@@ -71,12 +62,6 @@ final class HandStep {
     /** The split build of attn_tiled and its attn_combine, or null (split off, or its tile does not fit). */
     private final Kernel attnSplit;
     private final Kernel attnCombine;
-    /** attn_decode (in the split program), or null; its most keys a chunk. */
-    private final Kernel attnDecode;
-    private final int decodeMaxKeys;
-    private boolean decode;
-    private boolean decodeThisLaunch;
-    private long decodeEnqueued;
     private final AttentionTile splitTile;
     private AttentionSplit split;
     private boolean splitThisLaunch;
@@ -269,12 +254,9 @@ final class HandStep {
         }
         // The split (decode) build: the same source with its own tile and -DATT_SPLIT; built only when the mode
         // may use it (a model built with the split off never pays for a second program).
-        this.decode = !"false".equalsIgnoreCase(System.getProperty(ATTENTION_DECODE_PROPERTY, "true").strip());
-        int decodeKeys = decodeMaxKeys(k.headSize, k.kvGroup, dev);
         if (tileFits && !split.off() && splitTile.fits(k.headSize, k.kvGroup, dev)) {
             MemorySegment splitProgram = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + " -DATT_SPLIT"
-                    + splitTile.buildOptions(k.headSize, k.kvGroup)
-                    + (decodeKeys > 0 ? " -DDEC_WG=" + DECODE_WG + " -DDEC_MAXK=" + decodeKeys : ""));
+                    + splitTile.buildOptions(k.headSize, k.kvGroup));
             attnSplit = new Kernel(splitProgram, "attn_tiled", 8, "tokenPos", 9, "tokenSeq", 10, "blockTable", 11,
                     "entryLen", 12, "q", 13, "kv", 14, "xb");
             attnSplit.setInt(2, k.dim).setInt(3, k.kvDim).setInt(4, k.maxBlocksPerSeq).setInt(5, k.blockFloats)
@@ -285,43 +267,12 @@ final class HandStep {
             part = queue.createBuffer(Float.BYTES);
             queue.setArgBuffer(attnSplit.handle, 17, part);
             queue.setArgBuffer(attnCombine.handle, 3, part);
-            if (decodeKeys > 0) {
-                attnDecode = new Kernel(splitProgram, "attn_decode", 9, "tokenPos", 10, "blockTable", 11, "entryLen",
-                        12, "q", 13, "kv", 14, "xb");
-                attnDecode.setInt(3, k.dim).setInt(4, k.kvDim).setInt(5, k.maxBlocksPerSeq).setInt(6, k.blockFloats)
-                        .setFloat(8, k.attScale);
-                queue.setArgBuffer(attnDecode.handle, 15, part);
-                decodeMaxKeys = decodeKeys;
-            } else {
-                attnDecode = null;
-                decodeMaxKeys = 0;
-            }
         } else {
             attnSplit = null;
             attnCombine = null;
-            attnDecode = null;
-            decodeMaxKeys = 0;
         }
         all = java.util.stream.Stream.of(embed, normAtt, normFfn, normFinal, scores, softmax, attnOut, attnTiled,
-                attnSplit, attnCombine, attnDecode).filter(java.util.Objects::nonNull).toArray(Kernel[]::new);
-    }
-
-    /**
-     * attn_decode's most keys a chunk on this device (a multiple of 32, at most {@value #DECODE_MAX_KEYS}), or 0
-     * where it cannot run: its local memory holds the group's q rows, a chunk's V rows (padded a float4) and
-     * probabilities, the reductions and the output phases.
-     */
-    static int decodeMaxKeys(int headSize, int kvGroup, io.stepstream.gpu.cl.ClDevice dev) {
-        int hs4 = headSize / 4;
-        int out = kvGroup * hs4;
-        int phases = DECODE_WG >= out ? DECODE_WG / out : 1;
-        long fixed = 16L * out + 4L * DECODE_WG + 16L * out * phases + 8L * kvGroup;
-        long perKey = 16L * (hs4 + 1) + 4L * kvGroup;
-        long keys = Math.min(DECODE_MAX_KEYS, (dev.localMemBytes() - fixed) / perKey / 32 * 32);
-        if (headSize % 4 != 0 || DECODE_WG % kvGroup != 0 || DECODE_WG > dev.maxWorkGroupSize() || keys < 32) {
-            return 0;
-        }
-        return (int) keys;
+                attnSplit, attnCombine).filter(java.util.Objects::nonNull).toArray(Kernel[]::new);
     }
 
     private Kernel norm(MemorySegment program, String weight, int useLastRow) {
@@ -402,13 +353,7 @@ final class HandStep {
             splitThisLaunch = false;
             if (tiledThisLaunch) {
                 int most = Attention.maxQueriesPerEntry(k.tokens, k.tokenSeq, k.entries);
-                decodeThisLaunch = false;
-                if (attnDecode != null && decode && !split.off() && most == 1 && k.tokens == k.entries) {
-                    // one row per entry (every entry has a row, entries ascend): attn_decode
-                    splitThisLaunch = true;
-                    decodeThisLaunch = true;
-                    planThisLaunch = split.planDecode(maxKeys(), decodeMaxKeys);
-                } else if (attnSplit != null && !split.off() && most <= splitTile.tokens()) {
+                if (attnSplit != null && !split.off() && most <= splitTile.tokens()) {
                     splitThisLaunch = true;
                     tilesThisLaunch = (most + splitTile.tokens() - 1) / splitTile.tokens();
                     int groups = k.entries * (k.kvDim / k.headSize) * tilesThisLaunch;
@@ -447,23 +392,13 @@ final class HandStep {
                 partFloats = floats;
                 queue.setArgBuffer(attnSplit.handle, 17, part);
                 queue.setArgBuffer(attnCombine.handle, 3, part);
-                if (attnDecode != null) {
-                    queue.setArgBuffer(attnDecode.handle, 15, part);
-                }
             }
         }
-        if (decodeThisLaunch) {
-            attnDecode.setInt(0, k.tokens).setInt(1, chunks).setInt(2, plan.chunkKeys()).setInt(7, layer)
-                    .enqueue((long) k.entries * (k.kvDim / k.headSize) * chunks * DECODE_WG, DECODE_WG,
-                            launcher.extraEvent(OpTimes.ATTENTION));
-            decodeEnqueued++;
-        } else {
-            int wg = splitTile.workGroup(k.kvGroup);
-            attnSplit.setInt(0, k.tokens).setInt(1, tilesThisLaunch).setInt(6, layer).setInt(15, chunks)
-                    .setInt(16, plan.chunkKeys())
-                    .enqueue((long) k.entries * (k.kvDim / k.headSize) * tilesThisLaunch * chunks * wg, wg,
-                            launcher.extraEvent(OpTimes.ATTENTION));
-        }
+        int wg = splitTile.workGroup(k.kvGroup);
+        attnSplit.setInt(0, k.tokens).setInt(1, tilesThisLaunch).setInt(6, layer).setInt(15, chunks)
+                .setInt(16, plan.chunkKeys())
+                .enqueue((long) k.entries * (k.kvDim / k.headSize) * tilesThisLaunch * chunks * wg, wg,
+                        launcher.extraEvent(OpTimes.ATTENTION));
         if (chunks > 1) {
             attnCombine.setInt(0, k.tokens).setInt(1, chunks).enqueue((long) k.tokens * k.nHeads * (k.headSize / 4),
                     ELEMENT_WG, launcher.extraEvent(OpTimes.ATTENTION));
@@ -488,26 +423,7 @@ final class HandStep {
         return split;
     }
 
-    /** Whether steps of one row per entry run attn_decode (else attn_tiled's split build); tests and benches. */
-    void decode(boolean on) {
-        if (on && attnDecode == null) {
-            throw new IllegalStateException("attn_decode was not built (split off, or it does not fit the device)");
-        }
-        this.decode = on;
-        plannedLaunch = -1;
-    }
-
-    /** Layers whose attention ran attn_decode so far. */
-    long decodeEnqueued() {
-        return decodeEnqueued;
-    }
-
-    /** attn_decode's most keys a chunk here (0: not built). */
-    int decodeMaxKeys() {
-        return decodeMaxKeys;
-    }
-
-    /** Layers whose attention ran split (the split build or attn_decode, any number of chunks) so far. */
+    /** Layers whose attention ran split (the split build, any number of chunks) so far. */
     long splitEnqueued() {
         return splitEnqueued;
     }

@@ -43,20 +43,14 @@ class SplitAttentionTest {
     /** Split against the unsplit kernel: both float32, summed in different orders. */
     private static final double VS_UNSPLIT = 1e-5;
 
-    @ParameterizedTest(name = "head {0}, {1} heads over {2} KV heads, split tile ''{3}'', attn_decode {4}")
+    @ParameterizedTest(name = "head {0}, {1} heads over {2} KV heads, split tile ''{3}''")
     @CsvSource({
-            "64, 8, 2, '', true",
-            "64, 8, 2, '', false",
-            "64, 4, 4, '', true",
-            "64, 4, 4, '', false",
-            "48, 8, 2, '', true",
-            "8, 8, 4, '', true",
-            "8, 8, 4, '', false",
-            "32, 16, 1, '', true",
-            "64, 8, 2, 'rows=8,lanes=8,keys=16', false",
-            "64, 8, 2, 'rows=8,lanes=8,keys=16', true"})
-    void splitStepsMatchAFloat64ReferenceAtEveryContext(int headSize, int nHeads, int nKvHeads, String splitTile,
-                                                        boolean decode) {
+            "64, 8, 2, ''",
+            "64, 4, 4, ''",
+            "48, 8, 2, ''",
+            "8, 8, 4, ''",
+            "64, 8, 2, 'rows=8,lanes=8,keys=16'"})
+    void splitStepsMatchAFloat64ReferenceAtEveryContext(int headSize, int nHeads, int nKvHeads, String splitTile) {
         ModelConfig c = new ModelConfig(headSize * nHeads, 16, 2, nHeads, nKvHeads, 7, CTX, 1e-5f, 10000f, false);
         Random random = new Random(17L * headSize + 5L * nHeads + nKvHeads + splitTile.hashCode());
         DeviceLlama2 device = withProperty(HandStep.ATTENTION_SPLIT_TILE_PROPERTY, splitTile,
@@ -65,8 +59,6 @@ class SplitAttentionTest {
             HandStep step = device.handStep();
             int tokensPerGroup = step.splitTile().tokens();
             device.attention(Attention.AUTO);
-            assertTrue(step.decodeMaxKeys() >= 32, "attn_decode built: " + step.decodeMaxKeys());
-            step.decode(decode);
             for (int chunks : new int[]{1, 2, 3, 7}) {
                 device.attentionSplit(new AttentionSplit(chunks));
                 List<List<Entry>> steps = decodeSteps(random, tokensPerGroup);
@@ -77,12 +69,8 @@ class SplitAttentionTest {
                     TiledAttentionTest.fill(device, device.k.kv, random);
                     double[] expected = TiledAttentionTest.reference(device.k, c, entries, tables);
                     long splitBefore = step.splitEnqueued();
-                    long decodeBefore = step.decodeEnqueued();
                     float[] split = run(device, entries, random);
                     assertEquals(splitBefore + 1, step.splitEnqueued(), "the split kernel ran");
-                    boolean oneRowEach = entries.stream().allMatch(en -> en.rows() == 1);
-                    assertEquals(decodeBefore + (decode && oneRowEach ? 1 : 0), step.decodeEnqueued(),
-                            "attn_decode ran exactly for steps of one row per entry");
                     String what = chunks + " chunks, contexts " + entries;
                     double err = OpenClTestSupport.relativeError(split, expected, expected.length);
                     assertTrue(err <= TOLERANCE, what + ": relative error " + err);
@@ -100,12 +88,7 @@ class SplitAttentionTest {
                         device.attentionSplit(new AttentionSplit(chunks));
                     }
                 }
-                if (decode) {
-                    // attn_decode takes at least as many chunks as its local memory needs for 300 keys
-                    assertTrue(step.mostChunks() >= chunks, "chunks " + step.mostChunks());
-                } else {
-                    assertEquals(chunks, step.mostChunks(), "the fixed chunk count was used");
-                }
+                assertEquals(chunks, step.mostChunks(), "the fixed chunk count was used");
             }
         }
     }
@@ -207,21 +190,6 @@ class SplitAttentionTest {
             }
         }
         assertThrows(IllegalStateException.class, () -> AttentionSplit.OFF.plan(4, 10, 32, 1));
-        // attn_decode: auto takes the fewest chunks of at most maxChunkKeys, balanced in multiples of 32.
-        assertEquals(new AttentionSplit.Plan(1, 128), AttentionSplit.AUTO.planDecode(100, 128));
-        assertEquals(new AttentionSplit.Plan(1, 32), AttentionSplit.AUTO.planDecode(1, 128));
-        assertEquals(new AttentionSplit.Plan(2, 128), AttentionSplit.AUTO.planDecode(200, 128));
-        assertEquals(new AttentionSplit.Plan(2, 96), AttentionSplit.AUTO.planDecode(161, 128));
-        assertEquals(new AttentionSplit.Plan(32, 128), AttentionSplit.AUTO.planDecode(4096, 128));
-        assertEquals(new AttentionSplit.Plan(7, 32), new AttentionSplit(7).planDecode(100, 128));
-        assertEquals(new AttentionSplit.Plan(3, 128), new AttentionSplit(2).planDecode(300, 128), "at least 3");
-        for (int keys = 1; keys <= 5000; keys += 37) {
-            for (int n : new int[]{0, 1, 2, 3, 7}) {
-                AttentionSplit.Plan p = new AttentionSplit(n).planDecode(keys, 128);
-                assertTrue(p.chunkKeys() <= 128 && p.chunkKeys() % 32 == 0
-                        && (long) p.chunks() * p.chunkKeys() >= keys && p.chunks() >= n, keys + ", " + n + ": " + p);
-            }
-        }
 
         assertEquals(AttentionSplit.AUTO, AttentionSplit.parse(" Auto "));
         assertEquals(AttentionSplit.OFF, AttentionSplit.parse("OFF"));

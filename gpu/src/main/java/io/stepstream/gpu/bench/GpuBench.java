@@ -57,9 +57,7 @@ import java.util.SplittableRandom;
  * {@code --attention-split auto,off} builds the direct/hand model once per split mode of decode attention
  * ({@link AttentionSplit}, the property {@code stepstream.opencl.attentionSplit}), side by side; those rows' matmul
  * label ends in {@code /att-auto}, {@code /att-off}, {@code /att-N}; modes run in the order given, repeats included
- * (the first model of a JVM is slower: "off,auto,off" shows the order effect); {@code --attention-decode true,false}
- * runs each split mode but off with attn_decode and with attn_tiled's split build for one-row-per-entry steps
- * (labels {@code -decode}, {@code -tiled}). Long prompts: {@code --prompt 4096 --context 4352}
+ * (the first model of a JVM is slower: "off,auto,off" shows the order effect). Long prompts: {@code --prompt 4096 --context 4352}
  * ({@code --context} overrides the shape's context length; the synthetic weights do not depend on it); the prefill
  * runs in steps of at most {@code --prefill-chunk} tokens (default 1024) over all sequences, and the logits check
  * prefills at most 256 tokens of the prompt.
@@ -68,8 +66,7 @@ import java.util.SplittableRandom;
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
  *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--summaries true|false|both] [--out gpu-bench.json] [--csv FILE]
- *          [--tensor-cores auto|off|emulate[,...]] [--attention-split auto|off|N[,...]]
- *          [--attention-decode true[,false]] [--context N]
+ *          [--tensor-cores auto|off|emulate[,...]] [--attention-split auto|off|N[,...]] [--context N]
  *          [--prefill-chunk 1024]
  * </pre>
  */
@@ -78,8 +75,7 @@ public final class GpuBench {
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
                    List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
                    Path csv, List<Boolean> summaries, List<TensorCores.Mode> tensorCores,
-                   List<AttentionSplit> attentionSplits, List<Boolean> attentionDecode, int context,
-                   int prefillChunk) {
+                   List<AttentionSplit> attentionSplits, int context, int prefillChunk) {
         /** The prompts' tokens of the logits check (a CPU forward; long prompts would take minutes there). */
         static final int MAX_CHECK_PROMPT = 256;
 
@@ -102,7 +98,6 @@ public final class GpuBench {
             List<Boolean> summaries = List.of(true);
             List<TensorCores.Mode> tensorCores = List.of(TensorCores.fromSystemProperties().mode());
             List<AttentionSplit> attentionSplits = List.of();
-            List<Boolean> attentionDecode = List.of();
             int context = 0;
             int prefillChunk = 1024;
             for (int i = 0; i < args.length; i++) {
@@ -144,13 +139,6 @@ public final class GpuBench {
                     // so an A/B may want "off,auto,off"
                     case "--attention-split" -> attentionSplits = Arrays.stream(v.split(",")).map(
                             AttentionSplit::parse).toList();
-                    case "--attention-decode" -> attentionDecode = Arrays.stream(v.split(",")).map(b -> switch (
-                            b.strip().toLowerCase(Locale.ROOT)) {
-                        case "true" -> true;
-                        case "false" -> false;
-                        default -> throw new IllegalArgumentException("--attention-decode takes true and/or false, got '"
-                                + v + "'");
-                    }).toList();
                     case "--context" -> context = positive("--context", v);
                     case "--prefill-chunk" -> prefillChunk = positive("--prefill-chunk", v);
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
@@ -164,8 +152,7 @@ public final class GpuBench {
             }
             SyntheticLlama.shape(shape); // validates the name
             return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
-                    check, out, csv, summaries, tensorCores, attentionSplits, attentionDecode, context,
-                    prefillChunk);
+                    check, out, csv, summaries, tensorCores, attentionSplits, context, prefillChunk);
         }
 
         private static int positive(String name, String v) {
@@ -214,38 +201,21 @@ public final class GpuBench {
         }
     }
 
-    /**
-     * Makes a model with {@link AttentionSplit#PROPERTY} set to {@code split} and {@value #DECODE_PROPERTY} to
-     * {@code decode} (null: as they are).
-     */
-    private static <T> T withSplit(AttentionSplit split, Boolean decode, java.util.function.Supplier<T> make) {
-        String beforeSplit = System.getProperty(AttentionSplit.PROPERTY);
-        String beforeDecode = System.getProperty(DECODE_PROPERTY);
-        if (split != null) {
-            System.setProperty(AttentionSplit.PROPERTY, split.label());
+    /** Makes a model with {@link AttentionSplit#PROPERTY} set to {@code split} (null: as it is). */
+    private static <T> T withSplit(AttentionSplit split, java.util.function.Supplier<T> make) {
+        if (split == null) {
+            return make.get();
         }
-        if (decode != null) {
-            System.setProperty(DECODE_PROPERTY, decode.toString());
-        }
+        String before = System.getProperty(AttentionSplit.PROPERTY);
+        System.setProperty(AttentionSplit.PROPERTY, split.label());
         try {
             return make.get();
         } finally {
-            restore(AttentionSplit.PROPERTY, beforeSplit);
-            restore(DECODE_PROPERTY, beforeDecode);
-        }
-    }
-
-    /**
-     * HandStep's switch between attn_decode and attn_tiled's split build for steps of one row per entry
-     * (HandStep.ATTENTION_DECODE_PROPERTY; HandStep is package-private).
-     */
-    static final String DECODE_PROPERTY = "stepstream.opencl.attentionDecode";
-
-    private static void restore(String name, String value) {
-        if (value == null) {
-            System.clearProperty(name);
-        } else {
-            System.setProperty(name, value);
+            if (before == null) {
+                System.clearProperty(AttentionSplit.PROPERTY);
+            } else {
+                System.setProperty(AttentionSplit.PROPERTY, before);
+            }
         }
     }
 
@@ -322,15 +292,12 @@ public final class GpuBench {
                        && !o.attentionSplits().isEmpty();
                for (AttentionSplit split : splitMatters ? o.attentionSplits()
                        : java.util.Collections.<AttentionSplit>singletonList(null)) {
-               for (Boolean decode : split != null && !split.off() && !o.attentionDecode().isEmpty()
-                       ? o.attentionDecode() : java.util.Collections.<Boolean>singletonList(null)) {
                 TensorCores tc = TensorCores.fromSystemProperties().withMode(tcMode);
-                String splitLabel = split == null ? "" : "/att-" + split.label()
-                        + (decode == null ? "" : decode ? "-decode" : "-tiled");
+                String splitLabel = split == null ? "" : "/att-" + split.label();
                 Model model = device == null
                         ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
-                        : withSplit(split, decode, () -> new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks,
-                                dtype, dispatch, matmul, tc));
+                        : withSplit(split, () -> new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype,
+                                dispatch, matmul, tc));
                 if (tcMatters && model instanceof OpenClLlama2Model gpu) {
                     System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
                 }
@@ -358,7 +325,6 @@ public final class GpuBench {
                 } finally {
                     model.close();
                 }
-               }
                }
                }
               }
