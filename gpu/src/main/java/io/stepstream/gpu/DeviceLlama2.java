@@ -363,6 +363,30 @@ final class DeviceLlama2 implements AutoCloseable {
         return step == null ? 0 : step.tiledEnqueued();
     }
 
+    /**
+     * How the hand step splits decode-sized attention from now on (the default is
+     * {@link AttentionSplit#fromSystemProperty()}); fails without a hand step, or when the split kernel was not built.
+     */
+    void attentionSplit(AttentionSplit mode) {
+        HandStep step = handStep();
+        if (step == null) {
+            throw new IllegalStateException("attention split " + mode.label() + ": this model has no hand step");
+        }
+        step.split(mode);
+    }
+
+    /** Layers whose attention ran as the split (decode) build of the tiled kernel so far (0 without a hand step). */
+    long splitAttentionPasses() {
+        HandStep step = handStep();
+        return step == null ? 0 : step.splitEnqueued();
+    }
+
+    /** The most key chunks a split attention used so far (1: none). */
+    int attentionMostChunks() {
+        HandStep step = handStep();
+        return step == null ? 1 : step.mostChunks();
+    }
+
     /** The most split-K slices a hand matmul pass used so far (1: none). */
     int handMatmulMaxSplit() {
         return handMatmul == null ? 1 : handMatmul.maxSplit();

@@ -18,7 +18,10 @@ import java.nio.charset.StandardCharsets;
  * <p>Attention: for a launch where {@link Attention#tiledFor} says so, the OP_SCORES pass enqueues step.cl's
  * {@code attn_tiled} (the whole attention of the layer, profiled under {@link OpTimes#ATTENTION}) and the layer's
  * OP_SOFTMAX and OP_ATTN_OUT passes enqueue nothing; the schedule keeps all three ops either way. The choice is
- * made once per launch from the host copies of the step inputs (which mirror the device's).
+ * made once per launch from the host copies of the step inputs (which mirror the device's). A step whose entries
+ * have at most the split tile's tokens each (decode steps) runs attn_tiled's split build instead (a group per
+ * token x kvGroup heads, keys split into {@link AttentionSplit} chunks) and, with more than one chunk, attn_combine;
+ * both are profiled as attention too.
  */
 final class HandStep {
     /** Work items of the row kernels (rmsnorm, softmax). */
@@ -29,6 +32,13 @@ final class HandStep {
      * a group (R / kvGroup tokens, at least 1, times the kvGroup heads), L work items a row, K keys a local tile.
      */
     static final String ATTENTION_TILE_PROPERTY = "stepstream.opencl.attentionTile";
+    /**
+     * System property shaping the split (decode) build of attn_tiled, same names: default {@code rows} = kvGroup (one
+     * token a group, every query head of the KV head), {@code lanes} so that a group has about
+     * {@value AttentionTile#SPLIT_WG} work items (4..keys), {@code keys=32}. Steps whose entries have at most rows /
+     * kvGroup rows each take it.
+     */
+    static final String ATTENTION_SPLIT_TILE_PROPERTY = "stepstream.opencl.attentionSplitTile";
 
     private final ClQueue queue;
     private final DirectLauncher launcher;
@@ -49,6 +59,18 @@ final class HandStep {
     private boolean tiledThisLaunch;
     private int tilesThisLaunch;
     private long tiledEnqueued;
+    /** The split build of attn_tiled and its attn_combine, or null (split off, or its tile does not fit). */
+    private final Kernel attnSplit;
+    private final Kernel attnCombine;
+    private final AttentionTile splitTile;
+    private AttentionSplit split;
+    private boolean splitThisLaunch;
+    private AttentionSplit.Plan planThisLaunch;
+    private long splitEnqueued;
+    private int mostChunks = 1;
+    /** Per-chunk (m, l, acc) rows of a split step, grown on demand. */
+    private MemorySegment part;
+    private long partFloats;
     private final Kernel[] all;
 
     /**
@@ -59,15 +81,32 @@ final class HandStep {
         static final int DEFAULT_ROWS = 32;
         static final int DEFAULT_LANES = 4;
         static final int DEFAULT_KEYS = 32;
+        /** Work items the split build's default lanes aim at per group. */
+        static final int SPLIT_WG = 128;
 
         /** From {@value #ATTENTION_TILE_PROPERTY} (defaults for what it leaves out) for a kvGroup. */
         static AttentionTile fromSystemProperty(int kvGroup) {
             return parse(System.getProperty(ATTENTION_TILE_PROPERTY, ""), kvGroup);
         }
 
+        /** The split build's tile from {@value #ATTENTION_SPLIT_TILE_PROPERTY} (its own defaults). */
+        static AttentionTile splitFromSystemProperty(int kvGroup) {
+            return parseSplit(System.getProperty(ATTENTION_SPLIT_TILE_PROPERTY, ""), kvGroup);
+        }
+
         static AttentionTile parse(String spec, int kvGroup) {
-            int rows = DEFAULT_ROWS;
-            int lanes = DEFAULT_LANES;
+            return parse(ATTENTION_TILE_PROPERTY, spec, kvGroup, DEFAULT_ROWS, DEFAULT_LANES);
+        }
+
+        /** Defaults: one token a group, lanes a power of two giving about SPLIT_WG items (4..keys). */
+        static AttentionTile parseSplit(String spec, int kvGroup) {
+            return parse(ATTENTION_SPLIT_TILE_PROPERTY, spec, kvGroup, kvGroup, 0);
+        }
+
+        private static AttentionTile parse(String property, String spec, int kvGroup, int defaultRows,
+                                           int defaultLanes) {
+            int rows = defaultRows;
+            int lanes = defaultLanes;
             int keys = DEFAULT_KEYS;
             for (String part : spec.split(",")) {
                 if (part.isBlank()) {
@@ -81,19 +120,26 @@ final class HandStep {
                     v = -1;
                 }
                 if (v < 1) {
-                    throw new IllegalArgumentException(ATTENTION_TILE_PROPERTY + ": '" + part.strip()
+                    throw new IllegalArgumentException(property + ": '" + part.strip()
                             + "' is not name=positive integer (rows, lanes, keys)");
                 }
                 switch (kv[0].strip()) {
                     case "rows" -> rows = v;
                     case "lanes" -> lanes = v;
                     case "keys" -> keys = v;
-                    default -> throw new IllegalArgumentException(ATTENTION_TILE_PROPERTY + ": unknown name '"
+                    default -> throw new IllegalArgumentException(property + ": unknown name '"
                             + kv[0].strip() + "' (rows, lanes, keys)");
                 }
             }
+            if (lanes == 0) {
+                int tokens = Math.max(1, rows / kvGroup);
+                lanes = 4;
+                while (lanes * 2 <= keys && keys % (lanes * 2) == 0 && tokens * kvGroup * lanes * 2 <= SPLIT_WG) {
+                    lanes *= 2;
+                }
+            }
             if (keys % lanes != 0) {
-                throw new IllegalArgumentException(ATTENTION_TILE_PROPERTY + ": keys " + keys
+                throw new IllegalArgumentException(property + ": keys " + keys
                         + " must be a multiple of lanes " + lanes);
             }
             return new AttentionTile(Math.max(1, rows / kvGroup), lanes, keys);
@@ -108,6 +154,11 @@ final class HandStep {
             int hs4 = headSize / 4;
             return 16L * keys * (hs4 + 1) + 16L * keys * hs4 + 4L * tokens * kvGroup * (keys + 1)
                     + 4L * workGroup(kvGroup) + 4;
+        }
+
+        boolean fits(int headSize, int kvGroup, io.stepstream.gpu.cl.ClDevice dev) {
+            return headSize % 4 == 0 && workGroup(kvGroup) <= dev.maxWorkGroupSize()
+                    && localBytes(headSize, kvGroup) <= dev.localMemBytes();
         }
 
         String buildOptions(int headSize, int kvGroup) {
@@ -172,8 +223,9 @@ final class HandStep {
         this.attention = Attention.fromSystemProperty();
         this.tile = AttentionTile.fromSystemProperty(k.kvGroup);
         var dev = launcher.device();
-        boolean tileFits = k.headSize % 4 == 0 && tile.workGroup(k.kvGroup) <= dev.maxWorkGroupSize()
-                && tile.localBytes(k.headSize, k.kvGroup) <= dev.localMemBytes();
+        boolean tileFits = tile.fits(k.headSize, k.kvGroup, dev);
+        this.split = AttentionSplit.fromSystemProperty();
+        this.splitTile = AttentionTile.splitFromSystemProperty(k.kvGroup);
         MemorySegment program = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG
                 + (tileFits ? tile.buildOptions(k.headSize, k.kvGroup) : ""));
         embed = new Kernel(program, "embed", 2, "tokenIds", 3, "emb", 4, "x");
@@ -197,11 +249,30 @@ final class HandStep {
                     "entryLen", 12, "q", 13, "kv", 14, "xb");
             attnTiled.setInt(2, k.dim).setInt(3, k.kvDim).setInt(4, k.maxBlocksPerSeq).setInt(5, k.blockFloats)
                     .setFloat(7, k.attScale);
-            all = new Kernel[]{embed, normAtt, normFfn, normFinal, scores, softmax, attnOut, attnTiled};
         } else {
             attnTiled = null;
-            all = new Kernel[]{embed, normAtt, normFfn, normFinal, scores, softmax, attnOut};
         }
+        // The split (decode) build: the same source with its own tile and -DATT_SPLIT; built only when the mode
+        // may use it (a model built with the split off never pays for a second program).
+        if (tileFits && !split.off() && splitTile.fits(k.headSize, k.kvGroup, dev)) {
+            MemorySegment splitProgram = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + " -DATT_SPLIT"
+                    + splitTile.buildOptions(k.headSize, k.kvGroup));
+            attnSplit = new Kernel(splitProgram, "attn_tiled", 8, "tokenPos", 9, "tokenSeq", 10, "blockTable", 11,
+                    "entryLen", 12, "q", 13, "kv", 14, "xb");
+            attnSplit.setInt(2, k.dim).setInt(3, k.kvDim).setInt(4, k.maxBlocksPerSeq).setInt(5, k.blockFloats)
+                    .setFloat(7, k.attScale);
+            attnCombine = new Kernel(splitProgram, "attn_combine", 4, "xb");
+            attnCombine.setInt(2, k.dim);
+            partFloats = 1;
+            part = queue.createBuffer(Float.BYTES);
+            queue.setArgBuffer(attnSplit.handle, 17, part);
+            queue.setArgBuffer(attnCombine.handle, 3, part);
+        } else {
+            attnSplit = null;
+            attnCombine = null;
+        }
+        all = java.util.stream.Stream.of(embed, normAtt, normFfn, normFinal, scores, softmax, attnOut, attnTiled,
+                attnSplit, attnCombine).filter(java.util.Objects::nonNull).toArray(Kernel[]::new);
     }
 
     private Kernel norm(MemorySegment program, String weight, int useLastRow) {
@@ -237,7 +308,9 @@ final class HandStep {
             case Llama2Kernel.OP_RMSNORM_FFN -> norm(normFfn, k.tokens, layer, event);
             case Llama2Kernel.OP_FINAL_NORM -> norm(normFinal, k.logitRows, 0, event);
             case Llama2Kernel.OP_SCORES -> {
-                if (tiledThisLaunch()) {
+                if (tiledThisLaunch() && splitThisLaunch) {
+                    enqueueSplit(layer);
+                } else if (tiledThisLaunch()) {
                     // The whole attention, timed under its own label; the pass's own event slot stays empty.
                     int wg = tile.workGroup(k.kvGroup);
                     attnTiled.setInt(0, k.tokens).setInt(1, tilesThisLaunch).setInt(6, layer)
@@ -277,12 +350,92 @@ final class HandStep {
             plannedLaunch = launch;
             tiledThisLaunch = attnTiled != null
                     && attention.tiledFor(k.headSize, k.tokens, k.tokenSeq, k.entries, k.entryIndptr);
+            splitThisLaunch = false;
             if (tiledThisLaunch) {
                 int most = Attention.maxQueriesPerEntry(k.tokens, k.tokenSeq, k.entries);
-                tilesThisLaunch = (most + tile.tokens() - 1) / tile.tokens();
+                if (attnSplit != null && !split.off() && most <= splitTile.tokens()) {
+                    splitThisLaunch = true;
+                    tilesThisLaunch = (most + splitTile.tokens() - 1) / splitTile.tokens();
+                    int groups = k.entries * (k.kvDim / k.headSize) * tilesThisLaunch;
+                    planThisLaunch = split.plan(groups, maxKeys(), splitTile.keys(),
+                            launcher.device().computeUnits());
+                } else {
+                    tilesThisLaunch = (most + tile.tokens() - 1) / tile.tokens();
+                }
             }
         }
         return tiledThisLaunch;
+    }
+
+    /** The most keys a row of this step sees (positions 0..tokenPos, or the whole entryLen canvas). */
+    private int maxKeys() {
+        int most = 1;
+        for (int t = 0; t < k.tokens; t++) {
+            int len = k.entryLen[k.tokenSeq[t]];
+            most = Math.max(most, len > 0 ? len : k.tokenPos[t] + 1);
+        }
+        return most;
+    }
+
+    /**
+     * A split step's attention of {@code layer}: attn_tiled's split build over (entry, KV head, tile, chunk) groups,
+     * then, with more than one chunk, attn_combine into xb; both profiled as attention.
+     */
+    private void enqueueSplit(int layer) {
+        AttentionSplit.Plan plan = planThisLaunch;
+        int chunks = plan.chunks();
+        if (chunks > 1) {
+            long floats = (long) k.tokens * k.nHeads * chunks * (k.headSize + 2);
+            if (floats > partFloats) {
+                queue.releaseBuffer(part); // OpenCL keeps it until the enqueued kernels that use it have finished
+                part = queue.createBuffer(floats * Float.BYTES);
+                partFloats = floats;
+                queue.setArgBuffer(attnSplit.handle, 17, part);
+                queue.setArgBuffer(attnCombine.handle, 3, part);
+            }
+        }
+        int wg = splitTile.workGroup(k.kvGroup);
+        attnSplit.setInt(0, k.tokens).setInt(1, tilesThisLaunch).setInt(6, layer).setInt(15, chunks)
+                .setInt(16, plan.chunkKeys())
+                .enqueue((long) k.entries * (k.kvDim / k.headSize) * tilesThisLaunch * chunks * wg, wg,
+                        launcher.extraEvent(OpTimes.ATTENTION));
+        if (chunks > 1) {
+            attnCombine.setInt(0, k.tokens).setInt(1, chunks).enqueue((long) k.tokens * k.nHeads * (k.headSize / 4),
+                    ELEMENT_WG, launcher.extraEvent(OpTimes.ATTENTION));
+        }
+        tiledEnqueued++;
+        splitEnqueued++;
+        mostChunks = Math.max(mostChunks, chunks);
+    }
+
+    /** The split mode from now on (tests and benches; the default comes from {@link AttentionSplit#PROPERTY}). */
+    void split(AttentionSplit mode) {
+        java.util.Objects.requireNonNull(mode, "attention split");
+        if (!mode.off() && attnSplit == null) {
+            throw new IllegalStateException("attention split " + mode.label() + ": the split kernel was not built"
+                    + " (the model was made with " + AttentionSplit.PROPERTY + "=off, or its tile does not fit)");
+        }
+        this.split = mode;
+        plannedLaunch = -1;
+    }
+
+    AttentionSplit split() {
+        return split;
+    }
+
+    /** Layers whose attention ran split (the split build, any number of chunks) so far. */
+    long splitEnqueued() {
+        return splitEnqueued;
+    }
+
+    /** The most chunks a split step used so far (1: none). */
+    int mostChunks() {
+        return mostChunks;
+    }
+
+    /** The split build's tile. */
+    AttentionTile splitTile() {
+        return splitTile;
     }
 
     /** The attention mode from now on (tests and benches; the default comes from {@link Attention#PROPERTY}). */

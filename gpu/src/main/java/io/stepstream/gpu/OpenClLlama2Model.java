@@ -233,6 +233,16 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.tensorCorePasses();
     }
 
+    /** Layers whose attention ran split over keys (the decode build of attn_tiled) so far. */
+    public long splitAttentionPasses() {
+        return device.splitAttentionPasses();
+    }
+
+    /** The most key chunks a split attention used so far (1: none). */
+    public int attentionMostChunks() {
+        return device.attentionMostChunks();
+    }
+
     /**
      * RMSNorm passes fused into the matvec after them so far (their own kernel skipped;
      * {@code -Dstepstream.opencl.fuseNorm=auto|on|off}).

@@ -221,6 +221,12 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
 // a running sum per lane (rescaled with the same factors, so the lanes' sums add up exactly at the end). Which
 // keys a row sees is last_key's rule, as in `scores`: positions 0..tokenPos (causal) or 0..entryLen-1 (canvas).
 // The scale is the passes' (dot / attScale), in float32.
+//
+// Split over keys (built with -DATT_SPLIT as well, for steps with few rows an entry: decodes): each (entry, KV
+// head, row tile) is also split into `chunks` runs of `chunkKeys` positions (a multiple of ATT_TK), a group each,
+// so that one sequence's keys are walked by many groups at once. With chunks > 1 a group writes, per row, its
+// chunk's running max m, sum l and unnormalized output acc[HEAD_SIZE] to `part` and attn_combine merges the chunks
+// in chunk order; with chunks == 1 it writes xb itself, as the unsplit kernel does.
 // ---------------------------------------------------------------------------------------------------------------
 #ifdef HEAD_SIZE
 #define HS4 (HEAD_SIZE / 4)
@@ -287,7 +293,11 @@ __kernel __attribute__((reqd_work_group_size(ATT_WG, 1, 1)))
 void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, int blockFloats, int layer,
                 float attScale, __global const int *tokenPos, __global const int *tokenSeq,
                 __global const int *blockTable, __global const int *entryLen, __global const float *q,
-                __global const float *kv, __global float *xb) {
+                __global const float *kv, __global float *xb
+#ifdef ATT_SPLIT
+                , int chunks, int chunkKeys, __global float *part
+#endif
+                ) {
     __local float4 ks[ATT_TK * KS_STRIDE];
     __local float4 vs[ATT_TK * HS4];
     __local float ps[ATT_ROWS * PS_STRIDE];
@@ -298,6 +308,15 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
     int r = lid / ATT_LANES;
     int lane = lid - r * ATT_LANES;
     int group = get_group_id(0);
+#ifdef ATT_SPLIT
+    // Groups: (entry, KV head, tile, chunk), the chunk fastest.
+    int chunk = group % chunks;
+    group /= chunks;
+#else
+    const int chunks = 1;
+    const int chunk = 0;
+    const int chunkKeys = 0;
+#endif
     int tile = group % tiles;
     int rest = group / tiles;
     int nKv = kvDim / HEAD_SIZE;
@@ -339,14 +358,19 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
     int kOffset = (layer * 2) * KV_BLOCK * kvDim + kvh * HEAD_SIZE;
     int vOffset = kOffset + KV_BLOCK * kvDim;
     barrier(CLK_LOCAL_MEM_FENCE);
-    int keysLast = groupLast;
+    // This group's keys: [keysFirst, keysLast] (all of the tile's keys unless split; a chunk past the tile's last
+    // key runs no iteration). A row's own keys stop at min(last, keysLast).
+    int keysFirst = chunk * chunkKeys;
+    int keysLast = chunks == 1 ? groupLast : min(groupLast, keysFirst + chunkKeys - 1);
+    int rowLast = min(last, keysLast);
 
     // Each item moves TILE_LOADS float4s of keys and of values a tile. The next tile's are loaded into registers
     // while the current one is scored and summed, so the global latency hides behind that work.
     float4 nextK[TILE_LOADS];
     float4 nextV[TILE_LOADS];
-    load_kv_tile(0, keysLast, lid, tableBase, kOffset, vOffset, kvDim, blockFloats, blockTable, kv, nextK, nextV);
-    for (int k0 = 0; k0 <= keysLast; k0 += ATT_TK) {
+    load_kv_tile(keysFirst, keysLast, lid, tableBase, kOffset, vOffset, kvDim, blockFloats, blockTable, kv, nextK,
+                 nextV);
+    for (int k0 = keysFirst; k0 <= keysLast; k0 += ATT_TK) {
         #pragma unroll
         for (int u = 0; u < TILE_LOADS; u++) {
             int i = lid + u * ATT_WG;
@@ -374,7 +398,7 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
             for (int c = 0; c < HS4; c++) {
                 d += qr[c] * ks[jj * KS_STRIDE + c];
             }
-            float score = k0 + jj <= last ? (d.x + d.y + d.z + d.w) / attScale : MASKED;
+            float score = k0 + jj <= rowLast ? (d.x + d.y + d.z + d.w) / attScale : MASKED;
             s[m] = score;
             tileMax = max(tileMax, score);
         }
@@ -395,7 +419,7 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
         #pragma unroll
         for (int m = 0; m < KEYS_PER_LANE; m++) {
             int jj = lane + m * ATT_LANES;
-            float p = k0 + jj <= last ? exp(s[m] - newMax) : 0.0f;
+            float p = k0 + jj <= rowLast ? exp(s[m] - newMax) : 0.0f;
             ps[r * PS_STRIDE + jj] = p;
             laneSum += p;
         }
@@ -423,6 +447,27 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
         for (int i = 0; i < ATT_LANES; i++) {
             sum += laneVals[r * ATT_LANES + i];
         }
+#ifdef ATT_SPLIT
+        if (chunks > 1) {
+            // This chunk's (m, l, acc) of row (t, h): acc at ((t * nHeads + h) * chunks + chunk) * HEAD_SIZE, then
+            // (m, l) pairs after all the acc rows. A row that saw no key of the chunk leaves (MASKED, 0, 0).
+            int nHeads = dim / HEAD_SIZE;
+            int slot = (t * nHeads + h) * chunks + chunk;
+            #pragma unroll
+            for (int i = 0; i < CHUNKS_PER_LANE; i++) {
+                int c = lane + i * ATT_LANES;
+                if (c < HS4) {
+                    vstore4(acc[i], c, part + slot * HEAD_SIZE);
+                }
+            }
+            if (lane == 0) {
+                int ml = tokens * nHeads * chunks * HEAD_SIZE + 2 * slot;
+                part[ml] = rowMax;
+                part[ml + 1] = sum;
+            }
+            return;
+        }
+#endif
         float inv = 1.0f / sum;
         #pragma unroll
         for (int i = 0; i < CHUNKS_PER_LANE; i++) {
@@ -433,4 +478,37 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
         }
     }
 }
+
+#ifdef ATT_SPLIT
+/**
+ * xb[t][h*hs ..] from attn_tiled's per-chunk (m, l, acc) of rows [0, tokens): M = max m_s, out = sum_s exp(m_s - M)
+ * acc_s / sum_s exp(m_s - M) l_s, summed in chunk order (the same result every run). One work item per float4 of
+ * the output. Every row has key 0 in chunk 0, so M is finite and l > 0.
+ */
+__kernel void attn_combine(int tokens, int chunks, int dim, __global const float *part, __global float *xb) {
+    int i = get_global_id(0);
+    int nHeads = dim / HEAD_SIZE;
+    if (i >= tokens * nHeads * HS4) {
+        return;
+    }
+    int th = i / HS4;
+    int c = i - th * HS4;
+    int first = th * chunks;
+    __global const float *ml = part + tokens * nHeads * chunks * HEAD_SIZE + 2 * first;
+    float m = MASKED;
+    for (int s = 0; s < chunks; s++) {
+        m = max(m, ml[2 * s]);
+    }
+    float l = 0.0f;
+    float4 out = (float4) (0.0f);
+    for (int s = 0; s < chunks; s++) {
+        float w = exp(ml[2 * s] - m);
+        l += w * ml[2 * s + 1];
+        out += w * vload4(c, part + (first + s) * HEAD_SIZE);
+    }
+    int t = th / nHeads;
+    int h = th - t * nHeads;
+    vstore4(out / l, c, xb + t * dim + h * HEAD_SIZE);
+}
+#endif
 #endif

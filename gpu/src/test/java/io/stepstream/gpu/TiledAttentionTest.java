@@ -29,12 +29,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * no float4 of a small head). Plus the selection rule.
  */
 class TiledAttentionTest {
-    private static final int LAYER = 1;
-    private static final int CTX = 320;
+    static final int LAYER = 1;
+    static final int CTX = 320;
     private static final double TOLERANCE = 1e-4;
 
     /** An entry of the step: causal (rows at the last {@code rows} of {@code keys} positions) or a canvas. */
-    private record Entry(boolean canvas, int keys, int rows) {
+    record Entry(boolean canvas, int keys, int rows) {
         static Entry causal(int keys, int rows) {
             return new Entry(false, keys, rows);
         }
@@ -82,6 +82,8 @@ class TiledAttentionTest {
         }
         try (device) {
             assertEquals(Matmul.HAND, device.matmul(), "the tiled kernel runs on the hand step only");
+            // Decode steps here run the unsplit kernel; its split build has SplitAttentionTest.
+            device.attentionSplit(AttentionSplit.OFF);
             for (List<Entry> step : List.of(MIXED, DECODES)) {
                 int[][] tables = layout(device, step, random);
                 fill(device, device.k.q, random, 3); // large enough scores for peaked rows: the rescaling matters
@@ -168,7 +170,7 @@ class TiledAttentionTest {
     }
 
     /** The step's rows, positions, canvas lengths and block tables (random distinct pool blocks), sent. */
-    private static int[][] layout(DeviceLlama2 device, List<Entry> step, Random random) {
+    static int[][] layout(DeviceLlama2 device, List<Entry> step, Random random) {
         Llama2Kernel k = device.k;
         int tokens = step.stream().mapToInt(Entry::rows).sum();
         device.ensureCapacity(tokens, step.size(), step.size());
@@ -199,11 +201,11 @@ class TiledAttentionTest {
         return tables;
     }
 
-    private static int maxLen(List<Entry> step) {
+    static int maxLen(List<Entry> step) {
         return step.stream().mapToInt(Entry::keys).max().orElseThrow();
     }
 
-    private static void launchAttention(DeviceLlama2 device, List<Entry> step) {
+    static void launchAttention(DeviceLlama2 device, List<Entry> step) {
         int tokens = step.stream().mapToInt(Entry::rows).sum();
         device.launchPasses(new int[]{OP_SCORES, OP_SOFTMAX, OP_ATTN_OUT}, new int[]{LAYER, LAYER, LAYER}, tokens,
                 step.size(), maxLen(step));
@@ -223,7 +225,7 @@ class TiledAttentionTest {
     }
 
     /** Attention of every row in float64 straight from the host copies of q and the paged KV. */
-    private static double[] reference(Llama2Kernel k, ModelConfig c, List<Entry> step, int[][] tables) {
+    static double[] reference(Llama2Kernel k, ModelConfig c, List<Entry> step, int[][] tables) {
         int hs = c.headSize();
         int dim = c.dim();
         int group = c.nHeads() / c.nKvHeads();
@@ -264,23 +266,23 @@ class TiledAttentionTest {
         return out;
     }
 
-    private static int kvIndex(Llama2Kernel k, ModelConfig c, int[] table, int pos, boolean value, int kvCol) {
+    static int kvIndex(Llama2Kernel k, ModelConfig c, int[] table, int pos, boolean value, int kvCol) {
         return table[pos / BLOCK] * k.blockFloats + ((LAYER * 2 + (value ? 1 : 0)) * BLOCK + pos % BLOCK) * c.kvDim()
                 + kvCol;
     }
 
-    private static void fill(DeviceLlama2 device, float[] a, Random random) {
+    static void fill(DeviceLlama2 device, float[] a, Random random) {
         fill(device, a, random, 1);
     }
 
-    private static void fill(DeviceLlama2 device, float[] a, Random random, float scale) {
+    static void fill(DeviceLlama2 device, float[] a, Random random, float scale) {
         for (int i = 0; i < a.length; i++) {
             a[i] = (random.nextFloat() * 2 - 1) * scale;
         }
         device.launcher().put(a);
     }
 
-    private static Llama2Weights randomWeights(ModelConfig c, Random random) {
+    static Llama2Weights randomWeights(ModelConfig c, Random random) {
         int dim = c.dim();
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();

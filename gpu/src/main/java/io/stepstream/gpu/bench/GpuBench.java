@@ -13,6 +13,7 @@ import io.stepstream.engine.dlm.RowSummaries;
 import io.stepstream.engine.spi.BackendModel;
 import io.stepstream.engine.spi.BackendOptions;
 import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.AttentionSplit;
 import io.stepstream.gpu.Dispatch;
 import io.stepstream.gpu.Matmul;
 import io.stepstream.gpu.TensorCores;
@@ -56,12 +57,20 @@ import java.util.SplittableRandom;
  * {@code --prop NAME=A|B} builds each OpenCL model once per value of the system property NAME (set while the model is
  * built, then restored), side by side in one JVM; rows carry {@code [name=value]} after the matmul label, e.g.
  * {@code --prop stepstream.opencl.fuseNorm=auto|on|off} or {@code --prop stepstream.opencl.mvTier=auto|8}.
+ * {@code --attention-split auto,off} builds the direct/hand model once per split mode of decode attention
+ * ({@link AttentionSplit}, the property {@code stepstream.opencl.attentionSplit}), side by side; those rows' matmul
+ * label ends in {@code /att-auto}, {@code /att-off}, {@code /att-N}; modes run in the order given, repeats included
+ * (the first model of a JVM is slower: "off,auto,off" shows the order effect). Long prompts: {@code --prompt 4096 --context 4352}
+ * ({@code --context} overrides the shape's context length; the synthetic weights do not depend on it); the prefill
+ * runs in steps of at most {@code --prefill-chunk} tokens (default 1024) over all sequences, and the logits check
+ * prefills at most 256 tokens of the prompt.
  *
  * <pre>
  * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
  *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--summaries true|false|both] [--out gpu-bench.json] [--csv FILE]
- *          [--tensor-cores auto|off|emulate[,...]] [--prop NAME=VALUE[|VALUE...]]
+ *          [--tensor-cores auto|off|emulate[,...]] [--prop NAME=VALUE[|VALUE...]] [--attention-split auto|off|N[,...]]
+ *          [--context N] [--prefill-chunk 1024]
  * </pre>
  */
 public final class GpuBench {
@@ -69,7 +78,10 @@ public final class GpuBench {
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
                    List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
                    Path csv, List<Boolean> summaries, List<TensorCores.Mode> tensorCores, String prop,
-                   List<String> propValues) {
+                   List<String> propValues, List<AttentionSplit> attentionSplits, int context, int prefillChunk) {
+        /** The prompts' tokens of the logits check (a CPU forward; long prompts would take minutes there). */
+        static final int MAX_CHECK_PROMPT = 256;
+
         static Options parse(String[] args) {
             String shape = "stories260k";
             String backend = "opencl";
@@ -90,6 +102,9 @@ public final class GpuBench {
             List<TensorCores.Mode> tensorCores = List.of(TensorCores.fromSystemProperties().mode());
             String prop = null;
             List<String> propValues = java.util.Collections.singletonList(null);
+            List<AttentionSplit> attentionSplits = List.of();
+            int context = 0;
+            int prefillChunk = 1024;
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
                 if (i + 1 >= args.length) {
@@ -133,6 +148,12 @@ public final class GpuBench {
                         prop = nv[0].strip();
                         propValues = Arrays.stream(nv[1].split("\\|")).map(String::strip).toList();
                     }
+                    // in the order given, repeats kept: the first model of a JVM runs slower (JIT, first kernels),
+                    // so an A/B may want "off,auto,off"
+                    case "--attention-split" -> attentionSplits = Arrays.stream(v.split(",")).map(
+                            AttentionSplit::parse).toList();
+                    case "--context" -> context = positive("--context", v);
+                    case "--prefill-chunk" -> prefillChunk = positive("--prefill-chunk", v);
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
                 }
             }
@@ -144,7 +165,7 @@ public final class GpuBench {
             }
             SyntheticLlama.shape(shape); // validates the name
             return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
-                    check, out, csv, summaries, tensorCores, prop, propValues);
+                    check, out, csv, summaries, tensorCores, prop, propValues, attentionSplits, context, prefillChunk);
         }
 
         private static int positive(String name, String v) {
@@ -188,9 +209,34 @@ public final class GpuBench {
         }
 
         /** Kernel time per step: profiled where measured, else the execute time less the empty-pass launch time. */
+        Row withMatmul(String label) {
+            return new Row(backend, dispatch, label, readback, device, shape, dtype, batch, promptTokens, prefillMs,
+                    steps, msPerStep, tokensPerSecond, weightBytesPerStep, weightGBps, fractionOfCopy, putMsPerStep,
+                    executeMsPerStep, launchMsPerStep, getMsPerStep, passesPerStep, profiledKernelMsPerStep,
+                    spanMsPerStep, opMsPerStep);
+        }
+
         double kernelMsPerStep() {
             return Double.isNaN(profiledKernelMsPerStep) ? Math.max(0, executeMsPerStep - launchMsPerStep)
                     : profiledKernelMsPerStep;
+        }
+    }
+
+    /** Makes a model with {@link AttentionSplit#PROPERTY} set to {@code split} (null: as it is). */
+    private static <T> T withSplit(AttentionSplit split, java.util.function.Supplier<T> make) {
+        if (split == null) {
+            return make.get();
+        }
+        String before = System.getProperty(AttentionSplit.PROPERTY);
+        System.setProperty(AttentionSplit.PROPERTY, split.label());
+        try {
+            return make.get();
+        } finally {
+            if (before == null) {
+                System.clearProperty(AttentionSplit.PROPERTY);
+            } else {
+                System.setProperty(AttentionSplit.PROPERTY, before);
+            }
         }
     }
 
@@ -220,6 +266,10 @@ public final class GpuBench {
     /** Runs the benchmark, prints the table and writes the files; returns the rows. */
     static List<Row> run(Options o) throws IOException {
         ModelConfig c = SyntheticLlama.shape(o.shape());
+        if (o.context() > 0) {
+            c = new ModelConfig(c.dim(), c.hiddenDim(), c.nLayers(), c.nHeads(), c.nKvHeads(), c.vocabSize(),
+                    o.context(), c.rmsNormEps(), c.ropeTheta(), c.sharedClassifier());
+        }
         long t0 = System.nanoTime();
         Llama2Weights w = SyntheticLlama.weights(c, o.seed());
         Llama2Tokenizer tok = SyntheticLlama.tokenizer(c.vocabSize());
@@ -233,7 +283,7 @@ public final class GpuBench {
         if (positions > c.contextLength()) {
             throw new IllegalArgumentException("--prompt + --warmup + --steps (+ " + profiledSteps(o)
                     + " profiled steps for the direct dispatch) = " + positions + " exceed the context "
-                    + c.contextLength() + " of " + o.shape());
+                    + c.contextLength() + " of " + o.shape() + " (raise it with --context)");
         }
         int kvBlocks = maxBatch * ((positions + 15) / 16);
         OpenCLDevice device = o.backend().equals("opencl") ? OpenClDevices.select(o.device()) : null;
@@ -259,14 +309,21 @@ public final class GpuBench {
                        && matmul == Matmul.HAND;
                for (TensorCores.Mode tcMode : tcMatters ? o.tensorCores() : o.tensorCores().subList(0, 1)) {
                 for (String propValue : device == null ? o.propValues().subList(0, 1) : o.propValues()) {
-                // --prop: a system property the model reads when it is built, one model per value, side by side.
-                String previous = propValue == null ? null : System.setProperty(o.prop(), propValue);
                 String propLabel = propValue == null ? "" : "[" + o.prop().substring(o.prop().lastIndexOf('.') + 1)
                         + "=" + propValue + "]";
+               // The attention split matters only to the hand step (direct dispatch, hand matmuls); null: the property.
+               boolean splitMatters = device != null && dispatch == Dispatch.DIRECT && matmul == Matmul.HAND
+                       && !o.attentionSplits().isEmpty();
+               for (AttentionSplit split : splitMatters ? o.attentionSplits()
+                       : java.util.Collections.<AttentionSplit>singletonList(null)) {
+                // --prop: a system property the model reads when it is built, one model per value, side by side.
+                String previous = propValue == null ? null : System.setProperty(o.prop(), propValue);
                 TensorCores tc = TensorCores.fromSystemProperties().withMode(tcMode);
+                String splitLabel = split == null ? "" : "/att-" + split.label();
                 Model model = device == null
                         ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
-                        : new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch, matmul, tc);
+                        : withSplit(split, () -> new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype,
+                                dispatch, matmul, tc));
                 if (propValue != null) {
                     if (previous == null) {
                         System.clearProperty(o.prop());
@@ -280,6 +337,8 @@ public final class GpuBench {
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
                         Check check = check(gpu, w, tok, dtype, o);
+                        check = new Check(check.dtype(), check.dispatch(), check.matmul() + splitLabel,
+                                check.relativeError(), check.sameArgmax());
                         checks.add(check);
                         System.out.printf(Locale.ROOT, "check %s %s/%s: prefill logits vs cpu relative error %.2e, same"
                                 + " argmax %s%n", check.dtype(), check.dispatch(), check.matmul(), check.relativeError(),
@@ -288,16 +347,19 @@ public final class GpuBench {
                     for (int b : o.batches()) {
                         for (boolean summaries : o.summaries()) {
                             Row r = measure(model, o, dtype, b, copyGBps, deviceName, summaries).labelled(propLabel);
+                            r = r.withMatmul(r.matmul() + splitLabel);
                             rows.add(r);
-                            System.out.printf(Locale.ROOT, "%s %s/%s %s batch %d (%s): %.2f ms/step, %.0f tok/s%n",
+                            System.out.printf(Locale.ROOT, "%s %s/%s %s batch %d (%s): %.2f ms/step, %.0f tok/s%s%n",
                                     o.backend(), r.dispatch(), r.matmul(), r.dtype(), b, r.readback(), r.msPerStep(),
-                                    r.tokensPerSecond());
+                                    r.tokensPerSecond(), model instanceof OpenClLlama2Model gpu
+                                            ? ", attention split up to " + gpu.attentionMostChunks() + " chunks" : "");
                         }
                     }
                 } finally {
                     model.close();
                 }
                 }
+               }
                }
               }
             }
@@ -321,7 +383,6 @@ public final class GpuBench {
         List<KvCache> caches = new ArrayList<>();
         try {
             int[][] prompts = new int[batch][o.prompt()];
-            List<ForwardBatch.Entry> prefill = new ArrayList<>();
             for (int i = 0; i < batch; i++) {
                 KvCache cache = model.newKvCache();
                 caches.add(cache);
@@ -329,10 +390,19 @@ public final class GpuBench {
                 for (int j = 1; j < o.prompt(); j++) {
                     prompts[i][j] = 3 + random.nextInt(c.vocabSize() - 3);
                 }
-                prefill.add(new ForwardBatch.Entry(cache, prompts[i], 0, o.prompt()));
             }
+            // Steps of at most --prefill-chunk tokens: every sequence's next slice each step (all prompts have one
+            // length, so the last step holds every sequence's last tokens and picks each one's first token).
+            int slice = Math.max(1, o.prefillChunk() / batch);
             long p0 = System.nanoTime();
-            greedy.step(new ForwardBatch(prefill));
+            for (int from = 0; from < o.prompt(); from += slice) {
+                int count = Math.min(slice, o.prompt() - from);
+                List<ForwardBatch.Entry> prefill = new ArrayList<>(batch);
+                for (int i = 0; i < batch; i++) {
+                    prefill.add(new ForwardBatch.Entry(caches.get(i), prompts[i], from, count));
+                }
+                greedy.step(new ForwardBatch(prefill));
+            }
             double prefillMs = (System.nanoTime() - p0) / 1e6;
             for (int s = 0; s < o.warmup(); s++) {
                 greedy.decode(caches);
@@ -469,7 +539,7 @@ public final class GpuBench {
                                Options o) {
         Llama2Weights decoded = decodedAs(w, dtype);
         SplittableRandom random = new SplittableRandom(o.seed() ^ 0x5EED);
-        int[] prompt = new int[o.prompt()];
+        int[] prompt = new int[Math.min(o.prompt(), Options.MAX_CHECK_PROMPT)];
         prompt[0] = 1;
         for (int j = 1; j < prompt.length; j++) {
             prompt[j] = 3 + random.nextInt(w.config().vocabSize() - 3);

@@ -125,6 +125,32 @@ class GpuBenchTest {
     }
 
     @Test
+    void attentionSplitModesSideBySideAfterALongChunkedPrefill(@TempDir Path dir) throws Exception {
+        Path json = dir.resolve("split.json");
+        // A prompt past stories260K's 512 positions (--context), prefilled 64 tokens a step over both sequences.
+        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--device", SELECTOR, "--dispatch", "direct", "--matmul", "hand", "--attention-split", "auto,3,off",
+                "--batches", "1,2", "--steps", "2", "--prompt", "530", "--context", "560", "--prefill-chunk", "64",
+                "--warmup", "0", "--copy-mib", "8", "--out", json.toString()}));
+        assertEquals(List.of("hand/att-auto", "hand/att-auto", "hand/att-3", "hand/att-3", "hand/att-off",
+                "hand/att-off"), rows.stream().map(GpuBench.Row::matmul).toList());
+        for (GpuBench.Row r : rows) {
+            assertEquals(530, r.promptTokens());
+            assertTrue(r.opMsPerStep().containsKey("attention"), r.opMsPerStep().toString());
+        }
+        // The check (the first 256 prompt tokens) of each split mode agrees with the CPU.
+        String text = Files.readString(json);
+        assertEquals(3, text.split("\"sameArgmax\": true").length - 1, text);
+        assertTrue(text.contains("\"matmul\": \"hand/att-3\""), text);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> GpuBench.Options.parse(new String[]{"--attention-split", "some"}));
+        assertTrue(e.getMessage().contains("stepstream.opencl.attentionSplit"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> GpuBench.run(GpuBench.Options.parse(new String[]{
+                "--shape", "stories260k", "--device", SELECTOR, "--prompt", "600", "--out", json.toString()})));
+        assertTrue(e.getMessage().contains("--context"), e.getMessage());
+    }
+
+    @Test
     void cpuBackendAndBadOptions(@TempDir Path dir) throws Exception {
         List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
                 "--backend", "cpu", "--batches", "2", "--steps", "2", "--prompt", "3", "--copy-mib", "8", "--out",
