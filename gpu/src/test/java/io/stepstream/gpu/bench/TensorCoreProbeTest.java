@@ -30,6 +30,20 @@ class TensorCoreProbeTest {
     }
 
     @Test
+    void emulatedTf32ChecksPass() {
+        try (ClQueue q = new ClQueue(ClRuntime.select(SELECTOR))) {
+            List<TensorCoreProbe.TileResult> rs = TensorCoreProbe.tf32(q, 0);
+            assertEquals(3, rs.size());
+            for (TensorCoreProbe.TileResult r : rs) {
+                assertTrue(r.built(), r.buildError());
+                assertEquals(List.of(), r.mismatches(), r.variant() + r.note());
+            }
+            // the split's error is far below one tf32 mma's on the same inputs (printed in the note)
+            assertTrue(rs.get(1).note().contains("one tf32 mma"), rs.get(1).note());
+        }
+    }
+
+    @Test
     void probePrintsAResultLineAndRejectsBadOptions() {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx",
@@ -37,6 +51,9 @@ class TensorCoreProbeTest {
         String out = bytes.toString(StandardCharsets.UTF_8);
         assertTrue(ok, out);
         assertTrue(out.contains("(a) tile emulation: all 128 elements match") && out.contains("RESULT: OK"), out);
+        assertTrue(out.contains("(a) tf32 tile emulation: all 128 elements match")
+                && out.contains("(a) tf32 3x split emulation: all 128 elements match")
+                && out.contains("(a) tf32 rounding emulation: all 320 elements match"), out);
         assertFalse(out.contains("ptx mma.sync"), out);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> TensorCoreProbe.Options.parse(new String[]{"--ptx", "maybe"}));
