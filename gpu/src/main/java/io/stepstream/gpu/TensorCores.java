@@ -5,13 +5,20 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Whether the F16 and Q8_0 matmuls of the hand path run on tensor cores: the kernels of mmt.cl, whose inner operation is
- * mma.cl's m16n8k16 (inline PTX {@code mma.sync} on NVIDIA, a local-memory emulation elsewhere). They take the
+ * Whether the F16, Q8_0 and F32 matmuls of the hand path run on tensor cores: the kernels of mmt.cl, whose inner
+ * operation is mma.cl's m16n8k16 (F16, Q8_0) or 3xTF32 on m16n8k8 tf32 (F32; inline PTX {@code mma.sync} on NVIDIA, a
+ * local-memory emulation elsewhere). They take the
  * passes of at least {@code minTokens} tokens that the matvec kernel does not take (more than
  * MatmulTiles.mvTokens); activations are rounded to f16 on the way in, as PyTorch's fp16 matmul has them (and
  * then by mv and mm of the same program too, so the numerics do not depend on the token count). Q8_0 passes
  * qualify only when their columns and layer strides are multiples of 32 (each 32-column block's mma sum is
  * scaled per row, see mmt.cl); others stay on mm.
+ *
+ * <p>F32 weights ({@code f32}, {@value #F32_PROPERTY}: {@code 3xtf32}, the default, or {@code off}) run as 3xTF32:
+ * weights and activations stay f32 (no f16 rounding, mv and mm of the same program stay plain fp32), each fragment
+ * is split into two tf32s and three mma add lo_w hi_x + hi_w lo_x + hi_w hi_x: about fp32's accuracy (each product
+ * within ~3 * 2^-22 relative, see mmt.cl) at tensor-core speed. {@code off} keeps F32 on {@code mm} while F16 and
+ * Q8_0 use tensor cores (an A/B in one JVM). F32 tiles stage twice F16's bytes: (64 + tn) x (tk + 4) floats.
  *
  * <ul>
  *   <li>{@code auto} (default): on when the device is NVIDIA with compute capability 8.0 or more and the PTX
@@ -29,8 +36,10 @@ import java.util.Locale;
  * {@value #MAX_SPLIT} slices, default 2; fr: 1 (default) the last group of a tile adds the split-K partial sums,
  * 0 a second kernel, mm_reduce, does). A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
  */
-public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
+public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f32) {
     public static final String PROPERTY = "stepstream.opencl.tensorCores";
+    /** Whether F32 weights use tensor cores (3xTF32) when the mode lets F16 use them: 3xtf32 (default) or off. */
+    public static final String F32_PROPERTY = "stepstream.opencl.f32TensorCores";
     public static final String MIN_TOKENS_PROPERTY = "stepstream.opencl.tensorCoreMinTokens";
     public static final String TILES_PROPERTY = "stepstream.opencl.tensorCoreTiles";
     /** Rows of one mmt group (4 warps of 16 rows). */
@@ -79,11 +88,16 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
         }
 
         /**
-         * Local memory of one group: the staged weights and activations, or the output tile, which reuses them
-         * (the larger of the two), and with {@code emulated} the emulation's per-warp scratch.
+         * Local memory of one group for F16 or Q8_0 weights: the staged weights and activations, or the output
+         * tile, which reuses them (the larger of the two), and with {@code emulated} the emulation's per-warp scratch.
          */
         public long localBytes(boolean emulated) {
-            long s = tk / 2 + 4;
+            return localBytes(emulated, false);
+        }
+
+        /** As above; {@code f32}: for F32 weights (3xTF32), staged as floats (k, not k-pairs, per uint). */
+        public long localBytes(boolean emulated, boolean f32) {
+            long s = f32 ? tk + 4 : tk / 2 + 4;
             long stage = (TM + tn) * s;
             long out = (long) tn * (TM + 1);
             return 4L * ((Math.max(stage, out) + 3) / 4 * 4 + (emulated ? (WG / 32) * 192 : 0));
@@ -97,6 +111,11 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
     public static final TensorCores AUTO = new TensorCores(Mode.AUTO, 16, parseTiles(DEFAULT_TILES));
     public static final TensorCores OFF = AUTO.withMode(Mode.OFF);
     public static final TensorCores EMULATE = AUTO.withMode(Mode.EMULATE);
+
+    /** F32 weights on 3xTF32 (the default). */
+    public TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
+        this(mode, minTokens, tiles, true);
+    }
 
     public TensorCores {
         if (mode == null) {
@@ -118,27 +137,38 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
     }
 
     public TensorCores withMode(Mode m) {
-        return new TensorCores(m, minTokens, tiles);
+        return new TensorCores(m, minTokens, tiles, f32);
     }
 
     public TensorCores withMinTokens(int tokens) {
-        return new TensorCores(mode, tokens, tiles);
+        return new TensorCores(mode, tokens, tiles, f32);
+    }
+
+    /** Whether F32 weights use tensor cores (3xTF32) when the mode is not off. */
+    public TensorCores withF32(boolean on) {
+        return new TensorCores(mode, minTokens, tiles, on);
     }
 
     /** One tile of {@code tn} tokens and {@code tk} columns per slice for every token count. */
     public TensorCores withTiles(int tn, int tk) {
-        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)));
+        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)), f32);
     }
 
     /** The tiers of {@code spec} (see the class doc); null or blank: unchanged. */
     public TensorCores withTilesSpec(String spec) {
-        return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec));
+        return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec), f32);
     }
 
     /** These tiers with the split-K sums in mm_reduce (fr=0) everywhere. */
     public TensorCores unfused() {
         return new TensorCores(mode, minTokens, tiles.stream()
-                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false)).toList());
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false)).toList(), f32);
+    }
+
+    /** Whether a program for weight encoding {@code wtype} (Llama2Kernel.WT_*) gets the tensor-core kernels. */
+    public boolean appliesTo(int wtype) {
+        return mode != Mode.OFF && (wtype == Llama2Kernel.WT_F16 || wtype == Llama2Kernel.WT_Q8_0
+                || wtype == Llama2Kernel.WT_F32 && f32);
     }
 
     /** The tier for a pass of {@code n} tokens. */
@@ -211,9 +241,20 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
         };
     }
 
-    /** The three properties on top of {@link #AUTO}. */
+    /** {@value #F32_PROPERTY}: 3xtf32 (or on, auto, blank) or off (false). */
+    public static boolean parseF32(String v) {
+        String s = v == null ? "" : v.strip().toLowerCase(Locale.ROOT);
+        return switch (s) {
+            case "", "3xtf32", "on", "auto", "true" -> true;
+            case "off", "false" -> false;
+            default -> throw new IllegalArgumentException(F32_PROPERTY + " must be 3xtf32 or off, got '" + v + "'");
+        };
+    }
+
+    /** The four properties on top of {@link #AUTO}. */
     public static TensorCores fromSystemProperties() {
-        TensorCores tc = AUTO.withMode(parseMode(System.getProperty(PROPERTY)));
+        TensorCores tc = AUTO.withMode(parseMode(System.getProperty(PROPERTY)))
+                .withF32(parseF32(System.getProperty(F32_PROPERTY)));
         String min = System.getProperty(MIN_TOKENS_PROPERTY);
         if (min != null && !min.isBlank()) {
             try {
@@ -226,11 +267,17 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
     }
 
     /**
-     * The -D options that add the tensor-core kernels to a matmul.cl build; {@code ptx}: 0 emulation, 1 or 2 PTX.
-     * XH makes mv and mm round the activations to f16 too, so the numerics do not depend on the token count.
+     * The -D options that add the tensor-core kernels to a matmul.cl build of F16 or Q8_0 weights; {@code ptx}: 0
+     * emulation, 1 or 2 PTX. XH makes mv and mm round the activations to f16 too, so the numerics do not depend on
+     * the token count.
      */
     public String defines(int ptx) {
-        return " -DMMT=1 -DXH=1" + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+        return defines(ptx, Llama2Kernel.WT_F16);
+    }
+
+    /** As above for weight encoding {@code wtype}: F32 (3xTF32) has no XH, its activations stay f32 everywhere. */
+    public String defines(int ptx, int wtype) {
+        return " -DMMT=1" + (wtype == Llama2Kernel.WT_F32 ? "" : " -DXH=1") + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
     }
 
     /** The OpenCL C that follows mma.cl + matmul.cl: mmt.cl once per tier, as kernels mmt0, mmt1, ... */
@@ -242,9 +289,15 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
         return sb.toString();
     }
 
-    /** The most local memory any tier's group needs. */
+    /** The most local memory any tier's group needs (F16 or Q8_0 weights). */
     public long localBytes(boolean emulated) {
-        return tiles.stream().mapToLong(t -> t.localBytes(emulated)).max().orElse(0);
+        return localBytes(emulated, Llama2Kernel.WT_F16);
+    }
+
+    /** As above for weight encoding {@code wtype} (F32 stages floats: more). */
+    public long localBytes(boolean emulated, int wtype) {
+        boolean f32Weights = wtype == Llama2Kernel.WT_F32;
+        return tiles.stream().mapToLong(t -> t.localBytes(emulated, f32Weights)).max().orElse(0);
     }
 
     /** E.g. {@code mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64}. */

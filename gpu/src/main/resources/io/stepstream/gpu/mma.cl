@@ -159,20 +159,34 @@ inline float4 mma_m16n8k8_tf32(uint4 a, uint2 b, float4 c, __local uint *scratch
 }
 #endif
 
-/**
- * 3xTF32: D = A x B + C with A and B given as f32 and split into a tf32 "big" part and a tf32 remainder
- * (x = hi + lo + e, hi = tf32(x), lo = tf32(x - hi); x - hi is exact in f32, |lo| <= 2^-11 |x|, |e| <= 2^-22 |x|),
- * as three mma into the same accumulators, the small terms first: lo_a hi_b, hi_a lo_b, then hi_a hi_b. The dropped
- * lo_a lo_b and the split's remainders e make each product off by at most about 3 * 2^-22 of |a b|.
- */
 // A tf32 as the f32 the instruction reads (the low 13 bits cleared: PTX does not promise them zero after cvt).
 #define TF32_F(u) as_float((u) & 0xffffe000u)
-inline float4 mma_m16n8k8_3xtf32(float4 a, float2 b, float4 c, __local uint *scratch) {
-    uint4 ahi = (uint4)(mma_tf32(a.x), mma_tf32(a.y), mma_tf32(a.z), mma_tf32(a.w));
-    uint2 bhi = (uint2)(mma_tf32(b.x), mma_tf32(b.y));
-    uint4 alo = (uint4)(mma_tf32(a.x - TF32_F(ahi.x)), mma_tf32(a.y - TF32_F(ahi.y)),
-                        mma_tf32(a.z - TF32_F(ahi.z)), mma_tf32(a.w - TF32_F(ahi.w)));
-    uint2 blo = (uint2)(mma_tf32(b.x - TF32_F(bhi.x)), mma_tf32(b.y - TF32_F(bhi.y)));
+
+/**
+ * The 3xTF32 split of four f32s: hi = tf32(x), lo = tf32(x - hi). x - hi is exact in f32 (hi is x to 11
+ * significant bits, so the difference has at most 13 and lies in x's exponent range), |lo| <= 2^-11 |x|, and
+ * x = hi + lo + e with |e| <= 2^-11 |lo| <= 2^-22 |x|.
+ */
+inline void mma_split4_tf32(float4 x, uint4 *hi, uint4 *lo) {
+    uint4 h = (uint4)(mma_tf32(x.x), mma_tf32(x.y), mma_tf32(x.z), mma_tf32(x.w));
+    *hi = h;
+    *lo = (uint4)(mma_tf32(x.x - TF32_F(h.x)), mma_tf32(x.y - TF32_F(h.y)), mma_tf32(x.z - TF32_F(h.z)),
+                  mma_tf32(x.w - TF32_F(h.w)));
+}
+
+inline void mma_split2_tf32(float2 x, uint2 *hi, uint2 *lo) {
+    uint2 h = (uint2)(mma_tf32(x.x), mma_tf32(x.y));
+    *hi = h;
+    *lo = (uint2)(mma_tf32(x.x - TF32_F(h.x)), mma_tf32(x.y - TF32_F(h.y)));
+}
+
+/**
+ * 3xTF32: C + A x B for A and B given split (mma_split4_tf32 / mma_split2_tf32), as three mma into the same
+ * accumulators, the small terms first: lo_a hi_b, hi_a lo_b, then hi_a hi_b. A product a b = (hi_a + lo_a + e_a)
+ * (hi_b + lo_b + e_b) loses lo_a lo_b (<= 2^-22 |a b|) and the e terms (<= 2^-22 each, to first order): about
+ * 3 * 2^-22 of |a b| at most, before the f32 additions.
+ */
+inline float4 mma_m16n8k8_3xtf32(uint4 ahi, uint4 alo, uint2 bhi, uint2 blo, float4 c, __local uint *scratch) {
     c = mma_m16n8k8_tf32(alo, bhi, c, scratch);
     c = mma_m16n8k8_tf32(ahi, blo, c, scratch);
     return mma_m16n8k8_tf32(ahi, bhi, c, scratch);
@@ -216,7 +230,11 @@ void mma_tile_tf32(__global const float *a, __global const float *b, __global co
     float4 fc = (float4)(c[g * 8 + 2 * t], c[g * 8 + 2 * t + 1], c[(g + 8) * 8 + 2 * t], c[(g + 8) * 8 + 2 * t + 1]);
     float4 r;
     if (split != 0) {
-        r = mma_m16n8k8_3xtf32(fa, fb, fc, scratch);
+        uint4 ahi, alo;
+        uint2 bhi, blo;
+        mma_split4_tf32(fa, &ahi, &alo);
+        mma_split2_tf32(fb, &bhi, &blo);
+        r = mma_m16n8k8_3xtf32(ahi, alo, bhi, blo, fc, scratch);
     } else {
         uint4 ua = (uint4)(mma_tf32(fa.x), mma_tf32(fa.y), mma_tf32(fa.z), mma_tf32(fa.w));
         uint2 ub = (uint2)(mma_tf32(fb.x), mma_tf32(fb.y));

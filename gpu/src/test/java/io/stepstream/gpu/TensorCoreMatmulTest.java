@@ -130,6 +130,73 @@ class TensorCoreMatmulTest {
         }
     }
 
+    static Stream<Arguments> f32Cases() {
+        List<Arguments> out = new ArrayList<>();
+        TensorCores any = TensorCores.EMULATE.withMinTokens(1);
+        // 1 token too: with the threshold at 1 every count runs mmt (the diffusion canvases' setting)
+        for (int tokens : new int[]{1, 2, 7, 9, 16, 17, 33, 64, 70}) {
+            out.add(Arguments.of(tokens, any, ONE_TOKEN_MV.with("ks=1")));
+        }
+        out.add(Arguments.of(37, any.withTiles(16, 32), ONE_TOKEN_MV.with("ks=1")));
+        // one 128-column K-slice covers all 48 or 80 columns (zero-filled past the end)
+        out.add(Arguments.of(23, any.withTiles(16, 128), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(70, any.withTiles(32, 32), ONE_TOKEN_MV.with("ks=2")));
+        // split-K: fused (the tile's last group adds the slices) and with mm_reduce
+        out.add(Arguments.of(21, any, ONE_TOKEN_MV.with("ks=3")));
+        out.add(Arguments.of(21, any.withTilesSpec("tn=16,tk=32,fr=0"), ONE_TOKEN_MV.with("ks=3")));
+        TensorCores tiers = any.withTilesSpec("12:tn=16,tk=64/40:tn=32,tk=32,occ=4/tn=64,tk=32");
+        for (int tokens : new int[]{12, 13, 41}) {
+            out.add(Arguments.of(tokens, tiers, ONE_TOKEN_MV));
+        }
+        return out.stream();
+    }
+
+    /**
+     * The bound of the F32 checks, relative to max |reference| (HandMatmulTest's measure). 3xTF32 loses at most
+     * ~3 * 2^-22 (7e-7) of each product |w x| in the split; the emulation adds the 3 x 80 partial products of a row
+     * in f32 as mm adds its 80 (about 2^-24 of the running sum per addition, ~sqrt(80) 2^-24 in practice), so both
+     * land near 1e-7 of max |reference| for these uniform inputs (measured: 3xTF32 0.6-3.7e-7, mm 0.6-5.4e-7).
+     * One plain tf32 mma (no split) is off by ~2^-12 of each product: 2.3-2.9e-4 here (checked by dropping the two
+     * small-term mma), so 2e-6 fails it by 100x and holds 3xTF32 within ~10x of fp32.
+     */
+    static final double F32_TOLERANCE = 2e-6;
+
+    /**
+     * F32 weights on mmt (3xTF32 on the emulated m16n8k8 tf32) against the float64 reference of the f32 weights
+     * times the f32 activations (not rounded), every epilogue; the plain fp32 {@code mm} runs on the same data
+     * (same seeds) first and its error per check is printed beside 3xTF32's when one fails.
+     */
+    @ParameterizedTest(name = "f32: {0} tokens, {1}, {2}")
+    @MethodSource("f32Cases")
+    void f32WeightsOn3xTf32MatchTheReferenceForEveryEpilogueAsCloselyAsMm(int tokens, TensorCores tc,
+                                                                         MatmulTiles tiles) {
+        long seed = 331L * tokens + tc.label().hashCode() + tiles.ks();
+        java.util.Map<String, Double> mmErrors;
+        try (DeviceLlama2 device = new DeviceLlama2(HandMatmulTest.randomWeights(new Random(seed)),
+                OpenClTestSupport.device(), 12, TensorType.F32, Dispatch.DIRECT, Matmul.HAND, tiles,
+                tc.withMode(TensorCores.Mode.OFF))) {
+            HandMatmulTest.Case mm = new HandMatmulTest.Case(device, new Random(seed + 1), tokens, false);
+            mm.tolerance = F32_TOLERANCE;
+            mm.checkAll();
+            assertEquals(0, device.tensorCorePasses());
+            mmErrors = mm.errors;
+        }
+        try (DeviceLlama2 device = new DeviceLlama2(HandMatmulTest.randomWeights(new Random(seed)),
+                OpenClTestSupport.device(), 12, TensorType.F32, Dispatch.DIRECT, Matmul.HAND, tiles, tc)) {
+            assertTrue(device.tensorCores().startsWith("emulated " + tc.label())
+                    && device.tensorCores().endsWith("(3xtf32)"), device.tensorCores());
+            HandMatmulTest.Case c = new HandMatmulTest.Case(device, new Random(seed + 1), tokens, false);
+            c.tolerance = F32_TOLERANCE;
+            c.baseline = mmErrors;
+            c.checkAll();
+            assertEquals(5, device.handMatmulPasses());
+            assertEquals(5, device.tensorCorePasses(), "each of the five matmul passes ran on mmt");
+            if (tiles.ks() > 1) {
+                assertTrue(device.handMatmulMaxSplit() > 1, "split-K ran");
+            }
+        }
+    }
+
     @Test
     void belowTheThresholdAndForOtherEncodingsThePassesStayOnMm() {
         Random random = new Random(5);
@@ -141,8 +208,8 @@ class TensorCoreMatmulTest {
             assertEquals(0, device.tensorCorePasses(), "15 tokens < 16: mm");
         }
         try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F32,
-                Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.EMULATE.withMinTokens(1))) {
-            assertEquals("off", device.tensorCores(), "F32 weights never use mmt");
+                Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.EMULATE.withMinTokens(1).withF32(false))) {
+            assertEquals("off", device.tensorCores(), "f32TensorCores=off: F32 weights stay on mm");
             new HandMatmulTest.Case(device, random, 20, false).checkAll();
             assertEquals(0, device.tensorCorePasses());
         }
