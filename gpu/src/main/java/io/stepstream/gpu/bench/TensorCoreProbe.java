@@ -32,14 +32,17 @@ import java.util.Random;
  * or failed build (or, in (b), any mismatch, or no tensor cores where --mode auto wants them), else 0.
  *
  * <p>Then (b), unless {@code --full false}: the whole tensor-core matmul {@code mmt} on random F16 (or, with
- * {@code --dtype}, Q8_0) matrices against a float64 reference and timed beside {@code mm} of the same weights (see
- * {@link #full}).
+ * {@code --dtype}, Q8_0 or F32: 3xTF32) matrices against a float64 reference and timed beside {@code mm} of the same
+ * weights (see {@link #full}). F32 variants whose tile needs more than the device's local memory ((64 + tn) x
+ * (tk + 4) floats: tk=128 with tn >= 32 on a 48 KiB device) are reported as skipped.
+ *
+ * <p>Also in (a): the m16n8k8 tf32 layout, 3xTF32 on one tile and cvt.rna.tf32.f32's rounding (see {@link #tf32}).
  *
  * <pre>
  * TensorCoreProbe [--device SEL] [--ptx auto|on|off] [--full true|false]
  *                 [--shapes 2048x2048,11264x2048,2048x5632,32000x2048] [--tokens 16,32,64,128,800]
  *                 [--tiles "default;tn=32,tk=64;..." (DEFAULT_VARIANTS)] [--mode auto|emulate]
- *                 [--dtype f16|q8_0|both] [--reps 20] [--warmup 3]
+ *                 [--dtype f16|q8_0|f32|both|all] [--reps 20] [--warmup 3]
  *                 [--sample-rows 256]
  * </pre>
  * {@code --device}: as MatmulProbe (default: the first GPU, else the first device, e.g. PoCL). {@code --tiles}:
@@ -65,15 +68,19 @@ public final class TensorCoreProbe {
     record Options(String device, String ptx, boolean full, List<int[]> shapes, int[] tokens,
                    List<TensorCores> variants, TensorCores.Mode mode, List<TensorType> dtypes, int reps, int warmup,
                    int sampleRows) {
-        /** f16, q8_0, both, or a comma list of the first two. */
+        /** f16, q8_0, f32 (3xTF32), both (f16 and q8_0), all, or a comma list of the first three. */
         static List<TensorType> parseDtypes(String v) {
             if (v.equals("both")) {
                 return List.of(TensorType.F16, TensorType.Q8_0);
             }
+            if (v.equals("all")) {
+                return List.of(TensorType.F16, TensorType.Q8_0, TensorType.F32);
+            }
             return Arrays.stream(v.split(",")).map(String::strip).map(t -> switch (t) {
                 case "f16" -> TensorType.F16;
                 case "q8_0", "q8" -> TensorType.Q8_0;
-                default -> throw new IllegalArgumentException("--dtype must be f16, q8_0 or both, got " + t);
+                case "f32" -> TensorType.F32;
+                default -> throw new IllegalArgumentException("--dtype must be f16, q8_0, f32, both or all, got " + t);
             }).distinct().toList();
         }
 
@@ -261,8 +268,9 @@ public final class TensorCoreProbe {
      * Part (b): the whole mmt kernel on random F16 or Q8_0 matrices, each token count, each tile variant, next to
      * {@code mm} on the same buffers (device ms from profiling events, mean of reps). mmt's output is checked on
      * sampled rows (the first and last row tiles and random others; all rows with --sample-rows 0) for every
-     * token against a float64 reference of the weights as stored (f16, or int8 times the block scale) times the
-     * f16-rounded activations: an element fails when it is off by more than cols * 2^-23 of sum |w x| (f32
+     * token against a float64 reference of the weights as stored (f16, or int8 times the block scale; f32) times the
+     * f16-rounded activations (F32: the f32 activations; mm's error is printed in the same measure, and (a)'s split
+     * tile is the sharp 3xTF32 check): an element fails when it is off by more than cols * 2^-23 of sum |w x| (f32
      * accumulation, even truncating, of exact products; Q8_0 adds one rounding per 32-column block sum and its
      * scaling; a wrong index or scale is off by about the value itself).
      */
@@ -291,15 +299,21 @@ public final class TensorCoreProbe {
                 for (int tokens : o.tokens()) {
                     double flop = 2.0 * nRows * cols * tokens;
                     float[] x = probe.input(tokens);
-                    for (int i = 0; i < x.length; i++) {
-                        x[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+                    if (dtype != TensorType.F32) { // mmt rounds them for F16 and Q8_0; F32 (3xTF32) takes them as f32
+                        for (int i = 0; i < x.length; i++) {
+                            x[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+                        }
                     }
                     double[][][] ref = reference(ws, x, tokens, cols);
                     double mmMs = probe.handMs(tiles, TensorCores.OFF, tokens, o.warmup(), o.reps());
+                    // F32: mm's error in mmt's measure (both take the same f32 activations), to set 3xTF32's beside
+                    String mmCheck = dtype == TensorType.F32
+                            ? "fp32: " + check(probe.output(tokens), ref, sample, nRows, cols).getLast()
+                            : String.format(Locale.ROOT, "relDiff %.1e (f32 activations)", relDiff(
+                                    probe.output(tokens), ref, sample, nRows));
                     rows.add(new Row(name, tokens, (tokens <= tiles.mvTokens() ? "mv " : "mm ") + tiles.label(), mmMs,
                             flop / mmMs / 1e9, bytes / mmMs / 1e6, probe.lastSplit(tiles, TensorCores.OFF), 1.0,
-                            String.format(Locale.ROOT, "relDiff %.1e (f32 activations)", relDiff(
-                                    probe.output(tokens), ref, sample, nRows))));
+                            mmCheck));
                     for (TensorCores variant : o.variants()) {
                         TensorCores tc = variant.withMode(o.mode()).withMinTokens(1);
                         double ms;
@@ -416,7 +430,7 @@ public final class TensorCoreProbe {
         StringBuilder sb = new StringBuilder();
         if (header) {
             sb.append(String.format(Locale.ROOT, "%n%-16s %4s %-44s %9s %8s %8s %5s %6s  %s%n", "shape", "tok", "kernel",
-                    "ms", "TFLOP/s", "GB/s", "split", "vsMm", "check vs float64 (f16-rounded activations)"));
+                    "ms", "TFLOP/s", "GB/s", "split", "vsMm", "check vs float64 (f16-rounded activations; f32: as is)"));
         }
         for (Row r : rows) {
             sb.append(String.format(Locale.ROOT, "%-16s %4d %-44s %9.4f %8.2f %8.1f %5d %5.2fx  %s%n", r.shape(),

@@ -121,6 +121,28 @@ class TensorCoreProbeTest {
     }
 
     @Test
+    void f32WeightsOnEmulated3xTf32MatchTheReferenceBesideMm() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        List<TensorCoreProbe.Row> rows = new ArrayList<>();
+        // 130 rows: a partial third row tile; 9 and 33 tokens: partial token tiles
+        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx", "off",
+                "--shapes", "130x192", "--tokens", "9,33", "--mode", "emulate", "--tiles", "default",
+                "--dtype", "f32", "--reps", "1", "--warmup", "0", "--sample-rows", "0"}),
+                new PrintStream(bytes, true, StandardCharsets.UTF_8), rows);
+        String out = bytes.toString(StandardCharsets.UTF_8);
+        assertTrue(ok, out);
+        assertEquals(4, rows.size(), out); // 2 token counts x (mm + mmt)
+        for (TensorCoreProbe.Row r : rows) {
+            assertTrue(r.shape().endsWith(" f32"), r.toString());
+            // mm's error in the same measure as mmt's: both within f32 rounding of the float64 reference
+            assertTrue(r.check().startsWith(r.kernel().startsWith("emulated") ? "ok, max err" : "fp32: ok, max err"),
+                    r.toString());
+        }
+        assertEquals(List.of(TensorType.F16, TensorType.Q8_0, TensorType.F32),
+                TensorCoreProbe.Options.parseDtypes("all"));
+    }
+
+    @Test
     void packPutsTheLowerKInTheLow16Bits() {
         assertEquals(0x4000_3C00, TensorCoreProbe.pack(1.0f, 2.0f)); // f16 1.0 = 0x3C00, 2.0 = 0x4000
     }
