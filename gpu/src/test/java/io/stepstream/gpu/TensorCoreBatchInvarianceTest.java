@@ -67,6 +67,19 @@ class TensorCoreBatchInvarianceTest {
         }
     }
 
+    /** F32 weights on 3xTF32 from one token, split fixed: bitwise equal alone and batched, as F16's and Q8_0's. */
+    @Test
+    void f32WeightsOn3xTf32FromOneTokenAreBitwiseEqualAloneAndBatched() {
+        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1), 9,
+                TensorType.F32)) {
+            float[] batched = p.logits(BIG);
+            for (int n : new int[]{1, 3, 9, 20, 33}) {
+                assertArrayEquals(Arrays.copyOf(batched, n * p.vocab), p.logits(n), n + " tokens");
+            }
+            assertTrue(p.device.tensorCorePasses() > 0, "the F32 classifier ran on mmt");
+        }
+    }
+
     @Test
     void defaultKernelChoiceKeepsRowsAloneWithinSummationOrder() {
         try (Pass p = new Pass(MatmulTiles.DEFAULT, TensorCores.EMULATE, 6)) {
