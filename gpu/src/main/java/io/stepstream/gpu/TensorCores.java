@@ -40,6 +40,12 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     public static final String PROPERTY = "stepstream.opencl.tensorCores";
     /** Whether F32 weights use tensor cores (3xTF32) when the mode lets F16 use them: 3xtf32 (default) or off. */
     public static final String F32_PROPERTY = "stepstream.opencl.f32TensorCores";
+    /**
+     * A tuning knob of the F32 kernel: how the 3xTF32 split rounds, {@code cvt} (default: cvt.rna.tf32.f32) or
+     * {@code soft} (integer add and mask, the same bits: TensorCoreProbe checks that on the device), read when a
+     * program is built.
+     */
+    public static final String TF32_SPLIT_PROPERTY = "stepstream.opencl.tf32Split";
     public static final String MIN_TOKENS_PROPERTY = "stepstream.opencl.tensorCoreMinTokens";
     public static final String TILES_PROPERTY = "stepstream.opencl.tensorCoreTiles";
     /** Rows of one mmt group (4 warps of 16 rows). */
@@ -275,9 +281,25 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         return defines(ptx, Llama2Kernel.WT_F16);
     }
 
-    /** As above for weight encoding {@code wtype}: F32 (3xTF32) has no XH, its activations stay f32 everywhere. */
+    /**
+     * As above for weight encoding {@code wtype}: F32 (3xTF32) has no XH, its activations stay f32 everywhere;
+     * its split rounds as {@value #TF32_SPLIT_PROPERTY} says.
+     */
     public String defines(int ptx, int wtype) {
-        return " -DMMT=1" + (wtype == Llama2Kernel.WT_F32 ? "" : " -DXH=1") + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+        boolean f32Weights = wtype == Llama2Kernel.WT_F32;
+        return " -DMMT=1" + (f32Weights ? "" : " -DXH=1") + (f32Weights && softSplit() ? " -DMMA_SOFT_SPLIT=1" : "")
+                + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+    }
+
+    /** Whether {@value #TF32_SPLIT_PROPERTY} asks for the integer split (cvt, the default, or soft). */
+    static boolean softSplit() {
+        String v = System.getProperty(TF32_SPLIT_PROPERTY, "cvt").strip().toLowerCase(Locale.ROOT);
+        return switch (v) {
+            case "", "cvt" -> false;
+            case "soft" -> true;
+            default -> throw new IllegalArgumentException(TF32_SPLIT_PROPERTY + " must be cvt or soft, got '" + v
+                    + "'");
+        };
     }
 
     /** The OpenCL C that follows mma.cl + matmul.cl: mmt.cl once per tier, as kernels mmt0, mmt1, ... */

@@ -80,6 +80,37 @@ class TensorCoreBatchInvarianceTest {
         }
     }
 
+    /**
+     * The split's rounding by integer add and mask ({@code tf32Split=soft}) gives the same bits as the default
+     * (cvt.rna on the device, the same software rounding in the emulation: the option's build and plumbing are what
+     * this checks here; TensorCoreProbe checks cvt.rna against the software rounding on the device).
+     */
+    @Test
+    void softTf32SplitGivesTheSameBits() {
+        float[] cvt;
+        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1), 10,
+                TensorType.F32)) {
+            cvt = p.logits(20);
+        }
+        String before = System.getProperty(TensorCores.TF32_SPLIT_PROPERTY);
+        System.setProperty(TensorCores.TF32_SPLIT_PROPERTY, "soft");
+        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1), 10,
+                TensorType.F32)) {
+            assertArrayEquals(cvt, p.logits(20));
+            assertTrue(p.device.tensorCorePasses() > 0, "the F32 classifier ran on mmt");
+            System.setProperty(TensorCores.TF32_SPLIT_PROPERTY, "fast");
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> TensorCores.EMULATE.defines(0, Llama2Kernel.WT_F32));
+            assertTrue(e.getMessage().contains(TensorCores.TF32_SPLIT_PROPERTY), e.getMessage());
+        } finally {
+            if (before == null) {
+                System.clearProperty(TensorCores.TF32_SPLIT_PROPERTY);
+            } else {
+                System.setProperty(TensorCores.TF32_SPLIT_PROPERTY, before);
+            }
+        }
+    }
+
     @Test
     void defaultKernelChoiceKeepsRowsAloneWithinSummationOrder() {
         try (Pass p = new Pass(MatmulTiles.DEFAULT, TensorCores.EMULATE, 6)) {
