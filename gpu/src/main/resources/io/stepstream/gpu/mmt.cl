@@ -36,7 +36,8 @@
  * 3 * 2^-22 sum |w x| plus the f32 accumulation error of that sum (as mm's: about 2^-24 per addition in the
  * worst case, ~sqrt(cols) 2^-24 typically), against ~2^-11 per product for one plain tf32 mma. Local memory per
  * group: (64 + MMT_TN) x (MMT_TK + 4) floats, twice F16's: 34,816 bytes at tn=64, tk=64 (6 groups per H200 SM
- * by shared memory; tn=64, tk=128 or tn=128 exceed OpenCL's 48 KiB and are refused by the host). Host contract:
+ * by shared memory; tk=128 with tn >= 32, or tn=128 with tk=64, exceed OpenCL's 48 KiB and the host refuses
+ * them). Host contract:
  * cols, lstride0..2 multiples of 4 (16-byte loads).
  */
 #if WT != 0 && WT != 1 && WT != 2

@@ -168,7 +168,7 @@ public final class TensorCoreProbe {
             2.0f - 0x1p-23f,                                         // rounds up across the exponent
             Float.intBitsToFloat(0x0000_1000), Float.intBitsToFloat(0x8000_1000), // subnormal ties
             Float.intBitsToFloat(0x0000_0fff), Float.intBitsToFloat(0x0000_3000), Float.MIN_VALUE,
-            Float.intBitsToFloat(0x007f_ffff),                       // the largest subnormal rounds to the smallest normal
+            Float.intBitsToFloat(0x007f_ffff),                       // largest subnormal: to the smallest normal
             Float.MAX_VALUE, -Float.MAX_VALUE,                       // round to infinity
             Float.intBitsToFloat(0x7f7f_efff),                       // stays finite
             Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.NaN, 3.14159265f, -2.718281828f, 1e-30f, 6.5e4f};
@@ -430,7 +430,8 @@ public final class TensorCoreProbe {
         StringBuilder sb = new StringBuilder();
         if (header) {
             sb.append(String.format(Locale.ROOT, "%n%-16s %4s %-44s %9s %8s %8s %5s %6s  %s%n", "shape", "tok", "kernel",
-                    "ms", "TFLOP/s", "GB/s", "split", "vsMm", "check vs float64 (f16-rounded activations; f32: as is)"));
+                    "ms", "TFLOP/s", "GB/s", "split", "vsMm",
+                    "check vs float64 (f16-rounded activations; f32: as is)"));
         }
         for (Row r : rows) {
             sb.append(String.format(Locale.ROOT, "%-16s %4d %-44s %9.4f %8.2f %8.1f %5d %5.2fx  %s%n", r.shape(),
