@@ -46,6 +46,12 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
      * program is built.
      */
     public static final String TF32_SPLIT_PROPERTY = "stepstream.opencl.tf32Split";
+    /**
+     * A tuning knob of the F32 kernel: {@code true} splits the activations once when they are staged (two tf32
+     * arrays in local memory, (64 + 2 tn) x (tk + 4) words: tn=64 needs tk=32) instead of in every warp at every use
+     * (default false); the same bits. Read when a program is built.
+     */
+    public static final String TF32_STAGE_SPLIT_PROPERTY = "stepstream.opencl.tf32StageSplit";
     public static final String MIN_TOKENS_PROPERTY = "stepstream.opencl.tensorCoreMinTokens";
     public static final String TILES_PROPERTY = "stepstream.opencl.tensorCoreTiles";
     /** Rows of one mmt group (4 warps of 16 rows). */
@@ -101,10 +107,13 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             return localBytes(emulated, false);
         }
 
-        /** As above; {@code f32}: for F32 weights (3xTF32), staged as floats (k, not k-pairs, per uint). */
+        /**
+         * As above; {@code f32}: for F32 weights (3xTF32), staged as floats (k, not k-pairs, per uint), the
+         * activations twice (hi, lo) with {@value #TF32_STAGE_SPLIT_PROPERTY}.
+         */
         public long localBytes(boolean emulated, boolean f32) {
             long s = f32 ? tk + 4 : tk / 2 + 4;
-            long stage = (TM + tn) * s;
+            long stage = (TM + (f32 && stageSplit() ? 2L : 1L) * tn) * s;
             long out = (long) tn * (TM + 1);
             return 4L * ((Math.max(stage, out) + 3) / 4 * 4 + (emulated ? (WG / 32) * 192 : 0));
         }
@@ -288,7 +297,18 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     public String defines(int ptx, int wtype) {
         boolean f32Weights = wtype == Llama2Kernel.WT_F32;
         return " -DMMT=1" + (f32Weights ? "" : " -DXH=1") + (f32Weights && softSplit() ? " -DMMA_SOFT_SPLIT=1" : "")
-                + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+                + (f32Weights && stageSplit() ? " -DMMT_XSPLIT=1" : "") + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+    }
+
+    /** Whether {@value #TF32_STAGE_SPLIT_PROPERTY} is true (default false). */
+    static boolean stageSplit() {
+        String v = System.getProperty(TF32_STAGE_SPLIT_PROPERTY, "false").strip().toLowerCase(Locale.ROOT);
+        return switch (v) {
+            case "", "false", "off" -> false;
+            case "true", "on" -> true;
+            default -> throw new IllegalArgumentException(TF32_STAGE_SPLIT_PROPERTY + " must be true or false, got '"
+                    + v + "'");
+        };
     }
 
     /** Whether {@value #TF32_SPLIT_PROPERTY} asks for the integer split (cvt, the default, or soft). */

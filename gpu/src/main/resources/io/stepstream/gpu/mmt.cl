@@ -37,7 +37,9 @@
  * worst case, ~sqrt(cols) 2^-24 typically), against ~2^-11 per product for one plain tf32 mma. Local memory per
  * group: (64 + MMT_TN) x (MMT_TK + 4) floats, twice F16's: 34,816 bytes at tn=64, tk=64 (6 groups per H200 SM
  * by shared memory; tk=128 with tn >= 32, or tn=128 with tk=64, exceed OpenCL's 48 KiB and the host refuses
- * them). Host contract:
+ * them). With MMT_XSPLIT (F32 only, a tuning option) the activations are split once when staged, into tf32 hi
+ * and lo arrays, instead of by each of the 4 warps at every use: (64 + 2 MMT_TN) x (MMT_TK + 4) words of local
+ * memory (tn=64 then needs tk=32), the same bits. Host contract:
  * cols, lstride0..2 multiples of 4 (16-byte loads).
  */
 #if WT != 0 && WT != 1 && WT != 2
@@ -57,7 +59,14 @@
 #define MMT_S (MMT_TK / 2 + 4)
 #endif
 // The output tile reuses the staging memory once the K loop is done (less local memory: more groups per SM).
+#if defined(MMT_XSPLIT) && WT != 0
+#error "MMT_XSPLIT is for F32 weights (WT=0)"
+#endif
+#ifdef MMT_XSPLIT
+#define MMT_STAGE_UINTS ((MMT_TM + 2 * MMT_TN) * MMT_S)
+#else
 #define MMT_STAGE_UINTS ((MMT_TM + MMT_TN) * MMT_S)
+#endif
 #define MMT_OUT_FLOATS (MMT_TN * (MMT_TM + 1))
 #define MMT_LOCAL_UINT4 (((MMT_STAGE_UINTS > MMT_OUT_FLOATS ? MMT_STAGE_UINTS : MMT_OUT_FLOATS) + 3) / 4)
 #if WT == 2
@@ -103,7 +112,10 @@ void MMT_NAME(MATMUL_ARGS) {
     __local uint4 lmem[MMT_LOCAL_UINT4];
     __local int lastOfTile;
     __local uint *ws = (__local uint *)lmem;    // [row][k-pair] during the K loop
-    __local uint *xs = ws + MMT_TM * MMT_S;     // [token][k-pair] during the K loop
+    __local uint *xs = ws + MMT_TM * MMT_S;     // [token][k-pair] during the K loop (MMT_XSPLIT: tf32 hi [token][k])
+#ifdef MMT_XSPLIT
+    __local uint *xl = xs + MMT_TN * MMT_S;     // tf32 lo [token][k]
+#endif
     __local float *os = (__local float *)lmem;  // [token][row] of the finished tile, after it
     int lid = get_local_id(0);
     int warp = lid >> 5;
@@ -187,7 +199,12 @@ void MMT_NAME(MATMUL_ARGS) {
             int i = lid + m * MMT_WG;
             int lt = i / (MMT_TK / 4);
             int kc = (i - lt * (MMT_TK / 4)) * 4;
-#if WT == 0
+#if WT == 0 && defined(MMT_XSPLIT)
+            uint4 hi, lo;
+            mma_split4_tf32(xreg[m], &hi, &lo);
+            *(__local uint4 *)(xs + lt * MMT_S + kc) = hi;
+            *(__local uint4 *)(xl + lt * MMT_S + kc) = lo;
+#elif WT == 0
             *(__local float4 *)(xs + lt * MMT_S + kc) = xreg[m];
 #else
             vstore_half4_rte(xreg[m], 0, (__local half *)xs + lt * (2 * MMT_S) + kc);
@@ -220,7 +237,9 @@ void MMT_NAME(MATMUL_ARGS) {
         }
 #elif WT == 0
         __local const float *wf = (__local const float *)ws;
+#ifndef MMT_XSPLIT
         __local const float *xf = (__local const float *)xs;
+#endif
 #pragma unroll
         for (int kk = 0; kk < MMT_TK / 8; kk++) {
             // A: (row g, k t), (row g+8, k t), (row g, k t+4), (row g+8, k t+4) of this warp's 16 rows
@@ -231,8 +250,13 @@ void MMT_NAME(MATMUL_ARGS) {
             for (int j = 0; j < MMT_NT; j++) {
                 // B: (k t, token g), (k t+4, token g) of n-tile j
                 int bi = (j * 8 + g) * MMT_S + kk * 8 + t4;
+#ifdef MMT_XSPLIT
+                uint2 bhi = (uint2)(xs[bi], xs[bi + 4]);
+                uint2 blo = (uint2)(xl[bi], xl[bi + 4]);
+#else
                 uint2 bhi, blo;
                 mma_split2_tf32((float2)(xf[bi], xf[bi + 4]), &bhi, &blo);
+#endif
                 acc[j] = mma_m16n8k8_3xtf32(ahi, alo, bhi, blo, acc[j], scratch);
             }
         }

@@ -9,6 +9,7 @@ import java.util.Random;
 
 import static io.stepstream.gpu.Llama2Kernel.OP_LOGITS;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -109,6 +110,43 @@ class TensorCoreBatchInvarianceTest {
                 System.setProperty(TensorCores.TF32_SPLIT_PROPERTY, before);
             }
         }
+    }
+
+    /**
+     * Splitting the activations once when staged ({@code tf32StageSplit=true}) gives the same bits as splitting them
+     * at every use, for each tier and with split-K (the same split of the same values, the same mma order).
+     */
+    @Test
+    void stagedActivationSplitGivesTheSameBits() {
+        MatmulTiles tiles = MatmulTiles.DEFAULT.with("ks=2");
+        TensorCores tc = TensorCores.EMULATE.withMinTokens(1).withTilesSpec("12:tn=16,tk=64/tn=64,tk=32");
+        float[][] perUse = new float[2][];
+        int[] counts = {9, 40};
+        try (Pass p = new Pass(tiles, tc, 11, TensorType.F32)) {
+            for (int i = 0; i < counts.length; i++) {
+                perUse[i] = p.logits(counts[i]);
+            }
+        }
+        String before = System.getProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY);
+        System.setProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY, "true");
+        try (Pass p = new Pass(tiles, tc, 11, TensorType.F32)) {
+            assertTrue(tc.defines(0, Llama2Kernel.WT_F32).contains("-DMMT_XSPLIT=1")
+                    && !tc.defines(0, Llama2Kernel.WT_F16).contains("XSPLIT"), "the option reaches the F32 build only");
+            for (int i = 0; i < counts.length; i++) {
+                assertArrayEquals(perUse[i], p.logits(counts[i]), counts[i] + " tokens");
+            }
+            assertTrue(p.device.tensorCorePasses() > 0 && p.device.handMatmulMaxSplit() > 1, "mmt with split-K ran");
+            // tn=64 with tk=64 and both activation arrays: (64 + 128) x 68 words, over a 48 KiB device's memory
+            assertEquals(192L * 68 * 4, new TensorCores.Tile(Integer.MAX_VALUE, 64, 64, 2, true).localBytes(false,
+                    true));
+        } finally {
+            if (before == null) {
+                System.clearProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY);
+            } else {
+                System.setProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY, before);
+            }
+        }
+        assertEquals(128L * 68 * 4, new TensorCores.Tile(Integer.MAX_VALUE, 64, 64, 2, true).localBytes(false, true));
     }
 
     @Test
