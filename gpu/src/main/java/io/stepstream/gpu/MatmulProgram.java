@@ -88,7 +88,7 @@ public final class MatmulProgram {
     }
 
     /** As above, with the tensor-core choice given (for F32 weights only with its {@code f32} on). */
-    public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores tensorCores) {
+    public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores requested) {
         if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
             throw new IllegalArgumentException("weight encoding " + wtype + " is not F32 (0), F16 (1) or Q8_0 (2)");
         }
@@ -97,6 +97,7 @@ public final class MatmulProgram {
         this.tiles = tiles;
         this.wtype = wtype;
         String defines = tiles.defines(wtype);
+        TensorCores tensorCores = requested.forWeights(wtype); // F32's own default tiers
         TensorCores effective = tensorCores;
         MemorySegment built = null;
         String kind = null;
@@ -110,7 +111,7 @@ public final class MatmulProgram {
             }
             String mmt = resource("mmt.cl");
             if (tensorCores.mode() == TensorCores.Mode.EMULATE) {
-                built = queue.buildProgram(mmaSource() + "\n" + source() + tensorCores.kernelSource(mmt),
+                built = queue.buildProgram(mmaSource() + "\n" + source() + tensorCores.kernelSource(mmt, wtype),
                         defines + tensorCores.defines(0, wtype));
                 kind = "emulated";
             } else if (ClRuntime.nvComputeCapability(queue.device()) >= TensorCores.MIN_COMPUTE_CAPABILITY) {
@@ -122,7 +123,7 @@ public final class MatmulProgram {
                     int spelling = 1 + attempt % 2;
                     TensorCores tc = attempt < 2 ? tensorCores : tensorCores.unfused();
                     try {
-                        built = queue.buildProgram(mmaSource() + "\n" + source() + tc.kernelSource(mmt),
+                        built = queue.buildProgram(mmaSource() + "\n" + source() + tc.kernelSource(mmt, wtype),
                                 defines + tc.defines(spelling, wtype) + (attempt < 2 ? " -DMMA_FENCE=1" : ""));
                         kind = attempt < 2 ? "mma.sync" : "mma.sync (no fence: mm_reduce)";
                         effective = tc;

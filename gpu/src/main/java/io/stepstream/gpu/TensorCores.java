@@ -14,11 +14,15 @@ import java.util.Locale;
  * qualify only when their columns and layer strides are multiples of 32 (each 32-column block's mma sum is
  * scaled per row, see mmt.cl); others stay on mm.
  *
- * <p>F32 weights ({@code f32}, {@value #F32_PROPERTY}: {@code 3xtf32}, the default, or {@code off}) run as 3xTF32:
- * weights and activations stay f32 (no f16 rounding, mv and mm of the same program stay plain fp32), each fragment
- * is split into two tf32s and three mma add lo_w hi_x + hi_w lo_x + hi_w hi_x: about fp32's accuracy (each product
- * within ~3 * 2^-22 relative, see mmt.cl) at tensor-core speed. {@code off} keeps F32 on {@code mm} while F16 and
- * Q8_0 use tensor cores (an A/B in one JVM). F32 tiles stage twice F16's bytes: (64 + tn) x (tk + 4) floats.
+ * <p>F32 weights ({@code f32}, {@value #F32_PROPERTY}: {@code off}, the default, or {@code 3xtf32}) may run as
+ * 3xTF32: weights and activations stay f32 (no f16 rounding, mv and mm of the same program stay plain fp32), each
+ * fragment is split into two tf32s and three mma add lo_w hi_x + hi_w lo_x + hi_w hi_x: about fp32's accuracy
+ * (each product within ~3 * 2^-22 relative, see mmt.cl). Off by default: on the H200 3xTF32 beat fp32 {@code mm}
+ * on large passes (11264x2048 at 800 tokens 0.94 against 1.47 ms) but whole AR decode at batch 8-64 ran slower
+ * (GpuBench 1.1B f32 4,609 against 5,579 tok/s at batch 32), and batch-invariant canvases halve N=1. F32 programs
+ * with the default tiers use {@link #F32_DEFAULT_TILES} (K-slices of 32 were faster for F32 on every probed shape);
+ * explicit tiers apply as given. Where a tile fits 48 KiB with the activations staged twice ({@value
+ * #TF32_STAGE_SPLIT_PROPERTY}, default true) they are split once when staged.
  *
  * <ul>
  *   <li>{@code auto} (default): on when the device is NVIDIA with compute capability 8.0 or more and the PTX
@@ -41,17 +45,16 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     /** Whether F32 weights use tensor cores (3xTF32) when the mode lets F16 use them: 3xtf32 (default) or off. */
     public static final String F32_PROPERTY = "stepstream.opencl.f32TensorCores";
     /**
-     * A tuning knob of the F32 kernel: how the 3xTF32 split rounds, {@code cvt} (default: cvt.rna.tf32.f32) or
-     * {@code soft} (integer add and mask, the same bits: TensorCoreProbe checks that on the device), read when a
-     * program is built.
-     */
-    public static final String TF32_SPLIT_PROPERTY = "stepstream.opencl.tf32Split";
-    /**
-     * A tuning knob of the F32 kernel: {@code true} splits the activations once when they are staged (two tf32
-     * arrays in local memory, (64 + 2 tn) x (tk + 4) words: tn=64 needs tk=32) instead of in every warp at every use
-     * (default false); the same bits. Read when a program is built.
+     * A switch of the F32 kernel: {@code true} (default) splits the activations once when they are staged (two
+     * tf32 arrays in local memory, (64 + 2 tn) x (tk + 4) words) in tiers where that fits {@link #STAGE_SPLIT_BYTES},
+     * instead of in each warp at every use; {@code false} never. The same bits either way. Read when a program is
+     * built.
      */
     public static final String TF32_STAGE_SPLIT_PROPERTY = "stepstream.opencl.tf32StageSplit";
+    /** The local memory a tier's staging may take for the staged split: OpenCL's (and NVIDIA's) 48 KiB per group. */
+    public static final long STAGE_SPLIT_BYTES = 48 * 1024;
+    /** F32's tiers when the tiers are the defaults: F16's token tiers with K-slices of 32 (H200 probe). */
+    public static final String F32_DEFAULT_TILES = "16:tn=16,tk=32/32:tn=32,tk=32/tn=64,tk=32";
     public static final String MIN_TOKENS_PROPERTY = "stepstream.opencl.tensorCoreMinTokens";
     public static final String TILES_PROPERTY = "stepstream.opencl.tensorCoreTiles";
     /** Rows of one mmt group (4 warps of 16 rows). */
@@ -93,10 +96,16 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             }
         }
 
-        /** The OpenCL C macros of this tier's kernel, named {@code name}. */
-        String macros(String name) {
+        /** The OpenCL C macros of this tier's kernel, named {@code name}; {@code f32}: for F32 weights. */
+        String macros(String name, boolean f32) {
             return "#define MMT_NAME " + name + "\n#define MMT_TN " + tn + "\n#define MMT_TK " + tk
-                    + "\n#define MMT_FUSED " + (fusedReduce ? 1 : 0) + "\n";
+                    + "\n#define MMT_FUSED " + (fusedReduce ? 1 : 0) + "\n"
+                    + (stageSplit(f32) ? "#define MMT_XSPLIT 1\n" : "");
+        }
+
+        /** Whether this tier of F32 weights stages the activations split (the switch on, and the tile fits). */
+        public boolean stageSplit(boolean f32) {
+            return f32 && stageSplitOn() && 4L * (TM + 2L * tn) * (tk + 4) <= STAGE_SPLIT_BYTES;
         }
 
         /**
@@ -109,11 +118,11 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
 
         /**
          * As above; {@code f32}: for F32 weights (3xTF32), staged as floats (k, not k-pairs, per uint), the
-         * activations twice (hi, lo) with {@value #TF32_STAGE_SPLIT_PROPERTY}.
+         * activations twice (hi, lo) where {@link #stageSplit} says so.
          */
         public long localBytes(boolean emulated, boolean f32) {
             long s = f32 ? tk + 4 : tk / 2 + 4;
-            long stage = (TM + (f32 && stageSplit() ? 2L : 1L) * tn) * s;
+            long stage = (TM + (stageSplit(f32) ? 2L : 1L) * tn) * s;
             long out = (long) tn * (TM + 1);
             return 4L * ((Math.max(stage, out) + 3) / 4 * 4 + (emulated ? (WG / 32) * 192 : 0));
         }
@@ -127,9 +136,9 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     public static final TensorCores OFF = AUTO.withMode(Mode.OFF);
     public static final TensorCores EMULATE = AUTO.withMode(Mode.EMULATE);
 
-    /** F32 weights on 3xTF32 (the default). */
+    /** F32 weights off tensor cores (the default; {@link #withF32} turns 3xTF32 on). */
     public TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
-        this(mode, minTokens, tiles, true);
+        this(mode, minTokens, tiles, false);
     }
 
     public TensorCores {
@@ -178,6 +187,15 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     public TensorCores unfused() {
         return new TensorCores(mode, minTokens, tiles.stream()
                 .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false)).toList(), f32);
+    }
+
+    /**
+     * These settings for a program of weight encoding {@code wtype}: F32 with the default tiers gets
+     * {@link #F32_DEFAULT_TILES}; anything else as it is.
+     */
+    public TensorCores forWeights(int wtype) {
+        return wtype == Llama2Kernel.WT_F32 && tiles.equals(AUTO.tiles())
+                ? new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32) : this;
     }
 
     /** Whether a program for weight encoding {@code wtype} (Llama2Kernel.WT_*) gets the tensor-core kernels. */
@@ -256,12 +274,12 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         };
     }
 
-    /** {@value #F32_PROPERTY}: 3xtf32 (or on, auto, blank) or off (false). */
+    /** {@value #F32_PROPERTY}: off (false, blank: the default) or 3xtf32 (on, true). */
     public static boolean parseF32(String v) {
         String s = v == null ? "" : v.strip().toLowerCase(Locale.ROOT);
         return switch (s) {
-            case "", "3xtf32", "on", "auto", "true" -> true;
-            case "off", "false" -> false;
+            case "3xtf32", "on", "true" -> true;
+            case "", "off", "false" -> false;
             default -> throw new IllegalArgumentException(F32_PROPERTY + " must be 3xtf32 or off, got '" + v + "'");
         };
     }
@@ -290,19 +308,14 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         return defines(ptx, Llama2Kernel.WT_F16);
     }
 
-    /**
-     * As above for weight encoding {@code wtype}: F32 (3xTF32) has no XH, its activations stay f32 everywhere;
-     * its split rounds as {@value #TF32_SPLIT_PROPERTY} says.
-     */
+    /** As above for weight encoding {@code wtype}: F32 (3xTF32) has no XH, its activations stay f32 everywhere. */
     public String defines(int ptx, int wtype) {
-        boolean f32Weights = wtype == Llama2Kernel.WT_F32;
-        return " -DMMT=1" + (f32Weights ? "" : " -DXH=1") + (f32Weights && softSplit() ? " -DMMA_SOFT_SPLIT=1" : "")
-                + (f32Weights && stageSplit() ? " -DMMT_XSPLIT=1" : "") + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+        return " -DMMT=1" + (wtype == Llama2Kernel.WT_F32 ? "" : " -DXH=1") + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
     }
 
-    /** Whether {@value #TF32_STAGE_SPLIT_PROPERTY} is true (default false). */
-    static boolean stageSplit() {
-        String v = System.getProperty(TF32_STAGE_SPLIT_PROPERTY, "false").strip().toLowerCase(Locale.ROOT);
+    /** Whether {@value #TF32_STAGE_SPLIT_PROPERTY} is true (default true). */
+    static boolean stageSplitOn() {
+        String v = System.getProperty(TF32_STAGE_SPLIT_PROPERTY, "true").strip().toLowerCase(Locale.ROOT);
         return switch (v) {
             case "", "false", "off" -> false;
             case "true", "on" -> true;
@@ -311,22 +324,15 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         };
     }
 
-    /** Whether {@value #TF32_SPLIT_PROPERTY} asks for the integer split (cvt, the default, or soft). */
-    static boolean softSplit() {
-        String v = System.getProperty(TF32_SPLIT_PROPERTY, "cvt").strip().toLowerCase(Locale.ROOT);
-        return switch (v) {
-            case "", "cvt" -> false;
-            case "soft" -> true;
-            default -> throw new IllegalArgumentException(TF32_SPLIT_PROPERTY + " must be cvt or soft, got '" + v
-                    + "'");
-        };
-    }
-
-    /** The OpenCL C that follows mma.cl + matmul.cl: mmt.cl once per tier, as kernels mmt0, mmt1, ... */
-    String kernelSource(String mmtSource) {
+    /**
+     * The OpenCL C that follows mma.cl + matmul.cl for weight encoding {@code wtype}: mmt.cl once per tier, as
+     * kernels mmt0, mmt1, ...
+     */
+    String kernelSource(String mmtSource, int wtype) {
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < tiles.size(); i++) {
-            sb.append('\n').append(tiles.get(i).macros("mmt" + i)).append(mmtSource).append('\n');
+            sb.append('\n').append(tiles.get(i).macros("mmt" + i, wtype == Llama2Kernel.WT_F32)).append(mmtSource)
+                    .append('\n');
         }
         return sb.toString();
     }

@@ -161,13 +161,6 @@ inline float4 mma_m16n8k8_tf32(uint4 a, uint2 b, float4 c, __local uint *scratch
 
 // A tf32 as the f32 the instruction reads (the low 13 bits cleared: PTX does not promise them zero after cvt).
 #define TF32_F(u) as_float((u) & 0xffffe000u)
-// The split's rounding: mma_tf32 (cvt.rna on the device), or with MMA_SOFT_SPLIT tf32_round's integer add and mask,
-// the same bits (TensorCoreProbe checks cvt.rna against it) in plain ALU operations, for an A/B of their cost.
-#ifdef MMA_SOFT_SPLIT
-#define MMA_SPLIT_ROUND(x) tf32_round(x)
-#else
-#define MMA_SPLIT_ROUND(x) mma_tf32(x)
-#endif
 
 /**
  * The 3xTF32 split of four f32s: hi = tf32(x), lo = tf32(x - hi). x - hi is exact in f32 (hi is x to 11
@@ -175,16 +168,16 @@ inline float4 mma_m16n8k8_tf32(uint4 a, uint2 b, float4 c, __local uint *scratch
  * x = hi + lo + e with |e| <= 2^-11 |lo| <= 2^-22 |x|.
  */
 inline void mma_split4_tf32(float4 x, uint4 *hi, uint4 *lo) {
-    uint4 h = (uint4)(MMA_SPLIT_ROUND(x.x), MMA_SPLIT_ROUND(x.y), MMA_SPLIT_ROUND(x.z), MMA_SPLIT_ROUND(x.w));
+    uint4 h = (uint4)(mma_tf32(x.x), mma_tf32(x.y), mma_tf32(x.z), mma_tf32(x.w));
     *hi = h;
-    *lo = (uint4)(MMA_SPLIT_ROUND(x.x - TF32_F(h.x)), MMA_SPLIT_ROUND(x.y - TF32_F(h.y)),
-                  MMA_SPLIT_ROUND(x.z - TF32_F(h.z)), MMA_SPLIT_ROUND(x.w - TF32_F(h.w)));
+    *lo = (uint4)(mma_tf32(x.x - TF32_F(h.x)), mma_tf32(x.y - TF32_F(h.y)),
+                  mma_tf32(x.z - TF32_F(h.z)), mma_tf32(x.w - TF32_F(h.w)));
 }
 
 inline void mma_split2_tf32(float2 x, uint2 *hi, uint2 *lo) {
-    uint2 h = (uint2)(MMA_SPLIT_ROUND(x.x), MMA_SPLIT_ROUND(x.y));
+    uint2 h = (uint2)(mma_tf32(x.x), mma_tf32(x.y));
     *hi = h;
-    *lo = (uint2)(MMA_SPLIT_ROUND(x.x - TF32_F(h.x)), MMA_SPLIT_ROUND(x.y - TF32_F(h.y)));
+    *lo = (uint2)(mma_tf32(x.x - TF32_F(h.x)), mma_tf32(x.y - TF32_F(h.y)));
 }
 
 /**

@@ -71,16 +71,15 @@ class OpenClDiffusionModelTest {
     void canvasesOnTensorCoresGiveBitwiseTheSameLogitsAloneAndBatched(TensorType type) {
         Assumptions.assumeTrue(HAND_MATMUL, "tensor cores are a hand-path kernel");
         String before = System.getProperty(TensorCores.PROPERTY);
+        String beforeF32 = System.getProperty(TensorCores.F32_PROPERTY);
         System.setProperty(TensorCores.PROPERTY, "emulate");
+        System.setProperty(TensorCores.F32_PROPERTY, "3xtf32"); // off by default
         OpenClDiffusionModel tc;
         try {
             tc = new OpenClDiffusionModel(Models.loadDiffusion(MODEL), OpenClTestSupport.device(), 0, type);
         } finally {
-            if (before == null) {
-                System.clearProperty(TensorCores.PROPERTY);
-            } else {
-                System.setProperty(TensorCores.PROPERTY, before);
-            }
+            restore(TensorCores.PROPERTY, before);
+            restore(TensorCores.F32_PROPERTY, beforeF32);
         }
         try (tc) {
             assertTrue(tc.tensorCores().contains("from 1 tokens"), tc.tensorCores());
@@ -111,6 +110,14 @@ class OpenClDiffusionModelTest {
                     assertTrue(err <= 1e-5, "canvas " + i + ": 3xTF32 vs CPU relative error " + err);
                 }
             }
+        }
+    }
+
+    private static void restore(String property, String value) {
+        if (value == null) {
+            System.clearProperty(property);
+        } else {
+            System.setProperty(property, value);
         }
     }
 

@@ -71,8 +71,8 @@ class TensorCoreBatchInvarianceTest {
     /** F32 weights on 3xTF32 from one token, split fixed: bitwise equal alone and batched, as F16's and Q8_0's. */
     @Test
     void f32WeightsOn3xTf32FromOneTokenAreBitwiseEqualAloneAndBatched() {
-        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1), 9,
-                TensorType.F32)) {
+        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1).withF32(true),
+                9, TensorType.F32)) {
             float[] batched = p.logits(BIG);
             for (int n : new int[]{1, 3, 9, 20, 33}) {
                 assertArrayEquals(Arrays.copyOf(batched, n * p.vocab), p.logits(n), n + " tokens");
@@ -82,63 +82,31 @@ class TensorCoreBatchInvarianceTest {
     }
 
     /**
-     * The split's rounding by integer add and mask ({@code tf32Split=soft}) gives the same bits as the default
-     * (cvt.rna on the device, the same software rounding in the emulation: the option's build and plumbing are what
-     * this checks here; TensorCoreProbe checks cvt.rna against the software rounding on the device).
-     */
-    @Test
-    void softTf32SplitGivesTheSameBits() {
-        float[] cvt;
-        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1), 10,
-                TensorType.F32)) {
-            cvt = p.logits(20);
-        }
-        String before = System.getProperty(TensorCores.TF32_SPLIT_PROPERTY);
-        System.setProperty(TensorCores.TF32_SPLIT_PROPERTY, "soft");
-        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1), 10,
-                TensorType.F32)) {
-            assertArrayEquals(cvt, p.logits(20));
-            assertTrue(p.device.tensorCorePasses() > 0, "the F32 classifier ran on mmt");
-            System.setProperty(TensorCores.TF32_SPLIT_PROPERTY, "fast");
-            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
-                    () -> TensorCores.EMULATE.defines(0, Llama2Kernel.WT_F32));
-            assertTrue(e.getMessage().contains(TensorCores.TF32_SPLIT_PROPERTY), e.getMessage());
-        } finally {
-            if (before == null) {
-                System.clearProperty(TensorCores.TF32_SPLIT_PROPERTY);
-            } else {
-                System.setProperty(TensorCores.TF32_SPLIT_PROPERTY, before);
-            }
-        }
-    }
-
-    /**
-     * Splitting the activations once when staged ({@code tf32StageSplit=true}) gives the same bits as splitting them
-     * at every use, for each tier and with split-K (the same split of the same values, the same mma order).
+     * Splitting the activations once when staged (the default where the tile fits 48 KiB) gives the same bits as
+     * splitting them at every use ({@code tf32StageSplit=false}), for each tier and with split-K (the same split of
+     * the same values, the same mma order).
      */
     @Test
     void stagedActivationSplitGivesTheSameBits() {
         MatmulTiles tiles = MatmulTiles.DEFAULT.with("ks=2");
-        TensorCores tc = TensorCores.EMULATE.withMinTokens(1).withTilesSpec("12:tn=16,tk=64/tn=64,tk=32");
-        float[][] perUse = new float[2][];
+        TensorCores tc = TensorCores.EMULATE.withMinTokens(1).withF32(true)
+                .withTilesSpec("12:tn=16,tk=64/tn=64,tk=32");
         int[] counts = {9, 40};
+        float[][] staged = new float[counts.length][];
         try (Pass p = new Pass(tiles, tc, 11, TensorType.F32)) {
             for (int i = 0; i < counts.length; i++) {
-                perUse[i] = p.logits(counts[i]);
-            }
-        }
-        String before = System.getProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY);
-        System.setProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY, "true");
-        try (Pass p = new Pass(tiles, tc, 11, TensorType.F32)) {
-            assertTrue(tc.defines(0, Llama2Kernel.WT_F32).contains("-DMMT_XSPLIT=1")
-                    && !tc.defines(0, Llama2Kernel.WT_F16).contains("XSPLIT"), "the option reaches the F32 build only");
-            for (int i = 0; i < counts.length; i++) {
-                assertArrayEquals(perUse[i], p.logits(counts[i]), counts[i] + " tokens");
+                staged[i] = p.logits(counts[i]);
             }
             assertTrue(p.device.tensorCorePasses() > 0 && p.device.handMatmulMaxSplit() > 1, "mmt with split-K ran");
-            // tn=64 with tk=64 and both activation arrays: (64 + 128) x 68 words, over a 48 KiB device's memory
-            assertEquals(192L * 68 * 4, new TensorCores.Tile(Integer.MAX_VALUE, 64, 64, 2, true).localBytes(false,
-                    true));
+        }
+        assertTrue(tc.tiles().stream().allMatch(t -> t.stageSplit(true) && !t.stageSplit(false)));
+        String before = System.getProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY);
+        System.setProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY, "false");
+        try (Pass p = new Pass(tiles, tc, 11, TensorType.F32)) {
+            assertTrue(tc.tiles().stream().noneMatch(t -> t.stageSplit(true)), "the switch turns it off");
+            for (int i = 0; i < counts.length; i++) {
+                assertArrayEquals(staged[i], p.logits(counts[i]), counts[i] + " tokens");
+            }
         } finally {
             if (before == null) {
                 System.clearProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY);
@@ -146,7 +114,10 @@ class TensorCoreBatchInvarianceTest {
                 System.setProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY, before);
             }
         }
-        assertEquals(128L * 68 * 4, new TensorCores.Tile(Integer.MAX_VALUE, 64, 64, 2, true).localBytes(false, true));
+        // tn=64 with tk=64 would need (64 + 128) x 68 words staged split, over 48 KiB: it splits at every use
+        TensorCores.Tile big = new TensorCores.Tile(Integer.MAX_VALUE, 64, 64, 2, true);
+        assertTrue(!big.stageSplit(true) && big.localBytes(false, true) == 128L * 68 * 4);
+        assertEquals(192L * 36 * 4, new TensorCores.Tile(Integer.MAX_VALUE, 64, 32, 2, true).localBytes(false, true));
     }
 
     @Test

@@ -59,7 +59,8 @@ class TensorCoreForwardTest {
         try (OpenClLlama2Model off = new OpenClLlama2Model("off", w, tok, OpenClTestSupport.device(), 64,
                 type, Dispatch.DIRECT, Matmul.HAND, TensorCores.OFF);
              OpenClLlama2Model tc = new OpenClLlama2Model("tc", w, tok, OpenClTestSupport.device(), 64,
-                     type, Dispatch.DIRECT, Matmul.HAND, TensorCores.EMULATE.withMinTokens(9))) {
+                     type, Dispatch.DIRECT, Matmul.HAND,
+                     TensorCores.EMULATE.withMinTokens(9).withF32(type == TensorType.F32))) {
             assertEquals("off", off.tensorCores());
             assertTrue(tc.tensorCores().startsWith("emulated"), tc.tensorCores());
             assertTrue(tc.deviceName().contains(type.name() + " tensor cores emulated"), tc.deviceName());

@@ -132,14 +132,17 @@ class TensorCoreMatmulTest {
 
     static Stream<Arguments> f32Cases() {
         List<Arguments> out = new ArrayList<>();
-        TensorCores any = TensorCores.EMULATE.withMinTokens(1);
+        // 3xTF32 on (off by default); the default tiers become F32's (tk=32, activations split when staged)
+        TensorCores any = TensorCores.EMULATE.withMinTokens(1).withF32(true);
         // 1 token too: with the threshold at 1 every count runs mmt (the diffusion canvases' setting)
         for (int tokens : new int[]{1, 2, 7, 9, 16, 17, 33, 64, 70}) {
             out.add(Arguments.of(tokens, any, ONE_TOKEN_MV.with("ks=1")));
         }
         out.add(Arguments.of(37, any.withTiles(16, 32), ONE_TOKEN_MV.with("ks=1")));
-        // one 128-column K-slice covers all 48 or 80 columns (zero-filled past the end)
+        // one 128-column K-slice covers all 48 or 80 columns (zero-filled past the end); over 48 KiB with the
+        // activations staged twice, so this tier splits them at every use
         out.add(Arguments.of(23, any.withTiles(16, 128), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(40, any.withTiles(64, 64), ONE_TOKEN_MV.with("ks=1")));
         out.add(Arguments.of(70, any.withTiles(32, 32), ONE_TOKEN_MV.with("ks=2")));
         // split-K: fused (the tile's last group adds the slices) and with mm_reduce
         out.add(Arguments.of(21, any, ONE_TOKEN_MV.with("ks=3")));
@@ -183,7 +186,7 @@ class TensorCoreMatmulTest {
         }
         try (DeviceLlama2 device = new DeviceLlama2(HandMatmulTest.randomWeights(new Random(seed)),
                 OpenClTestSupport.device(), 12, TensorType.F32, Dispatch.DIRECT, Matmul.HAND, tiles, tc)) {
-            assertTrue(device.tensorCores().startsWith("emulated " + tc.label())
+            assertTrue(device.tensorCores().startsWith("emulated " + tc.forWeights(Llama2Kernel.WT_F32).label())
                     && device.tensorCores().endsWith("(3xtf32)"), device.tensorCores());
             HandMatmulTest.Case c = new HandMatmulTest.Case(device, new Random(seed + 1), tokens, false);
             c.tolerance = F32_TOLERANCE;
@@ -208,8 +211,8 @@ class TensorCoreMatmulTest {
             assertEquals(0, device.tensorCorePasses(), "15 tokens < 16: mm");
         }
         try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F32,
-                Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.EMULATE.withMinTokens(1).withF32(false))) {
-            assertEquals("off", device.tensorCores(), "f32TensorCores=off: F32 weights stay on mm");
+                Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.EMULATE.withMinTokens(1))) {
+            assertEquals("off", device.tensorCores(), "f32TensorCores is off by default: F32 weights stay on mm");
             new HandMatmulTest.Case(device, random, 20, false).checkAll();
             assertEquals(0, device.tensorCorePasses());
         }
@@ -261,5 +264,15 @@ class TensorCoreMatmulTest {
         assertEquals(9, MatmulTiles.splitFor(32, 2048, 132, 32, 0, 2, TensorCores.MAX_SPLIT));
         assertEquals(16, MatmulTiles.splitFor(32, 2048, 132, 32, 0, 4, TensorCores.MAX_SPLIT));
         assertEquals(8, MatmulTiles.splitFor(32, 2048, 132, 128, 0, 4, TensorCores.MAX_SPLIT));
+        // F32: off unless asked; with the default tiers its own (tk=32), explicit tiers as given
+        assertTrue(!TensorCores.AUTO.f32() && !TensorCores.AUTO.appliesTo(Llama2Kernel.WT_F32)
+                && TensorCores.AUTO.withF32(true).appliesTo(Llama2Kernel.WT_F32));
+        assertEquals("mmt64x16k32<=16,mmt64x32k32<=32,mmt64x64k32",
+                TensorCores.AUTO.forWeights(Llama2Kernel.WT_F32).label());
+        assertEquals("mmt64x32k64", TensorCores.AUTO.withTiles(32, 64).forWeights(Llama2Kernel.WT_F32).label());
+        assertEquals(TensorCores.AUTO, TensorCores.AUTO.forWeights(Llama2Kernel.WT_F16));
+        assertTrue(TensorCores.parseF32("3xtf32") && !TensorCores.parseF32(null) && !TensorCores.parseF32("off"));
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.parseF32("1xtf32"));
+        assertTrue(e.getMessage().contains(TensorCores.F32_PROPERTY), e.getMessage());
     }
 }

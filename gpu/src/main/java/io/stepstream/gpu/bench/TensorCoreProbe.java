@@ -315,7 +315,9 @@ public final class TensorCoreProbe {
                             flop / mmMs / 1e9, bytes / mmMs / 1e6, probe.lastSplit(tiles, TensorCores.OFF), 1.0,
                             mmCheck));
                     for (TensorCores variant : o.variants()) {
-                        TensorCores tc = variant.withMode(o.mode()).withMinTokens(1);
+                        // F32: 3xTF32 is what (b) measures (off by default in the engine)
+                        TensorCores tc = variant.withMode(o.mode()).withMinTokens(1)
+                                .withF32(variant.f32() || dtype == TensorType.F32);
                         double ms;
                         try {
                             ms = probe.handMs(tiles, tc, tokens, o.warmup(), o.reps());
