@@ -40,7 +40,9 @@
  * them). With MMT_XSPLIT (F32 only; the host defines it per tier where the tile fits 48 KiB) the activations
  * are split once when staged, into tf32 hi and lo arrays, instead of by each of the 4 warps at every use:
  * (64 + 2 MMT_TN) x (MMT_TK + 4) words of local memory, the same bits (on the H200 0.94 against 1.17 ms for
- * 11264x2048 at 800 tokens, tn=64, tk=32). Host contract:
+ * 11264x2048 at 800 tokens, tn=64, tk=32). The 4 warps of an F32 group are 2 x 2, each 32 rows (two m16 tiles)
+ * x MMT_TN / 2 tokens, so each B fragment read from local memory feeds two mma triples (fragment loads per k8
+ * per warp: 2 A + MMT_TN / 16 B instead of 1 A + MMT_TN / 8 B). Host contract:
  * cols, lstride0..2 multiples of 4 (16-byte loads).
  */
 #if WT != 0 && WT != 1 && WT != 2
@@ -120,6 +122,12 @@ void MMT_NAME(MATMUL_ARGS) {
     __local float *os = (__local float *)lmem;  // [token][row] of the finished tile, after it
     int lid = get_local_id(0);
     int warp = lid >> 5;
+#if WT == 0
+    // F32: 2 x 2 warps, each 32 rows (two m16 tiles) x MMT_TN / 2 tokens, so a B fragment (split or loaded
+    // hi and lo) serves two mma triples instead of one
+    int wr = warp & 1;
+    int wt = warp >> 1;
+#endif
     int lane = lid & 31;
     int g = lane >> 2;
     int t4 = lane & 3;
@@ -243,13 +251,19 @@ void MMT_NAME(MATMUL_ARGS) {
 #endif
 #pragma unroll
         for (int kk = 0; kk < MMT_TK / 8; kk++) {
-            // A: (row g, k t), (row g+8, k t), (row g, k t+4), (row g+8, k t+4) of this warp's 16 rows
-            int ai = (warp * 16 + g) * MMT_S + kk * 8 + t4;
-            uint4 ahi, alo;
-            mma_split4_tf32((float4)(wf[ai], wf[ai + 8 * MMT_S], wf[ai + 4], wf[ai + 8 * MMT_S + 4]), &ahi, &alo);
+            // A of this warp's two m-tiles (rows wr*32 + mi*16 ..): (row g, k t), (row g+8, k t), (row g, k t+4),
+            // (row g+8, k t+4)
+            uint4 ahi[2], alo[2];
 #pragma unroll
-            for (int j = 0; j < MMT_NT; j++) {
-                // B: (k t, token g), (k t+4, token g) of n-tile j
+            for (int mi = 0; mi < 2; mi++) {
+                int ai = (wr * 32 + mi * 16 + g) * MMT_S + kk * 8 + t4;
+                mma_split4_tf32((float4)(wf[ai], wf[ai + 8 * MMT_S], wf[ai + 4], wf[ai + 8 * MMT_S + 4]),
+                                &ahi[mi], &alo[mi]);
+            }
+#pragma unroll
+            for (int jj = 0; jj < MMT_NT / 2; jj++) {
+                // B: (k t, token g), (k t+4, token g) of n-tile j, used by both m-tiles
+                int j = wt * (MMT_NT / 2) + jj;
                 int bi = (j * 8 + g) * MMT_S + kk * 8 + t4;
 #ifdef MMT_XSPLIT
                 uint2 bhi = (uint2)(xs[bi], xs[bi + 4]);
@@ -258,7 +272,11 @@ void MMT_NAME(MATMUL_ARGS) {
                 uint2 bhi, blo;
                 mma_split2_tf32((float2)(xf[bi], xf[bi + 4]), &bhi, &blo);
 #endif
-                acc[j] = mma_m16n8k8_3xtf32(ahi, alo, bhi, blo, acc[j], scratch);
+#pragma unroll
+                for (int mi = 0; mi < 2; mi++) {
+                    acc[mi * (MMT_NT / 2) + jj] = mma_m16n8k8_3xtf32(ahi[mi], alo[mi], bhi, blo,
+                                                                     acc[mi * (MMT_NT / 2) + jj], scratch);
+                }
             }
         }
 #else
@@ -277,9 +295,18 @@ void MMT_NAME(MATMUL_ARGS) {
     }
     // D fragment of n-tile j: (row g, tokens 2t, 2t+1) in .x .y, (row g+8, the same tokens) in .z .w. The K loop
     // ended on a barrier (or never ran), so nobody reads the staging memory os overwrites.
+#if WT == 0
+    // F32: warp (wr, wt) holds m-tile mi (rows wr*32 + mi*16) x n-tile wt*NT/2 + jj in acc[mi*NT/2 + jj]
+    for (int a = 0; a < MMT_NT; a++) {
+        int mi = a / (MMT_NT / 2);
+        int rl = wr * 32 + mi * 16 + g;
+        int tl = (wt * (MMT_NT / 2) + a - mi * (MMT_NT / 2)) * 8 + 2 * t4;
+        int j = a;
+#else
     int rl = warp * 16 + g;
     for (int j = 0; j < MMT_NT; j++) {
         int tl = j * 8 + 2 * t4;
+#endif
         os[tl * (MMT_TM + 1) + rl] = acc[j].x;
         os[(tl + 1) * (MMT_TM + 1) + rl] = acc[j].y;
         os[tl * (MMT_TM + 1) + rl + 8] = acc[j].z;
