@@ -69,13 +69,21 @@ final class DeviceCanvases implements AutoCloseable {
                 w.ffnNorm(), w.gate(), w.down(), w.up(), w.finalNorm(), w.lmHead());
         TensorCores tensorCores = TensorCores.fromSystemProperties();
         MatmulTiles tiles = MatmulTiles.fromSystemProperty();
-        boolean tensorCoreWeights = weightType == TensorType.F16 || weightType == TensorType.Q8_0;
-        if (tensorCoreWeights && tensorCores.mode() != TensorCores.Mode.OFF
+        int wtype = switch (weightType) {
+            case F32 -> Llama2Kernel.WT_F32;
+            case F16 -> Llama2Kernel.WT_F16;
+            case Q8_0 -> Llama2Kernel.WT_Q8_0;
+            default -> -1; // DeviceLlama2 refuses it with a message
+        };
+        if (tensorCores.appliesTo(wtype)
                 && System.getProperty(TensorCores.MIN_TOKENS_PROPERTY) == null) {
             // Batched must equal alone: with f16-rounded activations, the f32 summation-order differences between
             // kernels (the matvec for a lone canvas's last few logit rows, mmt in a batch; split-K by group count)
             // cross f16 rounding boundaries and flip greedy picks. One kernel (mmt from one token) and one split for
-            // every count give each row the same arithmetic in any batch.
+            // every count give each row the same arithmetic in any batch. F32 weights on 3xTF32 get the same (their
+            // activations are not rounded, but a bitwise guarantee is as cheap here); F32 on mm (tensor cores or
+            // f32TensorCores off) is batch-dependent within f32 rounding (~1e-7 of the logits: the kernel and the
+            // split-K count follow the step's token count), as before.
             tensorCores = tensorCores.withMinTokens(1);
             if (System.getProperty(MatmulTiles.PROPERTY) == null) {
                 tiles = tiles.with("ks=1");
@@ -219,7 +227,7 @@ final class DeviceCanvases implements AutoCloseable {
         device.profile(on);
     }
 
-    /** Whether the F16 or Q8_0 matmuls run on tensor cores (see {@link DeviceLlama2#tensorCores}). */
+    /** Whether the matmuls run on tensor cores (see {@link DeviceLlama2#tensorCores}). */
     String tensorCores() {
         return device.tensorCores();
     }

@@ -17,9 +17,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * mv_t8} below mvTokens and {@code mv_t<mvTokens>}; n tokens run on the smallest tier >= n, bitwise the same per
  * token in any tier), and the tiled {@code mm} above.
  * A pass keeps the argument values it last set and sets only what changed (token count, layer, a rebound
- * buffer). For F16 and Q8_0 weights with {@link TensorCores} on, the build also has the tensor-core kernels (mma.cl, then
- * matmul.cl, then mmt.cl once per tile tier as {@code mmt0, mmt1, ...}), which take the tiled passes of at least
- * {@code minTokens} tokens (Q8_0: of passes whose columns and layer strides are multiples of 32).
+ * buffer). For F16 and Q8_0 weights with {@link TensorCores} on, and F32 weights with its {@code f32} on too (3xTF32),
+ * the build also has the tensor-core kernels (mma.cl, then matmul.cl, then mmt.cl once per tile tier as
+ * {@code mmt0, mmt1, ...}), which take the tiled passes of at least {@code minTokens} tokens (Q8_0: of passes whose
+ * columns and layer strides are multiples of 32; F16: of 8; F32: of 4).
  * Not thread-safe: the queue's owner thread.
  */
 public final class MatmulProgram {
@@ -102,8 +103,8 @@ public final class MatmulProgram {
         this(queue, wtype, tiles, TensorCores.fromSystemProperties());
     }
 
-    /** As above, with the tensor-core choice given (it matters only for F16 and Q8_0 weights). */
-    public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores tensorCores) {
+    /** As above, with the tensor-core choice given (for F32 weights only with its {@code f32} on). */
+    public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores requested) {
         if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
             throw new IllegalArgumentException("weight encoding " + wtype + " is not F32 (0), F16 (1) or Q8_0 (2)");
         }
@@ -112,21 +113,22 @@ public final class MatmulProgram {
         this.tiles = tiles;
         this.wtype = wtype;
         String defines = tiles.defines(wtype);
+        TensorCores tensorCores = requested.forWeights(wtype); // F32's own default tiers
         TensorCores effective = tensorCores;
         MemorySegment built = null;
         String kind = null;
-        if ((wtype == Llama2Kernel.WT_F16 || wtype == Llama2Kernel.WT_Q8_0)
-                && tensorCores.mode() != TensorCores.Mode.OFF) {
+        if (tensorCores.appliesTo(wtype)) {
             boolean emulated = tensorCores.mode() == TensorCores.Mode.EMULATE;
-            if (tensorCores.localBytes(emulated) > queue.device().localMemBytes()) {
-                throw new IllegalArgumentException(TensorCores.TILES_PROPERTY + ": " + tensorCores.localBytes(emulated)
-                        + " bytes of local memory for mmt; " + queue.device().name().strip() + " has "
-                        + queue.device().localMemBytes());
+            long local = tensorCores.localBytes(emulated, wtype);
+            if (local > queue.device().localMemBytes()) {
+                throw new IllegalArgumentException(TensorCores.TILES_PROPERTY + ": " + local
+                        + " bytes of local memory for mmt" + (wtype == Llama2Kernel.WT_F32 ? " of F32 weights" : "")
+                        + "; " + queue.device().name().strip() + " has " + queue.device().localMemBytes());
             }
             String mmt = resource("mmt.cl");
             if (tensorCores.mode() == TensorCores.Mode.EMULATE) {
-                built = queue.buildProgram(mmaSource() + "\n" + source() + tensorCores.kernelSource(mmt),
-                        defines + tensorCores.defines(0));
+                built = queue.buildProgram(mmaSource() + "\n" + source() + tensorCores.kernelSource(mmt, wtype),
+                        defines + tensorCores.defines(0, wtype));
                 kind = "emulated";
             } else if (ClRuntime.nvComputeCapability(queue.device()) >= TensorCores.MIN_COMPUTE_CAPABILITY) {
                 // Which spelling of the inline-asm keyword the driver's compiler takes is not documented: try both.
@@ -137,8 +139,8 @@ public final class MatmulProgram {
                     int spelling = 1 + attempt % 2;
                     TensorCores tc = attempt < 2 ? tensorCores : tensorCores.unfused();
                     try {
-                        built = queue.buildProgram(mmaSource() + "\n" + source() + tc.kernelSource(mmt),
-                                defines + tc.defines(spelling) + (attempt < 2 ? " -DMMA_FENCE=1" : ""));
+                        built = queue.buildProgram(mmaSource() + "\n" + source() + tc.kernelSource(mmt, wtype),
+                                defines + tc.defines(spelling, wtype) + (attempt < 2 ? " -DMMA_FENCE=1" : ""));
                         kind = attempt < 2 ? "mma.sync" : "mma.sync (no fence: mm_reduce)";
                         effective = tc;
                     } catch (OpenClException e) {
@@ -222,11 +224,11 @@ public final class MatmulProgram {
 
     /**
      * Whether this program multiplies with tensor cores, in words: "off", "emulated" or "mma.sync" (with the
-     * mmt tile and the token threshold).
+     * mmt tile and the token threshold; "(3xtf32)" after them for F32 weights).
      */
     public String tensorCoreLabel() {
         return tensorCoreBuild == null ? "off" : tensorCoreBuild + " " + tensorCores.label() + " from "
-                + tensorCores.minTokens() + " tokens";
+                + tensorCores.minTokens() + " tokens" + (wtype == Llama2Kernel.WT_F32 ? " (3xtf32)" : "");
     }
 
     /** True when the program has the tensor-core kernel (built for the device's PTX or emulated). */
@@ -310,9 +312,10 @@ public final class MatmulProgram {
             this.mmIndex = mvTiers.length;
             this.mm = queue.createKernel(program, "mm");
             this.reduce = queue.createKernel(program, "mm_reduce");
-            // mmt loads 8 weights at a time: every row must start on a multiple of 8 elements; for Q8_0 on a
-            // multiple of 32, so that a row's scale blocks start with it and a K-slice holds whole blocks
-            int align = wtype == Llama2Kernel.WT_Q8_0 ? 32 : 8;
+            // mmt loads 8 weights at a time (F32: 4, 16 bytes either way): every row must start on a multiple of
+            // that; for Q8_0 on a multiple of 32, so that a row's scale blocks start with it and a K-slice holds
+            // whole blocks
+            int align = wtype == Llama2Kernel.WT_Q8_0 ? 32 : wtype == Llama2Kernel.WT_F32 ? 4 : 8;
             boolean aligned = s.cols() % align == 0 && s.lstride0() % align == 0 && s.lstride1() % align == 0
                     && s.lstride2() % align == 0;
             this.mmt = hasTensorCores() && aligned;

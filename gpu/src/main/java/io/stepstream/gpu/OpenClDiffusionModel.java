@@ -63,7 +63,7 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
             return null;
         }
 
-        /** Whether F16 or Q8_0 matmuls run on tensor cores: "off" or how (see {@link TensorCores}). */
+        /** Whether the matmuls run on tensor cores (F32: 3xTF32): "off" or how (see {@link TensorCores}). */
         default String tensorCores() {
             return "off";
         }
@@ -101,7 +101,7 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
     OpenClDiffusionModel(DiffusionModel cpu, CanvasDevice device, String deviceDescription) {
         this.cpu = cpu;
         this.device = device;
-        // ListModels shows the device name: say there when the F16 or Q8_0 matmuls run on tensor cores
+        // ListModels shows the device name: say there when the matmuls run on tensor cores (F32: 3xTF32)
         String tc = device.tensorCores();
         this.deviceDescription = deviceDescription + (tc.equals("off") ? "" : ", tensor cores " + tc);
     }
@@ -205,7 +205,10 @@ public final class OpenClDiffusionModel implements DiffusionBackendModel {
         return failed;
     }
 
-    /** Whether the F16 or Q8_0 matmuls run on tensor cores: "off", or how (e.g. "mma.sync mmt64x64k32 from 16 tokens"). */
+    /**
+     * Whether the matmuls run on tensor cores (F32: 3xTF32): "off", or how (e.g. "mma.sync mmt64x64k32 from 16
+     * tokens").
+     */
     public String tensorCores() {
         return device.tensorCores();
     }

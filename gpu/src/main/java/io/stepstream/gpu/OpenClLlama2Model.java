@@ -94,7 +94,7 @@ public final class OpenClLlama2Model implements BackendModel {
     }
 
     /**
-     * @param tensorCores whether the hand matmuls of F16 or Q8_0 weights may run on tensor cores (see {@link TensorCores};
+     * @param tensorCores whether the hand matmuls may run on tensor cores (F32 as 3xTF32; see {@link TensorCores};
      *                    {@link #tensorCores()} says whether they do)
      */
     public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
@@ -114,7 +114,7 @@ public final class OpenClLlama2Model implements BackendModel {
         this.pool = new KvBlockPool(config.nLayers(), config.kvDim(), blocks);
         this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch, matmul,
                 MatmulTiles.fromSystemProperty(), tensorCores);
-        // ListModels shows the device name: say there when the F16 or Q8_0 matmuls run on tensor cores
+        // ListModels shows the device name: say there when the matmuls run on tensor cores (F32: 3xTF32)
         String tc = this.device.tensorCores();
         this.deviceDescription = OpenClDevices.describe(device)
                 + (tc.equals("off") ? "" : ", " + weightType.name() + " tensor cores " + tc);
@@ -221,7 +221,7 @@ public final class OpenClLlama2Model implements BackendModel {
     }
 
     /**
-     * Whether the F16 or Q8_0 matmuls run on tensor cores: "off", or how (e.g. "mma.sync mmt64x64k32 from 16 tokens",
+     * Whether the matmuls run on tensor cores (F32: 3xTF32): "off", or how (e.g. "mma.sync mmt64x64k32 from 16 tokens",
      * "emulated ...").
      */
     public String tensorCores() {

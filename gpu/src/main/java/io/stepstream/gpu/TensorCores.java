@@ -5,13 +5,24 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Whether the F16 and Q8_0 matmuls of the hand path run on tensor cores: the kernels of mmt.cl, whose inner operation is
- * mma.cl's m16n8k16 (inline PTX {@code mma.sync} on NVIDIA, a local-memory emulation elsewhere). They take the
+ * Whether the F16, Q8_0 and F32 matmuls of the hand path run on tensor cores: the kernels of mmt.cl, whose inner
+ * operation is mma.cl's m16n8k16 (F16, Q8_0) or 3xTF32 on m16n8k8 tf32 (F32; inline PTX {@code mma.sync} on NVIDIA, a
+ * local-memory emulation elsewhere). They take the
  * passes of at least {@code minTokens} tokens that the matvec kernel does not take (more than
  * MatmulTiles.mvTokens); activations are rounded to f16 on the way in, as PyTorch's fp16 matmul has them (and
  * then by mv and mm of the same program too, so the numerics do not depend on the token count). Q8_0 passes
  * qualify only when their columns and layer strides are multiples of 32 (each 32-column block's mma sum is
  * scaled per row, see mmt.cl); others stay on mm.
+ *
+ * <p>F32 weights ({@code f32}, {@value #F32_PROPERTY}: {@code off}, the default, or {@code 3xtf32}) may run as
+ * 3xTF32: weights and activations stay f32 (no f16 rounding, mv and mm of the same program stay plain fp32), each
+ * fragment is split into two tf32s and three mma add lo_w hi_x + hi_w lo_x + hi_w hi_x: about fp32's accuracy
+ * (each product within ~3 * 2^-22 relative, see mmt.cl). Off by default: on the H200 3xTF32 beat fp32 {@code mm}
+ * on large passes (11264x2048 at 800 tokens 0.94 against 1.47 ms) but whole AR decode at batch 8-64 ran slower
+ * (GpuBench 1.1B f32 4,609 against 5,579 tok/s at batch 32), and batch-invariant canvases halve N=1. F32 programs
+ * with the default tiers use {@link #F32_DEFAULT_TILES} (K-slices of 32 were faster for F32 on every probed shape);
+ * explicit tiers apply as given. Where a tile fits 48 KiB with the activations staged twice ({@value
+ * #TF32_STAGE_SPLIT_PROPERTY}, default true) they are split once when staged.
  *
  * <ul>
  *   <li>{@code auto} (default): on when the device is NVIDIA with compute capability 8.0 or more and the PTX
@@ -29,8 +40,21 @@ import java.util.Locale;
  * {@value #MAX_SPLIT} slices, default 2; fr: 1 (default) the last group of a tile adds the split-K partial sums,
  * 0 a second kernel, mm_reduce, does). A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
  */
-public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
+public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f32) {
     public static final String PROPERTY = "stepstream.opencl.tensorCores";
+    /** Whether F32 weights use tensor cores (3xTF32) when the mode lets F16 use them: 3xtf32 (default) or off. */
+    public static final String F32_PROPERTY = "stepstream.opencl.f32TensorCores";
+    /**
+     * A switch of the F32 kernel: {@code true} (default) splits the activations once when they are staged (two
+     * tf32 arrays in local memory, (64 + 2 tn) x (tk + 4) words) in tiers where that fits {@link #STAGE_SPLIT_BYTES},
+     * instead of in each warp at every use; {@code false} never. The same bits either way. Read when a program is
+     * built.
+     */
+    public static final String TF32_STAGE_SPLIT_PROPERTY = "stepstream.opencl.tf32StageSplit";
+    /** The local memory a tier's staging may take for the staged split: OpenCL's (and NVIDIA's) 48 KiB per group. */
+    public static final long STAGE_SPLIT_BYTES = 48 * 1024;
+    /** F32's tiers when the tiers are the defaults: F16's token tiers with K-slices of 32 (H200 probe). */
+    public static final String F32_DEFAULT_TILES = "16:tn=16,tk=32/32:tn=32,tk=32/tn=64,tk=32";
     public static final String MIN_TOKENS_PROPERTY = "stepstream.opencl.tensorCoreMinTokens";
     public static final String TILES_PROPERTY = "stepstream.opencl.tensorCoreTiles";
     /** Rows of one mmt group (4 warps of 16 rows). */
@@ -72,19 +96,33 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
             }
         }
 
-        /** The OpenCL C macros of this tier's kernel, named {@code name}. */
-        String macros(String name) {
+        /** The OpenCL C macros of this tier's kernel, named {@code name}; {@code f32}: for F32 weights. */
+        String macros(String name, boolean f32) {
             return "#define MMT_NAME " + name + "\n#define MMT_TN " + tn + "\n#define MMT_TK " + tk
-                    + "\n#define MMT_FUSED " + (fusedReduce ? 1 : 0) + "\n";
+                    + "\n#define MMT_FUSED " + (fusedReduce ? 1 : 0) + "\n"
+                    + (stageSplit(f32) ? "#define MMT_XSPLIT 1\n" : "");
+        }
+
+        /** Whether this tier of F32 weights stages the activations split (the switch on, and the tile fits). */
+        public boolean stageSplit(boolean f32) {
+            return f32 && stageSplitOn() && 4L * (TM + 2L * tn) * (tk + 4) <= STAGE_SPLIT_BYTES;
         }
 
         /**
-         * Local memory of one group: the staged weights and activations, or the output tile, which reuses them
-         * (the larger of the two), and with {@code emulated} the emulation's per-warp scratch.
+         * Local memory of one group for F16 or Q8_0 weights: the staged weights and activations, or the output
+         * tile, which reuses them (the larger of the two), and with {@code emulated} the emulation's per-warp scratch.
          */
         public long localBytes(boolean emulated) {
-            long s = tk / 2 + 4;
-            long stage = (TM + tn) * s;
+            return localBytes(emulated, false);
+        }
+
+        /**
+         * As above; {@code f32}: for F32 weights (3xTF32), staged as floats (k, not k-pairs, per uint), the
+         * activations twice (hi, lo) where {@link #stageSplit} says so.
+         */
+        public long localBytes(boolean emulated, boolean f32) {
+            long s = f32 ? tk + 4 : tk / 2 + 4;
+            long stage = (TM + (stageSplit(f32) ? 2L : 1L) * tn) * s;
             long out = (long) tn * (TM + 1);
             return 4L * ((Math.max(stage, out) + 3) / 4 * 4 + (emulated ? (WG / 32) * 192 : 0));
         }
@@ -97,6 +135,11 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
     public static final TensorCores AUTO = new TensorCores(Mode.AUTO, 16, parseTiles(DEFAULT_TILES));
     public static final TensorCores OFF = AUTO.withMode(Mode.OFF);
     public static final TensorCores EMULATE = AUTO.withMode(Mode.EMULATE);
+
+    /** F32 weights off tensor cores (the default; {@link #withF32} turns 3xTF32 on). */
+    public TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
+        this(mode, minTokens, tiles, false);
+    }
 
     public TensorCores {
         if (mode == null) {
@@ -118,27 +161,47 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
     }
 
     public TensorCores withMode(Mode m) {
-        return new TensorCores(m, minTokens, tiles);
+        return new TensorCores(m, minTokens, tiles, f32);
     }
 
     public TensorCores withMinTokens(int tokens) {
-        return new TensorCores(mode, tokens, tiles);
+        return new TensorCores(mode, tokens, tiles, f32);
+    }
+
+    /** Whether F32 weights use tensor cores (3xTF32) when the mode is not off. */
+    public TensorCores withF32(boolean on) {
+        return new TensorCores(mode, minTokens, tiles, on);
     }
 
     /** One tile of {@code tn} tokens and {@code tk} columns per slice for every token count. */
     public TensorCores withTiles(int tn, int tk) {
-        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)));
+        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)), f32);
     }
 
     /** The tiers of {@code spec} (see the class doc); null or blank: unchanged. */
     public TensorCores withTilesSpec(String spec) {
-        return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec));
+        return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec), f32);
     }
 
     /** These tiers with the split-K sums in mm_reduce (fr=0) everywhere. */
     public TensorCores unfused() {
         return new TensorCores(mode, minTokens, tiles.stream()
-                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false)).toList());
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false)).toList(), f32);
+    }
+
+    /**
+     * These settings for a program of weight encoding {@code wtype}: F32 with the default tiers gets
+     * {@link #F32_DEFAULT_TILES}; anything else as it is.
+     */
+    public TensorCores forWeights(int wtype) {
+        return wtype == Llama2Kernel.WT_F32 && tiles.equals(AUTO.tiles())
+                ? new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32) : this;
+    }
+
+    /** Whether a program for weight encoding {@code wtype} (Llama2Kernel.WT_*) gets the tensor-core kernels. */
+    public boolean appliesTo(int wtype) {
+        return mode != Mode.OFF && (wtype == Llama2Kernel.WT_F16 || wtype == Llama2Kernel.WT_Q8_0
+                || wtype == Llama2Kernel.WT_F32 && f32);
     }
 
     /** The tier for a pass of {@code n} tokens. */
@@ -211,9 +274,20 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
         };
     }
 
-    /** The three properties on top of {@link #AUTO}. */
+    /** {@value #F32_PROPERTY}: off (false, blank: the default) or 3xtf32 (on, true). */
+    public static boolean parseF32(String v) {
+        String s = v == null ? "" : v.strip().toLowerCase(Locale.ROOT);
+        return switch (s) {
+            case "3xtf32", "on", "true" -> true;
+            case "", "off", "false" -> false;
+            default -> throw new IllegalArgumentException(F32_PROPERTY + " must be 3xtf32 or off, got '" + v + "'");
+        };
+    }
+
+    /** The four properties on top of {@link #AUTO}. */
     public static TensorCores fromSystemProperties() {
-        TensorCores tc = AUTO.withMode(parseMode(System.getProperty(PROPERTY)));
+        TensorCores tc = AUTO.withMode(parseMode(System.getProperty(PROPERTY)))
+                .withF32(parseF32(System.getProperty(F32_PROPERTY)));
         String min = System.getProperty(MIN_TOKENS_PROPERTY);
         if (min != null && !min.isBlank()) {
             try {
@@ -226,25 +300,52 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
     }
 
     /**
-     * The -D options that add the tensor-core kernels to a matmul.cl build; {@code ptx}: 0 emulation, 1 or 2 PTX.
-     * XH makes mv and mm round the activations to f16 too, so the numerics do not depend on the token count.
+     * The -D options that add the tensor-core kernels to a matmul.cl build of F16 or Q8_0 weights; {@code ptx}: 0
+     * emulation, 1 or 2 PTX. XH makes mv and mm round the activations to f16 too, so the numerics do not depend on
+     * the token count.
      */
     public String defines(int ptx) {
-        return " -DMMT=1 -DXH=1" + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+        return defines(ptx, Llama2Kernel.WT_F16);
     }
 
-    /** The OpenCL C that follows mma.cl + matmul.cl: mmt.cl once per tier, as kernels mmt0, mmt1, ... */
-    String kernelSource(String mmtSource) {
+    /** As above for weight encoding {@code wtype}: F32 (3xTF32) has no XH, its activations stay f32 everywhere. */
+    public String defines(int ptx, int wtype) {
+        return " -DMMT=1" + (wtype == Llama2Kernel.WT_F32 ? "" : " -DXH=1") + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+    }
+
+    /** Whether {@value #TF32_STAGE_SPLIT_PROPERTY} is true (default true). */
+    static boolean stageSplitOn() {
+        String v = System.getProperty(TF32_STAGE_SPLIT_PROPERTY, "true").strip().toLowerCase(Locale.ROOT);
+        return switch (v) {
+            case "", "false", "off" -> false;
+            case "true", "on" -> true;
+            default -> throw new IllegalArgumentException(TF32_STAGE_SPLIT_PROPERTY + " must be true or false, got '"
+                    + v + "'");
+        };
+    }
+
+    /**
+     * The OpenCL C that follows mma.cl + matmul.cl for weight encoding {@code wtype}: mmt.cl once per tier, as
+     * kernels mmt0, mmt1, ...
+     */
+    String kernelSource(String mmtSource, int wtype) {
         StringBuilder sb = new StringBuilder();
         for (int i = 0; i < tiles.size(); i++) {
-            sb.append('\n').append(tiles.get(i).macros("mmt" + i)).append(mmtSource).append('\n');
+            sb.append('\n').append(tiles.get(i).macros("mmt" + i, wtype == Llama2Kernel.WT_F32)).append(mmtSource)
+                    .append('\n');
         }
         return sb.toString();
     }
 
-    /** The most local memory any tier's group needs. */
+    /** The most local memory any tier's group needs (F16 or Q8_0 weights). */
     public long localBytes(boolean emulated) {
-        return tiles.stream().mapToLong(t -> t.localBytes(emulated)).max().orElse(0);
+        return localBytes(emulated, Llama2Kernel.WT_F16);
+    }
+
+    /** As above for weight encoding {@code wtype} (F32 stages floats: more). */
+    public long localBytes(boolean emulated, int wtype) {
+        boolean f32Weights = wtype == Llama2Kernel.WT_F32;
+        return tiles.stream().mapToLong(t -> t.localBytes(emulated, f32Weights)).max().orElse(0);
     }
 
     /** E.g. {@code mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64}. */

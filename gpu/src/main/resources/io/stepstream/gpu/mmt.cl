@@ -1,4 +1,4 @@
-// The tensor-core matmul for F16 and Q8_0 weights, appended to mma.cl + matmul.cl once per tile tier by MatmulProgram,
+// The tensor-core matmul for F16, Q8_0 and F32 weights, appended to mma.cl + matmul.cl once per tile tier by MatmulProgram,
 // each time with MMT_NAME (the kernel's name), MMT_TN and MMT_TK defined; it undefines its own macros at the end,
 // so the next tier can define them again. See MatmulProgram / TensorCores for when each tier runs.
 /**
@@ -26,9 +26,27 @@
  * (q * s[b]) * x term by term on f32 activations (mv and mm round them to f16 too when XH is set), so the two
  * agree to f32 rounding of the sums, not bitwise. Host contract on top: cols, lstride0..2 multiples of 32 (a
  * row's blocks start at the row), so a K-slice (a multiple of 32 columns) holds whole blocks.
+ *
+ * <p>F32 (WT == 0), "3xTF32": fp32 has no tensor-core instruction, tf32 (8-bit exponent, 10-bit mantissa) has:
+ * mma.cl's m16n8k8 tf32 (A 16 rows x 8 k, B 8 k x 8 tokens). The weights and the activations are staged as f32
+ * (4-float loads; the activations are NOT rounded to f16 or tf32, and the program has no XH: mv and mm of F32
+ * weights stay plain fp32), and every k8 step splits each fragment element into tf32 hi + lo (mma_split4_tf32)
+ * and issues lo_w hi_x, hi_w lo_x, hi_w hi_x into the same accumulators. Error: each product w x is off by at
+ * most ~3 * 2^-22 |w x| (the dropped lo_w lo_x and the split's remainders), so the result is within
+ * 3 * 2^-22 sum |w x| plus the f32 accumulation error of that sum (as mm's: about 2^-24 per addition in the
+ * worst case, ~sqrt(cols) 2^-24 typically), against ~2^-11 per product for one plain tf32 mma. Local memory per
+ * group: (64 + MMT_TN) x (MMT_TK + 4) floats, twice F16's: 34,816 bytes at tn=64, tk=64 (6 groups per H200 SM
+ * by shared memory; tk=128 with tn >= 32, or tn=128 with tk=64, exceed OpenCL's 48 KiB and the host refuses
+ * them). With MMT_XSPLIT (F32 only; the host defines it per tier where the tile fits 48 KiB) the activations
+ * are split once when staged, into tf32 hi and lo arrays, instead of by each of the 4 warps at every use:
+ * (64 + 2 MMT_TN) x (MMT_TK + 4) words of local memory, the same bits (on the H200 0.94 against 1.17 ms for
+ * 11264x2048 at 800 tokens, tn=64, tk=32). The 4 warps of an F32 group are 2 x 2, each 32 rows (two m16 tiles)
+ * x MMT_TN / 2 tokens, so each B fragment read from local memory feeds two mma triples (fragment loads per k8
+ * per warp: 2 A + MMT_TN / 16 B instead of 1 A + MMT_TN / 8 B). Host contract:
+ * cols, lstride0..2 multiples of 4 (16-byte loads).
  */
-#if WT != 1 && WT != 2
-#error "mmt multiplies F16 or Q8_0 weights: build it with WT=1 or WT=2"
+#if WT != 0 && WT != 1 && WT != 2
+#error "mmt multiplies F32, F16 or Q8_0 weights: build it with WT=0, 1 or 2"
 #endif
 #if !defined(MMT_NAME) || !defined(MMT_TN) || !defined(MMT_TK) || !defined(MMT_FUSED)
 #error "define MMT_NAME, MMT_TN, MMT_TK and MMT_FUSED before mmt.cl"
@@ -36,29 +54,49 @@
 #define MMT_TM 64
 #define MMT_WG 128
 #define MMT_NT (MMT_TN / 8)
-// uints per staged row (k-pairs) plus 4 of padding: the 8 rows x 4 k-pairs a fragment read touches then fall
-// in 32 distinct banks, and rows stay 16-byte aligned for the uint4 stores.
+// uints per staged row (k-pairs; F32: floats) plus 4 of padding: the 8 rows x 4 k-pairs (k) a fragment read
+// touches then fall in 32 distinct banks, and rows stay 16-byte aligned for the 16-byte stores.
+#if WT == 0
+#define MMT_S (MMT_TK + 4)
+#else
 #define MMT_S (MMT_TK / 2 + 4)
+#endif
 // The output tile reuses the staging memory once the K loop is done (less local memory: more groups per SM).
+#if defined(MMT_XSPLIT) && WT != 0
+#error "MMT_XSPLIT is for F32 weights (WT=0)"
+#endif
+#ifdef MMT_XSPLIT
+#define MMT_STAGE_UINTS ((MMT_TM + 2 * MMT_TN) * MMT_S)
+#else
 #define MMT_STAGE_UINTS ((MMT_TM + MMT_TN) * MMT_S)
+#endif
 #define MMT_OUT_FLOATS (MMT_TN * (MMT_TM + 1))
 #define MMT_LOCAL_UINT4 (((MMT_STAGE_UINTS > MMT_OUT_FLOATS ? MMT_STAGE_UINTS : MMT_OUT_FLOATS) + 3) / 4)
-#define MMT_WLOADS (MMT_TM * (MMT_TK / 8) / MMT_WG)
-#define MMT_XLOADS (MMT_TN * (MMT_TK / 4) / MMT_WG)
 #if WT == 2
 // 8 int8 weights a load
 #define MMT_WREG uint2
-#else
+#define MMT_WCHUNK 8
+#define MMT_WZERO ((uint2)(0u))
+#elif WT == 1
 // 8 halves a load
 #define MMT_WREG uint4
+#define MMT_WCHUNK 8
+#define MMT_WZERO ((uint4)(0u))
+#else
+// 4 floats a load
+#define MMT_WREG float4
+#define MMT_WCHUNK 4
+#define MMT_WZERO ((float4)(0.0f))
 #endif
+#define MMT_WLOADS (MMT_TM * (MMT_TK / MMT_WCHUNK) / MMT_WG)
+#define MMT_XLOADS (MMT_TN * (MMT_TK / 4) / MMT_WG)
 #define MMT_WLOAD(p) (*(__global const MMT_WREG *)(p))
 /* Loads the K-slice starting at column kk into registers: this lane's weight chunks and activation float4s,
  * zero past the rows, tokens or columns. Used for the first slice and, while a slice is in use, the next one. */
 #define MMT_LOAD_SLICE(kk) { \
     for (int m = 0; m < MMT_WLOADS; m++) { \
         int c = (kk) + wkc[m]; \
-        wreg[m] = wrow[m] != 0 && c < kend ? MMT_WLOAD(wrow[m] + c) : (MMT_WREG)(0u); \
+        wreg[m] = wrow[m] != 0 && c < kend ? MMT_WLOAD(wrow[m] + c) : MMT_WZERO; \
     } \
     for (int m = 0; m < MMT_XLOADS; m++) { \
         int i = lid + m * MMT_WG; \
@@ -77,10 +115,19 @@ void MMT_NAME(MATMUL_ARGS) {
     __local uint4 lmem[MMT_LOCAL_UINT4];
     __local int lastOfTile;
     __local uint *ws = (__local uint *)lmem;    // [row][k-pair] during the K loop
-    __local uint *xs = ws + MMT_TM * MMT_S;     // [token][k-pair] during the K loop
+    __local uint *xs = ws + MMT_TM * MMT_S;     // [token][k-pair] during the K loop (MMT_XSPLIT: tf32 hi [token][k])
+#ifdef MMT_XSPLIT
+    __local uint *xl = xs + MMT_TN * MMT_S;     // tf32 lo [token][k]
+#endif
     __local float *os = (__local float *)lmem;  // [token][row] of the finished tile, after it
     int lid = get_local_id(0);
     int warp = lid >> 5;
+#if WT == 0
+    // F32: 2 x 2 warps, each 32 rows (two m16 tiles) x MMT_TN / 2 tokens, so a B fragment (split or loaded
+    // hi and lo) serves two mma triples instead of one
+    int wr = warp & 1;
+    int wt = warp >> 1;
+#endif
     int lane = lid & 31;
     int g = lane >> 2;
     int t4 = lane & 3;
@@ -101,14 +148,14 @@ void MMT_NAME(MATMUL_ARGS) {
     int kbeg = ks * kchunk;
     int kend = min(cols, kbeg + kchunk);
 
-    // This item's weight loads: 8 weights (halves or int8) of one row per load; the row's data start resolved once.
+    // This item's weight loads: MMT_WCHUNK weights of one row per load; the row's data start resolved once.
     __global const WTYPE *wrow[MMT_WLOADS];
     int wlr[MMT_WLOADS];
     int wkc[MMT_WLOADS];
     for (int m = 0; m < MMT_WLOADS; m++) {
         int i = lid + m * MMT_WG;
-        wlr[m] = i / (MMT_TK / 8);
-        wkc[m] = (i - wlr[m] * (MMT_TK / 8)) * 8;
+        wlr[m] = i / (MMT_TK / MMT_WCHUNK);
+        wkc[m] = (i - wlr[m] * (MMT_TK / MMT_WCHUNK)) * MMT_WCHUNK;
         int r = row0 + wlr[m];
         wrow[m] = 0;
         if (r < rows) {
@@ -151,15 +198,26 @@ void MMT_NAME(MATMUL_ARGS) {
         for (int m = 0; m < MMT_WLOADS; m++) {
 #if WT == 2
             vstore_half8(convert_float8(as_char8(wreg[m])), 0, (__local half *)(ws + wlr[m] * MMT_S + wkc[m] / 2));
-#else
+#elif WT == 1
             *(__local uint4 *)(ws + wlr[m] * MMT_S + wkc[m] / 2) = wreg[m];
+#else
+            *(__local float4 *)(ws + wlr[m] * MMT_S + wkc[m]) = wreg[m];
 #endif
         }
         for (int m = 0; m < MMT_XLOADS; m++) {
             int i = lid + m * MMT_WG;
             int lt = i / (MMT_TK / 4);
             int kc = (i - lt * (MMT_TK / 4)) * 4;
+#if WT == 0 && defined(MMT_XSPLIT)
+            uint4 hi, lo;
+            mma_split4_tf32(xreg[m], &hi, &lo);
+            *(__local uint4 *)(xs + lt * MMT_S + kc) = hi;
+            *(__local uint4 *)(xl + lt * MMT_S + kc) = lo;
+#elif WT == 0
+            *(__local float4 *)(xs + lt * MMT_S + kc) = xreg[m];
+#else
             vstore_half4_rte(xreg[m], 0, (__local half *)xs + lt * (2 * MMT_S) + kc);
+#endif
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         int k1 = k0 + MMT_TK;
@@ -186,6 +244,41 @@ void MMT_NAME(MATMUL_ARGS) {
                 }
             }
         }
+#elif WT == 0
+        __local const float *wf = (__local const float *)ws;
+#ifndef MMT_XSPLIT
+        __local const float *xf = (__local const float *)xs;
+#endif
+#pragma unroll
+        for (int kk = 0; kk < MMT_TK / 8; kk++) {
+            // A of this warp's two m-tiles (rows wr*32 + mi*16 ..): (row g, k t), (row g+8, k t), (row g, k t+4),
+            // (row g+8, k t+4)
+            uint4 ahi[2], alo[2];
+#pragma unroll
+            for (int mi = 0; mi < 2; mi++) {
+                int ai = (wr * 32 + mi * 16 + g) * MMT_S + kk * 8 + t4;
+                mma_split4_tf32((float4)(wf[ai], wf[ai + 8 * MMT_S], wf[ai + 4], wf[ai + 8 * MMT_S + 4]),
+                                &ahi[mi], &alo[mi]);
+            }
+#pragma unroll
+            for (int jj = 0; jj < MMT_NT / 2; jj++) {
+                // B: (k t, token g), (k t+4, token g) of n-tile j, used by both m-tiles
+                int j = wt * (MMT_NT / 2) + jj;
+                int bi = (j * 8 + g) * MMT_S + kk * 8 + t4;
+#ifdef MMT_XSPLIT
+                uint2 bhi = (uint2)(xs[bi], xs[bi + 4]);
+                uint2 blo = (uint2)(xl[bi], xl[bi + 4]);
+#else
+                uint2 bhi, blo;
+                mma_split2_tf32((float2)(xf[bi], xf[bi + 4]), &bhi, &blo);
+#endif
+#pragma unroll
+                for (int mi = 0; mi < 2; mi++) {
+                    acc[mi * (MMT_NT / 2) + jj] = mma_m16n8k8_3xtf32(ahi[mi], alo[mi], bhi, blo,
+                                                                     acc[mi * (MMT_NT / 2) + jj], scratch);
+                }
+            }
+        }
 #else
 #pragma unroll
         for (int kk = 0; kk < MMT_TK / 16; kk++) {
@@ -202,9 +295,18 @@ void MMT_NAME(MATMUL_ARGS) {
     }
     // D fragment of n-tile j: (row g, tokens 2t, 2t+1) in .x .y, (row g+8, the same tokens) in .z .w. The K loop
     // ended on a barrier (or never ran), so nobody reads the staging memory os overwrites.
+#if WT == 0
+    // F32: warp (wr, wt) holds m-tile mi (rows wr*32 + mi*16) x n-tile wt*NT/2 + jj in acc[mi*NT/2 + jj]
+    for (int a = 0; a < MMT_NT; a++) {
+        int mi = a / (MMT_NT / 2);
+        int rl = wr * 32 + mi * 16 + g;
+        int tl = (wt * (MMT_NT / 2) + a - mi * (MMT_NT / 2)) * 8 + 2 * t4;
+        int j = a;
+#else
     int rl = warp * 16 + g;
     for (int j = 0; j < MMT_NT; j++) {
         int tl = j * 8 + 2 * t4;
+#endif
         os[tl * (MMT_TM + 1) + rl] = acc[j].x;
         os[(tl + 1) * (MMT_TM + 1) + rl] = acc[j].y;
         os[tl * (MMT_TM + 1) + rl + 8] = acc[j].z;
@@ -292,9 +394,12 @@ void MMT_NAME(MATMUL_ARGS) {
 #undef MMT_WLOADS
 #undef MMT_XLOADS
 #undef MMT_WREG
+#undef MMT_WCHUNK
+#undef MMT_WZERO
 #undef MMT_WLOAD
 #undef MMT_LOAD_SLICE
 #undef MMT_NAME
 #undef MMT_TN
 #undef MMT_TK
 #undef MMT_FUSED
+#undef MMT_XSPLIT

@@ -100,6 +100,12 @@ class HandMatmulTest {
         final boolean halfInputs;
         /** The model's shape (the weights the device was made from have it). */
         final ModelConfig c;
+        /** The bound each check asserts, relative to max |reference|. */
+        double tolerance = TOLERANCE;
+        /** Each check's measured relative error, by name. */
+        final java.util.Map<String, Double> errors = new java.util.LinkedHashMap<>();
+        /** Another kernel's errors on the same data (a Case of the same seeds), printed beside these; or empty. */
+        java.util.Map<String, Double> baseline = java.util.Map.of();
 
         Case(DeviceLlama2 device, Random random, int n) {
             this(device, random, n, false);
@@ -229,9 +235,18 @@ class HandMatmulTest {
                     }
                 }
             }
-            assertClose("q (RoPE)", gotQ, q);
-            assertClose("keys in the KV pool (RoPE, block table)", gotKeys, keys);
-            assertClose("values in the KV pool (block table)", gotValues, values);
+            check("q (RoPE)", gotQ, q);
+            check("keys in the KV pool (RoPE, block table)", gotKeys, keys);
+            check("values in the KV pool (block table)", gotValues, values);
+        }
+
+        /** Records the relative error of {@code actual} and asserts it is within the tolerance. */
+        void check(String what, float[] actual, double[] reference) {
+            double err = OpenClTestSupport.relativeError(actual, reference, reference.length);
+            errors.put(what, err);
+            Double other = baseline.get(what);
+            assertTrue(err <= tolerance, what + ": relative error " + err + " (bound " + tolerance + ")"
+                    + (other == null ? "" : "; the baseline kernel on the same data: " + other));
         }
 
         void residual(int op, float[] weights, int cols, float[] input) {
@@ -244,7 +259,7 @@ class HandMatmulTest {
             for (int i = 0; i < n * dim; i++) {
                 expected[i] = x0[i] + dot(weights, (LAYER * dim + i % dim) * cols, input, (i / dim) * cols, cols);
             }
-            assertClose("op " + op + " + residual", java.util.Arrays.copyOf(k.x, n * dim), expected);
+            check("op " + op + " + residual", java.util.Arrays.copyOf(k.x, n * dim), expected);
             // Rows beyond the step's tokens are untouched.
             for (int i = n * dim; i < k.x.length; i++) {
                 assertEquals(x0[i], k.x[i], "x[" + i + "] beyond the step");
@@ -265,7 +280,7 @@ class HandMatmulTest {
                 double b = dot(w3, (LAYER * hidden + h) * dim, k.xb, (i / hidden) * dim, dim);
                 expected[i] = a / (1 + Math.exp(-a)) * b;
             }
-            assertClose("w1/w3 + SwiGLU", java.util.Arrays.copyOf(k.hb, n * hidden), expected);
+            check("w1/w3 + SwiGLU", java.util.Arrays.copyOf(k.hb, n * hidden), expected);
         }
 
         void logits() {
@@ -279,7 +294,7 @@ class HandMatmulTest {
             for (int i = 0; i < entries * vocab; i++) {
                 expected[i] = dot(cls, (i % vocab) * dim, k.xb, (i / vocab) * dim, dim);
             }
-            assertClose("logits", java.util.Arrays.copyOf(k.logits, entries * vocab), expected);
+            check("logits", java.util.Arrays.copyOf(k.logits, entries * vocab), expected);
         }
     }
 
@@ -288,11 +303,6 @@ class HandMatmulTest {
         double b = v[i + 1];
         v[i] = a * Math.cos(angle) - b * Math.sin(angle);
         v[i + 1] = a * Math.sin(angle) + b * Math.cos(angle);
-    }
-
-    private static void assertClose(String what, float[] actual, double[] reference) {
-        double err = OpenClTestSupport.relativeError(actual, reference, reference.length);
-        assertTrue(err <= TOLERANCE, what + ": relative error " + err);
     }
 
     static Llama2Weights randomWeights(Random random) {

@@ -30,6 +30,8 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * The device diffusion forward of tinystories-dlm on a real OpenCL device (PoCL in CI) against the engine's CPU
@@ -61,25 +63,27 @@ class OpenClDiffusionModelTest {
      * F16 weights on (emulated) tensor cores round activations to f16, which turns kernel-dependent f32 summation
      * order into visible differences; the canvas device therefore runs every matmul count on mmt with one split,
      * and a canvas's logits are bitwise the same alone and in a batch, also for the few logit rows a matvec
-     * would otherwise take.
+     * would otherwise take. F32 weights on 3xTF32 get the same setting and the same guarantee (F32 on mm does
+     * not have it: see logitsOfCanvasesMatchTheCpuModelBatchedAndAlone's drift bound).
      */
-    @Test
-    void f16CanvasesOnTensorCoresGiveBitwiseTheSameLogitsAloneAndBatched() {
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(value = TensorType.class, names = {"F16", "F32"})
+    void canvasesOnTensorCoresGiveBitwiseTheSameLogitsAloneAndBatched(TensorType type) {
         Assumptions.assumeTrue(HAND_MATMUL, "tensor cores are a hand-path kernel");
         String before = System.getProperty(TensorCores.PROPERTY);
+        String beforeF32 = System.getProperty(TensorCores.F32_PROPERTY);
         System.setProperty(TensorCores.PROPERTY, "emulate");
-        OpenClDiffusionModel f16;
+        System.setProperty(TensorCores.F32_PROPERTY, "3xtf32"); // off by default
+        OpenClDiffusionModel tc;
         try {
-            f16 = new OpenClDiffusionModel(Models.loadDiffusion(MODEL), OpenClTestSupport.device(), 0, TensorType.F16);
+            tc = new OpenClDiffusionModel(Models.loadDiffusion(MODEL), OpenClTestSupport.device(), 0, type);
         } finally {
-            if (before == null) {
-                System.clearProperty(TensorCores.PROPERTY);
-            } else {
-                System.setProperty(TensorCores.PROPERTY, before);
-            }
+            restore(TensorCores.PROPERTY, before);
+            restore(TensorCores.F32_PROPERTY, beforeF32);
         }
-        try (f16) {
-            assertTrue(f16.tensorCores().contains("from 1 tokens"), f16.tensorCores());
+        try (tc) {
+            assertTrue(tc.tensorCores().contains("from 1 tokens"), tc.tensorCores());
+            assertEquals(type == TensorType.F32, tc.tensorCores().endsWith("(3xtf32)"), tc.tensorCores());
             SplittableRandom r = new SplittableRandom(21);
             int vocab = reference.vocabSize();
             List<DenoiseInput> inputs = new ArrayList<>();
@@ -90,13 +94,30 @@ class OpenClDiffusionModelTest {
                 inputs.add(new DenoiseInput(canvas, len - shape[1], shape[1]));
             }
             float[][] batched = logitsFor(inputs, vocab);
-            f16.forward(inputs, batched);
+            tc.forward(inputs, batched);
             for (int i = 0; i < inputs.size(); i++) {
                 float[][] alone = logitsFor(List.of(inputs.get(i)), vocab);
-                f16.forward(List.of(inputs.get(i)), alone);
+                tc.forward(List.of(inputs.get(i)), alone);
                 assertArrayEquals(alone[0], batched[i], "canvas " + i + " (" + inputs.get(i).length()
                         + " rows of logits): alone vs batched");
             }
+            if (type == TensorType.F32) {
+                // and 3xTF32 keeps fp32's accuracy: the CPU model's logits (f32) within the F32 bound below
+                for (int i = 0; i < inputs.size(); i++) {
+                    float[][] cpu = logitsFor(List.of(inputs.get(i)), vocab);
+                    reference.forward(List.of(inputs.get(i)), cpu);
+                    double err = OpenClTestSupport.relativeError(batched[i], cpu[0]);
+                    assertTrue(err <= 1e-5, "canvas " + i + ": 3xTF32 vs CPU relative error " + err);
+                }
+            }
+        }
+    }
+
+    private static void restore(String property, String value) {
+        if (value == null) {
+            System.clearProperty(property);
+        } else {
+            System.setProperty(property, value);
         }
     }
 

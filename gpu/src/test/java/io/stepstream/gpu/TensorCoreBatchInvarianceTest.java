@@ -9,6 +9,7 @@ import java.util.Random;
 
 import static io.stepstream.gpu.Llama2Kernel.OP_LOGITS;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -65,6 +66,58 @@ class TensorCoreBatchInvarianceTest {
             }
             assertTrue(p.device.tensorCorePasses() > 0, "the Q8_0 classifier ran on mmt");
         }
+    }
+
+    /** F32 weights on 3xTF32 from one token, split fixed: bitwise equal alone and batched, as F16's and Q8_0's. */
+    @Test
+    void f32WeightsOn3xTf32FromOneTokenAreBitwiseEqualAloneAndBatched() {
+        try (Pass p = new Pass(MatmulTiles.DEFAULT.with("ks=1"), TensorCores.EMULATE.withMinTokens(1).withF32(true),
+                9, TensorType.F32)) {
+            float[] batched = p.logits(BIG);
+            for (int n : new int[]{1, 3, 9, 20, 33}) {
+                assertArrayEquals(Arrays.copyOf(batched, n * p.vocab), p.logits(n), n + " tokens");
+            }
+            assertTrue(p.device.tensorCorePasses() > 0, "the F32 classifier ran on mmt");
+        }
+    }
+
+    /**
+     * Splitting the activations once when staged (the default where the tile fits 48 KiB) gives the same bits as
+     * splitting them at every use ({@code tf32StageSplit=false}), for each tier and with split-K (the same split of
+     * the same values, the same mma order).
+     */
+    @Test
+    void stagedActivationSplitGivesTheSameBits() {
+        MatmulTiles tiles = MatmulTiles.DEFAULT.with("ks=2");
+        TensorCores tc = TensorCores.EMULATE.withMinTokens(1).withF32(true)
+                .withTilesSpec("12:tn=16,tk=64/tn=64,tk=32");
+        int[] counts = {9, 40};
+        float[][] staged = new float[counts.length][];
+        try (Pass p = new Pass(tiles, tc, 11, TensorType.F32)) {
+            for (int i = 0; i < counts.length; i++) {
+                staged[i] = p.logits(counts[i]);
+            }
+            assertTrue(p.device.tensorCorePasses() > 0 && p.device.handMatmulMaxSplit() > 1, "mmt with split-K ran");
+        }
+        assertTrue(tc.tiles().stream().allMatch(t -> t.stageSplit(true) && !t.stageSplit(false)));
+        String before = System.getProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY);
+        System.setProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY, "false");
+        try (Pass p = new Pass(tiles, tc, 11, TensorType.F32)) {
+            assertTrue(tc.tiles().stream().noneMatch(t -> t.stageSplit(true)), "the switch turns it off");
+            for (int i = 0; i < counts.length; i++) {
+                assertArrayEquals(staged[i], p.logits(counts[i]), counts[i] + " tokens");
+            }
+        } finally {
+            if (before == null) {
+                System.clearProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY);
+            } else {
+                System.setProperty(TensorCores.TF32_STAGE_SPLIT_PROPERTY, before);
+            }
+        }
+        // tn=64 with tk=64 would need (64 + 128) x 68 words staged split, over 48 KiB: it splits at every use
+        TensorCores.Tile big = new TensorCores.Tile(Integer.MAX_VALUE, 64, 64, 2, true);
+        assertTrue(!big.stageSplit(true) && big.localBytes(false, true) == 128L * 68 * 4);
+        assertEquals(192L * 36 * 4, new TensorCores.Tile(Integer.MAX_VALUE, 64, 32, 2, true).localBytes(false, true));
     }
 
     @Test

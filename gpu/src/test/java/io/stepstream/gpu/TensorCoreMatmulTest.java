@@ -130,6 +130,76 @@ class TensorCoreMatmulTest {
         }
     }
 
+    static Stream<Arguments> f32Cases() {
+        List<Arguments> out = new ArrayList<>();
+        // 3xTF32 on (off by default); the default tiers become F32's (tk=32, activations split when staged)
+        TensorCores any = TensorCores.EMULATE.withMinTokens(1).withF32(true);
+        // 1 token too: with the threshold at 1 every count runs mmt (the diffusion canvases' setting)
+        for (int tokens : new int[]{1, 2, 7, 9, 16, 17, 33, 64, 70}) {
+            out.add(Arguments.of(tokens, any, ONE_TOKEN_MV.with("ks=1")));
+        }
+        out.add(Arguments.of(37, any.withTiles(16, 32), ONE_TOKEN_MV.with("ks=1")));
+        // one 128-column K-slice covers all 48 or 80 columns (zero-filled past the end); over 48 KiB with the
+        // activations staged twice, so this tier splits them at every use
+        out.add(Arguments.of(23, any.withTiles(16, 128), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(40, any.withTiles(64, 64), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(70, any.withTiles(32, 32), ONE_TOKEN_MV.with("ks=2")));
+        // split-K: fused (the tile's last group adds the slices) and with mm_reduce
+        out.add(Arguments.of(21, any, ONE_TOKEN_MV.with("ks=3")));
+        out.add(Arguments.of(21, any.withTilesSpec("tn=16,tk=32,fr=0"), ONE_TOKEN_MV.with("ks=3")));
+        TensorCores tiers = any.withTilesSpec("12:tn=16,tk=64/40:tn=32,tk=32,occ=4/tn=64,tk=32");
+        for (int tokens : new int[]{12, 13, 41}) {
+            out.add(Arguments.of(tokens, tiers, ONE_TOKEN_MV));
+        }
+        return out.stream();
+    }
+
+    /**
+     * The bound of the F32 checks, relative to max |reference| (HandMatmulTest's measure). 3xTF32 loses at most
+     * ~3 * 2^-22 (7e-7) of each product |w x| in the split; the emulation adds the 3 x 80 partial products of a row
+     * in f32 as mm adds its 80 (about 2^-24 of the running sum per addition, ~sqrt(80) 2^-24 in practice), so both
+     * land near 1e-7 of max |reference| for these uniform inputs (measured: 3xTF32 0.6-3.7e-7, mm 0.6-5.4e-7).
+     * One plain tf32 mma (no split) is off by ~2^-12 of each product: 2.3-2.9e-4 here (checked by dropping the two
+     * small-term mma), so 2e-6 fails it by 100x and holds 3xTF32 within ~10x of fp32.
+     */
+    static final double F32_TOLERANCE = 2e-6;
+
+    /**
+     * F32 weights on mmt (3xTF32 on the emulated m16n8k8 tf32) against the float64 reference of the f32 weights
+     * times the f32 activations (not rounded), every epilogue; the plain fp32 {@code mm} runs on the same data
+     * (same seeds) first and its error per check is printed beside 3xTF32's when one fails.
+     */
+    @ParameterizedTest(name = "f32: {0} tokens, {1}, {2}")
+    @MethodSource("f32Cases")
+    void f32WeightsOn3xTf32MatchTheReferenceForEveryEpilogueAsCloselyAsMm(int tokens, TensorCores tc,
+                                                                         MatmulTiles tiles) {
+        long seed = 331L * tokens + tc.label().hashCode() + tiles.ks();
+        java.util.Map<String, Double> mmErrors;
+        try (DeviceLlama2 device = new DeviceLlama2(HandMatmulTest.randomWeights(new Random(seed)),
+                OpenClTestSupport.device(), 12, TensorType.F32, Dispatch.DIRECT, Matmul.HAND, tiles,
+                tc.withMode(TensorCores.Mode.OFF))) {
+            HandMatmulTest.Case mm = new HandMatmulTest.Case(device, new Random(seed + 1), tokens, false);
+            mm.tolerance = F32_TOLERANCE;
+            mm.checkAll();
+            assertEquals(0, device.tensorCorePasses());
+            mmErrors = mm.errors;
+        }
+        try (DeviceLlama2 device = new DeviceLlama2(HandMatmulTest.randomWeights(new Random(seed)),
+                OpenClTestSupport.device(), 12, TensorType.F32, Dispatch.DIRECT, Matmul.HAND, tiles, tc)) {
+            assertTrue(device.tensorCores().startsWith("emulated " + tc.forWeights(Llama2Kernel.WT_F32).label())
+                    && device.tensorCores().endsWith("(3xtf32)"), device.tensorCores());
+            HandMatmulTest.Case c = new HandMatmulTest.Case(device, new Random(seed + 1), tokens, false);
+            c.tolerance = F32_TOLERANCE;
+            c.baseline = mmErrors;
+            c.checkAll();
+            assertEquals(5, device.handMatmulPasses());
+            assertEquals(5, device.tensorCorePasses(), "each of the five matmul passes ran on mmt");
+            if (tiles.ks() > 1) {
+                assertTrue(device.handMatmulMaxSplit() > 1, "split-K ran");
+            }
+        }
+    }
+
     @Test
     void belowTheThresholdAndForOtherEncodingsThePassesStayOnMm() {
         Random random = new Random(5);
@@ -142,7 +212,7 @@ class TensorCoreMatmulTest {
         }
         try (DeviceLlama2 device = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F32,
                 Dispatch.DIRECT, Matmul.HAND, ONE_TOKEN_MV, TensorCores.EMULATE.withMinTokens(1))) {
-            assertEquals("off", device.tensorCores(), "F32 weights never use mmt");
+            assertEquals("off", device.tensorCores(), "f32TensorCores is off by default: F32 weights stay on mm");
             new HandMatmulTest.Case(device, random, 20, false).checkAll();
             assertEquals(0, device.tensorCorePasses());
         }
@@ -194,5 +264,15 @@ class TensorCoreMatmulTest {
         assertEquals(9, MatmulTiles.splitFor(32, 2048, 132, 32, 0, 2, TensorCores.MAX_SPLIT));
         assertEquals(16, MatmulTiles.splitFor(32, 2048, 132, 32, 0, 4, TensorCores.MAX_SPLIT));
         assertEquals(8, MatmulTiles.splitFor(32, 2048, 132, 128, 0, 4, TensorCores.MAX_SPLIT));
+        // F32: off unless asked; with the default tiers its own (tk=32), explicit tiers as given
+        assertTrue(!TensorCores.AUTO.f32() && !TensorCores.AUTO.appliesTo(Llama2Kernel.WT_F32)
+                && TensorCores.AUTO.withF32(true).appliesTo(Llama2Kernel.WT_F32));
+        assertEquals("mmt64x16k32<=16,mmt64x32k32<=32,mmt64x64k32",
+                TensorCores.AUTO.forWeights(Llama2Kernel.WT_F32).label());
+        assertEquals("mmt64x32k64", TensorCores.AUTO.withTiles(32, 64).forWeights(Llama2Kernel.WT_F32).label());
+        assertEquals(TensorCores.AUTO, TensorCores.AUTO.forWeights(Llama2Kernel.WT_F16));
+        assertTrue(TensorCores.parseF32("3xtf32") && !TensorCores.parseF32(null) && !TensorCores.parseF32("off"));
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.parseF32("1xtf32"));
+        assertTrue(e.getMessage().contains(TensorCores.F32_PROPERTY), e.getMessage());
     }
 }

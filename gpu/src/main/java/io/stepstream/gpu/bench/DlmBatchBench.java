@@ -17,6 +17,7 @@ import io.stepstream.engine.tensor.TensorType;
 import io.stepstream.gpu.OpenClDevices;
 import io.stepstream.gpu.OpTimes;
 import io.stepstream.gpu.OpenClDiffusionModel;
+import io.stepstream.gpu.TensorCores;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -56,8 +57,12 @@ import java.util.SplittableRandom;
  * DlmBatchBench [--shape llada-110m|llada-small-v32k | --model PATH] [--backend cpu,opencl] [--requests 1,8,32]
  *               [--gen 64] [--block 32] [--steps 64] [--prompts 4] [--device auto] [--dtype f32|f16|q8_0] [--threads N]
  *               [--cpu-max-requests 8] [--seed 1] [--apply parallel|serial] [--profile false|true]
- *               [--summaries true|false]
+ *               [--summaries true|false] [--tensor-cores auto,off]
  * </pre>
+ * {@code --tensor-cores}: the OpenCL backend once per mode (auto, off, emulate), in one JVM, rows "opencl tc=MODE"
+ * (default: one OpenCL run with -Dstepstream.opencl.tensorCores). With {@code --dtype f32} that is 3xTF32 against
+ * fp32 {@code mm}. An earlier mode's device model stays allocated until the bench ends (its close would close the
+ * CPU model the later runs share).
  * {@code --profile true} times every device pass of the OpenCL rows by profiling events and prints the device ms
  * per step by op (embed, rmsnorm, qkv, scores, ...), so a batched diffusion step shows where it goes; the events
  * cost a little host time, so those rows' tok/s are not the ones to quote.
@@ -74,7 +79,20 @@ public final class DlmBatchBench {
 
     record Options(String shape, String model, List<String> backends, int[] requests, int gen, int block, int steps,
                    int prompts, String device, TensorType dtype, int threads, int cpuMaxRequests, long seed,
-                   boolean parallelApply, boolean profile, boolean summaries) {
+                   boolean parallelApply, boolean profile, boolean summaries, List<String> tensorCores) {
+        /** The backends to run, the OpenCL one once per tensor-core mode when modes were given. */
+        List<String> runs() {
+            List<String> out = new ArrayList<>();
+            for (String b : backends) {
+                if (b.equals("opencl") && !tensorCores.isEmpty()) {
+                    tensorCores.forEach(mode -> out.add("opencl tc=" + mode));
+                } else {
+                    out.add(b);
+                }
+            }
+            return out;
+        }
+
         static Options parse(String[] args) {
             String shape = "llada-110m";
             String model = null;
@@ -92,6 +110,7 @@ public final class DlmBatchBench {
             boolean parallelApply = true;
             boolean profile = false;
             boolean summaries = true;
+            List<String> tensorCores = List.of();
             for (int i = 0; i < args.length; i++) {
                 String flag = args[i];
                 if (i + 1 >= args.length) {
@@ -129,6 +148,8 @@ public final class DlmBatchBench {
                         case "false", "off" -> false;
                         default -> throw new IllegalArgumentException("--summaries: true or false, got '" + v + "'");
                     };
+                    case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(","))
+                            .map(m -> TensorCores.parseMode(m).label()).distinct().toList();
                     default -> throw new IllegalArgumentException("unknown option " + flag);
                 }
             }
@@ -142,7 +163,7 @@ public final class DlmBatchBench {
                         + "' (or pass --model PATH)");
             }
             return new Options(shape, model, backends, requests, gen, block, steps, prompts, device, dtype, threads,
-                    cpuMax, seed, parallelApply, profile, summaries);
+                    cpuMax, seed, parallelApply, profile, summaries, tensorCores);
         }
 
         private static int positive(String flag, String v) {
@@ -214,12 +235,25 @@ public final class DlmBatchBench {
         OpenClDiffusionModel device = null;
         boolean mismatch = false;
         try {
-            for (String backend : o.backends()) {
+            for (String backend : o.runs()) {
                 DiffusionBackendModel m;
-                if (backend.equals("opencl")) {
+                if (backend.startsWith("opencl")) {
                     long d0 = System.nanoTime();
                     var dev = OpenClDevices.select(o.device());
-                    device = new OpenClDiffusionModel(cpu, dev, 0, o.dtype());
+                    String mode = backend.startsWith("opencl tc=") ? backend.substring("opencl tc=".length()) : null;
+                    String before = System.getProperty(TensorCores.PROPERTY);
+                    if (mode != null) { // DeviceCanvases reads the mode from the property
+                        System.setProperty(TensorCores.PROPERTY, mode);
+                    }
+                    try {
+                        device = new OpenClDiffusionModel(cpu, dev, 0, o.dtype());
+                    } finally {
+                        if (before == null) {
+                            System.clearProperty(TensorCores.PROPERTY);
+                        } else {
+                            System.setProperty(TensorCores.PROPERTY, before);
+                        }
+                    }
                     m = device;
                     System.out.printf(Locale.ROOT, "opencl: %s, %s weights, tensor cores %s, uploaded in %.1f s;"
                                     + " row summaries on the device: %s%n", OpenClDevices.describe(dev), o.dtype(),

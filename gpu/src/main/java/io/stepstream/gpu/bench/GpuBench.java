@@ -52,7 +52,8 @@ import java.util.SplittableRandom;
  * sequence's argmax made on the device ({@link BackendModel#forwardSummaries}, readback "summary") where the model
  * reduces rows on its device (direct dispatch, cl_khr_fp64), else every logits row with the argmax on the host
  * (readback "logits"); {@code --summaries false} forces the logits path, {@code both} measures each batch both ways.
- * F16 and Q8_0 hand matmuls may run on tensor cores ({@code --tensor-cores auto,off} runs both side by side; default:
+ * F16 and Q8_0 hand matmuls, and F32 ones with {@code -Dstepstream.opencl.f32TensorCores=3xtf32} (3xTF32), may run
+ * on tensor cores ({@code --tensor-cores auto,off} runs both side by side; default:
  * {@code -Dstepstream.opencl.tensorCores}, else auto: on for NVIDIA sm_80+); their rows say {@code hand+tc}.
  * {@code --prop NAME=A|B} builds each OpenCL model once per value of the system property NAME (set while the model is
  * built, then restored), side by side in one JVM; rows carry {@code [name=value]} after the matmul label, e.g.
@@ -302,9 +303,10 @@ public final class GpuBench {
             for (Dispatch dispatch : dispatches) {
               // The matmul kernels matter only to the direct dispatch: Aparapi's runs once.
               for (Matmul matmul : dispatch == Dispatch.DIRECT ? o.matmuls() : List.of(Matmul.APARAPI)) {
-               // Tensor cores matter only to F16 and Q8_0 hand matmuls: other combinations run once, with the first
-               // mode.
-               boolean tcMatters = device != null && (dtype == TensorType.F16 || dtype == TensorType.Q8_0)
+               // Tensor cores matter only to F16, Q8_0 and F32 (3xTF32) hand matmuls: other combinations run once, with
+               // the first mode.
+               boolean tcMatters = device != null && (dtype == TensorType.F16 || dtype == TensorType.Q8_0
+                       || dtype == TensorType.F32 && TensorCores.fromSystemProperties().f32())
                        && dispatch == Dispatch.DIRECT
                        && matmul == Matmul.HAND;
                for (TensorCores.Mode tcMode : tcMatters ? o.tensorCores() : o.tensorCores().subList(0, 1)) {
@@ -458,7 +460,7 @@ public final class GpuBench {
                 weightBytes = f32MatrixBytes(c);
             }
             double gbps = weightBytes / (msPerStep / 1e3) / 1e9;
-            // "hand+tc": the F16 or Q8_0 hand matmuls ran on tensor cores (mma.sync or emulated)
+            // "hand+tc": the hand matmuls ran on tensor cores (mma.sync or emulated; F32: 3xTF32)
             return new Row(o.backend(), gpu == null ? "-" : gpu.dispatch().label(),
                     gpu == null ? "-" : gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""),
                     summarizer == null ? "logits" : "summary", deviceName, o.shape(),

@@ -8,6 +8,7 @@ import io.stepstream.gpu.MatmulProgram;
 import io.stepstream.gpu.MatmulTiles;
 import io.stepstream.gpu.OpenClDevices;
 import io.stepstream.gpu.TensorCores;
+import io.stepstream.gpu.Tf32;
 import io.stepstream.gpu.OpenClException;
 import io.stepstream.gpu.cl.ClDevice;
 import io.stepstream.gpu.cl.ClQueue;
@@ -31,14 +32,17 @@ import java.util.Random;
  * or failed build (or, in (b), any mismatch, or no tensor cores where --mode auto wants them), else 0.
  *
  * <p>Then (b), unless {@code --full false}: the whole tensor-core matmul {@code mmt} on random F16 (or, with
- * {@code --dtype}, Q8_0) matrices against a float64 reference and timed beside {@code mm} of the same weights (see
- * {@link #full}).
+ * {@code --dtype}, Q8_0 or F32: 3xTF32) matrices against a float64 reference and timed beside {@code mm} of the same
+ * weights (see {@link #full}). F32 variants whose tile needs more than the device's local memory ((64 + tn) x
+ * (tk + 4) floats: tk=128 with tn >= 32 on a 48 KiB device) are reported as skipped.
+ *
+ * <p>Also in (a): the m16n8k8 tf32 layout, 3xTF32 on one tile and cvt.rna.tf32.f32's rounding (see {@link #tf32}).
  *
  * <pre>
  * TensorCoreProbe [--device SEL] [--ptx auto|on|off] [--full true|false]
  *                 [--shapes 2048x2048,11264x2048,2048x5632,32000x2048] [--tokens 16,32,64,128,800]
  *                 [--tiles "default;tn=32,tk=64;..." (DEFAULT_VARIANTS)] [--mode auto|emulate]
- *                 [--dtype f16|q8_0|both] [--reps 20] [--warmup 3]
+ *                 [--dtype f16|q8_0|f32|both|all] [--reps 20] [--warmup 3]
  *                 [--sample-rows 256]
  * </pre>
  * {@code --device}: as MatmulProbe (default: the first GPU, else the first device, e.g. PoCL). {@code --tiles}:
@@ -64,15 +68,19 @@ public final class TensorCoreProbe {
     record Options(String device, String ptx, boolean full, List<int[]> shapes, int[] tokens,
                    List<TensorCores> variants, TensorCores.Mode mode, List<TensorType> dtypes, int reps, int warmup,
                    int sampleRows) {
-        /** f16, q8_0, both, or a comma list of the first two. */
+        /** f16, q8_0, f32 (3xTF32), both (f16 and q8_0), all, or a comma list of the first three. */
         static List<TensorType> parseDtypes(String v) {
             if (v.equals("both")) {
                 return List.of(TensorType.F16, TensorType.Q8_0);
             }
+            if (v.equals("all")) {
+                return List.of(TensorType.F16, TensorType.Q8_0, TensorType.F32);
+            }
             return Arrays.stream(v.split(",")).map(String::strip).map(t -> switch (t) {
                 case "f16" -> TensorType.F16;
                 case "q8_0", "q8" -> TensorType.Q8_0;
-                default -> throw new IllegalArgumentException("--dtype must be f16, q8_0 or both, got " + t);
+                case "f32" -> TensorType.F32;
+                default -> throw new IllegalArgumentException("--dtype must be f16, q8_0, f32, both or all, got " + t);
             }).distinct().toList();
         }
 
@@ -140,11 +148,30 @@ public final class TensorCoreProbe {
      * One tile check: the program variant, whether it built (else the exception message with the build log),
      * and the mismatching elements as printed lines.
      */
-    record TileResult(String variant, boolean built, String buildError, List<String> mismatches) {
+    record TileResult(String variant, boolean built, String buildError, List<String> mismatches, int elements,
+                      String note) {
+        TileResult(String variant, boolean built, String buildError, List<String> mismatches) {
+            this(variant, built, buildError, mismatches, M * N, "");
+        }
+
         boolean ok() {
             return built && mismatches.isEmpty();
         }
     }
+
+    /** Values for the rounding check beside random bit patterns: ties, near-ties, signs, subnormals, overflow. */
+    static final float[] ROUNDING_CASES = {
+            1.0f, -1.0f, 0.0f, -0.0f,
+            1.0f + 0x1p-11f, -(1.0f + 0x1p-11f),                    // ties between 1 and 1 + 2^-10: away from zero
+            1.0f + 0x1p-11f - 0x1p-23f, 1.0f + 0x1p-11f + 0x1p-23f,  // just below, just above the tie
+            1.0f + 3 * 0x1p-11f, -(1.0f + 3 * 0x1p-11f),            // ties at an odd kept place (even would go down)
+            2.0f - 0x1p-23f,                                         // rounds up across the exponent
+            Float.intBitsToFloat(0x0000_1000), Float.intBitsToFloat(0x8000_1000), // subnormal ties
+            Float.intBitsToFloat(0x0000_0fff), Float.intBitsToFloat(0x0000_3000), Float.MIN_VALUE,
+            Float.intBitsToFloat(0x007f_ffff),                       // largest subnormal: to the smallest normal
+            Float.MAX_VALUE, -Float.MAX_VALUE,                       // round to infinity
+            Float.intBitsToFloat(0x7f7f_efff),                       // stays finite
+            Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, Float.NaN, 3.14159265f, -2.718281828f, 1e-30f, 6.5e4f};
 
     private TensorCoreProbe() {
     }
@@ -183,11 +210,21 @@ public final class TensorCoreProbe {
             boolean ptxBuilt = false;
             if (ptx) {
                 // both spellings of the inline-asm keyword: which one the device's compiler takes is unknown
+                boolean tf32Built = false;
                 for (int spelling = 1; spelling <= 2; spelling++) {
                     TileResult r = tile(q, spelling);
                     print(r, out);
                     ptxBuilt |= r.built();
                     ok &= !r.built() || r.ok();
+                    for (TileResult t : tf32(q, spelling)) {
+                        print(t, out);
+                        tf32Built |= t.built();
+                        ok &= !t.built() || t.ok();
+                    }
+                }
+                if (!tf32Built) {
+                    out.println("(a) no PTX spelling of the tf32 mma / cvt.rna built: F32 weights cannot use 3xTF32");
+                    ok = false;
                 }
                 if (!ptxBuilt) {
                     out.println("(a) no PTX spelling built: tensor cores cannot be used on this device");
@@ -199,6 +236,10 @@ public final class TensorCoreProbe {
             TileResult emulated = tile(q, 0);
             print(emulated, out);
             ok &= emulated.ok();
+            for (TileResult t : tf32(q, 0)) {
+                print(t, out);
+                ok &= t.ok();
+            }
         }
         out.flush();
         if (o.full()) {
@@ -227,8 +268,9 @@ public final class TensorCoreProbe {
      * Part (b): the whole mmt kernel on random F16 or Q8_0 matrices, each token count, each tile variant, next to
      * {@code mm} on the same buffers (device ms from profiling events, mean of reps). mmt's output is checked on
      * sampled rows (the first and last row tiles and random others; all rows with --sample-rows 0) for every
-     * token against a float64 reference of the weights as stored (f16, or int8 times the block scale) times the
-     * f16-rounded activations: an element fails when it is off by more than cols * 2^-23 of sum |w x| (f32
+     * token against a float64 reference of the weights as stored (f16, or int8 times the block scale; f32) times the
+     * f16-rounded activations (F32: the f32 activations; mm's error is printed in the same measure, and (a)'s split
+     * tile is the sharp 3xTF32 check): an element fails when it is off by more than cols * 2^-23 of sum |w x| (f32
      * accumulation, even truncating, of exact products; Q8_0 adds one rounding per 32-column block sum and its
      * scaling; a wrong index or scale is off by about the value itself).
      */
@@ -257,17 +299,25 @@ public final class TensorCoreProbe {
                 for (int tokens : o.tokens()) {
                     double flop = 2.0 * nRows * cols * tokens;
                     float[] x = probe.input(tokens);
-                    for (int i = 0; i < x.length; i++) {
-                        x[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+                    if (dtype != TensorType.F32) { // mmt rounds them for F16 and Q8_0; F32 (3xTF32) takes them as f32
+                        for (int i = 0; i < x.length; i++) {
+                            x[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+                        }
                     }
                     double[][][] ref = reference(ws, x, tokens, cols);
                     double mmMs = probe.handMs(tiles, TensorCores.OFF, tokens, o.warmup(), o.reps());
+                    // F32: mm's error in mmt's measure (both take the same f32 activations), to set 3xTF32's beside
+                    String mmCheck = dtype == TensorType.F32
+                            ? "fp32: " + check(probe.output(tokens), ref, sample, nRows, cols).getLast()
+                            : String.format(Locale.ROOT, "relDiff %.1e (f32 activations)", relDiff(
+                                    probe.output(tokens), ref, sample, nRows));
                     rows.add(new Row(name, tokens, (tokens <= tiles.mvTokens() ? "mv " : "mm ") + tiles.label(), mmMs,
                             flop / mmMs / 1e9, bytes / mmMs / 1e6, probe.lastSplit(tiles, TensorCores.OFF), 1.0,
-                            String.format(Locale.ROOT, "relDiff %.1e (f32 activations)", relDiff(
-                                    probe.output(tokens), ref, sample, nRows))));
+                            mmCheck));
                     for (TensorCores variant : o.variants()) {
-                        TensorCores tc = variant.withMode(o.mode()).withMinTokens(1);
+                        // F32: 3xTF32 is what (b) measures (off by default in the engine)
+                        TensorCores tc = variant.withMode(o.mode()).withMinTokens(1)
+                                .withF32(variant.f32() || dtype == TensorType.F32);
                         double ms;
                         try {
                             ms = probe.handMs(tiles, tc, tokens, o.warmup(), o.reps());
@@ -382,7 +432,8 @@ public final class TensorCoreProbe {
         StringBuilder sb = new StringBuilder();
         if (header) {
             sb.append(String.format(Locale.ROOT, "%n%-16s %4s %-44s %9s %8s %8s %5s %6s  %s%n", "shape", "tok", "kernel",
-                    "ms", "TFLOP/s", "GB/s", "split", "vsMm", "check vs float64 (f16-rounded activations)"));
+                    "ms", "TFLOP/s", "GB/s", "split", "vsMm",
+                    "check vs float64 (f16-rounded activations; f32: as is)"));
         }
         for (Row r : rows) {
             sb.append(String.format(Locale.ROOT, "%-16s %4d %-44s %9.4f %8.2f %8.1f %5d %5.2fx  %s%n", r.shape(),
@@ -400,9 +451,10 @@ public final class TensorCoreProbe {
             out.println("(a) tile " + r.variant() + ": BUILD FAILED\n" + r.buildError());
             return;
         }
-        out.println("(a) tile " + r.variant() + ": " + (r.mismatches().isEmpty() ? "all " + M * N
-                + " elements match the float64 reference" : r.mismatches().size() + " of " + M * N
-                + " elements mismatch"));
+        out.println("(a) " + (r.variant().startsWith("tf32") ? "" : "tile ") + r.variant() + ": "
+                + (r.mismatches().isEmpty() ? "all " + r.elements() + " elements match the "
+                + (r.variant().contains("rounding") ? "software tf32 rounding" : "float64 reference")
+                : r.mismatches().size() + " of " + r.elements() + " elements mismatch") + r.note());
         for (String m : r.mismatches()) {
             out.println("    " + m);
         }
@@ -480,6 +532,191 @@ public final class TensorCoreProbe {
             }
         }
         return new TileResult(variant, true, null, mismatches);
+    }
+
+    /**
+     * The TF32 checks of mma.cl built with {@code -DMMA_PTX=ptx} (0: the emulation), on one program:
+     * <ol>
+     * <li>the m16n8k8 tf32 fragment layout: one mma on distinct small integers (exact in tf32, every sum exact in
+     * f32), every output compared with float64 exactly, as {@link #tile};</li>
+     * <li>3xTF32 on random normal f32 inputs (not tf32-representable): every output within
+     * {@value #SPLIT_BOUND_LOG2}-power-of-two of sum |a b| + |c| of the float64 result (the split loses ~3 * 2^-22
+     * of each product, three mma of 8 products and c add ~27 f32 roundings of at most 2^-23 each: ~2^-18; a
+     * misplaced hi or lo element, or no split, is off by ~2^-11 or more); the plain 1xTF32 error of the same
+     * inputs is printed beside it;</li>
+     * <li>{@code mma_tf32} (cvt.rna.tf32.f32 on the device) on {@link #ROUNDING_CASES} and random bit patterns
+     * against {@link Tf32#roundBits} (NaN as any NaN; the low 13 bits, which PTX does not promise to clear, are
+     * compared cleared and counted when set).</li>
+     * </ol>
+     */
+    static List<TileResult> tf32(ClQueue q, int ptx) {
+        String how = ptx == 0 ? "emulation" : "ptx (" + (ptx == 1 ? "asm volatile" : "__asm__") + ")";
+        MemorySegment program;
+        try {
+            program = q.buildProgram(MatmulProgram.mmaSource(), ptx == 0 ? null : "-DMMA_PTX=" + ptx);
+        } catch (OpenClException e) {
+            return List.of(new TileResult("tf32 " + how, false, e.getMessage(), List.of()));
+        }
+        List<TileResult> results = new ArrayList<>();
+        Random random = new Random(1688);
+        // (1) layout: A 16 x 8, B 8 k x 8 cols, C 16 x 8, each a shuffled integer range
+        float[][] a = shuffled(random, M, 8, -64);   // -64..63
+        float[][] b = shuffled(random, 8, N, -32);   // -32..31
+        float[][] c = shuffled(random, M, N, -64);
+        double[][] ref = reference(a, b, c);
+        float[] d = tf32Tile(q, program, a, b, c, false);
+        List<String> mismatches = new ArrayList<>();
+        for (int r = 0; r < M; r++) {
+            for (int col = 0; col < N; col++) {
+                double got = d[r * N + col];
+                if (got != ref[r][col]) {
+                    mismatches.add(String.format(Locale.ROOT, "(row %d, col %d): got %.1f, expected %.1f%s (lane %d"
+                                    + " holds it as c%d)", r, col, got, ref[r][col], whereElse(ref, got),
+                            (r % 8) * 4 + col / 2, (r >= 8 ? 2 : 0) + (col & 1)));
+                }
+            }
+        }
+        results.add(new TileResult("tf32 tile " + how, true, null, mismatches));
+        // (2) 3xTF32 on random normal values
+        float[][] ra = gaussian(random, M, 8);
+        float[][] rb = gaussian(random, 8, N);
+        float[][] rc = gaussian(random, M, N);
+        double[][] rref = reference(ra, rb, rc);
+        double[][] scale = absReference(ra, rb, rc);
+        float[] d3 = tf32Tile(q, program, ra, rb, rc, true);
+        float[] d1 = tf32Tile(q, program, ra, rb, rc, false);
+        double bound = Math.scalb(1.0, SPLIT_BOUND_LOG2);
+        double worst3 = 0;
+        double worst1 = 0;
+        List<String> over = new ArrayList<>();
+        for (int r = 0; r < M; r++) {
+            for (int col = 0; col < N; col++) {
+                double e3 = Math.abs(d3[r * N + col] - rref[r][col]) / scale[r][col];
+                double e1 = Math.abs(d1[r * N + col] - rref[r][col]) / scale[r][col];
+                worst3 = Math.max(worst3, e3);
+                worst1 = Math.max(worst1, e1);
+                if (!(e3 <= bound)) {
+                    over.add(String.format(Locale.ROOT, "(row %d, col %d): got %.9g, expected %.9g, error %.2e of"
+                            + " sum|ab|+|c| (bound %.2e)", r, col, d3[r * N + col], rref[r][col], e3, bound));
+                }
+            }
+        }
+        results.add(new TileResult("tf32 3x split " + how, true, null, over, M * N, String.format(Locale.ROOT,
+                " (max error %.2e of sum|ab|+|c|, bound %.2e; one tf32 mma: %.2e)", worst3, bound, worst1)));
+        // (3) rounding
+        float[] xs = new float[320]; // the cases, then random bit patterns (whole work-groups of 32)
+        System.arraycopy(ROUNDING_CASES, 0, xs, 0, ROUNDING_CASES.length);
+        for (int i = ROUNDING_CASES.length; i < xs.length; i++) {
+            xs[i] = Float.intBitsToFloat(random.nextInt());
+        }
+        int[] got = tf32Round(q, program, xs);
+        List<String> wrong = new ArrayList<>();
+        int lowBitsSet = 0;
+        for (int i = 0; i < xs.length; i++) {
+            int want = Tf32.roundBits(xs[i]);
+            boolean nan = Float.isNaN(xs[i]);
+            if (nan ? !Float.isNaN(Float.intBitsToFloat(got[i])) : (got[i] & -8192) != want) {
+                wrong.add(String.format(Locale.ROOT, "%s (0x%08x): got 0x%08x, expected 0x%08x", xs[i],
+                        Float.floatToRawIntBits(xs[i]), got[i], want));
+            }
+            lowBitsSet += !nan && (got[i] & 8191) != 0 ? 1 : 0;
+        }
+        results.add(new TileResult("tf32 rounding " + how, true, null, wrong, xs.length,
+                lowBitsSet == 0 ? "" : " (" + lowBitsSet + " results with low 13 bits set: mmt masks them)"));
+        return results;
+    }
+
+    /** 3xTF32's tile bound, as a power of two of sum |a b| + |c| (see {@link #tf32}). */
+    static final int SPLIT_BOUND_LOG2 = -18;
+
+    /** Runs mma_tile_tf32 once on one warp: A 16 x 8, B 8 k x 8 cols, C 16 x 8; D row-major. */
+    private static float[] tf32Tile(ClQueue q, MemorySegment program, float[][] a, float[][] b, float[][] c,
+                                    boolean split) {
+        float[] af = new float[M * 8];
+        for (int r = 0; r < M; r++) {
+            System.arraycopy(a[r], 0, af, r * 8, 8);
+        }
+        float[] bf = new float[8 * N]; // [col][k]
+        for (int col = 0; col < N; col++) {
+            for (int k = 0; k < 8; k++) {
+                bf[col * 8 + k] = b[k][col];
+            }
+        }
+        float[] cf = new float[M * N];
+        for (int r = 0; r < M; r++) {
+            System.arraycopy(c[r], 0, cf, r * N, N);
+        }
+        MemorySegment ab = q.createBuffer(af.length * 4L);
+        MemorySegment bb = q.createBuffer(bf.length * 4L);
+        MemorySegment cb = q.createBuffer(cf.length * 4L);
+        MemorySegment db = q.createBuffer(cf.length * 4L);
+        q.writeBlocking(ab, MemorySegment.ofArray(af), af.length * 4L);
+        q.writeBlocking(bb, MemorySegment.ofArray(bf), bf.length * 4L);
+        q.writeBlocking(cb, MemorySegment.ofArray(cf), cf.length * 4L);
+        MemorySegment k = q.createKernel(program, "mma_tile_tf32");
+        q.setArgBuffer(k, 0, ab);
+        q.setArgBuffer(k, 1, bb);
+        q.setArgBuffer(k, 2, cb);
+        q.setArgBuffer(k, 3, db);
+        q.setArgInt(k, 4, split ? 1 : 0);
+        q.enqueue(k, 32, 32, MemorySegment.NULL);
+        float[] d = new float[M * N];
+        q.readBlocking(db, MemorySegment.ofArray(d), d.length * 4L);
+        return d;
+    }
+
+    /** Runs tf32_round_probe on xs: the bits mma_tf32 gives each. */
+    private static int[] tf32Round(ClQueue q, MemorySegment program, float[] xs) {
+        MemorySegment xb = q.createBuffer(xs.length * 4L);
+        MemorySegment yb = q.createBuffer(xs.length * 4L);
+        q.writeBlocking(xb, MemorySegment.ofArray(xs), xs.length * 4L);
+        MemorySegment k = q.createKernel(program, "tf32_round_probe");
+        q.setArgBuffer(k, 0, xb);
+        q.setArgBuffer(k, 1, yb);
+        q.enqueue(k, xs.length, 32, MemorySegment.NULL);
+        int[] y = new int[xs.length];
+        q.readBlocking(yb, MemorySegment.ofArray(y), y.length * 4L);
+        return y;
+    }
+
+    /** C + A B in float64 (A rows x kk, B kk x cols). */
+    private static double[][] reference(float[][] a, float[][] b, float[][] c) {
+        double[][] ref = new double[a.length][c[0].length];
+        for (int r = 0; r < a.length; r++) {
+            for (int col = 0; col < c[0].length; col++) {
+                double s = c[r][col];
+                for (int k = 0; k < b.length; k++) {
+                    s += (double) a[r][k] * b[k][col];
+                }
+                ref[r][col] = s;
+            }
+        }
+        return ref;
+    }
+
+    /** |C| + |A| |B| in float64: the scale of each output's rounding errors. */
+    private static double[][] absReference(float[][] a, float[][] b, float[][] c) {
+        double[][] ref = new double[a.length][c[0].length];
+        for (int r = 0; r < a.length; r++) {
+            for (int col = 0; col < c[0].length; col++) {
+                double s = Math.abs(c[r][col]);
+                for (int k = 0; k < b.length; k++) {
+                    s += Math.abs((double) a[r][k] * b[k][col]);
+                }
+                ref[r][col] = s;
+            }
+        }
+        return ref;
+    }
+
+    private static float[][] gaussian(Random random, int rows, int cols) {
+        float[][] m = new float[rows][cols];
+        for (float[] row : m) {
+            for (int i = 0; i < cols; i++) {
+                row[i] = (float) random.nextGaussian();
+            }
+        }
+        return m;
     }
 
     /** Where else in the reference a wrong value belongs, if anywhere (a layout error shows as a permutation). */

@@ -1,5 +1,6 @@
 package io.stepstream.gpu.bench;
 
+import io.stepstream.gpu.TensorCores;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -110,14 +111,25 @@ class GpuBenchTest {
     }
 
     @Test
-    void f16AndQ8RowsSayWhenTheyRanOnTensorCores(@TempDir Path dir) throws Exception {
+    void f16Q8AndF32RowsSayWhenTheyRanOnTensorCores(@TempDir Path dir) throws Exception {
         // batch 20: past the matvec's 8 tokens and the default 16-token threshold; emulated on PoCL
-        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
-                "--device", SELECTOR, "--dtype", "f16,q8_0", "--dispatch", "direct", "--matmul", "hand",
-                "--tensor-cores", "emulate,off", "--batches", "20", "--steps", "2", "--prompt", "3", "--warmup", "0",
-                "--copy-mib", "8", "--out", dir.resolve("tc.json").toString()}));
-        // Q8_0: stories260K's 64-column passes run mmt (its 172-column w2 stays on mm)
-        assertEquals(List.of("f16 hand+tc", "f16 hand", "q8_0 hand+tc", "q8_0 hand"),
+        String before = System.getProperty(TensorCores.F32_PROPERTY);
+        System.setProperty(TensorCores.F32_PROPERTY, "3xtf32"); // F32 on tensor cores is opt-in
+        List<GpuBench.Row> rows;
+        try {
+            rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                    "--device", SELECTOR, "--dtype", "f16,q8_0,f32", "--dispatch", "direct", "--matmul", "hand",
+                    "--tensor-cores", "emulate,off", "--batches", "20", "--steps", "2", "--prompt", "3", "--warmup",
+                    "0", "--copy-mib", "8", "--out", dir.resolve("tc.json").toString()}));
+        } finally {
+            if (before == null) {
+                System.clearProperty(TensorCores.F32_PROPERTY);
+            } else {
+                System.setProperty(TensorCores.F32_PROPERTY, before);
+            }
+        }
+        // Q8_0: stories260K's 64-column passes run mmt (its 172-column w2 stays on mm); F32: 3xTF32
+        assertEquals(List.of("f16 hand+tc", "f16 hand", "q8_0 hand+tc", "q8_0 hand", "f32 hand+tc", "f32 hand"),
                 rows.stream().map(r -> r.dtype() + " " + r.matmul()).toList());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> GpuBench.Options.parse(new String[]{"--tensor-cores", "yes"}));

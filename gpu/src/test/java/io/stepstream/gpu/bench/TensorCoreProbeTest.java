@@ -30,6 +30,20 @@ class TensorCoreProbeTest {
     }
 
     @Test
+    void emulatedTf32ChecksPass() {
+        try (ClQueue q = new ClQueue(ClRuntime.select(SELECTOR))) {
+            List<TensorCoreProbe.TileResult> rs = TensorCoreProbe.tf32(q, 0);
+            assertEquals(3, rs.size());
+            for (TensorCoreProbe.TileResult r : rs) {
+                assertTrue(r.built(), r.buildError());
+                assertEquals(List.of(), r.mismatches(), r.variant() + r.note());
+            }
+            // the split's error is far below one tf32 mma's on the same inputs (printed in the note)
+            assertTrue(rs.get(1).note().contains("one tf32 mma"), rs.get(1).note());
+        }
+    }
+
+    @Test
     void probePrintsAResultLineAndRejectsBadOptions() {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx",
@@ -37,6 +51,9 @@ class TensorCoreProbeTest {
         String out = bytes.toString(StandardCharsets.UTF_8);
         assertTrue(ok, out);
         assertTrue(out.contains("(a) tile emulation: all 128 elements match") && out.contains("RESULT: OK"), out);
+        assertTrue(out.contains("(a) tf32 tile emulation: all 128 elements match")
+                && out.contains("(a) tf32 3x split emulation: all 128 elements match")
+                && out.contains("(a) tf32 rounding emulation: all 320 elements match"), out);
         assertFalse(out.contains("ptx mma.sync"), out);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> TensorCoreProbe.Options.parse(new String[]{"--ptx", "maybe"}));
@@ -101,6 +118,28 @@ class TensorCoreProbeTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> TensorCoreProbe.Options.parse(new String[]{"--dtype", "int4"}));
         assertTrue(e.getMessage().contains("--dtype") && e.getMessage().contains("int4"), e.getMessage());
+    }
+
+    @Test
+    void f32WeightsOnEmulated3xTf32MatchTheReferenceBesideMm() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        List<TensorCoreProbe.Row> rows = new ArrayList<>();
+        // 130 rows: a partial third row tile; 9 and 33 tokens: partial token tiles
+        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx", "off",
+                "--shapes", "130x192", "--tokens", "9,33", "--mode", "emulate", "--tiles", "default",
+                "--dtype", "f32", "--reps", "1", "--warmup", "0", "--sample-rows", "0"}),
+                new PrintStream(bytes, true, StandardCharsets.UTF_8), rows);
+        String out = bytes.toString(StandardCharsets.UTF_8);
+        assertTrue(ok, out);
+        assertEquals(4, rows.size(), out); // 2 token counts x (mm + mmt)
+        for (TensorCoreProbe.Row r : rows) {
+            assertTrue(r.shape().endsWith(" f32"), r.toString());
+            // mm's error in the same measure as mmt's: both within f32 rounding of the float64 reference
+            assertTrue(r.check().startsWith(r.kernel().startsWith("emulated") ? "ok, max err" : "fp32: ok, max err"),
+                    r.toString());
+        }
+        assertEquals(List.of(TensorType.F16, TensorType.Q8_0, TensorType.F32),
+                TensorCoreProbe.Options.parseDtypes("all"));
     }
 
     @Test
