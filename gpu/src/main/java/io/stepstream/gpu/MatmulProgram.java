@@ -192,16 +192,19 @@ public final class MatmulProgram {
     /**
      * The OpenCL C of the kernels: matmul.cl, then mv.cl once per matvec token tier ({@link MatmulTiles#mvTiers}:
      * 1, 2, 4, 8 below MV_TOKENS, guarded by the build's MV_TOKENS, and MV_TOKENS itself), as kernels
-     * {@code mv_t<tokens>}.
+     * {@code mv_t<tokens>}, and again with the fused RMSNorm as {@code mv_t<tokens>n}.
      */
     public static String source() {
         String mv = resource("mv.cl");
         StringBuilder sb = new StringBuilder(resource("matmul.cl"));
-        for (int tier : MatmulTiles.MV_POWER_TIERS) {
-            sb.append("\n#if MV_TOKENS > ").append(tier).append("\n#define MVT ").append(tier).append('\n').append(mv)
-                    .append("#undef MVT\n#endif\n");
+        for (int fused = 0; fused <= 1; fused++) {
+            String variant = "\n#define MV_FUSED " + fused + "\n";
+            for (int tier : MatmulTiles.MV_POWER_TIERS) {
+                sb.append("\n#if MV_TOKENS > ").append(tier).append(variant).append("#define MVT ").append(tier)
+                        .append('\n').append(mv).append("#undef MVT\n#undef MV_FUSED\n#endif\n");
+            }
+            sb.append(variant).append("#define MVT MV_TOKENS\n").append(mv).append("#undef MVT\n#undef MV_FUSED\n");
         }
-        sb.append("\n#define MVT MV_TOKENS\n").append(mv).append("#undef MVT\n");
         return sb.toString();
     }
 
@@ -305,6 +308,8 @@ public final class MatmulProgram {
         private int matvecMaxTokens = Integer.MAX_VALUE;
         /** Index of mm in kernels; reduce follows it, then the tensor-core tiers. */
         private final int mmIndex;
+        /** Index of the fused-norm matvec of tier 0 in kernels (the last mvTiers.length kernels). */
+        private final int normIndex;
 
         private Pass(Shape s) {
             this.shape = s;
@@ -320,9 +325,11 @@ public final class MatmulProgram {
                     && s.lstride2() % align == 0;
             this.mmt = hasTensorCores() && aligned;
             int tiers = mmt ? tensorCores.tiles().size() : 0;
-            this.kernels = new MemorySegment[mmIndex + 2 + tiers];
+            this.normIndex = mmIndex + 2 + tiers;
+            this.kernels = new MemorySegment[normIndex + mvTiers.length];
             for (int i = 0; i < mvTiers.length; i++) {
                 kernels[i] = queue.createKernel(program, "mv_t" + mvTiers[i]);
+                kernels[normIndex + i] = queue.createKernel(program, "mv_t" + mvTiers[i] + "n");
             }
             kernels[mmIndex] = mm;
             kernels[mmIndex + 1] = reduce;
@@ -360,9 +367,11 @@ public final class MatmulProgram {
             // The norm arguments of the matvecs must be set even when no norm runs: point them at a buffer that
             // lives as long as the program, until a hook binds the real ones.
             for (int i = 0; i < mvTiers.length; i++) {
-                queue.setArgInt(kernels[i], ARG_NORM_MODE, NORM_OFF);
-                queue.setArgInt(kernels[i], ARG_NORM_STRIDE, 0);
-                queue.setArgFloat(kernels[i], ARG_EPS, 0f);
+                for (int k : new int[]{i, normIndex + i}) {
+                    queue.setArgInt(kernels[k], ARG_NORM_MODE, NORM_OFF);
+                    queue.setArgInt(kernels[k], ARG_NORM_STRIDE, 0);
+                    queue.setArgFloat(kernels[k], ARG_EPS, 0f);
+                }
             }
             bindNorm(noNorm, noNorm, noNorm, 0, 0f);
         }
@@ -374,11 +383,13 @@ public final class MatmulProgram {
          */
         public void bindNorm(MemorySegment x, MemorySegment weights, MemorySegment rows, int layerStride, float eps) {
             for (int i = 0; i < mvTiers.length; i++) {
-                bindOne(i, ARG_NORM_X, x);
-                bindOne(i, ARG_NORM_W, weights);
-                bindOne(i, ARG_NORM_ROW, rows);
-                queue.setArgInt(kernels[i], ARG_NORM_STRIDE, layerStride);
-                queue.setArgFloat(kernels[i], ARG_EPS, eps);
+                for (int k : new int[]{i, normIndex + i}) {
+                    bindOne(k, ARG_NORM_X, x);
+                    bindOne(k, ARG_NORM_W, weights);
+                    bindOne(k, ARG_NORM_ROW, rows);
+                    queue.setArgInt(kernels[k], ARG_NORM_STRIDE, layerStride);
+                    queue.setArgFloat(kernels[k], ARG_EPS, eps);
+                }
             }
         }
 
@@ -518,15 +529,17 @@ public final class MatmulProgram {
             }
             if (usesMatvec(n)) {
                 int tier = mvTierIndex(n);
-                prepare(tier, n, layer, 1);
-                if (lastNormMode[tier] != normMode) {
-                    queue.setArgInt(kernels[tier], ARG_NORM_MODE, normMode);
+                // the fused-norm build of the tier when a norm is fused, else the plain one
+                int which = normMode != NORM_OFF ? normIndex + tier : tier;
+                prepare(which, n, layer, 1);
+                if (normMode != NORM_OFF && lastNormMode[tier] != normMode) {
+                    queue.setArgInt(kernels[which], ARG_NORM_MODE, normMode);
                     lastNormMode[tier] = normMode;
                 }
                 lastMvTier = tier;
                 lastRanMatvec = true;
                 long groups = (shape.rows() + tiles.mvRows() - 1) / tiles.mvRows();
-                queue.enqueue(kernels[tier], groups * tiles.mvWg(), tiles.mvWg(), event);
+                queue.enqueue(kernels[which], groups * tiles.mvWg(), tiles.mvWg(), event);
                 lastSplitUsed = 1;
                 lastTensorCores = false;
                 lastReduce = false;
