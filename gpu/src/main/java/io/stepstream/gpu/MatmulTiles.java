@@ -35,11 +35,13 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
     public static final int LONG_ROWS_MAX_TOKENS = 4;
     /**
      * Passes of at least {@value #LONG_ROWS_MIN_COLS_PROPERTY} columns run a matvec (either build) only up to this many
-     * tokens, the tiled kernel above: on the H200 the 8-token matvec took 0.085-0.097 ms on 2048 x 5632 where mm took
-     * 0.067 at 4 tokens. Default {@value #LONG_ROWS_MV_MAX_TOKENS}.
+     * tokens, the tiled kernel above. Default {@value #LONG_ROWS_MV_MAX_TOKENS}, i.e. the matvec's own limit: on the
+     * H200 (1.1B W2, 2048 x 5632, ms a step at 8 tokens) the plain 8-token matvec runs f16 1.01, q8_0 0.90, f32 1.35
+     * against mm's 1.94 / 1.66 / 1.34 (batch 8 tok/s f16 1,858 vs 1,513, q8_0 1,930 vs 1,641). A cap of 4 measured
+     * better only while the matvec also carried the fused norm's registers.
      */
     public static final String LONG_ROWS_MV_MAX_TOKENS_PROPERTY = "stepstream.opencl.longRowMvMaxTokens";
-    public static final int LONG_ROWS_MV_MAX_TOKENS = 4;
+    public static final int LONG_ROWS_MV_MAX_TOKENS = 8;
     /** What long-row matvecs change by default: on the H200, 64 lanes a row with two loads in flight ran the 1.1B
      * shape's W2 (2048 x 5632, 22 layers) in 0.48 / 0.61 / 0.91 / 1.47 ms a step at 1 / 2 / 4 / 8 tokens against
      * 0.69 / 0.82 / 1.12 / 1.35 with 32 lanes (f32; f16 alike), hence up to 4 tokens. */
