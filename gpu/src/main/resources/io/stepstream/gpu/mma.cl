@@ -95,32 +95,6 @@ inline float mma_dot16(__local const uint *ra, __local const uint *cb) {
     return s;
 }
 
-/**
- * The emulation: each lane writes its A and B fragments where the layout above puts them in the warp's
- * scratch, then computes its four outputs from the whole tile.
- */
-inline float4 mma_m16n8k16(uint4 a, uint2 b, float4 c, __local uint *scratch) {
-    int lane = get_local_id(0) & 31;
-    int g = lane >> 2;
-    int t = lane & 3;
-    __local uint *sa = scratch;       // [row][k-pair]
-    __local uint *sb = scratch + 128; // [col][k-pair]
-    sa[g * 8 + t] = a.x;
-    sa[(g + 8) * 8 + t] = a.y;
-    sa[g * 8 + t + 4] = a.z;
-    sa[(g + 8) * 8 + t + 4] = a.w;
-    sb[g * 8 + t] = b.x;
-    sb[g * 8 + t + 4] = b.y;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float4 d;
-    d.x = c.x + mma_dot16(sa + g * 8, sb + (2 * t) * 8);
-    d.y = c.y + mma_dot16(sa + g * 8, sb + (2 * t + 1) * 8);
-    d.z = c.z + mma_dot16(sa + (g + 8) * 8, sb + (2 * t) * 8);
-    d.w = c.w + mma_dot16(sa + (g + 8) * 8, sb + (2 * t + 1) * 8);
-    barrier(CLK_LOCAL_MEM_FENCE); // the scratch is free for the next call only when every lane has read it
-    return d;
-}
-
 inline uint mma_tf32(float x) {
     return tf32_round(x);
 }
@@ -135,13 +109,17 @@ inline float mma_dot8_tf32(__local const uint *ra, __local const uint *cb) {
     return s;
 }
 
-/** The tf32 emulation: as mma_m16n8k16's, with one element per register (A: 16 rows x 8 k, B: 8 cols x 8 k). */
-inline float4 mma_m16n8k8_tf32(uint4 a, uint2 b, float4 c, __local uint *scratch) {
+/**
+ * The emulation of both shapes: each lane writes its A and B fragments where the layout above puts them in the
+ * warp's scratch (a register is a k-pair of halves for m16n8k16, one tf32 for m16n8k8: 8 registers a row or
+ * column either way), then computes its four outputs from the whole tile with that shape's dot product.
+ */
+inline float4 mma_emulate(uint4 a, uint2 b, float4 c, __local uint *scratch, int tf32) {
     int lane = get_local_id(0) & 31;
     int g = lane >> 2;
     int t = lane & 3;
-    __local uint *sa = scratch;       // [row][k]
-    __local uint *sb = scratch + 128; // [col][k]
+    __local uint *sa = scratch;       // [row][8 registers]
+    __local uint *sb = scratch + 128; // [col][8 registers]
     sa[g * 8 + t] = a.x;
     sa[(g + 8) * 8 + t] = a.y;
     sa[g * 8 + t + 4] = a.z;
@@ -149,13 +127,25 @@ inline float4 mma_m16n8k8_tf32(uint4 a, uint2 b, float4 c, __local uint *scratch
     sb[g * 8 + t] = b.x;
     sb[g * 8 + t + 4] = b.y;
     barrier(CLK_LOCAL_MEM_FENCE);
+    __local const uint *r0 = sa + g * 8;
+    __local const uint *r1 = sa + (g + 8) * 8;
+    __local const uint *c0 = sb + (2 * t) * 8;
+    __local const uint *c1 = sb + (2 * t + 1) * 8;
     float4 d;
-    d.x = c.x + mma_dot8_tf32(sa + g * 8, sb + (2 * t) * 8);
-    d.y = c.y + mma_dot8_tf32(sa + g * 8, sb + (2 * t + 1) * 8);
-    d.z = c.z + mma_dot8_tf32(sa + (g + 8) * 8, sb + (2 * t) * 8);
-    d.w = c.w + mma_dot8_tf32(sa + (g + 8) * 8, sb + (2 * t + 1) * 8);
-    barrier(CLK_LOCAL_MEM_FENCE);
+    d.x = c.x + (tf32 ? mma_dot8_tf32(r0, c0) : mma_dot16(r0, c0));
+    d.y = c.y + (tf32 ? mma_dot8_tf32(r0, c1) : mma_dot16(r0, c1));
+    d.z = c.z + (tf32 ? mma_dot8_tf32(r1, c0) : mma_dot16(r1, c0));
+    d.w = c.w + (tf32 ? mma_dot8_tf32(r1, c1) : mma_dot16(r1, c1));
+    barrier(CLK_LOCAL_MEM_FENCE); // the scratch is free for the next call only when every lane has read it
     return d;
+}
+
+inline float4 mma_m16n8k16(uint4 a, uint2 b, float4 c, __local uint *scratch) {
+    return mma_emulate(a, b, c, scratch, 0);
+}
+
+inline float4 mma_m16n8k8_tf32(uint4 a, uint2 b, float4 c, __local uint *scratch) {
+    return mma_emulate(a, b, c, scratch, 1);
 }
 #endif
 

@@ -4,7 +4,6 @@ import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.Models;
-import io.stepstream.engine.Tokenizer;
 import io.stepstream.engine.tensor.TensorType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -15,6 +14,7 @@ import java.util.List;
 import java.util.Random;
 
 import static io.stepstream.gpu.OpenClTestSupport.argmax;
+import static io.stepstream.gpu.OpenClTestSupport.greedy;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -107,31 +107,13 @@ class DispatchEquivalenceTest {
         try (OpenClLlama2Model direct = OpenClLlama2Model.loadEmbedded(Models.DEFAULT_MODEL,
                 OpenClTestSupport.device(), 16, TensorType.F32, Dispatch.DIRECT);
              Model cpu = Models.load(Models.DEFAULT_MODEL)) {
-            List<Integer> d = greedy(direct, 64);
-            List<Integer> c = greedy(cpu, 64);
+            List<Integer> d = greedy(direct, 64, true);
+            List<Integer> c = greedy(cpu, 64, true);
             assertEquals(64, c.size(), "the CPU story ended early");
             assertEquals(c, d);
             assertEquals(64, direct.launches());
             assertEquals(64L * direct.passesPerStep(), direct.passesLaunched());
         }
-    }
-
-    private static List<Integer> greedy(Model model, int count) {
-        List<Integer> out = new ArrayList<>();
-        Tokenizer tok = model.tokenizer();
-        try (KvCache cache = model.newKvCache()) {
-            int token = tok.bosId();
-            float[][] logits = new float[1][model.config().vocabSize()];
-            for (int i = 0; i < count; i++) {
-                model.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cache, new int[]{token}, 0, 1))), logits);
-                token = argmax(logits[0]);
-                if (token == tok.eosId() || token == tok.bosId()) {
-                    break;
-                }
-                out.add(token);
-            }
-        }
-        return out;
     }
 
     @Test

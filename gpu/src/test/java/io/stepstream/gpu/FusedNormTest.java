@@ -19,6 +19,7 @@ import java.util.stream.Stream;
 
 import static io.stepstream.gpu.Llama2Kernel.*;
 import static io.stepstream.gpu.OpenClTestSupport.argmax;
+import static io.stepstream.gpu.OpenClTestSupport.greedy;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -231,8 +232,8 @@ class FusedNormTest {
     void fusedGreedyStoryIsTheCpus(TensorType type) {
         // auto (the default) fuses where the consumer runs the 1-token tier: every norm of a one-token step.
         try (OpenClLlama2Model fused = load(type, "auto"); Model cpu = Models.load(Models.DEFAULT_MODEL)) {
-            List<Integer> g = greedy(fused, 60);
-            assertEquals(greedy(cpu, 60), g);
+            List<Integer> g = greedy(fused, 60, false);
+            assertEquals(greedy(cpu, 60, false), g);
             assertTrue(g.size() >= 48, "only " + g.size() + " tokens");
             long perStep = 2L * fused.config().nLayers() + 1;
             assertEquals(60 * perStep, fused.fusedNorms());
@@ -247,19 +248,5 @@ class FusedNormTest {
                 assertEquals(61 * perStep, fused.fusedNorms());
             }
         }
-    }
-
-    private static List<Integer> greedy(Model model, int count) {
-        List<Integer> out = new ArrayList<>();
-        try (KvCache cache = model.newKvCache()) {
-            int token = model.tokenizer().bosId();
-            float[][] logits = new float[1][model.config().vocabSize()];
-            for (int i = 0; i < count; i++) {
-                model.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cache, new int[]{token}, 0, 1))), logits);
-                token = argmax(logits[0]);
-                out.add(token);
-            }
-        }
-        return out;
     }
 }

@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Random;
 
 import static io.stepstream.gpu.OpenClTestSupport.argmax;
+import static io.stepstream.gpu.OpenClTestSupport.greedy;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -94,25 +95,11 @@ class HandMatmulForwardTest {
     void greedyStoryIsAparapisFor80Tokens() {
         try (OpenClLlama2Model aparapi = load(TensorType.F32, Matmul.APARAPI, 16);
              OpenClLlama2Model hand = load(TensorType.F32, Matmul.HAND, 16)) {
-            List<Integer> a = greedy(aparapi, 80);
-            List<Integer> h = greedy(hand, 80);
+            List<Integer> a = greedy(aparapi, 80, false);
+            List<Integer> h = greedy(hand, 80, false);
             assertEquals(80, a.size(), "the story ended early");
             assertEquals(a, h);
         }
-    }
-
-    private static List<Integer> greedy(OpenClLlama2Model model, int count) {
-        List<Integer> out = new ArrayList<>();
-        try (KvCache cache = model.newKvCache()) {
-            int token = model.tokenizer().bosId();
-            float[][] logits = new float[1][model.config().vocabSize()];
-            for (int i = 0; i < count; i++) {
-                model.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cache, new int[]{token}, 0, 1))), logits);
-                token = argmax(logits[0]);
-                out.add(token);
-            }
-        }
-        return out;
     }
 
     @Test

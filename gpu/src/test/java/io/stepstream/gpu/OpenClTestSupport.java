@@ -72,4 +72,27 @@ final class OpenClTestSupport {
         }
         return best;
     }
+
+    /**
+     * Greedy decode of one sequence from BOS, one token a forward: {@code count} tokens, or fewer when
+     * {@code stopAtEos} and the model picks EOS or BOS (not included).
+     */
+    static java.util.List<Integer> greedy(io.stepstream.engine.Model model, int count, boolean stopAtEos) {
+        java.util.List<Integer> out = new java.util.ArrayList<>();
+        io.stepstream.engine.Tokenizer tok = model.tokenizer();
+        try (io.stepstream.engine.KvCache cache = model.newKvCache()) {
+            int token = tok.bosId();
+            float[][] logits = new float[1][model.config().vocabSize()];
+            for (int i = 0; i < count; i++) {
+                model.forward(new io.stepstream.engine.ForwardBatch(java.util.List.of(
+                        new io.stepstream.engine.ForwardBatch.Entry(cache, new int[]{token}, 0, 1))), logits);
+                token = argmax(logits[0]);
+                if (stopAtEos && (token == tok.eosId() || token == tok.bosId())) {
+                    break;
+                }
+                out.add(token);
+            }
+        }
+        return out;
+    }
 }
