@@ -490,35 +490,8 @@ public final class TensorCoreProbe {
                 bBits[col * (K / 2) + p] = pack(b[2 * p][col], b[2 * p + 1][col]);
             }
         }
-        float[] cFlat = new float[M * N];
-        for (int r = 0; r < M; r++) {
-            System.arraycopy(c[r], 0, cFlat, r * N, N);
-        }
-        MemorySegment ab = q.createBuffer(aBits.length * 4L);
-        MemorySegment bb = q.createBuffer(bBits.length * 4L);
-        MemorySegment cb = q.createBuffer(cFlat.length * 4L);
-        MemorySegment db = q.createBuffer(cFlat.length * 4L);
-        q.writeBlocking(ab, MemorySegment.ofArray(aBits), aBits.length * 4L);
-        q.writeBlocking(bb, MemorySegment.ofArray(bBits), bBits.length * 4L);
-        q.writeBlocking(cb, MemorySegment.ofArray(cFlat), cFlat.length * 4L);
-        MemorySegment k = q.createKernel(program, "mma_tile");
-        q.setArgBuffer(k, 0, ab);
-        q.setArgBuffer(k, 1, bb);
-        q.setArgBuffer(k, 2, cb);
-        q.setArgBuffer(k, 3, db);
-        q.enqueue(k, 32, 32, MemorySegment.NULL);
-        float[] d = new float[M * N];
-        q.readBlocking(db, MemorySegment.ofArray(d), d.length * 4L);
-        double[][] ref = new double[M][N];
-        for (int r = 0; r < M; r++) {
-            for (int col = 0; col < N; col++) {
-                double s = c[r][col];
-                for (int kk = 0; kk < K; kk++) {
-                    s += (double) a[r][kk] * b[kk][col];
-                }
-                ref[r][col] = s;
-            }
-        }
+        float[] d = runTile(q, program, "mma_tile", MemorySegment.ofArray(aBits), MemorySegment.ofArray(bBits), c);
+        double[][] ref = reference(a, b, c);
         List<String> mismatches = new ArrayList<>();
         for (int r = 0; r < M; r++) {
             for (int col = 0; col < N; col++) {
@@ -642,23 +615,35 @@ public final class TensorCoreProbe {
                 bf[col * 8 + k] = b[k][col];
             }
         }
-        float[] cf = new float[M * N];
+        return runTile(q, program, "mma_tile_tf32", MemorySegment.ofArray(af), MemorySegment.ofArray(bf), c,
+                split ? 1 : 0);
+    }
+
+    /**
+     * Runs a one-warp tile kernel once: arguments 0-3 are A and B (laid out as the kernel reads them), C (16 x 8,
+     * row-major) and D (out), then {@code ints}. Returns D row-major.
+     */
+    private static float[] runTile(ClQueue q, MemorySegment program, String kernel, MemorySegment a, MemorySegment b,
+                                   float[][] c, int... ints) {
+        float[] cFlat = new float[M * N];
         for (int r = 0; r < M; r++) {
-            System.arraycopy(c[r], 0, cf, r * N, N);
+            System.arraycopy(c[r], 0, cFlat, r * N, N);
         }
-        MemorySegment ab = q.createBuffer(af.length * 4L);
-        MemorySegment bb = q.createBuffer(bf.length * 4L);
-        MemorySegment cb = q.createBuffer(cf.length * 4L);
-        MemorySegment db = q.createBuffer(cf.length * 4L);
-        q.writeBlocking(ab, MemorySegment.ofArray(af), af.length * 4L);
-        q.writeBlocking(bb, MemorySegment.ofArray(bf), bf.length * 4L);
-        q.writeBlocking(cb, MemorySegment.ofArray(cf), cf.length * 4L);
-        MemorySegment k = q.createKernel(program, "mma_tile_tf32");
+        MemorySegment ab = q.createBuffer(a.byteSize());
+        MemorySegment bb = q.createBuffer(b.byteSize());
+        MemorySegment cb = q.createBuffer(cFlat.length * 4L);
+        MemorySegment db = q.createBuffer(cFlat.length * 4L);
+        q.writeBlocking(ab, a, a.byteSize());
+        q.writeBlocking(bb, b, b.byteSize());
+        q.writeBlocking(cb, MemorySegment.ofArray(cFlat), cFlat.length * 4L);
+        MemorySegment k = q.createKernel(program, kernel);
         q.setArgBuffer(k, 0, ab);
         q.setArgBuffer(k, 1, bb);
         q.setArgBuffer(k, 2, cb);
         q.setArgBuffer(k, 3, db);
-        q.setArgInt(k, 4, split ? 1 : 0);
+        for (int i = 0; i < ints.length; i++) {
+            q.setArgInt(k, 4 + i, ints[i]);
+        }
         q.enqueue(k, 32, 32, MemorySegment.NULL);
         float[] d = new float[M * N];
         q.readBlocking(db, MemorySegment.ofArray(d), d.length * 4L);
