@@ -223,20 +223,23 @@ public final class GpuBench {
         }
     }
 
-    /** Makes a model with {@link AttentionSplit#PROPERTY} set to {@code split} (null: as it is). */
-    private static <T> T withSplit(AttentionSplit split, java.util.function.Supplier<T> make) {
-        if (split == null) {
+    /**
+     * Runs {@code make} with the system property {@code name} set to {@code value} and restores it afterwards
+     * ({@code value} null: the property as it is). The models read their settings from properties when they are
+     * built: this is how --prop and --attention-split build one model per value side by side.
+     */
+    private static <T> T withProperty(String name, String value, java.util.function.Supplier<T> make) {
+        if (value == null) {
             return make.get();
         }
-        String before = System.getProperty(AttentionSplit.PROPERTY);
-        System.setProperty(AttentionSplit.PROPERTY, split.label());
+        String before = System.setProperty(name, value);
         try {
             return make.get();
         } finally {
             if (before == null) {
-                System.clearProperty(AttentionSplit.PROPERTY);
+                System.clearProperty(name);
             } else {
-                System.setProperty(AttentionSplit.PROPERTY, before);
+                System.setProperty(name, before);
             }
         }
     }
@@ -318,21 +321,16 @@ public final class GpuBench {
                        && !o.attentionSplits().isEmpty();
                for (AttentionSplit split : splitMatters ? o.attentionSplits()
                        : java.util.Collections.<AttentionSplit>singletonList(null)) {
-                // --prop: a system property the model reads when it is built, one model per value, side by side.
-                String previous = propValue == null ? null : System.setProperty(o.prop(), propValue);
-                TensorCores tc = TensorCores.fromSystemProperties().withMode(tcMode);
                 String splitLabel = split == null ? "" : "/att-" + split.label();
-                Model model = device == null
-                        ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
-                        : withSplit(split, () -> new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype,
-                                dispatch, matmul, tc));
-                if (propValue != null) {
-                    if (previous == null) {
-                        System.clearProperty(o.prop());
-                    } else {
-                        System.setProperty(o.prop(), previous);
-                    }
-                }
+                // --prop (and --attention-split): system properties the model reads when it is built
+                Model model = withProperty(o.prop(), propValue, () -> {
+                    TensorCores tc = TensorCores.fromSystemProperties().withMode(tcMode);
+                    return device == null
+                            ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
+                            : withProperty(AttentionSplit.PROPERTY, split == null ? null : split.label(),
+                                    () -> new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch,
+                                            matmul, tc));
+                });
                 if (tcMatters && model instanceof OpenClLlama2Model gpu) {
                     System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
                 }
