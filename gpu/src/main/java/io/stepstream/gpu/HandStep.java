@@ -245,10 +245,7 @@ final class HandStep {
         attnOut.setInt(1, k.dim).setInt(2, k.nHeads).setInt(3, k.ctx).setInt(4, k.headSize).setInt(5, k.kvDim)
                 .setInt(6, k.kvGroup).setInt(7, k.maxBlocksPerSeq).setInt(8, k.blockFloats);
         if (tileFits) {
-            attnTiled = new Kernel(program, "attn_tiled", 8, "tokenPos", 9, "tokenSeq", 10, "blockTable", 11,
-                    "entryLen", 12, "q", 13, "kv", 14, "xb");
-            attnTiled.setInt(2, k.dim).setInt(3, k.kvDim).setInt(4, k.maxBlocksPerSeq).setInt(5, k.blockFloats)
-                    .setFloat(7, k.attScale);
+            attnTiled = tiledKernel(program);
         } else {
             attnTiled = null;
         }
@@ -257,10 +254,7 @@ final class HandStep {
         if (tileFits && !split.off() && splitTile.fits(k.headSize, k.kvGroup, dev)) {
             MemorySegment splitProgram = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + " -DATT_SPLIT"
                     + splitTile.buildOptions(k.headSize, k.kvGroup));
-            attnSplit = new Kernel(splitProgram, "attn_tiled", 8, "tokenPos", 9, "tokenSeq", 10, "blockTable", 11,
-                    "entryLen", 12, "q", 13, "kv", 14, "xb");
-            attnSplit.setInt(2, k.dim).setInt(3, k.kvDim).setInt(4, k.maxBlocksPerSeq).setInt(5, k.blockFloats)
-                    .setFloat(7, k.attScale);
+            attnSplit = tiledKernel(splitProgram);
             attnCombine = new Kernel(splitProgram, "attn_combine", 4, "xb");
             attnCombine.setInt(2, k.dim);
             partFloats = 1;
@@ -273,6 +267,15 @@ final class HandStep {
         }
         all = java.util.stream.Stream.of(embed, normAtt, normFfn, normFinal, scores, softmax, attnOut, attnTiled,
                 attnSplit, attnCombine).filter(java.util.Objects::nonNull).toArray(Kernel[]::new);
+    }
+
+    /** attn_tiled of {@code program} (the plain or the split build) with its buffers and model constants bound. */
+    private Kernel tiledKernel(MemorySegment program) {
+        Kernel t = new Kernel(program, "attn_tiled", 8, "tokenPos", 9, "tokenSeq", 10, "blockTable", 11, "entryLen",
+                12, "q", 13, "kv", 14, "xb");
+        t.setInt(2, k.dim).setInt(3, k.kvDim).setInt(4, k.maxBlocksPerSeq).setInt(5, k.blockFloats)
+                .setFloat(7, k.attScale);
+        return t;
     }
 
     private Kernel norm(MemorySegment program, String weight, int useLastRow) {
