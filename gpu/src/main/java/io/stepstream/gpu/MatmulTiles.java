@@ -56,7 +56,7 @@ public record MatmulTiles(int mvWg, int mvLpr, int mvTokens, int mvUnroll, int t
         require(mvWg > 0 && mvLpr > 0 && Integer.bitCount(mvLpr) == 1 && mvWg % mvLpr == 0
                 && (mvWg / mvLpr) % 2 == 0, "mv_wg must be a multiple of mv_lpr (a power of two) by an even row count");
         require(mvTokens >= 1 && mvTokens <= 16, "mv_tokens must be 1..16");
-        require(mvUnroll >= 1 && mvUnroll <= 8, "mv_unroll must be 1..8");
+        require(mvUnroll >= 1 && mvUnroll <= 16, "mv_unroll must be 1..16");
         require(tm > 0 && rm > 0 && rm % 2 == 0 && tm % rm == 0, "rm must be even and divide tm");
         require(tn > 0 && rn > 0 && tn % rn == 0, "rn must divide tn");
         require(tk > 0 && tk % 4 == 0, "tk must be a positive multiple of 4");
