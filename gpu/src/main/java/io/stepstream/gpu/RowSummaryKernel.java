@@ -27,9 +27,30 @@ final class RowSummaryKernel {
     /** On CPU devices (PoCL) a work-group is a loop on one core: a few items, few barrier rounds. */
     static final int CPU_WG = 16;
 
+    /**
+     * System property: groups per row for steps with few rows, {@code auto} (default) or a count (1 = one group a
+     * row always). Auto splits a row on GPUs until the step has about one group per compute unit, each group
+     * keeping at least {@value #MIN_ITEMS_PER_SPLIT} logits per item; CPU devices keep one group a row.
+     */
+    static final String SPLITS_PROPERTY = "stepstream.opencl.summarySplits";
+    /** Logits each work item of a split group reads at least (fewer and the merge costs more than it saves). */
+    static final int MIN_ITEMS_PER_SPLIT = 4;
+
     private final ClQueue queue;
     private final MemorySegment kernel;
+    private final MemorySegment splitKernel;
     private final int workGroup;
+    /** 0: auto; else the fixed group count per row. */
+    private final int splitsSetting;
+    private final int computeUnits;
+    private final boolean gpu;
+    /** row_summary_split's partials (per row and split) and per-row counters, grown on demand. */
+    private MemorySegment partialSum;
+    private MemorySegment partialMax;
+    private MemorySegment partialId;
+    private MemorySegment counters;
+    private int partialSlots;
+    private int counterRows;
     private MemorySegment out;
     private int outRows;
     private byte[] host = new byte[0];
@@ -82,6 +103,14 @@ final class RowSummaryKernel {
      * @throws OpenClException when the device lacks cl_khr_fp64 or the build fails
      */
     RowSummaryKernel(ClQueue queue, int workGroup) {
+        this(queue, workGroup, splitsFromSystemProperty());
+    }
+
+    /** As above with {@code splits} groups per row (0: auto, see {@value #SPLITS_PROPERTY}). */
+    RowSummaryKernel(ClQueue queue, int workGroup, int splits) {
+        if (splits < 0) {
+            throw new IllegalArgumentException(SPLITS_PROPERTY + ": need auto or a count >= 1, got " + splits);
+        }
         if (workGroup < 1 || Integer.bitCount(workGroup) != 1) {
             throw new IllegalArgumentException("work-group size must be a power of two, got " + workGroup);
         }
@@ -93,6 +122,43 @@ final class RowSummaryKernel {
         this.workGroup = workGroup;
         MemorySegment program = queue.buildProgram(source(), "-DSUMMARY_WG=" + workGroup);
         this.kernel = queue.createKernel(program, "row_summary");
+        this.splitKernel = queue.createKernel(program, "row_summary_split");
+        this.splitsSetting = splits;
+        this.computeUnits = queue.device().computeUnits();
+        this.gpu = queue.device().kind() != ClDevice.Kind.CPU;
+    }
+
+    static int splitsFromSystemProperty() {
+        String v = System.getProperty(SPLITS_PROPERTY, "auto").strip();
+        if (v.equalsIgnoreCase("auto")) {
+            return 0;
+        }
+        try {
+            int n = Integer.parseInt(v);
+            if (n >= 1) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new IllegalArgumentException(SPLITS_PROPERTY + ": need auto or a count >= 1, got '" + v + "'");
+    }
+
+    /**
+     * Groups per row for {@code rows} rows of {@code vocab} logits: the fixed setting, or (auto) on GPUs enough to
+     * give the step about one group per compute unit, never more than leave each item
+     * {@value #MIN_ITEMS_PER_SPLIT} logits; 1 on CPU devices. Never more than leave every group some ids.
+     */
+    int splitsFor(int rows, int vocab) {
+        int most = Math.max(1, vocab / workGroup);
+        if (splitsSetting > 0) {
+            return Math.min(splitsSetting, most);
+        }
+        if (!gpu || rows >= computeUnits) {
+            return 1;
+        }
+        int want = (computeUnits + rows - 1) / rows;
+        return Math.max(1, Math.min(want, vocab / (workGroup * MIN_ITEMS_PER_SPLIT)));
     }
 
     int workGroup() {
@@ -141,11 +207,52 @@ final class RowSummaryKernel {
             queue.setArgInt(kernel, 1, vocab);
             lastVocab = vocab;
         }
-        queue.enqueue(kernel, (long) rows * workGroup, workGroup, event);
+        int splits = splitsFor(rows, vocab);
+        if (splits == 1) {
+            queue.enqueue(kernel, (long) rows * workGroup, workGroup, event);
+        } else {
+            enqueueSplit(logits, rows, vocab, splits, event);
+        }
         MemorySegment dst = MemorySegment.ofArray(host);
         queue.readBlocking(out, dst, bytes);
         // Doubles first, then the ints, as the kernel lays them out; the device is little-endian like the host.
         MemorySegment.copy(dst, ValueLayout.JAVA_DOUBLE_UNALIGNED, 0, confidences, 0, rows);
         MemorySegment.copy(dst, ValueLayout.JAVA_INT_UNALIGNED, (long) rows * Double.BYTES, ids, 0, rows);
+    }
+
+    private void enqueueSplit(MemorySegment logits, int rows, int vocab, int splits, MemorySegment event) {
+        int slots = rows * splits;
+        if (slots > partialSlots) {
+            if (partialSum != null) {
+                queue.finish();
+                queue.releaseBuffer(partialSum);
+                queue.releaseBuffer(partialMax);
+                queue.releaseBuffer(partialId);
+            }
+            partialSlots = Math.max(slots, 2 * partialSlots);
+            partialSum = queue.createBuffer((long) partialSlots * Double.BYTES);
+            partialMax = queue.createBuffer((long) partialSlots * Float.BYTES);
+            partialId = queue.createBuffer((long) partialSlots * Integer.BYTES);
+        }
+        if (rows > counterRows) {
+            if (counters != null) {
+                queue.finish();
+                queue.releaseBuffer(counters);
+            }
+            counterRows = Math.max(rows, 2 * counterRows);
+            counters = queue.createBuffer((long) counterRows * Integer.BYTES);
+            // Zero once: each launch's last group of a row zeroes that row's counter again.
+            queue.writeBlocking(counters, MemorySegment.ofArray(new int[counterRows]), (long) counterRows * Integer.BYTES);
+        }
+        queue.setArgInt(splitKernel, 0, rows);
+        queue.setArgInt(splitKernel, 1, vocab);
+        queue.setArgInt(splitKernel, 2, splits);
+        queue.setArgBuffer(splitKernel, 3, logits);
+        queue.setArgBuffer(splitKernel, 4, out);
+        queue.setArgBuffer(splitKernel, 5, partialSum);
+        queue.setArgBuffer(splitKernel, 6, partialMax);
+        queue.setArgBuffer(splitKernel, 7, partialId);
+        queue.setArgBuffer(splitKernel, 8, counters);
+        queue.enqueue(splitKernel, (long) rows * splits * workGroup, workGroup, event);
     }
 }

@@ -15,8 +15,9 @@ import org.junit.jupiter.api.Test;
  * summary.cl's row reduction on the test device against a plain float64 reference on fresh random rows: normal
  * rows, rows of small integers (exact ties in the max, several ids holding it), rows with a huge spread (most
  * terms underflow to 0), rows whose max is the last id; vocabularies that are not a multiple of the work-group
- * and smaller than it. The argmax must be bitwise the reference's (lowest id of the max), the confidence within
- * 1e-12 relative (the device's double exp and summation order are its own).
+ * and smaller than it; one group a row and rows split over several groups (row_summary_split). The argmax must be
+ * bitwise the reference's (lowest id of the max), the confidence within 1e-12 relative (the device's double exp and
+ * summation order are its own).
  */
 class RowSummaryKernelTest {
     /** Lowest id of the largest logit and 1 / sum exp((double) l_i - (double) l_max), summed in order. */
@@ -60,6 +61,22 @@ class RowSummaryKernelTest {
     }
 
     @Test
+    void autoSplitsOnlyFewRowsOnGpus() {
+        ClDevice device = clDevice();
+        try (ClQueue queue = new ClQueue(device)) {
+            RowSummaryKernel auto = new RowSummaryKernel(queue, 256, 0);
+            if (device.kind() == ClDevice.Kind.CPU) {
+                assertEquals(1, auto.splitsFor(1, 32000), "CPU devices keep one group a row");
+            } else {
+                assertTrue(auto.splitsFor(1, 32000) > 1);
+                assertEquals(1, auto.splitsFor(device.computeUnits(), 32000));
+            }
+            assertEquals(1, new RowSummaryKernel(queue, 256, 9).splitsFor(1, 300), "a 300-id row has one 256-item group");
+            assertEquals(9, new RowSummaryKernel(queue, 256, 9).splitsFor(1, 32000));
+        }
+    }
+
+    @Test
     void theDeviceReportsDoublePrecision() {
         // PoCL and the H200 both do; without it the model makes summaries on the host (see DeviceCanvases).
         assertTrue(RowSummaryKernel.supports(clDevice()), ClRuntime.extensions(clDevice()));
@@ -75,7 +92,10 @@ class RowSummaryKernelTest {
                 if (wg > device.maxWorkGroupSize()) {
                     continue;
                 }
-                RowSummaryKernel kernel = new RowSummaryKernel(queue, wg);
+              // 1: one group a row (row_summary); 3, 7, 64: each row split over groups merged by the last one
+              // (row_summary_split, capped where the vocabulary is small), twice per buffer: the counters reset.
+              for (int splits : new int[]{1, 3, 7, 64}) {
+                RowSummaryKernel kernel = new RowSummaryKernel(queue, wg, splits);
                 assertEquals(wg, kernel.workGroup());
                 for (int vocab : new int[]{32000, 1000 + 7, 257, 5}) {
                     int rows = 9;
@@ -85,12 +105,12 @@ class RowSummaryKernelTest {
                     int[] ids = new int[rows + 1];
                     double[] conf = new double[rows + 1];
                     // All rows, then a prefix: the kernel reads only the rows asked for and lays them out by count.
-                    for (int asked : new int[]{rows, 3}) {
+                    for (int asked : new int[]{rows, 3, rows}) {
                         java.util.Arrays.fill(ids, -1);
                         kernel.summarize(buffer, asked, vocab, MemorySegment.NULL, ids, conf);
                         for (int row = 0; row < asked; row++) {
                             double[] want = reference(logits, row, vocab);
-                            String where = "wg " + wg + ", vocab " + vocab + ", row " + row + " of " + asked;
+                            String where = "wg " + wg + ", splits " + kernel.splitsFor(asked, vocab) + ", vocab " + vocab + ", row " + row + " of " + asked;
                             assertEquals((int) want[0], ids[row], where);
                             double rel = Math.abs(conf[row] - want[1]) / want[1];
                             assertTrue(rel <= 1e-12, where + ": confidence " + conf[row] + " vs " + want[1]
@@ -100,6 +120,7 @@ class RowSummaryKernelTest {
                     }
                     queue.releaseBuffer(buffer);
                 }
+              }
             }
         }
     }
