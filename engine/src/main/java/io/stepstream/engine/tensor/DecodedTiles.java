@@ -76,9 +76,10 @@ final class DecodedTiles {
         a31.intoArray(lanes, 13 * L);
         a32.intoArray(lanes, 14 * L);
         a33.intoArray(lanes, 15 * L);
+        VectorKernels.sumTileLanes(lanes);
         for (int i = 0; i < WeightMatrix.ROW_TILE; i++) {
             for (int k = 0; k < WeightMatrix.TOKEN_TILE; k++) {
-                out[o0 + k * oStep + i * rowStep] = VectorKernels.sumLanes(lanes, (WeightMatrix.ROW_TILE * i + k) * L);
+                out[o0 + k * oStep + i * rowStep] = lanes[WeightMatrix.ROW_TILE * i + k];
             }
         }
     }
