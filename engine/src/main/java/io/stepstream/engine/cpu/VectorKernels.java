@@ -56,6 +56,104 @@ public final class VectorKernels {
         return v[at];
     }
 
+    /**
+     * Whether {@link #sumTileLanes} adds in vector registers (16 or 8 float lanes) or with {@link #sumLanes} per
+     * accumulator; the sums are bitwise the same either way. System property {@code stepstream.cpu.vectorLaneSums}
+     * (default true), for before/after measurements.
+     */
+    public static final boolean VECTOR_TILE_SUMS =
+            (L == 16 || L == 8) && Boolean.parseBoolean(System.getProperty("stepstream.cpu.vectorLaneSums", "true"));
+    /** Accumulators of a 4 x 4 tile. */
+    private static final int TILE = 16;
+    // Two-vector permute indices of each level of the tile sum (level s at [s * L, (s + 1) * L)); see mergeIndex.
+    private static final float[] MERGE_LOW = mergeIndices(false);
+    private static final float[] MERGE_HIGH = mergeIndices(true);
+
+    /**
+     * The fixed-order lane sums of the 16 accumulators of a 4 x 4 tile stored at {@code lanes[j * LANES ..]}
+     * (j < 16): afterwards {@code lanes[j]} is exactly {@code sumLanes(lanes, j * LANES)} of accumulator j as it
+     * was (the rest of the first 16 vectors is overwritten). The kernels call this after storing their
+     * accumulators, so no vector crosses the call and it makes no difference to them whether the JIT inlines it.
+     */
+    public static void sumTileLanes(float[] lanes) {
+        if (VECTOR_TILE_SUMS) {
+            sumTileInVectors(lanes);
+        } else {
+            for (int j = 0; j < TILE; j++) {
+                lanes[j] = sumLanes(lanes, j * L); // lanes[j] lies in accumulators j' <= j, already summed
+            }
+        }
+    }
+
+    /**
+     * {@link #sumTileLanes} in vector registers: the 16 sums' trees side by side. After level s a vector holds
+     * n = 2^(s+1) accumulators' L / n partial sums, partial p of its accumulator a at lane p * n + a; each level
+     * merges two such vectors (u with the lower accumulators, v with the upper) by gathering every partial p
+     * with two-vector permutes into one vector and every partial p + half into another and adding them: partial
+     * p + partial (p + half), exactly the operand pairs of {@link #sumLanes}, whose half runs L/2, ..., 1 as the
+     * levels do. 15 vector adds and 30 permutes for 16 lanes (14 and 28 for 8) against 16 x 15 dependent scalar
+     * adds through memory. Written out on purpose, past the JIT's inlining size for hot calls (FreqInlineSize,
+     * 325 bytecodes): it stays one compiled method of its own, so it never changes how the kernels that call it
+     * are compiled.
+     */
+    static void sumTileInVectors(float[] lanes) {
+        VectorSpecies<Float> s = FLOATS;
+        FloatVector low = FloatVector.fromArray(s, MERGE_LOW, 0);
+        FloatVector high = FloatVector.fromArray(s, MERGE_HIGH, 0);
+        FloatVector b0 = merge(low, high, FloatVector.fromArray(s, lanes, 0), FloatVector.fromArray(s, lanes, L));
+        FloatVector b1 = merge(low, high, FloatVector.fromArray(s, lanes, 2 * L), FloatVector.fromArray(s, lanes, 3 * L));
+        FloatVector b2 = merge(low, high, FloatVector.fromArray(s, lanes, 4 * L), FloatVector.fromArray(s, lanes, 5 * L));
+        FloatVector b3 = merge(low, high, FloatVector.fromArray(s, lanes, 6 * L), FloatVector.fromArray(s, lanes, 7 * L));
+        FloatVector b4 = merge(low, high, FloatVector.fromArray(s, lanes, 8 * L), FloatVector.fromArray(s, lanes, 9 * L));
+        FloatVector b5 = merge(low, high, FloatVector.fromArray(s, lanes, 10 * L), FloatVector.fromArray(s, lanes, 11 * L));
+        FloatVector b6 = merge(low, high, FloatVector.fromArray(s, lanes, 12 * L), FloatVector.fromArray(s, lanes, 13 * L));
+        FloatVector b7 = merge(low, high, FloatVector.fromArray(s, lanes, 14 * L), FloatVector.fromArray(s, lanes, 15 * L));
+        low = FloatVector.fromArray(s, MERGE_LOW, L);
+        high = FloatVector.fromArray(s, MERGE_HIGH, L);
+        FloatVector c0 = merge(low, high, b0, b1);
+        FloatVector c1 = merge(low, high, b2, b3);
+        FloatVector c2 = merge(low, high, b4, b5);
+        FloatVector c3 = merge(low, high, b6, b7);
+        low = FloatVector.fromArray(s, MERGE_LOW, 2 * L);
+        high = FloatVector.fromArray(s, MERGE_HIGH, 2 * L);
+        FloatVector d0 = merge(low, high, c0, c1);
+        FloatVector d1 = merge(low, high, c2, c3);
+        if (L == 8) {
+            d0.intoArray(lanes, 0); // sums of accumulators 0..7, one per lane
+            d1.intoArray(lanes, L); // 8..15
+        } else {
+            low = FloatVector.fromArray(s, MERGE_LOW, 3 * L);
+            high = FloatVector.fromArray(s, MERGE_HIGH, 3 * L);
+            merge(low, high, d0, d1).intoArray(lanes, 0);
+        }
+    }
+
+    /** One level of {@link #sumTileInVectors}: the partials at the low and at the high indices, added. */
+    private static FloatVector merge(FloatVector low, FloatVector high, FloatVector u, FloatVector v) {
+        return low.selectFrom(u, v).add(high.selectFrom(u, v));
+    }
+
+    /**
+     * Permute indices of every level (n = 1, 2, 4, ... accumulators per input vector, m = L / n partials): output
+     * lane q = p * 2n + a takes accumulator a of u (a < n) or a - n of v, partial p (low) or p + m/2 (high);
+     * indices at or above L pick from v.
+     */
+    private static float[] mergeIndices(boolean high) {
+        int levels = Integer.numberOfTrailingZeros(L);
+        float[] idx = new float[Math.max(levels, 1) * L];
+        for (int level = 0; level < levels; level++) {
+            int n = 1 << level;
+            int m = L / n;
+            for (int q = 0; q < L; q++) {
+                int p = q / (2 * n);
+                int a = q % (2 * n);
+                int from = a < n ? 0 : L;
+                idx[level * L + q] = from + (high ? p + m / 2 : p) * n + a % n;
+            }
+        }
+        return idx;
+    }
+
     private static FloatVector fold(FloatVector v, VectorShuffle<Float> rotation) {
         return rotation == null ? v : v.add(v.rearrange(rotation));
     }

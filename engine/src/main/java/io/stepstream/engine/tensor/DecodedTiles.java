@@ -9,7 +9,8 @@ import static io.stepstream.engine.tensor.Lanes.L;
 /**
  * Row x token tiles over weight rows already decoded to floats in a heap scratch array (the decode-once path of
  * {@link WeightMatrix}): each output element is one accumulator, a fused multiply-add {@code w.fma(x, acc)} per
- * vector chunk of its row in column order, then {@link VectorKernels#sumLanes}. That is exactly the arithmetic
+ * vector chunk of its row in column order, then {@link VectorKernels#sumLanes} (for a 4 x 4 tile all 16 at once by
+ * {@link VectorKernels#sumTileLanes}, bitwise the same). That is exactly the arithmetic
  * of the one-accumulator encodings' own kernels (F32, Q8_0), whose decode of a chunk is exact, so a result
  * computed here is bitwise the one those kernels give. Rows must be a whole number of vectors (no scalar tail).
  * Chunk loads are written out in the loops, as in the encodings' kernels, so that no vector crosses a call.
@@ -76,9 +77,10 @@ final class DecodedTiles {
         a31.intoArray(lanes, 13 * L);
         a32.intoArray(lanes, 14 * L);
         a33.intoArray(lanes, 15 * L);
+        VectorKernels.sumTileLanes(lanes);
         for (int i = 0; i < WeightMatrix.ROW_TILE; i++) {
             for (int k = 0; k < WeightMatrix.TOKEN_TILE; k++) {
-                out[o0 + k * oStep + i * rowStep] = VectorKernels.sumLanes(lanes, (WeightMatrix.ROW_TILE * i + k) * L);
+                out[o0 + k * oStep + i * rowStep] = lanes[WeightMatrix.ROW_TILE * i + k];
             }
         }
     }

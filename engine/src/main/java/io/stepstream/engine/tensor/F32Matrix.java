@@ -95,11 +95,11 @@ final class F32Matrix extends WeightMatrix {
 
     private void finish4x4(long b0, int rowStep, float[] x, int x0, int xStep, float[] out, int o0, int oStep,
                            float[] lanes) {
+        VectorKernels.sumTileLanes(lanes);
         for (int i = 0; i < ROW_TILE; i++) {
             long base = b0 + i * rowStep * rowBytes;
             for (int k = 0; k < TOKEN_TILE; k++) {
-                float s = VectorKernels.sumLanes(lanes, (ROW_TILE * i + k) * L);
-                out[o0 + k * oStep + i * rowStep] = tail(base, x, x0 + k * xStep, s);
+                out[o0 + k * oStep + i * rowStep] = tail(base, x, x0 + k * xStep, lanes[ROW_TILE * i + k]);
             }
         }
     }

@@ -109,9 +109,10 @@ final class Q8_0Matrix extends WeightMatrix {
         a31.intoArray(lanes, 13 * L);
         a32.intoArray(lanes, 14 * L);
         a33.intoArray(lanes, 15 * L);
+        VectorKernels.sumTileLanes(lanes);
         for (int i = 0; i < ROW_TILE; i++) {
             for (int k = 0; k < TOKEN_TILE; k++) {
-                out[o0 + k * oStep + i * rowStep] = VectorKernels.sumLanes(lanes, (ROW_TILE * i + k) * L);
+                out[o0 + k * oStep + i * rowStep] = lanes[ROW_TILE * i + k];
             }
         }
     }

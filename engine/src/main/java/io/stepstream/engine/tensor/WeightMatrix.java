@@ -45,7 +45,7 @@ public abstract sealed class WeightMatrix permits F32Matrix, F16Matrix, Bf16Matr
     public static final int ROW_TILE = 4;
 
     private static final ThreadLocal<RowsTask> TASKS = ThreadLocal.withInitial(RowsTask::new);
-    /** Per thread: where tiles store their accumulators for the scalar lane sums. */
+    /** Per thread: where tiles store their accumulators for the fixed-order lane sums. */
     private static final ThreadLocal<float[]> LANE_SCRATCH =
             ThreadLocal.withInitial(() -> new float[ROW_TILE * TOKEN_TILE * Lanes.L]);
     /**
