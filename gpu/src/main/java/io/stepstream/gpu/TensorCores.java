@@ -51,6 +51,17 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
      * built.
      */
     public static final String TF32_STAGE_SPLIT_PROPERTY = "stepstream.opencl.tf32StageSplit";
+    /**
+     * Which 3xTF32 kernel F32 tiers build when their spec names none ({@code tf=N}): {@code 1} (default) the
+     * session-5 kernel (weights staged as f32 and split by each warp at every k8 step, activations split once when
+     * staged, the three mma of one accumulator back to back); {@code 2} both operands split once when staged into
+     * an interleaved hi/lo layout (one 16-byte local load per fragment row, no conversion in the K loop) and the
+     * mma issued product by product across the warp's tiles (lo_w hi_x for every tile, then hi_w lo_x, then
+     * hi_w hi_x), so that consecutive mma are independent; {@code 3} kernel 1's staging with kernel 2's mma
+     * order. All three give the same bits (the same splits, the same three mma per accumulator in the same
+     * order). Read when the tiers are made (at startup for the defaults).
+     */
+    public static final String F32_KERNEL_PROPERTY = "stepstream.opencl.tf32Kernel";
     /** The local memory a tier's staging may take for the staged split: OpenCL's (and NVIDIA's) 48 KiB per group. */
     public static final long STAGE_SPLIT_BYTES = 48 * 1024;
     /** F32's tiers when the tiers are the defaults: F16's token tiers with K-slices of 32 (H200 probe). */
@@ -79,8 +90,17 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     }
 
     /** One kernel build: used for passes of up to {@code upTo} tokens (the last tier: any count). */
-    public record Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce) {
+    public record Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce, int f32Kernel) {
+        /** A tier with the F32 kernel generation of {@value #F32_KERNEL_PROPERTY} (default 1). */
+        public Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce) {
+            this(upTo, tn, tk, occ, fusedReduce, defaultF32Kernel());
+        }
+
         public Tile {
+            if (f32Kernel < 1 || f32Kernel > 3) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": tf (the F32 kernel) must be 1, 2 or 3, got "
+                        + f32Kernel);
+            }
             if (upTo < 1) {
                 throw new IllegalArgumentException(TILES_PROPERTY + ": a tier's token bound must be >= 1, got " + upTo);
             }
@@ -98,14 +118,29 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
 
         /** The OpenCL C macros of this tier's kernel, named {@code name}; {@code f32}: for F32 weights. */
         String macros(String name, boolean f32) {
+            int k = f32Build(f32);
             return "#define MMT_NAME " + name + "\n#define MMT_TN " + tn + "\n#define MMT_TK " + tk
                     + "\n#define MMT_FUSED " + (fusedReduce ? 1 : 0) + "\n"
-                    + (stageSplit(f32) ? "#define MMT_XSPLIT 1\n" : "");
+                    + (k > 1 ? "#define MMT_F32K " + k + "\n" : "")
+                    + (k != 2 && stageSplit(f32) ? "#define MMT_XSPLIT 1\n" : "");
         }
 
         /** Whether this tier of F32 weights stages the activations split (the switch on, and the tile fits). */
         public boolean stageSplit(boolean f32) {
             return f32 && stageSplitOn() && 4L * (TM + 2L * tn) * (tk + 4) <= STAGE_SPLIT_BYTES;
+        }
+
+        /**
+         * The F32 kernel this tier builds (0 for F16 and Q8_0): {@link #f32Kernel}, except that 2 falls back to 3
+         * where its staging, (64 + tn) x 2 tk words, does not fit {@link #STAGE_SPLIT_BYTES} (tn=64 with tk=32
+         * does: 32 KiB; tk=64 needs tn <= 16, tk=128 more than any tn).
+         */
+        public int f32Build(boolean f32) {
+            if (!f32) {
+                return 0;
+            }
+            // 16 bytes for the kernel's other local variable (lastOfTile) and alignment
+            return f32Kernel == 2 && 4L * (TM + tn) * 2 * tk + 16 > STAGE_SPLIT_BYTES ? 3 : f32Kernel;
         }
 
         /**
@@ -122,13 +157,14 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
          */
         public long localBytes(boolean emulated, boolean f32) {
             long s = f32 ? tk + 4 : tk / 2 + 4;
-            long stage = (TM + (stageSplit(f32) ? 2L : 1L) * tn) * s;
+            long stage = f32Build(f32) == 2 ? (TM + tn) * 2L * tk : (TM + (stageSplit(f32) ? 2L : 1L) * tn) * s;
             long out = (long) tn * (TM + 1);
             return 4L * ((Math.max(stage, out) + 3) / 4 * 4 + (emulated ? (WG / 32) * 192 : 0));
         }
 
         public String label() {
-            return "mmt" + TM + "x" + tn + "k" + tk + (occ == 2 ? "" : "o" + occ) + (fusedReduce ? "" : "+reduce");
+            return "mmt" + TM + "x" + tn + "k" + tk + (occ == 2 ? "" : "o" + occ) + (fusedReduce ? "" : "+reduce")
+                    + (f32Kernel == 1 ? "" : "tf" + f32Kernel);
         }
     }
 
@@ -178,6 +214,12 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)), f32);
     }
 
+    /** These tiers with F32 kernel {@code kernel} (1, 2 or 3; see {@value #F32_KERNEL_PROPERTY}). */
+    public TensorCores withF32Kernel(int kernel) {
+        return new TensorCores(mode, minTokens, tiles.stream()
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), t.fusedReduce(), kernel)).toList(), f32);
+    }
+
     /** The tiers of {@code spec} (see the class doc); null or blank: unchanged. */
     public TensorCores withTilesSpec(String spec) {
         return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec), f32);
@@ -186,16 +228,27 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     /** These tiers with the split-K sums in mm_reduce (fr=0) everywhere. */
     public TensorCores unfused() {
         return new TensorCores(mode, minTokens, tiles.stream()
-                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false)).toList(), f32);
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false, t.f32Kernel())).toList(), f32);
     }
 
     /**
-     * These settings for a program of weight encoding {@code wtype}: F32 with the default tiers gets
-     * {@link #F32_DEFAULT_TILES}; anything else as it is.
+     * These settings for a program of weight encoding {@code wtype}: F32 with the default tiers (whatever their
+     * F32 kernel, which it keeps) gets {@link #F32_DEFAULT_TILES}; anything else as it is.
      */
     public TensorCores forWeights(int wtype) {
-        return wtype == Llama2Kernel.WT_F32 && tiles.equals(AUTO.tiles())
-                ? new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32) : this;
+        if (wtype != Llama2Kernel.WT_F32 || tiles.size() != AUTO.tiles().size()) {
+            return this;
+        }
+        int kernel = tiles.getFirst().f32Kernel();
+        for (int i = 0; i < tiles.size(); i++) {
+            Tile t = tiles.get(i);
+            Tile d = AUTO.tiles().get(i);
+            if (t.f32Kernel() != kernel || !t.equals(new Tile(d.upTo(), d.tn(), d.tk(), d.occ(), d.fusedReduce(),
+                    kernel))) {
+                return this;
+            }
+        }
+        return new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32).withF32Kernel(kernel);
     }
 
     /** Whether a program for weight encoding {@code wtype} (Llama2Kernel.WT_*) gets the tensor-core kernels. */
@@ -233,25 +286,29 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             int tk = 64;
             int occ = 2;
             int fused = 1;
+            int f32Kernel = defaultF32Kernel();
             for (String pair : tier.split(",")) {
                 String[] kv = pair.split("=", 2);
                 String key = kv[0].strip().toLowerCase(Locale.ROOT);
-                if (kv.length != 2 || !(key.equals("tn") || key.equals("tk") || key.equals("occ") || key.equals("fr"))) {
-                    throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N, tk=N, occ=N or"
-                            + " fr=0|1");
+                if (kv.length != 2 || !(key.equals("tn") || key.equals("tk") || key.equals("occ") || key.equals("fr")
+                        || key.equals("tf"))) {
+                    throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N, tk=N, occ=N,"
+                            + " fr=0|1 or tf=1|2|3");
                 }
                 int value = intOf(kv[1], pair);
                 switch (key) {
                     case "tn" -> tn = value;
                     case "tk" -> tk = value;
                     case "occ" -> occ = value;
+                    case "tf" -> f32Kernel = value;
                     default -> fused = value;
                 }
             }
             if (fused != 0 && fused != 1) {
                 throw new IllegalArgumentException(TILES_PROPERTY + ": fr must be 0 or 1, got " + fused);
             }
-            out.add(new Tile(colon >= 0 && i == tiers.length - 1 ? Integer.MAX_VALUE : upTo, tn, tk, occ, fused == 1));
+            out.add(new Tile(colon >= 0 && i == tiers.length - 1 ? Integer.MAX_VALUE : upTo, tn, tk, occ, fused == 1,
+                    f32Kernel));
         }
         return out;
     }
@@ -311,6 +368,17 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     /** As above for weight encoding {@code wtype}: F32 (3xTF32) has no XH, its activations stay f32 everywhere. */
     public String defines(int ptx, int wtype) {
         return " -DMMT=1" + (wtype == Llama2Kernel.WT_F32 ? "" : " -DXH=1") + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
+    }
+
+    /** {@value #F32_KERNEL_PROPERTY}: 1 (default), 2 or 3, the F32 kernel of tiers that do not name one (tf=N). */
+    static int defaultF32Kernel() {
+        String v = System.getProperty(F32_KERNEL_PROPERTY, "1").strip();
+        return switch (v) {
+            case "", "1" -> 1;
+            case "2" -> 2;
+            case "3" -> 3;
+            default -> throw new IllegalArgumentException(F32_KERNEL_PROPERTY + " must be 1, 2 or 3, got '" + v + "'");
+        };
     }
 
     /** Whether {@value #TF32_STAGE_SPLIT_PROPERTY} is true (default true). */

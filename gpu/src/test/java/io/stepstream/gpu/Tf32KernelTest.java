@@ -1,0 +1,160 @@
+package io.stepstream.gpu;
+
+import io.stepstream.engine.ForwardBatch;
+import io.stepstream.engine.KvCache;
+import io.stepstream.engine.ModelConfig;
+import io.stepstream.engine.llama2.Llama2Tokenizer;
+import io.stepstream.engine.llama2.Llama2Weights;
+import io.stepstream.engine.tensor.TensorType;
+import io.stepstream.gpu.bench.SyntheticLlama;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+import static io.stepstream.gpu.OpenClTestSupport.argmax;
+import static io.stepstream.gpu.OpenClTestSupport.relativeError;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The 3xTF32 kernels 2 and 3 of mmt.cl ({@link TensorCores#F32_KERNEL_PROPERTY}) against kernel 1 and against F32
+ * off tensor cores, on a whole synthetic F32 model with emulated tensor cores from one token (every pass of every
+ * count on mmt, as diffusion canvases run): a 21-token prefill of each of 12 sequences, then 10 greedy steps of
+ * all 12 together.
+ * <ul>
+ *   <li>kernels 2 and 3 give kernel 1's logits bitwise at every step: the same tf32 splits of the same values
+ *       (mma_split4_tf32, once when staged instead of at every use) and each accumulator's three mma in the same
+ *       order, so a wrong interleaved index, swizzle, rotation or fragment register shows as a changed bit (the
+ *       F32 reference test, TensorCoreMatmulTest, bounds the kernels against float64 on their own);</li>
+ *   <li>kernel 2's greedy tokens equal those of F32 off tensor cores (fp32 mv / mm) at every step, its logits
+ *       within 1e-5 of max |logit| of theirs (TensorCoreForwardTest's F32 bound: f32 rounding, not tf32's 2^-11).</li>
+ * </ul>
+ * The model's matrices have 64 or 96 columns (2 or 3 K-slices of 32) and 64, 96, 100, 128 or 192 rows (the
+ * classifier's 100 not a multiple of the 64-row tile).
+ */
+class Tf32KernelTest {
+    private static final ModelConfig C = new ModelConfig(64, 96, 2, 4, 2, 100, 64, 1e-5f, 10000f, false);
+    private static final int SEQUENCES = 12;
+
+    @Test
+    void kernels2And3GiveKernel1sBitsAndOffsGreedyTokens() {
+        Llama2Weights w = SyntheticLlama.weights(C, 23);
+        Llama2Tokenizer tok = SyntheticLlama.tokenizer(C.vocabSize());
+        TensorCores tc = TensorCores.EMULATE.withMinTokens(1).withF32(true);
+        List<OpenClLlama2Model> models = new ArrayList<>();
+        List<List<KvCache>> caches = new ArrayList<>();
+        try {
+            models.add(model("off", w, tok, TensorCores.OFF));
+            for (int kernel = 1; kernel <= 3; kernel++) {
+                models.add(model("tf" + kernel, w, tok, tc.withF32Kernel(kernel)));
+                String label = models.getLast().tensorCores();
+                assertTrue(label.startsWith("emulated") && label.endsWith("(3xtf32)")
+                        && label.contains("tf" + kernel) == (kernel > 1), label);
+            }
+            Random random = new Random(29);
+            int[][] next = new int[SEQUENCES][];
+            for (OpenClLlama2Model m : models) {
+                List<KvCache> c = new ArrayList<>();
+                for (int s = 0; s < SEQUENCES; s++) {
+                    c.add(m.newKvCache());
+                }
+                caches.add(c);
+            }
+            for (int s = 0; s < SEQUENCES; s++) {
+                next[s] = random.ints(21, 0, C.vocabSize()).toArray();
+            }
+            double worst = 0;
+            for (int step = 0; step < 11; step++) {
+                // step 0: one 21-token prefill per sequence; then the 12 sequences decode together
+                float[][][] logits = new float[models.size()][][];
+                for (int m = 0; m < models.size(); m++) {
+                    if (step == 0) {
+                        logits[m] = new float[SEQUENCES][];
+                        for (int s = 0; s < SEQUENCES; s++) {
+                            logits[m][s] = forward(models.get(m), List.of(caches.get(m).get(s)),
+                                    List.of(next[s]))[0];
+                        }
+                    } else {
+                        logits[m] = forward(models.get(m), caches.get(m), List.of(next));
+                    }
+                }
+                for (int s = 0; s < SEQUENCES; s++) {
+                    for (int m = 2; m < models.size(); m++) {
+                        assertArrayEquals(logits[1][s], logits[m][s], "step " + step + " sequence " + s + ": "
+                                + models.get(m).tensorCores() + " vs kernel 1");
+                    }
+                    double err = relativeError(logits[2][s], logits[0][s]);
+                    worst = Math.max(worst, err);
+                    assertTrue(err <= 1e-5, "step " + step + " sequence " + s + ": kernel 2 vs off, relative error "
+                            + err);
+                    int greedy = argmax(logits[0][s]);
+                    assertEquals(greedy, argmax(logits[2][s]), "step " + step + " sequence " + s + ": greedy token");
+                    next[s] = new int[]{greedy};
+                }
+            }
+            assertTrue(worst > 0, "3xTF32 adds in another order than fp32 mm: the logits cannot be identical");
+            for (int m = 1; m < models.size(); m++) {
+                // 12 prefills and 10 decode steps, each 2 layers x 4 passes + the classifier, all on mmt
+                assertEquals(22L * 9, models.get(m).tensorCorePasses(), models.get(m).tensorCores());
+            }
+        } finally {
+            caches.forEach(c -> c.forEach(KvCache::close));
+            models.forEach(OpenClLlama2Model::close);
+        }
+    }
+
+    @Test
+    void kernelChoiceIsValidatedAndFallsBackWhereTheStagingDoesNotFit() {
+        TensorCores tc = TensorCores.AUTO.withF32(true);
+        assertEquals("mmt64x16k32tf2<=16,mmt64x32k32tf2<=32,mmt64x64k32tf2",
+                tc.withF32Kernel(2).forWeights(Llama2Kernel.WT_F32).label(), "F32's default tiers keep the kernel");
+        assertEquals(tc.withTilesSpec(TensorCores.F32_DEFAULT_TILES.replace("tk=32", "tk=32,tf=3")),
+                tc.withF32Kernel(3).forWeights(Llama2Kernel.WT_F32));
+        // kernel 2 stages (64 + tn) x 2 tk words: 32 KiB at tn=64, tk=32; tn=32 with tk=64 needs all of 48 KiB
+        TensorCores.Tile t64 = new TensorCores.Tile(Integer.MAX_VALUE, 64, 32, 2, true, 2);
+        assertEquals(2, t64.f32Build(true));
+        assertEquals(0, t64.f32Build(false), "F16 and Q8_0 tiers ignore it");
+        assertEquals(128L * 64 * 4, t64.localBytes(false, true));
+        assertEquals(2, new TensorCores.Tile(Integer.MAX_VALUE, 16, 64, 2, true, 2).f32Build(true));
+        assertEquals(3, new TensorCores.Tile(Integer.MAX_VALUE, 32, 64, 2, true, 2).f32Build(true));
+        assertEquals(3, new TensorCores.Tile(Integer.MAX_VALUE, 16, 128, 2, true, 2).f32Build(true));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TensorCores.AUTO.withTilesSpec("tn=64,tk=32,tf=4"));
+        assertTrue(e.getMessage().contains("tf (the F32 kernel) must be 1, 2 or 3"), e.getMessage());
+        String before = System.getProperty(TensorCores.F32_KERNEL_PROPERTY);
+        System.setProperty(TensorCores.F32_KERNEL_PROPERTY, "5");
+        try {
+            e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tn=64"));
+            assertTrue(e.getMessage().contains(TensorCores.F32_KERNEL_PROPERTY) && e.getMessage().contains("'5'"),
+                    e.getMessage());
+            System.setProperty(TensorCores.F32_KERNEL_PROPERTY, "2");
+            assertEquals(2, TensorCores.AUTO.withTilesSpec("tn=64,tk=32").tiles().getFirst().f32Kernel(),
+                    "the property is the default of tiers that name none");
+        } finally {
+            if (before == null) {
+                System.clearProperty(TensorCores.F32_KERNEL_PROPERTY);
+            } else {
+                System.setProperty(TensorCores.F32_KERNEL_PROPERTY, before);
+            }
+        }
+    }
+
+    private static OpenClLlama2Model model(String name, Llama2Weights w, Llama2Tokenizer tok, TensorCores tc) {
+        return new OpenClLlama2Model(name, w, tok, OpenClTestSupport.device(), 64, TensorType.F32, Dispatch.DIRECT,
+                Matmul.HAND, tc);
+    }
+
+    private static float[][] forward(OpenClLlama2Model model, List<KvCache> caches, List<int[]> tokens) {
+        List<ForwardBatch.Entry> entries = new ArrayList<>();
+        for (int i = 0; i < caches.size(); i++) {
+            entries.add(new ForwardBatch.Entry(caches.get(i), tokens.get(i), 0, tokens.get(i).length));
+        }
+        float[][] logits = new float[caches.size()][C.vocabSize()];
+        model.forward(new ForwardBatch(entries), logits);
+        return logits;
+    }
+}
