@@ -341,7 +341,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         };
     }
 
-    /** The four properties on top of {@link #AUTO}. */
+    /** The properties on top of {@link #AUTO} ({@value #F32_KERNEL_PROPERTY} included). */
     public static TensorCores fromSystemProperties() {
         TensorCores tc = AUTO.withMode(parseMode(System.getProperty(PROPERTY)))
                 .withF32(parseF32(System.getProperty(F32_PROPERTY)));
@@ -353,7 +353,9 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
                 throw new IllegalArgumentException(MIN_TOKENS_PROPERTY + " must be an integer, got '" + min + "'");
             }
         }
-        return tc.withTilesSpec(System.getProperty(TILES_PROPERTY));
+        String spec = System.getProperty(TILES_PROPERTY);
+        // the defaults' F32 kernel as the property says now (AUTO's tiers were made when the class loaded)
+        return spec == null || spec.isBlank() ? tc.withF32Kernel(defaultF32Kernel()) : tc.withTilesSpec(spec);
     }
 
     /**

@@ -31,7 +31,7 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The device diffusion forward of tinystories-dlm on a real OpenCL device (PoCL in CI) against the engine's CPU
@@ -67,22 +67,31 @@ class OpenClDiffusionModelTest {
      * not have it: see logitsOfCanvasesMatchTheCpuModelBatchedAndAlone's drift bound).
      */
     @ParameterizedTest(name = "{0}")
-    @EnumSource(value = TensorType.class, names = {"F16", "F32"})
-    void canvasesOnTensorCoresGiveBitwiseTheSameLogitsAloneAndBatched(TensorType type) {
+    @ValueSource(strings = {"F16", "F32", "F32:tf2"})
+    void canvasesOnTensorCoresGiveBitwiseTheSameLogitsAloneAndBatched(String spec) {
         Assumptions.assumeTrue(HAND_MATMUL, "tensor cores are a hand-path kernel");
+        // F32:tf2: 3xTF32 kernel 2 (TensorCores.F32_KERNEL_PROPERTY), the default F32 tiers
+        TensorType type = TensorType.valueOf(spec.split(":")[0]);
+        String kernel = spec.contains(":tf") ? spec.substring(spec.indexOf(":tf") + 3) : null;
         String before = System.getProperty(TensorCores.PROPERTY);
         String beforeF32 = System.getProperty(TensorCores.F32_PROPERTY);
+        String beforeKernel = System.getProperty(TensorCores.F32_KERNEL_PROPERTY);
         System.setProperty(TensorCores.PROPERTY, "emulate");
         System.setProperty(TensorCores.F32_PROPERTY, "3xtf32"); // off by default
+        if (kernel != null) {
+            System.setProperty(TensorCores.F32_KERNEL_PROPERTY, kernel);
+        }
         OpenClDiffusionModel tc;
         try {
             tc = new OpenClDiffusionModel(Models.loadDiffusion(MODEL), OpenClTestSupport.device(), 0, type);
         } finally {
             restore(TensorCores.PROPERTY, before);
             restore(TensorCores.F32_PROPERTY, beforeF32);
+            restore(TensorCores.F32_KERNEL_PROPERTY, beforeKernel);
         }
         try (tc) {
             assertTrue(tc.tensorCores().contains("from 1 tokens"), tc.tensorCores());
+            assertEquals(kernel != null, tc.tensorCores().contains("k32tf" + kernel), tc.tensorCores());
             assertEquals(type == TensorType.F32, tc.tensorCores().endsWith("(3xtf32)"), tc.tensorCores());
             SplittableRandom r = new SplittableRandom(21);
             int vocab = reference.vocabSize();

@@ -57,10 +57,11 @@ import java.util.SplittableRandom;
  * DlmBatchBench [--shape llada-110m|llada-small-v32k | --model PATH] [--backend cpu,opencl] [--requests 1,8,32]
  *               [--gen 64] [--block 32] [--steps 64] [--prompts 4] [--device auto] [--dtype f32|f16|q8_0] [--threads N]
  *               [--cpu-max-requests 8] [--seed 1] [--apply parallel|serial] [--profile false|true]
- *               [--summaries true|false] [--tensor-cores auto,off]
+ *               [--summaries true|false] [--tensor-cores auto,off (or auto:tf2, ...)]
  * </pre>
  * {@code --tensor-cores}: the OpenCL backend once per mode (auto, off, emulate), in one JVM, rows "opencl tc=MODE"
- * (default: one OpenCL run with -Dstepstream.opencl.tensorCores). With {@code --dtype f32} that is 3xTF32 against
+ * (default: one OpenCL run with -Dstepstream.opencl.tensorCores); {@code MODE:tfN} runs F32 weights on 3xTF32
+ * kernel N ({@value TensorCores#F32_KERNEL_PROPERTY}), e.g. {@code auto:tf1,auto:tf2,off}. With {@code --dtype f32} that is 3xTF32 against
  * fp32 {@code mm}. An earlier mode's device model stays allocated until the bench ends (its close would close the
  * CPU model the later runs share).
  * {@code --profile true} times every device pass of the OpenCL rows by profiling events and prints the device ms
@@ -75,6 +76,29 @@ import java.util.SplittableRandom;
  */
 public final class DlmBatchBench {
     private DlmBatchBench() {
+    }
+
+    /** One --tensor-cores run: a mode (auto, off, emulate), optionally with an F32 kernel, e.g. auto:tf2. */
+    static String tensorCoreRun(String v) {
+        int colon = v.indexOf(':');
+        String mode = TensorCores.parseMode(colon < 0 ? v : v.substring(0, colon)).label();
+        if (colon < 0) {
+            return mode;
+        }
+        String kernel = v.substring(colon + 1).strip().toLowerCase(Locale.ROOT);
+        if (!kernel.matches("tf[123]")) {
+            throw new IllegalArgumentException("--tensor-cores: '" + v + "' is MODE or MODE:tfN with N the F32 kernel"
+                    + " (1, 2 or 3; " + TensorCores.F32_KERNEL_PROPERTY + ")");
+        }
+        return mode + ":" + kernel;
+    }
+
+    private static void restore(String property, String value) {
+        if (value == null) {
+            System.clearProperty(property);
+        } else {
+            System.setProperty(property, value);
+        }
     }
 
     record Options(String shape, String model, List<String> backends, int[] requests, int gen, int block, int steps,
@@ -148,8 +172,8 @@ public final class DlmBatchBench {
                         case "false", "off" -> false;
                         default -> throw new IllegalArgumentException("--summaries: true or false, got '" + v + "'");
                     };
-                    case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(","))
-                            .map(m -> TensorCores.parseMode(m).label()).distinct().toList();
+                    case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(",")).map(String::strip)
+                            .map(DlmBatchBench::tensorCoreRun).distinct().toList();
                     default -> throw new IllegalArgumentException("unknown option " + flag);
                 }
             }
@@ -240,19 +264,22 @@ public final class DlmBatchBench {
                 if (backend.startsWith("opencl")) {
                     long d0 = System.nanoTime();
                     var dev = OpenClDevices.select(o.device());
-                    String mode = backend.startsWith("opencl tc=") ? backend.substring("opencl tc=".length()) : null;
+                    String run = backend.startsWith("opencl tc=") ? backend.substring("opencl tc=".length()) : null;
+                    String mode = run == null ? null : run.split(":")[0];
+                    String kernel = run != null && run.contains(":tf") ? run.substring(run.indexOf(":tf") + 3) : null;
                     String before = System.getProperty(TensorCores.PROPERTY);
-                    if (mode != null) { // DeviceCanvases reads the mode from the property
+                    String beforeKernel = System.getProperty(TensorCores.F32_KERNEL_PROPERTY);
+                    if (mode != null) { // DeviceCanvases reads the mode (and the F32 kernel) from the properties
                         System.setProperty(TensorCores.PROPERTY, mode);
+                    }
+                    if (kernel != null) {
+                        System.setProperty(TensorCores.F32_KERNEL_PROPERTY, kernel);
                     }
                     try {
                         device = new OpenClDiffusionModel(cpu, dev, 0, o.dtype());
                     } finally {
-                        if (before == null) {
-                            System.clearProperty(TensorCores.PROPERTY);
-                        } else {
-                            System.setProperty(TensorCores.PROPERTY, before);
-                        }
+                        restore(TensorCores.PROPERTY, before);
+                        restore(TensorCores.F32_KERNEL_PROPERTY, beforeKernel);
                     }
                     m = device;
                     System.out.printf(Locale.ROOT, "opencl: %s, %s weights, tensor cores %s, uploaded in %.1f s;"
