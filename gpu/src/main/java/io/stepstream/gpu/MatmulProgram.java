@@ -549,7 +549,7 @@ public final class MatmulProgram {
             lastTensorCores = usesTensorCores(n);
             int split;
             if (lastTensorCores) {
-                lastTier = tensorCores.tierFor(n);
+                lastTier = tensorCores.tierFor(n, (shape.rows() + TensorCores.TM - 1) / TensorCores.TM, computeUnits);
                 TensorCores.Tile tile = tensorCores.tiles().get(lastTier);
                 int tileGroups = ((shape.rows() + TensorCores.TM - 1) / TensorCores.TM) * ((n + tile.tn() - 1) / tile.tn());
                 split = MatmulTiles.splitFor(tileGroups, shape.cols(), computeUnits, tile.tk(), tiles.ks(), tile.occ(),

@@ -40,7 +40,7 @@ import java.util.Locale;
  * {@value #MAX_SPLIT} slices, default 2; fr: 1 (default) the last group of a tile adds the split-K partial sums,
  * 0 a second kernel, mm_reduce, does). A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
  */
-public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f32) {
+public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f32, int fill) {
     public static final String PROPERTY = "stepstream.opencl.tensorCores";
     /** Whether F32 weights use tensor cores (3xTF32) when the mode lets F16 use them: 3xtf32 (default) or off. */
     public static final String F32_PROPERTY = "stepstream.opencl.f32TensorCores";
@@ -67,6 +67,13 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     /** F32's tiers when the tiers are the defaults: F16's token tiers with K-slices of 32 (H200 probe). */
     public static final String F32_DEFAULT_TILES = "16:tn=16,tk=32/32:tn=32,tk=32/tn=64,tk=32";
     public static final String MIN_TOKENS_PROPERTY = "stepstream.opencl.tensorCoreMinTokens";
+    /**
+     * Groups per compute unit that a pass's tier should reach (default 0: off, the tier follows the token count
+     * only): with it, a pass whose tier makes fewer groups (few row tiles, e.g. 768 rows at a few hundred tokens,
+     * where split-K is off as for diffusion canvases) runs a smaller-tn tier that makes enough. See
+     * {@link #tierFor(int, int, int)}.
+     */
+    public static final String FILL_PROPERTY = "stepstream.opencl.tensorCoreFill";
     public static final String TILES_PROPERTY = "stepstream.opencl.tensorCoreTiles";
     /** Rows of one mmt group (4 warps of 16 rows). */
     public static final int TM = 64;
@@ -174,10 +181,14 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
 
     /** F32 weights off tensor cores (the default; {@link #withF32} turns 3xTF32 on). */
     public TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
-        this(mode, minTokens, tiles, false);
+        this(mode, minTokens, tiles, false, 0);
     }
 
     public TensorCores {
+        if (fill < 0 || fill > 64) {
+            throw new IllegalArgumentException(FILL_PROPERTY + " must be 0 (off) to 64 groups per compute unit, got "
+                    + fill);
+        }
         if (mode == null) {
             throw new IllegalArgumentException(PROPERTY + ": a mode is required (auto, off or emulate)");
         }
@@ -197,38 +208,38 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     }
 
     public TensorCores withMode(Mode m) {
-        return new TensorCores(m, minTokens, tiles, f32);
+        return new TensorCores(m, minTokens, tiles, f32, fill);
     }
 
     public TensorCores withMinTokens(int tokens) {
-        return new TensorCores(mode, tokens, tiles, f32);
+        return new TensorCores(mode, tokens, tiles, f32, fill);
     }
 
     /** Whether F32 weights use tensor cores (3xTF32) when the mode is not off. */
     public TensorCores withF32(boolean on) {
-        return new TensorCores(mode, minTokens, tiles, on);
+        return new TensorCores(mode, minTokens, tiles, on, fill);
     }
 
     /** One tile of {@code tn} tokens and {@code tk} columns per slice for every token count. */
     public TensorCores withTiles(int tn, int tk) {
-        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)), f32);
+        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)), f32, fill);
     }
 
     /** These tiers with F32 kernel {@code kernel} (1, 2 or 3; see {@value #F32_KERNEL_PROPERTY}). */
     public TensorCores withF32Kernel(int kernel) {
         return new TensorCores(mode, minTokens, tiles.stream()
-                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), t.fusedReduce(), kernel)).toList(), f32);
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), t.fusedReduce(), kernel)).toList(), f32, fill);
     }
 
     /** The tiers of {@code spec} (see the class doc); null or blank: unchanged. */
     public TensorCores withTilesSpec(String spec) {
-        return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec), f32);
+        return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec), f32, fill);
     }
 
     /** These tiers with the split-K sums in mm_reduce (fr=0) everywhere. */
     public TensorCores unfused() {
         return new TensorCores(mode, minTokens, tiles.stream()
-                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false, t.f32Kernel())).toList(), f32);
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false, t.f32Kernel())).toList(), f32, fill);
     }
 
     /**
@@ -248,7 +259,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
                 return this;
             }
         }
-        return new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32).withF32Kernel(kernel);
+        return new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32, fill).withF32Kernel(kernel);
     }
 
     /** Whether a program for weight encoding {@code wtype} (Llama2Kernel.WT_*) gets the tensor-core kernels. */
@@ -265,6 +276,46 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             }
         }
         return tiles.size() - 1;
+    }
+
+    /** These settings aiming at {@code groups} groups per compute unit (0: off; see {@link #FILL_PROPERTY}). */
+    public TensorCores withFill(int groups) {
+        return new TensorCores(mode, minTokens, tiles, f32, groups);
+    }
+
+    /**
+     * The tier for a pass of {@code n} tokens over {@code rowTiles} 64-row tiles on {@code computeUnits}: {@link
+     * #tierFor(int)}, or with {@link #fill} on and that tier's groups (row tiles x token tiles) short of fill per
+     * compute unit, the tier of the largest tn below it that reaches that many (else the one with the most groups).
+     * A row's result does not depend on the tier where the K-slices start at the same columns (one K-slice, or
+     * tiers of one tk): the same mma in the same order.
+     */
+    public int tierFor(int n, int rowTiles, int computeUnits) {
+        int base = tierFor(n);
+        if (fill == 0) {
+            return base;
+        }
+        long want = (long) fill * computeUnits;
+        int baseTn = tiles.get(base).tn();
+        int pick = -1; // the largest tn (at most the base tier's; the base tier among equals) reaching the target
+        int most = base; // else the most groups
+        long mostGroups = 0;
+        for (int i = 0; i < tiles.size(); i++) {
+            Tile t = tiles.get(i);
+            if (t.tn() > baseTn) {
+                continue;
+            }
+            long groups = (long) rowTiles * ((n + t.tn() - 1) / t.tn());
+            if (groups >= want && (pick < 0 || t.tn() > tiles.get(pick).tn()
+                    || t.tn() == tiles.get(pick).tn() && i == base)) {
+                pick = i;
+            }
+            if (groups > mostGroups || groups == mostGroups && i == base) {
+                mostGroups = groups;
+                most = i;
+            }
+        }
+        return pick >= 0 ? pick : most;
     }
 
     /** Tiers separated by '/', each {@code [UPTO:]tn=N,tk=N[,occ=N]}; only the last one without UPTO. */
@@ -353,6 +404,14 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
                 throw new IllegalArgumentException(MIN_TOKENS_PROPERTY + " must be an integer, got '" + min + "'");
             }
         }
+        String fill = System.getProperty(FILL_PROPERTY);
+        if (fill != null && !fill.isBlank()) {
+            try {
+                tc = tc.withFill(Integer.parseInt(fill.strip()));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(FILL_PROPERTY + " must be an integer, got '" + fill + "'");
+            }
+        }
         String spec = System.getProperty(TILES_PROPERTY);
         // the defaults' F32 kernel as the property says now (AUTO's tiers were made when the class loaded)
         return spec == null || spec.isBlank() ? tc.withF32Kernel(defaultF32Kernel()) : tc.withTilesSpec(spec);
@@ -418,13 +477,13 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         return tiles.stream().mapToLong(t -> t.localBytes(emulated, f32Weights)).max().orElse(0);
     }
 
-    /** E.g. {@code mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64}. */
+    /** E.g. {@code mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64} (and {@code ,fill=N} with a fill). */
     public String label() {
         StringBuilder sb = new StringBuilder();
         for (Tile t : tiles) {
             sb.append(sb.isEmpty() ? "" : ",").append(t.label())
                     .append(t.upTo() == Integer.MAX_VALUE ? "" : "<=" + t.upTo());
         }
-        return sb.toString();
+        return sb + (fill == 0 ? "" : ",fill=" + fill);
     }
 }

@@ -44,6 +44,24 @@
  * x MMT_TN / 2 tokens, so each B fragment read from local memory feeds two mma triples (fragment loads per k8
  * per warp: 2 A + MMT_TN / 16 B instead of 1 A + MMT_TN / 8 B). Host contract:
  * cols, lstride0..2 multiples of 4 (16-byte loads).
+ *
+ * <p>F32 kernels (MMT_F32K; TensorCores.F32_KERNEL_PROPERTY), all with the same splits and each accumulator's
+ * three mma in the same order, hence the same bits. Per k8 step and warp at tn=64 (a warp: 32 rows x 32 tokens,
+ * 2 m16 x 4 n8 tiles), per slice of tk=32 (4 k8 steps) amortised:
+ *   kernel 1 (MMT_F32K 1, the above): 24 mma, issued as 8 back-to-back triples into one accumulator each (every
+ *     mma waits for the one before: with one warp per scheduler, as 768-row passes at a few hundred tokens have
+ *     it, the mma latency, not the pipe, sets the pace); local loads 8 A + 16 B scalar (32-bit) = 24 instructions,
+ *     3 KiB; A split at every use: 8 elements x (cvt, mask, sub, cvt) = 32 ALU; staging ~8 global loads, 12 16-byte
+ *     local stores and 64 ALU (activation split) a slice per lane, 2 barriers a slice.
+ *   kernel 2 (MMT_F32K 2): weights and activations split once when staged (mmt_stage_split) into (hi, lo) of k t
+ *     and k t+4 side by side: 24 mma as 3 rounds of 8 independent ones (lo_w hi_x on all 8 tiles, then hi_w
+ *     lo_x, then hi_w hi_x); local loads 4 A + 4 B of 16 bytes = 8 instructions, 4 KiB (the weights' lo plane
+ *     is staged too: +1 KiB); no conversion in the K loop; staging 8 global loads, 32 8-byte stores and ~128 ALU
+ *     (both splits) a slice per lane. Local memory (64 + tn) x 2 tk words, 32 KiB at tn=64, tk=32; where that
+ *     does not fit 48 KiB the host builds kernel 3 (TensorCores.Tile.f32Build).
+ *   kernel 3 (MMT_F32K 3): kernel 1's staging and loads, kernel 2's mma order (isolates the ordering).
+ * Instructions a warp issues per k8 step: ~100 (kernel 1) against ~80 (kernel 2); local bytes 4.5 against 6 KiB.
+ * Which bound holds where is the H200 probe's question (TensorCoreProbe --tiles "...,tf=N").
  */
 #if WT != 0 && WT != 1 && WT != 2
 #error "mmt multiplies F32, F16 or Q8_0 weights: build it with WT=0, 1 or 2"

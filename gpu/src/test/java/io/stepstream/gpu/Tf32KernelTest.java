@@ -33,6 +33,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  *   <li>kernel 2's greedy tokens equal those of F32 off tensor cores (fp32 mv / mm) at every step, its logits
  *       within 1e-5 of max |logit| of theirs (TensorCoreForwardTest's F32 bound: f32 rounding, not tf32's 2^-11).</li>
  * </ul>
+ * The same with {@link TensorCores#FILL_PROPERTY} on: other tiers (tn) for the same counts, the same bits.
  * The model's matrices have 64 or 96 columns (2 or 3 K-slices of 32) and 64, 96, 100, 128 or 192 rows (the
  * classifier's 100 not a multiple of the 64-row tile).
  */
@@ -55,6 +56,10 @@ class Tf32KernelTest {
                 assertTrue(label.startsWith("emulated") && label.endsWith("(3xtf32)")
                         && label.contains("tf" + kernel) == (kernel > 1), label);
             }
+            // kernel 2 with a fill no pass reaches on 2 compute units: every pass on the tier of most groups
+            // (tn=16) instead of the token count's (21-token prefills: tn=32)
+            models.add(model("tf2 fill", w, tok, tc.withF32Kernel(2).withFill(64)));
+            assertTrue(models.getLast().tensorCores().contains("fill=64"), models.getLast().tensorCores());
             Random random = new Random(29);
             int[][] next = new int[SEQUENCES][];
             for (OpenClLlama2Model m : models) {
@@ -83,7 +88,7 @@ class Tf32KernelTest {
                     }
                 }
                 for (int s = 0; s < SEQUENCES; s++) {
-                    for (int m = 2; m < models.size(); m++) {
+                    for (int m = 2; m < models.size(); m++) { // kernels 2, 3 and 2 with the fill
                         assertArrayEquals(logits[1][s], logits[m][s], "step " + step + " sequence " + s + ": "
                                 + models.get(m).tensorCores() + " vs kernel 1");
                     }
@@ -105,6 +110,25 @@ class Tf32KernelTest {
             caches.forEach(c -> c.forEach(KvCache::close));
             models.forEach(OpenClLlama2Model::close);
         }
+    }
+
+    /** F32's default tiers (tn 16 / 32 / 64, all tk=32) on an H200's 132 compute units. */
+    @Test
+    void fillPicksTheLargestTileThatMakesEnoughGroups() {
+        TensorCores tc = TensorCores.AUTO.withF32(true).forWeights(Llama2Kernel.WT_F32);
+        assertEquals(2, tc.tierFor(600, 12, 132), "fill off: the token count's tier");
+        TensorCores fill = tc.withFill(2);
+        // 768 rows (12 row tiles) at 600 tokens: tn=64 120 groups, tn=32 228, tn=16 456 of the 264 wanted
+        assertEquals(0, fill.tierFor(600, 12, 132));
+        // 2304 rows: tn=64 already makes 360
+        assertEquals(2, fill.tierFor(600, 36, 132));
+        // 1,200 tokens over 768 rows: tn=32 makes 456
+        assertEquals(1, fill.tierFor(1200, 12, 132));
+        // nothing reaches it: the most groups; never a larger tn than the count's own tier
+        assertEquals(0, fill.tierFor(40, 1, 132));
+        assertEquals(0, fill.tierFor(10, 1000, 132));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> tc.withFill(-1));
+        assertTrue(e.getMessage().contains(TensorCores.FILL_PROPERTY), e.getMessage());
     }
 
     @Test
