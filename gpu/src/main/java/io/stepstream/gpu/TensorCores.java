@@ -38,7 +38,8 @@ import java.util.Locale;
  * but the last tier; tn: tokens per group, a multiple of 16 up to 128; tk: K-slice, 32, 64 or 128, deeper
  * slices put more weight bytes in flight per group; occ: split-K aims at that many groups per compute unit, up to
  * {@value #MAX_SPLIT} slices, default 2; fr: 1 (default) the last group of a tile adds the split-K partial sums,
- * 0 a second kernel, mm_reduce, does). A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
+ * 0 a second kernel, mm_reduce, does; tf: F32's 3xTF32 kernel, 1, 2 or 3, default {@value #F32_KERNEL_PROPERTY}).
+ * {@value #FILL_PROPERTY} (default 0, off) lets a pass short of groups take a smaller-tn tier. A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
  */
 public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f32, int fill) {
     public static final String PROPERTY = "stepstream.opencl.tensorCores";
