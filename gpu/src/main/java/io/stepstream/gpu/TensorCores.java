@@ -140,15 +140,15 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
 
         /**
          * The F32 kernel this tier builds (0 for F16 and Q8_0): {@link #f32Kernel}, except that 2 falls back to 3
-         * where its staging, (64 + tn) x 2 tk words, does not fit {@link #STAGE_SPLIT_BYTES} (tn=64 with tk=32
-         * does: 32 KiB; tk=64 needs tn <= 16, tk=128 more than any tn).
+         * where its staging, (64 + tn) x 2 tk words, does not fit {@link #STAGE_SPLIT_BYTES} (tk=32 fits every
+         * tn up to 128, tk=64 tn up to 32, tk=128 none).
          */
         public int f32Build(boolean f32) {
             if (!f32) {
                 return 0;
             }
-            // 16 bytes for the kernel's other local variable (lastOfTile) and alignment
-            return f32Kernel == 2 && 4L * (TM + tn) * 2 * tk + 16 > STAGE_SPLIT_BYTES ? 3 : f32Kernel;
+            // kernel 2 keeps its one other local variable (the split-K flag) in the staging memory: all 48 KiB
+            return f32Kernel == 2 && 4L * (TM + tn) * 2 * tk > STAGE_SPLIT_BYTES ? 3 : f32Kernel;
         }
 
         /**

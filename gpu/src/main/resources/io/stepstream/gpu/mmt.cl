@@ -181,7 +181,13 @@ inline void mmt_stage_split(__local uint *block, int kc, float4 v, int tk) {
 __kernel __attribute__((reqd_work_group_size(MMT_WG, 1, 1)))
 void MMT_NAME(MATMUL_ARGS) {
     __local uint4 lmem[MMT_LOCAL_UINT4];
+#if MMT_F32K == 2
+    // kernel 2 may take all 48 KiB for lmem (tn=128 or tk=64 with tn=32): the fused split-K's flag lives in
+    // lmem's first word, written only after a barrier that follows the last read of the output tile
+#define lastOfTile (*(__local int *)lmem)
+#else
     __local int lastOfTile;
+#endif
     __local uint *ws = (__local uint *)lmem;    // [row][k-pair] during the K loop
     __local uint *xs = ws + MMT_TM * MMT_S;     // [token][k-pair] during the K loop (MMT_XSPLIT: tf32 hi [token][k])
 #ifdef MMT_XSPLIT
@@ -548,3 +554,4 @@ void MMT_NAME(MATMUL_ARGS) {
 #undef MMT_XSPLIT
 #undef MMT_F32K
 #undef MMT_F2
+#undef lastOfTile

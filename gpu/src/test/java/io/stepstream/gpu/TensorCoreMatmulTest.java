@@ -153,7 +153,8 @@ class TensorCoreMatmulTest {
         }
         // F32 kernels 2 (both operands split when staged, interleaved; mma product by product) and 3 (kernel 1's
         // staging, kernel 2's mma order): the default F32 tiers from one token, odd counts, tk=64 and 128 (kernel
-        // 2 where (64 + tn) x 2 tk words fit 48 KiB, else kernel 3), split-K fused and with mm_reduce
+        // 2 where (64 + tn) x 2 tk words fit 48 KiB, else kernel 3: tn=16 / 32 with tk=64 are 2, tn=16 with
+        // tk=128 and tn=64 with tk=64 are 3), split-K fused and with mm_reduce
         for (int kernel : new int[]{2, 3}) {
             TensorCores k = any.withF32Kernel(kernel);
             for (int tokens : new int[]{1, 3, 16, 17, 33, 70}) {
@@ -165,6 +166,9 @@ class TensorCoreMatmulTest {
             out.add(Arguments.of(70, k.withTilesSpec("tn=64,tk=64,tf=" + kernel), ONE_TOKEN_MV.with("ks=1")));
             out.add(Arguments.of(21, k, ONE_TOKEN_MV.with("ks=3")));
             out.add(Arguments.of(45, k.withTilesSpec("tn=32,tk=32,fr=0,tf=" + kernel), ONE_TOKEN_MV.with("ks=2")));
+            // tn=128: each warp 32 rows x 64 tokens, all 48 KiB staged (kernel 2); fused split-K's flag in it too
+            out.add(Arguments.of(70, k.withTilesSpec("tn=128,tk=32,tf=" + kernel), ONE_TOKEN_MV.with("ks=1")));
+            out.add(Arguments.of(61, k.withTilesSpec("tn=128,tk=32,tf=" + kernel), ONE_TOKEN_MV.with("ks=2")));
         }
         return out.stream();
     }

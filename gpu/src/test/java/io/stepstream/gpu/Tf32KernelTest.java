@@ -60,6 +60,9 @@ class Tf32KernelTest {
             // (tn=16) instead of the token count's (21-token prefills: tn=32)
             models.add(model("tf2 fill", w, tok, tc.withF32Kernel(2).withFill(64)));
             assertTrue(models.getLast().tensorCores().contains("fill=64"), models.getLast().tensorCores());
+            // kernel 2 on one 128-token tile (each warp 32 rows x 64 tokens, all 48 KiB of staging)
+            models.add(model("tf2 tn=128", w, tok, tc.withTilesSpec("tn=128,tk=32,tf=2")));
+            assertTrue(models.getLast().tensorCores().contains("mmt64x128k32tf2"), models.getLast().tensorCores());
             Random random = new Random(29);
             int[][] next = new int[SEQUENCES][];
             for (OpenClLlama2Model m : models) {
@@ -88,7 +91,7 @@ class Tf32KernelTest {
                     }
                 }
                 for (int s = 0; s < SEQUENCES; s++) {
-                    for (int m = 2; m < models.size(); m++) { // kernels 2, 3 and 2 with the fill
+                    for (int m = 2; m < models.size(); m++) { // kernels 2, 3, 2 with the fill, 2 at tn=128
                         assertArrayEquals(logits[1][s], logits[m][s], "step " + step + " sequence " + s + ": "
                                 + models.get(m).tensorCores() + " vs kernel 1");
                     }
@@ -138,13 +141,16 @@ class Tf32KernelTest {
                 tc.withF32Kernel(2).forWeights(Llama2Kernel.WT_F32).label(), "F32's default tiers keep the kernel");
         assertEquals(tc.withTilesSpec(TensorCores.F32_DEFAULT_TILES.replace("tk=32", "tk=32,tf=3")),
                 tc.withF32Kernel(3).forWeights(Llama2Kernel.WT_F32));
-        // kernel 2 stages (64 + tn) x 2 tk words: 32 KiB at tn=64, tk=32; tn=32 with tk=64 needs all of 48 KiB
+        // kernel 2 stages (64 + tn) x 2 tk words: 32 KiB at tn=64, tk=32; tn=128 (tk=32) and tn=32 (tk=64) all 48
         TensorCores.Tile t64 = new TensorCores.Tile(Integer.MAX_VALUE, 64, 32, 2, true, 2);
         assertEquals(2, t64.f32Build(true));
         assertEquals(0, t64.f32Build(false), "F16 and Q8_0 tiers ignore it");
         assertEquals(128L * 64 * 4, t64.localBytes(false, true));
         assertEquals(2, new TensorCores.Tile(Integer.MAX_VALUE, 16, 64, 2, true, 2).f32Build(true));
-        assertEquals(3, new TensorCores.Tile(Integer.MAX_VALUE, 32, 64, 2, true, 2).f32Build(true));
+        assertEquals(2, new TensorCores.Tile(Integer.MAX_VALUE, 32, 64, 2, true, 2).f32Build(true));
+        assertEquals(2, new TensorCores.Tile(Integer.MAX_VALUE, 128, 32, 2, true, 2).f32Build(true));
+        assertEquals(48L * 1024, new TensorCores.Tile(Integer.MAX_VALUE, 128, 32, 2, true, 2).localBytes(false, true));
+        assertEquals(3, new TensorCores.Tile(Integer.MAX_VALUE, 48, 64, 2, true, 2).f32Build(true));
         assertEquals(3, new TensorCores.Tile(Integer.MAX_VALUE, 16, 128, 2, true, 2).f32Build(true));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> TensorCores.AUTO.withTilesSpec("tn=64,tk=32,tf=4"));
