@@ -20,6 +20,8 @@ import java.util.List;
  * Not thread-safe: one step at a time.
  */
 final class DeviceCanvases implements AutoCloseable {
+    /** Groups per compute unit F32 canvases' passes aim at (TensorCores.FILL_PROPERTY overrides). */
+    static final int CANVAS_FILL = 2;
     /** KV blocks reserved when none are asked for: this many canvases of full context, if the 2 GiB limit allows. */
     static final int DEFAULT_CANVASES = 64;
     /** Token rows of one launch at most (activation buffers scale with it). */
@@ -87,6 +89,16 @@ final class DeviceCanvases implements AutoCloseable {
             tensorCores = tensorCores.withMinTokens(1);
             if (System.getProperty(MatmulTiles.PROPERTY) == null) {
                 tiles = tiles.with("ks=1");
+            }
+            // ... on mmt, a split-K by the matrix's shape only (TensorCores.ShapeSplit; F32's default auto, F16's
+            // and Q8_0's off): as invariant, and 2-4x the groups of small-row passes (768 rows at a few hundred
+            // tokens: 120 groups on 132 H200 SMs with one slice); and (F32 by default) a pass still short of 2
+            // groups per compute unit takes a smaller-tn tier (the same bits: the canvases' tiers share one tk)
+            boolean f32 = wtype == Llama2Kernel.WT_F32;
+            tensorCores = tensorCores.withShapeSplit(TensorCores.ShapeSplit.parse(
+                    System.getProperty(TensorCores.SHAPE_SPLIT_PROPERTY, f32 ? "auto" : "off")));
+            if (f32 && System.getProperty(TensorCores.FILL_PROPERTY) == null) {
+                tensorCores = tensorCores.withFill(CANVAS_FILL);
             }
         }
         this.device = new DeviceLlama2(asLlama, device, blocks, weightType, dispatch, Matmul.fromSystemProperty(),

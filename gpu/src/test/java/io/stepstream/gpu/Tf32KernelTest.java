@@ -119,19 +119,50 @@ class Tf32KernelTest {
     @Test
     void fillPicksTheLargestTileThatMakesEnoughGroups() {
         TensorCores tc = TensorCores.AUTO.withF32(true).forWeights(Llama2Kernel.WT_F32);
-        assertEquals(2, tc.tierFor(600, 12, 132), "fill off: the token count's tier");
+        assertEquals(2, tc.tierFor(600, 768, 768, 132), "fill off: the token count's tier");
         TensorCores fill = tc.withFill(2);
         // 768 rows (12 row tiles) at 600 tokens: tn=64 120 groups, tn=32 228, tn=16 456 of the 264 wanted
-        assertEquals(0, fill.tierFor(600, 12, 132));
+        assertEquals(0, fill.tierFor(600, 768, 768, 132));
         // 2304 rows: tn=64 already makes 360
-        assertEquals(2, fill.tierFor(600, 36, 132));
+        assertEquals(2, fill.tierFor(600, 2304, 768, 132));
         // 1,200 tokens over 768 rows: tn=32 makes 456
-        assertEquals(1, fill.tierFor(1200, 12, 132));
+        assertEquals(1, fill.tierFor(1200, 768, 768, 132));
         // nothing reaches it: the most groups; never a larger tn than the count's own tier
-        assertEquals(0, fill.tierFor(40, 1, 132));
-        assertEquals(0, fill.tierFor(10, 1000, 132));
+        assertEquals(0, fill.tierFor(40, 64, 768, 132));
+        assertEquals(0, fill.tierFor(10, 64000, 768, 132));
+        // a split by shape counts: 768x768 in 3 slices makes 360 groups at tn=64
+        assertEquals(2, fill.withShapeSplit(TensorCores.AUTO_SPLIT).tierFor(600, 768, 768, 132));
+        assertEquals(1, fill.withShapeSplit(TensorCores.AUTO_SPLIT).tierFor(300, 768, 768, 132));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> tc.withFill(-1));
         assertTrue(e.getMessage().contains(TensorCores.FILL_PROPERTY), e.getMessage());
+    }
+
+    /** The canvases' split-K by shape: never by token count. */
+    @Test
+    void shapeSplitFollowsTheShapeOnly() {
+        TensorCores.ShapeSplit auto = TensorCores.ShapeSplit.parse("auto");
+        assertEquals(TensorCores.AUTO_SPLIT, auto);
+        assertEquals(3, auto.slices(768, 768));
+        assertEquals(4, auto.slices(768, 2048));
+        assertEquals(2, auto.slices(2304, 768));
+        assertEquals(1, auto.slices(4096, 768));
+        assertEquals(1, auto.slices(32000, 768));
+        assertEquals(0, TensorCores.ShapeSplit.parse("off").slices(768, 768), "off: the tiers' rule");
+        assertEquals(new TensorCores.ShapeSplit(128, 1024), TensorCores.ShapeSplit.parse(" 128/1024 "));
+        TensorCores tc = TensorCores.AUTO.withF32(true).forWeights(Llama2Kernel.WT_F32).withShapeSplit(auto);
+        assertEquals(3, tc.fixedSplit(2, 768, 768));
+        assertEquals(1, tc.fixedSplit(2, 768, 32), "at most the K-slices in the columns");
+        assertTrue(tc.label().endsWith(",split=256/3072"), tc.label());
+        // a tier's own ks comes first
+        TensorCores tier = TensorCores.AUTO.withTilesSpec("tn=64,tk=32,ks=2").withShapeSplit(auto);
+        assertEquals(2, tier.fixedSplit(0, 768, 768));
+        assertEquals("mmt64x64k32s2", tier.tiles().getFirst().label());
+        assertEquals(0, TensorCores.AUTO.fixedSplit(0, 768, 768), "neither: MatmulTiles and occ decide");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TensorCores.ShapeSplit.parse("256"));
+        assertTrue(e.getMessage().contains(TensorCores.SHAPE_SPLIT_PROPERTY), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("ks=17"));
+        assertTrue(e.getMessage().contains("ks (a fixed split-K)"), e.getMessage());
     }
 
     @Test

@@ -60,8 +60,10 @@ import java.util.SplittableRandom;
  *               [--summaries true|false] [--tensor-cores auto,off (or auto:tf2, ...)]
  * </pre>
  * {@code --tensor-cores}: the OpenCL backend once per mode (auto, off, emulate), in one JVM, rows "opencl tc=MODE"
- * (default: one OpenCL run with -Dstepstream.opencl.tensorCores); {@code MODE:tfN} runs F32 weights on 3xTF32
- * kernel N ({@value TensorCores#F32_KERNEL_PROPERTY}), e.g. {@code auto:tf1,auto:tf2,off}. With {@code --dtype f32} that is 3xTF32 against
+ * (default: one OpenCL run with -Dstepstream.opencl.tensorCores); options after the mode: {@code :tfN} the 3xTF32
+ * kernel of F32 weights ({@value TensorCores#F32_KERNEL_PROPERTY}), {@code :split=off|auto|COLS/ROWS} the
+ * canvases' split-K by shape ({@value TensorCores#SHAPE_SPLIT_PROPERTY}), {@code :fill=N}
+ * ({@value TensorCores#FILL_PROPERTY}), e.g. {@code auto:tf1,auto:tf1:split=auto:fill=2,off}. With {@code --dtype f32} that is 3xTF32 against
  * fp32 {@code mm}. An earlier mode's device model stays allocated until the bench ends (its close would close the
  * CPU model the later runs share).
  * {@code --profile true} times every device pass of the OpenCL rows by profiling events and prints the device ms
@@ -78,19 +80,37 @@ public final class DlmBatchBench {
     private DlmBatchBench() {
     }
 
-    /** One --tensor-cores run: a mode (auto, off, emulate), optionally with an F32 kernel, e.g. auto:tf2. */
+    /**
+     * One --tensor-cores run: a mode (auto, off, emulate), then optionally {@code :tfN} (the F32 kernel),
+     * {@code :split=off|auto|COLS/ROWS} (the canvases' split-K by shape) and {@code :fill=N} (groups per compute
+     * unit), e.g. {@code auto:tf1:split=auto:fill=2}.
+     */
     static String tensorCoreRun(String v) {
-        int colon = v.indexOf(':');
-        String mode = TensorCores.parseMode(colon < 0 ? v : v.substring(0, colon)).label();
-        if (colon < 0) {
-            return mode;
+        String[] parts = v.split(":");
+        StringBuilder run = new StringBuilder(TensorCores.parseMode(parts[0]).label());
+        for (int i = 1; i < parts.length; i++) {
+            String p = parts[i].strip().toLowerCase(Locale.ROOT);
+            runProperty(p, v); // validates
+            run.append(':').append(p);
         }
-        String kernel = v.substring(colon + 1).strip().toLowerCase(Locale.ROOT);
-        if (!kernel.matches("tf[123]")) {
-            throw new IllegalArgumentException("--tensor-cores: '" + v + "' is MODE or MODE:tfN with N the F32 kernel"
-                    + " (1, 2 or 3; " + TensorCores.F32_KERNEL_PROPERTY + ")");
+        return run.toString();
+    }
+
+    /** The system property and value of one run option ({@link #tensorCoreRun}). */
+    private static String[] runProperty(String option, String run) {
+        String[] kv;
+        if (option.matches("tf[123]")) {
+            kv = new String[]{TensorCores.F32_KERNEL_PROPERTY, option.substring(2)};
+        } else if (option.startsWith("split=")) {
+            TensorCores.ShapeSplit.parse(option.substring(6));
+            kv = new String[]{TensorCores.SHAPE_SPLIT_PROPERTY, option.substring(6)};
+        } else if (option.matches("fill=\\d+")) {
+            kv = new String[]{TensorCores.FILL_PROPERTY, option.substring(5)};
+        } else {
+            throw new IllegalArgumentException("--tensor-cores: '" + run + "' is MODE[:tfN][:split=off|auto|C/R]"
+                    + "[:fill=N]");
         }
-        return mode + ":" + kernel;
+        return kv;
     }
 
     private static void restore(String property, String value) {
@@ -265,21 +285,25 @@ public final class DlmBatchBench {
                     long d0 = System.nanoTime();
                     var dev = OpenClDevices.select(o.device());
                     String run = backend.startsWith("opencl tc=") ? backend.substring("opencl tc=".length()) : null;
-                    String mode = run == null ? null : run.split(":")[0];
-                    String kernel = run != null && run.contains(":tf") ? run.substring(run.indexOf(":tf") + 3) : null;
-                    String before = System.getProperty(TensorCores.PROPERTY);
-                    String beforeKernel = System.getProperty(TensorCores.F32_KERNEL_PROPERTY);
-                    if (mode != null) { // DeviceCanvases reads the mode (and the F32 kernel) from the properties
-                        System.setProperty(TensorCores.PROPERTY, mode);
+                    // DeviceCanvases reads the mode and the run's options from system properties
+                    java.util.Map<String, String> props = new java.util.LinkedHashMap<>();
+                    if (run != null) {
+                        String[] parts = run.split(":");
+                        props.put(TensorCores.PROPERTY, parts[0]);
+                        for (int i = 1; i < parts.length; i++) {
+                            String[] kv = runProperty(parts[i], run);
+                            props.put(kv[0], kv[1]);
+                        }
                     }
-                    if (kernel != null) {
-                        System.setProperty(TensorCores.F32_KERNEL_PROPERTY, kernel);
-                    }
+                    java.util.Map<String, String> before = new java.util.HashMap<>();
+                    props.forEach((k, val) -> {
+                        before.put(k, System.getProperty(k));
+                        System.setProperty(k, val);
+                    });
                     try {
                         device = new OpenClDiffusionModel(cpu, dev, 0, o.dtype());
                     } finally {
-                        restore(TensorCores.PROPERTY, before);
-                        restore(TensorCores.F32_KERNEL_PROPERTY, beforeKernel);
+                        before.forEach(DlmBatchBench::restore);
                     }
                     m = device;
                     System.out.printf(Locale.ROOT, "opencl: %s, %s weights, tensor cores %s, uploaded in %.1f s;"
