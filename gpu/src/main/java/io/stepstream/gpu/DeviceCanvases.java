@@ -90,13 +90,13 @@ final class DeviceCanvases implements AutoCloseable {
             if (System.getProperty(MatmulTiles.PROPERTY) == null) {
                 tiles = tiles.with("ks=1");
             }
-            // ... on mmt, a split-K by the matrix's shape only (TensorCores.ShapeSplit; F32's default auto, F16's
-            // and Q8_0's off): as invariant, and 2-4x the groups of small-row passes (768 rows at a few hundred
-            // tokens: 120 groups on 132 H200 SMs with one slice); and (F32 by default) a pass still short of 2
-            // groups per compute unit takes a smaller-tn tier (the same bits: the canvases' tiers share one tk)
+            // ... on mmt, or a split-K by the matrix's shape only (TensorCores.ShapeSplit, default off: on the H200
+            // it won at 75 tokens and lost at 600+); and (F32) a pass short of 2 groups per compute unit takes a
+            // smaller-tn tier (the same bits: the canvases' tiers share one tk): 768-row passes at a few hundred
+            // tokens make 120 groups on 132 SMs at tn=64 (H200: N=1 320 -> 459 tok/s, N=8 1,450 -> 1,500)
             boolean f32 = wtype == Llama2Kernel.WT_F32;
             tensorCores = tensorCores.withShapeSplit(TensorCores.ShapeSplit.parse(
-                    System.getProperty(TensorCores.SHAPE_SPLIT_PROPERTY, f32 ? "auto" : "off")));
+                    System.getProperty(TensorCores.SHAPE_SPLIT_PROPERTY, "off")));
             if (f32 && System.getProperty(TensorCores.FILL_PROPERTY) == null) {
                 tensorCores = tensorCores.withFill(CANVAS_FILL);
             }

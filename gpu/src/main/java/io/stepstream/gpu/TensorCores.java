@@ -38,7 +38,7 @@ import java.util.Locale;
  * but the last tier; tn: tokens per group, a multiple of 16 up to 128; tk: K-slice, 32, 64 or 128, deeper
  * slices put more weight bytes in flight per group; occ: split-K aims at that many groups per compute unit, up to
  * {@value #MAX_SPLIT} slices, default 2; fr: 1 (default) the last group of a tile adds the split-K partial sums,
- * 0 a second kernel, mm_reduce, does; tf: F32's 3xTF32 kernel, 1, 2 or 3, default {@value #F32_KERNEL_PROPERTY}).
+ * 0 a second kernel, mm_reduce, does; ks: a split-K fixed for the tier, 0 (default) by MatmulTiles and occ).
  * {@value #FILL_PROPERTY} (default 0, off) lets a pass short of groups take a smaller-tn tier. A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
  */
 public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f32, int fill,
@@ -53,17 +53,6 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
      * built.
      */
     public static final String TF32_STAGE_SPLIT_PROPERTY = "stepstream.opencl.tf32StageSplit";
-    /**
-     * Which 3xTF32 kernel F32 tiers build when their spec names none ({@code tf=N}): {@code 1} (default) the
-     * session-5 kernel (weights staged as f32 and split by each warp at every k8 step, activations split once when
-     * staged, the three mma of one accumulator back to back); {@code 2} both operands split once when staged into
-     * an interleaved hi/lo layout (one 16-byte local load per fragment row, no conversion in the K loop) and the
-     * mma issued product by product across the warp's tiles (lo_w hi_x for every tile, then hi_w lo_x, then
-     * hi_w hi_x), so that consecutive mma are independent; {@code 3} kernel 1's staging with kernel 2's mma
-     * order. All three give the same bits (the same splits, the same three mma per accumulator in the same
-     * order). Read when the tiers are made (at startup for the defaults).
-     */
-    public static final String F32_KERNEL_PROPERTY = "stepstream.opencl.tf32Kernel";
     /** The local memory a tier's staging may take for the staged split: OpenCL's (and NVIDIA's) 48 KiB per group. */
     public static final long STAGE_SPLIT_BYTES = 48 * 1024;
     /** F32's tiers when the tiers are the defaults: F16's token tiers with K-slices of 32 (H200 probe). */
@@ -99,25 +88,16 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     }
 
     /** One kernel build: used for passes of up to {@code upTo} tokens (the last tier: any count). */
-    public record Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce, int f32Kernel, int ks) {
-        /** A tier with the F32 kernel generation of {@value #F32_KERNEL_PROPERTY} (default 1). */
-        public Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce) {
-            this(upTo, tn, tk, occ, fusedReduce, defaultF32Kernel());
-        }
-
+    public record Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce, int ks) {
         /** A tier whose split-K follows MatmulTiles and occ (ks 0). */
-        public Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce, int f32Kernel) {
-            this(upTo, tn, tk, occ, fusedReduce, f32Kernel, 0);
+        public Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce) {
+            this(upTo, tn, tk, occ, fusedReduce, 0);
         }
 
         public Tile {
             if (ks < 0 || ks > MAX_SPLIT) {
                 throw new IllegalArgumentException(TILES_PROPERTY + ": ks (a fixed split-K) must be 0 (auto) to "
                         + MAX_SPLIT + ", got " + ks);
-            }
-            if (f32Kernel < 1 || f32Kernel > 3) {
-                throw new IllegalArgumentException(TILES_PROPERTY + ": tf (the F32 kernel) must be 1, 2 or 3, got "
-                        + f32Kernel);
             }
             if (upTo < 1) {
                 throw new IllegalArgumentException(TILES_PROPERTY + ": a tier's token bound must be >= 1, got " + upTo);
@@ -136,11 +116,9 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
 
         /** The OpenCL C macros of this tier's kernel, named {@code name}; {@code f32}: for F32 weights. */
         String macros(String name, boolean f32) {
-            int k = f32Build(f32);
             return "#define MMT_NAME " + name + "\n#define MMT_TN " + tn + "\n#define MMT_TK " + tk
                     + "\n#define MMT_FUSED " + (fusedReduce ? 1 : 0) + "\n"
-                    + (k > 1 ? "#define MMT_F32K " + k + "\n" : "")
-                    + (k != 2 && stageSplit(f32) ? "#define MMT_XSPLIT 1\n" : "");
+                    + (stageSplit(f32) ? "#define MMT_XSPLIT 1\n" : "");
         }
 
         /** Whether this tier of F32 weights stages the activations split (the switch on, and the tile fits). */
@@ -148,18 +126,6 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             return f32 && stageSplitOn() && 4L * (TM + 2L * tn) * (tk + 4) <= STAGE_SPLIT_BYTES;
         }
 
-        /**
-         * The F32 kernel this tier builds (0 for F16 and Q8_0): {@link #f32Kernel}, except that 2 falls back to 3
-         * where its staging, (64 + tn) x 2 tk words, does not fit {@link #STAGE_SPLIT_BYTES} (tk=32 fits every
-         * tn up to 128, tk=64 tn up to 32, tk=128 none).
-         */
-        public int f32Build(boolean f32) {
-            if (!f32) {
-                return 0;
-            }
-            // kernel 2 keeps its one other local variable (the split-K flag) in the staging memory: all 48 KiB
-            return f32Kernel == 2 && 4L * (TM + tn) * 2 * tk > STAGE_SPLIT_BYTES ? 3 : f32Kernel;
-        }
 
         /**
          * Local memory of one group for F16 or Q8_0 weights: the staged weights and activations, or the output
@@ -175,14 +141,14 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
          */
         public long localBytes(boolean emulated, boolean f32) {
             long s = f32 ? tk + 4 : tk / 2 + 4;
-            long stage = f32Build(f32) == 2 ? (TM + tn) * 2L * tk : (TM + (stageSplit(f32) ? 2L : 1L) * tn) * s;
+            long stage = (TM + (stageSplit(f32) ? 2L : 1L) * tn) * s;
             long out = (long) tn * (TM + 1);
             return 4L * ((Math.max(stage, out) + 3) / 4 * 4 + (emulated ? (WG / 32) * 192 : 0));
         }
 
         public String label() {
             return "mmt" + TM + "x" + tn + "k" + tk + (occ == 2 ? "" : "o" + occ) + (fusedReduce ? "" : "+reduce")
-                    + (f32Kernel == 1 ? "" : "tf" + f32Kernel) + (ks == 0 ? "" : "s" + ks);
+                    + (ks == 0 ? "" : "s" + ks);
         }
     }
 
@@ -240,12 +206,6 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
                 shapeSplit);
     }
 
-    /** These tiers with F32 kernel {@code kernel} (1, 2 or 3; see {@value #F32_KERNEL_PROPERTY}). */
-    public TensorCores withF32Kernel(int kernel) {
-        return new TensorCores(mode, minTokens, tiles.stream()
-                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), t.fusedReduce(), kernel, t.ks())).toList(), f32, fill,
-                shapeSplit);
-    }
 
     /** The tiers of {@code spec} (see the class doc); null or blank: unchanged. */
     public TensorCores withTilesSpec(String spec) {
@@ -256,29 +216,17 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     /** These tiers with the split-K sums in mm_reduce (fr=0) everywhere. */
     public TensorCores unfused() {
         return new TensorCores(mode, minTokens, tiles.stream()
-                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false, t.f32Kernel(), t.ks())).toList(), f32,
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false, t.ks())).toList(), f32,
                 fill, shapeSplit);
     }
 
     /**
-     * These settings for a program of weight encoding {@code wtype}: F32 with the default tiers (whatever their
-     * F32 kernel, which it keeps) gets {@link #F32_DEFAULT_TILES}; anything else as it is.
+     * These settings for a program of weight encoding {@code wtype}: F32 with the default tiers gets
+     * {@link #F32_DEFAULT_TILES}; anything else as it is.
      */
     public TensorCores forWeights(int wtype) {
-        if (wtype != Llama2Kernel.WT_F32 || tiles.size() != AUTO.tiles().size()) {
-            return this;
-        }
-        int kernel = tiles.getFirst().f32Kernel();
-        for (int i = 0; i < tiles.size(); i++) {
-            Tile t = tiles.get(i);
-            Tile d = AUTO.tiles().get(i);
-            if (t.f32Kernel() != kernel || !t.equals(new Tile(d.upTo(), d.tn(), d.tk(), d.occ(), d.fusedReduce(),
-                    kernel))) {
-                return this;
-            }
-        }
-        return new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32, fill, shapeSplit)
-                .withF32Kernel(kernel);
+        return wtype == Llama2Kernel.WT_F32 && tiles.equals(AUTO.tiles())
+                ? new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32, fill, shapeSplit) : this;
     }
 
     /** Whether a program for weight encoding {@code wtype} (Llama2Kernel.WT_*) gets the tensor-core kernels. */
@@ -434,22 +382,20 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             int tk = 64;
             int occ = 2;
             int fused = 1;
-            int f32Kernel = defaultF32Kernel();
             int ks = 0;
             for (String pair : tier.split(",")) {
                 String[] kv = pair.split("=", 2);
                 String key = kv[0].strip().toLowerCase(Locale.ROOT);
                 if (kv.length != 2 || !(key.equals("tn") || key.equals("tk") || key.equals("occ") || key.equals("fr")
-                        || key.equals("tf") || key.equals("ks"))) {
+                        || key.equals("ks"))) {
                     throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N, tk=N, occ=N,"
-                            + " fr=0|1, tf=1|2|3 or ks=N");
+                            + " fr=0|1 or ks=N");
                 }
                 int value = intOf(kv[1], pair);
                 switch (key) {
                     case "tn" -> tn = value;
                     case "tk" -> tk = value;
                     case "occ" -> occ = value;
-                    case "tf" -> f32Kernel = value;
                     case "ks" -> ks = value;
                     default -> fused = value;
                 }
@@ -458,7 +404,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
                 throw new IllegalArgumentException(TILES_PROPERTY + ": fr must be 0 or 1, got " + fused);
             }
             out.add(new Tile(colon >= 0 && i == tiers.length - 1 ? Integer.MAX_VALUE : upTo, tn, tk, occ, fused == 1,
-                    f32Kernel, ks));
+                    ks));
         }
         return out;
     }
@@ -491,7 +437,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         };
     }
 
-    /** The properties on top of {@link #AUTO} ({@value #F32_KERNEL_PROPERTY} included). */
+    /** The properties on top of {@link #AUTO}. */
     public static TensorCores fromSystemProperties() {
         TensorCores tc = AUTO.withMode(parseMode(System.getProperty(PROPERTY)))
                 .withF32(parseF32(System.getProperty(F32_PROPERTY)));
@@ -511,9 +457,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
                 throw new IllegalArgumentException(FILL_PROPERTY + " must be an integer, got '" + fill + "'");
             }
         }
-        String spec = System.getProperty(TILES_PROPERTY);
-        // the defaults' F32 kernel as the property says now (AUTO's tiers were made when the class loaded)
-        return spec == null || spec.isBlank() ? tc.withF32Kernel(defaultF32Kernel()) : tc.withTilesSpec(spec);
+        return tc.withTilesSpec(System.getProperty(TILES_PROPERTY));
     }
 
     /**
@@ -528,17 +472,6 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     /** As above for weight encoding {@code wtype}: F32 (3xTF32) has no XH, its activations stay f32 everywhere. */
     public String defines(int ptx, int wtype) {
         return " -DMMT=1" + (wtype == Llama2Kernel.WT_F32 ? "" : " -DXH=1") + (ptx > 0 ? " -DMMA_PTX=" + ptx : "");
-    }
-
-    /** {@value #F32_KERNEL_PROPERTY}: 1 (default), 2 or 3, the F32 kernel of tiers that do not name one (tf=N). */
-    static int defaultF32Kernel() {
-        String v = System.getProperty(F32_KERNEL_PROPERTY, "1").strip();
-        return switch (v) {
-            case "", "1" -> 1;
-            case "2" -> 2;
-            case "3" -> 3;
-            default -> throw new IllegalArgumentException(F32_KERNEL_PROPERTY + " must be 1, 2 or 3, got '" + v + "'");
-        };
     }
 
     /** Whether {@value #TF32_STAGE_SPLIT_PROPERTY} is true (default true). */

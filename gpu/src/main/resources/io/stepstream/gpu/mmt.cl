@@ -45,23 +45,17 @@
  * per warp: 2 A + MMT_TN / 16 B instead of 1 A + MMT_TN / 8 B). Host contract:
  * cols, lstride0..2 multiples of 4 (16-byte loads).
  *
- * <p>F32 kernels (MMT_F32K; TensorCores.F32_KERNEL_PROPERTY), all with the same splits and each accumulator's
- * three mma in the same order, hence the same bits. Per k8 step and warp at tn=64 (a warp: 32 rows x 32 tokens,
- * 2 m16 x 4 n8 tiles), per slice of tk=32 (4 k8 steps) amortised:
- *   kernel 1 (MMT_F32K 1, the above): 24 mma, issued as 8 back-to-back triples into one accumulator each (every
- *     mma waits for the one before: with one warp per scheduler, as 768-row passes at a few hundred tokens have
- *     it, the mma latency, not the pipe, sets the pace); local loads 8 A + 16 B scalar (32-bit) = 24 instructions,
- *     3 KiB; A split at every use: 8 elements x (cvt, mask, sub, cvt) = 32 ALU; staging ~8 global loads, 12 16-byte
- *     local stores and 64 ALU (activation split) a slice per lane, 2 barriers a slice.
- *   kernel 2 (MMT_F32K 2): weights and activations split once when staged (mmt_stage_split) into (hi, lo) of k t
- *     and k t+4 side by side: 24 mma as 3 rounds of 8 independent ones (lo_w hi_x on all 8 tiles, then hi_w
- *     lo_x, then hi_w hi_x); local loads 4 A + 4 B of 16 bytes = 8 instructions, 4 KiB (the weights' lo plane
- *     is staged too: +1 KiB); no conversion in the K loop; staging 8 global loads, 32 8-byte stores and ~128 ALU
- *     (both splits) a slice per lane. Local memory (64 + tn) x 2 tk words, 32 KiB at tn=64, tk=32; where that
- *     does not fit 48 KiB the host builds kernel 3 (TensorCores.Tile.f32Build).
- *   kernel 3 (MMT_F32K 3): kernel 1's staging and loads, kernel 2's mma order (isolates the ordering).
- * Instructions a warp issues per k8 step: ~100 (kernel 1) against ~80 (kernel 2); local bytes 4.5 against 6 KiB.
- * Which bound holds where is the H200 probe's question (TensorCoreProbe --tiles "...,tf=N").
+ * <p>F32 costs per k8 step and warp at tn=64 (a warp: 32 rows x 32 tokens, 2 m16 x 4 n8 tiles), the slice's
+ * staging (tk=32: 4 k8 steps) amortised: 24 mma (8 triples into one accumulator each); local loads 8 A + 16 B
+ * (hi, lo) of 32 bits = 24 instructions, 3 KiB; the A split at every use, 8 elements x (cvt, mask, sub, cvt) =
+ * 32 ALU; a slice's staging ~8 global loads, 12 16-byte local stores and 64 ALU (the activations' split) per
+ * lane, 2 barriers. That is ~100 instructions and 4.5 KiB of local traffic per 24 mma, yet neither binds on the
+ * H200 (session 6, dlm3x): splitting both operands once when staged into an interleaved (hi, lo) layout (16-byte
+ * fragment loads, no cvt in the K loop: ~80 instructions, 6 KiB) ran 1.4-1.6x SLOWER, and issuing the mma product
+ * by product across the 8 tiles (no back-to-back dependent mma) changed nothing (ptxas schedules them). What
+ * does bind small passes is the group count: one K-slice of 768 rows at 600 tokens is 12 x 10 groups on 132 SMs
+ * (18-21 TFLOP/s against 32-41 for larger passes), which TensorCores' fill (smaller tn) and a split-K fixed by the
+ * shape (both batch-invariant) address.
  */
 #if WT != 0 && WT != 1 && WT != 2
 #error "mmt multiplies F32, F16 or Q8_0 weights: build it with WT=0, 1 or 2"
@@ -72,24 +66,9 @@
 #define MMT_TM 64
 #define MMT_WG 128
 #define MMT_NT (MMT_TN / 8)
-#ifndef MMT_F32K
-#define MMT_F32K 1
-#endif
-#if MMT_F32K != 1 && (WT != 0 || (MMT_F32K != 2 && MMT_F32K != 3))
-#error "MMT_F32K (the 3xTF32 kernel) is 1, 2 or 3, and 2 and 3 are for F32 weights (WT=0)"
-#endif
-#if MMT_F32K == 2 && defined(MMT_XSPLIT)
-#error "MMT_F32K 2 stages both operands split: no MMT_XSPLIT"
-#endif
-#if MMT_F32K == 2
-// F32 kernel 2: each staged row (a weight row or a token) holds, per k8 step kk, 16 words: for t = 0..3 the tf32
-// (hi, lo) of k t and then of k t+4, so a lane's fragment elements of one row are one 16-byte load. The step's
-// 16-word block sits at position kk ^ (row & 1) of the row (no padding): the two rows g, g+1 a quarter-warp reads
-// fall in different halves of the 32 banks, and the stores (mmt_stage_split) are conflict-free too.
-#define MMT_S (2 * MMT_TK)
-#elif WT == 0
 // uints per staged row (k-pairs; F32: floats) plus 4 of padding: the 8 rows x 4 k-pairs (k) a fragment read
 // touches then fall in 32 distinct banks, and rows stay 16-byte aligned for the 16-byte stores.
+#if WT == 0
 #define MMT_S (MMT_TK + 4)
 #else
 #define MMT_S (MMT_TK / 2 + 4)
@@ -142,52 +121,11 @@
 #if (MMT_TK != 32 && MMT_TK != 64 && MMT_TK != 128) || MMT_TN < 16 || MMT_TN > 128 || (MMT_TN % 16) != 0
 #error "MMT_TK must be 32, 64 or 128, MMT_TN a multiple of 16 up to 128"
 #endif
-#if MMT_F32K == 2 && !defined(MMT_STAGE_SPLIT_DEFINED)
-#define MMT_STAGE_SPLIT_DEFINED
-/**
- * F32 kernel 2's staging of four consecutive columns kc..kc+3 (kc a multiple of 4 within the slice) of one row:
- * each split into tf32 hi and lo (mma_split4_tf32, the same bits kernel 1 makes) and stored as (hi, lo) pairs
- * where the layout above puts them: column kc + j is k t = j of its k8 step, in the first (kc % 8 == 0) or the
- * second half (k t+4) of slot j. The four pair stores go out in an order rotated by the lane's k8 step (rot), so
- * that the 16 lanes of a half-warp (2 rows x 8 column chunks at tk=32, 1 x 16 else) hit 16 distinct bank pairs.
- * {@code block}: where the row's k8 step kc / 8 starts (MMT_F2).
- */
-inline void mmt_stage_split(__local uint *block, int kc, float4 v, int tk) {
-    uint4 hi, lo;
-    mma_split4_tf32(v, &hi, &lo);
-    int kk = kc >> 3;
-    int rot = (tk == 32 ? kk : kk >> 1) & 3;
-    if (rot & 1) {
-        hi = hi.yzwx;
-        lo = lo.yzwx;
-    }
-    if (rot & 2) {
-        hi = hi.zwxy;
-        lo = lo.zwxy;
-    }
-    // element s of the rotated vectors is column kc + ((s + rot) & 3)
-    __local uint *p = block + (kc & 4 ? 2 : 0);
-    *(__local uint2 *)(p + 4 * (rot & 3)) = (uint2)(hi.x, lo.x);
-    *(__local uint2 *)(p + 4 * ((rot + 1) & 3)) = (uint2)(hi.y, lo.y);
-    *(__local uint2 *)(p + 4 * ((rot + 2) & 3)) = (uint2)(hi.z, lo.z);
-    *(__local uint2 *)(p + 4 * ((rot + 3) & 3)) = (uint2)(hi.w, lo.w);
-}
-#endif
-#if MMT_F32K == 2
-// Where row `r`'s k8 step kk starts in kernel 2's staged layout.
-#define MMT_F2(base, r, kk) ((base) + (r) * MMT_S + ((((kk) ^ (r)) & 1) + ((kk) & ~1)) * 16)
-#endif
 
 __kernel __attribute__((reqd_work_group_size(MMT_WG, 1, 1)))
 void MMT_NAME(MATMUL_ARGS) {
     __local uint4 lmem[MMT_LOCAL_UINT4];
-#if MMT_F32K == 2
-    // kernel 2 may take all 48 KiB for lmem (tn=128 or tk=64 with tn=32): the fused split-K's flag lives in
-    // lmem's first word, written only after a barrier that follows the last read of the output tile
-#define lastOfTile (*(__local int *)lmem)
-#else
     __local int lastOfTile;
-#endif
     __local uint *ws = (__local uint *)lmem;    // [row][k-pair] during the K loop
     __local uint *xs = ws + MMT_TM * MMT_S;     // [token][k-pair] during the K loop (MMT_XSPLIT: tf32 hi [token][k])
 #ifdef MMT_XSPLIT
@@ -272,8 +210,6 @@ void MMT_NAME(MATMUL_ARGS) {
         for (int m = 0; m < MMT_WLOADS; m++) {
 #if WT == 2
             vstore_half8(convert_float8(as_char8(wreg[m])), 0, (__local half *)(ws + wlr[m] * MMT_S + wkc[m] / 2));
-#elif MMT_F32K == 2
-            mmt_stage_split(MMT_F2(ws, wlr[m], wkc[m] >> 3), wkc[m], wreg[m], MMT_TK);
 #elif WT == 1
             *(__local uint4 *)(ws + wlr[m] * MMT_S + wkc[m] / 2) = wreg[m];
 #else
@@ -284,9 +220,7 @@ void MMT_NAME(MATMUL_ARGS) {
             int i = lid + m * MMT_WG;
             int lt = i / (MMT_TK / 4);
             int kc = (i - lt * (MMT_TK / 4)) * 4;
-#if MMT_F32K == 2
-            mmt_stage_split(MMT_F2(xs, lt, kc >> 3), kc, xreg[m], MMT_TK);
-#elif WT == 0 && defined(MMT_XSPLIT)
+#if WT == 0 && defined(MMT_XSPLIT)
             uint4 hi, lo;
             mma_split4_tf32(xreg[m], &hi, &lo);
             *(__local uint4 *)(xs + lt * MMT_S + kc) = hi;
@@ -319,77 +253,6 @@ void MMT_NAME(MATMUL_ARGS) {
                     float4 block = mma_m16n8k16(a0, (uint2)(xs[bi], xs[bi + 4]), (float4)(0.0f), scratch);
                     block = mma_m16n8k16(a1, (uint2)(xs[bi + 8], xs[bi + 12]), block, scratch);
                     acc[j] = fma(block, scale, acc[j]);
-                }
-            }
-        }
-#elif MMT_F32K == 2 || MMT_F32K == 3
-        // F32 kernels 2 and 3: per k8 step each lane gathers its warp's fragments (A of two m-tiles, B of NT/2
-        // n-tiles, hi and lo), then issues lo_w hi_x for every tile, hi_w lo_x for every tile, hi_w hi_x for
-        // every tile: each accumulator gets kernel 1's three mma in kernel 1's order (the same bits), and no mma
-        // waits on the one just before it.
-#if MMT_F32K == 3
-        __local const float *wf = (__local const float *)ws;
-#ifndef MMT_XSPLIT
-        __local const float *xf = (__local const float *)xs;
-#endif
-#endif
-#pragma unroll
-        for (int kk = 0; kk < MMT_TK / 8; kk++) {
-            uint4 ahi[2], alo[2];
-#pragma unroll
-            for (int mi = 0; mi < 2; mi++) {
-                int r = wr * 32 + mi * 16 + g;
-#if MMT_F32K == 2
-                // rows g and g+8 (the same parity): (hi, lo) of k t and of k t+4 each
-                uint4 v0 = *(__local const uint4 *)(MMT_F2(ws, r, kk) + 4 * t4);
-                uint4 v1 = *(__local const uint4 *)(MMT_F2(ws, r + 8, kk) + 4 * t4);
-                ahi[mi] = (uint4)(v0.x, v1.x, v0.z, v1.z);
-                alo[mi] = (uint4)(v0.y, v1.y, v0.w, v1.w);
-#else
-                int ai = r * MMT_S + kk * 8 + t4;
-                mma_split4_tf32((float4)(wf[ai], wf[ai + 8 * MMT_S], wf[ai + 4], wf[ai + 8 * MMT_S + 4]),
-                                &ahi[mi], &alo[mi]);
-#endif
-            }
-            uint2 bhi[MMT_NT / 2], blo[MMT_NT / 2];
-#pragma unroll
-            for (int jj = 0; jj < MMT_NT / 2; jj++) {
-                int tl = (wt * (MMT_NT / 2) + jj) * 8 + g;
-#if MMT_F32K == 2
-                uint4 v = *(__local const uint4 *)(MMT_F2(xs, tl, kk) + 4 * t4);
-                bhi[jj] = v.xz;
-                blo[jj] = v.yw;
-#elif defined(MMT_XSPLIT)
-                int bi = tl * MMT_S + kk * 8 + t4;
-                bhi[jj] = (uint2)(xs[bi], xs[bi + 4]);
-                blo[jj] = (uint2)(xl[bi], xl[bi + 4]);
-#else
-                int bi = tl * MMT_S + kk * 8 + t4;
-                mma_split2_tf32((float2)(xf[bi], xf[bi + 4]), &bhi[jj], &blo[jj]);
-#endif
-            }
-#pragma unroll
-            for (int jj = 0; jj < MMT_NT / 2; jj++) {
-#pragma unroll
-                for (int mi = 0; mi < 2; mi++) {
-                    acc[mi * (MMT_NT / 2) + jj] = mma_m16n8k8_tf32(alo[mi], bhi[jj], acc[mi * (MMT_NT / 2) + jj],
-                                                                   scratch);
-                }
-            }
-#pragma unroll
-            for (int jj = 0; jj < MMT_NT / 2; jj++) {
-#pragma unroll
-                for (int mi = 0; mi < 2; mi++) {
-                    acc[mi * (MMT_NT / 2) + jj] = mma_m16n8k8_tf32(ahi[mi], blo[jj], acc[mi * (MMT_NT / 2) + jj],
-                                                                   scratch);
-                }
-            }
-#pragma unroll
-            for (int jj = 0; jj < MMT_NT / 2; jj++) {
-#pragma unroll
-                for (int mi = 0; mi < 2; mi++) {
-                    acc[mi * (MMT_NT / 2) + jj] = mma_m16n8k8_tf32(ahi[mi], bhi[jj], acc[mi * (MMT_NT / 2) + jj],
-                                                                   scratch);
                 }
             }
         }
@@ -552,6 +415,3 @@ void MMT_NAME(MATMUL_ARGS) {
 #undef MMT_TK
 #undef MMT_FUSED
 #undef MMT_XSPLIT
-#undef MMT_F32K
-#undef MMT_F2
-#undef lastOfTile

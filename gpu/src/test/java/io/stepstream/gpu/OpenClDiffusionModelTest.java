@@ -67,24 +67,18 @@ class OpenClDiffusionModelTest {
      * not have it: see logitsOfCanvasesMatchTheCpuModelBatchedAndAlone's drift bound).
      */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"F16", "F32", "F32:tf2", "F32:split", "F16:split"})
+    @ValueSource(strings = {"F16", "F32", "F32:split", "F16:split"})
     void canvasesOnTensorCoresGiveBitwiseTheSameLogitsAloneAndBatched(String spec) {
         Assumptions.assumeTrue(HAND_MATMUL, "tensor cores are a hand-path kernel");
-        // F32:tf2: 3xTF32 kernel 2 (TensorCores.F32_KERNEL_PROPERTY), the default F32 tiers; :split: split-K by
-        // shape (TensorCores.SHAPE_SPLIT_PROPERTY; a slice per 64 columns or more, rows x slices up to 1024), so
-        // several K-slices, the same for every batch
+        // :split: split-K by shape (TensorCores.SHAPE_SPLIT_PROPERTY; a slice per 64 columns or more, rows x
+        // slices up to 1024), so several K-slices, the same for every batch
         TensorType type = TensorType.valueOf(spec.split(":")[0]);
-        String kernel = spec.contains(":tf") ? spec.substring(spec.indexOf(":tf") + 3) : null;
         boolean split = spec.endsWith(":split");
         String before = System.getProperty(TensorCores.PROPERTY);
         String beforeF32 = System.getProperty(TensorCores.F32_PROPERTY);
-        String beforeKernel = System.getProperty(TensorCores.F32_KERNEL_PROPERTY);
         String beforeSplit = System.getProperty(TensorCores.SHAPE_SPLIT_PROPERTY);
         System.setProperty(TensorCores.PROPERTY, "emulate");
         System.setProperty(TensorCores.F32_PROPERTY, "3xtf32"); // off by default
-        if (kernel != null) {
-            System.setProperty(TensorCores.F32_KERNEL_PROPERTY, kernel);
-        }
         if (split) {
             System.setProperty(TensorCores.SHAPE_SPLIT_PROPERTY, "64/1024");
         }
@@ -94,12 +88,12 @@ class OpenClDiffusionModelTest {
         } finally {
             restore(TensorCores.PROPERTY, before);
             restore(TensorCores.F32_PROPERTY, beforeF32);
-            restore(TensorCores.F32_KERNEL_PROPERTY, beforeKernel);
             restore(TensorCores.SHAPE_SPLIT_PROPERTY, beforeSplit);
         }
         try (tc) {
             assertTrue(tc.tensorCores().contains("from 1 tokens"), tc.tensorCores());
-            assertEquals(kernel != null, tc.tensorCores().contains("k32tf" + kernel), tc.tensorCores());
+            // F32 canvases aim at 2 groups per compute unit (DeviceCanvases.CANVAS_FILL)
+            assertEquals(type == TensorType.F32, tc.tensorCores().contains(",fill=2"), tc.tensorCores());
             assertEquals(split, tc.tensorCores().contains("split=64/1024"), tc.tensorCores());
             assertEquals(type == TensorType.F32, tc.tensorCores().endsWith("(3xtf32)"), tc.tensorCores());
             SplittableRandom r = new SplittableRandom(21);

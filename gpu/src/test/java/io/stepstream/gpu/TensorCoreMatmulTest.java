@@ -151,29 +151,12 @@ class TensorCoreMatmulTest {
         for (int tokens : new int[]{12, 13, 41}) {
             out.add(Arguments.of(tokens, tiers, ONE_TOKEN_MV));
         }
-        // F32 kernels 2 (both operands split when staged, interleaved; mma product by product) and 3 (kernel 1's
-        // staging, kernel 2's mma order): the default F32 tiers from one token, odd counts, tk=64 and 128 (kernel
-        // 2 where (64 + tn) x 2 tk words fit 48 KiB, else kernel 3: tn=16 / 32 with tk=64 are 2, tn=16 with
-        // tk=128 and tn=64 with tk=64 are 3), split-K fused and with mm_reduce
-        for (int kernel : new int[]{2, 3}) {
-            TensorCores k = any.withF32Kernel(kernel);
-            for (int tokens : new int[]{1, 3, 16, 17, 33, 70}) {
-                out.add(Arguments.of(tokens, k, ONE_TOKEN_MV.with("ks=1")));
-            }
-            out.add(Arguments.of(37, k.withTilesSpec("tn=16,tk=64,tf=" + kernel), ONE_TOKEN_MV.with("ks=1")));
-            out.add(Arguments.of(37, k.withTilesSpec("tn=32,tk=64,tf=" + kernel), ONE_TOKEN_MV.with("ks=1")));
-            out.add(Arguments.of(23, k.withTilesSpec("tn=16,tk=128,tf=" + kernel), ONE_TOKEN_MV.with("ks=1")));
-            out.add(Arguments.of(70, k.withTilesSpec("tn=64,tk=64,tf=" + kernel), ONE_TOKEN_MV.with("ks=1")));
-            out.add(Arguments.of(21, k, ONE_TOKEN_MV.with("ks=3")));
-            out.add(Arguments.of(45, k.withTilesSpec("tn=32,tk=32,fr=0,tf=" + kernel), ONE_TOKEN_MV.with("ks=2")));
-            // tn=128: each warp 32 rows x 64 tokens, all 48 KiB staged (kernel 2); fused split-K's flag in it too
-            out.add(Arguments.of(70, k.withTilesSpec("tn=128,tk=32,tf=" + kernel), ONE_TOKEN_MV.with("ks=1")));
-            out.add(Arguments.of(61, k.withTilesSpec("tn=128,tk=32,tf=" + kernel), ONE_TOKEN_MV.with("ks=2")));
-        }
         // split-K fixed per tier (ks=2 in the spec) or by shape (48 / 80 columns: a slice per 32 columns or more,
         // rows x slices up to 256: 1..2 slices), whatever MatmulTiles' ks=1 says
         out.add(Arguments.of(33, any.withTilesSpec("tn=32,tk=32,ks=2"), ONE_TOKEN_MV.with("ks=1")));
         out.add(Arguments.of(50, any.withShapeSplit(new TensorCores.ShapeSplit(32, 256)), ONE_TOKEN_MV.with("ks=1")));
+        // a fill no pass reaches on 2 compute units: every count on the tier of most groups (tn=16)
+        out.add(Arguments.of(45, any.withFill(64), ONE_TOKEN_MV.with("ks=1")));
         return out.stream();
     }
 

@@ -57,13 +57,12 @@ import java.util.SplittableRandom;
  * DlmBatchBench [--shape llada-110m|llada-small-v32k | --model PATH] [--backend cpu,opencl] [--requests 1,8,32]
  *               [--gen 64] [--block 32] [--steps 64] [--prompts 4] [--device auto] [--dtype f32|f16|q8_0] [--threads N]
  *               [--cpu-max-requests 8] [--seed 1] [--apply parallel|serial] [--profile false|true]
- *               [--summaries true|false] [--tensor-cores auto,off (or auto:tf2, ...)]
+ *               [--summaries true|false] [--tensor-cores auto,off (or auto:fill=0, ...)]
  * </pre>
  * {@code --tensor-cores}: the OpenCL backend once per mode (auto, off, emulate), in one JVM, rows "opencl tc=MODE"
- * (default: one OpenCL run with -Dstepstream.opencl.tensorCores); options after the mode: {@code :tfN} the 3xTF32
- * kernel of F32 weights ({@value TensorCores#F32_KERNEL_PROPERTY}), {@code :split=off|auto|COLS/ROWS} the
- * canvases' split-K by shape ({@value TensorCores#SHAPE_SPLIT_PROPERTY}), {@code :fill=N}
- * ({@value TensorCores#FILL_PROPERTY}), e.g. {@code auto:tf1,auto:tf1:split=auto:fill=2,off}. With {@code --dtype f32} that is 3xTF32 against
+ * (default: one OpenCL run with -Dstepstream.opencl.tensorCores); options after the mode: {@code :split=off|auto|COLS/ROWS}
+ * the canvases' split-K by shape ({@value TensorCores#SHAPE_SPLIT_PROPERTY}), {@code :fill=N}
+ * ({@value TensorCores#FILL_PROPERTY}), e.g. {@code auto,auto:split=off:fill=0,off}. With {@code --dtype f32} that is 3xTF32 against
  * fp32 {@code mm}. An earlier mode's device model stays allocated until the bench ends (its close would close the
  * CPU model the later runs share).
  * {@code --profile true} times every device pass of the OpenCL rows by profiling events and prints the device ms
@@ -81,9 +80,8 @@ public final class DlmBatchBench {
     }
 
     /**
-     * One --tensor-cores run: a mode (auto, off, emulate), then optionally {@code :tfN} (the F32 kernel),
-     * {@code :split=off|auto|COLS/ROWS} (the canvases' split-K by shape) and {@code :fill=N} (groups per compute
-     * unit), e.g. {@code auto:tf1:split=auto:fill=2}.
+     * One --tensor-cores run: a mode (auto, off, emulate), then optionally {@code :split=off|auto|COLS/ROWS} (the
+     * canvases' split-K by shape) and {@code :fill=N} (groups per compute unit), e.g. {@code auto:split=auto:fill=0}.
      */
     static String tensorCoreRun(String v) {
         String[] parts = v.split(":");
@@ -99,16 +97,13 @@ public final class DlmBatchBench {
     /** The system property and value of one run option ({@link #tensorCoreRun}). */
     private static String[] runProperty(String option, String run) {
         String[] kv;
-        if (option.matches("tf[123]")) {
-            kv = new String[]{TensorCores.F32_KERNEL_PROPERTY, option.substring(2)};
-        } else if (option.startsWith("split=")) {
+        if (option.startsWith("split=")) {
             TensorCores.ShapeSplit.parse(option.substring(6));
             kv = new String[]{TensorCores.SHAPE_SPLIT_PROPERTY, option.substring(6)};
         } else if (option.matches("fill=\\d+")) {
             kv = new String[]{TensorCores.FILL_PROPERTY, option.substring(5)};
         } else {
-            throw new IllegalArgumentException("--tensor-cores: '" + run + "' is MODE[:tfN][:split=off|auto|C/R]"
-                    + "[:fill=N]");
+            throw new IllegalArgumentException("--tensor-cores: '" + run + "' is MODE[:split=off|auto|C/R][:fill=N]");
         }
         return kv;
     }

@@ -21,28 +21,26 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The 3xTF32 kernels 2 and 3 of mmt.cl ({@link TensorCores#F32_KERNEL_PROPERTY}) against kernel 1 and against F32
- * off tensor cores, on a whole synthetic F32 model with emulated tensor cores from one token (every pass of every
- * count on mmt, as diffusion canvases run): a 21-token prefill of each of 12 sequences, then 10 greedy steps of
- * all 12 together.
+ * How a pass picks its tier and split-K without depending on the batch: {@link TensorCores#FILL_PROPERTY} (a pass
+ * short of groups takes a smaller-tn tier) and {@link TensorCores.ShapeSplit} / a tier's {@code ks} (a split-K by
+ * shape). On a whole synthetic F32 model with emulated 3xTF32 from one token (every pass of every count on mmt, as
+ * diffusion canvases run): a 21-token prefill of each of 12 sequences, then 10 greedy steps of all 12 together.
  * <ul>
- *   <li>kernels 2 and 3 give kernel 1's logits bitwise at every step: the same tf32 splits of the same values
- *       (mma_split4_tf32, once when staged instead of at every use) and each accumulator's three mma in the same
- *       order, so a wrong interleaved index, swizzle, rotation or fragment register shows as a changed bit (the
- *       F32 reference test, TensorCoreMatmulTest, bounds the kernels against float64 on their own);</li>
- *   <li>kernel 2's greedy tokens equal those of F32 off tensor cores (fp32 mv / mm) at every step, its logits
- *       within 1e-5 of max |logit| of theirs (TensorCoreForwardTest's F32 bound: f32 rounding, not tf32's 2^-11).</li>
+ *   <li>with a fill no pass reaches on 2 compute units, every pass runs the tier of most groups (tn=16) instead of
+ *       its token count's (21-token prefills: tn=32), and the logits are bitwise those without the fill: tiers of
+ *       one tk with one K-slice do the same mma in the same order for every token;</li>
+ *   <li>its greedy tokens equal those of F32 off tensor cores (fp32 mv / mm) at every step, the logits within 1e-5
+ *       of max |logit| of theirs (TensorCoreForwardTest's F32 bound).</li>
  * </ul>
- * The same with {@link TensorCores#FILL_PROPERTY} on: other tiers (tn) for the same counts, the same bits.
- * The model's matrices have 64 or 96 columns (2 or 3 K-slices of 32) and 64, 96, 100, 128 or 192 rows (the
- * classifier's 100 not a multiple of the 64-row tile).
+ * The split-K by shape changes the sums (more slices), so it is checked alone vs batched on diffusion canvases
+ * (OpenClDiffusionModelTest) and against float64 (TensorCoreMatmulTest); here its rule.
  */
-class Tf32KernelTest {
+class TensorCoreFillTest {
     private static final ModelConfig C = new ModelConfig(64, 96, 2, 4, 2, 100, 64, 1e-5f, 10000f, false);
     private static final int SEQUENCES = 12;
 
     @Test
-    void kernels2And3GiveKernel1sBitsAndOffsGreedyTokens() {
+    void aFillChangesTheTilesNotTheBitsAndKeepsOffsGreedyTokens() {
         Llama2Weights w = SyntheticLlama.weights(C, 23);
         Llama2Tokenizer tok = SyntheticLlama.tokenizer(C.vocabSize());
         TensorCores tc = TensorCores.EMULATE.withMinTokens(1).withF32(true);
@@ -50,19 +48,10 @@ class Tf32KernelTest {
         List<List<KvCache>> caches = new ArrayList<>();
         try {
             models.add(model("off", w, tok, TensorCores.OFF));
-            for (int kernel = 1; kernel <= 3; kernel++) {
-                models.add(model("tf" + kernel, w, tok, tc.withF32Kernel(kernel)));
-                String label = models.getLast().tensorCores();
-                assertTrue(label.startsWith("emulated") && label.endsWith("(3xtf32)")
-                        && label.contains("tf" + kernel) == (kernel > 1), label);
-            }
-            // kernel 2 with a fill no pass reaches on 2 compute units: every pass on the tier of most groups
-            // (tn=16) instead of the token count's (21-token prefills: tn=32)
-            models.add(model("tf2 fill", w, tok, tc.withF32Kernel(2).withFill(64)));
-            assertTrue(models.getLast().tensorCores().contains("fill=64"), models.getLast().tensorCores());
-            // kernel 2 on one 128-token tile (each warp 32 rows x 64 tokens, all 48 KiB of staging)
-            models.add(model("tf2 tn=128", w, tok, tc.withTilesSpec("tn=128,tk=32,tf=2")));
-            assertTrue(models.getLast().tensorCores().contains("mmt64x128k32tf2"), models.getLast().tensorCores());
+            models.add(model("tc", w, tok, tc));
+            models.add(model("tc fill", w, tok, tc.withFill(64)));
+            assertTrue(models.getLast().tensorCores().contains("fill=64")
+                    && models.getLast().tensorCores().endsWith("(3xtf32)"), models.getLast().tensorCores());
             Random random = new Random(29);
             int[][] next = new int[SEQUENCES][];
             for (OpenClLlama2Model m : models) {
@@ -91,13 +80,11 @@ class Tf32KernelTest {
                     }
                 }
                 for (int s = 0; s < SEQUENCES; s++) {
-                    for (int m = 2; m < models.size(); m++) { // kernels 2, 3, 2 with the fill, 2 at tn=128
-                        assertArrayEquals(logits[1][s], logits[m][s], "step " + step + " sequence " + s + ": "
-                                + models.get(m).tensorCores() + " vs kernel 1");
-                    }
+                    assertArrayEquals(logits[1][s], logits[2][s], "step " + step + " sequence " + s
+                            + ": with the fill vs without");
                     double err = relativeError(logits[2][s], logits[0][s]);
                     worst = Math.max(worst, err);
-                    assertTrue(err <= 1e-5, "step " + step + " sequence " + s + ": kernel 2 vs off, relative error "
+                    assertTrue(err <= 1e-5, "step " + step + " sequence " + s + ": 3xTF32 vs off, relative error "
                             + err);
                     int greedy = argmax(logits[0][s]);
                     assertEquals(greedy, argmax(logits[2][s]), "step " + step + " sequence " + s + ": greedy token");
@@ -163,45 +150,6 @@ class Tf32KernelTest {
         assertTrue(e.getMessage().contains(TensorCores.SHAPE_SPLIT_PROPERTY), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("ks=17"));
         assertTrue(e.getMessage().contains("ks (a fixed split-K)"), e.getMessage());
-    }
-
-    @Test
-    void kernelChoiceIsValidatedAndFallsBackWhereTheStagingDoesNotFit() {
-        TensorCores tc = TensorCores.AUTO.withF32(true);
-        assertEquals("mmt64x16k32tf2<=16,mmt64x32k32tf2<=32,mmt64x64k32tf2",
-                tc.withF32Kernel(2).forWeights(Llama2Kernel.WT_F32).label(), "F32's default tiers keep the kernel");
-        assertEquals(tc.withTilesSpec(TensorCores.F32_DEFAULT_TILES.replace("tk=32", "tk=32,tf=3")),
-                tc.withF32Kernel(3).forWeights(Llama2Kernel.WT_F32));
-        // kernel 2 stages (64 + tn) x 2 tk words: 32 KiB at tn=64, tk=32; tn=128 (tk=32) and tn=32 (tk=64) all 48
-        TensorCores.Tile t64 = new TensorCores.Tile(Integer.MAX_VALUE, 64, 32, 2, true, 2);
-        assertEquals(2, t64.f32Build(true));
-        assertEquals(0, t64.f32Build(false), "F16 and Q8_0 tiers ignore it");
-        assertEquals(128L * 64 * 4, t64.localBytes(false, true));
-        assertEquals(2, new TensorCores.Tile(Integer.MAX_VALUE, 16, 64, 2, true, 2).f32Build(true));
-        assertEquals(2, new TensorCores.Tile(Integer.MAX_VALUE, 32, 64, 2, true, 2).f32Build(true));
-        assertEquals(2, new TensorCores.Tile(Integer.MAX_VALUE, 128, 32, 2, true, 2).f32Build(true));
-        assertEquals(48L * 1024, new TensorCores.Tile(Integer.MAX_VALUE, 128, 32, 2, true, 2).localBytes(false, true));
-        assertEquals(3, new TensorCores.Tile(Integer.MAX_VALUE, 48, 64, 2, true, 2).f32Build(true));
-        assertEquals(3, new TensorCores.Tile(Integer.MAX_VALUE, 16, 128, 2, true, 2).f32Build(true));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> TensorCores.AUTO.withTilesSpec("tn=64,tk=32,tf=4"));
-        assertTrue(e.getMessage().contains("tf (the F32 kernel) must be 1, 2 or 3"), e.getMessage());
-        String before = System.getProperty(TensorCores.F32_KERNEL_PROPERTY);
-        System.setProperty(TensorCores.F32_KERNEL_PROPERTY, "5");
-        try {
-            e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withTilesSpec("tn=64"));
-            assertTrue(e.getMessage().contains(TensorCores.F32_KERNEL_PROPERTY) && e.getMessage().contains("'5'"),
-                    e.getMessage());
-            System.setProperty(TensorCores.F32_KERNEL_PROPERTY, "2");
-            assertEquals(2, TensorCores.AUTO.withTilesSpec("tn=64,tk=32").tiles().getFirst().f32Kernel(),
-                    "the property is the default of tiers that name none");
-        } finally {
-            if (before == null) {
-                System.clearProperty(TensorCores.F32_KERNEL_PROPERTY);
-            } else {
-                System.setProperty(TensorCores.F32_KERNEL_PROPERTY, before);
-            }
-        }
     }
 
     private static OpenClLlama2Model model(String name, Llama2Weights w, Llama2Tokenizer tok, TensorCores tc) {
