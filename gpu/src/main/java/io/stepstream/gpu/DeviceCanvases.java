@@ -20,6 +20,8 @@ import java.util.List;
  * Not thread-safe: one step at a time.
  */
 final class DeviceCanvases implements AutoCloseable {
+    /** Groups per compute unit F32 canvases' passes aim at (TensorCores.FILL_PROPERTY overrides). */
+    static final int CANVAS_FILL = 2;
     /** KV blocks reserved when none are asked for: this many canvases of full context, if the 2 GiB limit allows. */
     static final int DEFAULT_CANVASES = 64;
     /** Token rows of one launch at most (activation buffers scale with it). */
@@ -87,6 +89,16 @@ final class DeviceCanvases implements AutoCloseable {
             tensorCores = tensorCores.withMinTokens(1);
             if (System.getProperty(MatmulTiles.PROPERTY) == null) {
                 tiles = tiles.with("ks=1");
+            }
+            // ... on mmt, or a split-K by the matrix's shape only (TensorCores.ShapeSplit, default off: on the H200
+            // it won at 75 tokens and lost at 600+); and (F32) a pass short of 2 groups per compute unit takes a
+            // smaller-tn tier (the same bits: the canvases' tiers share one tk): 768-row passes at a few hundred
+            // tokens make 120 groups on 132 SMs at tn=64 (H200: N=1 320 -> 459 tok/s, N=8 1,450 -> 1,500)
+            boolean f32 = wtype == Llama2Kernel.WT_F32;
+            tensorCores = tensorCores.withShapeSplit(TensorCores.ShapeSplit.parse(
+                    System.getProperty(TensorCores.SHAPE_SPLIT_PROPERTY, "off")));
+            if (f32 && System.getProperty(TensorCores.FILL_PROPERTY) == null) {
+                tensorCores = tensorCores.withFill(CANVAS_FILL);
             }
         }
         this.device = new DeviceLlama2(asLlama, device, blocks, weightType, dispatch, Matmul.fromSystemProperty(),

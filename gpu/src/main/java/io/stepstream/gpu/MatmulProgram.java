@@ -549,11 +549,13 @@ public final class MatmulProgram {
             lastTensorCores = usesTensorCores(n);
             int split;
             if (lastTensorCores) {
-                lastTier = tensorCores.tierFor(n);
+                lastTier = tensorCores.tierFor(n, shape.rows(), shape.cols(), computeUnits);
                 TensorCores.Tile tile = tensorCores.tiles().get(lastTier);
                 int tileGroups = ((shape.rows() + TensorCores.TM - 1) / TensorCores.TM) * ((n + tile.tn() - 1) / tile.tn());
-                split = MatmulTiles.splitFor(tileGroups, shape.cols(), computeUnits, tile.tk(), tiles.ks(), tile.occ(),
-                        TensorCores.MAX_SPLIT);
+                // a split fixed by the tier or the shape (not the token count) first: batch-invariant split-K
+                int fixed = tensorCores.fixedSplit(lastTier, shape.rows(), shape.cols());
+                split = fixed > 0 ? fixed : MatmulTiles.splitFor(tileGroups, shape.cols(), computeUnits, tile.tk(),
+                        tiles.ks(), tile.occ(), TensorCores.MAX_SPLIT);
                 if (split > 1) {
                     partial((long) split * n * shape.rows());
                     counters(tileGroups);

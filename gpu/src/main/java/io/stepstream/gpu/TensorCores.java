@@ -38,9 +38,11 @@ import java.util.Locale;
  * but the last tier; tn: tokens per group, a multiple of 16 up to 128; tk: K-slice, 32, 64 or 128, deeper
  * slices put more weight bytes in flight per group; occ: split-K aims at that many groups per compute unit, up to
  * {@value #MAX_SPLIT} slices, default 2; fr: 1 (default) the last group of a tile adds the split-K partial sums,
- * 0 a second kernel, mm_reduce, does). A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
+ * 0 a second kernel, mm_reduce, does; ks: a split-K fixed for the tier, 0 (default) by MatmulTiles and occ).
+ * {@value #FILL_PROPERTY} (default 0, off) lets a pass short of groups take a smaller-tn tier. A spec without tiers ({@code tn=32,tk=64}) is one tile for all counts.
  */
-public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f32) {
+public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f32, int fill,
+                          ShapeSplit shapeSplit) {
     public static final String PROPERTY = "stepstream.opencl.tensorCores";
     /** Whether F32 weights use tensor cores (3xTF32) when the mode lets F16 use them: 3xtf32 (default) or off. */
     public static final String F32_PROPERTY = "stepstream.opencl.f32TensorCores";
@@ -56,6 +58,13 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     /** F32's tiers when the tiers are the defaults: F16's token tiers with K-slices of 32 (H200 probe). */
     public static final String F32_DEFAULT_TILES = "16:tn=16,tk=32/32:tn=32,tk=32/tn=64,tk=32";
     public static final String MIN_TOKENS_PROPERTY = "stepstream.opencl.tensorCoreMinTokens";
+    /**
+     * Groups per compute unit that a pass's tier should reach (default 0: off, the tier follows the token count
+     * only): with it, a pass whose tier makes fewer groups (few row tiles, e.g. 768 rows at a few hundred tokens,
+     * where split-K is off as for diffusion canvases) runs a smaller-tn tier that makes enough. See
+     * {@link #tierFor(int, int, int, int)}.
+     */
+    public static final String FILL_PROPERTY = "stepstream.opencl.tensorCoreFill";
     public static final String TILES_PROPERTY = "stepstream.opencl.tensorCoreTiles";
     /** Rows of one mmt group (4 warps of 16 rows). */
     public static final int TM = 64;
@@ -79,8 +88,17 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     }
 
     /** One kernel build: used for passes of up to {@code upTo} tokens (the last tier: any count). */
-    public record Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce) {
+    public record Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce, int ks) {
+        /** A tier whose split-K follows MatmulTiles and occ (ks 0). */
+        public Tile(int upTo, int tn, int tk, int occ, boolean fusedReduce) {
+            this(upTo, tn, tk, occ, fusedReduce, 0);
+        }
+
         public Tile {
+            if (ks < 0 || ks > MAX_SPLIT) {
+                throw new IllegalArgumentException(TILES_PROPERTY + ": ks (a fixed split-K) must be 0 (auto) to "
+                        + MAX_SPLIT + ", got " + ks);
+            }
             if (upTo < 1) {
                 throw new IllegalArgumentException(TILES_PROPERTY + ": a tier's token bound must be >= 1, got " + upTo);
             }
@@ -108,6 +126,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             return f32 && stageSplitOn() && 4L * (TM + 2L * tn) * (tk + 4) <= STAGE_SPLIT_BYTES;
         }
 
+
         /**
          * Local memory of one group for F16 or Q8_0 weights: the staged weights and activations, or the output
          * tile, which reuses them (the larger of the two), and with {@code emulated} the emulation's per-warp scratch.
@@ -128,7 +147,8 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         }
 
         public String label() {
-            return "mmt" + TM + "x" + tn + "k" + tk + (occ == 2 ? "" : "o" + occ) + (fusedReduce ? "" : "+reduce");
+            return "mmt" + TM + "x" + tn + "k" + tk + (occ == 2 ? "" : "o" + occ) + (fusedReduce ? "" : "+reduce")
+                    + (ks == 0 ? "" : "s" + ks);
         }
     }
 
@@ -138,10 +158,17 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
 
     /** F32 weights off tensor cores (the default; {@link #withF32} turns 3xTF32 on). */
     public TensorCores(Mode mode, int minTokens, List<Tile> tiles) {
-        this(mode, minTokens, tiles, false);
+        this(mode, minTokens, tiles, false, 0, ShapeSplit.NONE);
     }
 
     public TensorCores {
+        if (shapeSplit == null) {
+            throw new IllegalArgumentException(SHAPE_SPLIT_PROPERTY + ": a shape split is required (ShapeSplit.NONE)");
+        }
+        if (fill < 0 || fill > 64) {
+            throw new IllegalArgumentException(FILL_PROPERTY + " must be 0 (off) to 64 groups per compute unit, got "
+                    + fill);
+        }
         if (mode == null) {
             throw new IllegalArgumentException(PROPERTY + ": a mode is required (auto, off or emulate)");
         }
@@ -161,32 +188,36 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
     }
 
     public TensorCores withMode(Mode m) {
-        return new TensorCores(m, minTokens, tiles, f32);
+        return new TensorCores(m, minTokens, tiles, f32, fill, shapeSplit);
     }
 
     public TensorCores withMinTokens(int tokens) {
-        return new TensorCores(mode, tokens, tiles, f32);
+        return new TensorCores(mode, tokens, tiles, f32, fill, shapeSplit);
     }
 
     /** Whether F32 weights use tensor cores (3xTF32) when the mode is not off. */
     public TensorCores withF32(boolean on) {
-        return new TensorCores(mode, minTokens, tiles, on);
+        return new TensorCores(mode, minTokens, tiles, on, fill, shapeSplit);
     }
 
     /** One tile of {@code tn} tokens and {@code tk} columns per slice for every token count. */
     public TensorCores withTiles(int tn, int tk) {
-        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)), f32);
+        return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)), f32, fill,
+                shapeSplit);
     }
+
 
     /** The tiers of {@code spec} (see the class doc); null or blank: unchanged. */
     public TensorCores withTilesSpec(String spec) {
-        return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec), f32);
+        return spec == null || spec.isBlank() ? this : new TensorCores(mode, minTokens, parseTiles(spec), f32, fill,
+                shapeSplit);
     }
 
     /** These tiers with the split-K sums in mm_reduce (fr=0) everywhere. */
     public TensorCores unfused() {
         return new TensorCores(mode, minTokens, tiles.stream()
-                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false)).toList(), f32);
+                .map(t -> new Tile(t.upTo(), t.tn(), t.tk(), t.occ(), false, t.ks())).toList(), f32,
+                fill, shapeSplit);
     }
 
     /**
@@ -195,7 +226,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
      */
     public TensorCores forWeights(int wtype) {
         return wtype == Llama2Kernel.WT_F32 && tiles.equals(AUTO.tiles())
-                ? new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32) : this;
+                ? new TensorCores(mode, minTokens, parseTiles(F32_DEFAULT_TILES), f32, fill, shapeSplit) : this;
     }
 
     /** Whether a program for weight encoding {@code wtype} (Llama2Kernel.WT_*) gets the tensor-core kernels. */
@@ -212,6 +243,124 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             }
         }
         return tiles.size() - 1;
+    }
+
+    /**
+     * A split-K count that follows the matrix's shape only, never the token count, so that a token's result is the
+     * same in any batch (diffusion canvases): a slice per {@code cols} columns or more, and no more slices than
+     * needed for {@code rows} rows in all (rows x slices up to that), 1 to {@link #MAX_SPLIT}; {@code cols} 0 is
+     * off (the tiers' and MatmulTiles' rule).
+     */
+    public record ShapeSplit(int cols, int rows) {
+        public static final ShapeSplit NONE = new ShapeSplit(0, 0);
+
+        public ShapeSplit {
+            if (cols < 0 || rows < 0 || (cols > 0) != (rows > 0)) {
+                throw new IllegalArgumentException(SHAPE_SPLIT_PROPERTY + ": columns per slice and rows must both be"
+                        + " positive (or both 0: off), got " + cols + "/" + rows);
+            }
+        }
+
+        /** The slices of a {@code rows} x {@code cols} matmul; 0 when off. */
+        public int slices(int rows, int cols) {
+            if (this.cols == 0) {
+                return 0;
+            }
+            int byCols = Math.max(1, cols / this.cols);
+            int byRows = Math.max(1, (this.rows + rows - 1) / rows);
+            return Math.min(MAX_SPLIT, Math.min(byCols, byRows));
+        }
+
+        /** {@code off}, {@code auto} ({@link #AUTO_SPLIT}) or {@code COLS/ROWS}. */
+        public static ShapeSplit parse(String v) {
+            String s = v == null ? "" : v.strip().toLowerCase(Locale.ROOT);
+            if (s.isEmpty() || s.equals("off") || s.equals("1")) {
+                return NONE;
+            }
+            if (s.equals("auto")) {
+                return AUTO_SPLIT;
+            }
+            String[] parts = s.split("/");
+            try {
+                if (parts.length == 2) {
+                    return new ShapeSplit(Integer.parseInt(parts[0].strip()), Integer.parseInt(parts[1].strip()));
+                }
+            } catch (NumberFormatException e) {
+                // the message below
+            }
+            throw new IllegalArgumentException(SHAPE_SPLIT_PROPERTY + " must be off, auto or COLS/ROWS (columns per"
+                    + " slice at least / rows x slices up to), got '" + v + "'");
+        }
+
+        public String label() {
+            return cols == 0 ? "off" : cols + "/" + rows;
+        }
+    }
+
+    /**
+     * The diffusion canvases' split-K (DeviceCanvases, batch-invariant mode): {@code off} (default, one K-slice),
+     * {@code auto} ({@link #AUTO_SPLIT}) or {@code COLS/ROWS} (see {@link ShapeSplit}).
+     */
+    public static final String SHAPE_SPLIT_PROPERTY = "stepstream.opencl.canvasSplit";
+    /** 256 columns a slice or more, rows x slices up to 3072: 768x768 in 3, 768x2048 in 4, 2304x768 in 2. */
+    public static final ShapeSplit AUTO_SPLIT = new ShapeSplit(256, 3072);
+
+    /** These settings with split-K by shape ({@link ShapeSplit}; NONE: off). */
+    public TensorCores withShapeSplit(ShapeSplit split) {
+        return new TensorCores(mode, minTokens, tiles, f32, fill, split);
+    }
+
+    /**
+     * The split-K of a {@code rows} x {@code cols} pass on tier {@code tier}, when it does not depend on the token
+     * count: the tier's fixed ks, else the shape split; 0 when neither is set (MatmulTiles' rule applies). Capped
+     * at the tier's K-slices in the columns.
+     */
+    public int fixedSplit(int tier, int rows, int cols) {
+        Tile t = tiles.get(tier);
+        int s = t.ks() > 0 ? t.ks() : shapeSplit.slices(rows, cols);
+        return s == 0 ? 0 : Math.max(1, Math.min(s, (cols + t.tk() - 1) / t.tk()));
+    }
+
+    /** These settings aiming at {@code groups} groups per compute unit (0: off; see {@link #FILL_PROPERTY}). */
+    public TensorCores withFill(int groups) {
+        return new TensorCores(mode, minTokens, tiles, f32, groups, shapeSplit);
+    }
+
+    /**
+     * The tier for a pass of {@code n} tokens of a {@code rows} x {@code cols} matrix on {@code computeUnits}:
+     * {@link #tierFor(int)}, or with {@link #fill} on and that tier's groups (row tiles x token tiles x a fixed
+     * split-K, {@link #fixedSplit}) short of fill per compute unit, the tier of the largest tn below it that
+     * reaches that many (else the one with the most groups). A row's result does not depend on the tier where the
+     * K-slices start at the same columns (tiers of one tk, a split that does not follow the token count): the
+     * same mma in the same order.
+     */
+    public int tierFor(int n, int rows, int cols, int computeUnits) {
+        int base = tierFor(n);
+        if (fill == 0) {
+            return base;
+        }
+        int rowTiles = (rows + TM - 1) / TM;
+        long want = (long) fill * computeUnits;
+        int baseTn = tiles.get(base).tn();
+        int pick = -1; // the largest tn (at most the base tier's; the base tier among equals) reaching the target
+        int most = base; // else the most groups
+        long mostGroups = 0;
+        for (int i = 0; i < tiles.size(); i++) {
+            Tile t = tiles.get(i);
+            if (t.tn() > baseTn) {
+                continue;
+            }
+            long groups = (long) rowTiles * ((n + t.tn() - 1) / t.tn()) * Math.max(1, fixedSplit(i, rows, cols));
+            if (groups >= want && (pick < 0 || t.tn() > tiles.get(pick).tn()
+                    || t.tn() == tiles.get(pick).tn() && i == base)) {
+                pick = i;
+            }
+            if (groups > mostGroups || groups == mostGroups && i == base) {
+                mostGroups = groups;
+                most = i;
+            }
+        }
+        return pick >= 0 ? pick : most;
     }
 
     /** Tiers separated by '/', each {@code [UPTO:]tn=N,tk=N[,occ=N]}; only the last one without UPTO. */
@@ -233,25 +382,29 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             int tk = 64;
             int occ = 2;
             int fused = 1;
+            int ks = 0;
             for (String pair : tier.split(",")) {
                 String[] kv = pair.split("=", 2);
                 String key = kv[0].strip().toLowerCase(Locale.ROOT);
-                if (kv.length != 2 || !(key.equals("tn") || key.equals("tk") || key.equals("occ") || key.equals("fr"))) {
-                    throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N, tk=N, occ=N or"
-                            + " fr=0|1");
+                if (kv.length != 2 || !(key.equals("tn") || key.equals("tk") || key.equals("occ") || key.equals("fr")
+                        || key.equals("ks"))) {
+                    throw new IllegalArgumentException(TILES_PROPERTY + ": '" + pair + "' is not tn=N, tk=N, occ=N,"
+                            + " fr=0|1 or ks=N");
                 }
                 int value = intOf(kv[1], pair);
                 switch (key) {
                     case "tn" -> tn = value;
                     case "tk" -> tk = value;
                     case "occ" -> occ = value;
+                    case "ks" -> ks = value;
                     default -> fused = value;
                 }
             }
             if (fused != 0 && fused != 1) {
                 throw new IllegalArgumentException(TILES_PROPERTY + ": fr must be 0 or 1, got " + fused);
             }
-            out.add(new Tile(colon >= 0 && i == tiers.length - 1 ? Integer.MAX_VALUE : upTo, tn, tk, occ, fused == 1));
+            out.add(new Tile(colon >= 0 && i == tiers.length - 1 ? Integer.MAX_VALUE : upTo, tn, tk, occ, fused == 1,
+                    ks));
         }
         return out;
     }
@@ -284,7 +437,7 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         };
     }
 
-    /** The four properties on top of {@link #AUTO}. */
+    /** The properties on top of {@link #AUTO}. */
     public static TensorCores fromSystemProperties() {
         TensorCores tc = AUTO.withMode(parseMode(System.getProperty(PROPERTY)))
                 .withF32(parseF32(System.getProperty(F32_PROPERTY)));
@@ -294,6 +447,14 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
                 tc = tc.withMinTokens(Integer.parseInt(min.strip()));
             } catch (NumberFormatException e) {
                 throw new IllegalArgumentException(MIN_TOKENS_PROPERTY + " must be an integer, got '" + min + "'");
+            }
+        }
+        String fill = System.getProperty(FILL_PROPERTY);
+        if (fill != null && !fill.isBlank()) {
+            try {
+                tc = tc.withFill(Integer.parseInt(fill.strip()));
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(FILL_PROPERTY + " must be an integer, got '" + fill + "'");
             }
         }
         return tc.withTilesSpec(System.getProperty(TILES_PROPERTY));
@@ -348,13 +509,13 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         return tiles.stream().mapToLong(t -> t.localBytes(emulated, f32Weights)).max().orElse(0);
     }
 
-    /** E.g. {@code mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64}. */
+    /** E.g. {@code mmt64x16k64<=16,mmt64x32k64<=32,mmt64x64k64} (and {@code ,fill=N} with a fill). */
     public String label() {
         StringBuilder sb = new StringBuilder();
         for (Tile t : tiles) {
             sb.append(sb.isEmpty() ? "" : ",").append(t.label())
                     .append(t.upTo() == Integer.MAX_VALUE ? "" : "<=" + t.upTo());
         }
-        return sb.toString();
+        return sb + (fill == 0 ? "" : ",fill=" + fill) + (shapeSplit.cols() == 0 ? "" : ",split=" + shapeSplit.label());
     }
 }

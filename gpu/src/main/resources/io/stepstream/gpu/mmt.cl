@@ -44,6 +44,18 @@
  * x MMT_TN / 2 tokens, so each B fragment read from local memory feeds two mma triples (fragment loads per k8
  * per warp: 2 A + MMT_TN / 16 B instead of 1 A + MMT_TN / 8 B). Host contract:
  * cols, lstride0..2 multiples of 4 (16-byte loads).
+ *
+ * <p>F32 costs per k8 step and warp at tn=64 (a warp: 32 rows x 32 tokens, 2 m16 x 4 n8 tiles), the slice's
+ * staging (tk=32: 4 k8 steps) amortised: 24 mma (8 triples into one accumulator each); local loads 8 A + 16 B
+ * (hi, lo) of 32 bits = 24 instructions, 3 KiB; the A split at every use, 8 elements x (cvt, mask, sub, cvt) =
+ * 32 ALU; a slice's staging ~8 global loads, 12 16-byte local stores and 64 ALU (the activations' split) per
+ * lane, 2 barriers. That is ~100 instructions and 4.5 KiB of local traffic per 24 mma, yet neither binds on the
+ * H200 (session 6, dlm3x): splitting both operands once when staged into an interleaved (hi, lo) layout (16-byte
+ * fragment loads, no cvt in the K loop: ~80 instructions, 6 KiB) ran 1.4-1.6x SLOWER, and issuing the mma product
+ * by product across the 8 tiles (no back-to-back dependent mma) changed nothing (ptxas schedules them). What
+ * does bind small passes is the group count: one K-slice of 768 rows at 600 tokens is 12 x 10 groups on 132 SMs
+ * (18-21 TFLOP/s against 32-41 for larger passes), which TensorCores' fill (smaller tn) and a split-K fixed by the
+ * shape (both batch-invariant) address.
  */
 #if WT != 0 && WT != 1 && WT != 2
 #error "mmt multiplies F32, F16 or Q8_0 weights: build it with WT=0, 1 or 2"

@@ -31,7 +31,7 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The device diffusion forward of tinystories-dlm on a real OpenCL device (PoCL in CI) against the engine's CPU
@@ -67,22 +67,34 @@ class OpenClDiffusionModelTest {
      * not have it: see logitsOfCanvasesMatchTheCpuModelBatchedAndAlone's drift bound).
      */
     @ParameterizedTest(name = "{0}")
-    @EnumSource(value = TensorType.class, names = {"F16", "F32"})
-    void canvasesOnTensorCoresGiveBitwiseTheSameLogitsAloneAndBatched(TensorType type) {
+    @ValueSource(strings = {"F16", "F32", "F32:split", "F16:split"})
+    void canvasesOnTensorCoresGiveBitwiseTheSameLogitsAloneAndBatched(String spec) {
         Assumptions.assumeTrue(HAND_MATMUL, "tensor cores are a hand-path kernel");
+        // :split: split-K by shape (TensorCores.SHAPE_SPLIT_PROPERTY; a slice per 64 columns or more, rows x
+        // slices up to 1024), so several K-slices, the same for every batch
+        TensorType type = TensorType.valueOf(spec.split(":")[0]);
+        boolean split = spec.endsWith(":split");
         String before = System.getProperty(TensorCores.PROPERTY);
         String beforeF32 = System.getProperty(TensorCores.F32_PROPERTY);
+        String beforeSplit = System.getProperty(TensorCores.SHAPE_SPLIT_PROPERTY);
         System.setProperty(TensorCores.PROPERTY, "emulate");
         System.setProperty(TensorCores.F32_PROPERTY, "3xtf32"); // off by default
+        if (split) {
+            System.setProperty(TensorCores.SHAPE_SPLIT_PROPERTY, "64/1024");
+        }
         OpenClDiffusionModel tc;
         try {
             tc = new OpenClDiffusionModel(Models.loadDiffusion(MODEL), OpenClTestSupport.device(), 0, type);
         } finally {
             restore(TensorCores.PROPERTY, before);
             restore(TensorCores.F32_PROPERTY, beforeF32);
+            restore(TensorCores.SHAPE_SPLIT_PROPERTY, beforeSplit);
         }
         try (tc) {
             assertTrue(tc.tensorCores().contains("from 1 tokens"), tc.tensorCores());
+            // F32 canvases aim at 2 groups per compute unit (DeviceCanvases.CANVAS_FILL)
+            assertEquals(type == TensorType.F32, tc.tensorCores().contains(",fill=2"), tc.tensorCores());
+            assertEquals(split, tc.tensorCores().contains("split=64/1024"), tc.tensorCores());
             assertEquals(type == TensorType.F32, tc.tensorCores().endsWith("(3xtf32)"), tc.tensorCores());
             SplittableRandom r = new SplittableRandom(21);
             int vocab = reference.vocabSize();

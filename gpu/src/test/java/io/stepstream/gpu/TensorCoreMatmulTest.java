@@ -151,6 +151,12 @@ class TensorCoreMatmulTest {
         for (int tokens : new int[]{12, 13, 41}) {
             out.add(Arguments.of(tokens, tiers, ONE_TOKEN_MV));
         }
+        // split-K fixed per tier (ks=2 in the spec) or by shape (48 / 80 columns: a slice per 32 columns or more,
+        // rows x slices up to 256: 1..2 slices), whatever MatmulTiles' ks=1 says
+        out.add(Arguments.of(33, any.withTilesSpec("tn=32,tk=32,ks=2"), ONE_TOKEN_MV.with("ks=1")));
+        out.add(Arguments.of(50, any.withShapeSplit(new TensorCores.ShapeSplit(32, 256)), ONE_TOKEN_MV.with("ks=1")));
+        // a fill no pass reaches on 2 compute units: every count on the tier of most groups (tn=16)
+        out.add(Arguments.of(45, any.withFill(64), ONE_TOKEN_MV.with("ks=1")));
         return out.stream();
     }
 
@@ -194,7 +200,7 @@ class TensorCoreMatmulTest {
             c.checkAll();
             assertEquals(5, device.handMatmulPasses());
             assertEquals(5, device.tensorCorePasses(), "each of the five matmul passes ran on mmt");
-            if (tiles.ks() > 1) {
+            if (tiles.ks() > 1 || tc.tiles().getLast().ks() > 1 || tc.shapeSplit().cols() > 0) {
                 assertTrue(device.handMatmulMaxSplit() > 1, "split-K ran");
             }
         }

@@ -57,10 +57,12 @@ import java.util.SplittableRandom;
  * DlmBatchBench [--shape llada-110m|llada-small-v32k | --model PATH] [--backend cpu,opencl] [--requests 1,8,32]
  *               [--gen 64] [--block 32] [--steps 64] [--prompts 4] [--device auto] [--dtype f32|f16|q8_0] [--threads N]
  *               [--cpu-max-requests 8] [--seed 1] [--apply parallel|serial] [--profile false|true]
- *               [--summaries true|false] [--tensor-cores auto,off]
+ *               [--summaries true|false] [--tensor-cores auto,off (or auto:fill=0, ...)]
  * </pre>
  * {@code --tensor-cores}: the OpenCL backend once per mode (auto, off, emulate), in one JVM, rows "opencl tc=MODE"
- * (default: one OpenCL run with -Dstepstream.opencl.tensorCores). With {@code --dtype f32} that is 3xTF32 against
+ * (default: one OpenCL run with -Dstepstream.opencl.tensorCores); options after the mode: {@code :split=off|auto|COLS/ROWS}
+ * the canvases' split-K by shape ({@value TensorCores#SHAPE_SPLIT_PROPERTY}), {@code :fill=N}
+ * ({@value TensorCores#FILL_PROPERTY}), e.g. {@code auto,auto:split=off:fill=0,off}. With {@code --dtype f32} that is 3xTF32 against
  * fp32 {@code mm}. An earlier mode's device model stays allocated until the bench ends (its close would close the
  * CPU model the later runs share).
  * {@code --profile true} times every device pass of the OpenCL rows by profiling events and prints the device ms
@@ -75,6 +77,43 @@ import java.util.SplittableRandom;
  */
 public final class DlmBatchBench {
     private DlmBatchBench() {
+    }
+
+    /**
+     * One --tensor-cores run: a mode (auto, off, emulate), then optionally {@code :split=off|auto|COLS/ROWS} (the
+     * canvases' split-K by shape) and {@code :fill=N} (groups per compute unit), e.g. {@code auto:split=auto:fill=0}.
+     */
+    static String tensorCoreRun(String v) {
+        String[] parts = v.split(":");
+        StringBuilder run = new StringBuilder(TensorCores.parseMode(parts[0]).label());
+        for (int i = 1; i < parts.length; i++) {
+            String p = parts[i].strip().toLowerCase(Locale.ROOT);
+            runProperty(p, v); // validates
+            run.append(':').append(p);
+        }
+        return run.toString();
+    }
+
+    /** The system property and value of one run option ({@link #tensorCoreRun}). */
+    private static String[] runProperty(String option, String run) {
+        String[] kv;
+        if (option.startsWith("split=")) {
+            TensorCores.ShapeSplit.parse(option.substring(6));
+            kv = new String[]{TensorCores.SHAPE_SPLIT_PROPERTY, option.substring(6)};
+        } else if (option.matches("fill=\\d+")) {
+            kv = new String[]{TensorCores.FILL_PROPERTY, option.substring(5)};
+        } else {
+            throw new IllegalArgumentException("--tensor-cores: '" + run + "' is MODE[:split=off|auto|C/R][:fill=N]");
+        }
+        return kv;
+    }
+
+    private static void restore(String property, String value) {
+        if (value == null) {
+            System.clearProperty(property);
+        } else {
+            System.setProperty(property, value);
+        }
     }
 
     record Options(String shape, String model, List<String> backends, int[] requests, int gen, int block, int steps,
@@ -148,8 +187,8 @@ public final class DlmBatchBench {
                         case "false", "off" -> false;
                         default -> throw new IllegalArgumentException("--summaries: true or false, got '" + v + "'");
                     };
-                    case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(","))
-                            .map(m -> TensorCores.parseMode(m).label()).distinct().toList();
+                    case "--tensor-cores" -> tensorCores = Arrays.stream(v.split(",")).map(String::strip)
+                            .map(DlmBatchBench::tensorCoreRun).distinct().toList();
                     default -> throw new IllegalArgumentException("unknown option " + flag);
                 }
             }
@@ -240,19 +279,26 @@ public final class DlmBatchBench {
                 if (backend.startsWith("opencl")) {
                     long d0 = System.nanoTime();
                     var dev = OpenClDevices.select(o.device());
-                    String mode = backend.startsWith("opencl tc=") ? backend.substring("opencl tc=".length()) : null;
-                    String before = System.getProperty(TensorCores.PROPERTY);
-                    if (mode != null) { // DeviceCanvases reads the mode from the property
-                        System.setProperty(TensorCores.PROPERTY, mode);
+                    String run = backend.startsWith("opencl tc=") ? backend.substring("opencl tc=".length()) : null;
+                    // DeviceCanvases reads the mode and the run's options from system properties
+                    java.util.Map<String, String> props = new java.util.LinkedHashMap<>();
+                    if (run != null) {
+                        String[] parts = run.split(":");
+                        props.put(TensorCores.PROPERTY, parts[0]);
+                        for (int i = 1; i < parts.length; i++) {
+                            String[] kv = runProperty(parts[i], run);
+                            props.put(kv[0], kv[1]);
+                        }
                     }
+                    java.util.Map<String, String> before = new java.util.HashMap<>();
+                    props.forEach((k, val) -> {
+                        before.put(k, System.getProperty(k));
+                        System.setProperty(k, val);
+                    });
                     try {
                         device = new OpenClDiffusionModel(cpu, dev, 0, o.dtype());
                     } finally {
-                        if (before == null) {
-                            System.clearProperty(TensorCores.PROPERTY);
-                        } else {
-                            System.setProperty(TensorCores.PROPERTY, before);
-                        }
+                        before.forEach(DlmBatchBench::restore);
                     }
                     m = device;
                     System.out.printf(Locale.ROOT, "opencl: %s, %s weights, tensor cores %s, uploaded in %.1f s;"
