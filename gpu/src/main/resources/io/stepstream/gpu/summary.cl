@@ -9,6 +9,38 @@
 #define SUMMARY_WG 256
 #endif
 
+/** The group's (value, id) with the largest value, ties to the lowest id, into bestValue[0] / bestId[0] (a tree). */
+inline void group_argmax(float m, int id, __local float *bestValue, __local int *bestId) {
+    const int lid = get_local_id(0);
+    bestValue[lid] = m;
+    bestId[lid] = id;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = SUMMARY_WG / 2; s > 0; s >>= 1) {
+        if (lid < s) {
+            float v = bestValue[lid + s];
+            int i = bestId[lid + s];
+            if (v > bestValue[lid] || (v == bestValue[lid] && i < bestId[lid])) {
+                bestValue[lid] = v;
+                bestId[lid] = i;
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+
+/** The group's sum of `sum` into partial[0], in a fixed tree order. */
+inline void group_sum(double sum, __local double *partial) {
+    const int lid = get_local_id(0);
+    partial[lid] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = SUMMARY_WG / 2; s > 0; s >>= 1) {
+        if (lid < s) {
+            partial[lid] += partial[lid + s];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(SUMMARY_WG, 1, 1)))
 void row_summary(const int rows, const int vocab, __global const float *logits, __global uchar *out) {
     __local float bestValue[SUMMARY_WG];
@@ -35,33 +67,13 @@ void row_summary(const int rows, const int vocab, __global const float *logits, 
             id = i;
         }
     }
-    bestValue[lid] = m;
-    bestId[lid] = id;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = SUMMARY_WG / 2; s > 0; s >>= 1) {
-        if (lid < s) {
-            float v = bestValue[lid + s];
-            int i = bestId[lid + s];
-            if (v > bestValue[lid] || (v == bestValue[lid] && i < bestId[lid])) {
-                bestValue[lid] = v;
-                bestId[lid] = i;
-            }
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    group_argmax(m, id, bestValue, bestId);
     const double max = (double) bestValue[0];
     double sum = 0.0;
     for (int i = lid; i < vocab; i += SUMMARY_WG) {
         sum += exp((double) l[i] - max);
     }
-    partial[lid] = sum;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = SUMMARY_WG / 2; s > 0; s >>= 1) {
-        if (lid < s) {
-            partial[lid] += partial[lid + s];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    group_sum(sum, partial);
     if (lid == 0) {
         ((__global double *) out)[row] = 1.0 / partial[0];
         ((__global int *) (out + (size_t) rows * sizeof(double)))[row] = bestId[0];
@@ -103,33 +115,13 @@ void row_summary_split(const int rows, const int vocab, const int splits, __glob
             id = i;
         }
     }
-    bestValue[lid] = m;
-    bestId[lid] = id;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = SUMMARY_WG / 2; h > 0; h >>= 1) {
-        if (lid < h) {
-            float v = bestValue[lid + h];
-            int i = bestId[lid + h];
-            if (v > bestValue[lid] || (v == bestValue[lid] && i < bestId[lid])) {
-                bestValue[lid] = v;
-                bestId[lid] = i;
-            }
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    group_argmax(m, id, bestValue, bestId);
     const double max = (double) bestValue[0];
     double sum = 0.0;
     for (int i = begin + lid; i < end; i += SUMMARY_WG) {
         sum += exp((double) l[i] - max);
     }
-    partial[lid] = sum;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int h = SUMMARY_WG / 2; h > 0; h >>= 1) {
-        if (lid < h) {
-            partial[lid] += partial[lid + h];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    group_sum(sum, partial);
     if (lid == 0) {
         const int slot = row * splits + s;
         partialSum[slot] = partial[0];

@@ -1,6 +1,10 @@
 package io.stepstream.gpu;
 
 import com.aparapi.device.OpenCLDevice;
+import io.stepstream.engine.ForwardBatch;
+import io.stepstream.engine.KvCache;
+import java.util.ArrayList;
+import java.util.List;
 
 /** The device every OpenCL test runs on, chosen once per JVM; no device is a test failure, never a skip. */
 final class OpenClTestSupport {
@@ -85,7 +89,7 @@ final class OpenClTestSupport {
             float[][] logits = new float[1][model.config().vocabSize()];
             for (int i = 0; i < count; i++) {
                 model.forward(new io.stepstream.engine.ForwardBatch(java.util.List.of(
-                        new io.stepstream.engine.ForwardBatch.Entry(cache, new int[]{token}, 0, 1))), logits);
+                        new ForwardBatch.Entry(cache, new int[]{token}, 0, 1))), logits);
                 token = argmax(logits[0]);
                 if (stopAtEos && (token == tok.eosId() || token == tok.bosId())) {
                     break;
@@ -94,5 +98,17 @@ final class OpenClTestSupport {
             }
         }
         return out;
+    }
+
+    /** One forward of {@code model} over entries (cache i, tokens i from position 0): each entry's logits. */
+    static float[][] forward(OpenClLlama2Model model, int vocab, List<KvCache> caches,
+                             List<int[]> tokens) {
+        List<ForwardBatch.Entry> entries = new ArrayList<>();
+        for (int i = 0; i < caches.size(); i++) {
+            entries.add(new ForwardBatch.Entry(caches.get(i), tokens.get(i), 0, tokens.get(i).length));
+        }
+        float[][] logits = new float[caches.size()][vocab];
+        model.forward(new ForwardBatch(entries), logits);
+        return logits;
     }
 }

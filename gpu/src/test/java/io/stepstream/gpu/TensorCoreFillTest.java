@@ -1,6 +1,5 @@
 package io.stepstream.gpu;
 
-import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
@@ -72,11 +71,11 @@ class TensorCoreFillTest {
                     if (step == 0) {
                         logits[m] = new float[SEQUENCES][];
                         for (int s = 0; s < SEQUENCES; s++) {
-                            logits[m][s] = forward(models.get(m), List.of(caches.get(m).get(s)),
+                            logits[m][s] = OpenClTestSupport.forward(models.get(m), C.vocabSize(), List.of(caches.get(m).get(s)),
                                     List.of(next[s]))[0];
                         }
                     } else {
-                        logits[m] = forward(models.get(m), caches.get(m), List.of(next));
+                        logits[m] = OpenClTestSupport.forward(models.get(m), C.vocabSize(), caches.get(m), List.of(next));
                     }
                 }
                 for (int s = 0; s < SEQUENCES; s++) {
@@ -155,15 +154,5 @@ class TensorCoreFillTest {
     private static OpenClLlama2Model model(String name, Llama2Weights w, Llama2Tokenizer tok, TensorCores tc) {
         return new OpenClLlama2Model(name, w, tok, OpenClTestSupport.device(), 64, TensorType.F32, Dispatch.DIRECT,
                 Matmul.HAND, tc);
-    }
-
-    private static float[][] forward(OpenClLlama2Model model, List<KvCache> caches, List<int[]> tokens) {
-        List<ForwardBatch.Entry> entries = new ArrayList<>();
-        for (int i = 0; i < caches.size(); i++) {
-            entries.add(new ForwardBatch.Entry(caches.get(i), tokens.get(i), 0, tokens.get(i).length));
-        }
-        float[][] logits = new float[caches.size()][C.vocabSize()];
-        model.forward(new ForwardBatch(entries), logits);
-        return logits;
     }
 }

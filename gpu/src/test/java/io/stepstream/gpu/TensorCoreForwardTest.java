@@ -1,6 +1,5 @@
 package io.stepstream.gpu;
 
-import io.stepstream.engine.ForwardBatch;
 import io.stepstream.engine.KvCache;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
@@ -83,12 +82,12 @@ class TensorCoreForwardTest {
                     List<float[]> b = new ArrayList<>();
                     if (step == 0) {
                         for (int s = 0; s < SEQUENCES; s++) {
-                            a.add(forward(off, List.of(offCaches.get(s)), List.of(next[s]))[0]);
-                            b.add(forward(tc, List.of(tcCaches.get(s)), List.of(next[s]))[0]);
+                            a.add(OpenClTestSupport.forward(off, C.vocabSize(), List.of(offCaches.get(s)), List.of(next[s]))[0]);
+                            b.add(OpenClTestSupport.forward(tc, C.vocabSize(), List.of(tcCaches.get(s)), List.of(next[s]))[0]);
                         }
                     } else {
-                        a = List.of(forward(off, offCaches, List.of(next)));
-                        b = List.of(forward(tc, tcCaches, List.of(next)));
+                        a = List.of(OpenClTestSupport.forward(off, C.vocabSize(), offCaches, List.of(next)));
+                        b = List.of(OpenClTestSupport.forward(tc, C.vocabSize(), tcCaches, List.of(next)));
                     }
                     for (int s = 0; s < SEQUENCES; s++) {
                         double err = relativeError(b.get(s), a.get(s));
@@ -111,15 +110,5 @@ class TensorCoreForwardTest {
                 tcCaches.forEach(KvCache::close);
             }
         }
-    }
-
-    private static float[][] forward(OpenClLlama2Model model, List<KvCache> caches, List<int[]> tokens) {
-        List<ForwardBatch.Entry> entries = new ArrayList<>();
-        for (int i = 0; i < caches.size(); i++) {
-            entries.add(new ForwardBatch.Entry(caches.get(i), tokens.get(i), 0, tokens.get(i).length));
-        }
-        float[][] logits = new float[caches.size()][C.vocabSize()];
-        model.forward(new ForwardBatch(entries), logits);
-        return logits;
     }
 }
