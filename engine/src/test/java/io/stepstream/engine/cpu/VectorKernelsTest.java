@@ -76,34 +76,27 @@ class VectorKernelsTest {
     void tileSumsInVectorsAreSumLanesBitForBit() {
         int l = VectorKernels.LANES;
         org.junit.jupiter.api.Assumptions.assumeTrue(l == 16 || l == 8, "no vector tile sums with " + l + " lanes");
-        Random rnd = new Random(15);
-        float[] lanes = new float[16 * l];
-        for (int trial = 0; trial < 20000; trial++) {
-            float[] tile = awkwardTile(rnd);
-            float[] expected = scalarTileSums(tile);
-            System.arraycopy(tile, 0, lanes, 0, tile.length);
-            VectorKernels.sumTileInVectors(lanes);
-            for (int j = 0; j < 16; j++) {
-                assertEquals(Float.floatToIntBits(expected[j]), Float.floatToIntBits(lanes[j]),
-                        "trial " + trial + ", accumulator " + j + ": " + expected[j] + " vs " + lanes[j]);
-            }
-        }
+        assertTileSumsAreSumLanes(15, 20000, VectorKernels::sumTileInVectors);
     }
 
     /** The entry the kernels call (vector or scalar form, as configured) gives the same bits. */
     @Test
     void tileSumsAreSumLanesBitForBit() {
-        int l = VectorKernels.LANES;
-        Random rnd = new Random(16);
-        float[] lanes = new float[16 * l];
-        for (int trial = 0; trial < 5000; trial++) {
+        assertTileSumsAreSumLanes(16, 5000, VectorKernels::sumTileLanes);
+    }
+
+    /** {@code sum} over fresh awkward tiles leaves lanes[j] bitwise sumLanes of accumulator j, for every j. */
+    private static void assertTileSumsAreSumLanes(long seed, int trials, java.util.function.Consumer<float[]> sum) {
+        Random rnd = new Random(seed);
+        float[] lanes = new float[16 * VectorKernels.LANES];
+        for (int trial = 0; trial < trials; trial++) {
             float[] tile = awkwardTile(rnd);
             float[] expected = scalarTileSums(tile);
             System.arraycopy(tile, 0, lanes, 0, tile.length);
-            VectorKernels.sumTileLanes(lanes);
+            sum.accept(lanes);
             for (int j = 0; j < 16; j++) {
                 assertEquals(Float.floatToIntBits(expected[j]), Float.floatToIntBits(lanes[j]),
-                        "trial " + trial + ", accumulator " + j);
+                        "trial " + trial + ", accumulator " + j + ": " + expected[j] + " vs " + lanes[j]);
             }
         }
     }
