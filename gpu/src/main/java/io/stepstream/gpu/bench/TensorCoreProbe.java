@@ -492,11 +492,19 @@ public final class TensorCoreProbe {
         }
         float[] d = runTile(q, program, "mma_tile", MemorySegment.ofArray(aBits), MemorySegment.ofArray(bBits), c);
         double[][] ref = reference(a, b, c);
+        return new TileResult(variant, true, null, exactMismatches(d, ref));
+    }
+
+    /**
+     * Every element of a 16 x 8 tile result {@code d} (row-major) that differs from {@code ref}, with the lane and
+     * c-register of the m16n8 C fragment that holds it. The tiles' inputs are integers whose every sum is below
+     * 2^24 in magnitude: exact in f32 whatever the summation order, so any difference is a layout error.
+     */
+    private static List<String> exactMismatches(float[] d, double[][] ref) {
         List<String> mismatches = new ArrayList<>();
         for (int r = 0; r < M; r++) {
             for (int col = 0; col < N; col++) {
                 double got = d[r * N + col];
-                // every value is an integer below 2^24 in magnitude: exact in f32 whatever the summation order
                 if (got != ref[r][col]) {
                     mismatches.add(String.format(Locale.ROOT, "(row %d, col %d): got %.1f, expected %.1f%s (lane %d"
                                     + " holds it as c%d)", r, col, got, ref[r][col], whereElse(ref, got),
@@ -504,7 +512,7 @@ public final class TensorCoreProbe {
                 }
             }
         }
-        return new TileResult(variant, true, null, mismatches);
+        return mismatches;
     }
 
     /**
@@ -538,18 +546,7 @@ public final class TensorCoreProbe {
         float[][] c = shuffled(random, M, N, -64);
         double[][] ref = reference(a, b, c);
         float[] d = tf32Tile(q, program, a, b, c, false);
-        List<String> mismatches = new ArrayList<>();
-        for (int r = 0; r < M; r++) {
-            for (int col = 0; col < N; col++) {
-                double got = d[r * N + col];
-                if (got != ref[r][col]) {
-                    mismatches.add(String.format(Locale.ROOT, "(row %d, col %d): got %.1f, expected %.1f%s (lane %d"
-                                    + " holds it as c%d)", r, col, got, ref[r][col], whereElse(ref, got),
-                            (r % 8) * 4 + col / 2, (r >= 8 ? 2 : 0) + (col & 1)));
-                }
-            }
-        }
-        results.add(new TileResult("tf32 tile " + how, true, null, mismatches));
+        results.add(new TileResult("tf32 tile " + how, true, null, exactMismatches(d, ref)));
         // (2) 3xTF32 on random normal values
         float[][] ra = gaussian(random, M, 8);
         float[][] rb = gaussian(random, 8, N);

@@ -20,6 +20,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TensorCoreProbeTest {
     private static final String SELECTOR = System.getProperty("stepstream.test.device", "auto");
 
+    /** Runs the probe on the test device with {@code args}, asserts it reports OK, returns what it printed. */
+    private static String runOk(List<TensorCoreProbe.Row> rows, String... args) {
+        String[] all = new String[args.length + 2];
+        all[0] = "--device";
+        all[1] = SELECTOR;
+        System.arraycopy(args, 0, all, 2, args.length);
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(all),
+                new PrintStream(bytes, true, StandardCharsets.UTF_8), rows);
+        String out = bytes.toString(StandardCharsets.UTF_8);
+        assertTrue(ok, out);
+        return out;
+    }
+
     @Test
     void emulatedTileMatchesTheFloat64ReferenceInEveryElement() {
         try (ClQueue q = new ClQueue(ClRuntime.select(SELECTOR))) {
@@ -45,11 +59,7 @@ class TensorCoreProbeTest {
 
     @Test
     void probePrintsAResultLineAndRejectsBadOptions() {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx",
-                "off", "--full", "false"}), new PrintStream(bytes, true, StandardCharsets.UTF_8));
-        String out = bytes.toString(StandardCharsets.UTF_8);
-        assertTrue(ok, out);
+        String out = runOk(new ArrayList<>(), "--ptx", "off", "--full", "false");
         assertTrue(out.contains("(a) tile emulation: all 128 elements match") && out.contains("RESULT: OK"), out);
         assertTrue(out.contains("(a) tf32 tile emulation: all 128 elements match")
                 && out.contains("(a) tf32 3x split emulation: all 128 elements match")
@@ -62,14 +72,10 @@ class TensorCoreProbeTest {
 
     @Test
     void fullKernelOnEmulatedTensorCoresMatchesTheReferenceBesideMm() {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         List<TensorCoreProbe.Row> rows = new ArrayList<>();
-        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx", "off",
+        String out = runOk(rows, "--ptx", "off",
                 "--shapes", "130x128,8200x64", "--tokens", "9,70", "--mode", "emulate", "--tiles",
-                "default;tn=16,tk=64", "--reps", "1", "--warmup", "0", "--sample-rows", "40"}),
-                new PrintStream(bytes, true, StandardCharsets.UTF_8), rows);
-        String out = bytes.toString(StandardCharsets.UTF_8);
-        assertTrue(ok, out);
+                "default;tn=16,tk=64", "--reps", "1", "--warmup", "0", "--sample-rows", "40");
         // 2 shapes x 2 token counts x (mm + 2 mmt variants)
         assertEquals(12, rows.size(), out);
         for (TensorCoreProbe.Row r : rows) {
@@ -93,15 +99,11 @@ class TensorCoreProbeTest {
 
     @Test
     void q8WeightsOnEmulatedTensorCoresMatchTheReferenceBesideMm() {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         List<TensorCoreProbe.Row> rows = new ArrayList<>();
         // 192 columns: 6 Q8_0 blocks in 3 slices of 64; 130 rows: a partial third row tile
-        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx", "off",
+        String out = runOk(rows, "--ptx", "off",
                 "--shapes", "130x192,70x64", "--tokens", "9,33", "--mode", "emulate", "--tiles", "default",
-                "--dtype", "q8_0", "--reps", "1", "--warmup", "0", "--sample-rows", "0"}),
-                new PrintStream(bytes, true, StandardCharsets.UTF_8), rows);
-        String out = bytes.toString(StandardCharsets.UTF_8);
-        assertTrue(ok, out);
+                "--dtype", "q8_0", "--reps", "1", "--warmup", "0", "--sample-rows", "0");
         // 2 shapes x 2 token counts x (mm + 1 mmt variant)
         assertEquals(8, rows.size(), out);
         for (TensorCoreProbe.Row r : rows) {
@@ -122,15 +124,11 @@ class TensorCoreProbeTest {
 
     @Test
     void f32WeightsOnEmulated3xTf32MatchTheReferenceBesideMm() {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
         List<TensorCoreProbe.Row> rows = new ArrayList<>();
         // 130 rows: a partial third row tile; 9 and 33 tokens: partial token tiles
-        boolean ok = TensorCoreProbe.run(TensorCoreProbe.Options.parse(new String[]{"--device", SELECTOR, "--ptx", "off",
+        String out = runOk(rows, "--ptx", "off",
                 "--shapes", "130x192", "--tokens", "9,33", "--mode", "emulate", "--tiles", "default",
-                "--dtype", "f32", "--reps", "1", "--warmup", "0", "--sample-rows", "0"}),
-                new PrintStream(bytes, true, StandardCharsets.UTF_8), rows);
-        String out = bytes.toString(StandardCharsets.UTF_8);
-        assertTrue(ok, out);
+                "--dtype", "f32", "--reps", "1", "--warmup", "0", "--sample-rows", "0");
         assertEquals(4, rows.size(), out); // 2 token counts x (mm + mmt)
         for (TensorCoreProbe.Row r : rows) {
             assertTrue(r.shape().endsWith(" f32"), r.toString());
