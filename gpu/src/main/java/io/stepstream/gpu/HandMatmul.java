@@ -179,19 +179,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
 
     /** {@value #MV_TIER_PROPERTY}: 0 for auto, else the tier's token count. */
     static int mvTierFromSystemProperty() {
-        String v = System.getProperty(MV_TIER_PROPERTY, "auto").strip();
-        if (v.equalsIgnoreCase("auto")) {
-            return 0;
-        }
-        try {
-            int tier = Integer.parseInt(v);
-            if (tier >= 1 && tier <= 16) {
-                return tier;
-            }
-        } catch (NumberFormatException e) {
-            // reported below
-        }
-        throw new IllegalArgumentException(MV_TIER_PROPERTY + " must be auto or a matvec tier 1..16, got '" + v + "'");
+        return SystemProperties.autoOrInt(MV_TIER_PROPERTY, 1, 16, "a matvec tier 1..16");
     }
 
     private void add(int op, MatmulProgram.Shape shape, String suffix, String w0, String w1, String w2, String in,

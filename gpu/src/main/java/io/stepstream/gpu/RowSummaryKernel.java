@@ -129,19 +129,7 @@ final class RowSummaryKernel {
     }
 
     static int splitsFromSystemProperty() {
-        String v = System.getProperty(SPLITS_PROPERTY, "auto").strip();
-        if (v.equalsIgnoreCase("auto")) {
-            return 0;
-        }
-        try {
-            int n = Integer.parseInt(v);
-            if (n >= 1) {
-                return n;
-            }
-        } catch (NumberFormatException e) {
-            // reported below
-        }
-        throw new IllegalArgumentException(SPLITS_PROPERTY + ": need auto or a count >= 1, got '" + v + "'");
+        return SystemProperties.autoOrInt(SPLITS_PROPERTY, 1, Integer.MAX_VALUE, "a group count >= 1");
     }
 
     /**

@@ -126,7 +126,6 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
             return f32 && stageSplitOn() && 4L * (TM + 2L * tn) * (tk + 4) <= STAGE_SPLIT_BYTES;
         }
 
-
         /**
          * Local memory of one group for F16 or Q8_0 weights: the staged weights and activations, or the output
          * tile, which reuses them (the larger of the two), and with {@code emulated} the emulation's per-warp scratch.
@@ -205,7 +204,6 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         return new TensorCores(mode, minTokens, List.of(new Tile(Integer.MAX_VALUE, tn, tk, 2, true)), f32, fill,
                 shapeSplit);
     }
-
 
     /** The tiers of {@code spec} (see the class doc); null or blank: unchanged. */
     public TensorCores withTilesSpec(String spec) {
