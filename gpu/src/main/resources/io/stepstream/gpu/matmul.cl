@@ -122,6 +122,76 @@ inline float4 load_half4(__global const half *p) {
     __global const float *normX, __global const float *normW, __global const int *normRow, float eps, \
     int normMode, int normStride
 
+// mv's L2 prefetch arguments, after MV_NORM_ARGS: up to four byte ranges of the weights the next matmuls of the
+// step will read, as whole lines of MV_PF_LINE bytes (first line, line count; 0 lines: nothing), which the
+// kernel's work items ask the L2 cache to fetch (MV_PF, see mv_prefetch). Nothing reads the fetched lines here: a
+// prefetch changes no result, only when the next kernel's weights arrive (MatmulProgram, L2Prefetch).
+#define MV_PF_ARGS \
+    __global const uchar *pf0, __global const uchar *pf1, __global const uchar *pf2, __global const uchar *pf3, \
+    int pfFirst0, int pfLines0, int pfFirst1, int pfLines1, int pfFirst2, int pfLines2, int pfFirst3, int pfLines3
+#define MV_PF_PASS pf0, pf1, pf2, pf3, pfFirst0, pfLines0, pfFirst1, pfLines1, pfFirst2, pfLines2, pfFirst3, pfLines3
+
+#ifndef MV_PF
+#define MV_PF 0
+#endif
+#ifndef MV_PF_LINE
+#define MV_PF_LINE 128
+#endif
+#ifndef MV_PF_END
+#define MV_PF_END 0
+#endif
+#if MV_PF == 1 || MV_PF == 2 || MV_PF == 3
+// Inline PTX (NVIDIA only; the host builds these only where a probe program with the same instruction built).
+#if MV_PF_ASM == 2
+#define MV_PF_ASM_KW __asm__ __volatile__
+#else
+#define MV_PF_ASM_KW asm volatile
+#endif
+#endif
+
+/** Asks the L2 cache for the line at p (a hint: fire and forget, no register waits for it). */
+inline void l2_prefetch_line(__global const uchar *p) {
+#if MV_PF == 1
+    MV_PF_ASM_KW("prefetch.global.L2 [%0];" :: "l"((ulong) p));
+#elif MV_PF == 2
+    // evict_last: the lines should outlive the weights streaming through L2 until the next kernel reads them
+    MV_PF_ASM_KW("prefetch.global.L2::evict_last [%0];" :: "l"((ulong) p));
+#elif MV_PF == 3
+    // sm_90's bulk prefetch: the whole MV_PF_LINE bytes (a multiple of 16) in one instruction
+    MV_PF_ASM_KW("cp.async.bulk.prefetch.L2.global [%0], %1;" :: "l"((ulong) p), "r"(MV_PF_LINE));
+#elif MV_PF == 4
+    // OpenCL C's own prefetch built-in (to the global cache; what a device does with it is its business)
+    prefetch(p, MV_PF_LINE);
+#endif
+}
+
+/** Every work item of the launch takes every global-size'th line of the four ranges. */
+inline void mv_prefetch(MV_PF_ARGS) {
+    int total = pfLines0 + pfLines1 + pfLines2 + pfLines3;
+    int stride = (int) get_global_size(0);
+    for (int i = (int) get_global_id(0); i < total; i += stride) {
+        int j = i;
+        __global const uchar *base = pf0;
+        int first = pfFirst0;
+        if (j >= pfLines0) {
+            j -= pfLines0;
+            base = pf1;
+            first = pfFirst1;
+            if (j >= pfLines1) {
+                j -= pfLines1;
+                base = pf2;
+                first = pfFirst2;
+                if (j >= pfLines2) {
+                    j -= pfLines2;
+                    base = pf3;
+                    first = pfFirst3;
+                }
+            }
+        }
+        l2_prefetch_line(base + (size_t) (first + j) * MV_PF_LINE);
+    }
+}
+
 #define EPI_PASS op, out, outStride, kv, ropeCos, ropeSin, tokenPos, tokenSeq, blockTable, headSize, \
     maxBlocksPerSeq, blockFloats, kvDim, split1, layer
 
