@@ -58,6 +58,7 @@ public final class LaunchProbe {
             throw new IllegalStateException("no OpenCL device");
         }
         System.out.println("device: " + device + ", queue profiling " + ClQueue.PROFILING);
+        System.out.println("extensions: " + ClRuntime.extensions(device));
         try (ClQueue queue = new ClQueue(device); Arena arena = Arena.ofConfined()) {
             MemorySegment program = queue.buildProgram(source());
             MemorySegment out = queue.createBuffer(64);
