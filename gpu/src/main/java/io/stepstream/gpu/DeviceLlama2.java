@@ -330,11 +330,6 @@ final class DeviceLlama2 implements AutoCloseable {
         return handMatmul == null ? 0 : handMatmul.fusedNorms();
     }
 
-    /** L2 prefetch lines the matvecs were given so far ({@link L2Prefetch}). */
-    long prefetchedLines() {
-        return handMatmul == null ? 0 : handMatmul.prefetchedLines();
-    }
-
     long handMatmulPasses() {
         return handMatmul == null ? 0 : handMatmul.enqueued();
     }

@@ -207,17 +207,6 @@ public final class DirectLauncher implements PassLauncher {
                 + kernel.getClass().getSimpleName());
     }
 
-    /** Bytes of the device buffer now bound to the kernel field {@code fieldName} (see {@link #buffer}). */
-    public long bufferBytes(String fieldName) {
-        MemorySegment buffer = buffer(fieldName);
-        for (Binding b : bindings) {
-            if (b != null && b.buffer == buffer) {
-                return b.bytes;
-            }
-        }
-        throw new IllegalStateException("kernel field " + fieldName + " has no device buffer");
-    }
-
     /** The OpenCL C this launcher built. */
     public String source() {
         return source;

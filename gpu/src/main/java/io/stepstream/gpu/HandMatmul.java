@@ -60,13 +60,6 @@ final class HandMatmul implements DirectLauncher.PassHook {
     /** When norms are fused into the matvec of the pass after them ({@value #FUSE_NORM_PROPERTY}; OFF without a hand step). */
     private final FuseNorm fuseNorm;
     private long fusedNorms;
-    /** Bytes of upcoming weights each matvec prefetches into L2 (0: off; {@link L2Prefetch}). */
-    private final long prefetchBytes;
-    private final java.util.List<PrefetchPlan.Phase> upcoming = new java.util.ArrayList<>();
-    private final MemorySegment[] pfBuffers = new MemorySegment[MatmulProgram.PREFETCH_RANGES];
-    private final int[] pfFirst = new int[MatmulProgram.PREFETCH_RANGES];
-    private final int[] pfLines = new int[MatmulProgram.PREFETCH_RANGES];
-    private long prefetchedLines;
     /** The split-K reduction's event slot, timed under its own label when profiling. */
     private final java.util.function.Supplier<MemorySegment> reduceEvent;
 
@@ -113,7 +106,6 @@ final class HandMatmul implements DirectLauncher.PassHook {
         add(Llama2Kernel.OP_LOGITS, MatmulProgram.Shape.plain(MatmulProgram.EPI_STORE, c.vocabSize(), dim, 0,
                 c.vocabSize()), suffix, "cls", "cls", "cls", "xb", "logits");
         forceMvTier(mvTierFromSystemProperty());
-        this.prefetchBytes = program.prefetch().bytes();
         // Fusing replaces step.cl's norm kernel: only where the hand step runs the norms.
         this.fuseNorm = step == null ? FuseNorm.OFF : fuseNormFromSystemProperty();
     }
@@ -251,91 +243,12 @@ final class HandMatmul implements DirectLauncher.PassHook {
         MatmulProgram.Pass p = passFor(op, n);
         p.normMode(!fusedNormAt(pass - 1) ? MatmulProgram.NORM_OFF
                 : op == Llama2Kernel.OP_LOGITS ? MatmulProgram.NORM_ROW_INDEX : MatmulProgram.NORM_ROWS);
-        if (prefetchBytes > 0 && p.usesMatvec(n)) {
-            planPrefetch(p, pass);
-        }
         p.enqueue(n, k.passLayer[pass], event, reduceEvent);
         lastPass[op] = p;
         enqueued++;
         tensorCorePasses += p.lastUsedTensorCores() ? 1 : 0;
         maxSplit = Math.max(maxSplit, p.lastSplit());
         return true;
-    }
-
-    /**
-     * Gives matvec pass {@code p} (at schedule index {@code pass}) the L2 prefetch of the weights after it: the
-     * matmul passes that follow in the launch, then (wrapping) those at its start, which the next step repeats.
-     */
-    private void planPrefetch(MatmulProgram.Pass p, int pass) {
-        upcoming.clear();
-        int count = launcher.passesThisLaunch();
-        long need = prefetchBytes;
-        for (int i = 1; i < count && need > 0; i++) {
-            int q = (pass + i) % count;
-            int op = k.passOp[q];
-            if (op < 0 || op >= passes.length || passes[op] == null) {
-                continue;
-            }
-            need -= weightPhases(op, Math.max(0, k.passLayer[q]), upcoming);
-        }
-        java.util.List<PrefetchPlan.Range> ranges = PrefetchPlan.plan(upcoming, prefetchBytes,
-                program.prefetchLineBytes(), MatmulProgram.PREFETCH_RANGES);
-        for (int j = 0; j < MatmulProgram.PREFETCH_RANGES; j++) {
-            boolean used = j < ranges.size();
-            pfBuffers[j] = used ? ranges.get(j).buffer() : null;
-            pfFirst[j] = used ? ranges.get(j).firstLine() : 0;
-            pfLines[j] = used ? ranges.get(j).lines() : 0;
-        }
-        p.prefetch(pfBuffers, pfFirst, pfLines);
-        prefetchedLines += java.util.Arrays.stream(pfLines).sum();
-    }
-
-    /**
-     * Adds the weight phases of matmul op {@code op} at {@code layer} in the order its groups read them (segments
-     * in turn; W1 and W3 side by side when interleaved); returns their bytes.
-     */
-    private long weightPhases(int op, int layer, java.util.List<PrefetchPlan.Phase> out) {
-        MatmulProgram.Shape s = passes[op].shape();
-        long rowBytes = (long) s.cols() * elementBytes();
-        if (s.interleave()) {
-            int half = s.rows() / 2;
-            out.add(new PrefetchPlan.Phase(java.util.List.of(weightStream(op, 0, layer, half, rowBytes),
-                    weightStream(op, 1, layer, half, rowBytes))));
-            return 2L * half * rowBytes;
-        }
-        int split1 = Math.min(s.split1(), s.rows());
-        int split2 = Math.min(Math.max(s.split2(), split1), s.rows());
-        int[] segRows = {split1, split2 - split1, s.rows() - split2};
-        long bytes = 0;
-        for (int seg = 0; seg < 3; seg++) {
-            if (segRows[seg] > 0) {
-                out.add(new PrefetchPlan.Phase(java.util.List.of(weightStream(op, seg, layer, segRows[seg], rowBytes))));
-                bytes += segRows[seg] * rowBytes;
-            }
-        }
-        return bytes;
-    }
-
-    /** Rows 0..rows-1 of weight segment {@code seg} of op at layer (Q8_0: the quants; their scales are not fetched). */
-    private PrefetchPlan.Stream weightStream(int op, int seg, int layer, int rows, long rowBytes) {
-        MatmulProgram.Shape s = passes[op].shape();
-        String field = fields[op][2 * seg];
-        long lstride = seg == 0 ? s.lstride0() : seg == 1 ? s.lstride1() : s.lstride2();
-        return new PrefetchPlan.Stream(launcher.buffer(field), launcher.bufferBytes(field),
-                layer * lstride * elementBytes(), rows * rowBytes);
-    }
-
-    private int elementBytes() {
-        return switch (k.wtype) {
-            case Llama2Kernel.WT_F32 -> Float.BYTES;
-            case Llama2Kernel.WT_F16 -> 2;
-            default -> 1;
-        };
-    }
-
-    /** Prefetch lines planned so far (summed over matvec enqueues). */
-    long prefetchedLines() {
-        return prefetchedLines;
     }
 
     private void bindAll() {

@@ -69,12 +69,7 @@ public final class MatmulProgram {
     private static final int ARG_EPS = 36;
     private static final int ARG_NORM_MODE = 37;
     private static final int ARG_NORM_STRIDE = 38;
-    // Then the L2 prefetch ranges (mv.cl's MV_PF_ARGS): four buffers, then (first line, lines) of each.
-    private static final int ARG_PF_BUFFER = 39;
-    private static final int ARG_PF_RANGE = 43;
-    /** Byte ranges a matvec may prefetch (MV_PF_ARGS). */
-    public static final int PREFETCH_RANGES = 4;
-    private static final int MV_ARGS = 51;
+    private static final int MV_ARGS = 39;
     /** normMode values: no norm (read the input rows), norm of row t for token t, norm of row normRow[t]. */
     public static final int NORM_OFF = 0;
     public static final int NORM_ROWS = 1;
@@ -103,8 +98,6 @@ public final class MatmulProgram {
     private long counterInts;
     /** What the matvecs' norm arguments point at until a hook binds the real buffers (never released). */
     private final MemorySegment noNorm;
-    /** The matvecs' L2 prefetch as built (the device's kind). */
-    private final L2Prefetch prefetch;
 
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
         this(queue, wtype, tiles, TensorCores.fromSystemProperties());
@@ -112,11 +105,6 @@ public final class MatmulProgram {
 
     /** As above, with the tensor-core choice given (for F32 weights only with its {@code f32} on). */
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores requested) {
-        this(queue, wtype, tiles, requested, L2Prefetch.fromSystemProperty());
-    }
-
-    /** As above, with the matvecs' L2 prefetch given ({@link L2Prefetch#OFF}: none). */
-    MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores requested, L2Prefetch prefetch) {
         if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
             throw new IllegalArgumentException("weight encoding " + wtype + " is not F32 (0), F16 (1) or Q8_0 (2)");
         }
@@ -124,8 +112,7 @@ public final class MatmulProgram {
         this.queue = queue;
         this.tiles = tiles;
         this.wtype = wtype;
-        this.prefetch = prefetch.forDevice(queue);
-        String defines = tiles.defines(wtype) + this.prefetch.defines(queue);
+        String defines = tiles.defines(wtype);
         TensorCores tensorCores = requested.forWeights(wtype); // F32's own default tiers
         TensorCores effective = tensorCores;
         MemorySegment built = null;
@@ -248,16 +235,6 @@ public final class MatmulProgram {
     }
 
     /** True when the program has the tensor-core kernel (built for the device's PTX or emulated). */
-    /** The matvecs' L2 prefetch as this program was built (off, or the kind the device builds). */
-    L2Prefetch prefetch() {
-        return prefetch;
-    }
-
-    /** Bytes of one prefetch line ({@link Pass#prefetch} counts in them). */
-    public int prefetchLineBytes() {
-        return prefetch.lineBytes();
-    }
-
     public boolean hasTensorCores() {
         return tensorCoreBuild != null;
     }
@@ -333,10 +310,6 @@ public final class MatmulProgram {
         private final int mmIndex;
         /** Index of the fused-norm matvec of tier 0 in kernels (the last mvTiers.length kernels). */
         private final int normIndex;
-        /** The prefetch ranges of the next matvec enqueues: buffers, then (first line, lines) pairs. */
-        private final MemorySegment[] pfBuffers = new MemorySegment[PREFETCH_RANGES];
-        private final int[] pfRanges = new int[2 * PREFETCH_RANGES];
-        private final int[][] lastPfRanges;
 
         private Pass(Shape s) {
             this.shape = s;
@@ -401,47 +374,6 @@ public final class MatmulProgram {
                 }
             }
             bindNorm(noNorm, noNorm, noNorm, 0, 0f);
-            java.util.Arrays.fill(pfBuffers, noNorm);
-            for (int i = 0; i < mvTiers.length; i++) {
-                for (int k : new int[]{i, normIndex + i}) {
-                    for (int j = 0; j < PREFETCH_RANGES; j++) {
-                        bindOne(k, ARG_PF_BUFFER + j, noNorm);
-                    }
-                    for (int j = 0; j < 2 * PREFETCH_RANGES; j++) {
-                        queue.setArgInt(kernels[k], ARG_PF_RANGE + j, 0);
-                    }
-                }
-            }
-            this.lastPfRanges = new int[kernels.length][2 * PREFETCH_RANGES];
-        }
-
-        /**
-         * The L2 prefetch of the next matvec enqueues (a program built with {@link L2Prefetch} on): up to
-         * {@link #PREFETCH_RANGES} ranges, range j the lines {@code first[j] .. first[j] + lines[j] - 1} of
-         * {@link #prefetchLineBytes()} bytes in {@code buffers[j]} (whole lines inside the buffer; 0 lines: none).
-         * Tiled kernels ignore it.
-         */
-        public void prefetch(MemorySegment[] buffers, int[] first, int[] lines) {
-            for (int j = 0; j < PREFETCH_RANGES; j++) {
-                boolean used = j < buffers.length && lines[j] > 0;
-                pfBuffers[j] = used ? buffers[j] : noNorm;
-                pfRanges[2 * j] = used ? first[j] : 0;
-                pfRanges[2 * j + 1] = used ? lines[j] : 0;
-            }
-        }
-
-        /** Sets matvec kernel {@code which}'s prefetch arguments to the ranges of {@link #prefetch}. */
-        private void preparePrefetch(int which) {
-            for (int j = 0; j < PREFETCH_RANGES; j++) {
-                bindOne(which, ARG_PF_BUFFER + j, pfBuffers[j]);
-            }
-            int[] last = lastPfRanges[which];
-            for (int j = 0; j < 2 * PREFETCH_RANGES; j++) {
-                if (last[j] != pfRanges[j]) {
-                    queue.setArgInt(kernels[which], ARG_PF_RANGE + j, pfRanges[j]);
-                    last[j] = pfRanges[j];
-                }
-            }
         }
 
         /**
@@ -600,9 +532,6 @@ public final class MatmulProgram {
                 // the fused-norm build of the tier when a norm is fused, else the plain one
                 int which = normMode != NORM_OFF ? normIndex + tier : tier;
                 prepare(which, n, layer, 1);
-                if (prefetch.on()) {
-                    preparePrefetch(which);
-                }
                 if (normMode != NORM_OFF && lastNormMode[tier] != normMode) {
                     queue.setArgInt(kernels[which], ARG_NORM_MODE, normMode);
                     lastNormMode[tier] = normMode;

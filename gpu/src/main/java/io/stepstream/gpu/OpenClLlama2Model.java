@@ -251,11 +251,6 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.fusedNorms();
     }
 
-    /** L2 prefetch lines the matvecs were given so far ({@value L2Prefetch#PROPERTY}; 0 when off). */
-    public long prefetchedLines() {
-        return device.prefetchedLines();
-    }
-
     /**
      * Times every pass of later steps with OpenCL profiling events (direct dispatch; Aparapi's ignores it), which
      * {@link #profiledTimes()} sums up.

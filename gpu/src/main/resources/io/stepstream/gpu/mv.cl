@@ -24,7 +24,7 @@
 #endif
 
 __kernel __attribute__((reqd_work_group_size(MV_WG, 1, 1)))
-void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS, MV_PF_ARGS) {
+void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS) {
 #if MV_FUSED
     // MVT slots of lane accumulators, then MVT slots of lane sums of squares
     __local float red[2 * MVT * MV_WG];
@@ -49,9 +49,6 @@ void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS, MV_PF_ARGS) {
         src[t] = (t < n && normMode == 2 ? normRow[t] : t) * cols;
 #endif
     }
-#if MV_PF && !MV_PF_END
-    mv_prefetch(MV_PF_PASS);
-#endif
     if (r < rows) {
         __global const WTYPE *w;
         __global const float *s;
@@ -90,11 +87,6 @@ void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS, MV_PF_ARGS) {
             }
         }
     }
-#if MV_PF && MV_PF_END
-    // this item's weight loads are issued (and used): the lines for the next kernels go out while the slowest
-    // groups finish and the next kernels launch
-    mv_prefetch(MV_PF_PASS);
-#endif
 #if MV_FUSED
 #define MV_SLOTS (2 * MVT)
 #else
