@@ -69,7 +69,14 @@ public final class MatmulProgram {
     private static final int ARG_EPS = 36;
     private static final int ARG_NORM_MODE = 37;
     private static final int ARG_NORM_STRIDE = 38;
-    private static final int MV_ARGS = 39;
+    private static final int ARG_NORM_STAGE = 39;
+    private static final int MV_ARGS = 40;
+    /**
+     * System property: the one-token fused-norm matvec stages g * x in local memory once per group ({@code true},
+     * the default) instead of loading g and x in every lane of every row ({@code false}). Read when a program is
+     * built.
+     */
+    public static final String STAGE_NORM_PROPERTY = "stepstream.opencl.stageNorm";
     /** normMode values: no norm (read the input rows), norm of row t for token t, norm of row normRow[t]. */
     public static final int NORM_OFF = 0;
     public static final int NORM_ROWS = 1;
@@ -98,6 +105,8 @@ public final class MatmulProgram {
     private long counterInts;
     /** What the matvecs' norm arguments point at until a hook binds the real buffers (never released). */
     private final MemorySegment noNorm;
+    /** Whether the one-token fused-norm matvec stages g * x in local memory ({@value #STAGE_NORM_PROPERTY}). */
+    private final boolean stageNorm;
 
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
         this(queue, wtype, tiles, TensorCores.fromSystemProperties());
@@ -112,7 +121,8 @@ public final class MatmulProgram {
         this.queue = queue;
         this.tiles = tiles;
         this.wtype = wtype;
-        String defines = tiles.defines(wtype);
+        this.stageNorm = !"false".equals(System.getProperty(STAGE_NORM_PROPERTY, "true").strip());
+        String defines = tiles.defines(wtype) + (stageNorm ? " -DMV_STAGE=1" : "");
         TensorCores tensorCores = requested.forWeights(wtype); // F32's own default tiers
         TensorCores effective = tensorCores;
         MemorySegment built = null;
@@ -310,6 +320,8 @@ public final class MatmulProgram {
         private final int mmIndex;
         /** Index of the fused-norm matvec of tier 0 in kernels (the last mvTiers.length kernels). */
         private final int normIndex;
+        /** See {@link #canFuseNorm()}. */
+        private final boolean normStageFits;
 
         private Pass(Shape s) {
             this.shape = s;
@@ -374,6 +386,23 @@ public final class MatmulProgram {
                 }
             }
             bindNorm(noNorm, noNorm, noNorm, 0, 0f);
+            // the staged one-token fused build keeps the cols of g * x in local memory; every other build none
+            long stageBytes = (long) s.cols() * Float.BYTES;
+            this.normStageFits = !stageNorm
+                    || stageBytes + 2L * tiles.mvWg() * Float.BYTES <= queue.device().localMemBytes();
+            for (int i = 0; i < mvTiers.length; i++) {
+                boolean staged = stageNorm && mvTiers[i] == 1 && normStageFits;
+                queue.setArgLocal(kernels[i], ARG_NORM_STAGE, 16);
+                queue.setArgLocal(kernels[normIndex + i], ARG_NORM_STAGE, staged ? stageBytes : 16);
+            }
+        }
+
+        /**
+         * Whether the fused-norm matvec can run this pass: unless its program stages g * x and the pass's columns do
+         * not fit the device's local memory (then the caller keeps the norm's own kernel).
+         */
+        public boolean canFuseNorm() {
+            return normStageFits;
         }
 
         /**
