@@ -252,6 +252,33 @@ public final class VectorKernels {
         return p * scale;
     }
 
+    /**
+     * a[i] = silu(a[i]) * b[i] over [from, to), bit for bit {@link Kernels#swiglu}: per element the same float
+     * operations (1 + e, its reciprocal, times a[i], times b[i]) on e = {@code (float) Math.exp(-a[i])}, which
+     * {@link FloatExp} computes on vectors; a vector it cannot vouch for, and the tail, take the scalar loop.
+     */
+    public static void swiglu(float[] a, float[] b, int from, int to) {
+        int n = FloatExp.LANES;
+        int i = from;
+        if (n >= 2) {
+            VectorSpecies<Float> s = FloatExp.FLOATS;
+            for (int bound = to - (to - from) % n; i < bound; i += n) {
+                FloatVector v = FloatVector.fromArray(s, a, i);
+                if (FloatExp.inRange(v)) {
+                    jdk.incubator.vector.DoubleVector y = FloatExp.exp(v.neg());
+                    if (FloatExp.roundsAsMathExp(y)) {
+                        FloatVector e = FloatExp.toFloats(y);
+                        FloatVector one = FloatVector.broadcast(s, 1f);
+                        v.mul(one.div(one.add(e))).mul(FloatVector.fromArray(s, b, i)).intoArray(a, i);
+                        continue;
+                    }
+                }
+                Kernels.swiglu(a, b, i, i + n);
+            }
+        }
+        Kernels.swiglu(a, b, i, to);
+    }
+
     /** Query rows that {@link #tileScores} scores together, each key loaded once for them. */
     public static final int SCORE_TILE = 4;
 

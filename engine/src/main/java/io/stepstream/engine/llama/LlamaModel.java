@@ -49,6 +49,15 @@ public final class LlamaModel implements Model {
      * while its plain multiply-add count stays below the threshold and it ran on the caller alone.
      */
     private static final int ATTENTION_MAC_WEIGHT = 8;
+    /**
+     * Whether the step's small kernels take their faster forms: attention reads each position's keys and values
+     * for a group of heads at once ({@link #attendGroup}), the swiglu runs on vectors
+     * ({@link VectorKernels#swiglu}). Every output bit is the same either way. System property
+     * {@code stepstream.cpu.stepKernels} (default true; false: the session-6 forms), read once, for before/after
+     * measurements in one build.
+     */
+    static final boolean STEP_KERNELS =
+            Boolean.parseBoolean(System.getProperty("stepstream.cpu.stepKernels", "true"));
 
     private final String name;
     private final ModelConfig config;
@@ -81,6 +90,7 @@ public final class LlamaModel implements Model {
     private int[] entryLastRow;
     private float[] lastRows;
     private float[] lastLogits;
+    /** Per worker: attention scores of the heads of one unit, grown on demand. */
     private final float[][] attScores;
 
     private final MatmulTask matmul = new MatmulTask();
@@ -89,6 +99,8 @@ public final class LlamaModel implements Model {
     /** The current matmul input quantized to Q8_0 (integer-dot path only); reused by matmuls sharing the input. */
     private final QuantizedRows quantized = new QuantizedRows();
     private final AttentionTask attention = new AttentionTask();
+    /** {@link #STEP_KERNELS} unless a test sets it ({@link #useStepKernels}). */
+    private boolean stepKernels = STEP_KERNELS;
     /** Where {@link #profileOps} adds each op's CPU time, or null (the default: no clock reads). */
     private long[] opNanos;
 
@@ -132,7 +144,7 @@ public final class LlamaModel implements Model {
         }
         this.attentionScale = (float) Math.sqrt(hs);
         this.compute = new ComputePool(options.computeThreads(), "stepstream-" + name);
-        this.attScores = new float[compute.threads()][config.contextLength()];
+        this.attScores = new float[compute.threads()][];
     }
 
     @Override
@@ -207,6 +219,11 @@ public final class LlamaModel implements Model {
             entryCache[i] = null;
         }
         opEnd(Op.OTHER, clock);
+    }
+
+    /** For tests: the step kernels' fast forms on or off for this model ({@link #STEP_KERNELS}). */
+    void useStepKernels(boolean on) {
+        this.stepKernels = on;
     }
 
     /**
@@ -338,9 +355,73 @@ public final class LlamaModel implements Model {
         for (int t = 0; t < tokens; t++) {
             work += (rowPos[t] + 1L) * 2 * config.dim();
         }
-        int units = tokens * config.nHeads();
+        int heads = config.nHeads();
+        // a unit is one token's group of heads: whole tokens when there are enough of them to share out, else
+        // each token's heads cut into groups, so that a small batch still gives every thread some units
+        int groups = stepKernels ? Math.min(heads, Math.max(1, ceilDiv(compute.threads() * 4, tokens))) : heads;
+        int perGroup = ceilDiv(heads, groups);
+        groups = ceilDiv(heads, perGroup);
+        int units = tokens * groups;
         attention.layer = l;
+        attention.groups = groups;
+        attention.perGroup = perGroup;
         compute.run(attention, units, grain(units), work * ATTENTION_MAC_WEIGHT >= parallelThreshold);
+    }
+
+    private static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    /**
+     * Causal attention of token t's heads [h0, h1) over positions 0..pos of its sequence, position by position:
+     * each position's keys of all those heads, then (after each head's softmax) its values, are read as one
+     * contiguous run of the KV block, where {@link #attendUnit} walks one head at a time through every position
+     * at the block's row stride (3 KB on a 768-wide model) and so reads the same bytes in short strided pieces.
+     * Per head the operations are {@link #attendUnit}'s, in the same order: the same score dot products, the same
+     * softmax, and each output element a float multiply then a float add per position onto a sum that starts
+     * at +0 (kept in xb instead of registers, as the heads take turns per position), so every bit is the same.
+     * {@code att} holds at least (h1 - h0) * (pos + 1) floats.
+     */
+    private void attendGroup(int l, int t, int h0, int h1, float[] att) {
+        int dim = config.dim();
+        int hs = config.headSize();
+        int kvShare = config.nHeads() / config.nKvHeads();
+        int pos = rowPos[t];
+        int n = pos + 1;
+        int[] table = entryCache[rowEntry[t]].blockTable();
+        int qBase = t * dim;
+        for (int j = 0; j <= pos; j++) {
+            float[] block = pool.block(table[j / BLOCK]);
+            int kb = pool.keyOffset(l, j % BLOCK);
+            for (int h = h0; h < h1; h++) {
+                att[(h - h0) * n + j] = VectorKernels.dot(q, qBase + h * hs, block, kb + h / kvShare * hs, hs)
+                        / attentionScale;
+            }
+        }
+        for (int h = h0; h < h1; h++) {
+            Kernels.softmax(att, (h - h0) * n, n);
+        }
+        Arrays.fill(xb, qBase + h0 * hs, qBase + h1 * hs, 0f);
+        for (int j = 0; j <= pos; j++) {
+            float[] block = pool.block(table[j / BLOCK]);
+            int vb = pool.valueOffset(l, j % BLOCK);
+            for (int h = h0; h < h1; h++) {
+                addWeightedValue(att[(h - h0) * n + j], block, vb + h / kvShare * hs, qBase + h * hs, hs);
+            }
+        }
+    }
+
+    /** xb[out + i] = xb[out + i] + a * v[vo + i] for i < n: a float multiply, then a float add (no fma). */
+    private void addWeightedValue(float a, float[] v, int vo, int out, int n) {
+        int c = 0;
+        for (int bound = n - n % LANES; c < bound; c += LANES) {
+            FloatVector.fromArray(FLOATS, xb, out + c)
+                    .add(FloatVector.fromArray(FLOATS, v, vo + c).mul(a))
+                    .intoArray(xb, out + c);
+        }
+        for (; c < n; c++) {
+            xb[out + c] += a * v[vo + c];
+        }
     }
 
     /** Causal attention of one (token, head) unit over positions 0..pos of the token's own sequence. */
@@ -557,7 +638,11 @@ public final class LlamaModel implements Model {
                     rows(1, r0, r1);
                     int hidden = weights[0].rows();
                     for (int t = 0; t < tokens; t++) {
-                        Kernels.swiglu(hb, hb2, t * hidden + r0, t * hidden + r1);
+                        if (stepKernels) {
+                            VectorKernels.swiglu(hb, hb2, t * hidden + r0, t * hidden + r1);
+                        } else {
+                            Kernels.swiglu(hb, hb2, t * hidden + r0, t * hidden + r1);
+                        }
                     }
                     continue;
                 }
@@ -581,14 +666,33 @@ public final class LlamaModel implements Model {
 
     private final class AttentionTask implements ComputePool.RangeTask {
         int layer;
+        /** Units per token, and heads per unit (the last may have fewer); one head each without STEP_KERNELS. */
+        int groups;
+        int perGroup;
 
         @Override
         public void run(int from, int to, int worker) {
             int heads = config.nHeads();
-            float[] att = attScores[worker];
             for (int u = from; u < to; u++) {
-                attendUnit(layer, u / heads, u % heads, att);
+                int t = u / groups;
+                int h0 = (u % groups) * perGroup;
+                int h1 = Math.min(heads, h0 + perGroup);
+                float[] att = scores(worker, (h1 - h0) * (rowPos[t] + 1));
+                if (stepKernels) {
+                    attendGroup(layer, t, h0, h1, att);
+                } else {
+                    attendUnit(layer, t, h0, att);
+                }
             }
+        }
+
+        private float[] scores(int worker, int size) {
+            float[] att = attScores[worker];
+            if (att == null || att.length < size) {
+                att = new float[Math.max(size, config.nHeads() * 64)];
+                attScores[worker] = att;
+            }
+            return att;
         }
     }
 
