@@ -196,6 +196,82 @@ public final class VectorKernels {
         }
     }
 
+    /**
+     * {@link Kernels#rmsnorm} of {@code rows} rows of {@code size} floats (row r at {@code r * size} in both x and
+     * out), bit for bit: four rows at a time, each row's sum of squares still one scalar chain in element order
+     * (four chains side by side hide the add latency that one chain waits on), then the element formula on vectors.
+     */
+    public static void rmsnormRows(float[] out, float[] x, float[] weight, int size, float eps, int rows) {
+        int r = 0;
+        for (; r + 4 <= rows; r += 4) {
+            int o0 = r * size;
+            int o1 = o0 + size;
+            int o2 = o1 + size;
+            int o3 = o2 + size;
+            float s0 = 0f;
+            float s1 = 0f;
+            float s2 = 0f;
+            float s3 = 0f;
+            for (int j = 0; j < size; j++) {
+                float v0 = x[o0 + j];
+                float v1 = x[o1 + j];
+                float v2 = x[o2 + j];
+                float v3 = x[o3 + j];
+                s0 += v0 * v0;
+                s1 += v1 * v1;
+                s2 += v2 * v2;
+                s3 += v3 * v3;
+            }
+            scaleRow(out, x, o0, weight, size, rmsScale(s0, size, eps));
+            scaleRow(out, x, o1, weight, size, rmsScale(s1, size, eps));
+            scaleRow(out, x, o2, weight, size, rmsScale(s2, size, eps));
+            scaleRow(out, x, o3, weight, size, rmsScale(s3, size, eps));
+        }
+        for (; r < rows; r++) {
+            Kernels.rmsnorm(out, r * size, x, r * size, weight, size, eps);
+        }
+    }
+
+    /** 1 / sqrt(ss / size + eps), as {@link Kernels#rmsnorm} computes it. */
+    private static float rmsScale(float ss, int size, float eps) {
+        ss /= size;
+        ss += eps;
+        return 1f / (float) Math.sqrt(ss);
+    }
+
+    /** out[o + j] = weight[j] * (scale * x[o + j]) for j < size. */
+    private static void scaleRow(float[] out, float[] x, int o, float[] weight, int size, float scale) {
+        int j = 0;
+        for (int bound = size - size % L; j < bound; j += L) {
+            FloatVector.fromArray(FLOATS, weight, j).mul(FloatVector.fromArray(FLOATS, x, o + j).mul(scale))
+                    .intoArray(out, o + j);
+        }
+        for (; j < size; j++) {
+            out[o + j] = weight[j] * (scale * x[o + j]);
+        }
+    }
+
+    private static final VectorShuffle<Float> SWAP_PAIRS = VectorShuffle.fromOp(FLOATS, i -> i ^ 1);
+
+    /**
+     * Rotary embedding of one token's row of heads in place, pairs interleaved (2p, 2p + 1), bit for bit the
+     * scalar a' = a*c - b*s, b' = a*s + b*c: with {@code cos[i]} = c and {@code sin[i]} = -s at 2p and s at 2p + 1
+     * ({@code [at, at + headSize)} of the two arrays, the same for every head), x' = x*cos[i] + swap(x)*sin[i]
+     * computes a*c + b*(-s) (the same as a*c - b*s: subtracting is adding the negation) and b*c + a*s (float
+     * addition commutes). {@code width} (all heads) and {@code headSize} must be multiples of {@link #LANES}.
+     */
+    public static void ropeInterleaved(float[] row, int base, int width, float[] cos, float[] sin, int at,
+                                       int headSize) {
+        for (int h = 0; h < width; h += headSize) {
+            for (int i = 0; i < headSize; i += L) {
+                FloatVector v = FloatVector.fromArray(FLOATS, row, base + h + i);
+                v.mul(FloatVector.fromArray(FLOATS, cos, at + i))
+                        .add(v.rearrange(SWAP_PAIRS).mul(FloatVector.fromArray(FLOATS, sin, at + i)))
+                        .intoArray(row, base + h + i);
+            }
+        }
+    }
+
     // exp(x) = 2^k * e^r with k = round(x / ln 2), r = x - k ln 2 in two parts (Cody and Waite), e^r by its Taylor
     // polynomial to r^7 (truncation below 1e-7 relative on |r| <= ln2 / 2); below LOWEST the result is 0.
     private static final float LOG2E = 1.44269504f;

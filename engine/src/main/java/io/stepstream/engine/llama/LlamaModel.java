@@ -83,6 +83,9 @@ public final class LlamaModel implements Model {
     private float[] hb2;
     private float[] ropeCos;
     private float[] ropeSin;
+    /** Per token and head element: cos, and -sin / +sin at even / odd elements ({@link #vectorRope} only). */
+    private float[] ropeCosLanes;
+    private float[] ropeSinLanes;
     private int[] rowEntry;
     private int[] rowPos;
     private int entryCapacity;
@@ -105,12 +108,13 @@ public final class LlamaModel implements Model {
     private long[] opNanos;
 
     /**
-     * The parts of a forward pass {@link #profileOps} splits the calling thread's CPU time into. MATMUL includes
-     * the swiglu (it runs inside the gate/up pool run) and, on the integer-dot path, quantizing the inputs;
+     * The parts of a forward pass {@link #profileOps} splits the calling thread's CPU time into. MATMUL includes,
+     * on the integer-dot path, quantizing the inputs; SWIGLU is timed inside the gate/up pool run (its chunks that
+     * the calling thread takes) and taken out of MATMUL;
      * ROPE_KV the q/k/v biases, rope and the KV cache stores; OTHER the embedding lookups, the rope angles and
      * copying out the logits.
      */
-    public enum Op { NORM, MATMUL, ROPE_KV, ATTENTION, RESIDUAL, OTHER }
+    public enum Op { NORM, MATMUL, ROPE_KV, ATTENTION, RESIDUAL, OTHER, SWIGLU }
 
     private static final ThreadMXBean CPU = ManagementFactory.getThreadMXBean();
 
@@ -257,10 +261,7 @@ public final class LlamaModel implements Model {
     private long layer(LlamaWeights.Layer y, int l, int tokens, long clock) {
         int dim = config.dim();
         int kvDim = config.kvDim();
-        float eps = config.rmsNormEps();
-        for (int t = 0; t < tokens; t++) {
-            Kernels.rmsnorm(xb, t * dim, x, t * dim, y.attnNorm(), dim, eps);
-        }
+        norms(y.attnNorm(), tokens);
         clock = opEnd(Op.NORM, clock);
         QuantizedRows qx = quantizeFor(xb, tokens, y.wq(), y.wk(), y.wv());
         matmul3(y.wq(), q, y.wk(), k, y.wv(), v, xb, qx, tokens);
@@ -270,9 +271,16 @@ public final class LlamaModel implements Model {
             addBias(k, y.bk(), tokens);
             addBias(v, y.bv(), tokens);
         }
+        boolean vectorRope = vectorRope();
+        int hs = config.headSize();
         for (int t = 0; t < tokens; t++) {
-            rope(q, t * dim, config.nHeads(), t);
-            rope(k, t * kvDim, config.nKvHeads(), t);
+            if (vectorRope) {
+                VectorKernels.ropeInterleaved(q, t * dim, dim, ropeCosLanes, ropeSinLanes, t * hs, hs);
+                VectorKernels.ropeInterleaved(k, t * kvDim, kvDim, ropeCosLanes, ropeSinLanes, t * hs, hs);
+            } else {
+                rope(q, t * dim, config.nHeads(), t);
+                rope(k, t * kvDim, config.nKvHeads(), t);
+            }
             storeKv(l, t);
         }
         clock = opEnd(Op.ROPE_KV, clock);
@@ -284,9 +292,7 @@ public final class LlamaModel implements Model {
             x[i] += xb2[i];
         }
         clock = opEnd(Op.RESIDUAL, clock);
-        for (int t = 0; t < tokens; t++) {
-            Kernels.rmsnorm(xb, t * dim, x, t * dim, y.ffnNorm(), dim, eps);
-        }
+        norms(y.ffnNorm(), tokens);
         clock = opEnd(Op.NORM, clock);
         qx = quantizeFor(xb, tokens, y.gate(), y.up(), null);
         gateUpSwiglu(y.gate(), y.up(), xb, qx, tokens); // hb = swiglu(gate xb) * (up xb)
@@ -296,6 +302,23 @@ public final class LlamaModel implements Model {
             x[i] += xb2[i];
         }
         return opEnd(Op.RESIDUAL, clock);
+    }
+
+    /** xb = rmsnorm(x) row by row for {@code tokens} rows. */
+    private void norms(float[] weight, int tokens) {
+        int dim = config.dim();
+        if (stepKernels) {
+            VectorKernels.rmsnormRows(xb, x, weight, dim, config.rmsNormEps(), tokens);
+            return;
+        }
+        for (int t = 0; t < tokens; t++) {
+            Kernels.rmsnorm(xb, t * dim, x, t * dim, weight, dim, config.rmsNormEps());
+        }
+    }
+
+    /** Whether rope runs on vectors: interleaved pairs, heads a whole number of vectors, step kernels on. */
+    private boolean vectorRope() {
+        return stepKernels && w.rope() == RopeLayout.INTERLEAVED && config.headSize() % LANES == 0;
     }
 
     private static void addBias(float[] out, float[] bias, int tokens) {
@@ -317,6 +340,19 @@ public final class LlamaModel implements Model {
                 float angle = pos * ropeFreq[p];
                 ropeCos[t * pairs + p] = (float) Math.cos(angle);
                 ropeSin[t * pairs + p] = (float) Math.sin(angle);
+            }
+        }
+        if (vectorRope()) {
+            int hs = config.headSize();
+            for (int t = 0; t < tokens; t++) {
+                for (int p = 0; p < pairs; p++) {
+                    float c = ropeCos[t * pairs + p];
+                    float sn = ropeSin[t * pairs + p];
+                    ropeCosLanes[t * hs + 2 * p] = c;
+                    ropeCosLanes[t * hs + 2 * p + 1] = c;
+                    ropeSinLanes[t * hs + 2 * p] = -sn;
+                    ropeSinLanes[t * hs + 2 * p + 1] = sn;
+                }
             }
         }
     }
@@ -637,12 +673,19 @@ public final class LlamaModel implements Model {
                     rows(0, r0, r1);
                     rows(1, r0, r1);
                     int hidden = weights[0].rows();
+                    long[] profile = worker == 0 ? opNanos : null;
+                    long start = profile == null ? 0 : CPU.getCurrentThreadCpuTime();
                     for (int t = 0; t < tokens; t++) {
                         if (stepKernels) {
                             VectorKernels.swiglu(hb, hb2, t * hidden + r0, t * hidden + r1);
                         } else {
                             Kernels.swiglu(hb, hb2, t * hidden + r0, t * hidden + r1);
                         }
+                    }
+                    if (profile != null) {
+                        long spent = CPU.getCurrentThreadCpuTime() - start;
+                        profile[Op.SWIGLU.ordinal()] += spent;
+                        profile[Op.MATMUL.ordinal()] -= spent; // the layer adds the whole pool run to MATMUL
                     }
                     continue;
                 }
@@ -711,6 +754,8 @@ public final class LlamaModel implements Model {
             hb2 = new float[tokens * hidden];
             ropeCos = new float[tokens * ropeFreq.length];
             ropeSin = new float[tokens * ropeFreq.length];
+            ropeCosLanes = new float[tokens * config.headSize()];
+            ropeSinLanes = new float[tokens * config.headSize()];
             rowEntry = new int[tokens];
             rowPos = new int[tokens];
             tokenCapacity = tokens;
