@@ -197,13 +197,14 @@ public final class VectorKernels {
     }
 
     /**
-     * {@link Kernels#rmsnorm} of {@code rows} rows of {@code size} floats (row r at {@code r * size} in both x and
-     * out), bit for bit: four rows at a time, each row's sum of squares still one scalar chain in element order
+     * {@link Kernels#rmsnorm} of rows [rowFrom, rowTo) of {@code size} floats (row r at {@code r * size} in both x
+     * and out), bit for bit: four rows at a time, each row's sum of squares still one scalar chain in element order
      * (four chains side by side hide the add latency that one chain waits on), then the element formula on vectors.
      */
-    public static void rmsnormRows(float[] out, float[] x, float[] weight, int size, float eps, int rows) {
-        int r = 0;
-        for (; r + 4 <= rows; r += 4) {
+    public static void rmsnormRows(float[] out, float[] x, float[] weight, int size, float eps, int rowFrom,
+                                   int rowTo) {
+        int r = rowFrom;
+        for (; r + 4 <= rowTo; r += 4) {
             int o0 = r * size;
             int o1 = o0 + size;
             int o2 = o1 + size;
@@ -227,7 +228,7 @@ public final class VectorKernels {
             scaleRow(out, x, o2, weight, size, rmsScale(s2, size, eps));
             scaleRow(out, x, o3, weight, size, rmsScale(s3, size, eps));
         }
-        for (; r < rows; r++) {
+        for (; r < rowTo; r++) {
             Kernels.rmsnorm(out, r * size, x, r * size, weight, size, eps);
         }
     }
