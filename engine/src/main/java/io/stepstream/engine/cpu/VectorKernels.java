@@ -356,6 +356,51 @@ public final class VectorKernels {
         Kernels.swiglu(a, b, i, to);
     }
 
+    /**
+     * In-place softmax over x[offset .. offset+size), bit for bit {@link Kernels#softmax}: the same maximum, each
+     * e = {@code (float) Math.exp(x - max)} on vectors through {@link FloatExp} (a vector it cannot vouch for goes
+     * scalar), the same left-to-right float sum, then the divisions on vectors.
+     */
+    public static void softmax(float[] x, int offset, int size) {
+        float max = x[offset];
+        for (int i = 1; i < size; i++) {
+            max = Math.max(max, x[offset + i]);
+        }
+        int end = offset + size;
+        int i = offset;
+        int n = FloatExp.LANES;
+        if (n >= 2) {
+            VectorSpecies<Float> s = FloatExp.FLOATS;
+            for (int bound = end - size % n; i < bound; i += n) {
+                FloatVector d = FloatVector.fromArray(s, x, i).sub(max);
+                if (FloatExp.inRange(d)) {
+                    jdk.incubator.vector.DoubleVector y = FloatExp.exp(d);
+                    if (FloatExp.roundsAsMathExp(y)) {
+                        FloatExp.toFloats(y).intoArray(x, i);
+                        continue;
+                    }
+                }
+                for (int j = i; j < i + n; j++) {
+                    x[j] = (float) Math.exp(x[j] - max);
+                }
+            }
+        }
+        for (; i < end; i++) {
+            x[i] = (float) Math.exp(x[i] - max);
+        }
+        float sum = 0f;
+        for (int j = offset; j < end; j++) {
+            sum += x[j];
+        }
+        int j = offset;
+        for (int bound = end - size % L; j < bound; j += L) {
+            FloatVector.fromArray(FLOATS, x, j).div(sum).intoArray(x, j);
+        }
+        for (; j < end; j++) {
+            x[j] /= sum;
+        }
+    }
+
     /** Query rows that {@link #tileScores} scores together, each key loaded once for them. */
     public static final int SCORE_TILE = 4;
 

@@ -458,7 +458,7 @@ public final class LlamaModel implements Model {
      * contiguous run of the KV block, where {@link #attendUnit} walks one head at a time through every position
      * at the block's row stride (3 KB on a 768-wide model) and so reads the same bytes in short strided pieces.
      * Per head the operations are {@link #attendUnit}'s, in the same order: the same score dot products, the same
-     * softmax, and each output element a float multiply then a float add per position onto a sum that starts
+     * softmax (its exponentials on vectors, {@link VectorKernels#softmax}), and each output element a float multiply then a float add per position onto a sum that starts
      * at +0 (kept in xb instead of registers, as the heads take turns per position), so every bit is the same.
      * {@code att} holds at least (h1 - h0) * (pos + 1) floats.
      */
@@ -479,7 +479,7 @@ public final class LlamaModel implements Model {
             }
         }
         for (int h = h0; h < h1; h++) {
-            Kernels.softmax(att, (h - h0) * n, n);
+            VectorKernels.softmax(att, (h - h0) * n, n);
         }
         Arrays.fill(xb, qBase + h0 * hs, qBase + h1 * hs, 0f);
         for (int j = 0; j <= pos; j++) {

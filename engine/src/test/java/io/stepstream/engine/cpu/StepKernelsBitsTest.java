@@ -44,6 +44,27 @@ class StepKernelsBitsTest {
     }
 
     @Test
+    void vectorSoftmaxEqualsPlainSoftmax() {
+        Random rnd = new Random(53);
+        for (int trial = 0; trial < 500; trial++) {
+            int size = 1 + rnd.nextInt(200);
+            int offset = rnd.nextInt(7);
+            float[] x = new float[offset + size + 2];
+            float spread = (float) Math.scalb(1.0, rnd.nextInt(10) - 2); // up to 128: some scores leave exp's range
+            for (int i = 0; i < x.length; i++) {
+                x[i] = (float) rnd.nextGaussian() * spread;
+            }
+            if (trial % 7 == 0) {
+                x[offset + rnd.nextInt(size)] = Float.NEGATIVE_INFINITY; // a masked score
+            }
+            float[] expected = x.clone();
+            Kernels.softmax(expected, offset, size);
+            VectorKernels.softmax(x, offset, size);
+            assertSameBits(expected, x, "trial " + trial + " (size " + size + ")");
+        }
+    }
+
+    @Test
     void vectorRopeEqualsScalarRope() {
         Random rnd = new Random(52);
         int lanes = VectorKernels.LANES;
