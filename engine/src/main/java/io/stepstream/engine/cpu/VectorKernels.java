@@ -329,65 +329,47 @@ public final class VectorKernels {
         return p * scale;
     }
 
+    /** Per thread: the exponentials of one stretch of a swiglu. */
+    private static final int SWIGLU_STRETCH = 256;
+    private static final ThreadLocal<float[]> SWIGLU_EXP = ThreadLocal.withInitial(() -> new float[SWIGLU_STRETCH]);
+
     /**
-     * a[i] = silu(a[i]) * b[i] over [from, to), bit for bit {@link Kernels#swiglu}: per element the same float
-     * operations (1 + e, its reciprocal, times a[i], times b[i]) on e = {@code (float) Math.exp(-a[i])}, which
-     * {@link FloatExp} computes on vectors; a vector it cannot vouch for, and the tail, take the scalar loop.
+     * a[i] = silu(a[i]) * b[i] over [from, to), bit for bit {@link Kernels#swiglu}: per stretch of up to 256
+     * elements, e = {@code (float) Math.exp(-a[i])} from {@link FloatExp#expInto}, then per element the same float
+     * operations (1 + e, its reciprocal, times a[i], times b[i]) on vectors.
      */
     public static void swiglu(float[] a, float[] b, int from, int to) {
-        int n = FloatExp.LANES;
-        int i = from;
-        if (n >= 2) {
-            VectorSpecies<Float> s = FloatExp.FLOATS;
-            for (int bound = to - (to - from) % n; i < bound; i += n) {
-                FloatVector v = FloatVector.fromArray(s, a, i);
-                if (FloatExp.inRange(v)) {
-                    jdk.incubator.vector.DoubleVector y = FloatExp.exp(v.neg());
-                    if (FloatExp.roundsAsMathExp(y)) {
-                        FloatVector e = FloatExp.toFloats(y);
-                        FloatVector one = FloatVector.broadcast(s, 1f);
-                        v.mul(one.div(one.add(e))).mul(FloatVector.fromArray(s, b, i)).intoArray(a, i);
-                        continue;
-                    }
-                }
-                Kernels.swiglu(a, b, i, i + n);
+        float[] e = SWIGLU_EXP.get();
+        for (int i = from; i < to; i += SWIGLU_STRETCH) {
+            int n = Math.min(SWIGLU_STRETCH, to - i);
+            FloatExp.expInto(a, i, n, true, 0f, e, 0);
+            int k = 0;
+            for (int bound = n - n % L; k < bound; k += L) {
+                FloatVector v = FloatVector.fromArray(FLOATS, a, i + k);
+                FloatVector g = FloatVector.fromArray(FLOATS, e, k).add(1f);
+                v.mul(FloatVector.broadcast(FLOATS, 1f).div(g)).mul(FloatVector.fromArray(FLOATS, b, i + k))
+                        .intoArray(a, i + k);
+            }
+            for (; k < n; k++) {
+                float v = a[i + k];
+                v *= 1f / (1f + e[k]);
+                a[i + k] = v * b[i + k];
             }
         }
-        Kernels.swiglu(a, b, i, to);
     }
 
     /**
      * In-place softmax over x[offset .. offset+size), bit for bit {@link Kernels#softmax}: the same maximum, each
-     * e = {@code (float) Math.exp(x - max)} on vectors through {@link FloatExp} (a vector it cannot vouch for goes
-     * scalar), the same left-to-right float sum, then the divisions on vectors.
+     * e = {@code (float) Math.exp(x - max)} from {@link FloatExp#expInto}, the same left-to-right float sum, then
+     * the divisions on vectors.
      */
     public static void softmax(float[] x, int offset, int size) {
         float max = x[offset];
         for (int i = 1; i < size; i++) {
             max = Math.max(max, x[offset + i]);
         }
+        FloatExp.expInto(x, offset, size, false, max, x, offset);
         int end = offset + size;
-        int i = offset;
-        int n = FloatExp.LANES;
-        if (n >= 2) {
-            VectorSpecies<Float> s = FloatExp.FLOATS;
-            for (int bound = end - size % n; i < bound; i += n) {
-                FloatVector d = FloatVector.fromArray(s, x, i).sub(max);
-                if (FloatExp.inRange(d)) {
-                    jdk.incubator.vector.DoubleVector y = FloatExp.exp(d);
-                    if (FloatExp.roundsAsMathExp(y)) {
-                        FloatExp.toFloats(y).intoArray(x, i);
-                        continue;
-                    }
-                }
-                for (int j = i; j < i + n; j++) {
-                    x[j] = (float) Math.exp(x[j] - max);
-                }
-            }
-        }
-        for (; i < end; i++) {
-            x[i] = (float) Math.exp(x[i] - max);
-        }
         float sum = 0f;
         for (int j = offset; j < end; j++) {
             sum += x[j];
