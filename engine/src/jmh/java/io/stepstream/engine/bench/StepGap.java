@@ -179,7 +179,8 @@ public final class StepGap {
                 for (int b = 0; b < batch; b++) next[b][0] = Prompts.argmax(logits[b], vocab);
             }
             model.profileOps(null);
-            System.out.printf("forward allocated %.1f KB per step%n", (mx.getCurrentThreadAllocatedBytes() - a0) / 1024.0 / steps);
+            System.out.printf("forward allocated %.1f KB per step%n",
+                    (mx.getCurrentThreadAllocatedBytes() - a0) / 1024.0 / steps);
         } finally {
             for (KvCache c : caches) c.close();
         }

@@ -50,11 +50,13 @@ public final class LlamaModel implements Model {
      */
     private static final int ATTENTION_MAC_WEIGHT = 8;
     /**
-     * Whether the step's small kernels take their faster forms: attention reads each position's keys and values
-     * for a group of heads at once ({@link #attendGroup}), the swiglu runs on vectors
-     * ({@link VectorKernels#swiglu}). Every output bit is the same either way. System property
+     * Whether the work around the matmuls takes its faster forms: attention reads each position's keys and values
+     * for a group of heads at once ({@link #attendGroup}), the swiglu and the softmax take their exponentials on
+     * vectors ({@link VectorKernels#swiglu}, {@link VectorKernels#softmax}), norms go four rows at a time, an
+     * interleaved rope runs on vectors, and norms, rope + KV stores and residuals are split over the pool by
+     * tokens ({@link #perToken}). Every output bit is the same either way. System property
      * {@code stepstream.cpu.stepKernels} (default true; false: the session-6 forms), read once, for before/after
-     * measurements in one build.
+     * measurements in one build (docs/benchmarks.md, CPU session 7).
      */
     static final boolean STEP_KERNELS =
             Boolean.parseBoolean(System.getProperty("stepstream.cpu.stepKernels", "true"));
@@ -458,8 +460,9 @@ public final class LlamaModel implements Model {
      * contiguous run of the KV block, where {@link #attendUnit} walks one head at a time through every position
      * at the block's row stride (3 KB on a 768-wide model) and so reads the same bytes in short strided pieces.
      * Per head the operations are {@link #attendUnit}'s, in the same order: the same score dot products, the same
-     * softmax (its exponentials on vectors, {@link VectorKernels#softmax}), and each output element a float multiply then a float add per position onto a sum that starts
-     * at +0 (kept in xb instead of registers, as the heads take turns per position), so every bit is the same.
+     * softmax (its exponentials on vectors, bitwise, {@link VectorKernels#softmax}), and each output element a float
+     * multiply then a float add per position onto a sum that starts at +0 (kept in xb instead of registers, as the
+     * heads take turns per position), so every bit is the same.
      * {@code att} holds at least (h1 - h0) * (pos + 1) floats.
      */
     private void attendGroup(int l, int t, int h0, int h1, float[] att) {

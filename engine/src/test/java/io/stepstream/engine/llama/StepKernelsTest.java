@@ -88,7 +88,8 @@ class StepKernelsTest {
             }
             step(fast, plain, fastCaches, plainCaches, tokens, all, what + ", prefill");
             for (int i = 0; i < 18; i++) {
-                int[] which = i % 3 == 0 ? all : i % 3 == 1 ? new int[] {i % seqs, (i + 3) % seqs} : new int[] {i % seqs};
+                int[] which = i % 3 == 0 ? all
+                        : i % 3 == 1 ? new int[] {i % seqs, (i + 3) % seqs} : new int[] {i % seqs};
                 for (int s : which) {
                     tokens.set(s, new int[] {1 + rnd.nextInt(vocab - 1)});
                 }
