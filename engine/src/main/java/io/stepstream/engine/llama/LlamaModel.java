@@ -53,13 +53,21 @@ public final class LlamaModel implements Model {
      * Whether the work around the matmuls takes its faster forms: attention reads each position's keys and values
      * for a group of heads at once ({@link #attendGroup}), the swiglu and the softmax take their exponentials on
      * vectors ({@link VectorKernels#swiglu}, {@link VectorKernels#softmax}), norms go four rows at a time, an
-     * interleaved rope runs on vectors, and norms, rope + KV stores and residuals are split over the pool by
-     * tokens ({@link #perToken}). Every output bit is the same either way. System property
+     * interleaved rope runs on vectors (and {@link #TOKEN_SPLIT} may split the per-token work over the pool).
+     * Every output bit is the same either way. System property
      * {@code stepstream.cpu.stepKernels} (default true; false: the session-6 forms), read once, for before/after
      * measurements in one build (docs/benchmarks.md, CPU session 7).
      */
     static final boolean STEP_KERNELS =
             Boolean.parseBoolean(System.getProperty("stepstream.cpu.stepKernels", "true"));
+    /**
+     * Whether {@link #perToken} splits norms, rope + KV stores and residuals over the pool. System property
+     * {@code stepstream.cpu.tokenSplit}, default false: it takes no CPU time off (it moves ~2 ms of a 32-sequence
+     * step off the caller alone) and its wall-time effect could not be measured on the shared 2-core VM, where 60
+     * more pool runs a step are also 60 more chances to wait for a descheduled worker (docs/benchmarks.md, CPU
+     * session 7); to be decided on a quiet host.
+     */
+    static final boolean TOKEN_SPLIT = Boolean.parseBoolean(System.getProperty("stepstream.cpu.tokenSplit", "false"));
 
     private final String name;
     private final ModelConfig config;
@@ -104,8 +112,9 @@ public final class LlamaModel implements Model {
     /** The current matmul input quantized to Q8_0 (integer-dot path only); reused by matmuls sharing the input. */
     private final QuantizedRows quantized = new QuantizedRows();
     private final AttentionTask attention = new AttentionTask();
-    /** {@link #STEP_KERNELS} unless a test sets it ({@link #useStepKernels}). */
+    /** {@link #STEP_KERNELS} and {@link #TOKEN_SPLIT} unless a test sets them ({@link #useStepKernels}). */
     private boolean stepKernels = STEP_KERNELS;
+    private boolean tokenSplit = TOKEN_SPLIT;
     /** Where {@link #profileOps} adds each op's CPU time, or null (the default: no clock reads). */
     private long[] opNanos;
 
@@ -227,9 +236,10 @@ public final class LlamaModel implements Model {
         opEnd(Op.OTHER, clock);
     }
 
-    /** For tests: the step kernels' fast forms on or off for this model ({@link #STEP_KERNELS}). */
-    void useStepKernels(boolean on) {
+    /** For tests: the step kernels' fast forms and the per-token split on or off for this model. */
+    void useStepKernels(boolean on, boolean splitTokens) {
         this.stepKernels = on;
+        this.tokenSplit = splitTokens;
     }
 
     /**
@@ -293,16 +303,16 @@ public final class LlamaModel implements Model {
     private enum TokenStage { NORM, ROPE_KV, RESIDUAL }
 
     /**
-     * One stage over every token's row: split over the pool (whole tokens per chunk) with the step kernels on and
+     * One stage over every token's row: split over the pool (whole tokens per chunk) with {@link #TOKEN_SPLIT} and
      * enough tokens to share out, else on the caller. Rows are independent, so the split changes no bit; at 32
-     * sequences on two threads this serial share was ~2 ms of a ~45 ms step.
+     * sequences on two threads this serial share is ~2 ms of a ~45 ms step.
      */
     private void perToken(TokenStage stage, float[] normWeight, int l, int tokens) {
         TokenTask task = tokenTask;
         task.stage = stage;
         task.normWeight = normWeight;
         task.layer = l;
-        compute.run(task, tokens, grain(tokens), stepKernels && tokens >= 2 * compute.threads());
+        compute.run(task, tokens, grain(tokens), stepKernels && tokenSplit && tokens >= 2 * compute.threads());
         task.normWeight = null;
     }
 

@@ -58,8 +58,8 @@ class StepKernelsTest {
             ModelOptions options = ModelOptions.defaults().withComputeThreads(threads).withParallelThreshold(0);
             try (LlamaModel fast = LlamaLoader.gguf(file, options);
                  LlamaModel plain = LlamaLoader.gguf(file, options)) {
-                fast.useStepKernels(true);
-                plain.useStepKernels(false);
+                fast.useStepKernels(true, threads > 1); // the per-token split where there is a pool
+                plain.useStepKernels(false, false);
                 run(fast, plain, new Random(seed + threads), "threads " + threads);
             }
         }
