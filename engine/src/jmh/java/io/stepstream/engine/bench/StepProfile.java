@@ -58,8 +58,9 @@ public final class StepProfile {
              ComputePool pool = new ComputePool(threads, "profile")) {
             long[] hash = new long[1];
             long[] opNanos = new long[LlamaModel.Op.values().length + 1]; // + sampling
-            double stepCpu1 = steps(one, steps, batch, true, null, opNanos);
-            double stepWall = steps(many, steps, batch, false, hash, null);
+            double[] stepCpu = steps(one, steps, batch, true, null, opNanos);
+            double stepCpu1 = stepCpu[0];
+            double stepWall = steps(many, steps, batch, false, hash, null)[0];
             List<WeightMatrix> matrices = new ArrayList<>();
             for (LlamaWeights.Layer y : one.weights().layers()) {
                 matrices.addAll(List.of(y.wq(), y.wk(), y.wv(), y.wo(), y.gate(), y.up(), y.down()));
@@ -72,16 +73,17 @@ public final class StepProfile {
                 x[i] = (float) rnd.nextGaussian();
             }
             float[] out = new float[maxDim * batch];
-            double matmulCpu1 = fast(true, () -> {
+            double[] matmulCpu = fast(true, () -> {
                 for (WeightMatrix m : matrices) {
                     m.matmul(x, 0, batch, out, 0, null);
                 }
             });
+            double matmulCpu1 = matmulCpu[0];
             double matmulPool = fast(false, () -> {
                 for (WeightMatrix m : matrices) {
                     m.matmul(x, 0, batch, out, 0, pool);
                 }
-            });
+            })[0];
             // every row chunk of every matrix in one index space: one pool run for all the matmuls of a step,
             // so its wall time is the matmuls' split with (almost) no synchronisation
             List<int[]> chunks = new ArrayList<>();
@@ -99,19 +101,20 @@ public final class StepProfile {
                     matrices.get(ch[0]).matmulRows(x, 0, batch, outs[worker], 0, ch[1], ch[2]);
                 }
             };
-            double matmulOneRun = fast(false, () -> pool.run(all, chunks.size(), 1, true));
+            double matmulOneRun = fast(false, () -> pool.run(all, chunks.size(), 1, true))[0];
             ComputePool.RangeTask nothing = (from, to, worker) -> { };
             int runs = matrices.size();
             double empty = fast(false, () -> {
                 for (int i = 0; i < runs; i++) {
                     pool.run(nothing, 64, 16, true);
                 }
-            });
+            })[0];
             double serial = stepCpu1 - matmulCpu1;
             double ideal = matmulCpu1 / threads + serial;
             System.out.printf("%s, batch %d, logits hash %016x%n", file.getFileName(), batch, hash[0]);
-            System.out.printf("  1 thread, CPU time:  step %.2f ms = %d matmuls %.2f ms + serial %.2f ms%n",
-                    stepCpu1, runs, matmulCpu1, serial);
+            System.out.printf("  1 thread, CPU time:  step %.2f ms = %d matmuls %.2f ms + serial %.2f ms"
+                    + " (10th percentiles; means: step %.2f ms, the matmuls alone %.2f ms)%n",
+                    stepCpu1, runs, matmulCpu1, serial, stepCpu[1], matmulCpu[1]);
             System.out.printf("  %d threads, wall:     step %.2f ms; ideal (matmuls/%d + serial) %.2f ms; pool overhead %.2f ms%n",
                     threads, stepWall, threads, ideal, stepWall - ideal);
             System.out.printf("  %d threads, wall:     %d matmuls as %d pool runs %.2f ms, as one pool run %.2f ms%n",
@@ -132,10 +135,11 @@ public final class StepProfile {
     }
 
     /**
-     * 10th-percentile decode step of {@code batch} sequences: thread CPU time or wall time; hash (if not null)
-     * gets the logits' bits; opNanos (if not null) the timed round's CPU time by op, sampling in its last slot.
+     * 10th-percentile and mean decode step of {@code batch} sequences: thread CPU time or wall time; hash (if not
+     * null) gets the logits' bits; opNanos (if not null) the timed round's CPU time by op, sampling in its last
+     * slot. The split by op is a mean over the steps, so compare it with means, not with 10th percentiles.
      */
-    private static double steps(LlamaModel model, int steps, int batch, boolean cpuTime, long[] hash,
+    private static double[] steps(LlamaModel model, int steps, int batch, boolean cpuTime, long[] hash,
                                 long[] opNanos) {
         int vocab = model.config().vocabSize();
         float[][] logits = new float[batch][vocab];
@@ -191,15 +195,17 @@ public final class StepProfile {
                 hash[0] = h;
             }
         }
+        double mean = Arrays.stream(times).average().orElseThrow();
         Arrays.sort(times);
-        return times[steps / 10];
+        return new double[] {times[steps / 10], mean};
     }
 
     private static long now(boolean cpuTime) {
         return cpuTime ? CPU.getCurrentThreadCpuTime() : System.nanoTime();
     }
 
-    private static double fast(boolean cpuTime, Runnable r) {
+    /** 10th percentile and mean of 61 timed runs after 20 warm-up runs. */
+    private static double[] fast(boolean cpuTime, Runnable r) {
         for (int i = 0; i < 20; i++) {
             r.run();
         }
@@ -209,7 +215,8 @@ public final class StepProfile {
             r.run();
             times[i] = (now(cpuTime) - t0) / 1e6;
         }
+        double mean = Arrays.stream(times).average().orElseThrow();
         Arrays.sort(times);
-        return times[times.length / 10];
+        return new double[] {times[times.length / 10], mean};
     }
 }

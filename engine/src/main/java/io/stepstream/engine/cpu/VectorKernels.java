@@ -196,6 +196,83 @@ public final class VectorKernels {
         }
     }
 
+    /**
+     * {@link Kernels#rmsnorm} of rows [rowFrom, rowTo) of {@code size} floats (row r at {@code r * size} in both x
+     * and out), bit for bit: four rows at a time, each row's sum of squares still one scalar chain in element order
+     * (four chains side by side hide the add latency that one chain waits on), then the element formula on vectors.
+     */
+    public static void rmsnormRows(float[] out, float[] x, float[] weight, int size, float eps, int rowFrom,
+                                   int rowTo) {
+        int r = rowFrom;
+        for (; r + 4 <= rowTo; r += 4) {
+            int o0 = r * size;
+            int o1 = o0 + size;
+            int o2 = o1 + size;
+            int o3 = o2 + size;
+            float s0 = 0f;
+            float s1 = 0f;
+            float s2 = 0f;
+            float s3 = 0f;
+            for (int j = 0; j < size; j++) {
+                float v0 = x[o0 + j];
+                float v1 = x[o1 + j];
+                float v2 = x[o2 + j];
+                float v3 = x[o3 + j];
+                s0 += v0 * v0;
+                s1 += v1 * v1;
+                s2 += v2 * v2;
+                s3 += v3 * v3;
+            }
+            scaleRow(out, x, o0, weight, size, rmsScale(s0, size, eps));
+            scaleRow(out, x, o1, weight, size, rmsScale(s1, size, eps));
+            scaleRow(out, x, o2, weight, size, rmsScale(s2, size, eps));
+            scaleRow(out, x, o3, weight, size, rmsScale(s3, size, eps));
+        }
+        for (; r < rowTo; r++) {
+            Kernels.rmsnorm(out, r * size, x, r * size, weight, size, eps);
+        }
+    }
+
+    /** 1 / sqrt(ss / size + eps), as {@link Kernels#rmsnorm} computes it. */
+    private static float rmsScale(float ss, int size, float eps) {
+        ss /= size;
+        ss += eps;
+        return 1f / (float) Math.sqrt(ss);
+    }
+
+    /** out[o + j] = weight[j] * (scale * x[o + j]) for j < size. */
+    private static void scaleRow(float[] out, float[] x, int o, float[] weight, int size, float scale) {
+        int j = 0;
+        for (int bound = size - size % L; j < bound; j += L) {
+            FloatVector.fromArray(FLOATS, weight, j).mul(FloatVector.fromArray(FLOATS, x, o + j).mul(scale))
+                    .intoArray(out, o + j);
+        }
+        for (; j < size; j++) {
+            out[o + j] = weight[j] * (scale * x[o + j]);
+        }
+    }
+
+    private static final VectorShuffle<Float> SWAP_PAIRS = VectorShuffle.fromOp(FLOATS, i -> i ^ 1);
+
+    /**
+     * Rotary embedding of one token's row of heads in place, pairs interleaved (2p, 2p + 1), bit for bit the
+     * scalar a' = a*c - b*s, b' = a*s + b*c: with {@code cos[i]} = c and {@code sin[i]} = -s at 2p and s at 2p + 1
+     * ({@code [at, at + headSize)} of the two arrays, the same for every head), x' = x*cos[i] + swap(x)*sin[i]
+     * computes a*c + b*(-s) (the same as a*c - b*s: subtracting is adding the negation) and b*c + a*s (float
+     * addition commutes). {@code width} (all heads) and {@code headSize} must be multiples of {@link #LANES}.
+     */
+    public static void ropeInterleaved(float[] row, int base, int width, float[] cos, float[] sin, int at,
+                                       int headSize) {
+        for (int h = 0; h < width; h += headSize) {
+            for (int i = 0; i < headSize; i += L) {
+                FloatVector v = FloatVector.fromArray(FLOATS, row, base + h + i);
+                v.mul(FloatVector.fromArray(FLOATS, cos, at + i))
+                        .add(v.rearrange(SWAP_PAIRS).mul(FloatVector.fromArray(FLOATS, sin, at + i)))
+                        .intoArray(row, base + h + i);
+            }
+        }
+    }
+
     // exp(x) = 2^k * e^r with k = round(x / ln 2), r = x - k ln 2 in two parts (Cody and Waite), e^r by its Taylor
     // polynomial to r^7 (truncation below 1e-7 relative on |r| <= ln2 / 2); below LOWEST the result is 0.
     private static final float LOG2E = 1.44269504f;
@@ -250,6 +327,60 @@ public final class VectorKernels {
         p = Math.fma(p, r, 1f);
         float scale = Float.intBitsToFloat(((Float.floatToRawIntBits(t) - ROUNDER_BITS) + 127) << 23);
         return p * scale;
+    }
+
+    /** Per thread: the exponentials of one stretch of a swiglu. */
+    private static final int SWIGLU_STRETCH = 256;
+    private static final ThreadLocal<float[]> SWIGLU_EXP = ThreadLocal.withInitial(() -> new float[SWIGLU_STRETCH]);
+
+    /**
+     * a[i] = silu(a[i]) * b[i] over [from, to), bit for bit {@link Kernels#swiglu}: per stretch of up to 256
+     * elements, e = {@code (float) Math.exp(-a[i])} from {@link FloatExp#expInto}, then per element the same float
+     * operations (1 + e, its reciprocal, times a[i], times b[i]) on vectors.
+     */
+    public static void swiglu(float[] a, float[] b, int from, int to) {
+        float[] e = SWIGLU_EXP.get();
+        for (int i = from; i < to; i += SWIGLU_STRETCH) {
+            int n = Math.min(SWIGLU_STRETCH, to - i);
+            FloatExp.expInto(a, i, n, true, 0f, e, 0);
+            int k = 0;
+            for (int bound = n - n % L; k < bound; k += L) {
+                FloatVector v = FloatVector.fromArray(FLOATS, a, i + k);
+                FloatVector g = FloatVector.fromArray(FLOATS, e, k).add(1f);
+                v.mul(FloatVector.broadcast(FLOATS, 1f).div(g)).mul(FloatVector.fromArray(FLOATS, b, i + k))
+                        .intoArray(a, i + k);
+            }
+            for (; k < n; k++) {
+                float v = a[i + k];
+                v *= 1f / (1f + e[k]);
+                a[i + k] = v * b[i + k];
+            }
+        }
+    }
+
+    /**
+     * In-place softmax over x[offset .. offset+size), bit for bit {@link Kernels#softmax}: the same maximum, each
+     * e = {@code (float) Math.exp(x - max)} from {@link FloatExp#expInto}, the same left-to-right float sum, then
+     * the divisions on vectors.
+     */
+    public static void softmax(float[] x, int offset, int size) {
+        float max = x[offset];
+        for (int i = 1; i < size; i++) {
+            max = Math.max(max, x[offset + i]);
+        }
+        FloatExp.expInto(x, offset, size, false, max, x, offset);
+        int end = offset + size;
+        float sum = 0f;
+        for (int j = offset; j < end; j++) {
+            sum += x[j];
+        }
+        int j = offset;
+        for (int bound = end - size % L; j < bound; j += L) {
+            FloatVector.fromArray(FLOATS, x, j).div(sum).intoArray(x, j);
+        }
+        for (; j < end; j++) {
+            x[j] /= sum;
+        }
     }
 
     /** Query rows that {@link #tileScores} scores together, each key loaded once for them. */

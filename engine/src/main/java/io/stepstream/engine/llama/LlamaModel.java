@@ -49,6 +49,25 @@ public final class LlamaModel implements Model {
      * while its plain multiply-add count stays below the threshold and it ran on the caller alone.
      */
     private static final int ATTENTION_MAC_WEIGHT = 8;
+    /**
+     * Whether the work around the matmuls takes its faster forms: attention reads each position's keys and values
+     * for a group of heads at once ({@link #attendGroup}), the swiglu and the softmax take their exponentials on
+     * vectors ({@link VectorKernels#swiglu}, {@link VectorKernels#softmax}), norms go four rows at a time, an
+     * interleaved rope runs on vectors (and {@link #TOKEN_SPLIT} may split the per-token work over the pool).
+     * Every output bit is the same either way. System property
+     * {@code stepstream.cpu.stepKernels} (default true; false: the session-6 forms), read once, for before/after
+     * measurements in one build (docs/benchmarks.md, CPU session 7).
+     */
+    static final boolean STEP_KERNELS =
+            Boolean.parseBoolean(System.getProperty("stepstream.cpu.stepKernels", "true"));
+    /**
+     * Whether {@link #perToken} splits norms, rope + KV stores and residuals over the pool. System property
+     * {@code stepstream.cpu.tokenSplit}, default false: it takes no CPU time off (it moves ~2 ms of a 32-sequence
+     * step off the caller alone) and its wall-time effect could not be measured on the shared 2-core VM, where 60
+     * more pool runs a step are also 60 more chances to wait for a descheduled worker (docs/benchmarks.md, CPU
+     * session 7); to be decided on a quiet host.
+     */
+    static final boolean TOKEN_SPLIT = Boolean.parseBoolean(System.getProperty("stepstream.cpu.tokenSplit", "false"));
 
     private final String name;
     private final ModelConfig config;
@@ -74,6 +93,9 @@ public final class LlamaModel implements Model {
     private float[] hb2;
     private float[] ropeCos;
     private float[] ropeSin;
+    /** Per token and head element: cos, and -sin / +sin at even / odd elements ({@link #vectorRope} only). */
+    private float[] ropeCosLanes;
+    private float[] ropeSinLanes;
     private int[] rowEntry;
     private int[] rowPos;
     private int entryCapacity;
@@ -81,6 +103,7 @@ public final class LlamaModel implements Model {
     private int[] entryLastRow;
     private float[] lastRows;
     private float[] lastLogits;
+    /** Per worker: attention scores of the heads of one unit, grown on demand. */
     private final float[][] attScores;
 
     private final MatmulTask matmul = new MatmulTask();
@@ -89,16 +112,20 @@ public final class LlamaModel implements Model {
     /** The current matmul input quantized to Q8_0 (integer-dot path only); reused by matmuls sharing the input. */
     private final QuantizedRows quantized = new QuantizedRows();
     private final AttentionTask attention = new AttentionTask();
+    /** {@link #STEP_KERNELS} and {@link #TOKEN_SPLIT} unless a test sets them ({@link #useStepKernels}). */
+    private boolean stepKernels = STEP_KERNELS;
+    private boolean tokenSplit = TOKEN_SPLIT;
     /** Where {@link #profileOps} adds each op's CPU time, or null (the default: no clock reads). */
     private long[] opNanos;
 
     /**
-     * The parts of a forward pass {@link #profileOps} splits the calling thread's CPU time into. MATMUL includes
-     * the swiglu (it runs inside the gate/up pool run) and, on the integer-dot path, quantizing the inputs;
+     * The parts of a forward pass {@link #profileOps} splits the calling thread's CPU time into. MATMUL includes,
+     * on the integer-dot path, quantizing the inputs; SWIGLU is timed inside the gate/up pool run (its chunks that
+     * the calling thread takes) and taken out of MATMUL;
      * ROPE_KV the q/k/v biases, rope and the KV cache stores; OTHER the embedding lookups, the rope angles and
      * copying out the logits.
      */
-    public enum Op { NORM, MATMUL, ROPE_KV, ATTENTION, RESIDUAL, OTHER }
+    public enum Op { NORM, MATMUL, ROPE_KV, ATTENTION, RESIDUAL, OTHER, SWIGLU }
 
     private static final ThreadMXBean CPU = ManagementFactory.getThreadMXBean();
 
@@ -132,7 +159,7 @@ public final class LlamaModel implements Model {
         }
         this.attentionScale = (float) Math.sqrt(hs);
         this.compute = new ComputePool(options.computeThreads(), "stepstream-" + name);
-        this.attScores = new float[compute.threads()][config.contextLength()];
+        this.attScores = new float[compute.threads()][];
     }
 
     @Override
@@ -209,6 +236,12 @@ public final class LlamaModel implements Model {
         opEnd(Op.OTHER, clock);
     }
 
+    /** For tests: the step kernels' fast forms and the per-token split on or off for this model. */
+    void useStepKernels(boolean on, boolean splitTokens) {
+        this.stepKernels = on;
+        this.tokenSplit = splitTokens;
+    }
+
     /**
      * From now on, adds each forward op's thread CPU time of the calling thread to {@code nanosByOp[op.ordinal()]}
      * ({@link Op}; null: stop). Work that pool threads take is not counted, so the split is the whole step only on
@@ -238,12 +271,7 @@ public final class LlamaModel implements Model {
 
     /** One layer; {@code clock} and the result are {@link #opEnd} marks. */
     private long layer(LlamaWeights.Layer y, int l, int tokens, long clock) {
-        int dim = config.dim();
-        int kvDim = config.kvDim();
-        float eps = config.rmsNormEps();
-        for (int t = 0; t < tokens; t++) {
-            Kernels.rmsnorm(xb, t * dim, x, t * dim, y.attnNorm(), dim, eps);
-        }
+        norms(y.attnNorm(), tokens);
         clock = opEnd(Op.NORM, clock);
         QuantizedRows qx = quantizeFor(xb, tokens, y.wq(), y.wk(), y.wv());
         matmul3(y.wq(), q, y.wk(), k, y.wv(), v, xb, qx, tokens);
@@ -253,32 +281,100 @@ public final class LlamaModel implements Model {
             addBias(k, y.bk(), tokens);
             addBias(v, y.bv(), tokens);
         }
-        for (int t = 0; t < tokens; t++) {
-            rope(q, t * dim, config.nHeads(), t);
-            rope(k, t * kvDim, config.nKvHeads(), t);
-            storeKv(l, t);
-        }
+        perToken(TokenStage.ROPE_KV, null, l, tokens);
         clock = opEnd(Op.ROPE_KV, clock);
         attend(l, tokens); // writes xb
         clock = opEnd(Op.ATTENTION, clock);
         matmul(y.wo(), xb, quantizeFor(xb, tokens, y.wo(), null, null), tokens, xb2);
         clock = opEnd(Op.MATMUL, clock);
-        for (int i = 0, n = tokens * dim; i < n; i++) {
-            x[i] += xb2[i];
-        }
+        perToken(TokenStage.RESIDUAL, null, l, tokens);
         clock = opEnd(Op.RESIDUAL, clock);
-        for (int t = 0; t < tokens; t++) {
-            Kernels.rmsnorm(xb, t * dim, x, t * dim, y.ffnNorm(), dim, eps);
-        }
+        norms(y.ffnNorm(), tokens);
         clock = opEnd(Op.NORM, clock);
         qx = quantizeFor(xb, tokens, y.gate(), y.up(), null);
         gateUpSwiglu(y.gate(), y.up(), xb, qx, tokens); // hb = swiglu(gate xb) * (up xb)
         matmul(y.down(), hb, quantizeFor(hb, tokens, y.down(), null, null), tokens, xb2);
         clock = opEnd(Op.MATMUL, clock);
-        for (int i = 0, n = tokens * dim; i < n; i++) {
-            x[i] += xb2[i];
-        }
+        perToken(TokenStage.RESIDUAL, null, l, tokens);
         return opEnd(Op.RESIDUAL, clock);
+    }
+
+    /** The per-token work between the matmuls that {@link TokenTask} splits over the pool. */
+    private enum TokenStage { NORM, ROPE_KV, RESIDUAL }
+
+    /**
+     * One stage over every token's row: split over the pool (whole tokens per chunk) with {@link #TOKEN_SPLIT} and
+     * enough tokens to share out, else on the caller. Rows are independent, so the split changes no bit; at 32
+     * sequences on two threads this serial share is ~2 ms of a ~45 ms step.
+     */
+    private void perToken(TokenStage stage, float[] normWeight, int l, int tokens) {
+        TokenTask task = tokenTask;
+        task.stage = stage;
+        task.normWeight = normWeight;
+        task.layer = l;
+        compute.run(task, tokens, grain(tokens), stepKernels && tokenSplit && tokens >= 2 * compute.threads());
+        task.normWeight = null;
+    }
+
+    private final TokenTask tokenTask = new TokenTask();
+
+    private final class TokenTask implements ComputePool.RangeTask {
+        TokenStage stage;
+        float[] normWeight;
+        int layer;
+
+        @Override
+        public void run(int from, int to, int worker) {
+            switch (stage) {
+                case NORM -> normRows(normWeight, from, to);
+                case ROPE_KV -> ropeAndStore(layer, from, to);
+                case RESIDUAL -> {
+                    int dim = config.dim();
+                    for (int i = from * dim, n = to * dim; i < n; i++) {
+                        x[i] += xb2[i];
+                    }
+                }
+            }
+        }
+    }
+
+    /** Rope of tokens [from, to)'s q and k rows, and their keys and values into the KV cache. */
+    private void ropeAndStore(int l, int from, int to) {
+        int dim = config.dim();
+        int kvDim = config.kvDim();
+        int hs = config.headSize();
+        boolean vectorRope = vectorRope();
+        for (int t = from; t < to; t++) {
+            if (vectorRope) {
+                VectorKernels.ropeInterleaved(q, t * dim, dim, ropeCosLanes, ropeSinLanes, t * hs, hs);
+                VectorKernels.ropeInterleaved(k, t * kvDim, kvDim, ropeCosLanes, ropeSinLanes, t * hs, hs);
+            } else {
+                rope(q, t * dim, config.nHeads(), t);
+                rope(k, t * kvDim, config.nKvHeads(), t);
+            }
+            storeKv(l, t);
+        }
+    }
+
+    /** xb = rmsnorm(x) row by row for {@code tokens} rows. */
+    private void norms(float[] weight, int tokens) {
+        perToken(TokenStage.NORM, weight, -1, tokens);
+    }
+
+    private void normRows(float[] weight, int from, int to) {
+        int dim = config.dim();
+        if (stepKernels) {
+            VectorKernels.rmsnormRows(xb, x, weight, dim, config.rmsNormEps(), from, to);
+            return;
+        }
+        for (int t = from; t < to; t++) {
+            Kernels.rmsnorm(xb, t * dim, x, t * dim, weight, dim, config.rmsNormEps());
+        }
+    }
+
+    /** Whether rope runs on vectors: interleaved pairs, heads a whole number of vectors, step kernels on. */
+    private boolean vectorRope() {
+        return stepKernels && w.rope() == RopeLayout.INTERLEAVED && config.headSize() % LANES == 0;
     }
 
     private static void addBias(float[] out, float[] bias, int tokens) {
@@ -300,6 +396,19 @@ public final class LlamaModel implements Model {
                 float angle = pos * ropeFreq[p];
                 ropeCos[t * pairs + p] = (float) Math.cos(angle);
                 ropeSin[t * pairs + p] = (float) Math.sin(angle);
+            }
+        }
+        if (vectorRope()) {
+            int hs = config.headSize();
+            for (int t = 0; t < tokens; t++) {
+                for (int p = 0; p < pairs; p++) {
+                    float c = ropeCos[t * pairs + p];
+                    float sn = ropeSin[t * pairs + p];
+                    ropeCosLanes[t * hs + 2 * p] = c;
+                    ropeCosLanes[t * hs + 2 * p + 1] = c;
+                    ropeSinLanes[t * hs + 2 * p] = -sn;
+                    ropeSinLanes[t * hs + 2 * p + 1] = sn;
+                }
             }
         }
     }
@@ -338,9 +447,74 @@ public final class LlamaModel implements Model {
         for (int t = 0; t < tokens; t++) {
             work += (rowPos[t] + 1L) * 2 * config.dim();
         }
-        int units = tokens * config.nHeads();
+        int heads = config.nHeads();
+        // a unit is one token's group of heads: whole tokens when there are enough of them to share out, else
+        // each token's heads cut into groups, so that a small batch still gives every thread some units
+        int groups = stepKernels ? Math.min(heads, Math.max(1, ceilDiv(compute.threads() * 4, tokens))) : heads;
+        int perGroup = ceilDiv(heads, groups);
+        groups = ceilDiv(heads, perGroup);
+        int units = tokens * groups;
         attention.layer = l;
+        attention.groups = groups;
+        attention.perGroup = perGroup;
         compute.run(attention, units, grain(units), work * ATTENTION_MAC_WEIGHT >= parallelThreshold);
+    }
+
+    private static int ceilDiv(int a, int b) {
+        return (a + b - 1) / b;
+    }
+
+    /**
+     * Causal attention of token t's heads [h0, h1) over positions 0..pos of its sequence, position by position:
+     * each position's keys of all those heads, then (after each head's softmax) its values, are read as one
+     * contiguous run of the KV block, where {@link #attendUnit} walks one head at a time through every position
+     * at the block's row stride (3 KB on a 768-wide model) and so reads the same bytes in short strided pieces.
+     * Per head the operations are {@link #attendUnit}'s, in the same order: the same score dot products, the same
+     * softmax (its exponentials on vectors, bitwise, {@link VectorKernels#softmax}), and each output element a float
+     * multiply then a float add per position onto a sum that starts at +0 (kept in xb instead of registers, as the
+     * heads take turns per position), so every bit is the same.
+     * {@code att} holds at least (h1 - h0) * (pos + 1) floats.
+     */
+    private void attendGroup(int l, int t, int h0, int h1, float[] att) {
+        int dim = config.dim();
+        int hs = config.headSize();
+        int kvShare = config.nHeads() / config.nKvHeads();
+        int pos = rowPos[t];
+        int n = pos + 1;
+        int[] table = entryCache[rowEntry[t]].blockTable();
+        int qBase = t * dim;
+        for (int j = 0; j <= pos; j++) {
+            float[] block = pool.block(table[j / BLOCK]);
+            int kb = pool.keyOffset(l, j % BLOCK);
+            for (int h = h0; h < h1; h++) {
+                att[(h - h0) * n + j] = VectorKernels.dot(q, qBase + h * hs, block, kb + h / kvShare * hs, hs)
+                        / attentionScale;
+            }
+        }
+        for (int h = h0; h < h1; h++) {
+            VectorKernels.softmax(att, (h - h0) * n, n);
+        }
+        Arrays.fill(xb, qBase + h0 * hs, qBase + h1 * hs, 0f);
+        for (int j = 0; j <= pos; j++) {
+            float[] block = pool.block(table[j / BLOCK]);
+            int vb = pool.valueOffset(l, j % BLOCK);
+            for (int h = h0; h < h1; h++) {
+                addWeightedValue(att[(h - h0) * n + j], block, vb + h / kvShare * hs, qBase + h * hs, hs);
+            }
+        }
+    }
+
+    /** xb[out + i] = xb[out + i] + a * v[vo + i] for i < n: a float multiply, then a float add (no fma). */
+    private void addWeightedValue(float a, float[] v, int vo, int out, int n) {
+        int c = 0;
+        for (int bound = n - n % LANES; c < bound; c += LANES) {
+            FloatVector.fromArray(FLOATS, xb, out + c)
+                    .add(FloatVector.fromArray(FLOATS, v, vo + c).mul(a))
+                    .intoArray(xb, out + c);
+        }
+        for (; c < n; c++) {
+            xb[out + c] += a * v[vo + c];
+        }
     }
 
     /** Causal attention of one (token, head) unit over positions 0..pos of the token's own sequence. */
@@ -556,8 +730,19 @@ public final class LlamaModel implements Model {
                     rows(0, r0, r1);
                     rows(1, r0, r1);
                     int hidden = weights[0].rows();
+                    long[] profile = worker == 0 ? opNanos : null;
+                    long start = profile == null ? 0 : CPU.getCurrentThreadCpuTime();
                     for (int t = 0; t < tokens; t++) {
-                        Kernels.swiglu(hb, hb2, t * hidden + r0, t * hidden + r1);
+                        if (stepKernels) {
+                            VectorKernels.swiglu(hb, hb2, t * hidden + r0, t * hidden + r1);
+                        } else {
+                            Kernels.swiglu(hb, hb2, t * hidden + r0, t * hidden + r1);
+                        }
+                    }
+                    if (profile != null) {
+                        long spent = CPU.getCurrentThreadCpuTime() - start;
+                        profile[Op.SWIGLU.ordinal()] += spent;
+                        profile[Op.MATMUL.ordinal()] -= spent; // the layer adds the whole pool run to MATMUL
                     }
                     continue;
                 }
@@ -581,14 +766,33 @@ public final class LlamaModel implements Model {
 
     private final class AttentionTask implements ComputePool.RangeTask {
         int layer;
+        /** Units per token, and heads per unit (the last may have fewer); one head each without STEP_KERNELS. */
+        int groups;
+        int perGroup;
 
         @Override
         public void run(int from, int to, int worker) {
             int heads = config.nHeads();
-            float[] att = attScores[worker];
             for (int u = from; u < to; u++) {
-                attendUnit(layer, u / heads, u % heads, att);
+                int t = u / groups;
+                int h0 = (u % groups) * perGroup;
+                int h1 = Math.min(heads, h0 + perGroup);
+                float[] att = scores(worker, (h1 - h0) * (rowPos[t] + 1));
+                if (stepKernels) {
+                    attendGroup(layer, t, h0, h1, att);
+                } else {
+                    attendUnit(layer, t, h0, att);
+                }
             }
+        }
+
+        private float[] scores(int worker, int size) {
+            float[] att = attScores[worker];
+            if (att == null || att.length < size) {
+                att = new float[Math.max(size, config.nHeads() * 64)];
+                attScores[worker] = att;
+            }
+            return att;
         }
     }
 
@@ -607,6 +811,8 @@ public final class LlamaModel implements Model {
             hb2 = new float[tokens * hidden];
             ropeCos = new float[tokens * ropeFreq.length];
             ropeSin = new float[tokens * ropeFreq.length];
+            ropeCosLanes = new float[tokens * config.headSize()];
+            ropeSinLanes = new float[tokens * config.headSize()];
             rowEntry = new int[tokens];
             rowPos = new int[tokens];
             tokenCapacity = tokens;
