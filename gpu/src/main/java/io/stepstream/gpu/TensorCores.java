@@ -33,7 +33,7 @@ import java.util.Locale;
  * </ul>
  * The kernel is built once per {@link Tile} (tier): a pass of n tokens runs the first tier with n <= upTo. The
  * default tiers follow the H200 probe: 16 tokens per group up to 16 tokens, 32 up to 32, 64 above, K-slices of 64.
- * {@value #PROPERTY} picks the mode, {@value #MIN_TOKENS_PROPERTY} the token threshold (default 16),
+ * {@value #PROPERTY} picks the mode, {@value #MIN_TOKENS_PROPERTY} the token threshold (default {@value #DEFAULT_MIN_TOKENS}),
  * {@value #TILES_PROPERTY} the tiers as {@code 16:tn=16,tk=64/32:tn=32,tk=64/tn=64,tk=64} ("UPTO:" before all
  * but the last tier; tn: tokens per group, a multiple of 16 up to 128; tk: K-slice, 32, 64 or 128, deeper
  * slices put more weight bytes in flight per group; occ: split-K aims at that many groups per compute unit, up to
@@ -151,7 +151,14 @@ public record TensorCores(Mode mode, int minTokens, List<Tile> tiles, boolean f3
         }
     }
 
-    public static final TensorCores AUTO = new TensorCores(Mode.AUTO, 16, parseTiles(DEFAULT_TILES));
+    /**
+     * Passes of at least this many tokens go to mmt by default. H200, 1.1B (GpuBench, session 7): with mmt from 8
+     * tokens instead of 16, batch 8 ran 1,923-1,953 -> 3,540-3,825 tok/s (f16) and 2,008 -> 3,285-3,309 (q8_0); from 4,
+     * batch 4 1,523-1,665 -> 1,980-2,065 (f16) and 1,589-1,602 -> 1,753-1,801 (q8_0); from 2, batch 2 was level (f16)
+     * and 10% slower (q8_0), so 2-3 tokens stay on the matvec.
+     */
+    public static final int DEFAULT_MIN_TOKENS = 4;
+    public static final TensorCores AUTO = new TensorCores(Mode.AUTO, DEFAULT_MIN_TOKENS, parseTiles(DEFAULT_TILES));
     public static final TensorCores OFF = AUTO.withMode(Mode.OFF);
     public static final TensorCores EMULATE = AUTO.withMode(Mode.EMULATE);
 

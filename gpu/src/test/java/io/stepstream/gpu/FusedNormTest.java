@@ -56,7 +56,8 @@ class FusedNormTest {
         for (TensorType type : new TensorType[]{TensorType.F32, TensorType.F16, TensorType.Q8_0}) {
             out.add(Arguments.of(type, TensorCores.OFF));
         }
-        out.add(Arguments.of(TensorType.F16, TensorCores.EMULATE));
+        // tensor cores from 9 tokens on: every n = 1..8 here stays on the matvec, whose XH rounding is the point
+        out.add(Arguments.of(TensorType.F16, TensorCores.EMULATE.withMinTokens(9)));
         return out.stream();
     }
 

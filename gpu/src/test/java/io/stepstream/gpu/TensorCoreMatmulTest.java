@@ -249,7 +249,7 @@ class TensorCoreMatmulTest {
         assertTrue(e.getMessage().contains("'tm=64'"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> TensorCores.AUTO.withMinTokens(0));
         assertTrue(e.getMessage().contains(TensorCores.MIN_TOKENS_PROPERTY), e.getMessage());
-        assertEquals(new TensorCores(TensorCores.Mode.AUTO, 16, List.of(new TensorCores.Tile(Integer.MAX_VALUE, 32, 64,
+        assertEquals(new TensorCores(TensorCores.Mode.AUTO, TensorCores.DEFAULT_MIN_TOKENS, List.of(new TensorCores.Tile(Integer.MAX_VALUE, 32, 64,
                 4, true))), TensorCores.AUTO.withTilesSpec("tn=32, tk=64,occ=4"));
         // the default tiers: 16 tokens per group up to 16 tokens, 32 up to 32, 64 above
         TensorCores tiered = TensorCores.AUTO;
