@@ -37,6 +37,7 @@ final class DeviceLlama2 implements AutoCloseable {
     private final int maxGroups;
     private final Matmul matmul;
     private final HandMatmul handMatmul;
+    private final WeightChunks.Split split;
     private long putNanos;
     private long executeNanos;
     private long getNanos;
@@ -110,23 +111,40 @@ final class DeviceLlama2 implements AutoCloseable {
         for (int e = 1; e < 32; e++) {
             k.f16Scale[e] = (float) Math.scalb(1.0, e - 25);
         }
+        // Weight kinds too large for one buffer are split by layer ranges; only the hand matmuls bind a chunk per
+        // layer, every other path reads a kind as one array and refuses the split before anything is built.
+        boolean handPath = dispatch == Dispatch.DIRECT && matmul == Matmul.HAND && c.dim() % 4 == 0
+                && c.hiddenDim() % 4 == 0;
+        WeightChunks.Split split = WeightChunks.plan(c, weightType, WeightChunks.maxBufferBytesFromSystemProperty());
+        if (split.isSplit() && !handPath) {
+            String path = dispatch != Dispatch.DIRECT ? "the Aparapi dispatch (-Dstepstream.opencl.dispatch=aparapi)"
+                    : matmul != Matmul.HAND ? "the Aparapi matmul pass (-Dstepstream.opencl.matmul=aparapi)"
+                    : "the Aparapi matmul pass (dim " + c.dim() + " and hidden " + c.hiddenDim()
+                    + " must be multiples of 4 for the hand matmuls)";
+            throw new IllegalArgumentException("weights split into " + split.describe() + ": " + path
+                    + " reads each weight kind as one array; only the direct dispatch's hand matmuls run a split model");
+        }
+        this.split = split;
         // A shared classifier is copied: one Java array behind two kernel fields would be two device buffers.
         float[] classifier = w.classifier() == w.tokenEmbedding() ? w.classifier().clone() : w.classifier();
-        DeviceWeights[] kinds = new DeviceWeights[Llama2Kernel.KINDS];
-        kinds[Llama2Kernel.K_WQ] = DeviceWeights.encode("wq", weightType, w.wq());
-        kinds[Llama2Kernel.K_WK] = DeviceWeights.encode("wk", weightType, w.wk());
-        kinds[Llama2Kernel.K_WV] = DeviceWeights.encode("wv", weightType, w.wv());
-        kinds[Llama2Kernel.K_WO] = DeviceWeights.encode("wo", weightType, w.wo());
-        kinds[Llama2Kernel.K_W1] = DeviceWeights.encode("w1", weightType, w.w1());
-        kinds[Llama2Kernel.K_W2] = DeviceWeights.encode("w2", weightType, w.w2());
-        kinds[Llama2Kernel.K_W3] = DeviceWeights.encode("w3", weightType, w.w3());
-        kinds[Llama2Kernel.K_CLS] = DeviceWeights.encode("classifier", weightType, classifier);
+        DeviceWeights[][] kinds = new DeviceWeights[Llama2Kernel.KINDS][];
+        float[][][] layered = {w.wq(), w.wk(), w.wv(), w.wo(), w.w1(), w.w2(), w.w3()};
+        for (int i = 0; i < WeightChunks.LAYERED.length; i++) {
+            kinds[WeightChunks.LAYERED[i]] = encodeChunks(WeightChunks.NAMES[i], weightType, layered[i], split);
+        }
+        kinds[Llama2Kernel.K_CLS] = new DeviceWeights[]{DeviceWeights.encode("classifier", weightType, classifier)};
         long bytes = 0;
-        for (DeviceWeights d : kinds) {
-            bytes += d.deviceBytes();
+        for (DeviceWeights[] kind : kinds) {
+            for (DeviceWeights d : kind) {
+                bytes += d.deviceBytes();
+            }
         }
         matrixBytes = bytes;
-        setWeights(kinds);
+        DeviceWeights[] first = new DeviceWeights[Llama2Kernel.KINDS];
+        for (int kind = 0; kind < first.length; kind++) {
+            first[kind] = kinds[kind][0];
+        }
+        setWeights(first);
         ropeTables(c);
         long kvFloats = (long) maxBlocks * k.blockFloats;
         if (maxBlocks <= 0 || kvFloats * Float.BYTES > MAX_BUFFER_BYTES) {
@@ -165,14 +183,18 @@ final class DeviceLlama2 implements AutoCloseable {
             direct.passLabels(pass -> k.passOp[pass]);
         }
         HandMatmul handMatmul = null;
-        boolean hand = matmul == Matmul.HAND && launcher instanceof DirectLauncher
-                && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
+        boolean hand = handPath && launcher instanceof DirectLauncher;
         if (hand) {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
                 handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
                         MatmulTiles.longRowsPolicyFromSystemProperties(tiles), Matmul.handAllPasses(), tensorCores);
                 direct.passHook(handMatmul);
+                if (split.isSplit()) {
+                    // chunk 0 goes up with the fields below; the others now, as buffers of the launcher's context
+                    handMatmul.weightChunks(WeightChunks.upload(direct.queue(), split, kinds, weightType,
+                            weightSuffix(weightType)));
+                }
             } catch (RuntimeException e) {
                 direct.dispose();
                 throw e;
@@ -194,6 +216,32 @@ final class DeviceLlama2 implements AutoCloseable {
         launcher.put(k.patIndptr);
         launcher.put(k.patIndices);
         putActivations();
+    }
+
+    /** One kind's layers encoded per chunk of {@code split} (one chunk: all layers). */
+    private static DeviceWeights[] encodeChunks(String name, TensorType type, float[][] perLayer, WeightChunks.Split split) {
+        DeviceWeights[] out = new DeviceWeights[split.chunks()];
+        for (int chunk = 0; chunk < out.length; chunk++) {
+            int from = split.firstLayer(chunk);
+            int to = split.endLayer(chunk);
+            out[chunk] = DeviceWeights.encode(out.length == 1 ? name : name + " layers " + from + ".." + (to - 1), type,
+                    java.util.Arrays.copyOfRange(perLayer, from, to));
+        }
+        return out;
+    }
+
+    /** The suffix of the kernel's weight fields for an encoding: wq (F32), wqH (F16), wqQ (Q8_0). */
+    static String weightSuffix(TensorType type) {
+        return switch (type) {
+            case F32 -> "";
+            case F16 -> "H";
+            default -> "Q";
+        };
+    }
+
+    /** How the layered weight kinds are split over device buffers (one chunk: not split). */
+    WeightChunks.Split weightSplit() {
+        return split;
     }
 
     private void setWeights(DeviceWeights[] d) {

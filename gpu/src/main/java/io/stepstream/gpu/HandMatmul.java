@@ -60,6 +60,10 @@ final class HandMatmul implements DirectLauncher.PassHook {
     /** When norms are fused into the matvec of the pass after them ({@value #FUSE_NORM_PROPERTY}; OFF without a hand step). */
     private final FuseNorm fuseNorm;
     private long fusedNorms;
+    /** The weight chunks of a model whose kinds are split by layers, or null (each kind one buffer). */
+    private WeightChunks chunks;
+    /** With chunks: each op's weight buffers (MatmulProgram.WEIGHT_ARGS order) per chunk, refreshed by bindAll. */
+    private MemorySegment[][][] chunkWeights;
     /** The split-K reduction's event slot, timed under its own label when profiling. */
     private final java.util.function.Supplier<MemorySegment> reduceEvent;
 
@@ -243,7 +247,14 @@ final class HandMatmul implements DirectLauncher.PassHook {
         MatmulProgram.Pass p = passFor(op, n);
         p.normMode(!fusedNormAt(pass - 1) ? MatmulProgram.NORM_OFF
                 : op == Llama2Kernel.OP_LOGITS ? MatmulProgram.NORM_ROW_INDEX : MatmulProgram.NORM_ROWS);
-        p.enqueue(n, k.passLayer[pass], event, reduceEvent);
+        int layer = k.passLayer[pass];
+        if (chunks != null) {
+            // the chunk holding this layer and the layer's index in it (the classifier is one matrix: chunk 0)
+            boolean layered = op != Llama2Kernel.OP_LOGITS;
+            WeightChunks.Split split = chunks.split();
+            p.weights(chunkWeights[op][layered ? split.chunkOf(layer) : 0], layered ? split.layerInChunk(layer) : 0);
+        }
+        p.enqueue(n, layer, event, reduceEvent);
         lastPass[op] = p;
         enqueued++;
         tensorCorePasses += p.lastUsedTensorCores() ? 1 : 0;
@@ -260,6 +271,22 @@ final class HandMatmul implements DirectLauncher.PassHook {
                 passes[op].bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[op][i]));
                 if (longRowPasses[op] != null) {
                     longRowPasses[op].bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[op][i]));
+                }
+            }
+        }
+        if (chunks != null) {
+            chunkWeights = new MemorySegment[passes.length][][];
+            for (int op = 0; op < passes.length; op++) {
+                if (passes[op] == null) {
+                    continue;
+                }
+                chunkWeights[op] = new MemorySegment[chunks.split().chunks()][MatmulProgram.WEIGHT_ARGS.length];
+                for (int c = 0; c < chunkWeights[op].length; c++) {
+                    for (int i = 0; i < MatmulProgram.WEIGHT_ARGS.length; i++) {
+                        // fields[op] starts with the weight fields in WEIGHT_ARGS order
+                        MemorySegment own = chunks.buffer(fields[op][i], c);
+                        chunkWeights[op][c][i] = own != null ? own : launcher.buffer(fields[op][i]);
+                    }
                 }
             }
         }
@@ -280,6 +307,15 @@ final class HandMatmul implements DirectLauncher.PassHook {
             }
         }
         boundEpoch = launcher.bufferEpoch();
+    }
+
+    /**
+     * Makes the matmul passes read the weights of a model split by layers: chunk 0 from the launcher's fields, the
+     * others from {@code chunks}; each pass binds the chunk of its layer and passes the layer's index in it.
+     */
+    void weightChunks(WeightChunks chunks) {
+        this.chunks = chunks;
+        this.boundEpoch = -1;
     }
 
     /** The step.cl kernels of the non-matmul passes, or null when those stay Aparapi's. */

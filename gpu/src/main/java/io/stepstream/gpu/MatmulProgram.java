@@ -61,21 +61,25 @@ public final class MatmulProgram {
     private static final int ARG_KSPLIT = 30;
     private static final int ARG_PARTIAL = 31;
     private static final int ARG_COUNTERS = 32;
-    private static final int ARGS = 33;
+    /** The layer within the bound weight chunk (the weights' offset; {@code layer} places KV rows and norms). */
+    private static final int ARG_WLAYER = 33;
+    private static final int ARGS = 34;
     // The matvec kernels' extra arguments (mv.cl's MV_NORM_ARGS, after MATMUL_ARGS): the fused RMSNorm.
-    public static final int ARG_NORM_X = 33;
-    public static final int ARG_NORM_W = 34;
-    public static final int ARG_NORM_ROW = 35;
-    private static final int ARG_EPS = 36;
-    private static final int ARG_NORM_MODE = 37;
-    private static final int ARG_NORM_STRIDE = 38;
-    private static final int MV_ARGS = 39;
+    public static final int ARG_NORM_X = 34;
+    public static final int ARG_NORM_W = 35;
+    public static final int ARG_NORM_ROW = 36;
+    private static final int ARG_EPS = 37;
+    private static final int ARG_NORM_MODE = 38;
+    private static final int ARG_NORM_STRIDE = 39;
+    private static final int MV_ARGS = 40;
     /** normMode values: no norm (read the input rows), norm of row t for token t, norm of row normRow[t]. */
     public static final int NORM_OFF = 0;
     public static final int NORM_ROWS = 1;
     public static final int NORM_ROW_INDEX = 2;
     /** Work items per group of the split-K reduction. */
     private static final int REDUCE_LOCAL = 64;
+    /** The weight arguments (data and Q8_0 scales of the three segments), in the order {@link Pass#weights} takes them. */
+    public static final int[] WEIGHT_ARGS = {ARG_W0, ARG_S0, ARG_W1, ARG_S1, ARG_W2, ARG_S2};
     /** The buffer arguments, in the order {@link Pass#bind} takes them. */
     public static final int[] BUFFER_ARGS = {ARG_W0, ARG_S0, ARG_W1, ARG_S1, ARG_W2, ARG_S2, ARG_IN, ARG_OUT, ARG_KV,
             ARG_ROPE_COS, ARG_ROPE_SIN, ARG_TOKEN_POS, ARG_TOKEN_SEQ, ARG_BLOCK_TABLE};
@@ -290,7 +294,10 @@ public final class MatmulProgram {
         private final long[][] boundBuffers;
         private final int[] lastN;
         private final int[] lastLayer;
+        private final int[] lastWeightLayer;
         private final int[] lastSplit;
+        /** The layer within the weight chunk bound by {@link #weights}, or -1: the weights hold every layer. */
+        private int weightLayer = -1;
         private int lastTier = -1;
         private boolean lastReduce;
         private int computeUnits;
@@ -340,9 +347,11 @@ public final class MatmulProgram {
             this.lastNormMode = new int[mvTiers.length];
             this.lastN = new int[kernels.length];
             this.lastLayer = new int[kernels.length];
+            this.lastWeightLayer = new int[kernels.length];
             this.lastSplit = new int[kernels.length];
             java.util.Arrays.fill(lastN, -1);
             java.util.Arrays.fill(lastLayer, -1);
+            java.util.Arrays.fill(lastWeightLayer, -1);
             this.computeUnits = queue.device().computeUnits();
             for (MemorySegment k : kernels) {
                 queue.setArgInt(k, ARG_LSTRIDE0, s.lstride0());
@@ -471,6 +480,22 @@ public final class MatmulProgram {
                     boundBuffers[i][arg] = buffer.address();
                 }
             }
+        }
+
+        /**
+         * Binds the weight chunk the next enqueues read ({@code buffers} in {@link #WEIGHT_ARGS} order, unchanged ones
+         * are not set again) and the layer within it they read: {@code enqueue}'s layer still places KV rows and picks
+         * norm weights. Never called, the weights are the ones {@link #bind} bound, holding every layer.
+         */
+        public void weights(MemorySegment[] buffers, int layerInChunk) {
+            if (buffers.length != WEIGHT_ARGS.length || layerInChunk < 0) {
+                throw new IllegalArgumentException(buffers.length + " weight buffers (want " + WEIGHT_ARGS.length
+                        + "), layer in chunk " + layerInChunk);
+            }
+            for (int i = 0; i < WEIGHT_ARGS.length; i++) {
+                bind(WEIGHT_ARGS[i], buffers[i]);
+            }
+            this.weightLayer = layerInChunk;
         }
 
         /**
@@ -615,6 +640,11 @@ public final class MatmulProgram {
             if (lastLayer[which] != layer) {
                 queue.setArgInt(k, ARG_LAYER, layer);
                 lastLayer[which] = layer;
+            }
+            int wlayer = weightLayer < 0 ? layer : weightLayer;
+            if (lastWeightLayer[which] != wlayer) {
+                queue.setArgInt(k, ARG_WLAYER, wlayer);
+                lastWeightLayer[which] = wlayer;
             }
             if (lastSplit[which] != split) {
                 queue.setArgInt(k, ARG_KSPLIT, split);

@@ -171,6 +171,20 @@ public final class OpenClLlama2Model implements BackendModel {
         return (int) Math.max(1, Math.min(wanted, DeviceLlama2.MAX_BUFFER_BYTES / blockBytes));
     }
 
+    /**
+     * Device buffers each layered weight kind is split into (1: one buffer a kind; more when a kind exceeds
+     * {@value WeightChunks#MAX_BUFFER_BYTES_PROPERTY}, 2 GiB by default).
+     */
+    public int weightChunks() {
+        return device.weightSplit().chunks();
+    }
+
+    /** The layer partition of the weight kinds, in words (for benchmark logs). */
+    public String weightSplitDescription() {
+        WeightChunks.Split split = device.weightSplit();
+        return split.isSplit() ? split.describe() : "one buffer per weight kind";
+    }
+
     @Override
     public String name() {
         return name;
