@@ -38,6 +38,8 @@ final class DeviceLlama2 implements AutoCloseable {
     private final Matmul matmul;
     private final HandMatmul handMatmul;
     private final WeightChunks.Split split;
+    /** Whether the KV pool is a device buffer with no Java mirror (k.kv is a placeholder). */
+    private final boolean kvDeviceOnly;
     private long putNanos;
     private long executeNanos;
     private long getNanos;
@@ -147,11 +149,32 @@ final class DeviceLlama2 implements AutoCloseable {
         setWeights(first);
         ropeTables(c);
         long kvFloats = (long) maxBlocks * k.blockFloats;
-        if (maxBlocks <= 0 || kvFloats * Float.BYTES > MAX_BUFFER_BYTES) {
-            throw new IllegalArgumentException("KV pool of " + maxBlocks + " blocks of " + k.blockFloats
-                    + " floats does not fit one 2 GiB device buffer");
+        long kvBytes = kvFloats * Float.BYTES;
+        if (maxBlocks <= 0) {
+            throw new IllegalArgumentException("KV pool of " + maxBlocks + " blocks: need at least one");
         }
-        k.kv = new float[(int) kvFloats];
+        // A pool over one buffer lives on the device only (no Java mirror), where the hand kernels index it with
+        // 64-bit offsets; Aparapi's passes would index the Java array, so they refuse it.
+        kvDeviceOnly = kvBytes > split.maxBufferBytes();
+        if (kvDeviceOnly) {
+            String pool = "KV pool of " + maxBlocks + " blocks of " + k.blockFloats + " floats (" + kvBytes + " bytes)";
+            if (!handPath || !Matmul.handAllPasses()) {
+                String path = !handPath ? (dispatch != Dispatch.DIRECT ? "the Aparapi dispatch"
+                        : "the Aparapi matmul pass") : "the Aparapi attention passes (-D" + Matmul.HAND_PASSES_PROPERTY
+                        + "=matmul)";
+                throw new IllegalArgumentException(pool + " exceeds one device buffer of " + split.maxBufferBytes()
+                        + " bytes (" + WeightChunks.MAX_BUFFER_BYTES_PROPERTY + "): " + path + " reads it as one Java"
+                        + " array; only the direct dispatch's hand kernels keep it on the device alone");
+            }
+            if (kvBytes > device.getMaxMemAllocSize()) {
+                throw new IllegalArgumentException(pool + " exceeds the largest buffer " + device.getName().strip()
+                        + " allows, CL_DEVICE_MAX_MEM_ALLOC_SIZE " + device.getMaxMemAllocSize()
+                        + " bytes: ask for fewer KV blocks");
+            }
+            k.kv = new float[1]; // a placeholder: the launcher binds kv to a device buffer of kvBytes
+        } else {
+            k.kv = new float[(int) kvFloats];
+        }
 
         int passes = 3 + Llama2Kernel.LAYER_OPS.length * c.nLayers();
         stepOps = new int[passes];
@@ -206,9 +229,13 @@ final class DeviceLlama2 implements AutoCloseable {
         maxGroups = (int) Math.max(1, Math.min(MAX_GROUPS,
                 (long) device.getMaxComputeUnits() * (device.getType() == Device.TYPE.GPU ? 16 : 4)));
         // Explicit mode: nothing reaches the device unless put; the weights go now and never again.
-        for (float[] a : new float[][]{k.emb, k.rmsAtt, k.rmsFfn, k.rmsFinal, k.ropeCos, k.ropeSin, k.f16Scale,
-                k.kv}) {
+        for (float[] a : new float[][]{k.emb, k.rmsAtt, k.rmsFfn, k.rmsFinal, k.ropeCos, k.ropeSin, k.f16Scale}) {
             launcher.put(a);
+        }
+        if (kvDeviceOnly) {
+            ((DirectLauncher) launcher).deviceOnly("kv", kvBytes);
+        } else {
+            launcher.put(k.kv);
         }
         putWeights();
         launcher.put(k.passOp);
@@ -237,6 +264,11 @@ final class DeviceLlama2 implements AutoCloseable {
             case F16 -> "H";
             default -> "Q";
         };
+    }
+
+    /** Whether the KV pool lives on the device only, past {@link WeightChunks#MAX_BUFFER_BYTES_PROPERTY}. */
+    boolean kvDeviceOnly() {
+        return kvDeviceOnly;
     }
 
     /** How the layered weight kinds are split over device buffers (one chunk: not split). */

@@ -179,6 +179,11 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.weightSplit().chunks();
     }
 
+    /** Whether the KV pool is a device-only buffer (over {@value WeightChunks#MAX_BUFFER_BYTES_PROPERTY}). */
+    public boolean kvDeviceOnly() {
+        return device.kvDeviceOnly();
+    }
+
     /** The layer partition of the weight kinds, in words (for benchmark logs). */
     public String weightSplitDescription() {
         WeightChunks.Split split = device.weightSplit();

@@ -170,11 +170,12 @@ inline void epilogue(int r, int t, float a, float b, int hasB,
             out[t * outStride + r] = a2;
             out[t * outStride + r + 1] = b2;
         } else if (r < dim + kvDim) {
-            int ko = block * blockFloats + ((layer * 2) * KV_BLOCK + pos % KV_BLOCK) * kvDim + rr;
+            // 64-bit: a device-only KV pool may hold more than 2^31 floats (the block's own part stays int)
+            long ko = (long) block * blockFloats + ((layer * 2) * KV_BLOCK + pos % KV_BLOCK) * kvDim + rr;
             kv[ko] = a2;
             kv[ko + 1] = b2;
         } else {
-            int vo = block * blockFloats + ((layer * 2 + 1) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim - kvDim;
+            long vo = (long) block * blockFloats + ((layer * 2 + 1) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim - kvDim;
             kv[vo] = a;
             kv[vo + 1] = b;
         }

@@ -144,6 +144,7 @@ class WeightChunksTest {
         try (OpenClLlama2Model m = withMaxBufferBytes(limit, () -> OpenClLlama2Model.loadEmbedded(Models.DEFAULT_MODEL,
                 OpenClTestSupport.device(), 64, type, Dispatch.DIRECT, Matmul.HAND))) {
             assertEquals(3, m.weightChunks(), m.weightSplitDescription());
+            assertTrue(m.kvDeviceOnly(), "a 1.3 MB KV pool over the lowered limit stays on the device only");
             assertBitwiseEqual(unsplit, script(m, 11), "stories260K " + type + " in 2+2+1 layers");
         }
     }
@@ -200,6 +201,55 @@ class WeightChunksTest {
             out[i] = perLayer[layers[i]];
         }
         return out;
+    }
+
+    /**
+     * A KV pool over the limit with weights under it: the pool is a device buffer with no Java mirror, and every
+     * logit is the mirrored pool's (the attention and the QKV store index it with 64-bit offsets).
+     */
+    @ParameterizedTest
+    @EnumSource(value = TensorType.class, names = {"F32", "Q8_0"})
+    void aDeviceOnlyKvPoolGivesTheMirroredPoolsLogits(TensorType type) {
+        Llama2Weights w = SyntheticLlama.weights(SYNTHETIC, 6);
+        List<float[]> mirrored;
+        try (OpenClLlama2Model m = withMaxBufferBytes(null, () -> synthetic(w, type, Dispatch.DIRECT, Matmul.HAND))) {
+            assertFalse(m.kvDeviceOnly());
+            mirrored = script(m, 14);
+        }
+        // w1's 3 layers are 73,728 bytes in F32; 64 KV blocks of 3 layers x 2 x 16 x 32 floats are 786,432
+        try (OpenClLlama2Model m = withMaxBufferBytes(100_000L, () -> synthetic(w, type, Dispatch.DIRECT, Matmul.HAND))) {
+            assertEquals(1, m.weightChunks());
+            assertTrue(m.kvDeviceOnly());
+            assertBitwiseEqual(mirrored, script(m, 14), "device-only KV pool, " + type);
+        }
+    }
+
+    @Test
+    void pathsThatReadTheKvPoolAsOneArrayRefuseADeviceOnlyPool() {
+        Llama2Weights w = SyntheticLlama.weights(SYNTHETIC, 6);
+        IllegalArgumentException aparapi = assertThrows(IllegalArgumentException.class, () -> withMaxBufferBytes(
+                100_000L, () -> synthetic(w, TensorType.F32, Dispatch.APARAPI, Matmul.HAND)));
+        assertTrue(aparapi.getMessage().startsWith("KV pool of 64 blocks") && aparapi.getMessage().contains(
+                "the Aparapi dispatch"), aparapi.getMessage());
+        String before = System.getProperty(Matmul.HAND_PASSES_PROPERTY);
+        System.setProperty(Matmul.HAND_PASSES_PROPERTY, "matmul");
+        try {
+            IllegalArgumentException steps = assertThrows(IllegalArgumentException.class, () -> withMaxBufferBytes(
+                    100_000L, () -> synthetic(w, TensorType.F32, Dispatch.DIRECT, Matmul.HAND)));
+            assertTrue(steps.getMessage().contains(Matmul.HAND_PASSES_PROPERTY + "=matmul"), steps.getMessage());
+        } finally {
+            if (before == null) {
+                System.clearProperty(Matmul.HAND_PASSES_PROPERTY);
+            } else {
+                System.setProperty(Matmul.HAND_PASSES_PROPERTY, before);
+            }
+        }
+        // one block more than the device's largest buffer: refused before anything is allocated
+        long blockBytes = 3L * 2 * 16 * SYNTHETIC.kvDim() * Float.BYTES;
+        int blocks = (int) (OpenClTestSupport.device().getMaxMemAllocSize() / blockBytes + 1);
+        IllegalArgumentException tooBig = assertThrows(IllegalArgumentException.class, () -> new DeviceLlama2(w,
+                OpenClTestSupport.device(), blocks, TensorType.F32, Dispatch.DIRECT, Matmul.HAND, MatmulTiles.DEFAULT));
+        assertTrue(tooBig.getMessage().contains("CL_DEVICE_MAX_MEM_ALLOC_SIZE"), tooBig.getMessage());
     }
 
     @Test
