@@ -132,8 +132,15 @@ final class DeviceLlama2 implements AutoCloseable {
         DeviceWeights[][] kinds = new DeviceWeights[Llama2Kernel.KINDS][];
         float[][][] layered = {w.wq(), w.wk(), w.wv(), w.wo(), w.w1(), w.w2(), w.w3()};
         for (int i = 0; i < WeightChunks.LAYERED.length; i++) {
-            kinds[WeightChunks.LAYERED[i]] = encodeChunks(WeightChunks.NAMES[i], weightType, layered[i], split);
+            kinds[WeightChunks.LAYERED[i]] = new DeviceWeights[split.chunks()];
         }
+        // Each chunk of each kind is encoded on its own (a 7B model's F16/Q8_0 encoding takes tens of seconds alone).
+        java.util.stream.IntStream.range(0, WeightChunks.LAYERED.length * split.chunks()).parallel().forEach(task -> {
+            int i = task / split.chunks();
+            int chunk = task % split.chunks();
+            kinds[WeightChunks.LAYERED[i]][chunk] = encodeChunk(WeightChunks.NAMES[i], weightType, layered[i], split,
+                    chunk);
+        });
         kinds[Llama2Kernel.K_CLS] = new DeviceWeights[]{DeviceWeights.encode("classifier", weightType, classifier)};
         long bytes = 0;
         for (DeviceWeights[] kind : kinds) {
@@ -245,16 +252,13 @@ final class DeviceLlama2 implements AutoCloseable {
         putActivations();
     }
 
-    /** One kind's layers encoded per chunk of {@code split} (one chunk: all layers). */
-    private static DeviceWeights[] encodeChunks(String name, TensorType type, float[][] perLayer, WeightChunks.Split split) {
-        DeviceWeights[] out = new DeviceWeights[split.chunks()];
-        for (int chunk = 0; chunk < out.length; chunk++) {
-            int from = split.firstLayer(chunk);
-            int to = split.endLayer(chunk);
-            out[chunk] = DeviceWeights.encode(out.length == 1 ? name : name + " layers " + from + ".." + (to - 1), type,
-                    java.util.Arrays.copyOfRange(perLayer, from, to));
-        }
-        return out;
+    /** The layers of one kind in chunk {@code chunk} of {@code split}, encoded (one chunk: all layers). */
+    private static DeviceWeights encodeChunk(String name, TensorType type, float[][] perLayer, WeightChunks.Split split,
+                                             int chunk) {
+        int from = split.firstLayer(chunk);
+        int to = split.endLayer(chunk);
+        return DeviceWeights.encode(split.isSplit() ? name + " layers " + from + ".." + (to - 1) : name, type,
+                java.util.Arrays.copyOfRange(perLayer, from, to));
     }
 
     /** The suffix of the kernel's weight fields for an encoding: wq (F32), wqH (F16), wqQ (Q8_0). */

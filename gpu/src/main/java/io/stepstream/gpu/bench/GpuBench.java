@@ -67,7 +67,7 @@ import java.util.SplittableRandom;
  * prefills at most 256 tokens of the prompt.
  *
  * <pre>
- * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
+ * GpuBench [--shape stories260k|llama2-110m|llama-1.1b|llama2-7b] [--backend opencl|cpu] [--device SEL]
  *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--summaries true|false|both] [--out gpu-bench.json] [--csv FILE]
  *          [--tensor-cores auto|off|emulate[,...]] [--prop NAME=VALUE[|VALUE...]] [--attention-split auto|off|N[,...]]
@@ -245,7 +245,8 @@ public final class GpuBench {
     }
 
     /** The device's prefill logits against the CPU forward on the same decoded weights. */
-    record Check(String dtype, String dispatch, String matmul, double relativeError, boolean sameArgmax) {
+    /** {@code logitsBits}: a hash of the device logits' bit patterns, equal for bitwise equal runs (e.g. split or not). */
+    record Check(String dtype, String dispatch, String matmul, double relativeError, boolean sameArgmax, int logitsBits) {
     }
 
     private static Dispatch dispatch(String v) {
@@ -334,15 +335,20 @@ public final class GpuBench {
                 if (tcMatters && model instanceof OpenClLlama2Model gpu) {
                     System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
                 }
+                if (model instanceof OpenClLlama2Model gpu) {
+                    System.out.println("device buffers" + propLabel + ": weights " + gpu.weightSplitDescription()
+                            + "; KV pool of " + kvBlocks + " blocks " + (gpu.kvDeviceOnly() ? "device-only"
+                            : "mirrored in a Java array"));
+                }
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
                         Check check = check(gpu, w, tok, dtype, o);
-                        check = new Check(check.dtype(), check.dispatch(), check.matmul() + splitLabel,
-                                check.relativeError(), check.sameArgmax());
+                        check = new Check(check.dtype(), check.dispatch(), check.matmul() + splitLabel + propLabel,
+                                check.relativeError(), check.sameArgmax(), check.logitsBits());
                         checks.add(check);
                         System.out.printf(Locale.ROOT, "check %s %s/%s: prefill logits vs cpu relative error %.2e, same"
-                                + " argmax %s%n", check.dtype(), check.dispatch(), check.matmul(), check.relativeError(),
-                                check.sameArgmax());
+                                + " argmax %s, logits bits %08x%n", check.dtype(), check.dispatch(), check.matmul(),
+                                check.relativeError(), check.sameArgmax(), check.logitsBits());
                     }
                     for (int b : o.batches()) {
                         for (boolean summaries : o.summaries()) {
@@ -560,7 +566,15 @@ public final class GpuBench {
         // with tensor cores the activations are rounded to f16: expect ~1e-3 here rather than ~1e-6
         return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(),
                 gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""), maxDiff / maxRef,
-                argmax(g[0]) == argmax(ref[0]));
+                argmax(g[0]) == argmax(ref[0]), bitsHash(g[0]));
+    }
+
+    private static int bitsHash(float[] v) {
+        int h = 1;
+        for (float x : v) {
+            h = 31 * h + Float.floatToRawIntBits(x);
+        }
+        return h;
     }
 
     /**
