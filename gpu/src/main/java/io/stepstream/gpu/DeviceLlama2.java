@@ -14,6 +14,9 @@ import io.stepstream.gpu.cl.ClRuntime;
  * step's small inputs into the kernel's arrays, calls {@link #launchStep}, and reads the logits back. The passes
  * reach the device through Aparapi ({@link KernelLauncher}) or our own OpenCL queue ({@link DirectLauncher}),
  * as {@link Dispatch} says; both run the same Aparapi-generated OpenCL C on the same ranges.
+ * A weight kind over {@value WeightChunks#MAX_BUFFER_BYTES_PROPERTY} (2 GiB by default) is split by layer ranges
+ * ({@link WeightChunks}) and a KV pool over it lives on the device only; both need the hand kernels of the direct
+ * dispatch, every other path refuses them by name.
  * Not thread-safe (Aparapi serialises kernel runs JVM-wide anyway): one device thread per model.
  */
 final class DeviceLlama2 implements AutoCloseable {

@@ -259,7 +259,7 @@ public final class MatmulProgram {
      * The shape of one matmul pass. Virtual rows map to up to three weight segments ({@code split1}, {@code split2}
      * are the first rows of segments 1 and 2; with {@code interleave} even rows are segment 0 and odd rows
      * segment 1, row r being row r/2 of its segment); layer l of segment s starts {@code lstride[s]} * l elements
-     * in. {@code outStride}: floats per token of the output. The rest feeds the QKV epilogue (0 elsewhere).
+     * into the bound weights (a chunk of layers: l is then the layer within it, {@link Pass#weights}). {@code outStride}: floats per token of the output. The rest feeds the QKV epilogue (0 elsewhere).
      */
     public record Shape(int epilogue, int rows, int cols, int split1, int split2, boolean interleave, int lstride0,
                         int lstride1, int lstride2, int outStride, int headSize, int maxBlocksPerSeq, int blockFloats,
