@@ -10,7 +10,8 @@ import java.lang.foreign.MemorySegment;
  * queue on the launcher's buffers; with {@code allPasses} the other passes too, as {@link HandStep}'s kernels
  * (else they stay Aparapi's). Each pass reads the schedule from the
  * kernel's host copy of {@code passOp}/{@code passLayer} (which always mirrors the device's) and the token
- * count from {@code k.tokens}; buffers are re-read only when the launcher rebound some field.
+ * count from {@code k.tokens}; buffers are re-read only when the launcher rebound some field. A model whose weight
+ * kinds are split by layers ({@link #weightChunks}) binds, per pass, the chunk holding the pass's layer.
  *
  * <p>With {@code allPasses}, an RMSNorm pass directly followed in its launch by its consumer (QKV, W1/W3,
  * classifier) that runs the 1-token matvec (any matvec with {@code on}) is fused into it ({@value #FUSE_NORM_PROPERTY}): the
