@@ -179,7 +179,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         }
         int n = tokensOf(consumer);
         MatmulProgram.Pass p = passFor(consumer, n);
-        return p.usesMatvec(n) && (fuseNorm == FuseNorm.ON || p.mvTierFor(n) == 1);
+        return p.usesMatvec(n) && p.canFuseNorm() && (fuseNorm == FuseNorm.ON || p.mvTierFor(n) == 1);
     }
 
     /** {@value #MV_TIER_PROPERTY}: 0 for auto, else the tier's token count. */

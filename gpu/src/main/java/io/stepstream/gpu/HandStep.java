@@ -68,6 +68,48 @@ final class HandStep {
     private AttentionSplit.Plan planThisLaunch;
     private long splitEnqueued;
     private int mostChunks = 1;
+    /**
+     * System property: where a split step's chunks are merged: {@code fused} (the default: the chunk group of a
+     * (entry, KV head, tile) that finishes last merges them inside attn_tiled, one kernel a layer) or {@code kernel}
+     * (attn_combine after it, two). Read when the model is built.
+     */
+    static final String ATTENTION_COMBINE_PROPERTY = "stepstream.opencl.attentionCombine";
+    /** Whether the split build merges its chunks itself ({@value #ATTENTION_COMBINE_PROPERTY}). */
+    private final boolean fusedCombine;
+    /** The fused merge's per-(entry, KV head, tile) counters (zero between launches), grown on demand. */
+    private MemorySegment counters;
+    private long counterInts;
+
+    static boolean fusedCombineFromSystemProperty() {
+        String v = System.getProperty(ATTENTION_COMBINE_PROPERTY, "fused").strip();
+        return switch (v) {
+            case "fused" -> true;
+            case "kernel" -> false;
+            default -> throw new IllegalArgumentException(ATTENTION_COMBINE_PROPERTY + " must be fused or kernel, got '"
+                    + v + "'");
+        };
+    }
+
+    /** Binds zeroed counters for at least {@code ints} chunk groups to the split build (arg 18). */
+    private void combineCounters(long ints) {
+        if (counters != null && ints <= counterInts) {
+            return;
+        }
+        if (counters != null) {
+            queue.releaseBuffer(counters); // OpenCL keeps it until the enqueued kernels that use it have finished
+        }
+        long n = Math.max(ints, 2 * counterInts);
+        counters = queue.createBuffer(n * Integer.BYTES);
+        queue.writeBlocking(counters, MemorySegment.ofArray(new int[(int) n]), n * Integer.BYTES);
+        counterInts = n;
+        queue.setArgBuffer(attnSplit.handle, 18, counters);
+    }
+
+    /** Whether split steps merge their chunks inside attn_tiled ({@value #ATTENTION_COMBINE_PROPERTY}). */
+    boolean fusedCombine() {
+        return fusedCombine;
+    }
+
     /** Per-chunk (m, l, acc) rows of a split step, grown on demand. */
     private MemorySegment part;
     private long partFloats;
@@ -252,9 +294,13 @@ final class HandStep {
         // The split (decode) build: the same source with its own tile and -DATT_SPLIT; built only when the mode
         // may use it (a model built with the split off never pays for a second program).
         if (tileFits && !split.off() && splitTile.fits(k.headSize, k.kvGroup, dev)) {
+            fusedCombine = fusedCombineFromSystemProperty();
             MemorySegment splitProgram = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + " -DATT_SPLIT"
-                    + splitTile.buildOptions(k.headSize, k.kvGroup));
+                    + (fusedCombine ? " -DATT_FUSED_COMBINE" : "") + splitTile.buildOptions(k.headSize, k.kvGroup));
             attnSplit = tiledKernel(splitProgram);
+            if (fusedCombine) {
+                combineCounters(1);
+            }
             attnCombine = new Kernel(splitProgram, "attn_combine", 4, "xb");
             attnCombine.setInt(2, k.dim);
             partFloats = 1;
@@ -264,6 +310,7 @@ final class HandStep {
         } else {
             attnSplit = null;
             attnCombine = null;
+            fusedCombine = false;
         }
         all = java.util.stream.Stream.of(embed, normAtt, normFfn, normFinal, scores, softmax, attnOut, attnTiled,
                 attnSplit, attnCombine).filter(java.util.Objects::nonNull).toArray(Kernel[]::new);
@@ -398,11 +445,14 @@ final class HandStep {
             }
         }
         int wg = splitTile.workGroup(k.kvGroup);
+        if (fusedCombine && chunks > 1) {
+            combineCounters((long) k.entries * (k.kvDim / k.headSize) * tilesThisLaunch);
+        }
         attnSplit.setInt(0, k.tokens).setInt(1, tilesThisLaunch).setInt(6, layer).setInt(15, chunks)
                 .setInt(16, plan.chunkKeys())
                 .enqueue((long) k.entries * (k.kvDim / k.headSize) * tilesThisLaunch * chunks * wg, wg,
                         launcher.extraEvent(OpTimes.ATTENTION));
-        if (chunks > 1) {
+        if (chunks > 1 && !fusedCombine) {
             attnCombine.setInt(0, k.tokens).setInt(1, chunks).enqueue((long) k.tokens * k.nHeads * (k.headSize / 4),
                     ELEMENT_WG, launcher.extraEvent(OpTimes.ATTENTION));
         }

@@ -200,6 +200,28 @@ public final class MatmulPassProbe implements AutoCloseable {
         return best / 1e3 / 16;
     }
 
+    /**
+     * Device microseconds per hand kernel when {@code reps} of them run back to back without events (wall time from
+     * the first enqueue to the end of the last, divided by reps): what a kernel costs in a stream of them, launch
+     * gaps included, as opposed to the event duration of {@link #handMs}.
+     */
+    public double handBackToBackUs(MatmulTiles tiles, int tokens, int reps) {
+        checkTokens(tokens);
+        MatmulProgram.Pass pass = pass(tiles, TensorCores.OFF);
+        applyMvTier(pass, tokens);
+        ClQueue queue = launcher.queue();
+        queue.finish();
+        long t0 = System.nanoTime();
+        for (int i = 0; i < reps; i++) {
+            pass.enqueue(tokens, 0, MemorySegment.NULL);
+            if (i % 32 == 0) {
+                queue.flush();
+            }
+        }
+        queue.finish();
+        return (System.nanoTime() - t0) / 1e3 / reps;
+    }
+
     /** Column slices the hand kernel with {@code tiles} used last (1: no split-K). */
     public int lastSplit(MatmulTiles tiles) {
         return lastSplit(tiles, TensorCores.OFF);

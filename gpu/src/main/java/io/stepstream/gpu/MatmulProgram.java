@@ -71,7 +71,14 @@ public final class MatmulProgram {
     private static final int ARG_EPS = 37;
     private static final int ARG_NORM_MODE = 38;
     private static final int ARG_NORM_STRIDE = 39;
-    private static final int MV_ARGS = 40;
+    private static final int ARG_NORM_STAGE = 40;
+    private static final int MV_ARGS = 41;
+    /**
+     * System property: the one-token fused-norm matvec stages g * x in local memory once per group ({@code true},
+     * the default) instead of loading g and x in every lane of every row ({@code false}). Read when a program is
+     * built.
+     */
+    public static final String STAGE_NORM_PROPERTY = "stepstream.opencl.stageNorm";
     /** normMode values: no norm (read the input rows), norm of row t for token t, norm of row normRow[t]. */
     public static final int NORM_OFF = 0;
     public static final int NORM_ROWS = 1;
@@ -102,6 +109,8 @@ public final class MatmulProgram {
     private long counterInts;
     /** What the matvecs' norm arguments point at until a hook binds the real buffers (never released). */
     private final MemorySegment noNorm;
+    /** Whether the one-token fused-norm matvec stages g * x in local memory ({@value #STAGE_NORM_PROPERTY}). */
+    private final boolean stageNorm;
 
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles) {
         this(queue, wtype, tiles, TensorCores.fromSystemProperties());
@@ -116,7 +125,8 @@ public final class MatmulProgram {
         this.queue = queue;
         this.tiles = tiles;
         this.wtype = wtype;
-        String defines = tiles.defines(wtype);
+        this.stageNorm = !"false".equals(System.getProperty(STAGE_NORM_PROPERTY, "true").strip());
+        String defines = tiles.defines(wtype) + (stageNorm ? " -DMV_STAGE=1" : "");
         TensorCores tensorCores = requested.forWeights(wtype); // F32's own default tiers
         TensorCores effective = tensorCores;
         MemorySegment built = null;
@@ -317,6 +327,8 @@ public final class MatmulProgram {
         private final int mmIndex;
         /** Index of the fused-norm matvec of tier 0 in kernels (the last mvTiers.length kernels). */
         private final int normIndex;
+        /** See {@link #canFuseNorm()}. */
+        private final boolean normStageFits;
 
         private Pass(Shape s) {
             this.shape = s;
@@ -344,6 +356,9 @@ public final class MatmulProgram {
                 kernels[mmIndex + 2 + i] = queue.createKernel(program, "mmt" + i);
             }
             this.boundBuffers = new long[kernels.length][MV_ARGS];
+            for (long[] b : boundBuffers) {
+                java.util.Arrays.fill(b, -1); // nothing bound yet, not even NULL
+            }
             this.lastNormMode = new int[mvTiers.length];
             this.lastN = new int[kernels.length];
             this.lastLayer = new int[kernels.length];
@@ -383,6 +398,23 @@ public final class MatmulProgram {
                 }
             }
             bindNorm(noNorm, noNorm, noNorm, 0, 0f);
+            // the staged one-token fused build keeps the cols of g * x in local memory; every other build none
+            long stageBytes = (long) s.cols() * Float.BYTES;
+            this.normStageFits = !stageNorm
+                    || stageBytes + 2L * tiles.mvWg() * Float.BYTES <= queue.device().localMemBytes();
+            for (int i = 0; i < mvTiers.length; i++) {
+                boolean staged = stageNorm && mvTiers[i] == 1 && normStageFits;
+                queue.setArgLocal(kernels[i], ARG_NORM_STAGE, 16);
+                queue.setArgLocal(kernels[normIndex + i], ARG_NORM_STAGE, staged ? stageBytes : 16);
+            }
+        }
+
+        /**
+         * Whether the fused-norm matvec can run this pass: unless its program stages g * x and the pass's columns do
+         * not fit the device's local memory (then the caller keeps the norm's own kernel).
+         */
+        public boolean canFuseNorm() {
+            return normStageFits;
         }
 
         /**
@@ -403,10 +435,41 @@ public final class MatmulProgram {
         }
 
         private void bindOne(int kernel, int arg, MemorySegment buffer) {
-            if (boundBuffers[kernel][arg] != buffer.address()) {
-                queue.setArgBuffer(kernels[kernel], arg, buffer);
-                boundBuffers[kernel][arg] = buffer.address();
+            MemorySegment b = reads(kernel, arg) ? buffer : MemorySegment.NULL;
+            if (boundBuffers[kernel][arg] != b.address()) {
+                queue.setArgBuffer(kernels[kernel], arg, b);
+                boundBuffers[kernel][arg] = b.address();
             }
+        }
+
+        /**
+         * Whether kernel {@code i} reads buffer argument {@code arg}. The matvecs get NULL for the buffers their pass
+         * never touches (another op's epilogue inputs, the weight segments and scales it lacks, the split-K buffers,
+         * the norm inputs of the plain build, the input rows of the fused one): on the H200 an enqueue costs ~0.35 us
+         * more per bound buffer past ~8 (LaunchProbe: 19 buffers 10.5 us, 8 buffers 6.8 us), and a one-token step
+         * is ~90 matvec enqueues. The tiled kernels keep every buffer.
+         */
+        private boolean reads(int i, int arg) {
+            boolean fused = i >= normIndex;
+            if (i >= mvTiers.length && !fused) {
+                return true;
+            }
+            boolean second = shape.interleave() || shape.split1() < shape.rows();
+            boolean third = !shape.interleave() && shape.split2() < shape.rows();
+            boolean scales = wtype == Llama2Kernel.WT_Q8_0;
+            return switch (arg) {
+                case ARG_S0 -> scales;
+                case ARG_W1 -> second;
+                case ARG_S1 -> second && scales;
+                case ARG_W2 -> third;
+                case ARG_S2 -> third && scales;
+                case ARG_IN -> !fused;
+                case ARG_KV, ARG_ROPE_COS, ARG_ROPE_SIN, ARG_TOKEN_POS, ARG_TOKEN_SEQ, ARG_BLOCK_TABLE ->
+                        shape.epilogue() == EPI_QKV;
+                case ARG_PARTIAL, ARG_COUNTERS -> false;
+                case ARG_NORM_X, ARG_NORM_W, ARG_NORM_ROW -> fused;
+                default -> true;
+            };
         }
 
         /**
@@ -475,10 +538,7 @@ public final class MatmulProgram {
         /** Binds a buffer argument (one of {@link #BUFFER_ARGS}) of both kernels, unless it is bound already. */
         public void bind(int arg, MemorySegment buffer) {
             for (int i = 0; i < kernels.length; i++) {
-                if (boundBuffers[i][arg] != buffer.address()) {
-                    queue.setArgBuffer(kernels[i], arg, buffer);
-                    boundBuffers[i][arg] = buffer.address();
-                }
+                bindOne(i, arg, buffer);
             }
         }
 
@@ -625,14 +685,8 @@ public final class MatmulProgram {
         /** Sets the kernel's per-enqueue arguments that changed, and the current partial-sum buffer. */
         private void prepare(int which, int n, int layer, int split) {
             MemorySegment k = kernels[which];
-            if (boundBuffers[which][ARG_PARTIAL] != partial.address()) {
-                queue.setArgBuffer(k, ARG_PARTIAL, partial);
-                boundBuffers[which][ARG_PARTIAL] = partial.address();
-            }
-            if (boundBuffers[which][ARG_COUNTERS] != counters.address()) {
-                queue.setArgBuffer(k, ARG_COUNTERS, counters);
-                boundBuffers[which][ARG_COUNTERS] = counters.address();
-            }
+            bindOne(which, ARG_PARTIAL, partial);
+            bindOne(which, ARG_COUNTERS, counters);
             if (lastN[which] != n) {
                 queue.setArgInt(k, ARG_N, n);
                 lastN[which] = n;

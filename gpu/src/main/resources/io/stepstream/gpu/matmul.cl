@@ -120,9 +120,10 @@ inline float4 load_half4(__global const half *p) {
 
 // mv's extra arguments, after MATMUL_ARGS: the fused RMSNorm's residual stream, norm weights (layer l at
 // l * normStride), source rows (normMode 2: row normRow[t] for token t; 1: row t; 0: no norm, read `in`), eps.
+// normStage: local memory of cols floats for the staged one-token build (MV_STAGE; see mv.cl), else unused.
 #define MV_NORM_ARGS \
     __global const float *normX, __global const float *normW, __global const int *normRow, float eps, \
-    int normMode, int normStride
+    int normMode, int normStride, __local float4 *normStage
 
 #define EPI_PASS op, out, outStride, kv, ropeCos, ropeSin, tokenPos, tokenSeq, blockTable, headSize, \
     maxBlocksPerSeq, blockFloats, kvDim, split1, layer

@@ -17,6 +17,18 @@
 // Each tier is built twice: MV_FUSED 0 (kernel mv_t<MVT>, reads `in`) and MV_FUSED 1 (mv_t<MVT>n, the fused norm),
 // so that the plain matvec keeps no sum-of-squares or source-row registers live across its loop (with both paths
 // in one kernel the 8-token tier measured ~20% slower on the H200's w1w3 at batch 8).
+//
+// Staged (MV_STAGE, the one-token fused build only): the group first makes gx = XROUND4(g * x) for all cols once in
+// local memory (normStage), each item a float4 in MV_WG, and sums its x^2 on the way; the loop then reads gx from
+// local memory, one load per weight float4 as in the plain matvec, instead of g and x from global memory (and x^2)
+// in every lane of every row. The sum of squares goes through the lane tree with the accumulators and the rows' sums
+// are added in row order: every group gets the same rs (the same order everywhere), but not the unstaged build's
+// bits (another order of the same sum).
+#if MV_FUSED && MVT == 1 && defined(MV_STAGE)
+#define MV_STAGED 1
+#else
+#define MV_STAGED 0
+#endif
 #if MV_FUSED
 #define MV_NAME MV_CAT(MV_CAT(mv_t, MVT), n)
 #else
@@ -49,6 +61,14 @@ void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS) {
         src[t] = (t < n && normMode == 2 ? normRow[t] : t) * cols;
 #endif
     }
+#if MV_STAGED
+    for (int i = lid; i < cols / 4; i += MV_WG) {
+        float4 x4 = XLOAD4_RAW(normX + src[0] + 4 * i);
+        ss[0] += dot(x4, x4);
+        normStage[i] = XROUND4(XLOAD4_RAW(g + 4 * i) * x4);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+#endif
     if (r < rows) {
         __global const WTYPE *w;
         __global const float *s;
@@ -65,7 +85,9 @@ void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS) {
             for (int u = 0; u < MV_UNROLL; u++) {
                 int c = c0 + u * MV_LPR * 4;
                 if (c < cols) {
-#if MV_FUSED
+#if MV_STAGED
+                    acc[0] += dot(wv[u], normStage[c >> 2]);
+#elif MV_FUSED
                     float4 g4 = XLOAD4_RAW(g + c);
 #pragma unroll
                     for (int t = 0; t < MVT; t++) {
@@ -114,7 +136,16 @@ void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS) {
         for (int t = 0; t < n; t++) {
             float a = red[t * MV_WG + lid];
             float b = hasB ? red[t * MV_WG + lid + MV_LPR] : 0.0f;
-#if MV_FUSED
+#if MV_STAGED
+            // the group's sum of squares: its rows' lane sums, in row order
+            float sq = 0.0f;
+            for (int q = 0; q < MV_ROWS; q++) {
+                sq += red[MV_WG + q * MV_LPR];
+            }
+            float rs = 1.0f / sqrt(sq / cols + eps);
+            a *= rs;
+            b *= rs;
+#elif MV_FUSED
             // rows r and r+1 summed the same x in the same order: row r's sum serves both
             float rs = 1.0f / sqrt(red[(MVT + t) * MV_WG + lid] / cols + eps);
             a *= rs;
@@ -127,3 +158,4 @@ void MV_NAME(MATMUL_ARGS, MV_NORM_ARGS) {
 
 #undef MV_SLOTS
 #undef MV_NAME
+#undef MV_STAGED

@@ -296,6 +296,9 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
                 __global const float *kv, __global float *xb
 #ifdef ATT_SPLIT
                 , int chunks, int chunkKeys, __global float *part
+#ifdef ATT_FUSED_COMBINE
+                , __global int *counters
+#endif
 #endif
                 ) {
     __local float4 ks[ATT_TK * KS_STRIDE];
@@ -303,6 +306,9 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
     __local float ps[ATT_ROWS * PS_STRIDE];
     __local float laneVals[ATT_WG];
     __local int groupLast;
+#if defined(ATT_SPLIT) && defined(ATT_FUSED_COMBINE)
+    __local int lastChunk;
+#endif
 
     int lid = get_local_id(0);
     int r = lid / ATT_LANES;
@@ -442,13 +448,15 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
 
     laneVals[lid] = laneSum;
     barrier(CLK_LOCAL_MEM_FENCE);
+    int toPart = 0;
     if (live) {
         float sum = 0.0f;
         for (int i = 0; i < ATT_LANES; i++) {
             sum += laneVals[r * ATT_LANES + i];
         }
 #ifdef ATT_SPLIT
-        if (chunks > 1) {
+        toPart = chunks > 1;
+        if (toPart) {
             // This chunk's (m, l, acc) of row (t, h): acc at ((t * nHeads + h) * chunks + chunk) * HEAD_SIZE, then
             // (m, l) pairs after all the acc rows. A row that saw no key of the chunk leaves (MASKED, 0, 0).
             int nHeads = dim / HEAD_SIZE;
@@ -465,18 +473,64 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
                 part[ml] = rowMax;
                 part[ml + 1] = sum;
             }
-            return;
         }
 #endif
-        float inv = 1.0f / sum;
-        #pragma unroll
-        for (int i = 0; i < CHUNKS_PER_LANE; i++) {
-            int c = lane + i * ATT_LANES;
-            if (c < HS4) {
-                vstore4(acc[i] * inv, c, xb + qo);
+        if (!toPart) {
+            float inv = 1.0f / sum;
+            #pragma unroll
+            for (int i = 0; i < CHUNKS_PER_LANE; i++) {
+                int c = lane + i * ATT_LANES;
+                if (c < HS4) {
+                    vstore4(acc[i] * inv, c, xb + qo);
+                }
             }
         }
     }
+#if defined(ATT_SPLIT) && defined(ATT_FUSED_COMBINE)
+    // The chunk group of (entry, KV head, tile) that finishes last merges the chunks' rows into xb, exactly as
+    // attn_combine does (same expressions, chunk order), so no second kernel runs: its writers fence their parts
+    // before counting themselves in, it reads them back through volatile pointers (written in this launch by other
+    // groups) and zeroes the counter for the next launch.
+    if (chunks > 1) {
+        mem_fence(CLK_GLOBAL_MEM_FENCE);
+        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+        if (lid == 0) {
+            mem_fence(CLK_GLOBAL_MEM_FENCE);
+            lastChunk = atomic_inc(counters + group) == chunks - 1;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lastChunk) {
+            mem_fence(CLK_GLOBAL_MEM_FENCE);
+            if (live) {
+                int nHeads = dim / HEAD_SIZE;
+                int firstSlot = (t * nHeads + h) * chunks;
+                volatile __global const float *ml = part + tokens * nHeads * chunks * HEAD_SIZE + 2 * firstSlot;
+                float m = MASKED;
+                for (int s = 0; s < chunks; s++) {
+                    m = max(m, ml[2 * s]);
+                }
+                #pragma unroll
+                for (int i = 0; i < CHUNKS_PER_LANE; i++) {
+                    int c = lane + i * ATT_LANES;
+                    if (c < HS4) {
+                        float l = 0.0f;
+                        float4 out = (float4) (0.0f);
+                        for (int s = 0; s < chunks; s++) {
+                            float w = exp(ml[2 * s] - m);
+                            l += w * ml[2 * s + 1];
+                            volatile __global const float *a = part + (firstSlot + s) * HEAD_SIZE + 4 * c;
+                            out += w * (float4) (a[0], a[1], a[2], a[3]);
+                        }
+                        vstore4(out / l, c, xb + qo);
+                    }
+                }
+            }
+            if (lid == 0) {
+                counters[group] = 0;
+            }
+        }
+    }
+#endif
 }
 
 #ifdef ATT_SPLIT

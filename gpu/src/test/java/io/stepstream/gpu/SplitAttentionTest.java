@@ -94,6 +94,51 @@ class SplitAttentionTest {
     }
 
     /**
+     * The chunks merged inside attn_tiled by the last chunk group ({@value HandStep#ATTENTION_COMBINE_PROPERTY} fused,
+     * the default) against attn_combine after it (kernel): the same expressions in the same order, so bitwise equal,
+     * on the same random steps (two models fed from equally seeded generators).
+     */
+    @ParameterizedTest(name = "head {0}, {1} heads over {2} KV heads")
+    @CsvSource({"64, 8, 2", "48, 8, 8", "8, 8, 4"})
+    void chunksMergedByTheLastGroupAreBitwiseTheCombineKernels(int headSize, int nHeads, int nKvHeads) {
+        ModelConfig c = new ModelConfig(headSize * nHeads, 16, 2, nHeads, nKvHeads, 7, CTX, 1e-5f, 10000f, false);
+        var weights = TiledAttentionTest.randomWeights(c, new Random(3L * headSize + nKvHeads));
+        DeviceLlama2 fused = withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "fused",
+                () -> new DeviceLlama2(weights, OpenClTestSupport.device(), 96));
+        DeviceLlama2 kernel = withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "kernel",
+                () -> new DeviceLlama2(weights, OpenClTestSupport.device(), 96));
+        try (fused; kernel) {
+            assertTrue(fused.handStep().fusedCombine());
+            assertTrue(!kernel.handStep().fusedCombine());
+            for (int chunks : new int[]{2, 3, 7}) {
+                long seed = 1000L * chunks + headSize;
+                List<float[]> outputs = new ArrayList<>();
+                for (DeviceLlama2 device : List.of(fused, kernel)) {
+                    Random random = new Random(seed);
+                    device.attention(Attention.AUTO);
+                    device.attentionSplit(new AttentionSplit(chunks));
+                    List<float[]> runs = new ArrayList<>();
+                    for (List<Entry> entries : decodeSteps(random, device.handStep().splitTile().tokens())) {
+                        TiledAttentionTest.layout(device, entries, random);
+                        TiledAttentionTest.fill(device, device.k.q, random, 3);
+                        TiledAttentionTest.fill(device, device.k.kv, random);
+                        runs.add(run(device, entries, random));
+                    }
+                    int total = runs.stream().mapToInt(a -> a.length).sum();
+                    float[] joined = new float[total];
+                    int at = 0;
+                    for (float[] a : runs) {
+                        System.arraycopy(a, 0, joined, at, a.length);
+                        at += a.length;
+                    }
+                    outputs.add(joined);
+                }
+                assertArrayEquals(outputs.get(1), outputs.get(0), chunks + " chunks: fused merge differs from attn_combine");
+            }
+        }
+    }
+
+    /**
      * Every context 1..300 once, shuffled, as steps of 1, 2, 3, 4, 5, 1, ... entries; with two tokens a group, every
      * other entry of two keys or more has two causal rows (a small prefill chunk) instead of one.
      */

@@ -424,6 +424,10 @@ public final class GpuBench {
             }
             OpenClLlama2Model gpu = model instanceof OpenClLlama2Model g ? g : null;
             OpenClLlama2Model.StepTimes before = gpu == null ? null : gpu.stepTimes();
+            // The models built before this one (a --prop or --dtype list builds several in one JVM) left gigabytes of
+            // weight arrays behind: collect them now, not in the middle of the timed steps (a 1-2 s pause there
+            // showed as a batch-64 step of 16.5 instead of 9.3 ms).
+            System.gc();
             long d0 = System.nanoTime();
             for (int s = 0; s < o.steps(); s++) {
                 greedy.decode(caches);

@@ -110,7 +110,7 @@ public final class MatmulProbe {
 
     /** One timed kernel on one shape. */
     record Row(String shape, String dtype, int tokens, String kernel, double ms, double weightGBps, double gflops,
-               double vsAparapi, double relDiff, double enqueueUs) {
+               double vsAparapi, double relDiff, double enqueueUs, double backToBackUs) {
     }
 
     private MatmulProbe() {
@@ -153,7 +153,7 @@ public final class MatmulProbe {
                             base = probe.aparapiMs(tokens, o.warmup(), o.reps());
                             reference = probe.output(tokens);
                             rows.add(new Row(name, dt, tokens, "aparapi", base, bytes / base / 1e6, flop / base / 1e6,
-                                    1.0, 0, probe.aparapiEnqueueUs(tokens, 5)));
+                                    1.0, 0, probe.aparapiEnqueueUs(tokens, 5), Double.NaN));
                         }
                         for (MatmulTiles tiles : o.variants()) {
                           for (int mvTier : o.mvTiers()) {
@@ -170,7 +170,8 @@ public final class MatmulProbe {
                             String kernel = (tier > 0 ? "mv_t" + tier + (fuse ? "+norm " : " ") : "mm ") + tiles.label()
                                     + (split > 1 && tiles.ks() == 0 ? " s" + split : "");
                             rows.add(new Row(name, dt, tokens, kernel, ms, bytes / ms / 1e6, flop / ms / 1e6,
-                                    base / ms, fuse ? Double.NaN : diff, probe.handEnqueueUs(tiles, tokens, 5)));
+                                    base / ms, fuse ? Double.NaN : diff, probe.handEnqueueUs(tiles, tokens, 5),
+                                    probe.handBackToBackUs(tiles, tokens, 500)));
                            }
                           }
                         }
@@ -194,17 +195,18 @@ public final class MatmulProbe {
     }
 
     static String table(List<Row> rows, double copy) {
-        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%n%-11s %-5s %4s %-37s %9s %8s %6s %9s %7s %8s %6s%n",
-                "shape", "dtype", "tok", "kernel", "ms", "GB/s", "ofCopy", "GFLOP/s", "vsApar", "relDiff", "enqUs"));
+        StringBuilder sb = new StringBuilder(String.format(Locale.ROOT, "%n%-11s %-5s %4s %-37s %9s %8s %6s %9s %7s %8s %6s %6s%n",
+                "shape", "dtype", "tok", "kernel", "ms", "GB/s", "ofCopy", "GFLOP/s", "vsApar", "relDiff", "enqUs", "b2bUs"));
         for (Row r : rows) {
-            sb.append(String.format(Locale.ROOT, "%-11s %-5s %4d %-37s %9.4f %8.1f %5.1f%% %9.1f %7s %8.1e %6.1f%n",
+            sb.append(String.format(Locale.ROOT, "%-11s %-5s %4d %-37s %9.4f %8.1f %5.1f%% %9.1f %7s %8.1e %6.1f %6.1f%n",
                     r.shape(), r.dtype(), r.tokens(), r.kernel(), r.ms(), r.weightGBps(), 100 * r.weightGBps() / copy,
                     r.gflops(), Double.isNaN(r.vsAparapi()) ? "-" : String.format(Locale.ROOT, "%.2fx", r.vsAparapi()),
-                    r.relDiff(), r.enqueueUs()));
+                    r.relDiff(), r.enqueueUs(), r.backToBackUs()));
         }
         sb.append(String.format(Locale.ROOT, "(device ms per kernel from profiling events; GB/s of weights as stored;"
                 + " copy %.1f GB/s; relDiff = max |hand - aparapi| / max |aparapi|; enqUs = host us to enqueue one"
-                + " (Aparapi pass: one of a launch of the probe step's passes))%n", copy));
+                + " (Aparapi pass: one of a launch of the probe step's passes); b2bUs = device us per kernel of 500 enqueued back"
+                + " to back without events)%n", copy));
         return sb.toString();
     }
 
