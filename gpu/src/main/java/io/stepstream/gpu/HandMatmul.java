@@ -250,10 +250,9 @@ final class HandMatmul implements DirectLauncher.PassHook {
                 : op == Llama2Kernel.OP_LOGITS ? MatmulProgram.NORM_ROW_INDEX : MatmulProgram.NORM_ROWS);
         int layer = k.passLayer[pass];
         if (chunks != null) {
-            // the chunk holding this layer and the layer's index in it (the classifier is one matrix: chunk 0)
-            boolean layered = op != Llama2Kernel.OP_LOGITS;
-            WeightChunks.Split split = chunks.split();
-            p.weights(chunkWeights[op][layered ? split.chunkOf(layer) : 0], layered ? split.layerInChunk(layer) : 0);
+            // the chunk holding this layer and its first layer (the classifier is one matrix: chunk 0, from layer 0)
+            int chunk = op != Llama2Kernel.OP_LOGITS ? chunks.split().chunkOf(layer) : 0;
+            p.weights(chunkWeights[op][chunk], op != Llama2Kernel.OP_LOGITS ? chunks.split().firstLayer(chunk) : layer);
         }
         p.enqueue(n, layer, event, reduceEvent);
         lastPass[op] = p;

@@ -61,8 +61,8 @@ public final class MatmulProgram {
     private static final int ARG_KSPLIT = 30;
     private static final int ARG_PARTIAL = 31;
     private static final int ARG_COUNTERS = 32;
-    /** The layer within the bound weight chunk (the weights' offset; {@code layer} places KV rows and norms). */
-    private static final int ARG_WLAYER = 33;
+    /** The first model layer of the bound weight chunk (0: the weights hold every layer). */
+    private static final int ARG_LAYER0 = 33;
     private static final int ARGS = 34;
     // The matvec kernels' extra arguments (mv.cl's MV_NORM_ARGS, after MATMUL_ARGS): the fused RMSNorm.
     public static final int ARG_NORM_X = 34;
@@ -304,10 +304,12 @@ public final class MatmulProgram {
         private final long[][] boundBuffers;
         private final int[] lastN;
         private final int[] lastLayer;
-        private final int[] lastWeightLayer;
+        private final int[] lastLayer0;
         private final int[] lastSplit;
-        /** The layer within the weight chunk bound by {@link #weights}, or -1: the weights hold every layer. */
-        private int weightLayer = -1;
+        /** The weight chunk bound by {@link #weights} (WEIGHT_ARGS order), or null: the ones {@link #bind} bound. */
+        private MemorySegment[] chunk;
+        /** The first model layer of that chunk (0 without one). */
+        private int chunkLayer0;
         private int lastTier = -1;
         private boolean lastReduce;
         private int computeUnits;
@@ -362,11 +364,11 @@ public final class MatmulProgram {
             this.lastNormMode = new int[mvTiers.length];
             this.lastN = new int[kernels.length];
             this.lastLayer = new int[kernels.length];
-            this.lastWeightLayer = new int[kernels.length];
+            this.lastLayer0 = new int[kernels.length];
             this.lastSplit = new int[kernels.length];
             java.util.Arrays.fill(lastN, -1);
             java.util.Arrays.fill(lastLayer, -1);
-            java.util.Arrays.fill(lastWeightLayer, -1);
+            java.util.Arrays.fill(lastLayer0, -1);
             this.computeUnits = queue.device().computeUnits();
             for (MemorySegment k : kernels) {
                 queue.setArgInt(k, ARG_LSTRIDE0, s.lstride0());
@@ -543,19 +545,19 @@ public final class MatmulProgram {
         }
 
         /**
-         * Binds the weight chunk the next enqueues read ({@code buffers} in {@link #WEIGHT_ARGS} order, unchanged ones
-         * are not set again) and the layer within it they read: {@code enqueue}'s layer still places KV rows and picks
-         * norm weights. Never called, the weights are the ones {@link #bind} bound, holding every layer.
+         * The weight chunk the next enqueues read ({@code buffers} in {@link #WEIGHT_ARGS} order) and the model layer it
+         * starts at: an enqueue for layer l reads the chunk's layer l - firstLayer, while l still places KV rows and
+         * picks norm weights. Only the kernel an enqueue runs gets the chunk's buffers, and only those that changed
+         * (a chunk change costs a few setArg calls, not one per kernel of the pass). Never called, the weights are
+         * the ones {@link #bind} bound, holding every layer.
          */
-        public void weights(MemorySegment[] buffers, int layerInChunk) {
-            if (buffers.length != WEIGHT_ARGS.length || layerInChunk < 0) {
+        public void weights(MemorySegment[] buffers, int firstLayer) {
+            if (buffers.length != WEIGHT_ARGS.length || firstLayer < 0) {
                 throw new IllegalArgumentException(buffers.length + " weight buffers (want " + WEIGHT_ARGS.length
-                        + "), layer in chunk " + layerInChunk);
+                        + "), first layer " + firstLayer);
             }
-            for (int i = 0; i < WEIGHT_ARGS.length; i++) {
-                bind(WEIGHT_ARGS[i], buffers[i]);
-            }
-            this.weightLayer = layerInChunk;
+            this.chunk = buffers;
+            this.chunkLayer0 = firstLayer;
         }
 
         /**
@@ -695,10 +697,14 @@ public final class MatmulProgram {
                 queue.setArgInt(k, ARG_LAYER, layer);
                 lastLayer[which] = layer;
             }
-            int wlayer = weightLayer < 0 ? layer : weightLayer;
-            if (lastWeightLayer[which] != wlayer) {
-                queue.setArgInt(k, ARG_WLAYER, wlayer);
-                lastWeightLayer[which] = wlayer;
+            if (chunk != null) {
+                for (int i = 0; i < WEIGHT_ARGS.length; i++) {
+                    bindOne(which, WEIGHT_ARGS[i], chunk[i]);
+                }
+            }
+            if (lastLayer0[which] != chunkLayer0) {
+                queue.setArgInt(k, ARG_LAYER0, chunkLayer0);
+                lastLayer0[which] = chunkLayer0;
             }
             if (lastSplit[which] != split) {
                 queue.setArgInt(k, ARG_KSPLIT, split);
