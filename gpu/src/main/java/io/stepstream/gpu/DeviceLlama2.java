@@ -14,6 +14,9 @@ import io.stepstream.gpu.cl.ClRuntime;
  * step's small inputs into the kernel's arrays, calls {@link #launchStep}, and reads the logits back. The passes
  * reach the device through Aparapi ({@link KernelLauncher}) or our own OpenCL queue ({@link DirectLauncher}),
  * as {@link Dispatch} says; both run the same Aparapi-generated OpenCL C on the same ranges.
+ * A weight kind over {@value WeightChunks#MAX_BUFFER_BYTES_PROPERTY} (2 GiB by default) is split by layer ranges
+ * ({@link WeightChunks}) and a KV pool over it lives on the device only; both need the hand kernels of the direct
+ * dispatch, every other path refuses them by name.
  * Not thread-safe (Aparapi serialises kernel runs JVM-wide anyway): one device thread per model.
  */
 final class DeviceLlama2 implements AutoCloseable {
@@ -37,6 +40,9 @@ final class DeviceLlama2 implements AutoCloseable {
     private final int maxGroups;
     private final Matmul matmul;
     private final HandMatmul handMatmul;
+    private final WeightChunks.Split split;
+    /** Whether the KV pool is a device buffer with no Java mirror (k.kv is a placeholder). */
+    private final boolean kvDeviceOnly;
     private long putNanos;
     private long executeNanos;
     private long getNanos;
@@ -110,30 +116,75 @@ final class DeviceLlama2 implements AutoCloseable {
         for (int e = 1; e < 32; e++) {
             k.f16Scale[e] = (float) Math.scalb(1.0, e - 25);
         }
+        // Weight kinds too large for one buffer are split by layer ranges; only the hand matmuls bind a chunk per
+        // layer, every other path reads a kind as one array and refuses the split before anything is built.
+        boolean handPath = dispatch == Dispatch.DIRECT && matmul == Matmul.HAND && c.dim() % 4 == 0
+                && c.hiddenDim() % 4 == 0;
+        WeightChunks.Split split = WeightChunks.plan(c, weightType, WeightChunks.maxBufferBytesFromSystemProperty());
+        if (split.isSplit() && !handPath) {
+            String path = dispatch != Dispatch.DIRECT ? "the Aparapi dispatch (-Dstepstream.opencl.dispatch=aparapi)"
+                    : matmul != Matmul.HAND ? "the Aparapi matmul pass (-Dstepstream.opencl.matmul=aparapi)"
+                    : "the Aparapi matmul pass (dim " + c.dim() + " and hidden " + c.hiddenDim()
+                    + " must be multiples of 4 for the hand matmuls)";
+            throw new IllegalArgumentException("weights split into " + split.describe() + ": " + path
+                    + " reads each weight kind as one array; only the direct dispatch's hand matmuls run a split model");
+        }
+        this.split = split;
         // A shared classifier is copied: one Java array behind two kernel fields would be two device buffers.
         float[] classifier = w.classifier() == w.tokenEmbedding() ? w.classifier().clone() : w.classifier();
-        DeviceWeights[] kinds = new DeviceWeights[Llama2Kernel.KINDS];
-        kinds[Llama2Kernel.K_WQ] = DeviceWeights.encode("wq", weightType, w.wq());
-        kinds[Llama2Kernel.K_WK] = DeviceWeights.encode("wk", weightType, w.wk());
-        kinds[Llama2Kernel.K_WV] = DeviceWeights.encode("wv", weightType, w.wv());
-        kinds[Llama2Kernel.K_WO] = DeviceWeights.encode("wo", weightType, w.wo());
-        kinds[Llama2Kernel.K_W1] = DeviceWeights.encode("w1", weightType, w.w1());
-        kinds[Llama2Kernel.K_W2] = DeviceWeights.encode("w2", weightType, w.w2());
-        kinds[Llama2Kernel.K_W3] = DeviceWeights.encode("w3", weightType, w.w3());
-        kinds[Llama2Kernel.K_CLS] = DeviceWeights.encode("classifier", weightType, classifier);
+        DeviceWeights[][] kinds = new DeviceWeights[Llama2Kernel.KINDS][];
+        float[][][] layered = {w.wq(), w.wk(), w.wv(), w.wo(), w.w1(), w.w2(), w.w3()};
+        for (int i = 0; i < WeightChunks.LAYERED.length; i++) {
+            kinds[WeightChunks.LAYERED[i]] = new DeviceWeights[split.chunks()];
+        }
+        // Each chunk of each kind is encoded on its own (a 7B model's F16/Q8_0 encoding takes tens of seconds alone).
+        java.util.stream.IntStream.range(0, WeightChunks.LAYERED.length * split.chunks()).parallel().forEach(task -> {
+            int i = task / split.chunks();
+            int chunk = task % split.chunks();
+            kinds[WeightChunks.LAYERED[i]][chunk] = encodeChunk(WeightChunks.NAMES[i], weightType, layered[i], split,
+                    chunk);
+        });
+        kinds[Llama2Kernel.K_CLS] = new DeviceWeights[]{DeviceWeights.encode("classifier", weightType, classifier)};
         long bytes = 0;
-        for (DeviceWeights d : kinds) {
-            bytes += d.deviceBytes();
+        for (DeviceWeights[] kind : kinds) {
+            for (DeviceWeights d : kind) {
+                bytes += d.deviceBytes();
+            }
         }
         matrixBytes = bytes;
-        setWeights(kinds);
+        DeviceWeights[] first = new DeviceWeights[Llama2Kernel.KINDS];
+        for (int kind = 0; kind < first.length; kind++) {
+            first[kind] = kinds[kind][0];
+        }
+        setWeights(first);
         ropeTables(c);
         long kvFloats = (long) maxBlocks * k.blockFloats;
-        if (maxBlocks <= 0 || kvFloats * Float.BYTES > MAX_BUFFER_BYTES) {
-            throw new IllegalArgumentException("KV pool of " + maxBlocks + " blocks of " + k.blockFloats
-                    + " floats does not fit one 2 GiB device buffer");
+        long kvBytes = kvFloats * Float.BYTES;
+        if (maxBlocks <= 0) {
+            throw new IllegalArgumentException("KV pool of " + maxBlocks + " blocks: need at least one");
         }
-        k.kv = new float[(int) kvFloats];
+        // A pool over one buffer lives on the device only (no Java mirror), where the hand kernels index it with
+        // 64-bit offsets; Aparapi's passes would index the Java array, so they refuse it.
+        kvDeviceOnly = kvBytes > split.maxBufferBytes();
+        if (kvDeviceOnly) {
+            String pool = "KV pool of " + maxBlocks + " blocks of " + k.blockFloats + " floats (" + kvBytes + " bytes)";
+            if (!handPath || !Matmul.handAllPasses()) {
+                String path = !handPath ? (dispatch != Dispatch.DIRECT ? "the Aparapi dispatch"
+                        : "the Aparapi matmul pass") : "the Aparapi attention passes (-D" + Matmul.HAND_PASSES_PROPERTY
+                        + "=matmul)";
+                throw new IllegalArgumentException(pool + " exceeds one device buffer of " + split.maxBufferBytes()
+                        + " bytes (" + WeightChunks.MAX_BUFFER_BYTES_PROPERTY + "): " + path + " reads it as one Java"
+                        + " array; only the direct dispatch's hand kernels keep it on the device alone");
+            }
+            if (kvBytes > device.getMaxMemAllocSize()) {
+                throw new IllegalArgumentException(pool + " exceeds the largest buffer " + device.getName().strip()
+                        + " allows, CL_DEVICE_MAX_MEM_ALLOC_SIZE " + device.getMaxMemAllocSize()
+                        + " bytes: ask for fewer KV blocks");
+            }
+            k.kv = new float[1]; // a placeholder: the launcher binds kv to a device buffer of kvBytes
+        } else {
+            k.kv = new float[(int) kvFloats];
+        }
 
         int passes = 3 + Llama2Kernel.LAYER_OPS.length * c.nLayers();
         stepOps = new int[passes];
@@ -165,14 +216,18 @@ final class DeviceLlama2 implements AutoCloseable {
             direct.passLabels(pass -> k.passOp[pass]);
         }
         HandMatmul handMatmul = null;
-        boolean hand = matmul == Matmul.HAND && launcher instanceof DirectLauncher
-                && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
+        boolean hand = handPath && launcher instanceof DirectLauncher;
         if (hand) {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
                 handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
                         MatmulTiles.longRowsPolicyFromSystemProperties(tiles), Matmul.handAllPasses(), tensorCores);
                 direct.passHook(handMatmul);
+                if (split.isSplit()) {
+                    // chunk 0 goes up with the fields below; the others now, as buffers of the launcher's context
+                    handMatmul.weightChunks(WeightChunks.upload(direct.queue(), split, kinds, weightType,
+                            weightSuffix(weightType)));
+                }
             } catch (RuntimeException e) {
                 direct.dispose();
                 throw e;
@@ -184,9 +239,13 @@ final class DeviceLlama2 implements AutoCloseable {
         maxGroups = (int) Math.max(1, Math.min(MAX_GROUPS,
                 (long) device.getMaxComputeUnits() * (device.getType() == Device.TYPE.GPU ? 16 : 4)));
         // Explicit mode: nothing reaches the device unless put; the weights go now and never again.
-        for (float[] a : new float[][]{k.emb, k.rmsAtt, k.rmsFfn, k.rmsFinal, k.ropeCos, k.ropeSin, k.f16Scale,
-                k.kv}) {
+        for (float[] a : new float[][]{k.emb, k.rmsAtt, k.rmsFfn, k.rmsFinal, k.ropeCos, k.ropeSin, k.f16Scale}) {
             launcher.put(a);
+        }
+        if (kvDeviceOnly) {
+            ((DirectLauncher) launcher).deviceOnly("kv", kvBytes);
+        } else {
+            launcher.put(k.kv);
         }
         putWeights();
         launcher.put(k.passOp);
@@ -194,6 +253,34 @@ final class DeviceLlama2 implements AutoCloseable {
         launcher.put(k.patIndptr);
         launcher.put(k.patIndices);
         putActivations();
+    }
+
+    /** The layers of one kind in chunk {@code chunk} of {@code split}, encoded (one chunk: all layers). */
+    private static DeviceWeights encodeChunk(String name, TensorType type, float[][] perLayer, WeightChunks.Split split,
+                                             int chunk) {
+        int from = split.firstLayer(chunk);
+        int to = split.endLayer(chunk);
+        return DeviceWeights.encode(split.isSplit() ? name + " layers " + from + ".." + (to - 1) : name, type,
+                java.util.Arrays.copyOfRange(perLayer, from, to));
+    }
+
+    /** The suffix of the kernel's weight fields for an encoding: wq (F32), wqH (F16), wqQ (Q8_0). */
+    static String weightSuffix(TensorType type) {
+        return switch (type) {
+            case F32 -> "";
+            case F16 -> "H";
+            default -> "Q";
+        };
+    }
+
+    /** Whether the KV pool lives on the device only, past {@link WeightChunks#MAX_BUFFER_BYTES_PROPERTY}. */
+    boolean kvDeviceOnly() {
+        return kvDeviceOnly;
+    }
+
+    /** How the layered weight kinds are split over device buffers (one chunk: not split). */
+    WeightChunks.Split weightSplit() {
+        return split;
     }
 
     private void setWeights(DeviceWeights[] d) {

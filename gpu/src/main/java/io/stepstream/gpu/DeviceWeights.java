@@ -7,9 +7,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * One weight kind of all layers, concatenated and encoded for the device: F32 as is, F16 as IEEE half bits,
+ * One weight kind of a range of layers (all of them, or one chunk of a kind split by {@link WeightChunks}),
+ * concatenated and encoded for the device: F32 as is, F16 as IEEE half bits,
  * Q8_0 as int8 quants with one float scale per 32 consecutive elements (ggml's quantizer, bit for bit; the
- * last block is zero-padded). Each array must stay under Java's and Aparapi's 2 GiB limit.
+ * last block is zero-padded; a chunk of whole 32-element layers quantizes as the same layers do unsplit). Each array
+ * must stay under Java's and Aparapi's 2 GiB limit.
  */
 record DeviceWeights(float[] f32, char[] f16, byte[] q8, float[] q8Scales, long elements) {
     static final float[] NO_FLOATS = new float[1];

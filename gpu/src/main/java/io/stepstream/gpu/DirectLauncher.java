@@ -89,6 +89,8 @@ public final class DirectLauncher implements PassLauncher {
         long stagingEpoch = -1;
         long lastBits;
         boolean set;
+        /** Bound to a buffer of its own size with no Java mirror ({@link #deviceOnly}): never uploaded or read. */
+        boolean deviceOnly;
 
         Binding(AparapiSource.Arg arg, Field field, int elementBytes) {
             this.arg = arg;
@@ -200,6 +202,38 @@ public final class DirectLauncher implements PassLauncher {
                 if (b.buffer == null) {
                     throw new IllegalStateException("kernel field " + fieldName + " has no device buffer yet");
                 }
+                return b.buffer;
+            }
+        }
+        throw new IllegalArgumentException("kernel field " + fieldName + " is not a buffer argument of "
+                + kernel.getClass().getSimpleName());
+    }
+
+    /**
+     * Binds kernel field {@code fieldName} to a zero-filled device buffer of {@code bytes} that has no Java mirror
+     * (the field keeps a placeholder array, which must not be replaced): for device state larger than a Java array,
+     * such as a KV pool over 2 GiB. Hooks reach it through {@link #buffer}; {@code put} and {@code get} of the
+     * placeholder fail, and the Aparapi-translated passes must not index it.
+     */
+    public MemorySegment deviceOnly(String fieldName, long bytes) {
+        for (Binding b : bindings) {
+            if (b != null && b.arg.pointer() && b.arg.space() != AparapiSource.Space.LOCAL
+                    && b.field.getName().equals(fieldName)) {
+                Object placeholder = get(b.field);
+                requireArray(b, placeholder);
+                if (b.buffer != null) {
+                    queue.finish();
+                    syncEpoch++;
+                    queue.releaseBuffer(b.buffer);
+                }
+                b.buffer = queue.createBuffer(bytes);
+                queue.zero(b.buffer, bytes);
+                bufferEpoch++;
+                b.bytes = bytes;
+                b.staging = null;
+                b.array = placeholder;
+                b.deviceOnly = true;
+                queue.setArgBuffer(clKernel, b.arg.index(), b.buffer);
                 return b.buffer;
             }
         }
@@ -345,6 +379,7 @@ public final class DirectLauncher implements PassLauncher {
             } else if (a.pointer()) {
                 if (value != b.array) {
                     requireArray(b, value);
+                    requireMirrored(b);
                     rebind(b, value);
                     upload(b);
                 }
@@ -358,6 +393,13 @@ public final class DirectLauncher implements PassLauncher {
         if (value == null) {
             throw new OpenClException(kernel.getClass().getSimpleName() + "." + b.field.getName()
                     + " is null but the kernel reads it");
+        }
+    }
+
+    private void requireMirrored(Binding b) {
+        if (b.deviceOnly) {
+            throw new OpenClException(kernel.getClass().getSimpleName() + "." + b.field.getName() + " lives on the device"
+                    + " only (" + b.bytes + " bytes, no Java mirror): it cannot be put, read or given a new array");
         }
     }
 
@@ -444,6 +486,7 @@ public final class DirectLauncher implements PassLauncher {
     private void putArray(Object array) {
         for (Binding b : bindings) {
             if (b != null && b.arg.pointer() && b.arg.space() != AparapiSource.Space.LOCAL && get(b.field) == array) {
+                requireMirrored(b);
                 rebind(b, array);
                 upload(b);
             }
@@ -483,6 +526,7 @@ public final class DirectLauncher implements PassLauncher {
         java.util.Objects.checkFromIndexSize(dstFrom, count, dst.length);
         for (Binding b : bindings) {
             if (b != null && b.array == a && b.buffer != null) {
+                requireMirrored(b);
                 if (count > 0) {
                     queue.readBlocking(b.buffer, (long) from * Float.BYTES,
                             MemorySegment.ofArray(dst).asSlice((long) dstFrom * Float.BYTES), (long) count * Float.BYTES);

@@ -10,7 +10,8 @@ import java.lang.foreign.MemorySegment;
  * queue on the launcher's buffers; with {@code allPasses} the other passes too, as {@link HandStep}'s kernels
  * (else they stay Aparapi's). Each pass reads the schedule from the
  * kernel's host copy of {@code passOp}/{@code passLayer} (which always mirrors the device's) and the token
- * count from {@code k.tokens}; buffers are re-read only when the launcher rebound some field.
+ * count from {@code k.tokens}; buffers are re-read only when the launcher rebound some field. A model whose weight
+ * kinds are split by layers ({@link #weightChunks}) binds, per pass, the chunk holding the pass's layer.
  *
  * <p>With {@code allPasses}, an RMSNorm pass directly followed in its launch by its consumer (QKV, W1/W3,
  * classifier) that runs the 1-token matvec (any matvec with {@code on}) is fused into it ({@value #FUSE_NORM_PROPERTY}): the
@@ -60,6 +61,10 @@ final class HandMatmul implements DirectLauncher.PassHook {
     /** When norms are fused into the matvec of the pass after them ({@value #FUSE_NORM_PROPERTY}; OFF without a hand step). */
     private final FuseNorm fuseNorm;
     private long fusedNorms;
+    /** The weight chunks of a model whose kinds are split by layers, or null (each kind one buffer). */
+    private WeightChunks chunks;
+    /** With chunks: each op's weight buffers (MatmulProgram.WEIGHT_ARGS order) per chunk, refreshed by bindAll. */
+    private MemorySegment[][][] chunkWeights;
     /** The split-K reduction's event slot, timed under its own label when profiling. */
     private final java.util.function.Supplier<MemorySegment> reduceEvent;
 
@@ -243,7 +248,13 @@ final class HandMatmul implements DirectLauncher.PassHook {
         MatmulProgram.Pass p = passFor(op, n);
         p.normMode(!fusedNormAt(pass - 1) ? MatmulProgram.NORM_OFF
                 : op == Llama2Kernel.OP_LOGITS ? MatmulProgram.NORM_ROW_INDEX : MatmulProgram.NORM_ROWS);
-        p.enqueue(n, k.passLayer[pass], event, reduceEvent);
+        int layer = k.passLayer[pass];
+        if (chunks != null) {
+            // the chunk holding this layer and its first layer (the classifier is one matrix: chunk 0, from layer 0)
+            int chunk = op != Llama2Kernel.OP_LOGITS ? chunks.split().chunkOf(layer) : 0;
+            p.weights(chunkWeights[op][chunk], op != Llama2Kernel.OP_LOGITS ? chunks.split().firstLayer(chunk) : layer);
+        }
+        p.enqueue(n, layer, event, reduceEvent);
         lastPass[op] = p;
         enqueued++;
         tensorCorePasses += p.lastUsedTensorCores() ? 1 : 0;
@@ -260,6 +271,22 @@ final class HandMatmul implements DirectLauncher.PassHook {
                 passes[op].bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[op][i]));
                 if (longRowPasses[op] != null) {
                     longRowPasses[op].bind(MatmulProgram.BUFFER_ARGS[i], launcher.buffer(fields[op][i]));
+                }
+            }
+        }
+        if (chunks != null) {
+            chunkWeights = new MemorySegment[passes.length][][];
+            for (int op = 0; op < passes.length; op++) {
+                if (passes[op] == null) {
+                    continue;
+                }
+                chunkWeights[op] = new MemorySegment[chunks.split().chunks()][MatmulProgram.WEIGHT_ARGS.length];
+                for (int c = 0; c < chunkWeights[op].length; c++) {
+                    for (int i = 0; i < MatmulProgram.WEIGHT_ARGS.length; i++) {
+                        // fields[op] starts with the weight fields in WEIGHT_ARGS order
+                        MemorySegment own = chunks.buffer(fields[op][i], c);
+                        chunkWeights[op][c][i] = own != null ? own : launcher.buffer(fields[op][i]);
+                    }
                 }
             }
         }
@@ -280,6 +307,15 @@ final class HandMatmul implements DirectLauncher.PassHook {
             }
         }
         boundEpoch = launcher.bufferEpoch();
+    }
+
+    /**
+     * Makes the matmul passes read the weights of a model split by layers: chunk 0 from the launcher's fields, the
+     * others from {@code chunks}; each pass binds the chunk of its layer and passes the layer's index in it.
+     */
+    void weightChunks(WeightChunks chunks) {
+        this.chunks = chunks;
+        this.boundEpoch = -1;
     }
 
     /** The step.cl kernels of the non-matmul passes, or null when those stay Aparapi's. */

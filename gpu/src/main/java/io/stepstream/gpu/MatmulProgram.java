@@ -61,16 +61,18 @@ public final class MatmulProgram {
     private static final int ARG_KSPLIT = 30;
     private static final int ARG_PARTIAL = 31;
     private static final int ARG_COUNTERS = 32;
-    private static final int ARGS = 33;
+    /** The first model layer of the bound weight chunk (0: the weights hold every layer). */
+    private static final int ARG_LAYER0 = 33;
+    private static final int ARGS = 34;
     // The matvec kernels' extra arguments (mv.cl's MV_NORM_ARGS, after MATMUL_ARGS): the fused RMSNorm.
-    public static final int ARG_NORM_X = 33;
-    public static final int ARG_NORM_W = 34;
-    public static final int ARG_NORM_ROW = 35;
-    private static final int ARG_EPS = 36;
-    private static final int ARG_NORM_MODE = 37;
-    private static final int ARG_NORM_STRIDE = 38;
-    private static final int ARG_NORM_STAGE = 39;
-    private static final int MV_ARGS = 40;
+    public static final int ARG_NORM_X = 34;
+    public static final int ARG_NORM_W = 35;
+    public static final int ARG_NORM_ROW = 36;
+    private static final int ARG_EPS = 37;
+    private static final int ARG_NORM_MODE = 38;
+    private static final int ARG_NORM_STRIDE = 39;
+    private static final int ARG_NORM_STAGE = 40;
+    private static final int MV_ARGS = 41;
     /**
      * System property: the one-token fused-norm matvec stages g * x in local memory once per group ({@code true},
      * the default) instead of loading g and x in every lane of every row ({@code false}). Read when a program is
@@ -83,6 +85,8 @@ public final class MatmulProgram {
     public static final int NORM_ROW_INDEX = 2;
     /** Work items per group of the split-K reduction. */
     private static final int REDUCE_LOCAL = 64;
+    /** The weight arguments (data and Q8_0 scales of the three segments), in the order {@link Pass#weights} takes them. */
+    public static final int[] WEIGHT_ARGS = {ARG_W0, ARG_S0, ARG_W1, ARG_S1, ARG_W2, ARG_S2};
     /** The buffer arguments, in the order {@link Pass#bind} takes them. */
     public static final int[] BUFFER_ARGS = {ARG_W0, ARG_S0, ARG_W1, ARG_S1, ARG_W2, ARG_S2, ARG_IN, ARG_OUT, ARG_KV,
             ARG_ROPE_COS, ARG_ROPE_SIN, ARG_TOKEN_POS, ARG_TOKEN_SEQ, ARG_BLOCK_TABLE};
@@ -265,7 +269,7 @@ public final class MatmulProgram {
      * The shape of one matmul pass. Virtual rows map to up to three weight segments ({@code split1}, {@code split2}
      * are the first rows of segments 1 and 2; with {@code interleave} even rows are segment 0 and odd rows
      * segment 1, row r being row r/2 of its segment); layer l of segment s starts {@code lstride[s]} * l elements
-     * in. {@code outStride}: floats per token of the output. The rest feeds the QKV epilogue (0 elsewhere).
+     * into the bound weights (a chunk of layers: l is then the layer within it, {@link Pass#weights}). {@code outStride}: floats per token of the output. The rest feeds the QKV epilogue (0 elsewhere).
      */
     public record Shape(int epilogue, int rows, int cols, int split1, int split2, boolean interleave, int lstride0,
                         int lstride1, int lstride2, int outStride, int headSize, int maxBlocksPerSeq, int blockFloats,
@@ -300,7 +304,12 @@ public final class MatmulProgram {
         private final long[][] boundBuffers;
         private final int[] lastN;
         private final int[] lastLayer;
+        private final int[] lastLayer0;
         private final int[] lastSplit;
+        /** The weight chunk bound by {@link #weights} (WEIGHT_ARGS order), or null: the ones {@link #bind} bound. */
+        private MemorySegment[] chunk;
+        /** The first model layer of that chunk (0 without one). */
+        private int chunkLayer0;
         private int lastTier = -1;
         private boolean lastReduce;
         private int computeUnits;
@@ -355,9 +364,11 @@ public final class MatmulProgram {
             this.lastNormMode = new int[mvTiers.length];
             this.lastN = new int[kernels.length];
             this.lastLayer = new int[kernels.length];
+            this.lastLayer0 = new int[kernels.length];
             this.lastSplit = new int[kernels.length];
             java.util.Arrays.fill(lastN, -1);
             java.util.Arrays.fill(lastLayer, -1);
+            java.util.Arrays.fill(lastLayer0, -1);
             this.computeUnits = queue.device().computeUnits();
             for (MemorySegment k : kernels) {
                 queue.setArgInt(k, ARG_LSTRIDE0, s.lstride0());
@@ -534,6 +545,22 @@ public final class MatmulProgram {
         }
 
         /**
+         * The weight chunk the next enqueues read ({@code buffers} in {@link #WEIGHT_ARGS} order) and the model layer it
+         * starts at: an enqueue for layer l reads the chunk's layer l - firstLayer, while l still places KV rows and
+         * picks norm weights. Only the kernel an enqueue runs gets the chunk's buffers, and only those that changed
+         * (a chunk change costs a few setArg calls, not one per kernel of the pass). Never called, the weights are
+         * the ones {@link #bind} bound, holding every layer.
+         */
+        public void weights(MemorySegment[] buffers, int firstLayer) {
+            if (buffers.length != WEIGHT_ARGS.length || firstLayer < 0) {
+                throw new IllegalArgumentException(buffers.length + " weight buffers (want " + WEIGHT_ARGS.length
+                        + "), first layer " + firstLayer);
+            }
+            this.chunk = buffers;
+            this.chunkLayer0 = firstLayer;
+        }
+
+        /**
          * Whether {@code n} tokens go to the matvec kernel: up to mvTokens, unless the tensor-core threshold is that
          * low (a threshold of 1 puts every count on mmt: with a fixed split-K, {@code ks=1}, a token's result is then
          * bitwise the same in any batch, which diffusion step batching wants).
@@ -669,6 +696,15 @@ public final class MatmulProgram {
             if (lastLayer[which] != layer) {
                 queue.setArgInt(k, ARG_LAYER, layer);
                 lastLayer[which] = layer;
+            }
+            if (chunk != null) {
+                for (int i = 0; i < WEIGHT_ARGS.length; i++) {
+                    bindOne(which, WEIGHT_ARGS[i], chunk[i]);
+                }
+            }
+            if (lastLayer0[which] != chunkLayer0) {
+                queue.setArgInt(k, ARG_LAYER0, chunkLayer0);
+                lastLayer0[which] = chunkLayer0;
             }
             if (lastSplit[which] != split) {
                 queue.setArgInt(k, ARG_KSPLIT, split);

@@ -171,6 +171,25 @@ public final class OpenClLlama2Model implements BackendModel {
         return (int) Math.max(1, Math.min(wanted, DeviceLlama2.MAX_BUFFER_BYTES / blockBytes));
     }
 
+    /**
+     * Device buffers each layered weight kind is split into (1: one buffer a kind; more when a kind exceeds
+     * {@value WeightChunks#MAX_BUFFER_BYTES_PROPERTY}, 2 GiB by default).
+     */
+    public int weightChunks() {
+        return device.weightSplit().chunks();
+    }
+
+    /** Whether the KV pool is a device-only buffer (over {@value WeightChunks#MAX_BUFFER_BYTES_PROPERTY}). */
+    public boolean kvDeviceOnly() {
+        return device.kvDeviceOnly();
+    }
+
+    /** The layer partition of the weight kinds, in words (for benchmark logs). */
+    public String weightSplitDescription() {
+        WeightChunks.Split split = device.weightSplit();
+        return split.isSplit() ? split.describe() : "one buffer per weight kind";
+    }
+
     @Override
     public String name() {
         return name;

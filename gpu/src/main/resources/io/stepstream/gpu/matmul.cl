@@ -3,8 +3,11 @@
 // Every kernel computes out[t][r] = W[r] . in[t] for the "virtual" rows r of one pass and runs the pass's
 // epilogue on row pairs (r, r+1), r even: RoPE + q / KV-pool writes (QKV), residual add (WO, W2), SwiGLU
 // (W1/W3 interleaved: virtual row 2h is w1 row h, 2h+1 is w3 row h), plain store (classifier logits).
-// A virtual row maps to one of up to three weight segments (wq | wk | wv for QKV), each all layers of one kind
-// concatenated; layer l of a segment starts lstride elements in.
+// A virtual row maps to one of up to three weight segments (wq | wk | wv for QKV), each the layers of one kind in
+// the bound weight chunk, concatenated; the chunk starts at model layer layer0, so layer l starts
+// (l - layer0) * lstride elements in. A model whose kinds do not fit one buffer binds, per pass, the chunk (a whole
+// number of layers) that holds the pass's layer (layer0 is 0 otherwise); `layer` itself places the K and V rows in
+// the KV pool and picks the fused norm's weights. layer0 changes only with the chunk, not with every layer.
 //
 // Build-time macros (one program build per variant; the host passes the same values it sizes ranges with):
 //   WT         weight encoding: 0 F32 (float), 1 F16 (IEEE half bits, vload_half), 2 Q8_0 (int8 + float scale
@@ -114,7 +117,7 @@ inline float4 load_half4(__global const half *p) {
     __global const float *ropeCos, __global const float *ropeSin, \
     __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable, \
     int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial, \
-    __global int *counters
+    __global int *counters, int layer0
 
 // mv's extra arguments, after MATMUL_ARGS: the fused RMSNorm's residual stream, norm weights (layer l at
 // l * normStride), source rows (normMode 2: row normRow[t] for token t; 1: row t; 0: no norm, read `in`), eps.
@@ -135,7 +138,7 @@ inline float4 load_half4(__global const half *p) {
     else { seg_ = 2; rr_ = (r) - split2; } \
     w = seg_ == 0 ? W0 : (seg_ == 1 ? W1 : W2); \
     s = seg_ == 0 ? S0 : (seg_ == 1 ? S1 : S2); \
-    off = layer * (seg_ == 0 ? lstride0 : (seg_ == 1 ? lstride1 : lstride2)) + rr_ * cols; }
+    off = (layer - layer0) * (seg_ == 0 ? lstride0 : (seg_ == 1 ? lstride1 : lstride2)) + rr_ * cols; }
 
 /** Results a (row r) and b (row r+1, if hasB) of token t, r even, written as the pass wants them. */
 inline void epilogue(int r, int t, float a, float b, int hasB,
@@ -169,11 +172,12 @@ inline void epilogue(int r, int t, float a, float b, int hasB,
             out[t * outStride + r] = a2;
             out[t * outStride + r + 1] = b2;
         } else if (r < dim + kvDim) {
-            int ko = block * blockFloats + ((layer * 2) * KV_BLOCK + pos % KV_BLOCK) * kvDim + rr;
+            // 64-bit: a device-only KV pool may hold more than 2^31 floats (the block's own part stays int)
+            long ko = (long) block * blockFloats + ((layer * 2) * KV_BLOCK + pos % KV_BLOCK) * kvDim + rr;
             kv[ko] = a2;
             kv[ko + 1] = b2;
         } else {
-            int vo = block * blockFloats + ((layer * 2 + 1) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim - kvDim;
+            long vo = (long) block * blockFloats + ((layer * 2 + 1) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim - kvDim;
             kv[vo] = a;
             kv[vo + 1] = b;
         }

@@ -4,8 +4,8 @@
 // cost grows with the buffer arguments it has to track.
 //
 // Layouts are Llama2Kernel's: activations row-major per token; KV pool [block][layer][k|v][position][kvDim]
-// with 16 positions a block, addressed through each entry's block table; att rows of ctx floats per
-// (token, head); block-sparse patterns as BSR rows per (layer, head, query block), -1 = dense.
+// with 16 positions a block, addressed through each entry's block table (64-bit offsets: a device-only pool may
+// hold more than 2^31 floats); att rows of ctx floats per (token, head); block-sparse patterns as BSR rows per (layer, head, query block), -1 = dense.
 
 #ifndef NORM_WG
 #define NORM_WG 256
@@ -113,7 +113,7 @@ __kernel void scores(int tokens, int nHeads, int maxLen, int ctx, int headSize, 
     if (allowed(e, layer, h, pos, j / KV_BLOCK, nHeads, maxBlocksPerSeq, entryIndptr, entryIndices, patIndptr,
                 patIndices)) {
         int block = blockTable[e * maxBlocksPerSeq + j / KV_BLOCK];
-        int ko = block * blockFloats + ((layer * 2) * KV_BLOCK + j % KV_BLOCK) * kvDim + (h / kvGroup) * headSize;
+        long ko = (long) block * blockFloats + ((layer * 2) * KV_BLOCK + j % KV_BLOCK) * kvDim + (h / kvGroup) * headSize;
         int qo = t * dim + h * headSize;
         float s = 0.0f;
         for (int d = 0; d < headSize; d++) {
@@ -190,7 +190,7 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
     if (entryIndptr[e] < 0) {
         for (int j = 0; j <= last; j++) {
             int block = blockTable[seqBase + j / KV_BLOCK];
-            acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
+            acc += att[ao + j] * kv[(long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
         }
     } else {
         int row = entryIndptr[e] + (layer * nHeads + h) * maxBlocksPerSeq + pos / KV_BLOCK;
@@ -200,7 +200,7 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
             int block = blockTable[seqBase + kb];
             int blockLast = min(kb * KV_BLOCK + KV_BLOCK - 1, last);
             for (int j = kb * KV_BLOCK; j <= blockLast; j++) {
-                acc += att[ao + j] * kv[block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
+                acc += att[ao + j] * kv[(long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
             }
         }
     }
@@ -274,7 +274,7 @@ inline void load_kv_tile(int k0, int keysLast, int lid, int tableBase, int kOffs
         float4 kval = (float4) (0.0f);
         float4 vval = (float4) (0.0f);
         if (i < ATT_TK * HS4 && j <= keysLast) {
-            int base = blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim
+            long base = (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim
                     + 4 * (i - jj * HS4);
             kval = vload4(0, kv + base + kOffset);
             vval = vload4(0, kv + base + vOffset);

@@ -64,14 +64,16 @@ import java.util.SplittableRandom;
  * (the first model of a JVM is slower: "off,auto,off" shows the order effect). Long prompts: {@code --prompt 4096 --context 4352}
  * ({@code --context} overrides the shape's context length; the synthetic weights do not depend on it); the prefill
  * runs in steps of at most {@code --prefill-chunk} tokens (default 1024) over all sequences, and the logits check
- * prefills at most 256 tokens of the prompt.
+ * prefills at most 256 tokens of the prompt. {@code --check-high-blocks N} repeats the check's prefill with its KV
+ * blocks above the pool's first N (filler sequences take those first; the pool grows to fit): its logits must be
+ * bitwise the first prefill's; with N blocks past 2^31 floats that proves the kernels' 64-bit KV offsets.
  *
  * <pre>
- * GpuBench [--shape stories260k|llama2-110m|llama-1.1b] [--backend opencl|cpu] [--device SEL]
+ * GpuBench [--shape stories260k|llama2-110m|llama-1.1b|llama2-7b] [--backend opencl|cpu] [--device SEL]
  *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--summaries true|false|both] [--out gpu-bench.json] [--csv FILE]
  *          [--tensor-cores auto|off|emulate[,...]] [--prop NAME=VALUE[|VALUE...]] [--attention-split auto|off|N[,...]]
- *          [--context N] [--prefill-chunk 1024]
+ *          [--context N] [--prefill-chunk 1024] [--check-high-blocks N]
  * </pre>
  */
 public final class GpuBench {
@@ -79,7 +81,8 @@ public final class GpuBench {
     record Options(String shape, String backend, String device, List<TensorType> dtypes, List<Dispatch> dispatches,
                    List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
                    Path csv, List<Boolean> summaries, List<TensorCores.Mode> tensorCores, String prop,
-                   List<String> propValues, List<AttentionSplit> attentionSplits, int context, int prefillChunk) {
+                   List<String> propValues, List<AttentionSplit> attentionSplits, int context, int prefillChunk,
+                   int checkHighBlocks) {
         /** The prompts' tokens of the logits check (a CPU forward; long prompts would take minutes there). */
         static final int MAX_CHECK_PROMPT = 256;
 
@@ -106,6 +109,7 @@ public final class GpuBench {
             List<AttentionSplit> attentionSplits = List.of();
             int context = 0;
             int prefillChunk = 1024;
+            int checkHighBlocks = 0;
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
                 if (i + 1 >= args.length) {
@@ -155,6 +159,7 @@ public final class GpuBench {
                             AttentionSplit::parse).toList();
                     case "--context" -> context = positive("--context", v);
                     case "--prefill-chunk" -> prefillChunk = positive("--prefill-chunk", v);
+                    case "--check-high-blocks" -> checkHighBlocks = nonNegative("--check-high-blocks", v);
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
                 }
             }
@@ -166,7 +171,8 @@ public final class GpuBench {
             }
             SyntheticLlama.shape(shape); // validates the name
             return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
-                    check, out, csv, summaries, tensorCores, prop, propValues, attentionSplits, context, prefillChunk);
+                    check, out, csv, summaries, tensorCores, prop, propValues, attentionSplits, context, prefillChunk,
+                    checkHighBlocks);
         }
 
         private static int positive(String name, String v) {
@@ -245,7 +251,9 @@ public final class GpuBench {
     }
 
     /** The device's prefill logits against the CPU forward on the same decoded weights. */
-    record Check(String dtype, String dispatch, String matmul, double relativeError, boolean sameArgmax) {
+    /** {@code logitsBits}: a hash of the device logits' bit patterns, equal for bitwise equal runs (e.g. split or not). */
+    record Check(String dtype, String dispatch, String matmul, double relativeError, boolean sameArgmax, int logitsBits,
+                 String highBlocks) {
     }
 
     private static Dispatch dispatch(String v) {
@@ -289,7 +297,9 @@ public final class GpuBench {
                     + " profiled steps for the direct dispatch) = " + positions + " exceed the context "
                     + c.contextLength() + " of " + o.shape() + " (raise it with --context)");
         }
-        int kvBlocks = maxBatch * ((positions + 15) / 16);
+        // with --check-high-blocks, room for the check's sequence above the blocks it fills first
+        int kvBlocks = Math.max(maxBatch * ((positions + 15) / 16), !o.check() || o.checkHighBlocks() == 0 ? 0
+                : o.checkHighBlocks() + (Math.min(o.prompt(), Options.MAX_CHECK_PROMPT) + 15) / 16);
         OpenCLDevice device = o.backend().equals("opencl") ? OpenClDevices.select(o.device()) : null;
         String deviceName = device == null ? "cpu (" + ModelOptions.defaults().computeThreads() + " threads)"
                 : OpenClDevices.describe(device);
@@ -334,15 +344,20 @@ public final class GpuBench {
                 if (tcMatters && model instanceof OpenClLlama2Model gpu) {
                     System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
                 }
+                if (model instanceof OpenClLlama2Model gpu) {
+                    System.out.println("device buffers" + propLabel + ": weights " + gpu.weightSplitDescription()
+                            + "; KV pool of " + kvBlocks + " blocks " + (gpu.kvDeviceOnly() ? "device-only"
+                            : "mirrored in a Java array"));
+                }
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
                         Check check = check(gpu, w, tok, dtype, o);
-                        check = new Check(check.dtype(), check.dispatch(), check.matmul() + splitLabel,
-                                check.relativeError(), check.sameArgmax());
+                        check = new Check(check.dtype(), check.dispatch(), check.matmul() + splitLabel + propLabel,
+                                check.relativeError(), check.sameArgmax(), check.logitsBits(), check.highBlocks());
                         checks.add(check);
                         System.out.printf(Locale.ROOT, "check %s %s/%s: prefill logits vs cpu relative error %.2e, same"
-                                + " argmax %s%n", check.dtype(), check.dispatch(), check.matmul(), check.relativeError(),
-                                check.sameArgmax());
+                                + " argmax %s, logits bits %08x%s%n", check.dtype(), check.dispatch(), check.matmul(),
+                                check.relativeError(), check.sameArgmax(), check.logitsBits(), check.highBlocks());
                     }
                     for (int b : o.batches()) {
                         for (boolean summaries : o.summaries()) {
@@ -555,6 +570,7 @@ public final class GpuBench {
             gpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(gc, prompt, 0, prompt.length))), g);
             cpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cc, prompt, 0, prompt.length))), ref);
         }
+        String highBlocks = o.checkHighBlocks() > 0 ? highBlocksCheck(gpu, prompt, g[0], o.checkHighBlocks()) : "";
         double maxDiff = 0;
         double maxRef = 0;
         for (int i = 0; i < ref[0].length; i++) {
@@ -564,7 +580,42 @@ public final class GpuBench {
         // with tensor cores the activations are rounded to f16: expect ~1e-3 here rather than ~1e-6
         return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(),
                 gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""), maxDiff / maxRef,
-                argmax(g[0]) == argmax(ref[0]));
+                argmax(g[0]) == argmax(ref[0]), bitsHash(g[0]), highBlocks);
+    }
+
+    /**
+     * The check's prefill again with its sequence's KV blocks above the first {@code blocks} of the pool (taken by
+     * filler sequences first, freed after): the same logits bit for bit wherever a sequence's blocks sit, also past
+     * 2^31 floats into the pool (64-bit KV offsets). Returns the verdict for the check line.
+     */
+    private static String highBlocksCheck(OpenClLlama2Model gpu, int[] prompt, float[] low, int blocks) {
+        List<KvCache> fillers = new ArrayList<>();
+        float[][] high = new float[1][low.length];
+        long firstFloat = (long) blocks * gpu.config().nLayers() * 2 * 16 * gpu.config().kvDim();
+        try {
+            int perCache = (gpu.config().contextLength() + 15) / 16;
+            for (int filled = 0; filled < blocks; filled += perCache) {
+                KvCache f = gpu.newKvCache();
+                fillers.add(f);
+                ((io.stepstream.engine.kv.PagedKvCache) f).reserve(Math.min(perCache, blocks - filled) * 16);
+            }
+            try (KvCache hc = gpu.newKvCache()) {
+                gpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(hc, prompt, 0, prompt.length))), high);
+            }
+        } finally {
+            fillers.forEach(KvCache::close);
+        }
+        return String.format(Locale.ROOT, "; at KV blocks from %d (float offset %d%s): bitwise the same %s", blocks,
+                firstFloat, firstFloat > Integer.MAX_VALUE ? ", past 2^31" : "", bitsHash(high[0]) == bitsHash(low)
+                        && Arrays.equals(high[0], low));
+    }
+
+    private static int bitsHash(float[] v) {
+        int h = 1;
+        for (float x : v) {
+            h = 31 * h + Float.floatToRawIntBits(x);
+        }
+        return h;
     }
 
     /**
@@ -675,7 +726,10 @@ public final class GpuBench {
                     .append(", \"dispatch\": ").append(q(c.dispatch()))
                     .append(", \"matmul\": ").append(q(c.matmul()))
                     .append(", \"relativeError\": ").append(num(c.relativeError()))
-                    .append(", \"sameArgmax\": ").append(c.sameArgmax()).append('}');
+                    .append(", \"sameArgmax\": ").append(c.sameArgmax())
+                    .append(", \"logitsBits\": \"").append(String.format(Locale.ROOT, "%08x", c.logitsBits())).append('"')
+                    .append(c.highBlocks().isEmpty() ? "" : ", \"highBlocks\": " + q(c.highBlocks().substring(2)))
+                    .append('}');
         }
         j.append("\n  ],\n  \"rows\": [");
         for (int i = 0; i < rows.size(); i++) {

@@ -18,14 +18,19 @@ import java.util.stream.IntStream;
  * not depend on the thread count.
  */
 public final class SyntheticLlama {
-    /** Shapes by name: stories260k, llama2-110m, llama-1.1b (TinyLlama: dim 2048, 22 layers, 4 KV heads). */
+    /**
+     * Shapes by name: stories260k, llama2-110m, llama-1.1b (TinyLlama: dim 2048, 22 layers, 4 KV heads), llama2-7b
+     * (dim 4096, hidden 11008, 32 layers, 32 heads and KV heads, context 4096: its w1, w2 and w3 exceed one 2 GiB
+     * buffer in F16 and Q8_0, so the device splits them by layers).
+     */
     public static ModelConfig shape(String name) {
         return switch (name == null ? "" : name.strip().toLowerCase(Locale.ROOT)) {
             case "stories260k" -> new ModelConfig(64, 172, 5, 8, 4, 512, 512, 1e-5f, 10000f, false);
             case "llama2-110m" -> new ModelConfig(768, 2048, 12, 12, 12, 32000, 1024, 1e-5f, 10000f, false);
             case "llama-1.1b" -> new ModelConfig(2048, 5632, 22, 32, 4, 32000, 2048, 1e-5f, 10000f, false);
-            default -> throw new IllegalArgumentException("--shape must be stories260k, llama2-110m or llama-1.1b,"
-                    + " got '" + name + "'");
+            case "llama2-7b" -> new ModelConfig(4096, 11008, 32, 32, 32, 32000, 4096, 1e-5f, 10000f, false);
+            default -> throw new IllegalArgumentException("--shape must be stories260k, llama2-110m, llama-1.1b or"
+                    + " llama2-7b, got '" + name + "'");
         };
     }
 

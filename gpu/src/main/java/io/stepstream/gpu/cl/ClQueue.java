@@ -220,6 +220,17 @@ public final class ClQueue implements AutoCloseable {
         transfer(f.enqueueWriteBufferHeap, "clEnqueueWriteBuffer", buffer, true, 0, bytes, heapSrc);
     }
 
+    /** Sets the first {@code bytes} of the buffer to zero (blocking), a bounded native block of zeros at a time. */
+    public void zero(MemorySegment buffer, long bytes) {
+        long step = Math.min(bytes, 64L << 20);
+        try (Arena zeros = Arena.ofConfined()) {
+            MemorySegment src = zeros.allocate(Math.max(1, step), 8); // allocate zeroes the memory
+            for (long at = 0; at < bytes; at += step) {
+                transfer(f.enqueueWriteBuffer, "clEnqueueWriteBuffer", buffer, true, at, Math.min(step, bytes - at), src);
+            }
+        }
+    }
+
     /** A blocking read into a Java array (a heap segment over it) or native memory: waits for all work before it. */
     public void readBlocking(MemorySegment buffer, MemorySegment dst, long bytes) {
         transfer(f.enqueueReadBufferHeap, "clEnqueueReadBuffer", buffer, true, 0, bytes, dst);

@@ -68,6 +68,36 @@ class GpuBenchTest {
         assertEquals(List.of("hand", "aparapi"), direct.stream().map(GpuBench.Row::matmul).toList());
     }
 
+    /**
+     * Split weights and a device-only KV pool (stepstream.opencl.maxBufferBytes lowered) next to the unsplit model: the
+     * same logit bits in the check, and the check's prefill again at KV blocks 40 and up is bitwise its first one.
+     */
+    @Test
+    void splitModelsCheckBitwiseLikeTheUnsplitOneAlsoAtHighKvBlocks(@TempDir Path dir) throws Exception {
+        Path json = dir.resolve("split.json");
+        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--device", SELECTOR, "--dispatch", "direct", "--dtype", "q8_0", "--batches", "2", "--steps", "2",
+                "--prompt", "9", "--warmup", "0", "--copy-mib", "8", "--out", json.toString(), "--check-high-blocks",
+                "40", "--prop", "stepstream.opencl.maxBufferBytes=2147483647|30000"}));
+        assertEquals(List.of("hand[maxBufferBytes=2147483647]", "hand[maxBufferBytes=30000]"),
+                rows.stream().map(GpuBench.Row::matmul).toList());
+        String text = Files.readString(json);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\"highBlocks\": \"([^\"]*)\"").matcher(text);
+        int checks = 0;
+        while (m.find()) {
+            assertTrue(m.group(1).startsWith("at KV blocks from 40 (float offset 204800)")
+                    && m.group(1).endsWith("bitwise the same true"), m.group(1));
+            checks++;
+        }
+        assertEquals(2, checks, text);
+        assertEquals(2, text.split("\"sameArgmax\": true").length - 1, text);
+        java.util.regex.Matcher bits = java.util.regex.Pattern.compile("\"logitsBits\": \"([0-9a-f]{8})\"").matcher(text);
+        assertTrue(bits.find(), text);
+        String unsplit = bits.group(1);
+        assertTrue(bits.find(), text);
+        assertEquals(unsplit, bits.group(1), "split and unsplit check logits differ: " + text);
+    }
+
     @Test
     void propBuildsOneModelPerValueAndRestoresTheProperty(@TempDir Path dir) throws Exception {
         List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
