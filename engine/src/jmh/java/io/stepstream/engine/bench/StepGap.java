@@ -153,22 +153,8 @@ public final class StepGap {
         double[] times = new double[steps];
         List<KvCache> caches = new ArrayList<>();
         try {
-            List<ForwardBatch.Entry> prefill = new ArrayList<>();
-            for (int b = 0; b < batch; b++) {
-                int[] prompt = new int[8];
-                for (int i = 0; i < prompt.length; i++) prompt[i] = (1 + 4 * i + 7 * b) % vocab;
-                KvCache cache = model.newKvCache();
-                caches.add(cache);
-                prefill.add(new ForwardBatch.Entry(cache, prompt, 0, prompt.length));
-            }
-            model.forward(new ForwardBatch(prefill), logits);
             int[][] next = new int[batch][1];
-            List<ForwardBatch.Entry> decode = new ArrayList<>();
-            for (int b = 0; b < batch; b++) {
-                next[b][0] = Prompts.argmax(logits[b], vocab);
-                decode.add(new ForwardBatch.Entry(caches.get(b), next[b], 0, 1));
-            }
-            ForwardBatch step = new ForwardBatch(decode);
+            ForwardBatch step = Prompts.prefillThenDecodeStep(model, batch, caches, logits, next);
             model.profileOps(opNanos);
             com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) CPU;
             long a0 = mx.getCurrentThreadAllocatedBytes();

@@ -148,24 +148,8 @@ public final class StepProfile {
             long h = 1125899906842597L;
             List<KvCache> caches = new ArrayList<>();
             try {
-                List<ForwardBatch.Entry> prefill = new ArrayList<>();
-                for (int b = 0; b < batch; b++) {
-                    int[] prompt = new int[8];
-                    for (int i = 0; i < prompt.length; i++) {
-                        prompt[i] = (1 + 4 * i + 7 * b) % vocab; // sequence 0: 1, 5, 9, ... as before
-                    }
-                    KvCache cache = model.newKvCache();
-                    caches.add(cache);
-                    prefill.add(new ForwardBatch.Entry(cache, prompt, 0, prompt.length));
-                }
-                model.forward(new ForwardBatch(prefill), logits);
                 int[][] next = new int[batch][1];
-                List<ForwardBatch.Entry> decode = new ArrayList<>();
-                for (int b = 0; b < batch; b++) {
-                    next[b][0] = Prompts.argmax(logits[b], vocab);
-                    decode.add(new ForwardBatch.Entry(caches.get(b), next[b], 0, 1));
-                }
-                ForwardBatch step = new ForwardBatch(decode);
+                ForwardBatch step = Prompts.prefillThenDecodeStep(model, batch, caches, logits, next);
                 boolean profile = opNanos != null && round == 1;
                 model.profileOps(profile ? opNanos : null);
                 for (int s = 0; s < steps; s++) {

@@ -1,5 +1,11 @@
 package io.stepstream.engine.bench;
 
+import io.stepstream.engine.ForwardBatch;
+import io.stepstream.engine.KvCache;
+import io.stepstream.engine.Model;
+
+import java.util.ArrayList;
+import java.util.List;
 import java.util.SplittableRandom;
 
 /** The bench's prompts (the same token ids for both engines) and greedy choice. */
@@ -28,5 +34,33 @@ final class Prompts {
             }
         }
         return best;
+    }
+
+    /**
+     * The step profilers' fixed workload: prefills {@code batch} sequences with 8-token prompts (sequence b: token i
+     * is (1 + 4 i + 7 b) mod vocab), adding their caches to {@code caches}, and returns the step that decodes each
+     * sequence's greedy next token ({@code logits}: one row per sequence, overwritten). The step's entries read
+     * their token from {@code next[b]} (one element each), so a caller advances every sequence by writing there.
+     */
+    static ForwardBatch prefillThenDecodeStep(Model model, int batch, List<KvCache> caches, float[][] logits,
+                                              int[][] next) {
+        int vocab = model.config().vocabSize();
+        List<ForwardBatch.Entry> prefill = new ArrayList<>();
+        for (int b = 0; b < batch; b++) {
+            int[] prompt = new int[8];
+            for (int i = 0; i < prompt.length; i++) {
+                prompt[i] = (1 + 4 * i + 7 * b) % vocab;
+            }
+            KvCache cache = model.newKvCache();
+            caches.add(cache);
+            prefill.add(new ForwardBatch.Entry(cache, prompt, 0, prompt.length));
+        }
+        model.forward(new ForwardBatch(prefill), logits);
+        List<ForwardBatch.Entry> decode = new ArrayList<>();
+        for (int b = 0; b < batch; b++) {
+            next[b][0] = argmax(logits[b], vocab);
+            decode.add(new ForwardBatch.Entry(caches.get(b), next[b], 0, 1));
+        }
+        return new ForwardBatch(decode);
     }
 }
