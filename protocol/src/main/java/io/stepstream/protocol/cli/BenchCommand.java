@@ -33,7 +33,7 @@ final class BenchCommand implements Callable<Integer> {
                     + "bandwidth and a time split (io.stepstream.gpu.bench.GpuBench).")
     String backend;
 
-    @Option(names = "--shape", paramLabel = "stories260k|llama2-110m|llama-1.1b",
+    @Option(names = "--shape", paramLabel = "stories260k|llama2-110m|llama-1.1b|llama2-7b",
             description = "opencl: the synthetic model's shape (default stories260k).")
     String shape;
 
