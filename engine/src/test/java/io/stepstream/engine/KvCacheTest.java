@@ -1,6 +1,7 @@
 package io.stepstream.engine;
 
 import io.stepstream.engine.kv.KvBlockPool;
+import io.stepstream.engine.kv.PagedKvCache;
 import io.stepstream.engine.llama.LlamaModel;
 import org.junit.jupiter.api.Test;
 
@@ -39,6 +40,33 @@ class KvCacheTest {
             assertEquals(0, cache.bytes());
             assertThrows(IllegalArgumentException.class, () -> TestSupport.step(model, cache, new int[]{5}, 0, 1));
         }
+    }
+
+    @Test
+    void anAccountingOnlyPoolBoundsAndRecyclesBlocksWithoutHostStorage() {
+        KvBlockPool pool = KvBlockPool.accountingOnly(5, 32, 3);
+        assertTrue(!pool.hostStorage());
+        PagedKvCache a = new PagedKvCache(pool, 256);
+        a.reserve(33); // 3 blocks
+        assertEquals(3, pool.usedBlocks());
+        assertEquals(3 * pool.blockBytes(), a.bytes());
+        int first = a.blockTable()[0];
+        IllegalStateException noStorage = assertThrows(IllegalStateException.class, () -> pool.block(first));
+        assertTrue(noStorage.getMessage().contains("device"), noStorage.getMessage());
+        PagedKvCache b = new PagedKvCache(pool, 256);
+        assertThrows(KvCacheExhaustedException.class, () -> b.reserve(1));
+        assertEquals(0, b.bytes());
+        a.close();
+        assertEquals(0, pool.usedBlocks());
+        b.reserve(17); // the recycled ids
+        assertEquals(2, pool.usedBlocks());
+        b.close();
+        // a storing pool keeps arrays of a block's size
+        KvBlockPool storing = new KvBlockPool(5, 32, 3);
+        PagedKvCache c = new PagedKvCache(storing, 256);
+        c.reserve(1);
+        assertEquals(storing.blockBytes(), (long) storing.block(c.blockTable()[0]).length * Float.BYTES);
+        c.close();
     }
 
     @Test

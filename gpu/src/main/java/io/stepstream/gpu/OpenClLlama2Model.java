@@ -34,7 +34,7 @@ import java.util.WeakHashMap;
  * those 12 bytes an entry come back.
  *
  * <p>KV blocks are accounted by an engine {@link KvBlockPool} (the same block ids and block size the CPU
- * model uses); their contents live only on the device. Not thread-safe: one step at a time, on one thread.
+ * model uses; {@link KvBlockPool#accountingOnly}: no host arrays); their contents live only on the device. Not thread-safe: one step at a time, on one thread.
  */
 public final class OpenClLlama2Model implements BackendModel {
     /** KV blocks reserved on the device when none are asked for: this many sequences of full context. */
@@ -111,7 +111,8 @@ public final class OpenClLlama2Model implements BackendModel {
         }
         this.tokenizer = tokenizer;
         int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config);
-        this.pool = new KvBlockPool(config.nLayers(), config.kvDim(), blocks);
+        // block ids and bounds only: the blocks themselves live in the device's KV buffer
+        this.pool = KvBlockPool.accountingOnly(config.nLayers(), config.kvDim(), blocks);
         this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch, matmul,
                 MatmulTiles.fromSystemProperty(), tensorCores);
         // ListModels shows the device name: say there when the matmuls run on tensor cores (F32: 3xTF32)

@@ -19,6 +19,8 @@ public final class KvBlockPool {
     private final int blockFloats;
     private final int maxBlocks;
     private final float[][] blocks;
+    /** False for a pool that only accounts blocks whose storage lives elsewhere (a device): no host arrays. */
+    private final boolean hostStorage;
     private final int[] free;
     private int freeCount;
     private int created;
@@ -26,6 +28,19 @@ public final class KvBlockPool {
     private long stepStamp;
 
     public KvBlockPool(int nLayers, int kvDim, int maxBlocks) {
+        this(nLayers, kvDim, maxBlocks, true);
+    }
+
+    /**
+     * A pool that hands out, recycles and bounds block ids exactly as a storing pool does but allocates no host
+     * storage, for a backend that keeps its KV blocks on a device (a GPU model's pool of gigabytes would otherwise
+     * take as much Java heap for arrays nothing reads). {@link #block} fails on it.
+     */
+    public static KvBlockPool accountingOnly(int nLayers, int kvDim, int maxBlocks) {
+        return new KvBlockPool(nLayers, kvDim, maxBlocks, false);
+    }
+
+    private KvBlockPool(int nLayers, int kvDim, int maxBlocks, boolean hostStorage) {
         long floats = (long) nLayers * 2 * BLOCK_POSITIONS * kvDim;
         if (nLayers <= 0 || kvDim <= 0 || floats > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("bad KV block shape: " + nLayers + " layers x kvDim " + kvDim);
@@ -37,7 +52,8 @@ public final class KvBlockPool {
         this.kvDim = kvDim;
         this.blockFloats = (int) floats;
         this.maxBlocks = maxBlocks;
-        this.blocks = new float[maxBlocks][];
+        this.hostStorage = hostStorage;
+        this.blocks = hostStorage ? new float[maxBlocks][] : null;
         this.free = new int[maxBlocks];
     }
 
@@ -70,7 +86,9 @@ public final class KvBlockPool {
                 id = free[--freeCount];
             } else {
                 id = created++;
-                blocks[id] = new float[blockFloats];
+                if (hostStorage) {
+                    blocks[id] = new float[blockFloats];
+                }
             }
             into[at + i] = id;
         }
@@ -84,7 +102,15 @@ public final class KvBlockPool {
 
     /** The storage of one block; valid while the block is held by a cache. */
     public float[] block(int id) {
+        if (!hostStorage) {
+            throw new IllegalStateException("this KV block pool only accounts blocks; their storage is on a device");
+        }
         return blocks[id];
+    }
+
+    /** Whether blocks have host storage ({@link #block}); false for {@link #accountingOnly} pools. */
+    public boolean hostStorage() {
+        return hostStorage;
     }
 
     /** Offset of (layer, key, position-in-block) inside a block; values follow the keys of the same layer. */
