@@ -62,16 +62,7 @@ class FusedNormTest {
     }
 
     private static <T> T withFuseNorm(String value, Supplier<T> build) {
-        String previous = System.setProperty(HandMatmul.FUSE_NORM_PROPERTY, value);
-        try {
-            return build.get();
-        } finally {
-            if (previous == null) {
-                System.clearProperty(HandMatmul.FUSE_NORM_PROPERTY);
-            } else {
-                System.setProperty(HandMatmul.FUSE_NORM_PROPERTY, previous);
-            }
-        }
+        return OpenClTestSupport.withProperty(HandMatmul.FUSE_NORM_PROPERTY, value, build);
     }
 
     @ParameterizedTest(name = "{0}, tensor cores {1}")

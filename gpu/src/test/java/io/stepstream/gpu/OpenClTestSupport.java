@@ -32,15 +32,27 @@ final class OpenClTestSupport {
      * {@code -Dstepstream.opencl.attention=...} would, restoring the property afterwards.
      */
     static <T> T withAttention(Attention mode, java.util.function.Supplier<T> build) {
-        String before = System.getProperty(Attention.PROPERTY);
-        System.setProperty(Attention.PROPERTY, mode.label());
+        return withProperty(Attention.PROPERTY, mode.label(), build);
+    }
+
+    /**
+     * Builds something (a model) with system property {@code name} set to {@code value} (null: cleared), as a JVM
+     * started with that -D option would, restoring the property afterwards.
+     */
+    static <T> T withProperty(String name, String value, java.util.function.Supplier<T> build) {
+        String before = System.getProperty(name);
+        if (value == null) {
+            System.clearProperty(name);
+        } else {
+            System.setProperty(name, value);
+        }
         try {
             return build.get();
         } finally {
             if (before == null) {
-                System.clearProperty(Attention.PROPERTY);
+                System.clearProperty(name);
             } else {
-                System.setProperty(Attention.PROPERTY, before);
+                System.setProperty(name, before);
             }
         }
     }

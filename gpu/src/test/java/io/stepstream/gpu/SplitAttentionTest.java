@@ -53,7 +53,7 @@ class SplitAttentionTest {
     void splitStepsMatchAFloat64ReferenceAtEveryContext(int headSize, int nHeads, int nKvHeads, String splitTile) {
         ModelConfig c = new ModelConfig(headSize * nHeads, 16, 2, nHeads, nKvHeads, 7, CTX, 1e-5f, 10000f, false);
         Random random = new Random(17L * headSize + 5L * nHeads + nKvHeads + splitTile.hashCode());
-        DeviceLlama2 device = withProperty(HandStep.ATTENTION_SPLIT_TILE_PROPERTY, splitTile,
+        DeviceLlama2 device = OpenClTestSupport.withProperty(HandStep.ATTENTION_SPLIT_TILE_PROPERTY, splitTile,
                 () -> new DeviceLlama2(TiledAttentionTest.randomWeights(c, random), OpenClTestSupport.device(), 96));
         try (device) {
             HandStep step = device.handStep();
@@ -103,9 +103,9 @@ class SplitAttentionTest {
     void chunksMergedByTheLastGroupAreBitwiseTheCombineKernels(int headSize, int nHeads, int nKvHeads) {
         ModelConfig c = new ModelConfig(headSize * nHeads, 16, 2, nHeads, nKvHeads, 7, CTX, 1e-5f, 10000f, false);
         var weights = TiledAttentionTest.randomWeights(c, new Random(3L * headSize + nKvHeads));
-        DeviceLlama2 fused = withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "fused",
+        DeviceLlama2 fused = OpenClTestSupport.withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "fused",
                 () -> new DeviceLlama2(weights, OpenClTestSupport.device(), 96));
-        DeviceLlama2 kernel = withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "kernel",
+        DeviceLlama2 kernel = OpenClTestSupport.withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "kernel",
                 () -> new DeviceLlama2(weights, OpenClTestSupport.device(), 96));
         try (fused; kernel) {
             assertTrue(fused.handStep().fusedCombine());
@@ -201,7 +201,7 @@ class SplitAttentionTest {
             assertEquals(1, step.splitEnqueued(), "off never splits");
         }
         // Built with the split off: no split program, and asking for one later is a clear error.
-        DeviceLlama2 off = withProperty(AttentionSplit.PROPERTY, "off",
+        DeviceLlama2 off = OpenClTestSupport.withProperty(AttentionSplit.PROPERTY, "off",
                 () -> new DeviceLlama2(TiledAttentionTest.randomWeights(c, random), OpenClTestSupport.device(), 96));
         try (off) {
             assertEquals(AttentionSplit.OFF, off.handStep().split());
@@ -262,7 +262,7 @@ class SplitAttentionTest {
     void greedyDecodeWithTheSplitEqualsTheCpuModel() {
         int[][] prompts = {{1, 403, 407}, {1, 200}, {1, 50, 60, 70, 80, 90, 100}};
         int steps = 40;
-        OpenClLlama2Model gpu = withProperty(AttentionSplit.PROPERTY, "3",
+        OpenClLlama2Model gpu = OpenClTestSupport.withProperty(AttentionSplit.PROPERTY, "3",
                 () -> OpenClLlama2Model.loadEmbedded(Models.DEFAULT_MODEL, OpenClTestSupport.device(), 64,
                         TensorType.F32, Dispatch.DIRECT));
         try (gpu; Model cpu = Models.load(Models.DEFAULT_MODEL)) {
@@ -303,19 +303,5 @@ class SplitAttentionTest {
             caches.forEach(KvCache::close);
         }
         return out;
-    }
-
-    private static <T> T withProperty(String name, String value, java.util.function.Supplier<T> make) {
-        String before = System.getProperty(name);
-        System.setProperty(name, value);
-        try {
-            return make.get();
-        } finally {
-            if (before == null) {
-                System.clearProperty(name);
-            } else {
-                System.setProperty(name, before);
-            }
-        }
     }
 }

@@ -38,21 +38,8 @@ class WeightChunksTest {
 
     /** Builds with {@value WeightChunks#MAX_BUFFER_BYTES_PROPERTY} set to {@code bytes} (null: unset), then restores it. */
     private static <T> T withMaxBufferBytes(Long bytes, Supplier<T> build) {
-        String before = System.getProperty(WeightChunks.MAX_BUFFER_BYTES_PROPERTY);
-        if (bytes == null) {
-            System.clearProperty(WeightChunks.MAX_BUFFER_BYTES_PROPERTY);
-        } else {
-            System.setProperty(WeightChunks.MAX_BUFFER_BYTES_PROPERTY, Long.toString(bytes));
-        }
-        try {
-            return build.get();
-        } finally {
-            if (before == null) {
-                System.clearProperty(WeightChunks.MAX_BUFFER_BYTES_PROPERTY);
-            } else {
-                System.setProperty(WeightChunks.MAX_BUFFER_BYTES_PROPERTY, before);
-            }
-        }
+        return OpenClTestSupport.withProperty(WeightChunks.MAX_BUFFER_BYTES_PROPERTY,
+                bytes == null ? null : Long.toString(bytes), build);
     }
 
     /** A limit that holds exactly two layers of the largest layered kind of {@code c} in {@code type}. */
