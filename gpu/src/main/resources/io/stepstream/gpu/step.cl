@@ -258,6 +258,33 @@ inline int first_row(int e, int tokens, __global const int *tokenSeq) {
     return lo;
 }
 
+#ifdef ATT_SPLIT
+/**
+ * Output float4 c of row th = t * nHeads + h from its chunks' (m, l, acc) in `part` (layout: attn_tiled's split
+ * build): M = max m_s, sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s, summed in chunk order (the same result
+ * every run). Every row has key 0 in chunk 0, so M is finite and l > 0. attn_combine and attn_tiled's last chunk
+ * group both merge through it, so their results are the same bits; volatile because the latter reads parts other
+ * groups wrote in the same launch.
+ */
+inline float4 merge_chunks(volatile __global const float *part, int tokens, int nHeads, int chunks, int th, int c) {
+    int first = th * chunks;
+    volatile __global const float *ml = part + tokens * nHeads * chunks * HEAD_SIZE + 2 * first;
+    float m = MASKED;
+    for (int s = 0; s < chunks; s++) {
+        m = max(m, ml[2 * s]);
+    }
+    float l = 0.0f;
+    float4 out = (float4) (0.0f);
+    for (int s = 0; s < chunks; s++) {
+        float w = exp(ml[2 * s] - m);
+        l += w * ml[2 * s + 1];
+        volatile __global const float *a = part + (first + s) * HEAD_SIZE + 4 * c;
+        out += w * (float4) (a[0], a[1], a[2], a[3]);
+    }
+    return out / l;
+}
+#endif
+
 /**
  * This item's float4s of the keys and values at positions k0 .. k0+ATT_TK-1 (zeros past keysLast, whose block
  * may not exist): item lid takes float4 lid + u * ATT_WG of the tile, consecutive items consecutive floats of one
@@ -487,10 +514,10 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
         }
     }
 #if defined(ATT_SPLIT) && defined(ATT_FUSED_COMBINE)
-    // The chunk group of (entry, KV head, tile) that finishes last merges the chunks' rows into xb, exactly as
-    // attn_combine does (same expressions, chunk order), so no second kernel runs: its writers fence their parts
-    // before counting themselves in, it reads them back through volatile pointers (written in this launch by other
-    // groups) and zeroes the counter for the next launch.
+    // The chunk group of (entry, KV head, tile) that finishes last merges the chunks' rows into xb through
+    // merge_chunks, as attn_combine does, so no second kernel runs: its writers fence their parts before counting
+    // themselves in, it reads them back through volatile pointers (written in this launch by other groups) and
+    // zeroes the counter for the next launch.
     if (chunks > 1) {
         mem_fence(CLK_GLOBAL_MEM_FENCE);
         barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
@@ -503,25 +530,11 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
             mem_fence(CLK_GLOBAL_MEM_FENCE);
             if (live) {
                 int nHeads = dim / HEAD_SIZE;
-                int firstSlot = (t * nHeads + h) * chunks;
-                volatile __global const float *ml = part + tokens * nHeads * chunks * HEAD_SIZE + 2 * firstSlot;
-                float m = MASKED;
-                for (int s = 0; s < chunks; s++) {
-                    m = max(m, ml[2 * s]);
-                }
                 #pragma unroll
                 for (int i = 0; i < CHUNKS_PER_LANE; i++) {
                     int c = lane + i * ATT_LANES;
                     if (c < HS4) {
-                        float l = 0.0f;
-                        float4 out = (float4) (0.0f);
-                        for (int s = 0; s < chunks; s++) {
-                            float w = exp(ml[2 * s] - m);
-                            l += w * ml[2 * s + 1];
-                            volatile __global const float *a = part + (firstSlot + s) * HEAD_SIZE + 4 * c;
-                            out += w * (float4) (a[0], a[1], a[2], a[3]);
-                        }
-                        vstore4(out / l, c, xb + qo);
+                        vstore4(merge_chunks(part, tokens, nHeads, chunks, t * nHeads + h, c), c, xb + qo);
                     }
                 }
             }
@@ -534,11 +547,7 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
 }
 
 #ifdef ATT_SPLIT
-/**
- * xb[t][h*hs ..] from attn_tiled's per-chunk (m, l, acc) of rows [0, tokens): M = max m_s, out = sum_s exp(m_s - M)
- * acc_s / sum_s exp(m_s - M) l_s, summed in chunk order (the same result every run). One work item per float4 of
- * the output. Every row has key 0 in chunk 0, so M is finite and l > 0.
- */
+/** xb[t][h*hs ..] from attn_tiled's per-chunk rows of [0, tokens) (merge_chunks); one item per output float4. */
 __kernel void attn_combine(int tokens, int chunks, int dim, __global const float *part, __global float *xb) {
     int i = get_global_id(0);
     int nHeads = dim / HEAD_SIZE;
@@ -547,22 +556,9 @@ __kernel void attn_combine(int tokens, int chunks, int dim, __global const float
     }
     int th = i / HS4;
     int c = i - th * HS4;
-    int first = th * chunks;
-    __global const float *ml = part + tokens * nHeads * chunks * HEAD_SIZE + 2 * first;
-    float m = MASKED;
-    for (int s = 0; s < chunks; s++) {
-        m = max(m, ml[2 * s]);
-    }
-    float l = 0.0f;
-    float4 out = (float4) (0.0f);
-    for (int s = 0; s < chunks; s++) {
-        float w = exp(ml[2 * s] - m);
-        l += w * ml[2 * s + 1];
-        out += w * vload4(c, part + (first + s) * HEAD_SIZE);
-    }
     int t = th / nHeads;
     int h = th - t * nHeads;
-    vstore4(out / l, c, xb + t * dim + h * HEAD_SIZE);
+    vstore4(merge_chunks(part, tokens, nHeads, chunks, th, c), c, xb + t * dim + h * HEAD_SIZE);
 }
 #endif
 #endif
