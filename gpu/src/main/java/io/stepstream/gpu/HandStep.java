@@ -100,7 +100,7 @@ final class HandStep {
         }
         long n = Math.max(ints, 2 * counterInts);
         counters = queue.createBuffer(n * Integer.BYTES);
-        queue.writeBlocking(counters, MemorySegment.ofArray(new int[(int) n]), n * Integer.BYTES);
+        queue.zero(counters, n * Integer.BYTES);
         counterInts = n;
         queue.setArgBuffer(attnSplit.handle, 18, counters);
     }

@@ -17,7 +17,7 @@ import java.util.Locale;
  * kernel of {@code --reps} enqueued back to back without events (the device's rate when the host keeps ahead).
  * With {@code -Dstepstream.opencl.queueProfiling=false} the queue records no timestamps (no event column).
  *
- * <pre>LaunchProbe [--device NAME-SUBSTRING] [--reps 2000]</pre>
+ * <pre>LaunchProbe [--device auto|gpu|cpu|INDEX|NAME] [--reps 2000]</pre>
  */
 public final class LaunchProbe {
     private LaunchProbe() {
@@ -53,7 +53,7 @@ public final class LaunchProbe {
     }
 
     public static void main(String[] args) {
-        String select = "";
+        String select = "auto";
         int reps = 2000;
         for (int i = 0; i + 1 < args.length; i += 2) {
             switch (args[i]) {
@@ -62,15 +62,7 @@ public final class LaunchProbe {
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
-        ClDevice device = null;
-        for (ClDevice d : ClRuntime.devices()) {
-            if (d.kind() == ClDevice.Kind.GPU && d.name().contains(select) || device == null) {
-                device = d;
-            }
-        }
-        if (device == null) {
-            throw new IllegalStateException("no OpenCL device");
-        }
+        ClDevice device = ClRuntime.select(select);
         System.out.println("device: " + device + ", queue profiling " + ClQueue.PROFILING);
         System.out.println("extensions: " + ClRuntime.extensions(device));
         try (ClQueue queue = new ClQueue(device); Arena arena = Arena.ofConfined()) {
