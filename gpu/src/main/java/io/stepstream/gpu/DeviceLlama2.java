@@ -226,7 +226,7 @@ final class DeviceLlama2 implements AutoCloseable {
                 if (split.isSplit()) {
                     // chunk 0 goes up with the fields below; the others now, as buffers of the launcher's context
                     handMatmul.weightChunks(WeightChunks.upload(direct.queue(), split, kinds, weightType,
-                            weightSuffix(weightType)));
+                            Llama2Kernel.weightFieldSuffix(k.wtype)));
                 }
             } catch (RuntimeException e) {
                 direct.dispose();
@@ -262,15 +262,6 @@ final class DeviceLlama2 implements AutoCloseable {
         int to = split.endLayer(chunk);
         return DeviceWeights.encode(split.isSplit() ? name + " layers " + from + ".." + (to - 1) : name, type,
                 java.util.Arrays.copyOfRange(perLayer, from, to));
-    }
-
-    /** The suffix of the kernel's weight fields for an encoding: wq (F32), wqH (F16), wqQ (Q8_0). */
-    static String weightSuffix(TensorType type) {
-        return switch (type) {
-            case F32 -> "";
-            case F16 -> "H";
-            default -> "Q";
-        };
     }
 
     /** Whether the KV pool lives on the device only, past {@link WeightChunks#MAX_BUFFER_BYTES_PROPERTY}. */

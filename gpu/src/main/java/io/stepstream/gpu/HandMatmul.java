@@ -93,11 +93,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         int dim = c.dim();
         int kvDim = c.kvDim();
         int hidden = c.hiddenDim();
-        String suffix = switch (k.wtype) {
-            case Llama2Kernel.WT_F32 -> "";
-            case Llama2Kernel.WT_F16 -> "H";
-            default -> "Q";
-        };
+        String suffix = Llama2Kernel.weightFieldSuffix(k.wtype);
         add(Llama2Kernel.OP_QKV_ROPE, new MatmulProgram.Shape(MatmulProgram.EPI_QKV, dim + 2 * kvDim, dim, dim,
                 dim + kvDim, false, dim * dim, kvDim * dim, kvDim * dim, dim, c.headSize(), k.maxBlocksPerSeq,
                 k.blockFloats, kvDim), suffix, "wq", "wk", "wv", "xb", "q");

@@ -54,6 +54,15 @@ public final class Llama2Kernel extends Kernel {
     static final int WT_F16 = 1;
     static final int WT_Q8_0 = 2;
 
+    /** The suffix of the weight fields holding encoding {@code wtype}: wq (F32), wqH (F16), wqQ (Q8_0). */
+    static String weightFieldSuffix(int wtype) {
+        return switch (wtype) {
+            case WT_F32 -> "";
+            case WT_F16 -> "H";
+            default -> "Q";
+        };
+    }
+
     static final int K_WQ = 0;
     static final int K_WK = 1;
     static final int K_WV = 2;

@@ -316,11 +316,7 @@ public final class MatmulPassProbe implements AutoCloseable {
         MatmulTiles tiles = v.tiles();
         MatmulProgram program = new MatmulProgram(launcher.queue(), device.k.wtype, tiles, v.tensorCores());
         MatmulProgram.Pass pass = program.pass(MatmulProgram.Shape.plain(MatmulProgram.EPI_STORE, rows, cols, 0, rows));
-        String w = switch (device.k.wtype) {
-            case Llama2Kernel.WT_F32 -> "cls";
-            case Llama2Kernel.WT_F16 -> "clsH";
-            default -> "clsQ";
-        };
+        String w = "cls" + Llama2Kernel.weightFieldSuffix(device.k.wtype);
         String[] fields = {w, "clsS", w, "clsS", w, "clsS", "xb", "logits", "kv", "ropeCos", "ropeSin", "tokenPos",
                 "tokenSeq", "blockTable"};
         for (int i = 0; i < fields.length; i++) {
