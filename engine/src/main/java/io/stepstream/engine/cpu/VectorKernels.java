@@ -181,19 +181,7 @@ public final class VectorKernels {
      */
     public static void rmsnorm(float[] out, int outOffset, float[] x, int xOffset, float[] weight, int size,
                                float eps) {
-        float ss = dot(x, xOffset, x, xOffset, size);
-        ss /= size;
-        ss += eps;
-        float scale = 1f / (float) Math.sqrt(ss);
-        int i = 0;
-        for (int bound = size - size % L; i < bound; i += L) {
-            FloatVector.fromArray(FLOATS, weight, i)
-                    .mul(FloatVector.fromArray(FLOATS, x, xOffset + i).mul(scale))
-                    .intoArray(out, outOffset + i);
-        }
-        for (; i < size; i++) {
-            out[outOffset + i] = weight[i] * (scale * x[xOffset + i]);
-        }
+        scaleRow(out, outOffset, x, xOffset, weight, size, rmsScale(dot(x, xOffset, x, xOffset, size), size, eps));
     }
 
     /**
@@ -223,10 +211,10 @@ public final class VectorKernels {
                 s2 += v2 * v2;
                 s3 += v3 * v3;
             }
-            scaleRow(out, x, o0, weight, size, rmsScale(s0, size, eps));
-            scaleRow(out, x, o1, weight, size, rmsScale(s1, size, eps));
-            scaleRow(out, x, o2, weight, size, rmsScale(s2, size, eps));
-            scaleRow(out, x, o3, weight, size, rmsScale(s3, size, eps));
+            scaleRow(out, o0, x, o0, weight, size, rmsScale(s0, size, eps));
+            scaleRow(out, o1, x, o1, weight, size, rmsScale(s1, size, eps));
+            scaleRow(out, o2, x, o2, weight, size, rmsScale(s2, size, eps));
+            scaleRow(out, o3, x, o3, weight, size, rmsScale(s3, size, eps));
         }
         for (; r < rowTo; r++) {
             Kernels.rmsnorm(out, r * size, x, r * size, weight, size, eps);
@@ -240,15 +228,15 @@ public final class VectorKernels {
         return 1f / (float) Math.sqrt(ss);
     }
 
-    /** out[o + j] = weight[j] * (scale * x[o + j]) for j < size. */
-    private static void scaleRow(float[] out, float[] x, int o, float[] weight, int size, float scale) {
+    /** out[oo + j] = weight[j] * (scale * x[xo + j]) for j < size. */
+    private static void scaleRow(float[] out, int oo, float[] x, int xo, float[] weight, int size, float scale) {
         int j = 0;
         for (int bound = size - size % L; j < bound; j += L) {
-            FloatVector.fromArray(FLOATS, weight, j).mul(FloatVector.fromArray(FLOATS, x, o + j).mul(scale))
-                    .intoArray(out, o + j);
+            FloatVector.fromArray(FLOATS, weight, j).mul(FloatVector.fromArray(FLOATS, x, xo + j).mul(scale))
+                    .intoArray(out, oo + j);
         }
         for (; j < size; j++) {
-            out[o + j] = weight[j] * (scale * x[o + j]);
+            out[oo + j] = weight[j] * (scale * x[xo + j]);
         }
     }
 

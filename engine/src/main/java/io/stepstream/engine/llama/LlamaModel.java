@@ -450,18 +450,14 @@ public final class LlamaModel implements Model {
         int heads = config.nHeads();
         // a unit is one token's group of heads: whole tokens when there are enough of them to share out, else
         // each token's heads cut into groups, so that a small batch still gives every thread some units
-        int groups = stepKernels ? Math.min(heads, Math.max(1, ceilDiv(compute.threads() * 4, tokens))) : heads;
-        int perGroup = ceilDiv(heads, groups);
-        groups = ceilDiv(heads, perGroup);
+        int groups = stepKernels ? Math.min(heads, Math.max(1, Math.ceilDiv(compute.threads() * 4, tokens))) : heads;
+        int perGroup = Math.ceilDiv(heads, groups);
+        groups = Math.ceilDiv(heads, perGroup);
         int units = tokens * groups;
         attention.layer = l;
         attention.groups = groups;
         attention.perGroup = perGroup;
         compute.run(attention, units, grain(units), work * ATTENTION_MAC_WEIGHT >= parallelThreshold);
-    }
-
-    private static int ceilDiv(int a, int b) {
-        return (a + b - 1) / b;
     }
 
     /**
