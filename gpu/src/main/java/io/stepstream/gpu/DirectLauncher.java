@@ -273,11 +273,8 @@ public final class DirectLauncher implements PassLauncher {
      */
     @Override
     public void profile(boolean on) {
-        if (on && !ClQueue.PROFILING) {
-            throw new IllegalStateException("profiling needs a profiling queue: -Dstepstream.opencl.queueProfiling=false"
-                    + " turned it off");
-        }
         finish();
+        queue.timestamps(on);
         profiling = on;
     }
 

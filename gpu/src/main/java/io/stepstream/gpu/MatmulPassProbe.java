@@ -137,6 +137,7 @@ public final class MatmulPassProbe implements AutoCloseable {
         MatmulProgram.Pass pass = pass(tiles, tensorCores);
         applyMvTier(pass, tokens);
         ClQueue queue = launcher.queue();
+        queue.timestamps(true);
         for (int i = 0; i < warmup; i++) {
             pass.enqueue(tokens, 0, MemorySegment.NULL);
         }
@@ -187,6 +188,7 @@ public final class MatmulPassProbe implements AutoCloseable {
         MatmulProgram.Pass pass = pass(tiles, TensorCores.OFF);
         applyMvTier(pass, tokens);
         ClQueue queue = launcher.queue();
+        queue.timestamps(true);
         long best = Long.MAX_VALUE;
         for (int i = 0; i < reps; i++) {
             queue.finish();
@@ -210,6 +212,7 @@ public final class MatmulPassProbe implements AutoCloseable {
         MatmulProgram.Pass pass = pass(tiles, TensorCores.OFF);
         applyMvTier(pass, tokens);
         ClQueue queue = launcher.queue();
+        queue.timestamps(true);
         queue.finish();
         long t0 = System.nanoTime();
         for (int i = 0; i < reps; i++) {

@@ -78,6 +78,60 @@ class DirectLauncherTest {
     }
 
     @Test
+    void timestampsSwitchQueuesInOrderAndOnlyTheTimedQueueTimesEvents() {
+        String src = "__kernel void affine(__global int *x, int a, int b) { int i = get_global_id(0);"
+                + " x[i] = x[i] * a + b; }";
+        try (ClQueue q = new ClQueue(clDevice()); java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            var kernel = q.createKernel(q.buildProgram(src), "affine");
+            int n = 1 << 16;
+            var buffer = q.createBuffer((long) n * Integer.BYTES);
+            int[] host = new Random(81).ints(n).toArray();
+            q.writeBlocking(buffer, java.lang.foreign.MemorySegment.ofArray(host), (long) n * Integer.BYTES);
+            q.setArgBuffer(kernel, 0, buffer);
+            var event = arena.allocate(java.lang.foreign.ValueLayout.ADDRESS);
+            assertEquals(ClQueue.ALWAYS_TIMESTAMPS, q.timestamps(), "a new queue records timestamps only when told to");
+            // Non-commuting steps (x * a + b, int arithmetic: exact, wrapping) alternate between the queues without
+            // waits in between: only the order kept across each switch gives the host's result.
+            int[] expected = host.clone();
+            for (int round = 0; round < 6; round++) {
+                int a = 3 + 2 * round;
+                int b = round % 2 == 0 ? 7 : -11;
+                q.setArgInt(kernel, 1, a);
+                q.setArgInt(kernel, 2, b);
+                boolean timed = round % 2 == 1;
+                q.timestamps(timed);
+                assertEquals(timed || ClQueue.ALWAYS_TIMESTAMPS, q.timestamps());
+                q.enqueue(kernel, n, 64, timed ? event : java.lang.foreign.MemorySegment.NULL);
+                if (timed) {
+                    q.finish();
+                    var e = event.get(java.lang.foreign.ValueLayout.ADDRESS, 0);
+                    long[] se = q.eventStartEnd(e);
+                    q.releaseEvent(e);
+                    assertTrue(se[0] > 0 && se[1] >= se[0], "event start/end " + se[0] + " / " + se[1]);
+                }
+                for (int i = 0; i < n; i++) {
+                    expected[i] = expected[i] * a + b;
+                }
+            }
+            if (!ClQueue.ALWAYS_TIMESTAMPS) {
+                q.timestamps(false);
+                q.enqueue(kernel, n, 64, event);
+                q.finish();
+                var e = event.get(java.lang.foreign.ValueLayout.ADDRESS, 0);
+                OpenClException noTimes = assertThrows(OpenClException.class, () -> q.eventStartEnd(e));
+                assertTrue(noTimes.getMessage().contains("CL_PROFILING_INFO_NOT_AVAILABLE"), noTimes.getMessage());
+                q.releaseEvent(e);
+                for (int i = 0; i < n; i++) {
+                    expected[i] = expected[i] * 13 + -11;
+                }
+            }
+            int[] got = new int[n];
+            q.readBlocking(buffer, java.lang.foreign.MemorySegment.ofArray(got), (long) n * Integer.BYTES);
+            assertArrayEquals(expected, got);
+        }
+    }
+
+    @Test
     void llama2KernelArgumentsAreParsedAndEachHasAFieldOfItsType() {
         Llama2Kernel k = new Llama2Kernel();
         String source = AparapiSource.generate(k);

@@ -445,7 +445,7 @@ public final class GpuBench {
             double profiledKernel = Double.NaN;
             double span = Double.NaN;
             java.util.Map<String, Double> opMs = java.util.Map.of();
-            if (gpu != null && gpu.dispatch() == Dispatch.DIRECT && io.stepstream.gpu.cl.ClQueue.PROFILING) {
+            if (gpu != null && gpu.dispatch() == Dispatch.DIRECT) {
                 // Extra steps with an event per pass: device time of the kernels and of the whole pass sequence.
                 OpenClLlama2Model.ProfiledTimes before0 = gpu.profiledTimes();
                 io.stepstream.gpu.OpTimes opsBefore = gpu.profiledOpTimes();

@@ -15,7 +15,8 @@ import java.util.Locale;
  * 21), on 1 group and on 512 groups of 128 items, timed three ways: the
  * profiling event's duration (start to end on the device), the host's time to enqueue one, and the wall time per
  * kernel of {@code --reps} enqueued back to back without events (the device's rate when the host keeps ahead).
- * With {@code -Dstepstream.opencl.queueProfiling=false} the queue records no timestamps (no event column).
+ * The events are timed on a timestamp-recording queue, the enqueue and back-to-back columns on the plain queue the
+ * model uses ({@code -Dstepstream.opencl.queueProfiling=true}: one recording timestamps too, as before session 8).
  *
  * <pre>LaunchProbe [--device auto|gpu|cpu|INDEX|NAME] [--reps 2000]</pre>
  */
@@ -63,7 +64,8 @@ public final class LaunchProbe {
             }
         }
         ClDevice device = ClRuntime.select(select);
-        System.out.println("device: " + device + ", queue profiling " + ClQueue.PROFILING);
+        System.out.println("device: " + device + ", enqueue and back to back on a queue "
+                + (ClQueue.ALWAYS_TIMESTAMPS ? "recording timestamps (queueProfiling=true)" : "without timestamps"));
         System.out.println("extensions: " + ClRuntime.extensions(device));
         try (ClQueue queue = new ClQueue(device); Arena arena = Arena.ofConfined()) {
             MemorySegment program = queue.buildProgram(source());
@@ -90,20 +92,19 @@ public final class LaunchProbe {
                         queue.enqueue(k, global, 128, MemorySegment.NULL);
                     }
                     queue.finish();
-                    double eventUs = Double.NaN;
-                    if (ClQueue.PROFILING) {
-                        long sum = 0;
-                        int n = Math.min(reps, 200);
-                        for (int i = 0; i < n; i++) {
-                            queue.enqueue(k, global, 128, event);
-                            queue.finish();
-                            MemorySegment e = event.get(ValueLayout.ADDRESS, 0);
-                            long[] se = queue.eventStartEnd(e);
-                            queue.releaseEvent(e);
-                            sum += se[1] - se[0];
-                        }
-                        eventUs = sum / 1e3 / n;
+                    queue.timestamps(true);
+                    long sum = 0;
+                    int n = Math.min(reps, 200);
+                    for (int i = 0; i < n; i++) {
+                        queue.enqueue(k, global, 128, event);
+                        queue.finish();
+                        MemorySegment e = event.get(ValueLayout.ADDRESS, 0);
+                        long[] se = queue.eventStartEnd(e);
+                        queue.releaseEvent(e);
+                        sum += se[1] - se[0];
                     }
+                    double eventUs = sum / 1e3 / n;
+                    queue.timestamps(false);
                     long t0 = System.nanoTime();
                     for (int i = 0; i < reps; i++) {
                         queue.enqueue(k, global, 128, MemorySegment.NULL);

@@ -213,7 +213,7 @@ public final class MatmulProbe {
     /** Read + write bytes per second of a float4 copy kernel between two device buffers. */
     static double copyGBps(ClDevice device, int mib) {
         long bytes = Math.min((long) mib << 20, device.maxAllocBytes() / 2) / 16 * 16;
-        try (ClQueue q = new ClQueue(device); Arena arena = Arena.ofConfined()) {
+        try (ClQueue q = ClQueue.timed(device); Arena arena = Arena.ofConfined()) {
             MemorySegment program = q.buildProgram("__kernel void copy4(__global const float4 *a, __global float4 *b)"
                     + " { size_t i = get_global_id(0); b[i] = a[i]; }");
             MemorySegment k = q.createKernel(program, "copy4");
@@ -225,24 +225,12 @@ public final class MatmulProbe {
             q.finish();
             long best = Long.MAX_VALUE;
             for (int i = 0; i < 5; i++) {
-                if (ClQueue.PROFILING) {
-                    q.enqueue(k, items, 256, event);
-                    q.finish();
-                    MemorySegment e = event.get(ValueLayout.ADDRESS, 0);
-                    long[] se = q.eventStartEnd(e);
-                    q.releaseEvent(e);
-                    best = Math.min(best, se[1] - se[0]);
-                } else {
-                    // No timestamps on this queue: the host's clock over copies enqueued back to back, so the
-                    // one finish and the launches are spread over many copies of a buffer this size.
-                    int copies = 10;
-                    long start = System.nanoTime();
-                    for (int c = 0; c < copies; c++) {
-                        q.enqueue(k, items, 256, MemorySegment.NULL);
-                    }
-                    q.finish();
-                    best = Math.min(best, (System.nanoTime() - start) / copies);
-                }
+                q.enqueue(k, items, 256, event);
+                q.finish();
+                MemorySegment e = event.get(ValueLayout.ADDRESS, 0);
+                long[] se = q.eventStartEnd(e);
+                q.releaseEvent(e);
+                best = Math.min(best, se[1] - se[0]);
             }
             return 2.0 * items * 16 / best;
         }

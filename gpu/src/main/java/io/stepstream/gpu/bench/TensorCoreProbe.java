@@ -206,7 +206,7 @@ public final class TensorCoreProbe {
             default -> nvidia;
         };
         boolean ok = true;
-        try (ClQueue q = new ClQueue(device)) {
+        try (ClQueue q = ClQueue.timed(device)) {
             boolean ptxBuilt = false;
             if (ptx) {
                 // both spellings of the inline-asm keyword: which one the device's compiler takes is unknown

@@ -16,9 +16,13 @@ import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 /**
- * An OpenCL context on one device with one in-order command queue (profiling enabled, so events can be timed
- * when asked), and the programs, kernels and buffers made in it. Everything it created is released by
- * {@link #close}. Not thread-safe: one owner thread.
+ * An OpenCL context on one device with one in-order command queue, and the programs, kernels and buffers made in
+ * it. Everything it created is released by {@link #close}. Not thread-safe: one owner thread.
+ *
+ * <p>Timestamps: the queue records none unless asked ({@link #timestamps(boolean)}), because on the H200 a queue
+ * that records them ran batch-1 decode steps (~113 short kernels) 2-4% slower. Asking switches to a second,
+ * timestamp-recording in-order queue of the same context (same buffers and kernels) after the current queue has
+ * finished, so commands keep their order across the switch.
  *
  * <p>The calls a dispatcher makes per pass ({@link #setArgInt}, {@link #enqueue}) use exact method handle
  * invocations on preallocated native memory, so they allocate nothing.
@@ -28,7 +32,12 @@ public final class ClQueue implements AutoCloseable {
     private final ClDevice device;
     private final Arena arena = Arena.ofShared();
     private final MemorySegment context;
-    private final MemorySegment queue;
+    /** The queue without timestamps; with {@link #ALWAYS_TIMESTAMPS} it records them too. */
+    private final MemorySegment plainQueue;
+    /** The timestamp-recording queue, made on the first {@link #timestamps(boolean) timestamps(true)}. */
+    private MemorySegment timedQueue;
+    /** Where commands go now: plainQueue or timedQueue. */
+    private MemorySegment queue;
     private final List<MemorySegment> kernels = new ArrayList<>();
     private final List<MemorySegment> programs = new ArrayList<>();
     private final List<MemorySegment> buffers = new ArrayList<>();
@@ -40,10 +49,11 @@ public final class ClQueue implements AutoCloseable {
     private boolean closed;
 
     /**
-     * Whether queues record timestamps ({@code -Dstepstream.opencl.queueProfiling}, default true): events can then
-     * be timed, at a cost per enqueue that a step of hundreds of passes may feel.
+     * {@code -Dstepstream.opencl.queueProfiling=true}: every queue records timestamps from the start, as before
+     * session 8 (for A/B runs); default false: only after {@link #timestamps(boolean) timestamps(true)}.
      */
-    public static final boolean PROFILING = !"false".equals(System.getProperty("stepstream.opencl.queueProfiling"));
+    public static final boolean ALWAYS_TIMESTAMPS = "true".equals(
+            System.getProperty("stepstream.opencl.queueProfiling"));
 
     public ClQueue(ClDevice device) {
         this.device = device;
@@ -58,13 +68,49 @@ public final class ClQueue implements AutoCloseable {
         this.context = ctx;
         MemorySegment q;
         try {
-            q = handle(f.createCommandQueue, "clCreateCommandQueue", ctx, device.id(),
-                    PROFILING ? ClRuntime.CL_QUEUE_PROFILING_ENABLE : 0L, status);
+            q = createQueue(ALWAYS_TIMESTAMPS);
         } catch (OpenClException e) {
             call(f.releaseContext, ctx);
             throw e;
         }
+        this.plainQueue = q;
         this.queue = q;
+        if (ALWAYS_TIMESTAMPS) {
+            timedQueue = q;
+        }
+    }
+
+    /** A context whose commands record timestamps from the start (probes that time every kernel by its event). */
+    public static ClQueue timed(ClDevice device) {
+        ClQueue q = new ClQueue(device);
+        q.timestamps(true);
+        return q;
+    }
+
+    private MemorySegment createQueue(boolean timestamps) {
+        return handle(f.createCommandQueue, "clCreateCommandQueue", context, device.id(),
+                timestamps ? ClRuntime.CL_QUEUE_PROFILING_ENABLE : 0L, status);
+    }
+
+    /**
+     * Sends later commands to a queue that records timestamps (events can then be timed by {@link #eventStartEnd})
+     * or to the plain one. A switch first waits for everything enqueued so far (the two in-order queues must not
+     * overlap); no switch, no wait.
+     */
+    public void timestamps(boolean on) {
+        if (on && timedQueue == null) {
+            timedQueue = createQueue(true);
+        }
+        MemorySegment next = on ? timedQueue : plainQueue;
+        if (next != queue) {
+            finish();
+            queue = next;
+        }
+    }
+
+    /** Whether commands enqueued now record timestamps. */
+    public boolean timestamps() {
+        return queue == timedQueue;
     }
 
     public ClDevice device() {
@@ -302,6 +348,9 @@ public final class ClQueue implements AutoCloseable {
         }
         closed = true;
         call(f.finish, queue);
+        if (timedQueue != null && timedQueue != plainQueue) {
+            call(f.finish, timedQueue == queue ? plainQueue : timedQueue);
+        }
         for (MemorySegment k : kernels) {
             call(f.releaseKernel, k);
         }
@@ -314,7 +363,10 @@ public final class ClQueue implements AutoCloseable {
         kernels.clear();
         programs.clear();
         buffers.clear();
-        call(f.releaseCommandQueue, queue);
+        call(f.releaseCommandQueue, plainQueue);
+        if (timedQueue != null && timedQueue != plainQueue) {
+            call(f.releaseCommandQueue, timedQueue);
+        }
         call(f.releaseContext, context);
         arena.close();
     }
