@@ -57,8 +57,8 @@ public final class OpenClLlama2Model implements BackendModel {
     private final RowSummaryKernel summary;
 
     /**
-     * @param kvBlocks KV blocks to reserve on the device; 0 means {@link #DEFAULT_DEVICE_SEQUENCES} sequences
-     *                 of full context, fewer if the 2 GiB buffer limit says so
+     * @param kvBlocks KV blocks to reserve on the device; 0 means {@link #DEFAULT_DEVICE_SEQUENCES} sequences of full
+     *                 context, or fewer where the device's memory holds fewer beside the weights ({@link #defaultBlocks})
      */
     public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
                              int kvBlocks) {
@@ -110,7 +110,10 @@ public final class OpenClLlama2Model implements BackendModel {
             throw new IllegalArgumentException("kvBlocks must be >= 0 (0 = default), got " + kvBlocks);
         }
         this.tokenizer = tokenizer;
-        int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config);
+        int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config, weightType, device.getGlobalMemSize(),
+                memoryFractionFromSystemProperty(), deviceOnlyPoolPossible(config, dispatch, matmul)
+                        ? device.getMaxMemAllocSize() : WeightChunks.maxBufferBytesFromSystemProperty(),
+                device.getName().strip());
         // block ids and bounds only: the blocks themselves live in the device's KV buffer
         this.pool = KvBlockPool.accountingOnly(config.nLayers(), config.kvDim(), blocks);
         this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch, matmul,
@@ -166,10 +169,78 @@ public final class OpenClLlama2Model implements BackendModel {
         }
     }
 
-    private static int defaultBlocks(ModelConfig c) {
+    /**
+     * System property: the share of the device's global memory the model may fill with its weights and KV pool when
+     * no KV block count is given (default 0.9, as vLLM's gpu_memory_utilization); what is left of it after the
+     * weights and {@link #ACTIVATION_RESERVE_BYTES} goes to the pool, up to {@link #DEFAULT_DEVICE_SEQUENCES}
+     * sequences of full context.
+     */
+    public static final String MEMORY_FRACTION_PROPERTY = "stepstream.opencl.memoryFraction";
+    /** Device memory kept out of the default KV pool for activations, logits, scratch and the driver. */
+    static final long ACTIVATION_RESERVE_BYTES = 1L << 30;
+
+    static double memoryFractionFromSystemProperty() {
+        String v = System.getProperty(MEMORY_FRACTION_PROPERTY, "0.9").strip();
+        double f;
+        try {
+            f = Double.parseDouble(v);
+        } catch (NumberFormatException e) {
+            f = Double.NaN;
+        }
+        if (!(f > 0 && f <= 1)) {
+            throw new IllegalArgumentException(MEMORY_FRACTION_PROPERTY + " must be a number in (0, 1], got '" + v + "'");
+        }
+        return f;
+    }
+
+    /**
+     * Whether a KV pool larger than one Java array could run: only the direct dispatch's hand kernels index a
+     * device-only pool (DeviceLlama2 refuses it on every other path).
+     */
+    private static boolean deviceOnlyPoolPossible(ModelConfig c, Dispatch dispatch, Matmul matmul) {
+        return dispatch == Dispatch.DIRECT && matmul == Matmul.HAND && Matmul.handAllPasses() && c.dim() % 4 == 0
+                && c.hiddenDim() % 4 == 0;
+    }
+
+    /** Bytes the weights take on the device as {@code type} stores them (Q8_0: a float scale per 32), plus the f32 rest. */
+    static long deviceWeightBytes(ModelConfig c, TensorType type) {
+        long matrices = 0;
+        for (long e : WeightChunks.layerElements(c)) {
+            matrices += e * c.nLayers();
+        }
+        matrices += (long) c.vocabSize() * c.dim(); // the classifier (a copy when shared with the embedding)
+        long encoded = switch (type) {
+            case F32 -> matrices * 4;
+            case F16 -> matrices * 2;
+            case Q8_0 -> matrices + matrices / 32 * 4;
+            default -> matrices * 4;
+        };
+        long f32Rest = (long) c.vocabSize() * c.dim() + (2L * c.nLayers() + 1) * c.dim()
+                + (long) c.contextLength() * c.headSize(); // embedding, norms, rope tables
+        return encoded + f32Rest * Float.BYTES;
+    }
+
+    /**
+     * The default KV pool: {@link #DEFAULT_DEVICE_SEQUENCES} sequences of full context, or as many blocks as the
+     * device's memory holds beside the weights ({@code fraction} of {@code globalMemBytes}, less the weights and
+     * {@link #ACTIVATION_RESERVE_BYTES}), whichever is fewer, and never more than one buffer of {@code maxPoolBytes}.
+     * Fails, naming the device and the sizes, when not even one block fits.
+     */
+    static int defaultBlocks(ModelConfig c, TensorType type, long globalMemBytes, double fraction, long maxPoolBytes,
+                             String deviceName) {
         long blockBytes = (long) c.nLayers() * 2 * KvBlockPool.BLOCK_POSITIONS * c.kvDim() * Float.BYTES;
         long wanted = (long) DEFAULT_DEVICE_SEQUENCES * DeviceLlama2.blocksPerSequence(c);
-        return (int) Math.max(1, Math.min(wanted, DeviceLlama2.MAX_BUFFER_BYTES / blockBytes));
+        long weights = deviceWeightBytes(c, type);
+        long budget = (long) (fraction * globalMemBytes) - weights - ACTIVATION_RESERVE_BYTES;
+        long fit = Math.min(budget, maxPoolBytes) / blockBytes;
+        if (fit < 1) {
+            throw new IllegalArgumentException("device " + deviceName + " has " + (globalMemBytes >> 20) + " MiB ("
+                    + MEMORY_FRACTION_PROPERTY + " " + fraction + "); the " + type + " weights take " + (weights >> 20)
+                    + " MiB and " + (ACTIVATION_RESERVE_BYTES >> 20) + " MiB are kept for activations, which leaves"
+                    + " no room for one KV block of " + blockBytes + " bytes: use smaller weights (--dtype f16|q8_0) or"
+                    + " raise -D" + MEMORY_FRACTION_PROPERTY);
+        }
+        return (int) Math.min(Math.min(wanted, fit), Integer.MAX_VALUE);
     }
 
     /**
