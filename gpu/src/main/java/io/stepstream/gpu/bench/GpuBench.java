@@ -55,6 +55,8 @@ import java.util.SplittableRandom;
  * F16 and Q8_0 hand matmuls, and F32 ones with {@code -Dstepstream.opencl.f32TensorCores=3xtf32} (3xTF32), may run
  * on tensor cores ({@code --tensor-cores auto,off} runs both side by side; default:
  * {@code -Dstepstream.opencl.tensorCores}, else auto: on for NVIDIA sm_80+); their rows say {@code hand+tc}.
+ * {@code --kv-pool default} gives the OpenCL model the KV pool it sizes itself (0 blocks asked: full contexts up to what
+ * the device's memory holds beside the weights) instead of the blocks the run needs, and prints its size.
  * {@code --prop NAME=A|B} builds each OpenCL model once per value of the system property NAME (set while the model is
  * built, then restored), side by side in one JVM; rows carry {@code [name=value]} after the matmul label, e.g.
  * {@code --prop stepstream.opencl.fuseNorm=auto|on|off} or {@code --prop stepstream.opencl.mvTier=auto|8}.
@@ -73,7 +75,7 @@ import java.util.SplittableRandom;
  *          [--dtype f32[,f16,q8_0]] [--dispatch aparapi|direct|both] [--matmul hand,aparapi] [--batches 1,8,32,64] [--steps 128] [--prompt 16] [--warmup 3]
  *          [--seed 1] [--copy-mib N] [--check true|false] [--summaries true|false|both] [--out gpu-bench.json] [--csv FILE]
  *          [--tensor-cores auto|off|emulate[,...]] [--prop NAME=VALUE[|VALUE...]] [--attention-split auto|off|N[,...]]
- *          [--context N] [--prefill-chunk 1024] [--check-high-blocks N]
+ *          [--context N] [--prefill-chunk 1024] [--check-high-blocks N] [--kv-pool needed|default]
  * </pre>
  */
 public final class GpuBench {
@@ -82,7 +84,7 @@ public final class GpuBench {
                    List<Matmul> matmuls, int[] batches, int steps, int prompt, int warmup, long seed, int copyMiB, boolean check, Path out,
                    Path csv, List<Boolean> summaries, List<TensorCores.Mode> tensorCores, String prop,
                    List<String> propValues, List<AttentionSplit> attentionSplits, int context, int prefillChunk,
-                   int checkHighBlocks) {
+                   int checkHighBlocks, boolean defaultKvPool) {
         /** The prompts' tokens of the logits check (a CPU forward; long prompts would take minutes there). */
         static final int MAX_CHECK_PROMPT = 256;
 
@@ -110,6 +112,7 @@ public final class GpuBench {
             int context = 0;
             int prefillChunk = 1024;
             int checkHighBlocks = 0;
+            boolean defaultKvPool = false;
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
                 if (i + 1 >= args.length) {
@@ -160,6 +163,11 @@ public final class GpuBench {
                     case "--context" -> context = positive("--context", v);
                     case "--prefill-chunk" -> prefillChunk = positive("--prefill-chunk", v);
                     case "--check-high-blocks" -> checkHighBlocks = nonNegative("--check-high-blocks", v);
+                    case "--kv-pool" -> defaultKvPool = switch (v.strip()) {
+                        case "needed" -> false;
+                        case "default" -> true;
+                        default -> throw new IllegalArgumentException("--kv-pool: needed or default, got '" + v + "'");
+                    };
                     default -> throw new IllegalArgumentException("unknown option " + a + " (see GpuBench's javadoc)");
                 }
             }
@@ -172,7 +180,7 @@ public final class GpuBench {
             SyntheticLlama.shape(shape); // validates the name
             return new Options(shape, backend, device, dtypes, dispatches, matmuls, batches, steps, prompt, warmup, seed, copyMiB,
                     check, out, csv, summaries, tensorCores, prop, propValues, attentionSplits, context, prefillChunk,
-                    checkHighBlocks);
+                    checkHighBlocks, defaultKvPool);
         }
 
         private static int positive(String name, String v) {
@@ -338,15 +346,16 @@ public final class GpuBench {
                     return device == null
                             ? LlamaLoader.llama2c(o.shape(), w, tok, ModelOptions.defaults().withKvBlocks(kvBlocks))
                             : withProperty(AttentionSplit.PROPERTY, split == null ? null : split.label(),
-                                    () -> new OpenClLlama2Model(o.shape(), w, tok, device, kvBlocks, dtype, dispatch,
-                                            matmul, tc));
+                                    () -> new OpenClLlama2Model(o.shape(), w, tok, device,
+                                            o.defaultKvPool() ? 0 : kvBlocks, dtype, dispatch, matmul, tc));
                 });
                 if (tcMatters && model instanceof OpenClLlama2Model gpu) {
                     System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
                 }
                 if (model instanceof OpenClLlama2Model gpu) {
                     System.out.println("device buffers" + propLabel + ": weights " + gpu.weightSplitDescription()
-                            + "; KV pool of " + kvBlocks + " blocks " + (gpu.kvDeviceOnly() ? "device-only"
+                            + "; KV pool of " + gpu.kvBlockPool().maxBlocks() + " blocks"
+                            + (o.defaultKvPool() ? " (the model's default)" : "") + " " + (gpu.kvDeviceOnly() ? "device-only"
                             : "mirrored in a Java array"));
                 }
                 try {

@@ -211,5 +211,9 @@ class GpuBenchTest {
         e = assertThrows(IllegalArgumentException.class,
                 () -> GpuBench.Options.parse(new String[]{"--matmul", "cublas"}));
         assertTrue(e.getMessage().contains("hand or aparapi"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> GpuBench.Options.parse(new String[]{"--kv-pool", "all"}));
+        assertTrue(e.getMessage().contains("--kv-pool") && e.getMessage().contains("'all'"), e.getMessage());
+        assertTrue(GpuBench.Options.parse(new String[]{"--kv-pool", "default"}).defaultKvPool());
     }
 }
