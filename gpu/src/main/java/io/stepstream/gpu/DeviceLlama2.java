@@ -43,6 +43,19 @@ final class DeviceLlama2 implements AutoCloseable {
     private final WeightChunks.Split split;
     /** Whether the KV pool is a device buffer with no Java mirror (k.kv is a placeholder). */
     private final boolean kvDeviceOnly;
+    /**
+     * Whether {@code att} (the score rows of the three-pass attention: tokens x heads x context floats) lives on the
+     * device only, grown by {@link HandStep} when a launch first takes that path (block-sparse steps, heads the tiled
+     * kernel cannot take): true where the hand step runs every attention pass, so no Aparapi pass reads the array.
+     * Otherwise it is a Java array sized with every capacity change (a 1,024-token prefill chunk of a 7B model: 512 MB
+     * on the heap and on the device, for a path dense steps never take).
+     */
+    private final boolean attOnDemand;
+    /**
+     * System property: {@code false} keeps {@code att} a Java-mirrored array even where it could live on the device
+     * only (tests and debugging that read single passes' score rows back); read when a model is built.
+     */
+    static final String SCORE_ROWS_ON_DEMAND_PROPERTY = "stepstream.opencl.scoreRowsOnDemand";
     private long putNanos;
     private long executeNanos;
     private long getNanos;
@@ -205,6 +218,9 @@ final class DeviceLlama2 implements AutoCloseable {
 
         k.patIndptr = new int[1];
         k.patIndices = new int[1];
+        boolean allPasses = Matmul.handAllPasses();
+        attOnDemand = handPath && allPasses && dispatch == Dispatch.DIRECT
+                && !"false".equals(System.getProperty(SCORE_ROWS_ON_DEMAND_PROPERTY));
         growArrays(1, 1, 1);
         launcher = switch (dispatch) {
             case APARAPI -> new KernelLauncher(k, device);
@@ -221,7 +237,7 @@ final class DeviceLlama2 implements AutoCloseable {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
                 handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
-                        MatmulTiles.longRowsPolicyFromSystemProperties(tiles), Matmul.handAllPasses(), tensorCores);
+                        MatmulTiles.longRowsPolicyFromSystemProperties(tiles), allPasses, tensorCores);
                 direct.passHook(handMatmul);
                 if (split.isSplit()) {
                     // chunk 0 goes up with the fields below; the others now, as buffers of the launcher's context
@@ -247,6 +263,9 @@ final class DeviceLlama2 implements AutoCloseable {
         } else {
             launcher.put(k.kv);
         }
+        if (attOnDemand) {
+            ((DirectLauncher) launcher).deviceOnly("att", Float.BYTES);
+        }
         putWeights();
         launcher.put(k.passOp);
         launcher.put(k.passLayer);
@@ -265,6 +284,15 @@ final class DeviceLlama2 implements AutoCloseable {
     }
 
     /** Whether the KV pool lives on the device only, past {@link WeightChunks#MAX_BUFFER_BYTES_PROPERTY}. */
+    /**
+     * Bytes the three-pass attention's score rows ({@code att}) take: on demand, the device buffer HandStep grew (4
+     * until a launch first takes that path); else the Java array every capacity change sizes.
+     */
+    long scoreRowBytes() {
+        long b = attOnDemand ? ((DirectLauncher) launcher).deviceOnlyBytes("att") : -1;
+        return b >= 0 ? b : (long) k.att.length * Float.BYTES;
+    }
+
     boolean kvDeviceOnly() {
         return kvDeviceOnly;
     }
@@ -667,7 +695,7 @@ final class DeviceLlama2 implements AutoCloseable {
 
     private void growArrays(int tokens, int entries, int logitRows) {
         ModelConfig c = config;
-        long attFloats = (long) tokens * c.nHeads() * c.contextLength();
+        long attFloats = attOnDemand ? 1 : (long) tokens * c.nHeads() * c.contextLength();
         long hiddenFloats = (long) tokens * Math.max(c.hiddenDim(), c.dim());
         if (attFloats * Float.BYTES > MAX_BUFFER_BYTES || hiddenFloats * Float.BYTES > MAX_BUFFER_BYTES
                 || (long) logitRows * c.vocabSize() * Float.BYTES > MAX_BUFFER_BYTES) {
@@ -681,7 +709,9 @@ final class DeviceLlama2 implements AutoCloseable {
         k.xb = new float[tokens * c.dim()];
         k.q = new float[tokens * c.dim()];
         k.hb = new float[tokens * c.hiddenDim()];
-        k.att = new float[(int) attFloats];
+        if (!attOnDemand || k.att == null) {
+            k.att = new float[(int) attFloats]; // on demand: a placeholder, bound once to a device-only buffer
+        }
         k.blockTable = new int[entries * k.maxBlocksPerSeq];
         k.logitRow = new int[logitRows];
         k.entryLen = new int[entries];
@@ -699,7 +729,9 @@ final class DeviceLlama2 implements AutoCloseable {
             return;
         }
         for (float[] a : new float[][]{k.x, k.xb, k.q, k.hb, k.att, k.logits}) {
-            launcher.put(a);
+            if (a != k.att || !attOnDemand) {
+                launcher.put(a);
+            }
         }
         putStepInputs();
     }

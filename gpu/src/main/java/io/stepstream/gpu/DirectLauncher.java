@@ -241,6 +241,18 @@ public final class DirectLauncher implements PassLauncher {
                 + kernel.getClass().getSimpleName());
     }
 
+    /** Bytes of field {@code fieldName}'s device-only buffer ({@link #deviceOnly}), or -1 if it mirrors a Java array. */
+    public long deviceOnlyBytes(String fieldName) {
+        for (Binding b : bindings) {
+            if (b != null && b.arg.pointer() && b.arg.space() != AparapiSource.Space.LOCAL
+                    && b.field.getName().equals(fieldName)) {
+                return b.deviceOnly ? b.bytes : -1;
+            }
+        }
+        throw new IllegalArgumentException("kernel field " + fieldName + " is not a buffer argument of "
+                + kernel.getClass().getSimpleName());
+    }
+
     /** The OpenCL C this launcher built. */
     public String source() {
         return source;

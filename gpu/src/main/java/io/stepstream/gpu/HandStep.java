@@ -368,6 +368,7 @@ final class HandStep {
                                     launcher.extraEvent(OpTimes.ATTENTION));
                     tiledEnqueued++;
                 } else {
+                    ensureScoreRows();
                     scores.setInt(0, k.tokens).setInt(2, k.maxLen).setInt(10, layer)
                             .enqueue((long) k.tokens * k.nHeads * k.maxLen, ELEMENT_WG, event);
                 }
@@ -388,6 +389,30 @@ final class HandStep {
             }
         }
         return true;
+    }
+
+    /**
+     * Makes a device-only {@code att} (DeviceLlama2's attOnDemand) hold this step's score rows, tokens x heads x
+     * context floats, growing it to the next power of two of tokens (at most the step capacity) and rebinding the
+     * three passes that read it. A Java-mirrored {@code att} is already sized by the step capacity.
+     */
+    private void ensureScoreRows() {
+        long have = launcher.deviceOnlyBytes("att");
+        long rowFloats = (long) k.nHeads * k.ctx;
+        if (have < 0 || (long) k.tokens * rowFloats * Float.BYTES <= have) {
+            return;
+        }
+        long tokens = Math.min(Long.highestOneBit(Math.max(1, k.tokens - 1)) << 1, k.x.length / k.dim);
+        tokens = Math.max(tokens, k.tokens);
+        if (tokens * rowFloats > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("the three-pass attention of a step of " + k.tokens + " tokens needs "
+                    + tokens * rowFloats + " score floats (tokens x " + k.nHeads + " heads x context " + k.ctx
+                    + "), past the kernels' int indexing: use smaller prefill chunks for block-sparse steps");
+        }
+        launcher.deviceOnly("att", tokens * rowFloats * Float.BYTES);
+        scores.bind();
+        softmax.bind();
+        attnOut.bind();
     }
 
     /**

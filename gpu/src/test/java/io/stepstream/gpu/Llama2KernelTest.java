@@ -46,7 +46,9 @@ class Llama2KernelTest {
                 random(layers, kvDim * dim), random(layers, kvDim * dim), random(layers, dim * dim),
                 random(layers, dim), random(layers, hidden * dim), random(layers, dim * hidden),
                 random(layers, hidden * dim), random(dim), random(C.vocabSize() * dim));
-        device = new DeviceLlama2(w, OpenClTestSupport.device(), 8);
+        // The passes are checked one at a time through their score rows: keep att mirrored in a Java array.
+        device = OpenClTestSupport.withProperty(DeviceLlama2.SCORE_ROWS_ON_DEMAND_PROPERTY, "false",
+                () -> new DeviceLlama2(w, OpenClTestSupport.device(), 8));
         if (device.handStep() != null) {
             // These tests check the three attention passes themselves (TiledAttentionTest checks attn_tiled,
             // which the hand step's auto mode now runs in their place).

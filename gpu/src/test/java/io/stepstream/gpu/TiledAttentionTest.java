@@ -90,7 +90,13 @@ class TiledAttentionTest {
                 fill(device, device.k.kv, random);
                 double[] expected = reference(device.k, c, step, tables);
                 float[] tiled = run(device, step, Attention.TILED, random, true);
+                long scoreRows = device.scoreRowBytes();
+                if (step == MIXED) {
+                    assertEquals(Float.BYTES, scoreRows, "no score rows on the device before a three-pass step");
+                }
                 float[] passes = run(device, step, Attention.PASSES, random, false);
+                assertTrue(device.scoreRowBytes() >= (long) device.k.tokens * c.nHeads() * CTX * Float.BYTES,
+                        "the score rows grew to the step: " + device.scoreRowBytes() + " bytes");
                 String what = step == MIXED ? "mixed step" : "decode step";
                 double errTiled = OpenClTestSupport.relativeError(tiled, expected, expected.length);
                 double errPasses = OpenClTestSupport.relativeError(passes, expected, expected.length);
