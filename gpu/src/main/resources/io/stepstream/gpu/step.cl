@@ -592,6 +592,14 @@ __kernel void attn_combine(int tokens, int chunks, int dim, __global const float
 #error "attn_decode needs DEC_WG a multiple of DEC_LANES"
 #endif
 
+/** Whether float4 c of a lane (lane + i * DEC_LANES) is in the head: always where DEC_LANES divides HS4. */
+inline int dec_owns(int c) {
+#if HS4 % DEC_LANES == 0
+    return 1;
+#else
+    return c < HS4;
+#endif
+}
 /**
  * xb[t][h*hs ..] for the one row t of each entry and every query head h: softmax of (q[t,h] . k[j] / attScale) over
  * j <= last_key(t), weighting v[j]; dense entries only. Groups: entries x KV heads x chunks; an entry without a row
@@ -641,7 +649,8 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
         #pragma unroll
         for (int i = 0; i < DEC_CPL; i++) {
             int c = lane + i * DEC_LANES;
-            qr[g][i] = live && c < HS4 ? vload4(c, q + t * dim + (h0 + g) * HEAD_SIZE) : (float4) (0.0f);
+            qr[g][i] = live && dec_owns(c)
+                    ? vload4(c, q + t * dim + (h0 + g) * HEAD_SIZE) : (float4) (0.0f);
             acc[g][i] = (float4) (0.0f);
         }
         m[g] = MASKED;
@@ -651,22 +660,35 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
     int kOffset = (layer * 2) * KV_BLOCK * kvDim + kvh * HEAD_SIZE;
     int vOffset = kOffset + KV_BLOCK * kvDim;
 
+    // Where this slot's key rows of a tile start in the pool (-1: past keysLast, whose block may not exist); the
+    // next tile's are looked up while the current tile's K and V are in flight, so the block table's latency does
+    // not add to theirs.
+    long base[DEC_UNROLL];
+    #pragma unroll
+    for (int u = 0; u < DEC_UNROLL; u++) {
+        int j = keysFirst + u * DEC_SLOTS + slot;
+        base[u] = j <= keysLast
+                ? (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim : -1;
+    }
     for (int k0 = keysFirst; k0 <= keysLast; k0 += DEC_TK) {
-        // This slot's keys of the tile, K and V together (zeros past keysLast, whose block may not exist).
+        // This slot's keys of the tile, K and V together (zeros past keysLast).
         float4 kt[DEC_UNROLL][DEC_CPL];
         float4 vt[DEC_UNROLL][DEC_CPL];
         #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++) {
-            int j = k0 + u * DEC_SLOTS + slot;
-            long base = j <= keysLast
-                    ? (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim : -1;
             #pragma unroll
             for (int i = 0; i < DEC_CPL; i++) {
                 int c = lane + i * DEC_LANES;
-                int in = base >= 0 && c < HS4;
-                kt[u][i] = in ? vload4(c, kv + base + kOffset) : (float4) (0.0f);
-                vt[u][i] = in ? vload4(c, kv + base + vOffset) : (float4) (0.0f);
+                int in = base[u] >= 0 && dec_owns(c);
+                kt[u][i] = in ? vload4(c, kv + base[u] + kOffset) : (float4) (0.0f);
+                vt[u][i] = in ? vload4(c, kv + base[u] + vOffset) : (float4) (0.0f);
             }
+        }
+        #pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++) {
+            int j = k0 + DEC_TK + u * DEC_SLOTS + slot;
+            base[u] = j <= keysLast
+                    ? (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim : -1;
         }
         // Partial dot products: row (slot, query row g, key u) of DEC_LANES partials, one per lane.
         #pragma unroll
@@ -736,7 +758,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
         #pragma unroll
         for (int i = 0; i < DEC_CPL; i++) {
             int c = lane + i * DEC_LANES;
-            if (c < HS4) {
+            if (dec_owns(c)) {
                 vstore4(acc[g][i], c, red + (slot * KV_GROUP + g) * HEAD_SIZE);
             }
         }

@@ -33,7 +33,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * random q and paged K/V behind shuffled block tables (blocks scattered over the pool): contexts 1, 15, 16, 17, 100,
  * 300 and 2100 (around and between the 16-position blocks and the kernel's key tiles) plus random ones, as steps of
  * 1..5 entries with mixed lengths, chunks forced to 1, 2, 3 and 7 and auto, KV groups of 1, 2 and 8, heads of 64,
- * 128 and 48 (head / 4 = 12 float4s: lanes 4, three float4s a lane) and 8. Each result is bitwise the same when run
+ * 128 and 48 (head / 4 = 12 float4s: lanes 4, three float4s a lane; or lanes 8 with some idle) and 8, default
+ * tiles and two set by the property. Each result is bitwise the same when run
  * again, bitwise the same with the chunks merged by attn_combine instead of the last chunk group, and close to
  * attn_tiled's split build on the same step. Plus the selection rule, the tile defaults, the property errors and a
  * whole-model greedy decode of a random-weight MHA model (head 128) equal to the CPU model's.
@@ -50,25 +51,29 @@ class DecodeAttentionTest {
     private static final int CTX = 2112;
     private static final int[] CONTEXTS = {1, 15, 16, 17, 100, 300, 2100};
 
-    @ParameterizedTest(name = "head {0}, {1} heads over {2} KV heads")
+    @ParameterizedTest(name = "head {0}, {1} heads over {2} KV heads, tile ''{3}''")
     @CsvSource({
-            "128, 2, 2",
-            "64, 4, 4",
-            "64, 8, 4",
-            "64, 8, 1",
-            "128, 4, 2",
-            "48, 4, 4",
-            "8, 8, 4"})
-    void decodeStepsMatchAFloat64ReferenceAndTheTiledKernel(int headSize, int nHeads, int nKvHeads) {
+            "128, 2, 2, ''",
+            "64, 4, 4, ''",
+            "64, 8, 4, ''",
+            "64, 8, 1, ''",
+            "128, 4, 2, ''",
+            "48, 4, 4, ''",
+            "8, 8, 4, ''",
+            "48, 4, 4, 'lanes=8,unroll=3'",
+            "128, 4, 2, 'wg=64,lanes=8,unroll=1,groups=3'"})
+    void decodeStepsMatchAFloat64ReferenceAndTheTiledKernel(int headSize, int nHeads, int nKvHeads, String tile) {
         ModelConfig c = new ModelConfig(headSize * nHeads, 16, 2, nHeads, nKvHeads, 7, CTX, 1e-5f, 10000f, false);
-        Random random = new Random(13L * headSize + 3L * nHeads + nKvHeads);
+        Random random = new Random(13L * headSize + 3L * nHeads + nKvHeads + tile.hashCode());
         Llama2Weights weights = TiledAttentionTest.randomWeights(c, random);
         // Two models on the same weights: the chunks merged by the last chunk group (fused, the default) and by
         // attn_combine; fed the same steps, their results must be the same bits (merge_chunks either way).
-        DeviceLlama2 fused = OpenClTestSupport.withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "fused",
-                () -> new DeviceLlama2(weights, OpenClTestSupport.device(), 700));
-        DeviceLlama2 kernel = OpenClTestSupport.withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "kernel",
-                () -> new DeviceLlama2(weights, OpenClTestSupport.device(), 700));
+        DeviceLlama2 fused = OpenClTestSupport.withProperty(DecodeAttention.TILE_PROPERTY, tile,
+                () -> OpenClTestSupport.withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "fused",
+                        () -> new DeviceLlama2(weights, OpenClTestSupport.device(), 700)));
+        DeviceLlama2 kernel = OpenClTestSupport.withProperty(DecodeAttention.TILE_PROPERTY, tile,
+                () -> OpenClTestSupport.withProperty(HandStep.ATTENTION_COMBINE_PROPERTY, "kernel",
+                        () -> new DeviceLlama2(weights, OpenClTestSupport.device(), 700)));
         try (fused; kernel) {
             HandStep step = fused.handStep();
             assertTrue(step.decodeAvailable(), "attn_decode built for head " + headSize + ", tile "
