@@ -10,7 +10,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * The decode attention of one model shape on its own, for the device: a two-layer model of that shape (zero weights:
+ * The decode attention of one model shape on its own, for the device: a one-layer model of that shape (zero weights:
  * only its attention runs) whose KV pool and q are filled with random values, decode steps of the given batches
  * (one query row an entry, about {@code --keys} keys each, block tables shuffled over the pool), run by each variant
  * (attn_tiled's split build, or attn_decode with a {@link DecodeAttention.Tile} spec). Per variant and batch: the
@@ -23,7 +23,8 @@ import java.util.SplittableRandom;
  * </pre>
  */
 public final class DecodeAttentionProbe {
-    private static final int LAYERS = 2;
+    /** Layers of the model: one, so the pool (one Java array and one device buffer, < 2 GiB) holds the most keys. */
+    private static final int LAYERS = 1;
 
     private DecodeAttentionProbe() {
     }
@@ -63,9 +64,14 @@ public final class DecodeAttentionProbe {
         Llama2Weights w = zeroWeights(c);
         OpenCLDevice device = OpenClDevices.select(selector);
         System.out.println("device " + OpenClDevices.describe(device) + "; head " + head + ", " + heads + " heads over "
-                + kvHeads + " KV heads, ~" + keys + " keys an entry, " + LAYERS + " layers a launch, " + reps
-                + " launches");
+                + kvHeads + " KV heads, ~" + keys + " keys an entry, " + reps + " launches of " + LAYERS + " layer");
         int blocks = most * (ctx / 16) + 8;
+        long poolBytes = (long) blocks * LAYERS * 2 * 16 * c.kvDim() * Float.BYTES;
+        if (poolBytes > DeviceLlama2.MAX_BUFFER_BYTES) {
+            throw new IllegalArgumentException("--batches " + most + " x --keys " + keys + " need a KV pool of "
+                    + poolBytes + " bytes, more than one buffer of " + DeviceLlama2.MAX_BUFFER_BYTES
+                    + ": ask for fewer keys or a smaller batch");
+        }
         for (String variant : variants.split("\\|")) {
             String[] mt = variant.strip().split(":", 2);
             String mode = mt[0].strip();
