@@ -21,7 +21,8 @@ import java.nio.charset.StandardCharsets;
  * made once per launch from the host copies of the step inputs (which mirror the device's). A step whose entries
  * have at most the split tile's tokens each (decode steps) runs attn_tiled's split build instead (a group per
  * token x kvGroup heads, keys split into {@link AttentionSplit} chunks) and, with more than one chunk, attn_combine;
- * both are profiled as attention too.
+ * both are profiled as attention too. Where {@link DecodeAttention} says so (one row an entry, small KV groups), such
+ * a step runs step.cl's {@code attn_decode} instead, with the same chunks' scratch and merge.
  */
 final class HandStep {
     /** Work items of the row kernels (rmsnorm, softmax). */
