@@ -632,8 +632,12 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
     int kvh = group % nKv;
     int e = group / nKv;
     int nHeads = dim / HEAD_SIZE;
-    int t = first_row(e, tokens, tokenSeq);
-    int live = first_row(e + 1, tokens, tokenSeq) > t;
+    // The host runs this kernel only where no entry has two rows; with as many rows as entries (the enqueued groups
+    // say how many entries) each entry has exactly one, row e, and the two binary searches' chains of dependent
+    // loads are skipped.
+    int entries = get_num_groups(0) / (chunks * nKv);
+    int t = tokens == entries ? e : first_row(e, tokens, tokenSeq);
+    int live = tokens == entries || first_row(e + 1, tokens, tokenSeq) > t;
     int len = entryLen[e];
     int last = live ? (len > 0 ? len - 1 : tokenPos[t]) : -1;
     int keysFirst = chunk * chunkKeys;

@@ -185,6 +185,39 @@ class DecodeAttentionTest {
         return Arrays.copyOf(device.k.xb, tokens * device.k.dim);
     }
 
+    /**
+     * Steps where some entries have no row (fewer rows than entries): attn_decode then finds each entry's row by
+     * search instead of taking row e, and an entry without a row writes nothing.
+     */
+    @Test
+    void entriesWithoutARowAreSkipped() {
+        ModelConfig c = new ModelConfig(64 * 4, 16, 2, 4, 2, 7, CTX, 1e-5f, 10000f, false);
+        Random random = new Random(77);
+        try (DeviceLlama2 device = new DeviceLlama2(TiledAttentionTest.randomWeights(c, random),
+                OpenClTestSupport.device(), 300)) {
+            device.attention(Attention.AUTO);
+            device.decodeAttention(DecodeAttention.DECODE);
+            List<List<Entry>> steps = List.of(
+                    List.of(Entry.causal(300, 0), Entry.causal(100, 1)),
+                    List.of(Entry.causal(17, 1), Entry.causal(2100, 0), Entry.causal(2100, 1), Entry.causal(64, 0)),
+                    List.of(Entry.causal(1, 1), Entry.causal(5, 0), Entry.causal(16, 0), Entry.causal(1000, 1)));
+            for (AttentionSplit split : List.of(new AttentionSplit(1), new AttentionSplit(3), AttentionSplit.AUTO)) {
+                device.attentionSplit(split);
+                for (List<Entry> entries : steps) {
+                    int[][] tables = TiledAttentionTest.layout(device, entries, random);
+                    TiledAttentionTest.fill(device, device.k.q, random, 3);
+                    TiledAttentionTest.fill(device, device.k.kv, random);
+                    double[] expected = TiledAttentionTest.reference(device.k, c, entries, tables);
+                    long before = device.decodeAttentionPasses();
+                    float[] got = run(device, entries, random);
+                    assertEquals(before + 1, device.decodeAttentionPasses(), "attn_decode ran");
+                    double err = OpenClTestSupport.relativeError(got, expected, expected.length);
+                    assertTrue(err <= TOLERANCE, split.label() + " chunks, " + entries + ": relative error " + err);
+                }
+            }
+        }
+    }
+
     @Test
     void theRuleChoosesDecodeForSmallKvGroupsAndLongContexts() {
         ModelConfig c = new ModelConfig(64 * 4, 16, 2, 4, 2, 7, 320, 1e-5f, 10000f, false);
