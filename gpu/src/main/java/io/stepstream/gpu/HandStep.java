@@ -74,6 +74,8 @@ final class HandStep {
      * {@value DecodeAttention#PROPERTY}=tiled, the split is off, or its tile does not fit the device.
      */
     private final Kernel attnDecode;
+    /** attn_decode's own attn_combine (its merge, dec_merge, is the fused one's), with attnDecode. */
+    private final Kernel attnDecodeCombine;
     private final DecodeAttention.Tile decodeTile;
     private DecodeAttention decodeMode;
     /** Whether this launch's split attention runs attn_decode (decided with splitThisLaunch). */
@@ -319,6 +321,10 @@ final class HandStep {
                     + (decode ? decodeTile.buildOptions() : ""));
             attnSplit = tiledKernel(splitProgram);
             attnDecode = decode ? decodeKernel(splitProgram) : null;
+            attnDecodeCombine = decode ? new Kernel(splitProgram, "attn_decode_combine", 4, "xb") : null;
+            if (decode) {
+                attnDecodeCombine.setInt(2, k.dim);
+            }
             if (fusedCombine) {
                 combineCounters(1);
             }
@@ -330,15 +336,17 @@ final class HandStep {
             queue.setArgBuffer(attnCombine.handle, 3, part);
             if (attnDecode != null) {
                 queue.setArgBuffer(attnDecode.handle, 16, part);
+                queue.setArgBuffer(attnDecodeCombine.handle, 3, part);
             }
         } else {
             attnSplit = null;
             attnCombine = null;
             attnDecode = null;
+            attnDecodeCombine = null;
             fusedCombine = false;
         }
         all = java.util.stream.Stream.of(embed, normAtt, normFfn, normFinal, scores, softmax, attnOut, attnTiled,
-                attnSplit, attnCombine, attnDecode).filter(java.util.Objects::nonNull).toArray(Kernel[]::new);
+                attnSplit, attnCombine, attnDecode, attnDecodeCombine).filter(java.util.Objects::nonNull).toArray(Kernel[]::new);
     }
 
     /** attn_decode of the split program with its buffers and model constants bound (part, counters: by the caller). */
@@ -484,6 +492,7 @@ final class HandStep {
                 queue.setArgBuffer(attnCombine.handle, 3, part);
                 if (attnDecode != null) {
                     queue.setArgBuffer(attnDecode.handle, 16, part);
+                    queue.setArgBuffer(attnDecodeCombine.handle, 3, part);
                 }
             }
         }
@@ -510,7 +519,7 @@ final class HandStep {
 
     /**
      * A decode step's attention of {@code layer} as attn_decode over (entry, KV head, chunk) groups (one row an
-     * entry: tilesThisLaunch is 1), merged as the split build's chunks are (fused, or attn_combine after it).
+     * entry: tilesThisLaunch is 1), its chunks merged by its last chunk group or by attn_decode_combine after it.
      */
     private void enqueueDecode(int layer, AttentionSplit.Plan plan) {
         int chunks = plan.chunks();
@@ -522,8 +531,8 @@ final class HandStep {
         attnDecode.setInt(0, k.tokens).setInt(5, layer).setInt(14, chunks).setInt(15, plan.chunkKeys())
                 .enqueue((long) groups * chunks * wg, wg, launcher.extraEvent(OpTimes.ATTENTION));
         if (chunks > 1 && !fusedCombine) {
-            attnCombine.setInt(0, k.tokens).setInt(1, chunks).enqueue((long) k.tokens * k.nHeads * (k.headSize / 4),
-                    ELEMENT_WG, launcher.extraEvent(OpTimes.ATTENTION));
+            attnDecodeCombine.setInt(0, k.tokens).setInt(1, chunks).enqueue(
+                    (long) k.tokens * k.nHeads * (k.headSize / 4), ELEMENT_WG, launcher.extraEvent(OpTimes.ATTENTION));
         }
         tiledEnqueued++;
         splitEnqueued++;

@@ -601,6 +601,56 @@ inline int dec_owns(int c) {
 #endif
 }
 /**
+ * merge_chunks' result, the same expressions in the same order, with the chunks' volatile loads issued
+ * DEC_MERGE_BATCH at a time before their first use: merge_chunks waits for each chunk's values before it asks for the
+ * next one's, a chain of ~2 x chunks L2 round trips that attn_decode's many short chunks would put at the end of the
+ * layer. attn_decode's fused merge and attn_decode_combine both use it, so they agree bitwise.
+ */
+#define DEC_MERGE_BATCH 8
+inline float4 dec_merge(volatile __global const float *part, int tokens, int nHeads, int chunks, int th, int c) {
+    int first = th * chunks;
+    volatile __global const float *ml = part + tokens * nHeads * chunks * HEAD_SIZE + 2 * first;
+    float m = MASKED;
+    for (int s0 = 0; s0 < chunks; s0 += DEC_MERGE_BATCH) {
+        float ms[DEC_MERGE_BATCH];
+        #pragma unroll
+        for (int i = 0; i < DEC_MERGE_BATCH; i++) {
+            ms[i] = s0 + i < chunks ? ml[2 * (s0 + i)] : MASKED;
+        }
+        #pragma unroll
+        for (int i = 0; i < DEC_MERGE_BATCH; i++) {
+            m = max(m, ms[i]); // max(m, MASKED) is m: the padding changes nothing
+        }
+    }
+    float l = 0.0f;
+    float4 out = (float4) (0.0f);
+    for (int s0 = 0; s0 < chunks; s0 += DEC_MERGE_BATCH) {
+        float ms[DEC_MERGE_BATCH];
+        float ls[DEC_MERGE_BATCH];
+        float4 as[DEC_MERGE_BATCH];
+        #pragma unroll
+        for (int i = 0; i < DEC_MERGE_BATCH; i++) {
+            int s = s0 + i;
+            if (s < chunks) {
+                volatile __global const float *a = part + (first + s) * HEAD_SIZE + 4 * c;
+                ms[i] = ml[2 * s];
+                ls[i] = ml[2 * s + 1];
+                as[i] = (float4) (a[0], a[1], a[2], a[3]);
+            }
+        }
+        #pragma unroll
+        for (int i = 0; i < DEC_MERGE_BATCH; i++) {
+            if (s0 + i < chunks) {
+                float w = exp(ms[i] - m);
+                l += w * ls[i];
+                out += w * as[i];
+            }
+        }
+    }
+    return out / l;
+}
+
+/**
  * xb[t][h*hs ..] for the one row t of each entry and every query head h: softmax of (q[t,h] . k[j] / attScale) over
  * j <= last_key(t), weighting v[j]; dense entries only. Groups: entries x KV heads x chunks; an entry without a row
  * does nothing.
@@ -800,7 +850,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
         }
     }
 #ifdef ATT_FUSED_COMBINE
-    // As attn_tiled's split build: the chunk group of (entry, KV head) that finishes last merges the chunks.
+    // As attn_tiled's split build: the chunk group of (entry, KV head) that finishes last merges the chunks (dec_merge).
     if (chunks > 1) {
         mem_fence(CLK_GLOBAL_MEM_FENCE);
         barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
@@ -816,7 +866,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                     int g = o / HS4;
                     int c = o - g * HS4;
                     int h = h0 + g;
-                    vstore4(merge_chunks(part, tokens, nHeads, chunks, t * nHeads + h, c), c,
+                    vstore4(dec_merge(part, tokens, nHeads, chunks, t * nHeads + h, c), c,
                             xb + t * dim + h * HEAD_SIZE);
                 }
             }
@@ -826,6 +876,20 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
         }
     }
 #endif
+}
+
+/** xb[t][h*hs ..] from attn_decode's per-chunk rows of [0, tokens) (dec_merge); one item per output float4. */
+__kernel void attn_decode_combine(int tokens, int chunks, int dim, __global const float *part, __global float *xb) {
+    int i = get_global_id(0);
+    int nHeads = dim / HEAD_SIZE;
+    if (i >= tokens * nHeads * HS4) {
+        return;
+    }
+    int th = i / HS4;
+    int c = i - th * HS4;
+    int t = th / nHeads;
+    int h = th - t * nHeads;
+    vstore4(dec_merge(part, tokens, nHeads, chunks, th, c), c, xb + t * dim + h * HEAD_SIZE);
 }
 #endif
 #endif
