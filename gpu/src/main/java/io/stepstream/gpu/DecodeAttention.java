@@ -15,7 +15,9 @@ public enum DecodeAttention {
     /**
      * attn_decode for decode steps of KV groups up to {@value #AUTO_MAX_KV_GROUP} whose longest row sees at least
      * {@value #AUTO_MIN_KEYS} keys; attn_tiled's split build otherwise. The larger KV groups (GQA, 1.1B: 8) keep
-     * attn_tiled until the device says otherwise: their group already shares each K/V tile among 8 rows.
+     * attn_tiled: its group shares each K/V tile among 8 rows. H200, 2,080 keys, us a layer, attn_tiled vs
+     * attn_decode: 7B shape (MHA, head 128) 150.4 vs 34.6 at batch 1, 753.7 vs 156.0 at 8 (3,453 GB/s of KV);
+     * 1.1B shape (kvGroup 8, head 64) 20.7 vs 22.4 and 37.1 vs 44.8.
      */
     AUTO,
     /** Always attn_tiled's split build (the behaviour before attn_decode). */
