@@ -81,6 +81,14 @@ public record AttentionSplit(int chunks) {
      * empty for short rows). Chunk lengths are whole key tiles, so no tile crosses a chunk's end.
      */
     Plan plan(int groups, int maxKeys, int keyTile, int computeUnits) {
+        return plan(groups, maxKeys, keyTile, computeUnits, GROUPS_PER_COMPUTE_UNIT);
+    }
+
+    /**
+     * {@link #plan(int, int, int, int)} aiming auto at {@code groupsPerComputeUnit} groups per compute unit instead
+     * (attn_decode's groups are small in registers, so more of them fit a compute unit at once).
+     */
+    Plan plan(int groups, int maxKeys, int keyTile, int computeUnits, int groupsPerComputeUnit) {
         if (off()) {
             throw new IllegalStateException("attention split is off");
         }
@@ -89,7 +97,7 @@ public record AttentionSplit(int chunks) {
         if (chunks > 0) {
             want = chunks;
         } else {
-            long target = (long) GROUPS_PER_COMPUTE_UNIT * Math.max(1, computeUnits);
+            long target = (long) Math.max(1, groupsPerComputeUnit) * Math.max(1, computeUnits);
             want = (int) Math.min(Math.min(keyTiles, MAX_CHUNKS), (target + groups - 1) / Math.max(1, groups));
             want = Math.max(1, want);
         }

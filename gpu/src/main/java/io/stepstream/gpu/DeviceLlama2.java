@@ -487,6 +487,24 @@ final class DeviceLlama2 implements AutoCloseable {
         return step == null ? 0 : step.splitEnqueued();
     }
 
+    /**
+     * Which kernel the hand step runs for decode steps from now on (the default is
+     * {@link DecodeAttention#fromSystemProperty()}); fails without a hand step or when attn_decode was not built.
+     */
+    void decodeAttention(DecodeAttention mode) {
+        HandStep step = handStep();
+        if (step == null) {
+            throw new IllegalStateException("decode attention " + mode.label() + ": this model has no hand step");
+        }
+        step.decodeAttention(mode);
+    }
+
+    /** Layers whose attention ran as attn_decode so far (0 without a hand step). */
+    long decodeAttentionPasses() {
+        HandStep step = handStep();
+        return step == null ? 0 : step.decodeEnqueued();
+    }
+
     /** The most key chunks a split attention used so far (1: none). */
     int attentionMostChunks() {
         HandStep step = handStep();

@@ -21,7 +21,8 @@ import java.nio.charset.StandardCharsets;
  * made once per launch from the host copies of the step inputs (which mirror the device's). A step whose entries
  * have at most the split tile's tokens each (decode steps) runs attn_tiled's split build instead (a group per
  * token x kvGroup heads, keys split into {@link AttentionSplit} chunks) and, with more than one chunk, attn_combine;
- * both are profiled as attention too.
+ * both are profiled as attention too. Where {@link DecodeAttention} says so (one row an entry, small KV groups), such
+ * a step runs step.cl's {@code attn_decode} instead, with the same chunks' scratch and merge.
  */
 final class HandStep {
     /** Work items of the row kernels (rmsnorm, softmax). */
@@ -69,6 +70,18 @@ final class HandStep {
     private long splitEnqueued;
     private int mostChunks = 1;
     /**
+     * step.cl's attn_decode (built into the split program), or null: the model was built with
+     * {@value DecodeAttention#PROPERTY}=tiled, the split is off, or its tile does not fit the device.
+     */
+    private final Kernel attnDecode;
+    /** attn_decode's own attn_combine (its merge, dec_merge, is the fused one's), with attnDecode. */
+    private final Kernel attnDecodeCombine;
+    private final DecodeAttention.Tile decodeTile;
+    private DecodeAttention decodeMode;
+    /** Whether this launch's split attention runs attn_decode (decided with splitThisLaunch). */
+    private boolean decodeThisLaunch;
+    private long decodeEnqueued;
+    /**
      * System property: where a split step's chunks are merged: {@code fused} (the default: the chunk group of a
      * (entry, KV head, tile) that finishes last merges them inside attn_tiled, one kernel a layer) or {@code kernel}
      * (attn_combine after it, two). Read when the model is built.
@@ -103,6 +116,9 @@ final class HandStep {
         queue.zero(counters, n * Integer.BYTES);
         counterInts = n;
         queue.setArgBuffer(attnSplit.handle, 18, counters);
+        if (attnDecode != null) {
+            queue.setArgBuffer(attnDecode.handle, 17, counters);
+        }
     }
 
     /** Whether split steps merge their chunks inside attn_tiled ({@value #ATTENTION_COMBINE_PROPERTY}). */
@@ -293,11 +309,22 @@ final class HandStep {
         }
         // The split (decode) build: the same source with its own tile and -DATT_SPLIT; built only when the mode
         // may use it (a model built with the split off never pays for a second program).
+        this.decodeMode = DecodeAttention.fromSystemProperty();
+        this.decodeTile = DecodeAttention.Tile.fromSystemProperty(k.headSize, k.kvGroup);
         if (tileFits && !split.off() && splitTile.fits(k.headSize, k.kvGroup, dev)) {
             fusedCombine = fusedCombineFromSystemProperty();
+            // attn_decode joins the split program (its merge is merge_chunks, its scratch the split's) unless the
+            // model never uses it.
+            boolean decode = decodeMode != DecodeAttention.TILED && decodeTile.fits(k.headSize, k.kvGroup, dev);
             MemorySegment splitProgram = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + " -DATT_SPLIT"
-                    + (fusedCombine ? " -DATT_FUSED_COMBINE" : "") + splitTile.buildOptions(k.headSize, k.kvGroup));
+                    + (fusedCombine ? " -DATT_FUSED_COMBINE" : "") + splitTile.buildOptions(k.headSize, k.kvGroup)
+                    + (decode ? decodeTile.buildOptions() : ""));
             attnSplit = tiledKernel(splitProgram);
+            attnDecode = decode ? decodeKernel(splitProgram) : null;
+            attnDecodeCombine = decode ? new Kernel(splitProgram, "attn_decode_combine", 4, "xb") : null;
+            if (decode) {
+                attnDecodeCombine.setInt(2, k.dim);
+            }
             if (fusedCombine) {
                 combineCounters(1);
             }
@@ -307,13 +334,28 @@ final class HandStep {
             part = queue.createBuffer(Float.BYTES);
             queue.setArgBuffer(attnSplit.handle, 17, part);
             queue.setArgBuffer(attnCombine.handle, 3, part);
+            if (attnDecode != null) {
+                queue.setArgBuffer(attnDecode.handle, 16, part);
+                queue.setArgBuffer(attnDecodeCombine.handle, 3, part);
+            }
         } else {
             attnSplit = null;
             attnCombine = null;
+            attnDecode = null;
+            attnDecodeCombine = null;
             fusedCombine = false;
         }
         all = java.util.stream.Stream.of(embed, normAtt, normFfn, normFinal, scores, softmax, attnOut, attnTiled,
-                attnSplit, attnCombine).filter(java.util.Objects::nonNull).toArray(Kernel[]::new);
+                attnSplit, attnCombine, attnDecode, attnDecodeCombine).filter(java.util.Objects::nonNull).toArray(Kernel[]::new);
+    }
+
+    /** attn_decode of the split program with its buffers and model constants bound (part, counters: by the caller). */
+    private Kernel decodeKernel(MemorySegment program) {
+        Kernel d = new Kernel(program, "attn_decode", 7, "tokenPos", 8, "tokenSeq", 9, "blockTable", 10, "entryLen",
+                11, "q", 12, "kv", 13, "xb");
+        d.setInt(1, k.dim).setInt(2, k.kvDim).setInt(3, k.maxBlocksPerSeq).setInt(4, k.blockFloats)
+                .setFloat(6, k.attScale);
+        return d;
     }
 
     /** attn_tiled of {@code program} (the plain or the split build) with its buffers and model constants bound. */
@@ -426,14 +468,20 @@ final class HandStep {
             tiledThisLaunch = attnTiled != null
                     && attention.tiledFor(k.headSize, k.tokens, k.tokenSeq, k.entries, k.entryIndptr);
             splitThisLaunch = false;
+            decodeThisLaunch = false;
             if (tiledThisLaunch) {
                 int most = Attention.maxQueriesPerEntry(k.tokens, k.tokenSeq, k.entries);
                 if (attnSplit != null && !split.off() && most <= splitTile.tokens()) {
                     splitThisLaunch = true;
                     tilesThisLaunch = (most + splitTile.tokens() - 1) / splitTile.tokens();
                     int groups = k.entries * (k.kvDim / k.headSize) * tilesThisLaunch;
-                    planThisLaunch = split.plan(groups, maxKeys(), splitTile.keys(),
-                            launcher.device().computeUnits());
+                    int maxKeys = maxKeys();
+                    // attn_decode: one row an entry (its group is an entry's row), where the mode says so.
+                    decodeThisLaunch = attnDecode != null && most == 1 && decodeMode.decodeFor(k.kvGroup, maxKeys);
+                    planThisLaunch = decodeThisLaunch
+                            ? split.plan(groups, maxKeys, decodeTile.keys(), launcher.device().computeUnits(),
+                                    decodeTile.groupsPerComputeUnit())
+                            : split.plan(groups, maxKeys, splitTile.keys(), launcher.device().computeUnits());
                 } else {
                     tilesThisLaunch = (most + tile.tokens() - 1) / tile.tokens();
                 }
@@ -467,7 +515,15 @@ final class HandStep {
                 partFloats = floats;
                 queue.setArgBuffer(attnSplit.handle, 17, part);
                 queue.setArgBuffer(attnCombine.handle, 3, part);
+                if (attnDecode != null) {
+                    queue.setArgBuffer(attnDecode.handle, 16, part);
+                    queue.setArgBuffer(attnDecodeCombine.handle, 3, part);
+                }
             }
+        }
+        if (decodeThisLaunch) {
+            enqueueDecode(layer, plan);
+            return;
         }
         int wg = splitTile.workGroup(k.kvGroup);
         if (fusedCombine && chunks > 1) {
@@ -484,6 +540,62 @@ final class HandStep {
         tiledEnqueued++;
         splitEnqueued++;
         mostChunks = Math.max(mostChunks, chunks);
+    }
+
+    /**
+     * A decode step's attention of {@code layer} as attn_decode over (entry, KV head, chunk) groups (one row an
+     * entry: tilesThisLaunch is 1), its chunks merged by its last chunk group or by attn_decode_combine after it.
+     */
+    private void enqueueDecode(int layer, AttentionSplit.Plan plan) {
+        int chunks = plan.chunks();
+        int groups = k.entries * (k.kvDim / k.headSize);
+        if (fusedCombine && chunks > 1) {
+            combineCounters(groups);
+        }
+        int wg = decodeTile.wg();
+        attnDecode.setInt(0, k.tokens).setInt(5, layer).setInt(14, chunks).setInt(15, plan.chunkKeys())
+                .enqueue((long) groups * chunks * wg, wg, launcher.extraEvent(OpTimes.ATTENTION));
+        if (chunks > 1 && !fusedCombine) {
+            attnDecodeCombine.setInt(0, k.tokens).setInt(1, chunks).enqueue(
+                    (long) k.tokens * k.nHeads * (k.headSize / 4), ELEMENT_WG, launcher.extraEvent(OpTimes.ATTENTION));
+        }
+        tiledEnqueued++;
+        splitEnqueued++;
+        decodeEnqueued++;
+        mostChunks = Math.max(mostChunks, chunks);
+    }
+
+    /**
+     * Which kernel decode steps use from now on (tests; the default comes from {@link DecodeAttention#PROPERTY});
+     * anything but tiled needs attn_decode built (the model was not made with tiled, and its tile fits).
+     */
+    void decodeAttention(DecodeAttention mode) {
+        java.util.Objects.requireNonNull(mode, "decode attention");
+        if (mode != DecodeAttention.TILED && attnDecode == null) {
+            throw new IllegalStateException("decode attention " + mode.label() + ": attn_decode was not built (the"
+                    + " model was made with " + DecodeAttention.PROPERTY + "=tiled or " + AttentionSplit.PROPERTY
+                    + "=off, or its tile " + decodeTile.label() + " does not fit the device)");
+        }
+        this.decodeMode = mode;
+        plannedLaunch = -1;
+    }
+
+    DecodeAttention decodeAttention() {
+        return decodeMode;
+    }
+
+    /** Whether attn_decode was built. */
+    boolean decodeAvailable() {
+        return attnDecode != null;
+    }
+
+    /** Layers whose attention ran as attn_decode so far (counted in splitEnqueued and tiledEnqueued too). */
+    long decodeEnqueued() {
+        return decodeEnqueued;
+    }
+
+    DecodeAttention.Tile decodeTile() {
+        return decodeTile;
     }
 
     /** The split mode from now on (tests and benches; the default comes from {@link AttentionSplit#PROPERTY}). */

@@ -329,6 +329,11 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.splitAttentionPasses();
     }
 
+    /** Layers whose attention ran as attn_decode (decode steps, {@link DecodeAttention}) so far. */
+    public long decodeAttentionPasses() {
+        return device.decodeAttentionPasses();
+    }
+
     /** The most key chunks a split attention used so far (1: none). */
     public int attentionMostChunks() {
         return device.attentionMostChunks();

@@ -561,4 +561,335 @@ __kernel void attn_combine(int tokens, int chunks, int dim, __global const float
     vstore4(merge_chunks(part, tokens, nHeads, chunks, th, c), c, xb + t * dim + h * HEAD_SIZE);
 }
 #endif
+#if defined(ATT_SPLIT) && defined(DEC_LANES)
+// ---------------------------------------------------------------------------------------------------------------
+// attn_decode: the attention of a decode step (one query row an entry) read straight from the paged pool, for small
+// KV groups (MHA) where attn_tiled's split build carries a whole q row and a whole K/V tile in registers per item.
+// Built into the split program with -DDEC_WG -DDEC_LANES -DDEC_UNROLL as well (HandStep.DecodeTile).
+//
+// A group of DEC_WG items per (entry, KV head, key chunk), the chunk fastest; its rows are the entry's row times the
+// KV_GROUP query heads of the KV head. The items form DEC_SLOTS slots of DEC_LANES lanes; a slot owns one key row at
+// a time and its lanes split the head: lane owns float4s lane, lane + DEC_LANES, ... (DEC_CPL of them), of q, of
+// the key and value rows and of the output, so q and the accumulators stay a few registers. A tile is DEC_TK keys:
+// slot s reads keys k0 + u * DEC_SLOTS + s for u < DEC_UNROLL, all its K and V float4s issued together (consecutive
+// items read consecutive float4s of a row: coalesced) and nothing staged in local memory; the lanes' partial dot
+// products meet in local memory (one row of DEC_LANES partials per (slot, query row, key), each summed by one lane of
+// the slot), and each slot keeps its own online softmax (m, l, acc) per query row over its keys, so a tile needs no
+// group-wide maximum. At the end of the chunk the slots' (m, l, acc) are merged in slot order through local memory
+// into the chunk's (m, l, acc): written to `part` in attn_tiled's split layout (merged by merge_chunks, fused by the
+// last chunk group or by attn_combine), or with one chunk, normalized into xb. Everything is summed in a fixed order,
+// so a run is bitwise repeatable.
+// ---------------------------------------------------------------------------------------------------------------
+#define DEC_SLOTS (DEC_WG / DEC_LANES)
+#define DEC_CPL ((HS4 + DEC_LANES - 1) / DEC_LANES)
+#define DEC_TK (DEC_SLOTS * DEC_UNROLL)
+#define DEC_COMBOS (KV_GROUP * DEC_UNROLL)
+#define DEC_RED_STRIDE (DEC_LANES + 1)
+#define DEC_RED (DEC_SLOTS * DEC_COMBOS * DEC_RED_STRIDE)
+#define DEC_MERGE (DEC_SLOTS * KV_GROUP * HEAD_SIZE)
+#define DEC_LOCAL (DEC_RED > DEC_MERGE ? DEC_RED : DEC_MERGE)
+#if DEC_WG % DEC_LANES != 0
+#error "attn_decode needs DEC_WG a multiple of DEC_LANES"
+#endif
+
+/** Whether float4 c of a lane (lane + i * DEC_LANES) is in the head: always where DEC_LANES divides HS4. */
+inline int dec_owns(int c) {
+#if HS4 % DEC_LANES == 0
+    return 1;
+#else
+    return c < HS4;
+#endif
+}
+/**
+ * merge_chunks' result, the same expressions in the same order, with the chunks' volatile loads issued
+ * DEC_MERGE_BATCH at a time before their first use: merge_chunks waits for each chunk's values before it asks for the
+ * next one's, a chain of ~2 x chunks L2 round trips that attn_decode's many short chunks would put at the end of the
+ * layer. attn_decode's fused merge and attn_decode_combine both use it, so they agree bitwise.
+ */
+#define DEC_MERGE_BATCH 8
+inline float4 dec_merge(volatile __global const float *part, int tokens, int nHeads, int chunks, int th, int c) {
+    int first = th * chunks;
+    volatile __global const float *ml = part + tokens * nHeads * chunks * HEAD_SIZE + 2 * first;
+    float m = MASKED;
+    for (int s0 = 0; s0 < chunks; s0 += DEC_MERGE_BATCH) {
+        float ms[DEC_MERGE_BATCH];
+        #pragma unroll
+        for (int i = 0; i < DEC_MERGE_BATCH; i++) {
+            ms[i] = s0 + i < chunks ? ml[2 * (s0 + i)] : MASKED;
+        }
+        #pragma unroll
+        for (int i = 0; i < DEC_MERGE_BATCH; i++) {
+            m = max(m, ms[i]); // max(m, MASKED) is m: the padding changes nothing
+        }
+    }
+    float l = 0.0f;
+    float4 out = (float4) (0.0f);
+    for (int s0 = 0; s0 < chunks; s0 += DEC_MERGE_BATCH) {
+        float ms[DEC_MERGE_BATCH];
+        float ls[DEC_MERGE_BATCH];
+        float4 as[DEC_MERGE_BATCH];
+        #pragma unroll
+        for (int i = 0; i < DEC_MERGE_BATCH; i++) {
+            int s = s0 + i;
+            if (s < chunks) {
+                volatile __global const float *a = part + (first + s) * HEAD_SIZE + 4 * c;
+                ms[i] = ml[2 * s];
+                ls[i] = ml[2 * s + 1];
+                as[i] = (float4) (a[0], a[1], a[2], a[3]);
+            }
+        }
+        #pragma unroll
+        for (int i = 0; i < DEC_MERGE_BATCH; i++) {
+            if (s0 + i < chunks) {
+                float w = exp(ms[i] - m);
+                l += w * ls[i];
+                out += w * as[i];
+            }
+        }
+    }
+    return out / l;
+}
+
+/**
+ * xb[t][h*hs ..] for the one row t of each entry and every query head h: softmax of (q[t,h] . k[j] / attScale) over
+ * j <= last_key(t), weighting v[j]; dense entries only. Groups: entries x KV heads x chunks; an entry without a row
+ * does nothing.
+ */
+__kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
+void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockFloats, int layer, float attScale,
+                 __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
+                 __global const int *entryLen, __global const float *q, __global const float *kv,
+                 __global float *xb, int chunks, int chunkKeys, __global float *part
+#ifdef ATT_FUSED_COMBINE
+                 , __global int *counters
+#endif
+                 ) {
+    // Partial dot products of a tile, then (after the key loop) the slots' accumulators for the merge.
+    __local float red[DEC_LOCAL];
+    __local float sc[DEC_SLOTS * DEC_COMBOS];
+    __local float slotM[DEC_SLOTS * KV_GROUP];
+    __local float slotL[DEC_SLOTS * KV_GROUP];
+#ifdef ATT_FUSED_COMBINE
+    __local int lastChunk;
+#endif
+    int lid = get_local_id(0);
+    int slot = lid / DEC_LANES;
+    int lane = lid - slot * DEC_LANES;
+    int group = get_group_id(0);
+    int chunk = group % chunks;
+    group /= chunks; // (entry, KV head): attn_tiled's group with one tile, so the fused merge's counter is the same
+    int nKv = kvDim / HEAD_SIZE;
+    int kvh = group % nKv;
+    int e = group / nKv;
+    int nHeads = dim / HEAD_SIZE;
+    // The host runs this kernel only where no entry has two rows; with as many rows as entries (the enqueued groups
+    // say how many entries) each entry has exactly one, row e, and the two binary searches' chains of dependent
+    // loads are skipped.
+    int entries = get_num_groups(0) / (chunks * nKv);
+    int t = tokens == entries ? e : first_row(e, tokens, tokenSeq);
+    int live = tokens == entries || first_row(e + 1, tokens, tokenSeq) > t;
+    int len = entryLen[e];
+    int last = live ? (len > 0 ? len - 1 : tokenPos[t]) : -1;
+    int keysFirst = chunk * chunkKeys;
+    int keysLast = min(last, keysFirst + chunkKeys - 1);
+    int h0 = kvh * KV_GROUP;
+
+    float4 qr[KV_GROUP][DEC_CPL];
+    float4 acc[KV_GROUP][DEC_CPL];
+    float m[KV_GROUP];
+    float l[KV_GROUP];
+    #pragma unroll
+    for (int g = 0; g < KV_GROUP; g++) {
+        #pragma unroll
+        for (int i = 0; i < DEC_CPL; i++) {
+            int c = lane + i * DEC_LANES;
+            qr[g][i] = live && dec_owns(c)
+                    ? vload4(c, q + t * dim + (h0 + g) * HEAD_SIZE) : (float4) (0.0f);
+            acc[g][i] = (float4) (0.0f);
+        }
+        m[g] = MASKED;
+        l[g] = 0.0f;
+    }
+    int tableBase = e * maxBlocksPerSeq;
+    int kOffset = (layer * 2) * KV_BLOCK * kvDim + kvh * HEAD_SIZE;
+    int vOffset = kOffset + KV_BLOCK * kvDim;
+
+    // Where this slot's key rows of a tile start in the pool (-1: past keysLast, whose block may not exist); the
+    // next tile's are looked up while the current tile's K and V are in flight, so the block table's latency does
+    // not add to theirs.
+    long base[DEC_UNROLL];
+    #pragma unroll
+    for (int u = 0; u < DEC_UNROLL; u++) {
+        int j = keysFirst + u * DEC_SLOTS + slot;
+        base[u] = j <= keysLast
+                ? (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim : -1;
+    }
+    for (int k0 = keysFirst; k0 <= keysLast; k0 += DEC_TK) {
+        // This slot's keys of the tile, K and V together (zeros past keysLast).
+        float4 kt[DEC_UNROLL][DEC_CPL];
+        float4 vt[DEC_UNROLL][DEC_CPL];
+        #pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++) {
+            #pragma unroll
+            for (int i = 0; i < DEC_CPL; i++) {
+                int c = lane + i * DEC_LANES;
+                int in = base[u] >= 0 && dec_owns(c);
+                kt[u][i] = in ? vload4(c, kv + base[u] + kOffset) : (float4) (0.0f);
+                vt[u][i] = in ? vload4(c, kv + base[u] + vOffset) : (float4) (0.0f);
+            }
+        }
+        #pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++) {
+            int j = k0 + DEC_TK + u * DEC_SLOTS + slot;
+            base[u] = j <= keysLast
+                    ? (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim : -1;
+        }
+        // Partial dot products: row (slot, query row g, key u) of DEC_LANES partials, one per lane.
+        #pragma unroll
+        for (int g = 0; g < KV_GROUP; g++) {
+            #pragma unroll
+            for (int u = 0; u < DEC_UNROLL; u++) {
+                float4 d = (float4) (0.0f);
+                #pragma unroll
+                for (int i = 0; i < DEC_CPL; i++) {
+                    d += qr[g][i] * kt[u][i];
+                }
+                red[(slot * DEC_COMBOS + g * DEC_UNROLL + u) * DEC_RED_STRIDE + lane] = (d.x + d.y) + (d.z + d.w);
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int cb = lane; cb < DEC_COMBOS; cb += DEC_LANES) {
+            int at = (slot * DEC_COMBOS + cb) * DEC_RED_STRIDE;
+            float s = 0.0f;
+            for (int i = 0; i < DEC_LANES; i++) {
+                s += red[at + i];
+            }
+            sc[slot * DEC_COMBOS + cb] = s / attScale;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        // The slot's online softmax per query row over its DEC_UNROLL keys (every lane of the slot the same).
+        #pragma unroll
+        for (int g = 0; g < KV_GROUP; g++) {
+            float s[DEC_UNROLL];
+            float tileMax = MASKED;
+            #pragma unroll
+            for (int u = 0; u < DEC_UNROLL; u++) {
+                int j = k0 + u * DEC_SLOTS + slot;
+                s[u] = j <= keysLast ? sc[slot * DEC_COMBOS + g * DEC_UNROLL + u] : MASKED;
+                tileMax = max(tileMax, s[u]);
+            }
+            float newMax = max(m[g], tileMax);
+            float rescale = exp(m[g] - newMax);
+            m[g] = newMax;
+            l[g] *= rescale;
+            #pragma unroll
+            for (int i = 0; i < DEC_CPL; i++) {
+                acc[g][i] *= rescale;
+            }
+            #pragma unroll
+            for (int u = 0; u < DEC_UNROLL; u++) {
+                int j = k0 + u * DEC_SLOTS + slot;
+                float p = j <= keysLast ? exp(s[u] - newMax) : 0.0f;
+                l[g] += p;
+                #pragma unroll
+                for (int i = 0; i < DEC_CPL; i++) {
+                    acc[g][i] += p * vt[u][i];
+                }
+            }
+        }
+        // The next tile writes red and sc only after its own first barrier, which every item reaches after its
+        // reads of this tile's: no third barrier.
+    }
+
+    // The slots' (m, l, acc) into local memory, then each output float4 merged over the slots in slot order.
+    barrier(CLK_LOCAL_MEM_FENCE);
+    #pragma unroll
+    for (int g = 0; g < KV_GROUP; g++) {
+        if (lane == 0) {
+            slotM[slot * KV_GROUP + g] = m[g];
+            slotL[slot * KV_GROUP + g] = l[g];
+        }
+        #pragma unroll
+        for (int i = 0; i < DEC_CPL; i++) {
+            int c = lane + i * DEC_LANES;
+            if (dec_owns(c)) {
+                vstore4(acc[g][i], c, red + (slot * KV_GROUP + g) * HEAD_SIZE);
+            }
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int o = lid; o < KV_GROUP * HS4; o += DEC_WG) {
+        int g = o / HS4;
+        int c = o - g * HS4;
+        float mm = MASKED;
+        for (int s = 0; s < DEC_SLOTS; s++) {
+            mm = max(mm, slotM[s * KV_GROUP + g]);
+        }
+        float ll = 0.0f;
+        float4 out = (float4) (0.0f);
+        for (int s = 0; s < DEC_SLOTS; s++) {
+            float w = exp(slotM[s * KV_GROUP + g] - mm);
+            ll += w * slotL[s * KV_GROUP + g];
+            out += w * vload4(c, red + (s * KV_GROUP + g) * HEAD_SIZE);
+        }
+        if (live) {
+            int h = h0 + g;
+            if (chunks > 1) {
+                // This chunk's (m, l, acc) of row (t, h), as attn_tiled's split build writes it; a chunk past the
+                // row's last key leaves (MASKED, 0, 0).
+                int at = (t * nHeads + h) * chunks + chunk;
+                vstore4(out, c, part + at * HEAD_SIZE);
+                if (c == 0) {
+                    int ml = tokens * nHeads * chunks * HEAD_SIZE + 2 * at;
+                    part[ml] = mm;
+                    part[ml + 1] = ll;
+                }
+            } else {
+                vstore4(out / ll, c, xb + t * dim + h * HEAD_SIZE);
+            }
+        }
+    }
+#ifdef ATT_FUSED_COMBINE
+    // As attn_tiled's split build: the chunk group of (entry, KV head) that finishes last merges the chunks (dec_merge).
+    if (chunks > 1) {
+        mem_fence(CLK_GLOBAL_MEM_FENCE);
+        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+        if (lid == 0) {
+            mem_fence(CLK_GLOBAL_MEM_FENCE);
+            lastChunk = atomic_inc(counters + group) == chunks - 1;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        if (lastChunk) {
+            mem_fence(CLK_GLOBAL_MEM_FENCE);
+            if (live) {
+                for (int o = lid; o < KV_GROUP * HS4; o += DEC_WG) {
+                    int g = o / HS4;
+                    int c = o - g * HS4;
+                    int h = h0 + g;
+                    vstore4(dec_merge(part, tokens, nHeads, chunks, t * nHeads + h, c), c,
+                            xb + t * dim + h * HEAD_SIZE);
+                }
+            }
+            if (lid == 0) {
+                counters[group] = 0;
+            }
+        }
+    }
+#endif
+}
+
+/** xb[t][h*hs ..] from attn_decode's per-chunk rows of [0, tokens) (dec_merge); one item per output float4. */
+__kernel void attn_decode_combine(int tokens, int chunks, int dim, __global const float *part, __global float *xb) {
+    int i = get_global_id(0);
+    int nHeads = dim / HEAD_SIZE;
+    if (i >= tokens * nHeads * HS4) {
+        return;
+    }
+    int th = i / HS4;
+    int c = i - th * HS4;
+    int t = th / nHeads;
+    int h = th - t * nHeads;
+    vstore4(dec_merge(part, tokens, nHeads, chunks, th, c), c, xb + t * dim + h * HEAD_SIZE);
+}
+#endif
 #endif

@@ -59,6 +59,7 @@ class SplitAttentionTest {
             HandStep step = device.handStep();
             int tokensPerGroup = step.splitTile().tokens();
             device.attention(Attention.AUTO);
+            device.decodeAttention(DecodeAttention.TILED); // this test is attn_tiled's; attn_decode has its own
             for (int chunks : new int[]{1, 2, 3, 7}) {
                 device.attentionSplit(new AttentionSplit(chunks));
                 List<List<Entry>> steps = decodeSteps(random, tokensPerGroup);
