@@ -102,33 +102,12 @@ public enum DecodeAttention {
             while (lanes * 2 <= MAX_LANES && hs4 % (lanes * 2) == 0) {
                 lanes *= 2;
             }
-            int wg = DEFAULT_WG;
-            int unroll = -1;
-            int groups = DEFAULT_GROUPS;
-            for (String part : spec.split(",")) {
-                if (part.isBlank()) {
-                    continue;
-                }
-                String[] kv = part.split("=", 2);
-                int v;
-                try {
-                    v = kv.length == 2 ? Integer.parseInt(kv[1].strip()) : -1;
-                } catch (NumberFormatException e) {
-                    v = -1;
-                }
-                if (v < 1) {
-                    throw new IllegalArgumentException(TILE_PROPERTY + ": '" + part.strip()
-                            + "' is not name=positive integer (wg, lanes, unroll, groups)");
-                }
-                switch (kv[0].strip()) {
-                    case "wg" -> wg = v;
-                    case "lanes" -> lanes = v;
-                    case "unroll" -> unroll = v;
-                    case "groups" -> groups = v;
-                    default -> throw new IllegalArgumentException(TILE_PROPERTY + ": unknown name '"
-                            + kv[0].strip() + "' (wg, lanes, unroll, groups)");
-                }
-            }
+            var given = SystemProperties.namedInts(TILE_PROPERTY, spec,
+                    java.util.List.of("wg", "lanes", "unroll", "groups"));
+            int wg = given.getOrDefault("wg", DEFAULT_WG);
+            lanes = given.getOrDefault("lanes", lanes);
+            int unroll = given.getOrDefault("unroll", -1);
+            int groups = given.getOrDefault("groups", DEFAULT_GROUPS);
             if (unroll < 0) {
                 int perLane = (hs4 + lanes - 1) / lanes;
                 unroll = Math.max(1, 8 / perLane);

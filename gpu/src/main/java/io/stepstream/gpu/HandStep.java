@@ -163,32 +163,10 @@ final class HandStep {
 
         private static AttentionTile parse(String property, String spec, int kvGroup, int defaultRows,
                                            int defaultLanes) {
-            int rows = defaultRows;
-            int lanes = defaultLanes;
-            int keys = DEFAULT_KEYS;
-            for (String part : spec.split(",")) {
-                if (part.isBlank()) {
-                    continue;
-                }
-                String[] kv = part.split("=", 2);
-                int v;
-                try {
-                    v = kv.length == 2 ? Integer.parseInt(kv[1].strip()) : -1;
-                } catch (NumberFormatException e) {
-                    v = -1;
-                }
-                if (v < 1) {
-                    throw new IllegalArgumentException(property + ": '" + part.strip()
-                            + "' is not name=positive integer (rows, lanes, keys)");
-                }
-                switch (kv[0].strip()) {
-                    case "rows" -> rows = v;
-                    case "lanes" -> lanes = v;
-                    case "keys" -> keys = v;
-                    default -> throw new IllegalArgumentException(property + ": unknown name '"
-                            + kv[0].strip() + "' (rows, lanes, keys)");
-                }
-            }
+            var given = SystemProperties.namedInts(property, spec, java.util.List.of("rows", "lanes", "keys"));
+            int rows = given.getOrDefault("rows", defaultRows);
+            int lanes = given.getOrDefault("lanes", defaultLanes);
+            int keys = given.getOrDefault("keys", DEFAULT_KEYS);
             if (lanes == 0) {
                 int tokens = Math.max(1, rows / kvGroup);
                 lanes = 4;

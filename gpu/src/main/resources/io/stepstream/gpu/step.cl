@@ -547,19 +547,25 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
 }
 
 #ifdef ATT_SPLIT
-/** xb[t][h*hs ..] from attn_tiled's per-chunk rows of [0, tokens) (merge_chunks); one item per output float4. */
-__kernel void attn_combine(int tokens, int chunks, int dim, __global const float *part, __global float *xb) {
-    int i = get_global_id(0);
-    int nHeads = dim / HEAD_SIZE;
-    if (i >= tokens * nHeads * HS4) {
-        return;
-    }
-    int th = i / HS4;
-    int c = i - th * HS4;
-    int t = th / nHeads;
-    int h = th - t * nHeads;
-    vstore4(merge_chunks(part, tokens, nHeads, chunks, th, c), c, xb + t * dim + h * HEAD_SIZE);
+/**
+ * A kernel NAME writing xb[t][h*hs ..] from a split build's per-chunk rows of [0, tokens), merged by MERGE; one item
+ * per output float4. attn_combine (merge_chunks) and attn_decode_combine (dec_merge) are its two instances.
+ */
+#define ATT_COMBINE_KERNEL(NAME, MERGE) \
+__kernel void NAME(int tokens, int chunks, int dim, __global const float *part, __global float *xb) { \
+    int i = get_global_id(0); \
+    int nHeads = dim / HEAD_SIZE; \
+    if (i >= tokens * nHeads * HS4) { \
+        return; \
+    } \
+    int th = i / HS4; \
+    int c = i - th * HS4; \
+    int t = th / nHeads; \
+    int h = th - t * nHeads; \
+    vstore4(MERGE(part, tokens, nHeads, chunks, th, c), c, xb + t * dim + h * HEAD_SIZE); \
 }
+
+ATT_COMBINE_KERNEL(attn_combine, merge_chunks)
 #endif
 #if defined(ATT_SPLIT) && defined(DEC_LANES)
 // ---------------------------------------------------------------------------------------------------------------
@@ -878,18 +884,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
 #endif
 }
 
-/** xb[t][h*hs ..] from attn_decode's per-chunk rows of [0, tokens) (dec_merge); one item per output float4. */
-__kernel void attn_decode_combine(int tokens, int chunks, int dim, __global const float *part, __global float *xb) {
-    int i = get_global_id(0);
-    int nHeads = dim / HEAD_SIZE;
-    if (i >= tokens * nHeads * HS4) {
-        return;
-    }
-    int th = i / HS4;
-    int c = i - th * HS4;
-    int t = th / nHeads;
-    int h = th - t * nHeads;
-    vstore4(dec_merge(part, tokens, nHeads, chunks, th, c), c, xb + t * dim + h * HEAD_SIZE);
-}
+/** xb[t][h*hs ..] from attn_decode's per-chunk rows of [0, tokens) (dec_merge). */
+ATT_COMBINE_KERNEL(attn_decode_combine, dec_merge)
 #endif
 #endif

@@ -1,7 +1,5 @@
 package io.stepstream.gpu;
 
-import io.stepstream.engine.ForwardBatch;
-import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelOptions;
@@ -20,8 +18,8 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 
-import static io.stepstream.gpu.OpenClTestSupport.argmax;
 import static io.stepstream.gpu.TiledAttentionTest.Entry;
+import static io.stepstream.gpu.OpenClTestSupport.greedyBatch;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -328,40 +326,11 @@ class DecodeAttentionTest {
                 () -> new OpenClLlama2Model("gpu", w, tok, OpenClTestSupport.device(), 64, TensorType.F32,
                         Dispatch.DIRECT, Matmul.HAND));
         try (gpu; Model cpu = LlamaLoader.llama2c("cpu", w, tok, ModelOptions.defaults().withKvBlocks(64))) {
-            List<List<Integer>> got = greedy(gpu, prompts, steps);
+            List<List<Integer>> got = greedyBatch(gpu, prompts, steps);
             assertEquals((long) steps * c.nLayers(), gpu.decodeAttentionPasses(), "every decode step ran attn_decode");
             for (int i = 0; i < prompts.length; i++) {
-                assertEquals(greedy(cpu, new int[][]{prompts[i]}, steps).getFirst(), got.get(i), "sequence " + i);
+                assertEquals(greedyBatch(cpu, new int[][]{prompts[i]}, steps).getFirst(), got.get(i), "sequence " + i);
             }
         }
-    }
-
-    private static List<List<Integer>> greedy(Model model, int[][] prompts, int steps) {
-        int vocab = model.config().vocabSize();
-        List<KvCache> caches = new ArrayList<>();
-        List<List<Integer>> out = new ArrayList<>();
-        try {
-            List<ForwardBatch.Entry> entries = new ArrayList<>();
-            for (int[] p : prompts) {
-                KvCache cache = model.newKvCache();
-                caches.add(cache);
-                out.add(new ArrayList<>());
-                entries.add(new ForwardBatch.Entry(cache, p, 0, p.length));
-            }
-            float[][] logits = new float[prompts.length][vocab];
-            model.forward(new ForwardBatch(entries), logits);
-            for (int s = 0; s < steps; s++) {
-                entries.clear();
-                for (int i = 0; i < prompts.length; i++) {
-                    int token = argmax(logits[i]);
-                    out.get(i).add(token);
-                    entries.add(new ForwardBatch.Entry(caches.get(i), new int[]{token}, 0, 1));
-                }
-                model.forward(new ForwardBatch(entries), logits);
-            }
-        } finally {
-            caches.forEach(KvCache::close);
-        }
-        return out;
     }
 }

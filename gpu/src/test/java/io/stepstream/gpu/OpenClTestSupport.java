@@ -123,4 +123,35 @@ final class OpenClTestSupport {
         model.forward(new ForwardBatch(entries), logits);
         return logits;
     }
+
+    /** Greedy decode of the prompts batched in one forward per step: each sequence's tokens after its prompt. */
+    static java.util.List<java.util.List<Integer>> greedyBatch(io.stepstream.engine.Model model, int[][] prompts,
+                                                               int steps) {
+        int vocab = model.config().vocabSize();
+        java.util.List<io.stepstream.engine.KvCache> caches = new java.util.ArrayList<>();
+        java.util.List<java.util.List<Integer>> out = new java.util.ArrayList<>();
+        try {
+            java.util.List<io.stepstream.engine.ForwardBatch.Entry> entries = new java.util.ArrayList<>();
+            for (int[] p : prompts) {
+                io.stepstream.engine.KvCache cache = model.newKvCache();
+                caches.add(cache);
+                out.add(new java.util.ArrayList<>());
+                entries.add(new io.stepstream.engine.ForwardBatch.Entry(cache, p, 0, p.length));
+            }
+            float[][] logits = new float[prompts.length][vocab];
+            model.forward(new io.stepstream.engine.ForwardBatch(entries), logits);
+            for (int s = 0; s < steps; s++) {
+                entries.clear();
+                for (int i = 0; i < prompts.length; i++) {
+                    int token = argmax(logits[i]);
+                    out.get(i).add(token);
+                    entries.add(new io.stepstream.engine.ForwardBatch.Entry(caches.get(i), new int[]{token}, 0, 1));
+                }
+                model.forward(new io.stepstream.engine.ForwardBatch(entries), logits);
+            }
+        } finally {
+            caches.forEach(io.stepstream.engine.KvCache::close);
+        }
+        return out;
+    }
 }

@@ -1,7 +1,5 @@
 package io.stepstream.gpu;
 
-import io.stepstream.engine.ForwardBatch;
-import io.stepstream.engine.KvCache;
 import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.Models;
@@ -16,7 +14,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 
-import static io.stepstream.gpu.OpenClTestSupport.argmax;
+import static io.stepstream.gpu.OpenClTestSupport.greedyBatch;
 import static io.stepstream.gpu.TiledAttentionTest.CTX;
 import static io.stepstream.gpu.TiledAttentionTest.Entry;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -267,42 +265,13 @@ class SplitAttentionTest {
                 () -> OpenClLlama2Model.loadEmbedded(Models.DEFAULT_MODEL, OpenClTestSupport.device(), 64,
                         TensorType.F32, Dispatch.DIRECT));
         try (gpu; Model cpu = Models.load(Models.DEFAULT_MODEL)) {
-            List<List<Integer>> got = greedy(gpu, prompts, steps);
+            List<List<Integer>> got = greedyBatch(gpu, prompts, steps);
             assertTrue(gpu.splitAttentionPasses() >= (long) steps * gpu.config().nLayers(),
                     "decode steps split: " + gpu.splitAttentionPasses());
             assertEquals(3, gpu.attentionMostChunks());
             for (int i = 0; i < prompts.length; i++) {
-                assertEquals(greedy(cpu, new int[][]{prompts[i]}, steps).getFirst(), got.get(i), "sequence " + i);
+                assertEquals(greedyBatch(cpu, new int[][]{prompts[i]}, steps).getFirst(), got.get(i), "sequence " + i);
             }
         }
-    }
-
-    private static List<List<Integer>> greedy(Model model, int[][] prompts, int steps) {
-        int vocab = model.config().vocabSize();
-        List<KvCache> caches = new ArrayList<>();
-        List<List<Integer>> out = new ArrayList<>();
-        try {
-            List<ForwardBatch.Entry> entries = new ArrayList<>();
-            for (int[] p : prompts) {
-                KvCache cache = model.newKvCache();
-                caches.add(cache);
-                out.add(new ArrayList<>());
-                entries.add(new ForwardBatch.Entry(cache, p, 0, p.length));
-            }
-            float[][] logits = new float[prompts.length][vocab];
-            model.forward(new ForwardBatch(entries), logits);
-            for (int s = 0; s < steps; s++) {
-                entries.clear();
-                for (int i = 0; i < prompts.length; i++) {
-                    int token = argmax(logits[i]);
-                    out.get(i).add(token);
-                    entries.add(new ForwardBatch.Entry(caches.get(i), new int[]{token}, 0, 1));
-                }
-                model.forward(new ForwardBatch(entries), logits);
-            }
-        } finally {
-            caches.forEach(KvCache::close);
-        }
-        return out;
     }
 }
