@@ -260,6 +260,22 @@ inline int first_row(int e, int tokens, __global const int *tokenSeq) {
 
 #ifdef ATT_SPLIT
 /**
+ * Whether this group is the last of a (entry, KV head, tile)'s `chunks` groups to finish: every item fences its
+ * global writes, the group counts itself in (flag: the group's shared answer), and the last one sees the others'
+ * writes after its own fence. The caller resets the counter. Every item of the group must call it (barriers).
+ */
+inline int last_chunk_group(__global int *counter, int chunks, __local int *flag, int lid) {
+    mem_fence(CLK_GLOBAL_MEM_FENCE);
+    barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
+    if (lid == 0) {
+        mem_fence(CLK_GLOBAL_MEM_FENCE);
+        *flag = atomic_inc(counter) == chunks - 1;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return *flag;
+}
+
+/**
  * Output float4 c of row th = t * nHeads + h from its chunks' (m, l, acc) in `part` (layout: attn_tiled's split
  * build): M = max m_s, sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s, summed in chunk order (the same result
  * every run). Every row has key 0 in chunk 0, so M is finite and l > 0. attn_combine and attn_tiled's last chunk
@@ -519,14 +535,7 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
     // themselves in, it reads them back through volatile pointers (written in this launch by other groups) and
     // zeroes the counter for the next launch.
     if (chunks > 1) {
-        mem_fence(CLK_GLOBAL_MEM_FENCE);
-        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
-        if (lid == 0) {
-            mem_fence(CLK_GLOBAL_MEM_FENCE);
-            lastChunk = atomic_inc(counters + group) == chunks - 1;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (lastChunk) {
+        if (last_chunk_group(counters + group, chunks, &lastChunk, lid)) {
             mem_fence(CLK_GLOBAL_MEM_FENCE);
             if (live) {
                 int nHeads = dim / HEAD_SIZE;
@@ -858,14 +867,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
 #ifdef ATT_FUSED_COMBINE
     // As attn_tiled's split build: the chunk group of (entry, KV head) that finishes last merges the chunks (dec_merge).
     if (chunks > 1) {
-        mem_fence(CLK_GLOBAL_MEM_FENCE);
-        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);
-        if (lid == 0) {
-            mem_fence(CLK_GLOBAL_MEM_FENCE);
-            lastChunk = atomic_inc(counters + group) == chunks - 1;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (lastChunk) {
+        if (last_chunk_group(counters + group, chunks, &lastChunk, lid)) {
             mem_fence(CLK_GLOBAL_MEM_FENCE);
             if (live) {
                 for (int o = lid; o < KV_GROUP * HS4; o += DEC_WG) {

@@ -13,13 +13,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 
-import static io.stepstream.gpu.TiledAttentionTest.Entry;
 import static io.stepstream.gpu.OpenClTestSupport.greedyBatch;
+import static io.stepstream.gpu.TiledAttentionTest.Entry;
+import static io.stepstream.gpu.TiledAttentionTest.xbAfterAttention;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -94,21 +94,21 @@ class DecodeAttentionTest {
                     TiledAttentionTest.fill(fused, fused.k.kv, random);
                     double[] expected = TiledAttentionTest.reference(fused.k, c, entries, tables);
                     long decodeBefore = fused.decodeAttentionPasses();
-                    float[] got = run(fused, entries, random);
+                    float[] got = xbAfterAttention(fused, entries, random);
                     assertEquals(decodeBefore + 1, fused.decodeAttentionPasses(), "attn_decode ran");
                     String what = split.label() + " chunks, contexts " + entries;
                     double err = OpenClTestSupport.relativeError(got, expected, expected.length);
                     worst = Math.max(worst, err);
                     assertTrue(err <= TOLERANCE, what + ": relative error " + err);
-                    assertArrayEquals(got, run(fused, entries, random), what + ": not the same when run again");
+                    assertArrayEquals(got, xbAfterAttention(fused, entries, random), what + ": not the same when run again");
 
                     // The same inputs on the attn_combine model.
                     copyStep(fused, kernel, entries);
-                    assertArrayEquals(got, run(kernel, entries, random), what + ": attn_combine's merge differs");
+                    assertArrayEquals(got, xbAfterAttention(kernel, entries, random), what + ": attn_combine's merge differs");
 
                     // attn_tiled's split build on the same step, same chunk mode.
                     fused.decodeAttention(DecodeAttention.TILED);
-                    float[] tiled = run(fused, entries, random);
+                    float[] tiled = xbAfterAttention(fused, entries, random);
                     assertEquals(decodeBefore + 2, fused.decodeAttentionPasses(), "tiled ran attn_decode");
                     fused.decodeAttention(DecodeAttention.DECODE);
                     double[] t = new double[tiled.length];
@@ -174,15 +174,6 @@ class DecodeAttentionTest {
         to.launcher().put(b.kv);
     }
 
-    /** xb after the layer's attention, from random garbage (so nothing stale can pass). */
-    private static float[] run(DeviceLlama2 device, List<Entry> step, Random random) {
-        TiledAttentionTest.fill(device, device.k.xb, random);
-        TiledAttentionTest.launchAttention(device, step);
-        device.launcher().get(device.k.xb);
-        int tokens = step.stream().mapToInt(Entry::rows).sum();
-        return Arrays.copyOf(device.k.xb, tokens * device.k.dim);
-    }
-
     /**
      * Steps where some entries have no row (fewer rows than entries): attn_decode then finds each entry's row by
      * search instead of taking row e, and an entry without a row writes nothing.
@@ -207,7 +198,7 @@ class DecodeAttentionTest {
                     TiledAttentionTest.fill(device, device.k.kv, random);
                     double[] expected = TiledAttentionTest.reference(device.k, c, entries, tables);
                     long before = device.decodeAttentionPasses();
-                    float[] got = run(device, entries, random);
+                    float[] got = xbAfterAttention(device, entries, random);
                     assertEquals(before + 1, device.decodeAttentionPasses(), "attn_decode ran");
                     double err = OpenClTestSupport.relativeError(got, expected, expected.length);
                     assertTrue(err <= TOLERANCE, split.label() + " chunks, " + entries + ": relative error " + err);

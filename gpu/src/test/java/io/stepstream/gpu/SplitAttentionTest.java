@@ -9,13 +9,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 
 import static io.stepstream.gpu.OpenClTestSupport.greedyBatch;
 import static io.stepstream.gpu.TiledAttentionTest.CTX;
+import static io.stepstream.gpu.TiledAttentionTest.xbAfterAttention;
 import static io.stepstream.gpu.TiledAttentionTest.Entry;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -68,15 +68,15 @@ class SplitAttentionTest {
                     TiledAttentionTest.fill(device, device.k.kv, random);
                     double[] expected = TiledAttentionTest.reference(device.k, c, entries, tables);
                     long splitBefore = step.splitEnqueued();
-                    float[] split = run(device, entries, random);
+                    float[] split = xbAfterAttention(device, entries, random);
                     assertEquals(splitBefore + 1, step.splitEnqueued(), "the split kernel ran");
                     String what = chunks + " chunks, contexts " + entries;
                     double err = OpenClTestSupport.relativeError(split, expected, expected.length);
                     assertTrue(err <= TOLERANCE, what + ": relative error " + err);
-                    assertArrayEquals(split, run(device, entries, random), what + ": not the same when run again");
+                    assertArrayEquals(split, xbAfterAttention(device, entries, random), what + ": not the same when run again");
                     if (s % 8 == 0) {
                         device.attentionSplit(AttentionSplit.OFF);
-                        float[] unsplit = run(device, entries, random);
+                        float[] unsplit = xbAfterAttention(device, entries, random);
                         assertEquals(splitBefore + 2, step.splitEnqueued(), "off ran the split kernel");
                         double[] u = new double[unsplit.length];
                         for (int i = 0; i < u.length; i++) {
@@ -121,7 +121,7 @@ class SplitAttentionTest {
                         TiledAttentionTest.layout(device, entries, random);
                         TiledAttentionTest.fill(device, device.k.q, random, 3);
                         TiledAttentionTest.fill(device, device.k.kv, random);
-                        runs.add(run(device, entries, random));
+                        runs.add(xbAfterAttention(device, entries, random));
                     }
                     int total = runs.stream().mapToInt(a -> a.length).sum();
                     float[] joined = new float[total];
@@ -159,15 +159,6 @@ class SplitAttentionTest {
             steps.add(step);
         }
         return steps;
-    }
-
-    /** xb after the layer's attention, from random garbage (so nothing stale can pass). */
-    private static float[] run(DeviceLlama2 device, List<Entry> step, Random random) {
-        TiledAttentionTest.fill(device, device.k.xb, random);
-        TiledAttentionTest.launchAttention(device, step);
-        device.launcher().get(device.k.xb);
-        int tokens = step.stream().mapToInt(Entry::rows).sum();
-        return Arrays.copyOf(device.k.xb, tokens * device.k.dim);
     }
 
     @Test

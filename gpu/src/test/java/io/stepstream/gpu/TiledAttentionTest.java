@@ -315,4 +315,13 @@ class TiledAttentionTest {
         }
         return a;
     }
+
+    /** xb after the layer's attention of the step as laid out, from random garbage (so nothing stale can pass). */
+    static float[] xbAfterAttention(DeviceLlama2 device, List<Entry> step, Random random) {
+        fill(device, device.k.xb, random);
+        launchAttention(device, step);
+        device.launcher().get(device.k.xb);
+        int tokens = step.stream().mapToInt(Entry::rows).sum();
+        return java.util.Arrays.copyOf(device.k.xb, tokens * device.k.dim);
+    }
 }
