@@ -131,8 +131,7 @@ final class DeviceLlama2 implements AutoCloseable {
         }
         // Weight kinds too large for one buffer are split by layer ranges; only the hand matmuls bind a chunk per
         // layer, every other path reads a kind as one array and refuses the split before anything is built.
-        boolean handPath = dispatch == Dispatch.DIRECT && matmul == Matmul.HAND && c.dim() % 4 == 0
-                && c.hiddenDim() % 4 == 0;
+        boolean handPath = handPath(c, dispatch, matmul);
         WeightChunks.Split split = WeightChunks.plan(c, weightType, WeightChunks.maxBufferBytesFromSystemProperty());
         if (split.isSplit() && !handPath) {
             String path = dispatch != Dispatch.DIRECT ? "the Aparapi dispatch (-Dstepstream.opencl.dispatch=aparapi)"
@@ -219,7 +218,7 @@ final class DeviceLlama2 implements AutoCloseable {
         k.patIndptr = new int[1];
         k.patIndices = new int[1];
         boolean allPasses = Matmul.handAllPasses();
-        attOnDemand = handPath && allPasses && dispatch == Dispatch.DIRECT
+        attOnDemand = handPath && allPasses
                 && !"false".equals(System.getProperty(SCORE_ROWS_ON_DEMAND_PROPERTY));
         growArrays(1, 1, 1);
         launcher = switch (dispatch) {
@@ -393,6 +392,15 @@ final class DeviceLlama2 implements AutoCloseable {
         System.arraycopy(indices, 0, k.patIndices, 0, indicesLength);
         launcher.put(k.patIndptr);
         launcher.put(k.patIndices);
+    }
+
+    /**
+     * Whether the hand matmuls run the model's matmul passes: the direct dispatch with {@link Matmul#HAND}, and dim and
+     * hidden multiples of 4 (vector loads). Only that path binds weight chunks, and with {@link Matmul#handAllPasses}
+     * only it indexes device-only buffers (a KV pool over one buffer, the on-demand score rows).
+     */
+    static boolean handPath(ModelConfig c, Dispatch dispatch, Matmul matmul) {
+        return dispatch == Dispatch.DIRECT && matmul == Matmul.HAND && c.dim() % 4 == 0 && c.hiddenDim() % 4 == 0;
     }
 
     static int blocksPerSequence(ModelConfig c) {

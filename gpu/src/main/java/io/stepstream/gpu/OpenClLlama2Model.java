@@ -111,7 +111,9 @@ public final class OpenClLlama2Model implements BackendModel {
         }
         this.tokenizer = tokenizer;
         int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config, weightType, device.getGlobalMemSize(),
-                memoryFractionFromSystemProperty(), deviceOnlyPoolPossible(config, dispatch, matmul)
+                memoryFractionFromSystemProperty(),
+                // a pool over one Java array runs only where DeviceLlama2 keeps it device-only
+                DeviceLlama2.handPath(config, dispatch, matmul) && Matmul.handAllPasses()
                         ? device.getMaxMemAllocSize() : WeightChunks.maxBufferBytesFromSystemProperty(),
                 device.getName().strip());
         // block ids and bounds only: the blocks themselves live in the device's KV buffer
@@ -191,15 +193,6 @@ public final class OpenClLlama2Model implements BackendModel {
             throw new IllegalArgumentException(MEMORY_FRACTION_PROPERTY + " must be a number in (0, 1], got '" + v + "'");
         }
         return f;
-    }
-
-    /**
-     * Whether a KV pool larger than one Java array could run: only the direct dispatch's hand kernels index a
-     * device-only pool (DeviceLlama2 refuses it on every other path).
-     */
-    private static boolean deviceOnlyPoolPossible(ModelConfig c, Dispatch dispatch, Matmul matmul) {
-        return dispatch == Dispatch.DIRECT && matmul == Matmul.HAND && Matmul.handAllPasses() && c.dim() % 4 == 0
-                && c.hiddenDim() % 4 == 0;
     }
 
     /** Bytes the weights take on the device as {@code type} stores them (Q8_0: a float scale per 32), plus the f32 rest. */
