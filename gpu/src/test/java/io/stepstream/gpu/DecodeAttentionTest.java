@@ -89,17 +89,11 @@ class DecodeAttentionTest {
                 List<List<Entry>> steps = decodeSteps(random);
                 for (int s = 0; s < steps.size(); s++) {
                     List<Entry> entries = steps.get(s);
-                    int[][] tables = TiledAttentionTest.layout(fused, entries, random);
-                    TiledAttentionTest.fill(fused, fused.k.q, random, 3);
-                    TiledAttentionTest.fill(fused, fused.k.kv, random);
-                    double[] expected = TiledAttentionTest.reference(fused.k, c, entries, tables);
-                    long decodeBefore = fused.decodeAttentionPasses();
-                    float[] got = xbAfterAttention(fused, entries, random);
-                    assertEquals(decodeBefore + 1, fused.decodeAttentionPasses(), "attn_decode ran");
                     String what = split.label() + " chunks, contexts " + entries;
-                    double err = OpenClTestSupport.relativeError(got, expected, expected.length);
-                    worst = Math.max(worst, err);
-                    assertTrue(err <= TOLERANCE, what + ": relative error " + err);
+                    long decodeBefore = fused.decodeAttentionPasses();
+                    Checked checked = againstFloat64(fused, c, entries, random, what);
+                    float[] got = checked.xb();
+                    worst = Math.max(worst, checked.error());
                     assertArrayEquals(got, xbAfterAttention(fused, entries, random), what + ": not the same when run again");
 
                     // The same inputs on the attn_combine model.
@@ -193,15 +187,7 @@ class DecodeAttentionTest {
             for (AttentionSplit split : List.of(new AttentionSplit(1), new AttentionSplit(3), AttentionSplit.AUTO)) {
                 device.attentionSplit(split);
                 for (List<Entry> entries : steps) {
-                    int[][] tables = TiledAttentionTest.layout(device, entries, random);
-                    TiledAttentionTest.fill(device, device.k.q, random, 3);
-                    TiledAttentionTest.fill(device, device.k.kv, random);
-                    double[] expected = TiledAttentionTest.reference(device.k, c, entries, tables);
-                    long before = device.decodeAttentionPasses();
-                    float[] got = xbAfterAttention(device, entries, random);
-                    assertEquals(before + 1, device.decodeAttentionPasses(), "attn_decode ran");
-                    double err = OpenClTestSupport.relativeError(got, expected, expected.length);
-                    assertTrue(err <= TOLERANCE, split.label() + " chunks, " + entries + ": relative error " + err);
+                    againstFloat64(device, c, entries, random, split.label() + " chunks, " + entries);
                 }
             }
         }
@@ -323,5 +309,27 @@ class DecodeAttentionTest {
                 assertEquals(greedyBatch(cpu, new int[][]{prompts[i]}, steps).getFirst(), got.get(i), "sequence " + i);
             }
         }
+    }
+
+    /** A step's xb from attn_decode and its relative error against the float64 reference. */
+    private record Checked(float[] xb, double error) {
+    }
+
+    /**
+     * Lays the step out with fresh random q (scaled up: peaked rows) and KV, runs its attention, which must be one
+     * attn_decode launch, and checks xb against the float64 reference within TOLERANCE.
+     */
+    private static Checked againstFloat64(DeviceLlama2 device, ModelConfig c, List<Entry> entries, Random random,
+                                          String what) {
+        int[][] tables = TiledAttentionTest.layout(device, entries, random);
+        TiledAttentionTest.fill(device, device.k.q, random, 3);
+        TiledAttentionTest.fill(device, device.k.kv, random);
+        double[] expected = TiledAttentionTest.reference(device.k, c, entries, tables);
+        long before = device.decodeAttentionPasses();
+        float[] got = xbAfterAttention(device, entries, random);
+        assertEquals(before + 1, device.decodeAttentionPasses(), what + ": attn_decode ran");
+        double err = OpenClTestSupport.relativeError(got, expected, expected.length);
+        assertTrue(err <= TOLERANCE, what + ": relative error " + err);
+        return new Checked(got, err);
     }
 }
