@@ -196,17 +196,11 @@ public final class DirectLauncher implements PassLauncher {
      * put or launched.
      */
     public MemorySegment buffer(String fieldName) {
-        for (Binding b : bindings) {
-            if (b != null && b.arg.pointer() && b.arg.space() != AparapiSource.Space.LOCAL
-                    && b.field.getName().equals(fieldName)) {
-                if (b.buffer == null) {
-                    throw new IllegalStateException("kernel field " + fieldName + " has no device buffer yet");
-                }
-                return b.buffer;
-            }
+        Binding b = bufferBinding(fieldName);
+        if (b.buffer == null) {
+            throw new IllegalStateException("kernel field " + fieldName + " has no device buffer yet");
         }
-        throw new IllegalArgumentException("kernel field " + fieldName + " is not a buffer argument of "
-                + kernel.getClass().getSimpleName());
+        return b.buffer;
     }
 
     /**
@@ -216,37 +210,37 @@ public final class DirectLauncher implements PassLauncher {
      * placeholder fail, and the Aparapi-translated passes must not index it.
      */
     public MemorySegment deviceOnly(String fieldName, long bytes) {
-        for (Binding b : bindings) {
-            if (b != null && b.arg.pointer() && b.arg.space() != AparapiSource.Space.LOCAL
-                    && b.field.getName().equals(fieldName)) {
-                Object placeholder = get(b.field);
-                requireArray(b, placeholder);
-                if (b.buffer != null) {
-                    queue.finish();
-                    syncEpoch++;
-                    queue.releaseBuffer(b.buffer);
-                }
-                b.buffer = queue.createBuffer(bytes);
-                queue.zero(b.buffer, bytes);
-                bufferEpoch++;
-                b.bytes = bytes;
-                b.staging = null;
-                b.array = placeholder;
-                b.deviceOnly = true;
-                queue.setArgBuffer(clKernel, b.arg.index(), b.buffer);
-                return b.buffer;
-            }
+        Binding b = bufferBinding(fieldName);
+        Object placeholder = get(b.field);
+        requireArray(b, placeholder);
+        if (b.buffer != null) {
+            queue.finish();
+            syncEpoch++;
+            queue.releaseBuffer(b.buffer);
         }
-        throw new IllegalArgumentException("kernel field " + fieldName + " is not a buffer argument of "
-                + kernel.getClass().getSimpleName());
+        b.buffer = queue.createBuffer(bytes);
+        queue.zero(b.buffer, bytes);
+        bufferEpoch++;
+        b.bytes = bytes;
+        b.staging = null;
+        b.array = placeholder;
+        b.deviceOnly = true;
+        queue.setArgBuffer(clKernel, b.arg.index(), b.buffer);
+        return b.buffer;
     }
 
     /** Bytes of field {@code fieldName}'s device-only buffer ({@link #deviceOnly}), or -1 if it mirrors a Java array. */
     public long deviceOnlyBytes(String fieldName) {
+        Binding b = bufferBinding(fieldName);
+        return b.deviceOnly ? b.bytes : -1;
+    }
+
+    /** The binding of kernel field {@code fieldName}, which must be a global buffer argument. */
+    private Binding bufferBinding(String fieldName) {
         for (Binding b : bindings) {
             if (b != null && b.arg.pointer() && b.arg.space() != AparapiSource.Space.LOCAL
                     && b.field.getName().equals(fieldName)) {
-                return b.deviceOnly ? b.bytes : -1;
+                return b;
             }
         }
         throw new IllegalArgumentException("kernel field " + fieldName + " is not a buffer argument of "
