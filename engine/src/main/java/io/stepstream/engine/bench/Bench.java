@@ -20,12 +20,17 @@ import java.util.function.Consumer;
  * size run back to back with llama.cpp b4916 on the same file with the same thread count (flash attention off
  * and on), and the fraction of the memory-bandwidth limit: weight bytes read per step over step time, against
  * a triad measured with the same thread count right before each batch size (the machine's bandwidth drifts).
+ * Batched steps are bound by arithmetic instead, so each row also gives the fraction of the float32 FMA peak
+ * ({@link FmaPeak}, measured with the same threads before the row): matmul operations per step over step time.
  * Each run is preceded by an untimed warm-up run of the same shape.
  */
 public final class Bench {
     /** Triad arrays of 32M floats (128 MiB each): far past any last-level cache. */
     static final int TRIAD_ELEMENTS = 32 << 20;
     static final int TRIAD_PASSES = 5;
+    /** FMA rounds per thread of one peak pass (~0.1-0.2 s on a current core). */
+    static final long FMA_ITERATIONS = 40_000_000L;
+    static final int FMA_PASSES = 3;
 
     private Bench() {
     }
@@ -40,9 +45,10 @@ public final class Bench {
      * @param llamaCpp      also run llama.cpp (needs a GGUF file and the de.kherud:llama jar)
      * @param warmupSteps   decode steps of the untimed warm-up run before each timed run (0: none)
      * @param triadElements floats per triad array (0: no bandwidth measurement)
+     * @param fmaIterations FMA rounds per thread of a peak pass (0: no FMA peak measurement)
      */
     public record Options(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
-                          boolean llamaCpp, int warmupSteps, int triadElements, long seed) {
+                          boolean llamaCpp, int warmupSteps, int triadElements, long fmaIterations, long seed) {
         public Options {
             batches = List.copyOf(batches);
             if (batches.isEmpty()) {
@@ -62,16 +68,16 @@ public final class Bench {
             if (threads < 1) {
                 throw new IllegalArgumentException("--threads must be >= 1, got " + threads);
             }
-            if (warmupSteps < 0 || triadElements < 0) {
-                throw new IllegalArgumentException("warm-up steps and triad size must be >= 0");
+            if (warmupSteps < 0 || triadElements < 0 || fmaIterations < 0) {
+                throw new IllegalArgumentException("warm-up steps, triad size and FMA rounds must be >= 0");
             }
         }
 
-        /** Defaults for the other fields: warm-up of up to 8 steps, 128 MiB triad arrays, seed 1. */
+        /** Defaults for the other fields: warm-up of up to 8 steps, 128 MiB triad arrays, the FMA peak, seed 1. */
         public static Options of(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
                                  boolean llamaCpp) {
             return new Options(model, batches, decodeTokens, promptTokens, threads, llamaCpp,
-                    Math.min(8, decodeTokens), TRIAD_ELEMENTS, 1);
+                    Math.min(8, decodeTokens), TRIAD_ELEMENTS, FMA_ITERATIONS, 1);
         }
     }
 
@@ -80,11 +86,13 @@ public final class Bench {
      *
      * @param weightBytesPerStep weights read by one decode step ({@link WeightTraffic})
      * @param bandwidth          triad bytes per second measured before this row (0 when not measured)
+     * @param matmulFlopsPerStep operations of one decode step's matmuls ({@link MatmulFlops}, times the batch)
+     * @param fmaPeak            FLOP/s of {@link FmaPeak} measured before this row (0 when not measured)
      * @param llamaCpp           llama.cpp with flash attention off, or null
      * @param llamaCppFlash      llama.cpp with flash attention on (over an F16 KV cache: b4916 takes no other), or null
      */
-    public record Row(int batch, long weightBytesPerStep, double bandwidth, RunResult ours, RunResult llamaCpp,
-                      RunResult llamaCppFlash) {
+    public record Row(int batch, long weightBytesPerStep, double bandwidth, long matmulFlopsPerStep, double fmaPeak,
+                      RunResult ours, RunResult llamaCpp, RunResult llamaCppFlash) {
         /** Our fraction of the bandwidth limit, NaN without a bandwidth measurement. */
         public double oursFraction() {
             return fraction(ours);
@@ -93,6 +101,16 @@ public final class Bench {
         public double fraction(RunResult r) {
             return r == null || bandwidth <= 0 ? Double.NaN
                     : Bandwidth.fractionOfLimit(weightBytesPerStep, r.msPerStep() / 1e3, bandwidth);
+        }
+
+        /** Our matmul FLOP/s over the FMA peak, NaN without a peak measurement. */
+        public double oursComputeFraction() {
+            return computeFraction(ours);
+        }
+
+        /** A run's matmul FLOP/s over the FMA peak, NaN without a peak measurement or a run. */
+        public double computeFraction(RunResult r) {
+            return r == null || fmaPeak <= 0 ? Double.NaN : matmulFlopsPerStep / (r.msPerStep() / 1e3) / fmaPeak;
         }
 
         /** llama.cpp's faster run (decode tokens/s), or null. */
@@ -171,7 +189,10 @@ public final class Bench {
                     int[][] prompts = Prompts.random(batch, o.promptTokens(), model.config().vocabSize(), o.seed());
                     double bandwidth = o.triadElements() == 0 ? 0
                             : Bandwidth.measureTriad(o.threads(), o.triadElements(), TRIAD_PASSES);
-                    progress.accept(String.format("batch %d: triad %.1f GB/s; stepstream ...", batch, bandwidth / 1e9));
+                    double fmaPeak = o.fmaIterations() == 0 ? 0
+                            : FmaPeak.measure(o.threads(), o.fmaIterations(), FMA_PASSES);
+                    progress.accept(String.format("batch %d: triad %.1f GB/s, FMA peak %.1f GFLOP/s; stepstream ...",
+                            batch, bandwidth / 1e9, fmaPeak / 1e9));
                     if (o.warmupSteps() > 0) {
                         OursRunner.run(model, prompts, o.warmupSteps());
                     }
@@ -191,7 +212,7 @@ public final class Bench {
                         }
                     }
                     rows.add(new Row(batch, WeightTraffic.perStep(llama.weights(), batch).total(), bandwidth,
-                            ours, plain, flash));
+                            batch * MatmulFlops.perToken(llama.weights()), fmaPeak, ours, plain, flash));
                 }
                 return new Report(o.model().getFileName().toString(), type, o.threads(), o.promptTokens(),
                         o.decodeTokens(), rows, note, loadBefore, loadAverage());

@@ -15,8 +15,9 @@ public final class BenchTable {
                         + "load average %.2f before, %.2f after%n", r.model(), r.weightType(), r.threads(),
                 r.promptTokens(), r.decodeTokens(), r.loadBefore(), r.loadAfter()));
         List<String[]> lines = new ArrayList<>();
-        lines.add(new String[] {"batch", "ours tok/s", "ours all tok/s", "ours ms/step", "ours BW", "llama.cpp tok/s",
-                "llama.cpp FA(f16 KV) tok/s", "llama.cpp BW", "ratio", "triad GB/s", "MB/step"});
+        lines.add(new String[] {"batch", "ours tok/s", "ours all tok/s", "ours ms/step", "ours BW", "ours FMA",
+                "llama.cpp tok/s", "llama.cpp FA(f16 KV) tok/s", "llama.cpp BW", "llama.cpp FMA", "ratio", "triad GB/s",
+                "FMA peak GFLOP/s", "MB/step"});
         for (Bench.Row row : r.rows()) {
             RunResult best = row.bestLlamaCpp();
             lines.add(new String[] {
@@ -25,11 +26,14 @@ public final class BenchTable {
                     num(row.ours().overallTokensPerSecond(), 1),
                     num(row.ours().msPerStep(), 2),
                     percent(row.oursFraction()),
+                    percent(row.oursComputeFraction()),
                     row.llamaCpp() == null ? "-" : num(row.llamaCpp().decodeTokensPerSecond(), 1),
                     row.llamaCppFlash() == null ? "-" : num(row.llamaCppFlash().decodeTokensPerSecond(), 1),
                     percent(row.fraction(best)),
+                    percent(row.computeFraction(best)),
                     Double.isNaN(row.ratio()) ? "-" : num(row.ratio(), 2) + "x",
                     row.bandwidth() > 0 ? num(row.bandwidth() / 1e9, 1) : "-",
+                    row.fmaPeak() > 0 ? num(row.fmaPeak() / 1e9, 1) : "-",
                     num(row.weightBytesPerStep() / 1e6, 1)});
         }
         int[] width = new int[lines.getFirst().length];
@@ -67,6 +71,8 @@ public final class BenchTable {
             field(sb, "batch", Integer.toString(row.batch())).append(',');
             field(sb, "weightBytesPerStep", Long.toString(row.weightBytesPerStep())).append(',');
             field(sb, "triadBytesPerSecond", jsonNumber(row.bandwidth())).append(',');
+            field(sb, "matmulFlopsPerStep", Long.toString(row.matmulFlopsPerStep())).append(',');
+            field(sb, "fmaPeakFlopsPerSecond", jsonNumber(row.fmaPeak())).append(',');
             field(sb, "ours", run(row.ours(), row)).append(',');
             field(sb, "llamaCpp", run(row.llamaCpp(), row)).append(',');
             field(sb, "llamaCppFlashAttention", run(row.llamaCppFlash(), row)).append(',');
@@ -88,7 +94,8 @@ public final class BenchTable {
         field(sb, "decodeTokensPerSecond", jsonNumber(r.decodeTokensPerSecond())).append(',');
         field(sb, "overallTokensPerSecond", jsonNumber(r.overallTokensPerSecond())).append(',');
         field(sb, "msPerStep", jsonNumber(r.msPerStep())).append(',');
-        field(sb, "bandwidthFraction", jsonNumber(row.fraction(r)));
+        field(sb, "bandwidthFraction", jsonNumber(row.fraction(r))).append(',');
+        field(sb, "fmaPeakFraction", jsonNumber(row.computeFraction(r)));
         return sb.append('}').toString();
     }
 

@@ -45,6 +45,8 @@ class BenchAccountingTest {
             // one pass over the matrices serves any batch: only the embedding rows grow with it
             assertEquals(t.total() - 6 * 4 * dim, WeightTraffic.perStep(model.weights(), 1).total());
             assertThrows(IllegalArgumentException.class, () -> WeightTraffic.perStep(model.weights(), 0));
+            // a multiply and an add per weight of every matrix, per token
+            assertEquals(2 * (matrices / 4), MatmulFlops.perToken(model.weights()));
         }
     }
 
@@ -60,6 +62,10 @@ class BenchAccountingTest {
             WeightTraffic t = WeightTraffic.perStep(model.weights(), 1);
             assertEquals(c.nLayers() * perLayer + output, t.matrices());
             assertEquals(model.weights().tokenEmbedding().rowBytes(), t.embeddingRows());
+            // quantized or not, one multiply-add per weight per token
+            long weights = c.nLayers() * (2 * dim * dim + 2 * (long) c.kvDim() * dim + 3 * (long) c.hiddenDim() * dim)
+                    + (long) model.weights().output().rows() * dim;
+            assertEquals(2 * weights, MatmulFlops.perToken(model.weights()));
         }
     }
 
@@ -83,6 +89,18 @@ class BenchAccountingTest {
     }
 
     @Test
+    void fmaPeakMeasuresSomethingPositiveAndChecksItsResult() {
+        // a = a * 0.5 + 1 converges to 2 in every lane of every chain, whatever the start
+        float lanes = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.length();
+        assertEquals(2f * FmaPeak.CHAINS * lanes, FmaPeak.chains(200), 1e-3f);
+        assertEquals(2.0 * FmaPeak.CHAINS * lanes * 1000, FmaPeak.flops(1000), 0);
+        double peak = FmaPeak.measure(2, 1 << 12, 2);
+        assertTrue(peak > 0 && Double.isFinite(peak), "peak " + peak);
+        assertThrows(IllegalArgumentException.class, () -> FmaPeak.measure(0, 1 << 12, 1));
+        assertThrows(IllegalArgumentException.class, () -> FmaPeak.measure(1, 10, 1));
+    }
+
+    @Test
     void runRatesAndRowRatios() {
         // 8 sequences x 32 steps in 2 s of decode after 2 s of prefill
         RunResult ours = new RunResult("stepstream", 8, 16, 32, 2_000_000_000L, 2_000_000_000L);
@@ -92,15 +110,19 @@ class BenchAccountingTest {
         RunResult plain = new RunResult("llama.cpp", 8, 16, 32, 1_000_000_000L, 4_000_000_000L);
         RunResult flash = new RunResult("llama.cpp FA", 8, 16, 32, 1_000_000_000L, 3_200_000_000L);
         // 125 MB per step at 62.5 ms = 2 GB/s, against 8 GB/s
-        Bench.Row row = new Bench.Row(8, 125_000_000L, 8e9, ours, plain, flash);
+        // 5 GFLOP per step at 62.5 ms = 80 GFLOP/s, against a 160 GFLOP/s peak
+        Bench.Row row = new Bench.Row(8, 125_000_000L, 8e9, 5_000_000_000L, 160e9, ours, plain, flash);
         assertSame(flash, row.bestLlamaCpp());
         assertEquals(128.0 / 80.0, row.ratio(), 1e-12);
         assertEquals(0.25, row.oursFraction(), 1e-12);
         assertEquals(125e6 / 0.1 / 8e9, row.fraction(flash), 1e-12);
-        Bench.Row alone = new Bench.Row(1, 125_000_000L, 0, ours, null, null);
+        assertEquals(0.5, row.oursComputeFraction(), 1e-12);
+        assertEquals(5e9 / 0.1 / 160e9, row.computeFraction(flash), 1e-12);
+        Bench.Row alone = new Bench.Row(1, 125_000_000L, 0, 625_000_000L, 0, ours, null, null);
         assertNull(alone.bestLlamaCpp());
         assertTrue(Double.isNaN(alone.ratio()));
         assertTrue(Double.isNaN(alone.oursFraction()));
+        assertTrue(Double.isNaN(alone.oursComputeFraction()));
         assertThrows(IllegalArgumentException.class, () -> new RunResult("x", 0, 1, 1, 1, 1));
     }
 

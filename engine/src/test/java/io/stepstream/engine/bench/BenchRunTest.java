@@ -47,7 +47,7 @@ class BenchRunTest {
     void tinyBenchReportsEveryBatchSizeForBothEngines() {
         boolean llamaCpp = LlamaCpp.available();
         List<String> progress = new ArrayList<>();
-        var options = new Bench.Options(gguf, List.of(1, 3), 6, 5, 2, llamaCpp, 2, 1 << 16, 5);
+        var options = new Bench.Options(gguf, List.of(1, 3), 6, 5, 2, llamaCpp, 2, 1 << 16, 1 << 12, 5);
         Bench.Report r = Bench.run(options, progress::add);
         assertEquals("stories260K-f32.gguf", r.model());
         assertEquals("F32", r.weightType());
@@ -61,6 +61,8 @@ class BenchRunTest {
                 assertEquals(batch, row.batch());
                 assertEquals(WeightTraffic.perStep(model.weights(), batch).total(), row.weightBytesPerStep());
                 assertTrue(row.bandwidth() > 0);
+                assertEquals(batch * MatmulFlops.perToken(model.weights()), row.matmulFlopsPerStep());
+                assertTrue(row.fmaPeak() > 0 && Double.isFinite(row.oursComputeFraction()), row.toString());
                 for (RunResult run : llamaCpp ? List.of(row.ours(), row.llamaCpp(), row.llamaCppFlash())
                         : List.of(row.ours())) {
                     assertNotNull(run);
@@ -80,6 +82,7 @@ class BenchRunTest {
         assertTrue(lines[3].trim().startsWith("3 "), lines[3]);
         String json = BenchTable.json(r);
         assertTrue(json.startsWith("{\"model\":\"stories260K-f32.gguf\"") && json.contains("\"batch\":3"), json);
+        assertTrue(json.contains("\"fmaPeakFlopsPerSecond\":") && json.contains("\"fmaPeakFraction\":"), json);
         assertEquals(llamaCpp, json.contains("\"engine\":\"llama.cpp FA\""), json);
     }
 
@@ -105,7 +108,7 @@ class BenchRunTest {
 
     @Test
     void llamaCppIsSkippedWithAReasonForAFileItCannotRead() {
-        var options = new Bench.Options(models.resolve("stories260K.bin"), List.of(2), 2, 3, 1, true, 0, 0, 1);
+        var options = new Bench.Options(models.resolve("stories260K.bin"), List.of(2), 2, 3, 1, true, 0, 0, 0, 1);
         Bench.Report r = Bench.run(options, line -> { });
         assertNotNull(r.llamaCppNote());
         assertTrue(r.llamaCppNote().startsWith("llama.cpp not run: "), r.llamaCppNote());
@@ -115,10 +118,10 @@ class BenchRunTest {
 
     @Test
     void runsLongerThanTheContextAreRejected() {
-        var options = new Bench.Options(gguf, List.of(1), 600, 16, 1, false, 0, 0, 1);
+        var options = new Bench.Options(gguf, List.of(1), 600, 16, 1, false, 0, 0, 0, 1);
         var e = assertThrows(IllegalArgumentException.class, () -> Bench.run(options, line -> { }));
         assertTrue(e.getMessage().contains("context length"), e.getMessage());
-        var missing = new Bench.Options(dir.resolve("nope.gguf"), List.of(1), 6, 6, 1, false, 0, 0, 1);
+        var missing = new Bench.Options(dir.resolve("nope.gguf"), List.of(1), 6, 6, 1, false, 0, 0, 0, 1);
         assertTrue(assertThrows(RuntimeException.class, () -> Bench.run(missing, line -> { })).getMessage()
                 .contains("nope.gguf"));
     }

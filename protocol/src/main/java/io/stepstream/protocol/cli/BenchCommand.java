@@ -17,7 +17,9 @@ import picocli.CommandLine.ParentCommand;
         description = {"Tokens/s of the engine on a model file: for each batch size B, B sequences prefill a "
                 + "prompt together and then decode together, one forward per step. Reports decode and overall "
                 + "tokens/s, ms per step and the fraction of the memory-bandwidth limit (weight bytes per step / "
-                + "step time against a triad measured with the same threads). With --llama-cpp, the same file in "
+                + "step time against a triad measured with the same threads) and of the float32 FMA peak (matmul "
+                + "operations per step / step time against an FMA loop on the same threads: the bound of batched "
+                + "steps). With --llama-cpp, the same file in "
                 + "llama.cpp b4916 (B parallel sequences in one batch per step, F32 KV cache; flash attention, which needs "
                 + "an F16 KV cache in b4916, as a second run) and the ratio."})
 final class BenchCommand implements Callable<Integer> {
