@@ -2,11 +2,7 @@ package io.stepstream.gpu;
 
 import io.stepstream.gpu.cl.ClQueue;
 
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
-import java.nio.charset.StandardCharsets;
 
 /**
  * The non-matmul passes of a step (embed, the three RMSNorms, scores, softmax, attention output) as step.cl's
@@ -253,6 +249,11 @@ final class HandStep {
     }
 
     HandStep(DirectLauncher launcher, Llama2Kernel k) {
+        this(launcher, k, KvCacheType.F32);
+    }
+
+    /** {@code kvCache}: the pool's element type, a define of both builds (scores, attn_out, attn_tiled, attn_decode). */
+    HandStep(DirectLauncher launcher, Llama2Kernel k, KvCacheType kvCache) {
         this.launcher = launcher;
         this.queue = launcher.queue();
         this.k = k;
@@ -262,7 +263,7 @@ final class HandStep {
         boolean tileFits = tile.fits(k.headSize, k.kvGroup, dev);
         this.split = AttentionSplit.fromSystemProperty();
         this.splitTile = AttentionTile.splitFromSystemProperty(k.kvGroup);
-        MemorySegment program = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG
+        MemorySegment program = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + kvCache.define()
                 + (tileFits ? tile.buildOptions(k.headSize, k.kvGroup) : ""));
         embed = new Kernel(program, "embed", 2, "tokenIds", 3, "emb", 4, "x");
         embed.setInt(1, k.dim);
@@ -294,7 +295,8 @@ final class HandStep {
             // attn_decode joins the split program (its merge is merge_chunks, its scratch the split's) unless the
             // model never uses it.
             boolean decode = decodeMode != DecodeAttention.TILED && decodeTile.fits(k.headSize, k.kvGroup, dev);
-            MemorySegment splitProgram = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + " -DATT_SPLIT"
+            MemorySegment splitProgram = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + kvCache.define()
+                    + " -DATT_SPLIT"
                     + (fusedCombine ? " -DATT_FUSED_COMBINE" : "") + splitTile.buildOptions(k.headSize, k.kvGroup)
                     + (decode ? decodeTile.buildOptions() : ""));
             attnSplit = tiledKernel(splitProgram);
@@ -351,15 +353,9 @@ final class HandStep {
         return n;
     }
 
+    /** kv.cl (the KV element macros), then step.cl. */
     static String source() {
-        try (InputStream in = HandStep.class.getResourceAsStream("step.cl")) {
-            if (in == null) {
-                throw new IllegalStateException("resource io/stepstream/gpu/step.cl is missing from the classpath");
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read step.cl", e);
-        }
+        return MatmulProgram.resource("kv.cl") + "\n" + MatmulProgram.resource("step.cl");
     }
 
     /** Re-reads every kernel's buffers (after the launcher rebound some field). */

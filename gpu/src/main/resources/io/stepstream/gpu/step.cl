@@ -5,7 +5,8 @@
 //
 // Layouts are Llama2Kernel's: activations row-major per token; KV pool [block][layer][k|v][position][kvDim]
 // with 16 positions a block, addressed through each entry's block table (64-bit offsets: a device-only pool may
-// hold more than 2^31 floats); att rows of ctx floats per (token, head); block-sparse patterns as BSR rows per (layer, head, query block), -1 = dense.
+// hold more than 2^31 elements); KV elements are floats or, with -DKV_F16, half bits read through kv.cl's macros
+// (prepended to this file); att rows of ctx floats per (token, head); block-sparse patterns as BSR rows per (layer, head, query block), -1 = dense.
 
 #ifndef NORM_WG
 #define NORM_WG 256
@@ -95,7 +96,7 @@ __kernel void scores(int tokens, int nHeads, int maxLen, int ctx, int headSize, 
                      __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
                      __global const int *entryIndptr, __global const int *entryIndices,
                      __global const int *patIndptr, __global const int *patIndices,
-                     __global const float *q, __global const float *kv, __global float *att,
+                     __global const float *q, __global const KV_T *kv, __global float *att,
                      __global const int *entryLen) {
     int i = get_global_id(0);
     if (i >= tokens * nHeads * maxLen) {
@@ -117,7 +118,7 @@ __kernel void scores(int tokens, int nHeads, int maxLen, int ctx, int headSize, 
         int qo = t * dim + h * headSize;
         float s = 0.0f;
         for (int d = 0; d < headSize; d++) {
-            s += q[qo + d] * kv[ko + d];
+            s += q[qo + d] * KV_LOAD1(kv, ko + d);
         }
         att[th * ctx + j] = s / attScale;
     } else {
@@ -171,7 +172,7 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
                        __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
                        __global const int *entryIndptr, __global const int *entryIndices,
                        __global const int *patIndptr, __global const int *patIndices,
-                       __global const float *att, __global const float *kv, __global float *xb,
+                       __global const float *att, __global const KV_T *kv, __global float *xb,
                        __global const int *entryLen) {
     int i = get_global_id(0);
     if (i >= tokens * dim) {
@@ -190,7 +191,7 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
     if (entryIndptr[e] < 0) {
         for (int j = 0; j <= last; j++) {
             int block = blockTable[seqBase + j / KV_BLOCK];
-            acc += att[ao + j] * kv[(long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
+            acc += att[ao + j] * KV_LOAD1(kv, (long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim);
         }
     } else {
         int row = entryIndptr[e] + (layer * nHeads + h) * maxBlocksPerSeq + pos / KV_BLOCK;
@@ -200,7 +201,7 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
             int block = blockTable[seqBase + kb];
             int blockLast = min(kb * KV_BLOCK + KV_BLOCK - 1, last);
             for (int j = kb * KV_BLOCK; j <= blockLast; j++) {
-                acc += att[ao + j] * kv[(long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
+                acc += att[ao + j] * KV_LOAD1(kv, (long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim);
             }
         }
     }
@@ -307,7 +308,7 @@ inline float4 merge_chunks(volatile __global const float *part, int tokens, int 
  * position (coalesced), through the entry's block table.
  */
 inline void load_kv_tile(int k0, int keysLast, int lid, int tableBase, int kOffset, int vOffset, int kvDim,
-                         int blockFloats, __global const int *blockTable, __global const float *kv,
+                         int blockFloats, __global const int *blockTable, __global const KV_T *kv,
                          float4 *nextK, float4 *nextV) {
     #pragma unroll
     for (int u = 0; u < TILE_LOADS; u++) {
@@ -319,8 +320,8 @@ inline void load_kv_tile(int k0, int keysLast, int lid, int tableBase, int kOffs
         if (i < ATT_TK * HS4 && j <= keysLast) {
             long base = (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim
                     + 4 * (i - jj * HS4);
-            kval = vload4(0, kv + base + kOffset);
-            vval = vload4(0, kv + base + vOffset);
+            kval = KV_LOAD4(kv, base + kOffset);
+            vval = KV_LOAD4(kv, base + vOffset);
         }
         nextK[u] = kval;
         nextV[u] = vval;
@@ -336,7 +337,7 @@ __kernel __attribute__((reqd_work_group_size(ATT_WG, 1, 1)))
 void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, int blockFloats, int layer,
                 float attScale, __global const int *tokenPos, __global const int *tokenSeq,
                 __global const int *blockTable, __global const int *entryLen, __global const float *q,
-                __global const float *kv, __global float *xb
+                __global const KV_T *kv, __global float *xb
 #ifdef ATT_SPLIT
                 , int chunks, int chunkKeys, __global float *part
 #ifdef ATT_FUSED_COMBINE
@@ -673,7 +674,7 @@ inline float4 dec_merge(volatile __global const float *part, int tokens, int nHe
 __kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
 void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockFloats, int layer, float attScale,
                  __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
-                 __global const int *entryLen, __global const float *q, __global const float *kv,
+                 __global const int *entryLen, __global const float *q, __global const KV_T *kv,
                  __global float *xb, int chunks, int chunkKeys, __global float *part
 #ifdef ATT_FUSED_COMBINE
                  , __global int *counters
@@ -749,8 +750,8 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
             for (int i = 0; i < DEC_CPL; i++) {
                 int c = lane + i * DEC_LANES;
                 int in = base[u] >= 0 && dec_owns(c);
-                kt[u][i] = in ? vload4(c, kv + base[u] + kOffset) : (float4) (0.0f);
-                vt[u][i] = in ? vload4(c, kv + base[u] + vOffset) : (float4) (0.0f);
+                kt[u][i] = in ? KV_LOAD4(kv, base[u] + kOffset + 4 * c) : (float4) (0.0f);
+                vt[u][i] = in ? KV_LOAD4(kv, base[u] + vOffset + 4 * c) : (float4) (0.0f);
             }
         }
         #pragma unroll

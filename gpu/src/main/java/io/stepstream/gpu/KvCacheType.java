@@ -1,0 +1,59 @@
+package io.stepstream.gpu;
+
+import java.util.Locale;
+
+/**
+ * The element type of a device KV pool: f32 (the default) or f16, IEEE half bits, 2 bytes an element, as vLLM's
+ * {@code --kv-cache-dtype} and llama.cpp's default F16 cache. Decode attention at long contexts is bound by reading
+ * the pool, so f16 halves its bytes (and holds twice the positions in the same memory). The hand kernels take it as a
+ * build define (kv.cl's macros): writes round to nearest even, reads widen exactly, all arithmetic stays f32.
+ *
+ * <p>Only the direct dispatch's hand path (every pass a hand kernel) keeps an f16 pool, and always on the device
+ * alone: the Aparapi-translated passes and the Java mirror of the pool are float. Diffusion models keep f32 (their
+ * pool is a launch's scratch for its canvases, not a long-lived cache).
+ */
+public enum KvCacheType {
+    F32(Float.BYTES, ""),
+    F16(2, " -DKV_F16");
+
+    /** System property naming the default KV element type of autoregressive OpenCL models: {@code f32} or {@code f16}. */
+    public static final String PROPERTY = "stepstream.opencl.kvCache";
+
+    private final int bytes;
+    private final String define;
+
+    KvCacheType(int bytes, String define) {
+        this.bytes = bytes;
+        this.define = define;
+    }
+
+    /** Bytes of one pool element. */
+    public int bytes() {
+        return bytes;
+    }
+
+    /** The build option of every program that reads or writes the pool (empty for f32, with a leading space else). */
+    String define() {
+        return define;
+    }
+
+    public String label() {
+        return name().toLowerCase(Locale.ROOT);
+    }
+
+    /** {@code f32} or {@code f16} (any case); anything else is an error naming the property and the values. */
+    public static KvCacheType parse(String s) {
+        String v = s == null ? "" : s.strip().toLowerCase(Locale.ROOT);
+        return switch (v) {
+            case "f32" -> F32;
+            case "f16" -> F16;
+            default -> throw new IllegalArgumentException(PROPERTY + " / --kv-cache must be f32 or f16, got '" + s + "'");
+        };
+    }
+
+    /** The type the property asks for, else f32. */
+    public static KvCacheType fromSystemProperty() {
+        String v = System.getProperty(PROPERTY);
+        return v == null || v.isBlank() ? F32 : parse(v);
+    }
+}
