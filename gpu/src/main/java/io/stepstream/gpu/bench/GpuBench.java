@@ -617,7 +617,8 @@ public final class GpuBench {
         } finally {
             fillers.forEach(KvCache::close);
         }
-        return String.format(Locale.ROOT, "; at KV blocks from %d (float offset %d%s): bitwise the same %s", blocks,
+        return String.format(Locale.ROOT, "; at KV blocks from %d (%s offset %d%s): bitwise the same %s", blocks,
+                gpu.kvCache() == io.stepstream.gpu.KvCacheType.F32 ? "float" : gpu.kvCache().label() + " element",
                 firstFloat, firstFloat > Integer.MAX_VALUE ? ", past 2^31" : "", bitsHash(high[0]) == bitsHash(low)
                         && Arrays.equals(high[0], low));
     }
