@@ -289,7 +289,7 @@ final class HandStep {
         // The split (decode) build: the same source with its own tile and -DATT_SPLIT; built only when the mode
         // may use it (a model built with the split off never pays for a second program).
         this.decodeMode = DecodeAttention.fromSystemProperty();
-        this.decodeTile = DecodeAttention.Tile.fromSystemProperty(k.headSize, k.kvGroup);
+        this.decodeTile = DecodeAttention.Tile.fromSystemProperty(k.headSize, k.kvGroup, kvCache);
         if (tileFits && !split.off() && splitTile.fits(k.headSize, k.kvGroup, dev)) {
             fusedCombine = fusedCombineFromSystemProperty();
             // attn_decode joins the split program (its merge is merge_chunks, its scratch the split's) unless the

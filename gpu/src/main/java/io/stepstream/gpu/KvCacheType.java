@@ -32,9 +32,28 @@ public enum KvCacheType {
         return bytes;
     }
 
-    /** The build option of every program that reads or writes the pool (empty for f32, with a leading space else). */
+    /**
+     * System property: how the f16 kernels widen the halves they load: {@code vload} (the default: vload_half4 on a
+     * private copy of the loaded words, as the F16 weights) or {@code bits} (an exact conversion with integer
+     * operations in registers); both exact, for A/B runs on a device. Read when a program is built.
+     */
+    public static final String HALF_CONVERT_PROPERTY = "stepstream.opencl.kvHalfConvert";
+
+    /**
+     * The build option of every program that reads or writes the pool (empty for f32, with a leading space else);
+     * f16 adds {@value #HALF_CONVERT_PROPERTY}'s choice.
+     */
     String define() {
-        return define;
+        if (this != F16) {
+            return define;
+        }
+        String v = System.getProperty(HALF_CONVERT_PROPERTY, "vload").strip().toLowerCase(Locale.ROOT);
+        return define + switch (v) {
+            case "vload" -> "";
+            case "bits" -> " -DKV_CVT=1";
+            default -> throw new IllegalArgumentException(HALF_CONVERT_PROPERTY + " must be vload or bits, got '" + v
+                    + "'");
+        };
     }
 
     public String label() {

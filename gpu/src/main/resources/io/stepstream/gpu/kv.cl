@@ -2,21 +2,46 @@
 // default; with -DKV_F16 IEEE half bits, 2 bytes an element. Writes round to nearest even, reads widen exactly, the
 // arithmetic stays f32 either way. vload_half* / vstore_half* need no cl_khr_fp16 (OpenCL C 1.2 lets `half` name
 // what a pointer points at without it). Indices are elements of the pool, 64-bit where the pool may be large.
+//   KV_LOAD4(kv, i)          float4 of elements i..i+3, i a multiple of 4
+//   KV_LOAD8(kv, i, lo, hi)  two float4s of elements i..i+7, i a multiple of 8: one 16-byte load of halves
+//   KV_LOAD1(kv, i)          one element
+//   KV_STORE2(kv, i, a, b)   elements i, i+1 (i even), rounded to nearest even
 #ifdef KV_F16
 #define KV_T half
-// Four elements at an index that is a multiple of 4 (so 8-byte aligned): one ushort4 load, decoded from a private
-// copy as matmul.cl decodes F16 weights (vload_half4 straight from global memory may be split into four 2-byte loads).
-inline float4 kv_load4_half(__global const half *p) {
-    ushort4 bits = *(__global const ushort4 *)p;
-    return vload_half4(0, (const __private half *)&bits);
+#ifndef KV_CVT
+#define KV_CVT 0
+#endif
+#if KV_CVT == 1
+// Four halves (little-endian in two words) to floats exactly, with integer operations in registers: a normal half's
+// exponent rebiased from 15 to 127, a subnormal one (or zero) as its integer mantissa x 2^-24 (both exact in float),
+// infinities and NaNs (payload kept) by the all-ones exponent; the sign OR'ed in.
+inline float4 kv_halves4(uint2 w) {
+    uint4 h = (uint4) (w.x & 0xffffu, w.x >> 16, w.y & 0xffffu, w.y >> 16);
+    uint4 em = h & 0x7fffu;
+    uint4 normal = (em << 13) + 0x38000000u;
+    uint4 special = (em << 13) | 0x7f800000u;
+    uint4 sub = as_uint4(convert_float4(em) * 0x1p-24f);
+    uint4 bits = select(select(normal, special, em >= (uint4) (0x7c00u)), sub, em < (uint4) (0x0400u));
+    return as_float4(bits | ((h & 0x8000u) << 16));
 }
-#define KV_LOAD4(kv, i) kv_load4_half((kv) + (i))
+#else
+// Four halves decoded by vload_half4 from a private copy of the loaded words (as matmul.cl decodes F16 weights):
+// vload_half4 straight from global memory may be split into four 2-byte loads, as it must allow any 2-byte alignment.
+inline float4 kv_halves4(uint2 w) {
+    return vload_half4(0, (const __private half *)&w);
+}
+#endif
+#define KV_LOAD4(kv, i) kv_halves4(*(__global const uint2 *)((kv) + (i)))
+#define KV_LOAD8(kv, i, lo, hi) { \
+    uint4 w8_ = *(__global const uint4 *)((kv) + (i)); \
+    lo = kv_halves4(w8_.xy); \
+    hi = kv_halves4(w8_.zw); }
 #define KV_LOAD1(kv, i) vload_half((i), (kv))
-// Two elements at an even index (a RoPE pair / a V pair of the QKV epilogue), rounded to nearest even.
 #define KV_STORE2(kv, i, a, b) vstore_half2_rte((float2) ((a), (b)), 0, (kv) + (i))
 #else
 #define KV_T float
 #define KV_LOAD4(kv, i) vload4(0, (kv) + (i))
+#define KV_LOAD8(kv, i, lo, hi) { lo = vload4(0, (kv) + (i)); hi = vload4(0, (kv) + (i) + 4); }
 #define KV_LOAD1(kv, i) ((kv)[i])
 #define KV_STORE2(kv, i, a, b) { (kv)[i] = (a); (kv)[(i) + 1] = (b); }
 #endif

@@ -239,7 +239,15 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
 // rows (scores) and rows of one tile sit ATT_TK floats apart (probabilities); unpadded they would share banks.
 #define KS_STRIDE (HS4 + 1)
 #define PS_STRIDE (ATT_TK + 1)
-#define TILE_LOADS ((ATT_TK * HS4 + ATT_WG - 1) / ATT_WG)
+// Float4s of a key row an item loads at once: two (one 16-byte load of 8 halves) from an f16 pool whose head has an
+// even number of float4s, else one (an f16 pool's 8-byte loads halved the bytes each load moves; H200, 7B: slower).
+#if defined(KV_F16) && HS4 % 2 == 0
+#define KV_W 2
+#else
+#define KV_W 1
+#endif
+#define ROW_LOADS (HS4 / KV_W)
+#define TILE_LOADS ((ATT_TK * ROW_LOADS + ATT_WG - 1) / ATT_WG)
 #if HEAD_SIZE % 4 != 0 || ATT_TK % ATT_LANES != 0
 #error "attn_tiled needs HEAD_SIZE % 4 == 0 and ATT_TK % ATT_LANES == 0"
 #endif
@@ -304,8 +312,8 @@ inline float4 merge_chunks(volatile __global const float *part, int tokens, int 
 
 /**
  * This item's float4s of the keys and values at positions k0 .. k0+ATT_TK-1 (zeros past keysLast, whose block
- * may not exist): item lid takes float4 lid + u * ATT_WG of the tile, consecutive items consecutive floats of one
- * position (coalesced), through the entry's block table.
+ * may not exist): item lid takes load lid + u * ATT_WG of the tile (KV_W float4s each, nextK/V[u * KV_W ..]),
+ * consecutive items consecutive floats of one position (coalesced), through the entry's block table.
  */
 inline void load_kv_tile(int k0, int keysLast, int lid, int tableBase, int kOffset, int vOffset, int kvDim,
                          int blockFloats, __global const int *blockTable, __global const KV_T *kv,
@@ -313,18 +321,31 @@ inline void load_kv_tile(int k0, int keysLast, int lid, int tableBase, int kOffs
     #pragma unroll
     for (int u = 0; u < TILE_LOADS; u++) {
         int i = lid + u * ATT_WG;
-        int jj = i / HS4;
+        int jj = i / ROW_LOADS;
         int j = k0 + jj;
         float4 kval = (float4) (0.0f);
         float4 vval = (float4) (0.0f);
-        if (i < ATT_TK * HS4 && j <= keysLast) {
+#if KV_W == 2
+        float4 kval2 = (float4) (0.0f);
+        float4 vval2 = (float4) (0.0f);
+#endif
+        if (i < ATT_TK * ROW_LOADS && j <= keysLast) {
             long base = (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim
-                    + 4 * (i - jj * HS4);
+                    + 4 * KV_W * (i - jj * ROW_LOADS);
+#if KV_W == 2
+            KV_LOAD8(kv, base + kOffset, kval, kval2);
+            KV_LOAD8(kv, base + vOffset, vval, vval2);
+#else
             kval = KV_LOAD4(kv, base + kOffset);
             vval = KV_LOAD4(kv, base + vOffset);
+#endif
         }
-        nextK[u] = kval;
-        nextV[u] = vval;
+        nextK[u * KV_W] = kval;
+        nextV[u * KV_W] = vval;
+#if KV_W == 2
+        nextK[u * KV_W + 1] = kval2;
+        nextV[u * KV_W + 1] = vval2;
+#endif
     }
 }
 
@@ -416,19 +437,22 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
 
     // Each item moves TILE_LOADS float4s of keys and of values a tile. The next tile's are loaded into registers
     // while the current one is scored and summed, so the global latency hides behind that work.
-    float4 nextK[TILE_LOADS];
-    float4 nextV[TILE_LOADS];
+    float4 nextK[TILE_LOADS * KV_W];
+    float4 nextV[TILE_LOADS * KV_W];
     load_kv_tile(keysFirst, keysLast, lid, tableBase, kOffset, vOffset, kvDim, blockFloats, blockTable, kv, nextK,
                  nextV);
     for (int k0 = keysFirst; k0 <= keysLast; k0 += ATT_TK) {
         #pragma unroll
         for (int u = 0; u < TILE_LOADS; u++) {
             int i = lid + u * ATT_WG;
-            if (i < ATT_TK * HS4) {
-                int jj = i / HS4;
-                int c = i - jj * HS4;
-                ks[jj * KS_STRIDE + c] = nextK[u];
-                vs[jj * HS4 + c] = nextV[u];
+            if (i < ATT_TK * ROW_LOADS) {
+                int jj = i / ROW_LOADS;
+                int c = (i - jj * ROW_LOADS) * KV_W;
+                #pragma unroll
+                for (int w = 0; w < KV_W; w++) {
+                    ks[jj * KS_STRIDE + c + w] = nextK[u * KV_W + w];
+                    vs[jj * HS4 + c + w] = nextV[u * KV_W + w];
+                }
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -585,7 +609,8 @@ ATT_COMBINE_KERNEL(attn_combine, merge_chunks)
 //
 // A group of DEC_WG items per (entry, KV head, key chunk), the chunk fastest; its rows are the entry's row times the
 // KV_GROUP query heads of the KV head. The items form DEC_SLOTS slots of DEC_LANES lanes; a slot owns one key row at
-// a time and its lanes split the head: lane owns float4s lane, lane + DEC_LANES, ... (DEC_CPL of them), of q, of
+// a time and its lanes split the head: lane owns float4s lane, lane + DEC_LANES, ... (DEC_CPL of them; f16 pools:
+// adjacent pairs, see DEC_C), of q, of
 // the key and value rows and of the output, so q and the accumulators stay a few registers. A tile is DEC_TK keys:
 // slot s reads keys k0 + u * DEC_SLOTS + s for u < DEC_UNROLL, all its K and V float4s issued together (consecutive
 // items read consecutive float4s of a row: coalesced) and nothing staged in local memory; the lanes' partial dot
@@ -608,7 +633,18 @@ ATT_COMBINE_KERNEL(attn_combine, merge_chunks)
 #error "attn_decode needs DEC_WG a multiple of DEC_LANES"
 #endif
 
-/** Whether float4 c of a lane (lane + i * DEC_LANES) is in the head: always where DEC_LANES divides HS4. */
+// With an f16 pool whose head has an even number of float4s per lane, a lane's float4s come in adjacent pairs, each
+// pair one 16-byte load of 8 halves (KV_LOAD8): lane owns float4s 2 * (lane + p * DEC_LANES) + {0, 1}, p < DEC_CPL / 2.
+// Otherwise lane owns float4s lane + i * DEC_LANES. DEC_C(lane, i) is the head's float4 of a lane's i-th.
+#if defined(KV_F16) && HS4 % (2 * DEC_LANES) == 0
+#define DEC_PAIRS 1
+#define DEC_C(lane, i) (2 * ((lane) + ((i) >> 1) * DEC_LANES) + ((i) & 1))
+#else
+#define DEC_PAIRS 0
+#define DEC_C(lane, i) ((lane) + (i) * DEC_LANES)
+#endif
+
+/** Whether float4 c of a lane (DEC_C) is in the head: always where DEC_LANES divides HS4. */
 inline int dec_owns(int c) {
 #if HS4 % DEC_LANES == 0
     return 1;
@@ -718,7 +754,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
     for (int g = 0; g < KV_GROUP; g++) {
         #pragma unroll
         for (int i = 0; i < DEC_CPL; i++) {
-            int c = lane + i * DEC_LANES;
+            int c = DEC_C(lane, i);
             qr[g][i] = live && dec_owns(c)
                     ? vload4(c, q + t * dim + (h0 + g) * HEAD_SIZE) : (float4) (0.0f);
             acc[g][i] = (float4) (0.0f);
@@ -746,13 +782,29 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
         float4 vt[DEC_UNROLL][DEC_CPL];
         #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++) {
+#if DEC_PAIRS
+            #pragma unroll
+            for (int i = 0; i < DEC_CPL; i += 2) {
+                int c = DEC_C(lane, i);
+                if (base[u] >= 0) {
+                    KV_LOAD8(kv, base[u] + kOffset + 4 * c, kt[u][i], kt[u][i + 1]);
+                    KV_LOAD8(kv, base[u] + vOffset + 4 * c, vt[u][i], vt[u][i + 1]);
+                } else {
+                    kt[u][i] = (float4) (0.0f);
+                    kt[u][i + 1] = (float4) (0.0f);
+                    vt[u][i] = (float4) (0.0f);
+                    vt[u][i + 1] = (float4) (0.0f);
+                }
+            }
+#else
             #pragma unroll
             for (int i = 0; i < DEC_CPL; i++) {
-                int c = lane + i * DEC_LANES;
+                int c = DEC_C(lane, i);
                 int in = base[u] >= 0 && dec_owns(c);
                 kt[u][i] = in ? KV_LOAD4(kv, base[u] + kOffset + 4 * c) : (float4) (0.0f);
                 vt[u][i] = in ? KV_LOAD4(kv, base[u] + vOffset + 4 * c) : (float4) (0.0f);
             }
+#endif
         }
         #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++) {
@@ -827,7 +879,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
         }
         #pragma unroll
         for (int i = 0; i < DEC_CPL; i++) {
-            int c = lane + i * DEC_LANES;
+            int c = DEC_C(lane, i);
             if (dec_owns(c)) {
                 vstore4(acc[g][i], c, red + (slot * KV_GROUP + g) * HEAD_SIZE);
             }

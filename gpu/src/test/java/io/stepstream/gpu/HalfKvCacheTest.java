@@ -67,13 +67,23 @@ class HalfKvCacheTest {
         }
     }
 
-    @ParameterizedTest(name = "head {0}, {1} heads over {2} KV heads")
-    @CsvSource({"64, 4, 4", "128, 2, 2", "64, 8, 2", "64, 8, 1", "48, 4, 4", "8, 8, 4"})
-    void everyAttentionKernelReadsTheHalfPoolAsTheFloat64ReferenceOfItsHalves(int headSize, int nHeads, int nKvHeads) {
+    /**
+     * Heads and KV groups; an empty tile is attn_decode's f16 default (16-byte loads of 8 halves where the head allows),
+     * {@code lanes=32} at head 128 (and lanes=4 at head 48) its 8-byte loads of 4 halves.
+     */
+    @ParameterizedTest(name = "head {0}, {1} heads over {2} KV heads, decode tile ''{3}''")
+    @CsvSource({"64, 4, 4, ''", "128, 2, 2, ''", "128, 2, 2, 'lanes=32'", "64, 8, 2, ''", "64, 8, 1, ''",
+            "48, 4, 4, ''", "48, 4, 4, 'lanes=4'", "8, 8, 4, ''"})
+    void everyAttentionKernelReadsTheHalfPoolAsTheFloat64ReferenceOfItsHalves(int headSize, int nHeads, int nKvHeads,
+                                                                             String tile) {
         ModelConfig c = new ModelConfig(headSize * nHeads, 16, 2, nHeads, nKvHeads, 7, CTX, 1e-5f, 10000f, false);
-        Random random = new Random(17L * headSize + 5L * nHeads + nKvHeads);
-        try (DeviceLlama2 d = device(TiledAttentionTest.randomWeights(c, random), 96, TensorType.F32, TensorCores.OFF,
-                KvCacheType.F16)) {
+        Random random = new Random(17L * headSize + 5L * nHeads + nKvHeads + tile.hashCode());
+        Llama2Weights w = TiledAttentionTest.randomWeights(c, random);
+        DeviceLlama2 device = OpenClTestSupport.withProperty(DecodeAttention.TILE_PROPERTY, tile,
+                () -> device(w, 96, TensorType.F32, TensorCores.OFF, KvCacheType.F16));
+        try (DeviceLlama2 d = device) {
+            assertEquals(DecodeAttention.Tile.parse(tile, headSize, nHeads / nKvHeads, KvCacheType.F16),
+                    d.handStep().decodeTile());
             assertEquals(KvCacheType.F16, d.kvCache());
             assertTrue(d.kvDeviceOnly(), "an f16 pool has no Java mirror");
             assertEquals((long) d.maxBlocks() * d.k.blockFloats * 2, d.kvPoolBytes());
@@ -122,8 +132,8 @@ class HalfKvCacheTest {
                 assertTrue(errRaw > 10 * TOLERANCE, v + ": " + errRaw + " from float64 of the unrounded values: the"
                         + " pool did not hold halves");
             }
-            System.out.printf("f16 KV head %d, %d/%d heads: worst relative error %.3g vs float64 of the halves%n",
-                    headSize, nHeads, nKvHeads, worst);
+            System.out.printf("f16 KV head %d, %d/%d heads, tile %s: worst relative error %.3g vs float64 of the"
+                    + " halves%n", headSize, nHeads, nKvHeads, d.handStep().decodeTile().label(), worst);
         }
     }
 
@@ -278,6 +288,126 @@ class HalfKvCacheTest {
             }
             return new Greedy(tokens, logprobs);
         }
+    }
+
+    /**
+     * kv.cl's loads widen every one of the 65,536 half bit patterns exactly ({@code Float.float16ToFloat}: the same
+     * float bits; NaNs stay NaNs), through KV_LOAD8, KV_LOAD4 and KV_LOAD1, with both conversions
+     * ({@value KvCacheType#HALF_CONVERT_PROPERTY} vload and bits); and KV_STORE2 rounds floats next to and between
+     * halves to nearest even as {@code Float.floatToFloat16} does.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"vload", "bits"})
+    void kvClWidensEveryHalfExactlyAndStoresToNearestEven(String convert) {
+        String source = MatmulProgram.resource("kv.cl") + """
+
+                __kernel void widen(__global const KV_T *kv, __global float *out8, __global float *out4,
+                                    __global float *out1) {
+                    int i = get_global_id(0);
+                    float4 lo;
+                    float4 hi;
+                    KV_LOAD8(kv, 8 * i, lo, hi);
+                    vstore4(lo, 2 * i, out8);
+                    vstore4(hi, 2 * i + 1, out8);
+                    vstore4(KV_LOAD4(kv, 8 * i), 2 * i, out4);
+                    vstore4(KV_LOAD4(kv, 8 * i + 4), 2 * i + 1, out4);
+                    for (int k = 0; k < 8; k++) {
+                        out1[8 * i + k] = KV_LOAD1(kv, 8 * i + k);
+                    }
+                }
+
+                __kernel void narrow(__global const float *in, __global KV_T *kv) {
+                    int i = get_global_id(0);
+                    KV_STORE2(kv, 2 * i, in[2 * i], in[2 * i + 1]);
+                }
+                """;
+        int n = 1 << 16;
+        short[] halves = new short[n];
+        for (int i = 0; i < n; i++) {
+            halves[i] = (short) i;
+        }
+        // Floats to store: every half's value, the midpoints between neighbours (ties: to even), a quarter and three
+        // quarters of the way (to the nearer), and random floats, including past the largest half (to infinity).
+        Random random = new Random(77);
+        float[] floats = new float[4 * n];
+        for (int i = 0; i < n; i++) {
+            float a = Float.float16ToFloat((short) i);
+            float b = Float.float16ToFloat((short) (i + 1));
+            boolean finite = Float.isFinite(a) && Float.isFinite(b) && (i & 0x8000) == ((i + 1) & 0x8000);
+            floats[4 * i] = a;
+            floats[4 * i + 1] = finite ? (float) (((double) a + b) / 2) : random.nextFloat();
+            floats[4 * i + 2] = finite ? (float) (a + ((double) b - a) / 4) : -random.nextFloat();
+            floats[4 * i + 3] = Float.intBitsToFloat(random.nextInt());
+        }
+        var dev = io.stepstream.gpu.cl.ClRuntime.byHandle(OpenClTestSupport.device().getDeviceId(),
+                OpenClTestSupport.device().getName());
+        String options = OpenClTestSupport.withProperty(KvCacheType.HALF_CONVERT_PROPERTY, convert,
+                KvCacheType.F16::define);
+        try (io.stepstream.gpu.cl.ClQueue q = new io.stepstream.gpu.cl.ClQueue(dev)) {
+            var program = q.buildProgram(source, options.strip());
+            var widen = q.createKernel(program, "widen");
+            var narrow = q.createKernel(program, "narrow");
+            var kv = q.createBuffer(2L * floats.length);
+            var in = q.createBuffer(4L * floats.length);
+            java.lang.foreign.MemorySegment[] outs = {q.createBuffer(4L * n), q.createBuffer(4L * n), q.createBuffer(4L * n)};
+            q.writeBlocking(kv, java.lang.foreign.MemorySegment.ofArray(halves), 2L * n);
+            q.setArgBuffer(widen, 0, kv);
+            for (int o = 0; o < 3; o++) {
+                q.setArgBuffer(widen, 1 + o, outs[o]);
+            }
+            q.enqueue(widen, n / 8, 64, java.lang.foreign.MemorySegment.NULL);
+            String[] names = {"KV_LOAD8", "KV_LOAD4", "KV_LOAD1"};
+            for (int o = 0; o < 3; o++) {
+                float[] got = new float[n];
+                q.readBlocking(outs[o], java.lang.foreign.MemorySegment.ofArray(got), 4L * n);
+                for (int i = 0; i < n; i++) {
+                    float want = Float.float16ToFloat((short) i);
+                    boolean same = Float.isNaN(want) ? Float.isNaN(got[i])
+                            : Float.floatToRawIntBits(got[i]) == Float.floatToRawIntBits(want);
+                    if (!same) {
+                        throw new AssertionError(convert + " " + names[o] + ": half 0x" + Integer.toHexString(i)
+                                + " widened to " + got[i] + " (0x" + Integer.toHexString(Float.floatToRawIntBits(got[i]))
+                                + "), want " + want);
+                    }
+                }
+            }
+            q.writeBlocking(in, java.lang.foreign.MemorySegment.ofArray(floats), 4L * floats.length);
+            q.setArgBuffer(narrow, 0, in);
+            q.setArgBuffer(narrow, 1, kv);
+            q.enqueue(narrow, floats.length / 2, 64, java.lang.foreign.MemorySegment.NULL);
+            short[] stored = new short[floats.length];
+            q.readBlocking(kv, java.lang.foreign.MemorySegment.ofArray(stored), 2L * floats.length);
+            for (int i = 0; i < floats.length; i++) {
+                short want = Float.floatToFloat16(floats[i]);
+                boolean nan = Float.isNaN(floats[i]);
+                if (nan ? !Float.isNaN(Float.float16ToFloat(stored[i])) : stored[i] != want) {
+                    throw new AssertionError("KV_STORE2 of " + floats[i] + " stored 0x"
+                            + Integer.toHexString(stored[i] & 0xffff) + ", want 0x" + Integer.toHexString(want & 0xffff));
+                }
+            }
+            for (var b : outs) {
+                q.releaseBuffer(b);
+            }
+            q.releaseBuffer(kv);
+            q.releaseBuffer(in);
+        }
+    }
+
+    /** attn_decode's f16 defaults: lanes dividing head / 8 (one 16-byte load of 8 halves), unroll for ~8 loads a tile. */
+    @Test
+    void decodeTileDefaultsForAnF16Pool() {
+        assertEquals(new DecodeAttention.Tile(128, 16, 8, 8), DecodeAttention.Tile.parse("", 128, 1, KvCacheType.F16));
+        assertEquals(new DecodeAttention.Tile(128, 32, 8, 8), DecodeAttention.Tile.parse("", 128, 1, KvCacheType.F32));
+        assertEquals(new DecodeAttention.Tile(128, 8, 4, 8), DecodeAttention.Tile.parse("", 64, 8, KvCacheType.F16));
+        assertEquals(new DecodeAttention.Tile(128, 2, 2, 8), DecodeAttention.Tile.parse("", 48, 1, KvCacheType.F16));
+        assertEquals(new DecodeAttention.Tile(128, 1, 8, 8), DecodeAttention.Tile.parse("", 8, 2, KvCacheType.F16));
+        assertEquals(new DecodeAttention.Tile(128, 32, 8, 8),
+                DecodeAttention.Tile.parse("lanes=32", 128, 1, KvCacheType.F16), "given lanes are kept");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> OpenClTestSupport.withProperty(
+                KvCacheType.HALF_CONVERT_PROPERTY, "fast", KvCacheType.F16::define));
+        assertTrue(e.getMessage().contains(KvCacheType.HALF_CONVERT_PROPERTY) && e.getMessage().contains("'fast'"),
+                e.getMessage());
+        assertEquals("", KvCacheType.F32.define());
     }
 
     @Test
