@@ -96,7 +96,8 @@ public final class DecodeAttentionProbe {
             try (d) {
                 d.attention(Attention.AUTO);
                 String label = mode + (tile.isEmpty() ? "" : ":" + tile) + (d.handStep().decodeAvailable()
-                        ? " [" + d.handStep().decodeTile().label() + "]" : "");
+                        ? " [" + d.handStep().decodeTile().label() + "]" : "")
+                        + (d.kvCache() == KvCacheType.F16 ? " [f16 " + d.handStep().kvConvert() + "]" : "");
                 for (int batch : batches) {
                     out.accept(label + " " + measure(d, c, batch, keys, reps));
                 }

@@ -122,6 +122,14 @@ final class HandStep {
         return fusedCombine;
     }
 
+    /** How the attention kernels widen an f16 pool's halves ({@link KvCacheType.Built#convert}; "" for f32). */
+    private final String kvConvert;
+
+    /** How the attention kernels widen an f16 pool's halves: "vload", "bits", "ptx", ... ("" for an f32 pool). */
+    String kvConvert() {
+        return kvConvert;
+    }
+
     /** Per-chunk (m, l, acc) rows of a split step, grown on demand. */
     private MemorySegment part;
     private long partFloats;
@@ -263,8 +271,10 @@ final class HandStep {
         boolean tileFits = tile.fits(k.headSize, k.kvGroup, dev);
         this.split = AttentionSplit.fromSystemProperty();
         this.splitTile = AttentionTile.splitFromSystemProperty(k.kvGroup);
-        MemorySegment program = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + kvCache.define()
+        KvCacheType.Built built = kvCache.build(queue, source(), "-DNORM_WG=" + NORM_WG
                 + (tileFits ? tile.buildOptions(k.headSize, k.kvGroup) : ""));
+        MemorySegment program = built.program();
+        this.kvConvert = built.convert();
         embed = new Kernel(program, "embed", 2, "tokenIds", 3, "emb", 4, "x");
         embed.setInt(1, k.dim);
         normAtt = norm(program, "rmsAtt", 0);
@@ -295,10 +305,9 @@ final class HandStep {
             // attn_decode joins the split program (its merge is merge_chunks, its scratch the split's) unless the
             // model never uses it.
             boolean decode = decodeMode != DecodeAttention.TILED && decodeTile.fits(k.headSize, k.kvGroup, dev);
-            MemorySegment splitProgram = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + kvCache.define()
-                    + " -DATT_SPLIT"
+            MemorySegment splitProgram = kvCache.build(queue, source(), "-DNORM_WG=" + NORM_WG + " -DATT_SPLIT"
                     + (fusedCombine ? " -DATT_FUSED_COMBINE" : "") + splitTile.buildOptions(k.headSize, k.kvGroup)
-                    + (decode ? decodeTile.buildOptions() : ""));
+                    + (decode ? decodeTile.buildOptions() : "")).program();
             attnSplit = tiledKernel(splitProgram);
             attnDecode = decode ? decodeKernel(splitProgram) : null;
             attnDecodeCombine = decode ? new Kernel(splitProgram, "attn_decode_combine", 4, "xb") : null;

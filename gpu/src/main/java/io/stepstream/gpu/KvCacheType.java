@@ -1,5 +1,9 @@
 package io.stepstream.gpu;
 
+import io.stepstream.gpu.cl.ClQueue;
+import io.stepstream.gpu.cl.ClRuntime;
+
+import java.lang.foreign.MemorySegment;
 import java.util.Locale;
 
 /**
@@ -33,27 +37,54 @@ public enum KvCacheType {
     }
 
     /**
-     * System property: how the f16 kernels widen the halves they load: {@code vload} (the default: vload_half4 on a
-     * private copy of the loaded words, as the F16 weights) or {@code bits} (an exact conversion with integer
-     * operations in registers); both exact, for A/B runs on a device. Read when a program is built.
+     * System property: how the kernels that read an f16 pool widen its halves: {@code auto} (the default: {@code ptx}
+     * on an NVIDIA device, else {@code vload}), {@code vload} (vload_half4 on a private copy of the loaded words, as
+     * the F16 weights), {@code bits} (an exact conversion with integer operations in registers) or {@code ptx}
+     * (NVIDIA's cvt.f32.f16 through inline PTX; where it does not build, e.g. PoCL, vload). All exact. Read when a
+     * program is built.
      */
     public static final String HALF_CONVERT_PROPERTY = "stepstream.opencl.kvHalfConvert";
 
-    /**
-     * The build option of every program that reads or writes the pool (empty for f32, with a leading space else);
-     * f16 adds {@value #HALF_CONVERT_PROPERTY}'s choice.
-     */
+    /** The build option of every program that touches the pool (empty for f32, with a leading space else). */
     String define() {
+        return define;
+    }
+
+    /** A program built with this pool's defines, and how it widens an f16 pool's halves ("" for f32). */
+    record Built(MemorySegment program, String convert) {
+    }
+
+    /**
+     * Builds {@code source} (with kv.cl in it) with {@code options} and this pool's defines; for f16 also the
+     * conversion {@value #HALF_CONVERT_PROPERTY} asks for, the inline-PTX one in either asm spelling and, where
+     * neither builds, vload_half.
+     */
+    Built build(ClQueue queue, String source, String options) {
         if (this != F16) {
-            return define;
+            return new Built(queue.buildProgram(source, options + define), "");
         }
-        String v = System.getProperty(HALF_CONVERT_PROPERTY, "vload").strip().toLowerCase(Locale.ROOT);
-        return define + switch (v) {
-            case "vload" -> "";
-            case "bits" -> " -DKV_CVT=1";
-            default -> throw new IllegalArgumentException(HALF_CONVERT_PROPERTY + " must be vload or bits, got '" + v
-                    + "'");
+        String v = System.getProperty(HALF_CONVERT_PROPERTY, "auto").strip().toLowerCase(Locale.ROOT);
+        String mode = switch (v) {
+            case "auto" -> ClRuntime.nvComputeCapability(queue.device()) > 0 ? "ptx" : "vload";
+            case "vload", "bits", "ptx" -> v;
+            default -> throw new IllegalArgumentException(HALF_CONVERT_PROPERTY + " must be auto, vload, bits or ptx,"
+                    + " got '" + v + "'");
         };
+        if (mode.equals("bits")) {
+            return new Built(queue.buildProgram(source, options + define + " -DKV_CVT=1"), "bits");
+        }
+        if (mode.equals("ptx")) {
+            for (int spelling = 1; spelling <= 2; spelling++) {
+                try {
+                    return new Built(queue.buildProgram(source, options + define + " -DKV_CVT=2 -DKV_PTX=" + spelling),
+                            "ptx");
+                } catch (OpenClException e) {
+                    // the other spelling, then vload_half
+                }
+            }
+            return new Built(queue.buildProgram(source, options + define), "vload (ptx did not build)");
+        }
+        return new Built(queue.buildProgram(source, options + define), "vload");
     }
 
     public String label() {

@@ -247,6 +247,13 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
 #define KV_W 1
 #endif
 #define ROW_LOADS (HS4 / KV_W)
+// What an item holds of the next tile: floats, or an f16 pool's raw words (8 halves a uint4, half the registers),
+// widened when staged in local memory.
+#if KV_W == 2
+#define KV_TILE_T uint4
+#else
+#define KV_TILE_T float4
+#endif
 #define TILE_LOADS ((ATT_TK * ROW_LOADS + ATT_WG - 1) / ATT_WG)
 #if HEAD_SIZE % 4 != 0 || ATT_TK % ATT_LANES != 0
 #error "attn_tiled needs HEAD_SIZE % 4 == 0 and ATT_TK % ATT_LANES == 0"
@@ -312,40 +319,32 @@ inline float4 merge_chunks(volatile __global const float *part, int tokens, int 
 
 /**
  * This item's float4s of the keys and values at positions k0 .. k0+ATT_TK-1 (zeros past keysLast, whose block
- * may not exist): item lid takes load lid + u * ATT_WG of the tile (KV_W float4s each, nextK/V[u * KV_W ..]),
- * consecutive items consecutive floats of one position (coalesced), through the entry's block table.
+ * may not exist): item lid takes load lid + u * ATT_WG of the tile (KV_W float4s each), consecutive items
+ * consecutive floats of one position (coalesced), through the entry's block table.
  */
 inline void load_kv_tile(int k0, int keysLast, int lid, int tableBase, int kOffset, int vOffset, int kvDim,
                          int blockFloats, __global const int *blockTable, __global const KV_T *kv,
-                         float4 *nextK, float4 *nextV) {
+                         KV_TILE_T *nextK, KV_TILE_T *nextV) {
     #pragma unroll
     for (int u = 0; u < TILE_LOADS; u++) {
         int i = lid + u * ATT_WG;
         int jj = i / ROW_LOADS;
         int j = k0 + jj;
-        float4 kval = (float4) (0.0f);
-        float4 vval = (float4) (0.0f);
-#if KV_W == 2
-        float4 kval2 = (float4) (0.0f);
-        float4 vval2 = (float4) (0.0f);
-#endif
+        KV_TILE_T kval = (KV_TILE_T) (0);
+        KV_TILE_T vval = (KV_TILE_T) (0);
         if (i < ATT_TK * ROW_LOADS && j <= keysLast) {
             long base = (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim
                     + 4 * KV_W * (i - jj * ROW_LOADS);
 #if KV_W == 2
-            KV_LOAD8(kv, base + kOffset, kval, kval2);
-            KV_LOAD8(kv, base + vOffset, vval, vval2);
+            kval = KV_LOAD8_RAW(kv, base + kOffset);
+            vval = KV_LOAD8_RAW(kv, base + vOffset);
 #else
             kval = KV_LOAD4(kv, base + kOffset);
             vval = KV_LOAD4(kv, base + vOffset);
 #endif
         }
-        nextK[u * KV_W] = kval;
-        nextV[u * KV_W] = vval;
-#if KV_W == 2
-        nextK[u * KV_W + 1] = kval2;
-        nextV[u * KV_W + 1] = vval2;
-#endif
+        nextK[u] = kval;
+        nextV[u] = vval;
     }
 }
 
@@ -437,8 +436,8 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
 
     // Each item moves TILE_LOADS float4s of keys and of values a tile. The next tile's are loaded into registers
     // while the current one is scored and summed, so the global latency hides behind that work.
-    float4 nextK[TILE_LOADS * KV_W];
-    float4 nextV[TILE_LOADS * KV_W];
+    KV_TILE_T nextK[TILE_LOADS];
+    KV_TILE_T nextV[TILE_LOADS];
     load_kv_tile(keysFirst, keysLast, lid, tableBase, kOffset, vOffset, kvDim, blockFloats, blockTable, kv, nextK,
                  nextV);
     for (int k0 = keysFirst; k0 <= keysLast; k0 += ATT_TK) {
@@ -448,11 +447,15 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
             if (i < ATT_TK * ROW_LOADS) {
                 int jj = i / ROW_LOADS;
                 int c = (i - jj * ROW_LOADS) * KV_W;
-                #pragma unroll
-                for (int w = 0; w < KV_W; w++) {
-                    ks[jj * KS_STRIDE + c + w] = nextK[u * KV_W + w];
-                    vs[jj * HS4 + c + w] = nextV[u * KV_W + w];
-                }
+#if KV_W == 2
+                ks[jj * KS_STRIDE + c] = kv_halves4(nextK[u].xy);
+                ks[jj * KS_STRIDE + c + 1] = kv_halves4(nextK[u].zw);
+                vs[jj * HS4 + c] = kv_halves4(nextV[u].xy);
+                vs[jj * HS4 + c + 1] = kv_halves4(nextV[u].zw);
+#else
+                ks[jj * KS_STRIDE + c] = nextK[u];
+                vs[jj * HS4 + c] = nextV[u];
+#endif
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -777,26 +780,25 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                 ? (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim : -1;
     }
     for (int k0 = keysFirst; k0 <= keysLast; k0 += DEC_TK) {
-        // This slot's keys of the tile, K and V together (zeros past keysLast).
+        // This slot's keys of the tile, K and V together (zeros past keysLast). An f16 pool's pairs stay raw words
+        // (8 halves a uint4: half the registers of floats, so as many loads in flight as f32's) until their use.
+#if DEC_PAIRS
+        uint4 kt[DEC_UNROLL][DEC_CPL / 2];
+        uint4 vt[DEC_UNROLL][DEC_CPL / 2];
+        #pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++) {
+            #pragma unroll
+            for (int p = 0; p < DEC_CPL / 2; p++) {
+                int c = DEC_C(lane, 2 * p);
+                kt[u][p] = base[u] >= 0 ? KV_LOAD8_RAW(kv, base[u] + kOffset + 4 * c) : (uint4) (0u);
+                vt[u][p] = base[u] >= 0 ? KV_LOAD8_RAW(kv, base[u] + vOffset + 4 * c) : (uint4) (0u);
+            }
+        }
+#else
         float4 kt[DEC_UNROLL][DEC_CPL];
         float4 vt[DEC_UNROLL][DEC_CPL];
         #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++) {
-#if DEC_PAIRS
-            #pragma unroll
-            for (int i = 0; i < DEC_CPL; i += 2) {
-                int c = DEC_C(lane, i);
-                if (base[u] >= 0) {
-                    KV_LOAD8(kv, base[u] + kOffset + 4 * c, kt[u][i], kt[u][i + 1]);
-                    KV_LOAD8(kv, base[u] + vOffset + 4 * c, vt[u][i], vt[u][i + 1]);
-                } else {
-                    kt[u][i] = (float4) (0.0f);
-                    kt[u][i + 1] = (float4) (0.0f);
-                    vt[u][i] = (float4) (0.0f);
-                    vt[u][i + 1] = (float4) (0.0f);
-                }
-            }
-#else
             #pragma unroll
             for (int i = 0; i < DEC_CPL; i++) {
                 int c = DEC_C(lane, i);
@@ -804,8 +806,8 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                 kt[u][i] = in ? KV_LOAD4(kv, base[u] + kOffset + 4 * c) : (float4) (0.0f);
                 vt[u][i] = in ? KV_LOAD4(kv, base[u] + vOffset + 4 * c) : (float4) (0.0f);
             }
-#endif
         }
+#endif
         #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++) {
             int j = k0 + DEC_TK + u * DEC_SLOTS + slot;
@@ -813,6 +815,27 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                     ? (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim : -1;
         }
         // Partial dot products: row (slot, query row g, key u) of DEC_LANES partials, one per lane.
+#if DEC_PAIRS
+        // Each key's halves widened once, for all KV_GROUP query rows (the sums as below, in the same order).
+        #pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++) {
+            float4 kf[DEC_CPL];
+            #pragma unroll
+            for (int p = 0; p < DEC_CPL / 2; p++) {
+                kf[2 * p] = kv_halves4(kt[u][p].xy);
+                kf[2 * p + 1] = kv_halves4(kt[u][p].zw);
+            }
+            #pragma unroll
+            for (int g = 0; g < KV_GROUP; g++) {
+                float4 d = (float4) (0.0f);
+                #pragma unroll
+                for (int i = 0; i < DEC_CPL; i++) {
+                    d += qr[g][i] * kf[i];
+                }
+                red[(slot * DEC_COMBOS + g * DEC_UNROLL + u) * DEC_RED_STRIDE + lane] = (d.x + d.y) + (d.z + d.w);
+            }
+        }
+#else
         #pragma unroll
         for (int g = 0; g < KV_GROUP; g++) {
             #pragma unroll
@@ -825,6 +848,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                 red[(slot * DEC_COMBOS + g * DEC_UNROLL + u) * DEC_RED_STRIDE + lane] = (d.x + d.y) + (d.z + d.w);
             }
         }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int cb = lane; cb < DEC_COMBOS; cb += DEC_LANES) {
             int at = (slot * DEC_COMBOS + cb) * DEC_RED_STRIDE;
@@ -836,6 +860,9 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         // The slot's online softmax per query row over its DEC_UNROLL keys (every lane of the slot the same).
+#if DEC_PAIRS
+        float pr[KV_GROUP][DEC_UNROLL];
+#endif
         #pragma unroll
         for (int g = 0; g < KV_GROUP; g++) {
             float s[DEC_UNROLL];
@@ -859,12 +886,35 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                 int j = k0 + u * DEC_SLOTS + slot;
                 float p = j <= keysLast ? exp(s[u] - newMax) : 0.0f;
                 l[g] += p;
+#if DEC_PAIRS
+                pr[g][u] = p;
+#else
                 #pragma unroll
                 for (int i = 0; i < DEC_CPL; i++) {
                     acc[g][i] += p * vt[u][i];
                 }
+#endif
             }
         }
+#if DEC_PAIRS
+        // Each key's values widened once for all query rows; every acc[g][i] still adds its keys in u order.
+        #pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++) {
+            float4 vf[DEC_CPL];
+            #pragma unroll
+            for (int p = 0; p < DEC_CPL / 2; p++) {
+                vf[2 * p] = kv_halves4(vt[u][p].xy);
+                vf[2 * p + 1] = kv_halves4(vt[u][p].zw);
+            }
+            #pragma unroll
+            for (int g = 0; g < KV_GROUP; g++) {
+                #pragma unroll
+                for (int i = 0; i < DEC_CPL; i++) {
+                    acc[g][i] += pr[g][u] * vf[i];
+                }
+            }
+        }
+#endif
         // The next tile writes red and sc only after its own first barrier, which every item reaches after its
         // reads of this tile's: no third barrier.
     }

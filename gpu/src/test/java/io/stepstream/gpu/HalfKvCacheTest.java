@@ -292,23 +292,26 @@ class HalfKvCacheTest {
 
     /**
      * kv.cl's loads widen every one of the 65,536 half bit patterns exactly ({@code Float.float16ToFloat}: the same
-     * float bits; NaNs stay NaNs), through KV_LOAD8, KV_LOAD4 and KV_LOAD1, with both conversions
-     * ({@value KvCacheType#HALF_CONVERT_PROPERTY} vload and bits); and KV_STORE2 rounds floats next to and between
-     * halves to nearest even as {@code Float.floatToFloat16} does.
+     * float bits; NaNs stay NaNs), through KV_LOAD8, KV_LOAD8_RAW + kv_halves4, KV_LOAD4 and KV_LOAD1, with each
+     * conversion of {@value KvCacheType#HALF_CONVERT_PROPERTY} (ptx and auto build as vload where the inline PTX does
+     * not: PoCL); and KV_STORE2 rounds floats next to and between halves to nearest even as {@code Float.floatToFloat16}.
      */
     @ParameterizedTest
-    @org.junit.jupiter.params.provider.ValueSource(strings = {"vload", "bits"})
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"vload", "bits", "ptx", "auto"})
     void kvClWidensEveryHalfExactlyAndStoresToNearestEven(String convert) {
         String source = MatmulProgram.resource("kv.cl") + """
 
                 __kernel void widen(__global const KV_T *kv, __global float *out8, __global float *out4,
-                                    __global float *out1) {
+                                    __global float *out1, __global float *outRaw) {
                     int i = get_global_id(0);
                     float4 lo;
                     float4 hi;
                     KV_LOAD8(kv, 8 * i, lo, hi);
                     vstore4(lo, 2 * i, out8);
                     vstore4(hi, 2 * i + 1, out8);
+                    uint4 raw = KV_LOAD8_RAW(kv, 8 * i);
+                    vstore4(kv_halves4(raw.xy), 2 * i, outRaw);
+                    vstore4(kv_halves4(raw.zw), 2 * i + 1, outRaw);
                     vstore4(KV_LOAD4(kv, 8 * i), 2 * i, out4);
                     vstore4(KV_LOAD4(kv, 8 * i + 4), 2 * i + 1, out4);
                     for (int k = 0; k < 8; k++) {
@@ -341,23 +344,31 @@ class HalfKvCacheTest {
         }
         var dev = io.stepstream.gpu.cl.ClRuntime.byHandle(OpenClTestSupport.device().getDeviceId(),
                 OpenClTestSupport.device().getName());
-        String options = OpenClTestSupport.withProperty(KvCacheType.HALF_CONVERT_PROPERTY, convert,
-                KvCacheType.F16::define);
         try (io.stepstream.gpu.cl.ClQueue q = new io.stepstream.gpu.cl.ClQueue(dev)) {
-            var program = q.buildProgram(source, options.strip());
+            KvCacheType.Built built = OpenClTestSupport.withProperty(KvCacheType.HALF_CONVERT_PROPERTY, convert,
+                    () -> KvCacheType.F16.build(q, source, ""));
+            boolean nvidia = io.stepstream.gpu.cl.ClRuntime.nvComputeCapability(dev) > 0;
+            assertEquals(switch (convert) {
+                case "bits" -> "bits";
+                case "ptx" -> nvidia ? "ptx" : "vload (ptx did not build)";
+                case "auto" -> nvidia ? "ptx" : "vload";
+                default -> "vload";
+            }, built.convert());
+            var program = built.program();
             var widen = q.createKernel(program, "widen");
             var narrow = q.createKernel(program, "narrow");
             var kv = q.createBuffer(2L * floats.length);
             var in = q.createBuffer(4L * floats.length);
-            java.lang.foreign.MemorySegment[] outs = {q.createBuffer(4L * n), q.createBuffer(4L * n), q.createBuffer(4L * n)};
+            java.lang.foreign.MemorySegment[] outs = {q.createBuffer(4L * n), q.createBuffer(4L * n), q.createBuffer(4L * n),
+                    q.createBuffer(4L * n)};
             q.writeBlocking(kv, java.lang.foreign.MemorySegment.ofArray(halves), 2L * n);
             q.setArgBuffer(widen, 0, kv);
-            for (int o = 0; o < 3; o++) {
+            for (int o = 0; o < outs.length; o++) {
                 q.setArgBuffer(widen, 1 + o, outs[o]);
             }
             q.enqueue(widen, n / 8, 64, java.lang.foreign.MemorySegment.NULL);
-            String[] names = {"KV_LOAD8", "KV_LOAD4", "KV_LOAD1"};
-            for (int o = 0; o < 3; o++) {
+            String[] names = {"KV_LOAD8", "KV_LOAD4", "KV_LOAD1", "KV_LOAD8_RAW"};
+            for (int o = 0; o < outs.length; o++) {
                 float[] got = new float[n];
                 q.readBlocking(outs[o], java.lang.foreign.MemorySegment.ofArray(got), 4L * n);
                 for (int i = 0; i < n; i++) {
@@ -403,10 +414,15 @@ class HalfKvCacheTest {
         assertEquals(new DecodeAttention.Tile(128, 1, 8, 8), DecodeAttention.Tile.parse("", 8, 2, KvCacheType.F16));
         assertEquals(new DecodeAttention.Tile(128, 32, 8, 8),
                 DecodeAttention.Tile.parse("lanes=32", 128, 1, KvCacheType.F16), "given lanes are kept");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> OpenClTestSupport.withProperty(
-                KvCacheType.HALF_CONVERT_PROPERTY, "fast", KvCacheType.F16::define));
-        assertTrue(e.getMessage().contains(KvCacheType.HALF_CONVERT_PROPERTY) && e.getMessage().contains("'fast'"),
-                e.getMessage());
+        var dev = io.stepstream.gpu.cl.ClRuntime.byHandle(OpenClTestSupport.device().getDeviceId(),
+                OpenClTestSupport.device().getName());
+        try (io.stepstream.gpu.cl.ClQueue q = new io.stepstream.gpu.cl.ClQueue(dev)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> OpenClTestSupport
+                    .withProperty(KvCacheType.HALF_CONVERT_PROPERTY, "fast", () -> KvCacheType.F16.build(q,
+                            "__kernel void k(void) {}", "")));
+            assertTrue(e.getMessage().contains(KvCacheType.HALF_CONVERT_PROPERTY) && e.getMessage().contains("'fast'"),
+                    e.getMessage());
+        }
         assertEquals("", KvCacheType.F32.define());
     }
 
