@@ -404,14 +404,17 @@ class HalfKvCacheTest {
         }
     }
 
-    /** attn_decode's f16 defaults: lanes dividing head / 8 (one 16-byte load of 8 halves), unroll for ~8 loads a tile. */
+    /**
+     * attn_decode's f16 defaults: lanes dividing head / 8 (one 16-byte load of 8 halves), unroll for ~4 such loads a
+     * tile (halved for KV groups of 4 and more, as f32's); lanes that cannot pair keep f32's rule.
+     */
     @Test
     void decodeTileDefaultsForAnF16Pool() {
-        assertEquals(new DecodeAttention.Tile(128, 16, 8, 8), DecodeAttention.Tile.parse("", 128, 1, KvCacheType.F16));
+        assertEquals(new DecodeAttention.Tile(128, 16, 4, 8), DecodeAttention.Tile.parse("", 128, 1, KvCacheType.F16));
         assertEquals(new DecodeAttention.Tile(128, 32, 8, 8), DecodeAttention.Tile.parse("", 128, 1, KvCacheType.F32));
-        assertEquals(new DecodeAttention.Tile(128, 8, 4, 8), DecodeAttention.Tile.parse("", 64, 8, KvCacheType.F16));
-        assertEquals(new DecodeAttention.Tile(128, 2, 2, 8), DecodeAttention.Tile.parse("", 48, 1, KvCacheType.F16));
-        assertEquals(new DecodeAttention.Tile(128, 1, 8, 8), DecodeAttention.Tile.parse("", 8, 2, KvCacheType.F16));
+        assertEquals(new DecodeAttention.Tile(128, 8, 2, 8), DecodeAttention.Tile.parse("", 64, 8, KvCacheType.F16));
+        assertEquals(new DecodeAttention.Tile(128, 2, 1, 8), DecodeAttention.Tile.parse("", 48, 1, KvCacheType.F16));
+        assertEquals(new DecodeAttention.Tile(128, 1, 4, 8), DecodeAttention.Tile.parse("", 8, 2, KvCacheType.F16));
         assertEquals(new DecodeAttention.Tile(128, 32, 8, 8),
                 DecodeAttention.Tile.parse("lanes=32", 128, 1, KvCacheType.F16), "given lanes are kept");
         var dev = io.stepstream.gpu.cl.ClRuntime.byHandle(OpenClTestSupport.device().getDeviceId(),
