@@ -88,18 +88,33 @@ public enum DecodeAttention {
 
         /** From {@value #TILE_PROPERTY} (defaults for what it leaves out). */
         static Tile fromSystemProperty(int headSize, int kvGroup) {
-            return parse(System.getProperty(TILE_PROPERTY, ""), headSize, kvGroup);
+            return fromSystemProperty(headSize, kvGroup, KvCacheType.F32);
+        }
+
+        /** As above, with the defaults for a pool of {@code kvCache} elements. */
+        static Tile fromSystemProperty(int headSize, int kvGroup, KvCacheType kvCache) {
+            return parse(System.getProperty(TILE_PROPERTY, ""), headSize, kvGroup, kvCache);
+        }
+
+        static Tile parse(String spec, int headSize, int kvGroup) {
+            return parse(spec, headSize, kvGroup, KvCacheType.F32);
         }
 
         /**
          * Defaults: 128 items; lanes the largest power of two (at most 32) dividing head / 4, so no lane idles and a
-         * lane holds head / 4 / lanes float4s (1 for heads 64 and 128); unroll so a lane reads ~8 float4s of keys a
+         * lane holds head / 4 / lanes float4s (1 for heads 64 and 128); unroll so a lane issues ~8 loads of keys a
          * tile (and as many of values), halved for KV groups of 4 and more whose per-row scores take registers too.
+         * An f16 pool loads 8 halves (two float4s, 16 bytes) at once where the head has an even number of float4s: its
+         * lanes divide head / 8 instead, so each load still moves 16 bytes (head 128: 16 lanes of one load a row,
+         * where 32 lanes of 8-byte loads ran at half the f32 pool's byte rate on the H200), and unroll aims at ~4
+         * loads a tile: H200, 7B shape, 2,080 keys, us a layer b1 / b8 (ptx): unroll 4 22.3 / 78.3, 8 24.8 / 80.2,
+         * 16 22.9 / 87.7 (f32's default 33.8 / 137.4).
          */
-        static Tile parse(String spec, int headSize, int kvGroup) {
+        static Tile parse(String spec, int headSize, int kvGroup, KvCacheType kvCache) {
             int hs4 = Math.max(1, headSize / 4);
+            int pairs = kvCache == KvCacheType.F16 && hs4 % 2 == 0 ? 2 : 1;
             int lanes = 1;
-            while (lanes * 2 <= MAX_LANES && hs4 % (lanes * 2) == 0) {
+            while (lanes * 2 <= MAX_LANES && hs4 % (lanes * 2 * pairs) == 0) {
                 lanes *= 2;
             }
             var given = SystemProperties.namedInts(TILE_PROPERTY, spec,
@@ -109,8 +124,10 @@ public enum DecodeAttention {
             int unroll = given.getOrDefault("unroll", -1);
             int groups = given.getOrDefault("groups", DEFAULT_GROUPS);
             if (unroll < 0) {
-                int perLane = (hs4 + lanes - 1) / lanes;
-                unroll = Math.max(1, 8 / perLane);
+                // float4s one load moves: two where step.cl pairs a lane's float4s (DEC_PAIRS), else one
+                int perLoad = kvCache == KvCacheType.F16 && hs4 % (2 * lanes) == 0 ? 2 : 1;
+                int perLane = (hs4 + lanes * perLoad - 1) / (lanes * perLoad);
+                unroll = Math.max(1, (perLoad == 2 ? 4 : 8) / perLane);
                 if (kvGroup >= 4) {
                     unroll = Math.max(1, unroll / 2);
                 }

@@ -19,7 +19,11 @@ import java.util.SplittableRandom;
  *
  * <pre>
  * DecodeAttentionProbe [--device SEL] [--head 128] [--heads 32] [--kv-heads 32] [--keys 2080] [--batches 1,8]
- *                      [--reps 20] [--variants "tiled|decode|decode:groups=4|decode:groups=16|tiled"]
+ *                      [--reps 20] [--variants "tiled|decode|decode:groups=4|decode:groups=16|tiled"] [--kv-cache f32|f16]
+ * </pre>
+ * With {@code --kv-cache f16} the pool holds half bits (the random keys and values rounded to nearest even, and the
+ * float64 reference reads those rounded values); GB/s of KV count 2 bytes an element then.
+ * <pre>
  * </pre>
  */
 public final class DecodeAttentionProbe {
@@ -43,6 +47,7 @@ public final class DecodeAttentionProbe {
         int reps = 20;
         int[] batches = {1, 8};
         String variants = "tiled|decode|decode:groups=4|decode:groups=16|tiled";
+        KvCacheType kvCache = KvCacheType.F32;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (i + 1 >= args.length) {
@@ -59,8 +64,9 @@ public final class DecodeAttentionProbe {
                 case "--batches" -> batches = Arrays.stream(v.split(",")).map(String::strip)
                         .mapToInt(Integer::parseInt).toArray();
                 case "--variants" -> variants = v;
+                case "--kv-cache" -> kvCache = KvCacheType.parse(v);
                 default -> throw new IllegalArgumentException("unknown option " + a
-                        + " (--device, --head, --heads, --kv-heads, --keys, --batches, --reps, --variants)");
+                        + " (--device, --head, --heads, --kv-heads, --keys, --batches, --reps, --variants, --kv-cache)");
             }
         }
         int most = Arrays.stream(batches).max().orElseThrow();
@@ -76,17 +82,22 @@ public final class DecodeAttentionProbe {
         Llama2Weights w = zeroWeights(c);
         OpenCLDevice device = OpenClDevices.select(selector);
         out.accept("device " + OpenClDevices.describe(device) + "; head " + head + ", " + heads + " heads over "
-                + kvHeads + " KV heads, ~" + keys + " keys an entry, " + reps + " launches of " + LAYERS + " layer");
+                + kvHeads + " KV heads, ~" + keys + " keys an entry, " + reps + " launches of " + LAYERS + " layer, "
+                + kvCache.label() + " KV");
+        KvCacheType kv = kvCache;
         for (String variant : variants.split("\\|")) {
             String[] mt = variant.strip().split(":", 2);
             String mode = mt[0].strip();
             String tile = mt.length > 1 ? mt[1].strip() : "";
             DeviceLlama2 d = withProperties(DecodeAttention.PROPERTY, mode, DecodeAttention.TILE_PROPERTY, tile,
-                    () -> new DeviceLlama2(w, device, blocks));
+                    () -> new DeviceLlama2(w, device, blocks, io.stepstream.engine.tensor.TensorType.F32,
+                            Dispatch.DIRECT, Matmul.HAND, MatmulTiles.fromSystemProperty(),
+                            TensorCores.fromSystemProperties(), kv));
             try (d) {
                 d.attention(Attention.AUTO);
                 String label = mode + (tile.isEmpty() ? "" : ":" + tile) + (d.handStep().decodeAvailable()
-                        ? " [" + d.handStep().decodeTile().label() + "]" : "");
+                        ? " [" + d.handStep().decodeTile().label() + "]" : "")
+                        + (d.kvCache() == KvCacheType.F16 ? " [f16 " + d.handStep().kvConvert() + "]" : "");
                 for (int batch : batches) {
                     out.accept(label + " " + measure(d, c, batch, keys, reps));
                 }
@@ -126,7 +137,10 @@ public final class DecodeAttentionProbe {
         for (int i = 0; i < k.q.length; i++) {
             k.q[i] = (float) (random.nextDouble() * 6 - 3);
         }
-        // Only the blocks the step uses, one generator per block in parallel (the pool is up to 2 GiB).
+        // Only the blocks the step uses, one generator per block in parallel (the pool is up to 2 GiB). An f16 pool
+        // has no Java mirror: the values (rounded to half, as the pool keeps them) go into a host copy of its own.
+        boolean half = d.kvCache() == KvCacheType.F16;
+        float[] pool = half ? new float[(int) ((long) d.maxBlocks() * k.blockFloats)] : k.kv;
         long seed = random.nextLong();
         int[] used = new int[batch * k.maxBlocksPerSeq];
         int nUsed = 0;
@@ -140,11 +154,12 @@ public final class DecodeAttentionProbe {
             SplittableRandom r = new SplittableRandom(seed + 31L * blocks[i]);
             int from = blocks[i] * k.blockFloats;
             for (int x = from; x < from + k.blockFloats; x++) {
-                k.kv[x] = (float) (r.nextDouble() * 2 - 1);
+                float value = (float) (r.nextDouble() * 2 - 1);
+                pool[x] = half ? Float.float16ToFloat(Float.floatToFloat16(value)) : value;
             }
         });
         d.launcher().put(k.q);
-        d.launcher().put(k.kv);
+        d.writeKv(0, pool, 0, pool.length);
         int[] ops = new int[3 * LAYERS];
         int[] layers = new int[3 * LAYERS];
         for (int l = 0; l < LAYERS; l++) {
@@ -160,7 +175,7 @@ public final class DecodeAttentionProbe {
         d.launchPasses(ops, layers, batch, batch, maxLen);
         d.launcher().finish();
         d.launcher().get(k.xb);
-        double err = relativeError(k, c, lens, LAYERS - 1);
+        double err = relativeError(k, pool, c, lens, LAYERS - 1);
         long decodes = d.decodeAttentionPasses();
         for (int i = 0; i < 3; i++) {
             d.launchPasses(ops, layers, batch, batch, maxLen);
@@ -176,7 +191,7 @@ public final class DecodeAttentionProbe {
         d.profile(false);
         boolean ranDecode = d.decodeAttentionPasses() > decodes;
         double perLayerUs = nanos / 1e3 / reps / LAYERS;
-        double bytes = keyRows * (double) c.kvDim() * 2 * Float.BYTES;
+        double bytes = keyRows * (double) c.kvDim() * 2 * d.kvCache().bytes();
         return String.format("batch %d: %s, %.1f us a layer (x32 layers: %.3f ms), %.1f GB/s of KV,"
                         + " chunks<=%d, relative error %.2g", batch, ranDecode ? "attn_decode" : "attn_tiled", perLayerUs,
                 perLayerUs * 32 / 1e3, bytes / (perLayerUs * 1e3), d.attentionMostChunks(), err)
@@ -184,7 +199,7 @@ public final class DecodeAttentionProbe {
     }
 
     /** max |xb - reference| / max |reference| of layer {@code layer}'s attention (float64 from the host copies). */
-    private static double relativeError(Llama2Kernel k, ModelConfig c, int[] lens, int layer) {
+    private static double relativeError(Llama2Kernel k, float[] pool, ModelConfig c, int[] lens, int layer) {
         int hs = c.headSize();
         int dim = c.dim();
         int kvDim = c.kvDim();
@@ -200,7 +215,7 @@ public final class DecodeAttentionProbe {
                     long ko = kvIndex(k, kvDim, e, j, layer, false) + kvCol;
                     double s = 0;
                     for (int x = 0; x < hs; x++) {
-                        s += (double) k.q[e * dim + h * hs + x] * k.kv[(int) (ko + x)];
+                        s += (double) k.q[e * dim + h * hs + x] * pool[(int) (ko + x)];
                     }
                     p[j] = s / Math.sqrt(hs);
                     max = Math.max(max, p[j]);
@@ -214,7 +229,7 @@ public final class DecodeAttentionProbe {
                 for (int j = 0; j < lens[e]; j++) {
                     long vo = kvIndex(k, kvDim, e, j, layer, true) + kvCol;
                     for (int x = 0; x < hs; x++) {
-                        out[x] += p[j] / sum * k.kv[(int) (vo + x)];
+                        out[x] += p[j] / sum * pool[(int) (vo + x)];
                     }
                 }
                 for (int x = 0; x < hs; x++) {

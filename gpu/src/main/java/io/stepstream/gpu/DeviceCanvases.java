@@ -101,8 +101,9 @@ final class DeviceCanvases implements AutoCloseable {
                 tensorCores = tensorCores.withFill(CANVAS_FILL);
             }
         }
+        // Canvases keep an f32 pool whatever stepstream.opencl.kvCache says: it is a launch's scratch, not a cache.
         this.device = new DeviceLlama2(asLlama, device, blocks, weightType, dispatch, Matmul.fromSystemProperty(),
-                tiles, tensorCores);
+                tiles, tensorCores, KvCacheType.F32);
         this.summary = RowSummaryKernel.inLauncher(this.device.launcher(), "diffusion row summaries");
     }
 

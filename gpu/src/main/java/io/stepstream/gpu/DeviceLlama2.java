@@ -43,6 +43,8 @@ final class DeviceLlama2 implements AutoCloseable {
     private final WeightChunks.Split split;
     /** Whether the KV pool is a device buffer with no Java mirror (k.kv is a placeholder). */
     private final boolean kvDeviceOnly;
+    /** The KV pool's element type (f16: always device-only). */
+    private final KvCacheType kvCache;
     /**
      * Whether {@code att} (the score rows of the three-pass attention: tokens x heads x context floats) lives on the
      * device only, grown by {@link HandStep} when a launch first takes that path (block-sparse steps, heads the tiled
@@ -89,7 +91,17 @@ final class DeviceLlama2 implements AutoCloseable {
     /** As above; {@code tensorCores}: whether the hand path's F16 matmuls may use tensor cores (or emulate them). */
     DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
                  Matmul matmul, MatmulTiles tiles, TensorCores tensorCores) {
+        this(w, device, maxBlocks, weightType, dispatch, matmul, tiles, tensorCores, KvCacheType.fromSystemProperty());
+    }
+
+    /**
+     * As above; {@code kvCache}: the KV pool's element type. F16 needs the hand path with every pass a hand kernel
+     * (the Aparapi-translated passes read the pool as floats) and keeps the pool on the device alone.
+     */
+    DeviceLlama2(Llama2Weights w, OpenCLDevice device, int maxBlocks, TensorType weightType, Dispatch dispatch,
+                 Matmul matmul, MatmulTiles tiles, TensorCores tensorCores, KvCacheType kvCache) {
         this.device = device;
+        this.kvCache = java.util.Objects.requireNonNull(kvCache, "kvCache");
         this.config = w.config();
         this.maxBlocks = maxBlocks;
         this.weightType = weightType;
@@ -171,15 +183,27 @@ final class DeviceLlama2 implements AutoCloseable {
         setWeights(first);
         ropeTables(c);
         long kvFloats = (long) maxBlocks * k.blockFloats;
-        long kvBytes = kvFloats * Float.BYTES;
+        long kvBytes = kvFloats * kvCache.bytes();
         if (maxBlocks <= 0) {
             throw new IllegalArgumentException("KV pool of " + maxBlocks + " blocks: need at least one");
         }
+        if (kvCache != KvCacheType.F32 && (!handPath || !Matmul.handAllPasses())) {
+            String path = !handPath ? (dispatch != Dispatch.DIRECT ? "the Aparapi dispatch (-D" + Dispatch.PROPERTY
+                    + "=aparapi)" : matmul != Matmul.HAND ? "the Aparapi matmul pass (-D" + Matmul.PROPERTY
+                    + "=aparapi)" : "the Aparapi matmul pass (dim " + c.dim() + " and hidden " + c.hiddenDim()
+                    + " must be multiples of 4 for the hand matmuls)")
+                    : "the Aparapi attention passes (-D" + Matmul.HAND_PASSES_PROPERTY + "=matmul)";
+            throw new IllegalArgumentException(KvCacheType.PROPERTY + "=" + kvCache.label() + ": " + path
+                    + " reads the KV pool as floats; only the direct dispatch with every pass a hand kernel stores it as "
+                    + kvCache.label() + " (use " + KvCacheType.PROPERTY + "=f32 here)");
+        }
         // A pool over one buffer lives on the device only (no Java mirror), where the hand kernels index it with
-        // 64-bit offsets; Aparapi's passes would index the Java array, so they refuse it.
-        kvDeviceOnly = kvBytes > split.maxBufferBytes();
+        // 64-bit offsets; Aparapi's passes would index the Java array, so they refuse it. An f16 pool is never
+        // mirrored (the mirror is a float[]): only the hand kernels, which convert, touch it.
+        kvDeviceOnly = kvBytes > split.maxBufferBytes() || kvCache != KvCacheType.F32;
         if (kvDeviceOnly) {
-            String pool = "KV pool of " + maxBlocks + " blocks of " + k.blockFloats + " floats (" + kvBytes + " bytes)";
+            String pool = "KV pool of " + maxBlocks + " blocks of " + k.blockFloats + " " + kvCache.label()
+                    + " elements (" + kvBytes + " bytes)";
             if (!handPath || !Matmul.handAllPasses()) {
                 String path = !handPath ? (dispatch != Dispatch.DIRECT ? "the Aparapi dispatch"
                         : "the Aparapi matmul pass") : "the Aparapi attention passes (-D" + Matmul.HAND_PASSES_PROPERTY
@@ -236,7 +260,7 @@ final class DeviceLlama2 implements AutoCloseable {
             DirectLauncher direct = (DirectLauncher) launcher;
             try {
                 handMatmul = new HandMatmul(direct, k, c, tiles, MatmulTiles.largeFromSystemProperty(tiles),
-                        MatmulTiles.longRowsPolicyFromSystemProperties(tiles), allPasses, tensorCores);
+                        MatmulTiles.longRowsPolicyFromSystemProperties(tiles), allPasses, tensorCores, kvCache);
                 direct.passHook(handMatmul);
                 if (split.isSplit()) {
                     // chunk 0 goes up with the fields below; the others now, as buffers of the launcher's context
@@ -294,6 +318,83 @@ final class DeviceLlama2 implements AutoCloseable {
 
     boolean kvDeviceOnly() {
         return kvDeviceOnly;
+    }
+
+    /** The KV pool's element type. */
+    KvCacheType kvCache() {
+        return kvCache;
+    }
+
+    /** Bytes of the device KV pool (blocks x {@code blockFloats} elements x the element's bytes). */
+    long kvPoolBytes() {
+        return (long) maxBlocks * k.blockFloats * kvCache.bytes();
+    }
+
+    /**
+     * Writes {@code src[from .. from + count)} into the pool's elements from {@code at} as the pool stores them (f16:
+     * {@link Float#floatToFloat16}, round to nearest even, as the kernels' stores): for tests and probes that lay out
+     * keys and values themselves. A mirrored pool takes them into k.kv and sends the whole array.
+     */
+    void writeKv(long at, float[] src, int from, int count) {
+        checkKvRange(at, count);
+        if (!kvDeviceOnly) {
+            if (src != k.kv || from != at) {
+                System.arraycopy(src, from, k.kv, (int) at, count);
+            }
+            launcher.put(k.kv);
+            return;
+        }
+        DirectLauncher direct = (DirectLauncher) launcher;
+        direct.finish();
+        if (kvCache == KvCacheType.F16) {
+            short[] bits = new short[count];
+            for (int i = 0; i < count; i++) {
+                bits[i] = Float.floatToFloat16(src[from + i]);
+            }
+            direct.queue().writeBlocking(direct.buffer("kv"), at * 2, java.lang.foreign.MemorySegment.ofArray(bits),
+                    2L * count);
+        } else {
+            direct.queue().writeBlocking(direct.buffer("kv"), at * Float.BYTES,
+                    java.lang.foreign.MemorySegment.ofArray(src).asSlice((long) from * Float.BYTES), (long) count * Float.BYTES);
+        }
+    }
+
+    /** Pool elements {@code [at, at + count)} widened to float into {@code dst} from {@code from} (waits for the device). */
+    void readKv(long at, float[] dst, int from, int count) {
+        checkKvRange(at, count);
+        if (kvCache == KvCacheType.F16) {
+            short[] bits = readKvBits(at, count);
+            for (int i = 0; i < count; i++) {
+                dst[from + i] = Float.float16ToFloat(bits[i]);
+            }
+        } else if (launcher instanceof DirectLauncher direct) {
+            direct.queue().readBlocking(direct.buffer("kv"), at * Float.BYTES,
+                    java.lang.foreign.MemorySegment.ofArray(dst).asSlice((long) from * Float.BYTES), (long) count * Float.BYTES);
+        } else {
+            launcher.get(k.kv);
+            System.arraycopy(k.kv, (int) at, dst, from, count);
+        }
+    }
+
+    /** The half bits of f16 pool elements {@code [at, at + count)} (waits for the device). */
+    short[] readKvBits(long at, int count) {
+        if (kvCache != KvCacheType.F16) {
+            throw new IllegalStateException("the KV pool holds " + kvCache.label() + " elements, not half bits");
+        }
+        checkKvRange(at, count);
+        short[] bits = new short[count];
+        DirectLauncher direct = (DirectLauncher) launcher;
+        direct.queue().readBlocking(direct.buffer("kv"), at * 2, java.lang.foreign.MemorySegment.ofArray(bits),
+                2L * count);
+        return bits;
+    }
+
+    private void checkKvRange(long at, int count) {
+        long elements = (long) maxBlocks * k.blockFloats;
+        if (at < 0 || count < 0 || at + count > elements) {
+            throw new IllegalArgumentException("KV elements [" + at + ", " + (at + count) + ") outside the pool of "
+                    + elements);
+        }
     }
 
     /** How the layered weight kinds are split over device buffers (one chunk: not split). */

@@ -77,17 +77,23 @@ final class HandMatmul implements DirectLauncher.PassHook {
      */
     HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
                MatmulTiles.LongRows longRows, boolean allPasses, TensorCores tensorCores) {
+        this(launcher, k, c, tiles, largeTiles, longRows, allPasses, tensorCores, KvCacheType.F32);
+    }
+
+    /** As above, every program built for a KV pool of {@code kvCache} elements. */
+    HandMatmul(DirectLauncher launcher, Llama2Kernel k, ModelConfig c, MatmulTiles tiles, MatmulTiles largeTiles,
+               MatmulTiles.LongRows longRows, boolean allPasses, TensorCores tensorCores, KvCacheType kvCache) {
         this.launcher = launcher;
         this.k = k;
-        this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles, tensorCores);
+        this.program = new MatmulProgram(launcher.queue(), k.wtype, tiles, tensorCores, kvCache);
         this.largeProgram = largeTiles.equals(tiles) ? program
-                : new MatmulProgram(launcher.queue(), k.wtype, largeTiles, tensorCores);
+                : new MatmulProgram(launcher.queue(), k.wtype, largeTiles, tensorCores, kvCache);
         this.longRows = longRows;
         boolean anyLong = longRows.covers(c.dim()) || longRows.covers(c.hiddenDim());
         // Built with the same tensor-core setting so that its matvec rounds activations as the others do (XH).
         this.longRowProgram = !anyLong ? null : longRows.tiles().equals(tiles) ? program
-                : new MatmulProgram(launcher.queue(), k.wtype, longRows.tiles(), tensorCores);
-        this.step = allPasses ? new HandStep(launcher, k) : null;
+                : new MatmulProgram(launcher.queue(), k.wtype, longRows.tiles(), tensorCores, kvCache);
+        this.step = allPasses ? new HandStep(launcher, k, kvCache) : null;
         this.longRowMvMaxTokens = longRowMvMaxTokensFromSystemProperty();
         this.reduceEvent = () -> launcher.extraEvent(OpTimes.MM_REDUCE);
         int dim = c.dim();

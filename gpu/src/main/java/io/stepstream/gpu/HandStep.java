@@ -2,11 +2,7 @@ package io.stepstream.gpu;
 
 import io.stepstream.gpu.cl.ClQueue;
 
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
-import java.nio.charset.StandardCharsets;
 
 /**
  * The non-matmul passes of a step (embed, the three RMSNorms, scores, softmax, attention output) as step.cl's
@@ -124,6 +120,14 @@ final class HandStep {
     /** Whether split steps merge their chunks inside attn_tiled ({@value #ATTENTION_COMBINE_PROPERTY}). */
     boolean fusedCombine() {
         return fusedCombine;
+    }
+
+    /** How the attention kernels widen an f16 pool's halves ({@link KvCacheType.Built#convert}; "" for f32). */
+    private final String kvConvert;
+
+    /** How the attention kernels widen an f16 pool's halves: "vload", "bits", "ptx", ... ("" for an f32 pool). */
+    String kvConvert() {
+        return kvConvert;
     }
 
     /** Per-chunk (m, l, acc) rows of a split step, grown on demand. */
@@ -253,6 +257,11 @@ final class HandStep {
     }
 
     HandStep(DirectLauncher launcher, Llama2Kernel k) {
+        this(launcher, k, KvCacheType.F32);
+    }
+
+    /** {@code kvCache}: the pool's element type, a define of both builds (scores, attn_out, attn_tiled, attn_decode). */
+    HandStep(DirectLauncher launcher, Llama2Kernel k, KvCacheType kvCache) {
         this.launcher = launcher;
         this.queue = launcher.queue();
         this.k = k;
@@ -262,8 +271,10 @@ final class HandStep {
         boolean tileFits = tile.fits(k.headSize, k.kvGroup, dev);
         this.split = AttentionSplit.fromSystemProperty();
         this.splitTile = AttentionTile.splitFromSystemProperty(k.kvGroup);
-        MemorySegment program = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG
+        KvCacheType.Built built = kvCache.build(queue, source(), "-DNORM_WG=" + NORM_WG
                 + (tileFits ? tile.buildOptions(k.headSize, k.kvGroup) : ""));
+        MemorySegment program = built.program();
+        this.kvConvert = built.convert();
         embed = new Kernel(program, "embed", 2, "tokenIds", 3, "emb", 4, "x");
         embed.setInt(1, k.dim);
         normAtt = norm(program, "rmsAtt", 0);
@@ -288,15 +299,15 @@ final class HandStep {
         // The split (decode) build: the same source with its own tile and -DATT_SPLIT; built only when the mode
         // may use it (a model built with the split off never pays for a second program).
         this.decodeMode = DecodeAttention.fromSystemProperty();
-        this.decodeTile = DecodeAttention.Tile.fromSystemProperty(k.headSize, k.kvGroup);
+        this.decodeTile = DecodeAttention.Tile.fromSystemProperty(k.headSize, k.kvGroup, kvCache);
         if (tileFits && !split.off() && splitTile.fits(k.headSize, k.kvGroup, dev)) {
             fusedCombine = fusedCombineFromSystemProperty();
             // attn_decode joins the split program (its merge is merge_chunks, its scratch the split's) unless the
             // model never uses it.
             boolean decode = decodeMode != DecodeAttention.TILED && decodeTile.fits(k.headSize, k.kvGroup, dev);
-            MemorySegment splitProgram = queue.buildProgram(source(), "-DNORM_WG=" + NORM_WG + " -DATT_SPLIT"
+            MemorySegment splitProgram = kvCache.build(queue, source(), "-DNORM_WG=" + NORM_WG + " -DATT_SPLIT"
                     + (fusedCombine ? " -DATT_FUSED_COMBINE" : "") + splitTile.buildOptions(k.headSize, k.kvGroup)
-                    + (decode ? decodeTile.buildOptions() : ""));
+                    + (decode ? decodeTile.buildOptions() : "")).program();
             attnSplit = tiledKernel(splitProgram);
             attnDecode = decode ? decodeKernel(splitProgram) : null;
             attnDecodeCombine = decode ? new Kernel(splitProgram, "attn_decode_combine", 4, "xb") : null;
@@ -351,15 +362,9 @@ final class HandStep {
         return n;
     }
 
+    /** kv.cl (the KV element macros), then step.cl. */
     static String source() {
-        try (InputStream in = HandStep.class.getResourceAsStream("step.cl")) {
-            if (in == null) {
-                throw new IllegalStateException("resource io/stepstream/gpu/step.cl is missing from the classpath");
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read step.cl", e);
-        }
+        return MatmulProgram.resource("kv.cl") + "\n" + MatmulProgram.resource("step.cl");
     }
 
     /** Re-reads every kernel's buffers (after the launcher rebound some field). */

@@ -118,6 +118,11 @@ public final class MatmulProgram {
 
     /** As above, with the tensor-core choice given (for F32 weights only with its {@code f32} on). */
     public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores requested) {
+        this(queue, wtype, tiles, requested, KvCacheType.F32);
+    }
+
+    /** As above, for a KV pool of {@code kvCache} elements (the QKV epilogue's stores). */
+    public MatmulProgram(ClQueue queue, int wtype, MatmulTiles tiles, TensorCores requested, KvCacheType kvCache) {
         if (wtype < Llama2Kernel.WT_F32 || wtype > Llama2Kernel.WT_Q8_0) {
             throw new IllegalArgumentException("weight encoding " + wtype + " is not F32 (0), F16 (1) or Q8_0 (2)");
         }
@@ -126,7 +131,7 @@ public final class MatmulProgram {
         this.tiles = tiles;
         this.wtype = wtype;
         this.stageNorm = !"false".equals(System.getProperty(STAGE_NORM_PROPERTY, "true").strip());
-        String defines = tiles.defines(wtype) + (stageNorm ? " -DMV_STAGE=1" : "");
+        String defines = tiles.defines(wtype) + (stageNorm ? " -DMV_STAGE=1" : "") + kvCache.define();
         TensorCores tensorCores = requested.forWeights(wtype); // F32's own default tiers
         TensorCores effective = tensorCores;
         MemorySegment built = null;
@@ -204,13 +209,13 @@ public final class MatmulProgram {
     }
 
     /**
-     * The OpenCL C of the kernels: matmul.cl, then mv.cl once per matvec token tier ({@link MatmulTiles#mvTiers}:
+     * The OpenCL C of the kernels: kv.cl (the KV element macros), matmul.cl, then mv.cl once per matvec token tier ({@link MatmulTiles#mvTiers}:
      * 1, 2, 4, 8 below MV_TOKENS, guarded by the build's MV_TOKENS, and MV_TOKENS itself), as kernels
      * {@code mv_t<tokens>}, and again with the fused RMSNorm as {@code mv_t<tokens>n}.
      */
     public static String source() {
         String mv = resource("mv.cl");
-        StringBuilder sb = new StringBuilder(resource("matmul.cl"));
+        StringBuilder sb = new StringBuilder(resource("kv.cl")).append('\n').append(resource("matmul.cl"));
         for (int fused = 0; fused <= 1; fused++) {
             String variant = "\n#define MV_FUSED " + fused + "\n";
             for (int tier : MatmulTiles.MV_POWER_TIERS) {
@@ -228,7 +233,7 @@ public final class MatmulProgram {
     }
 
     /** An OpenCL C resource next to this class. */
-    private static String resource(String name) {
+    static String resource(String name) {
         try (InputStream in = MatmulProgram.class.getResourceAsStream(name)) {
             if (in == null) {
                 throw new IllegalStateException("resource io/stepstream/gpu/" + name + " is missing from the classpath");

@@ -100,6 +100,18 @@ public final class OpenClLlama2Model implements BackendModel {
     public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
                              int kvBlocks, TensorType weightType, Dispatch dispatch, Matmul matmul,
                              TensorCores tensorCores) {
+        this(name, weights, tokenizer, device, kvBlocks, weightType, dispatch, matmul, tensorCores,
+                KvCacheType.fromSystemProperty());
+    }
+
+    /**
+     * @param kvCache the device KV pool's element type ({@link KvCacheType}, default from {@value KvCacheType#PROPERTY}):
+     *                f16 halves the bytes attention reads and the default pool holds twice the positions; it needs
+     *                the direct dispatch with hand kernels for every pass and fails otherwise, naming the property
+     */
+    public OpenClLlama2Model(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, OpenCLDevice device,
+                             int kvBlocks, TensorType weightType, Dispatch dispatch, Matmul matmul,
+                             TensorCores tensorCores, KvCacheType kvCache) {
         this.name = name;
         this.config = weights.config();
         if (tokenizer.vocabSize() != config.vocabSize()) {
@@ -110,7 +122,7 @@ public final class OpenClLlama2Model implements BackendModel {
             throw new IllegalArgumentException("kvBlocks must be >= 0 (0 = default), got " + kvBlocks);
         }
         this.tokenizer = tokenizer;
-        int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config, weightType, device.getGlobalMemSize(),
+        int blocks = kvBlocks > 0 ? kvBlocks : defaultBlocks(config, weightType, kvCache, device.getGlobalMemSize(),
                 memoryFractionFromSystemProperty(),
                 // a pool over one Java array runs only where DeviceLlama2 keeps it device-only
                 DeviceLlama2.handPath(config, dispatch, matmul) && Matmul.handAllPasses()
@@ -119,11 +131,13 @@ public final class OpenClLlama2Model implements BackendModel {
         // block ids and bounds only: the blocks themselves live in the device's KV buffer
         this.pool = KvBlockPool.accountingOnly(config.nLayers(), config.kvDim(), blocks);
         this.device = new DeviceLlama2(weights, device, blocks, weightType, dispatch, matmul,
-                MatmulTiles.fromSystemProperty(), tensorCores);
-        // ListModels shows the device name: say there when the matmuls run on tensor cores (F32: 3xTF32)
+                MatmulTiles.fromSystemProperty(), tensorCores, kvCache);
+        // ListModels shows the device name: say there when the matmuls run on tensor cores (F32: 3xTF32), and when
+        // the KV cache is not f32
         String tc = this.device.tensorCores();
         this.deviceDescription = OpenClDevices.describe(device)
-                + (tc.equals("off") ? "" : ", " + weightType.name() + " tensor cores " + tc);
+                + (tc.equals("off") ? "" : ", " + weightType.name() + " tensor cores " + tc)
+                + (kvCache == KvCacheType.F32 ? "" : ", " + kvCache.label() + " KV cache");
         this.summary = RowSummaryKernel.inLauncher(this.device.launcher(), "greedy decode row summaries");
     }
 
@@ -221,7 +235,13 @@ public final class OpenClLlama2Model implements BackendModel {
      */
     static int defaultBlocks(ModelConfig c, TensorType type, long globalMemBytes, double fraction, long maxPoolBytes,
                              String deviceName) {
-        long blockBytes = (long) c.nLayers() * 2 * KvBlockPool.BLOCK_POSITIONS * c.kvDim() * Float.BYTES;
+        return defaultBlocks(c, type, KvCacheType.F32, globalMemBytes, fraction, maxPoolBytes, deviceName);
+    }
+
+    /** As above for a pool of {@code kvCache} elements (a block's bytes: positions x layers x K and V x kvDim x those). */
+    static int defaultBlocks(ModelConfig c, TensorType type, KvCacheType kvCache, long globalMemBytes, double fraction,
+                             long maxPoolBytes, String deviceName) {
+        long blockBytes = (long) c.nLayers() * 2 * KvBlockPool.BLOCK_POSITIONS * c.kvDim() * kvCache.bytes();
         long wanted = (long) DEFAULT_DEVICE_SEQUENCES * DeviceLlama2.blocksPerSequence(c);
         long weights = deviceWeightBytes(c, type);
         long budget = (long) (fraction * globalMemBytes) - weights - ACTIVATION_RESERVE_BYTES;
@@ -244,9 +264,19 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.weightSplit().chunks();
     }
 
-    /** Whether the KV pool is a device-only buffer (over {@value WeightChunks#MAX_BUFFER_BYTES_PROPERTY}). */
+    /** Whether the KV pool is a device-only buffer (over {@value WeightChunks#MAX_BUFFER_BYTES_PROPERTY}, or f16). */
     public boolean kvDeviceOnly() {
         return device.kvDeviceOnly();
+    }
+
+    /** The device KV pool's element type. */
+    public KvCacheType kvCache() {
+        return device.kvCache();
+    }
+
+    /** Bytes of the device KV pool. */
+    public long kvPoolBytes() {
+        return device.kvPoolBytes();
     }
 
     /** The layer partition of the weight kinds, in words (for benchmark logs). */

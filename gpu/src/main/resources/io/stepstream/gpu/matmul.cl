@@ -19,6 +19,8 @@
 //   MV_UNROLL  vector loads each lane issues before using them (bytes in flight)
 //   TM, TN, TK tile of the register-tiled kernel `mm`: rows x tokens per group, K-slice staged in local memory
 //   RM, RN     rows x tokens each work item of `mm` accumulates in registers (RM even)
+//   KV_F16     the KV pool holds half bits (kv.cl, prepended to this file; KvCacheType): the QKV epilogue rounds K
+//              and V to nearest even as it stores them
 // Columns must be a multiple of 4 (vector loads never straddle a row end or a Q8_0 block).
 
 #ifndef WT
@@ -113,7 +115,7 @@ inline float4 load_half4(__global const half *p) {
     __global const WTYPE *W2, __global const float *S2, \
     int lstride0, int lstride1, int lstride2, int split1, int split2, int interleave, \
     int rows, int cols, __global const float *in, int n, int layer, int op, \
-    __global float *out, int outStride, __global float *kv, \
+    __global float *out, int outStride, __global KV_T *kv, \
     __global const float *ropeCos, __global const float *ropeSin, \
     __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable, \
     int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int ksplit, __global float *partial, \
@@ -142,7 +144,7 @@ inline float4 load_half4(__global const half *p) {
 
 /** Results a (row r) and b (row r+1, if hasB) of token t, r even, written as the pass wants them. */
 inline void epilogue(int r, int t, float a, float b, int hasB,
-                     int op, __global float *out, int outStride, __global float *kv,
+                     int op, __global float *out, int outStride, __global KV_T *kv,
                      __global const float *ropeCos, __global const float *ropeSin,
                      __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
                      int headSize, int maxBlocksPerSeq, int blockFloats, int kvDim, int dim, int layer) {
@@ -174,12 +176,10 @@ inline void epilogue(int r, int t, float a, float b, int hasB,
         } else if (r < dim + kvDim) {
             // 64-bit: a device-only KV pool may hold more than 2^31 floats (the block's own part stays int)
             long ko = (long) block * blockFloats + ((layer * 2) * KV_BLOCK + pos % KV_BLOCK) * kvDim + rr;
-            kv[ko] = a2;
-            kv[ko + 1] = b2;
+            KV_STORE2(kv, ko, a2, b2);
         } else {
             long vo = (long) block * blockFloats + ((layer * 2 + 1) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim - kvDim;
-            kv[vo] = a;
-            kv[vo + 1] = b;
+            KV_STORE2(kv, vo, a, b);
         }
     }
 }

@@ -5,7 +5,8 @@
 //
 // Layouts are Llama2Kernel's: activations row-major per token; KV pool [block][layer][k|v][position][kvDim]
 // with 16 positions a block, addressed through each entry's block table (64-bit offsets: a device-only pool may
-// hold more than 2^31 floats); att rows of ctx floats per (token, head); block-sparse patterns as BSR rows per (layer, head, query block), -1 = dense.
+// hold more than 2^31 elements); KV elements are floats or, with -DKV_F16, half bits read through kv.cl's macros
+// (prepended to this file); att rows of ctx floats per (token, head); block-sparse patterns as BSR rows per (layer, head, query block), -1 = dense.
 
 #ifndef NORM_WG
 #define NORM_WG 256
@@ -95,7 +96,7 @@ __kernel void scores(int tokens, int nHeads, int maxLen, int ctx, int headSize, 
                      __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
                      __global const int *entryIndptr, __global const int *entryIndices,
                      __global const int *patIndptr, __global const int *patIndices,
-                     __global const float *q, __global const float *kv, __global float *att,
+                     __global const float *q, __global const KV_T *kv, __global float *att,
                      __global const int *entryLen) {
     int i = get_global_id(0);
     if (i >= tokens * nHeads * maxLen) {
@@ -117,7 +118,7 @@ __kernel void scores(int tokens, int nHeads, int maxLen, int ctx, int headSize, 
         int qo = t * dim + h * headSize;
         float s = 0.0f;
         for (int d = 0; d < headSize; d++) {
-            s += q[qo + d] * kv[ko + d];
+            s += q[qo + d] * KV_LOAD1(kv, ko + d);
         }
         att[th * ctx + j] = s / attScale;
     } else {
@@ -171,7 +172,7 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
                        __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
                        __global const int *entryIndptr, __global const int *entryIndices,
                        __global const int *patIndptr, __global const int *patIndices,
-                       __global const float *att, __global const float *kv, __global float *xb,
+                       __global const float *att, __global const KV_T *kv, __global float *xb,
                        __global const int *entryLen) {
     int i = get_global_id(0);
     if (i >= tokens * dim) {
@@ -190,7 +191,7 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
     if (entryIndptr[e] < 0) {
         for (int j = 0; j <= last; j++) {
             int block = blockTable[seqBase + j / KV_BLOCK];
-            acc += att[ao + j] * kv[(long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
+            acc += att[ao + j] * KV_LOAD1(kv, (long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim);
         }
     } else {
         int row = entryIndptr[e] + (layer * nHeads + h) * maxBlocksPerSeq + pos / KV_BLOCK;
@@ -200,7 +201,7 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
             int block = blockTable[seqBase + kb];
             int blockLast = min(kb * KV_BLOCK + KV_BLOCK - 1, last);
             for (int j = kb * KV_BLOCK; j <= blockLast; j++) {
-                acc += att[ao + j] * kv[(long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim];
+                acc += att[ao + j] * KV_LOAD1(kv, (long) block * blockFloats + vOffset + (j % KV_BLOCK) * kvDim);
             }
         }
     }
@@ -238,7 +239,22 @@ __kernel void attn_out(int tokens, int dim, int nHeads, int ctx, int headSize, i
 // rows (scores) and rows of one tile sit ATT_TK floats apart (probabilities); unpadded they would share banks.
 #define KS_STRIDE (HS4 + 1)
 #define PS_STRIDE (ATT_TK + 1)
-#define TILE_LOADS ((ATT_TK * HS4 + ATT_WG - 1) / ATT_WG)
+// Float4s of a key row an item loads at once: two (one 16-byte load of 8 halves) from an f16 pool whose head has an
+// even number of float4s, else one (an f16 pool's 8-byte loads halved the bytes each load moves; H200, 7B: slower).
+#if defined(KV_F16) && HS4 % 2 == 0
+#define KV_W 2
+#else
+#define KV_W 1
+#endif
+#define ROW_LOADS (HS4 / KV_W)
+// What an item holds of the next tile: floats, or an f16 pool's raw words (8 halves a uint4, half the registers),
+// widened when staged in local memory.
+#if KV_W == 2
+#define KV_TILE_T uint4
+#else
+#define KV_TILE_T float4
+#endif
+#define TILE_LOADS ((ATT_TK * ROW_LOADS + ATT_WG - 1) / ATT_WG)
 #if HEAD_SIZE % 4 != 0 || ATT_TK % ATT_LANES != 0
 #error "attn_tiled needs HEAD_SIZE % 4 == 0 and ATT_TK % ATT_LANES == 0"
 #endif
@@ -303,24 +319,29 @@ inline float4 merge_chunks(volatile __global const float *part, int tokens, int 
 
 /**
  * This item's float4s of the keys and values at positions k0 .. k0+ATT_TK-1 (zeros past keysLast, whose block
- * may not exist): item lid takes float4 lid + u * ATT_WG of the tile, consecutive items consecutive floats of one
- * position (coalesced), through the entry's block table.
+ * may not exist): item lid takes load lid + u * ATT_WG of the tile (KV_W float4s each), consecutive items
+ * consecutive floats of one position (coalesced), through the entry's block table.
  */
 inline void load_kv_tile(int k0, int keysLast, int lid, int tableBase, int kOffset, int vOffset, int kvDim,
-                         int blockFloats, __global const int *blockTable, __global const float *kv,
-                         float4 *nextK, float4 *nextV) {
+                         int blockFloats, __global const int *blockTable, __global const KV_T *kv,
+                         KV_TILE_T *nextK, KV_TILE_T *nextV) {
     #pragma unroll
     for (int u = 0; u < TILE_LOADS; u++) {
         int i = lid + u * ATT_WG;
-        int jj = i / HS4;
+        int jj = i / ROW_LOADS;
         int j = k0 + jj;
-        float4 kval = (float4) (0.0f);
-        float4 vval = (float4) (0.0f);
-        if (i < ATT_TK * HS4 && j <= keysLast) {
+        KV_TILE_T kval = (KV_TILE_T) (0);
+        KV_TILE_T vval = (KV_TILE_T) (0);
+        if (i < ATT_TK * ROW_LOADS && j <= keysLast) {
             long base = (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim
-                    + 4 * (i - jj * HS4);
-            kval = vload4(0, kv + base + kOffset);
-            vval = vload4(0, kv + base + vOffset);
+                    + 4 * KV_W * (i - jj * ROW_LOADS);
+#if KV_W == 2
+            kval = KV_LOAD8_RAW(kv, base + kOffset);
+            vval = KV_LOAD8_RAW(kv, base + vOffset);
+#else
+            kval = KV_LOAD4(kv, base + kOffset);
+            vval = KV_LOAD4(kv, base + vOffset);
+#endif
         }
         nextK[u] = kval;
         nextV[u] = vval;
@@ -336,7 +357,7 @@ __kernel __attribute__((reqd_work_group_size(ATT_WG, 1, 1)))
 void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, int blockFloats, int layer,
                 float attScale, __global const int *tokenPos, __global const int *tokenSeq,
                 __global const int *blockTable, __global const int *entryLen, __global const float *q,
-                __global const float *kv, __global float *xb
+                __global const KV_T *kv, __global float *xb
 #ifdef ATT_SPLIT
                 , int chunks, int chunkKeys, __global float *part
 #ifdef ATT_FUSED_COMBINE
@@ -415,19 +436,26 @@ void attn_tiled(int tokens, int tiles, int dim, int kvDim, int maxBlocksPerSeq, 
 
     // Each item moves TILE_LOADS float4s of keys and of values a tile. The next tile's are loaded into registers
     // while the current one is scored and summed, so the global latency hides behind that work.
-    float4 nextK[TILE_LOADS];
-    float4 nextV[TILE_LOADS];
+    KV_TILE_T nextK[TILE_LOADS];
+    KV_TILE_T nextV[TILE_LOADS];
     load_kv_tile(keysFirst, keysLast, lid, tableBase, kOffset, vOffset, kvDim, blockFloats, blockTable, kv, nextK,
                  nextV);
     for (int k0 = keysFirst; k0 <= keysLast; k0 += ATT_TK) {
         #pragma unroll
         for (int u = 0; u < TILE_LOADS; u++) {
             int i = lid + u * ATT_WG;
-            if (i < ATT_TK * HS4) {
-                int jj = i / HS4;
-                int c = i - jj * HS4;
+            if (i < ATT_TK * ROW_LOADS) {
+                int jj = i / ROW_LOADS;
+                int c = (i - jj * ROW_LOADS) * KV_W;
+#if KV_W == 2
+                ks[jj * KS_STRIDE + c] = kv_halves4(nextK[u].xy);
+                ks[jj * KS_STRIDE + c + 1] = kv_halves4(nextK[u].zw);
+                vs[jj * HS4 + c] = kv_halves4(nextV[u].xy);
+                vs[jj * HS4 + c + 1] = kv_halves4(nextV[u].zw);
+#else
                 ks[jj * KS_STRIDE + c] = nextK[u];
                 vs[jj * HS4 + c] = nextV[u];
+#endif
             }
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -584,7 +612,8 @@ ATT_COMBINE_KERNEL(attn_combine, merge_chunks)
 //
 // A group of DEC_WG items per (entry, KV head, key chunk), the chunk fastest; its rows are the entry's row times the
 // KV_GROUP query heads of the KV head. The items form DEC_SLOTS slots of DEC_LANES lanes; a slot owns one key row at
-// a time and its lanes split the head: lane owns float4s lane, lane + DEC_LANES, ... (DEC_CPL of them), of q, of
+// a time and its lanes split the head: lane owns float4s lane, lane + DEC_LANES, ... (DEC_CPL of them; f16 pools:
+// adjacent pairs, see DEC_C), of q, of
 // the key and value rows and of the output, so q and the accumulators stay a few registers. A tile is DEC_TK keys:
 // slot s reads keys k0 + u * DEC_SLOTS + s for u < DEC_UNROLL, all its K and V float4s issued together (consecutive
 // items read consecutive float4s of a row: coalesced) and nothing staged in local memory; the lanes' partial dot
@@ -607,7 +636,18 @@ ATT_COMBINE_KERNEL(attn_combine, merge_chunks)
 #error "attn_decode needs DEC_WG a multiple of DEC_LANES"
 #endif
 
-/** Whether float4 c of a lane (lane + i * DEC_LANES) is in the head: always where DEC_LANES divides HS4. */
+// With an f16 pool whose head has an even number of float4s per lane, a lane's float4s come in adjacent pairs, each
+// pair one 16-byte load of 8 halves (KV_LOAD8): lane owns float4s 2 * (lane + p * DEC_LANES) + {0, 1}, p < DEC_CPL / 2.
+// Otherwise lane owns float4s lane + i * DEC_LANES. DEC_C(lane, i) is the head's float4 of a lane's i-th.
+#if defined(KV_F16) && HS4 % (2 * DEC_LANES) == 0
+#define DEC_PAIRS 1
+#define DEC_C(lane, i) (2 * ((lane) + ((i) >> 1) * DEC_LANES) + ((i) & 1))
+#else
+#define DEC_PAIRS 0
+#define DEC_C(lane, i) ((lane) + (i) * DEC_LANES)
+#endif
+
+/** Whether float4 c of a lane (DEC_C) is in the head: always where DEC_LANES divides HS4. */
 inline int dec_owns(int c) {
 #if HS4 % DEC_LANES == 0
     return 1;
@@ -673,7 +713,7 @@ inline float4 dec_merge(volatile __global const float *part, int tokens, int nHe
 __kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
 void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockFloats, int layer, float attScale,
                  __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
-                 __global const int *entryLen, __global const float *q, __global const float *kv,
+                 __global const int *entryLen, __global const float *q, __global const KV_T *kv,
                  __global float *xb, int chunks, int chunkKeys, __global float *part
 #ifdef ATT_FUSED_COMBINE
                  , __global int *counters
@@ -717,7 +757,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
     for (int g = 0; g < KV_GROUP; g++) {
         #pragma unroll
         for (int i = 0; i < DEC_CPL; i++) {
-            int c = lane + i * DEC_LANES;
+            int c = DEC_C(lane, i);
             qr[g][i] = live && dec_owns(c)
                     ? vload4(c, q + t * dim + (h0 + g) * HEAD_SIZE) : (float4) (0.0f);
             acc[g][i] = (float4) (0.0f);
@@ -740,19 +780,34 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                 ? (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim : -1;
     }
     for (int k0 = keysFirst; k0 <= keysLast; k0 += DEC_TK) {
-        // This slot's keys of the tile, K and V together (zeros past keysLast).
+        // This slot's keys of the tile, K and V together (zeros past keysLast). An f16 pool's pairs stay raw words
+        // (8 halves a uint4: half the registers of floats, so as many loads in flight as f32's) until their use.
+#if DEC_PAIRS
+        uint4 kt[DEC_UNROLL][DEC_CPL / 2];
+        uint4 vt[DEC_UNROLL][DEC_CPL / 2];
+        #pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++) {
+            #pragma unroll
+            for (int p = 0; p < DEC_CPL / 2; p++) {
+                int c = DEC_C(lane, 2 * p);
+                kt[u][p] = base[u] >= 0 ? KV_LOAD8_RAW(kv, base[u] + kOffset + 4 * c) : (uint4) (0u);
+                vt[u][p] = base[u] >= 0 ? KV_LOAD8_RAW(kv, base[u] + vOffset + 4 * c) : (uint4) (0u);
+            }
+        }
+#else
         float4 kt[DEC_UNROLL][DEC_CPL];
         float4 vt[DEC_UNROLL][DEC_CPL];
         #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++) {
             #pragma unroll
             for (int i = 0; i < DEC_CPL; i++) {
-                int c = lane + i * DEC_LANES;
+                int c = DEC_C(lane, i);
                 int in = base[u] >= 0 && dec_owns(c);
-                kt[u][i] = in ? vload4(c, kv + base[u] + kOffset) : (float4) (0.0f);
-                vt[u][i] = in ? vload4(c, kv + base[u] + vOffset) : (float4) (0.0f);
+                kt[u][i] = in ? KV_LOAD4(kv, base[u] + kOffset + 4 * c) : (float4) (0.0f);
+                vt[u][i] = in ? KV_LOAD4(kv, base[u] + vOffset + 4 * c) : (float4) (0.0f);
             }
         }
+#endif
         #pragma unroll
         for (int u = 0; u < DEC_UNROLL; u++) {
             int j = k0 + DEC_TK + u * DEC_SLOTS + slot;
@@ -760,6 +815,27 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                     ? (long) blockTable[tableBase + j / KV_BLOCK] * blockFloats + (j % KV_BLOCK) * kvDim : -1;
         }
         // Partial dot products: row (slot, query row g, key u) of DEC_LANES partials, one per lane.
+#if DEC_PAIRS
+        // Each key's halves widened once, for all KV_GROUP query rows (the sums as below, in the same order).
+        #pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++) {
+            float4 kf[DEC_CPL];
+            #pragma unroll
+            for (int p = 0; p < DEC_CPL / 2; p++) {
+                kf[2 * p] = kv_halves4(kt[u][p].xy);
+                kf[2 * p + 1] = kv_halves4(kt[u][p].zw);
+            }
+            #pragma unroll
+            for (int g = 0; g < KV_GROUP; g++) {
+                float4 d = (float4) (0.0f);
+                #pragma unroll
+                for (int i = 0; i < DEC_CPL; i++) {
+                    d += qr[g][i] * kf[i];
+                }
+                red[(slot * DEC_COMBOS + g * DEC_UNROLL + u) * DEC_RED_STRIDE + lane] = (d.x + d.y) + (d.z + d.w);
+            }
+        }
+#else
         #pragma unroll
         for (int g = 0; g < KV_GROUP; g++) {
             #pragma unroll
@@ -772,6 +848,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                 red[(slot * DEC_COMBOS + g * DEC_UNROLL + u) * DEC_RED_STRIDE + lane] = (d.x + d.y) + (d.z + d.w);
             }
         }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int cb = lane; cb < DEC_COMBOS; cb += DEC_LANES) {
             int at = (slot * DEC_COMBOS + cb) * DEC_RED_STRIDE;
@@ -783,6 +860,9 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
         }
         barrier(CLK_LOCAL_MEM_FENCE);
         // The slot's online softmax per query row over its DEC_UNROLL keys (every lane of the slot the same).
+#if DEC_PAIRS
+        float pr[KV_GROUP][DEC_UNROLL];
+#endif
         #pragma unroll
         for (int g = 0; g < KV_GROUP; g++) {
             float s[DEC_UNROLL];
@@ -806,12 +886,35 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
                 int j = k0 + u * DEC_SLOTS + slot;
                 float p = j <= keysLast ? exp(s[u] - newMax) : 0.0f;
                 l[g] += p;
+#if DEC_PAIRS
+                pr[g][u] = p;
+#else
                 #pragma unroll
                 for (int i = 0; i < DEC_CPL; i++) {
                     acc[g][i] += p * vt[u][i];
                 }
+#endif
             }
         }
+#if DEC_PAIRS
+        // Each key's values widened once for all query rows; every acc[g][i] still adds its keys in u order.
+        #pragma unroll
+        for (int u = 0; u < DEC_UNROLL; u++) {
+            float4 vf[DEC_CPL];
+            #pragma unroll
+            for (int p = 0; p < DEC_CPL / 2; p++) {
+                vf[2 * p] = kv_halves4(vt[u][p].xy);
+                vf[2 * p + 1] = kv_halves4(vt[u][p].zw);
+            }
+            #pragma unroll
+            for (int g = 0; g < KV_GROUP; g++) {
+                #pragma unroll
+                for (int i = 0; i < DEC_CPL; i++) {
+                    acc[g][i] += pr[g][u] * vf[i];
+                }
+            }
+        }
+#endif
         // The next tile writes red and sc only after its own first barrier, which every item reaches after its
         // reads of this tile's: no third barrier.
     }
@@ -826,7 +929,7 @@ void attn_decode(int tokens, int dim, int kvDim, int maxBlocksPerSeq, int blockF
         }
         #pragma unroll
         for (int i = 0; i < DEC_CPL; i++) {
-            int c = lane + i * DEC_LANES;
+            int c = DEC_C(lane, i);
             if (dec_owns(c)) {
                 vstore4(acc[g][i], c, red + (slot * KV_GROUP + g) * HEAD_SIZE);
             }

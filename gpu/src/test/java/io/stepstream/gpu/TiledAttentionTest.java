@@ -232,6 +232,11 @@ class TiledAttentionTest {
 
     /** Attention of every row in float64 straight from the host copies of q and the paged KV. */
     static double[] reference(Llama2Kernel k, ModelConfig c, List<Entry> step, int[][] tables) {
+        return reference(k, k.kv, c, step, tables);
+    }
+
+    /** As above with the pool's values from {@code kv} (a host copy of a pool that has no Java mirror). */
+    static double[] reference(Llama2Kernel k, float[] kv, ModelConfig c, List<Entry> step, int[][] tables) {
         int hs = c.headSize();
         int dim = c.dim();
         int group = c.nHeads() / c.nKvHeads();
@@ -250,7 +255,7 @@ class TiledAttentionTest {
                         int ko = kvIndex(k, c, tables[e], key, false, kvCol);
                         double s = 0;
                         for (int d = 0; d < hs; d++) {
-                            s += (double) k.q[t * dim + h * hs + d] * k.kv[ko + d];
+                            s += (double) k.q[t * dim + h * hs + d] * kv[ko + d];
                         }
                         p[key] = s / Math.sqrt(hs);
                         max = Math.max(max, p[key]);
@@ -263,7 +268,7 @@ class TiledAttentionTest {
                     for (int key = 0; key <= last; key++) {
                         int vo = kvIndex(k, c, tables[e], key, true, kvCol);
                         for (int d = 0; d < hs; d++) {
-                            out[t * dim + h * hs + d] += p[key] / sum * k.kv[vo + d];
+                            out[t * dim + h * hs + d] += p[key] / sum * kv[vo + d];
                         }
                     }
                 }

@@ -59,7 +59,9 @@ import java.util.SplittableRandom;
  * the device's memory holds beside the weights) instead of the blocks the run needs, and prints its size.
  * {@code --prop NAME=A|B} builds each OpenCL model once per value of the system property NAME (set while the model is
  * built, then restored), side by side in one JVM; rows carry {@code [name=value]} after the matmul label, e.g.
- * {@code --prop stepstream.opencl.fuseNorm=auto|on|off} or {@code --prop stepstream.opencl.mvTier=auto|8}.
+ * {@code --prop stepstream.opencl.fuseNorm=auto|on|off} or {@code --prop stepstream.opencl.mvTier=auto|8}; the KV
+ * cache's element type is one such property: {@code --prop stepstream.opencl.kvCache=f32|f16} (the model line prints
+ * it with the pool's bytes and positions; the logits check then measures f16 KV against the CPU's f32 one).
  * {@code --attention-split auto,off} builds the direct/hand model once per split mode of decode attention
  * ({@link AttentionSplit}, the property {@code stepstream.opencl.attentionSplit}), side by side; those rows' matmul
  * label ends in {@code /att-auto}, {@code /att-off}, {@code /att-N}; modes run in the order given, repeats included
@@ -355,8 +357,9 @@ public final class GpuBench {
                 if (model instanceof OpenClLlama2Model gpu) {
                     System.out.println("device buffers" + propLabel + ": weights " + gpu.weightSplitDescription()
                             + "; KV pool of " + gpu.kvBlockPool().maxBlocks() + " blocks"
-                            + (o.defaultKvPool() ? " (the model's default)" : "") + " " + (gpu.kvDeviceOnly() ? "device-only"
-                            : "mirrored in a Java array"));
+                            + (o.defaultKvPool() ? " (the model's default)" : "") + ", " + gpu.kvCache().label() + " ("
+                            + gpu.kvPoolBytes() + " bytes, " + gpu.kvBlockPool().maxBlocks() * 16L + " positions) "
+                            + (gpu.kvDeviceOnly() ? "device-only" : "mirrored in a Java array"));
                 }
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
@@ -614,7 +617,8 @@ public final class GpuBench {
         } finally {
             fillers.forEach(KvCache::close);
         }
-        return String.format(Locale.ROOT, "; at KV blocks from %d (float offset %d%s): bitwise the same %s", blocks,
+        return String.format(Locale.ROOT, "; at KV blocks from %d (%s offset %d%s): bitwise the same %s", blocks,
+                gpu.kvCache() == io.stepstream.gpu.KvCacheType.F32 ? "float" : gpu.kvCache().label() + " element",
                 firstFloat, firstFloat > Integer.MAX_VALUE ? ", past 2^31" : "", bitsHash(high[0]) == bitsHash(low)
                         && Arrays.equals(high[0], low));
     }

@@ -266,6 +266,11 @@ public final class ClQueue implements AutoCloseable {
         transfer(f.enqueueWriteBufferHeap, "clEnqueueWriteBuffer", buffer, true, 0, bytes, heapSrc);
     }
 
+    /** A blocking write of {@code bytes} from a Java array (a heap segment over it) to {@code offset} bytes into the buffer. */
+    public void writeBlocking(MemorySegment buffer, long offset, MemorySegment heapSrc, long bytes) {
+        transfer(f.enqueueWriteBufferHeap, "clEnqueueWriteBuffer", buffer, true, offset, bytes, heapSrc);
+    }
+
     /** Sets the first {@code bytes} of the buffer to zero (blocking), a bounded native block of zeros at a time. */
     public void zero(MemorySegment buffer, long bytes) {
         long step = Math.min(bytes, 64L << 20);

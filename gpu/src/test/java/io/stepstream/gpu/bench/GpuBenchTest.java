@@ -98,6 +98,32 @@ class GpuBenchTest {
         assertEquals(unsplit, bits.group(1), "split and unsplit check logits differ: " + text);
     }
 
+    /**
+     * The KV cache's element type side by side through --prop: both checks against the CPU (the f16 pool within the
+     * ~1e-3 its halves allow, the same argmax), both bitwise the same at KV blocks from 40, the property restored.
+     */
+    @Test
+    void kvCacheF32AndF16SideBySideWithTheirChecks(@TempDir Path dir) throws Exception {
+        Path json = dir.resolve("kv.json");
+        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--device", SELECTOR, "--dispatch", "direct", "--batches", "2", "--steps", "2", "--prompt", "9",
+                "--warmup", "0", "--copy-mib", "8", "--out", json.toString(), "--check-high-blocks", "40",
+                "--prop", "stepstream.opencl.kvCache=f32|f16"}));
+        assertEquals(List.of("hand[kvCache=f32]", "hand[kvCache=f16]"), rows.stream().map(GpuBench.Row::matmul).toList());
+        assertEquals(null, System.getProperty("stepstream.opencl.kvCache"));
+        String text = Files.readString(json);
+        assertEquals(2, text.split("\"sameArgmax\": true").length - 1, text);
+        java.util.regex.Matcher err = java.util.regex.Pattern.compile("\"relativeError\": ([0-9.eE+-]+)").matcher(text);
+        assertTrue(err.find(), text);
+        double f32 = Double.parseDouble(err.group(1));
+        assertTrue(err.find(), text);
+        double f16 = Double.parseDouble(err.group(1));
+        assertTrue(f32 < 1e-4 && f16 > f32 && f16 < 1e-2, "check errors f32 " + f32 + ", f16 " + f16);
+        assertTrue(text.contains("at KV blocks from 40 (float offset 204800)")
+                && text.contains("at KV blocks from 40 (f16 element offset 204800)"), text);
+        assertEquals(2, text.split("bitwise the same true").length - 1, text);
+    }
+
     @Test
     void propBuildsOneModelPerValueAndRestoresTheProperty(@TempDir Path dir) throws Exception {
         List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
