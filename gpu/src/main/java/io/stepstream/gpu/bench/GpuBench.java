@@ -260,8 +260,16 @@ public final class GpuBench {
 
     /** The device's prefill logits against the CPU forward on the same decoded weights. */
     /** {@code logitsBits}: a hash of the device logits' bit patterns, equal for bitwise equal runs (e.g. split or not). */
+    /**
+     * A logits check: worst relative error and argmax agreement over the prefill and the decode steps, the bits hash of
+     * the prefill's logits and of the decode steps' logits (in order), layers that ran the persistent tail in it.
+     */
     record Check(String dtype, String dispatch, String matmul, double relativeError, boolean sameArgmax, int logitsBits,
-                 String highBlocks) {
+                 String highBlocks, int decodeBits, long tails) {
+        Check labelled(String suffix) {
+            return new Check(dtype, dispatch, matmul + suffix, relativeError, sameArgmax, logitsBits, highBlocks,
+                    decodeBits, tails);
+        }
     }
 
     private static Dispatch dispatch(String v) {
@@ -353,6 +361,7 @@ public final class GpuBench {
                     System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
                 }
                 if (model instanceof OpenClLlama2Model gpu) {
+                    System.out.println("persistent tail" + propLabel + ": " + gpu.persistentTail());
                     System.out.println("device buffers" + propLabel + ": weights " + gpu.weightSplitDescription()
                             + "; KV pool of " + gpu.kvBlockPool().maxBlocks() + " blocks"
                             + (o.defaultKvPool() ? " (the model's default)" : "") + " " + (gpu.kvDeviceOnly() ? "device-only"
@@ -360,13 +369,13 @@ public final class GpuBench {
                 }
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
-                        Check check = check(gpu, w, tok, dtype, o);
-                        check = new Check(check.dtype(), check.dispatch(), check.matmul() + splitLabel + propLabel,
-                                check.relativeError(), check.sameArgmax(), check.logitsBits(), check.highBlocks());
+                        Check check = check(gpu, w, tok, dtype, o).labelled(splitLabel + propLabel);
                         checks.add(check);
-                        System.out.printf(Locale.ROOT, "check %s %s/%s: prefill logits vs cpu relative error %.2e, same"
-                                + " argmax %s, logits bits %08x%s%n", check.dtype(), check.dispatch(), check.matmul(),
-                                check.relativeError(), check.sameArgmax(), check.logitsBits(), check.highBlocks());
+                        System.out.printf(Locale.ROOT, "check %s %s/%s: prefill + %d decode steps' logits vs cpu: worst"
+                                + " relative error %.2e, same argmax %s, logits bits %08x (prefill) %08x (decode),"
+                                + " persistent tail on %d layers%s%n", check.dtype(), check.dispatch(), check.matmul(),
+                                CHECK_DECODE_STEPS, check.relativeError(), check.sameArgmax(), check.logitsBits(),
+                                check.decodeBits(), check.tails(), check.highBlocks());
                     }
                     for (int b : o.batches()) {
                         for (boolean summaries : o.summaries()) {
@@ -562,7 +571,15 @@ public final class GpuBench {
         return (perLayer * c.nLayers() + (long) c.vocabSize() * c.dim()) * Float.BYTES;
     }
 
-    /** Prefill of one prompt on the device and on the CPU model over the weights as the device decodes them. */
+    /** One-token steps the logits check runs after its prefill. */
+    static final int CHECK_DECODE_STEPS = 4;
+
+    /**
+     * Prefill of one prompt, then {@value #CHECK_DECODE_STEPS} one-token steps fed the CPU's argmax, on the device and
+     * on the CPU model over the weights as the device decodes them: the worst relative error of the logits, whether
+     * every argmax agrees. The decode steps run the batch-1 kernels (split attention, the persistent tail) that the
+     * prefill does not.
+     */
     private static Check check(OpenClLlama2Model gpu, Llama2Weights w, Llama2Tokenizer tok, TensorType dtype,
                                Options o) {
         Llama2Weights decoded = decodedAs(w, dtype);
@@ -574,22 +591,40 @@ public final class GpuBench {
         }
         float[][] g = new float[1][w.config().vocabSize()];
         float[][] ref = new float[1][w.config().vocabSize()];
+        float[] prefill = null;
+        double worst = 0;
+        boolean sameArgmax = true;
+        int decodeBits = 1;
+        long tailsBefore = gpu.persistentTailLaunches();
         try (Model cpu = LlamaLoader.llama2c("check", decoded, tok, ModelOptions.defaults().withKvBlocks(
-                (prompt.length + 15) / 16)); KvCache gc = gpu.newKvCache(); KvCache cc = cpu.newKvCache()) {
-            gpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(gc, prompt, 0, prompt.length))), g);
-            cpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cc, prompt, 0, prompt.length))), ref);
+                (prompt.length + CHECK_DECODE_STEPS + 15) / 16)); KvCache gc = gpu.newKvCache();
+             KvCache cc = cpu.newKvCache()) {
+            int[] tokens = prompt;
+            for (int step = 0; step <= CHECK_DECODE_STEPS; step++) {
+                gpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(gc, tokens, 0, tokens.length))), g);
+                cpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cc, tokens, 0, tokens.length))), ref);
+                double maxDiff = 0;
+                double maxRef = 0;
+                for (int i = 0; i < ref[0].length; i++) {
+                    maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
+                    maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
+                }
+                worst = Math.max(worst, maxDiff / maxRef);
+                sameArgmax &= argmax(g[0]) == argmax(ref[0]);
+                if (step == 0) {
+                    prefill = g[0].clone();
+                } else {
+                    decodeBits = 31 * decodeBits + bitsHash(g[0]);
+                }
+                tokens = new int[]{argmax(ref[0])};
+            }
         }
-        String highBlocks = o.checkHighBlocks() > 0 ? highBlocksCheck(gpu, prompt, g[0], o.checkHighBlocks()) : "";
-        double maxDiff = 0;
-        double maxRef = 0;
-        for (int i = 0; i < ref[0].length; i++) {
-            maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
-            maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
-        }
+        long tails = gpu.persistentTailLaunches() - tailsBefore;
+        String highBlocks = o.checkHighBlocks() > 0 ? highBlocksCheck(gpu, prompt, prefill, o.checkHighBlocks()) : "";
         // with tensor cores the activations are rounded to f16: expect ~1e-3 here rather than ~1e-6
         return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(),
-                gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""), maxDiff / maxRef,
-                argmax(g[0]) == argmax(ref[0]), bitsHash(g[0]), highBlocks);
+                gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""), worst, sameArgmax,
+                bitsHash(prefill), highBlocks, decodeBits, tails);
     }
 
     /**
@@ -737,6 +772,8 @@ public final class GpuBench {
                     .append(", \"relativeError\": ").append(num(c.relativeError()))
                     .append(", \"sameArgmax\": ").append(c.sameArgmax())
                     .append(", \"logitsBits\": \"").append(String.format(Locale.ROOT, "%08x", c.logitsBits())).append('"')
+                    .append(", \"decodeBits\": \"").append(String.format(Locale.ROOT, "%08x", c.decodeBits())).append('"')
+                    .append(", \"persistentTailLayers\": ").append(c.tails())
                     .append(c.highBlocks().isEmpty() ? "" : ", \"highBlocks\": " + q(c.highBlocks().substring(2)))
                     .append('}');
         }
