@@ -109,7 +109,8 @@ inline int tail_poll(__global int *p) {
 }
 /** membar.gl: this item's earlier global writes are seen device-wide before its later memory operations. */
 inline void tail_fence(void) {
-    TAIL_ASM("membar.gl;" : : : "memory");
+    int unused = 0;
+    TAIL_ASM("membar.gl;" : "+r"(unused) : : "memory");
 }
 #define ACT4(p) tail_ld4(p)
 #define ACT1(p) tail_ld1(p)

@@ -59,7 +59,9 @@ import java.util.SplittableRandom;
  * the device's memory holds beside the weights) instead of the blocks the run needs, and prints its size.
  * {@code --prop NAME=A|B} builds each OpenCL model once per value of the system property NAME (set while the model is
  * built, then restored), side by side in one JVM; rows carry {@code [name=value]} after the matmul label, e.g.
- * {@code --prop stepstream.opencl.fuseNorm=auto|on|off} or {@code --prop stepstream.opencl.mvTier=auto|8}.
+ * {@code --prop stepstream.opencl.fuseNorm=auto|on|off} or {@code --prop stepstream.opencl.mvTier=auto|8}. A value
+ * {@code A&NAME2=B} also sets NAME2 to B for that model (more with further {@code &NAME3=C}), e.g.
+ * {@code --prop "stepstream.opencl.persistentTail=off|auto|auto&stepstream.opencl.persistentTailShape=act=cg,upg=2"}.
  * {@code --attention-split auto,off} builds the direct/hand model once per split mode of decode attention
  * ({@link AttentionSplit}, the property {@code stepstream.opencl.attentionSplit}), side by side; those rows' matmul
  * label ends in {@code /att-auto}, {@code /att-off}, {@code /att-N}; modes run in the order given, repeats included
@@ -246,6 +248,15 @@ public final class GpuBench {
         if (value == null) {
             return make.get();
         }
+        int and = value.indexOf('&');
+        if (and >= 0) {
+            // "A&NAME2=B": NAME=A and NAME2=B for this model (e.g. a switch and a shape of what it switches)
+            String[] more = value.substring(and + 1).split("=", 2);
+            if (more.length != 2 || more[0].isBlank()) {
+                throw new IllegalArgumentException("--prop: '" + value.substring(and + 1) + "' after & is not NAME=VALUE");
+            }
+            return withProperty(name, value.substring(0, and), () -> withProperty(more[0].strip(), more[1], make));
+        }
         String before = System.setProperty(name, value);
         try {
             return make.get();
@@ -258,11 +269,11 @@ public final class GpuBench {
         }
     }
 
-    /** The device's prefill logits against the CPU forward on the same decoded weights. */
-    /** {@code logitsBits}: a hash of the device logits' bit patterns, equal for bitwise equal runs (e.g. split or not). */
     /**
-     * A logits check: worst relative error and argmax agreement over the prefill and the decode steps, the bits hash of
-     * the prefill's logits and of the decode steps' logits (in order), layers that ran the persistent tail in it.
+     * The device's logits against the CPU forward on the same decoded weights: worst relative error and argmax
+     * agreement over the prefill and the decode steps; {@code logitsBits} and {@code decodeBits}: hashes of the
+     * prefill's and the decode steps' logit bit patterns, equal for bitwise equal runs (e.g. split or not); layers
+     * that ran the persistent tail in it.
      */
     record Check(String dtype, String dispatch, String matmul, double relativeError, boolean sameArgmax, int logitsBits,
                  String highBlocks, int decodeBits, long tails) {

@@ -100,8 +100,9 @@ class GpuBenchTest {
     }
 
     /**
-     * The persistent tail A/B in one JVM: the check's 4 decode steps run it on every layer (stories260K: 5 a step) with
-     * the decode logits bitwise the kernels' (PoCL), and its time shows as the op "tail".
+     * The persistent tail A/B in one JVM (its shape set with it through "&"): the check's 4 decode steps run it on every
+     * layer (stories260K: 5 a step) with the decode logits bitwise the kernels' (PoCL), and its time shows as the op
+     * "tail".
      */
     @Test
     void persistentTailRunsInTheChecksDecodeStepsAndShowsAsAnOp(@TempDir Path dir) throws Exception {
@@ -109,9 +110,11 @@ class GpuBenchTest {
         List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
                 "--device", SELECTOR, "--dispatch", "direct", "--dtype", "f32", "--batches", "1", "--steps", "3",
                 "--prompt", "5", "--warmup", "0", "--copy-mib", "8", "--out", json.toString(),
-                "--prop", "stepstream.opencl.persistentTail=off|on"}));
-        assertEquals(List.of("hand[persistentTail=off]", "hand[persistentTail=on]"),
+                "--prop", "stepstream.opencl.persistentTail=off|on&stepstream.opencl.persistentTailShape=upg=2,sb=2"}));
+        assertEquals(List.of("hand[persistentTail=off]",
+                        "hand[persistentTail=on&stepstream.opencl.persistentTailShape=upg=2,sb=2]"),
                 rows.stream().map(GpuBench.Row::matmul).toList());
+        assertEquals(null, System.getProperty("stepstream.opencl.persistentTailShape"), "restored");
         assertFalse(rows.get(0).opMsPerStep().containsKey("tail"), rows.get(0).opMsPerStep().toString());
         assertTrue(rows.get(1).opMsPerStep().containsKey("tail") && !rows.get(1).opMsPerStep().containsKey("w2"),
                 rows.get(1).opMsPerStep().toString());
