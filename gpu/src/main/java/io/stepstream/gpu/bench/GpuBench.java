@@ -397,6 +397,11 @@ public final class GpuBench {
                                     o.backend(), r.dispatch(), r.matmul(), r.dtype(), b, r.readback(), r.msPerStep(),
                                     r.tokensPerSecond(), model instanceof OpenClLlama2Model gpu
                                             ? ", attention split up to " + gpu.attentionMostChunks() + " chunks" : "");
+                            if (!r.opMsPerStep().isEmpty()) {
+                                // as it runs (the table comes at the end, which a time limit may not reach)
+                                System.out.printf(Locale.ROOT, "  kernel %.3f ms/step, %s%n", r.kernelMsPerStep(),
+                                        opLine(r));
+                            }
                         }
                     }
                 } finally {
