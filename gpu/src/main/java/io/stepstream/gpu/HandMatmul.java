@@ -205,7 +205,7 @@ final class HandMatmul implements DirectLauncher.PassHook {
         }
         MemorySegment[] nextWeights = next ? new MemorySegment[PersistentTail.NEXT_WEIGHTS] : null;
         int nextLayer0 = next ? weightsOf(Llama2Kernel.OP_QKV_ROPE, layer + 1, nextWeights, 0, 6) : 0;
-        tail.enqueue(layer, own, layer0, nextWeights, nextLayer0, launcher.extraEvent(OpTimes.TAIL));
+        tail.enqueue(layer, own, layer0, nextWeights, nextLayer0, () -> launcher.extraEvent(OpTimes.TAIL));
         // the FFN norm (and the next layer's attention norm) are fused into the tail's matvecs
         fusedNorms += next ? 2 : 1;
         tailLaunch = launcher.launches();

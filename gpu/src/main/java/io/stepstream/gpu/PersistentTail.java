@@ -33,7 +33,11 @@ final class PersistentTail {
      * unit), {@code per_cu=N}, {@code wg} items a group and {@code lpr} lanes a weight row (0: the one-token matvec's,
      * which makes the tail bitwise the kernels), {@code pf} float4 loads a lane issues before waiting for the phase
      * before, {@code unroll} loads in flight after those, {@code upg} units a group per phase, {@code sb} staging loads
-     * an item issues before storing them, {@code act=relaxed|cg} how NVIDIA reads activations written in the launch.
+     * an item issues before storing them, {@code act=relaxed|cg} how NVIDIA reads activations written in the launch,
+     * {@code maxreg=N} (NVIDIA: ptxas' register cap, -cl-nv-maxrregcount; 0 none). {@code per_cu=0}: as many groups a
+     * compute unit as ptxas' registers and shared memory let reside (NVIDIA; 2 where unknown). Diagnostics:
+     * {@code nowork=1} (units keep their tickets, waits, staging and counts but no weight work: the kernel times its
+     * synchronisation; the results are wrong), {@code split=1} (one launch per phase, no waits).
      */
     static final String SHAPE_PROPERTY = "stepstream.opencl.persistentTailShape";
     private static final System.Logger LOG = System.getLogger(PersistentTail.class.getName());
@@ -47,6 +51,7 @@ final class PersistentTail {
     private static final int ARG_LAYER0 = 34;
     private static final int ARG_NEXT_LAYER0 = 35;
     private static final int ARG_NEXT = 36;
+    private static final int ARG_ONLY = 37;
     /** The layer's weights (wo, w1, w3, w2 and their scales) then the next layer's (wq, wk, wv and scales). */
     static final int LAYER_WEIGHTS = 8;
     static final int NEXT_WEIGHTS = 6;
@@ -62,16 +67,18 @@ final class PersistentTail {
     }
 
     /** The kernel's shape (see {@link #SHAPE_PROPERTY}). */
-    record Shape(int groups, int perCu, int wg, int lpr, int pf, int unroll, int upg, int sb, Act act) {
-        static final Shape DEFAULT = new Shape(0, 2, 0, 0, 16, 4, 1, 8, Act.RELAXED);
+    record Shape(int groups, int perCu, int wg, int lpr, int pf, int unroll, int upg, int sb, Act act, int maxreg,
+                 int nowork, int split) {
+        static final Shape DEFAULT = new Shape(0, 2, 0, 0, 16, 4, 1, 8, Act.RELAXED, 0, 0, 0);
 
         Shape {
-            if (groups < 0 || perCu < 1 || wg < 0 || lpr < 0 || (lpr > 0 && Integer.bitCount(lpr) != 1)
+            if (groups < 0 || perCu < 0 || wg < 0 || lpr < 0 || (lpr > 0 && Integer.bitCount(lpr) != 1)
                     || (wg > 0 && lpr > 0 && (wg % lpr != 0 || (wg / lpr) % 2 != 0)) || pf < 1 || pf > 64
-                    || unroll < 1 || unroll > 16 || upg < 1 || upg > 64 || sb < 1 || sb > 32 || act == null) {
-                throw new IllegalArgumentException(SHAPE_PROPERTY + ": groups >= 0, per_cu >= 1, lpr 0 or a power of"
+                    || unroll < 1 || unroll > 16 || upg < 1 || upg > 64 || sb < 1 || sb > 32 || act == null
+                    || maxreg < 0 || maxreg > 255 || nowork < 0 || nowork > 1 || split < 0 || split > 1) {
+                throw new IllegalArgumentException(SHAPE_PROPERTY + ": groups >= 0, per_cu >= 0, lpr 0 or a power of"
                         + " two, wg 0 or a multiple of lpr by an even row count, pf 1..64, unroll 1..16, upg 1..64,"
-                        + " sb 1..32, act relaxed|cg; got " + this);
+                        + " sb 1..32, act relaxed|cg, maxreg 0..255, nowork 0|1, split 0|1; got " + this);
             }
         }
 
@@ -86,6 +93,9 @@ final class PersistentTail {
             v.put("upg", "" + DEFAULT.upg);
             v.put("sb", "" + DEFAULT.sb);
             v.put("act", DEFAULT.act.name().toLowerCase(Locale.ROOT));
+            v.put("maxreg", "" + DEFAULT.maxreg);
+            v.put("nowork", "" + DEFAULT.nowork);
+            v.put("split", "" + DEFAULT.split);
             if (spec != null && !spec.isBlank()) {
                 for (String pair : spec.split(",")) {
                     String[] kv = pair.split("=", 2);
@@ -104,7 +114,8 @@ final class PersistentTail {
                         + v.get("act") + "'");
             };
             return new Shape(num(v, "groups"), num(v, "per_cu"), num(v, "wg"), num(v, "lpr"), num(v, "pf"),
-                    num(v, "unroll"), num(v, "upg"), num(v, "sb"), act);
+                    num(v, "unroll"), num(v, "upg"), num(v, "sb"), act, num(v, "maxreg"), num(v, "nowork"),
+                    num(v, "split"));
         }
 
         private static int num(Map<String, String> v, String key) {
@@ -123,12 +134,15 @@ final class PersistentTail {
         /** This shape with wg / lpr 0 replaced by the one-token matvec's. */
         Shape resolved(MatmulTiles tiles) {
             return new Shape(groups, perCu, wg > 0 ? wg : tiles.mvWg(), lpr > 0 ? lpr : tiles.mvLpr(), pf, unroll, upg,
-                    sb, act);
+                    sb, act, maxreg, nowork, split);
         }
 
         String label() {
             return "wg" + wg + "/" + lpr + " pf" + pf + "u" + unroll + " upg" + upg + " sb" + sb + " act="
-                    + act.name().toLowerCase(Locale.ROOT) + " g" + (groups > 0 ? groups : perCu + "/cu");
+                    + act.name().toLowerCase(Locale.ROOT) + (maxreg > 0 ? " maxreg" + maxreg : "")
+                    + " g" + (groups > 0 ? groups : perCu > 0 ? perCu + "/cu" : "resident/cu")
+                    + (nowork == 1 ? " NOWORK (diagnostic: wrong results)" : "")
+                    + (split == 1 ? " ONE-LAUNCH-PER-PHASE (diagnostic)" : "");
         }
     }
 
@@ -154,12 +168,14 @@ final class PersistentTail {
             "tokenSeq", "blockTable"};
     /** The address bound to each buffer argument so far (0: none), so that only changed ones are set. */
     private final long[] bound = new long[ARG_COUNTERS];
-    private final int[] lastInts = {Integer.MIN_VALUE, Integer.MIN_VALUE, Integer.MIN_VALUE, Integer.MIN_VALUE};
+    private final int[] lastInts = {Integer.MIN_VALUE, Integer.MIN_VALUE, Integer.MIN_VALUE, Integer.MIN_VALUE,
+            Integer.MIN_VALUE};
     private long boundEpoch = -1;
     private int groups;
     private long launches;
 
-    private PersistentTail(DirectLauncher launcher, Llama2Kernel k, Shape shape, MemorySegment program, String build) {
+    private PersistentTail(DirectLauncher launcher, Llama2Kernel k, Shape shape, MemorySegment program, String build,
+                           int residentPerCu) {
         this.launcher = launcher;
         this.queue = launcher.queue();
         this.shape = shape;
@@ -173,7 +189,8 @@ final class PersistentTail {
             queue.setArgInt(kernel, ARG_DIM + i, sizes[i]);
         }
         queue.setArgFloat(kernel, ARG_EPS, k.eps);
-        groups(shape.groups() > 0 ? shape.groups() : shape.perCu() * launcher.device().computeUnits());
+        int perCu = shape.perCu() > 0 ? shape.perCu() : residentPerCu > 0 ? residentPerCu : 2;
+        groups(shape.groups() > 0 ? shape.groups() : perCu * launcher.device().computeUnits());
     }
 
     /**
@@ -197,24 +214,27 @@ final class PersistentTail {
         String defines = tiles.defines(k.wtype) + (xh ? " -DXH=1" : "") + " -DTAIL_WG=" + shape.wg() + " -DTAIL_LPR="
                 + shape.lpr() + " -DTAIL_PF=" + shape.pf() + " -DTAIL_UNROLL=" + shape.unroll() + " -DTAIL_UPG="
                 + shape.upg() + " -DTAIL_SB=" + shape.sb() + " -DTAIL_HS=" + k.headSize + " -DTAIL_XS4=" + xs4
-                + " -DTAIL_ACT=" + (shape.act() == Act.CG ? 2 : 1);
+                + " -DTAIL_ACT=" + (shape.act() == Act.CG ? 2 : 1) + " -DTAIL_NOWORK=" + shape.nowork();
         String source = source();
         ClQueue queue = launcher.queue();
         if (ClRuntime.nvComputeCapability(dev) < 0) {
-            return new PersistentTail(launcher, k, shape, queue.buildProgram(source, defines), "plain loads");
+            return new PersistentTail(launcher, k, shape, queue.buildProgram(source, defines), "plain loads", 0);
         }
         // Which inline-asm keyword the driver takes is not documented (see mma.cl), nor whether it takes -cl-nv-verbose
         // (ptxas' register and spill counts in the build log): try the combinations, most wanted first.
-        String[] attempts = {" -DTAIL_PTX=1 -cl-nv-verbose", " -DTAIL_PTX=2 -cl-nv-verbose", " -DTAIL_PTX=1",
-                " -DTAIL_PTX=2"};
+        String maxreg = shape.maxreg() > 0 ? " -cl-nv-maxrregcount=" + shape.maxreg() : "";
+        String[] attempts = {" -DTAIL_PTX=1 -cl-nv-verbose" + maxreg, " -DTAIL_PTX=2 -cl-nv-verbose" + maxreg,
+                " -DTAIL_PTX=1" + maxreg, " -DTAIL_PTX=2" + maxreg};
         StringBuilder logs = new StringBuilder();
         for (String attempt : attempts) {
             try {
                 MemorySegment program = queue.buildProgram(source, defines + attempt);
                 String info = attempt.contains("verbose") ? ptxasInfo(queue.buildLog(program)) : "";
                 String act = shape.act() == Act.CG ? "ld.global.cg" : "ld.relaxed.gpu";
+                int resident = residentPerSm(info, shape.wg());
                 return new PersistentTail(launcher, k, shape, program, act + " activations, ld.acquire.gpu polls"
-                        + (info.isEmpty() ? "" : " [" + info + "]"));
+                        + (info.isEmpty() ? "" : " [" + info + "]") + (resident > 0 ? ", " + resident
+                        + " groups resident an SM" : ""), resident);
             } catch (OpenClException e) {
                 logs.append(e.getMessage()).append('\n');
             }
@@ -237,6 +257,25 @@ final class PersistentTail {
             }
         }
         return sb.toString();
+    }
+
+    /**
+     * Groups of {@code wg} items that fit one SM of an sm_90 device by ptxas' registers and shared memory (from
+     * {@link #ptxasInfo}), 0 when the info has no register count: registers are allocated per warp in units of 256,
+     * 64K a SM; 228 KiB of shared memory a SM, 1 KiB of it reserved a group; at most 64 warps and 32 groups.
+     */
+    static int residentPerSm(String ptxasInfo, int wg) {
+        java.util.regex.Matcher regs = java.util.regex.Pattern.compile("Used (\\d+) registers").matcher(ptxasInfo);
+        if (!regs.find()) {
+            return 0;
+        }
+        java.util.regex.Matcher smem = java.util.regex.Pattern.compile("(\\d+) bytes smem").matcher(ptxasInfo);
+        long smemBytes = smem.find() ? Long.parseLong(smem.group(1)) : 0;
+        int warps = (wg + 31) / 32;
+        long regsPerWarp = (Integer.parseInt(regs.group(1)) * 32L + 255) / 256 * 256;
+        long byRegs = 65536 / (regsPerWarp * warps);
+        long bySmem = (228L * 1024) / (smemBytes + 1024);
+        return (int) Math.max(0, Math.min(Math.min(byRegs, bySmem), Math.min(64 / warps, 32)));
     }
 
     /** matmul.cl (macros, epilogue) then tail.cl. */
@@ -296,7 +335,7 @@ final class PersistentTail {
      * {@code nextLayer0}).
      */
     void enqueue(int layer, MemorySegment[] layerWeights, int layer0, MemorySegment[] nextWeights, int nextLayer0,
-                 MemorySegment event) {
+                 java.util.function.Supplier<MemorySegment> event) {
         if (layerWeights.length != LAYER_WEIGHTS || (nextWeights != null && nextWeights.length != NEXT_WEIGHTS)) {
             throw new IllegalArgumentException("persistent tail: " + layerWeights.length + " layer weights (want "
                     + LAYER_WEIGHTS + "), " + (nextWeights == null ? 0 : nextWeights.length) + " next (want "
@@ -319,7 +358,16 @@ final class PersistentTail {
         setInt(1, ARG_LAYER0, layer0);
         setInt(2, ARG_NEXT_LAYER0, nextWeights == null ? 0 : nextLayer0);
         setInt(3, ARG_NEXT, nextWeights == null ? 0 : 1);
-        queue.enqueue(kernel, (long) groups * shape.wg(), shape.wg(), event);
+        if (shape.split() == 0) {
+            setInt(4, ARG_ONLY, 0);
+            queue.enqueue(kernel, (long) groups * shape.wg(), shape.wg(), event.get());
+        } else {
+            // the diagnostic: one launch per phase (each sees the one before complete)
+            for (int phase = 1; phase <= (nextWeights == null ? 3 : 4); phase++) {
+                setInt(4, ARG_ONLY, phase);
+                queue.enqueue(kernel, (long) groups * shape.wg(), shape.wg(), event.get());
+            }
+        }
         launches++;
     }
 

@@ -35,7 +35,10 @@
 //
 // Build macros besides matmul.cl's: TAIL_WG, TAIL_LPR, TAIL_PF, TAIL_UNROLL (loads in flight after the first TAIL_PF),
 // TAIL_UPG (units a group per phase), TAIL_SB (staging loads an item issues before storing), TAIL_XS4 (float4s of the
-// longest input row), TAIL_PTX (0 none, 1 `asm`, 2 `__asm__`), TAIL_ACT (1 relaxed, 2 cg).
+// longest input row), TAIL_PTX (0 none, 1 `asm`, 2 `__asm__`), TAIL_ACT (1 relaxed, 2 cg), TAIL_NOWORK (a
+// diagnostic: units keep their tickets, waits, staging and done counts but load no weights and write nothing, so the
+// kernel's time is its synchronisation cost). Argument `only` (0: every phase; p: phase p alone, no waits: the
+// one-launch-per-phase diagnostic).
 
 #ifndef TAIL_WG
 #define TAIL_WG 128
@@ -63,6 +66,9 @@
 #endif
 #ifndef TAIL_ACT
 #define TAIL_ACT 1
+#endif
+#ifndef TAIL_NOWORK
+#define TAIL_NOWORK 0
 #endif
 #define TAIL_ROWS (TAIL_WG / TAIL_LPR)
 // Counters, each on its own 128-byte line: ticket, exits, done[1..4] (phase p's done count at TAIL_DONE(p); P1 waits
@@ -292,7 +298,7 @@ void tail_t1(__global const WTYPE *wo, __global const float *woS,
              __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
              __global int *counters,
              int dim, int hidden, int kvDim, int maxBlocksPerSeq, int blockFloats, float eps,
-             int layer, int layer0, int nextLayer0, int next) {
+             int layer, int layer0, int nextLayer0, int next, int only) {
     // Lane sums of a block, two buffers by block parity (a buffer is written again only after every item passed the
     // next block's reduction barriers, which come after its reads), then the norm's sums of squares.
     __local float red[3 * TAIL_WG];
@@ -308,10 +314,10 @@ void tail_t1(__global const WTYPE *wo, __global const float *woS,
     int b2 = tail_unit_blocks(2 * hidden, groups);
     int b3 = b1;
     int b4 = tail_unit_blocks(rows4, groups);
-    int u1 = tail_units(dim, b1);
-    int u2 = tail_units(2 * hidden, b2);
-    int u3 = u1;
-    int u4 = tail_units(rows4, b4);
+    int u1 = only == 0 || only == 1 ? tail_units(dim, b1) : 0;
+    int u2 = only == 0 || only == 2 ? tail_units(2 * hidden, b2) : 0;
+    int u3 = only == 0 || only == 3 ? tail_units(dim, b3) : 0;
+    int u4 = only == 0 || only == 4 ? tail_units(rows4, b4) : 0;
     int t2 = u1;
     int t3 = t2 + u2;
     int t4 = t3 + u3;
@@ -343,7 +349,7 @@ void tail_t1(__global const WTYPE *wo, __global const float *woS,
         int norm = phase == 2 || phase == 4;
         __global const float *in = phase == 1 ? xb : phase == 3 ? hb : x;
         __global const float *g = phase == 4 ? rmsAtt + (layer + 1) * dim : rmsFfn + layer * dim;
-        int waitTarget = phase == 1 ? 0 : phase == 2 ? u1 : phase == 3 ? u2 : u3;
+        int waitTarget = only != 0 || phase == 1 ? 0 : phase == 2 ? u1 : phase == 3 ? u2 : u3;
         int first = unit * unitRows;
         int end = min(rows, first + unitRows);
 
@@ -354,12 +360,12 @@ void tail_t1(__global const WTYPE *wo, __global const float *woS,
         int off;
         TAIL_RESOLVE(phase, r < rows ? r : 0, w, s, off);
         // FIRST the first block's weight loads, THEN the wait for the phase before.
-        tail_prefetch(w, s, off, r < rows, cols, wreg);
+        tail_prefetch(w, s, off, r < rows && !TAIL_NOWORK, cols, wreg);
         tail_wait(counters + TAIL_DONE(phase - 1), waitTarget);
         float ss = tail_stage(in, g, cols, norm, xs);
         float rs = norm ? tail_rs(red + 2 * TAIL_WG, ss, cols, eps) : 1.0f;
         int writer = 0;
-        for (int b = 0; first + b * TAIL_ROWS < end; b++) {
+        for (int b = 0; first + b * TAIL_ROWS < end && !TAIL_NOWORK; b++) {
             int live = r < rows;
             float acc = tail_dot(wreg, w, s, off, live, cols, xs);
             int rb = r;

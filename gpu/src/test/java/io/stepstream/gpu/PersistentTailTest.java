@@ -62,6 +62,8 @@ class PersistentTailTest {
         out.add(Arguments.of(TensorType.Q8_0, TensorCores.OFF, "pf=2,unroll=3,sb=1", "mv_wg=32,mv_lpr=4"));
         out.add(Arguments.of(TensorType.F32, TensorCores.OFF, "pf=2,unroll=3,upg=2", "mv_wg=48,mv_lpr=4"));
         out.add(Arguments.of(TensorType.F16, TensorCores.OFF, "pf=1,unroll=2,upg=3,act=cg", "mv_wg=16,mv_lpr=2"));
+        // the one-launch-per-phase diagnostic runs the same units, so it is bitwise the kernels too
+        out.add(Arguments.of(TensorType.F32, TensorCores.OFF, "split=1", ""));
         return out.stream();
     }
 
@@ -168,13 +170,46 @@ class PersistentTailTest {
         }
     }
 
+    /** The nowork diagnostic keeps the sync structure (it ends, counters zero) and does no weight work (x unchanged). */
+    @Test
+    void noworkDiagnosticSynchronisesAndWritesNothing() {
+        Random random = new Random(4600);
+        Llama2Weights w = HandMatmulTest.randomWeights(random);
+        try (DeviceLlama2 device = withProperty(PersistentTail.PROPERTY, "on", () -> withProperty(
+                PersistentTail.SHAPE_PROPERTY, "nowork=1,groups=5", () -> new DeviceLlama2(w,
+                        OpenClTestSupport.device(), 12, TensorType.F32, Dispatch.DIRECT, Matmul.HAND,
+                        MatmulTiles.DEFAULT, TensorCores.OFF)))) {
+            new HandMatmulTest.Case(device, random, 1);
+            float[] x = device.k.x;
+            for (int i = 0; i < x.length; i++) {
+                x[i] = random.nextFloat() * 2 - 1;
+            }
+            float[] before = x.clone();
+            device.launcher().put(x);
+            device.launchPasses(new int[]{OP_WO_RESIDUAL, OP_RMSNORM_FFN, OP_FFN_SWIGLU, OP_W2_RESIDUAL,
+                    OP_RMSNORM_ATT, OP_QKV_ROPE}, new int[]{0, 0, 0, 0, 1, 1}, 1, 1, 40);
+            device.launcher().get(x);
+            assertEquals(1, device.persistentTailLaunches());
+            assertArrayEquals(before, x);
+            PersistentTail tail = device.handMatmul().tail();
+            assertArrayEquals(new int[tail.counters().length], tail.counters());
+        }
+    }
+
     @Test
     void propertiesAreCheckedWithTheirNames() {
-        assertEquals(new PersistentTail.Shape(40, 4, 128, 64, 8, 2, 3, 4, PersistentTail.Act.CG),
-                PersistentTail.Shape.parse("groups=40, per_cu=4, wg=128,lpr=64,pf=8,unroll=2,upg=3,sb=4,act=cg"));
+        assertEquals(new PersistentTail.Shape(40, 4, 128, 64, 8, 2, 3, 4, PersistentTail.Act.CG, 64, 1, 1),
+                PersistentTail.Shape.parse("groups=40, per_cu=4, wg=128,lpr=64,pf=8,unroll=2,upg=3,sb=4,act=cg,"
+                        + "maxreg=64,nowork=1,split=1"));
         assertEquals(PersistentTail.Shape.DEFAULT, PersistentTail.Shape.parse(""));
-        assertEquals(new PersistentTail.Shape(0, 2, 128, 32, 16, 4, 1, 8, PersistentTail.Act.RELAXED),
+        assertEquals(new PersistentTail.Shape(0, 2, 128, 32, 16, 4, 1, 8, PersistentTail.Act.RELAXED, 0, 0, 0),
                 PersistentTail.Shape.DEFAULT.resolved(MatmulTiles.DEFAULT));
+        // groups an SM from ptxas' counts: 148 registers x 4 warps -> 3 groups (64K registers); 40 -> 8 by registers,
+        // 9 by 24 KB of shared memory (228 KiB), so 8; 8 warps of 24 registers -> 8 groups by the 64-warp limit
+        assertEquals(3, PersistentTail.residentPerSm("Used 148 registers, used 1 barriers, 24084 bytes smem", 128));
+        assertEquals(8, PersistentTail.residentPerSm("Used 64 registers, used 1 barriers, 24084 bytes smem", 128));
+        assertEquals(8, PersistentTail.residentPerSm("Used 24 registers, 1000 bytes smem", 256));
+        assertEquals(0, PersistentTail.residentPerSm("no counts", 128));
         // ptxas' counts of the tail kernel from a -cl-nv-verbose log, not those of the other kernels
         String log = String.join("\n", "ptxas info    : Compiling entry function 'mm' for 'sm_90'",
                 "ptxas info    : Used 64 registers, 9000 bytes smem",
@@ -185,7 +220,7 @@ class PersistentTailTest {
         assertEquals("0 bytes stack frame, 8 bytes spill stores, 8 bytes spill loads; Used 128 registers, 24584 bytes"
                 + " smem, 536 bytes cmem[0]", PersistentTail.ptxasInfo(log));
         for (String bad : new String[]{"wg=96,lpr=32", "lpr=24", "pf=0", "upg=0", "sb=0", "act=weak", "depth=4",
-                "groups=x", "per_cu=0"}) {
+                "groups=x", "per_cu=-1", "maxreg=300", "nowork=2", "split=2"}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> PersistentTail.Shape.parse(bad), bad);
             assertTrue(e.getMessage().contains(PersistentTail.SHAPE_PROPERTY), e.getMessage());
