@@ -34,7 +34,9 @@ final class PersistentTail {
      * which makes the tail bitwise the kernels), {@code pf} float4 loads a lane issues before waiting for the phase
      * before, {@code unroll} loads in flight after those, {@code upg} units a group per phase, {@code sb} staging loads
      * an item issues before storing them, {@code act=relaxed|cg} how NVIDIA reads activations written in the launch,
-     * {@code maxreg=N} (NVIDIA: ptxas' register cap, -cl-nv-maxrregcount; 0 none). {@code per_cu=0}: as many groups a
+     * {@code maxreg=N} (NVIDIA: ptxas' register cap, -cl-nv-maxrregcount; 0 none), {@code shfl=1} (NVIDIA, 32 lanes a
+     * row: lane sums by warp shuffles in the tree's order), {@code early=1} (the first loads past the prefetched ones
+     * issued before those are used). {@code per_cu=0}: as many groups a
      * compute unit as ptxas' registers and shared memory let reside (NVIDIA; 2 where unknown). Diagnostics:
      * {@code nowork=1} (units keep their tickets, waits, staging and counts but no weight work: the kernel times its
      * synchronisation; the results are wrong), {@code split=1} (one launch per phase, no waits).
@@ -68,17 +70,18 @@ final class PersistentTail {
 
     /** The kernel's shape (see {@link #SHAPE_PROPERTY}). */
     record Shape(int groups, int perCu, int wg, int lpr, int pf, int unroll, int upg, int sb, Act act, int maxreg,
-                 int nowork, int split) {
-        static final Shape DEFAULT = new Shape(0, 2, 0, 0, 16, 4, 1, 8, Act.RELAXED, 0, 0, 0);
+                 int shfl, int early, int nowork, int split) {
+        static final Shape DEFAULT = new Shape(0, 2, 0, 0, 16, 4, 1, 8, Act.RELAXED, 0, 1, 1, 0, 0);
 
         Shape {
             if (groups < 0 || perCu < 0 || wg < 0 || lpr < 0 || (lpr > 0 && Integer.bitCount(lpr) != 1)
                     || (wg > 0 && lpr > 0 && (wg % lpr != 0 || (wg / lpr) % 2 != 0)) || pf < 1 || pf > 64
                     || unroll < 1 || unroll > 16 || upg < 1 || upg > 64 || sb < 1 || sb > 32 || act == null
-                    || maxreg < 0 || maxreg > 255 || nowork < 0 || nowork > 1 || split < 0 || split > 1) {
+                    || maxreg < 0 || maxreg > 255 || shfl < 0 || shfl > 1 || early < 0 || early > 1 || nowork < 0
+                    || nowork > 1 || split < 0 || split > 1) {
                 throw new IllegalArgumentException(SHAPE_PROPERTY + ": groups >= 0, per_cu >= 0, lpr 0 or a power of"
                         + " two, wg 0 or a multiple of lpr by an even row count, pf 1..64, unroll 1..16, upg 1..64,"
-                        + " sb 1..32, act relaxed|cg, maxreg 0..255, nowork 0|1, split 0|1; got " + this);
+                        + " sb 1..32, act relaxed|cg, maxreg 0..255, shfl, early, nowork and split 0|1; got " + this);
             }
         }
 
@@ -94,6 +97,8 @@ final class PersistentTail {
             v.put("sb", "" + DEFAULT.sb);
             v.put("act", DEFAULT.act.name().toLowerCase(Locale.ROOT));
             v.put("maxreg", "" + DEFAULT.maxreg);
+            v.put("shfl", "" + DEFAULT.shfl);
+            v.put("early", "" + DEFAULT.early);
             v.put("nowork", "" + DEFAULT.nowork);
             v.put("split", "" + DEFAULT.split);
             if (spec != null && !spec.isBlank()) {
@@ -114,8 +119,8 @@ final class PersistentTail {
                         + v.get("act") + "'");
             };
             return new Shape(num(v, "groups"), num(v, "per_cu"), num(v, "wg"), num(v, "lpr"), num(v, "pf"),
-                    num(v, "unroll"), num(v, "upg"), num(v, "sb"), act, num(v, "maxreg"), num(v, "nowork"),
-                    num(v, "split"));
+                    num(v, "unroll"), num(v, "upg"), num(v, "sb"), act, num(v, "maxreg"), num(v, "shfl"),
+                    num(v, "early"), num(v, "nowork"), num(v, "split"));
         }
 
         private static int num(Map<String, String> v, String key) {
@@ -134,12 +139,13 @@ final class PersistentTail {
         /** This shape with wg / lpr 0 replaced by the one-token matvec's. */
         Shape resolved(MatmulTiles tiles) {
             return new Shape(groups, perCu, wg > 0 ? wg : tiles.mvWg(), lpr > 0 ? lpr : tiles.mvLpr(), pf, unroll, upg,
-                    sb, act, maxreg, nowork, split);
+                    sb, act, maxreg, shfl, early, nowork, split);
         }
 
         String label() {
             return "wg" + wg + "/" + lpr + " pf" + pf + "u" + unroll + " upg" + upg + " sb" + sb + " act="
                     + act.name().toLowerCase(Locale.ROOT) + (maxreg > 0 ? " maxreg" + maxreg : "")
+                    + (shfl == 1 ? " shfl" : "") + (early == 1 ? " early" : "")
                     + " g" + (groups > 0 ? groups : perCu > 0 ? perCu + "/cu" : "resident/cu")
                     + (nowork == 1 ? " NOWORK (diagnostic: wrong results)" : "")
                     + (split == 1 ? " ONE-LAUNCH-PER-PHASE (diagnostic)" : "");
@@ -214,17 +220,25 @@ final class PersistentTail {
         String defines = tiles.defines(k.wtype) + (xh ? " -DXH=1" : "") + " -DTAIL_WG=" + shape.wg() + " -DTAIL_LPR="
                 + shape.lpr() + " -DTAIL_PF=" + shape.pf() + " -DTAIL_UNROLL=" + shape.unroll() + " -DTAIL_UPG="
                 + shape.upg() + " -DTAIL_SB=" + shape.sb() + " -DTAIL_HS=" + k.headSize + " -DTAIL_XS4=" + xs4
-                + " -DTAIL_ACT=" + (shape.act() == Act.CG ? 2 : 1) + " -DTAIL_NOWORK=" + shape.nowork();
+                + " -DTAIL_ACT=" + (shape.act() == Act.CG ? 2 : 1) + " -DTAIL_NOWORK=" + shape.nowork()
+                + " -DTAIL_EARLY=" + shape.early();
         String source = source();
         ClQueue queue = launcher.queue();
         if (ClRuntime.nvComputeCapability(dev) < 0) {
-            return new PersistentTail(launcher, k, shape, queue.buildProgram(source, defines), "plain loads", 0);
+            return new PersistentTail(launcher, k, shape, queue.buildProgram(source, defines + " -DTAIL_SHFL=0"),
+                    "plain loads", 0);
         }
         // Which inline-asm keyword the driver takes is not documented (see mma.cl), nor whether it takes -cl-nv-verbose
         // (ptxas' register and spill counts in the build log): try the combinations, most wanted first.
+        // The shuffle reduction (shfl) is asked first; should its PTX not build, the local-memory tree.
         String maxreg = shape.maxreg() > 0 ? " -cl-nv-maxrregcount=" + shape.maxreg() : "";
-        String[] attempts = {" -DTAIL_PTX=1 -cl-nv-verbose" + maxreg, " -DTAIL_PTX=2 -cl-nv-verbose" + maxreg,
-                " -DTAIL_PTX=1" + maxreg, " -DTAIL_PTX=2" + maxreg};
+        java.util.List<String> attempts = new java.util.ArrayList<>();
+        for (int shfl = shape.shfl(); shfl >= 0; shfl--) {
+            for (String spelling : new String[]{" -DTAIL_PTX=1 -cl-nv-verbose", " -DTAIL_PTX=2 -cl-nv-verbose",
+                    " -DTAIL_PTX=1", " -DTAIL_PTX=2"}) {
+                attempts.add(spelling + maxreg + " -DTAIL_SHFL=" + shfl);
+            }
+        }
         StringBuilder logs = new StringBuilder();
         for (String attempt : attempts) {
             try {
@@ -232,7 +246,9 @@ final class PersistentTail {
                 String info = attempt.contains("verbose") ? ptxasInfo(queue.buildLog(program)) : "";
                 String act = shape.act() == Act.CG ? "ld.global.cg" : "ld.relaxed.gpu";
                 int resident = residentPerSm(info, shape.wg());
+                boolean shflLost = shape.shfl() == 1 && attempt.endsWith("-DTAIL_SHFL=0");
                 return new PersistentTail(launcher, k, shape, program, act + " activations, ld.acquire.gpu polls"
+                        + (shflLost ? ", NO shfl (its PTX did not build: " + firstLine(logs) + ")" : "")
                         + (info.isEmpty() ? "" : " [" + info + "]") + (resident > 0 ? ", " + resident
                         + " groups resident an SM" : ""), resident);
             } catch (OpenClException e) {
@@ -242,6 +258,19 @@ final class PersistentTail {
         LOG.log(System.Logger.Level.WARNING, "persistent tail off: its inline PTX does not build on "
                 + dev.name().strip() + ": " + logs);
         return null;
+    }
+
+    /** The first line of a build log that mentions an error (or its first line), at most 300 characters. */
+    private static String firstLine(CharSequence text) {
+        String[] lines = text.toString().strip().split("\n");
+        String pick = lines[0];
+        for (String line : lines) {
+            if (line.toLowerCase(Locale.ROOT).contains("error")) {
+                pick = line;
+                break;
+            }
+        }
+        return pick.substring(0, Math.min(pick.length(), 300));
     }
 
     /** ptxas' lines about tail_t1 (registers, spills) from a -cl-nv-verbose build log, as one line. */

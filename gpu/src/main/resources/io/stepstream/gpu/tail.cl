@@ -35,7 +35,10 @@
 //
 // Build macros besides matmul.cl's: TAIL_WG, TAIL_LPR, TAIL_PF, TAIL_UNROLL (loads in flight after the first TAIL_PF),
 // TAIL_UPG (units a group per phase), TAIL_SB (staging loads an item issues before storing), TAIL_XS4 (float4s of the
-// longest input row), TAIL_PTX (0 none, 1 `asm`, 2 `__asm__`), TAIL_ACT (1 relaxed, 2 cg), TAIL_NOWORK (a
+// longest input row), TAIL_PTX (0 none, 1 `asm`, 2 `__asm__`), TAIL_ACT (1 relaxed, 2 cg), TAIL_SHFL (1: with PTX
+// and 32 lanes a row, a row's lanes are one warp and add by shfl.sync.down in the tree's order: one barrier a block
+// instead of six), TAIL_EARLY (1: a lane issues its first loads past the prefetched ones before using those, so two
+// batches are in flight), TAIL_NOWORK (a
 // diagnostic: units keep their tickets, waits, staging and done counts but load no weights and write nothing, so the
 // kernel's time is its synchronisation cost). Argument `only` (0: every phase; p: phase p alone, no waits: the
 // one-launch-per-phase diagnostic).
@@ -69,6 +72,12 @@
 #endif
 #ifndef TAIL_NOWORK
 #define TAIL_NOWORK 0
+#endif
+#ifndef TAIL_SHFL
+#define TAIL_SHFL 1
+#endif
+#ifndef TAIL_EARLY
+#define TAIL_EARLY 1
 #endif
 #define TAIL_ROWS (TAIL_WG / TAIL_LPR)
 // Counters, each on its own 128-byte line: ticket, exits, done[1..4] (phase p's done count at TAIL_DONE(p); P1 waits
@@ -118,6 +127,15 @@ inline void tail_fence(void) {
     int unused = 0;
     TAIL_ASM("membar.gl;" : "+r"(unused) : : "memory");
 }
+#if TAIL_SHFL && TAIL_LPR == 32
+#define TAIL_WARP_ROWS 1
+/** The value of the lane `d` above in this warp. */
+inline float tail_shfl_down(float v, int d) {
+    float r;
+    TAIL_ASM("shfl.sync.down.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(r) : "f"(v), "r"(d));
+    return r;
+}
+#endif
 #define ACT4(p) tail_ld4(p)
 #define ACT1(p) tail_ld1(p)
 #define TAIL_FENCE() tail_fence()
@@ -195,10 +213,25 @@ TAIL_INLINE float tail_stage(__global const float *in, __global const float *g, 
     return ss;
 }
 
-/** Adds the lanes of each row in `red` (this item's value at [lid]) with mv.cl's tree. */
+#ifndef TAIL_WARP_ROWS
+#define TAIL_WARP_ROWS 0
+#endif
+/**
+ * Adds the lanes of each row with mv.cl's tree (lane i adds lane i + half, half = TAIL_LPR / 2 down to 1); the row's
+ * sum lands at its lane 0's slot of `red`. With TAIL_WARP_ROWS by warp shuffles (lane 0's additions are the tree's).
+ */
 TAIL_INLINE void tail_reduce(__local float *red, float v) {
     int lid = get_local_id(0);
     int lane = lid % TAIL_LPR;
+#if TAIL_WARP_ROWS
+    for (int half_ = TAIL_LPR / 2; half_ > 0; half_ >>= 1) {
+        v += tail_shfl_down(v, half_);
+    }
+    if (lane == 0) {
+        red[lid] = v;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+#else
     red[lid] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int half_ = TAIL_LPR / 2; half_ > 0; half_ >>= 1) {
@@ -207,6 +240,7 @@ TAIL_INLINE void tail_reduce(__local float *red, float v) {
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
+#endif
 }
 
 /** The fused norm's scale from every item's sum of squares: lane tree, then the rows' sums in row order (mv_t1n). */
@@ -239,6 +273,16 @@ TAIL_INLINE float tail_dot(const float4 *wv, __global const WTYPE *w, __global c
     int lane = get_local_id(0) % TAIL_LPR;
     float acc = 0.0f;
     if (live) {
+        int c0 = lane * 4 + TAIL_PF * TAIL_LPR * 4;
+        float4 wr[TAIL_UNROLL];
+#if TAIL_EARLY
+        // the first batch past the prefetched loads goes out before those are used
+#pragma unroll
+        for (int u = 0; u < TAIL_UNROLL; u++) {
+            int c = c0 + u * TAIL_LPR * 4;
+            wr[u] = c < cols ? LOAD4(w, s, off + c) : (float4)(0.0f);
+        }
+#endif
 #pragma unroll
         for (int u = 0; u < TAIL_PF; u++) {
             int c = lane * 4 + u * TAIL_LPR * 4;
@@ -246,12 +290,13 @@ TAIL_INLINE float tail_dot(const float4 *wv, __global const WTYPE *w, __global c
                 acc += dot(wv[u], xs[c >> 2]);
             }
         }
-        for (int c0 = lane * 4 + TAIL_PF * TAIL_LPR * 4; c0 < cols; c0 += TAIL_LPR * 4 * TAIL_UNROLL) {
-            float4 wr[TAIL_UNROLL];
+        for (int first = 1; c0 < cols; c0 += TAIL_LPR * 4 * TAIL_UNROLL, first = 0) {
+            if (!TAIL_EARLY || !first) {
 #pragma unroll
-            for (int u = 0; u < TAIL_UNROLL; u++) {
-                int c = c0 + u * TAIL_LPR * 4;
-                wr[u] = c < cols ? LOAD4(w, s, off + c) : (float4)(0.0f);
+                for (int u = 0; u < TAIL_UNROLL; u++) {
+                    int c = c0 + u * TAIL_LPR * 4;
+                    wr[u] = c < cols ? LOAD4(w, s, off + c) : (float4)(0.0f);
+                }
             }
 #pragma unroll
             for (int u = 0; u < TAIL_UNROLL; u++) {
