@@ -34,9 +34,9 @@ final class PersistentTail {
      * which makes the tail bitwise the kernels), {@code pf} float4 loads a lane issues before waiting for the phase
      * before, {@code unroll} loads in flight after those, {@code upg} units a group per phase, {@code sb} staging loads
      * an item issues before storing them, {@code act=relaxed|cg} how NVIDIA reads activations written in the launch,
-     * {@code maxreg=N} (NVIDIA: ptxas' register cap, -cl-nv-maxrregcount; 0 none), {@code shfl=1} (NVIDIA, 32 lanes a
-     * row: lane sums by warp shuffles in the tree's order), {@code early=1} (the first loads past the prefetched ones
-     * issued before those are used). {@code per_cu=0}: as many groups a
+     * {@code maxreg=N} (NVIDIA: ptxas' register cap, -cl-nv-maxrregcount; 0 none), {@code shfl=1} (NVIDIA, at most 32
+     * lanes a row: lane sums by warp shuffles in the tree's order), {@code early=1} (the first loads past the prefetched ones
+     * issued before those are used), {@code stage3=0} (W2 reads hb in its dot instead of staging it). {@code per_cu=0}: as many groups a
      * compute unit as ptxas' registers and shared memory let reside (NVIDIA; 2 where unknown). Diagnostics:
      * {@code nowork=1} (units keep their tickets, waits, staging and counts but no weight work: the kernel times its
      * synchronisation; the results are wrong), {@code split=1} (one launch per phase, no waits).
@@ -70,18 +70,19 @@ final class PersistentTail {
 
     /** The kernel's shape (see {@link #SHAPE_PROPERTY}). */
     record Shape(int groups, int perCu, int wg, int lpr, int pf, int unroll, int upg, int sb, Act act, int maxreg,
-                 int shfl, int early, int nowork, int split) {
-        static final Shape DEFAULT = new Shape(0, 2, 0, 0, 16, 4, 1, 8, Act.RELAXED, 0, 1, 1, 0, 0);
+                 int shfl, int early, int stage3, int nowork, int split) {
+        /** H200 run 2: 4 groups of 128 an SM at 120 registers, 1.66 ms a step against 1.92 at pf16 u4, 2 a CU. */
+        static final Shape DEFAULT = new Shape(0, 0, 0, 0, 8, 8, 1, 4, Act.RELAXED, 80, 1, 1, 1, 0, 0);
 
         Shape {
             if (groups < 0 || perCu < 0 || wg < 0 || lpr < 0 || (lpr > 0 && Integer.bitCount(lpr) != 1)
                     || (wg > 0 && lpr > 0 && (wg % lpr != 0 || (wg / lpr) % 2 != 0)) || pf < 1 || pf > 64
                     || unroll < 1 || unroll > 16 || upg < 1 || upg > 64 || sb < 1 || sb > 32 || act == null
-                    || maxreg < 0 || maxreg > 255 || shfl < 0 || shfl > 1 || early < 0 || early > 1 || nowork < 0
+                    || maxreg < 0 || maxreg > 255 || shfl < 0 || shfl > 1 || early < 0 || early > 1 || stage3 < 0 || stage3 > 1 || nowork < 0
                     || nowork > 1 || split < 0 || split > 1) {
                 throw new IllegalArgumentException(SHAPE_PROPERTY + ": groups >= 0, per_cu >= 0, lpr 0 or a power of"
                         + " two, wg 0 or a multiple of lpr by an even row count, pf 1..64, unroll 1..16, upg 1..64,"
-                        + " sb 1..32, act relaxed|cg, maxreg 0..255, shfl, early, nowork and split 0|1; got " + this);
+                        + " sb 1..32, act relaxed|cg, maxreg 0..255, shfl, early, stage3, nowork and split 0|1; got " + this);
             }
         }
 
@@ -99,6 +100,7 @@ final class PersistentTail {
             v.put("maxreg", "" + DEFAULT.maxreg);
             v.put("shfl", "" + DEFAULT.shfl);
             v.put("early", "" + DEFAULT.early);
+            v.put("stage3", "" + DEFAULT.stage3);
             v.put("nowork", "" + DEFAULT.nowork);
             v.put("split", "" + DEFAULT.split);
             if (spec != null && !spec.isBlank()) {
@@ -120,7 +122,7 @@ final class PersistentTail {
             };
             return new Shape(num(v, "groups"), num(v, "per_cu"), num(v, "wg"), num(v, "lpr"), num(v, "pf"),
                     num(v, "unroll"), num(v, "upg"), num(v, "sb"), act, num(v, "maxreg"), num(v, "shfl"),
-                    num(v, "early"), num(v, "nowork"), num(v, "split"));
+                    num(v, "early"), num(v, "stage3"), num(v, "nowork"), num(v, "split"));
         }
 
         private static int num(Map<String, String> v, String key) {
@@ -139,13 +141,13 @@ final class PersistentTail {
         /** This shape with wg / lpr 0 replaced by the one-token matvec's. */
         Shape resolved(MatmulTiles tiles) {
             return new Shape(groups, perCu, wg > 0 ? wg : tiles.mvWg(), lpr > 0 ? lpr : tiles.mvLpr(), pf, unroll, upg,
-                    sb, act, maxreg, shfl, early, nowork, split);
+                    sb, act, maxreg, shfl, early, stage3, nowork, split);
         }
 
         String label() {
             return "wg" + wg + "/" + lpr + " pf" + pf + "u" + unroll + " upg" + upg + " sb" + sb + " act="
                     + act.name().toLowerCase(Locale.ROOT) + (maxreg > 0 ? " maxreg" + maxreg : "")
-                    + (shfl == 1 ? " shfl" : "") + (early == 1 ? " early" : "")
+                    + (shfl == 1 ? " shfl" : "") + (early == 1 ? " early" : "") + (stage3 == 0 ? " w2-unstaged" : "")
                     + " g" + (groups > 0 ? groups : perCu > 0 ? perCu + "/cu" : "resident/cu")
                     + (nowork == 1 ? " NOWORK (diagnostic: wrong results)" : "")
                     + (split == 1 ? " ONE-LAUNCH-PER-PHASE (diagnostic)" : "");
@@ -208,7 +210,7 @@ final class PersistentTail {
     static PersistentTail create(DirectLauncher launcher, Llama2Kernel k, MatmulTiles tiles, boolean xh, Shape shape) {
         ClDevice dev = launcher.device();
         shape = shape.resolved(tiles);
-        int xs4 = Math.max(k.dim, k.hidden) / 4;
+        int xs4 = (shape.stage3() == 1 ? Math.max(k.dim, k.hidden) : k.dim) / 4;
         long local = 16L * xs4 + 3L * 4 * shape.wg() + 4;
         if (k.headSize % 4 != 0 || k.dim % 4 != 0 || k.hidden % 4 != 0 || shape.wg() > dev.maxWorkGroupSize()
                 || local > dev.localMemBytes() || (shape.wg() / shape.lpr()) % 2 != 0) {
@@ -221,7 +223,7 @@ final class PersistentTail {
                 + shape.lpr() + " -DTAIL_PF=" + shape.pf() + " -DTAIL_UNROLL=" + shape.unroll() + " -DTAIL_UPG="
                 + shape.upg() + " -DTAIL_SB=" + shape.sb() + " -DTAIL_HS=" + k.headSize + " -DTAIL_XS4=" + xs4
                 + " -DTAIL_ACT=" + (shape.act() == Act.CG ? 2 : 1) + " -DTAIL_NOWORK=" + shape.nowork()
-                + " -DTAIL_EARLY=" + shape.early();
+                + " -DTAIL_EARLY=" + shape.early() + " -DTAIL_STAGE3=" + shape.stage3();
         String source = source();
         ClQueue queue = launcher.queue();
         if (ClRuntime.nvComputeCapability(dev) < 0) {
@@ -250,7 +252,7 @@ final class PersistentTail {
                 return new PersistentTail(launcher, k, shape, program, act + " activations, ld.acquire.gpu polls"
                         + (shflLost ? ", NO shfl (its PTX did not build: " + firstLine(logs) + ")" : "")
                         + (info.isEmpty() ? "" : " [" + info + "]") + (resident > 0 ? ", " + resident
-                        + " groups resident an SM" : ""), resident);
+                        + " groups resident an SM" : "") + ", options '" + attempt.strip() + "'", resident);
             } catch (OpenClException e) {
                 logs.append(e.getMessage()).append('\n');
             }

@@ -36,9 +36,10 @@
 // Build macros besides matmul.cl's: TAIL_WG, TAIL_LPR, TAIL_PF, TAIL_UNROLL (loads in flight after the first TAIL_PF),
 // TAIL_UPG (units a group per phase), TAIL_SB (staging loads an item issues before storing), TAIL_XS4 (float4s of the
 // longest input row), TAIL_PTX (0 none, 1 `asm`, 2 `__asm__`), TAIL_ACT (1 relaxed, 2 cg), TAIL_SHFL (1: with PTX
-// and 32 lanes a row, a row's lanes are one warp and add by shfl.sync.down in the tree's order: one barrier a block
-// instead of six), TAIL_EARLY (1: a lane issues its first loads past the prefetched ones before using those, so two
-// batches are in flight), TAIL_NOWORK (a
+// and at most 32 lanes a row, a row's lanes lie in one warp and add by shfl.sync.down in the tree's order: one barrier
+// a block instead of 1 + log2(lanes)), TAIL_EARLY (1: a lane issues its first loads past the prefetched ones before using those, so two
+// batches are in flight), TAIL_STAGE3 (0: P3 does not stage hb, its lanes read it as mv_t1 reads `in`, one float4
+// a weight float4, and local memory holds only dim floats), TAIL_NOWORK (a
 // diagnostic: units keep their tickets, waits, staging and done counts but load no weights and write nothing, so the
 // kernel's time is its synchronisation cost). Argument `only` (0: every phase; p: phase p alone, no waits: the
 // one-launch-per-phase diagnostic).
@@ -78,6 +79,9 @@
 #endif
 #ifndef TAIL_EARLY
 #define TAIL_EARLY 1
+#endif
+#ifndef TAIL_STAGE3
+#define TAIL_STAGE3 1
 #endif
 #define TAIL_ROWS (TAIL_WG / TAIL_LPR)
 // Counters, each on its own 128-byte line: ticket, exits, done[1..4] (phase p's done count at TAIL_DONE(p); P1 waits
@@ -127,7 +131,7 @@ inline void tail_fence(void) {
     int unused = 0;
     TAIL_ASM("membar.gl;" : "+r"(unused) : : "memory");
 }
-#if TAIL_SHFL && TAIL_LPR == 32
+#if TAIL_SHFL && TAIL_LPR <= 32
 #define TAIL_WARP_ROWS 1
 /** The value of the lane `d` above in this warp. */
 inline float tail_shfl_down(float v, int d) {
@@ -268,8 +272,9 @@ TAIL_INLINE void tail_prefetch(__global const WTYPE *w, __global const float *s,
  * This lane's part of the row's dot product with the staged input: the prefetched wv, then the rest of the row
  * TAIL_UNROLL loads at a time; the columns in mv.cl's order (lane * 4 + j * TAIL_LPR * 4, j ascending).
  */
+#define TAIL_X4(c) (staged ? xs[(c) >> 2] : XROUND4(ACT4(in + (c))))
 TAIL_INLINE float tail_dot(const float4 *wv, __global const WTYPE *w, __global const float *s, int off, int live,
-                           int cols, __local const float4 *xs) {
+                           int cols, __local const float4 *xs, __global const float *in, int staged) {
     int lane = get_local_id(0) % TAIL_LPR;
     float acc = 0.0f;
     if (live) {
@@ -287,7 +292,7 @@ TAIL_INLINE float tail_dot(const float4 *wv, __global const WTYPE *w, __global c
         for (int u = 0; u < TAIL_PF; u++) {
             int c = lane * 4 + u * TAIL_LPR * 4;
             if (c < cols) {
-                acc += dot(wv[u], xs[c >> 2]);
+                acc += dot(wv[u], TAIL_X4(c));
             }
         }
         for (int first = 1; c0 < cols; c0 += TAIL_LPR * 4 * TAIL_UNROLL, first = 0) {
@@ -302,12 +307,37 @@ TAIL_INLINE float tail_dot(const float4 *wv, __global const WTYPE *w, __global c
             for (int u = 0; u < TAIL_UNROLL; u++) {
                 int c = c0 + u * TAIL_LPR * 4;
                 if (c < cols) {
-                    acc += dot(wr[u], xs[c >> 2]);
+                    acc += dot(wr[u], TAIL_X4(c));
                 }
             }
         }
     }
     return acc;
+}
+
+#undef TAIL_X4
+
+/**
+ * matmul.cl's EPI_QKV epilogue for the one token, its loads done by the caller (RoPE's cos / sin of the pair, the
+ * token's position and KV block start): q rows rotated into q, k rows rotated and v rows as they are into the token's
+ * slot of the KV pool. The same expressions, so the same bits.
+ */
+TAIL_INLINE void tail_qkv_store(int r, float a, float b, float fcr, float fci, __global float *q, __global float *kv,
+                                long kvBase, int pos, int dim, int kvDim, int layer) {
+    float a2 = a * fcr - b * fci;
+    float b2 = a * fci + b * fcr;
+    if (r < dim) {
+        q[r] = a2;
+        q[r + 1] = b2;
+    } else if (r < dim + kvDim) {
+        long ko = kvBase + ((layer * 2) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim;
+        kv[ko] = a2;
+        kv[ko + 1] = b2;
+    } else {
+        long vo = kvBase + ((layer * 2 + 1) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim - kvDim;
+        kv[vo] = a;
+        kv[vo + 1] = b;
+    }
 }
 
 // The weight row of row r of `phase` (rows of one block may straddle wq | wk | wv, so per item). The layer's
@@ -398,6 +428,9 @@ void tail_t1(__global const WTYPE *wo, __global const float *woS,
         int first = unit * unitRows;
         int end = min(rows, first + unitRows);
 
+        // the token's position and KV block (host-written before the launch), for P4's epilogue
+        int pos = phase == 4 ? tokenPos[0] : 0;
+        long kvBase = phase == 4 ? (long) blockTable[tokenSeq[0] * maxBlocksPerSeq + pos / KV_BLOCK] * blockFloats : 0;
         float4 wreg[TAIL_PF];
         int r = first + lrow;
         __global const WTYPE *w;
@@ -407,13 +440,32 @@ void tail_t1(__global const WTYPE *wo, __global const float *woS,
         // FIRST the first block's weight loads, THEN the wait for the phase before.
         tail_prefetch(w, s, off, r < rows && !TAIL_NOWORK, cols, wreg);
         tail_wait(counters + TAIL_DONE(phase - 1), waitTarget);
-        float ss = tail_stage(in, g, cols, norm, xs);
+        // P3 reads hb in its dot instead without TAIL_STAGE3 (its 5,632 floats were most of the local memory)
+        int staged = TAIL_STAGE3 || phase != 3;
+        float ss = staged ? tail_stage(in, g, cols, norm, xs) : 0.0f;
         float rs = norm ? tail_rs(red + 2 * TAIL_WG, ss, cols, eps) : 1.0f;
         int writer = 0;
         for (int b = 0; first + b * TAIL_ROWS < end && !TAIL_NOWORK; b++) {
             int live = r < rows;
-            float acc = tail_dot(wreg, w, s, off, live, cols, xs);
             int rb = r;
+            int hasB = rb + 1 < rows;
+            int writes = lane == 0 && (lrow & 1) == 0 && live;
+            // The epilogue's own loads go out before the dot, so they are not one more round trip after the
+            // reduction: the residual's x (P1, P3), the RoPE pair's cos / sin (P4).
+            float e0 = 0.0f;
+            float e1 = 0.0f;
+            if (writes && !norm) {
+                e0 = ACT1(x + rb);
+                e1 = hasB ? ACT1(x + rb + 1) : 0.0f;
+            } else if (writes && phase == 4) {
+                int rr = rb >= dim ? rb - dim : rb;
+                int rope = pos * (TAIL_HS / 2) + (rr % TAIL_HS) / 2;
+                e0 = ropeCos[rope];
+                e1 = ropeSin[rope];
+            }
+            // `staged` is the same for the whole group: two call sites, each inlined with its own constant
+            float acc = staged ? tail_dot(wreg, w, s, off, live, cols, xs, in, 1)
+                               : tail_dot(wreg, w, s, off, live, cols, xs, in, 0);
             if (first + (b + 1) * TAIL_ROWS < end) {
                 // the next block's first loads, in flight during this block's reduction and epilogue
                 r += TAIL_ROWS;
@@ -422,23 +474,21 @@ void tail_t1(__global const WTYPE *wo, __global const float *woS,
             }
             __local float *rd = red + (b & 1) * TAIL_WG;
             tail_reduce(rd, acc);
-            if (lane == 0 && (lrow & 1) == 0 && live) {
+            if (writes) {
                 writer = 1;
-                int hasB = rb + 1 < rows;
                 float a = rd[lid];
                 float bb = hasB ? rd[lid + TAIL_LPR] : 0.0f;
                 if (!norm) {
-                    // residual: x += W . in (x read as an activation: P1 of this launch wrote it before P3)
-                    x[rb] = ACT1(x + rb) + a;
+                    // residual: x += W . in
+                    x[rb] = e0 + a;
                     if (hasB) {
-                        x[rb + 1] = ACT1(x + rb + 1) + bb;
+                        x[rb + 1] = e1 + bb;
                     }
                 } else if (phase == 2) {
                     epilogue(rb, 0, a * rs, bb * rs, hasB, EPI_SWIGLU, hb, hidden, kv, ropeCos, ropeSin, tokenPos,
                              tokenSeq, blockTable, 0, 0, 0, 0, 0, layer);
                 } else {
-                    epilogue(rb, 0, a * rs, bb * rs, hasB, EPI_QKV, q, dim, kv, ropeCos, ropeSin, tokenPos, tokenSeq,
-                             blockTable, TAIL_HS, maxBlocksPerSeq, blockFloats, kvDim, dim, layer + 1);
+                    tail_qkv_store(rb, a * rs, bb * rs, e0, e1, q, kv, kvBase, pos, dim, kvDim, layer + 1);
                 }
             }
         }

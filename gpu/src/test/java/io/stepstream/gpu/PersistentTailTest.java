@@ -63,6 +63,10 @@ class PersistentTailTest {
         out.add(Arguments.of(TensorType.Q8_0, TensorCores.OFF, "pf=2,unroll=3,early=0", "mv_wg=32,mv_lpr=4"));
         out.add(Arguments.of(TensorType.F32, TensorCores.OFF, "pf=2,unroll=3,upg=2", "mv_wg=48,mv_lpr=4"));
         out.add(Arguments.of(TensorType.F16, TensorCores.OFF, "pf=1,unroll=2,upg=3,act=cg", "mv_wg=16,mv_lpr=2"));
+        // 16 lanes a row against the matvec's 16 (blocks of 8 rows)
+        out.add(Arguments.of(TensorType.F32, TensorCores.OFF, "pf=1,unroll=2", "mv_lpr=16"));
+        // W2 reading hb in its dot (as mv_t1 reads its input), with tensor cores' f16 rounding of it
+        out.add(Arguments.of(TensorType.F16, TensorCores.EMULATE, "stage3=0,pf=2,unroll=2", ""));
         // the one-launch-per-phase diagnostic runs the same units, so it is bitwise the kernels too
         out.add(Arguments.of(TensorType.F32, TensorCores.OFF, "split=1", ""));
         return out.stream();
@@ -199,11 +203,11 @@ class PersistentTailTest {
 
     @Test
     void propertiesAreCheckedWithTheirNames() {
-        assertEquals(new PersistentTail.Shape(40, 4, 128, 64, 8, 2, 3, 4, PersistentTail.Act.CG, 64, 0, 0, 1, 1),
+        assertEquals(new PersistentTail.Shape(40, 4, 128, 64, 8, 2, 3, 4, PersistentTail.Act.CG, 64, 0, 0, 0, 1, 1),
                 PersistentTail.Shape.parse("groups=40, per_cu=4, wg=128,lpr=64,pf=8,unroll=2,upg=3,sb=4,act=cg,"
-                        + "maxreg=64,shfl=0,early=0,nowork=1,split=1"));
+                        + "maxreg=64,shfl=0,early=0,stage3=0,nowork=1,split=1"));
         assertEquals(PersistentTail.Shape.DEFAULT, PersistentTail.Shape.parse(""));
-        assertEquals(new PersistentTail.Shape(0, 2, 128, 32, 16, 4, 1, 8, PersistentTail.Act.RELAXED, 0, 1, 1, 0, 0),
+        assertEquals(new PersistentTail.Shape(0, 0, 128, 32, 8, 8, 1, 4, PersistentTail.Act.RELAXED, 80, 1, 1, 1, 0, 0),
                 PersistentTail.Shape.DEFAULT.resolved(MatmulTiles.DEFAULT));
         // groups an SM from ptxas' counts: 148 registers x 4 warps -> 3 groups (64K registers); 40 -> 8 by registers,
         // 9 by 24 KB of shared memory (228 KiB), so 8; 8 warps of 24 registers -> 8 groups by the 64-warp limit
@@ -221,7 +225,7 @@ class PersistentTailTest {
         assertEquals("0 bytes stack frame, 8 bytes spill stores, 8 bytes spill loads; Used 128 registers, 24584 bytes"
                 + " smem, 536 bytes cmem[0]", PersistentTail.ptxasInfo(log));
         for (String bad : new String[]{"wg=96,lpr=32", "lpr=24", "pf=0", "upg=0", "sb=0", "act=weak", "depth=4",
-                "groups=x", "per_cu=-1", "maxreg=300", "shfl=2", "early=-1", "nowork=2", "split=2"}) {
+                "groups=x", "per_cu=-1", "maxreg=300", "shfl=2", "early=-1", "stage3=2", "nowork=2", "split=2"}) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> PersistentTail.Shape.parse(bad), bad);
             assertTrue(e.getMessage().contains(PersistentTail.SHAPE_PROPERTY), e.getMessage());
