@@ -23,9 +23,12 @@ import java.util.Map;
  */
 final class PersistentTail {
     /**
-     * System property: {@code off} (the default), {@code auto} (GPUs, one-token steps whose FFN norm fuses into the
-     * one-token matvec) or {@code on} (the same on any device: on a CPU driver its waiting groups spin on cores the
-     * others need, so only tests want it there).
+     * System property: {@code auto} (the default: NVIDIA GPUs of compute capability 7.0 or more, where the inline PTX
+     * of its acquire polls and gpu-scope activation loads builds, the only devices it was measured correct and faster
+     * on: H200 f32 batch 1 643 against 548-580 tok/s), {@code off}, or {@code on} (any device, plain loads where there
+     * is no PTX: for tests; a GPU whose L1 is not coherent between compute units could race, and on a CPU driver its
+     * waiting groups spin on cores the others need). It runs for one-token steps whose FFN norm fuses into the
+     * one-token matvec.
      */
     static final String PROPERTY = "stepstream.opencl.persistentTail";
     /**
@@ -71,8 +74,12 @@ final class PersistentTail {
     /** The kernel's shape (see {@link #SHAPE_PROPERTY}). */
     record Shape(int groups, int perCu, int wg, int lpr, int pf, int unroll, int upg, int sb, Act act, int maxreg,
                  int shfl, int early, int stage3, int nowork, int split) {
-        /** H200 run 2: 4 groups of 128 an SM at 120 registers, 1.66 ms a step against 1.92 at pf16 u4, 2 a CU. */
-        static final Shape DEFAULT = new Shape(0, 0, 0, 0, 8, 8, 1, 4, Act.RELAXED, 80, 1, 1, 1, 0, 0);
+        /**
+         * H200 runs 2-3 (1.1B f32 batch 1): 4 groups of 128 items an SM (maxreg 80, per_cu 0), 16 lanes a row (blocks
+         * of 8 rows): 1.27 ms a step against 1.60 at 32 lanes and the kernels' 1.56. Not the matvec's lanes (32), so
+         * the tail is within f32 rounding of the kernels there, not bitwise; lpr=0 takes the matvec's.
+         */
+        static final Shape DEFAULT = new Shape(0, 0, 0, 16, 8, 8, 1, 4, Act.RELAXED, 80, 1, 1, 1, 0, 0);
 
         Shape {
             if (groups < 0 || perCu < 0 || wg < 0 || lpr < 0 || (lpr > 0 && Integer.bitCount(lpr) != 1)
@@ -154,11 +161,18 @@ final class PersistentTail {
         }
     }
 
-    /** {@value #PROPERTY} for a device: whether the tail is built (off by default; auto: GPUs only). */
+    /** NVIDIA's compute capability from which the tail's PTX (ld.acquire / ld.relaxed, sm_70) is there. */
+    static final int MIN_COMPUTE_CAPABILITY = 70;
+
+    /**
+     * {@value #PROPERTY} for a device: whether the tail is built (auto, the default: NVIDIA GPUs of compute capability
+     * 7.0+; {@link #create} still returns null there should the PTX not build).
+     */
     static boolean enabledBySystemProperty(ClDevice device) {
-        String v = System.getProperty(PROPERTY, "off").strip().toLowerCase(Locale.ROOT);
+        String v = System.getProperty(PROPERTY, "auto").strip().toLowerCase(Locale.ROOT);
         return switch (v) {
-            case "auto" -> device.kind() == ClDevice.Kind.GPU;
+            case "auto" -> device.kind() == ClDevice.Kind.GPU
+                    && ClRuntime.nvComputeCapability(device) >= MIN_COMPUTE_CAPABILITY;
             case "on" -> true;
             case "off" -> false;
             default -> throw new IllegalArgumentException(PROPERTY + " must be auto, on or off, got '" + v + "'");

@@ -65,6 +65,8 @@ class PersistentTailTest {
         out.add(Arguments.of(TensorType.F16, TensorCores.OFF, "pf=1,unroll=2,upg=3,act=cg", "mv_wg=16,mv_lpr=2"));
         // 16 lanes a row against the matvec's 16 (blocks of 8 rows)
         out.add(Arguments.of(TensorType.F32, TensorCores.OFF, "pf=1,unroll=2", "mv_lpr=16"));
+        // the default shape (16 lanes) against kernels of 16 lanes
+        out.add(Arguments.of(TensorType.Q8_0, TensorCores.OFF, "DEFAULT", "mv_lpr=16"));
         // W2 reading hb in its dot (as mv_t1 reads its input), with tensor cores' f16 rounding of it
         out.add(Arguments.of(TensorType.F16, TensorCores.EMULATE, "stage3=0,pf=2,unroll=2", ""));
         // the one-launch-per-phase diagnostic runs the same units, so it is bitwise the kernels too
@@ -78,8 +80,10 @@ class PersistentTailTest {
         Random random = new Random(4100L + type.ordinal() * 7L + tensorCores.mode().ordinal() + shape.hashCode());
         Llama2Weights w = HandMatmulTest.randomWeights(random);
         MatmulTiles matmulTiles = MatmulTiles.DEFAULT.with(tiles);
+        // lpr=0: the matvec's lanes (the default shape's 16 are not the default matvec's 32)
+        String spec = shape.equals("DEFAULT") ? "" : "lpr=0" + (shape.isEmpty() ? "" : "," + shape);
         try (DeviceLlama2 device = withProperty(PersistentTail.PROPERTY, "on", () -> withProperty(
-                PersistentTail.SHAPE_PROPERTY, shape, () -> new DeviceLlama2(w, OpenClTestSupport.device(), 12, type,
+                PersistentTail.SHAPE_PROPERTY, spec, () -> new DeviceLlama2(w, OpenClTestSupport.device(), 12, type,
                         Dispatch.DIRECT, Matmul.HAND, matmulTiles, tensorCores)))) {
             HandMatmul hand = device.handMatmul();
             PersistentTail tail = hand.tail();
@@ -159,15 +163,17 @@ class PersistentTailTest {
         }
         try (DeviceLlama2 plain = new DeviceLlama2(w, OpenClTestSupport.device(), 12, TensorType.F32, Dispatch.DIRECT,
                 Matmul.HAND, MatmulTiles.DEFAULT, TensorCores.OFF)) {
-            assertNull(plain.handMatmul().tail(), "off by default");
+            assertNull(plain.handMatmul().tail(), "auto by default: NVIDIA GPUs only");
         }
         for (String mode : new String[]{"off", "auto"}) {
             try (DeviceLlama2 off = withProperty(PersistentTail.PROPERTY, mode, () -> new DeviceLlama2(w,
                     OpenClTestSupport.device(), 12, TensorType.F32, Dispatch.DIRECT, Matmul.HAND, MatmulTiles.DEFAULT,
                     TensorCores.OFF))) {
                 boolean built = off.handMatmul().tail() != null;
-                assertEquals(mode.equals("auto") && OpenClTestSupport.device().getType()
-                        == com.aparapi.device.Device.TYPE.GPU, built, mode + ": built on GPUs only under auto");
+                io.stepstream.gpu.cl.ClDevice cl = ((DirectLauncher) off.launcher()).device();
+                assertEquals(mode.equals("auto") && cl.kind() == io.stepstream.gpu.cl.ClDevice.Kind.GPU
+                        && io.stepstream.gpu.cl.ClRuntime.nvComputeCapability(cl) >= 70, built,
+                        mode + ": built on NVIDIA GPUs only under auto");
                 if (!built) {
                     assertThrows(IllegalStateException.class, () -> off.handMatmul().persistentTail(true));
                 }
@@ -207,7 +213,7 @@ class PersistentTailTest {
                 PersistentTail.Shape.parse("groups=40, per_cu=4, wg=128,lpr=64,pf=8,unroll=2,upg=3,sb=4,act=cg,"
                         + "maxreg=64,shfl=0,early=0,stage3=0,nowork=1,split=1"));
         assertEquals(PersistentTail.Shape.DEFAULT, PersistentTail.Shape.parse(""));
-        assertEquals(new PersistentTail.Shape(0, 0, 128, 32, 8, 8, 1, 4, PersistentTail.Act.RELAXED, 80, 1, 1, 1, 0, 0),
+        assertEquals(new PersistentTail.Shape(0, 0, 128, 16, 8, 8, 1, 4, PersistentTail.Act.RELAXED, 80, 1, 1, 1, 0, 0),
                 PersistentTail.Shape.DEFAULT.resolved(MatmulTiles.DEFAULT));
         // groups an SM from ptxas' counts: 148 registers x 4 warps -> 3 groups (64K registers); 40 -> 8 by registers,
         // 9 by 24 KB of shared memory (228 KiB), so 8; 8 warps of 24 registers -> 8 groups by the 64-warp limit
@@ -257,7 +263,8 @@ class PersistentTailTest {
             assertEquals(0, off.persistentTailLaunches());
         }
         try (OpenClLlama2Model on = withProperty(WeightChunks.MAX_BUFFER_BYTES_PROPERTY, Long.toString(twoLayers),
-                () -> withProperty(PersistentTail.PROPERTY, "on", () -> synthetic(w)))) {
+                () -> withProperty(PersistentTail.PROPERTY, "on", () -> withProperty(PersistentTail.SHAPE_PROPERTY,
+                        "lpr=0", () -> synthetic(w))))) {
             assertTrue(on.weightSplitDescription().contains("chunk"), on.weightSplitDescription());
             List<float[]> got = decode(on, 8);
             assertEquals(8L * c.nLayers(), on.persistentTailLaunches(), "every layer of every decode step");

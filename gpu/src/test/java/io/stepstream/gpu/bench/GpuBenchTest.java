@@ -110,9 +110,9 @@ class GpuBenchTest {
         List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
                 "--device", SELECTOR, "--dispatch", "direct", "--dtype", "f32", "--batches", "1", "--steps", "3",
                 "--prompt", "5", "--warmup", "0", "--copy-mib", "8", "--out", json.toString(),
-                "--prop", "stepstream.opencl.persistentTail=off|on&stepstream.opencl.persistentTailShape=upg=2,sb=2"}));
+                "--prop", "stepstream.opencl.persistentTail=off|on&stepstream.opencl.persistentTailShape=upg=2,sb=2,lpr=0"}));
         assertEquals(List.of("hand[persistentTail=off]",
-                        "hand[persistentTail=on&stepstream.opencl.persistentTailShape=upg=2,sb=2]"),
+                        "hand[persistentTail=on&stepstream.opencl.persistentTailShape=upg=2,sb=2,lpr=0]"),
                 rows.stream().map(GpuBench.Row::matmul).toList());
         assertEquals(null, System.getProperty("stepstream.opencl.persistentTailShape"), "restored");
         assertFalse(rows.get(0).opMsPerStep().containsKey("tail"), rows.get(0).opMsPerStep().toString());
