@@ -84,6 +84,18 @@
 #define TAIL_STAGE3 1
 #endif
 #define TAIL_ROWS (TAIL_WG / TAIL_LPR)
+// The KV pool's element and its pair store: kv.cl's KV_T / KV_STORE2 where the program defines them (an f16 pool),
+// else float as matmul.cl's epilogue stores it.
+#ifdef KV_T
+#define TAIL_KV_T KV_T
+#else
+#define TAIL_KV_T float
+#endif
+#ifdef KV_STORE2
+#define TAIL_KV_STORE2(kv, i, a, b) KV_STORE2(kv, i, a, b)
+#else
+#define TAIL_KV_STORE2(kv, i, a, b) { (kv)[i] = (a); (kv)[(i) + 1] = (b); }
+#endif
 // Counters, each on its own 128-byte line: ticket, exits, done[1..4] (phase p's done count at TAIL_DONE(p); P1 waits
 // for nothing, so TAIL_DONE(0) is never polled).
 #define TAIL_LINE 32
@@ -322,7 +334,7 @@ TAIL_INLINE float tail_dot(const float4 *wv, __global const WTYPE *w, __global c
  * token's position and KV block start): q rows rotated into q, k rows rotated and v rows as they are into the token's
  * slot of the KV pool. The same expressions, so the same bits.
  */
-TAIL_INLINE void tail_qkv_store(int r, float a, float b, float fcr, float fci, __global float *q, __global float *kv,
+TAIL_INLINE void tail_qkv_store(int r, float a, float b, float fcr, float fci, __global float *q, __global TAIL_KV_T *kv,
                                 long kvBase, int pos, int dim, int kvDim, int layer) {
     float a2 = a * fcr - b * fci;
     float b2 = a * fci + b * fcr;
@@ -331,12 +343,10 @@ TAIL_INLINE void tail_qkv_store(int r, float a, float b, float fcr, float fci, _
         q[r + 1] = b2;
     } else if (r < dim + kvDim) {
         long ko = kvBase + ((layer * 2) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim;
-        kv[ko] = a2;
-        kv[ko + 1] = b2;
+        TAIL_KV_STORE2(kv, ko, a2, b2);
     } else {
         long vo = kvBase + ((layer * 2 + 1) * KV_BLOCK + pos % KV_BLOCK) * kvDim + r - dim - kvDim;
-        kv[vo] = a;
-        kv[vo + 1] = b;
+        TAIL_KV_STORE2(kv, vo, a, b);
     }
 }
 
@@ -368,7 +378,7 @@ void tail_t1(__global const WTYPE *wo, __global const float *woS,
              __global const WTYPE *wv, __global const float *wvS,
              __global const float *rmsFfn, __global const float *rmsAtt,
              __global const float *xb, __global float *x, __global float *hb,
-             __global float *q, __global float *kv,
+             __global float *q, __global TAIL_KV_T *kv,
              __global const float *ropeCos, __global const float *ropeSin,
              __global const int *tokenPos, __global const int *tokenSeq, __global const int *blockTable,
              __global int *counters,
