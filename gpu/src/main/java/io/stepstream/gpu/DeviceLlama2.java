@@ -540,6 +540,17 @@ final class DeviceLlama2 implements AutoCloseable {
         return handMatmul;
     }
 
+    /** The persistent layer tail in words: "off" (not built) or its build, shape and group count. */
+    String persistentTail() {
+        PersistentTail t = handMatmul == null ? null : handMatmul.tail();
+        return t == null ? "off" : t.build() + "; " + t.shape().label() + " (" + t.groups() + " groups)";
+    }
+
+    /** Layers whose tail ran as the persistent kernel so far. */
+    long persistentTailLaunches() {
+        return handMatmul == null ? 0 : handMatmul.tailEnqueued();
+    }
+
     /** Norm passes fused into the matvec after them so far. */
     long fusedNorms() {
         return handMatmul == null ? 0 : handMatmul.fusedNorms();

@@ -67,6 +67,16 @@ final class HandMatmul implements DirectLauncher.PassHook {
     private MemorySegment[][][] chunkWeights;
     /** The split-K reduction's event slot, timed under its own label when profiling. */
     private final java.util.function.Supplier<MemorySegment> reduceEvent;
+    /** The persistent layer tail (null: not built) and whether it runs ({@link #persistentTail(boolean)}). */
+    private final PersistentTail tail;
+    private boolean tailOn;
+    /** The schedule indices the last tail did the work of (after its WO pass), and the launch it ran in. */
+    private long tailLaunch = -1;
+    private int tailCoveredFrom;
+    private int tailCoveredTo;
+    /** A layer's schedule from its WO pass that one tail replaces (the next layer's norm + QKV may follow). */
+    private static final int[] TAIL_OPS = {Llama2Kernel.OP_WO_RESIDUAL, Llama2Kernel.OP_RMSNORM_FFN,
+            Llama2Kernel.OP_FFN_SWIGLU, Llama2Kernel.OP_W2_RESIDUAL};
 
     /**
      * @param tiles      the kernels' shape for passes of fewer than {@link MatmulTiles#LARGE_ROWS} rows
@@ -115,6 +125,103 @@ final class HandMatmul implements DirectLauncher.PassHook {
         forceMvTier(mvTierFromSystemProperty());
         // Fusing replaces step.cl's norm kernel: only where the hand step runs the norms.
         this.fuseNorm = step == null ? FuseNorm.OFF : fuseNormFromSystemProperty();
+        // The persistent tail replaces the one-token step's kernels from WO on: built only where it may run (hand step,
+        // fused norms), rounding activations as the matvecs do (XH with tensor cores, except F32's 3xTF32).
+        this.tail = step == null || fuseNorm == FuseNorm.OFF || !PersistentTail.enabledBySystemProperty(launcher.device())
+                ? null : PersistentTail.create(launcher, k, tiles, program.hasTensorCores()
+                        && k.wtype != Llama2Kernel.WT_F32, PersistentTail.Shape.fromSystemProperty(), kvCache);
+        this.tailOn = tail != null;
+    }
+
+    /** The persistent tail, or null when it was not built ({@value PersistentTail#PROPERTY}, device, shapes). */
+    PersistentTail tail() {
+        return tail;
+    }
+
+    /** Turns the persistent tail on or off from the next launch on (tests A/B it in one model). */
+    void persistentTail(boolean on) {
+        if (on && tail == null) {
+            throw new IllegalStateException("persistent tail: not built (" + PersistentTail.PROPERTY
+                    + "=off, fused norms off, no hand step, or the device cannot run it)");
+        }
+        this.tailOn = on;
+    }
+
+    /** Whether op runs the one-token matvec tier (mv_t1 / mv_t1n, whose arithmetic the tail's phases repeat). */
+    private boolean oneTokenMatvec(int op) {
+        MatmulProgram.Pass p = passFor(op, 1);
+        return p.usesMatvec(1) && p.mvTierFor(1) == 1;
+    }
+
+    /**
+     * Whether the WO pass at schedule index {@code wo} of this launch starts a persistent tail: one token, the layer's
+     * schedule goes on with its FFN norm, W1/W3 and W2, the FFN norm fuses into W1/W3, and WO, W1/W3 and W2 run the
+     * one-token matvec. The attention before it has written xb whichever way it ran (its chunks merged in its own
+     * launch or by attn_combine).
+     */
+    private boolean tailAt(int wo) {
+        if (tail == null || !tailOn || k.tokens != 1 || wo + TAIL_OPS.length > launcher.passesThisLaunch()) {
+            return false;
+        }
+        for (int i = 0; i < TAIL_OPS.length; i++) {
+            if (k.passOp[wo + i] != TAIL_OPS[i] || k.passLayer[wo + i] != k.passLayer[wo]) {
+                return false;
+            }
+        }
+        return fusedNormAt(wo + 1) && oneTokenMatvec(Llama2Kernel.OP_WO_RESIDUAL)
+                && oneTokenMatvec(Llama2Kernel.OP_FFN_SWIGLU) && oneTokenMatvec(Llama2Kernel.OP_W2_RESIDUAL);
+    }
+
+    /** Whether the tail starting at WO pass {@code wo} also runs the next layer's attention norm + QKV (fused). */
+    private boolean tailNextAt(int wo) {
+        int norm = wo + TAIL_OPS.length;
+        return norm + 1 < launcher.passesThisLaunch() && k.passOp[norm] == Llama2Kernel.OP_RMSNORM_ATT
+                && k.passLayer[norm] == k.passLayer[wo] + 1 && fusedNormAt(norm)
+                && oneTokenMatvec(Llama2Kernel.OP_QKV_ROPE);
+    }
+
+    /**
+     * Op's weight buffers for {@code layer} in MatmulProgram.WEIGHT_ARGS order (the chunk holding the layer when the
+     * model is split) into {@code out} from {@code at}; returns the first layer of those buffers.
+     */
+    private int weightsOf(int op, int layer, MemorySegment[] out, int at, int count) {
+        if (chunks == null) {
+            for (int i = 0; i < count; i++) {
+                out[at + i] = launcher.buffer(fields[op][i]);
+            }
+            return 0;
+        }
+        int chunk = chunks.split().chunkOf(layer);
+        System.arraycopy(chunkWeights[op][chunk], 0, out, at, count);
+        return chunks.split().firstLayer(chunk);
+    }
+
+    /** Enqueues the tail of the layer whose WO pass is {@code wo}; records the passes it covers. */
+    private void enqueueTail(int wo) {
+        int layer = k.passLayer[wo];
+        boolean next = tailNextAt(wo);
+        MemorySegment[] own = new MemorySegment[PersistentTail.LAYER_WEIGHTS];
+        int layer0 = weightsOf(Llama2Kernel.OP_WO_RESIDUAL, layer, own, 0, 2);
+        // W1/W3's WEIGHT_ARGS are w1, w1S, w3, w3S; W2's w2, w2S
+        int ffn0 = weightsOf(Llama2Kernel.OP_FFN_SWIGLU, layer, own, 2, 4);
+        int w20 = weightsOf(Llama2Kernel.OP_W2_RESIDUAL, layer, own, 6, 2);
+        if (ffn0 != layer0 || w20 != layer0) {
+            throw new IllegalStateException("persistent tail: layer " + layer + "'s WO, W1/W3 and W2 chunks start at"
+                    + " different layers (" + layer0 + ", " + ffn0 + ", " + w20 + ")");
+        }
+        MemorySegment[] nextWeights = next ? new MemorySegment[PersistentTail.NEXT_WEIGHTS] : null;
+        int nextLayer0 = next ? weightsOf(Llama2Kernel.OP_QKV_ROPE, layer + 1, nextWeights, 0, 6) : 0;
+        tail.enqueue(layer, own, layer0, nextWeights, nextLayer0, () -> launcher.extraEvent(OpTimes.TAIL));
+        // the FFN norm (and the next layer's attention norm) are fused into the tail's matvecs
+        fusedNorms += next ? 2 : 1;
+        tailLaunch = launcher.launches();
+        tailCoveredFrom = wo + 1;
+        tailCoveredTo = wo + TAIL_OPS.length - 1 + (next ? 2 : 0);
+    }
+
+    /** Layers whose tail ran as the persistent kernel so far. */
+    long tailEnqueued() {
+        return tail == null ? 0 : tail.launches();
     }
 
     static int longRowMvMaxTokensFromSystemProperty() {
@@ -235,6 +342,13 @@ final class HandMatmul implements DirectLauncher.PassHook {
         }
         if (boundEpoch != launcher.bufferEpoch()) {
             bindAll();
+        }
+        if (tailLaunch == launcher.launches() && pass >= tailCoveredFrom && pass <= tailCoveredTo) {
+            return true; // the persistent tail enqueued at this layer's WO pass did this pass's work
+        }
+        if (op == Llama2Kernel.OP_WO_RESIDUAL && tailAt(pass)) {
+            enqueueTail(pass);
+            return true;
         }
         if (passes[op] == null) {
             if (fusedNormAt(pass)) {

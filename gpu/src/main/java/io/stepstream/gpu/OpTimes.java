@@ -16,15 +16,17 @@ public record OpTimes(long[] nanos) {
     public static final int ATTENTION = Llama2Kernel.OPS + 1;
     /** The row-summary kernel of a diffusion step (argmax and confidence per logits row, summary.cl). */
     public static final int SUMMARY = Llama2Kernel.OPS + 2;
+    /** The persistent layer tail of a one-token step (WO, W1/W3, W2 and the next QKV in one kernel: tail.cl). */
+    public static final int TAIL = Llama2Kernel.OPS + 3;
 
     private static final String[] NAMES = names();
 
     public OpTimes {
-        nanos = Arrays.copyOf(nanos, Math.max(nanos.length, SUMMARY + 1));
+        nanos = Arrays.copyOf(nanos, Math.max(nanos.length, TAIL + 1));
     }
 
     private static String[] names() {
-        String[] n = new String[SUMMARY + 1];
+        String[] n = new String[TAIL + 1];
         n[Llama2Kernel.OP_EMBED] = "embed";
         n[Llama2Kernel.OP_RMSNORM_ATT] = "rmsnorm";
         n[Llama2Kernel.OP_QKV_ROPE] = "qkv";
@@ -40,6 +42,7 @@ public record OpTimes(long[] nanos) {
         n[MM_REDUCE] = "mm_reduce";
         n[ATTENTION] = "attention";
         n[SUMMARY] = "summary";
+        n[TAIL] = "tail";
         return n;
     }
 

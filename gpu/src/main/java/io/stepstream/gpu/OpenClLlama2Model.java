@@ -357,6 +357,20 @@ public final class OpenClLlama2Model implements BackendModel {
         return device.decodeAttentionPasses();
     }
 
+    /**
+     * The persistent layer tail of one-token steps in words ({@code -Dstepstream.opencl.persistentTail=off|auto|on}):
+     * "off" (not built: property, device kind, or its inline PTX did not build; a log line says which) or how it reads
+     * shared activations, ptxas' counts where given, its shape and group count.
+     */
+    public String persistentTail() {
+        return device.persistentTail();
+    }
+
+    /** Layers whose tail after a one-token attention ran as the persistent kernel (tail.cl) so far. */
+    public long persistentTailLaunches() {
+        return device.persistentTailLaunches();
+    }
+
     /** The most key chunks a split attention used so far (1: none). */
     public int attentionMostChunks() {
         return device.attentionMostChunks();

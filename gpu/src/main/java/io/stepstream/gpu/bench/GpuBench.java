@@ -61,7 +61,9 @@ import java.util.SplittableRandom;
  * built, then restored), side by side in one JVM; rows carry {@code [name=value]} after the matmul label, e.g.
  * {@code --prop stepstream.opencl.fuseNorm=auto|on|off} or {@code --prop stepstream.opencl.mvTier=auto|8}; the KV
  * cache's element type is one such property: {@code --prop stepstream.opencl.kvCache=f32|f16} (the model line prints
- * it with the pool's bytes and positions; the logits check then measures f16 KV against the CPU's f32 one).
+ * it with the pool's bytes and positions; the logits check then measures f16 KV against the CPU's f32 one). A value
+ * {@code A&NAME2=B} also sets NAME2 to B for that model (more with further {@code &NAME3=C}), e.g.
+ * {@code --prop "stepstream.opencl.persistentTail=off|auto|auto&stepstream.opencl.persistentTailShape=act=cg,upg=2"}.
  * {@code --attention-split auto,off} builds the direct/hand model once per split mode of decode attention
  * ({@link AttentionSplit}, the property {@code stepstream.opencl.attentionSplit}), side by side; those rows' matmul
  * label ends in {@code /att-auto}, {@code /att-off}, {@code /att-N}; modes run in the order given, repeats included
@@ -248,6 +250,15 @@ public final class GpuBench {
         if (value == null) {
             return make.get();
         }
+        int and = value.indexOf('&');
+        if (and >= 0) {
+            // "A&NAME2=B": NAME=A and NAME2=B for this model (e.g. a switch and a shape of what it switches)
+            String[] more = value.substring(and + 1).split("=", 2);
+            if (more.length != 2 || more[0].isBlank()) {
+                throw new IllegalArgumentException("--prop: '" + value.substring(and + 1) + "' after & is not NAME=VALUE");
+            }
+            return withProperty(name, value.substring(0, and), () -> withProperty(more[0].strip(), more[1], make));
+        }
         String before = System.setProperty(name, value);
         try {
             return make.get();
@@ -260,10 +271,18 @@ public final class GpuBench {
         }
     }
 
-    /** The device's prefill logits against the CPU forward on the same decoded weights. */
-    /** {@code logitsBits}: a hash of the device logits' bit patterns, equal for bitwise equal runs (e.g. split or not). */
+    /**
+     * The device's logits against the CPU forward on the same decoded weights: worst relative error and argmax
+     * agreement over the prefill and the decode steps; {@code logitsBits} and {@code decodeBits}: hashes of the
+     * prefill's and the decode steps' logit bit patterns, equal for bitwise equal runs (e.g. split or not); layers
+     * that ran the persistent tail in it.
+     */
     record Check(String dtype, String dispatch, String matmul, double relativeError, boolean sameArgmax, int logitsBits,
-                 String highBlocks) {
+                 String highBlocks, int decodeBits, long tails) {
+        Check labelled(String suffix) {
+            return new Check(dtype, dispatch, matmul + suffix, relativeError, sameArgmax, logitsBits, highBlocks,
+                    decodeBits, tails);
+        }
     }
 
     private static Dispatch dispatch(String v) {
@@ -355,6 +374,7 @@ public final class GpuBench {
                     System.out.println("tensor cores (" + tcMode.label() + "): " + gpu.tensorCores());
                 }
                 if (model instanceof OpenClLlama2Model gpu) {
+                    System.out.println("persistent tail" + propLabel + ": " + gpu.persistentTail());
                     System.out.println("device buffers" + propLabel + ": weights " + gpu.weightSplitDescription()
                             + "; KV pool of " + gpu.kvBlockPool().maxBlocks() + " blocks"
                             + (o.defaultKvPool() ? " (the model's default)" : "") + ", " + gpu.kvCache().label() + " ("
@@ -363,13 +383,13 @@ public final class GpuBench {
                 }
                 try {
                     if (o.check() && model instanceof OpenClLlama2Model gpu) {
-                        Check check = check(gpu, w, tok, dtype, o);
-                        check = new Check(check.dtype(), check.dispatch(), check.matmul() + splitLabel + propLabel,
-                                check.relativeError(), check.sameArgmax(), check.logitsBits(), check.highBlocks());
+                        Check check = check(gpu, w, tok, dtype, o).labelled(splitLabel + propLabel);
                         checks.add(check);
-                        System.out.printf(Locale.ROOT, "check %s %s/%s: prefill logits vs cpu relative error %.2e, same"
-                                + " argmax %s, logits bits %08x%s%n", check.dtype(), check.dispatch(), check.matmul(),
-                                check.relativeError(), check.sameArgmax(), check.logitsBits(), check.highBlocks());
+                        System.out.printf(Locale.ROOT, "check %s %s/%s: prefill + %d decode steps' logits vs cpu: worst"
+                                + " relative error %.2e, same argmax %s, logits bits %08x (prefill) %08x (decode),"
+                                + " persistent tail on %d layers%s%n", check.dtype(), check.dispatch(), check.matmul(),
+                                CHECK_DECODE_STEPS, check.relativeError(), check.sameArgmax(), check.logitsBits(),
+                                check.decodeBits(), check.tails(), check.highBlocks());
                     }
                     for (int b : o.batches()) {
                         for (boolean summaries : o.summaries()) {
@@ -380,6 +400,11 @@ public final class GpuBench {
                                     o.backend(), r.dispatch(), r.matmul(), r.dtype(), b, r.readback(), r.msPerStep(),
                                     r.tokensPerSecond(), model instanceof OpenClLlama2Model gpu
                                             ? ", attention split up to " + gpu.attentionMostChunks() + " chunks" : "");
+                            if (!r.opMsPerStep().isEmpty()) {
+                                // as it runs (the table comes at the end, which a time limit may not reach)
+                                System.out.printf(Locale.ROOT, "  kernel %.3f ms/step, %s%n", r.kernelMsPerStep(),
+                                        opLine(r));
+                            }
                         }
                     }
                 } finally {
@@ -565,7 +590,15 @@ public final class GpuBench {
         return (perLayer * c.nLayers() + (long) c.vocabSize() * c.dim()) * Float.BYTES;
     }
 
-    /** Prefill of one prompt on the device and on the CPU model over the weights as the device decodes them. */
+    /** One-token steps the logits check runs after its prefill. */
+    static final int CHECK_DECODE_STEPS = 4;
+
+    /**
+     * Prefill of one prompt, then {@value #CHECK_DECODE_STEPS} one-token steps fed the CPU's argmax, on the device and
+     * on the CPU model over the weights as the device decodes them: the worst relative error of the logits, whether
+     * every argmax agrees. The decode steps run the batch-1 kernels (split attention, the persistent tail) that the
+     * prefill does not.
+     */
     private static Check check(OpenClLlama2Model gpu, Llama2Weights w, Llama2Tokenizer tok, TensorType dtype,
                                Options o) {
         Llama2Weights decoded = decodedAs(w, dtype);
@@ -577,22 +610,40 @@ public final class GpuBench {
         }
         float[][] g = new float[1][w.config().vocabSize()];
         float[][] ref = new float[1][w.config().vocabSize()];
+        float[] prefill = null;
+        double worst = 0;
+        boolean sameArgmax = true;
+        int decodeBits = 1;
+        long tailsBefore = gpu.persistentTailLaunches();
         try (Model cpu = LlamaLoader.llama2c("check", decoded, tok, ModelOptions.defaults().withKvBlocks(
-                (prompt.length + 15) / 16)); KvCache gc = gpu.newKvCache(); KvCache cc = cpu.newKvCache()) {
-            gpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(gc, prompt, 0, prompt.length))), g);
-            cpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cc, prompt, 0, prompt.length))), ref);
+                (prompt.length + CHECK_DECODE_STEPS + 15) / 16)); KvCache gc = gpu.newKvCache();
+             KvCache cc = cpu.newKvCache()) {
+            int[] tokens = prompt;
+            for (int step = 0; step <= CHECK_DECODE_STEPS; step++) {
+                gpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(gc, tokens, 0, tokens.length))), g);
+                cpu.forward(new ForwardBatch(List.of(new ForwardBatch.Entry(cc, tokens, 0, tokens.length))), ref);
+                double maxDiff = 0;
+                double maxRef = 0;
+                for (int i = 0; i < ref[0].length; i++) {
+                    maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
+                    maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
+                }
+                worst = Math.max(worst, maxDiff / maxRef);
+                sameArgmax &= argmax(g[0]) == argmax(ref[0]);
+                if (step == 0) {
+                    prefill = g[0].clone();
+                } else {
+                    decodeBits = 31 * decodeBits + bitsHash(g[0]);
+                }
+                tokens = new int[]{argmax(ref[0])};
+            }
         }
-        String highBlocks = o.checkHighBlocks() > 0 ? highBlocksCheck(gpu, prompt, g[0], o.checkHighBlocks()) : "";
-        double maxDiff = 0;
-        double maxRef = 0;
-        for (int i = 0; i < ref[0].length; i++) {
-            maxDiff = Math.max(maxDiff, Math.abs(g[0][i] - ref[0][i]));
-            maxRef = Math.max(maxRef, Math.abs(ref[0][i]));
-        }
+        long tails = gpu.persistentTailLaunches() - tailsBefore;
+        String highBlocks = o.checkHighBlocks() > 0 ? highBlocksCheck(gpu, prompt, prefill, o.checkHighBlocks()) : "";
         // with tensor cores the activations are rounded to f16: expect ~1e-3 here rather than ~1e-6
         return new Check(dtype.name().toLowerCase(Locale.ROOT), gpu.dispatch().label(),
-                gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""), maxDiff / maxRef,
-                argmax(g[0]) == argmax(ref[0]), bitsHash(g[0]), highBlocks);
+                gpu.matmul().label() + (gpu.tensorCorePasses() > 0 ? "+tc" : ""), worst, sameArgmax,
+                bitsHash(prefill), highBlocks, decodeBits, tails);
     }
 
     /**
@@ -741,6 +792,8 @@ public final class GpuBench {
                     .append(", \"relativeError\": ").append(num(c.relativeError()))
                     .append(", \"sameArgmax\": ").append(c.sameArgmax())
                     .append(", \"logitsBits\": \"").append(String.format(Locale.ROOT, "%08x", c.logitsBits())).append('"')
+                    .append(", \"decodeBits\": \"").append(String.format(Locale.ROOT, "%08x", c.decodeBits())).append('"')
+                    .append(", \"persistentTailLayers\": ").append(c.tails())
                     .append(c.highBlocks().isEmpty() ? "" : ", \"highBlocks\": " + q(c.highBlocks().substring(2)))
                     .append('}');
         }

@@ -161,7 +161,8 @@ public final class ClQueue implements AutoCloseable {
         return program;
     }
 
-    private String buildLog(MemorySegment program) {
+    /** The device's build log of a program this queue built (warnings; with -cl-nv-verbose ptxas' counts). */
+    public String buildLog(MemorySegment program) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment size = a.allocate(JAVA_LONG);
             int s = call(f.getProgramBuildInfo, program, device.id(), ClRuntime.CL_PROGRAM_BUILD_LOG, 0L,

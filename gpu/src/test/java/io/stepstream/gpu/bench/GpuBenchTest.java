@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -122,6 +123,37 @@ class GpuBenchTest {
         assertTrue(text.contains("at KV blocks from 40 (float offset 204800)")
                 && text.contains("at KV blocks from 40 (f16 element offset 204800)"), text);
         assertEquals(2, text.split("bitwise the same true").length - 1, text);
+    }
+
+    /**
+     * The persistent tail A/B in one JVM (its shape set with it through "&"): the check's 4 decode steps run it on every
+     * layer (stories260K: 5 a step) with the decode logits bitwise the kernels' (PoCL), and its time shows as the op
+     * "tail".
+     */
+    @Test
+    void persistentTailRunsInTheChecksDecodeStepsAndShowsAsAnOp(@TempDir Path dir) throws Exception {
+        Path json = dir.resolve("tail.json");
+        List<GpuBench.Row> rows = GpuBench.run(GpuBench.Options.parse(new String[]{"--shape", "stories260k",
+                "--device", SELECTOR, "--dispatch", "direct", "--dtype", "f32", "--batches", "1", "--steps", "3",
+                "--prompt", "5", "--warmup", "0", "--copy-mib", "8", "--out", json.toString(),
+                "--prop", "stepstream.opencl.persistentTail=off|on&stepstream.opencl.persistentTailShape=upg=2,sb=2,lpr=0"}));
+        assertEquals(List.of("hand[persistentTail=off]",
+                        "hand[persistentTail=on&stepstream.opencl.persistentTailShape=upg=2,sb=2,lpr=0]"),
+                rows.stream().map(GpuBench.Row::matmul).toList());
+        assertEquals(null, System.getProperty("stepstream.opencl.persistentTailShape"), "restored");
+        assertFalse(rows.get(0).opMsPerStep().containsKey("tail"), rows.get(0).opMsPerStep().toString());
+        assertTrue(rows.get(1).opMsPerStep().containsKey("tail") && !rows.get(1).opMsPerStep().containsKey("w2"),
+                rows.get(1).opMsPerStep().toString());
+        String text = Files.readString(json);
+        assertEquals(2, text.split("\"sameArgmax\": true").length - 1, text);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile(
+                "\"decodeBits\": \"([0-9a-f]{8})\", \"persistentTailLayers\": (\\d+)").matcher(text);
+        assertTrue(m.find(), text);
+        String off = m.group(1);
+        assertEquals("0", m.group(2), text);
+        assertTrue(m.find(), text);
+        assertEquals(off, m.group(1), "the tail's decode logits differ from the kernels': " + text);
+        assertEquals(String.valueOf(GpuBench.CHECK_DECODE_STEPS * 5), m.group(2), text);
     }
 
     @Test
