@@ -19,9 +19,9 @@ import java.util.Map;
  */
 final class PersistentTail {
     /**
-     * System property: {@code auto} (the default: NVIDIA GPUs of compute capability 7.0 or more, where the inline PTX
-     * of its acquire polls and gpu-scope activation loads builds, the only devices it was measured correct and faster
-     * on: H200 f32 batch 1 643 against 548-580 tok/s), {@code off}, or {@code on} (any device, plain loads where there
+     * System property: {@code auto} (the default: F32 weights on NVIDIA GPUs of compute capability 7.0 or more, where
+     * the inline PTX of its acquire polls and gpu-scope activation loads builds, the only case it was measured correct
+     * and faster: H200 f32 batch 1 609-643 against 548-580 tok/s; F16 / Q8_0 were slower), {@code off}, or {@code on} (any device, plain loads where there
      * is no PTX: for tests; a GPU whose L1 is not coherent between compute units could race, and on a CPU driver its
      * waiting groups spin on cores the others need). It runs for one-token steps whose FFN norm fuses into the
      * one-token matvec.
@@ -161,18 +161,37 @@ final class PersistentTail {
     static final int MIN_COMPUTE_CAPABILITY = 70;
 
     /**
-     * {@value #PROPERTY} for a device: whether the tail is built (auto, the default: NVIDIA GPUs of compute capability
-     * 7.0+; {@link #create} still returns null there should the PTX not build).
+     * {@value #PROPERTY} for a device and weight encoding: whether the tail is built. auto (the default): F32 weights on
+     * NVIDIA GPUs of compute capability 7.0+ ({@link #create} still returns null there should the PTX not build). F16
+     * and Q8_0 weights were slower with it on the H200 (1.1B batch 1: f16 601-607 against 757-768 tok/s, q8_0 534
+     * against 787-799), so they take it only with on.
      */
-    static boolean enabledBySystemProperty(ClDevice device) {
+    static boolean enabledBySystemProperty(ClDevice device, int wtype) {
         String v = System.getProperty(PROPERTY, "auto").strip().toLowerCase(Locale.ROOT);
         return switch (v) {
-            case "auto" -> device.kind() == ClDevice.Kind.GPU
-                    && ClRuntime.nvComputeCapability(device) >= MIN_COMPUTE_CAPABILITY;
+            case "auto" -> autoTakes(device.kind() == ClDevice.Kind.GPU
+                    && ClRuntime.nvComputeCapability(device) >= MIN_COMPUTE_CAPABILITY, wtype);
             case "on" -> true;
             case "off" -> false;
             default -> throw new IllegalArgumentException(PROPERTY + " must be auto, on or off, got '" + v + "'");
         };
+    }
+
+    /** Whether auto builds the tail: an NVIDIA GPU with the tail's PTX (sm_70+) and F32 weights. */
+    static boolean autoTakes(boolean nvidiaSm70, int wtype) {
+        return nvidiaSm70 && wtype == Llama2Kernel.WT_F32;
+    }
+
+    /**
+     * Groups a compute unit when the shape asks per_cu=0 but ptxas gave no counts (a program the driver's compile
+     * cache returned has no build log): generous, since groups that are not resident only start once the resident ones
+     * took every ticket and then exit at once, while too few (run 2: 2 a CU, 1.92 against 1.27 ms) starve HBM.
+     */
+    static final int FALLBACK_PER_CU = 8;
+
+    /** The groups a compute unit to launch: the shape's per_cu, else the resident count ptxas gave, else the fallback. */
+    static int groupsPerCu(Shape shape, int residentPerCu) {
+        return shape.perCu() > 0 ? shape.perCu() : residentPerCu > 0 ? residentPerCu : FALLBACK_PER_CU;
     }
 
     private final DirectLauncher launcher;
@@ -207,8 +226,7 @@ final class PersistentTail {
             queue.setArgInt(kernel, ARG_DIM + i, sizes[i]);
         }
         queue.setArgFloat(kernel, ARG_EPS, k.eps);
-        int perCu = shape.perCu() > 0 ? shape.perCu() : residentPerCu > 0 ? residentPerCu : 2;
-        groups(shape.groups() > 0 ? shape.groups() : perCu * launcher.device().computeUnits());
+        groups(shape.groups() > 0 ? shape.groups() : groupsPerCu(shape, residentPerCu) * launcher.device().computeUnits());
     }
 
     /**
@@ -245,11 +263,15 @@ final class PersistentTail {
         // (ptxas' register and spill counts in the build log): try the combinations, most wanted first.
         // The shuffle reduction (shfl) is asked first; should its PTX not build, the local-memory tree.
         String maxreg = shape.maxreg() > 0 ? " -cl-nv-maxrregcount=" + shape.maxreg() : "";
+        // A program the driver finds in its compile cache (same source and options, in this JVM or an earlier one)
+        // comes back without a build log, hence without ptxas' counts that size per_cu=0: a define of this build's own
+        // makes every build a real compile (~0.1 s).
+        String fresh = " -DTAIL_BUILD_ID=" + System.nanoTime();
         java.util.List<String> attempts = new java.util.ArrayList<>();
         for (int shfl = shape.shfl(); shfl >= 0; shfl--) {
             for (String spelling : new String[]{" -DTAIL_PTX=1 -cl-nv-verbose", " -DTAIL_PTX=2 -cl-nv-verbose",
                     " -DTAIL_PTX=1", " -DTAIL_PTX=2"}) {
-                attempts.add(spelling + maxreg + " -DTAIL_SHFL=" + shfl);
+                attempts.add(spelling + maxreg + " -DTAIL_SHFL=" + shfl + fresh);
             }
         }
         StringBuilder logs = new StringBuilder();
@@ -259,11 +281,14 @@ final class PersistentTail {
                 String info = attempt.contains("verbose") ? ptxasInfo(queue.buildLog(program)) : "";
                 String act = shape.act() == Act.CG ? "ld.global.cg" : "ld.relaxed.gpu";
                 int resident = residentPerSm(info, shape.wg());
-                boolean shflLost = shape.shfl() == 1 && attempt.endsWith("-DTAIL_SHFL=0");
+                boolean shflLost = shape.shfl() == 1 && attempt.contains("-DTAIL_SHFL=0");
+                String groupsFrom = shape.perCu() > 0 || shape.groups() > 0 ? "" : resident > 0
+                        ? ", " + resident + " groups resident an SM (ptxas)"
+                        : ", no ptxas counts: " + FALLBACK_PER_CU + " groups a CU (fallback)";
                 return new PersistentTail(launcher, k, shape, program, act + " activations, ld.acquire.gpu polls"
                         + (shflLost ? ", NO shfl (its PTX did not build: " + firstLine(logs) + ")" : "")
-                        + (info.isEmpty() ? "" : " [" + info + "]") + (resident > 0 ? ", " + resident
-                        + " groups resident an SM" : "") + ", options '" + attempt.strip() + "'", resident);
+                        + (info.isEmpty() ? "" : " [" + info + "]") + groupsFrom + ", options '"
+                        + attempt.replace(fresh, "").strip() + "'", resident);
             } catch (OpenClException e) {
                 logs.append(e.getMessage()).append('\n');
             }

@@ -22,6 +22,7 @@ import static io.stepstream.gpu.OpenClTestSupport.greedy;
 import static io.stepstream.gpu.OpenClTestSupport.withProperty;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -171,8 +172,9 @@ class PersistentTailTest {
                     TensorCores.OFF))) {
                 boolean built = off.handMatmul().tail() != null;
                 io.stepstream.gpu.cl.ClDevice cl = ((DirectLauncher) off.launcher()).device();
-                assertEquals(mode.equals("auto") && cl.kind() == io.stepstream.gpu.cl.ClDevice.Kind.GPU
-                        && io.stepstream.gpu.cl.ClRuntime.nvComputeCapability(cl) >= 70, built,
+                assertEquals(mode.equals("auto") && PersistentTail.autoTakes(cl.kind()
+                        == io.stepstream.gpu.cl.ClDevice.Kind.GPU && io.stepstream.gpu.cl.ClRuntime.nvComputeCapability(
+                        cl) >= PersistentTail.MIN_COMPUTE_CAPABILITY, Llama2Kernel.WT_F32), built,
                         mode + ": built on NVIDIA GPUs only under auto");
                 if (!built) {
                     assertThrows(IllegalStateException.class, () -> off.handMatmul().persistentTail(true));
@@ -221,6 +223,16 @@ class PersistentTailTest {
         assertEquals(8, PersistentTail.residentPerSm("Used 64 registers, used 1 barriers, 24084 bytes smem", 128));
         assertEquals(8, PersistentTail.residentPerSm("Used 24 registers, 1000 bytes smem", 256));
         assertEquals(0, PersistentTail.residentPerSm("no counts", 128));
+        // per_cu=0 launches what ptxas says fits, or generously without its counts (a cached build has no log)
+        PersistentTail.Shape resident = PersistentTail.Shape.parse("per_cu=0");
+        assertEquals(4, PersistentTail.groupsPerCu(resident, 4));
+        assertEquals(PersistentTail.FALLBACK_PER_CU, PersistentTail.groupsPerCu(resident, 0));
+        assertEquals(3, PersistentTail.groupsPerCu(PersistentTail.Shape.parse("per_cu=3"), 4));
+        // auto: F32 weights on an NVIDIA GPU with the tail's PTX only (F16 / Q8_0 were slower on the H200)
+        assertTrue(PersistentTail.autoTakes(true, Llama2Kernel.WT_F32));
+        assertFalse(PersistentTail.autoTakes(true, Llama2Kernel.WT_F16));
+        assertFalse(PersistentTail.autoTakes(true, Llama2Kernel.WT_Q8_0));
+        assertFalse(PersistentTail.autoTakes(false, Llama2Kernel.WT_F32));
         // ptxas' counts of the tail kernel from a -cl-nv-verbose log, not those of the other kernels
         String log = String.join("\n", "ptxas info    : Compiling entry function 'mm' for 'sm_90'",
                 "ptxas info    : Used 64 registers, 9000 bytes smem",
