@@ -71,11 +71,15 @@ final class PersistentTail {
     record Shape(int groups, int perCu, int wg, int lpr, int pf, int unroll, int upg, int sb, Act act, int maxreg,
                  int shfl, int early, int stage3, int nowork, int split) {
         /**
-         * H200 runs 2-3 (1.1B f32 batch 1): 4 groups of 128 items an SM (maxreg 80, per_cu 0), 16 lanes a row (blocks
-         * of 8 rows): 1.27 ms a step against 1.60 at 32 lanes and the kernels' 1.56. Not the matvec's lanes (32), so
-         * the tail is within f32 rounding of the kernels there, not bitwise; lpr=0 takes the matvec's.
+         * H200 runs 2-3 (1.1B f32 batch 1): 4 groups of 128 items an SM (maxreg 80), 16 lanes a row (blocks of 8
+         * rows): 1.27 ms a step against 1.60 at 32 lanes and the kernels' 1.56. Not the matvec's lanes (32), so the
+         * tail is within f32 rounding of the kernels there, not bitwise; lpr=0 takes the matvec's. 4 groups a CU
+         * are launched outright (per_cu 4): what ptxas' counts gave on the H200 (128 registers x 128 items x 4 = one
+         * SM's 64K registers, 4 x 24 KB of local memory, on every sm_70+ part), without depending on a build log that
+         * NVIDIA's compile caches withhold; a unit is a phase's rows over the groups launched, so launching more
+         * groups than fit made units smaller and the tail slower (8 a CU: 540-583 against 593-617 tok/s).
          */
-        static final Shape DEFAULT = new Shape(0, 0, 0, 16, 8, 8, 1, 4, Act.RELAXED, 80, 1, 1, 1, 0, 0);
+        static final Shape DEFAULT = new Shape(0, 4, 0, 16, 8, 8, 1, 4, Act.RELAXED, 80, 1, 1, 1, 0, 0);
 
         Shape {
             if (groups < 0 || perCu < 0 || wg < 0 || lpr < 0 || (lpr > 0 && Integer.bitCount(lpr) != 1)
@@ -183,11 +187,12 @@ final class PersistentTail {
     }
 
     /**
-     * Groups a compute unit when the shape asks per_cu=0 but ptxas gave no counts (a program the driver's compile
-     * cache returned has no build log): generous, since groups that are not resident only start once the resident ones
-     * took every ticket and then exit at once, while too few (run 2: 2 a CU, 1.92 against 1.27 ms) starve HBM.
+     * Groups a compute unit when the shape asks per_cu=0 but ptxas gave no counts (NVIDIA returns a program from its
+     * compile caches, in this JVM or from disk, without a build log, and a define that the PTX does not use does not
+     * defeat them): the default's 4, since too few (run 2: 2 a CU, 1.92 against 1.27 ms) starve HBM and too many make
+     * every unit smaller (8 a CU: 540-583 against 593-617 tok/s).
      */
-    static final int FALLBACK_PER_CU = 8;
+    static final int FALLBACK_PER_CU = 4;
 
     /** The groups a compute unit to launch: the shape's per_cu, else the resident count ptxas gave, else the fallback. */
     static int groupsPerCu(Shape shape, int residentPerCu) {
@@ -263,15 +268,11 @@ final class PersistentTail {
         // (ptxas' register and spill counts in the build log): try the combinations, most wanted first.
         // The shuffle reduction (shfl) is asked first; should its PTX not build, the local-memory tree.
         String maxreg = shape.maxreg() > 0 ? " -cl-nv-maxrregcount=" + shape.maxreg() : "";
-        // A program the driver finds in its compile cache (same source and options, in this JVM or an earlier one)
-        // comes back without a build log, hence without ptxas' counts that size per_cu=0: a define of this build's own
-        // makes every build a real compile (~0.1 s).
-        String fresh = " -DTAIL_BUILD_ID=" + System.nanoTime();
         java.util.List<String> attempts = new java.util.ArrayList<>();
         for (int shfl = shape.shfl(); shfl >= 0; shfl--) {
             for (String spelling : new String[]{" -DTAIL_PTX=1 -cl-nv-verbose", " -DTAIL_PTX=2 -cl-nv-verbose",
                     " -DTAIL_PTX=1", " -DTAIL_PTX=2"}) {
-                attempts.add(spelling + maxreg + " -DTAIL_SHFL=" + shfl + fresh);
+                attempts.add(spelling + maxreg + " -DTAIL_SHFL=" + shfl);
             }
         }
         StringBuilder logs = new StringBuilder();
@@ -288,7 +289,7 @@ final class PersistentTail {
                 return new PersistentTail(launcher, k, shape, program, act + " activations, ld.acquire.gpu polls"
                         + (shflLost ? ", NO shfl (its PTX did not build: " + firstLine(logs) + ")" : "")
                         + (info.isEmpty() ? "" : " [" + info + "]") + groupsFrom + ", options '"
-                        + attempt.replace(fresh, "").strip() + "'", resident);
+                        + attempt.strip() + "'", resident);
             } catch (OpenClException e) {
                 logs.append(e.getMessage()).append('\n');
             }

@@ -215,7 +215,7 @@ class PersistentTailTest {
                 PersistentTail.Shape.parse("groups=40, per_cu=4, wg=128,lpr=64,pf=8,unroll=2,upg=3,sb=4,act=cg,"
                         + "maxreg=64,shfl=0,early=0,stage3=0,nowork=1,split=1"));
         assertEquals(PersistentTail.Shape.DEFAULT, PersistentTail.Shape.parse(""));
-        assertEquals(new PersistentTail.Shape(0, 0, 128, 16, 8, 8, 1, 4, PersistentTail.Act.RELAXED, 80, 1, 1, 1, 0, 0),
+        assertEquals(new PersistentTail.Shape(0, 4, 128, 16, 8, 8, 1, 4, PersistentTail.Act.RELAXED, 80, 1, 1, 1, 0, 0),
                 PersistentTail.Shape.DEFAULT.resolved(MatmulTiles.DEFAULT));
         // groups an SM from ptxas' counts: 148 registers x 4 warps -> 3 groups (64K registers); 40 -> 8 by registers,
         // 9 by 24 KB of shared memory (228 KiB), so 8; 8 warps of 24 registers -> 8 groups by the 64-warp limit
@@ -223,7 +223,7 @@ class PersistentTailTest {
         assertEquals(8, PersistentTail.residentPerSm("Used 64 registers, used 1 barriers, 24084 bytes smem", 128));
         assertEquals(8, PersistentTail.residentPerSm("Used 24 registers, 1000 bytes smem", 256));
         assertEquals(0, PersistentTail.residentPerSm("no counts", 128));
-        // per_cu=0 launches what ptxas says fits, or generously without its counts (a cached build has no log)
+        // per_cu=0 launches what ptxas says fits, or the fallback without its counts (a cached build has no log)
         PersistentTail.Shape resident = PersistentTail.Shape.parse("per_cu=0");
         assertEquals(4, PersistentTail.groupsPerCu(resident, 4));
         assertEquals(PersistentTail.FALLBACK_PER_CU, PersistentTail.groupsPerCu(resident, 0));
