@@ -127,7 +127,8 @@ final class HandMatmul implements DirectLauncher.PassHook {
         this.fuseNorm = step == null ? FuseNorm.OFF : fuseNormFromSystemProperty();
         // The persistent tail replaces the one-token step's kernels from WO on: built only where it may run (hand step,
         // fused norms), rounding activations as the matvecs do (XH with tensor cores, except F32's 3xTF32).
-        this.tail = step == null || fuseNorm == FuseNorm.OFF || !PersistentTail.enabledBySystemProperty(launcher.device(), k.wtype)
+        this.tail = step == null || fuseNorm == FuseNorm.OFF
+                || !PersistentTail.enabledBySystemProperty(launcher.device(), k.wtype, c.dim())
                 ? null : PersistentTail.create(launcher, k, tiles, program.hasTensorCores()
                         && k.wtype != Llama2Kernel.WT_F32, PersistentTail.Shape.fromSystemProperty(), kvCache);
         this.tailOn = tail != null;

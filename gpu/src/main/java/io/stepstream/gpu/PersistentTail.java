@@ -165,25 +165,32 @@ final class PersistentTail {
     static final int MIN_COMPUTE_CAPABILITY = 70;
 
     /**
-     * {@value #PROPERTY} for a device and weight encoding: whether the tail is built. auto (the default): F32 weights on
-     * NVIDIA GPUs of compute capability 7.0+ ({@link #create} still returns null there should the PTX not build). F16
-     * and Q8_0 weights were slower with it on the H200 (1.1B batch 1: f16 601-607 against 757-768 tok/s, q8_0 534
-     * against 787-799), so they take it only with on.
+     * Widest model (dim) auto builds the tail for. It saves launches, which matter when a layer's matmuls are short:
+     * on the H200 the 1.1B shape (dim 2048) ran 626-644 against 522-581 tok/s with it, the Llama-2-7B shape (dim 4096,
+     * hidden 11008) 106.8-108.3 against 118.5-118.9 (its 8.2 ms of tail against 7.4 of kernels a step).
      */
-    static boolean enabledBySystemProperty(ClDevice device, int wtype) {
+    static final int AUTO_MAX_DIM = 2048;
+
+    /**
+     * {@value #PROPERTY} for a device, weight encoding and model width: whether the tail is built. auto (the default):
+     * F32 weights, dim at most {@value #AUTO_MAX_DIM}, on NVIDIA GPUs of compute capability 7.0+ ({@link #create}
+     * still returns null there should the PTX not build). F16 and Q8_0 weights were slower with it on the H200 (1.1B
+     * batch 1: f16 601-607 against 757-768 tok/s, q8_0 534 against 787-799), wider models too: they take it only with on.
+     */
+    static boolean enabledBySystemProperty(ClDevice device, int wtype, int dim) {
         String v = System.getProperty(PROPERTY, "auto").strip().toLowerCase(Locale.ROOT);
         return switch (v) {
             case "auto" -> autoTakes(device.kind() == ClDevice.Kind.GPU
-                    && ClRuntime.nvComputeCapability(device) >= MIN_COMPUTE_CAPABILITY, wtype);
+                    && ClRuntime.nvComputeCapability(device) >= MIN_COMPUTE_CAPABILITY, wtype, dim);
             case "on" -> true;
             case "off" -> false;
             default -> throw new IllegalArgumentException(PROPERTY + " must be auto, on or off, got '" + v + "'");
         };
     }
 
-    /** Whether auto builds the tail: an NVIDIA GPU with the tail's PTX (sm_70+) and F32 weights. */
-    static boolean autoTakes(boolean nvidiaSm70, int wtype) {
-        return nvidiaSm70 && wtype == Llama2Kernel.WT_F32;
+    /** Whether auto builds the tail: an NVIDIA GPU with the tail's PTX (sm_70+), F32 weights, dim <= {@value #AUTO_MAX_DIM}. */
+    static boolean autoTakes(boolean nvidiaSm70, int wtype, int dim) {
+        return nvidiaSm70 && wtype == Llama2Kernel.WT_F32 && dim <= AUTO_MAX_DIM;
     }
 
     /**

@@ -174,7 +174,7 @@ class PersistentTailTest {
                 io.stepstream.gpu.cl.ClDevice cl = ((DirectLauncher) off.launcher()).device();
                 assertEquals(mode.equals("auto") && PersistentTail.autoTakes(cl.kind()
                         == io.stepstream.gpu.cl.ClDevice.Kind.GPU && io.stepstream.gpu.cl.ClRuntime.nvComputeCapability(
-                        cl) >= PersistentTail.MIN_COMPUTE_CAPABILITY, Llama2Kernel.WT_F32), built,
+                        cl) >= PersistentTail.MIN_COMPUTE_CAPABILITY, Llama2Kernel.WT_F32, w.config().dim()), built,
                         mode + ": built on NVIDIA GPUs only under auto");
                 if (!built) {
                     assertThrows(IllegalStateException.class, () -> off.handMatmul().persistentTail(true));
@@ -229,10 +229,12 @@ class PersistentTailTest {
         assertEquals(PersistentTail.FALLBACK_PER_CU, PersistentTail.groupsPerCu(resident, 0));
         assertEquals(3, PersistentTail.groupsPerCu(PersistentTail.Shape.parse("per_cu=3"), 4));
         // auto: F32 weights on an NVIDIA GPU with the tail's PTX only (F16 / Q8_0 were slower on the H200)
-        assertTrue(PersistentTail.autoTakes(true, Llama2Kernel.WT_F32));
-        assertFalse(PersistentTail.autoTakes(true, Llama2Kernel.WT_F16));
-        assertFalse(PersistentTail.autoTakes(true, Llama2Kernel.WT_Q8_0));
-        assertFalse(PersistentTail.autoTakes(false, Llama2Kernel.WT_F32));
+        assertTrue(PersistentTail.autoTakes(true, Llama2Kernel.WT_F32, 2048));
+        assertFalse(PersistentTail.autoTakes(true, Llama2Kernel.WT_F16, 2048));
+        assertFalse(PersistentTail.autoTakes(true, Llama2Kernel.WT_Q8_0, 2048));
+        assertFalse(PersistentTail.autoTakes(false, Llama2Kernel.WT_F32, 2048));
+        // wider models too (Llama-2-7B's 4096 was slower with it on the H200)
+        assertFalse(PersistentTail.autoTakes(true, Llama2Kernel.WT_F32, 4096));
         // ptxas' counts of the tail kernel from a -cl-nv-verbose log, not those of the other kernels
         String log = String.join("\n", "ptxas info    : Compiling entry function 'mm' for 'sm_90'",
                 "ptxas info    : Used 64 registers, 9000 bytes smem",
