@@ -17,8 +17,9 @@ public final class MatmulFlops {
     public static long perToken(LlamaWeights w) {
         long weights = elements(w.output());
         for (LlamaWeights.Layer y : w.layers()) {
-            weights += elements(y.wq()) + elements(y.wk()) + elements(y.wv()) + elements(y.wo())
-                    + elements(y.gate()) + elements(y.up()) + elements(y.down());
+            for (WeightMatrix m : y.matrices()) {
+                weights += elements(m);
+            }
         }
         return 2 * weights;
     }

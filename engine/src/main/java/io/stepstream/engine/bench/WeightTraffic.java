@@ -29,8 +29,9 @@ public record WeightTraffic(long matrices, long vectors, long embeddingRows) {
         long matrices = bytes(w.output());
         long vectors = 4L * w.outputNorm().length;
         for (LlamaWeights.Layer y : w.layers()) {
-            matrices += bytes(y.wq()) + bytes(y.wk()) + bytes(y.wv()) + bytes(y.wo())
-                    + bytes(y.gate()) + bytes(y.up()) + bytes(y.down());
+            for (WeightMatrix m : y.matrices()) {
+                matrices += bytes(m);
+            }
             vectors += 4L * (y.attnNorm().length + y.ffnNorm().length);
             if (y.bq() != null) {
                 vectors += 4L * (y.bq().length + y.bk().length + y.bv().length);

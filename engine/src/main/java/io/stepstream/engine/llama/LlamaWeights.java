@@ -64,6 +64,10 @@ public record LlamaWeights(ModelConfig config, LlamaFamily family, RopeLayout ro
     public record Layer(float[] attnNorm, WeightMatrix wq, WeightMatrix wk, WeightMatrix wv, float[] bq, float[] bk,
                         float[] bv, WeightMatrix wo, float[] ffnNorm, WeightMatrix gate, WeightMatrix up,
                         WeightMatrix down) {
+        /** The seven matrices a token's forward multiplies in this layer: wq, wk, wv, wo, gate, up, down. */
+        public java.util.List<WeightMatrix> matrices() {
+            return java.util.List.of(wq, wk, wv, wo, gate, up, down);
+        }
     }
 
     private static void requireShape(String what, WeightMatrix m, int rows, int cols) {

@@ -6,6 +6,7 @@ import io.stepstream.engine.Model;
 import io.stepstream.engine.ModelConfig;
 import io.stepstream.engine.ModelOptions;
 import io.stepstream.engine.format.gguf.Quants;
+import io.stepstream.engine.kv.KvBlockPool;
 import io.stepstream.engine.llama.LlamaLoader;
 import io.stepstream.engine.llama2.Llama2Tokenizer;
 import io.stepstream.engine.llama2.Llama2Weights;
@@ -378,7 +379,8 @@ public final class GpuBench {
                     System.out.println("device buffers" + propLabel + ": weights " + gpu.weightSplitDescription()
                             + "; KV pool of " + gpu.kvBlockPool().maxBlocks() + " blocks"
                             + (o.defaultKvPool() ? " (the model's default)" : "") + ", " + gpu.kvCache().label() + " ("
-                            + gpu.kvPoolBytes() + " bytes, " + gpu.kvBlockPool().maxBlocks() * 16L + " positions) "
+                            + gpu.kvPoolBytes() + " bytes, "
+                            + (long) gpu.kvBlockPool().maxBlocks() * KvBlockPool.BLOCK_POSITIONS + " positions) "
                             + (gpu.kvDeviceOnly() ? "device-only" : "mirrored in a Java array"));
                 }
                 try {
