@@ -32,7 +32,7 @@ class BenchCommandTest {
     void tinyBenchPrintsATableAndWritesJson(@TempDir Path dir) throws IOException {
         Path json = dir.resolve("bench.json");
         var run = RealEngineCliTest.cli("bench", "--model", stories().toString(), "--batch", "1,2", "--tokens", "3",
-                "--prompt-tokens", "2", "--threads", "1", "--json", json.toString());
+                "--prompt-tokens", "2", "--threads", "1", "--warmup-seconds", "0.1", "--json", json.toString());
         assertEquals(0, run.exitCode(), run.err());
         List<String> lines = run.out().lines().toList();
         assertEquals(4, lines.size(), run.out());
@@ -40,6 +40,8 @@ class BenchCommandTest {
         assertTrue(lines.get(2).trim().startsWith("1 ") && lines.get(3).trim().startsWith("2 "), run.out());
         JsonNode report = new ObjectMapper().readTree(Files.readString(json));
         assertEquals(2, report.get("rows").size());
+        assertEquals(0.1, report.get("warmupSeconds").asDouble());
+        assertTrue(lines.get(0).contains("warm-up 0.1 s"), lines.get(0));
         JsonNode second = report.get("rows").get(1);
         assertEquals(2, second.get("batch").asInt());
         assertEquals(3, second.get("ours").get("decodeSteps").asInt());
@@ -54,7 +56,8 @@ class BenchCommandTest {
                 new String[] {"bench", "--model", missing.toString()},
                 new String[] {"bench", "--model", stories().toString(), "--batch", "1,0"},
                 new String[] {"bench", "--model", stories().toString(), "--tokens", "0"},
-                new String[] {"bench", "--model", stories().toString(), "--tokens", "600", "--batch", "1"})) {
+                new String[] {"bench", "--model", stories().toString(), "--tokens", "600", "--batch", "1"},
+                new String[] {"bench", "--model", stories().toString(), "--warmup-seconds", "-1"})) {
             var run = RealEngineCliTest.cli(args);
             assertEquals(2, run.exitCode(), String.join(" ", args) + ": " + run);
             assertEquals(1, run.err().lines().count(), run.err());
@@ -63,5 +66,7 @@ class BenchCommandTest {
         assertTrue(RealEngineCliTest.cli("bench", "--model", missing.toString()).err().contains(missing.toString()));
         assertTrue(RealEngineCliTest.cli("bench", "--model", stories().toString(), "--batch", "0").err()
                 .contains("--batch"));
+        assertTrue(RealEngineCliTest.cli("bench", "--model", stories().toString(), "--warmup-seconds", "-1").err()
+                .contains("--warmup-seconds"));
     }
 }

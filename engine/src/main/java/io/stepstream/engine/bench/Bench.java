@@ -9,6 +9,8 @@ import io.stepstream.engine.llama.LlamaModel;
 import io.stepstream.engine.reference.LlamaCpp;
 
 import java.io.IOException;
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -22,7 +24,8 @@ import java.util.function.Consumer;
  * a triad measured with the same thread count right before each batch size (the machine's bandwidth drifts).
  * Batched steps are bound by arithmetic instead, so each row also gives the fraction of the float32 FMA peak
  * ({@link FmaPeak}, measured with the same threads before the row): matmul operations per step over step time.
- * Each run is preceded by an untimed warm-up run of the same shape.
+ * Each timed run is preceded by untimed warm-up runs of the same shape, repeated for at least
+ * {@link #DEFAULT_WARMUP_SECONDS} (or {@link Options#warmupSeconds}).
  */
 public final class Bench {
     /** Triad arrays of 32M floats (128 MiB each): far past any last-level cache. */
@@ -31,6 +34,12 @@ public final class Bench {
     /** FMA rounds per thread of one peak pass (~0.1-0.2 s on a current core). */
     static final long FMA_ITERATIONS = 40_000_000L;
     static final int FMA_PASSES = 3;
+    /**
+     * Warm-up before each timed run. One short warm-up run (8 steps) left the first batch size of a fresh JVM
+     * timing partly interpreted code: on the 2-core VM a cold batch-1 row of the 110M Q8_0 model ran at 116 tok/s,
+     * the same row later in the same JVM at 224-226 (docs/benchmarks.md, CPU session 10).
+     */
+    public static final double DEFAULT_WARMUP_SECONDS = 2.0;
 
     private Bench() {
     }
@@ -43,12 +52,16 @@ public final class Bench {
      * @param promptTokens  prompt length of every sequence
      * @param threads       compute threads for both engines
      * @param llamaCpp      also run llama.cpp (needs a GGUF file and the de.kherud:llama jar)
-     * @param warmupSteps   decode steps of the untimed warm-up run before each timed run (0: none)
+     * @param warmupSteps   decode steps of each untimed warm-up run before a timed run (0: no warm-up)
+     * @param warmupSeconds warm-up runs repeat until they have taken this long, so that the JIT has compiled the
+     *                      step before it is timed (a first run of a few steps times interpreted and C1 code);
+     *                      llama.cpp, which needs no JIT, gets the same warm-up for symmetry
      * @param triadElements floats per triad array (0: no bandwidth measurement)
      * @param fmaIterations FMA rounds per thread of a peak pass (0: no FMA peak measurement)
      */
     public record Options(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
-                          boolean llamaCpp, int warmupSteps, int triadElements, long fmaIterations, long seed) {
+                          boolean llamaCpp, int warmupSteps, double warmupSeconds, int triadElements,
+                          long fmaIterations, long seed) {
         public Options {
             batches = List.copyOf(batches);
             if (batches.isEmpty()) {
@@ -71,13 +84,25 @@ public final class Bench {
             if (warmupSteps < 0 || triadElements < 0 || fmaIterations < 0) {
                 throw new IllegalArgumentException("warm-up steps, triad size and FMA rounds must be >= 0");
             }
+            if (!(warmupSeconds >= 0 && warmupSeconds <= 3600)) {
+                throw new IllegalArgumentException("--warmup-seconds must be in [0, 3600], got " + warmupSeconds);
+            }
         }
 
-        /** Defaults for the other fields: warm-up of up to 8 steps, 128 MiB triad arrays, the FMA peak, seed 1. */
+        /**
+         * Defaults for the other fields: warm-up runs of up to 8 steps for {@link #DEFAULT_WARMUP_SECONDS}, 128 MiB
+         * triad arrays, the FMA peak, seed 1.
+         */
         public static Options of(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
                                  boolean llamaCpp) {
+            return of(model, batches, decodeTokens, promptTokens, threads, llamaCpp, DEFAULT_WARMUP_SECONDS);
+        }
+
+        /** {@link #of(Path, List, int, int, int, boolean)} with the warm-up's duration given. */
+        public static Options of(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
+                                 boolean llamaCpp, double warmupSeconds) {
             return new Options(model, batches, decodeTokens, promptTokens, threads, llamaCpp,
-                    Math.min(8, decodeTokens), TRIAD_ELEMENTS, FMA_ITERATIONS, 1);
+                    Math.min(8, decodeTokens), warmupSeconds, TRIAD_ELEMENTS, FMA_ITERATIONS, 1);
         }
     }
 
@@ -137,7 +162,8 @@ public final class Bench {
      * @param loadBefore  1-minute load average before the runs (NaN where /proc/loadavg is missing)
      */
     public record Report(String model, String weightType, int threads, int promptTokens, int decodeTokens,
-                         List<Row> rows, String llamaCppNote, double loadBefore, double loadAfter) {
+                         double warmupSeconds, List<Row> rows, String llamaCppNote, double loadBefore,
+                         double loadAfter) {
         public Report {
             rows = List.copyOf(rows);
         }
@@ -194,7 +220,7 @@ public final class Bench {
                     progress.accept(String.format("batch %d: triad %.1f GB/s, FMA peak %.1f GFLOP/s; stepstream ...",
                             batch, bandwidth / 1e9, fmaPeak / 1e9));
                     if (o.warmupSteps() > 0) {
-                        OursRunner.run(model, prompts, o.warmupSteps());
+                        warmUp(() -> OursRunner.run(model, prompts, o.warmupSteps()), o.warmupSeconds());
                     }
                     RunResult ours = OursRunner.run(model, prompts, o.decodeTokens());
                     RunResult plain = null;
@@ -202,10 +228,10 @@ public final class Bench {
                     if (reference != null) {
                         progress.accept("batch " + batch + ": llama.cpp ...");
                         plain = LlamaCppRunner.run(reference, o.threads(), false, prompts, o.decodeTokens(),
-                                o.warmupSteps());
+                                o.warmupSteps(), o.warmupSeconds());
                         try {
                             flash = LlamaCppRunner.run(reference, o.threads(), true, prompts, o.decodeTokens(),
-                                    o.warmupSteps());
+                                    o.warmupSteps(), o.warmupSeconds());
                         } catch (RuntimeException e) {
                             note = "llama.cpp with flash attention failed: " + e.getMessage();
                             progress.accept(note);
@@ -215,11 +241,40 @@ public final class Bench {
                             batch * MatmulFlops.perToken(llama.weights()), fmaPeak, ours, plain, flash));
                 }
                 return new Report(o.model().getFileName().toString(), type, o.threads(), o.promptTokens(),
-                        o.decodeTokens(), rows, note, loadBefore, loadAverage());
+                        o.decodeTokens(), o.warmupSteps() > 0 ? o.warmupSeconds() : 0, rows, note, loadBefore, loadAverage());
             } finally {
                 if (reference != null) {
                     reference.close();
                 }
+            }
+        }
+    }
+
+    /**
+     * Runs {@code run} for at least {@code seconds}, and then on until the JIT has been quiet (the JVM's total
+     * compilation time unchanged) for a quarter of {@code seconds}, at most ten times {@code seconds} in all: on two
+     * busy cores the compiler threads get little time while the warm-up runs, so a fixed duration alone can end
+     * before the step's code is compiled.
+     */
+    static void warmUp(Runnable run, double seconds) {
+        CompilationMXBean jit = ManagementFactory.getCompilationMXBean();
+        boolean timed = jit != null && jit.isCompilationTimeMonitoringSupported();
+        long start = System.nanoTime();
+        long min = start + (long) (seconds * 1e9);
+        long max = start + (long) (10 * seconds * 1e9);
+        long quietFor = (long) (seconds / 4 * 1e9);
+        long compiled = timed ? jit.getTotalCompilationTime() : 0;
+        long lastCompile = start;
+        while (true) {
+            run.run();
+            long now = System.nanoTime();
+            long c = timed ? jit.getTotalCompilationTime() : 0;
+            if (c != compiled) {
+                compiled = c;
+                lastCompile = now;
+            }
+            if (now >= max || (now >= min && now - lastCompile >= quietFor)) {
+                return;
             }
         }
     }

@@ -12,8 +12,9 @@ public final class BenchTable {
     public static String text(Bench.Report r) {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "%s (%s), %d thread(s), prompt %d + %d decode tokens per sequence, "
-                        + "load average %.2f before, %.2f after%n", r.model(), r.weightType(), r.threads(),
-                r.promptTokens(), r.decodeTokens(), r.loadBefore(), r.loadAfter()));
+                        + "warm-up %.1f s before each run, load average %.2f before, %.2f after%n", r.model(),
+                r.weightType(), r.threads(), r.promptTokens(), r.decodeTokens(), r.warmupSeconds(), r.loadBefore(),
+                r.loadAfter()));
         List<String[]> lines = new ArrayList<>();
         lines.add(new String[] {"batch", "ours tok/s", "ours all tok/s", "ours ms/step", "ours BW", "ours FMA",
                 "llama.cpp tok/s", "llama.cpp FA(f16 KV) tok/s", "llama.cpp BW", "llama.cpp FMA", "ratio", "triad GB/s",
@@ -61,6 +62,7 @@ public final class BenchTable {
         field(sb, "threads", Integer.toString(r.threads())).append(',');
         field(sb, "promptTokens", Integer.toString(r.promptTokens())).append(',');
         field(sb, "decodeTokens", Integer.toString(r.decodeTokens())).append(',');
+        field(sb, "warmupSeconds", jsonNumber(r.warmupSeconds())).append(',');
         field(sb, "loadAverageBefore", jsonNumber(r.loadBefore())).append(',');
         field(sb, "loadAverageAfter", jsonNumber(r.loadAfter())).append(',');
         field(sb, "llamaCppNote", r.llamaCppNote() == null ? "null" : quote(r.llamaCppNote())).append(',');

@@ -5,21 +5,22 @@ import io.stepstream.engine.reference.LlamaCpp;
 /**
  * Runs the bench workload in llama.cpp: all prompts in one llama_batch, then one llama_batch per step holding
  * every sequence's next token under its own sequence id (what llama.cpp's server does with parallel slots),
- * greedy, F32 KV cache (F16 with flash attention, which b4916 supports on F16 K only). A warm-up run in the same context first (llama.cpp allocates its compute graphs on the
- * first decodes), then the cache is cleared and the timed run starts.
+ * greedy, F32 KV cache (F16 with flash attention, which b4916 supports on F16 K only). Warm-up runs in the same
+ * context first (llama.cpp allocates its compute graphs on the first decodes; repeated for as long as our engine's
+ * warm-up, for symmetry), the cache cleared after each, then the timed run.
  */
 final class LlamaCppRunner {
     private LlamaCppRunner() {
     }
 
     static RunResult run(LlamaCpp.Model model, int threads, boolean flashAttention, int[][] prompts, int steps,
-                         int warmupSteps) {
-        return run(model, threads, flashAttention, prompts, steps, warmupSteps, null);
+                         int warmupSteps, double warmupSeconds) {
+        return run(model, threads, flashAttention, prompts, steps, warmupSteps, warmupSeconds, null);
     }
 
     /** @param generated null, or [batch][steps + 1]: receives every sequence's greedy tokens of the timed run */
     static RunResult run(LlamaCpp.Model model, int threads, boolean flashAttention, int[][] prompts, int steps,
-                         int warmupSteps, int[][] generated) {
+                         int warmupSteps, double warmupSeconds, int[][] generated) {
         int batch = prompts.length;
         int promptTokens = prompts[0].length;
         int positions = batch * (promptTokens + Math.max(steps, warmupSteps));
@@ -30,8 +31,10 @@ final class LlamaCppRunner {
         String engine = flashAttention ? "llama.cpp FA" : "llama.cpp";
         try (LlamaCpp.Context ctx = model.newContext(options)) {
             if (warmupSteps > 0) {
-                once(ctx, model.vocabSize(), prompts, warmupSteps, engine, null);
-                ctx.clear();
+                Bench.warmUp(() -> {
+                    once(ctx, model.vocabSize(), prompts, warmupSteps, engine, null);
+                    ctx.clear();
+                }, warmupSeconds);
             }
             return once(ctx, model.vocabSize(), prompts, steps, engine, generated);
         }

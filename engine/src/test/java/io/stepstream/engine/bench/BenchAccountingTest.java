@@ -139,6 +139,13 @@ class BenchAccountingTest {
                 () -> Bench.Options.of(m, java.util.List.of(1), 8, 0, 1, false)).getMessage().contains("--prompt-tokens"));
         assertTrue(assertThrows(IllegalArgumentException.class,
                 () -> Bench.Options.of(m, java.util.List.of(1), 8, 4, 0, false)).getMessage().contains("--threads"));
+        for (double bad : new double[] {-1, Double.NaN, 1e9}) {
+            assertTrue(assertThrows(IllegalArgumentException.class,
+                    () -> Bench.Options.of(m, java.util.List.of(1), 8, 4, 1, false, bad)).getMessage()
+                    .contains("--warmup-seconds"));
+        }
+        assertEquals(Bench.DEFAULT_WARMUP_SECONDS, Bench.Options.of(m, java.util.List.of(1), 8, 4, 1, false)
+                .warmupSeconds());
     }
 
     @Test

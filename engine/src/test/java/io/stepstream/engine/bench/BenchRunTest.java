@@ -47,7 +47,7 @@ class BenchRunTest {
     void tinyBenchReportsEveryBatchSizeForBothEngines() {
         boolean llamaCpp = LlamaCpp.available();
         List<String> progress = new ArrayList<>();
-        var options = new Bench.Options(gguf, List.of(1, 3), 6, 5, 2, llamaCpp, 2, 1 << 16, 1 << 12, 5);
+        var options = new Bench.Options(gguf, List.of(1, 3), 6, 5, 2, llamaCpp, 2, 0.05, 1 << 16, 1 << 12, 5);
         Bench.Report r = Bench.run(options, progress::add);
         assertEquals("stories260K-f32.gguf", r.model());
         assertEquals("F32", r.weightType());
@@ -97,7 +97,7 @@ class BenchRunTest {
         try (var model = Models.load(gguf.toString(), ModelOptions.defaults().withComputeThreads(2));
              LlamaCpp.Model ref = LlamaCpp.get().load(gguf, false)) {
             OursRunner.run(model, prompts, steps, ours);
-            LlamaCppRunner.run(ref, 2, false, prompts, steps, 3, theirs);
+            LlamaCppRunner.run(ref, 2, false, prompts, steps, 3, 0.0, theirs);
             for (int i = 0; i < 3; i++) {
                 assertArrayEquals(theirs[i], ours[i], "sequence " + i + ": ours vs llama.cpp (3 parallel sequences)");
                 OursRunner.run(model, new int[][] {prompts[i]}, steps, alone);
@@ -108,7 +108,7 @@ class BenchRunTest {
 
     @Test
     void llamaCppIsSkippedWithAReasonForAFileItCannotRead() {
-        var options = new Bench.Options(models.resolve("stories260K.bin"), List.of(2), 2, 3, 1, true, 0, 0, 0, 1);
+        var options = new Bench.Options(models.resolve("stories260K.bin"), List.of(2), 2, 3, 1, true, 0, 0.0, 0, 0, 1);
         Bench.Report r = Bench.run(options, line -> { });
         assertNotNull(r.llamaCppNote());
         assertTrue(r.llamaCppNote().startsWith("llama.cpp not run: "), r.llamaCppNote());
@@ -118,10 +118,10 @@ class BenchRunTest {
 
     @Test
     void runsLongerThanTheContextAreRejected() {
-        var options = new Bench.Options(gguf, List.of(1), 600, 16, 1, false, 0, 0, 0, 1);
+        var options = new Bench.Options(gguf, List.of(1), 600, 16, 1, false, 0, 0.0, 0, 0, 1);
         var e = assertThrows(IllegalArgumentException.class, () -> Bench.run(options, line -> { }));
         assertTrue(e.getMessage().contains("context length"), e.getMessage());
-        var missing = new Bench.Options(dir.resolve("nope.gguf"), List.of(1), 6, 6, 1, false, 0, 0, 0, 1);
+        var missing = new Bench.Options(dir.resolve("nope.gguf"), List.of(1), 6, 6, 1, false, 0, 0.0, 0, 0, 1);
         assertTrue(assertThrows(RuntimeException.class, () -> Bench.run(missing, line -> { })).getMessage()
                 .contains("nope.gguf"));
     }

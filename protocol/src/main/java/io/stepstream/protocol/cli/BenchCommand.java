@@ -59,6 +59,11 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", paramLabel = "N", description = "Compute threads for both engines (default: cores, up to 8).")
     Integer threads;
 
+    @Option(names = "--warmup-seconds", paramLabel = "S",
+            description = "cpu: untimed warm-up runs before each timed run, repeated for at least S seconds, for both "
+                    + "engines (default 2: a JIT-compiled engine is timed once its step is compiled).")
+    Double warmupSeconds;
+
     @Option(names = "--llama-cpp", description = "Also run llama.cpp b4916 (needs the de.kherud:llama jar).")
     boolean llamaCpp;
 
@@ -86,7 +91,8 @@ final class BenchCommand implements Callable<Integer> {
         int n = threads != null ? threads : Math.clamp(Runtime.getRuntime().availableProcessors(), 1, 8);
         Bench.Options options;
         try {
-            options = Bench.Options.of(model, batches, tokens, promptTokens, n, llamaCpp);
+            options = Bench.Options.of(model, batches, tokens, promptTokens, n, llamaCpp,
+                    warmupSeconds != null ? warmupSeconds : Bench.DEFAULT_WARMUP_SECONDS);
         } catch (IllegalArgumentException e) {
             throw CliFailure.badInput(e.getMessage());
         }
@@ -117,6 +123,9 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (llamaCpp) {
             throw CliFailure.badInput("--llama-cpp: compares on the CPU backend only");
+        }
+        if (warmupSeconds != null) {
+            throw CliFailure.badInput("--warmup-seconds: applies to --backend cpu only");
         }
         List<String> args = new java.util.ArrayList<>(List.of("--backend", "opencl",
                 "--shape", shape == null ? "stories260k" : shape,
