@@ -35,13 +35,25 @@ public final class OpenClBackendProvider implements BackendProvider {
     @Override
     public BackendModel load(String name, Llama2Weights weights, Llama2Tokenizer tokenizer, BackendOptions options) {
         OpenClLlama2Model device = new OpenClLlama2Model(name, weights, tokenizer,
-                OpenClDevices.select(options.device()), options.model().kvBlocks(), options.weightType());
-        // The CPU model reads the F32 weights in place; it is built only if the device fails.
-        BackendOptions cpu = options.withDevice("").withWeightType(io.stepstream.engine.tensor.TensorType.F32);
+                OpenClDevices.select(options.device()), options.model().kvBlocks(), options.weightType(),
+                Dispatch.fromSystemProperty(), Matmul.fromSystemProperty(), TensorCores.fromSystemProperties(),
+                kvCacheType(options));
+        // The CPU model reads the F32 weights in place (and keeps an f32 KV cache); it is built only if the device
+        // fails.
+        BackendOptions cpu = options.withDevice("").withWeightType(io.stepstream.engine.tensor.TensorType.F32)
+                .withKvCache(null);
         return new FailoverModel(device, () -> {
             Model m = new CpuBackendProvider().load(name, weights, tokenizer, cpu);
             return m;
         });
+    }
+
+    /** The options' KV element type; without one, {@value KvCacheType#PROPERTY} (default f32). */
+    static KvCacheType kvCacheType(BackendOptions options) {
+        if (options.kvCache() == null) {
+            return KvCacheType.fromSystemProperty();
+        }
+        return options.kvCache() == io.stepstream.engine.tensor.TensorType.F16 ? KvCacheType.F16 : KvCacheType.F32;
     }
 
     /**
@@ -51,6 +63,10 @@ public final class OpenClBackendProvider implements BackendProvider {
     @Override
     public DiffusionBackendModel loadDiffusion(DiffusionModel model, BackendOptions options) {
         OpenClDiffusionModel.check(model);
+        if (options.kvCache() == io.stepstream.engine.tensor.TensorType.F16) {
+            throw new IllegalArgumentException("--kv-cache f16: diffusion models keep an f32 KV pool (it is a step's "
+                    + "scratch for its canvases, not a long-lived cache)");
+        }
         return new OpenClDiffusionModel(model, OpenClDevices.select(options.device()), options.model().kvBlocks(),
                 options.weightType());
     }

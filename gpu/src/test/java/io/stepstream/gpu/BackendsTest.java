@@ -45,6 +45,29 @@ class BackendsTest {
                 BackendOptions.defaults().withWeightType(io.stepstream.engine.tensor.TensorType.F16)));
     }
 
+    @Test
+    void theKvCacheOptionReachesTheDevicePool() {
+        BackendOptions options = BackendOptions.defaults().withDevice(OpenClTestSupport.SELECTOR)
+                .withModel(io.stepstream.engine.ModelOptions.defaults().withKvBlocks(32));
+        try (BackendModel half = Backends.load("opencl", Models.DEFAULT_MODEL,
+                options.withKvCache(io.stepstream.engine.tensor.TensorType.F16));
+             BackendModel full = Backends.load("opencl", Models.DEFAULT_MODEL,
+                     options.withKvCache(io.stepstream.engine.tensor.TensorType.F32))) {
+            assertTrue(Backends.deviceOf(half).contains("f16 KV cache"), Backends.deviceOf(half));
+            assertTrue(!Backends.deviceOf(full).contains("KV cache"), Backends.deviceOf(full));
+            assertEquals(greedy(full, 20), greedy(half, 20));
+        }
+        IllegalArgumentException cpu = assertThrows(IllegalArgumentException.class, () -> Backends.load("cpu",
+                Models.DEFAULT_MODEL, BackendOptions.defaults().withKvCache(io.stepstream.engine.tensor.TensorType.F16)));
+        assertTrue(cpu.getMessage().contains("--kv-cache f16"), cpu.getMessage());
+        assertEquals(io.stepstream.engine.tensor.TensorType.F16, BackendOptions.parseKvCache(" F16 "));
+        assertEquals(io.stepstream.engine.tensor.TensorType.F32, BackendOptions.parseKvCache("f32"));
+        assertEquals(null, BackendOptions.parseKvCache(""));
+        IllegalArgumentException bad = assertThrows(IllegalArgumentException.class,
+                () -> BackendOptions.parseKvCache("q8_0"));
+        assertTrue(bad.getMessage().contains("--kv-cache") && bad.getMessage().contains("q8_0"), bad.getMessage());
+    }
+
     private static List<Integer> greedy(BackendModel model, int steps) {
         List<Integer> out = new java.util.ArrayList<>();
         try (KvCache c = model.newKvCache()) {

@@ -49,6 +49,16 @@ class BackendCliTest {
     }
 
     @Test
+    void openClWithAnF16KvCacheGeneratesTheCpuStory() {
+        Run cpu = RealEngineCliTest.cli("generate", "--temperature", "0", "--max-tokens", "48", "");
+        assertEquals(0, cpu.exitCode(), cpu.err());
+        Run half = RealEngineCliTest.cli("generate", "--backend", "opencl", "--device", "auto", "--kv-cache", "f16",
+                "--temperature", "0", "--max-tokens", "48", "");
+        assertEquals(0, half.exitCode(), half.err());
+        assertEquals(cpu.out(), half.out());
+    }
+
+    @Test
     void openClBenchWritesItsReport(@TempDir Path dir) throws IOException {
         Path json = dir.resolve("gpu.json");
         Run run = RealEngineCliTest.cli("bench", "--backend", "opencl", "--shape", "stories260k", "--batch", "1,2",
@@ -135,6 +145,11 @@ class BackendCliTest {
                 new String[] {"generate", "--dtype", "q8_0", "x"},
                 new String[] {"generate", "--backend", "opencl", "--dtype", "q4_k", "x"},
                 new String[] {"generate", "--backend", "vulkan", "x"},
+                new String[] {"generate", "--kv-cache", "f16", "x"},
+                new String[] {"generate", "--backend", "opencl", "--kv-cache", "f8", "x"},
+                new String[] {"generate", "--backend", "opencl", "--kv-cache", "f16", "--model", "tinystories-dlm",
+                        "--gen-length", "8", "--block-length", "8", "--steps", "8", "x"},
+                new String[] {"generate", "--kv-cache", "f16", "--server", "localhost:1", "x"},
                 new String[] {"generate", "--backend", "opencl", "--server", "localhost:1", "x"},
                 new String[] {"bench", "--backend", "opencl", "--model", "stories260K.bin"},
                 new String[] {"bench", "--backend", "tpu", "--model", "stories260K.bin"},
@@ -145,6 +160,9 @@ class BackendCliTest {
             assertEquals(2, run.exitCode(), what);
             assertEquals(1, run.err().lines().count(), what);
             assertFalse(run.err().contains("\tat "), what);
+            if (String.join(" ", args).contains("--kv-cache")) {
+                assertTrue(run.err().contains("--kv-cache"), what);
+            }
         }
     }
 }

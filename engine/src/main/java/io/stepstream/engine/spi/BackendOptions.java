@@ -12,8 +12,10 @@ import java.util.Locale;
  *                    index or a name substring)
  * @param weightType  encoding of the matrices on the device: F32, F16 or Q8_0 (the CPU backend takes F32 only)
  * @param model       threads and KV blocks (kvBlocks 0 = the backend's default)
+ * @param kvCache     element type of the KV cache: null for the backend's default, F32, or F16 (OpenCL
+ *                    autoregressive models only, like vLLM's {@code --kv-cache-dtype}; the CPU keeps F32)
  */
-public record BackendOptions(String device, TensorType weightType, ModelOptions model) {
+public record BackendOptions(String device, TensorType weightType, ModelOptions model, TensorType kvCache) {
     public BackendOptions {
         device = device == null ? "" : device.strip();
         if (weightType == null) {
@@ -25,22 +27,40 @@ public record BackendOptions(String device, TensorType weightType, ModelOptions 
         if (model == null) {
             model = ModelOptions.defaults();
         }
+        if (kvCache != null && kvCache != TensorType.F32 && kvCache != TensorType.F16) {
+            throw new IllegalArgumentException("kvCache must be F32 or F16, got " + kvCache);
+        }
     }
 
     public static BackendOptions defaults() {
-        return new BackendOptions("", TensorType.F32, ModelOptions.defaults());
+        return new BackendOptions("", TensorType.F32, ModelOptions.defaults(), null);
     }
 
     public BackendOptions withDevice(String selector) {
-        return new BackendOptions(selector, weightType, model);
+        return new BackendOptions(selector, weightType, model, kvCache);
     }
 
     public BackendOptions withWeightType(TensorType type) {
-        return new BackendOptions(device, type, model);
+        return new BackendOptions(device, type, model, kvCache);
     }
 
     public BackendOptions withModel(ModelOptions options) {
-        return new BackendOptions(device, weightType, options);
+        return new BackendOptions(device, weightType, options, kvCache);
+    }
+
+    /** The same with the KV cache's element type (null: the backend's default). */
+    public BackendOptions withKvCache(TensorType type) {
+        return new BackendOptions(device, weightType, model, type);
+    }
+
+    /** "f32" or "f16" (any case) as a KV cache element type, null for null or blank; a clear error otherwise. */
+    public static TensorType parseKvCache(String s) {
+        return switch (s == null ? "" : s.strip().toLowerCase(Locale.ROOT)) {
+            case "" -> null;
+            case "f32" -> TensorType.F32;
+            case "f16" -> TensorType.F16;
+            default -> throw new IllegalArgumentException("--kv-cache must be f32 or f16, got '" + s + "'");
+        };
     }
 
     /** "f32", "f16" or "q8_0" (any case) as a weight type; a clear error otherwise. */

@@ -29,6 +29,7 @@ public final class CpuBackendProvider implements BackendProvider {
         if (options.weightType() != TensorType.F32) {
             throw new IllegalArgumentException("--dtype " + options.weightType() + ": the cpu backend runs F32 only");
         }
+        refuseHalfKvCache(options);
         if (!options.device().isEmpty() && !options.device().equalsIgnoreCase(NAME)
                 && !options.device().equalsIgnoreCase("auto")) {
             throw new IllegalArgumentException("--device '" + options.device() + "': the cpu backend has one device,"
@@ -43,7 +44,14 @@ public final class CpuBackendProvider implements BackendProvider {
         if (options.weightType() != TensorType.F32) {
             throw new IllegalArgumentException("--dtype " + options.weightType() + ": the cpu backend runs F32 only");
         }
+        refuseHalfKvCache(options);
         return DiffusionBackendModel.onCpu(model);
+    }
+
+    private static void refuseHalfKvCache(BackendOptions options) {
+        if (options.kvCache() == TensorType.F16) {
+            throw new IllegalArgumentException("--kv-cache f16: the cpu backend keeps an f32 KV cache");
+        }
     }
 
     private static String describeCpu(BackendOptions options) {

@@ -27,14 +27,21 @@ final class BackendMixin {
             description = "Weight encoding on the OpenCL device (default f32).")
     String dtype;
 
+    @Option(names = "--kv-cache", paramLabel = "f32|f16",
+            description = "KV cache element type on the OpenCL device (default f32, or -Dstepstream.opencl.kvCache): "
+                    + "f16 halves the bytes decode attention reads and holds twice the positions; autoregressive "
+                    + "models only (the CPU backend and diffusion models keep f32).")
+    String kvCache;
+
     /** The backend name, lower case. */
     String backend() {
         return backend == null ? CpuBackendProvider.NAME : backend.strip().toLowerCase(Locale.ROOT);
     }
 
-    /** True for the engine's own CPU loader: --backend cpu with neither --device nor --dtype. */
+    /** True for the engine's own CPU loader: --backend cpu with neither --device nor --dtype (nor --kv-cache f16). */
     boolean isEngineDefault() {
-        return backend().equals(CpuBackendProvider.NAME) && device == null && dtype == null;
+        return backend().equals(CpuBackendProvider.NAME) && device == null && dtype == null
+                && kvCacheType() != TensorType.F16;
     }
 
     /** The options for a non-default placement; a named error for combinations that mean nothing. */
@@ -54,6 +61,21 @@ final class BackendMixin {
         } catch (IllegalArgumentException e) {
             throw CliFailure.badInput(e.getMessage());
         }
-        return BackendOptions.defaults().withDevice(device == null ? "" : device).withWeightType(type);
+        TensorType kv = kvCacheType();
+        if (kv == TensorType.F16 && backend().equals(CpuBackendProvider.NAME)) {
+            throw CliFailure.badInput("--kv-cache f16: applies to --backend opencl only (the CPU backend keeps an "
+                    + "f32 KV cache)");
+        }
+        return BackendOptions.defaults().withDevice(device == null ? "" : device).withWeightType(type)
+                .withKvCache(kv);
+    }
+
+    /** --kv-cache as a type (null when not given); a named error for anything but f32 or f16. */
+    private TensorType kvCacheType() {
+        try {
+            return BackendOptions.parseKvCache(kvCache);
+        } catch (IllegalArgumentException e) {
+            throw CliFailure.badInput(e.getMessage());
+        }
     }
 }
