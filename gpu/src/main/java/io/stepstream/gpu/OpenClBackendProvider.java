@@ -58,15 +58,14 @@ public final class OpenClBackendProvider implements BackendProvider {
 
     /**
      * A LLaDA-style diffusion LM on the device ({@link OpenClDiffusionModel}): dense steps there, SparseD and
-     * Fast-dLLM-cache steps on {@code model} itself. Dream is refused with a message saying it runs on the CPU.
+     * Fast-dLLM-cache steps on {@code model} itself. Dream is refused with a message saying it runs on the CPU. The
+     * options' KV element type does not apply: a diffusion model's pool is a step's f32 scratch for its canvases, not
+     * a long-lived cache (so {@code serve --kv-cache f16} serves its autoregressive models with f16 pools beside it).
      */
     @Override
     public DiffusionBackendModel loadDiffusion(DiffusionModel model, BackendOptions options) {
         OpenClDiffusionModel.check(model);
-        if (options.kvCache() == io.stepstream.engine.tensor.TensorType.F16) {
-            throw new IllegalArgumentException("--kv-cache f16: diffusion models keep an f32 KV pool (it is a step's "
-                    + "scratch for its canvases, not a long-lived cache)");
-        }
+
         return new OpenClDiffusionModel(model, OpenClDevices.select(options.device()), options.model().kvBlocks(),
                 options.weightType());
     }

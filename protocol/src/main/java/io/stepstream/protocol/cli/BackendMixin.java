@@ -30,7 +30,7 @@ final class BackendMixin {
     @Option(names = "--kv-cache", paramLabel = "f32|f16",
             description = "KV cache element type on the OpenCL device (default f32, or -Dstepstream.opencl.kvCache): "
                     + "f16 halves the bytes decode attention reads and holds twice the positions; autoregressive "
-                    + "models only (the CPU backend and diffusion models keep f32).")
+                    + "models only (diffusion models keep f32; the CPU backend refuses f16).")
     String kvCache;
 
     /** The backend name, lower case. */
