@@ -151,6 +151,7 @@ class BackendCliTest {
                 new String[] {"generate", "--kv-cache", "f16", "--server", "localhost:1", "x"},
                 new String[] {"generate", "--backend", "opencl", "--server", "localhost:1", "x"},
                 new String[] {"bench", "--backend", "opencl", "--model", "stories260K.bin"},
+                new String[] {"bench", "--backend", "opencl", "--repeat", "3"},
                 new String[] {"bench", "--backend", "tpu", "--model", "stories260K.bin"},
                 new String[] {"bench", "--shape", "llama-1.1b", "--model", "stories260K.bin"},
                 new String[] {"bench"})) {

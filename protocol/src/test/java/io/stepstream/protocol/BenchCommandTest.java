@@ -32,7 +32,7 @@ class BenchCommandTest {
     void tinyBenchPrintsATableAndWritesJson(@TempDir Path dir) throws IOException {
         Path json = dir.resolve("bench.json");
         var run = RealEngineCliTest.cli("bench", "--model", stories().toString(), "--batch", "1,2", "--tokens", "3",
-                "--prompt-tokens", "2", "--threads", "1", "--warmup-seconds", "0.1", "--json", json.toString());
+                "--prompt-tokens", "2", "--threads", "1", "--warmup-seconds", "0.1", "--repeat", "2", "--json", json.toString());
         assertEquals(0, run.exitCode(), run.err());
         List<String> lines = run.out().lines().toList();
         assertEquals(4, lines.size(), run.out());
@@ -41,6 +41,7 @@ class BenchCommandTest {
         JsonNode report = new ObjectMapper().readTree(Files.readString(json));
         assertEquals(2, report.get("rows").size());
         assertEquals(0.1, report.get("warmupSeconds").asDouble());
+        assertEquals(2, report.get("repeats").asInt());
         assertTrue(lines.get(0).contains("warm-up 0.1 s"), lines.get(0));
         JsonNode second = report.get("rows").get(1);
         assertEquals(2, second.get("batch").asInt());
@@ -57,7 +58,8 @@ class BenchCommandTest {
                 new String[] {"bench", "--model", stories().toString(), "--batch", "1,0"},
                 new String[] {"bench", "--model", stories().toString(), "--tokens", "0"},
                 new String[] {"bench", "--model", stories().toString(), "--tokens", "600", "--batch", "1"},
-                new String[] {"bench", "--model", stories().toString(), "--warmup-seconds", "-1"})) {
+                new String[] {"bench", "--model", stories().toString(), "--warmup-seconds", "-1"},
+                new String[] {"bench", "--model", stories().toString(), "--repeat", "0"})) {
             var run = RealEngineCliTest.cli(args);
             assertEquals(2, run.exitCode(), String.join(" ", args) + ": " + run);
             assertEquals(1, run.err().lines().count(), run.err());

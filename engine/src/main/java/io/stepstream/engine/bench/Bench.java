@@ -56,12 +56,15 @@ public final class Bench {
      * @param warmupSeconds warm-up runs repeat until they have taken this long, so that the JIT has compiled the
      *                      step before it is timed (a first run of a few steps times interpreted and C1 code);
      *                      llama.cpp, which needs no JIT, gets the same warm-up for symmetry
+     * @param repeats       timed runs of each engine per batch size, alternating (ours, llama.cpp, llama.cpp FA, ours,
+     *                      ...); a row reports each engine's median run, so a busy moment of a shared machine costs
+     *                      one run of one engine, not the row. Runs after the first get a single short warm-up run.
      * @param triadElements floats per triad array (0: no bandwidth measurement)
      * @param fmaIterations FMA rounds per thread of a peak pass (0: no FMA peak measurement)
      */
     public record Options(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
-                          boolean llamaCpp, int warmupSteps, double warmupSeconds, int triadElements,
-                          long fmaIterations, long seed) {
+                          boolean llamaCpp, int warmupSteps, double warmupSeconds, int repeats,
+                          int triadElements, long fmaIterations, long seed) {
         public Options {
             batches = List.copyOf(batches);
             if (batches.isEmpty()) {
@@ -87,6 +90,9 @@ public final class Bench {
             if (!(warmupSeconds >= 0 && warmupSeconds <= 3600)) {
                 throw new IllegalArgumentException("--warmup-seconds must be in [0, 3600], got " + warmupSeconds);
             }
+            if (repeats < 1 || repeats > 99) {
+                throw new IllegalArgumentException("--repeat must be in [1, 99], got " + repeats);
+            }
         }
 
         /**
@@ -95,14 +101,14 @@ public final class Bench {
          */
         public static Options of(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
                                  boolean llamaCpp) {
-            return of(model, batches, decodeTokens, promptTokens, threads, llamaCpp, DEFAULT_WARMUP_SECONDS);
+            return of(model, batches, decodeTokens, promptTokens, threads, llamaCpp, DEFAULT_WARMUP_SECONDS, 1);
         }
 
-        /** {@link #of(Path, List, int, int, int, boolean)} with the warm-up's duration given. */
+        /** {@link #of(Path, List, int, int, int, boolean)} with the warm-up's duration and the repeats given. */
         public static Options of(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
-                                 boolean llamaCpp, double warmupSeconds) {
+                                 boolean llamaCpp, double warmupSeconds, int repeats) {
             return new Options(model, batches, decodeTokens, promptTokens, threads, llamaCpp,
-                    Math.min(8, decodeTokens), warmupSeconds, TRIAD_ELEMENTS, FMA_ITERATIONS, 1);
+                    Math.min(8, decodeTokens), warmupSeconds, repeats, TRIAD_ELEMENTS, FMA_ITERATIONS, 1);
         }
     }
 
@@ -162,7 +168,7 @@ public final class Bench {
      * @param loadBefore  1-minute load average before the runs (NaN where /proc/loadavg is missing)
      */
     public record Report(String model, String weightType, int threads, int promptTokens, int decodeTokens,
-                         double warmupSeconds, List<Row> rows, String llamaCppNote, double loadBefore,
+                         double warmupSeconds, int repeats, List<Row> rows, String llamaCppNote, double loadBefore,
                          double loadAfter) {
         public Report {
             rows = List.copyOf(rows);
@@ -219,35 +225,62 @@ public final class Bench {
                             : FmaPeak.measure(o.threads(), o.fmaIterations(), FMA_PASSES);
                     progress.accept(String.format("batch %d: triad %.1f GB/s, FMA peak %.1f GFLOP/s; stepstream ...",
                             batch, bandwidth / 1e9, fmaPeak / 1e9));
-                    if (o.warmupSteps() > 0) {
-                        warmUp(() -> OursRunner.run(model, prompts, o.warmupSteps()), o.warmupSeconds());
-                    }
-                    RunResult ours = OursRunner.run(model, prompts, o.decodeTokens());
-                    RunResult plain = null;
-                    RunResult flash = null;
-                    if (reference != null) {
-                        progress.accept("batch " + batch + ": llama.cpp ...");
-                        plain = LlamaCppRunner.run(reference, o.threads(), false, prompts, o.decodeTokens(),
-                                o.warmupSteps(), o.warmupSeconds());
-                        try {
-                            flash = LlamaCppRunner.run(reference, o.threads(), true, prompts, o.decodeTokens(),
-                                    o.warmupSteps(), o.warmupSeconds());
-                        } catch (RuntimeException e) {
-                            note = "llama.cpp with flash attention failed: " + e.getMessage();
-                            progress.accept(note);
+                    List<RunResult> ours = new ArrayList<>();
+                    List<RunResult> plain = new ArrayList<>();
+                    List<RunResult> flash = new ArrayList<>();
+                    boolean flashFailed = false;
+                    for (int r = 0; r < o.repeats(); r++) {
+                        double warm = r == 0 ? o.warmupSeconds() : 0; // later runs: one short warm-up run
+                        if (o.warmupSteps() > 0) {
+                            warmUp(() -> OursRunner.run(model, prompts, o.warmupSteps()), warm);
+                        }
+                        ours.add(OursRunner.run(model, prompts, o.decodeTokens()));
+                        if (reference != null) {
+                            progress.accept("batch " + batch + ": llama.cpp ...");
+                            plain.add(LlamaCppRunner.run(reference, o.threads(), false, prompts, o.decodeTokens(),
+                                    o.warmupSteps(), warm));
+                            if (!flashFailed) {
+                                try {
+                                    flash.add(LlamaCppRunner.run(reference, o.threads(), true, prompts,
+                                            o.decodeTokens(), o.warmupSteps(), warm));
+                                } catch (RuntimeException e) {
+                                    flashFailed = true;
+                                    note = "llama.cpp with flash attention failed: " + e.getMessage();
+                                    progress.accept(note);
+                                }
+                            }
+                        }
+                        if (o.repeats() > 1) {
+                            progress.accept(String.format("batch %d run %d: ours %.1f tok/s%s", batch, r + 1,
+                                    ours.getLast().decodeTokensPerSecond(), plain.isEmpty() ? ""
+                                            : String.format(", llama.cpp %.1f / FA %s", plain.getLast()
+                                            .decodeTokensPerSecond(), flash.size() > r ? String.format("%.1f",
+                                            flash.getLast().decodeTokensPerSecond()) : "-")));
                         }
                     }
                     rows.add(new Row(batch, WeightTraffic.perStep(llama.weights(), batch).total(), bandwidth,
-                            batch * MatmulFlops.perToken(llama.weights()), fmaPeak, ours, plain, flash));
+                            batch * MatmulFlops.perToken(llama.weights()), fmaPeak, median(ours), median(plain),
+                            flashFailed ? null : median(flash)));
                 }
                 return new Report(o.model().getFileName().toString(), type, o.threads(), o.promptTokens(),
-                        o.decodeTokens(), o.warmupSteps() > 0 ? o.warmupSeconds() : 0, rows, note, loadBefore, loadAverage());
+                        o.decodeTokens(), o.warmupSteps() > 0 ? o.warmupSeconds() : 0, o.repeats(), rows, note,
+                        loadBefore, loadAverage());
             } finally {
                 if (reference != null) {
                     reference.close();
                 }
             }
         }
+    }
+
+    /** The run of median decode rate (the lower middle one of an even count: a run that happened); null if none. */
+    static RunResult median(List<RunResult> runs) {
+        if (runs.isEmpty()) {
+            return null;
+        }
+        List<RunResult> sorted = new ArrayList<>(runs);
+        sorted.sort(java.util.Comparator.comparingDouble(RunResult::decodeTokensPerSecond));
+        return sorted.get((sorted.size() - 1) / 2);
     }
 
     /**

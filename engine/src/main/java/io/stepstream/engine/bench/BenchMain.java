@@ -33,18 +33,29 @@ public final class BenchMain {
             System.out.println("wrote " + args[4]);
             return;
         }
-        if ((args.length == 6 || args.length == 7) && args[0].equals("bench")) {
+        if (args.length >= 6 && args.length <= 8 && args[0].equals("bench")) {
             List<Integer> batches = new ArrayList<>();
             Arrays.stream(args[2].split(",")).map(String::strip).map(Integer::parseInt).forEach(batches::add);
-            boolean llamaCpp = args.length == 7 && args[6].equals("llama-cpp");
+            boolean llamaCpp = false;
+            int repeats = 1;
+            for (int i = 6; i < args.length; i++) {
+                if (args[i].equals("llama-cpp")) {
+                    llamaCpp = true;
+                } else if (args[i].startsWith("repeat=")) {
+                    repeats = Integer.parseInt(args[i].substring("repeat=".length()));
+                } else {
+                    throw new IllegalArgumentException("unknown bench option " + args[i]);
+                }
+            }
             Bench.Options o = Bench.Options.of(Path.of(args[1]), batches, Integer.parseInt(args[3]),
-                    Integer.parseInt(args[4]), Integer.parseInt(args[5]), llamaCpp);
+                    Integer.parseInt(args[4]), Integer.parseInt(args[5]), llamaCpp, Bench.DEFAULT_WARMUP_SECONDS,
+                    repeats);
             Bench.Report r = Bench.run(o, line -> System.err.println("bench: " + line));
             System.out.print(BenchTable.text(r));
             return;
         }
         System.err.println("usage: BenchMain synth SHAPE TYPE VOCAB OUT.gguf\n"
-                + "       BenchMain bench MODEL.gguf BATCHES TOKENS PROMPT_TOKENS THREADS [llama-cpp]");
+                + "       BenchMain bench MODEL.gguf BATCHES TOKENS PROMPT_TOKENS THREADS [llama-cpp] [repeat=N]");
         System.exit(2);
     }
 }

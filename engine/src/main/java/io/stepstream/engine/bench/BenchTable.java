@@ -12,8 +12,9 @@ public final class BenchTable {
     public static String text(Bench.Report r) {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "%s (%s), %d thread(s), prompt %d + %d decode tokens per sequence, "
-                        + "warm-up %.1f s before each run, load average %.2f before, %.2f after%n", r.model(),
-                r.weightType(), r.threads(), r.promptTokens(), r.decodeTokens(), r.warmupSeconds(), r.loadBefore(),
+                        + "warm-up %.1f s before each run%s, load average %.2f before, %.2f after%n", r.model(),
+                r.weightType(), r.threads(), r.promptTokens(), r.decodeTokens(), r.warmupSeconds(),
+                r.repeats() > 1 ? ", median of " + r.repeats() + " alternating runs per engine" : "", r.loadBefore(),
                 r.loadAfter()));
         List<String[]> lines = new ArrayList<>();
         lines.add(new String[] {"batch", "ours tok/s", "ours all tok/s", "ours ms/step", "ours BW", "ours FMA",
@@ -63,6 +64,7 @@ public final class BenchTable {
         field(sb, "promptTokens", Integer.toString(r.promptTokens())).append(',');
         field(sb, "decodeTokens", Integer.toString(r.decodeTokens())).append(',');
         field(sb, "warmupSeconds", jsonNumber(r.warmupSeconds())).append(',');
+        field(sb, "repeats", Integer.toString(r.repeats())).append(',');
         field(sb, "loadAverageBefore", jsonNumber(r.loadBefore())).append(',');
         field(sb, "loadAverageAfter", jsonNumber(r.loadAfter())).append(',');
         field(sb, "llamaCppNote", r.llamaCppNote() == null ? "null" : quote(r.llamaCppNote())).append(',');

@@ -141,11 +141,27 @@ class BenchAccountingTest {
                 () -> Bench.Options.of(m, java.util.List.of(1), 8, 4, 0, false)).getMessage().contains("--threads"));
         for (double bad : new double[] {-1, Double.NaN, 1e9}) {
             assertTrue(assertThrows(IllegalArgumentException.class,
-                    () -> Bench.Options.of(m, java.util.List.of(1), 8, 4, 1, false, bad)).getMessage()
+                    () -> Bench.Options.of(m, java.util.List.of(1), 8, 4, 1, false, bad, 1)).getMessage()
                     .contains("--warmup-seconds"));
         }
         assertEquals(Bench.DEFAULT_WARMUP_SECONDS, Bench.Options.of(m, java.util.List.of(1), 8, 4, 1, false)
                 .warmupSeconds());
+        for (int bad : new int[] {0, 100}) {
+            assertTrue(assertThrows(IllegalArgumentException.class,
+                    () -> Bench.Options.of(m, java.util.List.of(1), 8, 4, 1, false, 1, bad)).getMessage()
+                    .contains("--repeat"));
+        }
+    }
+
+    @Test
+    void medianIsTheMiddleRunByDecodeRate() {
+        RunResult slow = new RunResult("x", 1, 1, 10, 1, 4_000_000_000L);
+        RunResult mid = new RunResult("x", 1, 1, 10, 1, 2_000_000_000L);
+        RunResult fast = new RunResult("x", 1, 1, 10, 1, 1_000_000_000L);
+        assertEquals(null, Bench.median(java.util.List.of()));
+        assertEquals(fast, Bench.median(java.util.List.of(fast)));
+        assertEquals(mid, Bench.median(java.util.List.of(fast, slow, mid)));
+        assertEquals(slow, Bench.median(java.util.List.of(fast, slow))); // the lower middle: a run that happened
     }
 
     @Test

@@ -47,8 +47,11 @@ class BenchRunTest {
     void tinyBenchReportsEveryBatchSizeForBothEngines() {
         boolean llamaCpp = LlamaCpp.available();
         List<String> progress = new ArrayList<>();
-        var options = new Bench.Options(gguf, List.of(1, 3), 6, 5, 2, llamaCpp, 2, 0.05, 1 << 16, 1 << 12, 5);
+        var options = new Bench.Options(gguf, List.of(1, 3), 6, 5, 2, llamaCpp, 2, 0.05, 3, 1 << 16, 1 << 12, 5);
         Bench.Report r = Bench.run(options, progress::add);
+        assertEquals(3, r.repeats());
+        // three alternating timed runs a batch size, the row holding each engine's median
+        assertTrue(progress.stream().anyMatch(l -> l.startsWith("batch 3 run 3: ours ")), progress.toString());
         assertEquals("stories260K-f32.gguf", r.model());
         assertEquals("F32", r.weightType());
         assertEquals(2, r.threads());
@@ -108,7 +111,7 @@ class BenchRunTest {
 
     @Test
     void llamaCppIsSkippedWithAReasonForAFileItCannotRead() {
-        var options = new Bench.Options(models.resolve("stories260K.bin"), List.of(2), 2, 3, 1, true, 0, 0.0, 0, 0, 1);
+        var options = new Bench.Options(models.resolve("stories260K.bin"), List.of(2), 2, 3, 1, true, 0, 0.0, 1, 0, 0, 1);
         Bench.Report r = Bench.run(options, line -> { });
         assertNotNull(r.llamaCppNote());
         assertTrue(r.llamaCppNote().startsWith("llama.cpp not run: "), r.llamaCppNote());
@@ -118,10 +121,10 @@ class BenchRunTest {
 
     @Test
     void runsLongerThanTheContextAreRejected() {
-        var options = new Bench.Options(gguf, List.of(1), 600, 16, 1, false, 0, 0.0, 0, 0, 1);
+        var options = new Bench.Options(gguf, List.of(1), 600, 16, 1, false, 0, 0.0, 1, 0, 0, 1);
         var e = assertThrows(IllegalArgumentException.class, () -> Bench.run(options, line -> { }));
         assertTrue(e.getMessage().contains("context length"), e.getMessage());
-        var missing = new Bench.Options(dir.resolve("nope.gguf"), List.of(1), 6, 6, 1, false, 0, 0.0, 0, 0, 1);
+        var missing = new Bench.Options(dir.resolve("nope.gguf"), List.of(1), 6, 6, 1, false, 0, 0.0, 1, 0, 0, 1);
         assertTrue(assertThrows(RuntimeException.class, () -> Bench.run(missing, line -> { })).getMessage()
                 .contains("nope.gguf"));
     }

@@ -64,6 +64,11 @@ final class BenchCommand implements Callable<Integer> {
                     + "engines (default 2: a JIT-compiled engine is timed once its step is compiled).")
     Double warmupSeconds;
 
+    @Option(names = "--repeat", paramLabel = "N", defaultValue = "1",
+            description = "cpu: timed runs of each engine per batch size, alternating; each row reports the engines' "
+                    + "median runs (default 1).")
+    int repeat;
+
     @Option(names = "--llama-cpp", description = "Also run llama.cpp b4916 (needs the de.kherud:llama jar).")
     boolean llamaCpp;
 
@@ -92,7 +97,7 @@ final class BenchCommand implements Callable<Integer> {
         Bench.Options options;
         try {
             options = Bench.Options.of(model, batches, tokens, promptTokens, n, llamaCpp,
-                    warmupSeconds != null ? warmupSeconds : Bench.DEFAULT_WARMUP_SECONDS);
+                    warmupSeconds != null ? warmupSeconds : Bench.DEFAULT_WARMUP_SECONDS, repeat);
         } catch (IllegalArgumentException e) {
             throw CliFailure.badInput(e.getMessage());
         }
@@ -126,6 +131,9 @@ final class BenchCommand implements Callable<Integer> {
         }
         if (warmupSeconds != null) {
             throw CliFailure.badInput("--warmup-seconds: applies to --backend cpu only");
+        }
+        if (repeat != 1) {
+            throw CliFailure.badInput("--repeat: applies to --backend cpu only");
         }
         List<String> args = new java.util.ArrayList<>(List.of("--backend", "opencl",
                 "--shape", shape == null ? "stories260k" : shape,
