@@ -96,8 +96,9 @@ public final class Bench {
         }
 
         /**
-         * Defaults for the other fields: warm-up runs of up to 8 steps for {@link #DEFAULT_WARMUP_SECONDS}, 128 MiB
-         * triad arrays, the FMA peak, seed 1.
+         * Defaults for the other fields: warm-up runs of the timed run's length (so they take every path the timed
+         * run takes, KV blocks past the first ones included) for {@link #DEFAULT_WARMUP_SECONDS}, 128 MiB triad
+         * arrays, the FMA peak, seed 1.
          */
         public static Options of(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
                                  boolean llamaCpp) {
@@ -108,7 +109,7 @@ public final class Bench {
         public static Options of(Path model, List<Integer> batches, int decodeTokens, int promptTokens, int threads,
                                  boolean llamaCpp, double warmupSeconds, int repeats) {
             return new Options(model, batches, decodeTokens, promptTokens, threads, llamaCpp,
-                    Math.min(8, decodeTokens), warmupSeconds, repeats, TRIAD_ELEMENTS, FMA_ITERATIONS, 1);
+                    decodeTokens, warmupSeconds, repeats, TRIAD_ELEMENTS, FMA_ITERATIONS, 1);
         }
     }
 
