@@ -58,7 +58,7 @@ public final class Bench {
      *                      llama.cpp, which needs no JIT, gets the same warm-up for symmetry
      * @param repeats       timed runs of each engine per batch size, alternating (ours, llama.cpp, llama.cpp FA, ours,
      *                      ...); a row reports each engine's median run, so a busy moment of a shared machine costs
-     *                      one run of one engine, not the row. Runs after the first get a single short warm-up run.
+     *                      one run of one engine, not the row. Runs after the first get a single warm-up run each.
      * @param triadElements floats per triad array (0: no bandwidth measurement)
      * @param fmaIterations FMA rounds per thread of a peak pass (0: no FMA peak measurement)
      */
@@ -231,7 +231,7 @@ public final class Bench {
                     List<RunResult> flash = new ArrayList<>();
                     boolean flashFailed = false;
                     for (int r = 0; r < o.repeats(); r++) {
-                        double warm = r == 0 ? o.warmupSeconds() : 0; // later runs: one short warm-up run
+                        double warm = r == 0 ? o.warmupSeconds() : 0; // later runs: one warm-up run each
                         if (o.warmupSteps() > 0) {
                             warmUp(() -> OursRunner.run(model, prompts, o.warmupSteps()), warm);
                         }
