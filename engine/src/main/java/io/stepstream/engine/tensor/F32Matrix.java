@@ -96,6 +96,14 @@ final class F32Matrix extends WeightMatrix {
     private void finish4x4(long b0, int rowStep, float[] x, int x0, int xStep, float[] out, int o0, int oStep,
                            float[] lanes) {
         VectorKernels.sumTileLanes(lanes);
+        if (vectorCols == cols) { // no scalar tail: the lane sums are the results
+            for (int i = 0; i < ROW_TILE; i++) {
+                for (int k = 0; k < TOKEN_TILE; k++) {
+                    out[o0 + k * oStep + i * rowStep] = lanes[ROW_TILE * i + k];
+                }
+            }
+            return;
+        }
         for (int i = 0; i < ROW_TILE; i++) {
             long base = b0 + i * rowStep * rowBytes;
             for (int k = 0; k < TOKEN_TILE; k++) {
