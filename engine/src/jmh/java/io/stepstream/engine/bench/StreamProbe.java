@@ -15,8 +15,8 @@ import java.util.Random;
  * round-robin so that load drifting on a shared machine hits them alike. Weights are distinct ROWS x COLS
  * matrices filling {@code -Dprobe.mb} megabytes (default 512: from memory; 1: cache-resident), walked in order.
  * Every variant computes each row with one accumulator in column order (what the engine's kernels do); they
- * differ only in which rows go together and how many chunks per loop step. Variants: read (sum of the weights,
- * no activations: the one-thread streaming ceiling), r1 (one row at a time), r2/r4/r8 (2/4/8 neighbouring
+ * differ only in which rows go together and how many chunks per loop step (r1a4 alone changes the order). Variants: read (sum of the weights,
+ * no activations: the one-thread streaming ceiling), r1 (one row at a time), r1a4 (one row, four accumulators), r2/r4/r8 (2/4/8 neighbouring
  * rows: the engine's old four-row tile is r4), r4u2/r2u2 (two chunks per step), s2/s4 (rows i and i + n/2, or
  * i + k*n/4: two or four long streams), c4/c4big/c1 (s4 or r1 within chunks of n/8 or n/2 rows, as a pool
  * splits rows). Arguments: ROWS COLS [VARIANT,...], e.g. (after {@code -P jmh test-compile})
@@ -83,6 +83,7 @@ public final class StreamProbe {
             switch (v) {
                 case "read" -> sink += read(m);
                 case "r1" -> { for (int r = 0; r < rows; r++) r1(m, r, cols, x, out, lanes); }
+                case "r1a4" -> { for (int r = 0; r < rows; r++) r1a4(m, r, cols, x, out, lanes); }
                 case "r4" -> { for (int r = 0; r < rows; r += 4) r4(m, r, cols, x, out, lanes); }
                 case "r4u2" -> { for (int r = 0; r < rows; r += 4) r4u2(m, r, cols, x, out, lanes); }
                 case "r8" -> { for (int r = 0; r < rows; r += 8) r8(m, r, cols, x, out, lanes); }
@@ -124,6 +125,28 @@ public final class StreamProbe {
             a = FloatVector.fromMemorySegment(F, m, b + 4L * c, LE).fma(FloatVector.fromArray(F, x, c), a);
         }
         a.intoArray(lanes, 0);
+        out[r] = sumLanes(lanes, 0);
+    }
+
+    /**
+     * One row, one sequential stream, four accumulators over consecutive chunks: NOT the engine's summation order
+     * (each row would need it in every kernel); it measures what one stream with enough chains in flight reads.
+     */
+    static void r1a4(MemorySegment m, int r, int cols, float[] x, float[] out, float[] lanes) {
+        long b = 4L * r * cols;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int c = 0;
+        for (; c + 4 * L <= cols; c += 4 * L) {
+            long at = b + 4L * c;
+            a0 = FloatVector.fromMemorySegment(F, m, at, LE).fma(FloatVector.fromArray(F, x, c), a0);
+            a1 = FloatVector.fromMemorySegment(F, m, at + 4L * L, LE).fma(FloatVector.fromArray(F, x, c + L), a1);
+            a2 = FloatVector.fromMemorySegment(F, m, at + 8L * L, LE).fma(FloatVector.fromArray(F, x, c + 2 * L), a2);
+            a3 = FloatVector.fromMemorySegment(F, m, at + 12L * L, LE).fma(FloatVector.fromArray(F, x, c + 3 * L), a3);
+        }
+        for (; c < cols; c += L) {
+            a0 = FloatVector.fromMemorySegment(F, m, b + 4L * c, LE).fma(FloatVector.fromArray(F, x, c), a0);
+        }
+        a0.add(a1).add(a2).add(a3).intoArray(lanes, 0);
         out[r] = sumLanes(lanes, 0);
     }
 
