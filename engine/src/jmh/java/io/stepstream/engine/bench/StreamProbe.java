@@ -15,11 +15,12 @@ import java.util.Random;
  * round-robin so that load drifting on a shared machine hits them alike. Weights are distinct ROWS x COLS
  * matrices filling {@code -Dprobe.mb} megabytes (default 512: from memory; 1: cache-resident), walked in order.
  * Every variant computes each row with one accumulator in column order (what the engine's kernels do); they
- * differ only in which rows go together and how many chunks per loop step (r1a4 alone changes the order). Variants: read (sum of the weights,
- * no activations: the one-thread streaming ceiling), r1 (one row at a time), r1a4 (one row, four accumulators), r2/r4/r8 (2/4/8 neighbouring
- * rows: the engine's old four-row tile is r4), r4u2/r2u2 (two chunks per step), s2/s4 (rows i and i + n/2, or
- * i + k*n/4: two or four long streams), c4/c4big/c1 (s4 or r1 within chunks of n/8 or n/2 rows, as a pool
- * splits rows). Arguments: ROWS COLS [VARIANT,...], e.g. (after {@code -P jmh test-compile})
+ * differ only in which rows go together and how many chunks per loop step (r1a4 alone changes the order).
+ * Variants: read (sum of the weights, no activations: the one-thread streaming ceiling), r1 (one row at a time),
+ * r1a4 (one row, four accumulators), r2/r4/r8 (2/4/8 neighbouring rows: the engine's old four-row tile is r4),
+ * r4u2/r2u2 (two chunks per step), s2/s4 (rows i and i + n/2, or i + k*n/4: two or four long streams), c4/c4big/c1
+ * (s4 or r1 within chunks of n/8 or n/2 rows, as a pool splits rows). Arguments: ROWS COLS [VARIANT,...], e.g.
+ * (after {@code -P jmh test-compile})
  * <pre>
  * java --add-modules jdk.incubator.vector -cp engine/target/classes:engine/target/test-classes \
  *     io.stepstream.engine.bench.StreamProbe 768 768 read,r1,r4,s2,s4,c4,c4big,c1
