@@ -18,7 +18,8 @@ import java.util.Random;
  * differ only in which rows go together and how many chunks per loop step (r1a4 alone changes the order).
  * Variants: read (sum of the weights, no activations: the one-thread streaming ceiling), r1 (one row at a time),
  * r1a4 (one row, four accumulators), r2/r4/r8 (2/4/8 neighbouring rows: the engine's old four-row tile is r4),
- * r4u2/r2u2 (two chunks per step), s2/s4 (rows i and i + n/2, or i + k*n/4: two or four long streams), c4/c4big/c1
+ * r4u2/r2u2 (two chunks per step), s2/s4 (rows i and i + n/2, or i + k*n/4: two or four long streams), s4k/s4k512
+ * (s4 in column blocks of 1024/512, every tile per block), smallx (s4 over a 3 KB activation slice), c4/c4big/c1
  * (s4 or r1 within chunks of n/8 or n/2 rows, as a pool splits rows). Arguments: ROWS COLS [VARIANT,...], e.g.
  * (after {@code -P jmh test-compile})
  * <pre>
@@ -85,6 +86,9 @@ public final class StreamProbe {
                 case "read" -> sink += read(m);
                 case "r1" -> { for (int r = 0; r < rows; r++) r1(m, r, cols, x, out, lanes); }
                 case "r1a4" -> { for (int r = 0; r < rows; r++) r1a4(m, r, cols, x, out, lanes); }
+                case "s4k" -> s4Blocked(m, rows, cols, x, out, lanes, 1024);
+                case "smallx" -> { for (int r = 0; r < rows / 4; r++) r4sSmallX(m, r, rows / 4, cols, x, out, lanes); }
+                case "s4k512" -> s4Blocked(m, rows, cols, x, out, lanes, 512);
                 case "r4" -> { for (int r = 0; r < rows; r += 4) r4(m, r, cols, x, out, lanes); }
                 case "r4u2" -> { for (int r = 0; r < rows; r += 4) r4u2(m, r, cols, x, out, lanes); }
                 case "r8" -> { for (int r = 0; r < rows; r += 8) r8(m, r, cols, x, out, lanes); }
@@ -241,6 +245,64 @@ public final class StreamProbe {
         }
         a0.intoArray(lanes, 0); a1.intoArray(lanes, L); a2.intoArray(lanes, 2 * L); a3.intoArray(lanes, 3 * L);
         for (int i = 0; i < 4; i++) out[r + i * gap] = sumLanes(lanes, i * L);
+    }
+
+    /**
+     * s4 in column blocks of {@code block}: every tile takes its rows' block segment before any tile takes the next
+     * block, so the activations' block stays in L1 from tile to tile; each row's accumulator waits in a scratch
+     * between blocks, which keeps one chain per row in column order (the engine's sums, bit for bit).
+     */
+    static void s4Blocked(MemorySegment m, int rows, int cols, float[] x, float[] out, float[] lanes, int block) {
+        int quarter = rows / 4;
+        float[] acc = ACC.length >= rows * L ? ACC : (ACC = new float[rows * L]);
+        java.util.Arrays.fill(acc, 0, rows * L, 0f);
+        long rb = 4L * cols;
+        long g = rb * quarter;
+        for (int k0 = 0; k0 < cols; k0 += block) {
+            int k1 = Math.min(cols, k0 + block);
+            for (int r = 0; r < quarter; r++) {
+                long b0 = rb * r, b1 = b0 + g, b2 = b1 + g, b3 = b2 + g;
+                int s0 = r * L, s1 = (r + quarter) * L, s2 = (r + 2 * quarter) * L, s3 = (r + 3 * quarter) * L;
+                FloatVector a0 = FloatVector.fromArray(F, acc, s0), a1 = FloatVector.fromArray(F, acc, s1);
+                FloatVector a2 = FloatVector.fromArray(F, acc, s2), a3 = FloatVector.fromArray(F, acc, s3);
+                for (int c = k0; c < k1; c += L) {
+                    FloatVector v = FloatVector.fromArray(F, x, c);
+                    long at = 4L * c;
+                    a0 = FloatVector.fromMemorySegment(F, m, b0 + at, LE).fma(v, a0);
+                    a1 = FloatVector.fromMemorySegment(F, m, b1 + at, LE).fma(v, a1);
+                    a2 = FloatVector.fromMemorySegment(F, m, b2 + at, LE).fma(v, a2);
+                    a3 = FloatVector.fromMemorySegment(F, m, b3 + at, LE).fma(v, a3);
+                }
+                a0.intoArray(acc, s0); a1.intoArray(acc, s1); a2.intoArray(acc, s2); a3.intoArray(acc, s3);
+            }
+        }
+        for (int r = 0; r < rows; r++) {
+            out[r] = sumLanes(acc, r * L);
+        }
+    }
+
+    private static float[] ACC = new float[0];
+
+    /**
+     * s4 with the activations read from their first 768 columns over and over (3 KB, L1-resident): a timing probe of
+     * what the weight streams read when the activation operand never misses L1 (wrong results).
+     */
+    static void r4sSmallX(MemorySegment m, int r, int step, int cols, float[] x, float[] out, float[] lanes) {
+        long rb = 4L * cols;
+        long b0 = rb * r, b1 = b0 + rb * step, b2 = b1 + rb * step, b3 = b2 + rb * step;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+        int xc = 0;
+        for (int c = 0; c < cols; c += L) {
+            FloatVector v = FloatVector.fromArray(F, x, xc);
+            xc = xc + L == 768 ? 0 : xc + L;
+            long at = 4L * c;
+            a0 = FloatVector.fromMemorySegment(F, m, b0 + at, LE).fma(v, a0);
+            a1 = FloatVector.fromMemorySegment(F, m, b1 + at, LE).fma(v, a1);
+            a2 = FloatVector.fromMemorySegment(F, m, b2 + at, LE).fma(v, a2);
+            a3 = FloatVector.fromMemorySegment(F, m, b3 + at, LE).fma(v, a3);
+        }
+        a0.intoArray(lanes, 0);
+        out[r] = sumLanes(lanes, 0) + a1.lane(0) + a2.lane(0) + a3.lane(0);
     }
 
     static void r8(MemorySegment m, int r, int cols, float[] x, float[] out, float[] lanes) {
