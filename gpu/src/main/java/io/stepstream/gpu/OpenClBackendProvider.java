@@ -65,7 +65,6 @@ public final class OpenClBackendProvider implements BackendProvider {
     @Override
     public DiffusionBackendModel loadDiffusion(DiffusionModel model, BackendOptions options) {
         OpenClDiffusionModel.check(model);
-
         return new OpenClDiffusionModel(model, OpenClDevices.select(options.device()), options.model().kvBlocks(),
                 options.weightType());
     }

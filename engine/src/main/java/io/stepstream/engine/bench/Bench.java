@@ -252,11 +252,14 @@ public final class Bench {
                             }
                         }
                         if (o.repeats() > 1) {
-                            progress.accept(String.format("batch %d run %d: ours %.1f tok/s%s", batch, r + 1,
-                                    ours.getLast().decodeTokensPerSecond(), plain.isEmpty() ? ""
-                                            : String.format(", llama.cpp %.1f / FA %s", plain.getLast()
-                                            .decodeTokensPerSecond(), flash.size() > r ? String.format("%.1f",
-                                            flash.getLast().decodeTokensPerSecond()) : "-")));
+                            String line = String.format("batch %d run %d: ours %.1f tok/s", batch, r + 1,
+                                    ours.getLast().decodeTokensPerSecond());
+                            if (!plain.isEmpty()) {
+                                line += String.format(", llama.cpp %.1f / FA %s",
+                                        plain.getLast().decodeTokensPerSecond(), flash.size() > r
+                                                ? String.format("%.1f", flash.getLast().decodeTokensPerSecond()) : "-");
+                            }
+                            progress.accept(line);
                         }
                     }
                     rows.add(new Row(batch, WeightTraffic.perStep(llama.weights(), batch).total(), bandwidth,

@@ -113,8 +113,8 @@ final class GenerateCommand implements Callable<Integer> {
         };
         if (server != null) {
             if (!placement.isEngineDefault()) {
-                throw CliFailure.badInput("--backend/--device/--dtype/--kv-cache: place models in the local engine; with --server "
-                        + "the server's own placement applies (see `stepstream models --server`)");
+                throw CliFailure.badInput("--backend/--device/--dtype/--kv-cache: place models in the local engine; "
+                        + "with --server the server's own placement applies (see `stepstream models --server`)");
             }
             generateRemote(sink);
         } else {
